@@ -1,0 +1,11 @@
+# The CUDA backend: kernels under src/backend/cuda, linked into the engine.
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+if(NOT CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
+  set(CMAKE_CUDA_ARCHITECTURES 80 90a)
+endif()
+set(CMAKE_CUDA_STANDARD 20)
+file(GLOB_RECURSE ZFLOW_CUDA_SOURCES CONFIGURE_DEPENDS src/backend/cuda/*.cu src/backend/cuda/*.cpp)
+target_sources(zflow_engine PRIVATE ${ZFLOW_CUDA_SOURCES})
+target_compile_definitions(zflow_engine PUBLIC ZFLOW_WITH_CUDA=1)
+target_link_libraries(zflow_engine PUBLIC CUDA::cudart CUDA::cublasLt)

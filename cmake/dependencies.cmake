@@ -1,0 +1,11 @@
+# Every dependency comes from Debian 12's archive (scripts/setup installs them).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(fmt REQUIRED CONFIG)
+find_package(spdlog REQUIRED CONFIG)
+find_package(nlohmann_json REQUIRED CONFIG)
+find_package(CLI11 REQUIRED CONFIG)
+find_package(PNG REQUIRED)
+find_package(libjpeg-turbo REQUIRED CONFIG)
+find_package(OpenSSL REQUIRED)
+pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)

@@ -1,0 +1,38 @@
+// CPU matrix multiply, BLAS-style:  C = alpha * op(A) * op(B) + beta * C
+// with op(A) an M x K float32 matrix and op(B) a K x N matrix stored in float32,
+// bfloat16 or float16 (weights stay in their stored dtype and are widened in
+// registers). Row-major; lda/ldb/ldc are row strides in elements.
+//   trans_a = false: A is M x K;  trans_a = true: A is K x M.
+//   trans_b = false: B is K x N;  trans_b = true: B is N x K (a Linear weight).
+// With beta == 0, C is written without being read (it may hold garbage or NaN).
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace zflow::cpu {
+
+struct GemmArgs {
+  bool trans_a = false;
+  bool trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  float alpha = 1.0f;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const void* b = nullptr;
+  DType b_dtype = DType::F32;
+  int64_t ldb = 0;
+  float beta = 0.0f;
+  float* c = nullptr;
+  int64_t ldc = 0;
+};
+
+// The fast path: blocked, multithreaded, picks its kernel from the CPU's features.
+void gemm(const GemmArgs& args);
+
+// The definition: a plain triple loop accumulating in double, single-threaded.
+// Tests compare gemm against it; nothing else should call it.
+void gemm_reference(const GemmArgs& args);
+
+}  // namespace zflow::cpu

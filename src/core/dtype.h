@@ -1,0 +1,55 @@
+// Element types: every dtype the safetensors format names, plus the conversions
+// to and from float32 that round exactly as PyTorch does (round-to-nearest-even;
+// NaN to PyTorch's canonical NaN; float8 e4m3fn overflows to NaN, e5m2 to inf).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace zflow {
+
+enum class DType : uint8_t {
+  F64,
+  F32,
+  F16,
+  BF16,
+  F8_E4M3,  // e4m3fn: no infinities, 0x7F/0xFF are NaN, max 448
+  F8_E5M2,  // IEEE-like: infinities and NaNs, max 57344
+  I64,
+  I32,
+  I16,
+  I8,
+  U64,
+  U32,
+  U16,
+  U8,
+  Bool,
+};
+
+size_t dtype_size(DType t);
+bool dtype_is_float(DType t);
+// The safetensors spelling ("F32", "BF16", "F8_E4M3", "BOOL", ...).
+std::string_view dtype_name(DType t);
+std::optional<DType> dtype_from_name(std::string_view name);
+
+// Scalar conversions, bit patterns in and out.
+uint16_t f32_to_bf16_bits(float x);
+float bf16_bits_to_f32(uint16_t b);
+uint16_t f32_to_f16_bits(float x);
+float f16_bits_to_f32(uint16_t h);
+uint8_t f32_to_f8e4m3_bits(float x);
+float f8e4m3_bits_to_f32(uint8_t b);
+uint8_t f32_to_f8e5m2_bits(float x);
+float f8e5m2_bits_to_f32(uint8_t b);
+
+// Converts n elements between any two dtypes through float64 for floats and int64
+// for integers (float -> integer truncates toward zero as a C++ / PyTorch cast does).
+void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t n);
+
+// Fast paths used by kernels: a run of stored values widened to float32.
+void to_f32(const void* src, DType src_type, float* dst, size_t n);
+void from_f32(const float* src, void* dst, DType dst_type, size_t n);
+
+}  // namespace zflow

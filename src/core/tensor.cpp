@@ -1,0 +1,253 @@
+#include "core/tensor.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace zflow {
+
+std::string_view device_name(Device d) {
+  return d == Device::CPU ? "cpu" : "cuda";
+}
+
+std::string shape_str(std::span<const int64_t> shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
+
+int64_t shape_numel(std::span<const int64_t> shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+}
+
+std::vector<int64_t> contiguous_strides(std::span<const int64_t> shape) {
+  std::vector<int64_t> strides(shape.size());
+  int64_t s = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+std::shared_ptr<Storage> Storage::allocate_host(size_t bytes) {
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  ZF_CHECK(p != nullptr, "[tensor] out of host memory allocating {} bytes", bytes);
+  auto s = std::make_shared<Storage>();
+  s->owner = std::shared_ptr<void>(p, std::free);
+  s->data = p;
+  s->bytes = bytes;
+  return s;
+}
+
+std::shared_ptr<Storage> Storage::borrow(void* data, size_t bytes, std::shared_ptr<void> owner,
+                                         Device device) {
+  auto s = std::make_shared<Storage>();
+  s->owner = std::move(owner);
+  s->data = data;
+  s->bytes = bytes;
+  s->device = device;
+  return s;
+}
+
+Tensor Tensor::over(std::shared_ptr<Storage> storage, size_t offset, Shape shape, DType dtype) {
+  for (int64_t d : shape)
+    ZF_CHECK(d >= 0, "[tensor] negative dimension in shape {}", shape_str(shape));
+  Tensor t;
+  t.storage_ = std::move(storage);
+  t.offset_ = offset;
+  t.strides_ = contiguous_strides(shape);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  ZF_CHECK(offset + t.nbytes() <= t.storage_->bytes,
+           "[tensor] a {} {} tensor at byte {} does not fit in storage of {} bytes",
+           dtype_name(dtype), shape_str(t.shape_), offset, t.storage_->bytes);
+  return t;
+}
+
+Tensor Tensor::empty(Shape shape, DType dtype) {
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  return over(Storage::allocate_host(bytes), 0, std::move(shape), dtype);
+}
+
+Tensor Tensor::zeros(Shape shape, DType dtype) {
+  Tensor t = empty(std::move(shape), dtype);
+  std::memset(t.raw(), 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::from_f32(Shape shape, std::span<const float> values) {
+  ZF_CHECK(shape_numel(shape) == static_cast<int64_t>(values.size()),
+           "[tensor] {} values do not fill shape {}", values.size(), shape_str(shape));
+  Tensor t = empty(std::move(shape), DType::F32);
+  std::memcpy(t.raw(), values.data(), values.size_bytes());
+  return t;
+}
+
+int Tensor::normalize_dim(int dim, int rank) const {
+  const int d = dim < 0 ? dim + rank : dim;
+  ZF_CHECK(d >= 0 && d < rank, "[tensor] dim {} out of range for a tensor of shape {}", dim,
+           shape_str(shape_));
+  return d;
+}
+
+int64_t Tensor::size(int dim) const {
+  return shape_[normalize_dim(dim, ndim())];
+}
+
+void Tensor::check_dtype(DType expected) const {
+  ZF_CHECK(dtype_ == expected, "[tensor] expected a {} tensor, got {} {}", dtype_name(expected),
+           dtype_name(dtype_), shape_str(shape_));
+}
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int i = ndim() - 1; i >= 0; --i) {
+    if (shape_[i] != 1 && strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
+
+Tensor Tensor::view(Shape shape) const {
+  ZF_CHECK(is_contiguous(), "[view] tensor of shape {} is not contiguous", shape_str(shape_));
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      ZF_CHECK(infer < 0, "[view] more than one -1 in {}", shape_str(shape));
+      infer = static_cast<int>(i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0 && known > 0) shape[infer] = numel() / known;
+  ZF_CHECK(shape_numel(shape) == numel(), "[view] cannot view {} as {}", shape_str(shape_),
+           shape_str(shape));
+  Tensor t = *this;
+  t.strides_ = contiguous_strides(shape);
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::slice(int dim, int64_t start, int64_t end) const {
+  const int d = normalize_dim(dim, ndim());
+  ZF_CHECK(0 <= start && start <= end && end <= shape_[d],
+           "[slice] range [{}, {}) out of bounds for dim {} of {}", start, end, dim,
+           shape_str(shape_));
+  Tensor t = *this;
+  t.offset_ += static_cast<size_t>(start * strides_[d]) * dtype_size(dtype_);
+  t.shape_[d] = end - start;
+  return t;
+}
+
+Tensor Tensor::select(int dim, int64_t index) const {
+  const int d = normalize_dim(dim, ndim());
+  Tensor t = slice(d, index, index + 1);
+  t.shape_.erase(t.shape_.begin() + d);
+  t.strides_.erase(t.strides_.begin() + d);
+  return t;
+}
+
+Tensor Tensor::permute(const std::vector<int>& order) const {
+  ZF_CHECK(static_cast<int>(order.size()) == ndim(), "[permute] order has {} dims, tensor {}",
+           order.size(), shape_str(shape_));
+  Tensor t = *this;
+  std::vector<bool> seen(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    const int d = normalize_dim(order[i], ndim());
+    ZF_CHECK(!seen[d], "[permute] dim {} repeated", d);
+    seen[d] = true;
+    t.shape_[i] = shape_[d];
+    t.strides_[i] = strides_[d];
+  }
+  return t;
+}
+
+Tensor Tensor::unsqueeze(int dim) const {
+  const int d = normalize_dim(dim, ndim() + 1);
+  Tensor t = *this;
+  const int64_t stride = d < ndim() ? strides_[d] * shape_[d] : 1;
+  t.shape_.insert(t.shape_.begin() + d, 1);
+  t.strides_.insert(t.strides_.begin() + d, stride);
+  return t;
+}
+
+namespace {
+
+// Visits every element of a strided tensor in row-major order, calling fn(byte offset of
+// the element relative to the tensor's first element, linear index) for each run of the
+// innermost dimension.
+template <typename Fn>
+void for_each_row(const Shape& shape, const std::vector<int64_t>& strides, size_t elem, Fn fn) {
+  const int rank = static_cast<int>(shape.size());
+  if (rank == 0) {
+    fn(int64_t{0}, int64_t{0}, int64_t{1}, int64_t{1});
+    return;
+  }
+  const int64_t inner = shape[rank - 1];
+  const int64_t rows = inner == 0 ? 0 : shape_numel(shape) / inner;
+  std::vector<int64_t> idx(rank, 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off = 0;
+    for (int i = 0; i < rank - 1; ++i) off += idx[i] * strides[i];
+    fn(off * static_cast<int64_t>(elem), r * inner, inner, strides[rank - 1]);
+    for (int i = rank - 2; i >= 0; --i) {
+      if (++idx[i] < shape[i]) break;
+      idx[i] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+void Tensor::copy_from(const Tensor& src) {
+  ZF_CHECK(src.shape_ == shape_, "[copy] shape {} into {}", shape_str(src.shape_),
+           shape_str(shape_));
+  ZF_CHECK(device() == Device::CPU && src.device() == Device::CPU,
+           "[copy] host copy asked for a {} tensor", device_name(src.device()));
+  ZF_CHECK(is_contiguous(), "[copy] destination must be contiguous");
+  const size_t se = dtype_size(src.dtype_);
+  const size_t de = dtype_size(dtype_);
+  char* dst = static_cast<char*>(raw());
+  const char* base = static_cast<const char*>(src.raw());
+  for_each_row(
+      src.shape_, src.strides_, se, [&](int64_t off, int64_t linear, int64_t n, int64_t step) {
+        if (step == 1) {
+          convert(base + off, src.dtype_, dst + linear * de, dtype_, static_cast<size_t>(n));
+        } else {
+          for (int64_t i = 0; i < n; ++i)
+            convert(base + off + i * step * static_cast<int64_t>(se), src.dtype_,
+                    dst + (linear + i) * static_cast<int64_t>(de), dtype_, 1);
+        }
+      });
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape_, dtype_);
+  t.copy_from(*this);
+  return t;
+}
+
+Tensor Tensor::contiguous() const {
+  return is_contiguous() ? *this : clone();
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (dtype == dtype_) return *this;
+  Tensor t = empty(shape_, dtype);
+  t.copy_from(*this);
+  return t;
+}
+
+std::vector<float> Tensor::to_f32_vector() const {
+  const Tensor t = to(DType::F32).contiguous();
+  const float* p = t.data<float>();
+  return std::vector<float>(p, p + t.numel());
+}
+
+}  // namespace zflow

@@ -1,0 +1,118 @@
+// Tensor: a strided view (shape, strides in elements, byte offset) over shared storage.
+// Storage is either owned memory or borrowed memory whose owner (a memory-mapped
+// file, a device allocation) is kept alive by a shared handle, so a weight read
+// from a safetensors file is a Tensor over the mapping with no copy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace zflow {
+
+enum class Device : uint8_t { CPU, CUDA };
+std::string_view device_name(Device d);
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(std::span<const int64_t> shape);  // "[2, 16, 64, 64]"
+int64_t shape_numel(std::span<const int64_t> shape);
+
+struct Storage {
+  std::shared_ptr<void> owner;  // keeps `data` valid; its deleter frees or unmaps
+  void* data = nullptr;
+  size_t bytes = 0;
+  Device device = Device::CPU;
+
+  // 64-byte aligned host memory, uninitialised.
+  static std::shared_ptr<Storage> allocate_host(size_t bytes);
+  // Memory owned by someone else; `owner` keeps it alive.
+  static std::shared_ptr<Storage> borrow(void* data, size_t bytes, std::shared_ptr<void> owner,
+                                         Device device = Device::CPU);
+};
+
+template <typename T>
+struct DTypeOf;
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = DType::F32;
+};
+template <>
+struct DTypeOf<double> {
+  static constexpr DType value = DType::F64;
+};
+template <>
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::I64;
+};
+template <>
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::I32;
+};
+template <>
+struct DTypeOf<uint8_t> {
+  static constexpr DType value = DType::U8;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  // A new contiguous host tensor (uninitialised / zero-filled).
+  static Tensor empty(Shape shape, DType dtype);
+  static Tensor zeros(Shape shape, DType dtype);
+  // A contiguous tensor over existing storage starting at `offset` bytes.
+  static Tensor over(std::shared_ptr<Storage> storage, size_t offset, Shape shape, DType dtype);
+  // A float32 tensor holding a copy of `values`.
+  static Tensor from_f32(Shape shape, std::span<const float> values);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  const std::vector<int64_t>& strides() const { return strides_; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t size(int dim) const;  // negative dims count from the end
+  int64_t numel() const { return shape_numel(shape_); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  DType dtype() const { return dtype_; }
+  Device device() const { return storage_ ? storage_->device : Device::CPU; }
+  bool is_contiguous() const;
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+
+  void* raw() const { return static_cast<char*>(storage_->data) + offset_; }
+  template <typename T>
+  T* data() const {
+    check_dtype(DTypeOf<T>::value);
+    return static_cast<T*>(raw());
+  }
+
+  // Views share storage.
+  Tensor view(Shape shape) const;  // contiguous only; one dim may be -1
+  Tensor slice(int dim, int64_t start, int64_t end) const;
+  Tensor select(int dim, int64_t index) const;  // drops `dim`
+  Tensor permute(const std::vector<int>& order) const;
+  Tensor unsqueeze(int dim) const;
+
+  // Copies.
+  Tensor contiguous() const;  // this tensor if already contiguous
+  Tensor clone() const;
+  Tensor to(DType dtype) const;       // converted copy (this tensor if the dtype already matches)
+  void copy_from(const Tensor& src);  // same shape; converts dtype
+  std::vector<float> to_f32_vector() const;
+
+ private:
+  int normalize_dim(int dim, int rank) const;
+  void check_dtype(DType expected) const;
+
+  std::shared_ptr<Storage> storage_;
+  size_t offset_ = 0;  // bytes
+  Shape shape_;
+  std::vector<int64_t> strides_;  // elements
+  DType dtype_ = DType::F32;
+};
+
+std::vector<int64_t> contiguous_strides(std::span<const int64_t> shape);
+
+}  // namespace zflow

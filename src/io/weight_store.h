@@ -1,0 +1,53 @@
+// WeightStore: the weights of one model component by name, gathered from a single
+// safetensors file, a sharded set (`*.safetensors.index.json`) or a folder, with
+// zero-copy tensors over the memory-mapped files. Models bind their parameters by
+// name through get(), which checks shapes and names the file in every error.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace zflow::io {
+
+class WeightStore {
+ public:
+  // Opens a .safetensors file, a *.safetensors.index.json, or a folder holding either.
+  static WeightStore open(const std::filesystem::path& path);
+
+  // Adds a tensor by hand (tests, random weights, converted layouts).
+  void add(const std::string& name, Tensor tensor, const std::string& source = "<memory>");
+
+  bool contains(const std::string& name) const { return entries_.count(name) != 0; }
+  size_t size() const { return entries_.size(); }
+  std::vector<std::string> names() const;
+
+  // The tensor named `name`; an Error names the source files when it is absent.
+  Tensor get(const std::string& name) const;
+  // As get(), and its shape must equal `expected`:
+  //   "[load] ae.safetensors: 'decoder.conv_in.weight' has shape [512, 16, 3, 3], expected [...]"
+  Tensor get(const std::string& name, const Shape& expected) const;
+  const std::string& source_of(const std::string& name) const;
+
+  // A store whose names are rename(name) for every name that maps (nullopt drops it).
+  WeightStore renamed(const std::function<std::optional<std::string>(const std::string&)>& rename) const;
+  // The tensors under `prefix` ("vae." or "first_stage_model."), with the prefix removed.
+  WeightStore with_prefix_removed(const std::string& prefix) const;
+
+  const std::string& description() const { return description_; }  // e.g. the path opened
+
+ private:
+  struct Entry {
+    Tensor tensor;
+    std::string source;
+  };
+  std::map<std::string, Entry> entries_;
+  std::string description_ = "<memory>";
+};
+
+}  // namespace zflow::io

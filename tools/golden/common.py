@@ -1,0 +1,60 @@
+"""Shared helpers for the golden-fixture generators.
+
+Every fixture is a safetensors file under tests/fixtures/ whose metadata records the
+generator script, the seed, the library versions and a format version, so a test can
+tell a stale fixture from a wrong result. Name fixtures
+<model>_<config>_<layout>_<what>.safetensors (STYLE.md, habit 12).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+FIXTURE_FORMAT_VERSION = "1"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "numpy", "gguf", "PIL"):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", "?")
+        except ImportError:
+            pass
+    return versions
+
+
+def fixture_metadata(script: str, seed: int | None = None, **extra) -> dict[str, str]:
+    meta = {
+        "zflow_fixture_format": FIXTURE_FORMAT_VERSION,
+        "generator": os.path.relpath(script, REPO),
+        "versions": json.dumps(library_versions(), sort_keys=True),
+    }
+    if seed is not None:
+        meta["seed"] = str(seed)
+    for key, value in extra.items():
+        meta[key] = value if isinstance(value, str) else json.dumps(value)
+    return meta
+
+
+def save_fixture(name: str, tensors: dict, script: str, seed: int | None = None, **extra) -> Path:
+    """Saves torch tensors (made contiguous) as tests/fixtures/<name>."""
+    from safetensors.torch import save_file
+
+    path = FIXTURES / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=fixture_metadata(script, seed, **extra))
+    return path
+
+
+def save_json_fixture(name: str, payload: dict, script: str) -> Path:
+    path = FIXTURES / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"_meta": fixture_metadata(script), **payload}
+    path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    return path
