@@ -21,7 +21,7 @@
 namespace zflow {
 
 struct FlowSchedule {
-  std::vector<float> sigmas;     // N+1 values, sigmas[0] = 1 (for strength 1), sigmas[N] = 0
+  std::vector<float> sigmas;     // N+1 values, 1 first (full schedule) and 0 last
   std::vector<float> timesteps;  // N values, float32(sigmas[i] * 1000) as diffusers stores them
 
   int steps() const { return static_cast<int>(timesteps.size()); }

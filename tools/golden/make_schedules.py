@@ -5,9 +5,9 @@ module builds the unshifted sigmas (Z-Image: torch.linspace in float32; FLUX: np
 float64) and mu (calculate_shift / compute_empirical_mu), then retrieve_timesteps calls
 set_timesteps(sigmas=..., mu=...). img2img starts come from the pipelines' own get_timesteps.
 
-torch.linspace on CPU gives values that depend on the vector kernel torch picks (the scalar
-kernel fills from both ends, the AVX2/AVX-512 kernels fill vector-width runs from one base), so
-the same Z-Image call differs by 1 ulp in a few sigmas between machines. The script pins the
+torch.linspace on CPU gives values that depend on the kernel torch picks: the scalar kernel
+fills from both ends, and the vectorized (AVX2) one puts a few values one ulp away from those,
+so the same Z-Image call differs by 1-2 ulp in a few sigmas between machines. The script pins the
 scalar kernel (ATEN_CPU_CAPABILITY=default, set before torch is imported) so the fixture does
 not depend on the machine that made it; zflow mirrors that scalar definition.
 
