@@ -12,7 +12,10 @@
 //    scalar-path draw uses it first. manual_seed clears it.
 //  - randn of 16 or more elements fills the output with 24-bit float uniforms, runs a float
 //    Box-Muller over each block of 16 (first 8 give log radii, last 8 angles), and when n is
-//    not a multiple of 16 draws 16 fresh uniforms and recomputes the last 16 outputs.
+//    not a multiple of 16 draws 16 fresh uniforms and recomputes the last 16 outputs. So it
+//    consumes n (+16 when n % 16 != 0) engine draws; the n % 16 leftover uniforms are wasted.
+//    (torch's bf16/f16 randn skips those leftovers, so for n % 16 != 0 it is NOT the bf16
+//    rounding of the float32 result; for n % 16 == 0, e.g. 16-channel latents, it is.)
 //  - The float Box-Muller's log, sin and cos depend on the CPU kernel torch dispatches to:
 //    the AVX2 kernel uses Cephes polynomials (avx_mathfun.h, with the compiler's FMA
 //    contraction), every other kernel (DEFAULT, AVX512) calls libm's logf/sinf/cosf. The two
@@ -41,6 +44,7 @@ NormalMath torch_normal_math_for_this_cpu();
 // torch's default seed for a fresh generator (c10::default_rng_seed_val).
 inline constexpr uint64_t kTorchDefaultSeed = 67280421310721ULL;
 
+// One stream, like a torch.Generator: not thread-safe; give each job its own.
 class Generator {
  public:
   explicit Generator(uint64_t seed = kTorchDefaultSeed, NormalMath math = NormalMath::Avx2Cephes);
