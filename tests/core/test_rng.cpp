@@ -9,6 +9,7 @@
 #include <bit>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -166,6 +167,21 @@ TEST(Rng, ManualSeedRestartsStreamAndClearsCachedNormal) {
   g.randn(again, 3);
   for (int i = 0; i < 3; ++i)
     EXPECT_EQ(std::bit_cast<uint32_t>(first[i]), std::bit_cast<uint32_t>(again[i]));
+}
+
+// ATEN_CPU_CAPABILITY overrides torch's CPU detection, and so ours.
+TEST(Rng, CapabilityOverrideSelectsNormalMath) {
+  const char* before = std::getenv("ATEN_CPU_CAPABILITY");
+  const std::string saved = before ? before : "";
+  setenv("ATEN_CPU_CAPABILITY", "default", 1);
+  EXPECT_EQ(torch_normal_math_for_this_cpu(), NormalMath::Libm);
+  setenv("ATEN_CPU_CAPABILITY", "avx2", 1);
+  EXPECT_EQ(torch_normal_math_for_this_cpu(), NormalMath::Avx2Cephes);
+  if (before) {
+    setenv("ATEN_CPU_CAPABILITY", saved.c_str(), 1);
+  } else {
+    unsetenv("ATEN_CPU_CAPABILITY");
+  }
 }
 
 // The largest latent (batch 4 at 1024x1024, 1M values) must be cheap next to a denoising step.
