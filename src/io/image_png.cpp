@@ -105,6 +105,28 @@ struct ReadStructs {
   fail("[image] {}: invalid PNG data (libpng: {})", source, in.error.message);
 }
 
+// png_read_info reads every chunk up to the first IDAT, so a bomb with a short body would
+// fail there as "truncated". Check the size in the IHDR (the spec puts it first, at a
+// fixed offset) before libpng reads anything; libpng validates the rest of it.
+void check_ihdr_before_reading(std::span<const uint8_t> bytes, const std::string& source) {
+  if (bytes.size() < 26 || std::memcmp(bytes.data() + 12, "IHDR", 4) != 0) return;
+  auto be32 = [&](size_t i) {
+    return (uint64_t{bytes[i]} << 24) | (uint64_t{bytes[i + 1]} << 16) |
+           (uint64_t{bytes[i + 2]} << 8) | bytes[i + 3];
+  };
+  const uint64_t width = be32(16), height = be32(20);
+  detail::check_dimensions(static_cast<int64_t>(width), static_cast<int64_t>(height), "PNG",
+                           source);
+  // Deflate compresses at most 1032:1 (a 258-byte match in two 1-bit codes), so a file too
+  // small to hold the filtered scanlines is truncated: say so before allocating for them.
+  const int bit_depth = bytes[24], color_type = bytes[25];
+  const int channels = color_type == 2 ? 3 : color_type == 4 ? 2 : color_type == 6 ? 4 : 1;
+  const uint64_t scanline_bytes = height * (1 + (width * channels * bit_depth + 7) / 8);
+  if (uint64_t{bytes.size()} * 1032 < scanline_bytes)
+    fail("[image] {}: truncated PNG data ({} bytes cannot hold a {}x{} image)", source,
+         bytes.size(), width, height);
+}
+
 }  // namespace
 
 namespace detail {
@@ -119,6 +141,7 @@ Image decode_png(std::span<const uint8_t> bytes, const std::string& source) {
   if (!s.png || !s.info) fail("[image] {}: libpng could not allocate its reader", source);
   png_set_read_fn(s.png, &in, on_png_read);
 
+  check_ihdr_before_reading(bytes, source);
   PngIhdr ihdr{};
   if (!read_info_frame(s.png, s.info, &ihdr)) fail_png(in, source);
   check_dimensions(ihdr.width, ihdr.height, "PNG", source);
