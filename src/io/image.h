@@ -8,7 +8,9 @@
 //     (Pillow's RGBA->RGB and LA->RGB conversions discard the alpha channel; so does a
 //     tRNS chunk, which only sets transparency);
 //   - 16-bit PNG samples keep their high byte (Pillow loads 16-bit RGB/RGBA as 8-bit by
-//     taking the most significant byte; see image_png.cpp for 16-bit grey);
+//     taking the most significant byte) except 16-bit grey, which Pillow clamps at 255;
+//   - CMYK/YCCK JPEGs are converted with Pillow's formula (image_jpeg.cpp);
+//   - animated WebP is refused (Pillow would composite the first frame);
 //   - gamma, colour profiles and EXIF orientation are ignored, as convert("RGB") ignores them.
 // Every error is a zflow::Error naming the file: "[image] photo.png: truncated PNG data".
 #pragma once
