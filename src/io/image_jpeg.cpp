@@ -61,8 +61,11 @@ Image decode_jpeg(std::span<const uint8_t> bytes, const std::string& source) {
   std::vector<uint8_t> cmyk_pixels(cmyk ? 4 * pixels : 0);
   uint8_t* out = cmyk ? cmyk_pixels.data() : image.rgb.data();
   const int format = cmyk ? TJPF_CMYK : TJPF_RGB;
+  // A crafted progressive JPEG can hold thousands of scans and take minutes to decode;
+  // real ones have about ten. LIMITSCANS makes libjpeg-turbo refuse more than 500.
+  const int flags = TJFLAG_LIMITSCANS;
   if (tjDecompress2(tj.handle, bytes.data(), static_cast<unsigned long>(bytes.size()), out, width,
-                    0, height, format, 0) != 0) {
+                    0, height, format, flags) != 0) {
     const char* message = tjGetErrorStr2(tj.handle);
     const bool truncated = std::strstr(message, "Premature end of JPEG file") != nullptr;
     if (tjGetErrorCode(tj.handle) == TJERR_FATAL || truncated)
