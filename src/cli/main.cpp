@@ -2,7 +2,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <map>
 
+#include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -11,6 +13,15 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int verbosity = 1;
   app.add_flag("-v,--verbose", verbosity, "more logging (-vv for debug)");
+  app.add_flag_callback(
+      "-q,--quiet", [&] { verbosity = 0; }, "warnings and errors only");
+
+  std::map<CLI::App*, zflow::cli::Run> commands;
+  auto add = [&](zflow::cli::Run (*adder)(CLI::App&)) {
+    auto run = adder(app);
+    commands[app.get_subcommands({}).back()] = std::move(run);
+  };
+  add(zflow::cli::add_info_command);
 
   try {
     app.parse(argc, argv);
@@ -19,7 +30,9 @@ int main(int argc, char** argv) {
   }
   try {
     zflow::log::set_verbosity(verbosity);
-  } catch (const zflow::Error& e) {
+    for (auto& [sub, run] : commands)
+      if (sub->parsed()) return run();
+  } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }

@@ -1,0 +1,15 @@
+// Each zflow subcommand registers its options on the CLI11 app and returns the
+// function that runs it once the command line is parsed.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace zflow::cli {
+
+using Run = std::function<int()>;
+
+Run add_info_command(CLI::App& app);
+
+}  // namespace zflow::cli

@@ -1,0 +1,85 @@
+// `zflow info PATH`: what a model file or folder holds — per component, the tensor
+// count, the dtypes, the size, and (with --tensors) every tensor.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <map>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "io/weight_store.h"
+
+namespace zflow::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", bytes, units[u]);
+}
+
+void describe(const std::string& label, const io::WeightStore& store, bool list_tensors) {
+  std::map<std::string_view, int64_t> by_dtype;
+  double bytes = 0;
+  int64_t params = 0;
+  for (const auto& name : store.names()) {
+    const Tensor t = store.get(name);
+    by_dtype[dtype_name(t.dtype())] += t.numel();
+    bytes += static_cast<double>(t.nbytes());
+    params += t.numel();
+  }
+  std::string dtypes;
+  for (const auto& [d, n] : by_dtype)
+    dtypes += fmt::format("{}{} ({} params)", dtypes.empty() ? "" : ", ", d, n);
+  fmt::print("{}: {} tensors, {:.3f} B params, {}, {}\n", label, store.size(), params / 1e9,
+             human_bytes(bytes), dtypes);
+  if (list_tensors) {
+    for (const auto& name : store.names()) {
+      const Tensor t = store.get(name);
+      fmt::print("  {} {} {}\n", name, dtype_name(t.dtype()), shape_str(t.shape()));
+    }
+  }
+}
+
+}  // namespace
+
+Run add_info_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "show what a model file or folder holds");
+  struct Options {
+    std::string path;
+    bool tensors = false;
+  };
+  auto opt = std::make_shared<Options>();
+  cmd->add_option("path", opt->path, "a .safetensors file, a sharded index, or a model folder")
+      ->required();
+  cmd->add_flag("--tensors", opt->tensors, "list every tensor");
+  return [opt] {
+    fs::path path = fs::path(opt->path).lexically_normal();
+    if (path.filename().empty()) path = path.parent_path();  // "folder/" names the folder
+    if (!fs::exists(path)) fail("[info] {}: no such file or folder", opt->path);
+    if (fs::is_directory(path) && fs::exists(path / "model_index.json")) {
+      // A diffusers pipeline folder: one component per sub-folder with weights.
+      for (const auto& entry : fs::directory_iterator(path)) {
+        if (!entry.is_directory()) continue;
+        try {
+          describe(entry.path().filename().string(), io::WeightStore::open(entry.path()),
+                   opt->tensors);
+        } catch (const Error&) {
+          // Tokenizer and scheduler folders hold no weights.
+        }
+      }
+      return 0;
+    }
+    describe(path.filename().string(), io::WeightStore::open(path), opt->tensors);
+    return 0;
+  };
+}
+
+}  // namespace zflow::cli
