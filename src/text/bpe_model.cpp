@@ -7,19 +7,30 @@
 
 namespace zflow::text {
 
-BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges,
+BpeModel::BpeModel(VocabEntries vocab,
+                   const std::vector<std::pair<std::string, std::string>>& merges,
                    bool ignore_merges, std::string_view source)
-    : vocab_(std::move(vocab)), ignore_merges_(ignore_merges) {
+    : ignore_merges_(ignore_merges) {
   int32_t max_id = -1;
-  for (const auto& [token, id] : vocab_) {
+  for (const auto& [token, id] : vocab) {
     if (id < 0) fail("[tokenizer] {}: token '{}' has a negative id {}", source, token, id);
     max_id = std::max(max_id, id);
   }
   id_to_token_.resize(static_cast<size_t>(max_id + 1));
   has_token_.assign(id_to_token_.size(), false);
-  for (const auto& [token, id] : vocab_) {
-    id_to_token_[id] = token;
+  vocab_.reserve(vocab.size());
+  for (auto& [token, id] : vocab) {
+    if (has_token_[id]) {
+      fail("[tokenizer] {}: id {} is given to both '{}' and '{}'", source, id, id_to_token_[id],
+           token);
+    }
     has_token_[id] = true;
+    id_to_token_[id] = std::move(token);
+  }
+  for (size_t id = 0; id < id_to_token_.size(); ++id) {
+    if (has_token_[id] && !vocab_.emplace(id_to_token_[id], static_cast<int32_t>(id)).second) {
+      fail("[tokenizer] {}: token '{}' is listed twice", source, id_to_token_[id]);
+    }
   }
 
   const ByteLevelAlphabet& alphabet = byte_level_alphabet();
@@ -29,11 +40,13 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
   }
 
   merges_.reserve(merges.size());
+  std::string joined;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
+    joined.assign(left).append(right);
     const auto l = vocab_.find(left);
     const auto r = vocab_.find(right);
-    const auto m = vocab_.find(left + right);
+    const auto m = vocab_.find(joined);
     if (l == vocab_.end() || r == vocab_.end() || m == vocab_.end()) {
       fail("[tokenizer] {}: merge {} '{} {}' uses a token that is not in the vocabulary", source,
            rank, left, right);

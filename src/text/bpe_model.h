@@ -22,14 +22,17 @@ struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
-using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+
+// (token, id) pairs as a vocabulary file lists them.
+using VocabEntries = std::vector<std::pair<std::string, int32_t>>;
 
 class BpeModel {
  public:
   // merges in rank order (rank = index). source names the file(s) in error messages: a merge
   // whose parts or result are not in the vocabulary is an error, as in HF.
   // ignore_merges: a piece that is itself in the vocabulary maps to that one id (HF option).
-  BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges,
+  // Two tokens with one id are an error.
+  BpeModel(VocabEntries vocab, const std::vector<std::pair<std::string, std::string>>& merges,
            bool ignore_merges, std::string_view source);
 
   BpeModel(const BpeModel&) = delete;
@@ -56,8 +59,8 @@ class BpeModel {
   const Merge* find_merge(int32_t left, int32_t right) const;
   void merge_symbols(std::vector<int32_t>& symbols) const;
 
-  Vocab vocab_;
   std::vector<std::string> id_to_token_;
+  std::unordered_map<std::string_view, int32_t> vocab_;  // views into id_to_token_
   std::vector<bool> has_token_;
   std::array<int32_t, 256> byte_ids_;  // id of each byte's symbol, -1 if not in the vocabulary
   std::unordered_map<uint64_t, Merge> merges_;

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "text/bpe_model.h"
 #include "text/bpe_tokenizer.h"
+#include "text/tokenizer_json_reader.h"
 
 namespace zflow::text {
 
@@ -56,25 +57,6 @@ AddedToken parse_added_token(const json& entry, int32_t id) {
   // HF's default: specials are matched on raw text, other added tokens on normalized text.
   token.normalized = get_or(entry, "normalized", !token.special);
   return token;
-}
-
-std::vector<std::pair<std::string, std::string>> parse_merges(const json& merges) {
-  std::vector<std::pair<std::string, std::string>> out;
-  out.reserve(merges.size());
-  for (const json& merge : merges) {
-    if (merge.is_array()) {
-      if (merge.size() != 2) fail("merge {} has {} parts, expected 2", out.size(), merge.size());
-      out.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
-      continue;
-    }
-    const std::string text = merge.get<std::string>();
-    const size_t space = text.find(' ');
-    if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos) {
-      fail("merge {} '{}' is not two tokens separated by one space", out.size(), text);
-    }
-    out.emplace_back(text.substr(0, space), text.substr(space + 1));
-  }
-  return out;
 }
 
 bool parse_normalizer(const json& normalizer) {
@@ -141,7 +123,8 @@ void check_byte_level_component(const json& component, const char* what) {
   if (type != "ByteLevel") fail("unsupported {} '{}' (only ByteLevel is implemented)", what, type);
 }
 
-std::unique_ptr<BpeModel> parse_model(const json& model, const fs::path& path) {
+std::unique_ptr<BpeModel> make_model(TokenizerJson& file, const fs::path& path) {
+  const json& model = file.rest.at("model");
   const std::string type = get_or<std::string>(model, "type", "BPE");
   if (type != "BPE") fail("model type '{}' is not BPE", type);
   if (get_or(model, "dropout", 0.0) != 0.0) fail("BPE dropout is not implemented");
@@ -150,18 +133,17 @@ std::unique_ptr<BpeModel> parse_model(const json& model, const fs::path& path) {
     fail("BPE continuing_subword_prefix / end_of_word_suffix are not implemented");
   }
   if (get_or(model, "byte_fallback", false)) fail("BPE byte_fallback is not implemented");
-  Vocab vocab;
-  const json& entries = model.at("vocab");
-  vocab.reserve(entries.size());
-  for (const auto& [token, id] : entries.items()) vocab.emplace(token, id.get<int32_t>());
-  return std::make_unique<BpeModel>(std::move(vocab), parse_merges(model.at("merges")),
+  if (!file.has_vocab) fail("model.vocab is missing");
+  if (!file.has_merges) fail("model.merges is missing");
+  return std::make_unique<BpeModel>(std::move(file.vocab), file.merges,
                                     get_or(model, "ignore_merges", false), path.string());
 }
 
 }  // namespace
 
 BpeTokenizer BpeTokenizer::from_tokenizer_json(const fs::path& path) {
-  const json root = parse_json(path);
+  TokenizerJson file = read_tokenizer_json(path);
+  const json& root = file.rest;
   try {
     std::vector<AddedToken> added;
     const json added_entries = get_or(root, "added_tokens", json::array());
@@ -176,7 +158,7 @@ BpeTokenizer BpeTokenizer::from_tokenizer_json(const fs::path& path) {
     if (!byte_level) fail("the pre_tokenizer has no ByteLevel step (not a byte-level BPE)");
     check_byte_level_component(get_or(root, "decoder", json()), "decoder");
     check_byte_level_component(get_or(root, "post_processor", json()), "post_processor");
-    return BpeTokenizer(parse_model(root.at("model"), path), std::move(added), nfc, splits);
+    return BpeTokenizer(make_model(file, path), std::move(added), nfc, splits);
   } catch (const json::exception& e) {
     fail("[tokenizer] {}: malformed tokenizer.json: {}", path.string(), e.what());
   } catch (const Error& e) {
@@ -189,28 +171,18 @@ BpeTokenizer BpeTokenizer::from_tokenizer_json(const fs::path& path) {
 
 BpeTokenizer BpeTokenizer::from_vocab_merges(const fs::path& vocab_json, const fs::path& merges_txt,
                                              const VocabMergesOptions& options) {
-  const json entries = parse_json(vocab_json);
-  Vocab vocab;
-  try {
-    if (!entries.is_object()) fail("expected an object of token -> id");
-    vocab.reserve(entries.size());
-    for (const auto& [token, id] : entries.items()) vocab.emplace(token, id.get<int32_t>());
-  } catch (const std::exception& e) {
-    fail("[tokenizer] {}: malformed vocabulary: {}", vocab_json.string(), e.what());
-  }
-
+  VocabEntries vocab = read_vocab_json(vocab_json);
   std::vector<std::pair<std::string, std::string>> merges;
   std::istringstream lines(read_file(merges_txt));
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || (number == 1 && line.starts_with("#version"))) continue;
-    const size_t space = line.find(' ');
-    if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos) {
-      fail("[tokenizer] {}: line {} '{}' is not two tokens separated by one space",
-           merges_txt.string(), number, line);
+    try {
+      merges.push_back(split_merge(line));
+    } catch (const Error& e) {
+      fail("[tokenizer] {}: line {}: {}", merges_txt.string(), number, e.what());
     }
-    merges.emplace_back(line.substr(0, space), line.substr(space + 1));
   }
   const std::string source = vocab_json.string() + " + " + merges_txt.string();
   return BpeTokenizer(std::make_unique<BpeModel>(std::move(vocab), merges, false, source),

@@ -165,7 +165,7 @@ TEST(BpeTokenizer, MissingOrMalformedFileNamesIt) {
       {"{ not json", "not valid JSON"},
       {R"({"model": {"type": "BPE", "vocab": {"a": 0}},
           "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}})",
-       "malformed tokenizer.json"},
+       "model.merges is missing"},
       {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": {"type": "Lowercase"},
           "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}})",
        "unsupported normalizer 'Lowercase'"},
