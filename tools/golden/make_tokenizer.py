@@ -13,18 +13,23 @@ Writes tests/fixtures/tokenizer/qwen3_tokenizer_cases.json with
               feeds the text encoder: apply_chat_template(..., enable_thinking=True), then
               tokenizer(text, padding="max_length", max_length=512, truncation=True); ids are the
               input_ids with attention_mask 1 (the pipeline keeps only those).
+Also writes three tiny byte-level BPE tokenizers (tests/fixtures/tokenizer/tiny_bpe_<variant>_tokenizer.json:
+the first 500 Qwen merges, merges stored in the "a b" string form) with added tokens that use the lstrip, rstrip,
+single_word and normalized flags and Split steps with behavior Removed and invert, and their ids in
+tests/fixtures/tokenizer/tiny_bpe_tokenizer_cases.json.
 Deterministic: the random mixes use a fixed seed.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import tempfile
 import unicodedata
 from pathlib import Path
 
-from common import REPO, save_json_fixture
+from common import FIXTURES, REPO, save_json_fixture
 
 SEED = 20240607
 ASSETS = REPO.parent / "shared" / "assets"
@@ -283,6 +288,54 @@ def chat_prompts() -> list[str]:
     ]
 
 
+TINY_MERGES = 500
+FLAG_TEXTS = [
+    "", "plain text", "<|special|>", "a<|special|>b", "  [L]  ", "x  [L]y", "x  [R]  y", "x \t[LR]\n y", "[L][L]  [L]",
+    "word", "a word here", "sword words word_ word, (word) wordy", "cafe\u0301 caf\u00e9 CAFE\u0301", "<a><b> <a> <a><b><a>",
+    "x<a><b>y", " [R] [L] ", "\u3000[L]\u3000[R]\u3000", "1-2-3 a-b c--d", "numbers 123 and 4567 here", "[LR]", "word[R]word",
+]
+
+
+def tiny_tokenizers() -> dict:
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    qwen = json.loads((QWEN3 / "tokenizer.json").read_text())
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {symbol: i for i, symbol in enumerate(alphabet)}
+    merges = [tuple(m) for m in qwen["model"]["merges"][:TINY_MERGES]]
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    qwen_split = pre_tokenizers.Split(Regex(qwen["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]),
+                                      behavior="isolated", invert=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    variants = {
+        "isolated": [qwen_split, byte_level],
+        "removed": [pre_tokenizers.Split("-", behavior="removed", invert=False), qwen_split, byte_level],
+        "inverted": [pre_tokenizers.Split(Regex("[0-9]+"), behavior="removed", invert=True), byte_level],
+    }
+    out = {}
+    for name, steps in variants.items():
+        tokenizer = Tokenizer(models.BPE(vocab=dict(vocab), merges=list(merges)))
+        tokenizer.normalizer = normalizers.NFC()
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(steps)
+        tokenizer.decoder = decoders.ByteLevel()
+        tokenizer.add_special_tokens([AddedToken("<|special|>", special=True, normalized=False)])
+        tokenizer.add_tokens([
+            AddedToken("[L]", lstrip=True, normalized=False),
+            AddedToken("[R]", rstrip=True, normalized=False),
+            AddedToken("[LR]", lstrip=True, rstrip=True, normalized=False),
+            AddedToken("word", single_word=True, normalized=False),
+            AddedToken("caf\u00e9", normalized=True),
+            AddedToken("<a>", normalized=False),
+            AddedToken("<a><b>", normalized=False),
+        ])
+        document = json.loads(tokenizer.to_str())
+        document["model"]["merges"] = [f"{left} {right}" for left, right in merges]
+        reloaded = Tokenizer.from_str(json.dumps(document))
+        out[name] = (document, reloaded)
+    return out
+
+
 def main() -> None:
     from tokenizers import AddedToken, Tokenizer
     from transformers import AutoTokenizer, Qwen2Tokenizer
@@ -330,6 +383,14 @@ def main() -> None:
             mask = inputs.attention_mask[0].bool()
             ids = inputs.input_ids[0][mask].tolist()
             chat_cases.append({"prompt": prompt, "text": text, "ids": ids, "attention_length": int(mask.sum())})
+
+    tiny_cases = {}
+    for name, (document, tokenizer) in tiny_tokenizers().items():
+        (FIXTURES / "tokenizer" / f"tiny_bpe_{name}_tokenizer.json").write_text(
+            json.dumps(document, ensure_ascii=False, indent=None) + "\n")
+        texts_for_flags = FLAG_TEXTS + ENGLISH[:8] + CHINESE[:2] + WHITESPACE[:20] + NFD[:4]
+        tiny_cases[name] = [{"text": t, "ids": tokenizer.encode(t).ids} for t in texts_for_flags]
+    save_json_fixture("tokenizer/tiny_bpe_tokenizer_cases.json", {"variants": tiny_cases}, __file__)
 
     path = save_json_fixture("tokenizer/qwen3_tokenizer_cases.json",
                              {"seed": SEED, "max_sequence_length": MAX_SEQUENCE_LENGTH, "cases": cases,
