@@ -1,8 +1,9 @@
 // The byte-level BPE tokenizer against Hugging Face tokenizers on the real Qwen3 files: ids must
 // be equal (exactly: a token id has no tolerance) for every golden case, from tokenizer.json
 // and from vocab.json + merges.txt; decoding must give HF's decoded text (= NFC of the input).
-#include <cstdio>
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "core/error.h"
 #include "text/bpe_tokenizer.h"
@@ -214,6 +215,28 @@ TEST(BpeTokenizer, MergesByRankLeftmostFirst) {
   EXPECT_EQ(t.encode("acb"), (std::vector<int32_t>{3}));
   EXPECT_EQ(t.encode(" a"), (std::vector<int32_t>{5, 0}));
   std::filesystem::remove_all(dir);
+}
+
+// encode shares its BPE cache between threads; results must not depend on interleaving.
+TEST(BpeTokenizer, EncodeFromManyThreads) {
+  ZF_REQUIRE_ASSET(qwen3_tokenizer_json());
+  const auto tokenizer = text::BpeTokenizer::from_tokenizer_json(qwen3_tokenizer_json());
+  std::atomic<int> mismatches = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      const auto& cases = qwen3_cases().at("cases");
+      for (size_t i = 0; i < cases.size(); ++i) {
+        const auto& c = cases[(i * 7 + t * 101) % cases.size()];  // a different order per thread
+        if (tokenizer.encode(c.at("text").get<std::string>()) !=
+            c.at("ids").get<std::vector<int32_t>>()) {
+          ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, 0);
 }
 
 TEST(BpeTokenizer, LoadsFromAFolder) {
