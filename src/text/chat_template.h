@@ -1,0 +1,40 @@
+// The prompt template and tokenization of diffusers' ZImagePipeline._encode_prompt:
+//   apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+//                       add_generation_prompt=True, enable_thinking=True)
+//   tokenizer(text, padding="max_length", max_length=512, truncation=True)
+// Qwen3's chat template adds "<think>\n\n</think>\n\n" only when enable_thinking is false, so
+// with enable_thinking=True (the pipeline's choice) the text is exactly
+//   "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n".
+// The pipeline then keeps the tokens whose attention mask is 1 (the first attention_length).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "text/bpe_tokenizer.h"
+
+namespace zflow::text {
+
+// ZImagePipeline's max_sequence_length default; it counts the template tokens too.
+inline constexpr size_t kZImageMaxSequenceLength = 512;
+
+struct PromptTokens {
+  std::vector<int32_t> ids;  // max_length ids: the tokens, then the pad id on the right
+  size_t attention_length;   // how many of ids are real tokens (attention mask 1)
+
+  std::span<const int32_t> real_ids() const { return {ids.data(), attention_length}; }
+};
+
+// The chat-template text for one prompt.
+std::string zimage_prompt_text(std::string_view prompt);
+
+// Template, tokenize, truncate on the right to max_length and pad with <|endoftext|> (Qwen's
+// pad token), as the pipeline's tokenizer call does. No BOS: Qwen tokenizers add none.
+PromptTokens encode_zimage_prompt(const BpeTokenizer& tokenizer, std::string_view prompt,
+                                  size_t max_length = kZImageMaxSequenceLength);
+
+}  // namespace zflow::text
