@@ -28,12 +28,6 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
   // C is read (and written) only after the kc loop; when C is bigger than the caches that
   // read would miss all the way to memory and stall. Asking for it now overlaps the miss
   // with the multiply-adds.
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 4
-    for (int j = 0; j < NR; j += 16) __builtin_prefetch(c + i * ldc + j, 1, 3);
-    __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
-  }
   V acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
