@@ -14,19 +14,84 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_blocking.h"
 #include "backend/cpu/gemm_kernels.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "test_util.h"
+// Last: the kernel templates, instantiated below for plain (baseline) code.
+#include "backend/cpu/gemm_microkernel.h"
 
 namespace zflow::cpu {
 namespace {
+
+// The AVX-512 kernel's tile (12 x 32) and cache blocks, driven by portable 16-float vectors,
+// so its geometry (edges, block boundaries, packing widths) is checked on every machine,
+// not only on those with AVX-512; gemm_kernel_avx512.cpp differs from this only in the
+// intrinsics behind its small Ops struct.
+struct Portable16Ops {
+  struct V {
+    float x[16];
+  };
+  static constexpr int kWidth = 16;
+  static V zero() { return broadcast(0.0f); }
+  static V load(const float* p) {
+    V v;
+    std::memcpy(v.x, p, sizeof(v.x));
+    return v;
+  }
+  static void store(float* p, const V& v) { std::memcpy(p, v.x, sizeof(v.x)); }
+  static V broadcast(float s) {
+    V v;
+    std::fill(v.x, v.x + 16, s);
+    return v;
+  }
+  static V fma(const V& a, const V& b, V c) {
+    for (int l = 0; l < 16; ++l) c.x[l] += a.x[l] * b.x[l];
+    return c;
+  }
+  static V mul(V a, const V& b) {
+    for (int l = 0; l < 16; ++l) a.x[l] *= b.x[l];
+    return a;
+  }
+  static void widen_f16(const uint16_t* src, float* dst, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = f16_bits_to_f32(src[i]);
+  }
+};
+
+const GemmKernel kAvx512Geometry{
+    GemmIsa::Avx512,
+    kGemmBlockingAvx512,
+    gemm_detail::micro_kernel<Portable16Ops, kGemmBlockingAvx512.mr, kGemmBlockingAvx512.nr / 16>,
+    gemm_detail::pack_a<kGemmBlockingAvx512.mr>,
+    gemm_detail::pack_b<Portable16Ops, kGemmBlockingAvx512.nr>,
+};
+
+// Every way of running gemm under test: each kernel the processor has, and the AVX-512
+// geometry on portable vectors.
+struct Runner {
+  std::string name;
+  std::function<void(const GemmArgs&)> run;
+};
+
+std::vector<Runner> runners() {
+  std::vector<Runner> out;
+  for (GemmIsa isa : gemm_available_isas())
+    out.push_back(
+        {std::string(gemm_isa_name(isa)), [isa](const GemmArgs& g) { gemm_with_isa(isa, g); }});
+  out.push_back(
+      {"avx512-geometry", [](const GemmArgs& g) { gemm_with_kernel(kAvx512Geometry, g); }});
+  return out;
+}
 
 struct Shape {
   int64_t m, n, k;
@@ -100,7 +165,7 @@ Problem make_problem(const Case& cs, std::mt19937& rng) {
 }
 
 // Runs one case through the reference and every kernel; returns false on the first mismatch.
-bool check_case(const Case& cs, const std::vector<GemmIsa>& isas, std::mt19937& rng) {
+bool check_case(const Case& cs, const std::vector<Runner>& runs, std::mt19937& rng) {
   Problem p = make_problem(cs, rng);
   const auto [m, n, k] = cs.s;
   std::vector<float> ref = p.c0;
@@ -115,16 +180,16 @@ bool check_case(const Case& cs, const std::vector<GemmIsa>& isas, std::mt19937& 
       for (int64_t j = 0; j < n; ++j) scale[i * n + j] += a * std::fabs(p.op_b[q * n + j]);
     }
 
-  for (GemmIsa isa : isas) {
+  for (const Runner& runner : runs) {
     std::vector<float> out = p.c0;
     g.c = out.data();
-    gemm_with_isa(isa, g);
+    runner.run(g);
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t j = 0; j < g.ldc; ++j) {
         const size_t at = static_cast<size_t>(i * g.ldc + j);
         if (j >= n) {  // padding between rows of C stays untouched
           const bool same = std::isnan(p.c0[at]) ? std::isnan(out[at]) : out[at] == p.c0[at];
-          EXPECT_TRUE(same) << gemm_isa_name(isa) << " wrote C's row padding at (" << i << ", " << j
+          EXPECT_TRUE(same) << runner.name << " wrote C's row padding at (" << i << ", " << j
                             << ") for " << describe(cs);
           if (!same) return false;
           continue;
@@ -134,8 +199,8 @@ bool check_case(const Case& cs, const std::vector<GemmIsa>& isas, std::mt19937& 
                            std::numeric_limits<float>::min();
         const double err = std::fabs(static_cast<double>(out[at]) - ref[at]);
         if (!(err <= tol)) {
-          ADD_FAILURE() << gemm_isa_name(isa) << " differs at (" << i << ", " << j << "): got "
-                        << out[at] << ", reference " << ref[at] << ", tolerance " << tol << " for "
+          ADD_FAILURE() << runner.name << " differs at (" << i << ", " << j << "): got " << out[at]
+                        << ", reference " << ref[at] << ", tolerance " << tol << " for "
                         << describe(cs);
           return false;
         }
@@ -154,7 +219,7 @@ const std::vector<Shape> kShapes = {
 };
 
 TEST(Gemm, MatchesReferenceForEveryKernel) {
-  const std::vector<GemmIsa> isas = gemm_available_isas();
+  const std::vector<Runner> runs = runners();
   std::mt19937 rng(1234);
   // alpha / beta pairs: plain product, beta == 0 with a scale, accumulate, both general.
   const float alphas[] = {1.0f, 0.5f, 1.0f, -1.5f};
@@ -167,19 +232,19 @@ TEST(Gemm, MatchesReferenceForEveryKernel) {
           const Case cs{
               s, ta, tb, dt, variant % 3 == 0 ? 0 : 3, alphas[variant % 4], betas[variant % 4]};
           ++variant;
-          if (!check_case(cs, isas, rng)) return;
+          if (!check_case(cs, runs, rng)) return;
         }
 }
 
 // Uneven thread grids: 3 and 5 threads cut C into regions that are not powers of two,
 // along M for a tall shape and along N for a wide one.
 TEST(Gemm, MatchesReferenceWithOddThreadCounts) {
-  const std::vector<GemmIsa> isas = gemm_available_isas();
+  const std::vector<Runner> runs = runners();
   std::mt19937 rng(99);
   for (int threads : {3, 5}) {
     ThreadPool::set_compute_threads(threads);
     for (const Shape& s : {Shape{301, 19, 97}, Shape{5, 611, 131}, Shape{67, 67, 67}})
-      EXPECT_TRUE(check_case({s, false, true, DType::BF16, 1, 1.0f, 0.0f}, isas, rng));
+      EXPECT_TRUE(check_case({s, false, true, DType::BF16, 1, 1.0f, 0.0f}, runs, rng));
   }
   ThreadPool::set_compute_threads(
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));

@@ -244,13 +244,19 @@ GemmIsa gemm_default_isa() {
 void gemm_with_isa(GemmIsa isa, const GemmArgs& g) {
   ZF_CHECK(isa_available(isa), "[gemm] the {} kernel cannot run here (this processor has: {})",
            gemm_isa_name(isa), cpu_features_string());
+  gemm_with_kernel(*kernel_for(isa), g);
+}
+
+void gemm_with_kernel(const GemmKernel& kern, const GemmArgs& g) {
+  ZF_CHECK(kern.blocking.mr * kern.blocking.nr <= kMaxTile,
+           "[gemm] a {}x{} register tile is larger than the {} floats gemm keeps for edges",
+           kern.blocking.mr, kern.blocking.nr, kMaxTile);
   check_args(g);
   if (g.m == 0 || g.n == 0) return;
   if (g.k == 0 || g.alpha == 0.0f) {
     scale_c(g);
     return;
   }
-  const GemmKernel& kern = *kernel_for(isa);
   const Grid grid = choose_grid(kern.blocking, g.m, g.n, g.k, ThreadPool::compute().threads());
   if (grid.tm * grid.tn == 1) {
     gemm_region(kern, g, 0, g.m, 0, g.n);

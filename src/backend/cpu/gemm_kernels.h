@@ -49,6 +49,10 @@ GemmIsa gemm_default_isa();
 // gemm() with a chosen kernel; fails if the processor cannot run it.
 void gemm_with_isa(GemmIsa isa, const GemmArgs& args);
 
+// gemm() with any kernel table, e.g. one a test builds to run a kernel's tile and block
+// sizes on a processor that lacks its instruction set. The caller vouches for the kernel.
+void gemm_with_kernel(const GemmKernel& kernel, const GemmArgs& args);
+
 // Defined in the kernel files; each returns nullptr when built for a platform without it.
 const GemmKernel* gemm_kernel_scalar();
 const GemmKernel* gemm_kernel_avx2();
