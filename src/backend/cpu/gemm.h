@@ -4,7 +4,10 @@
 // registers). Row-major; lda/ldb/ldc are row strides in elements.
 //   trans_a = false: A is M x K;  trans_a = true: A is K x M.
 //   trans_b = false: B is K x N;  trans_b = true: B is N x K (a Linear weight).
-// With beta == 0, C is written without being read (it may hold garbage or NaN).
+// With beta == 0, C is written without being read (it may hold garbage or NaN). With
+// alpha == 0 or k == 0, A and B are not read and C = beta * C, as in BLAS.
+// gemm picks its kernel (AVX-512, AVX2 + FMA or portable) from the processor at run time;
+// ZFLOW_CPU_KERNEL=scalar|avx2|avx512 forces one. Design and tuning: gemm_blocking.h.
 #pragma once
 
 #include <cstdint>
