@@ -1,11 +1,18 @@
 # The CUDA backend: kernels under src/backend/cuda, linked into the engine.
-enable_language(CUDA)
-find_package(CUDAToolkit REQUIRED)
-if(NOT CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
+# Default targets: Ampere (sm_80, runs on any later GPU through PTX) and Hopper (sm_90a).
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   set(CMAKE_CUDA_ARCHITECTURES 80 90a)
 endif()
-set(CMAKE_CUDA_STANDARD 20)
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+
 file(GLOB_RECURSE ZFLOW_CUDA_SOURCES CONFIGURE_DEPENDS src/backend/cuda/*.cu src/backend/cuda/*.cpp)
 target_sources(zflow_engine PRIVATE ${ZFLOW_CUDA_SOURCES})
 target_compile_definitions(zflow_engine PUBLIC ZFLOW_WITH_CUDA=1)
+# CMake 3.25 does not know nvcc 13's C++20 dialect flag, so it cannot honour CUDA_STANDARD 20:
+# ask for 17 and append -std=c++20 ourselves (nvcc takes the last one).
+set_property(TARGET zflow_engine PROPERTY CUDA_STANDARD 17)
+# The engine target exists before CUDA is enabled, so it did not pick up the architectures.
+set_property(TARGET zflow_engine PROPERTY CUDA_ARCHITECTURES ${CMAKE_CUDA_ARCHITECTURES})
+target_compile_options(zflow_engine PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>)
 target_link_libraries(zflow_engine PUBLIC CUDA::cudart CUDA::cublasLt)

@@ -1,0 +1,77 @@
+// Tensor views and copies checked against index arithmetic done by hand.
+#include <numeric>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "test_util.h"
+
+namespace zflow {
+namespace {
+
+Tensor iota(Shape shape) {
+  Tensor t = Tensor::empty(std::move(shape), DType::F32);
+  std::iota(t.data<float>(), t.data<float>() + t.numel(), 0.0f);
+  return t;
+}
+
+TEST(Tensor, ContiguousBasics) {
+  Tensor t = iota({2, 3, 4});
+  EXPECT_EQ(t.numel(), 24);
+  EXPECT_EQ(t.size(-1), 4);
+  EXPECT_EQ(t.strides(), (std::vector<int64_t>{12, 4, 1}));
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_EQ(t.nbytes(), 96u);
+  EXPECT_THROW(t.size(3), Error);
+  EXPECT_THROW(t.data<int32_t>(), Error);
+}
+
+TEST(Tensor, ViewInfersOneDim) {
+  Tensor v = iota({2, 3, 4}).view({6, -1});
+  EXPECT_EQ(v.shape(), (Shape{6, 4}));
+  EXPECT_EQ(v.data<float>()[5], 5.0f);
+  EXPECT_THROW(iota({2, 3}).view({4, 2}), Error);
+}
+
+TEST(Tensor, SliceSelectPermuteShareStorage) {
+  Tensor t = iota({2, 3, 4});
+  Tensor s = t.slice(1, 1, 3);  // [2, 2, 4], element (b, i, j) = b*12 + (i+1)*4 + j
+  EXPECT_FALSE(s.is_contiguous());
+  std::vector<float> got = s.to_f32_vector();
+  ASSERT_EQ(got.size(), 16u);
+  for (int b = 0; b < 2; ++b)
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 4; ++j) EXPECT_EQ(got[b * 8 + i * 4 + j], b * 12 + (i + 1) * 4 + j);
+
+  Tensor p = t.permute({2, 0, 1});  // (j, b, i) = b*12 + i*4 + j
+  std::vector<float> pv = p.contiguous().to_f32_vector();
+  for (int j = 0; j < 4; ++j)
+    for (int b = 0; b < 2; ++b)
+      for (int i = 0; i < 3; ++i) EXPECT_EQ(pv[j * 6 + b * 3 + i], b * 12 + i * 4 + j);
+
+  Tensor sel = t.select(0, 1);
+  EXPECT_EQ(sel.shape(), (Shape{3, 4}));
+  EXPECT_EQ(sel.data<float>()[0], 12.0f);
+  sel.data<float>()[0] = -1.0f;  // a view writes through to the original
+  EXPECT_EQ(t.data<float>()[12], -1.0f);
+  EXPECT_THROW(t.slice(1, 2, 4), Error);
+}
+
+TEST(Tensor, UnsqueezeAndConvert) {
+  Tensor t = iota({3, 2}).unsqueeze(1);
+  EXPECT_EQ(t.shape(), (Shape{3, 1, 2}));
+  Tensor h = t.to(DType::BF16);
+  EXPECT_EQ(h.dtype(), DType::BF16);
+  EXPECT_EQ(h.to_f32_vector(), (std::vector<float>{0, 1, 2, 3, 4, 5}));
+  Tensor z = Tensor::zeros({0, 5}, DType::F16);
+  EXPECT_EQ(z.numel(), 0);
+  EXPECT_TRUE(z.to_f32_vector().empty());
+}
+
+TEST(Tensor, OverChecksStorageBounds) {
+  auto storage = Storage::allocate_host(16);
+  EXPECT_NO_THROW(Tensor::over(storage, 8, {2}, DType::F32));
+  EXPECT_THROW(Tensor::over(storage, 12, {2}, DType::F32), Error);
+}
+
+}  // namespace
+}  // namespace zflow
