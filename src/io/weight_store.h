@@ -35,7 +35,8 @@ class WeightStore {
   const std::string& source_of(const std::string& name) const;
 
   // A store whose names are rename(name) for every name that maps (nullopt drops it).
-  WeightStore renamed(const std::function<std::optional<std::string>(const std::string&)>& rename) const;
+  WeightStore renamed(
+      const std::function<std::optional<std::string>(const std::string&)>& rename) const;
   // The tensors under `prefix` ("vae." or "first_stage_model."), with the prefix removed.
   WeightStore with_prefix_removed(const std::string& prefix) const;
 

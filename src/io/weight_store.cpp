@@ -1,0 +1,254 @@
+#include "io/weight_store.h"
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace zflow::io {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kIndexSuffix = ".safetensors.index.json";
+constexpr std::string_view kSafetensorsSuffix = ".safetensors";
+// An index of a few thousand tensors is well under a megabyte; anything near this is
+// not an index.
+constexpr uintmax_t kMaxIndexBytes = 64 << 20;
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+// Adds every tensor of `file` to `store`; a name already there is reported with both files.
+void add_file(WeightStore& store, const SafetensorsFile& file) {
+  const std::string source = file.path().string();
+  for (const TensorInfo& info : file.tensors()) {
+    if (store.contains(info.name))
+      fail("[load] tensor '{}' is in both {} and {}; open one of them directly", info.name,
+           store.source_of(info.name), source);
+    store.add(info.name, file.tensor(info.name), source);
+  }
+}
+
+// The shard file named by an index entry: relative to the index folder, and never
+// outside it (no absolute paths, no '..'), so an index cannot point at arbitrary files.
+fs::path shard_path(const fs::path& index, const std::string& name, const std::string& shard) {
+  const fs::path relative(shard);
+  bool escapes = relative.empty() || relative.is_absolute();
+  for (const auto& part : relative) escapes = escapes || part == "..";
+  if (escapes)
+    fail(
+        "[load] {}: tensor '{}' maps to shard '{}', which is not a path inside the index's "
+        "folder",
+        index.string(), name, shard);
+  const fs::path full = index.parent_path() / relative;
+  if (!fs::is_regular_file(full))
+    fail("[load] {}: tensor '{}' maps to shard '{}', which does not exist", index.string(), name,
+         full.string());
+  return full;
+}
+
+// Reads `weight_map` from a transformers / diffusers index, rejecting duplicate keys
+// (a tensor listed twice may point at two shards).
+std::map<std::string, std::string> read_weight_map(const fs::path& index) {
+  const std::string where = index.string();
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(index, ec);
+  if (ec) fail("[load] {}: cannot read: {}", where, ec.message());
+  if (size > kMaxIndexBytes)
+    fail("[load] {}: {} bytes is too large for a safetensors index", where, size);
+  std::ifstream in(index, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) fail("[load] {}: cannot read", where);
+
+  std::vector<std::set<std::string>> keys;
+  auto reject_duplicates = [&](int depth, nlohmann::json::parse_event_t event,
+                               nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start) keys.emplace_back();
+    if (event == E::object_end) keys.pop_back();
+    if (event == E::key && !keys.back().insert(parsed.get<std::string>()).second)
+      fail("[load] {}: key '{}' appears twice", where, parsed.get<std::string>());
+    return true;
+  };
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text.str(), reject_duplicates);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[load] {}: not valid JSON: {}", where, e.what());
+  }
+  if (!doc.is_object() || !doc.contains("weight_map") || !doc["weight_map"].is_object())
+    fail(
+        "[load] {}: expected a JSON object with a 'weight_map' object (a *.safetensors.index.json)",
+        where);
+  std::map<std::string, std::string> map;
+  for (const auto& [name, shard] : doc["weight_map"].items()) {
+    if (!shard.is_string())
+      fail("[load] {}: tensor '{}' maps to {}, expected a shard file name", where, name,
+           shard.type_name());
+    map.emplace(name, shard.get<std::string>());
+  }
+  return map;
+}
+
+WeightStore open_index(const fs::path& index) {
+  const auto weight_map = read_weight_map(index);
+  std::map<std::string, fs::path> shards;  // shard name in the index -> resolved path
+  for (const auto& [name, shard] : weight_map)
+    if (!shards.count(shard)) shards.emplace(shard, shard_path(index, name, shard));
+
+  // Every tensor of every shard, each in exactly one shard, and where the index says.
+  WeightStore store;
+  std::map<std::string, std::string> holder;  // tensor -> shard name
+  for (const auto& [shard, path] : shards) {
+    const SafetensorsFile file = SafetensorsFile::open(path);
+    for (const TensorInfo& info : file.tensors()) {
+      if (auto [it, fresh] = holder.emplace(info.name, shard); !fresh)
+        fail("[load] {}: tensor '{}' is in two shards, {} and {}", index.string(), info.name,
+             it->second, shard);
+      store.add(info.name, file.tensor(info.name), path.string());
+    }
+  }
+  for (const auto& [name, shard] : weight_map) {
+    auto it = holder.find(name);
+    if (it == holder.end())
+      fail("[load] {}: tensor '{}' maps to shard {}, which does not hold it", index.string(), name,
+           shard);
+    if (it->second != shard)
+      fail("[load] {}: tensor '{}' maps to shard {}, but it is in {}", index.string(), name, shard,
+           it->second);
+  }
+  return store;
+}
+
+// A folder holds either one index (a sharded model) or safetensors files (a diffusers
+// component such as vae/ with diffusion_pytorch_model.safetensors).
+WeightStore open_folder(const fs::path& folder) {
+  std::vector<fs::path> indexes, files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file()) continue;
+    if (ends_with(name, kIndexSuffix))
+      indexes.push_back(entry.path());
+    else if (ends_with(name, kSafetensorsSuffix))
+      files.push_back(entry.path());
+  }
+  if (ec) fail("[load] {}: cannot list the folder: {}", folder.string(), ec.message());
+  std::sort(indexes.begin(), indexes.end());
+  std::sort(files.begin(), files.end());
+  if (indexes.size() == 1) return open_index(indexes[0]);
+  if (indexes.size() > 1) {
+    std::vector<std::string> names;
+    for (const auto& p : indexes) names.push_back(p.filename().string());
+    fail("[load] {}: several index files ({}); open one of them directly", folder.string(),
+         join(names));
+  }
+  if (files.empty())
+    fail("[load] {}: no .safetensors file and no *{} in the folder", folder.string(), kIndexSuffix);
+  WeightStore store;
+  for (const auto& path : files) add_file(store, SafetensorsFile::open(path));
+  return store;
+}
+
+}  // namespace
+
+WeightStore WeightStore::open(const fs::path& path) {
+  WeightStore store;
+  if (fs::is_directory(path)) {
+    store = open_folder(path);
+  } else if (!fs::exists(path)) {
+    fail("[load] {}: no such file or folder", path.string());
+  } else if (ends_with(path.filename().string(), ".json")) {
+    store = open_index(path);
+  } else {
+    add_file(store, SafetensorsFile::open(path));
+  }
+  store.description_ = path.string();
+  return store;
+}
+
+void WeightStore::add(const std::string& name, Tensor tensor, const std::string& source) {
+  ZF_CHECK(tensor.defined(), "[load] {}: tensor '{}' is undefined", source, name);
+  auto [it, fresh] = entries_.emplace(name, Entry{std::move(tensor), source});
+  if (!fresh)
+    fail("[load] {}: tensor '{}' is already in the store (from {})", source, name,
+         it->second.source);
+}
+
+std::vector<std::string> WeightStore::names() const {
+  std::vector<std::string> out;
+  out.reserve(entries_.size());
+  for (const auto& [name, entry] : entries_) out.push_back(name);
+  return out;
+}
+
+Tensor WeightStore::get(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it != entries_.end()) return it->second.tensor;
+  // A missing name is most often a prefix problem ("model." / "vae."): name the
+  // stored tensors that end with it or that it ends with.
+  std::vector<std::string> similar;
+  for (const auto& [stored, entry] : entries_) {
+    if (similar.size() == 3) break;
+    if (ends_with(stored, "." + name) || ends_with(name, "." + stored)) similar.push_back(stored);
+  }
+  fail("[load] {}: no tensor '{}' among its {} tensors{}", description_, name, entries_.size(),
+       similar.empty() ? ""
+                       : fmt::format(" (similar: {}; a prefix to add or remove?)", join(similar)));
+}
+
+Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
+  Tensor t = get(name);
+  if (t.shape() != expected)
+    fail("[load] {}: '{}' has shape {}, expected {}", source_of(name), name, shape_str(t.shape()),
+         shape_str(expected));
+  return t;
+}
+
+const std::string& WeightStore::source_of(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end())
+    fail("[load] {}: no tensor '{}' among its {} tensors", description_, name, entries_.size());
+  return it->second.source;
+}
+
+WeightStore WeightStore::renamed(
+    const std::function<std::optional<std::string>(const std::string&)>& rename) const {
+  WeightStore out;
+  out.description_ = description_;
+  std::map<std::string, std::string> origin;  // new name -> old name
+  for (const auto& [name, entry] : entries_) {
+    const std::optional<std::string> to = rename(name);
+    if (!to) continue;
+    if (auto [it, fresh] = origin.emplace(*to, name); !fresh)
+      fail("[load] {}: renaming maps both '{}' and '{}' to '{}'", description_, it->second, name,
+           *to);
+    out.entries_.emplace(*to, entry);
+  }
+  return out;
+}
+
+WeightStore WeightStore::with_prefix_removed(const std::string& prefix) const {
+  return renamed([&](const std::string& name) -> std::optional<std::string> {
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0)
+      return std::nullopt;
+    return name.substr(prefix.size());
+  });
+}
+
+}  // namespace zflow::io
