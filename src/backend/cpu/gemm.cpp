@@ -1,8 +1,278 @@
+// gemm's driver: argument checks, kernel choice, the split of C between threads, and
+// the cache-blocked loop nest around the micro-kernel (sizes in gemm_blocking.h).
 #include "backend/cpu/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/gemm_kernels.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace zflow::cpu {
 
-// Placeholder until the blocked kernels land: correct, slow.
-void gemm(const GemmArgs& args) { gemm_reference(args); }
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+int64_t round_up(int64_t a, int64_t b) {
+  return ceil_div(a, b) * b;
+}
+
+// A packing buffer per thread, kept between calls so steady-state gemm does not allocate
+// (nor fault in fresh pages). 64-byte aligned: packed slivers are read as full vectors.
+class PackBuffer {
+ public:
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { std::free(data_); }
+  float* get(int64_t floats) {
+    if (floats > capacity_) {
+      std::free(data_);
+      const size_t bytes = static_cast<size_t>(round_up(floats * 4, 64));
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      ZF_CHECK(data_ != nullptr, "[gemm] cannot allocate a {}-byte packing buffer", bytes);
+      capacity_ = floats;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+thread_local PackBuffer t_pack_a;
+thread_local PackBuffer t_pack_b;
+
+constexpr int kMaxTile = 12 * 32;  // the largest mr x nr in gemm_blocking.h
+
+const GemmKernel* kernel_for(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::Scalar:
+      return gemm_kernel_scalar();
+    case GemmIsa::Avx2:
+      return gemm_kernel_avx2();
+    case GemmIsa::Avx512:
+      return gemm_kernel_avx512();
+  }
+  return nullptr;
+}
+
+bool isa_available(GemmIsa isa) {
+  const CpuFeatures& f = cpu_features();
+  if (kernel_for(isa) == nullptr) return false;
+  switch (isa) {
+    case GemmIsa::Scalar:
+      return true;
+    case GemmIsa::Avx2:
+      return f.avx2 && f.fma && f.f16c;
+    case GemmIsa::Avx512:
+      return f.avx512f && f.avx2 && f.fma && f.f16c;
+  }
+  return false;
+}
+
+GemmIsa pick_default_isa() {
+  const char* forced = std::getenv("ZFLOW_CPU_KERNEL");
+  if (forced != nullptr && *forced != '\0') {
+    for (GemmIsa isa : {GemmIsa::Scalar, GemmIsa::Avx2, GemmIsa::Avx512}) {
+      if (gemm_isa_name(isa) != forced) continue;
+      ZF_CHECK(isa_available(isa),
+               "[gemm] ZFLOW_CPU_KERNEL={}: this processor cannot run it (it has: {})", forced,
+               cpu_features_string());
+      return isa;
+    }
+    fail("[gemm] ZFLOW_CPU_KERNEL={}: unknown kernel, expected scalar, avx2 or avx512", forced);
+  }
+  return gemm_available_isas().back();
+}
+
+void check_args(const GemmArgs& g) {
+  ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16,
+           "[gemm] B dtype {} is not supported, expected F32, BF16 or F16", dtype_name(g.b_dtype));
+  ZF_CHECK(g.m >= 0 && g.n >= 0 && g.k >= 0, "[gemm] negative size: m={} n={} k={}", g.m, g.n, g.k);
+  const int64_t a_row = g.trans_a ? g.m : g.k, b_row = g.trans_b ? g.k : g.n;
+  ZF_CHECK(g.lda >= a_row, "[gemm] lda {} is shorter than a row of A ({}, trans_a={})", g.lda,
+           a_row, g.trans_a);
+  ZF_CHECK(g.ldb >= b_row, "[gemm] ldb {} is shorter than a row of B ({}, trans_b={})", g.ldb,
+           b_row, g.trans_b);
+  ZF_CHECK(g.ldc >= g.n, "[gemm] ldc {} is shorter than a row of C ({})", g.ldc, g.n);
+  if (g.m == 0 || g.n == 0) return;
+  ZF_CHECK(g.c != nullptr, "[gemm] C is null for a {}x{} output", g.m, g.n);
+  if (g.k > 0 && g.alpha != 0.0f)
+    ZF_CHECK(g.a != nullptr && g.b != nullptr, "[gemm] A or B is null with k={}", g.k);
+}
+
+// C = beta * C, for k == 0 or alpha == 0 (A and B are not read, as in BLAS).
+void scale_c(const GemmArgs& g) {
+  for (int64_t i = 0; i < g.m; ++i) {
+    float* row = g.c + i * g.ldc;
+    if (g.beta == 0.0f)
+      std::fill(row, row + g.n, 0.0f);
+    else
+      for (int64_t j = 0; j < g.n; ++j) row[j] *= g.beta;
+  }
+}
+
+// The micro-kernel reads and writes its C tile only after the depth loop; when C is bigger
+// than the caches that access misses all the way to memory and stalls. Asking for the tile
+// now overlaps the miss with the multiply-adds. (Done here rather than inside the kernel,
+// where GCC keeps the addresses in registers through the loop and spills B vectors.)
+void prefetch_tile(const float* c, int64_t ldc, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r, c += ldc) {
+    for (int64_t j = 0; j < cols; j += 16) __builtin_prefetch(c + j, 1, 3);
+    __builtin_prefetch(c + cols - 1, 1, 3);
+  }
+}
+
+// One thread's share: rows [m0, m1) x columns [n0, n1) of C, the whole depth.
+void gemm_region(const GemmKernel& kern, const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0,
+                 int64_t n1) {
+  const GemmBlocking& bk = kern.blocking;
+  const int64_t mr = bk.mr, nr = bk.nr;
+  float* a_pack = t_pack_a.get(round_up(std::min<int64_t>(bk.mc, m1 - m0), mr) * bk.kc);
+  float* b_pack = t_pack_b.get(round_up(std::min<int64_t>(bk.nc, n1 - n0), nr) * bk.kc);
+  alignas(64) float tile[kMaxTile];
+
+  for (int64_t jc = n0; jc < n1; jc += bk.nc) {
+    const int64_t nc = std::min<int64_t>(bk.nc, n1 - jc);
+    for (int64_t pc = 0; pc < g.k; pc += bk.kc) {
+      const int64_t kc = std::min<int64_t>(bk.kc, g.k - pc);
+      // The first depth block applies the caller's beta; later ones accumulate.
+      const float beta = pc == 0 ? g.beta : 1.0f;
+      kern.pack_b(g, pc, kc, jc, nc, b_pack);
+      for (int64_t ic = m0; ic < m1; ic += bk.mc) {
+        const int64_t mc = std::min<int64_t>(bk.mc, m1 - ic);
+        kern.pack_a(g, ic, mc, pc, kc, a_pack);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t ncols = std::min(nr, nc - jr);
+          const float* b_sliver = b_pack + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int64_t nrows = std::min(mr, mc - ir);
+            const float* a_sliver = a_pack + ir * kc;
+            float* c = g.c + (ic + ir) * g.ldc + jc + jr;
+            prefetch_tile(c, g.ldc, nrows, ncols);
+            if (nrows == mr && ncols == nr) {
+              kern.micro(kc, a_sliver, b_sliver, c, g.ldc, g.alpha, beta);
+              continue;
+            }
+            // Edge tile: compute the full tile aside, then merge the part inside C.
+            kern.micro(kc, a_sliver, b_sliver, tile, nr, 1.0f, 0.0f);
+            for (int64_t r = 0; r < nrows; ++r)
+              for (int64_t j = 0; j < ncols; ++j) {
+                float& out = c[r * g.ldc + j];
+                const float v = g.alpha * tile[r * nr + j];
+                out = beta == 0.0f ? v : v + beta * out;
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+// How C is cut between threads: a grid of tm x tn regions, one per thread. Cutting along
+// N shares out the packing of B (each thread packs only its columns) but makes every
+// thread pack all of A; cutting along M the reverse. Pick the grid whose slowest
+// thread does the least work: its padded multiply-adds plus the elements it packs.
+struct Grid {
+  int64_t tm = 1, tn = 1;
+  int64_t rows = 0, cols = 0;  // per region, multiples of the tile
+};
+
+Grid choose_grid(const GemmBlocking& bk, int64_t m, int64_t n, int64_t k, int threads) {
+  // A packed element (load, widen, transpose, store) costs about as much as this many
+  // multiply-adds at full FMA throughput; a thread needs about this much work to be worth
+  // waking (a wake-up costs a few microseconds).
+  constexpr double kPackCost = 16.0;
+  constexpr double kMinWorkPerThread = 1 << 18;
+  const double work = static_cast<double>(m) * n * k;
+  const int t_max = static_cast<int>(
+      std::clamp<double>(work / kMinWorkPerThread, 1.0, static_cast<double>(threads)));
+  Grid best;
+  double best_cost = -1.0;
+  for (int t = t_max; t >= 1 && t >= t_max - 1; --t) {
+    for (int64_t tm = 1; tm <= t; ++tm) {
+      if (t % tm != 0) continue;
+      const int64_t tn = t / tm;
+      const int64_t rows = round_up(ceil_div(m, tm), bk.mr);
+      const int64_t cols = round_up(ceil_div(n, tn), bk.nr);
+      const double pack =
+          static_cast<double>(rows) * k * ceil_div(cols, bk.nc) + static_cast<double>(cols) * k;
+      const double cost = static_cast<double>(rows) * cols * k + kPackCost * pack;
+      if (best_cost < 0.0 || cost < best_cost) {
+        best_cost = cost;
+        best = {tm, tn, rows, cols};
+      }
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+std::string_view gemm_isa_name(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::Scalar:
+      return "scalar";
+    case GemmIsa::Avx2:
+      return "avx2";
+    case GemmIsa::Avx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+std::vector<GemmIsa> gemm_available_isas() {
+  std::vector<GemmIsa> out;
+  for (GemmIsa isa : {GemmIsa::Scalar, GemmIsa::Avx2, GemmIsa::Avx512})
+    if (isa_available(isa)) out.push_back(isa);
+  return out;
+}
+
+GemmIsa gemm_default_isa() {
+  static const GemmIsa isa = pick_default_isa();
+  return isa;
+}
+
+void gemm_with_isa(GemmIsa isa, const GemmArgs& g) {
+  ZF_CHECK(isa_available(isa), "[gemm] the {} kernel cannot run here (this processor has: {})",
+           gemm_isa_name(isa), cpu_features_string());
+  gemm_with_kernel(*kernel_for(isa), g);
+}
+
+void gemm_with_kernel(const GemmKernel& kern, const GemmArgs& g) {
+  ZF_CHECK(kern.blocking.mr * kern.blocking.nr <= kMaxTile,
+           "[gemm] a {}x{} register tile is larger than the {} floats gemm keeps for edges",
+           kern.blocking.mr, kern.blocking.nr, kMaxTile);
+  check_args(g);
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0 || g.alpha == 0.0f) {
+    scale_c(g);
+    return;
+  }
+  const Grid grid = choose_grid(kern.blocking, g.m, g.n, g.k, ThreadPool::compute().threads());
+  if (grid.tm * grid.tn == 1) {
+    gemm_region(kern, g, 0, g.m, 0, g.n);
+    return;
+  }
+  parallel_for(grid.tm * grid.tn, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t m0 = (t / grid.tn) * grid.rows, n0 = (t % grid.tn) * grid.cols;
+      const int64_t m1 = std::min(g.m, m0 + grid.rows), n1 = std::min(g.n, n0 + grid.cols);
+      if (m0 < m1 && n0 < n1) gemm_region(kern, g, m0, m1, n0, n1);
+    }
+  });
+}
+
+void gemm(const GemmArgs& args) {
+  gemm_with_isa(gemm_default_isa(), args);
+}
 
 }  // namespace zflow::cpu

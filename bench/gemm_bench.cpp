@@ -1,0 +1,164 @@
+// Times gemm on the shapes the real models run, for every kernel this processor has,
+// and prints each against the machine's peak. Usage:
+//   gemm_bench [--threads N] [--kernel scalar|avx2|avx512] [--shape NAME] [--budget SECONDS]
+// Each case runs until it has used the time budget (at least twice) and reports the
+// best run: other processes share the machine, and the best run is the least disturbed.
+// On a busy machine even the best run loses time to other processes, so a second figure,
+// "cpuGF/s", divides the work by the process CPU time per thread instead of wall time:
+// the speed of the threads while they ran (it hides idle threads waiting for the slowest).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_kernels.h"
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+
+namespace {
+
+using zflow::DType;
+using zflow::cpu::GemmArgs;
+using zflow::cpu::GemmIsa;
+
+struct BenchShape {
+  const char* name;
+  int64_t m, n, k;
+  bool trans_b;
+  DType b_dtype;
+};
+
+// Z-Image DiT at 512 x 512: 1024 image tokens + 32 caption tokens, hidden 3840, FFN 10240,
+// Linear weights stored N x K in bf16. VAE decoder: a 3x3 conv at 512 channels on a 256x256
+// map as an im2col GEMM (weights 512 x 4608), and its last conv, 128 channels to RGB (a
+// degenerate N = 3). Attention per head: head_dim 128.
+const BenchShape kShapes[] = {
+    {"dit_qkv_proj", 1056, 3840, 3840, true, DType::BF16},
+    {"dit_ffn_up", 1056, 10240, 3840, true, DType::BF16},
+    {"dit_ffn_down", 1056, 3840, 10240, true, DType::BF16},
+    {"vae_conv3x3_512", 65536, 512, 4608, true, DType::F32},
+    {"vae_conv_out", 65536, 3, 1152, true, DType::F32},
+    {"attn_scores", 1024, 1024, 128, true, DType::F32},
+    {"attn_values", 1024, 128, 1024, false, DType::F32},
+    {"dit_qkv_f16", 1056, 3840, 3840, true, DType::F16},
+    {"dit_qkv_f32", 1056, 3840, 3840, true, DType::F32},
+};
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+double cpu_mhz() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("cpu MHz", 0) == 0) return std::atof(line.substr(line.find(':') + 1).c_str());
+  return 0.0;
+}
+
+int simd_floats(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::Scalar:
+      return 4;
+    case GemmIsa::Avx2:
+      return 8;
+    case GemmIsa::Avx512:
+      return 16;
+  }
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string only_kernel, only_shape;
+  double budget_s = 1.0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--threads")
+      threads = std::atoi(value.c_str());
+    else if (flag == "--kernel")
+      only_kernel = value;
+    else if (flag == "--shape")
+      only_shape = value;
+    else if (flag == "--budget")
+      budget_s = std::atof(value.c_str());
+    else {
+      std::fprintf(stderr, "gemm_bench: unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  zflow::ThreadPool::set_compute_threads(threads);
+
+  // Peak: threads x clock x 2 FMA pipes x SIMD width x 2 flops, for the widest kernel here.
+  // Zen 4 runs 512-bit FMAs as two 256-bit halves, so there the AVX-512 peak is the AVX2 one.
+  const std::vector<GemmIsa> isas = zflow::cpu::gemm_available_isas();
+  const double ghz = cpu_mhz() / 1000.0;
+  const int width = simd_floats(isas.back());
+  const double peak = threads * ghz * 2 * width * 2;
+  std::printf("cpu: %s; %d threads at %.2f GHz (cpu MHz from /proc/cpuinfo)\n",
+              zflow::cpu::cpu_features_string().c_str(), threads, ghz);
+  std::printf("peak assumed: %d threads x %.2f GHz x 2 FMA pipes x %d floats x 2 = %.0f GFLOP/s\n",
+              threads, ghz, width, peak);
+  std::printf("%-7s %-16s %6s %6s %6s %-7s %5s %9s %9s %6s %9s %6s\n", "kernel", "shape", "M", "N",
+              "K", "trans_b", "B", "ms", "GFLOP/s", "%peak", "cpuGF/s", "%peak");
+
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const BenchShape& s : kShapes) {
+    if (!only_shape.empty() && only_shape != s.name) continue;
+    std::vector<float> a(static_cast<size_t>(s.m * s.k)), b32(static_cast<size_t>(s.k * s.n));
+    for (auto& v : a) v = dist(rng);
+    for (auto& v : b32) v = dist(rng);
+    std::vector<uint8_t> b(b32.size() * zflow::dtype_size(s.b_dtype));
+    zflow::from_f32(b32.data(), b.data(), s.b_dtype, b32.size());
+    std::vector<float> c(static_cast<size_t>(s.m * s.n));
+    GemmArgs g;
+    g.trans_b = s.trans_b;
+    g.m = s.m;
+    g.n = s.n;
+    g.k = s.k;
+    g.a = a.data();
+    g.lda = s.k;
+    g.b = b.data();
+    g.b_dtype = s.b_dtype;
+    g.ldb = s.trans_b ? s.k : s.n;
+    g.c = c.data();
+    g.ldc = s.n;
+    const double flops = 2.0 * s.m * s.n * s.k;
+    for (GemmIsa isa : isas) {
+      if (!only_kernel.empty() && only_kernel != zflow::cpu::gemm_isa_name(isa)) continue;
+      double best = 1e30, best_cpu = 1e30, used = 0.0;
+      for (int run = 0; run < 2 || used < budget_s; ++run) {
+        const double cpu0 = process_cpu_seconds();
+        const auto t0 = std::chrono::steady_clock::now();
+        zflow::cpu::gemm_with_isa(isa, g);
+        const double dt =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::min(best, dt);
+        best_cpu = std::min(best_cpu, (process_cpu_seconds() - cpu0) / threads);
+        used += dt;
+      }
+      const double gflops = flops / best * 1e-9, cpu_gflops = flops / best_cpu * 1e-9;
+      std::printf("%-7s %-16s %6lld %6lld %6lld %-7s %5s %9.2f %9.1f %5.1f%% %9.1f %5.1f%%\n",
+                  std::string(zflow::cpu::gemm_isa_name(isa)).c_str(), s.name,
+                  static_cast<long long>(s.m), static_cast<long long>(s.n),
+                  static_cast<long long>(s.k), s.trans_b ? "yes" : "no",
+                  std::string(zflow::dtype_name(s.b_dtype)).c_str(), best * 1e3, gflops,
+                  100.0 * gflops / peak, cpu_gflops, 100.0 * cpu_gflops / peak);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,145 @@
+// The micro-kernel and packing routines of gemm, written once over a small vector
+// interface `Ops` and instantiated by each gemm_kernel_<isa>.cpp for its instruction set.
+// Sharing the code means the scalar and AVX2 instantiations, which every x86 machine
+// can test, check the same logic the AVX-512 one runs.
+//
+// Include this after the kernel file's target pragma and after every standard header
+// (standard templates must not be compiled for a wider instruction set than baseline).
+// Ops supplies:
+//   using V; static constexpr int kWidth;           floats per vector
+//   V zero(); V load(const float*); void store(float*, V);   unaligned
+//   V broadcast(float); V fma(V a, V b, V c) = a * b + c; V mul(V, V);
+//   void widen_f16(const uint16_t* src, float* dst, int64_t n);
+// Ops types live in an anonymous namespace, so every instantiation is private to its file.
+#pragma once
+
+#include "backend/cpu/gemm_kernels.h"
+
+namespace zflow::cpu::gemm_detail {
+
+// C tile (MR x NV * kWidth) = alpha * sum over kc of a column of A times a row of B, plus beta * C.
+// a: kc x MR packed, b: kc x NR packed, c: row-major with stride ldc.
+template <class Ops, int MR, int NV>
+void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                  float beta) {
+  using V = typename Ops::V;
+  constexpr int W = Ops::kWidth;
+  constexpr int NR = NV * W;
+  // C is read (and written) only after the kc loop; when C is bigger than the caches that
+  // read would miss all the way to memory and stall. Asking for it now overlaps the miss
+  // with the multiply-adds.
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = Ops::zero();
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = Ops::load(b + v * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V av = Ops::broadcast(a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = Ops::fma(av, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+  const V valpha = Ops::broadcast(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) Ops::store(c + i * ldc + v * W, Ops::mul(acc[i][v], valpha));
+  } else {
+    const V vbeta = Ops::broadcast(beta);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        float* cp = c + i * ldc + v * W;
+        Ops::store(cp, Ops::fma(Ops::load(cp), vbeta, Ops::mul(acc[i][v], valpha)));
+      }
+  }
+}
+
+// Packs rows [i0, i0 + mc) x depths [p0, p0 + kc) of op(A) into slivers of MR rows.
+template <int MR>
+void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* out) {
+  for (int64_t is = 0; is < mc; is += MR, out += kc * MR) {
+    const int64_t rows = mc - is < MR ? mc - is : MR;
+    const int64_t i = i0 + is;
+    if (g.trans_a) {  // A is K x M: each depth holds the sliver's rows contiguously
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = g.a + (p0 + p) * g.lda + i;
+        float* dst = out + p * MR;
+        for (int64_t r = 0; r < rows; ++r) dst[r] = src[r];
+        for (int64_t r = rows; r < MR; ++r) dst[r] = 0.0f;
+      }
+    } else if (rows == MR) {  // A is M x K: MR rows read side by side
+      const float* src = g.a + i * g.lda + p0;
+      for (int64_t p = 0; p < kc; ++p)
+#pragma GCC unroll 32
+        for (int r = 0; r < MR; ++r) out[p * MR + r] = src[r * g.lda + p];
+    } else {
+      const float* src = g.a + i * g.lda + p0;
+      for (int64_t p = 0; p < kc; ++p) {
+        for (int64_t r = 0; r < rows; ++r) out[p * MR + r] = src[r * g.lda + p];
+        for (int64_t r = rows; r < MR; ++r) out[p * MR + r] = 0.0f;
+      }
+    }
+  }
+}
+
+// Widens n stored values of B (float32, bfloat16 or float16) to float32.
+template <class Ops>
+void widen(const void* src, DType type, float* dst, int64_t n) {
+  if (type == DType::F32) {
+    const auto* s = static_cast<const float*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = s[i];
+  } else if (type == DType::BF16) {  // bfloat16 is the top half of a float32: exact
+    const auto* s = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = __builtin_bit_cast(float, uint32_t{s[i]} << 16);
+  } else {
+    Ops::widen_f16(static_cast<const uint16_t*>(src), dst, n);
+  }
+}
+
+// Packs depths [p0, p0 + kc) x columns [j0, j0 + nc) of op(B) into slivers of NR columns,
+// widened to float32 and zero-padded.
+template <class Ops, int NR>
+void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+  const size_t esize = dtype_size(g.b_dtype);
+  const char* b = static_cast<const char*>(g.b);
+  auto at = [&](int64_t row, int64_t col) { return b + (row * g.ldb + col) * esize; };
+  for (int64_t js = 0; js < nc; js += NR, out += kc * NR) {
+    const int64_t cols = nc - js < NR ? nc - js : NR;
+    const int64_t j = j0 + js;
+    if (!g.trans_b) {  // B is K x N: each depth holds the sliver's columns contiguously
+      for (int64_t p = 0; p < kc; ++p) {
+        float* dst = out + p * NR;
+        widen<Ops>(at(p0 + p, j), g.b_dtype, dst, cols);
+        for (int64_t c = cols; c < NR; ++c) dst[c] = 0.0f;
+      }
+      continue;
+    }
+    // B is N x K (a Linear weight): widen runs of each of the sliver's rows into a
+    // small buffer, then interleave them column by column.
+    constexpr int64_t kRun = 64;
+    float run[NR * kRun];
+    for (int64_t pb = 0; pb < kc; pb += kRun) {
+      const int64_t len = kc - pb < kRun ? kc - pb : kRun;
+      for (int64_t c = 0; c < cols; ++c)
+        widen<Ops>(at(j + c, p0 + pb), g.b_dtype, run + c * kRun, len);
+      for (int64_t c = cols; c < NR; ++c)
+        for (int64_t p = 0; p < len; ++p) run[c * kRun + p] = 0.0f;
+      float* dst = out + pb * NR;
+      for (int64_t p = 0; p < len; ++p)
+#pragma GCC unroll 32
+        for (int c = 0; c < NR; ++c) dst[p * NR + c] = run[c * kRun + p];
+    }
+  }
+}
+
+}  // namespace zflow::cpu::gemm_detail

@@ -1,0 +1,291 @@
+// gemm against gemm_reference (the definition: a triple loop accumulating in double), for
+// every kernel this processor can run, over shapes around the tile sizes and across the
+// cache blocks, both transposes, every B dtype, padded strides and alpha / beta cases.
+//
+// Tolerance, per element: |c - ref| <= 1e-5 * (|alpha| * sum_k |a_ik b_kj| + |beta c0_ij|).
+// gemm accumulates in float32: each output is an FMA chain over one depth block (kc <= 256
+// terms) plus one addition per further block, each step rounding by at most u = 2^-24
+// (6e-8) relative to the magnitudes summed so far. Rounding errors of random sign grow like
+// sqrt(steps) * u, about 1e-6 of sum |a||b| for these depths; the worst case (all errors
+// aligned) is steps * u, about 1.6e-5 at K = 1023. 1e-5 sits well above the expected error
+// yet fails any real mistake (a wrong or missing term is of the order of one |a||b|, and
+// the sums here have at most 2081 such terms... a dropped term is >= 1e-3 of the scale).
+// The reference widens B from the same stored values, so B's dtype adds no error.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_blocking.h"
+#include "backend/cpu/gemm_kernels.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "test_util.h"
+// Last: the kernel templates, instantiated below for plain (baseline) code.
+#include "backend/cpu/gemm_microkernel.h"
+
+namespace zflow::cpu {
+namespace {
+
+// The AVX-512 kernel's tile (12 x 32) and cache blocks, driven by portable 16-float vectors,
+// so its geometry (edges, block boundaries, packing widths) is checked on every machine,
+// not only on those with AVX-512; gemm_kernel_avx512.cpp differs from this only in the
+// intrinsics behind its small Ops struct.
+struct Portable16Ops {
+  struct V {
+    float x[16];
+  };
+  static constexpr int kWidth = 16;
+  static V zero() { return broadcast(0.0f); }
+  static V load(const float* p) {
+    V v;
+    std::memcpy(v.x, p, sizeof(v.x));
+    return v;
+  }
+  static void store(float* p, const V& v) { std::memcpy(p, v.x, sizeof(v.x)); }
+  static V broadcast(float s) {
+    V v;
+    std::fill(v.x, v.x + 16, s);
+    return v;
+  }
+  static V fma(const V& a, const V& b, V c) {
+    for (int l = 0; l < 16; ++l) c.x[l] += a.x[l] * b.x[l];
+    return c;
+  }
+  static V mul(V a, const V& b) {
+    for (int l = 0; l < 16; ++l) a.x[l] *= b.x[l];
+    return a;
+  }
+  static void widen_f16(const uint16_t* src, float* dst, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = f16_bits_to_f32(src[i]);
+  }
+};
+
+const GemmKernel kAvx512Geometry{
+    GemmIsa::Avx512,
+    kGemmBlockingAvx512,
+    gemm_detail::micro_kernel<Portable16Ops, kGemmBlockingAvx512.mr, kGemmBlockingAvx512.nr / 16>,
+    gemm_detail::pack_a<kGemmBlockingAvx512.mr>,
+    gemm_detail::pack_b<Portable16Ops, kGemmBlockingAvx512.nr>,
+};
+
+// Every way of running gemm under test: each kernel the processor has, and the AVX-512
+// geometry on portable vectors.
+struct Runner {
+  std::string name;
+  std::function<void(const GemmArgs&)> run;
+};
+
+std::vector<Runner> runners() {
+  std::vector<Runner> out;
+  for (GemmIsa isa : gemm_available_isas())
+    out.push_back(
+        {std::string(gemm_isa_name(isa)), [isa](const GemmArgs& g) { gemm_with_isa(isa, g); }});
+  out.push_back(
+      {"avx512-geometry", [](const GemmArgs& g) { gemm_with_kernel(kAvx512Geometry, g); }});
+  return out;
+}
+
+struct Shape {
+  int64_t m, n, k;
+};
+
+struct Case {
+  Shape s;
+  bool trans_a, trans_b;
+  DType b_dtype;
+  int64_t pad;  // extra elements at the end of every row of A, B and C
+  float alpha, beta;
+};
+
+std::string describe(const Case& c) {
+  return fmt::format("m={} n={} k={} trans_a={} trans_b={} B={} pad={} alpha={} beta={}", c.s.m,
+                     c.s.n, c.s.k, c.trans_a, c.trans_b, dtype_name(c.b_dtype), c.pad, c.alpha,
+                     c.beta);
+}
+
+// Inputs of one case: A, B (in its stored dtype), C's initial value, and op(A), op(B)
+// widened to dense float for the error bound.
+struct Problem {
+  std::vector<float> a, c0;
+  std::vector<uint8_t> b;
+  std::vector<float> op_a, op_b;  // m x k, k x n
+  GemmArgs args;
+};
+
+Problem make_problem(const Case& cs, std::mt19937& rng) {
+  const auto [m, n, k] = cs.s;
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  Problem p;
+  GemmArgs& g = p.args;
+  g.trans_a = cs.trans_a;
+  g.trans_b = cs.trans_b;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.alpha = cs.alpha;
+  g.beta = cs.beta;
+  g.b_dtype = cs.b_dtype;
+  const int64_t a_rows = cs.trans_a ? k : m, a_cols = cs.trans_a ? m : k;
+  const int64_t b_rows = cs.trans_b ? n : k, b_cols = cs.trans_b ? k : n;
+  g.lda = a_cols + cs.pad;
+  g.ldb = b_cols + cs.pad;
+  g.ldc = n + cs.pad;
+
+  p.a.resize(static_cast<size_t>(a_rows * g.lda));
+  for (auto& v : p.a) v = dist(rng);
+  std::vector<float> b_f32(static_cast<size_t>(b_rows * g.ldb));
+  for (auto& v : b_f32) v = dist(rng);
+  p.b.resize(b_f32.size() * dtype_size(cs.b_dtype));
+  from_f32(b_f32.data(), p.b.data(), cs.b_dtype, b_f32.size());
+  to_f32(p.b.data(), cs.b_dtype, b_f32.data(), b_f32.size());  // the values B really holds
+
+  // With beta == 0, C must not be read: start it as NaN so a read would show.
+  p.c0.resize(static_cast<size_t>(m * g.ldc));
+  for (auto& v : p.c0) v = cs.beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : dist(rng);
+
+  p.op_a.resize(static_cast<size_t>(m * k));
+  p.op_b.resize(static_cast<size_t>(k * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t q = 0; q < k; ++q)
+      p.op_a[i * k + q] = cs.trans_a ? p.a[q * g.lda + i] : p.a[i * g.lda + q];
+  for (int64_t q = 0; q < k; ++q)
+    for (int64_t j = 0; j < n; ++j)
+      p.op_b[q * n + j] = cs.trans_b ? b_f32[j * g.ldb + q] : b_f32[q * g.ldb + j];
+  g.a = p.a.data();
+  g.b = p.b.data();
+  return p;
+}
+
+// Runs one case through the reference and every kernel; returns false on the first mismatch.
+bool check_case(const Case& cs, const std::vector<Runner>& runs, std::mt19937& rng) {
+  Problem p = make_problem(cs, rng);
+  const auto [m, n, k] = cs.s;
+  std::vector<float> ref = p.c0;
+  GemmArgs g = p.args;
+  g.c = ref.data();
+  gemm_reference(g);
+
+  std::vector<double> scale(static_cast<size_t>(m * n), 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t q = 0; q < k; ++q) {
+      const double a = std::fabs(p.op_a[i * k + q]);
+      for (int64_t j = 0; j < n; ++j) scale[i * n + j] += a * std::fabs(p.op_b[q * n + j]);
+    }
+
+  for (const Runner& runner : runs) {
+    std::vector<float> out = p.c0;
+    g.c = out.data();
+    runner.run(g);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < g.ldc; ++j) {
+        const size_t at = static_cast<size_t>(i * g.ldc + j);
+        if (j >= n) {  // padding between rows of C stays untouched
+          const bool same = std::isnan(p.c0[at]) ? std::isnan(out[at]) : out[at] == p.c0[at];
+          EXPECT_TRUE(same) << runner.name << " wrote C's row padding at (" << i << ", " << j
+                            << ") for " << describe(cs);
+          if (!same) return false;
+          continue;
+        }
+        const double c0 = cs.beta == 0.0f ? 0.0 : std::fabs(cs.beta * p.c0[at]);
+        const double tol = 1e-5 * (std::fabs(cs.alpha) * scale[i * n + j] + c0) +
+                           std::numeric_limits<float>::min();
+        const double err = std::fabs(static_cast<double>(out[at]) - ref[at]);
+        if (!(err <= tol)) {
+          ADD_FAILURE() << runner.name << " differs at (" << i << ", " << j << "): got " << out[at]
+                        << ", reference " << ref[at] << ", tolerance " << tol << " for "
+                        << describe(cs);
+          return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+// Sizes around the register tiles (4/6/12 x 8/16/32), past one A block (mc <= 192) and
+// B block (nc = 2048), and deeper than one depth block (kc <= 256), with 0 and 1.
+const std::vector<Shape> kShapes = {
+    {0, 5, 7},     {5, 0, 7},     {5, 7, 0},     {1, 1, 1},      {1, 7, 31},
+    {7, 1, 33},    {31, 33, 65},  {33, 31, 127}, {65, 127, 33},  {127, 65, 257},
+    {1, 1023, 65}, {3, 65, 1023}, {1023, 7, 31}, {200, 33, 513}, {7, 2081, 300},
+};
+
+TEST(Gemm, MatchesReferenceForEveryKernel) {
+  const std::vector<Runner> runs = runners();
+  std::mt19937 rng(1234);
+  // alpha / beta pairs: plain product, beta == 0 with a scale, accumulate, both general.
+  const float alphas[] = {1.0f, 0.5f, 1.0f, -1.5f};
+  const float betas[] = {0.0f, 0.0f, 1.0f, 0.75f};
+  int variant = 0;
+  for (const Shape& s : kShapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+          const Case cs{
+              s, ta, tb, dt, variant % 3 == 0 ? 0 : 3, alphas[variant % 4], betas[variant % 4]};
+          ++variant;
+          if (!check_case(cs, runs, rng)) return;
+        }
+}
+
+// Uneven thread grids: 3 and 5 threads cut C into regions that are not powers of two,
+// along M for a tall shape and along N for a wide one.
+TEST(Gemm, MatchesReferenceWithOddThreadCounts) {
+  const std::vector<Runner> runs = runners();
+  std::mt19937 rng(99);
+  for (int threads : {3, 5}) {
+    ThreadPool::set_compute_threads(threads);
+    for (const Shape& s : {Shape{301, 19, 97}, Shape{5, 611, 131}, Shape{67, 67, 67}})
+      EXPECT_TRUE(check_case({s, false, true, DType::BF16, 1, 1.0f, 0.0f}, runs, rng));
+  }
+  ThreadPool::set_compute_threads(
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
+TEST(Gemm, DefaultKernelMatchesReference) {
+  std::mt19937 rng(7);
+  Problem p = make_problem({{45, 77, 300}, false, true, DType::BF16, 0, 1.0f, 0.0f}, rng);
+  std::vector<float> ref(p.c0.size()), out(p.c0.size());
+  GemmArgs g = p.args;
+  g.c = ref.data();
+  gemm_reference(g);
+  g.c = out.data();
+  gemm(g);
+  for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-3) << i;
+}
+
+TEST(Gemm, RejectsBadArguments) {
+  float a[4] = {}, b[4] = {}, c[4] = {};
+  GemmArgs g;
+  g.m = g.n = g.k = 2;
+  g.a = a;
+  g.b = b;
+  g.c = c;
+  g.lda = g.ldb = g.ldc = 2;
+  g.lda = 1;
+  EXPECT_THROW(gemm(g), Error);
+  g.lda = 2;
+  g.b_dtype = DType::I32;
+  EXPECT_THROW(gemm(g), Error);
+  g.b_dtype = DType::F32;
+  g.ldc = 1;
+  EXPECT_THROW(gemm(g), Error);
+}
+
+TEST(Gemm, ListsKernels) {
+  const std::vector<GemmIsa> isas = gemm_available_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.front(), GemmIsa::Scalar);
+  EXPECT_EQ(gemm_isa_name(GemmIsa::Avx512), "avx512");
+}
+
+}  // namespace
+}  // namespace zflow::cpu
