@@ -1,0 +1,114 @@
+// Scaled dot-product attention, flash style: each task owns a block of query rows and
+// walks the keys in blocks, keeping a running row maximum m, a running denominator l
+// and an unnormalised output O (the online softmax):
+//   S = scale * Q_blk K_blk^T;  m' = max(m, rowmax S);  P = exp(S - m')
+//   l = l * exp(m - m') + rowsum P;  O = O * exp(m - m') + P V_blk;  m = m'
+// and finally O / l. Memory per task is kQueryBlock x kKeyBlock scores, so the VAE's
+// 16384-token mid-block attention never builds its 1 GB score matrix. The block
+// products go through gemm, called from inside the task (nested, so single-threaded).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/kernels.h"
+#include "core/thread_pool.h"
+
+namespace zflow::cpu {
+namespace {
+
+constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kKeyBlock = 256;
+
+struct Dims {
+  int64_t lq, lk, d, dv;
+};
+
+// One block of query rows q[rows, d] against all keys k[lk, d], values v[lk, dv] -> out[rows, dv].
+void attend_block(const float* q, const float* k, const float* v, float* out, int64_t rows,
+                  const Dims& dims, float scale) {
+  std::vector<float> scores(static_cast<size_t>(rows * kKeyBlock));   // [rows, kKeyBlock]
+  std::vector<float> acc(static_cast<size_t>(rows * dims.dv), 0.0f);  // [rows, dv]
+  std::vector<float> row_max(static_cast<size_t>(rows), -std::numeric_limits<float>::infinity());
+  std::vector<double> row_sum(static_cast<size_t>(rows), 0.0);
+
+  for (int64_t k0 = 0; k0 < dims.lk; k0 += kKeyBlock) {
+    const int64_t kb = std::min(kKeyBlock, dims.lk - k0);
+    GemmArgs s;  // scores[rows, kb] = scale * q[rows, d] @ k[k0:k0+kb, d]^T
+    s.trans_b = true;
+    s.m = rows;
+    s.n = kb;
+    s.k = dims.d;
+    s.alpha = scale;
+    s.a = q;
+    s.lda = dims.d;
+    s.b = k + k0 * dims.d;
+    s.ldb = dims.d;
+    s.c = scores.data();
+    s.ldc = kb;
+    gemm(s);
+
+    for (int64_t r = 0; r < rows; ++r) {
+      float* srow = scores.data() + r * kb;
+      const float block_max = *std::max_element(srow, srow + kb);
+      const float new_max = std::max(row_max[r], block_max);
+      const float correction = std::exp(row_max[r] - new_max);  // 0 on the first block
+      double sum = 0.0;
+      for (int64_t j = 0; j < kb; ++j) {
+        srow[j] = std::exp(srow[j] - new_max);
+        sum += srow[j];
+      }
+      row_sum[r] = row_sum[r] * correction + sum;
+      row_max[r] = new_max;
+      if (correction != 1.0f) {
+        float* arow = acc.data() + r * dims.dv;
+        for (int64_t j = 0; j < dims.dv; ++j) arow[j] *= correction;
+      }
+    }
+
+    GemmArgs o;  // acc[rows, dv] += p[rows, kb] @ v[k0:k0+kb, dv]
+    o.m = rows;
+    o.n = dims.dv;
+    o.k = kb;
+    o.a = scores.data();
+    o.lda = kb;
+    o.b = v + k0 * dims.dv;
+    o.ldb = dims.dv;
+    o.beta = 1.0f;
+    o.c = acc.data();
+    o.ldc = dims.dv;
+    gemm(o);
+  }
+
+  for (int64_t r = 0; r < rows; ++r) {
+    const float inv = static_cast<float>(1.0 / row_sum[r]);
+    for (int64_t j = 0; j < dims.dv; ++j) out[r * dims.dv + j] = acc[r * dims.dv + j] * inv;
+  }
+}
+
+}  // namespace
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale) {
+  const int64_t heads = q.size(0) * q.size(1);
+  const Dims dims{q.size(2), k.size(2), q.size(3), v.size(3)};
+  Tensor out = Tensor::empty({q.size(0), q.size(1), dims.lq, dims.dv}, DType::F32);
+  const int64_t blocks_per_head = (dims.lq + kQueryBlock - 1) / kQueryBlock;
+  const float* pq = q.data<float>();  // [heads, lq, d]
+  const float* pk = k.data<float>();  // [heads, lk, d]
+  const float* pv = v.data<float>();  // [heads, lk, dv]
+  float* po = out.data<float>();      // [heads, lq, dv]
+  parallel_for(heads * blocks_per_head, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t h = task / blocks_per_head;
+      const int64_t q0 = (task % blocks_per_head) * kQueryBlock;
+      const int64_t rows = std::min(kQueryBlock, dims.lq - q0);
+      attend_block(pq + (h * dims.lq + q0) * dims.d, pk + h * dims.lk * dims.d,
+                   pv + h * dims.lk * dims.dv, po + (h * dims.lq + q0) * dims.dv, rows, dims,
+                   scale);
+    }
+  });
+  return out;
+}
+
+}  // namespace zflow::cpu

@@ -1,0 +1,74 @@
+// Elementwise float32 kernels, split across the compute pool in runs of at least
+// 64K elements (below that a thread costs more than it saves).
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/kernels.h"
+#include "core/thread_pool.h"
+
+namespace zflow::cpu {
+namespace {
+
+constexpr int64_t kGrain = 1 << 16;
+
+template <typename Fn>
+Tensor map(const Tensor& x, Fn fn) {
+  Tensor y = Tensor::empty(x.shape(), DType::F32);
+  const float* in = x.data<float>();
+  float* out = y.data<float>();
+  parallel_for(
+      x.numel(),
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) out[i] = fn(in[i]);
+      },
+      kGrain);
+  return y;
+}
+
+}  // namespace
+
+std::vector<float> widen(const Tensor& t) {
+  if (!t.defined()) return {};
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  const Tensor c = t.contiguous();
+  to_f32(c.raw(), c.dtype(), out.data(), out.size());
+  return out;
+}
+
+Tensor unary(const Tensor& x, Unary op) {
+  switch (op) {
+    case Unary::Silu:
+      return map(x, [](float v) { return v / (1.0f + std::exp(-v)); });
+    case Unary::Exp:
+      return map(x, [](float v) { return std::exp(v); });
+  }
+  return {};
+}
+
+Tensor binary(const Tensor& a, const Tensor& b, Binary op) {
+  Tensor y = Tensor::empty(a.shape(), DType::F32);
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  float* out = y.data<float>();
+  parallel_for(
+      a.numel(),
+      [&](int64_t begin, int64_t end) {
+        if (op == Binary::Add) {
+          for (int64_t i = begin; i < end; ++i) out[i] = pa[i] + pb[i];
+        } else {
+          for (int64_t i = begin; i < end; ++i) out[i] = pa[i] * pb[i];
+        }
+      },
+      kGrain);
+  return y;
+}
+
+Tensor affine_scalar(const Tensor& x, float mul, float add) {
+  return map(x, [mul, add](float v) { return v * mul + add; });
+}
+
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  return map(x, [lo, hi](float v) { return std::clamp(v, lo, hi); });
+}
+
+}  // namespace zflow::cpu

@@ -1,0 +1,33 @@
+// The CPU kernels behind backend/ops.h, one file each (conv2d.cpp, group_norm.cpp, ...).
+// ops.cpp has already checked shapes and dtypes and made activations contiguous
+// float32; weights (w, gamma, beta, biases) arrive contiguous in their stored dtype.
+#pragma once
+
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/tensor.h"
+
+namespace zflow::cpu {
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor matmul(const Tensor& a, const Tensor& b);
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride,
+              ops::Padding2d padding);
+Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom);
+Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps,
+                  bool fuse_silu);
+Tensor upsample_nearest2x(const Tensor& x);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale);
+
+enum class Unary { Silu, Exp };
+Tensor unary(const Tensor& x, Unary op);
+enum class Binary { Add, Mul };
+Tensor binary(const Tensor& a, const Tensor& b, Binary op);
+Tensor affine_scalar(const Tensor& x, float mul, float add);  // x * mul + add
+Tensor clamp(const Tensor& x, float lo, float hi);
+
+// A small vector (bias, gamma) widened to float32; empty when `t` is undefined.
+std::vector<float> widen(const Tensor& t);
+
+}  // namespace zflow::cpu

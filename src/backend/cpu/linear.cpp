@@ -1,0 +1,48 @@
+// y[M, N] = x[M, K] @ w[N, K]^T + b[N] through gemm, w in its stored dtype.
+#include <algorithm>
+
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/kernels.h"
+#include "core/thread_pool.h"
+
+namespace zflow::cpu {
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  const int64_t n = w.size(0), k = w.size(1);
+  const int64_t m = shape_numel(std::span(x.shape()).first(x.shape().size() - 1));
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  Tensor y = Tensor::empty(out_shape, DType::F32);
+  float* out = y.data<float>();  // [m, n]
+  if (m == 0 || n == 0) return y;
+  if (k == 0) {
+    std::fill(out, out + m * n, 0.0f);
+  } else {
+    GemmArgs g;
+    g.trans_b = true;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.a = x.data<float>();
+    g.lda = k;
+    g.b = w.raw();
+    g.b_dtype = w.dtype();
+    g.ldb = k;
+    g.c = out;
+    g.ldc = n;
+    gemm(g);
+  }
+  if (b.defined()) {
+    const std::vector<float> bias = widen(b);
+    parallel_for(
+        m,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i)
+            for (int64_t j = 0; j < n; ++j) out[i * n + j] += bias[j];
+        },
+        64);
+  }
+  return y;
+}
+
+}  // namespace zflow::cpu
