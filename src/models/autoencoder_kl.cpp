@@ -6,7 +6,6 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <sstream>
 
 #include "backend/ops.h"
@@ -276,23 +275,7 @@ std::vector<ParameterSpec> autoencoder_kl_parameters(const AutoencoderKLConfig& 
 
 io::WeightStore autoencoder_kl_random_weights(const AutoencoderKLConfig& config, DType dtype,
                                               uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  io::WeightStore store;
-  for (const ParameterSpec& p : autoencoder_kl_parameters(config)) {
-    std::vector<float> values(static_cast<size_t>(shape_numel(p.shape)));
-    const bool is_norm = p.name.find("norm") != std::string::npos;
-    if (p.shape.size() >= 2) {
-      const double fan_in = static_cast<double>(shape_numel(p.shape) / p.shape[0]);
-      std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-      const float bound = static_cast<float>(1.0 / std::sqrt(fan_in));
-      for (float& v : values) v = dist(gen) * bound;
-    } else {
-      const bool is_gamma = is_norm && p.name.ends_with(".weight");
-      std::fill(values.begin(), values.end(), is_gamma ? 1.0f : 0.0f);
-    }
-    store.add(p.name, Tensor::from_f32(p.shape, values).to(dtype), "<random>");
-  }
-  return store;
+  return random_weights(autoencoder_kl_parameters(config), dtype, seed);
 }
 
 AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, const io::WeightStore& weights)

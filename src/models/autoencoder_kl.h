@@ -21,6 +21,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/parameters.h"
 
 namespace zflow::models {
 
@@ -59,15 +60,10 @@ struct AutoencoderKLConfig {
 };
 
 // Every parameter of the model for `config`, in binding order: its diffusers name and shape.
-struct ParameterSpec {
-  std::string name;
-  Shape shape;
-};
 std::vector<ParameterSpec> autoencoder_kl_parameters(const AutoencoderKLConfig& config);
 
-// Random weights with the model's names and shapes, for speed measurements: conv and
-// linear weights uniform in +-1/sqrt(fan_in) (PyTorch's default init scale, so
-// activations stay finite through the network), biases 0, norms gamma 1 beta 0.
+// Random weights with the model's names and shapes, for speed measurements
+// (models/parameters.h says how the values are drawn).
 io::WeightStore autoencoder_kl_random_weights(const AutoencoderKLConfig& config, DType dtype,
                                               uint64_t seed);
 

@@ -1,0 +1,28 @@
+// A model's parameters as data: every name and shape for a config. The same list
+// checks a checkpoint at load time and builds full-size random weights for
+// benchmarks (speed does not depend on the values).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/weight_store.h"
+
+namespace zflow::models {
+
+struct ParameterSpec {
+  std::string name;
+  Shape shape;
+};
+
+// Random values in `dtype`: matrices and conv kernels uniform in +-1/sqrt(fan_in)
+// (PyTorch's default init scale, so activations stay finite through deep networks),
+// biases 0, 1-D norm weights (a name with "norm" ending in ".weight") 1, other 1-D
+// tensors uniform in +-1. Generated in parallel chunks whose values do not depend on the thread
+// count, one tensor at a time (no float32 copy of the whole model).
+io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType dtype,
+                               uint64_t seed);
+
+}  // namespace zflow::models
