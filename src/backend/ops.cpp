@@ -134,7 +134,8 @@ Tensor upsample_nearest2x(const Tensor& x) {
   return cpu::upsample_nearest2x(x.contiguous());
 }
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale) {
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                 const AttentionMask& mask) {
   require_cpu("attention", {&q, &k, &v});
   require_f32("attention", "q", q);
   require_f32("attention", "k", k);
@@ -142,12 +143,75 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale)
   require_rank("attention", "q", q, 4);
   require_rank("attention", "k", k, 4);
   require_rank("attention", "v", v, 4);
-  ZF_CHECK(q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3) &&
-               k.size(0) == v.size(0) && k.size(1) == v.size(1) && k.size(2) == v.size(2),
-           "[attention] q {}, k {}, v {} do not fit [B, H, Lq, D], [B, H, Lk, D], [B, H, Lk, Dv]",
+  ZF_CHECK(q.size(0) == k.size(0) && q.size(3) == k.size(3) && k.size(1) >= 1 &&
+               q.size(1) % k.size(1) == 0 && k.size(0) == v.size(0) && k.size(1) == v.size(1) &&
+               k.size(2) == v.size(2),
+           "[attention] q {}, k {}, v {} do not fit [B, H, Lq, D], [B, Hkv, Lk, D], "
+           "[B, Hkv, Lk, Dv] with Hkv dividing H",
            shape_str(q.shape()), shape_str(k.shape()), shape_str(v.shape()));
   ZF_CHECK(k.size(2) >= 1, "[attention] no keys");
-  return cpu::attention(q.contiguous(), k.contiguous(), v.contiguous(), scale);
+  ZF_CHECK(!mask.causal || q.size(2) == k.size(2),
+           "[attention] a causal mask needs as many queries as keys, got {} and {}", q.size(2),
+           k.size(2));
+  if (!mask.key_lengths.empty()) {
+    ZF_CHECK(static_cast<int64_t>(mask.key_lengths.size()) == q.size(0),
+             "[attention] {} key lengths for a batch of {}", mask.key_lengths.size(), q.size(0));
+    for (int64_t n : mask.key_lengths)
+      ZF_CHECK(n >= 1 && n <= k.size(2), "[attention] key length {} outside [1, {}]", n, k.size(2));
+  }
+  return cpu::attention(q.contiguous(), k.contiguous(), v.contiguous(), scale, mask);
+}
+
+namespace {
+
+// The last dim of x must be d; a per-feature vector, when given, must be [d].
+Tensor feature_vector(const char* op, const char* what, const Tensor& t, int64_t d) {
+  return t.defined() ? weight(op, what, t, {d}) : Tensor{};
+}
+
+}  // namespace
+
+Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
+  require_cpu("rms_norm", {&x, &w});
+  require_f32("rms_norm", "x", x);
+  ZF_CHECK(x.ndim() >= 1, "[rms_norm] x must have at least 1 dim");
+  return cpu::rms_norm(x.contiguous(), feature_vector("rms_norm", "weight", w, x.size(-1)), eps);
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
+  require_cpu("layer_norm", {&x, &w, &b});
+  require_f32("layer_norm", "x", x);
+  ZF_CHECK(x.ndim() >= 1, "[layer_norm] x must have at least 1 dim");
+  const int64_t d = x.size(-1);
+  return cpu::layer_norm(x.contiguous(), feature_vector("layer_norm", "weight", w, d),
+                         feature_vector("layer_norm", "bias", b, d), eps);
+}
+
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout) {
+  require_cpu("rope", {&x, &cos, &sin});
+  require_f32("rope", "x", x);
+  require_f32("rope", "cos", cos);
+  require_f32("rope", "sin", sin);
+  require_rank("rope", "x", x, 4);
+  ZF_CHECK(x.size(3) % 2 == 0, "[rope] head dim {} is odd", x.size(3));
+  ZF_CHECK(cos.ndim() == 3 && cos.shape() == sin.shape() &&
+               (cos.size(0) == 1 || cos.size(0) == x.size(0)) && cos.size(1) == x.size(1) &&
+               cos.size(2) == x.size(3) / 2,
+           "[rope] cos {} and sin {} must be [1 or B, L, D/2] for x {} = [B, L, H, D]",
+           shape_str(cos.shape()), shape_str(sin.shape()), shape_str(x.shape()));
+  return cpu::rope(x.contiguous(), cos.contiguous(), sin.contiguous(), layout);
+}
+
+Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {
+  require_cpu("embedding", {&table});
+  require_rank("embedding", "table", table, 2);
+  ZF_CHECK(is_weight_dtype(table.dtype()), "[embedding] table must be F32, BF16 or F16, got {}",
+           dtype_name(table.dtype()));
+  for (size_t i = 0; i < ids.size(); ++i)
+    ZF_CHECK(ids[i] >= 0 && ids[i] < table.size(0),
+             "[embedding] id {} at position {} is outside the table of {} rows", ids[i], i,
+             table.size(0));
+  return cpu::embedding(table.contiguous(), ids);
 }
 
 namespace {
@@ -171,6 +235,12 @@ Tensor binary_checked(const char* op, const Tensor& a, const Tensor& b, cpu::Bin
 
 Tensor silu(const Tensor& x) {
   return unary_checked("silu", x, cpu::Unary::Silu);
+}
+Tensor tanh(const Tensor& x) {
+  return unary_checked("tanh", x, cpu::Unary::Tanh);
+}
+Tensor silu_mul(const Tensor& a, const Tensor& b) {
+  return binary_checked("silu_mul", a, b, cpu::Binary::SiluMul);
 }
 Tensor exp(const Tensor& x) {
   return unary_checked("exp", x, cpu::Unary::Exp);

@@ -9,6 +9,9 @@
 // reference.
 #pragma once
 
+#include <span>
+#include <vector>
+
 #include "core/tensor.h"
 
 namespace zflow::ops {
@@ -44,14 +47,42 @@ Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& gamma, const T
 // Nearest-neighbour upsampling of x[B, C, H, W] by 2 in both spatial dims.
 Tensor upsample_nearest2x(const Tensor& x);
 
-// Scaled dot-product attention over q[B, H, Lq, D], k[B, H, Lk, D], v[B, H, Lk, Dv]:
-// softmax(q k^T * scale) v, without materialising more than a block of scores.
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale);
+// Which keys each query may see. Empty = all of them.
+struct AttentionMask {
+  bool causal = false;               // query i sees keys j <= i (requires Lq == Lk)
+  std::vector<int64_t> key_lengths;  // per batch: keys at or past this index are hidden
+};
+
+// Scaled dot-product attention over q[B, H, Lq, D], k[B, Hkv, Lk, D], v[B, Hkv, Lk, Dv]:
+// softmax(q k^T * scale + mask) v, without materialising more than a block of scores.
+// Hkv may divide H (grouped-query attention: query head h reads kv head h / (H / Hkv)).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                 const AttentionMask& mask = {});
+
+// RMSNorm over the last dim: x * rsqrt(mean(x^2) + eps) * weight (weight[D] may be undefined).
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+
+// LayerNorm over the last dim; weight[D] and bias[D] may be undefined (no affine).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+
+// Which two features of a head a rotary pair rotates.
+enum class RopeLayout {
+  kInterleaved,  // (2j, 2j+1): complex pairs, as FLUX and Z-Image
+  kHalfSplit,    // (j, j + D/2): rotate_half, as Qwen and LLaMA
+};
+// Rotary position embedding on x[B, L, H, D]: pair j of every head becomes
+// (x1 cos - x2 sin, x1 sin + x2 cos) with cos, sin [Bc, L, D/2], Bc = 1 or B.
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout);
+
+// Rows of table[V, D] (stored float dtype) -> [ids.size(), D] float32.
+Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
 
 // Elementwise, float32.
 Tensor silu(const Tensor& x);
-Tensor add(const Tensor& a, const Tensor& b);  // same shape
-Tensor mul(const Tensor& a, const Tensor& b);  // same shape
+Tensor tanh(const Tensor& x);
+Tensor silu_mul(const Tensor& a, const Tensor& b);  // silu(a) * b, the SwiGLU gate
+Tensor add(const Tensor& a, const Tensor& b);       // same shape
+Tensor mul(const Tensor& a, const Tensor& b);       // same shape
 Tensor mul_scalar(const Tensor& x, float s);
 Tensor add_scalar(const Tensor& x, float s);
 Tensor exp(const Tensor& x);

@@ -5,34 +5,42 @@
 #include <cmath>
 
 #include "backend/ops.h"
+#include "core/error.h"
 #include "op_test_util.h"
 
 namespace zflow {
 namespace {
 
+// Query head h of batch b reads kv head h / (H / Hkv); row i sees keys [0, visible(b, i)).
 std::vector<double> attention_reference(const Tensor& q, const Tensor& k, const Tensor& v,
-                                        double scale) {
+                                        double scale, const ops::AttentionMask& mask = {}) {
   const auto qv = test::as_double(q), kv = test::as_double(k), vv = test::as_double(v);
-  const int64_t heads = q.size(0) * q.size(1), lq = q.size(2), lk = k.size(2), d = q.size(3),
-                dv = v.size(3);
-  std::vector<double> out(static_cast<size_t>(heads * lq * dv));
+  const int64_t batch = q.size(0), heads = q.size(1), kv_heads = k.size(1), lq = q.size(2),
+                lk = k.size(2), d = q.size(3), dv = v.size(3);
+  std::vector<double> out(static_cast<size_t>(batch * heads * lq * dv));
   std::vector<double> s(static_cast<size_t>(lk));
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < lq; ++i) {
-      double mx = -INFINITY, sum = 0.0;
-      for (int64_t j = 0; j < lk; ++j) {
-        double dot = 0.0;
-        for (int64_t e = 0; e < d; ++e) dot += qv[(h * lq + i) * d + e] * kv[(h * lk + j) * d + e];
-        s[j] = dot * scale;
-        mx = std::max(mx, s[j]);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t hq = 0; hq < heads; ++hq)
+      for (int64_t i = 0; i < lq; ++i) {
+        const int64_t h = b * heads + hq;
+        const int64_t hk = b * kv_heads + hq / (heads / kv_heads);
+        int64_t visible = mask.key_lengths.empty() ? lk : mask.key_lengths[b];
+        if (mask.causal) visible = std::min(visible, i + 1);
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t j = 0; j < visible; ++j) {
+          double dot = 0.0;
+          for (int64_t e = 0; e < d; ++e)
+            dot += qv[(h * lq + i) * d + e] * kv[(hk * lk + j) * d + e];
+          s[j] = dot * scale;
+          mx = std::max(mx, s[j]);
+        }
+        for (int64_t j = 0; j < visible; ++j) sum += s[j] = std::exp(s[j] - mx);
+        for (int64_t e = 0; e < dv; ++e) {
+          double acc = 0.0;
+          for (int64_t j = 0; j < visible; ++j) acc += s[j] * vv[(hk * lk + j) * dv + e];
+          out[(h * lq + i) * dv + e] = acc / sum;
+        }
       }
-      for (int64_t j = 0; j < lk; ++j) sum += s[j] = std::exp(s[j] - mx);
-      for (int64_t e = 0; e < dv; ++e) {
-        double acc = 0.0;
-        for (int64_t j = 0; j < lk; ++j) acc += s[j] * vv[(h * lk + j) * dv + e];
-        out[(h * lq + i) * dv + e] = acc / sum;
-      }
-    }
   return out;
 }
 
@@ -64,6 +72,44 @@ TEST(Attention, AcceptsStridedViews) {
   EXPECT_LE(test::relative_error(
                 y, attention_reference(q.contiguous(), k.contiguous(), v.contiguous(), 0.5)),
             2e-6);
+}
+
+// Causal masking (Qwen3's text encoder), per-sample key lengths (a batch of captions of
+// different lengths) and grouped-query heads (Qwen3: 32 query heads over 8 kv heads), with
+// lengths that straddle the 64-query and 256-key blocks.
+TEST(Attention, MasksAndGroupedQueryHeads) {
+  uint32_t seed = 40;
+  for (const int64_t len : {1, 33, 65, 300}) {
+    const Tensor q = test::random_tensor({2, 4, len, 16}, seed++, -2.0f, 2.0f);
+    const Tensor k = test::random_tensor({2, 2, len, 16}, seed++, -2.0f, 2.0f);
+    const Tensor v = test::random_tensor({2, 2, len, 8}, seed++);
+    const float scale = 0.25f;
+    const ops::AttentionMask causal{.causal = true};
+    EXPECT_LE(test::relative_error(ops::attention(q, k, v, scale, causal),
+                                   attention_reference(q, k, v, scale, causal)),
+              2e-6)
+        << "causal, length " << len;
+    const ops::AttentionMask lengths{.key_lengths = {len, (len + 1) / 2}};
+    EXPECT_LE(test::relative_error(ops::attention(q, k, v, scale, lengths),
+                                   attention_reference(q, k, v, scale, lengths)),
+              2e-6)
+        << "key lengths, length " << len;
+    const ops::AttentionMask both{.causal = true, .key_lengths = {(len + 2) / 3, len}};
+    EXPECT_LE(test::relative_error(ops::attention(q, k, v, scale, both),
+                                   attention_reference(q, k, v, scale, both)),
+              2e-6)
+        << "causal and key lengths, length " << len;
+  }
+}
+
+TEST(Attention, RejectsBadMasksAndHeadCounts) {
+  const Tensor q = test::random_tensor({1, 3, 4, 8}, 1);
+  const Tensor k = test::random_tensor({1, 2, 4, 8}, 2);
+  EXPECT_THROW(ops::attention(q, k, k, 1.0f), Error);  // 2 kv heads do not divide 3
+  const Tensor k3 = test::random_tensor({1, 3, 5, 8}, 3);
+  EXPECT_THROW(ops::attention(q, k3, k3, 1.0f, {.causal = true}), Error);  // Lq != Lk
+  EXPECT_THROW(ops::attention(q, k3, k3, 1.0f, {.key_lengths = {0}}), Error);
+  EXPECT_THROW(ops::attention(q, k3, k3, 1.0f, {.key_lengths = {2, 2}}), Error);
 }
 
 }  // namespace

@@ -25,16 +25,24 @@ struct Dims {
   int64_t lq, lk, d, dv;
 };
 
-// One block of query rows q[rows, d] against all keys k[lk, d], values v[lk, dv] -> out[rows, dv].
+// One block of query rows q[rows, d] against keys k[lk, d], values v[lk, dv] -> out[rows, dv].
+// Row r sees keys [0, visible(r)): all keys, the first key_length, or (causal) the keys up to
+// its own position first_row + r. Key 0 is always visible, so every running maximum is
+// finite after the first key block and a fully hidden later block contributes exp(-inf) = 0.
 void attend_block(const float* q, const float* k, const float* v, float* out, int64_t rows,
-                  const Dims& dims, float scale) {
+                  const Dims& dims, float scale, int64_t key_length, bool causal,
+                  int64_t first_row) {
+  auto visible = [&](int64_t r) {
+    return causal ? std::min(key_length, first_row + r + 1) : key_length;
+  };
+  const int64_t keys = visible(rows - 1);                             // the last row sees the most
   std::vector<float> scores(static_cast<size_t>(rows * kKeyBlock));   // [rows, kKeyBlock]
   std::vector<float> acc(static_cast<size_t>(rows * dims.dv), 0.0f);  // [rows, dv]
   std::vector<float> row_max(static_cast<size_t>(rows), -std::numeric_limits<float>::infinity());
   std::vector<double> row_sum(static_cast<size_t>(rows), 0.0);
 
-  for (int64_t k0 = 0; k0 < dims.lk; k0 += kKeyBlock) {
-    const int64_t kb = std::min(kKeyBlock, dims.lk - k0);
+  for (int64_t k0 = 0; k0 < keys; k0 += kKeyBlock) {
+    const int64_t kb = std::min(kKeyBlock, keys - k0);
     GemmArgs s;  // scores[rows, kb] = scale * q[rows, d] @ k[k0:k0+kb, d]^T
     s.trans_b = true;
     s.m = rows;
@@ -51,6 +59,8 @@ void attend_block(const float* q, const float* k, const float* v, float* out, in
 
     for (int64_t r = 0; r < rows; ++r) {
       float* srow = scores.data() + r * kb;
+      const int64_t hidden_from = std::clamp<int64_t>(visible(r) - k0, 0, kb);
+      std::fill(srow + hidden_from, srow + kb, -std::numeric_limits<float>::infinity());
       const float block_max = *std::max_element(srow, srow + kb);
       const float new_max = std::max(row_max[r], block_max);
       const float correction = std::exp(row_max[r] - new_max);  // 0 on the first block
@@ -89,23 +99,28 @@ void attend_block(const float* q, const float* k, const float* v, float* out, in
 
 }  // namespace
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale) {
-  const int64_t heads = q.size(0) * q.size(1);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                 const ops::AttentionMask& mask) {
+  const int64_t batch = q.size(0), heads = q.size(1), kv_heads = k.size(1);
+  const int64_t group = heads / kv_heads;  // query heads per kv head
   const Dims dims{q.size(2), k.size(2), q.size(3), v.size(3)};
-  Tensor out = Tensor::empty({q.size(0), q.size(1), dims.lq, dims.dv}, DType::F32);
+  Tensor out = Tensor::empty({batch, heads, dims.lq, dims.dv}, DType::F32);
   const int64_t blocks_per_head = (dims.lq + kQueryBlock - 1) / kQueryBlock;
-  const float* pq = q.data<float>();  // [heads, lq, d]
-  const float* pk = k.data<float>();  // [heads, lk, d]
-  const float* pv = v.data<float>();  // [heads, lk, dv]
-  float* po = out.data<float>();      // [heads, lq, dv]
-  parallel_for(heads * blocks_per_head, [&](int64_t begin, int64_t end) {
+  const float* pq = q.data<float>();  // [batch, heads, lq, d]
+  const float* pk = k.data<float>();  // [batch, kv_heads, lk, d]
+  const float* pv = v.data<float>();  // [batch, kv_heads, lk, dv]
+  float* po = out.data<float>();      // [batch, heads, lq, dv]
+  parallel_for(batch * heads * blocks_per_head, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task / blocks_per_head;
+      const int64_t bh = task / blocks_per_head;  // b * heads + h
+      const int64_t b = bh / heads;
+      const int64_t kvh = b * kv_heads + (bh % heads) / group;
       const int64_t q0 = (task % blocks_per_head) * kQueryBlock;
       const int64_t rows = std::min(kQueryBlock, dims.lq - q0);
-      attend_block(pq + (h * dims.lq + q0) * dims.d, pk + h * dims.lk * dims.d,
-                   pv + h * dims.lk * dims.dv, po + (h * dims.lq + q0) * dims.dv, rows, dims,
-                   scale);
+      const int64_t key_length = mask.key_lengths.empty() ? dims.lk : mask.key_lengths[b];
+      attend_block(pq + (bh * dims.lq + q0) * dims.d, pk + kvh * dims.lk * dims.d,
+                   pv + kvh * dims.lk * dims.dv, po + (bh * dims.lq + q0) * dims.dv, rows, dims,
+                   scale, key_length, mask.causal, q0);
     }
   });
   return out;

@@ -41,6 +41,8 @@ Tensor unary(const Tensor& x, Unary op) {
       return map(x, [](float v) { return v / (1.0f + std::exp(-v)); });
     case Unary::Exp:
       return map(x, [](float v) { return std::exp(v); });
+    case Unary::Tanh:
+      return map(x, [](float v) { return std::tanh(v); });
   }
   return {};
 }
@@ -53,10 +55,17 @@ Tensor binary(const Tensor& a, const Tensor& b, Binary op) {
   parallel_for(
       a.numel(),
       [&](int64_t begin, int64_t end) {
-        if (op == Binary::Add) {
-          for (int64_t i = begin; i < end; ++i) out[i] = pa[i] + pb[i];
-        } else {
-          for (int64_t i = begin; i < end; ++i) out[i] = pa[i] * pb[i];
+        switch (op) {
+          case Binary::Add:
+            for (int64_t i = begin; i < end; ++i) out[i] = pa[i] + pb[i];
+            break;
+          case Binary::Mul:
+            for (int64_t i = begin; i < end; ++i) out[i] = pa[i] * pb[i];
+            break;
+          case Binary::SiluMul:
+            for (int64_t i = begin; i < end; ++i)
+              out[i] = pa[i] / (1.0f + std::exp(-pa[i])) * pb[i];
+            break;
         }
       },
       kGrain);

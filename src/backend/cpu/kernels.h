@@ -18,11 +18,16 @@ Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom);
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps,
                   bool fuse_silu);
 Tensor upsample_nearest2x(const Tensor& x);
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                 const ops::AttentionMask& mask);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout);
+Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
 
-enum class Unary { Silu, Exp };
+enum class Unary { Silu, Exp, Tanh };
 Tensor unary(const Tensor& x, Unary op);
-enum class Binary { Add, Mul };
+enum class Binary { Add, Mul, SiluMul };
 Tensor binary(const Tensor& a, const Tensor& b, Binary op);
 Tensor affine_scalar(const Tensor& x, float mul, float add);  // x * mul + add
 Tensor clamp(const Tensor& x, float lo, float hi);

@@ -1,0 +1,20 @@
+// Token embedding lookup: rows of a table kept in its stored dtype, widened to float32.
+#include <cstring>
+
+#include "backend/cpu/kernels.h"
+
+namespace zflow::cpu {
+
+Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {
+  const int64_t d = table.size(1);
+  const size_t row_bytes = static_cast<size_t>(d) * dtype_size(table.dtype());
+  Tensor y = Tensor::empty({static_cast<int64_t>(ids.size()), d}, DType::F32);
+  const char* base = static_cast<const char*>(table.raw());
+  float* out = y.data<float>();
+  for (size_t i = 0; i < ids.size(); ++i)
+    to_f32(base + static_cast<size_t>(ids[i]) * row_bytes, table.dtype(), out + i * d,
+           static_cast<size_t>(d));
+  return y;
+}
+
+}  // namespace zflow::cpu
