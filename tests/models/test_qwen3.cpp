@@ -14,6 +14,8 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "test_util.h"
+#include "text/chat_template.h"
+#include "text/tokenizer_fixture.h"
 
 namespace zflow {
 namespace {
@@ -311,6 +313,59 @@ TEST(Qwen3, ConfigInferredFromCompleteAndCutWeights) {
   EXPECT_EQ(Qwen3Config::infer_from_weights(models::qwen3_random_weights(config, DType::BF16, 3))
                 .summary(),
             config.summary());
+}
+
+// Real Qwen3 ids (chat-template specials 151644/151645, CJK text) through a model with the
+// real vocab: the fixture keeps only the embedding rows the ids use; the rest stay zero.
+// Z-Image's _encode_prompt ran both prompts as one padded batch; so does encode_batch.
+TEST(Qwen3, RealVocabularyIdsMatchZImageEncodePrompt) {
+  const io::SafetensorsFile sparse = io::SafetensorsFile::open(
+      test::fixture("qwen3/qwen3_realvocab_diffusers_sparse_weights.safetensors"));
+  io::WeightStore weights;
+  for (const io::TensorInfo& info : sparse.tensors())
+    if (!info.name.starts_with("embed_tokens.")) weights.add(info.name, sparse.tensor(info.name));
+  const Tensor rows = sparse.tensor("embed_tokens.rows");
+  const Tensor row_ids = sparse.tensor("embed_tokens.row_ids");
+  const int64_t hidden = rows.size(1);
+  Tensor table = Tensor::zeros({151936, hidden}, DType::F32);
+  const auto values = rows.to_f32_vector();
+  for (int64_t r = 0; r < row_ids.numel(); ++r)
+    std::copy_n(values.begin() + r * hidden, hidden,
+                table.data<float>() + int64_t{row_ids.data<int32_t>()[r]} * hidden);
+  weights.add("embed_tokens.weight", table);
+
+  const Qwen3TextEncoder encoder = models::load_qwen3_text_encoder(weights);
+  EXPECT_EQ(encoder.config().vocab_size, 151936);
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(test::fixture("qwen3/qwen3_realvocab_pipeline_io.safetensors"));
+  std::vector<std::vector<int32_t>> ids;
+  for (const char* name : {"ids_0", "ids_1"}) {
+    const Tensor t = io.tensor(name);
+    ids.emplace_back(t.data<int32_t>(), t.data<int32_t>() + t.numel());
+  }
+  // The empty negative prompt is the 8 template tokens (facts/zimage.md section 3.3).
+  EXPECT_EQ(ids[1], (std::vector<int32_t>{151644, 872, 198, 151645, 198, 151644, 77091, 198}));
+  const std::vector<Tensor> out = encoder.encode_batch(ids);
+  EXPECT_LE(relative_error(out[0], io.tensor("out_0")), kTolerance);
+  EXPECT_LE(relative_error(out[1], io.tensor("out_1")), kTolerance);
+}
+
+// zflow's tokenizer gives the pipeline's ids for the fixture's prompts, so the text module
+// and this encoder meet on the same ids.
+TEST(Qwen3, ZflowTokenizerGivesThePipelineIds) {
+  ZF_REQUIRE_ASSET(test::qwen3_tokenizer_json());
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(test::fixture("qwen3/qwen3_realvocab_pipeline_io.safetensors"));
+  const auto prompts = nlohmann::json::parse(io.metadata().at("prompts"));
+  ASSERT_EQ(prompts.size(), 2u);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Tensor want = io.tensor("ids_" + std::to_string(i));
+    const text::PromptTokens tokens =
+        text::encode_zimage_prompt(test::qwen3_tokenizer(), prompts[i].get<std::string>(), 48);
+    const auto got = tokens.real_ids();
+    EXPECT_EQ(std::vector<int32_t>(got.begin(), got.end()),
+              std::vector<int32_t>(want.data<int32_t>(), want.data<int32_t>() + want.numel()));
+  }
 }
 
 TEST(Qwen3, RandomWeightsBindAndRun) {
