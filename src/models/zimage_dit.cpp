@@ -443,8 +443,13 @@ ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
   const io::WeightStore stripped = io::strip_zimage_prefix(weights);
   io::WeightStore named = stripped;
   const io::ZImageLayout layout = io::detect_zimage_layout(stripped);
+  // The key table is expanded for the config's block counts when there is one (a file with
+  // more blocks is then an error naming the first extra tensor), else for the file's.
   if (layout == io::ZImageLayout::Original)
-    named = io::original_zimage_to_diffusers(stripped, io::count_zimage_blocks(stripped));
+    named = io::original_zimage_to_diffusers(
+        stripped, config ? io::ZImageBlockCounts{config->n_layers, config->n_refiner_layers,
+                                                 config->n_refiner_layers}
+                         : io::count_zimage_blocks(stripped));
   if (!config) return ZImageTransformer(ZImageDiTConfig::infer_from_weights(named), named);
   log::info("[zimage] {}: {} layout, {}", weights.description(), io::zimage_layout_name(layout),
             config->summary());
