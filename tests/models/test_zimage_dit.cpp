@@ -14,10 +14,13 @@
 //    only the GEMM blocking of different row counts differs).
 #include "models/zimage_dit.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <set>
 
