@@ -12,5 +12,6 @@ using Run = std::function<int()>;
 
 Run add_info_command(CLI::App& app);
 Run add_bench_command(CLI::App& app);
+Run add_tokenize_command(CLI::App& app);
 
 }  // namespace zflow::cli

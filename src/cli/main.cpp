@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   };
   add(zflow::cli::add_info_command);
   add(zflow::cli::add_bench_command);
+  add(zflow::cli::add_tokenize_command);
 
   try {
     app.parse(argc, argv);

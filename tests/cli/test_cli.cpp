@@ -66,5 +66,18 @@ TEST(Cli, BenchNeedsExactlyOneWeightSource) {
   EXPECT_THAT(layers.output, testing::HasSubstr("--layers only applies to --random-weights"));
 }
 
+// Ids from Hugging Face tokenizers for the real Qwen3 tokenizer (the tokenizer goldens hold
+// hundreds more; this checks the command's plumbing and output format).
+TEST(Cli, TokenizePrintsIdsOnOneLine) {
+  const auto tokenizer = test::shared_asset("qwen3_tokenizer");
+  ZF_REQUIRE_ASSET(tokenizer);
+  const CommandResult r = run_zflow("tokenize -m " + tokenizer.string() + " 'Hello world'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "9707 1879\n");
+  const CommandResult bad = run_zflow("tokenize -m /nonexistent 'x'");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_THAT(bad.output, testing::HasSubstr("/nonexistent"));
+}
+
 }  // namespace
 }  // namespace zflow
