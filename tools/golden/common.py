@@ -42,13 +42,28 @@ def fixture_metadata(script: str, seed: int | None = None, **extra) -> dict[str,
     return meta
 
 
+def with_sorted_header(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header keys sorted.
+
+    The reference writer emits the metadata map in hash order, so two runs would give
+    different bytes for the same tensors; sorting makes regeneration byte-for-byte stable.
+    Offsets are relative to the data section, so only the header changes.
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + n :]
+
+
 def save_fixture(name: str, tensors: dict, script: str, seed: int | None = None, **extra) -> Path:
-    """Saves torch tensors (made contiguous) as tests/fixtures/<name>."""
-    from safetensors.torch import save_file
+    """Saves torch tensors (made contiguous) as tests/fixtures/<name>, deterministically."""
+    from safetensors.torch import save
 
     path = FIXTURES / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=fixture_metadata(script, seed, **extra))
+    blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata=fixture_metadata(script, seed, **extra))
+    path.write_bytes(with_sorted_header(blob))
     return path
 
 
