@@ -1,0 +1,357 @@
+#include "models/qwen3.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace zflow::models {
+namespace {
+
+using Model = Qwen3TextEncoder;
+
+// Hands out parameters by name: from a WeightStore (shape-checked), or, with no store,
+// records each name and shape so qwen3_parameters and the constructor share one
+// description of the module tree.
+class Binder {
+ public:
+  explicit Binder(const io::WeightStore* store) : store_(store) {}
+
+  Tensor operator()(const std::string& name, const Shape& shape) {
+    specs_.push_back({name, shape});
+    return store_ ? store_->get(name, shape) : Tensor{};
+  }
+  std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
+
+ private:
+  const io::WeightStore* store_;
+  std::vector<ParameterSpec> specs_;
+};
+
+// One decoder layer in transformers' state-dict order (registration order of the modules).
+Model::Layer bind_layer(Binder& bind, const Qwen3Config& c, int index) {
+  const std::string p = fmt::format("layers.{}.", index);
+  const int64_t h = c.hidden_size;
+  Model::Layer l;
+  l.self_attn.q_proj = bind(p + "self_attn.q_proj.weight", {c.q_features(), h});
+  l.self_attn.k_proj = bind(p + "self_attn.k_proj.weight", {c.kv_features(), h});
+  l.self_attn.v_proj = bind(p + "self_attn.v_proj.weight", {c.kv_features(), h});
+  l.self_attn.o_proj = bind(p + "self_attn.o_proj.weight", {h, c.q_features()});
+  l.self_attn.q_norm = bind(p + "self_attn.q_norm.weight", {c.head_dim});
+  l.self_attn.k_norm = bind(p + "self_attn.k_norm.weight", {c.head_dim});
+  l.mlp.gate_proj = bind(p + "mlp.gate_proj.weight", {c.intermediate_size, h});
+  l.mlp.up_proj = bind(p + "mlp.up_proj.weight", {c.intermediate_size, h});
+  l.mlp.down_proj = bind(p + "mlp.down_proj.weight", {h, c.intermediate_size});
+  l.input_layernorm = bind(p + "input_layernorm.weight", {h});
+  l.post_attention_layernorm = bind(p + "post_attention_layernorm.weight", {h});
+  return l;
+}
+
+void validate(const Qwen3Config& c, const std::string& source) {
+  ZF_CHECK(c.vocab_size >= 1 && c.hidden_size >= 1 && c.intermediate_size >= 1,
+           "[qwen3] {}: vocab_size, hidden_size and intermediate_size must be positive", source);
+  ZF_CHECK(c.num_hidden_layers >= 2,
+           "[qwen3] {}: num_hidden_layers {} < 2: hidden_states[-2] needs a layer before the last",
+           source, c.num_hidden_layers);
+  ZF_CHECK(c.num_attention_heads >= 1 && c.num_key_value_heads >= 1 &&
+               c.num_attention_heads % c.num_key_value_heads == 0,
+           "[qwen3] {}: num_key_value_heads {} does not divide num_attention_heads {}", source,
+           c.num_key_value_heads, c.num_attention_heads);
+  ZF_CHECK(c.head_dim >= 2 && c.head_dim % 2 == 0, "[qwen3] {}: head_dim {} is not even", source,
+           c.head_dim);
+  ZF_CHECK(c.rope_theta > 0.0, "[qwen3] {}: rope_theta {} is not positive", source, c.rope_theta);
+  ZF_CHECK(c.rms_norm_eps > 0.0f, "[qwen3] {}: rms_norm_eps {} is not positive", source,
+           c.rms_norm_eps);
+}
+
+}  // namespace
+
+std::string Qwen3Config::summary() const {
+  return fmt::format(
+      "vocab {} hidden {} intermediate {} layers {} heads {} kv heads {} head_dim {} rope_theta "
+      "{} eps {}",
+      vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+      num_key_value_heads, head_dim, rope_theta, rms_norm_eps);
+}
+
+Qwen3Config Qwen3Config::from_json(const std::string& json_text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[qwen3] {}: not valid JSON: {}", source, e.what());
+  }
+  ZF_CHECK(j.is_object(), "[qwen3] {}: expected a JSON object", source);
+  auto read_from = [&](const nlohmann::json& obj, const char* key, auto& field) {
+    if (!obj.contains(key) || obj[key].is_null()) return false;
+    try {
+      obj[key].get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      fail("[qwen3] {}: field '{}' has the wrong type: {}", source, key, obj[key].dump());
+    }
+    return true;
+  };
+  auto read = [&](const char* key, auto& field) { return read_from(j, key, field); };
+
+  std::string text;
+  if (read("model_type", text) && text != "qwen3")
+    fail("[qwen3] {}: model_type is \"{}\", expected \"qwen3\"", source, text);
+  Qwen3Config c;
+  read("vocab_size", c.vocab_size);
+  read("hidden_size", c.hidden_size);
+  read("intermediate_size", c.intermediate_size);
+  read("num_hidden_layers", c.num_hidden_layers);
+  read("num_attention_heads", c.num_attention_heads);
+  // transformers: an absent or null kv head count means one kv head per query head.
+  if (!read("num_key_value_heads", c.num_key_value_heads))
+    c.num_key_value_heads = c.num_attention_heads;
+  read("head_dim", c.head_dim);
+  read("rms_norm_eps", c.rms_norm_eps);
+  read("tie_word_embeddings", c.tie_word_embeddings);
+  read("rope_theta", c.rope_theta);
+
+  // transformers 5 keeps theta and the rope type in rope_parameters; 4 had rope_scaling.
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    if (!j.contains(key) || j[key].is_null()) continue;
+    const nlohmann::json& rope = j[key];
+    ZF_CHECK(rope.is_object(), "[qwen3] {}: field '{}' is not an object: {}", source, key,
+             rope.dump());
+    read_from(rope, "rope_theta", c.rope_theta);
+    std::string type = "default";
+    if (!read_from(rope, "rope_type", type)) read_from(rope, "type", type);
+    if (type != "default")
+      fail("[qwen3] {}: {}.rope_type is \"{}\"; only \"default\" RoPE is implemented", source, key,
+           type);
+    double partial = 1.0;
+    if (read_from(rope, "partial_rotary_factor", partial) && partial != 1.0)
+      fail("[qwen3] {}: {}.partial_rotary_factor is {}; only full rotary is implemented", source,
+           key, partial);
+  }
+  if (read("hidden_act", text) && text != "silu")
+    fail("[qwen3] {}: hidden_act is \"{}\", expected \"silu\"", source, text);
+  bool flag = false;
+  if (read("attention_bias", flag) && flag)
+    fail("[qwen3] {}: attention_bias is true; Qwen3 attention without biases is implemented",
+         source);
+  if (read("use_sliding_window", flag) && flag)
+    fail("[qwen3] {}: use_sliding_window is true; only full attention is implemented", source);
+  std::vector<std::string> layer_types;
+  read("layer_types", layer_types);
+  for (const std::string& t : layer_types)
+    if (t != "full_attention")
+      fail("[qwen3] {}: layer_types holds \"{}\"; only full_attention is implemented", source, t);
+  validate(c, source);
+  return c;
+}
+
+Qwen3Config Qwen3Config::from_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  ZF_CHECK(in.good(), "[qwen3] {}: cannot open", path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return from_json(text.str(), path.string());
+}
+
+Qwen3Config Qwen3Config::infer_from_weights(const io::WeightStore& w) {
+  const std::string source = w.description();
+  auto dims = [&](const std::string& name, size_t rank) {
+    const Tensor t = w.get(name);
+    ZF_CHECK(t.ndim() == static_cast<int>(rank), "[qwen3] {}: '{}' has shape {}, expected rank {}",
+             w.source_of(name), name, shape_str(t.shape()), rank);
+    return t.shape();
+  };
+  Qwen3Config c;
+  const Shape embed = dims("embed_tokens.weight", 2);
+  c.vocab_size = embed[0];
+  c.hidden_size = embed[1];
+  c.head_dim = dims("layers.0.self_attn.q_norm.weight", 1)[0];
+  ZF_CHECK(c.head_dim > 0, "[qwen3] {}: q_norm is empty", source);
+  const int64_t q_rows = dims("layers.0.self_attn.q_proj.weight", 2)[0];
+  const int64_t k_rows = dims("layers.0.self_attn.k_proj.weight", 2)[0];
+  ZF_CHECK(q_rows % c.head_dim == 0 && k_rows % c.head_dim == 0,
+           "[qwen3] {}: q_proj rows {} and k_proj rows {} are not multiples of head_dim {}", source,
+           q_rows, k_rows, c.head_dim);
+  c.num_attention_heads = q_rows / c.head_dim;
+  c.num_key_value_heads = k_rows / c.head_dim;
+  c.intermediate_size = dims("layers.0.mlp.gate_proj.weight", 2)[0];
+  int present = 0;
+  while (w.contains(fmt::format("layers.{}.input_layernorm.weight", present))) ++present;
+  const bool complete = w.contains("norm.weight");
+  c.num_hidden_layers = complete ? present : present + 1;
+  validate(c, source);
+  log::info("[qwen3] {}: no config.json, inferred from weight shapes ({} layers stored{}): {}",
+            source, present, complete ? "" : ", no final norm: the last layer counted as cut",
+            c.summary());
+  return c;
+}
+
+std::vector<ParameterSpec> qwen3_parameters(const Qwen3Config& config, int layers_needed) {
+  validate(config, "config");
+  ZF_CHECK(layers_needed >= 0 && layers_needed <= config.num_hidden_layers,
+           "[qwen3] layers_needed {} outside [0, {}]", layers_needed, config.num_hidden_layers);
+  Binder bind(nullptr);
+  bind("embed_tokens.weight", {config.vocab_size, config.hidden_size});
+  for (int i = 0; i < layers_needed; ++i) bind_layer(bind, config, i);
+  if (layers_needed == config.num_hidden_layers) bind("norm.weight", {config.hidden_size});
+  return bind.take_specs();
+}
+
+io::WeightStore qwen3_random_weights(const Qwen3Config& config, DType dtype, uint64_t seed) {
+  return random_weights(qwen3_parameters(config, config.encoder_layers()), dtype, seed);
+}
+
+RopeTables qwen3_rope_tables(const Qwen3Config& config, int64_t length) {
+  const int64_t half = config.head_dim / 2;
+  // transformers: inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=float) / dim)),
+  // each step rounded to float32; pow and sin/cos here are rounded once from double.
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  const float dim = static_cast<float>(config.head_dim);
+  const float theta = static_cast<float>(config.rope_theta);
+  for (int64_t j = 0; j < half; ++j) {
+    const float exponent = static_cast<float>(2 * j) / dim;
+    const float power = static_cast<float>(std::pow(static_cast<double>(theta), exponent));
+    inv_freq[static_cast<size_t>(j)] = 1.0f / power;
+  }
+  std::vector<float> cos(static_cast<size_t>(length * half)), sin(cos.size());
+  for (int64_t pos = 0; pos < length; ++pos) {
+    for (int64_t j = 0; j < half; ++j) {
+      const float angle = static_cast<float>(pos) * inv_freq[static_cast<size_t>(j)];
+      const size_t at = static_cast<size_t>(pos * half + j);
+      cos[at] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      sin[at] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  }
+  return {Tensor::from_f32({1, length, half}, cos), Tensor::from_f32({1, length, half}, sin)};
+}
+
+Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights)
+    : config_(config) {
+  validate(config_, weights.description());
+  Binder bind(&weights);
+  embed_tokens_ = bind("embed_tokens.weight", {config_.vocab_size, config_.hidden_size});
+  for (int i = 0; i < config_.encoder_layers(); ++i)
+    layers_.push_back(bind_layer(bind, config_, i));
+  const size_t used = bind.take_specs().size();
+  log::debug("[qwen3] {}: bound {} of its {} tensors ({} of {} layers: hidden_states[-2])",
+             weights.description(), used, weights.size(), config_.encoder_layers(),
+             config_.num_hidden_layers);
+}
+
+// Qwen3Attention: q and k get RMSNorm over each head's features, then RoPE; grouped
+// kv heads are read by ops::attention directly (no repeat_kv copy).
+Tensor Qwen3TextEncoder::attention(const Layer& layer, const Tensor& x, const RopeTables& rope,
+                                   const std::vector<int64_t>& key_lengths) const {
+  const Attention& a = layer.self_attn;
+  const int64_t b = x.size(0), l = x.size(1), d = config_.head_dim;
+  const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
+  auto heads_of = [&](const Tensor& proj, const Tensor& norm, int64_t n) {
+    Tensor h = ops::linear(x, proj).view({b, l, n, d});
+    if (norm.defined())
+      h = ops::rope(ops::rms_norm(h, norm, config_.rms_norm_eps), rope.cos, rope.sin,
+                    ops::RopeLayout::kHalfSplit);
+    return h.permute({0, 2, 1, 3});  // [B, n, L, D]
+  };
+  ops::AttentionMask mask;
+  mask.causal = true;
+  mask.key_lengths = key_lengths;
+  const Tensor out = ops::attention(
+      heads_of(a.q_proj, a.q_norm, heads), heads_of(a.k_proj, a.k_norm, kv_heads),
+      heads_of(a.v_proj, Tensor{}, kv_heads), 1.0f / std::sqrt(static_cast<float>(d)), mask);
+  return ops::linear(out.permute({0, 2, 1, 3}).contiguous().view({b, l, heads * d}), a.o_proj);
+}
+
+Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengths) const {
+  const RopeTables rope = qwen3_rope_tables(config_, x.size(1));
+  const float eps = config_.rms_norm_eps;
+  for (const Layer& layer : layers_) {
+    x = ops::add(x,
+                 attention(layer, ops::rms_norm(x, layer.input_layernorm, eps), rope, key_lengths));
+    const Tensor h = ops::rms_norm(x, layer.post_attention_layernorm, eps);
+    const Mlp& m = layer.mlp;
+    x = ops::add(x,
+                 ops::linear(ops::silu_mul(ops::linear(h, m.gate_proj), ops::linear(h, m.up_proj)),
+                             m.down_proj));
+  }
+  return x;
+}
+
+Tensor Qwen3TextEncoder::encode(std::span<const int32_t> ids) const {
+  std::vector<Tensor> out = encode_batch({std::vector<int32_t>(ids.begin(), ids.end())});
+  return std::move(out[0]);
+}
+
+std::vector<Tensor> Qwen3TextEncoder::encode_batch(
+    const std::vector<std::vector<int32_t>>& ids) const {
+  if (ids.empty()) return {};
+  const int64_t batch = static_cast<int64_t>(ids.size());
+  std::vector<int64_t> lengths;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ZF_CHECK(!ids[i].empty(), "[qwen3] encode: sequence {} has no tokens", i);
+    for (size_t t = 0; t < ids[i].size(); ++t)
+      ZF_CHECK(ids[i][t] >= 0 && ids[i][t] < config_.vocab_size,
+               "[qwen3] encode: sequence {} token {} has id {}, outside the vocabulary [0, {})", i,
+               t, ids[i][t], config_.vocab_size);
+    lengths.push_back(static_cast<int64_t>(ids[i].size()));
+  }
+  const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+  // Right padding with id 0: the causal mask and the key lengths keep the padding out of
+  // every real token's attention, so its rows are computed and dropped.
+  std::vector<int32_t> padded(static_cast<size_t>(batch * longest), 0);
+  for (int64_t i = 0; i < batch; ++i)
+    std::copy(ids[i].begin(), ids[i].end(), padded.begin() + i * longest);
+  const bool ragged =
+      std::any_of(lengths.begin(), lengths.end(), [&](int64_t n) { return n != longest; });
+  const Tensor x =
+      ops::embedding(embed_tokens_, padded).view({batch, longest, config_.hidden_size});
+  const Tensor h = forward(x, ragged ? lengths : std::vector<int64_t>{});
+  std::vector<Tensor> out;
+  for (int64_t i = 0; i < batch; ++i)
+    out.push_back(h.select(0, i).slice(0, 0, lengths[i]).contiguous());
+  return out;
+}
+
+io::WeightStore qwen3_model_weights(const io::WeightStore& weights) {
+  static const std::string kEmbedding = "embed_tokens.weight";
+  std::vector<std::string> prefixes;
+  for (const std::string& name : weights.names())
+    if (name.ends_with(kEmbedding))
+      prefixes.push_back(name.substr(0, name.size() - kEmbedding.size()));
+  ZF_CHECK(!prefixes.empty(), "[qwen3] {}: no '{}' (or '<prefix>.{}'): not a Qwen3 checkpoint",
+           weights.description(), kEmbedding, kEmbedding);
+  ZF_CHECK(prefixes.size() == 1, "[qwen3] {}: {} embedding tables ('{}embed_tokens.weight', ...)",
+           weights.description(), prefixes.size(), prefixes[0]);
+  const std::string& prefix = prefixes[0];
+  ZF_CHECK(prefix.empty() || prefix.ends_with("."),
+           "[qwen3] {}: '{}{}' is not under a module prefix", weights.description(), prefix,
+           kEmbedding);
+  return prefix.empty() ? weights : weights.with_prefix_removed(prefix);
+}
+
+Qwen3TextEncoder load_qwen3_text_encoder(const io::WeightStore& weights,
+                                         const std::optional<Qwen3Config>& config) {
+  const io::WeightStore named = qwen3_model_weights(weights);
+  return Qwen3TextEncoder(config ? *config : Qwen3Config::infer_from_weights(named), named);
+}
+
+Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,
+                                         const std::optional<Qwen3Config>& config) {
+  const io::WeightStore weights = io::WeightStore::open(path);
+  if (config) return load_qwen3_text_encoder(weights, config);
+  // A text_encoder/ folder (or its index) describes itself; a single file's neighbours may
+  // belong to another component, so they are not consulted.
+  const bool is_index = path.string().ends_with(".safetensors.index.json");
+  const std::filesystem::path folder =
+      std::filesystem::is_directory(path) ? path : (is_index ? path.parent_path() : "");
+  if (!folder.empty() && std::filesystem::is_regular_file(folder / "config.json"))
+    return load_qwen3_text_encoder(weights, Qwen3Config::from_json_file(folder / "config.json"));
+  return load_qwen3_text_encoder(weights, std::nullopt);
+}
+
+}  // namespace zflow::models

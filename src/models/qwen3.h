@@ -1,0 +1,145 @@
+// Qwen3TextEncoder: the Qwen3 decoder-only transformer as Z-Image uses it, a prompt
+// encoder that returns hidden_states[-2] (the raw output of the second-to-last layer).
+// Built to transformers' Qwen3Model module tree, so weights bind by its names:
+//   embed_tokens.weight [vocab, hidden]
+//   layers.N.input_layernorm.weight, layers.N.post_attention_layernorm.weight [hidden]
+//   layers.N.self_attn.{q_proj [H*D, hidden], k_proj, v_proj [Hkv*D, hidden],
+//                       o_proj [hidden, H*D]}.weight, self_attn.{q_norm, k_norm}.weight [D]
+//   layers.N.mlp.{gate_proj, up_proj [inter, hidden], down_proj [hidden, inter]}.weight
+//   norm.weight [hidden]   (after the last layer: not used by the encoder)
+// Layer math (transformers 5.23 models/qwen3/modeling_qwen3.py): pre-norm residual
+// blocks; attention with per-head RMSNorm on q and k before half-split (rotate_half) RoPE,
+// grouped kv heads, causal, scale 1/sqrt(D); SwiGLU MLP down(silu(gate(x)) * up(x)).
+// Z-Image: diffusers pipelines/z_image/pipeline_z_image.py `_encode_prompt` runs
+// Qwen3Model(output_hidden_states=True).hidden_states[-2] and keeps the attention_mask
+// == 1 rows; facts/zimage.md sections 2.5 and 3.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/weight_store.h"
+#include "models/parameters.h"
+
+namespace zflow::models {
+
+// Defaults are Qwen3-4B as Z-Image ships it (text_encoder/config.json).
+struct Qwen3Config {
+  int64_t vocab_size = 151936;
+  int64_t hidden_size = 2560;
+  int64_t intermediate_size = 9728;
+  int num_hidden_layers = 36;
+  int64_t num_attention_heads = 32;
+  int64_t num_key_value_heads = 8;
+  int64_t head_dim = 128;  // not hidden_size / heads: q_proj has 4096 rows for hidden 2560
+  double rope_theta = 1e6;
+  float rms_norm_eps = 1e-6f;
+  bool tie_word_embeddings = true;  // lm_head is the embedding; the encoder needs neither
+
+  // From a transformers config.json (Qwen3Config; rope_theta at the top level as in
+  // transformers 4, or in rope_parameters as in 5). Absent fields keep the defaults above.
+  // Rejects what this encoder does not implement: rope types other than "default",
+  // partial rotary, sliding-window layers, attention biases, activations other than silu.
+  // Errors name `source` and the field.
+  static Qwen3Config from_json(const std::string& json_text, const std::string& source);
+  static Qwen3Config from_json_file(const std::filesystem::path& path);
+
+  // From the shapes of Qwen3Model-named weights (no prefix), for files without a config:
+  //   vocab_size, hidden_size: embed_tokens.weight [vocab, hidden]
+  //   head_dim: layers.0.self_attn.q_norm.weight [D]
+  //   num_attention_heads, num_key_value_heads: q_proj rows / D, k_proj rows / D
+  //   intermediate_size: layers.0.mlp.gate_proj.weight rows
+  //   num_hidden_layers: how many layers.{i} exist, plus one when norm.weight is absent
+  //     (a file cut for hidden_states[-2] drops the last layer together with the final
+  //     norm, which only follows the last layer; a complete file has both)
+  //   rope_theta, rms_norm_eps: not in the weights, the Qwen3-4B values.
+  // Logs one line with what it found.
+  static Qwen3Config infer_from_weights(const io::WeightStore& weights);
+
+  // Layers run to produce hidden_states[-2]: all but the last.
+  int encoder_layers() const { return num_hidden_layers - 1; }
+  int64_t q_features() const { return num_attention_heads * head_dim; }
+  int64_t kv_features() const { return num_key_value_heads * head_dim; }
+  std::string summary() const;  // one line for logs
+};
+
+// The parameters of embed_tokens and layers 0..layers_needed-1, plus the final norm when
+// layers_needed is the whole model, in transformers' state-dict order: names and shapes.
+std::vector<ParameterSpec> qwen3_parameters(const Qwen3Config& config, int layers_needed);
+
+// Random weights for the encoder's parameters (encoder_layers()), for speed measurements.
+io::WeightStore qwen3_random_weights(const Qwen3Config& config, DType dtype, uint64_t seed);
+
+// The RoPE tables for positions 0..length-1: cos and sin [1, length, head_dim / 2], float32,
+// computed as transformers does (inv_freq = 1 / theta ** (float32 arange(0, D, 2) / D),
+// angle = float32(position * inv_freq)) so they equal its tables to float32 rounding.
+struct RopeTables {
+  Tensor cos, sin;
+};
+RopeTables qwen3_rope_tables(const Qwen3Config& config, int64_t length);
+
+class Qwen3TextEncoder {
+ public:
+  // Binds the embedding and layers 0..encoder_layers()-1 by their Qwen3Model names; the
+  // last layer, the final norm and lm_head are neither needed nor read, present or not.
+  // A missing or wrong-shaped tensor gives an error naming it and its file.
+  Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights);
+
+  const Qwen3Config& config() const { return config_; }
+
+  // hidden_states[-2] of one sequence: [ids.size(), hidden_size] float32. ids must be
+  // below vocab_size; at least one id.
+  Tensor encode(std::span<const int32_t> ids) const;
+
+  // The same for several sequences in one padded forward (right padding, causal plus
+  // key-length mask, positions from 0 in every row): one [len_i, hidden] per sequence,
+  // the rows of its real tokens, equal to encode(ids[i]) up to float rounding.
+  std::vector<Tensor> encode_batch(const std::vector<std::vector<int32_t>>& ids) const;
+
+  struct Attention {
+    Tensor q_proj, k_proj, v_proj, o_proj, q_norm, k_norm;
+  };
+  struct Mlp {
+    Tensor gate_proj, up_proj, down_proj;
+  };
+  struct Layer {
+    Tensor input_layernorm;
+    Attention self_attn;
+    Tensor post_attention_layernorm;
+    Mlp mlp;
+  };
+
+ private:
+  // Runs the encoder layers on x[B, L, hidden]; key_lengths[b] real tokens per row.
+  Tensor forward(Tensor x, const std::vector<int64_t>& key_lengths) const;
+  Tensor attention(const Layer& layer, const Tensor& x, const RopeTables& rope,
+                   const std::vector<int64_t>& key_lengths) const;
+
+  Qwen3Config config_;
+  Tensor embed_tokens_;
+  std::vector<Layer> layers_;
+};
+
+// The weights of a Qwen3 checkpoint under Qwen3Model names: the layout is found from the
+// key that ends in "embed_tokens.weight" and whatever precedes it (none for a Qwen3Model
+// save_pretrained, "model." for a Qwen3ForCausalLM save or ComfyUI's qwen_3_4b.safetensors,
+// longer prefixes in combined checkpoints) is removed; tensors outside it (lm_head) are
+// dropped. An Error names the store when no embedding or more than one is found.
+io::WeightStore qwen3_model_weights(const io::WeightStore& weights);
+
+// Opens a text encoder from a diffusers text_encoder/ folder (config.json + sharded
+// safetensors), a *.safetensors.index.json, or a single file in either naming. The config
+// is `config` when given, else the folder's config.json (folders only), else inferred
+// from the weight shapes.
+Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,
+                                         const std::optional<Qwen3Config>& config = {});
+// The same from weights already opened.
+Qwen3TextEncoder load_qwen3_text_encoder(const io::WeightStore& weights,
+                                         const std::optional<Qwen3Config>& config = {});
+
+}  // namespace zflow::models
