@@ -88,4 +88,11 @@ Tensor add_scalar(const Tensor& x, float s);
 Tensor exp(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 
+// Z-Image: per-sample modulation of token sequences x[B, L, D] by vectors v[B, D]
+// (adaLN without a shift). Implemented in backend/zimage_ops.cpp.
+// y[b, l, :] = x[b, l, :] * scale[b, :]
+Tensor scale_tokens(const Tensor& x, const Tensor& scale);
+// y[b, l, :] = x[b, l, :] + gate[b, :] * r[b, l, :]   (a gated residual)
+Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
+
 }  // namespace zflow::ops

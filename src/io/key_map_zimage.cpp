@@ -1,0 +1,161 @@
+#include "io/key_map_zimage.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <vector>
+
+#include "core/error.h"
+
+namespace zflow::io {
+namespace {
+
+constexpr std::string_view kComfyPrefix = "model.diffusion_model.";
+
+// How a rule's original tensor becomes diffusers tensors.
+enum class Action {
+  Rename,    // one tensor, new name
+  SplitQkv,  // [3D, D] -> three [D, D] views named by replacing {qkv} with to_q, to_k, to_v
+  Drop,      // not part of the model
+};
+
+struct Rule {
+  std::string_view original;
+  std::string_view diffusers;
+  bool per_block;  // {block} expands over every block prefix; otherwise once
+  Action action = Action::Rename;
+};
+
+// Parameter paths. Names without a rule are errors, so the unchanged names are listed too.
+constexpr Rule kRules[] = {
+    {"x_embedder.weight", "all_x_embedder.2-1.weight", false},
+    {"x_embedder.bias", "all_x_embedder.2-1.bias", false},
+    {"final_layer.linear.weight", "all_final_layer.2-1.linear.weight", false},
+    {"final_layer.linear.bias", "all_final_layer.2-1.linear.bias", false},
+    {"final_layer.adaLN_modulation.1.weight", "all_final_layer.2-1.adaLN_modulation.1.weight",
+     false},
+    {"final_layer.adaLN_modulation.1.bias", "all_final_layer.2-1.adaLN_modulation.1.bias", false},
+    {"norm_final.weight", "", false, Action::Drop},
+    {"t_embedder.mlp.0.weight", "t_embedder.mlp.0.weight", false},
+    {"t_embedder.mlp.0.bias", "t_embedder.mlp.0.bias", false},
+    {"t_embedder.mlp.2.weight", "t_embedder.mlp.2.weight", false},
+    {"t_embedder.mlp.2.bias", "t_embedder.mlp.2.bias", false},
+    {"cap_embedder.0.weight", "cap_embedder.0.weight", false},
+    {"cap_embedder.1.weight", "cap_embedder.1.weight", false},
+    {"cap_embedder.1.bias", "cap_embedder.1.bias", false},
+    {"x_pad_token", "x_pad_token", false},
+    {"cap_pad_token", "cap_pad_token", false},
+    {"{block}.attention.qkv.weight", "{block}.attention.{qkv}.weight", true, Action::SplitQkv},
+    {"{block}.attention.out.weight", "{block}.attention.to_out.0.weight", true},
+    {"{block}.attention.q_norm.weight", "{block}.attention.norm_q.weight", true},
+    {"{block}.attention.k_norm.weight", "{block}.attention.norm_k.weight", true},
+    {"{block}.feed_forward.w1.weight", "{block}.feed_forward.w1.weight", true},
+    {"{block}.feed_forward.w2.weight", "{block}.feed_forward.w2.weight", true},
+    {"{block}.feed_forward.w3.weight", "{block}.feed_forward.w3.weight", true},
+    {"{block}.attention_norm1.weight", "{block}.attention_norm1.weight", true},
+    {"{block}.attention_norm2.weight", "{block}.attention_norm2.weight", true},
+    {"{block}.ffn_norm1.weight", "{block}.ffn_norm1.weight", true},
+    {"{block}.ffn_norm2.weight", "{block}.ffn_norm2.weight", true},
+    {"{block}.adaLN_modulation.0.weight", "{block}.adaLN_modulation.0.weight", true},
+    {"{block}.adaLN_modulation.0.bias", "{block}.adaLN_modulation.0.bias", true},
+};
+
+constexpr std::string_view kBlockKinds[] = {"layers", "noise_refiner", "context_refiner"};
+
+std::string replace_all(std::string_view pattern, std::string_view token, std::string_view value) {
+  std::string out(pattern);
+  for (size_t at = out.find(token); at != std::string::npos;
+       at = out.find(token, at + value.size()))
+    out.replace(at, token.size(), value);
+  return out;
+}
+
+struct Target {
+  std::string name;
+  Action action;
+};
+
+std::map<std::string, Target> expand_rules(ZImageBlockCounts counts) {
+  std::vector<std::string> blocks;
+  const int per_kind[] = {counts.layers, counts.noise_refiner, counts.context_refiner};
+  for (size_t k = 0; k < std::size(kBlockKinds); ++k)
+    for (int i = 0; i < per_kind[k]; ++i) blocks.push_back(fmt::format("{}.{}", kBlockKinds[k], i));
+  std::map<std::string, Target> names;
+  for (const Rule& rule : kRules) {
+    if (!rule.per_block) {
+      names[std::string(rule.original)] = {std::string(rule.diffusers), rule.action};
+      continue;
+    }
+    for (const std::string& block : blocks)
+      names[replace_all(rule.original, "{block}", block)] = {
+          replace_all(rule.diffusers, "{block}", block), rule.action};
+  }
+  return names;
+}
+
+int count_blocks(const WeightStore& store, std::string_view kind) {
+  int n = 0;
+  while (store.contains(fmt::format("{}.{}.attention_norm1.weight", kind, n))) ++n;
+  return n;
+}
+
+}  // namespace
+
+std::string_view zimage_layout_name(ZImageLayout layout) {
+  return layout == ZImageLayout::Diffusers ? "diffusers" : "original (ComfyUI single file)";
+}
+
+WeightStore strip_zimage_prefix(const WeightStore& store) {
+  for (const std::string& name : store.names())
+    if (name.starts_with(kComfyPrefix)) return store.with_prefix_removed(std::string(kComfyPrefix));
+  return store;
+}
+
+ZImageLayout detect_zimage_layout(const WeightStore& store) {
+  if (store.contains("all_x_embedder.2-1.weight")) return ZImageLayout::Diffusers;
+  if (store.contains("x_embedder.weight")) return ZImageLayout::Original;
+  fail(
+      "[zimage] {}: not a Z-Image transformer: neither 'all_x_embedder.2-1.weight' (diffusers) "
+      "nor 'x_embedder.weight' (ComfyUI / original) is present ({} tensors)",
+      store.description(), store.size());
+}
+
+ZImageBlockCounts count_zimage_blocks(const WeightStore& store) {
+  return {count_blocks(store, "layers"), count_blocks(store, "noise_refiner"),
+          count_blocks(store, "context_refiner")};
+}
+
+WeightStore original_zimage_to_diffusers(const WeightStore& store, ZImageBlockCounts counts) {
+  const std::map<std::string, Target> table = expand_rules(counts);
+  auto target_of = [&](const std::string& name) -> const Target& {
+    const auto it = table.find(name);
+    ZF_CHECK(it != table.end(),
+             "[zimage] {}: tensor '{}' is not part of the Z-Image transformer's original layout "
+             "(for {} layers, {} noise-refiner and {} context-refiner blocks)",
+             store.source_of(name), name, counts.layers, counts.noise_refiner,
+             counts.context_refiner);
+    return it->second;
+  };
+  // renamed() keeps the store's description, so later errors still name the file.
+  WeightStore out = store.renamed([&](const std::string& name) -> std::optional<std::string> {
+    const Target& target = target_of(name);
+    if (target.action != Action::Rename) return std::nullopt;
+    return target.name;
+  });
+  for (const std::string& name : store.names()) {
+    const Target& target = target_of(name);
+    if (target.action != Action::SplitQkv) continue;
+    const Tensor t = store.get(name);
+    ZF_CHECK(t.ndim() == 2 && t.size(0) % 3 == 0,
+             "[zimage] {}: fused '{}' has shape {}, expected [3 * dim, dim]", store.source_of(name),
+             name, shape_str(t.shape()));
+    const int64_t rows = t.size(0) / 3;
+    const char* parts[] = {"to_q", "to_k", "to_v"};
+    for (int p = 0; p < 3; ++p)
+      out.add(replace_all(target.name, "{qkv}", parts[p]), t.slice(0, p * rows, (p + 1) * rows),
+              store.source_of(name));
+  }
+  return out;
+}
+
+}  // namespace zflow::io

@@ -1,0 +1,473 @@
+#include "models/zimage_dit.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "io/key_map_zimage.h"
+#include "models/zimage_tokens.h"
+
+namespace zflow::models {
+namespace {
+
+using Model = ZImageTransformer;
+
+constexpr int64_t kTimestepFeatures = 256;  // TimestepEmbedder.frequency_embedding_size
+constexpr int64_t kTimestepHidden = 1024;   // TimestepEmbedder mid_size
+constexpr float kQkNormEps = 1e-5f;         // fixed in diffusers' Attention(eps=1e-5)
+constexpr float kFinalNormEps = 1e-6f;      // FinalLayer LayerNorm, no affine
+
+// Hands out parameters by name: from a WeightStore (shape-checked), or, with no store,
+// records each name and shape so zimage_dit_parameters and the constructor share one
+// description of the module tree.
+class Binder {
+ public:
+  explicit Binder(const io::WeightStore* store) : store_(store) {}
+
+  Tensor operator()(const std::string& name, const Shape& shape) {
+    specs_.push_back({name, shape});
+    return store_ ? store_->get(name, shape) : Tensor{};
+  }
+  Model::Linear linear(const std::string& prefix, int64_t in, int64_t out, bool bias) {
+    Model::Linear l{(*this)(prefix + ".weight", {out, in}), {}};
+    if (bias) l.bias = (*this)(prefix + ".bias", {out});
+    return l;
+  }
+  std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
+
+ private:
+  const io::WeightStore* store_;
+  std::vector<ParameterSpec> specs_;
+};
+
+// ZImageTransformerBlock, parameters in its state-dict order.
+Model::Block bind_block(Binder& bind, const std::string& p, const ZImageDiTConfig& c,
+                        bool modulated) {
+  const int64_t d = c.dim, hd = c.head_dim(), ffn = c.ffn_dim();
+  Model::Block b;
+  b.to_q = bind.linear(p + ".attention.to_q", d, d, false);
+  b.to_k = bind.linear(p + ".attention.to_k", d, d, false);
+  b.to_v = bind.linear(p + ".attention.to_v", d, d, false);
+  b.to_out = bind.linear(p + ".attention.to_out.0", d, d, false);
+  if (c.qk_norm) {
+    b.norm_q = bind(p + ".attention.norm_q.weight", {hd});
+    b.norm_k = bind(p + ".attention.norm_k.weight", {hd});
+  }
+  b.w1 = bind(p + ".feed_forward.w1.weight", {ffn, d});
+  b.w2 = bind(p + ".feed_forward.w2.weight", {d, ffn});
+  b.w3 = bind(p + ".feed_forward.w3.weight", {ffn, d});
+  b.attention_norm1 = bind(p + ".attention_norm1.weight", {d});
+  b.ffn_norm1 = bind(p + ".ffn_norm1.weight", {d});
+  b.attention_norm2 = bind(p + ".attention_norm2.weight", {d});
+  b.ffn_norm2 = bind(p + ".ffn_norm2.weight", {d});
+  if (modulated) b.adaln = bind.linear(p + ".adaLN_modulation.0", c.adaln_dim(), 4 * d, true);
+  return b;
+}
+
+struct Bound {
+  Model::Linear x_embedder, final_linear, final_adaln, t_mlp0, t_mlp2, cap_linear;
+  Tensor cap_norm, x_pad_token, cap_pad_token;
+  std::vector<Model::Block> noise_refiner, context_refiner, layers;
+};
+
+// The whole tree in diffusers' state-dict order.
+Bound bind_all(Binder& bind, const ZImageDiTConfig& c) {
+  Bound b;
+  const int64_t d = c.dim;
+  b.x_embedder = bind.linear("all_x_embedder.2-1", c.patch_features(), d, true);
+  b.final_linear = bind.linear("all_final_layer.2-1.linear", d, c.patch_features(), true);
+  b.final_adaln = bind.linear("all_final_layer.2-1.adaLN_modulation.1", c.adaln_dim(), d, true);
+  for (int i = 0; i < c.n_refiner_layers; ++i)
+    b.noise_refiner.push_back(bind_block(bind, fmt::format("noise_refiner.{}", i), c, true));
+  for (int i = 0; i < c.n_refiner_layers; ++i)
+    b.context_refiner.push_back(bind_block(bind, fmt::format("context_refiner.{}", i), c, false));
+  b.t_mlp0 = bind.linear("t_embedder.mlp.0", kTimestepFeatures, kTimestepHidden, true);
+  b.t_mlp2 = bind.linear("t_embedder.mlp.2", kTimestepHidden, c.adaln_dim(), true);
+  b.cap_norm = bind("cap_embedder.0.weight", {c.cap_feat_dim});
+  b.cap_linear = bind.linear("cap_embedder.1", c.cap_feat_dim, d, true);
+  b.x_pad_token = bind("x_pad_token", {1, d});
+  b.cap_pad_token = bind("cap_pad_token", {1, d});
+  for (int i = 0; i < c.n_layers; ++i)
+    b.layers.push_back(bind_block(bind, fmt::format("layers.{}", i), c, true));
+  return b;
+}
+
+void validate(const ZImageDiTConfig& c, const std::string& source) {
+  ZF_CHECK(c.dim > 0 && c.n_heads > 0 && c.dim % c.n_heads == 0,
+           "[zimage] {}: dim {} does not split into n_heads {}", source, c.dim, c.n_heads);
+  ZF_CHECK(c.axes_dims.size() == 3 && c.axes_lens.size() == 3,
+           "[zimage] {}: axes_dims and axes_lens must have 3 entries", source);
+  const int64_t axes = std::accumulate(c.axes_dims.begin(), c.axes_dims.end(), int64_t{0});
+  ZF_CHECK(axes == c.head_dim(), "[zimage] {}: axes_dims {} sum to {}, expected the head dim {}",
+           source, c.axes_dims, axes, c.head_dim());
+  ZF_CHECK(c.in_channels > 0 && c.patch_size > 0 && c.cap_feat_dim > 0,
+           "[zimage] {}: in_channels, patch_size and cap_feat_dim must be positive", source);
+  ZF_CHECK(c.n_layers >= 0 && c.n_refiner_layers >= 0, "[zimage] {}: negative layer count", source);
+  ZF_CHECK(c.rope_theta > 0.0, "[zimage] {}: rope_theta {} is not positive", source, c.rope_theta);
+}
+
+// Rows [row, row + n) of sample b of x[B, L, D] (f32, contiguous) become `values` (n x D
+// floats), or `fill` repeated when values has one row.
+void set_rows(Tensor& x, int64_t b, int64_t row, int64_t n, const float* values, bool repeat) {
+  const int64_t length = x.size(1), d = x.size(2);
+  float* dst = x.data<float>() + (b * length + row) * d;
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(dst + i * d, values + (repeat ? 0 : i * d), static_cast<size_t>(d) * sizeof(float));
+}
+
+}  // namespace
+
+// One stage's token rows: every sample's tokens from row 0, batch padding after them.
+struct ZImageTransformer::Sequence {
+  ZImageRope::Tables rope;
+  ops::AttentionMask mask;  // key lengths when the samples' lengths differ
+};
+
+std::string ZImageDiTConfig::summary() const {
+  return fmt::format(
+      "dim {} layers {} refiner layers {} heads {} (head dim {}) in_channels {} patch {} "
+      "cap_feat_dim {} qk_norm {} axes_dims {} axes_lens {} rope_theta {} t_scale {} eps {}",
+      dim, n_layers, n_refiner_layers, n_heads, head_dim(), in_channels, patch_size, cap_feat_dim,
+      qk_norm, axes_dims, axes_lens, rope_theta, t_scale, norm_eps);
+}
+
+ZImageDiTConfig ZImageDiTConfig::from_json(const std::string& json_text,
+                                           const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[zimage] {}: not valid JSON: {}", source, e.what());
+  }
+  ZF_CHECK(j.is_object(), "[zimage] {}: expected a JSON object", source);
+  if (j.contains("_class_name") && j["_class_name"] != "ZImageTransformer2DModel")
+    fail("[zimage] {}: _class_name is {}, expected \"ZImageTransformer2DModel\"", source,
+         j["_class_name"].dump());
+  ZImageDiTConfig c;
+  auto read = [&](const char* key, auto& field) {
+    if (!j.contains(key) || j[key].is_null()) return;
+    try {
+      j[key].get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      fail("[zimage] {}: field '{}' has the wrong type: {}", source, key, j[key].dump());
+    }
+  };
+  std::vector<int64_t> patch = {2}, f_patch = {1};
+  read("all_patch_size", patch);
+  read("all_f_patch_size", f_patch);
+  ZF_CHECK(patch.size() == 1 && f_patch.size() == 1 && f_patch[0] == 1,
+           "[zimage] {}: all_patch_size {} / all_f_patch_size {}: only one patch size with frame "
+           "patch 1 is supported",
+           source, patch, f_patch);
+  c.patch_size = patch[0];
+  read("in_channels", c.in_channels);
+  read("dim", c.dim);
+  read("n_layers", c.n_layers);
+  read("n_refiner_layers", c.n_refiner_layers);
+  read("n_heads", c.n_heads);
+  read("n_kv_heads", c.n_kv_heads);
+  read("norm_eps", c.norm_eps);
+  read("qk_norm", c.qk_norm);
+  read("cap_feat_dim", c.cap_feat_dim);
+  read("rope_theta", c.rope_theta);
+  read("t_scale", c.t_scale);
+  read("axes_dims", c.axes_dims);
+  read("axes_lens", c.axes_lens);
+  ZF_CHECK(!j.contains("siglip_feat_dim") || j["siglip_feat_dim"].is_null(),
+           "[zimage] {}: siglip_feat_dim {} (omni mode) is not supported", source,
+           j.contains("siglip_feat_dim") ? j["siglip_feat_dim"].dump() : "");
+  validate(c, source);
+  return c;
+}
+
+ZImageDiTConfig ZImageDiTConfig::from_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  ZF_CHECK(in.good(), "[zimage] {}: cannot open", path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return from_json(text.str(), path.string());
+}
+
+ZImageDiTConfig ZImageDiTConfig::infer_from_weights(const io::WeightStore& w) {
+  ZImageDiTConfig c;
+  const std::string source = w.description();
+  auto dim = [&](const std::string& name, int d) {
+    const Tensor t = w.get(name);
+    ZF_CHECK(t.ndim() > d, "[zimage] {}: '{}' has shape {}, too few dims", source, name,
+             shape_str(t.shape()));
+    return t.size(d);
+  };
+  c.dim = dim("all_x_embedder.2-1.weight", 0);
+  const int64_t features = dim("all_x_embedder.2-1.weight", 1);
+  ZF_CHECK(features % (c.patch_size * c.patch_size) == 0,
+           "[zimage] {}: all_x_embedder.2-1.weight has {} input features, not a multiple of "
+           "patch {}^2",
+           source, features, c.patch_size);
+  c.in_channels = features / (c.patch_size * c.patch_size);
+  c.qk_norm = w.contains("layers.0.attention.norm_q.weight");
+  const int64_t head_dim = c.qk_norm ? dim("layers.0.attention.norm_q.weight", 0) : 128;
+  ZF_CHECK(head_dim > 0 && c.dim % head_dim == 0, "[zimage] {}: head dim {} does not divide dim {}",
+           source, head_dim, c.dim);
+  c.n_heads = c.n_kv_heads = c.dim / head_dim;
+  const io::ZImageBlockCounts counts = io::count_zimage_blocks(w);
+  c.n_layers = counts.layers;
+  c.n_refiner_layers = counts.noise_refiner;
+  ZF_CHECK(counts.context_refiner == counts.noise_refiner,
+           "[zimage] {}: {} noise-refiner but {} context-refiner blocks", source,
+           counts.noise_refiner, counts.context_refiner);
+  c.cap_feat_dim = dim("cap_embedder.0.weight", 0);
+  const int64_t axes = std::accumulate(c.axes_dims.begin(), c.axes_dims.end(), int64_t{0});
+  ZF_CHECK(axes == head_dim,
+           "[zimage] {}: head dim {} differs from the release axes_dims {} (sum {}), which the "
+           "weights do not record; give the model's config.json",
+           source, head_dim, c.axes_dims, axes);
+  validate(c, source);
+  log::info("[zimage] {}: no config.json, inferred from weight shapes: {}", source, c.summary());
+  return c;
+}
+
+std::vector<ParameterSpec> zimage_dit_parameters(const ZImageDiTConfig& config) {
+  validate(config, "config");
+  Binder bind(nullptr);
+  bind_all(bind, config);
+  return bind.take_specs();
+}
+
+io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType dtype,
+                                          uint64_t seed) {
+  return random_weights(zimage_dit_parameters(config), dtype, seed);
+}
+
+ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::WeightStore& weights)
+    : config_((validate(config, weights.description()), config)),
+      rope_(config.axes_dims, config.axes_lens, config.rope_theta) {
+  Binder bind(&weights);
+  Bound b = bind_all(bind, config_);
+  x_embedder_ = b.x_embedder;
+  final_linear_ = b.final_linear;
+  final_adaln_ = b.final_adaln;
+  t_mlp0_ = b.t_mlp0;
+  t_mlp2_ = b.t_mlp2;
+  cap_norm_ = b.cap_norm;
+  cap_linear_ = b.cap_linear;
+  x_pad_token_ = b.x_pad_token.to(DType::F32).contiguous().view({config_.dim});
+  cap_pad_token_ = b.cap_pad_token.to(DType::F32).contiguous().view({config_.dim});
+  noise_refiner_ = std::move(b.noise_refiner);
+  context_refiner_ = std::move(b.context_refiner);
+  layers_ = std::move(b.layers);
+  const size_t used = bind.take_specs().size();
+  if (used != weights.size())
+    log::warn("[zimage] {}: {} of its {} tensors are not part of the model ({})",
+              weights.description(), weights.size() - used, weights.size(), config_.summary());
+}
+
+// TimestepEmbedder: the sinusoid of t * t_scale, [cos | sin] over 128 frequencies
+// exp(-ln(10000) k / 128), in float32 as torch computes it; then Linear -> SiLU -> Linear.
+Tensor ZImageTransformer::timestep_embedding(std::span<const float> t) const {
+  const int64_t b = static_cast<int64_t>(t.size()), half = kTimestepFeatures / 2;
+  Tensor freq = Tensor::empty({b, kTimestepFeatures}, DType::F32);
+  float* f = freq.data<float>();
+  const float neg_log_period = static_cast<float>(-std::log(10000.0));
+  for (int64_t i = 0; i < b; ++i) {
+    const float scaled = t[static_cast<size_t>(i)] * config_.t_scale;
+    for (int64_t k = 0; k < half; ++k) {
+      const float omega =
+          std::exp(neg_log_period * static_cast<float>(k) / static_cast<float>(half));
+      const float arg = scaled * omega;
+      f[i * kTimestepFeatures + k] = std::cos(arg);
+      f[i * kTimestepFeatures + half + k] = std::sin(arg);
+    }
+  }
+  const Tensor h = ops::silu(ops::linear(freq, t_mlp0_.weight, t_mlp0_.bias));
+  return ops::linear(h, t_mlp2_.weight, t_mlp2_.bias);
+}
+
+// Self-attention with QK RMSNorm per head, then the interleaved 3-axis RoPE, SDPA with
+// scale 1/sqrt(head_dim), output projection. x[B, L, dim].
+Tensor ZImageTransformer::attention(const Block& blk, const Tensor& x, const Sequence& seq) const {
+  const int64_t b = x.size(0), l = x.size(1), h = config_.n_heads, hd = config_.head_dim();
+  auto heads = [&](const Linear& proj, const Tensor& norm, bool rotate) {
+    Tensor y = ops::linear(x, proj.weight).view({b, l, h, hd});
+    if (norm.defined()) y = ops::rms_norm(y, norm, kQkNormEps);
+    if (rotate) y = ops::rope(y, seq.rope.cos, seq.rope.sin, ops::RopeLayout::kInterleaved);
+    return y.permute({0, 2, 1, 3});  // [B, H, L, hd]
+  };
+  const Tensor q = heads(blk.to_q, blk.norm_q, true), k = heads(blk.to_k, blk.norm_k, true),
+               v = heads(blk.to_v, Tensor{}, false);
+  const Tensor o = ops::attention(q, k, v, 1.0f / std::sqrt(static_cast<float>(hd)), seq.mask);
+  return ops::linear(o.permute({0, 2, 1, 3}).contiguous().view({b, l, config_.dim}),
+                     blk.to_out.weight);
+}
+
+// ZImageTransformerBlock with sandwich RMSNorms around both sub-layers. Modulated blocks
+// scale the pre-norm output by (1 + scale) and add tanh(gate) * sub-layer:
+//   x += tanh(g_msa) * norm2(attn(norm1(x) * (1 + s_msa)))
+//   x += tanh(g_mlp) * ffn_norm2(ffn(ffn_norm1(x) * (1 + s_mlp)))
+// with [s_msa, g_msa, s_mlp, g_mlp] = adaLN_modulation(adaln); unmodulated blocks drop the
+// scales and gates.
+Tensor ZImageTransformer::block(const Block& blk, const Tensor& x, const Sequence& seq,
+                                const Tensor& adaln) const {
+  const float eps = config_.norm_eps;
+  const int64_t d = config_.dim;
+  Tensor scale_msa, gate_msa, scale_mlp, gate_mlp;
+  if (blk.adaln) {
+    const Tensor mod = ops::linear(adaln, blk.adaln->weight, blk.adaln->bias);  // [B, 4 dim]
+    scale_msa = ops::add_scalar(mod.slice(1, 0, d), 1.0f);
+    gate_msa = ops::tanh(mod.slice(1, d, 2 * d));
+    scale_mlp = ops::add_scalar(mod.slice(1, 2 * d, 3 * d), 1.0f);
+    gate_mlp = ops::tanh(mod.slice(1, 3 * d, 4 * d));
+  }
+  Tensor h = ops::rms_norm(x, blk.attention_norm1, eps);
+  if (blk.adaln) h = ops::scale_tokens(h, scale_msa);
+  h = ops::rms_norm(attention(blk, h, seq), blk.attention_norm2, eps);
+  const Tensor y = blk.adaln ? ops::add_gated(x, gate_msa, h) : ops::add(x, h);
+
+  h = ops::rms_norm(y, blk.ffn_norm1, eps);
+  if (blk.adaln) h = ops::scale_tokens(h, scale_mlp);
+  h = ops::linear(ops::silu_mul(ops::linear(h, blk.w1), ops::linear(h, blk.w3)), blk.w2);
+  h = ops::rms_norm(h, blk.ffn_norm2, eps);
+  return blk.adaln ? ops::add_gated(y, gate_mlp, h) : ops::add(y, h);
+}
+
+// FinalLayer: LayerNorm (no affine, eps 1e-6) * (1 + Linear(SiLU(adaln))), then Linear to
+// the patch features. No shift and no gate.
+Tensor ZImageTransformer::final_layer(const Tensor& x, const Tensor& adaln) const {
+  const Tensor scale =
+      ops::add_scalar(ops::linear(ops::silu(adaln), final_adaln_.weight, final_adaln_.bias), 1.0f);
+  const Tensor h = ops::scale_tokens(ops::layer_norm(x, {}, {}, kFinalNormEps), scale);
+  return ops::linear(h, final_linear_.weight, final_linear_.bias);
+}
+
+Tensor ZImageTransformer::forward(const Tensor& latents, std::span<const float> t,
+                                  const std::vector<Tensor>& captions) const {
+  const ZImageDiTConfig& c = config_;
+  const int64_t p = c.patch_size;
+  ZF_CHECK(latents.ndim() == 4 && latents.size(1) == c.in_channels && latents.size(0) >= 1 &&
+               latents.dtype() == DType::F32,
+           "[zimage] forward: latents have shape {} {}, expected F32 [B, {}, H, W]",
+           shape_str(latents.shape()), dtype_name(latents.dtype()), c.in_channels);
+  const int64_t batch = latents.size(0), height = latents.size(2), width = latents.size(3);
+  ZF_CHECK(height > 0 && width > 0 && height % p == 0 && width % p == 0,
+           "[zimage] forward: latent size {}x{} is not a multiple of the patch size {}", height,
+           width, p);
+  ZF_CHECK(static_cast<int64_t>(t.size()) == batch, "[zimage] forward: {} timesteps for {} samples",
+           t.size(), batch);
+  ZF_CHECK(static_cast<int64_t>(captions.size()) == batch,
+           "[zimage] forward: {} captions for {} samples", captions.size(), batch);
+  for (size_t i = 0; i < captions.size(); ++i)
+    ZF_CHECK(captions[i].ndim() == 2 && captions[i].size(0) >= 1 &&
+                 captions[i].size(1) == c.cap_feat_dim && captions[i].dtype() == DType::F32,
+             "[zimage] forward: caption {} has shape {} {}, expected F32 [L >= 1, {}]", i,
+             shape_str(captions[i].shape()), dtype_name(captions[i].dtype()), c.cap_feat_dim);
+
+  // 1. Timestep embedding, the input of every adaLN.
+  const Tensor adaln = timestep_embedding(t);
+
+  // 2. Token runs and positions. Caption b: Lc_b = L_b padded to 32, positions (1 + i, 0, 0)
+  //    (pads continue the run). Image: N tokens padded to 32, positions (Lc_b + 1, h, w), its
+  //    pads (0, 0, 0).
+  const int64_t ht = height / p, wt = width / p, n_img = ht * wt;
+  const int64_t x_len = zimage_padded_length(n_img);
+  std::vector<int64_t> cap_len(batch), unified_len(batch);
+  std::vector<std::vector<ZImagePosition>> cap_pos(batch), img_pos(batch), unified_pos(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    cap_len[b] = zimage_padded_length(captions[b].size(0));
+    unified_len[b] = x_len + cap_len[b];
+    for (int64_t i = 0; i < cap_len[b]; ++i) cap_pos[b].push_back({1 + i, 0, 0});
+    for (int64_t y = 0; y < ht; ++y)
+      for (int64_t x = 0; x < wt; ++x) img_pos[b].push_back({cap_len[b] + 1, y, x});
+    img_pos[b].resize(x_len, ZImagePosition{0, 0, 0});
+    unified_pos[b] = img_pos[b];  // [image ; caption], as diffusers' basic mode
+    unified_pos[b].insert(unified_pos[b].end(), cap_pos[b].begin(), cap_pos[b].end());
+  }
+  auto sequence = [&](const std::vector<std::vector<ZImagePosition>>& pos,
+                      const std::vector<int64_t>& lengths) {
+    const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+    Sequence s{rope_.tables(pos, longest), {}};
+    if (std::any_of(lengths.begin(), lengths.end(), [&](int64_t n) { return n != longest; }))
+      s.mask.key_lengths = lengths;
+    return s;
+  };
+
+  // 3. Image tokens: patchify, embed, pad rows become x_pad_token; the noise refiner.
+  Tensor x = ops::linear(zimage_patchify(latents, p, x_len), x_embedder_.weight, x_embedder_.bias);
+  for (int64_t b = 0; b < batch; ++b)
+    set_rows(x, b, n_img, x_len - n_img, x_pad_token_.data<float>(), true);
+  const Sequence img_seq = sequence(img_pos, std::vector<int64_t>(batch, x_len));
+  for (const Block& blk : noise_refiner_) x = block(blk, x, img_seq, adaln);
+
+  // 4. Caption tokens: RMSNorm + Linear, pad rows become cap_pad_token, batch padding 0; the
+  //    context refiner (unmodulated).
+  const int64_t cap_max = *std::max_element(cap_len.begin(), cap_len.end());
+  Tensor cap_in = Tensor::zeros({batch, cap_max, c.cap_feat_dim}, DType::F32);
+  for (int64_t b = 0; b < batch; ++b) {
+    const Tensor rows = captions[b].contiguous();
+    set_rows(cap_in, b, 0, rows.size(0), rows.data<float>(), false);
+  }
+  Tensor cap = ops::linear(ops::rms_norm(cap_in, cap_norm_, c.norm_eps), cap_linear_.weight,
+                           cap_linear_.bias);
+  const std::vector<float> zeros(static_cast<size_t>(c.dim), 0.0f);
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t real = captions[b].size(0);
+    set_rows(cap, b, real, cap_len[b] - real, cap_pad_token_.data<float>(), true);
+    set_rows(cap, b, cap_len[b], cap_max - cap_len[b], zeros.data(), true);
+  }
+  const Sequence cap_seq = sequence(cap_pos, cap_len);
+  for (const Block& blk : context_refiner_) cap = block(blk, cap, cap_seq, adaln);
+
+  // 5. The unified sequence [image ; caption] per sample, zero batch padding; main layers.
+  const Sequence uni_seq = sequence(unified_pos, unified_len);
+  const int64_t uni_max = uni_seq.rope.cos.size(1);
+  Tensor u = Tensor::zeros({batch, uni_max, c.dim}, DType::F32);
+  for (int64_t b = 0; b < batch; ++b) {
+    set_rows(u, b, 0, x_len, x.data<float>() + b * x_len * c.dim, false);
+    set_rows(u, b, x_len, cap_len[b], cap.data<float>() + b * cap_max * c.dim, false);
+  }
+  for (const Block& blk : layers_) u = block(blk, u, uni_seq, adaln);
+
+  // 6. Final layer; the first N tokens of each sample are the image.
+  return zimage_unpatchify(final_layer(u, adaln), c.in_channels, height, width, p);
+}
+
+ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
+                                          const std::optional<ZImageDiTConfig>& config) {
+  const io::WeightStore stripped = io::strip_zimage_prefix(weights);
+  io::WeightStore named = stripped;
+  const io::ZImageLayout layout = io::detect_zimage_layout(stripped);
+  if (layout == io::ZImageLayout::Original)
+    named = io::original_zimage_to_diffusers(stripped, io::count_zimage_blocks(stripped));
+  if (!config) return ZImageTransformer(ZImageDiTConfig::infer_from_weights(named), named);
+  log::info("[zimage] {}: {} layout, {}", weights.description(), io::zimage_layout_name(layout),
+            config->summary());
+  return ZImageTransformer(*config, named);
+}
+
+ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
+                                          const std::optional<ZImageDiTConfig>& config) {
+  namespace fs = std::filesystem;
+  // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
+  fs::path where = path;
+  if (fs::is_directory(path) && fs::is_directory(path / "transformer") &&
+      !fs::exists(path / "config.json"))
+    where = path / "transformer";
+  const io::WeightStore weights = io::WeightStore::open(where);
+  if (config) return load_zimage_transformer(weights, config);
+  // A diffusers transformer/ folder and its index describe themselves; a single file's
+  // neighbours may belong to another component, so they are not consulted.
+  const bool is_index = where.filename().string().ends_with(".index.json");
+  const fs::path json = (is_index ? where.parent_path() : where) / "config.json";
+  if ((fs::is_directory(where) || is_index) && fs::is_regular_file(json))
+    return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(json));
+  return load_zimage_transformer(weights, std::nullopt);
+}
+
+}  // namespace zflow::models

@@ -1,0 +1,132 @@
+// The Z-Image diffusion transformer ("S3-DiT", diffusers ZImageTransformer2DModel), text to
+// image mode, built to diffusers' module tree so weights bind by their diffusers names:
+//   all_x_embedder.2-1, noise_refiner.{i}, context_refiner.{i}, t_embedder.mlp.{0,2},
+//   cap_embedder.{0,1}, x_pad_token, cap_pad_token, layers.{i}, all_final_layer.2-1
+//   block: attention.{to_q, to_k, to_v, to_out.0, norm_q, norm_k}, feed_forward.w{1,2,3},
+//          attention_norm{1,2}, ffn_norm{1,2}, adaLN_modulation.0 (modulated blocks)
+// Reference: diffusers 0.42.1 models/transformers/transformer_z_image.py; the step-by-step
+// math is /work/shared/facts/zimage.md section 1. ComfyUI / original single files are
+// renamed by io/key_map_zimage.h before binding. Weights stay in their stored dtype;
+// activations are float32.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/weight_store.h"
+#include "models/parameters.h"
+#include "models/zimage_rope.h"
+
+namespace zflow::models {
+
+// Defaults are the release (Tongyi-MAI/Z-Image-Turbo transformer/config.json).
+struct ZImageDiTConfig {
+  int64_t in_channels = 16;  // = out channels
+  int64_t patch_size = 2;    // all_patch_size [2]; all_f_patch_size [1] (one frame)
+  int64_t dim = 3840;
+  int n_layers = 30;
+  int n_refiner_layers = 2;  // noise-refiner blocks, and as many context-refiner blocks
+  int64_t n_heads = 30;
+  int64_t n_kv_heads = 30;  // read but unused: diffusers' attention gives k and v n_heads
+  float norm_eps = 1e-5f;
+  bool qk_norm = true;
+  int64_t cap_feat_dim = 2560;
+  double rope_theta = 256.0;
+  float t_scale = 1000.0f;
+  std::vector<int64_t> axes_dims = {32, 48, 48};      // sums to the head dim
+  std::vector<int64_t> axes_lens = {1536, 512, 512};  // RoPE table sizes per axis
+
+  int64_t head_dim() const { return dim / n_heads; }
+  int64_t adaln_dim() const { return std::min<int64_t>(dim, 256); }  // ADALN_EMBED_DIM
+  int64_t ffn_dim() const {  // int(dim / 3 * 8) in Python float arithmetic
+    return static_cast<int64_t>(static_cast<double>(dim) / 3.0 * 8.0);
+  }
+  int64_t patch_features() const { return patch_size * patch_size * in_channels; }
+
+  // From a diffusers transformer/config.json; absent fields keep the defaults above. Omni
+  // (siglip_feat_dim set), several patch sizes or a frame patch other than 1 are errors
+  // naming the field.
+  static ZImageDiTConfig from_json(const std::string& json_text, const std::string& source);
+  static ZImageDiTConfig from_json_file(const std::filesystem::path& path);
+
+  // From the shapes of diffusers-named weights (the rule, for files without a config):
+  //   dim: all_x_embedder.2-1.weight rows;  in_channels: its columns / 4 (patch 2 assumed)
+  //   head dim: layers.0.attention.norm_q.weight length (n_heads = dim / head dim);
+  //     without QK norm, the release head dim 128
+  //   n_layers / n_refiner_layers: how many layers.{i} / noise_refiner.{i} exist
+  //   cap_feat_dim: cap_embedder.0.weight length;  qk_norm: whether norm_q is present
+  //   rope_theta, axes_dims, axes_lens, t_scale, norm_eps are not in the weights: the
+  //   release values (an error if axes_dims then does not sum to the head dim).
+  // Logs one line with what it found.
+  static ZImageDiTConfig infer_from_weights(const io::WeightStore& weights);
+
+  std::string summary() const;  // one line for logs
+};
+
+// Every parameter of the model for `config`, in diffusers' state-dict order: name and shape.
+std::vector<ParameterSpec> zimage_dit_parameters(const ZImageDiTConfig& config);
+
+// Random weights with the model's names and shapes, for speed measurements.
+io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType dtype,
+                                          uint64_t seed);
+
+class ZImageTransformer {
+ public:
+  // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an
+  // error naming it.
+  ZImageTransformer(const ZImageDiTConfig& config, const io::WeightStore& weights);
+
+  const ZImageDiTConfig& config() const { return config_; }
+
+  // The raw model output [B, in_channels, H, W] (v = x0 - eps; pipelines negate it) for
+  // latents[B, in_channels, H, W] (f32, H and W multiples of the patch size), model times
+  // t[b] = 1 - sigma in [0, 1], and one caption per sample, captions[b] = [L_b, cap_feat_dim]
+  // f32 with L_b >= 1. Samples with different caption lengths run as one batch with a
+  // key-length attention mask, as diffusers does.
+  Tensor forward(const Tensor& latents, std::span<const float> t,
+                 const std::vector<Tensor>& captions) const;
+
+  struct Linear {
+    Tensor weight, bias;  // bias may be undefined
+  };
+  struct Block {
+    Linear to_q, to_k, to_v, to_out;
+    Tensor norm_q, norm_k;  // undefined without QK norm
+    Tensor w1, w2, w3;      // SwiGLU: w2(silu(w1 x) * w3 x)
+    Tensor attention_norm1, attention_norm2, ffn_norm1, ffn_norm2;
+    std::optional<Linear> adaln;  // modulated blocks: adaln_dim -> 4 * dim
+  };
+
+ private:
+  struct Sequence;  // token rows of one stage, with RoPE tables and the key mask
+  Tensor timestep_embedding(std::span<const float> t) const;
+  Tensor block(const Block& b, const Tensor& x, const Sequence& seq, const Tensor& adaln) const;
+  Tensor attention(const Block& b, const Tensor& x, const Sequence& seq) const;
+  Tensor final_layer(const Tensor& x, const Tensor& adaln) const;
+
+  ZImageDiTConfig config_;
+  ZImageRope rope_;
+  Linear x_embedder_, final_linear_, final_adaln_;
+  Linear t_mlp0_, t_mlp2_;
+  Tensor cap_norm_;
+  Linear cap_linear_;
+  Tensor x_pad_token_, cap_pad_token_;  // [dim] float32
+  std::vector<Block> noise_refiner_, context_refiner_, layers_;
+};
+
+// Opens the transformer from a diffusers transformer/ folder (config.json + sharded
+// safetensors + index), its *.safetensors.index.json, a model folder holding transformer/,
+// or a single file in either layout (diffusers names, or ComfyUI / original names with an
+// optional `model.diffusion_model.` prefix). The config is `config` when given, else the
+// folder's config.json (folders and index files only), else inferred from the weights.
+ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
+                                          const std::optional<ZImageDiTConfig>& config = {});
+// The same from weights already opened.
+ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
+                                          const std::optional<ZImageDiTConfig>& config = {});
+
+}  // namespace zflow::models
