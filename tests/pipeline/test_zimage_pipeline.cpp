@@ -11,6 +11,7 @@
 // normalisation, strength, step count or seed moves the image to 15-37 dB (measured in Python).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -132,6 +133,38 @@ TEST(ZImagePipelineGolden, TinyFolderIsTurboWithSchedulerShift) {
   EXPECT_EQ(tiny_pipeline().defaults().steps, 8);
   EXPECT_EQ(tiny_pipeline().defaults().guidance, 0.0f);
   EXPECT_EQ(tiny_pipeline().defaults().shift, 3.0);
+}
+
+TEST(ZImagePipelineGolden, SchedulerShiftSixMeansBase) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  // The tiny components under a folder whose scheduler says shift 6, as Z-Image (Base) ships.
+  const fs::path dir =
+      fs::temp_directory_path() / ("zflow_zimage_base_" + std::to_string(getpid()));
+  fs::create_directories(dir / "scheduler");
+  for (const char* sub : {"transformer", "text_encoder", "vae"})
+    fs::create_directory_symlink(fs::absolute(kDir / "tiny" / sub), dir / sub);
+  fs::copy_file(kDir / "tiny/model_index.json", dir / "model_index.json");
+  std::ofstream(dir / "scheduler/scheduler_config.json") << R"({"shift": 6.0})";
+  const auto pipe =
+      ZImagePipeline::load({.model_dir = dir, .tokenizer = test::shared_asset("qwen3_tokenizer")});
+  fs::remove_all(dir);
+  EXPECT_EQ(pipe.variant(), ZImageVariant::Base);
+  EXPECT_EQ(pipe.defaults().steps, 50);
+  EXPECT_EQ(pipe.defaults().guidance, 4.0f);
+  EXPECT_EQ(pipe.defaults().shift, 6.0);
+  // Defaults reach the request: img2img strength 0.6, inpaint 1.0, size from the init image.
+  ZImageRequest r;
+  r.init_image = io::Image{32, 48, std::vector<uint8_t>(32 * 48 * 3)};
+  ZImageSettings s = pipe.resolve(r);
+  EXPECT_EQ(s.mode, ZImageMode::ImageToImage);
+  EXPECT_EQ(s.strength, 0.6);
+  EXPECT_EQ(s.width, 32);
+  EXPECT_EQ(s.height, 48);
+  EXPECT_EQ(s.steps, 50);
+  r.mask = r.init_image;
+  s = pipe.resolve(r);
+  EXPECT_EQ(s.mode, ZImageMode::Inpaint);
+  EXPECT_EQ(s.strength, 1.0);
 }
 
 TEST(ZImagePipelineGolden, ErrorsNameTheProblem) {
