@@ -14,10 +14,10 @@ ZImageInpaintPipeline with torch.Generator("cpu").manual_seed(seed), and writes:
       every case's request and expected files, plus the torch CPU capability the noise was drawn
       with (it decides torch.randn's float log/sin/cos, see src/core/rng.h)
 
-Sizes: the text encoder must keep Qwen3's 151,936-row embedding (the real tokenizer's ids reach
-151,668), so its hidden size is 3 (odd on purpose); every weight of the three models is rounded to bfloat16 (kept
-as float32 in torch, so the reference runs in float32 on exactly those numbers) and stored as BF16,
-halving the bytes. The pad-token parameters of the transformer stay float32.
+Sizes (1.8 MB in all): the text encoder must keep Qwen3's 151,936-row embedding (the real
+tokenizer's ids reach 151,668), so its hidden size is 3 (odd on purpose); every weight of the three
+models is rounded to bfloat16 (kept as float32 in torch, so the reference runs in float32 on exactly
+those numbers) and stored as BF16, halving the bytes. The transformer's pad tokens stay float32.
 """
 
 from __future__ import annotations
@@ -129,13 +129,14 @@ def round_to_bf16_(module: torch.nn.Module) -> None:
             p.copy_(p.to(torch.bfloat16).to(torch.float32))
 
 
-def randomize_(module: torch.nn.Module, gen: torch.Generator) -> None:
-    """Default inits leave norms at one and pad tokens at zero; perturb them so they matter."""
+def randomize_(module: torch.nn.Module, gen: torch.Generator, gain_prefixes: tuple[str, ...] = ()) -> None:
+    """Default inits leave norms at one and pad tokens at zero; perturb them so they matter.
+    Matrices under gain_prefixes are multiplied by CAPTION_GAIN."""
     with torch.no_grad():
         for name, p in module.named_parameters():
             if p.ndim == 1 or "pad_token" in name:
                 p.add_(0.2 * torch.randn(p.shape, generator=gen))
-            elif name.startswith("layers.") or name.startswith("cap_embedder."):
+            elif name.startswith(gain_prefixes):
                 p.mul_(CAPTION_GAIN)
 
 
@@ -179,8 +180,10 @@ def build_pipeline():
     transformer = ZImageTransformer2DModel(**TRANSFORMER).eval()
     text_encoder = Qwen3Model(Qwen3Config(**TEXT_ENCODER)).eval()
     vae = AutoencoderKL(**VAE).eval()
+    randomize_(transformer, gen, gain_prefixes=("layers.", "cap_embedder."))
+    randomize_(text_encoder, gen)
+    randomize_(vae, gen)
     for m in (transformer, text_encoder, vae):
-        randomize_(m, gen)
         round_to_bf16_(m)
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=SHIFT, use_dynamic_shifting=False)
     tokenizer = AutoTokenizer.from_pretrained(str(TOKENIZER))
