@@ -17,21 +17,29 @@ namespace {
 
 using Model = Qwen3TextEncoder;
 
-// Hands out parameters by name: from a WeightStore (shape-checked), or, with no store,
+// Hands out parameters by name: from a WeightStore (shape-checked; a wrong shape names the
+// config the shape came from, since a wrong config is the likely cause), or, with no store,
 // records each name and shape so qwen3_parameters and the constructor share one
 // description of the module tree.
 class Binder {
  public:
-  explicit Binder(const io::WeightStore* store) : store_(store) {}
+  explicit Binder(const io::WeightStore* store, std::string config_summary = {})
+      : store_(store), config_summary_(std::move(config_summary)) {}
 
   Tensor operator()(const std::string& name, const Shape& shape) {
     specs_.push_back({name, shape});
-    return store_ ? store_->get(name, shape) : Tensor{};
+    if (!store_) return {};
+    Tensor t = store_->get(name);
+    if (t.shape() != shape)
+      fail("[load] {}: '{}' has shape {}, expected {} ({})", store_->source_of(name), name,
+           shape_str(t.shape()), shape_str(shape), config_summary_);
+    return t;
   }
   std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
 
  private:
   const io::WeightStore* store_;
+  std::string config_summary_;
   std::vector<ParameterSpec> specs_;
 };
 
@@ -234,7 +242,14 @@ RopeTables qwen3_rope_tables(const Qwen3Config& config, int64_t length) {
 Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights)
     : config_(config) {
   validate(config_, weights.description());
-  Binder bind(&weights);
+  // More layers than the config says means the config is not this checkpoint's, and
+  // hidden_states[-2] would be taken from the wrong layer.
+  const std::string extra =
+      fmt::format("layers.{}.input_layernorm.weight", config_.num_hidden_layers);
+  ZF_CHECK(!weights.contains(extra),
+           "[qwen3] {}: holds '{}', past num_hidden_layers {}: the config is not this model's",
+           weights.description(), extra, config_.num_hidden_layers);
+  Binder bind(&weights, "config: " + config_.summary());
   embed_tokens_ = bind("embed_tokens.weight", {config_.vocab_size, config_.hidden_size});
   for (int i = 0; i < config_.encoder_layers(); ++i)
     layers_.push_back(bind_layer(bind, config_, i));

@@ -87,7 +87,9 @@ class Qwen3TextEncoder {
  public:
   // Binds the embedding and layers 0..encoder_layers()-1 by their Qwen3Model names; the
   // last layer, the final norm and lm_head are neither needed nor read, present or not.
-  // A missing or wrong-shaped tensor gives an error naming it and its file.
+  // A missing or wrong-shaped tensor gives an error naming it and its file (and the
+  // config, for a wrong shape); a layer past num_hidden_layers in `weights` is an error too,
+  // as hidden_states[-2] would come from the wrong layer.
   Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights);
 
   const Qwen3Config& config() const { return config_; }

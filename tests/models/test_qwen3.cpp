@@ -205,7 +205,19 @@ TEST(Qwen3, WrongShapeNamesTheTensor) {
   const auto config = Qwen3Config::from_json_file(kFolder / "config.json");
   EXPECT_EQ(error_of([&] { Qwen3TextEncoder(config, bad); }),
             "[load] bad.safetensors: 'layers.2.self_attn.k_proj.weight' has shape [64, 48], "
-            "expected [32, 48]");
+            "expected [32, 48] (config: vocab 1000 hidden 48 intermediate 80 layers 4 heads 4 kv "
+            "heads 2 head_dim 16 rope_theta 1000000 eps 1e-06)");
+}
+
+// A config with fewer layers than the checkpoint would pick the wrong hidden state.
+TEST(Qwen3, CheckpointWithMoreLayersThanTheConfigIsRejected) {
+  auto config = Qwen3Config::from_json_file(kFolder / "config.json");
+  config.num_hidden_layers = 3;
+  const io::WeightStore weights = io::WeightStore::open(kFolder);
+  EXPECT_NE(error_of([&] {
+              Qwen3TextEncoder(config, weights);
+            }).find("holds 'layers.3.input_layernorm.weight', past num_hidden_layers 3"),
+            std::string::npos);
 }
 
 TEST(Qwen3, MissingTensorNamesItAndTheFile) {
