@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -115,8 +116,13 @@ void validate(const ZImageDiTConfig& c, const std::string& source) {
   ZF_CHECK(c.rope_theta > 0.0, "[zimage] {}: rope_theta {} is not positive", source, c.rope_theta);
 }
 
+const ZImageDiTConfig& validated(const ZImageDiTConfig& c, const std::string& source) {
+  validate(c, source);
+  return c;
+}
+
 // Rows [row, row + n) of sample b of x[B, L, D] (f32, contiguous) become `values` (n x D
-// floats), or `fill` repeated when values has one row.
+// floats), or its first row n times when `repeat`.
 void set_rows(Tensor& x, int64_t b, int64_t row, int64_t n, const float* values, bool repeat) {
   const int64_t length = x.size(1), d = x.size(2);
   float* dst = x.data<float>() + (b * length + row) * d;
@@ -248,7 +254,7 @@ io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType d
 }
 
 ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::WeightStore& weights)
-    : config_((validate(config, weights.description()), config)),
+    : config_(validated(config, weights.description())),
       rope_(config.axes_dims, config.axes_lens, config.rope_theta) {
   Binder bind(&weights);
   Bound b = bind_all(bind, config_);
@@ -443,8 +449,13 @@ ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
   const io::WeightStore stripped = io::strip_zimage_prefix(weights);
   io::WeightStore named = stripped;
   const io::ZImageLayout layout = io::detect_zimage_layout(stripped);
+  // The key table is expanded for the config's block counts when there is one (a file with
+  // more blocks is then an error naming the first extra tensor), else for the file's.
   if (layout == io::ZImageLayout::Original)
-    named = io::original_zimage_to_diffusers(stripped, io::count_zimage_blocks(stripped));
+    named = io::original_zimage_to_diffusers(
+        stripped, config ? io::ZImageBlockCounts{config->n_layers, config->n_refiner_layers,
+                                                 config->n_refiner_layers}
+                         : io::count_zimage_blocks(stripped));
   if (!config) return ZImageTransformer(ZImageDiTConfig::infer_from_weights(named), named);
   log::info("[zimage] {}: {} layout, {}", weights.description(), io::zimage_layout_name(layout),
             config->summary());

@@ -10,6 +10,7 @@
 // activations are float32.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <span>

@@ -14,13 +14,22 @@
 //    only the GEMM blocking of different row counts differs).
 #include "models/zimage_dit.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
 #include <set>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "io/key_map_zimage.h"
 #include "io/safetensors.h"
+#include "models/zimage_rope.h"
+#include "models/zimage_tokens.h"
 #include "test_util.h"
 
 namespace zflow {
@@ -168,7 +177,9 @@ TEST(ZImageDiT, OriginalSingleFileMatchesDiffusers) {
   const Golden g;
   for (const auto& name : kCases) {
     const Case c = g.get(name);
-    EXPECT_LE(relative_error(run(model, c), c.output_bf16w), kTolerance) << name;
+    const double err = relative_error(run(model, c), c.output_bf16w);
+    EXPECT_LE(err, kTolerance) << name;
+    RecordProperty(name, std::to_string(err));
   }
 }
 
@@ -221,7 +232,9 @@ TEST(ZImageDiT, Bf16WeightsStayCloseToFp32Reference) {
   const Golden g;
   for (const auto& name : kCases) {
     const Case c = g.get(name);
-    EXPECT_GE(cosine(run(model, c), c.output), 0.999) << name;
+    const double cos = cosine(run(model, c), c.output);
+    EXPECT_GE(cos, 0.999) << name;
+    RecordProperty(name, std::to_string(cos));
   }
 }
 
@@ -282,6 +295,69 @@ TEST(ZImageDiT, BadInputsAreRejected) {
   EXPECT_THROW(model.forward(c.latents, std::vector<float>{0.1f, 0.2f}, c.captions), Error);
   // A caption longer than axes_lens[0] (256) has no RoPE row.
   EXPECT_THROW(model.forward(c.latents, t, {Tensor::zeros({300, 32}, DType::F32)}), Error);
+}
+
+// Token feature order (ph, pw, c), c fastest, from the definition in facts/zimage.md 1.3.
+TEST(ZImageTokens, PatchifyOrderAndRoundTrip) {
+  Generator g(3);
+  const Tensor latents = g.randn({2, 3, 4, 6});
+  const Tensor tokens = models::zimage_patchify(latents, 2, 32);
+  ASSERT_EQ(tokens.shape(), (Shape{2, 32, 12}));
+  const auto lat = latents.to_f32_vector(), tok = tokens.to_f32_vector();
+  // sample 1, token (h 1, w 2) = row 1 * 3 + 2, feature (ph 1, pw 0, c 2).
+  EXPECT_EQ(tok[(1 * 32 + 5) * 12 + (1 * 2 + 0) * 3 + 2], lat[((1 * 3 + 2) * 4 + 3) * 6 + 4]);
+  EXPECT_EQ(tok[(0 * 32 + 6) * 12 + 5], 0.0f);  // rows past the 6 image tokens are 0
+  EXPECT_EQ(models::zimage_unpatchify(tokens, 3, 4, 6, 2).to_f32_vector(), lat);
+  EXPECT_EQ(models::zimage_padded_length(1), 32);
+  EXPECT_EQ(models::zimage_padded_length(32), 32);
+  EXPECT_EQ(models::zimage_padded_length(33), 64);
+}
+
+// Pair j of axis a turns by pos_a / theta^(2j / d_a); axes take consecutive pair runs.
+TEST(ZImageRope, AnglesFollowTheAxisRuns) {
+  const models::ZImageRope rope({4, 6, 6}, {64, 64, 64}, 256.0);
+  const auto t = rope.tables({{{5, 2, 3}}, {}}, 2);
+  ASSERT_EQ(t.cos.shape(), (Shape{2, 2, 8}));
+  const auto cos = t.cos.to_f32_vector(), sin = t.sin.to_f32_vector();
+  const double pos[] = {5, 5, 2, 2, 2, 3, 3, 3};
+  const double dims[] = {4, 4, 6, 6, 6, 6, 6, 6};
+  const int j[] = {0, 1, 0, 1, 2, 0, 1, 2};
+  for (int i = 0; i < 8; ++i) {
+    const double angle = pos[i] / std::pow(256.0, 2.0 * j[i] / dims[i]);
+    EXPECT_NEAR(cos[i], std::cos(angle), 1e-6) << i;
+    EXPECT_NEAR(sin[i], std::sin(angle), 1e-6) << i;
+  }
+  for (size_t i = 8; i < cos.size(); ++i) EXPECT_EQ(cos[i], 0.0f);  // padding rows
+  EXPECT_THROW(rope.tables({{{64, 0, 0}}}, 1), Error);
+}
+
+// Speed of one forward at the release width on a 256x256 image (latent 32x32: 256 image
+// tokens) with a 64-token caption, random bf16 weights. Disabled: the full model needs
+// 12.3 GB of weights. ZFLOW_ZIMAGE_BENCH_LAYERS sets the main-layer count (default 30), so
+// two small counts give the per-layer cost. Run with
+//   ZFLOW_ZIMAGE_BENCH_LAYERS=2 ./build/tests/zflow_tests --gtest_also_run_disabled_tests
+//   --gtest_filter='ZImageDiTSpeed.*'
+// Measured (release width, 30 layers, 2 shared cores, load ~9): 61 s per forward, 12.2 GB.
+TEST(ZImageDiTSpeed, DISABLED_ReleaseWidthRandomWeights256) {
+  ZImageDiTConfig c;
+  if (const char* layers = std::getenv("ZFLOW_ZIMAGE_BENCH_LAYERS")) c.n_layers = std::atoi(layers);
+  using clock = std::chrono::steady_clock;
+  auto seconds = [](clock::time_point a, clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  const auto t0 = clock::now();
+  const ZImageTransformer model(c, models::zimage_dit_random_weights(c, DType::BF16, 1));
+  const auto t1 = clock::now();
+  Generator g(7);
+  const Tensor latents = g.randn({1, 16, 32, 32});
+  const std::vector<Tensor> caption = {g.randn({64, c.cap_feat_dim})};
+  const std::vector<float> t = {0.5f};
+  const Tensor out = model.forward(latents, t, caption);
+  const auto t2 = clock::now();
+  EXPECT_EQ(out.shape(), latents.shape());
+  std::cout << fmt::format(
+      "[zimage speed] {} main layers: random weights {:.1f} s, forward {:.2f} s\n", c.n_layers,
+      seconds(t0, t1), seconds(t1, t2));
 }
 
 }  // namespace
