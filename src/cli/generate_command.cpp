@@ -168,9 +168,11 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("--cfg-scale", o->guidance,
                   "Z-Image guidance g: pred = pos + g (pos - neg); 0 turns CFG off "
                   "(default: Turbo 0, Base 4)");
-  cmd->add_flag("--cfg-normalization{1}", o->cfg_normalization,
-                "cap the guided prediction's norm at K times the positive one's (K = 1 if no "
-                "value; --cfg-normalization=K)");
+  cmd->add_option("--cfg-normalization", o->cfg_normalization,
+                  "cap the guided prediction's norm at K times the positive one's; K = 1 when "
+                  "given without a value (default: off)")
+      ->expected(0, 1)
+      ->default_str("1");
   cmd->add_option("--cfg-truncation", o->cfg_truncation,
                   "run CFG only while 1 - sigma <= this (default 1: every step)");
   cmd->add_option("--shift", o->shift, "sigma schedule shift (default: the model's, 3 or 6)");

@@ -145,6 +145,25 @@ TEST_F(GenerateCommand, InpaintFromFilesMatchesDiffusers) {
   EXPECT_EQ(j["strength"], 0.7);
 }
 
+TEST_F(GenerateCommand, CfgFlagsMatchDiffusers) {
+  // The golden case "base_cfgnorm" (--cfg-normalization without a value means k = 1), and the
+  // same with an explicit k that changes the image, recorded in the parameters.
+  const std::string args = model_args() + " -p '" + kPrompt +
+                           "' -n 'blurry, low quality' -W 32 -H 32 --steps 3 --cfg-scale 4 "
+                           "--seed 7 -o ";
+  const CommandResult r = run_zflow(args + (out_ / "a.png").string() + " --cfg-normalization");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const io::Image want = io::read_image(kDir / "zimage_tiny_diffusers_base_cfgnorm_0.png");
+  EXPECT_GE(psnr(io::read_image(out_ / "a.png"), want), 40.0);
+  EXPECT_NE(png_text(out_ / "a.png").at("parameters").find("CFG normalization: 1,"),
+            std::string::npos);
+  const CommandResult k = run_zflow(args + (out_ / "b.png").string() + " --cfg-normalization=3");
+  ASSERT_EQ(k.status, 0) << k.output;
+  EXPECT_NE(png_text(out_ / "b.png").at("parameters").find("CFG normalization: 3,"),
+            std::string::npos);
+  EXPECT_LT(psnr(io::read_image(out_ / "b.png"), want), 40.0);  // k = 3 caps less
+}
+
 TEST_F(GenerateCommand, MissingComponentIsOneLineNamingIt) {
   // The fixture folder has no tokenizer/ and none is given.
   const CommandResult r = run_zflow("generate -m " + (kDir / "tiny").string() + " -p fox -o " +
