@@ -11,6 +11,7 @@ namespace zflow::cli {
 using Run = std::function<int()>;
 
 Run add_info_command(CLI::App& app);
+Run add_bench_command(CLI::App& app);
 Run add_generate_command(CLI::App& app);
 
 }  // namespace zflow::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     commands[app.get_subcommands({}).back()] = std::move(run);
   };
   add(zflow::cli::add_info_command);
+  add(zflow::cli::add_bench_command);
   add(zflow::cli::add_generate_command);
 
   try {

@@ -82,7 +82,9 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 
 uint16_t f32_to_bf16_bits(float x) {
   const uint32_t f = bits_of(x);
-  if (std::isnan(x)) return 0x7FC0;
+  // PyTorch's vectorised tensor conversion (the path .to(torch.bfloat16) takes) writes
+  // 0xFFFF for every NaN; its scalar c10::BFloat16 would give 0x7FC0.
+  if (std::isnan(x)) return 0xFFFF;
   const uint32_t lsb = (f >> 16) & 1;
   return static_cast<uint16_t>((f + 0x7FFF + lsb) >> 16);
 }
@@ -95,7 +97,9 @@ uint16_t f32_to_f16_bits(float x) {
   const uint32_t f = bits_of(x);
   const uint16_t sign = static_cast<uint16_t>((f >> 16) & 0x8000);
   const uint32_t mag = f & 0x7FFFFFFF;
-  if (mag > 0x7F800000) return sign | 0x7E00;   // NaN: PyTorch keeps the sign, drops the payload
+  // NaN: PyTorch's tensor conversion (F16C vcvtps2ph) keeps the sign and the top payload
+  // bits and sets the quiet bit.
+  if (mag > 0x7F800000) return sign | 0x7E00 | static_cast<uint16_t>((mag >> 13) & 0x3FF);
   if (mag >= 0x477FF000) return sign | 0x7C00;  // rounds past 65504: infinity
   return sign | static_cast<uint16_t>(round_to_small_float(mag, 5, 10));
 }
@@ -116,9 +120,10 @@ uint8_t f32_to_f8e4m3_bits(float x) {
   const uint32_t f = bits_of(x);
   const uint8_t sign = static_cast<uint8_t>((f >> 24) & 0x80);
   const uint32_t mag = f & 0x7FFFFFFF;
-  if (mag > 0x7F800000) return sign | 0x7F;  // NaN keeps its sign, as in c10
-  const uint32_t code = mag >= 0x7F800000 ? 0x7F : round_to_small_float(mag, 4, 3);
-  return sign | static_cast<uint8_t>(code > 0x7E ? 0x7F : code);  // overflow -> NaN
+  if (mag > 0x7F800000) return sign | 0x7F;  // NaN keeps its sign
+  // e4m3fn has no infinity: PyTorch (2.15) saturates overflow and infinities to +-448.
+  const uint32_t code = mag == 0x7F800000 ? 0x7E : round_to_small_float(mag, 4, 3);
+  return sign | static_cast<uint8_t>(code > 0x7E ? 0x7E : code);
 }
 
 float f8e4m3_bits_to_f32(uint8_t b) {

@@ -1,6 +1,7 @@
 // Element types: every dtype the safetensors format names, plus the conversions
 // to and from float32 that round exactly as PyTorch does (round-to-nearest-even;
-// NaN to PyTorch's canonical NaN; float8 e4m3fn overflows to NaN, e5m2 to inf).
+// NaN as PyTorch's tensor conversion writes it; float8 e4m3fn saturates at +-448, e5m2
+// overflows to inf).
 #pragma once
 
 #include <cstddef>

@@ -278,6 +278,35 @@ io::WeightStore autoencoder_kl_random_weights(const AutoencoderKLConfig& config,
   return random_weights(autoencoder_kl_parameters(config), dtype, seed);
 }
 
+double autoencoder_kl_decoder_flops(const AutoencoderKLConfig& c, int64_t height, int64_t width) {
+  const auto& ch = c.block_out_channels;
+  const int levels = static_cast<int>(ch.size());
+  auto conv = [](double cin, double cout, double k, double px) {
+    return 2 * cin * cout * k * k * px;
+  };
+  auto resnet = [&](double cin, double cout, double px) {
+    return conv(cin, cout, 3, px) + conv(cout, cout, 3, px) +
+           (cin != cout ? conv(cin, cout, 1, px) : 0);
+  };
+  const double top = static_cast<double>(ch.back());
+  const double shrink = static_cast<double>(int64_t{1} << (levels - 1));
+  double px = static_cast<double>(height) * static_cast<double>(width) / (shrink * shrink);
+  double f = conv(static_cast<double>(c.latent_channels), top, 3, px);
+  // Mid block: two resnets, q/k/v/out projections and the two attention matmuls.
+  f += 2 * resnet(top, top, px) + 4 * conv(top, top, 1, px) + 4 * px * px * top;
+  double prev = top;
+  for (int i = 0; i < levels; ++i) {
+    const double out = static_cast<double>(ch[levels - 1 - i]);
+    for (int j = 0; j <= c.layers_per_block; ++j) f += resnet(j == 0 ? prev : out, out, px);
+    if (i + 1 < levels) {
+      px *= 4;
+      f += conv(out, out, 3, px);
+    }
+    prev = out;
+  }
+  return f + conv(prev, static_cast<double>(c.out_channels), 3, px);
+}
+
 AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, const io::WeightStore& weights)
     : config_(config) {
   validate(config_, weights.description());

@@ -67,6 +67,11 @@ std::vector<ParameterSpec> autoencoder_kl_parameters(const AutoencoderKLConfig& 
 io::WeightStore autoencoder_kl_random_weights(const AutoencoderKLConfig& config, DType dtype,
                                               uint64_t seed);
 
+// Floating-point operations (2 x multiply-adds) of the decoder's convolutions and
+// mid-block attention for an image of height x width pixels, for benchmark rates.
+double autoencoder_kl_decoder_flops(const AutoencoderKLConfig& config, int64_t height,
+                                    int64_t width);
+
 class AutoencoderKL {
  public:
   // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an

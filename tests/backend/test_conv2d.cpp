@@ -74,6 +74,12 @@ TEST(Conv2d, ChunkedOutputRowsMatch) {
              7);
 }
 
+// The 1x1 path reads x transposed in place; 1024 x 1100 pixels x 8 outputs fill more
+// than the 32 MB result scratch, so it too works in two chunks.
+TEST(Conv2d, ChunkedPointwiseMatches) {
+  check_conv({{1, 2, 1024, 1100}, {8, 2, 1, 1}, 1, {}, true}, DType::F32, 9);
+}
+
 TEST(Conv2d, RejectsMismatchedChannelsAndCudaTensors) {
   const Tensor x = test::random_tensor({1, 3, 4, 4}, 1);
   const Tensor w = test::random_tensor({2, 4, 3, 3}, 2);
