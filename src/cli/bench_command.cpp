@@ -1,84 +1,177 @@
 // `zflow bench`: times model components at full size. With --random-weights no files are
 // needed: the release architecture is built with random values (speed does not depend
-// on them). Every line says what ran, on how many threads, how fast, and the peak memory.
+// on them). Every line says what ran, on how many threads, how fast (time, TFLOP,
+// GFLOP/s) and the peak memory.
 #include <fmt/format.h>
 
 #include <chrono>
-#include <optional>
+#include <functional>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/memory_usage.h"
+#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "models/autoencoder_kl.h"
+#include "models/qwen3.h"
+#include "models/zimage_dit.h"
 
 namespace zflow::cli {
 
 namespace {
 
-struct VaeOptions {
+// Options every bench subcommand shares.
+struct Common {
   bool random_weights = false;
-  std::string vae_path;
-  int64_t width = 1024, height = 1024;
-  int batch = 1;
-  int repeat = 1;
-  bool encode = false;
+  std::string weights_path;
   std::string dtype = "bf16";
+  int repeat = 1;
   int threads = 0;
 };
 
-DType parse_weight_dtype(const std::string& name) {
-  if (name == "bf16") return DType::BF16;
-  if (name == "f16") return DType::F16;
-  if (name == "f32") return DType::F32;
-  fail("[bench] --dtype must be bf16, f16 or f32, got '{}'", name);
+void add_common_options(CLI::App* cmd, Common& o, const std::string& file_flag,
+                        const std::string& file_help) {
+  cmd->add_flag("--random-weights", o.random_weights,
+                "the release architecture with random weights (no files)");
+  cmd->add_option(file_flag, o.weights_path, file_help);
+  cmd->add_option("--dtype", o.dtype, "random weight dtype: bf16, f16, f32")->capture_default_str();
+  cmd->add_option("--repeat", o.repeat, "timed runs")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", o.threads, "compute threads (default: all cores)");
+}
+
+DType weight_dtype(const Common& o) {
+  if (o.dtype == "bf16") return DType::BF16;
+  if (o.dtype == "f16") return DType::F16;
+  if (o.dtype == "f32") return DType::F32;
+  fail("[bench] --dtype must be bf16, f16 or f32, got '{}'", o.dtype);
+}
+
+void prepare(const Common& o, const std::string& file_flag) {
+  if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
+  ZF_CHECK(o.random_weights == o.weights_path.empty(),
+           "[bench] give exactly one of --random-weights and {} FILE", file_flag);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int run_vae_bench(const VaeOptions& o) {
-  if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
-  ZF_CHECK(o.random_weights != !o.vae_path.empty(),
-           "[bench] give exactly one of --random-weights and --vae FILE");
-  ZF_CHECK(o.width > 0 && o.height > 0 && o.width % 16 == 0 && o.height % 16 == 0,
-           "[bench] -W and -H must be positive multiples of 16, got {}x{}", o.width, o.height);
-  const auto load_start = std::chrono::steady_clock::now();
-  const models::AutoencoderKL vae =
-      o.random_weights ? models::AutoencoderKL(
-                             models::AutoencoderKLConfig{},
-                             models::autoencoder_kl_random_weights(models::AutoencoderKLConfig{},
-                                                                   parse_weight_dtype(o.dtype), 1))
-                       : models::load_autoencoder_kl(o.vae_path);
-  const auto& config = vae.config();
-  const std::string source =
-      o.random_weights ? fmt::format("random {} weights", o.dtype) : o.vae_path;
-  fmt::print("vae: {} ({}), ready in {:.2f} s\n", config.summary(), source,
-             seconds_since(load_start));
-
-  const int64_t factor = int64_t{1} << (config.levels() - 1);
-  const Tensor latent = Tensor::zeros(
-      {o.batch, config.latent_channels, o.height / factor, o.width / factor}, DType::F32);
-  const double flops = o.batch * models::autoencoder_kl_decoder_flops(config, o.height, o.width);
-  const int threads = ThreadPool::compute().threads();
-  for (int r = 0; r < o.repeat; ++r) {
+// Runs `work` `repeat` times and prints one line each: what, time, rate and peak memory.
+void timed(const std::string& what, int repeat, double flops, const std::function<void()>& work) {
+  for (int r = 0; r < repeat; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    const Tensor image = vae.decode(latent);
+    work();
     const double s = seconds_since(t0);
-    fmt::print(
-        "decode {}x{} batch {}, {} threads: {:.3f} s, {:.2f} TFLOP, {:.1f} GFLOP/s, peak RSS "
-        "{:.2f} GB\n",
-        o.width, o.height, o.batch, threads, s, flops / 1e12, flops / s / 1e9,
-        static_cast<double>(peak_rss_bytes()) / 1e9);
-    if (o.encode) {
-      const auto t1 = std::chrono::steady_clock::now();
-      vae.encode(image);
-      fmt::print("encode {}x{} batch {}, {} threads: {:.3f} s, peak RSS {:.2f} GB\n", o.width,
-                 o.height, o.batch, threads, seconds_since(t1),
-                 static_cast<double>(peak_rss_bytes()) / 1e9);
-    }
+    const std::string rate =
+        flops > 0 ? fmt::format(", {:.2f} TFLOP, {:.1f} GFLOP/s", flops / 1e12, flops / s / 1e9)
+                  : "";
+    fmt::print("{}, {} threads: {:.3f} s{}, peak RSS {:.2f} GB\n", what,
+               ThreadPool::compute().threads(), s, rate,
+               static_cast<double>(peak_rss_bytes()) / 1e9);
+    std::fflush(stdout);
   }
+}
+
+void check_size(int64_t width, int64_t height) {
+  ZF_CHECK(width > 0 && height > 0 && width % 16 == 0 && height % 16 == 0,
+           "[bench] -W and -H must be positive multiples of 16, got {}x{}", width, height);
+}
+
+struct VaeOptions : Common {
+  int64_t width = 1024, height = 1024;
+  int batch = 1;
+  bool encode = false;
+};
+
+int run_vae(const VaeOptions& o) {
+  prepare(o, "--vae");
+  check_size(o.width, o.height);
+  const auto t0 = std::chrono::steady_clock::now();
+  const models::AutoencoderKLConfig release;
+  const models::AutoencoderKL vae =
+      o.random_weights ? models::AutoencoderKL(release, models::autoencoder_kl_random_weights(
+                                                            release, weight_dtype(o), 1))
+                       : models::load_autoencoder_kl(o.weights_path);
+  const auto& c = vae.config();
+  fmt::print("vae: {} ({}), ready in {:.2f} s\n", c.summary(),
+             o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
+             seconds_since(t0));
+  const int64_t factor = int64_t{1} << (c.levels() - 1);
+  const Tensor latent =
+      Tensor::zeros({o.batch, c.latent_channels, o.height / factor, o.width / factor}, DType::F32);
+  Tensor image;
+  timed(fmt::format("decode {}x{} batch {}", o.width, o.height, o.batch), o.repeat,
+        o.batch * models::autoencoder_kl_decoder_flops(c, o.height, o.width),
+        [&] { image = vae.decode(latent); });
+  if (o.encode)
+    timed(fmt::format("encode {}x{} batch {}", o.width, o.height, o.batch), o.repeat, 0,
+          [&] { vae.encode(image); });
+  return 0;
+}
+
+struct DitOptions : Common {
+  int64_t width = 1024, height = 1024;
+  int batch = 1;
+  int64_t caption_tokens = 128;
+  int layers = 0;
+};
+
+int run_dit(const DitOptions& o) {
+  prepare(o, "--diffusion-model");
+  check_size(o.width, o.height);
+  ZF_CHECK(o.caption_tokens >= 1, "[bench] --caption-tokens must be at least 1");
+  const auto t0 = std::chrono::steady_clock::now();
+  models::ZImageDiTConfig release;
+  if (o.layers > 0) release.n_layers = o.layers;
+  ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
+  const models::ZImageTransformer dit =
+      o.random_weights ? models::ZImageTransformer(release, models::zimage_dit_random_weights(
+                                                                release, weight_dtype(o), 1))
+                       : models::load_zimage_transformer(o.weights_path);
+  const auto& c = dit.config();
+  fmt::print("z-image transformer: {} ({}), ready in {:.2f} s\n", c.summary(),
+             o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
+             seconds_since(t0));
+  Generator noise(0);
+  const Tensor latents = noise.randn({o.batch, c.in_channels, o.height / 8, o.width / 8});
+  std::vector<Tensor> captions;
+  for (int b = 0; b < o.batch; ++b)
+    captions.push_back(noise.randn({o.caption_tokens, c.cap_feat_dim}));
+  const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
+  const int64_t image_tokens = (o.height / 16) * (o.width / 16);
+  timed(fmt::format("forward {}x{} batch {}, {} caption tokens", o.width, o.height, o.batch,
+                    o.caption_tokens),
+        o.repeat, o.batch * models::zimage_dit_forward_flops(c, image_tokens, o.caption_tokens),
+        [&] { dit.forward(latents, t, captions); });
+  return 0;
+}
+
+struct TextEncoderOptions : Common {
+  int64_t tokens = 128;
+  int layers = 0;
+};
+
+int run_text_encoder(const TextEncoderOptions& o) {
+  prepare(o, "--text-encoder");
+  ZF_CHECK(o.tokens >= 1, "[bench] --tokens must be at least 1");
+  const auto t0 = std::chrono::steady_clock::now();
+  models::Qwen3Config release;
+  if (o.layers > 0) release.num_hidden_layers = o.layers + 1;  // hidden_states[-2]: one unused
+  ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
+  const models::Qwen3TextEncoder encoder =
+      o.random_weights ? models::Qwen3TextEncoder(
+                             release, models::qwen3_random_weights(release, weight_dtype(o), 1))
+                       : models::load_qwen3_text_encoder(o.weights_path);
+  const auto& c = encoder.config();
+  fmt::print("qwen3 text encoder: {} ({}), ready in {:.2f} s\n", c.summary(),
+             o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
+             seconds_since(t0));
+  std::vector<int32_t> ids(static_cast<size_t>(o.tokens));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919) % 150000);
+  timed(fmt::format("encode {} tokens", o.tokens), o.repeat,
+        models::qwen3_encode_flops(c, o.tokens), [&] { encoder.encode(ids); });
   return 0;
 }
 
@@ -87,26 +180,37 @@ int run_vae_bench(const VaeOptions& o) {
 Run add_bench_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "time model components at full size");
   cmd->require_subcommand(1);
+
   auto* vae = cmd->add_subcommand("vae", "the FLUX.1 / Z-Image autoencoder: decode (and encode)");
-  auto o = std::make_shared<VaeOptions>();
-  vae->add_flag("--random-weights", o->random_weights,
-                "the release architecture with random weights");
-  vae->add_option("--vae", o->vae_path, "an autoencoder file or diffusers vae/ folder");
-  vae->add_option("-W,--width", o->width, "image width in pixels")->capture_default_str();
-  vae->add_option("-H,--height", o->height, "image height in pixels")->capture_default_str();
-  vae->add_option("-b,--batch", o->batch, "images per call")
-      ->check(CLI::PositiveNumber)
+  auto vo = std::make_shared<VaeOptions>();
+  add_common_options(vae, *vo, "--vae", "an autoencoder file or diffusers vae/ folder");
+  vae->add_option("-W,--width", vo->width, "image width in pixels")->capture_default_str();
+  vae->add_option("-H,--height", vo->height, "image height in pixels")->capture_default_str();
+  vae->add_option("-b,--batch", vo->batch, "images per call")->check(CLI::PositiveNumber);
+  vae->add_flag("--encode", vo->encode, "also time encoding the decoded image");
+
+  auto* dit = cmd->add_subcommand("dit", "the Z-Image transformer: one denoising forward");
+  auto dopt = std::make_shared<DitOptions>();
+  add_common_options(dit, *dopt, "--diffusion-model", "a Z-Image transformer file or folder");
+  dit->add_option("-W,--width", dopt->width, "image width in pixels")->capture_default_str();
+  dit->add_option("-H,--height", dopt->height, "image height in pixels")->capture_default_str();
+  dit->add_option("-b,--batch", dopt->batch, "images per forward")->check(CLI::PositiveNumber);
+  dit->add_option("--caption-tokens", dopt->caption_tokens, "caption length")
       ->capture_default_str();
-  vae->add_option("--repeat", o->repeat, "timed runs")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  vae->add_flag("--encode", o->encode, "also time encoding the decoded image");
-  vae->add_option("--dtype", o->dtype, "random weight dtype: bf16, f16, f32")
-      ->capture_default_str();
-  vae->add_option("-t,--threads", o->threads, "compute threads (default: all cores)");
-  return [o, vae] {
-    if (vae->parsed()) return run_vae_bench(*o);
-    return 1;
+  dit->add_option("--layers", dopt->layers,
+                  "main layers (random weights; default: the release's 30)");
+
+  auto* te = cmd->add_subcommand("text-encoder", "the Qwen3 text encoder Z-Image uses");
+  auto to = std::make_shared<TextEncoderOptions>();
+  add_common_options(te, *to, "--text-encoder", "a Qwen3 file or text_encoder/ folder");
+  te->add_option("--tokens", to->tokens, "prompt length in tokens")->capture_default_str();
+  te->add_option("--layers", to->layers,
+                 "encoder layers (random weights; default: the release's 35)");
+
+  return [=] {
+    if (vae->parsed()) return run_vae(*vo);
+    if (dit->parsed()) return run_dit(*dopt);
+    return run_text_encoder(*to);
   };
 }
 

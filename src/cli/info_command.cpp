@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/weight_store.h"
+#include "models/detect.h"
 
 namespace zflow::cli {
 
@@ -25,6 +26,14 @@ std::string human_bytes(double bytes) {
   return fmt::format("{:.1f} {}", bytes, units[u]);
 }
 
+bool holds_weights(const fs::path& folder) {
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json")) return true;
+  }
+  return false;
+}
+
 void describe(const std::string& label, const io::WeightStore& store, bool list_tensors) {
   std::map<std::string_view, int64_t> by_dtype;
   double bytes = 0;
@@ -40,6 +49,12 @@ void describe(const std::string& label, const io::WeightStore& store, bool list_
     dtypes += fmt::format("{}{} ({} params)", dtypes.empty() ? "" : ", ", d, n);
   fmt::print("{}: {} tensors, {:.3f} B params, {}, {}\n", label, store.size(), params / 1e9,
              human_bytes(bytes), dtypes);
+  if (const auto found = models::detect_component(store)) {
+    fmt::print("  architecture: {} ({} layout)\n  config: {}\n", found->architecture, found->layout,
+               found->config);
+  } else {
+    fmt::print("  architecture: not recognised\n");
+  }
   if (list_tensors) {
     for (const auto& name : store.names()) {
       const Tensor t = store.get(name);
@@ -64,17 +79,18 @@ Run add_info_command(CLI::App& app) {
     fs::path path = fs::path(opt->path).lexically_normal();
     if (path.filename().empty()) path = path.parent_path();  // "folder/" names the folder
     if (!fs::exists(path)) fail("[info] {}: no such file or folder", opt->path);
-    if (fs::is_directory(path) && fs::exists(path / "model_index.json")) {
-      // A diffusers pipeline folder: one component per sub-folder with weights.
+    if (fs::is_directory(path) && !holds_weights(path)) {
+      // A diffusers pipeline folder (model_index.json) or any folder of components: one
+      // component per sub-folder with weights (tokenizer and scheduler folders hold none).
+      int found = 0;
       for (const auto& entry : fs::directory_iterator(path)) {
-        if (!entry.is_directory()) continue;
-        try {
-          describe(entry.path().filename().string(), io::WeightStore::open(entry.path()),
-                   opt->tensors);
-        } catch (const Error&) {
-          // Tokenizer and scheduler folders hold no weights.
-        }
+        if (!entry.is_directory() || !holds_weights(entry.path())) continue;
+        describe(entry.path().filename().string(), io::WeightStore::open(entry.path()),
+                 opt->tensors);
+        ++found;
       }
+      if (found == 0)
+        fail("[info] {}: no .safetensors files here or in its sub-folders", opt->path);
       return 0;
     }
     describe(path.filename().string(), io::WeightStore::open(path), opt->tensors);

@@ -2,13 +2,21 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "core/thread_pool.h"
 
 namespace zflow::models {
 
 namespace {
+
+// SplitMix64: a fast, well-mixed stream; benchmark weights need speed, not statistics
+// (a 6B-parameter model is generated in seconds rather than minutes).
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
 
 bool is_norm_weight(const ParameterSpec& p) {
   return p.shape.size() == 1 && p.name.ends_with(".weight") &&
@@ -40,11 +48,13 @@ io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType d
         if (constant) {
           std::fill_n(buf.begin(), count, constant_value);
         } else {
-          // One engine per chunk, seeded from (seed, tensor, chunk).
-          std::mt19937_64 engine(seed ^ ((index + 1) * 0x9E3779B97F4A7C15ull) ^
-                                 (static_cast<uint64_t>(c) * 0xBF58476D1CE4E5B9ull));
-          std::uniform_real_distribution<float> dist(-bound, bound);
-          for (int64_t i = 0; i < count; ++i) buf[i] = dist(engine);
+          // One stream per chunk, seeded from (seed, tensor, chunk); 24 random bits each.
+          uint64_t state = seed ^ ((index + 1) * 0xD1B54A32D192ED03ull) ^
+                           (static_cast<uint64_t>(c) * 0xBF58476D1CE4E5B9ull);
+          for (int64_t i = 0; i < count; ++i) {
+            const float u = static_cast<float>(splitmix64(state) >> 40) * 0x1.0p-24f;  // [0, 1)
+            buf[i] = (2.0f * u - 1.0f) * bound;
+          }
         }
         from_f32(buf.data(), static_cast<char*>(t.raw()) + c * kChunk * elem, dtype,
                  static_cast<size_t>(count));

@@ -239,6 +239,15 @@ RopeTables qwen3_rope_tables(const Qwen3Config& config, int64_t length) {
   return {Tensor::from_f32({1, length, half}, cos), Tensor::from_f32({1, length, half}, sin)};
 }
 
+double qwen3_encode_flops(const Qwen3Config& c, int64_t tokens) {
+  const double n = static_cast<double>(tokens), hidden = static_cast<double>(c.hidden_size);
+  const double q = static_cast<double>(c.q_features()), kv = static_cast<double>(c.kv_features());
+  const double mlp = static_cast<double>(c.intermediate_size);
+  const double linears = 2 * n * (hidden * q + 2 * hidden * kv + q * hidden + 3 * hidden * mlp);
+  const double attention = 2 * n * n * q;  // q k^T and p v over the causal half
+  return c.encoder_layers() * (linears + attention);
+}
+
 Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights)
     : config_(config) {
   validate(config_, weights.description());

@@ -83,6 +83,10 @@ struct RopeTables {
 };
 RopeTables qwen3_rope_tables(const Qwen3Config& config, int64_t length);
 
+// Floating-point operations (2 x multiply-adds) of encode() for `tokens` tokens: the
+// projections and MLP of the encoder layers and the causal attention matmuls.
+double qwen3_encode_flops(const Qwen3Config& config, int64_t tokens);
+
 class Qwen3TextEncoder {
  public:
   // Binds the embedding and layers 0..encoder_layers()-1 by their Qwen3Model names; the

@@ -253,6 +253,19 @@ io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType d
   return random_weights(zimage_dit_parameters(config), dtype, seed);
 }
 
+double zimage_dit_forward_flops(const ZImageDiTConfig& c, int64_t image_tokens,
+                                int64_t caption_tokens) {
+  auto padded = [](int64_t n) { return static_cast<double>((n + 31) / 32 * 32); };
+  const double dim = static_cast<double>(c.dim), ffn = static_cast<double>(c.ffn_dim());
+  // One block over L tokens: q, k, v, out (4 dim^2), the SwiGLU FFN (3 dim ffn), and
+  // q k^T plus p v (2 L dim each), all times 2 for multiply-add.
+  auto block = [&](double len) {
+    return 2 * len * (4 * dim * dim + 3 * dim * ffn) + 4 * len * len * dim;
+  };
+  const double img = padded(image_tokens), cap = padded(caption_tokens);
+  return c.n_refiner_layers * (block(img) + block(cap)) + c.n_layers * block(img + cap);
+}
+
 ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::WeightStore& weights)
     : config_(validated(config, weights.description())),
       rope_(config.axes_dims, config.axes_lens, config.rope_theta) {

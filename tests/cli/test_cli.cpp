@@ -55,5 +55,16 @@ TEST(Cli, BenchRejectsBadSizes) {
   EXPECT_THAT(r.output, testing::HasSubstr("-W and -H must be positive multiples of 16"));
 }
 
+TEST(Cli, BenchNeedsExactlyOneWeightSource) {
+  const CommandResult none = run_zflow("bench dit -W 256 -H 256");
+  EXPECT_EQ(none.status, 1);
+  EXPECT_THAT(none.output,
+              testing::HasSubstr("exactly one of --random-weights and --diffusion-model"));
+  const CommandResult layers =
+      run_zflow("bench text-encoder --text-encoder x.safetensors --layers 2");
+  EXPECT_EQ(layers.status, 1);
+  EXPECT_THAT(layers.output, testing::HasSubstr("--layers only applies to --random-weights"));
+}
+
 }  // namespace
 }  // namespace zflow

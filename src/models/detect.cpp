@@ -1,0 +1,82 @@
+#include "models/detect.h"
+
+#include "core/error.h"
+#include "io/key_map_autoencoder.h"
+#include "io/key_map_zimage.h"
+#include "models/autoencoder_kl.h"
+#include "models/qwen3.h"
+#include "models/zimage_dit.h"
+
+namespace zflow::models {
+
+namespace {
+
+// The inferred configuration, or why it cannot be inferred (some fields are not in the
+// weights, e.g. a tiny model's group count): detection still reports what it found.
+template <typename Infer>
+std::string config_summary(Infer infer) {
+  try {
+    return infer().summary();
+  } catch (const Error& e) {
+    return std::string("not inferable from the shapes alone: ") + e.what();
+  }
+}
+
+bool any_name_ends_with(const io::WeightStore& weights, std::string_view suffix) {
+  for (const auto& name : weights.names())
+    if (name.ends_with(suffix)) return true;
+  return false;
+}
+
+std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights) {
+  const io::WeightStore stripped = io::strip_zimage_prefix(weights);
+  // Both layouts name the caption embedder the same; FLUX has none.
+  if (!stripped.contains("cap_embedder.1.weight")) return std::nullopt;
+  const io::ZImageLayout layout = io::detect_zimage_layout(stripped);
+  const io::WeightStore diffusers_names =
+      layout == io::ZImageLayout::Diffusers
+          ? stripped
+          : io::original_zimage_to_diffusers(stripped, io::count_zimage_blocks(stripped));
+  return DetectedComponent{
+      "z-image transformer", std::string(io::zimage_layout_name(layout)),
+      config_summary([&] { return ZImageDiTConfig::infer_from_weights(diffusers_names); })};
+}
+
+std::optional<DetectedComponent> detect_autoencoder(const io::WeightStore& weights) {
+  const io::WeightStore stripped = io::strip_autoencoder_prefix(weights);
+  const bool has_encoder_or_decoder = any_name_ends_with(stripped, "conv_in.weight") &&
+                                      (any_name_ends_with(stripped, "conv_out.weight"));
+  if (!has_encoder_or_decoder) return std::nullopt;
+  const io::AutoencoderLayout layout = io::detect_autoencoder_layout(stripped);
+  const io::WeightStore diffusers_names =
+      layout == io::AutoencoderLayout::Diffusers
+          ? stripped
+          : io::original_autoencoder_to_diffusers(stripped,
+                                                  io::count_original_autoencoder_layers(stripped));
+  return DetectedComponent{
+      "autoencoder kl", std::string(io::autoencoder_layout_name(layout)),
+      config_summary([&] { return AutoencoderKLConfig::infer_from_weights(diffusers_names); })};
+}
+
+std::optional<DetectedComponent> detect_qwen3(const io::WeightStore& weights) {
+  if (!any_name_ends_with(weights, "embed_tokens.weight") ||
+      !any_name_ends_with(weights, "self_attn.q_norm.weight"))
+    return std::nullopt;
+  const io::WeightStore model = qwen3_model_weights(weights);
+  const bool prefixed = !weights.contains("embed_tokens.weight");
+  return DetectedComponent{
+      "qwen3 text encoder",
+      prefixed ? "transformers causal LM / ComfyUI (prefixed)" : "transformers model",
+      config_summary([&] { return Qwen3Config::infer_from_weights(model); })};
+}
+
+}  // namespace
+
+std::optional<DetectedComponent> detect_component(const io::WeightStore& weights) {
+  for (auto detect : {detect_zimage, detect_qwen3, detect_autoencoder}) {
+    if (auto found = detect(weights)) return found;
+  }
+  return std::nullopt;
+}
+
+}  // namespace zflow::models
