@@ -8,6 +8,8 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/weight_store.h"
+#include "models/detect.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/image_tensor.h"
 #include "pipeline/zimage_sampler.h"
@@ -68,13 +70,25 @@ fs::path component_path(const ZImageFiles& files, const fs::path& given, const c
   return path;
 }
 
+// " (it holds a qwen3 text encoder, diffusers layout)" when the weights at `path` are some other
+// model zflow knows: the likely mistake behind a loader's error.
+std::string what_it_holds(const fs::path& path) {
+  try {
+    if (const auto found = models::detect_component(io::WeightStore::open(path)))
+      return fmt::format(" (it holds a {}, {} layout)", found->architecture, found->layout);
+  } catch (const Error&) {
+    // Not weights at all: the loader's own message says what is wrong.
+  }
+  return "";
+}
+
 // Runs a loader and puts the component and its path in front of any error it raises.
 template <typename Load>
 auto load_component(const char* what, const fs::path& path, Load&& load) {
   try {
     return load();
   } catch (const Error& e) {
-    fail("[zimage] {} {}: {}", what, path.string(), e.what());
+    fail("[zimage] {} {}: {}{}", what, path.string(), e.what(), what_it_holds(path));
   }
 }
 

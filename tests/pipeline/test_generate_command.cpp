@@ -178,6 +178,7 @@ TEST_F(GenerateCommand, MissingComponentIsOneLineNamingIt) {
   EXPECT_EQ(wrong.status, 1);
   EXPECT_NE(wrong.output.find("[zimage] VAE"), std::string::npos) << wrong.output;
   EXPECT_NE(wrong.output.find("not a KL autoencoder"), std::string::npos) << wrong.output;
+  EXPECT_NE(wrong.output.find("(it holds a qwen3 text encoder"), std::string::npos) << wrong.output;
 }
 
 }  // namespace
