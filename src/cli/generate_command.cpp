@@ -38,6 +38,7 @@ struct GenerateOptions {
   std::string output = "zflow.png";
   int threads = 0;
   size_t max_sequence_length = 512;
+  std::string torch_rng = "avx2";
 };
 
 std::string lower_extension(const fs::path& path) {
@@ -113,6 +114,7 @@ int run_generate(const GenerateOptions& o) {
   request.strength = o.strength;
   request.batch = o.batch;
   request.max_sequence_length = o.max_sequence_length;
+  request.normal_math = o.torch_rng == "avx2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
   // torch seeds its CPU generator with the low 32 bits only, so a random seed is drawn there.
   request.seed = o.seed ? *o.seed : std::random_device{}();
   if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
@@ -188,6 +190,11 @@ Run add_generate_command(CLI::App& app) {
                   "output .png, .jpg or .webp; %d numbers the images of a batch")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: all)");
+  cmd->add_option("--torch-rng", o->torch_rng,
+                  "whose torch.randn a seed reproduces: avx2 (torch on an AVX2 CPU) or libm "
+                  "(torch on an AVX-512 or non-x86 CPU); see core/rng.h")
+      ->check(CLI::IsMember({"avx2", "libm"}))
+      ->capture_default_str();
   return [o] { return run_generate(*o); };
 }
 
