@@ -13,5 +13,6 @@ using Run = std::function<int()>;
 Run add_info_command(CLI::App& app);
 Run add_bench_command(CLI::App& app);
 Run add_tokenize_command(CLI::App& app);
+Run add_generate_command(CLI::App& app);
 
 }  // namespace zflow::cli

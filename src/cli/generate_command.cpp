@@ -1,0 +1,201 @@
+// `zflow generate`: text-to-image, img2img (-i) and inpaint (-i with --mask) with a Z-Image model,
+// from a diffusers folder (-m) or separate component files. Writes PNG (with A1111 `parameters`
+// and the full request as JSON in text chunks), JPEG or WebP by the output's extension.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <random>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "io/image.h"
+#include "pipeline/zimage_metadata.h"
+#include "pipeline/zimage_pipeline.h"
+
+namespace zflow::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct GenerateOptions {
+  std::string model_dir, diffusion_model, text_encoder, vae, tokenizer;
+  std::string prompt, negative_prompt;
+  std::optional<int> width, height, steps;
+  std::optional<float> guidance;
+  float cfg_normalization = 0.0f;
+  double cfg_truncation = 1.0;
+  std::optional<double> shift, strength;
+  std::optional<uint64_t> seed;
+  int batch = 1;
+  std::string init_image, mask;
+  std::string output = "zflow.png";
+  int threads = 0;
+  size_t max_sequence_length = 512;
+  std::string torch_rng = "avx2";
+};
+
+std::string lower_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
+}
+
+// The output path of image k: "%d" in the name is replaced by k; a batch without "%d" gets
+// "_k" before the extension so no image overwrites another.
+fs::path output_path(const std::string& pattern, int k, int batch) {
+  const auto at = pattern.find("%d");
+  if (at != std::string::npos) {
+    std::string name = pattern;
+    name.replace(at, 2, std::to_string(k));
+    return name;
+  }
+  if (batch == 1) return pattern;
+  const fs::path p(pattern);
+  return p.parent_path() / fmt::format("{}_{}{}", p.stem().string(), k, p.extension().string());
+}
+
+// One line redrawn on a terminal: step count, a bar, speed and time left.
+class ProgressBar {
+ public:
+  ProgressBar() : enabled_(isatty(fileno(stderr)) != 0) {}
+  ~ProgressBar() {
+    if (enabled_ && drawn_) std::fputc('\n', stderr);
+  }
+  void update(const pipeline::StepProgress& p) {
+    if (!enabled_) return;
+    constexpr int kWidth = 30;
+    const int filled = p.steps > 0 ? kWidth * p.step / p.steps : kWidth;
+    const double rate = p.elapsed_seconds > 0 ? p.step / p.elapsed_seconds : 0.0;
+    const double eta = rate > 0 ? (p.steps - p.step) / rate : 0.0;
+    const std::string speed = rate >= 1.0 || rate == 0.0 ? fmt::format("{:.2f} it/s", rate)
+                                                         : fmt::format("{:.2f} s/it", 1.0 / rate);
+    fmt::print(stderr, "\rstep {}/{} [{}{}] {}, ETA {:.1f}s   ", p.step, p.steps,
+               std::string(static_cast<size_t>(filled), '='),
+               std::string(static_cast<size_t>(kWidth - filled), ' '), speed, eta);
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+};
+
+int run_generate(const GenerateOptions& o) {
+  const std::string ext = lower_extension(o.output);
+  if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp")
+    fail("[generate] -o {}: unknown image format '{}', expected .png, .jpg or .webp", o.output,
+         ext);
+  if (o.model_dir.empty() &&
+      (o.diffusion_model.empty() || o.text_encoder.empty() || o.vae.empty() || o.tokenizer.empty()))
+    fail(
+        "[generate] no model: give -m DIR (a diffusers Z-Image folder) or all of "
+        "--diffusion-model, --text-encoder, --vae and --tokenizer");
+  if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
+
+  pipeline::ZImageRequest request;
+  request.prompt = o.prompt;
+  request.negative_prompt = o.negative_prompt;
+  request.width = o.width;
+  request.height = o.height;
+  request.steps = o.steps;
+  request.guidance = o.guidance;
+  request.cfg_normalization = o.cfg_normalization;
+  request.cfg_truncation = o.cfg_truncation;
+  request.shift = o.shift;
+  request.strength = o.strength;
+  request.batch = o.batch;
+  request.max_sequence_length = o.max_sequence_length;
+  request.normal_math = o.torch_rng == "avx2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  // torch seeds its CPU generator with the low 32 bits only, so a random seed is drawn there.
+  request.seed = o.seed ? *o.seed : std::random_device{}();
+  if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
+  if (!o.mask.empty()) request.mask = io::read_image(o.mask);
+
+  const auto pipe = pipeline::ZImagePipeline::load({.model_dir = o.model_dir,
+                                                    .diffusion_model = o.diffusion_model,
+                                                    .text_encoder = o.text_encoder,
+                                                    .vae = o.vae,
+                                                    .tokenizer = o.tokenizer});
+  const pipeline::ZImageSettings settings = pipe.resolve(request);
+  fmt::print("seed {}\n", request.seed);
+  std::fflush(stdout);
+
+  std::vector<io::Image> images;
+  {
+    ProgressBar bar;
+    pipeline::RunControl control;
+    control.on_step = [&bar](const pipeline::StepProgress& p) { bar.update(p); };
+    images = pipe.generate(request, control);
+  }
+
+  const pipeline::ZImageSources sources{o.init_image, o.mask};
+  for (int k = 0; k < static_cast<int>(images.size()); ++k) {
+    const fs::path path = output_path(o.output, k, o.batch);
+    const io::PngText text = {
+        {"parameters", pipeline::a1111_parameters(request, settings, pipe.model_name(), k)},
+        {"zflow_request",
+         pipeline::request_json(request, settings, pipe.model_name(), sources, k).dump()}};
+    io::write_image(path, images[static_cast<size_t>(k)], text);
+    fmt::print("wrote {}\n", path.string());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Run add_generate_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "make images with a Z-Image model");
+  auto o = std::make_shared<GenerateOptions>();
+  cmd->add_option("-m,--model", o->model_dir, "a diffusers Z-Image folder (model_index.json)");
+  cmd->add_option("--diffusion-model", o->diffusion_model,
+                  "the transformer: a .safetensors file or folder (overrides -m's)");
+  cmd->add_option("--text-encoder", o->text_encoder, "the Qwen3 text encoder (overrides -m's)");
+  cmd->add_option("--vae", o->vae, "the VAE (overrides -m's)");
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "the Qwen3 tokenizer.json or its folder (overrides -m's)");
+  cmd->add_option("-p,--prompt", o->prompt, "what to draw")->required();
+  cmd->add_option("-n,--negative-prompt", o->negative_prompt, "what to steer away from (CFG)");
+  cmd->add_option("-W,--width", o->width, "image width, a multiple of 16 (default 1024)");
+  cmd->add_option("-H,--height", o->height, "image height, a multiple of 16 (default 1024)");
+  cmd->add_option("--steps", o->steps, "sampling steps (default: Turbo 8, Base 50)");
+  cmd->add_option("--cfg-scale", o->guidance,
+                  "Z-Image guidance g: pred = pos + g (pos - neg); 0 turns CFG off "
+                  "(default: Turbo 0, Base 4)");
+  cmd->add_option("--cfg-normalization", o->cfg_normalization,
+                  "cap the guided prediction's norm at K times the positive one's; K = 1 when "
+                  "given without a value (default: off)")
+      ->expected(0, 1)
+      ->default_str("1");
+  cmd->add_option("--cfg-truncation", o->cfg_truncation,
+                  "run CFG only while 1 - sigma <= this (default 1: every step)");
+  cmd->add_option("--shift", o->shift, "sigma schedule shift (default: the model's, 3 or 6)");
+  cmd->add_option("--seed", o->seed, "random seed (default: random; always printed)");
+  cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
+  cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");
+  cmd->add_option("--mask", o->mask, "inpaint the white part of this mask (needs -i)");
+  cmd->add_option("--strength", o->strength,
+                  "how much of the init image to repaint, 0-1 (default 0.6, inpaint 1)");
+  cmd->add_option("--max-sequence-length", o->max_sequence_length,
+                  "prompt tokens kept, chat template included (default 512)");
+  cmd->add_option("-o,--output", o->output,
+                  "output .png, .jpg or .webp; %d numbers the images of a batch")
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all)");
+  cmd->add_option("--torch-rng", o->torch_rng,
+                  "whose torch.randn a seed reproduces: avx2 (torch on an AVX2 CPU) or libm "
+                  "(torch on an AVX-512 or non-x86 CPU); see core/rng.h")
+      ->check(CLI::IsMember({"avx2", "libm"}))
+      ->capture_default_str();
+  return [o] { return run_generate(*o); };
+}
+
+}  // namespace zflow::cli

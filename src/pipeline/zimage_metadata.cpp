@@ -1,0 +1,58 @@
+#include "pipeline/zimage_metadata.h"
+
+#include <fmt/format.h>
+
+namespace zflow::pipeline {
+
+std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings& settings,
+                             const std::string& model_name, int batch_index) {
+  std::string text = request.prompt + "\n";
+  const bool cfg = settings.guidance > 0.0f;
+  if (cfg && !request.negative_prompt.empty())
+    text += "Negative prompt: " + request.negative_prompt + "\n";
+  text += fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
+                      settings.steps, settings.guidance, request.seed, settings.width,
+                      settings.height, model_name);
+  if (settings.mode != ZImageMode::TextToImage)
+    text += fmt::format(", Denoising strength: {}", settings.strength);
+  if (cfg && request.cfg_normalization > 0.0f)
+    text += fmt::format(", CFG normalization: {}", request.cfg_normalization);
+  if (cfg && request.cfg_truncation < 1.0)
+    text += fmt::format(", CFG truncation: {}", request.cfg_truncation);
+  text += fmt::format(", Shift: {}", settings.shift);
+  if (request.batch > 1)
+    text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
+  return text;
+}
+
+nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& settings,
+                            const std::string& model_name, const ZImageSources& sources,
+                            int batch_index) {
+  nlohmann::json j = {
+      {"model", model_name},
+      {"mode", zimage_mode_name(settings.mode)},
+      {"prompt", request.prompt},
+      {"negative_prompt", request.negative_prompt},
+      {"width", settings.width},
+      {"height", settings.height},
+      {"steps", settings.steps},
+      {"guidance", settings.guidance},
+      {"cfg_normalization", request.cfg_normalization},
+      {"cfg_truncation", request.cfg_truncation},
+      {"shift", settings.shift},
+      {"sampler", "euler"},
+      {"seed", request.seed},
+      {"rng", request.normal_math == NormalMath::Avx2Cephes ? "torch-cpu-avx2" : "torch-cpu-libm"},
+      {"batch", request.batch},
+      {"batch_index", batch_index},
+      {"max_sequence_length", request.max_sequence_length},
+  };
+  if (settings.mode != ZImageMode::TextToImage) {
+    j["strength"] = settings.strength;
+    j["init_image"] = sources.init_image;
+  }
+  if (settings.mode == ZImageMode::Inpaint) j["mask"] = sources.mask;
+  return j;
+}
+
+}  // namespace zflow::pipeline

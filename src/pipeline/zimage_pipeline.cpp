@@ -1,0 +1,275 @@
+#include "pipeline/zimage_pipeline.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "io/weight_store.h"
+#include "models/detect.h"
+#include "pipeline/flow_euler.h"
+#include "pipeline/image_tensor.h"
+#include "pipeline/zimage_sampler.h"
+#include "sampling/flow_schedule.h"
+#include "text/chat_template.h"
+
+namespace zflow::pipeline {
+
+namespace fs = std::filesystem;
+
+ZImageDefaults zimage_defaults(ZImageVariant variant) {
+  return variant == ZImageVariant::Turbo ? ZImageDefaults{8, 0.0f, 3.0}
+                                         : ZImageDefaults{50, 4.0f, 6.0};
+}
+
+const char* zimage_variant_name(ZImageVariant variant) {
+  return variant == ZImageVariant::Turbo ? "Z-Image-Turbo" : "Z-Image";
+}
+
+const char* zimage_mode_name(ZImageMode mode) {
+  switch (mode) {
+    case ZImageMode::TextToImage:
+      return "txt2img";
+    case ZImageMode::ImageToImage:
+      return "img2img";
+    case ZImageMode::Inpaint:
+      return "inpaint";
+  }
+  return "?";
+}
+
+namespace {
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) fail("[zimage] {}: cannot open", path.string());
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    fail("[zimage] {}: not valid JSON ({})", path.string(), e.what());
+  }
+}
+
+// The component's path: the file given on its own, else the folder's sub-folder.
+fs::path component_path(const ZImageFiles& files, const fs::path& given, const char* sub,
+                        const char* what) {
+  if (!given.empty()) {
+    if (!fs::exists(given)) fail("[zimage] {} {}: no such file or folder", what, given.string());
+    return given;
+  }
+  if (files.model_dir.empty())
+    fail("[zimage] no {} given: name its file, or a diffusers Z-Image folder holding {}/", what,
+         sub);
+  const fs::path path = files.model_dir / sub;
+  if (!fs::exists(path))
+    fail("[zimage] {}: {} is missing (expected the diffusers folder's {}/); give the {} separately",
+         files.model_dir.string(), path.string(), sub, what);
+  return path;
+}
+
+// " (it holds a qwen3 text encoder, diffusers layout)" when the weights at `path` are some other
+// model zflow knows: the likely mistake behind a loader's error.
+std::string what_it_holds(const fs::path& path) {
+  try {
+    if (const auto found = models::detect_component(io::WeightStore::open(path)))
+      return fmt::format(" (it holds a {}, {} layout)", found->architecture, found->layout);
+  } catch (const Error&) {
+    // Not weights at all: the loader's own message says what is wrong.
+  }
+  return "";
+}
+
+// Runs a loader and puts the component and its path in front of any error it raises.
+template <typename Load>
+auto load_component(const char* what, const fs::path& path, Load&& load) {
+  try {
+    return load();
+  } catch (const Error& e) {
+    fail("[zimage] {} {}: {}{}", what, path.string(), e.what(), what_it_holds(path));
+  }
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+}  // namespace
+
+ZImagePipeline::ZImagePipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEncoder text_encoder,
+                               models::ZImageTransformer transformer, models::AutoencoderKL vae)
+    : tokenizer_(std::move(tokenizer)),
+      text_encoder_(std::move(text_encoder)),
+      transformer_(std::move(transformer)),
+      vae_(std::move(vae)) {}
+
+ZImagePipeline ZImagePipeline::load(const ZImageFiles& files) {
+  std::optional<double> scheduler_shift;
+  if (!files.model_dir.empty()) {
+    const fs::path index = files.model_dir / "model_index.json";
+    if (!fs::is_regular_file(index))
+      fail("[zimage] {}: no model_index.json (expected a diffusers Z-Image folder)",
+           files.model_dir.string());
+    const std::string cls = read_json(index).value("_class_name", "");
+    if (!cls.starts_with("ZImage"))
+      fail("[zimage] {}: _class_name is '{}', expected a Z-Image pipeline (ZImagePipeline)",
+           index.string(), cls);
+    const fs::path scheduler = files.model_dir / "scheduler" / "scheduler_config.json";
+    if (fs::is_regular_file(scheduler)) {
+      const auto config = read_json(scheduler);
+      if (config.contains("shift") && config["shift"].is_number())
+        scheduler_shift = config["shift"].get<double>();
+    }
+  }
+  const fs::path dit_path =
+      component_path(files, files.diffusion_model, "transformer", "diffusion model");
+  const fs::path te_path =
+      component_path(files, files.text_encoder, "text_encoder", "text encoder");
+  const fs::path vae_path = component_path(files, files.vae, "vae", "VAE");
+  const fs::path tok_path = component_path(files, files.tokenizer, "tokenizer", "tokenizer");
+
+  auto tokenizer =
+      load_component("tokenizer", tok_path, [&] { return text::load_bpe_tokenizer(tok_path); });
+  auto text_encoder = load_component("text encoder", te_path,
+                                     [&] { return models::load_qwen3_text_encoder(te_path); });
+  auto transformer = load_component("diffusion model", dit_path,
+                                    [&] { return models::load_zimage_transformer(dit_path); });
+  auto vae = load_component("VAE", vae_path, [&] { return models::load_autoencoder_kl(vae_path); });
+
+  const auto& dit = transformer.config();
+  if (text_encoder.config().hidden_size != dit.cap_feat_dim)
+    fail(
+        "[zimage] text encoder {} gives {}-wide features, but the diffusion model {} expects "
+        "captions of {} (cap_feat_dim): they are not from the same Z-Image release",
+        te_path.string(), text_encoder.config().hidden_size, dit_path.string(), dit.cap_feat_dim);
+  if (vae.config().latent_channels != dit.in_channels)
+    fail("[zimage] VAE {} has {} latent channels, but the diffusion model {} expects {}",
+         vae_path.string(), vae.config().latent_channels, dit_path.string(), dit.in_channels);
+  for (const auto& t : tokenizer.added_tokens())
+    if (t.id >= text_encoder.config().vocab_size)
+      fail("[zimage] tokenizer {} has id {} ('{}') past the text encoder's {} embeddings",
+           tok_path.string(), t.id, t.content, text_encoder.config().vocab_size);
+
+  ZImagePipeline pipe(std::move(tokenizer), std::move(text_encoder), std::move(transformer),
+                      std::move(vae));
+  // Turbo or Base: the release names say it ("Z-Image-Turbo", "z_image_turbo_bf16.safetensors"
+  // versus "Z-Image", "z_image_bf16.safetensors"), so a name containing "turbo" means Turbo.
+  // Otherwise the scheduler config decides: Turbo ships shift 3, Base shift 6. A single file with
+  // neither is taken as Base, whose defaults (50 steps, CFG) also work, only slower, for Turbo.
+  const std::string names =
+      lower(files.model_dir.filename().string() + " " + files.diffusion_model.filename().string());
+  if (names.find("turbo") != std::string::npos)
+    pipe.variant_ = ZImageVariant::Turbo;
+  else if (scheduler_shift)
+    pipe.variant_ = *scheduler_shift <= 4.5 ? ZImageVariant::Turbo : ZImageVariant::Base;
+  else
+    pipe.variant_ = ZImageVariant::Base;
+  pipe.defaults_ = zimage_defaults(pipe.variant_);
+  if (scheduler_shift) pipe.defaults_.shift = *scheduler_shift;
+  const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
+  pipe.model_name_ = (named.filename().empty() ? named.parent_path() : named).stem().string();
+  log::info("[zimage] {} as {}: {} steps, g {}, shift {}", pipe.model_name_,
+            zimage_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
+            pipe.defaults_.shift);
+  return pipe;
+}
+
+int64_t ZImagePipeline::vae_scale_factor() const {
+  return int64_t{1} << (vae_.config().levels() - 1);
+}
+
+ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
+  ZImageSettings s{};
+  if (request.mask && !request.init_image) fail("[zimage] a mask needs an init image to inpaint");
+  s.mode = request.mask         ? ZImageMode::Inpaint
+           : request.init_image ? ZImageMode::ImageToImage
+                                : ZImageMode::TextToImage;
+  const io::Image* init = request.init_image ? &*request.init_image : nullptr;
+  s.width = request.width.value_or(init ? init->width : 1024);
+  s.height = request.height.value_or(init ? init->height : 1024);
+  const int64_t multiple = 2 * vae_scale_factor();
+  ZF_CHECK(s.width > 0 && s.height > 0 && s.width % multiple == 0 && s.height % multiple == 0,
+           "[zimage] size {}x{}: width and height must be positive multiples of {}", s.width,
+           s.height, multiple);
+  if (init && (init->width != s.width || init->height != s.height))
+    fail(
+        "[zimage] the init image is {}x{} but the requested size is {}x{}; resize the image "
+        "first",
+        init->width, init->height, s.width, s.height);
+  if (request.mask && (request.mask->width != s.width || request.mask->height != s.height))
+    fail("[zimage] the mask is {}x{} but the image is {}x{}; they must have the same size",
+         request.mask->width, request.mask->height, s.width, s.height);
+  s.steps = request.steps.value_or(defaults_.steps);
+  ZF_CHECK(s.steps >= 1, "[zimage] steps must be at least 1, got {}", s.steps);
+  s.guidance = request.guidance.value_or(defaults_.guidance);
+  ZF_CHECK(s.guidance >= 0.0f, "[zimage] guidance (g) must be >= 0, got {}", s.guidance);
+  ZF_CHECK(request.cfg_normalization >= 0.0f, "[zimage] cfg normalization must be >= 0, got {}",
+           request.cfg_normalization);
+  s.shift = request.shift.value_or(defaults_.shift);
+  ZF_CHECK(s.shift > 0.0, "[zimage] shift must be positive, got {}", s.shift);
+  s.strength = s.mode == ZImageMode::TextToImage
+                   ? 1.0
+                   : request.strength.value_or(s.mode == ZImageMode::Inpaint ? 1.0 : 0.6);
+  if (s.mode != ZImageMode::TextToImage) img2img_start(s.steps, s.strength);  // throws if bad
+  ZF_CHECK(request.batch >= 1, "[zimage] batch must be at least 1, got {}", request.batch);
+  ZF_CHECK(request.max_sequence_length >= 1, "[zimage] max_sequence_length must be >= 1");
+  return s;
+}
+
+std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
+                                                const RunControl& control) const {
+  const ZImageSettings s = resolve(request);
+  const int64_t batch = request.batch;
+  const bool cfg = s.guidance > 0.0f;
+
+  // Prompts: one text-encoder batch holding the prompt and, under CFG, the negative prompt.
+  std::vector<std::vector<int32_t>> ids;
+  for (const std::string* p : {&request.prompt, &request.negative_prompt}) {
+    if (p == &request.negative_prompt && !cfg) break;
+    const auto tokens = text::encode_zimage_prompt(tokenizer_, *p, request.max_sequence_length);
+    ids.emplace_back(tokens.real_ids().begin(), tokens.real_ids().end());
+  }
+  const std::vector<Tensor> embeddings = text_encoder_.encode_batch(ids);
+  const std::vector<Tensor> positive(static_cast<size_t>(batch), embeddings[0]);
+  const std::vector<Tensor> negative =
+      cfg ? std::vector<Tensor>(static_cast<size_t>(batch), embeddings[1]) : std::vector<Tensor>{};
+
+  // Start latents. The generator's draw order is diffusers': the posterior sample of the init
+  // image first, then the noise (the inpaint pipeline's later masked-image encode draws too, but
+  // nothing uses it or draws after it, so it is skipped).
+  const int64_t cells = 2 * vae_scale_factor();
+  const Shape shape{batch, transformer_.config().in_channels, 2 * (s.height / cells),
+                    2 * (s.width / cells)};
+  Generator generator(request.seed, request.normal_math);
+  FlowSchedule schedule = zimage_schedule(s.steps, s.shift);
+  Tensor latents;
+  std::optional<ZImageInpaint> inpaint;
+  if (s.mode == ZImageMode::TextToImage) {
+    latents = generator.randn(shape);
+  } else {
+    schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
+    const auto posterior = vae_.encode(image_to_tensor(*request.init_image));
+    const Tensor image_latents = repeat_batch(
+        vae_.normalize_latent(models::AutoencoderKL::sample(posterior, generator)), batch);
+    const Tensor noise = generator.randn(shape);
+    latents = scale_noise(image_latents, noise, schedule.sigmas[0]);
+    if (s.mode == ZImageMode::Inpaint)
+      inpaint =
+          ZImageInpaint{preprocess_mask(*request.mask, shape[2], shape[3]), image_latents, noise};
+  }
+
+  const ZImageDenoiser model = [this](const Tensor& x, std::span<const float> t,
+                                      const std::vector<Tensor>& captions) {
+    return transformer_.forward(x, t, captions);
+  };
+  const ZImageGuidance guidance{s.guidance, request.cfg_normalization, request.cfg_truncation};
+  latents = zimage_denoise(model, latents, schedule, positive, negative, guidance,
+                           inpaint ? &*inpaint : nullptr, control);
+  return tensor_to_images(vae_.decode(latents));
+}
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,124 @@
+// The Z-Image pipeline: text-to-image, img2img and inpaint, equal to diffusers 0.42.1's
+// ZImagePipeline, ZImageImg2ImgPipeline and ZImageInpaintPipeline (facts: zimage.md §3.3, §5).
+//
+//   prompt -> chat template -> Qwen3 hidden_states[-2] (real tokens)      (negative too when g > 0)
+//   noise = randn([B, 16, 2*(H/16), 2*(W/16)], torch CPU generator(seed))        (text-to-image)
+//   img2img / inpaint: z_img = normalize(posterior sample(VAE.encode(image), generator)) FIRST,
+//     then noise = randn(...) from the same generator, start = sigma_s * noise + (1 - sigma_s) *
+//     z_img with s = img2img_start(steps, strength); inpaint also blends every step
+//     (zimage_sampler.h)
+//   zimage_denoise (CFG batched with the negatives), VAE decode, uint8 as VaeImageProcessor.
+// The batch of N images is one batched forward per step: N copies of the prompt, drawn from one
+// noise tensor [N, ...], as diffusers' num_images_per_prompt does it (so image k of a batch is
+// not the image of seed + k).
+//
+// Differences from diffusers, by design: the init image and mask must already have sides that
+// are multiples of 16 and the same size (diffusers Lanczos-resizes them; we refuse instead of
+// resampling differently), and everything runs in float32 (a bf16 diffusers run draws the
+// img2img noise in bf16 because it follows the text encoder's dtype).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "io/image.h"
+#include "models/autoencoder_kl.h"
+#include "models/qwen3.h"
+#include "models/zimage_dit.h"
+#include "pipeline/run_control.h"
+#include "text/bpe_tokenizer.h"
+
+namespace zflow::pipeline {
+
+enum class ZImageVariant { Turbo, Base };
+
+// What a variant runs with unless told otherwise (Turbo: model card and diffusers docs, 8 steps
+// without CFG; Base: model card example, 50 steps with g = 4; shifts from scheduler_config.json).
+struct ZImageDefaults {
+  int steps;
+  float guidance;  // Z-Image's g (CFG scale w = 1 + g)
+  double shift;
+};
+ZImageDefaults zimage_defaults(ZImageVariant variant);
+const char* zimage_variant_name(ZImageVariant variant);  // "Z-Image-Turbo" / "Z-Image"
+
+// Where the components are. A diffusers folder (model_index.json with transformer/,
+// text_encoder/, vae/, tokenizer/, scheduler/) in model_dir, or each file on its own; a file given
+// on its own overrides the folder's component (e.g. the tokenizer for a folder saved without one).
+struct ZImageFiles {
+  std::filesystem::path model_dir;
+  std::filesystem::path diffusion_model;
+  std::filesystem::path text_encoder;
+  std::filesystem::path vae;
+  std::filesystem::path tokenizer;
+};
+
+struct ZImageRequest {
+  std::string prompt;
+  std::string negative_prompt;  // used only when g > 0; "" as in diffusers when unset
+  std::optional<int> width;     // default 1024, or the init image's width
+  std::optional<int> height;
+  std::optional<int> steps;        // default: the variant's
+  std::optional<float> guidance;   // g; default: the variant's
+  float cfg_normalization = 0.0f;  // k > 0 caps ||pred|| at k ||pos|| (diffusers True = 1)
+  double cfg_truncation = 1.0;     // steps with 1 - sigma > c run without CFG
+  std::optional<double> shift;     // default: the scheduler config's, else the variant's
+  uint64_t seed = 0;
+  int batch = 1;
+  std::optional<io::Image> init_image;              // img2img (or inpaint with mask)
+  std::optional<io::Image> mask;                    // inpaint: white = repaint; needs init_image
+  std::optional<double> strength;                   // default 0.6 for img2img, 1.0 for inpaint
+  size_t max_sequence_length = 512;                 // tokens per prompt including the chat template
+  NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
+};
+
+enum class ZImageMode { TextToImage, ImageToImage, Inpaint };
+const char* zimage_mode_name(ZImageMode mode);  // "txt2img", "img2img", "inpaint"
+
+// A request with every default filled in: what actually runs, and what metadata records.
+struct ZImageSettings {
+  ZImageMode mode;
+  int width, height;
+  int steps;  // the full schedule's length; img2img runs steps - start of them
+  float guidance;
+  double shift;
+  double strength;  // 1 for text-to-image
+};
+
+class ZImagePipeline {
+ public:
+  // Loads every component; a missing or mismatched one gives an Error naming it and what was
+  // expected.
+  static ZImagePipeline load(const ZImageFiles& files);
+
+  ZImageVariant variant() const { return variant_; }
+  const ZImageDefaults& defaults() const { return defaults_; }
+  const std::string& model_name() const { return model_name_; }  // folder or file stem
+  // Pixels per latent cell (8 for the release VAE); image sides must be multiples of twice this.
+  int64_t vae_scale_factor() const;
+
+  // Checks the request (sizes, strength, batch, mask without image) and fills in defaults.
+  ZImageSettings resolve(const ZImageRequest& request) const;
+
+  // request.batch images. Throws Cancelled when control.stop is requested between steps.
+  std::vector<io::Image> generate(const ZImageRequest& request,
+                                  const RunControl& control = {}) const;
+
+ private:
+  ZImagePipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEncoder text_encoder,
+                 models::ZImageTransformer transformer, models::AutoencoderKL vae);
+
+  text::BpeTokenizer tokenizer_;
+  models::Qwen3TextEncoder text_encoder_;
+  models::ZImageTransformer transformer_;
+  models::AutoencoderKL vae_;
+  ZImageVariant variant_ = ZImageVariant::Turbo;
+  ZImageDefaults defaults_{};
+  std::string model_name_;
+};
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,48 @@
+// The Z-Image denoising loop (diffusers 0.42.1 ZImagePipeline.__call__ step 6, and the same loop
+// in the img2img and inpaint pipelines; facts: zimage.md §5.3-5.5), independent of how the
+// transformer is implemented so it can be tested with a stand-in model.
+//
+// Per step i (model time t = (1000 - timestep_i) / 1000 = 1 - sigma_i):
+//   g = guidance_for_step(t); with g > 0 ONE batched forward over
+//       [latents; latents] with captions [pos_1..pos_B, neg_1..neg_B]
+//   and otherwise a forward over latents with the positive captions only;
+//   pred_j = apply_zimage_cfg(out_j, out_{B+j}) (or out_j), velocity = -pred;
+//   latents += (sigma_{i+1} - sigma_i) * velocity              (float32 throughout)
+//   inpaint: latents = (1 - m) * known + m * latents, where known is
+//       scale_noise(image_latents, noise, sigma_{i+1}) and the clean image_latents on the last
+//       step.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+#include "pipeline/run_control.h"
+#include "pipeline/zimage_guidance.h"
+#include "sampling/flow_schedule.h"
+
+namespace zflow::pipeline {
+
+// The transformer as the loop calls it: latents [N, 16, h, w] float32, N model times, N captions
+// [L_i, cap_dim]; returns the raw output [N, 16, h, w] float32 (x0 - eps, NOT yet negated).
+using ZImageDenoiser = std::function<Tensor(const Tensor& latents, std::span<const float> t,
+                                            const std::vector<Tensor>& captions)>;
+
+// Inpainting's per-step blend inputs.
+struct ZImageInpaint {
+  Tensor mask;           // [1, 1, h, w], 1 = repaint
+  Tensor image_latents;  // [B, 16, h, w], the normalised posterior sample of the init image
+  Tensor noise;          // [B, 16, h, w], the same noise the start latents were made with
+};
+
+// Runs every step of `schedule` (already cut to the img2img start: sigmas[0] is where latents
+// are) on latents [B, 16, h, w] and returns the final latents. positive holds B captions;
+// negative holds B captions whenever guidance.scale > 0. Throws Cancelled when control.stop is
+// requested before a step.
+Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSchedule& schedule,
+                      const std::vector<Tensor>& positive, const std::vector<Tensor>& negative,
+                      const ZImageGuidance& guidance, const ZImageInpaint* inpaint,
+                      const RunControl& control);
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,185 @@
+// `zflow generate` end to end: the built binary on the tiny Z-Image fixture must write the same
+// images as diffusers (batch with %d numbering; inpaint from files), PNG text chunks with the
+// A1111 `parameters` and the request JSON, and one-line errors for a bad model folder.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "io/image.h"
+#include "test_util.h"
+
+namespace zflow {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kDir = test::fixture("zimage_pipeline");
+const char* kPrompt = "a red fox sitting in fresh snow, morning light";
+
+struct CommandResult {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+CommandResult run_zflow(const std::string& args) {
+  const std::string cmd = std::string(ZFLOW_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  CommandResult r{-1, ""};
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  const int raw = pclose(pipe);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
+
+// tEXt and iTXt chunks of a PNG file, keyword -> text (PNG spec 11.3.4).
+std::map<std::string, std::string> png_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::map<std::string, std::string> out;
+  size_t at = 8;  // after the signature
+  while (at + 12 <= bytes.size()) {
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + at);
+    const size_t len = (size_t(p[0]) << 24) | (size_t(p[1]) << 16) | (size_t(p[2]) << 8) | p[3];
+    const std::string type = bytes.substr(at + 4, 4);
+    const std::string data = bytes.substr(at + 8, len);
+    const size_t nul = data.find('\0');
+    if (type == "tEXt") out[data.substr(0, nul)] = data.substr(nul + 1);
+    if (type == "iTXt") {  // keyword\0 flag method lang\0 translated\0 text (uncompressed here)
+      const size_t lang_end = data.find('\0', nul + 3);
+      const size_t trans_end = data.find('\0', lang_end + 1);
+      out[data.substr(0, nul)] = data.substr(trans_end + 1);
+    }
+    at += 12 + len;
+  }
+  return out;
+}
+
+double psnr(const io::Image& a, const io::Image& b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.rgb.size(); ++i) sum += std::pow(double(a.rgb[i]) - b.rgb[i], 2);
+  const double mse = sum / double(a.rgb.size());
+  return mse == 0 ? INFINITY : 10 * std::log10(255.0 * 255.0 / mse);
+}
+
+class GenerateCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tokenizer_ = test::shared_asset("qwen3_tokenizer");
+    if (!fs::exists(tokenizer_ / "tokenizer.json"))
+      GTEST_SKIP() << "shared asset " << tokenizer_ << " is absent (see ../shared/assets)";
+    out_ = fs::temp_directory_path() / ("zflow_generate_test_" + std::to_string(getpid()));
+    fs::create_directories(out_);
+  }
+  void TearDown() override {
+    if (!out_.empty()) fs::remove_all(out_);
+  }
+  std::string model_args() const {
+    return "generate -m " + (kDir / "tiny").string() + " --tokenizer " + tokenizer_.string();
+  }
+  fs::path tokenizer_, out_;
+};
+
+TEST_F(GenerateCommand, BatchMatchesDiffusersAndCarriesMetadata) {
+  // The golden case "batch2": CFG g = 3 with an empty negative prompt, 32x48, 2 steps, seed 11.
+  const CommandResult r =
+      run_zflow(model_args() + " -p '" + kPrompt +
+                "' -n '' -W 32 -H 48 --steps 2 --cfg-scale 3 -b 2 --seed 11 -o " +
+                (out_ / "fox_%d.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("seed 11"), std::string::npos) << r.output;
+  for (int k = 0; k < 2; ++k) {
+    const fs::path path = out_ / ("fox_" + std::to_string(k) + ".png");
+    ASSERT_TRUE(fs::exists(path)) << r.output;
+    const io::Image want =
+        io::read_image(kDir / ("zimage_tiny_diffusers_batch2_" + std::to_string(k) + ".png"));
+    EXPECT_GE(psnr(io::read_image(path), want), 40.0) << path;  // as test_zimage_pipeline.cpp
+
+    const auto text = png_text(path);
+    ASSERT_TRUE(text.count("parameters")) << path;
+    EXPECT_EQ(text.at("parameters"),
+              std::string(kPrompt) +
+                  "\nSteps: 2, Sampler: Euler, CFG scale: 3, Seed: 11, Size: 32x48, Model: tiny, "
+                  "Shift: 3, Batch size: 2, Batch pos: " +
+                  std::to_string(k));
+    ASSERT_TRUE(text.count("zflow_request")) << path;
+    const auto j = nlohmann::json::parse(text.at("zflow_request"));
+    EXPECT_EQ(j["prompt"], kPrompt);
+    EXPECT_EQ(j["mode"], "txt2img");
+    EXPECT_EQ(j["seed"], 11);
+    EXPECT_EQ(j["steps"], 2);
+    EXPECT_EQ(j["guidance"], 3.0);
+    EXPECT_EQ(j["width"], 32);
+    EXPECT_EQ(j["height"], 48);
+    EXPECT_EQ(j["batch"], 2);
+    EXPECT_EQ(j["batch_index"], k);
+  }
+}
+
+TEST_F(GenerateCommand, InpaintFromFilesMatchesDiffusers) {
+  // The golden case "inpaint_strength": g 4 with a negative prompt, strength 0.7, 4 steps.
+  const fs::path out = out_ / "inpaint.png";
+  const CommandResult r =
+      run_zflow(model_args() + " -p '" + kPrompt +
+                "' -n 'blurry, low quality' --steps 4 --cfg-scale 4 --strength 0.7 --seed 10 "
+                "-i " +
+                (kDir / "zimage_tiny_diffusers_init.png").string() + " --mask " +
+                (kDir / "zimage_tiny_diffusers_mask.png").string() + " -o " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const io::Image want = io::read_image(kDir / "zimage_tiny_diffusers_inpaint_strength_0.png");
+  EXPECT_GE(psnr(io::read_image(out), want), 40.0);
+  const auto text = png_text(out);
+  EXPECT_NE(text.at("parameters").find("\nNegative prompt: blurry, low quality\n"),
+            std::string::npos);
+  EXPECT_NE(text.at("parameters").find("Denoising strength: 0.7"), std::string::npos);
+  const auto j = nlohmann::json::parse(text.at("zflow_request"));
+  EXPECT_EQ(j["mode"], "inpaint");
+  EXPECT_EQ(j["strength"], 0.7);
+}
+
+TEST_F(GenerateCommand, CfgFlagsMatchDiffusers) {
+  // The golden case "base_cfgnorm" (--cfg-normalization without a value means k = 1), and the
+  // same with an explicit k that changes the image, recorded in the parameters.
+  const std::string args = model_args() + " -p '" + kPrompt +
+                           "' -n 'blurry, low quality' -W 32 -H 32 --steps 3 --cfg-scale 4 "
+                           "--seed 7 -o ";
+  const CommandResult r = run_zflow(args + (out_ / "a.png").string() + " --cfg-normalization");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const io::Image want = io::read_image(kDir / "zimage_tiny_diffusers_base_cfgnorm_0.png");
+  EXPECT_GE(psnr(io::read_image(out_ / "a.png"), want), 40.0);
+  EXPECT_NE(png_text(out_ / "a.png").at("parameters").find("CFG normalization: 1,"),
+            std::string::npos);
+  const CommandResult k = run_zflow(args + (out_ / "b.png").string() + " --cfg-normalization=3");
+  ASSERT_EQ(k.status, 0) << k.output;
+  EXPECT_NE(png_text(out_ / "b.png").at("parameters").find("CFG normalization: 3,"),
+            std::string::npos);
+  EXPECT_LT(psnr(io::read_image(out_ / "b.png"), want), 40.0);  // k = 3 caps less
+}
+
+TEST_F(GenerateCommand, MissingComponentIsOneLineNamingIt) {
+  // The fixture folder has no tokenizer/ and none is given.
+  const CommandResult r = run_zflow("generate -m " + (kDir / "tiny").string() + " -p fox -o " +
+                                    (out_ / "x.png").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("tiny/tokenizer is missing"), std::string::npos) << r.output;
+  // A text encoder where the VAE belongs: named, with what was expected.
+  const CommandResult wrong =
+      run_zflow(model_args() + " --vae " + (kDir / "tiny/text_encoder").string() + " -p fox -o " +
+                (out_ / "x.png").string());
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_NE(wrong.output.find("[zimage] VAE"), std::string::npos) << wrong.output;
+  EXPECT_NE(wrong.output.find("not a KL autoencoder"), std::string::npos) << wrong.output;
+  EXPECT_NE(wrong.output.find("(it holds a qwen3 text encoder"), std::string::npos) << wrong.output;
+}
+
+}  // namespace
+}  // namespace zflow
