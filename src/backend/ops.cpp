@@ -236,6 +236,26 @@ Tensor binary_checked(const char* op, const Tensor& a, const Tensor& b, cpu::Bin
 Tensor silu(const Tensor& x) {
   return unary_checked("silu", x, cpu::Unary::Silu);
 }
+Tensor gelu(const Tensor& x, GeluKind kind) {
+  switch (kind) {
+    case GeluKind::kErf:
+      return unary_checked("gelu", x, cpu::Unary::GeluErf);
+    case GeluKind::kTanh:
+      return unary_checked("gelu", x, cpu::Unary::GeluTanh);
+    case GeluKind::kQuick:
+      return unary_checked("gelu", x, cpu::Unary::GeluQuick);
+  }
+  fail("[gelu] unknown kind");
+}
+
+Tensor softmax(const Tensor& x) {
+  require_cpu("softmax", {&x});
+  require_f32("softmax", "x", x);
+  ZF_CHECK(x.ndim() >= 1 && x.size(-1) >= 1, "[softmax] x must have a non-empty last dim, got {}",
+           shape_str(x.shape()));
+  return cpu::softmax(x.contiguous());
+}
+
 Tensor tanh(const Tensor& x) {
   return unary_checked("tanh", x, cpu::Unary::Tanh);
 }

@@ -79,6 +79,15 @@ Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
 
 // Elementwise, float32.
 Tensor silu(const Tensor& x);
+// The GELU variants the text encoders use.
+enum class GeluKind {
+  kErf,    // x * Phi(x), exact (torch "gelu")
+  kTanh,   // tanh approximation (torch gelu(approximate="tanh"), T5's "gelu_new", FLUX)
+  kQuick,  // x * sigmoid(1.702 x) (CLIP's "quick_gelu")
+};
+Tensor gelu(const Tensor& x, GeluKind kind);
+// Softmax over the last dim (max-subtracted, float32).
+Tensor softmax(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor silu_mul(const Tensor& a, const Tensor& b);  // silu(a) * b, the SwiGLU gate
 Tensor add(const Tensor& a, const Tensor& b);       // same shape

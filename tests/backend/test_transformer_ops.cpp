@@ -123,5 +123,34 @@ TEST(Elementwise, SiluMulAndTanh) {
   EXPECT_LE(test::relative_error(ops::tanh(a), th), kTol);
 }
 
+TEST(Elementwise, GeluVariants) {
+  const Tensor x = test::random_tensor({3, 33}, 51, -5.0f, 5.0f);
+  const auto xv = test::as_double(x);
+  std::vector<double> erf_ref, tanh_ref, quick_ref;
+  for (double v : xv) {
+    erf_ref.push_back(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))));
+    tanh_ref.push_back(0.5 * v *
+                       (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))));
+    quick_ref.push_back(v / (1.0 + std::exp(-1.702 * v)));
+  }
+  EXPECT_LE(test::relative_error(ops::gelu(x, ops::GeluKind::kErf), erf_ref), kTol);
+  EXPECT_LE(test::relative_error(ops::gelu(x, ops::GeluKind::kTanh), tanh_ref), kTol);
+  EXPECT_LE(test::relative_error(ops::gelu(x, ops::GeluKind::kQuick), quick_ref), kTol);
+}
+
+TEST(Softmax, MatchesDefinitionOnLargeLogits) {
+  // Logits of +-80 would overflow exp() without the max subtraction.
+  const Tensor x = test::random_tensor({4, 31}, 61, -80.0f, 80.0f);
+  const auto xv = test::as_double(x);
+  std::vector<double> want(xv.size());
+  for (int r = 0; r < 4; ++r) {
+    double mx = -INFINITY, sum = 0;
+    for (int i = 0; i < 31; ++i) mx = std::max(mx, xv[r * 31 + i]);
+    for (int i = 0; i < 31; ++i) sum += std::exp(xv[r * 31 + i] - mx);
+    for (int i = 0; i < 31; ++i) want[r * 31 + i] = std::exp(xv[r * 31 + i] - mx) / sum;
+  }
+  EXPECT_LE(test::relative_error(ops::softmax(x), want), kTol);
+}
+
 }  // namespace
 }  // namespace zflow

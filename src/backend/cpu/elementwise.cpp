@@ -43,6 +43,15 @@ Tensor unary(const Tensor& x, Unary op) {
       return map(x, [](float v) { return std::exp(v); });
     case Unary::Tanh:
       return map(x, [](float v) { return std::tanh(v); });
+    case Unary::GeluErf:
+      return map(x, [](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f)); });
+    case Unary::GeluTanh:
+      return map(x, [](float v) {
+        const float inner = 0.79788456080286536f * (v + 0.044715f * v * v * v);  // sqrt(2/pi)
+        return 0.5f * v * (1.0f + std::tanh(inner));
+      });
+    case Unary::GeluQuick:
+      return map(x, [](float v) { return v / (1.0f + std::exp(-1.702f * v)); });
   }
   return {};
 }

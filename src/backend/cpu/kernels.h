@@ -25,7 +25,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout);
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
 
-enum class Unary { Silu, Exp, Tanh };
+enum class Unary { Silu, Exp, Tanh, GeluErf, GeluTanh, GeluQuick };
+Tensor softmax(const Tensor& x);
 Tensor unary(const Tensor& x, Unary op);
 enum class Binary { Add, Mul, SiluMul };
 Tensor binary(const Tensor& a, const Tensor& b, Binary op);
