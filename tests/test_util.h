@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
+
+#include "core/tensor.h"
 
 namespace zflow::test {
 
@@ -23,5 +27,31 @@ inline std::filesystem::path shared_asset(const std::string& name) {
     if (!std::filesystem::exists(path))                                                 \
       GTEST_SKIP() << "shared asset " << (path) << " is absent (see ../shared/assets)"; \
   } while (0)
+
+// max |got - want| / max |want|: the error relative to the output's scale, the measure
+// the golden tolerances are stated in (DESIGN.md: fp32 against fp32 within 1e-4).
+inline double relative_error(const Tensor& got, const Tensor& want) {
+  EXPECT_EQ(got.shape(), want.shape());
+  const auto g = got.to_f32_vector(), w = want.to_f32_vector();
+  double err = 0.0, scale = 0.0;
+  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) {
+    err = std::max(err, std::abs(static_cast<double>(g[i]) - w[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(w[i])));
+  }
+  return scale > 0.0 ? err / scale : err;
+}
+
+// Cosine similarity of two tensors as flat vectors: the measure for low-precision runs
+// (bf16 against fp32: >= 0.999).
+inline double cosine(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_f32_vector(), y = b.to_f32_vector();
+  double xy = 0.0, xx = 0.0, yy = 0.0;
+  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
+    xy += static_cast<double>(x[i]) * y[i];
+    xx += static_cast<double>(x[i]) * x[i];
+    yy += static_cast<double>(y[i]) * y[i];
+  }
+  return xy / std::sqrt(xx * yy);
+}
 
 }  // namespace zflow::test

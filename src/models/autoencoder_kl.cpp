@@ -10,6 +10,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/log.h"
 #include "io/key_map_autoencoder.h"
 
@@ -18,23 +19,7 @@ namespace {
 
 using Model = AutoencoderKL;
 
-// Hands out parameters by name: from a WeightStore (shape-checked), or, with no store,
-// records each name and shape so autoencoder_kl_parameters and the constructor share
-// one description of the module tree.
-class Binder {
- public:
-  explicit Binder(const io::WeightStore* store) : store_(store) {}
-
-  Tensor operator()(const std::string& name, const Shape& shape) {
-    specs_.push_back({name, shape});
-    return store_ ? store_->get(name, shape) : Tensor{};
-  }
-  std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
-
- private:
-  const io::WeightStore* store_;
-  std::vector<ParameterSpec> specs_;
-};
+using Binder = ParameterBinder;
 
 Model::Conv bind_conv(Binder& bind, const std::string& prefix, int64_t cin, int64_t cout,
                       int64_t k) {
@@ -222,11 +207,7 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const std::string& json_text,
 }
 
 AutoencoderKLConfig AutoencoderKLConfig::from_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  ZF_CHECK(in.good(), "[vae] {}: cannot open", path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return from_json(text.str(), path.string());
+  return from_json(read_text_file(path, "vae"), path.string());
 }
 
 AutoencoderKLConfig AutoencoderKLConfig::infer_from_weights(const io::WeightStore& w) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
 #include "core/thread_pool.h"
 
 namespace zflow::models {
@@ -24,6 +25,17 @@ bool is_norm_weight(const ParameterSpec& p) {
 }
 
 }  // namespace
+
+Tensor ParameterBinder::operator()(const std::string& name, const Shape& shape) {
+  specs_.push_back({name, shape});
+  if (!store_) return {};
+  Tensor t = store_->get(name);
+  if (t.shape() != shape)
+    fail("[load] {}: '{}' has shape {}, expected {}{}", store_->source_of(name), name,
+         shape_str(t.shape()), shape_str(shape),
+         config_summary_.empty() ? "" : " (" + config_summary_ + ")");
+  return t;
+}
 
 io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType dtype,
                                uint64_t seed) {

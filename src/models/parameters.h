@@ -17,6 +17,24 @@ struct ParameterSpec {
   Shape shape;
 };
 
+// Hands out parameters by name: from a WeightStore, shape-checked (a wrong shape names the
+// file, the tensor and the config the expected shape came from, since a wrong config is the
+// likely cause), or, with no store, only records each name and shape. So a model's
+// parameter list and its constructor share one description of the module tree.
+class ParameterBinder {
+ public:
+  explicit ParameterBinder(const io::WeightStore* store, std::string config_summary = {})
+      : store_(store), config_summary_(std::move(config_summary)) {}
+
+  Tensor operator()(const std::string& name, const Shape& shape);
+  std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
+
+ private:
+  const io::WeightStore* store_;
+  std::string config_summary_;
+  std::vector<ParameterSpec> specs_;
+};
+
 // Random values in `dtype`: matrices and conv kernels uniform in +-1/sqrt(fan_in)
 // (PyTorch's default init scale, so activations stay finite through deep networks),
 // biases 0, 1-D norm weights (a name with "norm" ending in ".weight") 1, other 1-D

@@ -10,6 +10,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/log.h"
 
 namespace zflow::models {
@@ -17,31 +18,7 @@ namespace {
 
 using Model = Qwen3TextEncoder;
 
-// Hands out parameters by name: from a WeightStore (shape-checked; a wrong shape names the
-// config the shape came from, since a wrong config is the likely cause), or, with no store,
-// records each name and shape so qwen3_parameters and the constructor share one
-// description of the module tree.
-class Binder {
- public:
-  explicit Binder(const io::WeightStore* store, std::string config_summary = {})
-      : store_(store), config_summary_(std::move(config_summary)) {}
-
-  Tensor operator()(const std::string& name, const Shape& shape) {
-    specs_.push_back({name, shape});
-    if (!store_) return {};
-    Tensor t = store_->get(name);
-    if (t.shape() != shape)
-      fail("[load] {}: '{}' has shape {}, expected {} ({})", store_->source_of(name), name,
-           shape_str(t.shape()), shape_str(shape), config_summary_);
-    return t;
-  }
-  std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
-
- private:
-  const io::WeightStore* store_;
-  std::string config_summary_;
-  std::vector<ParameterSpec> specs_;
-};
+using Binder = ParameterBinder;
 
 // One decoder layer in transformers' state-dict order (registration order of the modules).
 Model::Layer bind_layer(Binder& bind, const Qwen3Config& c, int index) {
@@ -160,11 +137,7 @@ Qwen3Config Qwen3Config::from_json(const std::string& json_text, const std::stri
 }
 
 Qwen3Config Qwen3Config::from_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  ZF_CHECK(in.good(), "[qwen3] {}: cannot open", path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return from_json(text.str(), path.string());
+  return from_json(read_text_file(path, "qwen3"), path.string());
 }
 
 Qwen3Config Qwen3Config::infer_from_weights(const io::WeightStore& w) {

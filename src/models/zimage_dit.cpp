@@ -13,6 +13,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/log.h"
 #include "io/key_map_zimage.h"
 #include "models/zimage_tokens.h"
@@ -27,38 +28,24 @@ constexpr int64_t kTimestepHidden = 1024;   // TimestepEmbedder mid_size
 constexpr float kQkNormEps = 1e-5f;         // fixed in diffusers' Attention(eps=1e-5)
 constexpr float kFinalNormEps = 1e-6f;      // FinalLayer LayerNorm, no affine
 
-// Hands out parameters by name: from a WeightStore (shape-checked), or, with no store,
-// records each name and shape so zimage_dit_parameters and the constructor share one
-// description of the module tree.
-class Binder {
- public:
-  explicit Binder(const io::WeightStore* store) : store_(store) {}
+using Binder = ParameterBinder;
 
-  Tensor operator()(const std::string& name, const Shape& shape) {
-    specs_.push_back({name, shape});
-    return store_ ? store_->get(name, shape) : Tensor{};
-  }
-  Model::Linear linear(const std::string& prefix, int64_t in, int64_t out, bool bias) {
-    Model::Linear l{(*this)(prefix + ".weight", {out, in}), {}};
-    if (bias) l.bias = (*this)(prefix + ".bias", {out});
-    return l;
-  }
-  std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
-
- private:
-  const io::WeightStore* store_;
-  std::vector<ParameterSpec> specs_;
-};
+Model::Linear bind_linear(Binder& bind, const std::string& prefix, int64_t in, int64_t out,
+                          bool bias) {
+  Model::Linear l{bind(prefix + ".weight", {out, in}), {}};
+  if (bias) l.bias = bind(prefix + ".bias", {out});
+  return l;
+}
 
 // ZImageTransformerBlock, parameters in its state-dict order.
 Model::Block bind_block(Binder& bind, const std::string& p, const ZImageDiTConfig& c,
                         bool modulated) {
   const int64_t d = c.dim, hd = c.head_dim(), ffn = c.ffn_dim();
   Model::Block b;
-  b.to_q = bind.linear(p + ".attention.to_q", d, d, false);
-  b.to_k = bind.linear(p + ".attention.to_k", d, d, false);
-  b.to_v = bind.linear(p + ".attention.to_v", d, d, false);
-  b.to_out = bind.linear(p + ".attention.to_out.0", d, d, false);
+  b.to_q = bind_linear(bind, p + ".attention.to_q", d, d, false);
+  b.to_k = bind_linear(bind, p + ".attention.to_k", d, d, false);
+  b.to_v = bind_linear(bind, p + ".attention.to_v", d, d, false);
+  b.to_out = bind_linear(bind, p + ".attention.to_out.0", d, d, false);
   if (c.qk_norm) {
     b.norm_q = bind(p + ".attention.norm_q.weight", {hd});
     b.norm_k = bind(p + ".attention.norm_k.weight", {hd});
@@ -70,7 +57,7 @@ Model::Block bind_block(Binder& bind, const std::string& p, const ZImageDiTConfi
   b.ffn_norm1 = bind(p + ".ffn_norm1.weight", {d});
   b.attention_norm2 = bind(p + ".attention_norm2.weight", {d});
   b.ffn_norm2 = bind(p + ".ffn_norm2.weight", {d});
-  if (modulated) b.adaln = bind.linear(p + ".adaLN_modulation.0", c.adaln_dim(), 4 * d, true);
+  if (modulated) b.adaln = bind_linear(bind, p + ".adaLN_modulation.0", c.adaln_dim(), 4 * d, true);
   return b;
 }
 
@@ -84,17 +71,18 @@ struct Bound {
 Bound bind_all(Binder& bind, const ZImageDiTConfig& c) {
   Bound b;
   const int64_t d = c.dim;
-  b.x_embedder = bind.linear("all_x_embedder.2-1", c.patch_features(), d, true);
-  b.final_linear = bind.linear("all_final_layer.2-1.linear", d, c.patch_features(), true);
-  b.final_adaln = bind.linear("all_final_layer.2-1.adaLN_modulation.1", c.adaln_dim(), d, true);
+  b.x_embedder = bind_linear(bind, "all_x_embedder.2-1", c.patch_features(), d, true);
+  b.final_linear = bind_linear(bind, "all_final_layer.2-1.linear", d, c.patch_features(), true);
+  b.final_adaln =
+      bind_linear(bind, "all_final_layer.2-1.adaLN_modulation.1", c.adaln_dim(), d, true);
   for (int i = 0; i < c.n_refiner_layers; ++i)
     b.noise_refiner.push_back(bind_block(bind, fmt::format("noise_refiner.{}", i), c, true));
   for (int i = 0; i < c.n_refiner_layers; ++i)
     b.context_refiner.push_back(bind_block(bind, fmt::format("context_refiner.{}", i), c, false));
-  b.t_mlp0 = bind.linear("t_embedder.mlp.0", kTimestepFeatures, kTimestepHidden, true);
-  b.t_mlp2 = bind.linear("t_embedder.mlp.2", kTimestepHidden, c.adaln_dim(), true);
+  b.t_mlp0 = bind_linear(bind, "t_embedder.mlp.0", kTimestepFeatures, kTimestepHidden, true);
+  b.t_mlp2 = bind_linear(bind, "t_embedder.mlp.2", kTimestepHidden, c.adaln_dim(), true);
   b.cap_norm = bind("cap_embedder.0.weight", {c.cap_feat_dim});
-  b.cap_linear = bind.linear("cap_embedder.1", c.cap_feat_dim, d, true);
+  b.cap_linear = bind_linear(bind, "cap_embedder.1", c.cap_feat_dim, d, true);
   b.x_pad_token = bind("x_pad_token", {1, d});
   b.cap_pad_token = bind("cap_pad_token", {1, d});
   for (int i = 0; i < c.n_layers; ++i)
@@ -196,11 +184,7 @@ ZImageDiTConfig ZImageDiTConfig::from_json(const std::string& json_text,
 }
 
 ZImageDiTConfig ZImageDiTConfig::from_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  ZF_CHECK(in.good(), "[zimage] {}: cannot open", path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return from_json(text.str(), path.string());
+  return from_json(read_text_file(path, "zimage"), path.string());
 }
 
 ZImageDiTConfig ZImageDiTConfig::infer_from_weights(const io::WeightStore& w) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "text/bpe_model.h"
 #include "text/bpe_tokenizer.h"
 #include "text/tokenizer_json_reader.h"
@@ -22,16 +23,8 @@ namespace fs = std::filesystem;
 constexpr std::string_view kGpt2SplitPattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("[tokenizer] {}: cannot open the file", path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return std::move(text).str();
-}
-
 json parse_json(const fs::path& path) {
-  const std::string text = read_file(path);
+  const std::string text = read_text_file(path, "tokenizer");
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
@@ -173,7 +166,7 @@ BpeTokenizer BpeTokenizer::from_vocab_merges(const fs::path& vocab_json, const f
                                              const VocabMergesOptions& options) {
   VocabEntries vocab = read_vocab_json(vocab_json);
   std::vector<std::pair<std::string, std::string>> merges;
-  std::istringstream lines(read_file(merges_txt));
+  std::istringstream lines(read_text_file(merges_txt, "tokenizer"));
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();

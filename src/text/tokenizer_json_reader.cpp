@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace zflow::text {
 
@@ -200,18 +201,10 @@ class VocabReader : public nlohmann::json_sax<json> {
   std::string key_;
 };
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("[tokenizer] {}: cannot open the file", path.string());
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return std::move(buffer).str();
-}
-
 }  // namespace
 
 VocabEntries read_vocab_json(const std::filesystem::path& path) {
-  const std::string text = read_file(path);
+  const std::string text = read_text_file(path, "tokenizer");
   VocabEntries out;
   try {
     VocabReader reader(out);
@@ -231,7 +224,7 @@ std::pair<std::string, std::string> split_merge(std::string_view text) {
 }
 
 TokenizerJson read_tokenizer_json(const std::filesystem::path& path) {
-  const std::string text = read_file(path);
+  const std::string text = read_text_file(path, "tokenizer");
   TokenizerJson out;
   try {
     Reader reader(out);

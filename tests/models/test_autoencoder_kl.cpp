@@ -18,6 +18,9 @@
 namespace zflow {
 namespace {
 
+using test::cosine;
+using test::relative_error;
+
 using models::AutoencoderKL;
 using models::AutoencoderKLConfig;
 
@@ -28,17 +31,6 @@ const std::filesystem::path kIo =
     test::fixture("autoencoder/autoencoder_tiny_diffusers_io.safetensors");
 
 constexpr double kTolerance = 1e-4;
-
-double relative_error(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  const auto g = got.to_f32_vector(), w = want.to_f32_vector();
-  double err = 0.0, scale = 0.0;
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) {
-    err = std::max(err, std::abs(static_cast<double>(g[i]) - w[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(w[i])));
-  }
-  return err / scale;
-}
 
 struct Golden {
   io::SafetensorsFile file = io::SafetensorsFile::open(kIo);

@@ -20,6 +20,9 @@
 namespace zflow {
 namespace {
 
+using test::cosine;
+using test::relative_error;
+
 using models::Qwen3Config;
 using models::Qwen3TextEncoder;
 
@@ -29,28 +32,6 @@ const std::filesystem::path kIo = test::fixture("qwen3/qwen3_tiny_diffusers_io.s
 const std::vector<int> kLengths = {1, 7, 32, 33, 100};
 
 constexpr double kTolerance = 1e-4;
-
-double relative_error(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  const auto g = got.to_f32_vector(), w = want.to_f32_vector();
-  double err = 0.0, scale = 0.0;
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) {
-    err = std::max(err, std::abs(static_cast<double>(g[i]) - w[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(w[i])));
-  }
-  return err / scale;
-}
-
-double cosine(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_f32_vector(), y = b.to_f32_vector();
-  double xy = 0.0, xx = 0.0, yy = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    xy += static_cast<double>(x[i]) * y[i];
-    xx += static_cast<double>(x[i]) * x[i];
-    yy += static_cast<double>(y[i]) * y[i];
-  }
-  return xy / std::sqrt(xx * yy);
-}
 
 struct Golden {
   io::SafetensorsFile file = io::SafetensorsFile::open(kIo);

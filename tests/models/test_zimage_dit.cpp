@@ -33,6 +33,9 @@
 namespace zflow {
 namespace {
 
+using test::cosine;
+using test::relative_error;
+
 using models::ZImageDiTConfig;
 using models::ZImageTransformer;
 
@@ -46,28 +49,6 @@ constexpr double kTolerance = 1e-4;
 const std::vector<std::string> kCases = {
     "sq8_cap1_t0",    "h6w10_cap31_t03",      "sq8_cap32_t097",        "h16w6_cap33_t05",
     "sq8_cap100_t03", "batch_sq8_cap33_cap5", "batch_h6w10_cap5_cap20"};
-
-double relative_error(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  const auto g = got.to_f32_vector(), w = want.to_f32_vector();
-  double err = 0.0, scale = 0.0;
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) {
-    err = std::max(err, std::abs(static_cast<double>(g[i]) - w[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(w[i])));
-  }
-  return err / scale;
-}
-
-double cosine(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_f32_vector(), y = b.to_f32_vector();
-  double xy = 0, xx = 0, yy = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    xy += static_cast<double>(x[i]) * y[i];
-    xx += static_cast<double>(x[i]) * x[i];
-    yy += static_cast<double>(y[i]) * y[i];
-  }
-  return xy / std::sqrt(xx * yy);
-}
 
 struct Case {
   Tensor latents;
