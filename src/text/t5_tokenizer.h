@@ -1,5 +1,6 @@
-// The T5 tokenizer as FLUX.1 runs it (transformers' T5TokenizerFast from tokenizer.json, the
-// same ids as the slow T5Tokenizer with legacy=True): a SentencePiece unigram model
+// The T5 tokenizer as FLUX.1 runs it (diffusers: transformers' T5TokenizerFast from
+// tokenizer.json; BFL: the slow T5Tokenizer, legacy=True, which runs libsentencepiece as this
+// class does, though that is not checked here): a SentencePiece unigram model
 // (spiece.model, read by libsentencepiece) plus 100 sentinel tokens <extra_id_0..99> appended
 // after the 32000 pieces in reverse order (<extra_id_0> = 32099).
 //
@@ -10,6 +11,10 @@
 //  * whitespace: the fast normalizer strips only on the right and folds runs of spaces into one
 //    "▁", which SentencePiece's remove_extra_whitespaces gives as well (leading runs included);
 //  * runs of unknown characters become one <unk> (fuse_unk), as SentencePiece does.
+// Known divergences from the fast tokenizer, rare in prompts (tests/text/test_t5_tokenizer.cpp
+// lists them): HF's Unigram breaks ties between equal-score segmentations differently
+// ("!!!!..." runs), and its grapheme-wise Precompiled normalizer treats U+0085 and stacked
+// combining marks differently from SentencePiece's longest-match normalizer.
 // encode_padded() is the pipeline call: tokenizer(text, padding="max_length",
 // max_length=L, truncation=True), i.e. the pieces cut to L-1, then </s>, then <pad> up to L.
 #pragma once

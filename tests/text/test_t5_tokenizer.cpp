@@ -74,6 +74,9 @@ TEST(T5Tokenizer, SentinelsAndEos) {
   EXPECT_EQ(tok.encode("<extra_id_99>"), std::vector<int32_t>{32000});
   EXPECT_EQ(tok.encode("</s>"), std::vector<int32_t>{text::kT5EosId});
   EXPECT_EQ(tok.encode_padded("", 4), (std::vector<int32_t>{1, 0, 0, 0}));
+  // A folder holding spiece.model loads the same model.
+  EXPECT_EQ(text::T5Tokenizer::load(t5_spiece().parent_path()).encode("a cat"),
+            tok.encode("a cat"));
 }
 
 TEST(T5Tokenizer, Errors) {
