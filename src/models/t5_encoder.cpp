@@ -1,0 +1,261 @@
+#include "models/t5_encoder.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace zflow::models {
+namespace {
+
+constexpr const char* kFinalNorm = "encoder.final_layer_norm.weight";
+
+void validate(const T5EncoderConfig& c, const std::string& source) {
+  ZF_CHECK(c.vocab_size >= 1 && c.d_model >= 1 && c.d_kv >= 1 && c.d_ff >= 1 && c.num_heads >= 1,
+           "[t5] {}: vocab_size, d_model, d_kv, d_ff and num_heads must be positive", source);
+  ZF_CHECK(c.num_layers >= 1, "[t5] {}: num_layers {} < 1", source, c.num_layers);
+  ZF_CHECK(c.relative_attention_num_buckets >= 4 && c.relative_attention_num_buckets % 2 == 0,
+           "[t5] {}: relative_attention_num_buckets {} is not an even number >= 4", source,
+           c.relative_attention_num_buckets);
+  ZF_CHECK(c.relative_attention_max_distance > c.relative_attention_num_buckets / 4,
+           "[t5] {}: relative_attention_max_distance {} is not above num_buckets / 4", source,
+           c.relative_attention_max_distance);
+  ZF_CHECK(c.layer_norm_epsilon > 0.0f, "[t5] {}: layer_norm_epsilon {} is not positive", source,
+           c.layer_norm_epsilon);
+}
+
+std::string embedding_name(const io::WeightStore& w) {
+  return w.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
+}
+
+}  // namespace
+
+std::string T5EncoderConfig::summary() const {
+  return fmt::format(
+      "vocab {} d_model {} heads {} d_kv {} d_ff {} layers {} buckets {} max_distance {} eps {}",
+      vocab_size, d_model, num_heads, d_kv, d_ff, num_layers, relative_attention_num_buckets,
+      relative_attention_max_distance, layer_norm_epsilon);
+}
+
+T5EncoderConfig T5EncoderConfig::from_json(const std::string& json_text,
+                                           const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[t5] {}: not valid JSON: {}", source, e.what());
+  }
+  ZF_CHECK(j.is_object(), "[t5] {}: expected a JSON object", source);
+  auto read = [&](const char* key, auto& field) {
+    if (!j.contains(key) || j[key].is_null()) return false;
+    try {
+      j[key].get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      fail("[t5] {}: field '{}' has the wrong type: {}", source, key, j[key].dump());
+    }
+    return true;
+  };
+  std::string text;
+  if (read("model_type", text) && text != "t5" && text != "umt5")
+    fail("[t5] {}: model_type is \"{}\", expected \"t5\"", source, text);
+  T5EncoderConfig c;
+  read("vocab_size", c.vocab_size);
+  read("d_model", c.d_model);
+  read("d_kv", c.d_kv);
+  read("d_ff", c.d_ff);
+  read("num_layers", c.num_layers);
+  read("num_heads", c.num_heads);
+  read("relative_attention_num_buckets", c.relative_attention_num_buckets);
+  read("relative_attention_max_distance", c.relative_attention_max_distance);
+  read("layer_norm_epsilon", c.layer_norm_epsilon);
+  if (read("feed_forward_proj", text) && text != "gated-gelu")
+    fail("[t5] {}: feed_forward_proj is \"{}\"; only T5 v1.1's \"gated-gelu\" is implemented",
+         source, text);
+  if (read("dense_act_fn", text) && text != "gelu_new")
+    fail("[t5] {}: dense_act_fn is \"{}\", expected \"gelu_new\"", source, text);
+  validate(c, source);
+  return c;
+}
+
+T5EncoderConfig T5EncoderConfig::from_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  ZF_CHECK(in.good(), "[t5] {}: cannot open", path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return from_json(text.str(), path.string());
+}
+
+T5EncoderConfig T5EncoderConfig::infer_from_weights(const io::WeightStore& w) {
+  const std::string source = w.description();
+  auto dims = [&](const std::string& name) {
+    const Tensor t = w.get(name);
+    ZF_CHECK(t.ndim() == 2, "[t5] {}: '{}' has shape {}, expected rank 2", w.source_of(name), name,
+             shape_str(t.shape()));
+    return t.shape();
+  };
+  T5EncoderConfig c;
+  const Shape embed = dims(embedding_name(w));
+  c.vocab_size = embed[0];
+  c.d_model = embed[1];
+  const Shape bias = dims("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
+  c.relative_attention_num_buckets = static_cast<int>(bias[0]);
+  c.num_heads = bias[1];
+  const int64_t q_rows = dims("encoder.block.0.layer.0.SelfAttention.q.weight")[0];
+  ZF_CHECK(q_rows % c.num_heads == 0, "[t5] {}: q rows {} are not a multiple of {} heads", source,
+           q_rows, c.num_heads);
+  c.d_kv = q_rows / c.num_heads;
+  c.d_ff = dims("encoder.block.0.layer.1.DenseReluDense.wi_0.weight")[0];
+  c.num_layers = 0;
+  while (w.contains(fmt::format("encoder.block.{}.layer.0.layer_norm.weight", c.num_layers)))
+    ++c.num_layers;
+  validate(c, source);
+  log::info("[t5] {}: no config.json, inferred from weight shapes: {}", source, c.summary());
+  return c;
+}
+
+int t5_relative_position_bucket(int64_t relative_position, int num_buckets, int max_distance) {
+  // transformers T5Attention._relative_position_bucket with bidirectional=True.
+  const int half = num_buckets / 2;
+  int bucket = relative_position > 0 ? half : 0;
+  const int64_t n = relative_position < 0 ? -relative_position : relative_position;
+  const int max_exact = half / 2;
+  if (n < max_exact) return bucket + static_cast<int>(n);
+  // float32 as torch computes it: log(n / max_exact) / log(max_distance / max_exact) * span,
+  // the divisor a Python float (double) that the float32 tensor op rounds to float32.
+  const float ratio = static_cast<float>(n) / static_cast<float>(max_exact);
+  const float divisor = static_cast<float>(
+      std::log(static_cast<double>(max_distance) / static_cast<double>(max_exact)));
+  const float scaled = std::log(ratio) / divisor * static_cast<float>(half - max_exact);
+  const int large = std::min(max_exact + static_cast<int>(scaled), half - 1);
+  return bucket + large;
+}
+
+T5Encoder::T5Encoder(const T5EncoderConfig& config, const io::WeightStore& w) : config_(config) {
+  validate(config_, w.description());
+  const std::string summary = "config: " + config_.summary();
+  auto bind = [&](const std::string& name, const Shape& shape) {
+    Tensor t = w.get(name);
+    if (t.shape() != shape)
+      fail("[load] {}: '{}' has shape {}, expected {} ({})", w.source_of(name), name,
+           shape_str(t.shape()), shape_str(shape), summary);
+    return t;
+  };
+  const std::string extra =
+      fmt::format("encoder.block.{}.layer.0.layer_norm.weight", config_.num_layers);
+  ZF_CHECK(!w.contains(extra),
+           "[t5] {}: holds '{}', past num_layers {}: the config is not this model's",
+           w.description(), extra, config_.num_layers);
+  const int64_t d = config_.d_model, inner = config_.inner_dim(), ff = config_.d_ff;
+  shared_ = bind(embedding_name(w), {config_.vocab_size, d});
+  relative_attention_bias_ =
+      bind("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+           {config_.relative_attention_num_buckets, config_.num_heads});
+  for (int i = 0; i < config_.num_layers; ++i) {
+    const std::string p = fmt::format("encoder.block.{}.layer.", i);
+    Layer l;
+    l.q = bind(p + "0.SelfAttention.q.weight", {inner, d});
+    l.k = bind(p + "0.SelfAttention.k.weight", {inner, d});
+    l.v = bind(p + "0.SelfAttention.v.weight", {inner, d});
+    l.o = bind(p + "0.SelfAttention.o.weight", {d, inner});
+    l.attn_norm = bind(p + "0.layer_norm.weight", {d});
+    l.wi_0 = bind(p + "1.DenseReluDense.wi_0.weight", {ff, d});
+    l.wi_1 = bind(p + "1.DenseReluDense.wi_1.weight", {ff, d});
+    l.wo = bind(p + "1.DenseReluDense.wo.weight", {d, ff});
+    l.ffn_norm = bind(p + "1.layer_norm.weight", {d});
+    layers_.push_back(std::move(l));
+  }
+  final_layer_norm_ = bind(kFinalNorm, {d});
+}
+
+Tensor T5Encoder::position_bias(int64_t length) const {
+  const int64_t heads = config_.num_heads;
+  const std::vector<float> table = relative_attention_bias_.to_f32_vector();  // [buckets, heads]
+  std::vector<float> bias(static_cast<size_t>(heads * length * length));
+  for (int64_t q = 0; q < length; ++q) {
+    for (int64_t k = 0; k < length; ++k) {
+      const int bucket = t5_relative_position_bucket(k - q, config_.relative_attention_num_buckets,
+                                                     config_.relative_attention_max_distance);
+      for (int64_t h = 0; h < heads; ++h)
+        bias[static_cast<size_t>((h * length + q) * length + k)] =
+            table[static_cast<size_t>(bucket * heads + h)];
+    }
+  }
+  return Tensor::from_f32({1, heads, length, length}, bias);
+}
+
+// Unscaled scores plus the shared bias, softmax, values. Written with matmul + add + softmax,
+// which materialises the [heads, L, L] scores: 64 x 512 x 512 floats (64 MiB) per block at
+// FLUX's length, acceptable for now; a fused attention with an additive bias would avoid it.
+Tensor T5Encoder::attention(const Layer& l, const Tensor& x, const Tensor& bias) const {
+  const int64_t len = x.size(0), heads = config_.num_heads, dk = config_.d_kv;
+  auto heads_of = [&](const Tensor& w) {
+    return ops::linear(x, w).view({1, len, heads, dk}).permute({0, 2, 1, 3}).contiguous();
+  };
+  const Tensor q = heads_of(l.q), k = heads_of(l.k), v = heads_of(l.v);
+  const Tensor scores = ops::add(ops::matmul(q, k.permute({0, 1, 3, 2}).contiguous()), bias);
+  const Tensor out = ops::matmul(ops::softmax(scores), v);  // [1, heads, L, dk]
+  return ops::linear(out.permute({0, 2, 1, 3}).contiguous().view({len, heads * dk}), l.o);
+}
+
+Tensor T5Encoder::encode(std::span<const int32_t> ids) const {
+  ZF_CHECK(!ids.empty(), "[t5] encode: no tokens");
+  for (size_t t = 0; t < ids.size(); ++t)
+    ZF_CHECK(ids[t] >= 0 && ids[t] < config_.vocab_size,
+             "[t5] encode: token {} has id {}, outside the vocabulary [0, {})", t, ids[t],
+             config_.vocab_size);
+  const float eps = config_.layer_norm_epsilon;
+  Tensor x = ops::embedding(shared_, ids);  // [L, d_model]
+  const Tensor bias = position_bias(static_cast<int64_t>(ids.size()));
+  for (const Layer& l : layers_) {
+    x = ops::add(x, attention(l, ops::rms_norm(x, l.attn_norm, eps), bias));
+    const Tensor h = ops::rms_norm(x, l.ffn_norm, eps);
+    const Tensor gate = ops::gelu(ops::linear(h, l.wi_0), ops::GeluKind::kTanh);
+    x = ops::add(x, ops::linear(ops::mul(gate, ops::linear(h, l.wi_1)), l.wo));
+  }
+  return ops::rms_norm(x, final_layer_norm_, eps);
+}
+
+io::WeightStore t5_encoder_weights(const io::WeightStore& weights) {
+  const std::string final_norm = kFinalNorm;
+  std::vector<std::string> prefixes;
+  for (const std::string& name : weights.names())
+    if (name.ends_with(final_norm))
+      prefixes.push_back(name.substr(0, name.size() - final_norm.size()));
+  ZF_CHECK(!prefixes.empty(), "[t5] {}: no '{}' (or '<prefix>.{}'): not a T5 encoder checkpoint",
+           weights.description(), final_norm, final_norm);
+  ZF_CHECK(prefixes.size() == 1, "[t5] {}: {} T5 encoders ('{}{}', ...)", weights.description(),
+           prefixes.size(), prefixes[0], final_norm);
+  const std::string& prefix = prefixes[0];
+  ZF_CHECK(prefix.empty() || prefix.ends_with("."), "[t5] {}: '{}{}' is not under a module prefix",
+           weights.description(), prefix, final_norm);
+  return prefix.empty() ? weights : weights.with_prefix_removed(prefix);
+}
+
+T5Encoder load_t5_encoder(const io::WeightStore& weights,
+                          const std::optional<T5EncoderConfig>& config) {
+  const io::WeightStore named = t5_encoder_weights(weights);
+  return T5Encoder(config ? *config : T5EncoderConfig::infer_from_weights(named), named);
+}
+
+T5Encoder load_t5_encoder(const std::filesystem::path& path,
+                          const std::optional<T5EncoderConfig>& config) {
+  const io::WeightStore weights = io::WeightStore::open(path);
+  if (config) return load_t5_encoder(weights, config);
+  // A text_encoder_2/ folder (or its index) describes itself; a single file's neighbours may
+  // belong to another component, so they are not consulted.
+  const bool is_index = path.string().ends_with(".safetensors.index.json");
+  const std::filesystem::path folder =
+      std::filesystem::is_directory(path) ? path : (is_index ? path.parent_path() : "");
+  if (!folder.empty() && std::filesystem::is_regular_file(folder / "config.json"))
+    return load_t5_encoder(weights, T5EncoderConfig::from_json_file(folder / "config.json"));
+  return load_t5_encoder(weights, std::nullopt);
+}
+
+}  // namespace zflow::models
