@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/log.h"
+#include "models/parameters.h"
 
 namespace zflow::models {
 namespace {
@@ -85,11 +85,7 @@ T5EncoderConfig T5EncoderConfig::from_json(const std::string& json_text,
 }
 
 T5EncoderConfig T5EncoderConfig::from_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  ZF_CHECK(in.good(), "[t5] {}: cannot open", path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return from_json(text.str(), path.string());
+  return from_json(read_text_file(path, "t5"), path.string());
 }
 
 T5EncoderConfig T5EncoderConfig::infer_from_weights(const io::WeightStore& w) {
@@ -139,14 +135,7 @@ int t5_relative_position_bucket(int64_t relative_position, int num_buckets, int 
 
 T5Encoder::T5Encoder(const T5EncoderConfig& config, const io::WeightStore& w) : config_(config) {
   validate(config_, w.description());
-  const std::string summary = "config: " + config_.summary();
-  auto bind = [&](const std::string& name, const Shape& shape) {
-    Tensor t = w.get(name);
-    if (t.shape() != shape)
-      fail("[load] {}: '{}' has shape {}, expected {} ({})", w.source_of(name), name,
-           shape_str(t.shape()), shape_str(shape), summary);
-    return t;
-  };
+  ParameterBinder bind(&w, "config: " + config_.summary());
   const std::string extra =
       fmt::format("encoder.block.{}.layer.0.layer_norm.weight", config_.num_layers);
   ZF_CHECK(!w.contains(extra),
