@@ -78,6 +78,21 @@ TEST(ClipText, MatchesTransformersFromASingleFileWithAGivenConfig) {
   expect_matches_transformers(models::load_clip_text_model(kFolder / "model.safetensors", config));
 }
 
+TEST(ClipText, MatchesTransformersUnderACheckpointPrefixWithExtraTensors) {
+  // SD-style combined checkpoints nest CLIP deeper, and CLIPTextModelWithProjection files (and
+  // some clip_l.safetensors) carry text_projection, logit_scale and the position_ids buffer.
+  const io::WeightStore folder = io::WeightStore::open(kFolder / "model.safetensors");
+  const std::string prefix = "cond_stage_model.transformer.";
+  io::WeightStore combined = folder.renamed([&](const std::string& n) { return prefix + n; });
+  const std::vector<float> projection(64 * 64, 0.5f), scale = {4.6f}, other = {1.0f, 2.0f};
+  combined.add(prefix + "text_model.text_projection.weight",
+               Tensor::from_f32({64, 64}, projection));
+  combined.add(prefix + "logit_scale", Tensor::from_f32({1}, scale));
+  combined.add("model.diffusion_model.other.weight", Tensor::from_f32({2}, other));
+  expect_matches_transformers(models::load_clip_text_model(
+      combined, ClipTextConfig::from_json_file(kFolder / "config.json")));
+}
+
 TEST(ClipText, InfersTheShapesOfASingleFile) {
   const ClipTextConfig c = ClipTextConfig::infer_from_weights(
       models::clip_text_weights(io::WeightStore::open(kFolder / "model.safetensors")));
