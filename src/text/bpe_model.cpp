@@ -9,8 +9,8 @@ namespace zflow::text {
 
 BpeModel::BpeModel(VocabEntries vocab,
                    const std::vector<std::pair<std::string, std::string>>& merges,
-                   bool ignore_merges, std::string_view source)
-    : ignore_merges_(ignore_merges) {
+                   bool ignore_merges, std::string_view source, std::string_view end_of_word_suffix)
+    : end_of_word_suffix_(end_of_word_suffix), ignore_merges_(ignore_merges) {
   int32_t max_id = -1;
   for (const auto& [token, id] : vocab) {
     if (id < 0) fail("[tokenizer] {}: token '{}' has a negative id {}", source, token, id);
@@ -37,6 +37,8 @@ BpeModel::BpeModel(VocabEntries vocab,
   for (int b = 0; b < 256; ++b) {
     const auto it = vocab_.find(alphabet.symbol(static_cast<uint8_t>(b)));
     byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
+    const auto last = vocab_.find(alphabet.symbol(static_cast<uint8_t>(b)) + end_of_word_suffix_);
+    last_byte_ids_[b] = last == vocab_.end() ? -1 : last->second;
   }
 
   merges_.reserve(merges.size());
@@ -127,13 +129,15 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) c
   symbols.reserve(bytes.size());
   std::string mapped;
   const ByteLevelAlphabet& alphabet = byte_level_alphabet();
-  for (const char c : bytes) {
-    const auto b = static_cast<uint8_t>(c);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const auto b = static_cast<uint8_t>(bytes[i]);
+    const int32_t id = i + 1 < bytes.size() ? byte_ids_[b] : last_byte_ids_[b];
     // A byte without a symbol in the vocabulary is dropped, as HF's BPE does when it has no
-    // unk token (byte-level vocabularies contain all 256).
-    if (byte_ids_[b] >= 0) symbols.push_back(byte_ids_[b]);
+    // unk token (byte-level vocabularies contain all 256, CLIP's also all 256 with "</w>").
+    if (id >= 0) symbols.push_back(id);
     if (ignore_merges_) mapped += alphabet.symbol(b);
   }
+  if (ignore_merges_) mapped += end_of_word_suffix_;
   const auto whole = ignore_merges_ ? vocab_.find(mapped) : vocab_.end();
   if (whole != vocab_.end()) {
     symbols.assign(1, whole->second);

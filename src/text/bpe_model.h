@@ -32,8 +32,10 @@ class BpeModel {
   // whose parts or result are not in the vocabulary is an error, as in HF.
   // ignore_merges: a piece that is itself in the vocabulary maps to that one id (HF option).
   // Two tokens with one id are an error.
+  // end_of_word_suffix (HF BPE option, CLIP: "</w>"): the last symbol of each piece is the
+  // byte's symbol with this suffix appended, so word-final pieces get their own tokens.
   BpeModel(VocabEntries vocab, const std::vector<std::pair<std::string, std::string>>& merges,
-           bool ignore_merges, std::string_view source);
+           bool ignore_merges, std::string_view source, std::string_view end_of_word_suffix = {});
 
   BpeModel(const BpeModel&) = delete;
   BpeModel& operator=(const BpeModel&) = delete;
@@ -63,6 +65,9 @@ class BpeModel {
   std::unordered_map<std::string_view, int32_t> vocab_;  // views into id_to_token_
   std::vector<bool> has_token_;
   std::array<int32_t, 256> byte_ids_;  // id of each byte's symbol, -1 if not in the vocabulary
+  std::array<int32_t, 256>
+      last_byte_ids_;  // the same with end_of_word_suffix (= byte_ids_ if none)
+  std::string end_of_word_suffix_;
   std::unordered_map<uint64_t, Merge> merges_;
   bool ignore_merges_;
 

@@ -9,12 +9,12 @@
 namespace zflow::text {
 
 BpeTokenizer::BpeTokenizer(std::unique_ptr<BpeModel> model, std::vector<AddedToken> added_tokens,
-                           bool nfc, const std::vector<SplitRule>& splits)
+                           Normalization normalization, const std::vector<SplitRule>& splits)
     : model_(std::move(model)),
       added_tokens_(std::move(added_tokens)),
       raw_matcher_(added_tokens_, false),
       normalized_matcher_(added_tokens_, true),
-      nfc_(nfc) {
+      normalization_(normalization) {
   size_t ids = model_->id_count();
   for (const AddedToken& token : added_tokens_) {
     ZF_CHECK(token.id >= 0, "[tokenizer] added token '{}' has a negative id {}", token.content,
@@ -46,7 +46,9 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
       ids.push_back(raw.id);
       continue;
     }
-    const std::string normalized = nfc_ ? nfc(raw.text) : std::string(raw.text);
+    std::string normalized = normalization_.nfc ? nfc(raw.text) : std::string(raw.text);
+    if (normalization_.collapse_whitespace) normalized = collapse_whitespace(normalized);
+    if (normalization_.lowercase) normalized = lowercase(normalized);
     segments.clear();
     normalized_matcher_.split(normalized, segments);
     for (const Segment& segment : segments) {

@@ -1,7 +1,8 @@
 // A byte-level BPE tokenizer as HF tokenizers runs one (Qwen2/Qwen3, and the same shape of
 // file for GPT-2-style vocabularies): added tokens are cut out first, the text between them is
-// normalized (NFC when the file asks), split by the pre-tokenizer regexes, mapped to the
-// byte-level alphabet and merged by the BPE model. encode(decode) round-trips to NFC(text).
+// normalized (NFC, and CLIP's whitespace collapse and lower case, when asked), split by the
+// pre-tokenizer regexes, mapped to the byte-level alphabet and merged by the BPE model.
+// encode(decode) round-trips to NFC(text).
 //
 // Loaders read tokenizer.json (everything in one file) or vocab.json + merges.txt (the caller
 // supplies the added tokens and the pre-tokenizer, which those files lack).
@@ -34,10 +35,20 @@ struct SplitRule {
   bool invert = false;
 };
 
+// The normalizer steps, applied in this order (HF: Sequence[NFC, Replace(\s+, " "), Lowercase]).
+struct Normalization {
+  bool nfc = false;
+  bool collapse_whitespace = false;
+  bool lowercase = false;
+};
+
 // What vocab.json + merges.txt do not say.
 struct VocabMergesOptions {
   std::vector<AddedToken> added_tokens;
   bool nfc = true;
+  bool collapse_whitespace = false;
+  bool lowercase = false;
+  std::string end_of_word_suffix;  // BpeModel option (CLIP: "</w>")
   std::vector<SplitRule> splits = {{std::string(kQwen2SplitPattern)}};
 };
 
@@ -50,8 +61,8 @@ class BpeTokenizer {
                                         const std::filesystem::path& merges_txt,
                                         const VocabMergesOptions& options);
 
-  BpeTokenizer(std::unique_ptr<BpeModel> model, std::vector<AddedToken> added_tokens, bool nfc,
-               const std::vector<SplitRule>& splits);
+  BpeTokenizer(std::unique_ptr<BpeModel> model, std::vector<AddedToken> added_tokens,
+               Normalization normalization, const std::vector<SplitRule>& splits);
   ~BpeTokenizer();
   BpeTokenizer(BpeTokenizer&&) noexcept;
   BpeTokenizer& operator=(BpeTokenizer&&) noexcept;
@@ -79,7 +90,7 @@ class BpeTokenizer {
   std::vector<int32_t> added_index_;      // id -> index into added_tokens_, or -1
   AddedTokenMatcher raw_matcher_;         // tokens matched on the input as given
   AddedTokenMatcher normalized_matcher_;  // tokens matched after normalization
-  bool nfc_;
+  Normalization normalization_;
   std::vector<RegexSplit> splits_;
 };
 

@@ -151,7 +151,8 @@ BpeTokenizer BpeTokenizer::from_tokenizer_json(const fs::path& path) {
     if (!byte_level) fail("the pre_tokenizer has no ByteLevel step (not a byte-level BPE)");
     check_byte_level_component(get_or(root, "decoder", json()), "decoder");
     check_byte_level_component(get_or(root, "post_processor", json()), "post_processor");
-    return BpeTokenizer(make_model(file, path), std::move(added), nfc, splits);
+    return BpeTokenizer(make_model(file, path), std::move(added), Normalization{.nfc = nfc},
+                        splits);
   } catch (const json::exception& e) {
     fail("[tokenizer] {}: malformed tokenizer.json: {}", path.string(), e.what());
   } catch (const Error& e) {
@@ -178,8 +179,13 @@ BpeTokenizer BpeTokenizer::from_vocab_merges(const fs::path& vocab_json, const f
     }
   }
   const std::string source = vocab_json.string() + " + " + merges_txt.string();
-  return BpeTokenizer(std::make_unique<BpeModel>(std::move(vocab), merges, false, source),
-                      options.added_tokens, options.nfc, options.splits);
+  return BpeTokenizer(std::make_unique<BpeModel>(std::move(vocab), merges, false, source,
+                                                 options.end_of_word_suffix),
+                      options.added_tokens,
+                      Normalization{.nfc = options.nfc,
+                                    .collapse_whitespace = options.collapse_whitespace,
+                                    .lowercase = options.lowercase},
+                      options.splits);
 }
 
 BpeTokenizer load_bpe_tokenizer(const fs::path& path) {

@@ -1,0 +1,272 @@
+#include "models/clip_text.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace zflow::models {
+namespace {
+
+using Model = ClipTextModel;
+
+// Hands out parameters by name and shape: from a store (shape-checked), or, without one,
+// only records the specs, so clip_text_parameters and the constructor share one tree.
+class Binder {
+ public:
+  Binder(const io::WeightStore* store, std::string config_summary)
+      : store_(store), config_summary_(std::move(config_summary)) {}
+  Tensor operator()(const std::string& name, const Shape& shape) {
+    specs_.push_back({name, shape});
+    if (!store_) return {};
+    Tensor t = store_->get(name);
+    if (t.shape() != shape)
+      fail("[load] {}: '{}' has shape {}, expected {} ({})", store_->source_of(name), name,
+           shape_str(t.shape()), shape_str(shape), config_summary_);
+    return t;
+  }
+  std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
+
+ private:
+  const io::WeightStore* store_;
+  std::string config_summary_;
+  std::vector<ParameterSpec> specs_;
+};
+
+constexpr const char* kTokenEmbedding = "embeddings.token_embedding.weight";
+
+// Binds everything, in transformers' state-dict order.
+void bind_all(Binder& bind, const ClipTextConfig& c, Tensor& token, Tensor& position,
+              std::vector<Model::Layer>& layers, Tensor& final_w, Tensor& final_b) {
+  const int64_t h = c.hidden_size, inter = c.intermediate_size;
+  token = bind(kTokenEmbedding, {c.vocab_size, h});
+  position = bind("embeddings.position_embedding.weight", {c.max_position_embeddings, h});
+  layers.clear();
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = fmt::format("encoder.layers.{}.", i);
+    Model::Layer l;
+    l.k_w = bind(p + "self_attn.k_proj.weight", {h, h});
+    l.k_b = bind(p + "self_attn.k_proj.bias", {h});
+    l.v_w = bind(p + "self_attn.v_proj.weight", {h, h});
+    l.v_b = bind(p + "self_attn.v_proj.bias", {h});
+    l.q_w = bind(p + "self_attn.q_proj.weight", {h, h});
+    l.q_b = bind(p + "self_attn.q_proj.bias", {h});
+    l.out_w = bind(p + "self_attn.out_proj.weight", {h, h});
+    l.out_b = bind(p + "self_attn.out_proj.bias", {h});
+    l.ln1_w = bind(p + "layer_norm1.weight", {h});
+    l.ln1_b = bind(p + "layer_norm1.bias", {h});
+    l.fc1_w = bind(p + "mlp.fc1.weight", {inter, h});
+    l.fc1_b = bind(p + "mlp.fc1.bias", {inter});
+    l.fc2_w = bind(p + "mlp.fc2.weight", {h, inter});
+    l.fc2_b = bind(p + "mlp.fc2.bias", {h});
+    l.ln2_w = bind(p + "layer_norm2.weight", {h});
+    l.ln2_b = bind(p + "layer_norm2.bias", {h});
+    layers.push_back(std::move(l));
+  }
+  final_w = bind("final_layer_norm.weight", {h});
+  final_b = bind("final_layer_norm.bias", {h});
+}
+
+void validate(const ClipTextConfig& c, const std::string& source) {
+  ZF_CHECK(c.vocab_size >= 1 && c.hidden_size >= 1 && c.intermediate_size >= 1 &&
+               c.max_position_embeddings >= 1 && c.num_hidden_layers >= 1,
+           "[clip text] {}: sizes must be positive ({})", source, c.summary());
+  ZF_CHECK(c.num_attention_heads >= 1 && c.hidden_size % c.num_attention_heads == 0,
+           "[clip text] {}: num_attention_heads {} does not divide hidden_size {}", source,
+           c.num_attention_heads, c.hidden_size);
+  ZF_CHECK(c.layer_norm_eps > 0.0f, "[clip text] {}: layer_norm_eps {} is not positive", source,
+           c.layer_norm_eps);
+}
+
+}  // namespace
+
+std::string ClipTextConfig::summary() const {
+  return fmt::format(
+      "vocab {} hidden {} intermediate {} layers {} heads {} positions {} eps {} eos_token_id {}",
+      vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+      max_position_embeddings, layer_norm_eps, eos_token_id);
+}
+
+ClipTextConfig ClipTextConfig::from_json(const std::string& json_text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[clip text] {}: not valid JSON: {}", source, e.what());
+  }
+  ZF_CHECK(j.is_object(), "[clip text] {}: expected a JSON object", source);
+  // A full CLIPConfig keeps the text model's fields in text_config.
+  if (j.contains("text_config") && j["text_config"].is_object()) j = j["text_config"];
+  auto read = [&](const char* key, auto& field) {
+    if (!j.contains(key) || j[key].is_null()) return false;
+    try {
+      j[key].get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      fail("[clip text] {}: field '{}' has the wrong type: {}", source, key, j[key].dump());
+    }
+    return true;
+  };
+  ClipTextConfig c;
+  read("vocab_size", c.vocab_size);
+  read("hidden_size", c.hidden_size);
+  read("intermediate_size", c.intermediate_size);
+  read("num_hidden_layers", c.num_hidden_layers);
+  read("num_attention_heads", c.num_attention_heads);
+  read("max_position_embeddings", c.max_position_embeddings);
+  read("layer_norm_eps", c.layer_norm_eps);
+  read("eos_token_id", c.eos_token_id);
+  std::string act;
+  if (read("hidden_act", act) && act != "quick_gelu")
+    fail("[clip text] {}: hidden_act is \"{}\"; only quick_gelu (CLIP-L) is implemented", source,
+         act);
+  validate(c, source);
+  return c;
+}
+
+ClipTextConfig ClipTextConfig::from_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  ZF_CHECK(in.good(), "[clip text] {}: cannot open", path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return from_json(text.str(), path.string());
+}
+
+ClipTextConfig ClipTextConfig::infer_from_weights(const io::WeightStore& w) {
+  auto dims = [&](const std::string& name) {
+    const Tensor t = w.get(name);
+    ZF_CHECK(t.ndim() == 2, "[clip text] {}: '{}' has shape {}, expected a matrix",
+             w.source_of(name), name, shape_str(t.shape()));
+    return t.shape();
+  };
+  ClipTextConfig c;
+  const Shape token = dims(kTokenEmbedding);
+  c.vocab_size = token[0];
+  c.hidden_size = token[1];
+  c.max_position_embeddings = dims("embeddings.position_embedding.weight")[0];
+  c.intermediate_size = dims("encoder.layers.0.mlp.fc1.weight")[0];
+  int layers = 0;
+  while (w.contains(fmt::format("encoder.layers.{}.layer_norm1.weight", layers))) ++layers;
+  c.num_hidden_layers = layers;
+  ZF_CHECK(c.hidden_size % 64 == 0, "[clip text] {}: hidden size {} is not a multiple of 64",
+           w.description(), c.hidden_size);
+  c.num_attention_heads = c.hidden_size / 64;
+  validate(c, w.description());
+  log::info("[clip text] {}: no config.json, inferred from weight shapes: {}", w.description(),
+            c.summary());
+  return c;
+}
+
+std::vector<ParameterSpec> clip_text_parameters(const ClipTextConfig& config) {
+  validate(config, "config");
+  Binder bind(nullptr, {});
+  Tensor a, b, c, d;
+  std::vector<Model::Layer> layers;
+  bind_all(bind, config, a, b, layers, c, d);
+  return bind.take_specs();
+}
+
+ClipTextModel::ClipTextModel(const ClipTextConfig& config, const io::WeightStore& weights)
+    : config_(config) {
+  validate(config_, weights.description());
+  const std::string extra =
+      fmt::format("encoder.layers.{}.layer_norm1.weight", config_.num_hidden_layers);
+  ZF_CHECK(!weights.contains(extra),
+           "[clip text] {}: holds '{}', past num_hidden_layers {}: the config is not this model's",
+           weights.description(), extra, config_.num_hidden_layers);
+  Binder bind(&weights, "config: " + config_.summary());
+  bind_all(bind, config_, token_embedding_, position_embedding_, layers_, final_ln_w_, final_ln_b_);
+}
+
+// CLIPAttention: separate q, k, v projections with biases, causal, scale 1/sqrt(head_dim).
+Tensor ClipTextModel::attention(const Layer& layer, const Tensor& x) const {
+  const int64_t l = x.size(0), heads = config_.num_attention_heads, d = config_.head_dim();
+  auto heads_of = [&](const Tensor& w, const Tensor& b) {
+    return ops::linear(x, w, b).view({1, l, heads, d}).permute({0, 2, 1, 3});  // [1, H, L, D]
+  };
+  ops::AttentionMask mask;
+  mask.causal = true;
+  const Tensor out =
+      ops::attention(heads_of(layer.q_w, layer.q_b), heads_of(layer.k_w, layer.k_b),
+                     heads_of(layer.v_w, layer.v_b), 1.0f / std::sqrt(static_cast<float>(d)), mask);
+  return ops::linear(out.permute({0, 2, 1, 3}).contiguous().view({l, heads * d}), layer.out_w,
+                     layer.out_b);
+}
+
+int64_t ClipTextModel::pooled_index(std::span<const int32_t> ids) const {
+  int64_t best = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (config_.eos_token_id == 2) {
+      if (ids[i] > ids[best]) best = static_cast<int64_t>(i);
+    } else if (ids[i] == config_.eos_token_id) {
+      return static_cast<int64_t>(i);
+    }
+  }
+  return best;
+}
+
+ClipTextOutput ClipTextModel::encode(std::span<const int32_t> ids) const {
+  const int64_t l = static_cast<int64_t>(ids.size());
+  ZF_CHECK(l >= 1 && l <= config_.max_position_embeddings,
+           "[clip text] encode: {} tokens, expected 1 to {}", l, config_.max_position_embeddings);
+  for (size_t t = 0; t < ids.size(); ++t)
+    ZF_CHECK(ids[t] >= 0 && ids[t] < config_.vocab_size,
+             "[clip text] encode: token {} has id {}, outside the vocabulary [0, {})", t, ids[t],
+             config_.vocab_size);
+  std::vector<int32_t> positions(static_cast<size_t>(l));
+  std::iota(positions.begin(), positions.end(), 0);
+  Tensor x = ops::add(ops::embedding(token_embedding_, ids),
+                      ops::embedding(position_embedding_, positions));
+  const float eps = config_.layer_norm_eps;
+  for (const Layer& layer : layers_) {
+    x = ops::add(x, attention(layer, ops::layer_norm(x, layer.ln1_w, layer.ln1_b, eps)));
+    const Tensor h = ops::layer_norm(x, layer.ln2_w, layer.ln2_b, eps);
+    x = ops::add(
+        x, ops::linear(ops::gelu(ops::linear(h, layer.fc1_w, layer.fc1_b), ops::GeluKind::kQuick),
+                       layer.fc2_w, layer.fc2_b));
+  }
+  ClipTextOutput out;
+  out.last_hidden_state = ops::layer_norm(x, final_ln_w_, final_ln_b_, eps);
+  out.pooled = out.last_hidden_state.select(0, pooled_index(ids)).contiguous();
+  return out;
+}
+
+io::WeightStore clip_text_weights(const io::WeightStore& weights) {
+  std::vector<std::string> prefixes;
+  const std::string key = kTokenEmbedding;
+  for (const std::string& name : weights.names())
+    if (name.ends_with(key)) prefixes.push_back(name.substr(0, name.size() - key.size()));
+  ZF_CHECK(!prefixes.empty(), "[clip text] {}: no '{}' (or '<prefix>.{}'): not a CLIP text model",
+           weights.description(), key, key);
+  ZF_CHECK(prefixes.size() == 1, "[clip text] {}: {} token embeddings ('{}{}', ...)",
+           weights.description(), prefixes.size(), prefixes[0], key);
+  const std::string& prefix = prefixes[0];
+  ZF_CHECK(prefix.empty() || prefix.ends_with("."),
+           "[clip text] {}: '{}{}' is not under a module prefix", weights.description(), prefix,
+           key);
+  return prefix.empty() ? weights : weights.with_prefix_removed(prefix);
+}
+
+ClipTextModel load_clip_text_model(const io::WeightStore& weights,
+                                   const std::optional<ClipTextConfig>& config) {
+  const io::WeightStore named = clip_text_weights(weights);
+  return ClipTextModel(config ? *config : ClipTextConfig::infer_from_weights(named), named);
+}
+
+ClipTextModel load_clip_text_model(const std::filesystem::path& path,
+                                   const std::optional<ClipTextConfig>& config) {
+  const io::WeightStore weights = io::WeightStore::open(path);
+  if (config) return load_clip_text_model(weights, config);
+  // Only a folder describes itself; a single file's neighbours may be another component's.
+  if (std::filesystem::is_directory(path) && std::filesystem::is_regular_file(path / "config.json"))
+    return load_clip_text_model(weights, ClipTextConfig::from_json_file(path / "config.json"));
+  return load_clip_text_model(weights, std::nullopt);
+}
+
+}  // namespace zflow::models
