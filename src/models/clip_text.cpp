@@ -3,13 +3,12 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
-#include <sstream>
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/log.h"
 
 namespace zflow::models {
@@ -17,28 +16,7 @@ namespace {
 
 using Model = ClipTextModel;
 
-// Hands out parameters by name and shape: from a store (shape-checked), or, without one,
-// only records the specs, so clip_text_parameters and the constructor share one tree.
-class Binder {
- public:
-  Binder(const io::WeightStore* store, std::string config_summary)
-      : store_(store), config_summary_(std::move(config_summary)) {}
-  Tensor operator()(const std::string& name, const Shape& shape) {
-    specs_.push_back({name, shape});
-    if (!store_) return {};
-    Tensor t = store_->get(name);
-    if (t.shape() != shape)
-      fail("[load] {}: '{}' has shape {}, expected {} ({})", store_->source_of(name), name,
-           shape_str(t.shape()), shape_str(shape), config_summary_);
-    return t;
-  }
-  std::vector<ParameterSpec> take_specs() { return std::move(specs_); }
-
- private:
-  const io::WeightStore* store_;
-  std::string config_summary_;
-  std::vector<ParameterSpec> specs_;
-};
+using Binder = ParameterBinder;
 
 constexpr const char* kTokenEmbedding = "embeddings.token_embedding.weight";
 
@@ -131,11 +109,7 @@ ClipTextConfig ClipTextConfig::from_json(const std::string& json_text, const std
 }
 
 ClipTextConfig ClipTextConfig::from_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  ZF_CHECK(in.good(), "[clip text] {}: cannot open", path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return from_json(text.str(), path.string());
+  return from_json(read_text_file(path, "clip text"), path.string());
 }
 
 ClipTextConfig ClipTextConfig::infer_from_weights(const io::WeightStore& w) {
