@@ -17,6 +17,8 @@
 namespace zflow {
 namespace {
 
+using test::relative_error;
+
 using models::ClipTextConfig;
 using models::ClipTextModel;
 
@@ -24,17 +26,6 @@ const std::filesystem::path kFolder = test::fixture("clip/tiny_diffusers/text_en
 const std::filesystem::path kIo = test::fixture("clip/clip_tiny_diffusers_io.safetensors");
 constexpr int kCases = 3;
 constexpr double kTolerance = 1e-4;
-
-double relative_error(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  const auto g = got.to_f32_vector(), w = want.to_f32_vector();
-  double err = 0.0, scale = 0.0;
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) {
-    err = std::max(err, std::abs(static_cast<double>(g[i]) - w[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(w[i])));
-  }
-  return err / scale;
-}
 
 std::vector<int32_t> ids_of(const io::SafetensorsFile& file, const std::string& name) {
   const Tensor t = file.tensor(name);

@@ -18,6 +18,8 @@
 namespace zflow {
 namespace {
 
+using test::relative_error;
+
 using models::T5Encoder;
 using models::T5EncoderConfig;
 
@@ -28,17 +30,6 @@ const std::vector<int> kLengths = {1, 9, 40, 300};
 constexpr double kTolerance = 1e-4;
 const std::string kTinySummary =
     "vocab 200 d_model 32 heads 4 d_kv 12 d_ff 56 layers 3 buckets 32 max_distance 128 eps 1e-06";
-
-double relative_error(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  const auto g = got.to_f32_vector(), w = want.to_f32_vector();
-  double err = 0.0, scale = 0.0;
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) {
-    err = std::max(err, std::abs(static_cast<double>(g[i]) - w[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(w[i])));
-  }
-  return err / scale;
-}
 
 void expect_matches_transformers(const T5Encoder& encoder) {
   const io::SafetensorsFile g = io::SafetensorsFile::open(kIo);
