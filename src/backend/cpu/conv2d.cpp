@@ -1,7 +1,8 @@
 // 2-D convolution as gemm, in chunks of output rows so the scratch stays bounded:
-//   out^T[pixels, Cout] = col[pixels, Cin*kh*kw] @ w[Cout, Cin*kh*kw]^T
-// where a row of `col` holds the receptive field of one output pixel (im2col, one
-// row per pixel so the weight is gemm's B operand and stays in its stored dtype).
+//   out^T[pixels, Cout] = colT[Cin*kh*kw, pixels]^T @ w[Cout, Cin*kh*kw]^T
+// where a column of `colT` holds the receptive field of one output pixel (im2col, stored
+// one kernel tap per row so it is written and read in order; the weight is gemm's B
+// operand and stays in its stored dtype).
 // The result is transposed into NCHW with the bias added. A 1x1, stride-1, unpadded
 // convolution skips im2col: x[Cin, pixels] is gemm's A operand read transposed.
 //
@@ -28,27 +29,35 @@ struct ConvShape {
   int64_t k() const { return cin * kh * kw; }
 };
 
-// col[(r - r0) * ow + c][ci * kh * kw + i * kw + j] = x[ci][r * s + i - pad_t][c * s + j - pad_l],
-// zero outside the input, for output rows r in [r0, r1).
+// colT[ci * kh * kw + i * kw + j][(r - r0) * ow + c] = x[ci][r * s + i - pad_t][c * s + j - pad_l],
+// zero outside the input, for output rows r in [r0, r1). Each row of colT is one kernel tap
+// over the chunk's pixels, so it is written in order and, at stride 1, read in order from
+// one input row (a shifted copy with zero edges); gemm reads colT as A transposed.
 void im2col(const float* x, const ConvShape& s, int64_t r0, int64_t r1, float* col) {
-  const int64_t k = s.k();
-  parallel_for(r1 - r0, [&](int64_t begin, int64_t end) {
-    for (int64_t rr = begin; rr < end; ++rr) {
-      const int64_t r = r0 + rr;
-      float* row = col + rr * s.ow * k;  // [ow, k]
-      for (int64_t ci = 0; ci < s.cin; ++ci) {
-        const float* plane = x + ci * s.h * s.w;
-        for (int64_t i = 0; i < s.kh; ++i) {
-          const int64_t ih = r * s.stride + i - s.pad.top;
-          const bool row_inside = ih >= 0 && ih < s.h;
-          for (int64_t j = 0; j < s.kw; ++j) {
-            const int64_t kidx = (ci * s.kh + i) * s.kw + j;
-            for (int64_t c = 0; c < s.ow; ++c) {
-              const int64_t iw = c * s.stride + j - s.pad.left;
-              row[c * k + kidx] = row_inside && iw >= 0 && iw < s.w ? plane[ih * s.w + iw] : 0.0f;
-            }
-          }
+  const int64_t m = (r1 - r0) * s.ow;
+  parallel_for(s.k(), [&](int64_t begin, int64_t end) {
+    for (int64_t kidx = begin; kidx < end; ++kidx) {
+      const int64_t ci = kidx / (s.kh * s.kw), i = kidx / s.kw % s.kh, j = kidx % s.kw;
+      const float* plane = x + ci * s.h * s.w;
+      float* dst = col + kidx * m;
+      // Output columns whose input column c * stride + j - pad_l lies inside [0, w).
+      const int64_t shift = j - s.pad.left;
+      const int64_t c_lo = std::clamp<int64_t>((-shift + s.stride - 1) / s.stride, 0, s.ow);
+      const int64_t c_hi = std::clamp<int64_t>((s.w - shift + s.stride - 1) / s.stride, c_lo, s.ow);
+      for (int64_t r = r0; r < r1; ++r, dst += s.ow) {
+        const int64_t ih = r * s.stride + i - s.pad.top;
+        if (ih < 0 || ih >= s.h) {
+          std::fill(dst, dst + s.ow, 0.0f);
+          continue;
         }
+        const float* src = plane + ih * s.w + shift;
+        std::fill(dst, dst + c_lo, 0.0f);
+        if (s.stride == 1) {
+          std::copy(src + c_lo, src + c_hi, dst + c_lo);
+        } else {
+          for (int64_t c = c_lo; c < c_hi; ++c) dst[c] = src[c * s.stride];
+        }
+        std::fill(dst + c_hi, dst + s.ow, 0.0f);
       }
     }
   });
@@ -101,7 +110,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride,
   const int64_t rows =
       std::clamp<int64_t>(kScratchBytes / std::max<int64_t>(row_bytes, 1), 1, s.oh);
   const Tensor tmp = Tensor::empty({rows * s.ow, s.cout}, DType::F32);
-  const Tensor col = direct ? Tensor{} : Tensor::empty({rows * s.ow, k}, DType::F32);
+  const Tensor col = direct ? Tensor{} : Tensor::empty({k, rows * s.ow}, DType::F32);
 
   for (int64_t n = 0; n < batch; ++n) {
     const float* xn = x.data<float>() + n * s.cin * s.h * s.w;  // [cin, h, w]
@@ -125,8 +134,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride,
         g.lda = pixels;
       } else {
         im2col(xn, s, r0, r1, col.data<float>());
+        g.trans_a = true;  // A = colT[k, m] read as [m, k]
         g.a = col.data<float>();
-        g.lda = k;
+        g.lda = m;
       }
       gemm(g);
       transpose_add_bias(tmp.data<float>(), m, s.cout, bias, yn + r0 * s.ow, pixels);
