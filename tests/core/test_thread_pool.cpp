@@ -1,4 +1,5 @@
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -34,6 +35,27 @@ TEST(ThreadPool, GrainLimitsChunks) {
   pool.parallel_for(
       10, [&](int64_t, int64_t) { calls++; }, 100);
   EXPECT_EQ(calls.load(), 1);
+}
+
+// Two jobs in one process (the server's case) call parallel_for on the same pool at once:
+// the calls queue, and each still covers its range exactly once.
+TEST(ThreadPool, ConcurrentCallersEachCoverTheirRange) {
+  ThreadPool pool(2);
+  constexpr int64_t kN = 5000;
+  std::vector<std::atomic<int>> hits_a(kN), hits_b(kN);
+  auto job = [&](std::vector<std::atomic<int>>& hits) {
+    for (int round = 0; round < 50; ++round)
+      pool.parallel_for(kN, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[i]++;
+      });
+  };
+  std::thread a(job, std::ref(hits_a)), b(job, std::ref(hits_b));
+  a.join();
+  b.join();
+  for (int64_t i = 0; i < kN; ++i) {
+    ASSERT_EQ(hits_a[i].load(), 50) << i;
+    ASSERT_EQ(hits_b[i].load(), 50) << i;
+  }
 }
 
 }  // namespace
