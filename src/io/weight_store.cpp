@@ -251,4 +251,27 @@ WeightStore WeightStore::with_prefix_removed(const std::string& prefix) const {
   });
 }
 
+WeightStore WeightStore::module_weights(const std::string& anchor, const std::string& what) const {
+  std::vector<std::string> prefixes;
+  for (const auto& [name, entry] : entries_)
+    if (name.ends_with(anchor)) prefixes.push_back(name.substr(0, name.size() - anchor.size()));
+  ZF_CHECK(!prefixes.empty(), "[load] {}: no '{}' (or '<prefix>.{}'): not a {}", description_,
+           anchor, anchor, what);
+  ZF_CHECK(prefixes.size() == 1, "[load] {}: {} of them ('{}{}', ...): more than one {}",
+           description_, prefixes.size(), prefixes[0], anchor, what);
+  const std::string& prefix = prefixes[0];
+  ZF_CHECK(prefix.empty() || prefix.ends_with("."),
+           "[load] {}: '{}{}' is not under a module prefix", description_, prefix, anchor);
+  return prefix.empty() ? *this : with_prefix_removed(prefix);
+}
+
+std::optional<std::filesystem::path> component_config_json(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  const bool is_index = path.filename().string().ends_with(".safetensors.index.json");
+  if (!fs::is_directory(path) && !is_index) return std::nullopt;
+  const fs::path json = (is_index ? path.parent_path() : path) / "config.json";
+  if (!fs::is_regular_file(json)) return std::nullopt;
+  return json;
+}
+
 }  // namespace zflow::io

@@ -39,6 +39,11 @@ class WeightStore {
       const std::function<std::optional<std::string>(const std::string&)>& rename) const;
   // The tensors under `prefix` ("vae." or "first_stage_model."), with the prefix removed.
   WeightStore with_prefix_removed(const std::string& prefix) const;
+  // One module's tensors, found by a name only it has (`anchor`, e.g. "embed_tokens.weight"):
+  // whatever stands before the anchor ("", "model.", "text_encoders.t5xxl.transformer.") is
+  // removed, and tensors outside that prefix are dropped. `what` names the module in errors
+  // (none found, several found, a prefix that is not a module path).
+  WeightStore module_weights(const std::string& anchor, const std::string& what) const;
 
   const std::string& description() const { return description_; }  // e.g. the path opened
 
@@ -50,5 +55,10 @@ class WeightStore {
   std::map<std::string, Entry> entries_;
   std::string description_ = "<memory>";
 };
+
+// The config.json that describes what WeightStore::open(path) opens: the one in a component
+// folder or beside an index. None for a single .safetensors file, whose neighbours may belong
+// to another component.
+std::optional<std::filesystem::path> component_config_json(const std::filesystem::path& path);
 
 }  // namespace zflow::io

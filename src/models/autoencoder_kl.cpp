@@ -421,11 +421,8 @@ AutoencoderKL load_autoencoder_kl(const std::filesystem::path& path,
                                   const std::optional<AutoencoderKLConfig>& config) {
   const io::WeightStore weights = io::WeightStore::open(path);
   if (config) return load_autoencoder_kl(weights, config);
-  // A diffusers vae/ folder describes itself; a single file's neighbours may belong to
-  // another component, so they are not consulted.
-  const std::filesystem::path json = path / "config.json";
-  if (std::filesystem::is_directory(path) && std::filesystem::is_regular_file(json))
-    return load_autoencoder_kl(weights, AutoencoderKLConfig::from_json_file(json));
+  if (const auto json = io::component_config_json(path))
+    return load_autoencoder_kl(weights, AutoencoderKLConfig::from_json_file(*json));
   return load_autoencoder_kl(weights, std::nullopt);
 }
 

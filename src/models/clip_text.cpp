@@ -212,19 +212,7 @@ ClipTextOutput ClipTextModel::encode(std::span<const int32_t> ids) const {
 }
 
 io::WeightStore clip_text_weights(const io::WeightStore& weights) {
-  std::vector<std::string> prefixes;
-  const std::string key = kTokenEmbedding;
-  for (const std::string& name : weights.names())
-    if (name.ends_with(key)) prefixes.push_back(name.substr(0, name.size() - key.size()));
-  ZF_CHECK(!prefixes.empty(), "[clip text] {}: no '{}' (or '<prefix>.{}'): not a CLIP text model",
-           weights.description(), key, key);
-  ZF_CHECK(prefixes.size() == 1, "[clip text] {}: {} token embeddings ('{}{}', ...)",
-           weights.description(), prefixes.size(), prefixes[0], key);
-  const std::string& prefix = prefixes[0];
-  ZF_CHECK(prefix.empty() || prefix.ends_with("."),
-           "[clip text] {}: '{}{}' is not under a module prefix", weights.description(), prefix,
-           key);
-  return prefix.empty() ? weights : weights.with_prefix_removed(prefix);
+  return weights.module_weights(kTokenEmbedding, "CLIP text model");
 }
 
 ClipTextModel load_clip_text_model(const io::WeightStore& weights,
@@ -237,9 +225,8 @@ ClipTextModel load_clip_text_model(const std::filesystem::path& path,
                                    const std::optional<ClipTextConfig>& config) {
   const io::WeightStore weights = io::WeightStore::open(path);
   if (config) return load_clip_text_model(weights, config);
-  // Only a folder describes itself; a single file's neighbours may be another component's.
-  if (std::filesystem::is_directory(path) && std::filesystem::is_regular_file(path / "config.json"))
-    return load_clip_text_model(weights, ClipTextConfig::from_json_file(path / "config.json"));
+  if (const auto json = io::component_config_json(path))
+    return load_clip_text_model(weights, ClipTextConfig::from_json_file(*json));
   return load_clip_text_model(weights, std::nullopt);
 }
 

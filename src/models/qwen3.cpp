@@ -315,20 +315,7 @@ std::vector<Tensor> Qwen3TextEncoder::encode_batch(
 }
 
 io::WeightStore qwen3_model_weights(const io::WeightStore& weights) {
-  static const std::string kEmbedding = "embed_tokens.weight";
-  std::vector<std::string> prefixes;
-  for (const std::string& name : weights.names())
-    if (name.ends_with(kEmbedding))
-      prefixes.push_back(name.substr(0, name.size() - kEmbedding.size()));
-  ZF_CHECK(!prefixes.empty(), "[qwen3] {}: no '{}' (or '<prefix>.{}'): not a Qwen3 checkpoint",
-           weights.description(), kEmbedding, kEmbedding);
-  ZF_CHECK(prefixes.size() == 1, "[qwen3] {}: {} embedding tables ('{}embed_tokens.weight', ...)",
-           weights.description(), prefixes.size(), prefixes[0]);
-  const std::string& prefix = prefixes[0];
-  ZF_CHECK(prefix.empty() || prefix.ends_with("."),
-           "[qwen3] {}: '{}{}' is not under a module prefix", weights.description(), prefix,
-           kEmbedding);
-  return prefix.empty() ? weights : weights.with_prefix_removed(prefix);
+  return weights.module_weights("embed_tokens.weight", "Qwen3 checkpoint");
 }
 
 Qwen3TextEncoder load_qwen3_text_encoder(const io::WeightStore& weights,
@@ -341,13 +328,8 @@ Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,
                                          const std::optional<Qwen3Config>& config) {
   const io::WeightStore weights = io::WeightStore::open(path);
   if (config) return load_qwen3_text_encoder(weights, config);
-  // A text_encoder/ folder (or its index) describes itself; a single file's neighbours may
-  // belong to another component, so they are not consulted.
-  const bool is_index = path.string().ends_with(".safetensors.index.json");
-  const std::filesystem::path folder =
-      std::filesystem::is_directory(path) ? path : (is_index ? path.parent_path() : "");
-  if (!folder.empty() && std::filesystem::is_regular_file(folder / "config.json"))
-    return load_qwen3_text_encoder(weights, Qwen3Config::from_json_file(folder / "config.json"));
+  if (const auto json = io::component_config_json(path))
+    return load_qwen3_text_encoder(weights, Qwen3Config::from_json_file(*json));
   return load_qwen3_text_encoder(weights, std::nullopt);
 }
 

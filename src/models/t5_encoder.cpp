@@ -212,19 +212,7 @@ Tensor T5Encoder::encode(std::span<const int32_t> ids) const {
 }
 
 io::WeightStore t5_encoder_weights(const io::WeightStore& weights) {
-  const std::string final_norm = kFinalNorm;
-  std::vector<std::string> prefixes;
-  for (const std::string& name : weights.names())
-    if (name.ends_with(final_norm))
-      prefixes.push_back(name.substr(0, name.size() - final_norm.size()));
-  ZF_CHECK(!prefixes.empty(), "[t5] {}: no '{}' (or '<prefix>.{}'): not a T5 encoder checkpoint",
-           weights.description(), final_norm, final_norm);
-  ZF_CHECK(prefixes.size() == 1, "[t5] {}: {} T5 encoders ('{}{}', ...)", weights.description(),
-           prefixes.size(), prefixes[0], final_norm);
-  const std::string& prefix = prefixes[0];
-  ZF_CHECK(prefix.empty() || prefix.ends_with("."), "[t5] {}: '{}{}' is not under a module prefix",
-           weights.description(), prefix, final_norm);
-  return prefix.empty() ? weights : weights.with_prefix_removed(prefix);
+  return weights.module_weights(kFinalNorm, "T5 encoder checkpoint");
 }
 
 T5Encoder load_t5_encoder(const io::WeightStore& weights,
@@ -237,13 +225,8 @@ T5Encoder load_t5_encoder(const std::filesystem::path& path,
                           const std::optional<T5EncoderConfig>& config) {
   const io::WeightStore weights = io::WeightStore::open(path);
   if (config) return load_t5_encoder(weights, config);
-  // A text_encoder_2/ folder (or its index) describes itself; a single file's neighbours may
-  // belong to another component, so they are not consulted.
-  const bool is_index = path.string().ends_with(".safetensors.index.json");
-  const std::filesystem::path folder =
-      std::filesystem::is_directory(path) ? path : (is_index ? path.parent_path() : "");
-  if (!folder.empty() && std::filesystem::is_regular_file(folder / "config.json"))
-    return load_t5_encoder(weights, T5EncoderConfig::from_json_file(folder / "config.json"));
+  if (const auto json = io::component_config_json(path))
+    return load_t5_encoder(weights, T5EncoderConfig::from_json_file(*json));
   return load_t5_encoder(weights, std::nullopt);
 }
 

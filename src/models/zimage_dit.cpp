@@ -469,12 +469,8 @@ ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
     where = path / "transformer";
   const io::WeightStore weights = io::WeightStore::open(where);
   if (config) return load_zimage_transformer(weights, config);
-  // A diffusers transformer/ folder and its index describe themselves; a single file's
-  // neighbours may belong to another component, so they are not consulted.
-  const bool is_index = where.filename().string().ends_with(".index.json");
-  const fs::path json = (is_index ? where.parent_path() : where) / "config.json";
-  if ((fs::is_directory(where) || is_index) && fs::is_regular_file(json))
-    return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(json));
+  if (const auto json = io::component_config_json(where))
+    return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(*json));
   return load_zimage_transformer(weights, std::nullopt);
 }
 

@@ -227,5 +227,33 @@ TEST(WeightStoreFolder, AmbiguousOrEmptyFolders) {
               AllOf(HasSubstr("several index files"), HasSubstr("a.safetensors.index.json")));
 }
 
+TEST(WeightStore, ModuleWeightsStripsWhateverPrecedesTheAnchor) {
+  WeightStore store;
+  const Tensor t = Tensor::zeros({2}, DType::F32);
+  store.add("text_encoders.qwen.model.embed_tokens.weight", t);
+  store.add("text_encoders.qwen.model.layers.0.w", t);
+  store.add("lm_head.weight", t);
+  const WeightStore module = store.module_weights("embed_tokens.weight", "Qwen3 checkpoint");
+  EXPECT_EQ(module.names(), (std::vector<std::string>{"embed_tokens.weight", "layers.0.w"}));
+
+  EXPECT_THAT([&] { WeightStore{}.module_weights("embed_tokens.weight", "Qwen3 checkpoint"); },
+              ThrowsMessage<Error>(HasSubstr("not a Qwen3 checkpoint")));
+  store.add("other.embed_tokens.weight", t);
+  EXPECT_THAT([&] { store.module_weights("embed_tokens.weight", "Qwen3 checkpoint"); },
+              ThrowsMessage<Error>(HasSubstr("more than one Qwen3 checkpoint")));
+  WeightStore glued;
+  glued.add("xembed_tokens.weight", t);
+  EXPECT_THAT([&] { glued.module_weights("embed_tokens.weight", "Qwen3 checkpoint"); },
+              ThrowsMessage<Error>(HasSubstr("not under a module prefix")));
+}
+
+TEST(WeightStore, ComponentConfigJsonOnlyForFoldersAndIndexes) {
+  const auto folder = test::fixture("qwen3/tiny_diffusers/text_encoder");
+  ASSERT_TRUE(component_config_json(folder).has_value());
+  EXPECT_EQ(*component_config_json(folder), folder / "config.json");
+  EXPECT_EQ(component_config_json(folder / "model.safetensors.index.json"), folder / "config.json");
+  EXPECT_FALSE(component_config_json(test::fixture("qwen3/qwen3_tiny_comfy_weights.safetensors")));
+}
+
 }  // namespace
 }  // namespace zflow::io
