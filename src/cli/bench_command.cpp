@@ -74,6 +74,14 @@ void timed(const std::string& what, int repeat, double flops, const std::functio
   }
 }
 
+// "<component>: <config> (<weights>), ready in N s": what was built and how long it took.
+void announce(const std::string& component, const std::string& config_summary, const Common& o,
+              std::chrono::steady_clock::time_point t0) {
+  fmt::print("{}: {} ({}), ready in {:.2f} s\n", component, config_summary,
+             o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
+             seconds_since(t0));
+}
+
 void check_size(int64_t width, int64_t height) {
   ZF_CHECK(width > 0 && height > 0 && width % 16 == 0 && height % 16 == 0,
            "[bench] -W and -H must be positive multiples of 16, got {}x{}", width, height);
@@ -95,9 +103,7 @@ int run_vae(const VaeOptions& o) {
                                                             release, weight_dtype(o), 1))
                        : models::load_autoencoder_kl(o.weights_path);
   const auto& c = vae.config();
-  fmt::print("vae: {} ({}), ready in {:.2f} s\n", c.summary(),
-             o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
-             seconds_since(t0));
+  announce("vae", c.summary(), o, t0);
   const int64_t factor = int64_t{1} << (c.levels() - 1);
   const Tensor latent =
       Tensor::zeros({o.batch, c.latent_channels, o.height / factor, o.width / factor}, DType::F32);
@@ -131,9 +137,7 @@ int run_dit(const DitOptions& o) {
                                                                 release, weight_dtype(o), 1))
                        : models::load_zimage_transformer(o.weights_path);
   const auto& c = dit.config();
-  fmt::print("z-image transformer: {} ({}), ready in {:.2f} s\n", c.summary(),
-             o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
-             seconds_since(t0));
+  announce("z-image transformer", c.summary(), o, t0);
   Generator noise(0);
   const Tensor latents = noise.randn({o.batch, c.in_channels, o.height / 8, o.width / 8});
   std::vector<Tensor> captions;
@@ -165,9 +169,7 @@ int run_text_encoder(const TextEncoderOptions& o) {
                              release, models::qwen3_random_weights(release, weight_dtype(o), 1))
                        : models::load_qwen3_text_encoder(o.weights_path);
   const auto& c = encoder.config();
-  fmt::print("qwen3 text encoder: {} ({}), ready in {:.2f} s\n", c.summary(),
-             o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
-             seconds_since(t0));
+  announce("qwen3 text encoder", c.summary(), o, t0);
   std::vector<int32_t> ids(static_cast<size_t>(o.tokens));
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919) % 150000);
   timed(fmt::format("encode {} tokens", o.tokens), o.repeat,
