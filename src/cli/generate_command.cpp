@@ -1,4 +1,4 @@
-// `zflow generate`: text-to-image, img2img (-i) and inpaint (-i with --mask) with a Z-Image model,
+// `zflow generate`: text-to-image, img2img (-i) and inpaint (-i with --mask) with any model family,
 // from a diffusers folder (-m) or separate component files. Writes PNG (with A1111 `parameters`
 // and the full request as JSON in text chunks), JPEG or WebP by the output's extension.
 #include <fmt/format.h>
@@ -15,8 +15,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "io/image.h"
-#include "pipeline/zimage_metadata.h"
-#include "pipeline/zimage_pipeline.h"
+#include "pipeline/generator.h"
 
 namespace zflow::cli {
 
@@ -25,10 +24,10 @@ namespace {
 namespace fs = std::filesystem;
 
 struct GenerateOptions {
-  std::string model_dir, diffusion_model, text_encoder, vae, tokenizer;
+  std::string model_dir, diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, vae;
   std::string prompt, negative_prompt;
   std::optional<int> width, height, steps;
-  std::optional<float> guidance;
+  std::optional<float> cfg_scale, guidance;
   float cfg_normalization = 0.0f;
   double cfg_truncation = 1.0;
   std::optional<double> shift, strength;
@@ -37,7 +36,7 @@ struct GenerateOptions {
   std::string init_image, mask;
   std::string output = "zflow.png";
   int threads = 0;
-  size_t max_sequence_length = 512;
+  std::optional<size_t> max_sequence_length;
   std::string torch_rng = "avx2";
 };
 
@@ -94,19 +93,19 @@ int run_generate(const GenerateOptions& o) {
   if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp")
     fail("[generate] -o {}: unknown image format '{}', expected .png, .jpg or .webp", o.output,
          ext);
-  if (o.model_dir.empty() &&
-      (o.diffusion_model.empty() || o.text_encoder.empty() || o.vae.empty() || o.tokenizer.empty()))
+  if (o.model_dir.empty() && o.diffusion_model.empty())
     fail(
-        "[generate] no model: give -m DIR (a diffusers Z-Image folder) or all of "
-        "--diffusion-model, --text-encoder, --vae and --tokenizer");
+        "[generate] no model: give -m DIR (a diffusers folder) or --diffusion-model FILE with "
+        "its text encoder, tokenizer and VAE files");
   if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
 
-  pipeline::ZImageRequest request;
+  pipeline::GenerationRequest request;
   request.prompt = o.prompt;
   request.negative_prompt = o.negative_prompt;
   request.width = o.width;
   request.height = o.height;
   request.steps = o.steps;
+  request.cfg_scale = o.cfg_scale;
   request.guidance = o.guidance;
   request.cfg_normalization = o.cfg_normalization;
   request.cfg_truncation = o.cfg_truncation;
@@ -120,12 +119,14 @@ int run_generate(const GenerateOptions& o) {
   if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
   if (!o.mask.empty()) request.mask = io::read_image(o.mask);
 
-  const auto pipe = pipeline::ZImagePipeline::load({.model_dir = o.model_dir,
-                                                    .diffusion_model = o.diffusion_model,
-                                                    .text_encoder = o.text_encoder,
-                                                    .vae = o.vae,
-                                                    .tokenizer = o.tokenizer});
-  const pipeline::ZImageSettings settings = pipe.resolve(request);
+  const auto generator = pipeline::load_generator({.model_dir = o.model_dir,
+                                                   .diffusion_model = o.diffusion_model,
+                                                   .text_encoder = o.text_encoder,
+                                                   .tokenizer = o.tokenizer,
+                                                   .clip_l = o.clip_l,
+                                                   .t5xxl = o.t5xxl,
+                                                   .vae = o.vae});
+  generator->resolve(request);
   fmt::print("seed {}\n", request.seed);
   std::fflush(stdout);
 
@@ -134,16 +135,15 @@ int run_generate(const GenerateOptions& o) {
     ProgressBar bar;
     pipeline::RunControl control;
     control.on_step = [&bar](const pipeline::StepProgress& p) { bar.update(p); };
-    images = pipe.generate(request, control);
+    images = generator->generate(request, control);
   }
 
-  const pipeline::ZImageSources sources{o.init_image, o.mask};
+  const pipeline::ImageSources sources{o.init_image, o.mask};
   for (int k = 0; k < static_cast<int>(images.size()); ++k) {
     const fs::path path = output_path(o.output, k, o.batch);
-    const io::PngText text = {
-        {"parameters", pipeline::a1111_parameters(request, settings, pipe.model_name(), k)},
-        {"zflow_request",
-         pipeline::request_json(request, settings, pipe.model_name(), sources, k).dump()}};
+    const pipeline::ImageRecord record = generator->record(request, sources, k);
+    const io::PngText text = {{"parameters", record.parameters},
+                              {"zflow_request", record.request.dump()}};
     io::write_image(path, images[static_cast<size_t>(k)], text);
     fmt::print("wrote {}\n", path.string());
   }
@@ -153,12 +153,14 @@ int run_generate(const GenerateOptions& o) {
 }  // namespace
 
 Run add_generate_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("generate", "make images with a Z-Image model");
+  auto* cmd = app.add_subcommand("generate", "make images with a Z-Image or FLUX model");
   auto o = std::make_shared<GenerateOptions>();
-  cmd->add_option("-m,--model", o->model_dir, "a diffusers Z-Image folder (model_index.json)");
+  cmd->add_option("-m,--model", o->model_dir, "a diffusers folder (model_index.json)");
   cmd->add_option("--diffusion-model", o->diffusion_model,
                   "the transformer: a .safetensors file or folder (overrides -m's)");
   cmd->add_option("--text-encoder", o->text_encoder, "the Qwen3 text encoder (overrides -m's)");
+  cmd->add_option("--clip-l", o->clip_l, "FLUX.1's CLIP-L text encoder (overrides -m's)");
+  cmd->add_option("--t5xxl", o->t5xxl, "FLUX.1's T5-XXL text encoder (overrides -m's)");
   cmd->add_option("--vae", o->vae, "the VAE (overrides -m's)");
   cmd->add_option("--tokenizer", o->tokenizer,
                   "the Qwen3 tokenizer.json or its folder (overrides -m's)");
@@ -167,9 +169,11 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("-W,--width", o->width, "image width, a multiple of 16 (default 1024)");
   cmd->add_option("-H,--height", o->height, "image height, a multiple of 16 (default 1024)");
   cmd->add_option("--steps", o->steps, "sampling steps (default: Turbo 8, Base 50)");
-  cmd->add_option("--cfg-scale", o->guidance,
+  cmd->add_option("--cfg-scale", o->cfg_scale,
                   "Z-Image guidance g: pred = pos + g (pos - neg); 0 turns CFG off "
                   "(default: Turbo 0, Base 4)");
+  cmd->add_option("--guidance", o->guidance,
+                  "guidance embedded in the model (FLUX.1-dev, default 3.5); not for Z-Image");
   cmd->add_option("--cfg-normalization", o->cfg_normalization,
                   "cap the guided prediction's norm at K times the positive one's; K = 1 when "
                   "given without a value (default: off)")
@@ -185,7 +189,7 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("--strength", o->strength,
                   "how much of the init image to repaint, 0-1 (default 0.6, inpaint 1)");
   cmd->add_option("--max-sequence-length", o->max_sequence_length,
-                  "prompt tokens kept, chat template included (default 512)");
+                  "prompt tokens kept (default: Z-Image 512 with the chat template)");
   cmd->add_option("-o,--output", o->output,
                   "output .png, .jpg or .webp; %d numbers the images of a batch")
       ->capture_default_str();

@@ -1,0 +1,102 @@
+// The one face every model family shows to its callers (`zflow generate`, `zflow serve`): load a
+// model from its files, check a request, generate images, and describe how each was made. The
+// families' own pipelines (zimage_pipeline.h, ...) keep their exact, family-specific requests;
+// this layer maps the common request onto them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "io/image.h"
+#include "pipeline/run_control.h"
+
+namespace zflow::pipeline {
+
+// Where a model's components are: a diffusers folder, or each file on its own (a file given on
+// its own overrides the folder's component). Which fields a family uses: Z-Image takes
+// text_encoder (Qwen3) and tokenizer; FLUX.1 takes clip_l and t5xxl.
+struct ModelFiles {
+  std::filesystem::path model_dir;
+  std::filesystem::path diffusion_model;
+  std::filesystem::path text_encoder;
+  std::filesystem::path tokenizer;
+  std::filesystem::path clip_l;
+  std::filesystem::path t5xxl;
+  std::filesystem::path vae;
+};
+
+// What a caller asks for. Unset optionals take the model's defaults.
+struct GenerationRequest {
+  std::string prompt;
+  std::string negative_prompt;
+  std::optional<int> width;
+  std::optional<int> height;
+  std::optional<int> steps;
+  std::optional<float> cfg_scale;  // classifier-free guidance (Z-Image's g)
+  std::optional<float> guidance;   // guidance embedded in the model (FLUX.1-dev)
+  float cfg_normalization = 0.0f;  // Z-Image only
+  double cfg_truncation = 1.0;     // Z-Image only
+  std::optional<double> shift;
+  uint64_t seed = 0;
+  int batch = 1;
+  std::optional<io::Image> init_image;  // img2img; with mask: inpaint
+  std::optional<io::Image> mask;
+  std::optional<double> strength;
+  std::optional<size_t> max_sequence_length;
+  NormalMath normal_math = NormalMath::Avx2Cephes;
+};
+
+// A request with every default filled in.
+struct GenerationSettings {
+  std::string mode;  // "txt2img", "img2img", "inpaint"
+  int width = 0, height = 0;
+  int steps = 0;      // the schedule's length
+  int steps_run = 0;  // the denoising steps that actually run (fewer for img2img)
+  float cfg_scale = 0.0f;
+  std::optional<float> guidance;
+  double shift = 0.0;
+  double strength = 1.0;
+};
+
+// Where the init image and mask came from, for the record (a request holds only pixels).
+struct ImageSources {
+  std::string init_image;
+  std::string mask;
+};
+
+// How one image was made: A1111's `parameters` text and the full request as JSON.
+struct ImageRecord {
+  std::string parameters;
+  nlohmann::json request;
+};
+
+class ImageGenerator {
+ public:
+  virtual ~ImageGenerator() = default;
+
+  virtual const std::string& model_name() const = 0;  // folder or file stem
+  virtual std::string architecture() const = 0;       // "Z-Image-Turbo", "FLUX.1-dev", ...
+
+  // Checks the request and fills in defaults; an Error names the offending field.
+  virtual GenerationSettings resolve(const GenerationRequest& request) const = 0;
+
+  // request.batch images. Throws Cancelled when control.stop is requested between steps.
+  virtual std::vector<io::Image> generate(const GenerationRequest& request,
+                                          const RunControl& control) const = 0;
+
+  virtual ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
+                             int batch_index) const = 0;
+};
+
+// Loads the model the files hold, whichever family it is; an Error names the file and what it
+// holds when zflow does not know it.
+std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files);
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,89 @@
+#include "pipeline/zimage_generator.h"
+
+#include "core/error.h"
+#include "pipeline/zimage_metadata.h"
+#include "pipeline/zimage_pipeline.h"
+#include "sampling/flow_schedule.h"
+
+namespace zflow::pipeline {
+
+namespace {
+
+class ZImageGenerator final : public ImageGenerator {
+ public:
+  explicit ZImageGenerator(ZImagePipeline pipe) : pipe_(std::move(pipe)) {}
+
+  const std::string& model_name() const override { return pipe_.model_name(); }
+  std::string architecture() const override { return zimage_variant_name(pipe_.variant()); }
+
+  GenerationSettings resolve(const GenerationRequest& request) const override {
+    const ZImageSettings s = pipe_.resolve(to_zimage(request));
+    GenerationSettings g;
+    g.mode = zimage_mode_name(s.mode);
+    g.width = s.width;
+    g.height = s.height;
+    g.steps = s.steps;
+    g.steps_run =
+        s.mode == ZImageMode::TextToImage ? s.steps : s.steps - img2img_start(s.steps, s.strength);
+    g.cfg_scale = s.guidance;
+    g.shift = s.shift;
+    g.strength = s.strength;
+    return g;
+  }
+
+  std::vector<io::Image> generate(const GenerationRequest& request,
+                                  const RunControl& control) const override {
+    return pipe_.generate(to_zimage(request), control);
+  }
+
+  ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
+                     int batch_index) const override {
+    const ZImageRequest z = to_zimage(request);
+    const ZImageSettings s = pipe_.resolve(z);
+    return {a1111_parameters(z, s, model_name(), batch_index),
+            request_json(z, s, model_name(), {sources.init_image, sources.mask}, batch_index)};
+  }
+
+ private:
+  // Z-Image's guidance is classifier-free only: the model embeds none, so a request for embedded
+  // guidance is a mistake worth naming rather than ignoring.
+  static ZImageRequest to_zimage(const GenerationRequest& r) {
+    if (r.guidance)
+      fail(
+          "[zimage] guidance: Z-Image has no embedded (distilled) guidance; use cfg_scale for "
+          "classifier-free guidance");
+    ZImageRequest z;
+    z.prompt = r.prompt;
+    z.negative_prompt = r.negative_prompt;
+    z.width = r.width;
+    z.height = r.height;
+    z.steps = r.steps;
+    z.guidance = r.cfg_scale;
+    z.cfg_normalization = r.cfg_normalization;
+    z.cfg_truncation = r.cfg_truncation;
+    z.shift = r.shift;
+    z.seed = r.seed;
+    z.batch = r.batch;
+    z.init_image = r.init_image;
+    z.mask = r.mask;
+    z.strength = r.strength;
+    if (r.max_sequence_length) z.max_sequence_length = *r.max_sequence_length;
+    z.normal_math = r.normal_math;
+    return z;
+  }
+
+  ZImagePipeline pipe_;
+};
+
+}  // namespace
+
+std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
+  return std::make_unique<ZImageGenerator>(
+      ZImagePipeline::load({.model_dir = files.model_dir,
+                            .diffusion_model = files.diffusion_model,
+                            .text_encoder = files.text_encoder,
+                            .vae = files.vae,
+                            .tokenizer = files.tokenizer}));
+}
+
+}  // namespace zflow::pipeline

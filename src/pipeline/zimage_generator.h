@@ -1,0 +1,12 @@
+// Z-Image behind the family-agnostic ImageGenerator interface.
+#pragma once
+
+#include <memory>
+
+#include "pipeline/generator.h"
+
+namespace zflow::pipeline {
+
+std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files);
+
+}  // namespace zflow::pipeline
