@@ -13,3 +13,6 @@ pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 # Debian's libsentencepiece-dev ships no CMake config, only a pkg-config file.
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+# Debian ships cpp-httplib compiled (httplib.h declares only); the .pc carries the defines that
+# make its class layouts match the library.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

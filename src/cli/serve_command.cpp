@@ -1,0 +1,113 @@
+// `zflow serve`: the HTTP API server and web page (src/server/), over models named on the command
+// line or found in a models folder.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "server/http_server.h"
+#include "server/model_registry.h"
+
+namespace zflow::cli {
+
+namespace {
+
+struct ServeOptions {
+  std::vector<std::string> model_dirs;
+  std::string models_folder;
+  std::string diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, vae;
+  server::ServerOptions server;
+  double memory_budget_gb = 0;
+  int threads = 0;
+};
+
+std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
+  std::vector<server::ModelEntry> entries;
+  for (const auto& dir : o.model_dirs) entries.push_back(server::model_entry({.model_dir = dir}));
+  if (!o.diffusion_model.empty())
+    entries.push_back(server::model_entry({.diffusion_model = o.diffusion_model,
+                                           .text_encoder = o.text_encoder,
+                                           .tokenizer = o.tokenizer,
+                                           .clip_l = o.clip_l,
+                                           .t5xxl = o.t5xxl,
+                                           .vae = o.vae}));
+  if (!o.models_folder.empty())
+    for (auto& e : server::scan_models_folder(o.models_folder)) entries.push_back(std::move(e));
+  if (entries.empty())
+    fail("[serve] no models: give -m DIR, --models-dir DIR or --diffusion-model FILE");
+  return entries;
+}
+
+int run_serve(ServeOptions o) {
+  if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
+  if (o.server.api_key.empty())
+    if (const char* key = std::getenv("ZFLOW_API_KEY")) o.server.api_key = key;
+
+  // SIGINT / SIGTERM are taken by one thread that stops the server cleanly (cancelling jobs and
+  // closing connections); every other thread, started below, inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  server::ModelRegistry models(model_entries(o),
+                               static_cast<uint64_t>(o.memory_budget_gb * (1ull << 30)));
+  server::ApiServer api(o.server, models);
+  const int port = api.bind();
+  for (const auto& e : models.entries())
+    log::info("[serve] model {} ({:.2f} GB)", e.name, e.bytes / double(1ull << 30));
+  fmt::print("zflow serving on http://{}:{}/\n", o.server.host, port);
+  std::fflush(stdout);
+
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    log::info("[serve] signal {}: stopping", sig);
+    api.stop();
+  });
+  api.serve();
+  // serve() also returns when the socket fails; wake the stopper so it can be joined.
+  pthread_kill(stopper.native_handle(), SIGTERM);
+  stopper.join();
+  return 0;
+}
+
+}  // namespace
+
+Run add_serve_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("serve", "serve the OpenAI, A1111 and job APIs and a web page");
+  auto o = std::make_shared<ServeOptions>();
+  cmd->add_option("-m,--model", o->model_dirs, "a diffusers model folder (repeatable)");
+  cmd->add_option("--models-dir", o->models_folder,
+                  "a folder whose subfolders are diffusers models, offered by folder name");
+  cmd->add_option("--diffusion-model", o->diffusion_model, "one model given by its files");
+  cmd->add_option("--text-encoder", o->text_encoder, "its Qwen3 text encoder (Z-Image)");
+  cmd->add_option("--tokenizer", o->tokenizer, "its tokenizer (Z-Image)");
+  cmd->add_option("--clip-l", o->clip_l, "its CLIP-L text encoder (FLUX.1)");
+  cmd->add_option("--t5xxl", o->t5xxl, "its T5-XXL text encoder (FLUX.1)");
+  cmd->add_option("--vae", o->vae, "its VAE");
+  cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();
+  cmd->add_option("--api-key", o->server.api_key,
+                  "require 'Authorization: Bearer KEY' (default: $ZFLOW_API_KEY, else none)");
+  cmd->add_option("--queue", o->server.queue_capacity, "jobs that may wait before 429")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--memory-budget", o->memory_budget_gb,
+                  "GB of model weights kept loaded; least recently used models are evicted "
+                  "(default: no limit)");
+  cmd->add_option("--max-size", o->server.limits.max_side, "largest width or height allowed")
+      ->capture_default_str();
+  cmd->add_option("--max-batch", o->server.limits.max_batch, "most images per request")
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU threads for generation (default: all)");
+  return [o] { return run_serve(*o); };
+}
+
+}  // namespace zflow::cli

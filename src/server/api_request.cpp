@@ -1,0 +1,226 @@
+#include "server/api_request.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+
+#include "core/error.h"
+#include "io/image.h"
+#include "server/base64.h"
+
+namespace zflow::server {
+
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& field, const std::string& message) {
+  throw ApiError(400, field, fmt::format("{}: {}", field, message));
+}
+
+// Typed, optional field access: absent or null gives nullopt, a wrong type names the field.
+std::optional<std::string> get_string(const json& body, const std::string& field) {
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) bad(field, fmt::format("expected a string, got {}", it->type_name()));
+  return it->get<std::string>();
+}
+
+std::optional<int64_t> get_int(const json& body, const std::string& field, int64_t lo, int64_t hi) {
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  int64_t v;
+  if (it->is_number_integer())
+    v = it->get<int64_t>();
+  else if (it->is_number_float() && std::floor(it->get<double>()) == it->get<double>() &&
+           std::abs(it->get<double>()) < 1e18)
+    v = static_cast<int64_t>(it->get<double>());
+  else
+    bad(field, fmt::format("expected an integer, got {}", it->dump()));
+  if (v < lo || v > hi) bad(field, fmt::format("expected {}..{}, got {}", lo, hi, v));
+  return v;
+}
+
+std::optional<double> get_number(const json& body, const std::string& field, double lo, double hi) {
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number()) bad(field, fmt::format("expected a number, got {}", it->type_name()));
+  const double v = it->get<double>();
+  if (!(v >= lo && v <= hi)) bad(field, fmt::format("expected {}..{}, got {}", lo, hi, v));
+  return v;
+}
+
+std::string prompt_field(const json& body, const std::string& field, bool required,
+                         const RequestLimits& limits) {
+  const auto p = get_string(body, field);
+  if (!p && required) bad(field, "required");
+  if (p && p->size() > limits.max_prompt_bytes)
+    bad(field, fmt::format("{} bytes, over the limit of {}", p->size(), limits.max_prompt_bytes));
+  return p.value_or("");
+}
+
+void check_side(const std::string& field, int64_t v, const RequestLimits& limits) {
+  if (v < 16 || v > limits.max_side || v % 16 != 0)
+    bad(field, fmt::format("expected a multiple of 16 from 16 to {}, got {}", limits.max_side, v));
+}
+
+std::optional<int> side_field(const json& body, const std::string& field,
+                              const RequestLimits& limits) {
+  const auto v = get_int(body, field, INT32_MIN, INT32_MAX);
+  if (!v) return std::nullopt;
+  check_side(field, *v, limits);
+  return static_cast<int>(*v);
+}
+
+// Seeds: absent, null or negative (A1111's -1) draw one; torch uses the low 32 bits only.
+uint64_t seed_field(const json& body, const std::string& field) {
+  const auto it = body.find(field);
+  if (it != body.end() && !it->is_null()) {
+    if (it->is_number_unsigned()) return it->get<uint64_t>();
+    if (!it->is_number_integer())
+      bad(field, fmt::format("expected an integer, got {}", it->dump()));
+    if (it->get<int64_t>() >= 0) return static_cast<uint64_t>(it->get<int64_t>());
+  }
+  return std::random_device{}();
+}
+
+io::Image image_field(const std::string& field, const json& value) {
+  if (!value.is_string()) bad(field, "expected a base64-encoded PNG, JPEG or WebP image");
+  const auto bytes = base64_decode(value.get<std::string>());
+  if (!bytes) bad(field, "not valid base64");
+  try {
+    return io::decode_image(*bytes, field);
+  } catch (const Error& e) {
+    bad(field, e.what());
+  }
+}
+
+OutputFormat format_field(const json& body, const std::string& field) {
+  const auto f = get_string(body, field);
+  if (!f || *f == "png") return OutputFormat::Png;
+  if (*f == "jpeg" || *f == "jpg") return OutputFormat::Jpeg;
+  if (*f == "webp") return OutputFormat::Webp;
+  bad(field, fmt::format("expected png, jpeg or webp, got '{}'", *f));
+}
+
+// Only the flow-matching Euler sampler exists; other names would silently mean something else.
+void sampler_field(const json& body, const std::string& field) {
+  auto s = get_string(body, field);
+  if (!s || s->empty()) return;
+  std::transform(s->begin(), s->end(), s->begin(), [](unsigned char c) { return std::tolower(c); });
+  if (*s != "euler" && *s != "flow_euler" && *s != "euler_flow")
+    bad(field, fmt::format("unknown sampler '{}'; this server has: Euler", *s));
+}
+
+// The fields every API shares under the same names (zflow's extensions to OpenAI's API).
+void common_fields(const json& body, const RequestLimits& limits, pipeline::GenerationRequest& r) {
+  r.negative_prompt = prompt_field(body, "negative_prompt", false, limits);
+  if (const auto v = get_int(body, "steps", 1, limits.max_steps)) r.steps = static_cast<int>(*v);
+  if (const auto v = get_number(body, "cfg_scale", 0, 100)) r.cfg_scale = static_cast<float>(*v);
+  if (const auto v = get_number(body, "guidance", 0, 100)) r.guidance = static_cast<float>(*v);
+  if (const auto v = get_number(body, "shift", 0.01, 100)) r.shift = *v;
+  r.seed = seed_field(body, "seed");
+}
+
+std::string model_field(const json& body, const std::string& field,
+                        const std::string& default_model) {
+  const auto m = get_string(body, field);
+  if (m && !m->empty()) return *m;
+  if (default_model.empty()) throw ApiError(404, field, "no models are configured");
+  return default_model;
+}
+
+}  // namespace
+
+json parse_json_object(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) throw ApiError(400, "", "the request body is not valid JSON");
+  if (!j.is_object()) throw ApiError(400, "", "the request body must be a JSON object");
+  return j;
+}
+
+JobSpec parse_openai_generation(const json& body, const RequestLimits& limits,
+                                const std::string& default_model) {
+  JobSpec spec;
+  auto& r = spec.request;
+  r.prompt = prompt_field(body, "prompt", true, limits);
+  spec.model = model_field(body, "model", default_model);
+  r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));
+  if (const auto size = get_string(body, "size"); size && *size != "auto") {
+    int w = 0, h = 0;
+    char x = 0;
+    if (std::sscanf(size->c_str(), "%d%c%d", &w, &x, &h) != 3 || x != 'x' ||
+        fmt::format("{}x{}", w, h) != *size)
+      bad("size", fmt::format("expected WIDTHxHEIGHT such as 1024x1024, got '{}'", *size));
+    check_side("size", w, limits);
+    check_side("size", h, limits);
+    r.width = w;
+    r.height = h;
+  }
+  if (const auto rf = get_string(body, "response_format"); rf && *rf != "b64_json")
+    bad("response_format", fmt::format("only b64_json is served, got '{}'", *rf));
+  spec.format = format_field(body, "output_format");
+  sampler_field(body, "sampler");
+  common_fields(body, limits, r);
+  return spec;
+}
+
+JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
+                    const std::string& default_model) {
+  JobSpec spec;
+  auto& r = spec.request;
+  r.prompt = prompt_field(body, "prompt", false, limits);
+  std::string model = default_model;
+  if (const auto it = body.find("override_settings"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) bad("override_settings", "expected an object");
+    model = model_field(*it, "sd_model_checkpoint", default_model);
+  }
+  if (model.empty()) throw ApiError(404, "sd_model_checkpoint", "no models are configured");
+  spec.model = model;
+  r.width = side_field(body, "width", limits);
+  r.height = side_field(body, "height", limits);
+  r.batch = static_cast<int>(get_int(body, "batch_size", 1, limits.max_batch).value_or(1));
+  if (get_int(body, "n_iter", 1, 1000).value_or(1) != 1)
+    bad("n_iter", "only 1 is supported; ask for several images with batch_size");
+  sampler_field(body, "sampler_name");
+  sampler_field(body, "sampler_index");
+  common_fields(body, limits, r);
+  // Forge's name for FLUX's embedded guidance.
+  if (const auto v = get_number(body, "distilled_cfg_scale", 0, 100))
+    r.guidance = static_cast<float>(*v);
+  if (img2img) {
+    const auto it = body.find("init_images");
+    if (it == body.end() || !it->is_array() || it->empty())
+      bad("init_images", "expected an array with one base64 image");
+    if (it->size() > 1) bad("init_images", "only one init image is supported");
+    r.init_image = image_field("init_images[0]", (*it)[0]);
+    if (const auto m = body.find("mask"); m != body.end() && !m->is_null())
+      r.mask = image_field("mask", *m);
+    r.strength = get_number(body, "denoising_strength", 0, 1).value_or(0.75);
+  }
+  return spec;
+}
+
+JobSpec parse_native_job(const json& body, const RequestLimits& limits,
+                         const std::string& default_model) {
+  JobSpec spec;
+  auto& r = spec.request;
+  r.prompt = prompt_field(body, "prompt", true, limits);
+  spec.model = model_field(body, "model", default_model);
+  r.width = side_field(body, "width", limits);
+  r.height = side_field(body, "height", limits);
+  r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));
+  sampler_field(body, "sampler");
+  common_fields(body, limits, r);
+  if (const auto it = body.find("init_image"); it != body.end() && !it->is_null())
+    r.init_image = image_field("init_image", *it);
+  if (const auto it = body.find("mask"); it != body.end() && !it->is_null())
+    r.mask = image_field("mask", *it);
+  r.strength = get_number(body, "strength", 0, 1);
+  if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
+  spec.format = format_field(body, "output_format");
+  return spec;
+}
+
+}  // namespace zflow::server

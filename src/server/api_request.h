@@ -1,0 +1,46 @@
+// Turning the JSON bodies of the three APIs (OpenAI images, AUTOMATIC1111, zflow's native jobs)
+// into jobs. Every problem is an ApiError naming the field and what was expected, which the HTTP
+// layer sends as a 4xx JSON error; nothing a client sends can crash or hang the server.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <stdexcept>
+#include <string>
+
+#include "server/job.h"
+
+namespace zflow::server {
+
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, std::string param, const std::string& message)
+      : std::runtime_error(message), status_(status), param_(std::move(param)) {}
+  int status() const { return status_; }
+  const std::string& param() const { return param_; }  // the offending field, or ""
+
+ private:
+  int status_;
+  std::string param_;
+};
+
+// What a server accepts; requests beyond it get 400 naming the field and the limit.
+struct RequestLimits {
+  int max_side = 2048;  // pixels, width and height each
+  int max_batch = 8;    // images per request
+  int max_steps = 200;
+  size_t max_prompt_bytes = 16384;
+};
+
+// The body as a JSON object, or ApiError 400.
+nlohmann::json parse_json_object(const std::string& body);
+
+// `default_model` is used when the body names none; the caller checks the name exists.
+JobSpec parse_openai_generation(const nlohmann::json& body, const RequestLimits& limits,
+                                const std::string& default_model);
+JobSpec parse_a1111(const nlohmann::json& body, bool img2img, const RequestLimits& limits,
+                    const std::string& default_model);
+JobSpec parse_native_job(const nlohmann::json& body, const RequestLimits& limits,
+                         const std::string& default_model);
+
+}  // namespace zflow::server

@@ -1,0 +1,100 @@
+// One image-generation job as the server tracks it: what was asked, where it stands, and what it
+// made. A job is shared between the queue's worker (which runs it) and any number of HTTP
+// handlers (which read it, wait on it, or cancel it), so its changing state sits behind a mutex
+// and every change bumps `version` and wakes the waiters.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "pipeline/generator.h"
+
+namespace zflow::server {
+
+// A request the chosen model cannot run (a size or field it refuses); the job fails with the
+// model's message and HTTP callers get 422 rather than 500.
+class RejectedByModel : public Error {
+ public:
+  explicit RejectedByModel(const std::string& message) : Error(message) {}
+};
+
+enum class JobState { Queued, Running, Completed, Failed, Cancelled };
+const char* job_state_name(JobState state);  // "queued", "running", ...
+inline bool is_final(JobState s) {
+  return s == JobState::Completed || s == JobState::Failed || s == JobState::Cancelled;
+}
+
+enum class OutputFormat { Png, Jpeg, Webp };
+const char* output_format_name(OutputFormat format);  // "png", "jpeg", "webp"
+const char* output_format_mime(OutputFormat format);
+
+// What a job is asked to do.
+struct JobSpec {
+  std::string model;  // a registry name, never a path
+  pipeline::GenerationRequest request;
+  OutputFormat format = OutputFormat::Png;
+};
+
+// One finished image, already encoded in the job's format.
+struct JobImage {
+  std::string encoded;
+  std::string parameters;  // A1111 infotext
+  nlohmann::json record;   // the request as it ran
+};
+
+// A consistent copy of a job's changing state.
+struct JobStatus {
+  JobState state = JobState::Queued;
+  int step = 0;
+  int steps = 0;
+  std::string error;
+  int error_status = 0;  // for failed jobs: 422 when the model refused the request, else 500
+  std::vector<JobImage> images;
+  double queued_seconds = 0;  // from submission to start (or to now)
+  double run_seconds = 0;     // from start to finish (or to now)
+  uint64_t version = 0;
+};
+
+class Job {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Job(std::string id, JobSpec spec) : id_(std::move(id)), spec_(std::move(spec)) {}
+
+  const std::string& id() const { return id_; }
+  const JobSpec& spec() const { return spec_; }
+  std::stop_token stop_token() const { return stop_.get_token(); }
+  void request_stop() { stop_.request_stop(); }
+
+  JobStatus status() const;
+  // Blocks until the job's version passes `seen` or `timeout` elapses; returns the status.
+  JobStatus wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) const;
+  JobStatus wait_until_final() const;
+
+  // Changes, made by the queue and the runner.
+  void set_running(int steps);
+  void set_progress(int step, int steps);
+  void finish(JobState state, std::vector<JobImage> images, std::string error,
+              int error_status = 0);
+
+ private:
+  void touch();  // bump the version and wake waiters; mu_ held
+
+  const std::string id_;
+  const JobSpec spec_;
+  std::stop_source stop_;
+  const Clock::time_point created_ = Clock::now();
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
+  JobStatus status_;
+  std::optional<Clock::time_point> started_, finished_;
+};
+
+}  // namespace zflow::server

@@ -1,0 +1,68 @@
+// The models a server may run, by name: named on the command line or found in a models folder,
+// loaded on first use and kept while they fit a memory budget, the least recently used evicted
+// first. Requests name models only by these names, so no request can reach a file outside the
+// configured folders.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pipeline/generator.h"
+
+namespace zflow::server {
+
+struct ModelEntry {
+  std::string name;
+  pipeline::ModelFiles files;
+  uint64_t bytes = 0;  // on-disk size of its weights: what loading it will hold
+};
+
+// The entries a models folder offers: every subfolder holding a diffusers model_index.json.
+// A folder without one, or without a tokenizer/, is skipped with a log line.
+std::vector<ModelEntry> scan_models_folder(const std::filesystem::path& folder);
+// An entry for one model given by its files; the name is the folder's or the file's stem.
+ModelEntry model_entry(const pipeline::ModelFiles& files);
+
+class ModelRegistry {
+ public:
+  using Loader =
+      std::function<std::unique_ptr<pipeline::ImageGenerator>(const pipeline::ModelFiles&)>;
+
+  // budget_bytes: how much weight may stay loaded (0: no limit). The first entry is the default.
+  ModelRegistry(std::vector<ModelEntry> entries, uint64_t budget_bytes,
+                Loader loader = pipeline::load_generator);
+
+  const std::vector<ModelEntry>& entries() const { return entries_; }
+  bool contains(const std::string& name) const;
+  std::string default_model() const;
+  void set_default_model(const std::string& name);  // throws for an unknown name
+
+  // The named model, loading it first if needed (which may evict others that no job is using).
+  // Throws Error for an unknown name or a model that fails to load.
+  std::shared_ptr<const pipeline::ImageGenerator> acquire(const std::string& name);
+  std::vector<std::string> loaded() const;  // most recently used first
+
+ private:
+  const ModelEntry& entry(const std::string& name) const;
+
+  struct Loaded {
+    std::string name;
+    uint64_t bytes;
+    std::shared_ptr<const pipeline::ImageGenerator> generator;
+  };
+
+  const std::vector<ModelEntry> entries_;
+  const uint64_t budget_;
+  Loader loader_;
+  mutable std::mutex mu_;
+  std::list<Loaded> loaded_;  // most recently used first
+  std::string default_;
+};
+
+}  // namespace zflow::server

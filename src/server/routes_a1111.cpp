@@ -1,0 +1,132 @@
+// The AUTOMATIC1111 web UI's API (/sdapi/v1/...), as existing clients call it: txt2img, img2img,
+// progress, interrupt, options (the model switch), sd-models and samplers.
+#include <chrono>
+
+#include "server/base64.h"
+#include "server/server_state.h"
+
+namespace zflow::server {
+
+namespace {
+
+using nlohmann::json;
+
+// A1111's `info` is a JSON document inside a string, describing the batch.
+std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
+  const json first = status.images.empty() ? json::object() : status.images.front().record;
+  const size_t n = status.images.size();
+  json infotexts = json::array();
+  for (const JobImage& image : status.images) infotexts.push_back(image.parameters);
+  const auto seed = first.value("seed", json());
+  return json{{"prompt", spec.request.prompt},
+              {"all_prompts", json::array_t(n, spec.request.prompt)},
+              {"negative_prompt", spec.request.negative_prompt},
+              {"all_negative_prompts", json::array_t(n, spec.request.negative_prompt)},
+              {"seed", seed},
+              // One noise tensor serves the whole batch (diffusers' num_images_per_prompt).
+              {"all_seeds", json::array_t(n, seed)},
+              {"subseed", -1},
+              {"width", first.value("width", json())},
+              {"height", first.value("height", json())},
+              {"sampler_name", "Euler"},
+              {"cfg_scale", first.value("guidance", json())},
+              {"steps", first.value("steps", json())},
+              {"batch_size", n},
+              {"sd_model_name", spec.model},
+              {"infotexts", infotexts},
+              {"styles", json::array()}}
+      .dump();
+}
+
+void generate(ServerState& s, const httplib::Request& req, httplib::Response& res, bool img2img) {
+  answer(res, [&] {
+    json body = parse_json_object(req.body);
+    JobSpec spec = parse_a1111(body, img2img, s.options.limits, s.models.default_model());
+    const JobStatus status = run_to_completion(s, spec, "sd_model_checkpoint");
+    json images = json::array();
+    for (const JobImage& image : status.images) images.push_back(base64_encode(image.encoded));
+    // The parameters echo the request, minus the (large) input images, with the seed used.
+    body.erase("init_images");
+    body.erase("mask");
+    body["seed"] = spec.request.seed;
+    send_json(res, 200,
+              {{"images", images}, {"parameters", body}, {"info", a1111_info(spec, status)}});
+  });
+}
+
+}  // namespace
+
+void add_a1111_routes(ServerState& s) {
+  s.http.Post("/sdapi/v1/txt2img", [&s](const httplib::Request& req, httplib::Response& res) {
+    generate(s, req, res, false);
+  });
+  s.http.Post("/sdapi/v1/img2img", [&s](const httplib::Request& req, httplib::Response& res) {
+    generate(s, req, res, true);
+  });
+
+  s.http.Get("/sdapi/v1/progress", [&s](const httplib::Request&, httplib::Response& res) {
+    answer(res, [&] {
+      const auto job = s.queue.running();
+      const JobStatus st = job ? job->status() : JobStatus{};
+      const double progress = st.steps > 0 ? double(st.step) / st.steps : 0.0;
+      const double eta = st.step > 0 ? st.run_seconds / st.step * (st.steps - st.step) : 0.0;
+      send_json(res, 200,
+                {{"progress", progress},
+                 {"eta_relative", eta},
+                 {"state",
+                  {{"skipped", false},
+                   {"interrupted", job && job->stop_token().stop_requested()},
+                   {"job", job ? job->id() : ""},
+                   {"job_count", s.queue.depth() + (job ? 1 : 0)},
+                   {"job_no", 0},
+                   {"sampling_step", st.step},
+                   {"sampling_steps", st.steps}}},
+                 {"current_image", nullptr},
+                 {"textinfo", nullptr}});
+    });
+  });
+
+  s.http.Post("/sdapi/v1/interrupt", [&s](const httplib::Request&, httplib::Response& res) {
+    s.queue.cancel_running();
+    send_json(res, 200, json::object());
+  });
+
+  s.http.Get("/sdapi/v1/options", [&s](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"sd_model_checkpoint", s.models.default_model()}});
+  });
+  s.http.Post("/sdapi/v1/options", [&s](const httplib::Request& req, httplib::Response& res) {
+    answer(res, [&] {
+      const json body = parse_json_object(req.body);
+      if (const auto it = body.find("sd_model_checkpoint"); it != body.end()) {
+        if (!it->is_string())
+          throw ApiError(400, "sd_model_checkpoint", "sd_model_checkpoint: expected a string");
+        const std::string name = it->get<std::string>();
+        if (!s.models.contains(name))
+          throw ApiError(404, "sd_model_checkpoint",
+                         "sd_model_checkpoint: model '" + name + "' is not one this server offers");
+        s.models.set_default_model(name);
+      }
+      send_json(res, 200, nullptr);
+    });
+  });
+
+  s.http.Get("/sdapi/v1/sd-models", [&s](const httplib::Request&, httplib::Response& res) {
+    json models = json::array();
+    for (const ModelEntry& e : s.models.entries())
+      models.push_back({{"title", e.name},
+                        {"model_name", e.name},
+                        {"hash", nullptr},
+                        {"sha256", nullptr},
+                        {"filename", e.name},
+                        {"config", nullptr}});
+    send_json(res, 200, models);
+  });
+
+  s.http.Get("/sdapi/v1/samplers", [](const httplib::Request&, httplib::Response& res) {
+    send_json(
+        res, 200,
+        json::array({{{"name", "Euler"}, {"aliases", {"euler"}}, {"options", json::object()}}}));
+  });
+}
+
+}  // namespace zflow::server

@@ -1,0 +1,117 @@
+#include "server/server_state.h"
+
+#include <chrono>
+
+#include "io/image.h"
+
+namespace zflow::server {
+
+ServerState::ServerState(ServerOptions opts, ModelRegistry& registry)
+    : options(std::move(opts)),
+      models(registry),
+      queue(
+          options.queue_capacity, [this](Job& job) { return run_job(job, models, metrics); },
+          metrics) {}
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message,
+                const std::string& param) {
+  const char* type = status == 429   ? "rate_limit_error"
+                     : status == 401 ? "authentication_error"
+                     : status >= 500 ? "server_error"
+                                     : "invalid_request_error";
+  send_json(res, status,
+            {{"error",
+              {{"message", message},
+               {"type", type},
+               {"param", param.empty() ? nlohmann::json() : nlohmann::json(param)},
+               {"code", status}}}});
+}
+
+void answer(httplib::Response& res, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const ApiError& e) {
+    send_error(res, e.status(), e.what(), e.param());
+  } catch (const QueueFull& e) {
+    res.set_header("Retry-After", "5");
+    send_error(res, 429, e.what());
+  } catch (const std::exception& e) {
+    send_error(res, 500, e.what());
+  }
+}
+
+std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& model_field) {
+  if (!s.models.contains(spec.model))
+    throw ApiError(404, model_field,
+                   "model '" + spec.model + "' is not one this server offers (GET /v1/models)");
+  return s.queue.submit(std::move(spec));
+}
+
+JobStatus run_to_completion(ServerState& s, JobSpec spec, const std::string& model_field) {
+  const auto job = submit(s, std::move(spec), model_field);
+  JobStatus status = job->wait_until_final();
+  s.queue.forget(job->id());
+  if (status.state == JobState::Cancelled) throw ApiError(409, "", "the job was cancelled");
+  if (status.state == JobState::Failed)
+    throw ApiError(status.error_status == 422 ? 422 : 500, "", status.error);
+  return status;
+}
+
+namespace {
+
+std::string encode(const io::Image& image, OutputFormat format, const JobImage& meta) {
+  std::vector<uint8_t> bytes;
+  switch (format) {
+    case OutputFormat::Png:
+      bytes = io::encode_png(
+          image, {{"parameters", meta.parameters}, {"zflow_request", meta.record.dump()}});
+      break;
+    case OutputFormat::Jpeg:
+      bytes = io::encode_jpeg(image);
+      break;
+    case OutputFormat::Webp:
+      bytes = io::encode_webp(image);
+      break;
+  }
+  return {bytes.begin(), bytes.end()};
+}
+
+}  // namespace
+
+std::vector<JobImage> run_job(Job& job, ModelRegistry& models, Metrics& metrics) {
+  const JobSpec& spec = job.spec();
+  const auto generator = models.acquire(spec.model);
+  pipeline::GenerationSettings settings;
+  try {
+    settings = generator->resolve(spec.request);
+  } catch (const Error& e) {
+    throw RejectedByModel(e.what());
+  }
+  job.set_progress(0, settings.steps_run);
+
+  pipeline::RunControl control;
+  control.stop = job.stop_token();
+  double last = 0.0;
+  control.on_step = [&](const pipeline::StepProgress& p) {
+    metrics.step_finished(p.elapsed_seconds - last);
+    last = p.elapsed_seconds;
+    job.set_progress(p.step, p.steps);
+  };
+  const std::vector<io::Image> images = generator->generate(spec.request, control);
+
+  std::vector<JobImage> out;
+  for (size_t k = 0; k < images.size(); ++k) {
+    const pipeline::ImageRecord record = generator->record(spec.request, {}, static_cast<int>(k));
+    JobImage image{"", record.parameters, record.request};
+    image.encoded = encode(images[k], spec.format, image);
+    out.push_back(std::move(image));
+  }
+  return out;
+}
+
+}  // namespace zflow::server

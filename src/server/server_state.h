@@ -1,0 +1,48 @@
+// What the route handlers share: options, models, the queue, metrics and the HTTP server, plus
+// the small helpers every API uses to answer (JSON bodies, errors, waiting on a job).
+#pragma once
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+
+#include "server/http_server.h"
+#include "server/job_queue.h"
+#include "server/metrics.h"
+
+namespace zflow::server {
+
+struct ServerState {
+  ServerState(ServerOptions opts, ModelRegistry& registry);
+
+  ServerOptions options;
+  ModelRegistry& models;
+  Metrics metrics;
+  JobQueue queue;
+  httplib::Server http;
+};
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body);
+// {"error": {"message", "type", "param", "code"}}: OpenAI's shape, used by every API here.
+void send_error(httplib::Response& res, int status, const std::string& message,
+                const std::string& param = "");
+
+// Runs a handler body, turning ApiError, QueueFull (429) and engine errors into JSON errors.
+void answer(httplib::Response& res, const std::function<void()>& body);
+
+// Checks the job's model exists (404 naming `model_field` otherwise) and queues it.
+std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& model_field);
+// Queues a job and blocks until it ends (the synchronous APIs); a failed or cancelled job becomes
+// an ApiError (422 refused by the model, 409 cancelled, 500 failed).
+JobStatus run_to_completion(ServerState& s, JobSpec spec, const std::string& model_field);
+
+// The queue's runner: loads the model, runs the job with progress, encodes the images.
+std::vector<JobImage> run_job(Job& job, ModelRegistry& models, Metrics& metrics);
+
+void add_openai_routes(ServerState& s);
+void add_a1111_routes(ServerState& s);
+void add_job_routes(ServerState& s);
+void add_info_routes(ServerState& s);  // /, /health, /metrics
+
+}  // namespace zflow::server

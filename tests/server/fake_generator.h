@@ -1,0 +1,100 @@
+// A stand-in model for server tests: solid-colour images, a step loop that honours RunControl
+// exactly as the real pipelines do, and a gate that can hold a run mid-way so tests can observe
+// a running job, fill the queue or cancel.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "core/error.h"
+#include "pipeline/generator.h"
+
+namespace zflow::server::test {
+
+// Shared by a test and the generators it hands out.
+struct FakeGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = true;
+  int waiting = 0;  // runs held at the gate now
+
+  void close() {
+    std::lock_guard lock(mu);
+    open = false;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
+  // Blocks until a run is held at the gate.
+  void wait_for_holder() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return waiting > 0; });
+  }
+};
+
+class FakeGenerator final : public pipeline::ImageGenerator {
+ public:
+  FakeGenerator(std::string name, FakeGate& gate) : name_(std::move(name)), gate_(gate) {}
+
+  const std::string& model_name() const override { return name_; }
+  std::string architecture() const override { return "fake"; }
+
+  pipeline::GenerationSettings resolve(const pipeline::GenerationRequest& r) const override {
+    if (r.guidance) fail("[fake] guidance: not supported");
+    pipeline::GenerationSettings s;
+    s.mode = r.init_image ? "img2img" : "txt2img";
+    s.width = r.width.value_or(32);
+    s.height = r.height.value_or(32);
+    s.steps = s.steps_run = r.steps.value_or(3);
+    s.cfg_scale = r.cfg_scale.value_or(0.0f);
+    return s;
+  }
+
+  std::vector<io::Image> generate(const pipeline::GenerationRequest& r,
+                                  const pipeline::RunControl& control) const override {
+    const auto s = resolve(r);
+    for (int step = 0; step < s.steps; ++step) {
+      if (control.stop.stop_requested()) throw pipeline::Cancelled();
+      if (step == 1) hold(control);
+      if (control.on_step) control.on_step({step + 1, s.steps, 0.001 * (step + 1)});
+    }
+    const auto shade = static_cast<uint8_t>(r.seed % 251);
+    return std::vector<io::Image>(
+        static_cast<size_t>(r.batch),
+        io::Image{s.width, s.height, std::vector<uint8_t>(size_t(s.width) * s.height * 3, shade)});
+  }
+
+  pipeline::ImageRecord record(const pipeline::GenerationRequest& r, const pipeline::ImageSources&,
+                               int batch_index) const override {
+    const auto s = resolve(r);
+    return {r.prompt + "\nSteps: " + std::to_string(s.steps) + ", Seed: " + std::to_string(r.seed),
+            {{"prompt", r.prompt},
+             {"seed", r.seed},
+             {"width", s.width},
+             {"height", s.height},
+             {"steps", s.steps},
+             {"guidance", s.cfg_scale},
+             {"batch_index", batch_index}}};
+  }
+
+ private:
+  // Waits at the gate (if closed) until released or stopped.
+  void hold(const pipeline::RunControl& control) const {
+    std::unique_lock lock(gate_.mu);
+    ++gate_.waiting;
+    gate_.cv.notify_all();
+    while (!gate_.open && !control.stop.stop_requested())
+      gate_.cv.wait_for(lock, std::chrono::milliseconds(5));
+    --gate_.waiting;
+  }
+
+  std::string name_;
+  FakeGate& gate_;
+};
+
+}  // namespace zflow::server::test

@@ -1,0 +1,182 @@
+// Request bodies of the three APIs: fields land in the right place, and each kind of bad input
+// is refused with the status and the field named.
+#include <gtest/gtest.h>
+
+#include "io/image.h"
+#include "server/api_request.h"
+#include "server/base64.h"
+
+namespace zflow::server {
+namespace {
+
+using nlohmann::json;
+
+const RequestLimits kLimits{};
+
+// The ApiError a parse throws (status and param), or {0, ""} when it does not throw.
+template <class F>
+std::pair<int, std::string> refusal(F&& parse) {
+  try {
+    parse();
+  } catch (const ApiError& e) {
+    EXPECT_NE(std::string(e.what()).find(e.param()), std::string::npos)
+        << "the message names the field: " << e.what();
+    return {e.status(), e.param()};
+  }
+  return {0, ""};
+}
+
+std::string png_b64(int w, int h) {
+  const auto bytes = io::encode_png(io::Image{w, h, std::vector<uint8_t>(size_t(w) * h * 3, 7)});
+  return base64_encode(bytes);
+}
+
+TEST(OpenAiRequest, MapsTheFields) {
+  const JobSpec s = parse_openai_generation(json{{"prompt", "a cat"},
+                                                 {"n", 2},
+                                                 {"size", "512x768"},
+                                                 {"model", "m2"},
+                                                 {"output_format", "webp"},
+                                                 {"negative_prompt", "blur"},
+                                                 {"steps", 9},
+                                                 {"seed", 42},
+                                                 {"cfg_scale", 2.5},
+                                                 {"guidance", 3.5},
+                                                 {"sampler", "Euler"},
+                                                 {"quality", "high"}},
+                                            kLimits, "m1");
+  EXPECT_EQ(s.model, "m2");
+  EXPECT_EQ(s.request.prompt, "a cat");
+  EXPECT_EQ(s.request.batch, 2);
+  EXPECT_EQ(s.request.width, 512);
+  EXPECT_EQ(s.request.height, 768);
+  EXPECT_EQ(s.format, OutputFormat::Webp);
+  EXPECT_EQ(s.request.negative_prompt, "blur");
+  EXPECT_EQ(s.request.steps, 9);
+  EXPECT_EQ(s.request.seed, 42u);
+  EXPECT_FLOAT_EQ(*s.request.cfg_scale, 2.5f);
+  EXPECT_FLOAT_EQ(*s.request.guidance, 3.5f);
+
+  const JobSpec d = parse_openai_generation(json{{"prompt", "x"}, {"size", "auto"}}, kLimits, "m1");
+  EXPECT_EQ(d.model, "m1");
+  EXPECT_FALSE(d.request.width);
+  EXPECT_FALSE(d.request.steps);
+  EXPECT_EQ(d.format, OutputFormat::Png);
+
+  // Seeds as JSON writes them: signed or unsigned integers; negative or null draws one.
+  const auto seed = [](json v) {
+    return parse_openai_generation({{"prompt", "x"}, {"seed", v}}, kLimits, "m").request.seed;
+  };
+  EXPECT_EQ(seed(json::parse("0")), 0u);
+  EXPECT_EQ(seed(json::parse("18446744073709551615")), 18446744073709551615u);
+}
+
+TEST(OpenAiRequest, RefusesBadFieldsByName) {
+  const auto parse = [](json body) {
+    return refusal([&] { parse_openai_generation(body, kLimits, "m"); });
+  };
+  using R = std::pair<int, std::string>;
+  EXPECT_EQ(parse(json::object()), (R{400, "prompt"}));
+  EXPECT_EQ(parse({{"prompt", 3}}), (R{400, "prompt"}));
+  EXPECT_EQ(parse({{"prompt", std::string(20000, 'a')}}), (R{400, "prompt"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"n", 0}}), (R{400, "n"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"n", 9}}), (R{400, "n"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"n", "2"}}), (R{400, "n"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"n", 1.5}}), (R{400, "n"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"size", "1000x1000"}}), (R{400, "size"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"size", "4096x1024"}}), (R{400, "size"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"size", "1024*1024"}}), (R{400, "size"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"size", "1024x1024 "}}), (R{400, "size"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"response_format", "url"}}), (R{400, "response_format"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"output_format", "gif"}}), (R{400, "output_format"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"steps", 0}}), (R{400, "steps"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"steps", 10000}}), (R{400, "steps"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"cfg_scale", "high"}}), (R{400, "cfg_scale"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"seed", "7"}}), (R{400, "seed"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"sampler", "DPM++ 2M"}}), (R{400, "sampler"}));
+  EXPECT_EQ(refusal([] {
+              parse_openai_generation({{"prompt", "x"}}, kLimits, "");
+            }),
+            (R{404, "model"}));
+}
+
+TEST(A1111Request, MapsTxt2imgAndImg2img) {
+  const JobSpec t = parse_a1111(json{{"prompt", "p"},
+                                     {"negative_prompt", "n"},
+                                     {"width", 64},
+                                     {"height", 32},
+                                     {"steps", 5},
+                                     {"cfg_scale", 4},
+                                     {"seed", -1},
+                                     {"batch_size", 3},
+                                     {"n_iter", 1},
+                                     {"sampler_name", "Euler"},
+                                     {"override_settings", {{"sd_model_checkpoint", "other"}}},
+                                     {"distilled_cfg_scale", 3.5}},
+                                false, kLimits, "m");
+  EXPECT_EQ(t.model, "other");
+  EXPECT_EQ(t.request.width, 64);
+  EXPECT_EQ(t.request.height, 32);
+  EXPECT_EQ(t.request.batch, 3);
+  EXPECT_FLOAT_EQ(*t.request.cfg_scale, 4.0f);
+  EXPECT_FLOAT_EQ(*t.request.guidance, 3.5f);
+  EXPECT_LT(t.request.seed, uint64_t{1} << 32);  // -1 draws a 32-bit seed
+  EXPECT_FALSE(t.request.init_image);
+
+  const JobSpec i = parse_a1111(json{{"prompt", "p"},
+                                     {"init_images", {"data:image/png;base64," + png_b64(32, 16)}},
+                                     {"mask", png_b64(32, 16)},
+                                     {"denoising_strength", 0.4}},
+                                true, kLimits, "m");
+  ASSERT_TRUE(i.request.init_image);
+  EXPECT_EQ(i.request.init_image->width, 32);
+  EXPECT_EQ(i.request.init_image->rgb[0], 7);
+  ASSERT_TRUE(i.request.mask);
+  EXPECT_DOUBLE_EQ(*i.request.strength, 0.4);
+}
+
+TEST(A1111Request, RefusesBadFieldsByName) {
+  using R = std::pair<int, std::string>;
+  const auto parse = [](json body, bool img2img) {
+    return refusal([&] { parse_a1111(body, img2img, kLimits, "m"); });
+  };
+  EXPECT_EQ(parse({{"width", 100}}, false), (R{400, "width"}));
+  EXPECT_EQ(parse({{"height", 0}}, false), (R{400, "height"}));
+  EXPECT_EQ(parse({{"n_iter", 2}}, false), (R{400, "n_iter"}));
+  EXPECT_EQ(parse({{"sampler_name", "DDIM"}}, false), (R{400, "sampler_name"}));
+  EXPECT_EQ(parse({{"override_settings", 5}}, false), (R{400, "override_settings"}));
+  EXPECT_EQ(parse({{"prompt", "p"}}, true), (R{400, "init_images"}));
+  EXPECT_EQ(parse({{"init_images", {"%%%"}}}, true), (R{400, "init_images[0]"}));
+  EXPECT_EQ(parse({{"init_images", {base64_encode(std::string_view("not an image"))}}}, true),
+            (R{400, "init_images[0]"}));
+  EXPECT_EQ(parse({{"init_images", {png_b64(16, 16)}}, {"denoising_strength", 2}}, true),
+            (R{400, "denoising_strength"}));
+}
+
+TEST(NativeRequest, MapsAndRefuses) {
+  const JobSpec j = parse_native_job(json{{"prompt", "p"},
+                                          {"width", 48},
+                                          {"height", 16},
+                                          {"n", 2},
+                                          {"shift", 3},
+                                          {"init_image", png_b64(48, 16)},
+                                          {"strength", 0.5},
+                                          {"output_format", "jpeg"}},
+                                     kLimits, "m");
+  EXPECT_EQ(j.request.width, 48);
+  EXPECT_EQ(j.request.batch, 2);
+  EXPECT_DOUBLE_EQ(*j.request.shift, 3.0);
+  EXPECT_EQ(j.format, OutputFormat::Jpeg);
+  ASSERT_TRUE(j.request.init_image);
+
+  using R = std::pair<int, std::string>;
+  EXPECT_EQ(refusal([] {
+              parse_native_job({{"prompt", "p"}, {"mask", png_b64(16, 16)}}, kLimits, "m");
+            }),
+            (R{400, "mask"}));
+  EXPECT_EQ(refusal([] { parse_json_object("{\"prompt\": "); }), (R{400, ""}));
+  EXPECT_EQ(refusal([] { parse_json_object("[1, 2]"); }), (R{400, ""}));
+}
+
+}  // namespace
+}  // namespace zflow::server
