@@ -63,8 +63,12 @@ ApiServer::ApiServer(ServerOptions options, ModelRegistry& models)
           send_error(res, 500, "internal error");
         }
       });
-  http.set_logger([&s](const httplib::Request& req, const httplib::Response& res) {
+  // Counted before the response goes out (the logger runs after), so a client that reads
+  // /metrics next sees its own previous request.
+  http.set_post_routing_handler([&s](const httplib::Request&, httplib::Response& res) {
     s.metrics.request_served(res.status);
+  });
+  http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
     log::debug("[server] {} {} -> {}", req.method, req.path, res.status);
   });
 

@@ -1,0 +1,241 @@
+// The HTTP server end to end in-process, over fake models: every route of the three APIs, the
+// events stream, and the promised refusals (400/401/404/409/413/422/429) with JSON bodies.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <thread>
+
+#include "fake_generator.h"
+#include "io/image.h"
+#include "server/base64.h"
+#include "server/http_server.h"
+
+namespace zflow::server {
+namespace {
+
+using nlohmann::json;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void start(ServerOptions options = {}) {
+    std::vector<ModelEntry> entries = {{"fake-a", {.model_dir = "a"}, 1},
+                                       {"fake-b", {.model_dir = "b"}, 1}};
+    registry_ = std::make_unique<ModelRegistry>(entries, 0, [this](const pipeline::ModelFiles& f) {
+      return std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_);
+    });
+    options.port = 0;
+    server_ = std::make_unique<ApiServer>(options, *registry_);
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->serve(); });
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_read_timeout(20, 0);
+  }
+  void TearDown() override {
+    gate_.release();
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // POST/GET returning (status, parsed JSON body).
+  std::pair<int, json> post(const std::string& path, const std::string& body,
+                            const httplib::Headers& headers = {}) {
+    const auto res = client_->Post(path.c_str(), headers, body, "application/json");
+    EXPECT_TRUE(res) << path;
+    return {res ? res->status : 0, res ? json::parse(res->body, nullptr, false) : json()};
+  }
+  std::pair<int, json> get(const std::string& path, const httplib::Headers& headers = {}) {
+    const auto res = client_->Get(path.c_str(), headers);
+    EXPECT_TRUE(res) << path;
+    return {res ? res->status : 0, res ? json::parse(res->body, nullptr, false) : json()};
+  }
+
+  static io::Image decode(const std::string& b64) {
+    const auto bytes = base64_decode(b64);
+    EXPECT_TRUE(bytes);
+    return io::decode_image(*bytes, "response");
+  }
+
+  test::FakeGate gate_;
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<ApiServer> server_;
+  std::thread thread_;
+  std::unique_ptr<httplib::Client> client_;
+  int port_ = 0;
+};
+
+TEST_F(HttpServerTest, OpenAiGenerationsAndModels) {
+  start();
+  const auto [status, body] = post("/v1/images/generations",
+                                   R"({"prompt": "a red cube", "n": 2, "size": "48x32",
+                                       "seed": 7, "model": "fake-b"})");
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_EQ(body["data"].size(), 2u);
+  const io::Image image = decode(body["data"][0]["b64_json"]);
+  EXPECT_EQ(image.width, 48);
+  EXPECT_EQ(image.height, 32);
+  EXPECT_EQ(image.rgb[0], 7);  // the fake paints seed % 251
+  EXPECT_EQ(body["data"][1]["seed"], 7);
+  EXPECT_EQ(body["output_format"], "png");
+
+  const auto [ms, models] = get("/v1/models");
+  EXPECT_EQ(ms, 200);
+  ASSERT_EQ(models["data"].size(), 2u);
+  EXPECT_EQ(models["data"][0]["id"], "fake-a");
+  EXPECT_EQ(models["data"][0]["loaded"], false);
+  EXPECT_EQ(models["data"][1]["loaded"], true);
+
+  const auto jpeg = post("/v1/images/generations",
+                         R"({"prompt": "x", "size": "16x16", "output_format": "jpeg"})");
+  ASSERT_EQ(jpeg.first, 200);
+  const auto bytes = *base64_decode(jpeg.second["data"][0]["b64_json"].get<std::string>());
+  EXPECT_EQ(io::detect_image_format(bytes), io::ImageFormat::JPEG);
+}
+
+TEST_F(HttpServerTest, A1111Api) {
+  start();
+  auto [status, body] = post("/sdapi/v1/txt2img",
+                             R"({"prompt": "p", "width": 32, "height": 16, "steps": 4,
+                                 "seed": 9, "batch_size": 2, "sampler_name": "Euler"})");
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_EQ(body["images"].size(), 2u);
+  EXPECT_EQ(decode(body["images"][1]).width, 32);
+  EXPECT_EQ(body["parameters"]["seed"], 9);
+  const json info = json::parse(body["info"].get<std::string>());
+  EXPECT_EQ(info["all_seeds"], json::array({9, 9}));
+  EXPECT_EQ(info["steps"], 4);
+  EXPECT_EQ(info["sd_model_name"], "fake-a");
+
+  const std::string init =
+      base64_encode(io::encode_png(io::Image{16, 16, std::vector<uint8_t>(16 * 16 * 3, 200)}));
+  std::tie(status, body) =
+      post("/sdapi/v1/img2img",
+           json{{"prompt", "p"}, {"init_images", {init}}, {"denoising_strength", 0.5}}.dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["parameters"].count("init_images"), 0u);
+
+  EXPECT_EQ(get("/sdapi/v1/options").second["sd_model_checkpoint"], "fake-a");
+  EXPECT_EQ(post("/sdapi/v1/options", R"({"sd_model_checkpoint": "fake-b"})").first, 200);
+  EXPECT_EQ(get("/sdapi/v1/options").second["sd_model_checkpoint"], "fake-b");
+  EXPECT_EQ(post("/sdapi/v1/options", R"({"sd_model_checkpoint": "nope"})").first, 404);
+  EXPECT_EQ(get("/sdapi/v1/sd-models").second.size(), 2u);
+  EXPECT_EQ(get("/sdapi/v1/samplers").second[0]["name"], "Euler");
+  EXPECT_EQ(get("/sdapi/v1/progress").second["progress"], 0.0);
+}
+
+TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
+  start();
+  auto [status, job] =
+      post("/v1/jobs", R"({"prompt": "p", "steps": 5, "width": 16, "height": 16})");
+  ASSERT_EQ(status, 202) << job.dump();
+  const std::string id = job["id"];
+
+  // The events stream ends with `done` after progress events that count up.
+  std::string stream;
+  auto res = client_->Get(("/v1/jobs/" + id + "/events").c_str(), [&](const char* data, size_t n) {
+    stream.append(data, n);
+    return true;
+  });
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+  const size_t done = stream.find("event: done\ndata: ");
+  ASSERT_NE(done, std::string::npos) << stream;
+  const json final =
+      json::parse(stream.substr(done + 18, stream.find('\n', done + 18) - done - 18));
+  EXPECT_EQ(final["state"], "completed");
+  EXPECT_EQ(final["progress"]["step"], 5);
+
+  auto [gs, result] = get("/v1/jobs/" + id);
+  EXPECT_EQ(gs, 200);
+  ASSERT_EQ(result["images"].size(), 1u);
+  EXPECT_EQ(decode(result["images"][0]["b64"]).height, 16);
+  EXPECT_EQ(result["images"][0]["request"]["steps"], 5);
+
+  // A job held mid-run shows in A1111's progress, and DELETE cancels it.
+  gate_.close();
+  std::tie(status, job) = post("/v1/jobs", R"({"prompt": "slow", "steps": 4})");
+  const std::string slow = job["id"];
+  gate_.wait_for_holder();
+  const json progress = get("/sdapi/v1/progress").second;
+  EXPECT_EQ(progress["state"]["sampling_steps"], 4);
+  EXPECT_EQ(progress["state"]["job"], slow);
+  const auto queued = post("/v1/jobs", R"({"prompt": "next"})").second;
+  EXPECT_EQ(queued["queue_position"], 1);
+  const auto del = client_->Delete(("/v1/jobs/" + slow).c_str());
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 200);
+  gate_.release();
+  for (int i = 0; i < 500 && get("/v1/jobs/" + slow).second["state"] != "cancelled"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(get("/v1/jobs/" + slow).second["state"], "cancelled");
+  EXPECT_EQ(get("/v1/jobs/job-0-nothing").first, 404);
+}
+
+TEST_F(HttpServerTest, RefusalsAreJsonNamingTheProblem) {
+  ServerOptions options;
+  options.max_body_bytes = 4096;
+  options.queue_capacity = 1;
+  start(options);
+  const auto expect = [](const std::pair<int, json>& r, int status, const std::string& param) {
+    EXPECT_EQ(r.first, status) << r.second.dump();
+    EXPECT_EQ(r.second["error"]["code"], status) << r.second.dump();
+    if (!param.empty()) {
+      EXPECT_EQ(r.second["error"]["param"], param) << r.second.dump();
+    }
+  };
+  expect(post("/v1/images/generations", "{not json"), 400, "");
+  expect(post("/v1/images/generations", R"({"prompt": "x", "size": "17x16"})"), 400, "size");
+  expect(post("/v1/images/generations", R"({"prompt": "x", "model": "/etc/passwd"})"), 404,
+         "model");
+  expect(post("/v1/jobs", R"({"prompt": "x", "n": 100})"), 400, "n");
+  expect(get("/v1/nothing"), 404, "");
+  // The fake refuses `guidance` the way Z-Image does: the request was fine JSON, the model said
+  // no, so 422 with the model's message.
+  const auto refused = post("/v1/images/generations", R"({"prompt": "x", "guidance": 2})");
+  expect(refused, 422, "");
+  EXPECT_NE(refused.second["error"]["message"].get<std::string>().find("guidance"),
+            std::string::npos);
+  const auto big = client_->Post("/v1/jobs", std::string(10000, ' '), "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+
+  // Queue of one: a running job plus one waiting fill it; the next is refused with 429.
+  gate_.close();
+  post("/v1/jobs", R"({"prompt": "runs"})");
+  gate_.wait_for_holder();
+  EXPECT_EQ(post("/v1/jobs", R"({"prompt": "waits"})").first, 202);
+  expect(post("/v1/jobs", R"({"prompt": "refused"})"), 429, "");
+  gate_.release();
+  EXPECT_EQ(get("/health").first, 200);  // still serving
+}
+
+TEST_F(HttpServerTest, ApiKeyGuardsEverythingButThePageAndHealth) {
+  ServerOptions options;
+  options.api_key = "s3cret";
+  start(options);
+  EXPECT_EQ(get("/v1/models").first, 401);
+  EXPECT_EQ(get("/v1/models", {{"Authorization", "Bearer wrong"}}).first, 401);
+  EXPECT_EQ(get("/v1/models", {{"Authorization", "s3cret"}}).first, 401);
+  EXPECT_EQ(get("/v1/models", {{"Authorization", "Bearer s3cret"}}).first, 200);
+  EXPECT_EQ(post("/sdapi/v1/txt2img", "{}").first, 401);
+  EXPECT_EQ(get("/health").first, 200);
+  const auto page = client_->Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("<title>zflow</title>"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, MetricsCountWhatHappened) {
+  start();
+  post("/v1/images/generations", R"({"prompt": "x", "size": "16x16", "steps": 2})");
+  post("/v1/images/generations", "{");
+  const auto res = client_->Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4");
+  for (const char* line :
+       {"zflow_jobs_total{state=\"completed\"} 1\n", "zflow_step_seconds_count 2\n",
+        "zflow_http_responses_total{code=\"400\"} 1\n", "zflow_models_loaded 1\n"})
+    EXPECT_NE(res->body.find(line), std::string::npos) << line << res->body;
+}
+
+}  // namespace
+}  // namespace zflow::server
