@@ -19,10 +19,14 @@ class HttpServerTest : public ::testing::Test {
  protected:
   void start(ServerOptions options = {}) {
     std::vector<ModelEntry> entries = {{"fake-a", {.model_dir = "a"}, 1},
-                                       {"fake-b", {.model_dir = "b"}, 1}};
-    registry_ = std::make_unique<ModelRegistry>(entries, 0, [this](const pipeline::ModelFiles& f) {
-      return std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_);
-    });
+                                       {"fake-b", {.model_dir = "b"}, 1},
+                                       {"fake-broken", {.model_dir = "broken"}, 1}};
+    registry_ = std::make_unique<ModelRegistry>(
+        entries, 0,
+        [this](const pipeline::ModelFiles& f) -> std::unique_ptr<pipeline::ImageGenerator> {
+          if (f.model_dir == "broken") fail("[fake] broken/transformer: file is truncated");
+          return std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_);
+        });
     options.port = 0;
     server_ = std::make_unique<ApiServer>(options, *registry_);
     port_ = server_->bind();
@@ -79,7 +83,7 @@ TEST_F(HttpServerTest, OpenAiGenerationsAndModels) {
 
   const auto [ms, models] = get("/v1/models");
   EXPECT_EQ(ms, 200);
-  ASSERT_EQ(models["data"].size(), 2u);
+  ASSERT_EQ(models["data"].size(), 3u);
   EXPECT_EQ(models["data"][0]["id"], "fake-a");
   EXPECT_EQ(models["data"][0]["loaded"], false);
   EXPECT_EQ(models["data"][1]["loaded"], true);
@@ -117,7 +121,7 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_EQ(post("/sdapi/v1/options", R"({"sd_model_checkpoint": "fake-b"})").first, 200);
   EXPECT_EQ(get("/sdapi/v1/options").second["sd_model_checkpoint"], "fake-b");
   EXPECT_EQ(post("/sdapi/v1/options", R"({"sd_model_checkpoint": "nope"})").first, 404);
-  EXPECT_EQ(get("/sdapi/v1/sd-models").second.size(), 2u);
+  EXPECT_EQ(get("/sdapi/v1/sd-models").second.size(), 3u);
   EXPECT_EQ(get("/sdapi/v1/samplers").second[0]["name"], "Euler");
   EXPECT_EQ(get("/sdapi/v1/progress").second["progress"], 0.0);
 }
@@ -193,6 +197,11 @@ TEST_F(HttpServerTest, RefusalsAreJsonNamingTheProblem) {
   const auto refused = post("/v1/images/generations", R"({"prompt": "x", "guidance": 2})");
   expect(refused, 422, "");
   EXPECT_NE(refused.second["error"]["message"].get<std::string>().find("guidance"),
+            std::string::npos);
+  // A model that cannot load fails its job with the loader's message; the server carries on.
+  const auto broken = post("/v1/images/generations", R"({"prompt": "x", "model": "fake-broken"})");
+  expect(broken, 500, "");
+  EXPECT_NE(broken.second["error"]["message"].get<std::string>().find("file is truncated"),
             std::string::npos);
   const auto big = client_->Post("/v1/jobs", std::string(10000, ' '), "application/json");
   ASSERT_TRUE(big);
