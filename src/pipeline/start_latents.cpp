@@ -24,4 +24,22 @@ StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generato
   return s;
 }
 
+std::pair<int, int> checked_image_size(std::string_view family, std::optional<int> width,
+                                       std::optional<int> height, const io::Image* init,
+                                       const io::Image* mask, int64_t multiple) {
+  if (mask && !init) fail("[{}] a mask needs an init image to inpaint", family);
+  const int w = width.value_or(init ? init->width : 1024);
+  const int h = height.value_or(init ? init->height : 1024);
+  ZF_CHECK(w > 0 && h > 0 && w % multiple == 0 && h % multiple == 0,
+           "[{}] size {}x{}: width and height must be positive multiples of {}", family, w, h,
+           multiple);
+  if (init && (init->width != w || init->height != h))
+    fail("[{}] the init image is {}x{} but the requested size is {}x{}; resize the image first",
+         family, init->width, init->height, w, h);
+  if (mask && (mask->width != w || mask->height != h))
+    fail("[{}] the mask is {}x{} but the image is {}x{}; they must have the same size", family,
+         mask->width, mask->height, w, h);
+  return {w, h};
+}
+
 }  // namespace zflow::pipeline

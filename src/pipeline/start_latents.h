@@ -11,6 +11,8 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
+#include <utility>
 
 #include "core/rng.h"
 #include "io/image.h"
@@ -29,5 +31,14 @@ struct StartLatents {
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
                            const io::Image* mask);
+
+// The width x height a request generates at: the given sides, else the init image's, else 1024.
+// Checked as every family's pipeline needs it: positive multiples of `multiple` (twice the VAE
+// factor, for the 2x2 patches), equal to the init image's and the mask's sizes (we refuse rather
+// than resample differently from diffusers), and a mask only with an init image. Errors start
+// with [family].
+std::pair<int, int> checked_image_size(std::string_view family, std::optional<int> width,
+                                       std::optional<int> height, const io::Image* init,
+                                       const io::Image* mask, int64_t multiple);
 
 }  // namespace zflow::pipeline

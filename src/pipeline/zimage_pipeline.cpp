@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -136,25 +137,11 @@ int64_t ZImagePipeline::vae_scale_factor() const {
 
 ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
   ZImageSettings s{};
-  if (request.mask && !request.init_image) fail("[zimage] a mask needs an init image to inpaint");
-  s.mode = request.mask         ? ZImageMode::Inpaint
-           : request.init_image ? ZImageMode::ImageToImage
-                                : ZImageMode::TextToImage;
   const io::Image* init = request.init_image ? &*request.init_image : nullptr;
-  s.width = request.width.value_or(init ? init->width : 1024);
-  s.height = request.height.value_or(init ? init->height : 1024);
-  const int64_t multiple = 2 * vae_scale_factor();
-  ZF_CHECK(s.width > 0 && s.height > 0 && s.width % multiple == 0 && s.height % multiple == 0,
-           "[zimage] size {}x{}: width and height must be positive multiples of {}", s.width,
-           s.height, multiple);
-  if (init && (init->width != s.width || init->height != s.height))
-    fail(
-        "[zimage] the init image is {}x{} but the requested size is {}x{}; resize the image "
-        "first",
-        init->width, init->height, s.width, s.height);
-  if (request.mask && (request.mask->width != s.width || request.mask->height != s.height))
-    fail("[zimage] the mask is {}x{} but the image is {}x{}; they must have the same size",
-         request.mask->width, request.mask->height, s.width, s.height);
+  const io::Image* mask = request.mask ? &*request.mask : nullptr;
+  std::tie(s.width, s.height) = checked_image_size("zimage", request.width, request.height, init,
+                                                   mask, 2 * vae_scale_factor());
+  s.mode = mask ? ZImageMode::Inpaint : init ? ZImageMode::ImageToImage : ZImageMode::TextToImage;
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[zimage] steps must be at least 1, got {}", s.steps);
   s.guidance = request.guidance.value_or(defaults_.guidance);
