@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <string>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace zflow::test {
@@ -27,6 +29,16 @@ inline std::filesystem::path shared_asset(const std::string& name) {
     if (!std::filesystem::exists(path))                                                 \
       GTEST_SKIP() << "shared asset " << (path) << " is absent (see ../shared/assets)"; \
   } while (0)
+
+// The message of the zflow::Error that f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // max |got - want| / max |want|: the error relative to the output's scale, the measure
 // the golden tolerances are stated in (DESIGN.md: fp32 against fp32 within 1e-4).

@@ -97,11 +97,17 @@ Tensor add_scalar(const Tensor& x, float s);
 Tensor exp(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 
-// Z-Image: per-sample modulation of token sequences x[B, L, D] by vectors v[B, D]
-// (adaLN without a shift). Implemented in backend/zimage_ops.cpp.
-// y[b, l, :] = x[b, l, :] * scale[b, :]
+// Per-sample modulation of token sequences x[B, L, D] by vectors v[B, D] (adaLN), float32.
+// Implemented in backend/token_ops.cpp.
+// y[b, l, :] = x[b, l, :] * scale[b, :]            (Z-Image: adaLN without a shift)
 Tensor scale_tokens(const Tensor& x, const Tensor& scale);
+// y[b, l, :] = x[b, l, :] * (1 + scale[b, :]) + shift[b, :]   (FLUX's adaLN-Zero modulation)
+Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale);
 // y[b, l, :] = x[b, l, :] + gate[b, :] * r[b, l, :]   (a gated residual)
 Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
+
+// Concatenation along `dim` of tensors of one dtype whose other dims agree (torch.cat); the
+// parts may be strided views. Implemented in backend/token_ops.cpp.
+Tensor concat(const std::vector<Tensor>& parts, int dim);
 
 }  // namespace zflow::ops

@@ -265,6 +265,13 @@ WeightStore WeightStore::module_weights(const std::string& anchor, const std::st
   return prefix.empty() ? *this : with_prefix_removed(prefix);
 }
 
+std::filesystem::path component_folder(const std::filesystem::path& path, const std::string& sub) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(path) && fs::is_directory(path / sub) && !fs::exists(path / "config.json"))
+    return path / sub;
+  return path;
+}
+
 std::optional<std::filesystem::path> component_config_json(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
   const bool is_index = path.filename().string().ends_with(".safetensors.index.json");

@@ -56,6 +56,11 @@ class WeightStore {
   std::string description_ = "<memory>";
 };
 
+// Where a component's weights are when `path` may be a whole model folder: path / sub when path
+// is a folder without its own config.json that holds sub/ (a diffusers folder given for its
+// transformer/), else path itself.
+std::filesystem::path component_folder(const std::filesystem::path& path, const std::string& sub);
+
 // The config.json that describes what WeightStore::open(path) opens: the one in a component
 // folder or beside an index. None for a single .safetensors file, whose neighbours may belong
 // to another component.

@@ -2,8 +2,10 @@
 
 #include "core/error.h"
 #include "io/key_map_autoencoder.h"
+#include "io/key_map_flux.h"
 #include "io/key_map_zimage.h"
 #include "models/autoencoder_kl.h"
+#include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/zimage_dit.h"
 
@@ -42,6 +44,21 @@ std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights) {
       config_summary([&] { return ZImageDiTConfig::infer_from_weights(diffusers_names); })};
 }
 
+std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights) {
+  // The single-stream blocks tell FLUX.1 from other MMDiTs with the same embedder names (SD3).
+  if (!any_name_ends_with(weights, "single_blocks.0.linear1.weight") &&
+      !any_name_ends_with(weights, "single_transformer_blocks.0.proj_mlp.weight"))
+    return std::nullopt;
+  const io::WeightStore own = io::flux_transformer_weights(weights);
+  const io::FluxLayout layout = io::detect_flux_layout(own);
+  const io::WeightStore diffusers_names =
+      layout == io::FluxLayout::Diffusers ? own : io::original_flux_to_diffusers(own);
+  return DetectedComponent{
+      io::flux_has_guidance(own) ? "flux.1-dev transformer" : "flux.1-schnell transformer",
+      std::string(io::flux_layout_name(layout)),
+      config_summary([&] { return FluxDiTConfig::infer_from_weights(diffusers_names); })};
+}
+
 std::optional<DetectedComponent> detect_autoencoder(const io::WeightStore& weights) {
   const io::WeightStore stripped = io::strip_autoencoder_prefix(weights);
   const bool has_encoder_or_decoder = any_name_ends_with(stripped, "conv_in.weight") &&
@@ -73,7 +90,7 @@ std::optional<DetectedComponent> detect_qwen3(const io::WeightStore& weights) {
 }  // namespace
 
 std::optional<DetectedComponent> detect_component(const io::WeightStore& weights) {
-  for (auto detect : {detect_zimage, detect_qwen3, detect_autoencoder}) {
+  for (auto detect : {detect_zimage, detect_flux, detect_qwen3, detect_autoencoder}) {
     if (auto found = detect(weights)) return found;
   }
   return std::nullopt;

@@ -16,6 +16,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "io/key_map_zimage.h"
+#include "models/timestep_embedding.h"
 #include "models/zimage_tokens.h"
 
 namespace zflow::models {
@@ -273,23 +274,12 @@ ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::We
               weights.description(), weights.size() - used, weights.size(), config_.summary());
 }
 
-// TimestepEmbedder: the sinusoid of t * t_scale, [cos | sin] over 128 frequencies
-// exp(-ln(10000) k / 128), in float32 as torch computes it; then Linear -> SiLU -> Linear.
+// TimestepEmbedder: the sinusoid of t * t_scale (models/timestep_embedding.h), then
+// Linear -> SiLU -> Linear.
 Tensor ZImageTransformer::timestep_embedding(std::span<const float> t) const {
-  const int64_t b = static_cast<int64_t>(t.size()), half = kTimestepFeatures / 2;
-  Tensor freq = Tensor::empty({b, kTimestepFeatures}, DType::F32);
-  float* f = freq.data<float>();
-  const float neg_log_period = static_cast<float>(-std::log(10000.0));
-  for (int64_t i = 0; i < b; ++i) {
-    const float scaled = t[static_cast<size_t>(i)] * config_.t_scale;
-    for (int64_t k = 0; k < half; ++k) {
-      const float omega =
-          std::exp(neg_log_period * static_cast<float>(k) / static_cast<float>(half));
-      const float arg = scaled * omega;
-      f[i * kTimestepFeatures + k] = std::cos(arg);
-      f[i * kTimestepFeatures + half + k] = std::sin(arg);
-    }
-  }
+  std::vector<float> scaled(t.begin(), t.end());
+  for (float& s : scaled) s *= config_.t_scale;
+  const Tensor freq = timestep_features(scaled, kTimestepFeatures);
   const Tensor h = ops::silu(ops::linear(freq, t_mlp0_.weight, t_mlp0_.bias));
   return ops::linear(h, t_mlp2_.weight, t_mlp2_.bias);
 }
@@ -461,12 +451,8 @@ ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
 
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
                                           const std::optional<ZImageDiTConfig>& config) {
-  namespace fs = std::filesystem;
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
-  fs::path where = path;
-  if (fs::is_directory(path) && fs::is_directory(path / "transformer") &&
-      !fs::exists(path / "config.json"))
-    where = path / "transformer";
+  const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights = io::WeightStore::open(where);
   if (config) return load_zimage_transformer(weights, config);
   if (const auto json = io::component_config_json(where))

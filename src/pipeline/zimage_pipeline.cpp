@@ -4,14 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/log.h"
-#include "io/weight_store.h"
-#include "models/detect.h"
-#include "pipeline/flow_euler.h"
 #include "pipeline/image_tensor.h"
+#include "pipeline/pipeline_files.h"
+#include "pipeline/start_latents.h"
 #include "pipeline/zimage_sampler.h"
 #include "sampling/flow_schedule.h"
 #include "text/chat_template.h"
@@ -43,55 +42,6 @@ const char* zimage_mode_name(ZImageMode mode) {
 
 namespace {
 
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) fail("[zimage] {}: cannot open", path.string());
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    fail("[zimage] {}: not valid JSON ({})", path.string(), e.what());
-  }
-}
-
-// The component's path: the file given on its own, else the folder's sub-folder.
-fs::path component_path(const ZImageFiles& files, const fs::path& given, const char* sub,
-                        const char* what) {
-  if (!given.empty()) {
-    if (!fs::exists(given)) fail("[zimage] {} {}: no such file or folder", what, given.string());
-    return given;
-  }
-  if (files.model_dir.empty())
-    fail("[zimage] no {} given: name its file, or a diffusers Z-Image folder holding {}/", what,
-         sub);
-  const fs::path path = files.model_dir / sub;
-  if (!fs::exists(path))
-    fail("[zimage] {}: {} is missing (expected the diffusers folder's {}/); give the {} separately",
-         files.model_dir.string(), path.string(), sub, what);
-  return path;
-}
-
-// " (it holds a qwen3 text encoder, diffusers layout)" when the weights at `path` are some other
-// model zflow knows: the likely mistake behind a loader's error.
-std::string what_it_holds(const fs::path& path) {
-  try {
-    if (const auto found = models::detect_component(io::WeightStore::open(path)))
-      return fmt::format(" (it holds a {}, {} layout)", found->architecture, found->layout);
-  } catch (const Error&) {
-    // Not weights at all: the loader's own message says what is wrong.
-  }
-  return "";
-}
-
-// Runs a loader and puts the component and its path in front of any error it raises.
-template <typename Load>
-auto load_component(const char* what, const fs::path& path, Load&& load) {
-  try {
-    return load();
-  } catch (const Error& e) {
-    fail("[zimage] {} {}: {}{}", what, path.string(), e.what(), what_it_holds(path));
-  }
-}
-
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -114,31 +64,34 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files) {
     if (!fs::is_regular_file(index))
       fail("[zimage] {}: no model_index.json (expected a diffusers Z-Image folder)",
            files.model_dir.string());
-    const std::string cls = read_json(index).value("_class_name", "");
+    const std::string cls = read_json_file(index, "zimage").value("_class_name", "");
     if (!cls.starts_with("ZImage"))
       fail("[zimage] {}: _class_name is '{}', expected a Z-Image pipeline (ZImagePipeline)",
            index.string(), cls);
     const fs::path scheduler = files.model_dir / "scheduler" / "scheduler_config.json";
     if (fs::is_regular_file(scheduler)) {
-      const auto config = read_json(scheduler);
+      const auto config = read_json_file(scheduler, "zimage");
       if (config.contains("shift") && config["shift"].is_number())
         scheduler_shift = config["shift"].get<double>();
     }
   }
-  const fs::path dit_path =
-      component_path(files, files.diffusion_model, "transformer", "diffusion model");
-  const fs::path te_path =
-      component_path(files, files.text_encoder, "text_encoder", "text encoder");
-  const fs::path vae_path = component_path(files, files.vae, "vae", "VAE");
-  const fs::path tok_path = component_path(files, files.tokenizer, "tokenizer", "tokenizer");
+  const fs::path dit_path = component_path("zimage", "Z-Image", files.model_dir,
+                                           files.diffusion_model, "transformer", "diffusion model");
+  const fs::path te_path = component_path("zimage", "Z-Image", files.model_dir, files.text_encoder,
+                                          "text_encoder", "text encoder");
+  const fs::path vae_path =
+      component_path("zimage", "Z-Image", files.model_dir, files.vae, "vae", "VAE");
+  const fs::path tok_path = component_path("zimage", "Z-Image", files.model_dir, files.tokenizer,
+                                           "tokenizer", "tokenizer");
 
-  auto tokenizer =
-      load_component("tokenizer", tok_path, [&] { return text::load_bpe_tokenizer(tok_path); });
-  auto text_encoder = load_component("text encoder", te_path,
+  auto tokenizer = load_component("zimage", "tokenizer", tok_path,
+                                  [&] { return text::load_bpe_tokenizer(tok_path); });
+  auto text_encoder = load_component("zimage", "text encoder", te_path,
                                      [&] { return models::load_qwen3_text_encoder(te_path); });
-  auto transformer = load_component("diffusion model", dit_path,
+  auto transformer = load_component("zimage", "diffusion model", dit_path,
                                     [&] { return models::load_zimage_transformer(dit_path); });
-  auto vae = load_component("VAE", vae_path, [&] { return models::load_autoencoder_kl(vae_path); });
+  auto vae = load_component("zimage", "VAE", vae_path,
+                            [&] { return models::load_autoencoder_kl(vae_path); });
 
   const auto& dit = transformer.config();
   if (text_encoder.config().hidden_size != dit.cap_feat_dim)
@@ -184,25 +137,11 @@ int64_t ZImagePipeline::vae_scale_factor() const {
 
 ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
   ZImageSettings s{};
-  if (request.mask && !request.init_image) fail("[zimage] a mask needs an init image to inpaint");
-  s.mode = request.mask         ? ZImageMode::Inpaint
-           : request.init_image ? ZImageMode::ImageToImage
-                                : ZImageMode::TextToImage;
   const io::Image* init = request.init_image ? &*request.init_image : nullptr;
-  s.width = request.width.value_or(init ? init->width : 1024);
-  s.height = request.height.value_or(init ? init->height : 1024);
-  const int64_t multiple = 2 * vae_scale_factor();
-  ZF_CHECK(s.width > 0 && s.height > 0 && s.width % multiple == 0 && s.height % multiple == 0,
-           "[zimage] size {}x{}: width and height must be positive multiples of {}", s.width,
-           s.height, multiple);
-  if (init && (init->width != s.width || init->height != s.height))
-    fail(
-        "[zimage] the init image is {}x{} but the requested size is {}x{}; resize the image "
-        "first",
-        init->width, init->height, s.width, s.height);
-  if (request.mask && (request.mask->width != s.width || request.mask->height != s.height))
-    fail("[zimage] the mask is {}x{} but the image is {}x{}; they must have the same size",
-         request.mask->width, request.mask->height, s.width, s.height);
+  const io::Image* mask = request.mask ? &*request.mask : nullptr;
+  std::tie(s.width, s.height) = checked_image_size("zimage", request.width, request.height, init,
+                                                   mask, 2 * vae_scale_factor());
+  s.mode = mask ? ZImageMode::Inpaint : init ? ZImageMode::ImageToImage : ZImageMode::TextToImage;
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[zimage] steps must be at least 1, got {}", s.steps);
   s.guidance = request.guidance.value_or(defaults_.guidance);
@@ -238,37 +177,26 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
   const std::vector<Tensor> negative =
       cfg ? std::vector<Tensor>(static_cast<size_t>(batch), embeddings[1]) : std::vector<Tensor>{};
 
-  // Start latents. The generator's draw order is diffusers': the posterior sample of the init
-  // image first, then the noise (the inpaint pipeline's later masked-image encode draws too, but
-  // nothing uses it or draws after it, so it is skipped).
+  // Start latents (start_latents.h: the posterior sample first, then the noise).
   const int64_t cells = 2 * vae_scale_factor();
   const Shape shape{batch, transformer_.config().in_channels, 2 * (s.height / cells),
                     2 * (s.width / cells)};
   Generator generator(request.seed, request.normal_math);
   FlowSchedule schedule = zimage_schedule(s.steps, s.shift);
-  Tensor latents;
-  std::optional<ZImageInpaint> inpaint;
-  if (s.mode == ZImageMode::TextToImage) {
-    latents = generator.randn(shape);
-  } else {
+  if (s.mode != ZImageMode::TextToImage)
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
-    const auto posterior = vae_.encode(image_to_tensor(*request.init_image));
-    const Tensor image_latents = repeat_batch(
-        vae_.normalize_latent(models::AutoencoderKL::sample(posterior, generator)), batch);
-    const Tensor noise = generator.randn(shape);
-    latents = scale_noise(image_latents, noise, schedule.sigmas[0]);
-    if (s.mode == ZImageMode::Inpaint)
-      inpaint =
-          ZImageInpaint{preprocess_mask(*request.mask, shape[2], shape[3]), image_latents, noise};
-  }
+  StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
+                                     request.init_image ? &*request.init_image : nullptr,
+                                     request.mask ? &*request.mask : nullptr);
 
   const ZImageDenoiser model = [this](const Tensor& x, std::span<const float> t,
                                       const std::vector<Tensor>& captions) {
     return transformer_.forward(x, t, captions);
   };
   const ZImageGuidance guidance{s.guidance, request.cfg_normalization, request.cfg_truncation};
-  latents = zimage_denoise(model, latents, schedule, positive, negative, guidance,
-                           inpaint ? &*inpaint : nullptr, control);
+  const Tensor latents =
+      zimage_denoise(model, start.latents, schedule, positive, negative, guidance,
+                     start.inpaint ? &*start.inpaint : nullptr, control);
   return tensor_to_images(vae_.decode(latents));
 }
 

@@ -1,7 +1,5 @@
 #include "pipeline/zimage_sampler.h"
 
-#include <chrono>
-
 #include "core/error.h"
 #include "pipeline/flow_euler.h"
 
@@ -23,15 +21,11 @@ Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSch
   ZF_CHECK(schedule.sigmas.size() == schedule.timesteps.size() + 1 && schedule.steps() > 0,
            "[zimage] malformed schedule: {} sigmas for {} steps", schedule.sigmas.size(),
            schedule.steps());
-  latents = latents.contiguous().clone();
-
   std::vector<Tensor> both = positive;
   both.insert(both.end(), negative.begin(), negative.end());
   const int64_t per_sample = latents.numel() / batch;
-  const auto start = std::chrono::steady_clock::now();
 
-  for (int i = 0; i < schedule.steps(); ++i) {
-    if (control.stop.stop_requested()) throw Cancelled();
+  const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const float t = zimage_model_time(schedule.timesteps[static_cast<size_t>(i)]);
     const float g = guidance_for_step(guidance, t);
     const bool cfg = g > 0.0f;
@@ -39,13 +33,13 @@ Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSch
     const int64_t n = cfg ? 2 * batch : batch;
     const std::vector<float> times(static_cast<size_t>(n), t);
     const Tensor out =
-        model(cfg ? repeat_batch(latents, 2) : latents, times, cfg ? both : positive).contiguous();
+        model(cfg ? repeat_batch(x, 2) : x, times, cfg ? both : positive).contiguous();
     ZF_CHECK(out.dtype() == DType::F32 && out.numel() == n * per_sample,
              "[zimage] transformer returned {} {}, expected float32 with {} x {} values",
              dtype_name(out.dtype()), shape_str(out.shape()), n, per_sample);
 
-    Tensor velocity = Tensor::empty(latents.shape(), DType::F32);
-    float* vel = velocity.data<float>();   // [B, per_sample]
+    Tensor v = Tensor::empty(x.shape(), DType::F32);
+    float* vel = v.data<float>();          // [B, per_sample]
     const float* raw = out.data<float>();  // [n, per_sample]
     for (int64_t j = 0; j < batch; ++j) {
       const std::span<float> dst(vel + j * per_sample, static_cast<size_t>(per_sample));
@@ -57,25 +51,11 @@ Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSch
       } else {
         std::copy(pos.begin(), pos.end(), dst.begin());
       }
-      for (float& v : dst) v = -v;  // the pipelines negate before the scheduler step
+      for (float& value : dst) value = -value;  // the pipelines negate before the scheduler step
     }
-    euler_step(latents, velocity, schedule.sigmas[static_cast<size_t>(i)],
-               schedule.sigmas[static_cast<size_t>(i) + 1]);
-
-    if (inpaint) {
-      const bool last = i + 1 == schedule.steps();
-      const Tensor known = last ? inpaint->image_latents
-                                : scale_noise(inpaint->image_latents, inpaint->noise,
-                                              schedule.sigmas[static_cast<size_t>(i) + 1]);
-      blend_masked(latents, known, inpaint->mask);
-    }
-
-    if (control.on_step) {
-      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-      control.on_step({i + 1, schedule.steps(), elapsed.count()});
-    }
-  }
-  return latents;
+    return v;
+  };
+  return flow_denoise(velocity, latents, schedule, inpaint, control);
 }
 
 }  // namespace zflow::pipeline

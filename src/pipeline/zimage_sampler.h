@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "pipeline/flow_denoise.h"
 #include "pipeline/run_control.h"
 #include "pipeline/zimage_guidance.h"
 #include "sampling/flow_schedule.h"
@@ -29,12 +30,8 @@ namespace zflow::pipeline {
 using ZImageDenoiser = std::function<Tensor(const Tensor& latents, std::span<const float> t,
                                             const std::vector<Tensor>& captions)>;
 
-// Inpainting's per-step blend inputs.
-struct ZImageInpaint {
-  Tensor mask;           // [1, 1, h, w], 1 = repaint
-  Tensor image_latents;  // [B, 16, h, w], the normalised posterior sample of the init image
-  Tensor noise;          // [B, 16, h, w], the same noise the start latents were made with
-};
+// Inpainting's per-step blend inputs (mask [1, 1, h, w], image_latents and noise [B, 16, h, w]).
+using ZImageInpaint = FlowInpaint;
 
 // Runs every step of `schedule` (already cut to the img2img start: sigmas[0] is where latents
 // are) on latents [B, 16, h, w] and returns the final latents. positive holds B captions;

@@ -4,6 +4,7 @@
 #include "io/weight_store.h"
 #include "models/autoencoder_kl.h"
 #include "models/detect.h"
+#include "models/flux_dit.h"
 #include "test_util.h"
 
 namespace zflow::models {
@@ -32,6 +33,32 @@ TEST(Detect, EveryModelInEveryLayout) {
   EXPECT_EQ(detect("autoencoder/tiny_diffusers/vae").architecture, "autoencoder kl");
   EXPECT_THAT(detect("autoencoder/autoencoder_tiny_original_ae.safetensors").layout,
               HasSubstr("original"));
+}
+
+TEST(Detect, FluxTransformerInEveryLayout) {
+  const DetectedComponent dev = detect("flux_dit/tiny_dev_diffusers/transformer");
+  EXPECT_EQ(dev.architecture, "flux.1-dev transformer");
+  EXPECT_EQ(dev.layout, "diffusers");
+  EXPECT_THAT(dev.config, HasSubstr("config.json"));  // head dim 16: axes not inferable
+  EXPECT_THAT(detect("flux_dit/flux_dit_tiny_dev_bfl_bf16.safetensors").layout,
+              HasSubstr("original"));
+  EXPECT_EQ(detect("flux_dit/flux_dit_tiny_schnell_comfy_bf16.safetensors").architecture,
+            "flux.1-schnell transformer");
+}
+
+// Shapes with the release head dim (128, so the release axes apply) give back every field: a
+// small schnell-like config (one head, 1 + 1 blocks) through random weights and detection.
+TEST(Detect, FluxConfigFromShapes) {
+  FluxDiTConfig small = FluxDiTConfig::schnell();
+  small.num_attention_heads = 1;
+  small.num_layers = 1;
+  small.num_single_layers = 1;
+  small.joint_attention_dim = 24;
+  small.pooled_projection_dim = 12;
+  const auto found = detect_component(flux_dit_random_weights(small, DType::BF16, 1));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->architecture, "flux.1-schnell transformer");
+  EXPECT_EQ(found->config, small.summary());
 }
 
 TEST(Detect, ReleaseAutoencoderConfigFromShapes) {

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/zimage_pipeline.h"
 #include "test_util.h"
@@ -27,16 +28,6 @@ namespace fs = std::filesystem;
 
 const fs::path kDir = test::fixture("zimage_pipeline");
 constexpr double kMinPsnr = 40.0;
-
-double psnr(const io::Image& a, const io::Image& b) {
-  double sum = 0;
-  for (size_t i = 0; i < a.rgb.size(); ++i) {
-    const double d = double(a.rgb[i]) - double(b.rgb[i]);
-    sum += d * d;
-  }
-  const double mse = sum / double(a.rgb.size());
-  return mse == 0 ? INFINITY : 10 * std::log10(255.0 * 255.0 / mse);
-}
 
 const nlohmann::json& cases() {
   static const nlohmann::json j = [] {
@@ -89,7 +80,7 @@ void check_case(const std::string& name) {
     const io::Image want = io::read_image(kDir / expected[k].get<std::string>());
     ASSERT_EQ(images[k].width, want.width);
     ASSERT_EQ(images[k].height, want.height);
-    const double db = psnr(images[k], want);
+    const double db = test::psnr(images[k], want);
     std::printf("  %s[%zu]: PSNR %.1f dB\n", name.c_str(), k, db);
     EXPECT_GE(db, kMinPsnr) << name << " image " << k;
   }

@@ -213,6 +213,31 @@ def run_case(pipes: dict, case: dict, init: Image.Image, mask: Image.Image) -> l
     return out.images
 
 
+def run_cases(out, prefix: str, cases: list[dict], run) -> list[dict]:
+    """Saves the init image and mask, runs every case with run(case, init, mask) -> PIL images, saves
+    them as <prefix>_<case>_<k>.png and returns the cases with their expected files and inputs."""
+    init, mask = make_inputs()
+    init.save(out / f"{prefix}_init.png")
+    mask.save(out / f"{prefix}_mask.png")
+    entries = []
+    for case in cases:
+        files = []
+        for k, im in enumerate(run(case, init, mask)):
+            name = f"{prefix}_{case['name']}_{k}.png"
+            im.save(out / name)
+            files.append(name)
+            arr = np.asarray(im)
+            print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}, "
+                  f"0s {np.mean(arr == 0):.2f}, 255s {np.mean(arr == 255):.2f}")
+        entry = dict(case, expected=files)
+        if case["pipeline"] != "txt2img":
+            entry["init_image"] = f"{prefix}_init.png"
+        if case["pipeline"] == "inpaint":
+            entry["mask_image"] = f"{prefix}_mask.png"
+        entries.append(entry)
+    return entries
+
+
 def main() -> None:
     from diffusers import ZImageImg2ImgPipeline, ZImageInpaintPipeline
 
@@ -235,27 +260,7 @@ def main() -> None:
     store_bf16(TINY / "vae")
     store_bf16(TINY / "transformer", keep_f32=lambda name: "pad_token" in name)
 
-    init, mask = make_inputs()
-    init.save(OUT / f"{PREFIX}_init.png")
-    mask.save(OUT / f"{PREFIX}_mask.png")
-
-    cases = []
-    for case in CASES:
-        images = run_case(pipes, case, init, mask)
-        files = []
-        for k, im in enumerate(images):
-            name = f"{PREFIX}_{case['name']}_{k}.png"
-            im.save(OUT / name)
-            files.append(name)
-            arr = np.asarray(im)
-            print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}, "
-                  f"0s {np.mean(arr == 0):.2f}, 255s {np.mean(arr == 255):.2f}")
-        entry = dict(case, expected=files)
-        if case["pipeline"] != "txt2img":
-            entry["init_image"] = f"{PREFIX}_init.png"
-        if case["pipeline"] == "inpaint":
-            entry["mask_image"] = f"{PREFIX}_mask.png"
-        cases.append(entry)
+    cases = run_cases(OUT, PREFIX, CASES, lambda case, init, mask: run_case(pipes, case, init, mask))
 
     payload = {
         "_meta": fixture_metadata(__file__, SEED, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),

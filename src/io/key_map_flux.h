@@ -1,0 +1,60 @@
+// Checkpoint layouts of the FLUX.1 transformer and the map from the original BFL names
+// (flux1-dev.safetensors, flux1-schnell.safetensors; ComfyUI diffusion-model files carry the same
+// names under `model.diffusion_model.`) to diffusers' FluxTransformer2DModel names
+// (facts/flux.md section 2.2; diffusers 0.42.1 scripts/convert_flux_to_diffusers.py):
+//   time_in / vector_in / guidance_in .{in,out}_layer -> time_text_embed.{timestep,text,guidance}
+//                                                        _embedder.linear_{1,2}
+//   txt_in, img_in                    -> context_embedder, x_embedder
+//   double_blocks.N.{img,txt}_mod.lin -> transformer_blocks.N.norm1{,_context}.linear
+//   double_blocks.N.img_attn.qkv      -> transformer_blocks.N.attn.to_{q,k,v} (rows split in three)
+//   double_blocks.N.txt_attn.qkv      -> transformer_blocks.N.attn.add_{q,k,v}_proj
+//   double_blocks.N.{img,txt}_attn.norm.{query,key}_norm.scale
+//                                     -> attn.norm_{q,k}.weight / attn.norm_added_{q,k}.weight
+//   double_blocks.N.{img,txt}_attn.proj -> attn.to_out.0 / attn.to_add_out
+//   double_blocks.N.{img,txt}_mlp.{0,2} -> ff{,_context}.net.0.proj / ff{,_context}.net.2
+//   single_blocks.N.linear1           -> single_transformer_blocks.N.attn.to_{q,k,v}, proj_mlp
+//                                        (rows split [D, D, D, rest], D = img_in rows)
+//   single_blocks.N.linear2           -> single_transformer_blocks.N.proj_out
+//   single_blocks.N.norm.{query,key}_norm.scale -> attn.norm_{q,k}.weight
+//   single_blocks.N.modulation.lin    -> single_transformer_blocks.N.norm.linear
+//   final_layer.linear                -> proj_out
+//   final_layer.adaLN_modulation.1    -> norm_out.linear with its two row halves SWAPPED: BFL
+//                                        stores (shift, scale), diffusers' AdaLayerNormContinuous
+//                                        chunks (scale, shift)
+// Every split is a zero-copy row view of the mapped file; only the swapped final modulation is a
+// copy.
+#pragma once
+
+#include <string_view>
+
+#include "io/weight_store.h"
+
+namespace zflow::io {
+
+enum class FluxLayout { Diffusers, Original };
+std::string_view flux_layout_name(FluxLayout layout);
+
+// The transformer's tensors with whatever prefix stands before them (ComfyUI's
+// `model.diffusion_model.`, or none) removed, other components' tensors dropped. The anchor is
+// `txt_in.weight` (original) or `context_embedder.weight` (diffusers); neither is an Error.
+WeightStore flux_transformer_weights(const WeightStore& store);
+
+// Which layout the (prefix-free) names are in. An Error when neither anchor is present.
+FluxLayout detect_flux_layout(const WeightStore& store);
+
+struct FluxBlockCounts {
+  int double_blocks = 0;
+  int single_blocks = 0;
+};
+// Block counts of a prefix-free checkpoint in either layout, from its names.
+FluxBlockCounts count_flux_blocks(const WeightStore& store);
+
+// Whether the checkpoint has the guidance embedder (FLUX.1-dev and its fine-tunes; schnell has
+// none): `guidance_in.*` or `time_text_embed.guidance_embedder.*`.
+bool flux_has_guidance(const WeightStore& store);
+
+// The diffusers-named store for an original-layout one. A name the table does not cover, or a
+// fused tensor whose rows do not split, is an Error naming it.
+WeightStore original_flux_to_diffusers(const WeightStore& store);
+
+}  // namespace zflow::io

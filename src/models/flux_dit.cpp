@@ -1,0 +1,503 @@
+#include "models/flux_dit.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "core/file_io.h"
+#include "core/log.h"
+#include "io/key_map_flux.h"
+#include "models/timestep_embedding.h"
+
+namespace zflow::models {
+namespace {
+
+using Model = FluxTransformer;
+
+constexpr int64_t kTimestepFeatures = 256;  // Timesteps(num_channels=256)
+constexpr float kTimeScale = 1000.0f;       // timestep * 1000 and guidance * 1000 in forward
+constexpr float kNormEps = 1e-6f;           // every LayerNorm and QK RMSNorm of the model
+
+Model::Linear bind_linear(ParameterBinder& bind, const std::string& prefix, int64_t in,
+                          int64_t out) {
+  return {bind(prefix + ".weight", {out, in}), bind(prefix + ".bias", {out})};
+}
+
+Model::Mlp bind_mlp(ParameterBinder& bind, const std::string& first, const std::string& second,
+                    int64_t in, int64_t hidden, int64_t out) {
+  return {bind_linear(bind, first, in, hidden), bind_linear(bind, second, hidden, out)};
+}
+
+struct Parts {
+  Model::Linear x_embedder, context_embedder, norm_out, proj_out;
+  Model::Mlp time_embedder, guidance_embedder, text_embedder;
+  std::vector<Model::DoubleBlock> double_blocks;
+  std::vector<Model::SingleBlock> single_blocks;
+};
+
+// FluxTransformerBlock, parameters in its state-dict order.
+Model::DoubleBlock bind_double(ParameterBinder& bind, const std::string& p,
+                               const FluxDiTConfig& c) {
+  const int64_t d = c.inner_dim(), hd = c.attention_head_dim, m = c.mlp_hidden_dim();
+  Model::DoubleBlock b;
+  b.img.modulation = bind_linear(bind, p + ".norm1.linear", d, 6 * d);
+  b.txt.modulation = bind_linear(bind, p + ".norm1_context.linear", d, 6 * d);
+  b.img.norm_q = bind(p + ".attn.norm_q.weight", {hd});
+  b.img.norm_k = bind(p + ".attn.norm_k.weight", {hd});
+  b.img.q = bind_linear(bind, p + ".attn.to_q", d, d);
+  b.img.k = bind_linear(bind, p + ".attn.to_k", d, d);
+  b.img.v = bind_linear(bind, p + ".attn.to_v", d, d);
+  b.img.out = bind_linear(bind, p + ".attn.to_out.0", d, d);
+  b.txt.norm_q = bind(p + ".attn.norm_added_q.weight", {hd});
+  b.txt.norm_k = bind(p + ".attn.norm_added_k.weight", {hd});
+  b.txt.q = bind_linear(bind, p + ".attn.add_q_proj", d, d);
+  b.txt.k = bind_linear(bind, p + ".attn.add_k_proj", d, d);
+  b.txt.v = bind_linear(bind, p + ".attn.add_v_proj", d, d);
+  b.txt.out = bind_linear(bind, p + ".attn.to_add_out", d, d);
+  b.img.mlp = bind_mlp(bind, p + ".ff.net.0.proj", p + ".ff.net.2", d, m, d);
+  b.txt.mlp = bind_mlp(bind, p + ".ff_context.net.0.proj", p + ".ff_context.net.2", d, m, d);
+  return b;
+}
+
+// FluxSingleTransformerBlock, parameters in its state-dict order.
+Model::SingleBlock bind_single(ParameterBinder& bind, const std::string& p,
+                               const FluxDiTConfig& c) {
+  const int64_t d = c.inner_dim(), hd = c.attention_head_dim, m = c.mlp_hidden_dim();
+  Model::SingleBlock b;
+  b.modulation = bind_linear(bind, p + ".norm.linear", d, 3 * d);
+  b.proj_mlp = bind_linear(bind, p + ".proj_mlp", d, m);
+  b.proj_out = bind_linear(bind, p + ".proj_out", d + m, d);
+  b.norm_q = bind(p + ".attn.norm_q.weight", {hd});
+  b.norm_k = bind(p + ".attn.norm_k.weight", {hd});
+  b.q = bind_linear(bind, p + ".attn.to_q", d, d);
+  b.k = bind_linear(bind, p + ".attn.to_k", d, d);
+  b.v = bind_linear(bind, p + ".attn.to_v", d, d);
+  return b;
+}
+
+// The whole tree in diffusers' state-dict order.
+Parts bind_all(ParameterBinder& bind, const FluxDiTConfig& c) {
+  const int64_t d = c.inner_dim();
+  Parts p;
+  const std::string te = "time_text_embed.";
+  p.time_embedder = bind_mlp(bind, te + "timestep_embedder.linear_1",
+                             te + "timestep_embedder.linear_2", kTimestepFeatures, d, d);
+  if (c.guidance_embeds)
+    p.guidance_embedder = bind_mlp(bind, te + "guidance_embedder.linear_1",
+                                   te + "guidance_embedder.linear_2", kTimestepFeatures, d, d);
+  p.text_embedder = bind_mlp(bind, te + "text_embedder.linear_1", te + "text_embedder.linear_2",
+                             c.pooled_projection_dim, d, d);
+  p.context_embedder = bind_linear(bind, "context_embedder", c.joint_attention_dim, d);
+  p.x_embedder = bind_linear(bind, "x_embedder", c.in_channels, d);
+  for (int i = 0; i < c.num_layers; ++i)
+    p.double_blocks.push_back(bind_double(bind, fmt::format("transformer_blocks.{}", i), c));
+  for (int i = 0; i < c.num_single_layers; ++i)
+    p.single_blocks.push_back(bind_single(bind, fmt::format("single_transformer_blocks.{}", i), c));
+  p.norm_out = bind_linear(bind, "norm_out.linear", d, 2 * d);
+  p.proj_out = bind_linear(bind, "proj_out", d, c.out_channels);
+  return p;
+}
+
+void validate(const FluxDiTConfig& c, const std::string& source) {
+  ZF_CHECK(c.num_attention_heads > 0 && c.attention_head_dim > 0 && c.attention_head_dim % 2 == 0,
+           "[flux] {}: {} heads of {} features: both must be positive, the head dim even", source,
+           c.num_attention_heads, c.attention_head_dim);
+  ZF_CHECK(c.axes_dims_rope.size() == 3, "[flux] {}: axes_dims_rope {} must have 3 entries", source,
+           c.axes_dims_rope);
+  const int64_t axes =
+      std::accumulate(c.axes_dims_rope.begin(), c.axes_dims_rope.end(), int64_t{0});
+  ZF_CHECK(axes == c.attention_head_dim,
+           "[flux] {}: axes_dims_rope {} sum to {}, expected the head dim {}", source,
+           c.axes_dims_rope, axes, c.attention_head_dim);
+  for (int64_t a : c.axes_dims_rope)
+    ZF_CHECK(a > 0 && a % 2 == 0, "[flux] {}: axes_dims_rope {} has an entry that is not even",
+             source, c.axes_dims_rope);
+  ZF_CHECK(c.in_channels > 0 && c.out_channels > 0 && c.joint_attention_dim > 0 &&
+               c.pooled_projection_dim > 0,
+           "[flux] {}: channel counts must be positive", source);
+  ZF_CHECK(c.num_layers >= 0 && c.num_single_layers >= 0, "[flux] {}: negative block count",
+           source);
+}
+
+const FluxDiTConfig& validated(const FluxDiTConfig& c, const std::string& source) {
+  validate(c, source);
+  return c;
+}
+
+Tensor apply(const Model::Linear& l, const Tensor& x) {
+  return ops::linear(x, l.weight, l.bias);
+}
+
+// The embedders' MLPs (TimestepEmbedding, PixArtAlphaTextProjection): Linear -> SiLU -> Linear.
+Tensor silu_mlp(const Model::Mlp& m, const Tensor& x) {
+  return apply(m.second, ops::silu(apply(m.first, x)));
+}
+
+// The blocks' FeedForward: Linear -> GELU(tanh) -> Linear.
+Tensor gelu_mlp(const Model::Mlp& m, const Tensor& x) {
+  return apply(m.second, ops::gelu(apply(m.first, x), ops::GeluKind::kTanh));
+}
+
+// Chunk `i` of `n` equal chunks of mod[B, n * dim] (a strided view).
+Tensor chunk(const Tensor& mod, int i, int64_t dim) {
+  return mod.slice(1, i * dim, (i + 1) * dim);
+}
+
+}  // namespace
+
+// cos and sin [1, S, head_dim / 2] of the joint sequence [text ; image] (FluxPosEmbed).
+struct FluxTransformer::Rope {
+  Tensor cos, sin;
+};
+
+FluxDiTConfig FluxDiTConfig::schnell() {
+  FluxDiTConfig c;
+  c.guidance_embeds = false;
+  return c;
+}
+
+std::string FluxDiTConfig::summary() const {
+  return fmt::format(
+      "{} double + {} single blocks, {} heads x {} (inner {}), in {} out {}, text {} pooled {}, "
+      "guidance embedder {}, axes_dims_rope {}",
+      num_layers, num_single_layers, num_attention_heads, attention_head_dim, inner_dim(),
+      in_channels, out_channels, joint_attention_dim, pooled_projection_dim,
+      guidance_embeds ? "yes (dev)" : "no (schnell)", axes_dims_rope);
+}
+
+FluxDiTConfig FluxDiTConfig::from_json(const std::string& json_text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[flux] {}: not valid JSON: {}", source, e.what());
+  }
+  ZF_CHECK(j.is_object(), "[flux] {}: expected a JSON object", source);
+  if (j.contains("_class_name") && j["_class_name"] != "FluxTransformer2DModel")
+    fail("[flux] {}: _class_name is {}, expected \"FluxTransformer2DModel\"", source,
+         j["_class_name"].dump());
+  FluxDiTConfig c;
+  c.guidance_embeds = false;  // diffusers' default when the field is absent
+  auto read = [&](const char* key, auto& field) {
+    if (!j.contains(key) || j[key].is_null()) return;
+    try {
+      j[key].get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      fail("[flux] {}: field '{}' has the wrong type: {}", source, key, j[key].dump());
+    }
+  };
+  int64_t patch = 1;
+  read("patch_size", patch);
+  ZF_CHECK(patch == 1, "[flux] {}: patch_size {} is not supported (FLUX.1 packs 2x2 outside)",
+           source, patch);
+  read("in_channels", c.in_channels);
+  c.out_channels = c.in_channels;
+  read("out_channels", c.out_channels);
+  read("num_layers", c.num_layers);
+  read("num_single_layers", c.num_single_layers);
+  read("attention_head_dim", c.attention_head_dim);
+  read("num_attention_heads", c.num_attention_heads);
+  read("joint_attention_dim", c.joint_attention_dim);
+  read("pooled_projection_dim", c.pooled_projection_dim);
+  read("guidance_embeds", c.guidance_embeds);
+  read("axes_dims_rope", c.axes_dims_rope);
+  validate(c, source);
+  return c;
+}
+
+FluxDiTConfig FluxDiTConfig::from_json_file(const std::filesystem::path& path) {
+  return from_json(read_text_file(path, "flux"), path.string());
+}
+
+FluxDiTConfig FluxDiTConfig::infer_from_weights(const io::WeightStore& w) {
+  FluxDiTConfig c;
+  const std::string source = w.description();
+  auto dim = [&](const std::string& name, int d) {
+    const Tensor t = w.get(name);
+    ZF_CHECK(t.ndim() > d, "[flux] {}: '{}' has shape {}, too few dims", source, name,
+             shape_str(t.shape()));
+    return t.size(d);
+  };
+  const int64_t inner = dim("x_embedder.weight", 0);
+  c.in_channels = dim("x_embedder.weight", 1);
+  c.out_channels = dim("proj_out.weight", 0);
+  const io::FluxBlockCounts counts = io::count_flux_blocks(w);
+  c.num_layers = counts.double_blocks;
+  c.num_single_layers = counts.single_blocks;
+  const std::string norm_q = counts.double_blocks > 0
+                                 ? "transformer_blocks.0.attn.norm_q.weight"
+                                 : "single_transformer_blocks.0.attn.norm_q.weight";
+  c.attention_head_dim = dim(norm_q, 0);
+  ZF_CHECK(inner % c.attention_head_dim == 0, "[flux] {}: head dim {} does not divide width {}",
+           source, c.attention_head_dim, inner);
+  c.num_attention_heads = inner / c.attention_head_dim;
+  c.joint_attention_dim = dim("context_embedder.weight", 1);
+  c.pooled_projection_dim = dim("time_text_embed.text_embedder.linear_1.weight", 1);
+  c.guidance_embeds = io::flux_has_guidance(w);
+  ZF_CHECK(c.attention_head_dim == 128,
+           "[flux] {}: head dim {} differs from the release's 128, and the weights do not record "
+           "axes_dims_rope; give the model's config.json",
+           source, c.attention_head_dim);
+  validate(c, source);
+  log::info("[flux] {}: no config.json, inferred from weight shapes: {}", source, c.summary());
+  return c;
+}
+
+std::vector<ParameterSpec> flux_dit_parameters(const FluxDiTConfig& config) {
+  validate(config, "config");
+  ParameterBinder bind(nullptr);
+  bind_all(bind, config);
+  return bind.take_specs();
+}
+
+io::WeightStore flux_dit_random_weights(const FluxDiTConfig& config, DType dtype, uint64_t seed) {
+  return random_weights(flux_dit_parameters(config), dtype, seed);
+}
+
+double flux_dit_forward_flops(const FluxDiTConfig& c, int64_t image_tokens, int64_t text_tokens) {
+  const double d = static_cast<double>(c.inner_dim()), m = static_cast<double>(c.mlp_hidden_dim());
+  const double n = static_cast<double>(image_tokens), l = static_cast<double>(text_tokens);
+  const double s = n + l;
+  // Per token and block: a double block's stream runs q, k, v, out (4 d^2) and its MLP (2 d m);
+  // a single block runs q, k, v (3 d^2), proj_mlp (d m) and proj_out ((d + m) d). Attention:
+  // q k^T and p v, 2 s^2 d multiply-adds.
+  const double per_double = 2 * s * (4 * d * d + 2 * d * m) + 4 * s * s * d;
+  const double per_single = 2 * s * (3 * d * d + d * m + (d + m) * d) + 4 * s * s * d;
+  const double embed = 2 * n * static_cast<double>(c.in_channels) * d +
+                       2 * l * static_cast<double>(c.joint_attention_dim) * d +
+                       2 * n * d * static_cast<double>(c.out_channels);
+  return c.num_layers * per_double + c.num_single_layers * per_single + embed;
+}
+
+std::vector<FluxPosition> flux_image_ids(int64_t rows, int64_t cols) {
+  std::vector<FluxPosition> ids;
+  ids.reserve(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      ids.push_back({0.0f, static_cast<float>(r), static_cast<float>(c)});
+  return ids;
+}
+
+Tensor flux_pack_latents(const Tensor& latents) {
+  ZF_CHECK(latents.ndim() == 4 && latents.size(2) % 2 == 0 && latents.size(3) % 2 == 0,
+           "[flux] pack: latents {} must be [B, C, H, W] with even H and W",
+           shape_str(latents.shape()));
+  const int64_t b = latents.size(0), c = latents.size(1), h = latents.size(2) / 2,
+                w = latents.size(3) / 2;
+  // view(B, C, h, 2, w, 2).permute(0, 2, 4, 1, 3, 5) -> [B, h, w, C, 2, 2]
+  return latents.contiguous()
+      .view({b, c, h, 2, w, 2})
+      .permute({0, 2, 4, 1, 3, 5})
+      .contiguous()
+      .view({b, h * w, c * 4});
+}
+
+Tensor flux_unpack_latents(const Tensor& tokens, int64_t height, int64_t width) {
+  ZF_CHECK(tokens.ndim() == 3 && height % 2 == 0 && width % 2 == 0 &&
+               tokens.size(1) == (height / 2) * (width / 2) && tokens.size(2) % 4 == 0,
+           "[flux] unpack: tokens {} do not hold a {}x{} latent", shape_str(tokens.shape()), height,
+           width);
+  const int64_t b = tokens.size(0), c = tokens.size(2) / 4;
+  // view(B, h, w, C, 2, 2).permute(0, 3, 1, 4, 2, 5) -> [B, C, h, 2, w, 2]
+  return tokens.contiguous()
+      .view({b, height / 2, width / 2, c, 2, 2})
+      .permute({0, 3, 1, 4, 2, 5})
+      .contiguous()
+      .view({b, c, height, width});
+}
+
+FluxTransformer::FluxTransformer(const FluxDiTConfig& config, const io::WeightStore& weights)
+    : config_(validated(config, weights.description())) {
+  ParameterBinder bind(&weights, config_.summary());
+  Parts p = bind_all(bind, config_);
+  x_embedder_ = p.x_embedder;
+  context_embedder_ = p.context_embedder;
+  norm_out_ = p.norm_out;
+  proj_out_ = p.proj_out;
+  time_embedder_ = p.time_embedder;
+  guidance_embedder_ = p.guidance_embedder;
+  text_embedder_ = p.text_embedder;
+  double_blocks_ = std::move(p.double_blocks);
+  single_blocks_ = std::move(p.single_blocks);
+  const size_t used = bind.take_specs().size();
+  if (used != weights.size())
+    log::warn("[flux] {}: {} of its {} tensors are not part of the model ({})",
+              weights.description(), weights.size() - used, weights.size(), config_.summary());
+}
+
+// CombinedTimestep(Guidance)TextProjEmbeddings: timestep_embedder(sinusoid(t * 1000))
+// [+ guidance_embedder(sinusoid(g * 1000))] + text_embedder(pooled), each an MLP with SiLU.
+Tensor FluxTransformer::conditioning(const Tensor& pooled, std::span<const float> t,
+                                     std::span<const float> guidance) const {
+  auto scaled = [](std::span<const float> v) {
+    std::vector<float> s(v.begin(), v.end());
+    for (float& x : s) x *= kTimeScale;
+    return s;
+  };
+  Tensor vec = silu_mlp(time_embedder_, timestep_features(scaled(t), kTimestepFeatures));
+  if (config_.guidance_embeds)
+    vec = ops::add(
+        vec, silu_mlp(guidance_embedder_, timestep_features(scaled(guidance), kTimestepFeatures)));
+  return ops::add(vec, silu_mlp(text_embedder_, pooled));
+}
+
+// Projection to heads [B, L, H, hd] with the per-head QK RMSNorm when `norm` is given.
+Tensor FluxTransformer::heads(const Linear& proj, const Tensor& x, const Tensor& norm) const {
+  const Tensor y = apply(proj, x).view(
+      {x.size(0), x.size(1), config_.num_attention_heads, config_.attention_head_dim});
+  return norm.defined() ? ops::rms_norm(y, norm, kNormEps) : y;
+}
+
+// RoPE on q and k [B, S, H, hd], then unmasked SDPA with scale 1/sqrt(hd): [B, S, inner].
+Tensor FluxTransformer::attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                               const Rope& rope) const {
+  const int64_t b = q.size(0), s = q.size(1), hd = config_.attention_head_dim;
+  auto rotate = [&](const Tensor& x) {
+    return ops::rope(x, rope.cos, rope.sin, ops::RopeLayout::kInterleaved).permute({0, 2, 1, 3});
+  };
+  const Tensor o = ops::attention(rotate(q), rotate(k), v.permute({0, 2, 1, 3}),
+                                  1.0f / std::sqrt(static_cast<float>(hd)));
+  return o.permute({0, 2, 1, 3}).contiguous().view({b, s, config_.inner_dim()});
+}
+
+// FluxTransformerBlock: both streams are modulated by their own adaLN-Zero
+// (shift, scale, gate) x 2, attend jointly over [text ; image], and update with gated residuals:
+//   x += gate1 * out(attn(LN(x) * (1 + scale1) + shift1))
+//   x += gate2 * MLP(LN(x) * (1 + scale2) + shift2),   MLP = Linear -> GELU(tanh) -> Linear
+void FluxTransformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt,
+                                   const Tensor& vec, const Rope& rope) const {
+  const int64_t d = config_.inner_dim(), l = txt.size(1);
+  const Tensor mod_img = apply(blk.img.modulation, vec), mod_txt = apply(blk.txt.modulation, vec);
+  const Tensor ni = ops::modulate(ops::layer_norm(img, {}, {}, kNormEps), chunk(mod_img, 0, d),
+                                  chunk(mod_img, 1, d));
+  const Tensor nt = ops::modulate(ops::layer_norm(txt, {}, {}, kNormEps), chunk(mod_txt, 0, d),
+                                  chunk(mod_txt, 1, d));
+  const Tensor o = attend(
+      ops::concat({heads(blk.txt.q, nt, blk.txt.norm_q), heads(blk.img.q, ni, blk.img.norm_q)}, 1),
+      ops::concat({heads(blk.txt.k, nt, blk.txt.norm_k), heads(blk.img.k, ni, blk.img.norm_k)}, 1),
+      ops::concat({heads(blk.txt.v, nt, {}), heads(blk.img.v, ni, {})}, 1), rope);
+  auto update = [&](const Stream& s, Tensor& x, const Tensor& mod, const Tensor& attn) {
+    x = ops::add_gated(x, chunk(mod, 2, d), apply(s.out, attn));
+    const Tensor n =
+        ops::modulate(ops::layer_norm(x, {}, {}, kNormEps), chunk(mod, 3, d), chunk(mod, 4, d));
+    x = ops::add_gated(x, chunk(mod, 5, d), gelu_mlp(s.mlp, n));
+  };
+  update(blk.img, img, mod_img, o.slice(1, l, o.size(1)));
+  update(blk.txt, txt, mod_txt, o.slice(1, 0, l));
+}
+
+// FluxSingleTransformerBlock on the joint sequence x[B, S, inner], attention and MLP in
+// parallel: n = LN(x) * (1 + scale) + shift;
+//   x += gate * proj_out(cat(attn(n), GELU_tanh(proj_mlp(n))))
+void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tensor& vec,
+                                   const Rope& rope) const {
+  const int64_t d = config_.inner_dim();
+  const Tensor mod = apply(blk.modulation, vec);
+  const Tensor n =
+      ops::modulate(ops::layer_norm(x, {}, {}, kNormEps), chunk(mod, 0, d), chunk(mod, 1, d));
+  const Tensor mlp = ops::gelu(apply(blk.proj_mlp, n), ops::GeluKind::kTanh);
+  const Tensor attn =
+      attend(heads(blk.q, n, blk.norm_q), heads(blk.k, n, blk.norm_k), heads(blk.v, n, {}), rope);
+  x = ops::add_gated(x, chunk(mod, 2, d), apply(blk.proj_out, ops::concat({attn, mlp}, 2)));
+}
+
+Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> img_ids,
+                                const Tensor& txt, const Tensor& pooled, std::span<const float> t,
+                                std::span<const float> guidance) const {
+  const FluxDiTConfig& c = config_;
+  ZF_CHECK(x.ndim() == 3 && x.size(0) >= 1 && x.size(1) >= 1 && x.size(2) == c.in_channels &&
+               x.dtype() == DType::F32,
+           "[flux] forward: image tokens {} {}, expected F32 [B, N, {}]", shape_str(x.shape()),
+           dtype_name(x.dtype()), c.in_channels);
+  const int64_t batch = x.size(0), n = x.size(1);
+  ZF_CHECK(static_cast<int64_t>(img_ids.size()) == n, "[flux] forward: {} image ids for {} tokens",
+           img_ids.size(), n);
+  ZF_CHECK(txt.ndim() == 3 && txt.size(0) == batch && txt.size(1) >= 1 &&
+               txt.size(2) == c.joint_attention_dim && txt.dtype() == DType::F32,
+           "[flux] forward: text states {} {}, expected F32 [{}, L, {}]", shape_str(txt.shape()),
+           dtype_name(txt.dtype()), batch, c.joint_attention_dim);
+  ZF_CHECK(pooled.ndim() == 2 && pooled.size(0) == batch &&
+               pooled.size(1) == c.pooled_projection_dim && pooled.dtype() == DType::F32,
+           "[flux] forward: pooled text {} {}, expected F32 [{}, {}]", shape_str(pooled.shape()),
+           dtype_name(pooled.dtype()), batch, c.pooled_projection_dim);
+  ZF_CHECK(static_cast<int64_t>(t.size()) == batch, "[flux] forward: {} timesteps for {} samples",
+           t.size(), batch);
+  ZF_CHECK(static_cast<int64_t>(guidance.size()) == (c.guidance_embeds ? batch : 0),
+           "[flux] forward: {} guidance values for {} samples; the model {} a guidance embedder",
+           guidance.size(), batch, c.guidance_embeds ? "has" : "has no");
+
+  // 1. The conditioning vector; every modulation reads SiLU of it.
+  const Tensor vec = ops::silu(conditioning(pooled, t, guidance));
+
+  // 2. RoPE over [text ids (all 0) ; image ids], per axis a run of axes_dims[a] / 2 pairs turning
+  //    by pos_a / theta^(2j / axes_dims[a]); angles and cos / sin in float64 as diffusers computes
+  //    them, then rounded to float32.
+  const int64_t l = txt.size(1), s = l + n, half = c.attention_head_dim / 2;
+  Rope rope{Tensor::empty({1, s, half}, DType::F32), Tensor::empty({1, s, half}, DType::F32)};
+  float* cs = rope.cos.data<float>();
+  float* sn = rope.sin.data<float>();
+  for (int64_t i = 0; i < s; ++i) {
+    const FluxPosition pos = i < l ? FluxPosition{0, 0, 0} : img_ids[static_cast<size_t>(i - l)];
+    int64_t at = i * half;
+    for (size_t a = 0; a < c.axes_dims_rope.size(); ++a) {
+      const double dim = static_cast<double>(c.axes_dims_rope[a]);
+      for (int64_t j = 0; j < c.axes_dims_rope[a] / 2; ++j, ++at) {
+        const double omega = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * j) / dim);
+        const double angle = static_cast<double>(pos[a]) * omega;
+        cs[at] = static_cast<float>(std::cos(angle));
+        sn[at] = static_cast<float>(std::sin(angle));
+      }
+    }
+  }
+
+  // 3. Embed, the double-stream blocks, then the single-stream blocks on [text ; image].
+  Tensor img = apply(x_embedder_, x);
+  Tensor ctx = apply(context_embedder_, txt);
+  for (const DoubleBlock& blk : double_blocks_) double_block(blk, img, ctx, vec, rope);
+  Tensor joint = ops::concat({ctx, img}, 1);
+  for (const SingleBlock& blk : single_blocks_) single_block(blk, joint, vec, rope);
+
+  // 4. AdaLayerNormContinuous on the image tokens ((scale, shift) in diffusers' order), then the
+  //    projection to the packed latent channels.
+  const int64_t d = c.inner_dim();
+  const Tensor mod = apply(norm_out_, vec);
+  const Tensor out = ops::modulate(ops::layer_norm(joint.slice(1, l, s), {}, {}, kNormEps),
+                                   chunk(mod, 1, d), chunk(mod, 0, d));
+  return apply(proj_out_, out);
+}
+
+FluxTransformer load_flux_transformer(const io::WeightStore& weights,
+                                      const std::optional<FluxDiTConfig>& config) {
+  const io::WeightStore own = io::flux_transformer_weights(weights);
+  const io::FluxLayout layout = io::detect_flux_layout(own);
+  const io::WeightStore named =
+      layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own;
+  if (!config) return FluxTransformer(FluxDiTConfig::infer_from_weights(named), named);
+  const bool has_guidance = io::flux_has_guidance(named);
+  if (config->guidance_embeds != has_guidance)
+    fail(
+        "[flux] {}: the config says guidance_embeds {} but the weights {} a guidance embedder "
+        "(FLUX.1-dev has one, schnell has none)",
+        weights.description(), config->guidance_embeds, has_guidance ? "have" : "have no");
+  log::info("[flux] {}: {} layout, {}", weights.description(), io::flux_layout_name(layout),
+            config->summary());
+  return FluxTransformer(*config, named);
+}
+
+FluxTransformer load_flux_transformer(const std::filesystem::path& path,
+                                      const std::optional<FluxDiTConfig>& config) {
+  // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
+  const std::filesystem::path where = io::component_folder(path, "transformer");
+  const io::WeightStore weights = io::WeightStore::open(where);
+  if (config) return load_flux_transformer(weights, config);
+  if (const auto json = io::component_config_json(where))
+    return load_flux_transformer(weights, FluxDiTConfig::from_json_file(*json));
+  return load_flux_transformer(weights, std::nullopt);
+}
+
+}  // namespace zflow::models

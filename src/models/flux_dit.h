@@ -1,0 +1,159 @@
+// The FLUX.1 transformer (dev and schnell; diffusers FluxTransformer2DModel), built to
+// diffusers' module tree so weights bind by their diffusers names:
+//   x_embedder, context_embedder, time_text_embed.{timestep,guidance,text}_embedder.linear_{1,2}
+//   transformer_blocks.{i}: norm1.linear, norm1_context.linear, attn.{to_q, to_k, to_v,
+//     add_{q,k,v}_proj, norm_q, norm_k, norm_added_q, norm_added_k, to_out.0, to_add_out},
+//     ff.net.{0.proj, 2}, ff_context.net.{0.proj, 2}
+//   single_transformer_blocks.{i}: norm.linear, attn.{to_q, to_k, to_v, norm_q, norm_k},
+//     proj_mlp, proj_out
+//   norm_out.linear (chunked (scale, shift)), proj_out
+// Reference: diffusers 0.42.1 models/transformers/transformer_flux.py; the step-by-step math is
+// /work/shared/facts/flux.md section 1.2. Original BFL and ComfyUI single files are renamed by
+// io/key_map_flux.h before binding. Weights stay in their stored dtype; activations are float32.
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/weight_store.h"
+#include "models/parameters.h"
+
+namespace zflow::models {
+
+// Defaults are the FLUX.1-dev release (black-forest-labs/FLUX.1-dev transformer/config.json);
+// schnell differs only in guidance_embeds.
+struct FluxDiTConfig {
+  int64_t in_channels = 64;   // 16 latent channels packed 2x2
+  int64_t out_channels = 64;  // config null -> in_channels
+  int num_layers = 19;        // double-stream blocks
+  int num_single_layers = 38;
+  int64_t attention_head_dim = 128;
+  int64_t num_attention_heads = 24;
+  int64_t joint_attention_dim = 4096;                  // T5-XXL d_model
+  int64_t pooled_projection_dim = 768;                 // CLIP-L pooled output
+  bool guidance_embeds = true;                         // dev: true, schnell: false
+  std::vector<int64_t> axes_dims_rope = {16, 56, 56};  // sums to the head dim
+  double rope_theta = 10000.0;                         // fixed in diffusers' FluxPosEmbed
+
+  static FluxDiTConfig schnell();  // the release with guidance_embeds false
+
+  int64_t inner_dim() const { return num_attention_heads * attention_head_dim; }
+  int64_t mlp_hidden_dim() const { return inner_dim() * 4; }  // int(dim * mlp_ratio 4.0)
+
+  // From a diffusers transformer/config.json; absent fields keep the defaults above, except
+  // guidance_embeds, whose diffusers default is false. Errors name `source` and the field.
+  static FluxDiTConfig from_json(const std::string& json_text, const std::string& source);
+  static FluxDiTConfig from_json_file(const std::filesystem::path& path);
+
+  // From the shapes of diffusers-named weights, for files without a config:
+  //   inner dim / in_channels: x_embedder.weight rows / columns; out_channels: proj_out rows
+  //   head dim: the first block's norm_q.weight length (heads = inner dim / head dim)
+  //   num_layers / num_single_layers: how many blocks of each kind exist
+  //   joint_attention_dim, pooled_projection_dim: context_embedder / text_embedder.linear_1
+  //     columns; guidance_embeds: whether guidance_embedder weights exist
+  //   axes_dims_rope is not in the weights: the release [16, 56, 56] (an error when the head
+  //   dim is not 128: give the model's config.json). Logs one line with what it found.
+  static FluxDiTConfig infer_from_weights(const io::WeightStore& weights);
+
+  std::string summary() const;  // one line for logs
+};
+
+// Every parameter of the model for `config`, in diffusers' state-dict order: name and shape.
+std::vector<ParameterSpec> flux_dit_parameters(const FluxDiTConfig& config);
+
+// Random weights with the model's names and shapes, for speed measurements.
+io::WeightStore flux_dit_random_weights(const FluxDiTConfig& config, DType dtype, uint64_t seed);
+
+// Floating-point operations (2 x multiply-adds) of one forward for one sample with
+// `image_tokens` packed image tokens and `text_tokens` T5 tokens: every linear applied per token
+// (embedders, q/k/v/out, MLPs, final projection) and the attention matmuls (4 S^2 D per block,
+// S = image + text tokens). The per-sample modulation GEMVs are left out. About 74.4 TFLOP for
+// 1024x1024 (4096 tokens) with 512 text tokens at the release size.
+double flux_dit_forward_flops(const FluxDiTConfig& config, int64_t image_tokens,
+                              int64_t text_tokens);
+
+// A token's position (axis 0, row, column) as diffusers passes img_ids / txt_ids (float).
+using FluxPosition = std::array<float, 3>;
+
+// The ids of a packed grid of rows x cols image tokens, row-major: (0, row, col).
+std::vector<FluxPosition> flux_image_ids(int64_t rows, int64_t cols);
+
+// latents [B, C, H, W] (H, W even) -> tokens [B, (H/2)(W/2), 4C], row-major tokens, features in
+// (c, ph, pw) order, c slowest (diffusers _pack_latents).
+Tensor flux_pack_latents(const Tensor& latents);
+// tokens [B, (H/2)(W/2), 4C] -> [B, C, H, W] (diffusers _unpack_latents).
+Tensor flux_unpack_latents(const Tensor& tokens, int64_t height, int64_t width);
+
+class FluxTransformer {
+ public:
+  // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an error
+  // naming it.
+  FluxTransformer(const FluxDiTConfig& config, const io::WeightStore& weights);
+
+  const FluxDiTConfig& config() const { return config_; }
+
+  // The velocity [B, N, out_channels] for packed latent tokens x[B, N, in_channels] at positions
+  // img_ids (N of them), T5 states txt[B, L, joint_attention_dim] (text ids all zero, as FLUX.1
+  // gives them), CLIP pooled outputs pooled[B, pooled_projection_dim], sigmas t[b] in [0, 1]
+  // (diffusers' timestep / 1000; the model multiplies by 1000) and, for guidance-distilled
+  // models, guidance[b] (the embedded guidance scale; must be empty for schnell). All float32.
+  Tensor forward(const Tensor& x, std::span<const FluxPosition> img_ids, const Tensor& txt,
+                 const Tensor& pooled, std::span<const float> t,
+                 std::span<const float> guidance = {}) const;
+
+  struct Linear {
+    Tensor weight, bias;
+  };
+  struct Mlp {  // Linear -> activation -> Linear
+    Linear first, second;
+  };
+  struct Stream {       // one stream of a double block: the image or the text tokens
+    Linear modulation;  // dim -> 6 dim: (shift, scale, gate) for attention, then for the MLP
+    Linear q, k, v, out;
+    Tensor norm_q, norm_k;
+    Mlp mlp;
+  };
+  struct DoubleBlock {
+    Stream img, txt;
+  };
+  struct SingleBlock {
+    Linear modulation;  // dim -> 3 dim: (shift, scale, gate)
+    Linear q, k, v, proj_mlp, proj_out;
+    Tensor norm_q, norm_k;
+  };
+
+ private:
+  struct Rope;
+  Tensor conditioning(const Tensor& pooled, std::span<const float> t,
+                      std::span<const float> guidance) const;
+  Tensor heads(const Linear& proj, const Tensor& x, const Tensor& norm) const;
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Rope& rope) const;
+  void double_block(const DoubleBlock& b, Tensor& img, Tensor& txt, const Tensor& vec,
+                    const Rope& rope) const;
+  void single_block(const SingleBlock& b, Tensor& x, const Tensor& vec, const Rope& rope) const;
+
+  FluxDiTConfig config_;
+  Linear x_embedder_, context_embedder_, norm_out_, proj_out_;
+  Mlp time_embedder_, guidance_embedder_, text_embedder_;
+  std::vector<DoubleBlock> double_blocks_;
+  std::vector<SingleBlock> single_blocks_;
+};
+
+// Opens the transformer from a diffusers transformer/ folder (config.json + sharded
+// safetensors + index), its *.safetensors.index.json, a model folder holding transformer/, or a
+// single file in either layout (diffusers names, or original BFL names with an optional
+// `model.diffusion_model.` prefix as ComfyUI writes them). The config is `config` when given,
+// else the folder's config.json (folders and index files only), else inferred from the weights.
+// dev or schnell: the weights decide (guidance embedder present or not); a config saying
+// otherwise is an Error.
+FluxTransformer load_flux_transformer(const std::filesystem::path& path,
+                                      const std::optional<FluxDiTConfig>& config = {});
+FluxTransformer load_flux_transformer(const io::WeightStore& weights,
+                                      const std::optional<FluxDiTConfig>& config = {});
+
+}  // namespace zflow::models

@@ -1,0 +1,35 @@
+// The flow-matching Euler loop every family's pipeline runs (diffusers 0.42.1: the denoising loop
+// of ZImagePipeline, FluxPipeline and their img2img / inpaint variants), independent of the model
+// so it can be tested with a stand-in. Per step i:
+//   v = velocity(latents, i)                               (the scheduler's model_output)
+//   latents += (sigma_{i+1} - sigma_i) * v                 (float32, flow_euler.h)
+//   inpaint: latents = (1 - m) * known + m * latents, known = scale_noise(image_latents, noise,
+//            sigma_{i+1}), or the clean image_latents after the last step
+//   control.on_step after the step; control.stop checked before it (throws Cancelled).
+#pragma once
+
+#include <functional>
+
+#include "core/tensor.h"
+#include "pipeline/run_control.h"
+#include "sampling/flow_schedule.h"
+
+namespace zflow::pipeline {
+
+// Inpainting's per-step blend inputs, in the latent layout the loop runs in [B, C, h, w].
+struct FlowInpaint {
+  Tensor mask;           // [1 or B, 1, h, w], 1 = repaint
+  Tensor image_latents;  // [B, C, h, w], the normalised latents of the init image
+  Tensor noise;          // [B, C, h, w], the noise the start latents were made with
+};
+
+// The velocity for `latents` at step `step` (model time from schedule.timesteps[step]): float32,
+// latents' shape.
+using FlowVelocity = std::function<Tensor(const Tensor& latents, int step)>;
+
+// Runs every step of `schedule` (already cut to the img2img start: sigmas[0] is where latents
+// are) and returns the final latents.
+Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSchedule& schedule,
+                    const FlowInpaint* inpaint, const RunControl& control);
+
+}  // namespace zflow::pipeline

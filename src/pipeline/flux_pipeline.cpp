@@ -1,0 +1,205 @@
+#include "pipeline/flux_pipeline.h"
+
+#include <cmath>
+#include <tuple>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "pipeline/flow_denoise.h"
+#include "pipeline/flow_euler.h"
+#include "pipeline/image_tensor.h"
+#include "pipeline/pipeline_files.h"
+#include "pipeline/start_latents.h"
+#include "sampling/flow_schedule.h"
+
+namespace zflow::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFamily = "flux";
+constexpr int kMaxT5Length = 512;  // diffusers rejects longer max_sequence_length
+
+// [n, ...] copies of one sample's tensor t[...].
+Tensor repeat_sample(const Tensor& t, int64_t n) {
+  Shape one = t.shape();
+  one.insert(one.begin(), 1);
+  return repeat_batch(t.contiguous().view(one), n);
+}
+
+}  // namespace
+
+const char* flux_variant_name(FluxVariant variant) {
+  return variant == FluxVariant::Dev ? "FLUX.1-dev" : "FLUX.1-schnell";
+}
+
+FluxDefaults flux_defaults(FluxVariant variant) {
+  return variant == FluxVariant::Dev ? FluxDefaults{28, 3.5f, 7.0f, text::kT5DevMaxLength}
+                                     : FluxDefaults{4, 0.0f, 0.0f, text::kT5SchnellMaxLength};
+}
+
+const char* flux_mode_name(FluxMode mode) {
+  switch (mode) {
+    case FluxMode::TextToImage:
+      return "txt2img";
+    case FluxMode::ImageToImage:
+      return "img2img";
+    case FluxMode::Inpaint:
+      return "inpaint";
+  }
+  return "?";
+}
+
+FluxPipeline::FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer t5_tokenizer,
+                           models::ClipTextModel clip, models::T5Encoder t5,
+                           models::FluxTransformer transformer, models::AutoencoderKL vae)
+    : clip_tokenizer_(std::move(clip_tokenizer)),
+      t5_tokenizer_(std::move(t5_tokenizer)),
+      clip_(std::move(clip)),
+      t5_(std::move(t5)),
+      transformer_(std::move(transformer)),
+      vae_(std::move(vae)) {}
+
+FluxPipeline FluxPipeline::load(const FluxFiles& files) {
+  if (!files.model_dir.empty()) {
+    const fs::path index = files.model_dir / "model_index.json";
+    if (!fs::is_regular_file(index))
+      fail("[flux] {}: no model_index.json (expected a diffusers FLUX.1 folder)",
+           files.model_dir.string());
+    const std::string cls = read_json_file(index, kFamily).value("_class_name", "");
+    if (!cls.starts_with("Flux"))
+      fail("[flux] {}: _class_name is '{}', expected a FLUX.1 pipeline (FluxPipeline)",
+           index.string(), cls);
+  }
+  auto path_of = [&](const fs::path& given, const char* sub, const char* what) {
+    return component_path(kFamily, "FLUX.1", files.model_dir, given, sub, what);
+  };
+  const fs::path dit_path = path_of(files.diffusion_model, "transformer", "diffusion model");
+  const fs::path clip_path = path_of(files.clip, "text_encoder", "CLIP text encoder");
+  const fs::path t5_path = path_of(files.t5, "text_encoder_2", "T5 text encoder");
+  const fs::path vae_path = path_of(files.vae, "vae", "VAE");
+  const fs::path clip_tok_path = path_of(files.clip_tokenizer, "tokenizer", "CLIP tokenizer");
+  const fs::path t5_tok_path = path_of(files.t5_tokenizer, "tokenizer_2", "T5 tokenizer");
+
+  auto clip_tokenizer = load_component(kFamily, "CLIP tokenizer", clip_tok_path,
+                                       [&] { return text::ClipTokenizer::load(clip_tok_path); });
+  auto t5_tokenizer = load_component(kFamily, "T5 tokenizer", t5_tok_path,
+                                     [&] { return text::T5Tokenizer::load(t5_tok_path); });
+  auto clip = load_component(kFamily, "CLIP text encoder", clip_path,
+                             [&] { return models::load_clip_text_model(clip_path); });
+  auto t5 = load_component(kFamily, "T5 text encoder", t5_path,
+                           [&] { return models::load_t5_encoder(t5_path); });
+  auto transformer = load_component(kFamily, "diffusion model", dit_path,
+                                    [&] { return models::load_flux_transformer(dit_path); });
+  auto vae = load_component(kFamily, "VAE", vae_path,
+                            [&] { return models::load_autoencoder_kl(vae_path); });
+
+  const auto& dit = transformer.config();
+  if (clip.config().hidden_size != dit.pooled_projection_dim)
+    fail(
+        "[flux] CLIP text encoder {} gives {}-wide pooled outputs, but the diffusion model {} "
+        "expects {} (pooled_projection_dim)",
+        clip_path.string(), clip.config().hidden_size, dit_path.string(),
+        dit.pooled_projection_dim);
+  if (t5.config().d_model != dit.joint_attention_dim)
+    fail(
+        "[flux] T5 text encoder {} gives {}-wide states, but the diffusion model {} expects {} "
+        "(joint_attention_dim)",
+        t5_path.string(), t5.config().d_model, dit_path.string(), dit.joint_attention_dim);
+  if (vae.config().latent_channels * 4 != dit.in_channels)
+    fail(
+        "[flux] VAE {} has {} latent channels, but the diffusion model {} expects {} packed ({} x "
+        "4)",
+        vae_path.string(), vae.config().latent_channels, dit_path.string(), dit.in_channels,
+        dit.in_channels / 4);
+  if (static_cast<int64_t>(t5_tokenizer.vocab_size()) > t5.config().vocab_size)
+    fail("[flux] T5 tokenizer {} has {} ids, more than the T5 encoder's {} embeddings",
+         t5_tok_path.string(), t5_tokenizer.vocab_size(), t5.config().vocab_size);
+
+  FluxPipeline pipe(std::move(clip_tokenizer), std::move(t5_tokenizer), std::move(clip),
+                    std::move(t5), std::move(transformer), std::move(vae));
+  pipe.variant_ =
+      pipe.transformer_.config().guidance_embeds ? FluxVariant::Dev : FluxVariant::Schnell;
+  pipe.defaults_ = flux_defaults(pipe.variant_);
+  const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
+  pipe.model_name_ = (named.filename().empty() ? named.parent_path() : named).stem().string();
+  log::info("[flux] {} as {}: {} steps, guidance {}, T5 length {}", pipe.model_name_,
+            flux_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
+            pipe.defaults_.max_sequence_length);
+  return pipe;
+}
+
+int64_t FluxPipeline::vae_scale_factor() const {
+  return int64_t{1} << (vae_.config().levels() - 1);
+}
+
+FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
+  FluxSettings s{};
+  const io::Image* init = request.init_image ? &*request.init_image : nullptr;
+  const io::Image* mask = request.mask ? &*request.mask : nullptr;
+  std::tie(s.width, s.height) =
+      checked_image_size("flux", request.width, request.height, init, mask, 2 * vae_scale_factor());
+  s.mode = mask ? FluxMode::Inpaint : init ? FluxMode::ImageToImage : FluxMode::TextToImage;
+  s.steps = request.steps.value_or(defaults_.steps);
+  ZF_CHECK(s.steps >= 1, "[flux] steps must be at least 1, got {}", s.steps);
+  if (variant_ == FluxVariant::Dev) {
+    s.guidance = request.guidance.value_or(
+        s.mode == FluxMode::TextToImage ? defaults_.guidance : defaults_.guidance_img2img);
+    ZF_CHECK(std::isfinite(s.guidance), "[flux] guidance must be finite");
+  } else if (request.guidance) {
+    log::warn("[flux] {} has no guidance input: guidance {} is ignored",
+              flux_variant_name(variant_), *request.guidance);
+  }
+  s.strength = s.mode == FluxMode::TextToImage ? 1.0 : request.strength.value_or(0.6);
+  if (s.mode != FluxMode::TextToImage) img2img_start(s.steps, s.strength);  // throws if bad
+  ZF_CHECK(request.batch >= 1, "[flux] batch must be at least 1, got {}", request.batch);
+  s.max_sequence_length = request.max_sequence_length.value_or(defaults_.max_sequence_length);
+  ZF_CHECK(s.max_sequence_length >= 1 && s.max_sequence_length <= kMaxT5Length,
+           "[flux] max_sequence_length must be in [1, {}], got {}", kMaxT5Length,
+           s.max_sequence_length);
+  return s;
+}
+
+std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
+                                              const RunControl& control) const {
+  const FluxSettings s = resolve(request);
+  const int64_t batch = request.batch;
+
+  // Text: CLIP's pooled output of the prompt, T5's states of prompt_2 (or the prompt), the same
+  // for every image of the batch.
+  const Tensor pooled =
+      repeat_sample(clip_.encode(clip_tokenizer_.encode(request.prompt)).pooled, batch);
+  const std::vector<int32_t> t5_ids =
+      t5_tokenizer_.encode_padded(request.prompt_2.value_or(request.prompt), s.max_sequence_length);
+  const Tensor txt = repeat_sample(t5_.encode(t5_ids), batch);
+
+  // Schedule and start latents [B, 16, h, w]; the loop runs unpacked (every update is
+  // element-wise) and packs for each transformer call.
+  const int64_t cells = 2 * vae_scale_factor();
+  const int64_t rows = s.height / cells, cols = s.width / cells;
+  const Shape shape{batch, transformer_.config().in_channels / 4, 2 * rows, 2 * cols};
+  FlowSchedule schedule = variant_ == FluxVariant::Dev ? flux1_dev_schedule(s.steps, rows * cols)
+                                                       : flux1_schnell_schedule(s.steps);
+  if (s.mode != FluxMode::TextToImage)
+    schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
+  Generator generator(request.seed, request.normal_math);
+  const StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
+                                           request.init_image ? &*request.init_image : nullptr,
+                                           request.mask ? &*request.mask : nullptr);
+
+  const std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
+  const std::vector<float> guidance(variant_ == FluxVariant::Dev ? batch : 0, s.guidance);
+  const FlowVelocity velocity = [&](const Tensor& x, int i) {
+    const std::vector<float> t(static_cast<size_t>(batch),
+                               flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
+    const Tensor v =
+        transformer_.forward(models::flux_pack_latents(x), img_ids, txt, pooled, t, guidance);
+    return models::flux_unpack_latents(v, shape[2], shape[3]);
+  };
+  const Tensor latents = flow_denoise(velocity, start.latents, schedule,
+                                      start.inpaint ? &*start.inpaint : nullptr, control);
+  return tensor_to_images(vae_.decode(latents));
+}
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,136 @@
+// The FLUX.1 pipeline (dev and schnell): text-to-image, img2img and inpaint, equal to diffusers
+// 0.42.1's FluxPipeline, FluxImg2ImgPipeline and FluxInpaintPipeline (facts: flux.md §1.2, §3,
+// §5).
+//
+//   prompt   -> CLIP-L tokens (77, padded) -> pooler_output             [B, 768]
+//   prompt_2 -> T5 tokens (max_sequence_length, padded) -> last hidden state  [B, L, 4096]
+//                (prompt_2 defaults to prompt)
+//   noise = randn([B, 16, 2*(H/16), 2*(W/16)], torch CPU generator(seed)), packed 2x2 for the
+//   transformer; img2img / inpaint start from the init image as start_latents.h says
+//   schedule: dev flux1_dev_schedule(steps, image tokens) (dynamic shift), schnell no shift;
+//     img2img and inpaint start at img2img_start(steps, strength) = int(N - N * strength)
+//   each step one batched transformer forward (embedded guidance for dev, none for schnell), the
+//   Euler update, and for inpaint the blend with the re-noised init latents (flow_denoise.h)
+//   VAE decode of z / 0.3611 + 0.1159 (the VAE config's factors), uint8 as VaeImageProcessor.
+// The batch of N images is one batched forward per step over one noise tensor [N, ...], as
+// diffusers' num_images_per_prompt does it (so image k of a batch is not the image of seed + k).
+//
+// Differences from diffusers, by design: the init image and mask must already have sides that are
+// multiples of 16 and the requested size (diffusers resizes them; we refuse instead of resampling
+// differently), and the size defaults to the init image's (diffusers: 1024 x 1024). Everything runs
+// in float32. diffusers' optional "true CFG" (true_cfg_scale with a negative prompt) is not
+// implemented.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "io/image.h"
+#include "models/autoencoder_kl.h"
+#include "models/clip_text.h"
+#include "models/flux_dit.h"
+#include "models/t5_encoder.h"
+#include "pipeline/run_control.h"
+#include "text/clip_tokenizer.h"
+#include "text/t5_tokenizer.h"
+
+namespace zflow::pipeline {
+
+enum class FluxVariant { Dev, Schnell };
+const char* flux_variant_name(FluxVariant variant);  // "FLUX.1-dev" / "FLUX.1-schnell"
+
+// What a variant runs with unless told otherwise (diffusers' FluxPipeline defaults and the
+// model cards: dev 28 steps with embedded guidance 3.5 for text-to-image and 7.0 for img2img and
+// inpaint, T5 length 512; schnell 4 steps, no guidance, T5 length 256).
+struct FluxDefaults {
+  int steps;
+  float guidance;          // text-to-image; 0 for schnell (it has no guidance input)
+  float guidance_img2img;  // img2img and inpaint
+  int max_sequence_length;
+};
+FluxDefaults flux_defaults(FluxVariant variant);
+
+// Where the components are. A diffusers folder (model_index.json with transformer/,
+// text_encoder/ (CLIP-L), text_encoder_2/ (T5), vae/, tokenizer/, tokenizer_2/) in model_dir, or
+// each on its own (a ComfyUI diffusion model, clip_l.safetensors, t5xxl_*.safetensors, ae.
+// safetensors); a component given on its own overrides the folder's.
+struct FluxFiles {
+  std::filesystem::path model_dir;
+  std::filesystem::path diffusion_model;
+  std::filesystem::path clip;  // CLIP-L text encoder (text_encoder/)
+  std::filesystem::path t5;    // T5-XXL encoder (text_encoder_2/)
+  std::filesystem::path vae;
+  std::filesystem::path clip_tokenizer;  // vocab.json + merges.txt (tokenizer/)
+  std::filesystem::path t5_tokenizer;    // spiece.model (tokenizer_2/)
+};
+
+struct FluxRequest {
+  std::string prompt;                   // CLIP's prompt, and T5's unless prompt_2 is set
+  std::optional<std::string> prompt_2;  // T5's prompt (diffusers prompt_2)
+  std::optional<int> width;             // default 1024, or the init image's width
+  std::optional<int> height;
+  std::optional<int> steps;       // default: the variant's
+  std::optional<float> guidance;  // embedded guidance (dev); schnell ignores it
+  uint64_t seed = 0;
+  int batch = 1;
+  std::optional<io::Image> init_image;              // img2img (or inpaint with mask)
+  std::optional<io::Image> mask;                    // inpaint: white = repaint; needs init_image
+  std::optional<double> strength;                   // default 0.6 (img2img and inpaint)
+  std::optional<int> max_sequence_length;           // T5 tokens; default 512 dev / 256 schnell
+  NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
+};
+
+enum class FluxMode { TextToImage, ImageToImage, Inpaint };
+const char* flux_mode_name(FluxMode mode);  // "txt2img", "img2img", "inpaint"
+
+// A request with every default filled in: what actually runs, and what metadata records.
+struct FluxSettings {
+  FluxMode mode;
+  int width, height;
+  int steps;        // the full schedule's length; img2img runs steps - start of them
+  float guidance;   // the embedded guidance; 0 for schnell (unused)
+  double strength;  // 1 for text-to-image
+  int max_sequence_length;
+};
+
+class FluxPipeline {
+ public:
+  // Loads every component; a missing or mismatched one gives an Error naming it and what was
+  // expected. dev or schnell: the transformer's guidance embedder decides.
+  static FluxPipeline load(const FluxFiles& files);
+
+  FluxVariant variant() const { return variant_; }
+  const FluxDefaults& defaults() const { return defaults_; }
+  const std::string& model_name() const { return model_name_; }  // folder or file stem
+  const models::FluxTransformer& transformer() const { return transformer_; }
+  // Pixels per latent cell (8 for the release VAE); image sides must be multiples of twice this.
+  int64_t vae_scale_factor() const;
+
+  // Checks the request (sizes, strength, batch, T5 length, mask without image) and fills in
+  // defaults.
+  FluxSettings resolve(const FluxRequest& request) const;
+
+  // request.batch images. Throws Cancelled when control.stop is requested between steps.
+  std::vector<io::Image> generate(const FluxRequest& request, const RunControl& control = {}) const;
+
+ private:
+  FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer t5_tokenizer,
+               models::ClipTextModel clip, models::T5Encoder t5,
+               models::FluxTransformer transformer, models::AutoencoderKL vae);
+
+  text::ClipTokenizer clip_tokenizer_;
+  text::T5Tokenizer t5_tokenizer_;
+  models::ClipTextModel clip_;
+  models::T5Encoder t5_;
+  models::FluxTransformer transformer_;
+  models::AutoencoderKL vae_;
+  FluxVariant variant_ = FluxVariant::Dev;
+  FluxDefaults defaults_{};
+  std::string model_name_;
+};
+
+}  // namespace zflow::pipeline

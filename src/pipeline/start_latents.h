@@ -1,0 +1,44 @@
+// The latents a flow pipeline starts from, as diffusers' prepare_latents draws them for the
+// Z-Image and FLUX.1 text-to-image, img2img and inpaint pipelines (0.42.1), in the unpacked
+// layout [B, C, h, w]:
+//   text-to-image: noise = randn(shape, generator)
+//   img2img / inpaint: z = normalize(posterior sample(VAE.encode(init image), generator)) FIRST,
+//     repeated over the batch, then noise = randn(shape) from the same generator, and the start
+//     sigma_s * noise + (1 - sigma_s) * z; inpaint keeps z, the noise and the latent-size mask
+//     for the per-step blend. (The inpaint pipelines then encode the masked image, a further
+//     draw that nothing uses and nothing draws after, so it is skipped.)
+// The batch of B images is one noise tensor [B, ...], as num_images_per_prompt does it.
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "core/rng.h"
+#include "io/image.h"
+#include "models/autoencoder_kl.h"
+#include "pipeline/flow_denoise.h"
+
+namespace zflow::pipeline {
+
+struct StartLatents {
+  Tensor latents;                      // [B, C, h, w] float32
+  std::optional<FlowInpaint> inpaint;  // set when a mask was given
+};
+
+// shape = [B, C, h, w] of the latent grid; start_sigma is schedule.sigmas[0] after the img2img
+// cut. init may be null (text-to-image); mask needs init. Both have the image's size.
+StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
+                           const Shape& shape, float start_sigma, const io::Image* init,
+                           const io::Image* mask);
+
+// The width x height a request generates at: the given sides, else the init image's, else 1024.
+// Checked as every family's pipeline needs it: positive multiples of `multiple` (twice the VAE
+// factor, for the 2x2 patches), equal to the init image's and the mask's sizes (we refuse rather
+// than resample differently from diffusers), and a mask only with an init image. Errors start
+// with [family].
+std::pair<int, int> checked_image_size(std::string_view family, std::optional<int> width,
+                                       std::optional<int> height, const io::Image* init,
+                                       const io::Image* mask, int64_t multiple);
+
+}  // namespace zflow::pipeline
