@@ -234,12 +234,15 @@ GgufTensorInfo read_tensor_info(Cursor& c, uint64_t index) {
          type->name, readable_types());
   t.dtype = *type->dtype;
 
-  uint64_t numel = 1;
+  // The product of the non-zero dims must fit too: a tensor's strides are those products,
+  // even when a zero dim makes it empty.
+  uint64_t numel = 1, strides = 1;
   bool overflow = false;
   for (uint32_t d = n_dims; d-- > 0;) {
-    overflow = overflow || ne[d] > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-               __builtin_mul_overflow(numel, ne[d], &numel) ||
-               numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    overflow = overflow || ne[d] > kMax || __builtin_mul_overflow(numel, ne[d], &numel) ||
+               __builtin_mul_overflow(strides, std::max<uint64_t>(ne[d], 1), &strides) ||
+               strides > kMax;
     t.shape.push_back(static_cast<int64_t>(ne[d]));
   }
   if (overflow)

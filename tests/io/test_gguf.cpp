@@ -263,6 +263,8 @@ TEST(GgufMalformed, TensorInfos) {
   EXPECT_REJECTED(b.bytes, "not a whole number of 32-value blocks");
   b.header(1, 0).tensor("w", {uint64_t{1} << 40, uint64_t{1} << 40}, 0, 0).pad();
   EXPECT_REJECTED(b.bytes, "more elements than fit in 64 bits");
+  b.header(1, 0).tensor("w", {512, uint64_t{1} << 57, 0}, 0, 0).pad();  // empty, huge strides
+  EXPECT_REJECTED(b.bytes, "more elements than fit in 64 bits");
   b.header(1, 0).tensor("w", {8}, 0, 16).pad().data(64);
   EXPECT_REJECTED(b.bytes, "not a multiple of the alignment 32");
   b.header(1, 0).tensor("w", {32}, 0, 0).pad().data(100);
