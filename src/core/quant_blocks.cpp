@@ -349,8 +349,10 @@ void quant_k_scale_min(const float* x, uint8_t* b, int top) {
   const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
   const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
   uint8_t sc[8], mn[8];
+  // Scales round up, so that the top code still reaches each sub-block's largest value (a
+  // scale rounded down would clip it by up to a sixth for small scales); mins to nearest.
   for (int s = 0; s < 8; ++s) {
-    sc[s] = static_cast<uint8_t>(std::min(63, nearest(inv_scale * scales[s])));
+    sc[s] = static_cast<uint8_t>(std::min(63, static_cast<int>(std::ceil(inv_scale * scales[s]))));
     mn[s] = static_cast<uint8_t>(std::min(63, nearest(inv_min * mins[s])));
   }
   put_half(b, max_scale / 63.0f);

@@ -22,10 +22,13 @@
 #include <thread>
 #include <vector>
 
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/dequant_avx2.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_blocking.h"
 #include "backend/cpu/gemm_kernels.h"
 #include "core/error.h"
+#include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 #include "test_util.h"
 // Last: the kernel templates, instantiated below for plain (baseline) code.
@@ -310,6 +313,27 @@ TEST(Gemm, ReadOnlyKQuantWeightsMatchDequantiseThenMultiply) {
         }
     }
   }
+}
+
+// The AVX2 dequantisers gemm packs Q8_0 / Q4_0 weights with must give the portable
+// definition's floats exactly (gguf-py's, by test_quant_blocks).
+TEST(Gemm, Avx2DequantisationEqualsTheDefinition) {
+  const CpuFeatures& f = cpu_features();
+  if (!(f.avx2 && f.f16c)) GTEST_SKIP() << "no AVX2 + F16C here";
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(32 * 64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (1.0f + static_cast<float>(i / 32));
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    std::vector<uint8_t> q(dtype_nbytes(t, static_cast<int64_t>(x.size())));
+    quantize_blocks(t, x.data(), q.data(), static_cast<int64_t>(x.size()));
+    std::vector<float> want(x.size()), got(x.size());
+    dequantize_blocks(t, q.data(), want.data(), static_cast<int64_t>(x.size()));
+    ASSERT_TRUE(dequantize_avx2(t, q.data(), got.data(), static_cast<int64_t>(x.size())));
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << dtype_name(t);
+  }
+  std::vector<float> unused(256);
+  EXPECT_FALSE(dequantize_avx2(DType::Q4_K, nullptr, unused.data(), 256));
 }
 
 TEST(Gemm, QuantisedWeightsNeedTheLinearLayoutAndWholeBlocks) {
