@@ -52,6 +52,13 @@ const BenchShape kShapes[] = {
     {"attn_values", 1024, 128, 1024, false, DType::F32},
     {"dit_qkv_f16", 1056, 3840, 3840, true, DType::F16},
     {"dit_qkv_f32", 1056, 3840, 3840, true, DType::F32},
+    // GGUF weights against bf16 on a Z-Image projection (hidden 3840) for a short run of
+    // 256 tokens: B stays quantised and is dequantised block by block as gemm packs it.
+    {"zimage_256_bf16", 256, 3840, 3840, true, DType::BF16},
+    {"zimage_256_q8_0", 256, 3840, 3840, true, DType::Q8_0},
+    {"zimage_256_q4_0", 256, 3840, 3840, true, DType::Q4_0},
+    {"zimage_256_q4_k", 256, 3840, 3840, true, DType::Q4_K},
+    {"zimage_256_q6_k", 256, 3840, 3840, true, DType::Q6_K},
 };
 
 double process_cpu_seconds() {
@@ -123,7 +130,7 @@ int main(int argc, char** argv) {
     std::vector<float> a(static_cast<size_t>(s.m * s.k)), b32(static_cast<size_t>(s.k * s.n));
     for (auto& v : a) v = dist(rng);
     for (auto& v : b32) v = dist(rng);
-    std::vector<uint8_t> b(b32.size() * zflow::dtype_size(s.b_dtype));
+    std::vector<uint8_t> b(zflow::dtype_nbytes(s.b_dtype, static_cast<int64_t>(b32.size())));
     zflow::from_f32(b32.data(), b.data(), s.b_dtype, b32.size());
     std::vector<float> c(static_cast<size_t>(s.m * s.n));
     GemmArgs g;

@@ -42,6 +42,16 @@ Tensor weight(const char* op, const char* what, const Tensor& t, const Shape& ex
   return t.contiguous();
 }
 
+// A matrix weight that may also be in a GGML block type (linear, embedding): kernels
+// dequantise its blocks as they read them.
+Tensor matrix_weight(const char* op, const char* what, const Tensor& t, const Shape& expected) {
+  if (!dtype_is_quantized(t.dtype())) return weight(op, what, t, expected);
+  ZF_CHECK(t.shape() == expected, "[{}] {} has shape {}, expected {}", op, what,
+           shape_str(t.shape()), shape_str(expected));
+  ZF_CHECK(t.is_contiguous(), "[{}] a {} {} must be contiguous", op, dtype_name(t.dtype()), what);
+  return t;
+}
+
 Tensor optional_vector(const char* op, const char* what, const Tensor& t, int64_t n) {
   return t.defined() ? weight(op, what, t, {n}) : Tensor{};
 }
@@ -54,7 +64,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   ZF_CHECK(x.ndim() >= 1, "[linear] x must have at least 1 dim");
   ZF_CHECK(w.ndim() == 2, "[linear] w must be [N, K], got {}", shape_str(w.shape()));
   const int64_t n = w.size(0), k = x.size(-1);
-  const Tensor wc = weight("linear", "w", w, {n, k});
+  const Tensor wc = matrix_weight("linear", "w", w, {n, k});
   return cpu::linear(x.contiguous(), wc, optional_vector("linear", "b", b, n));
 }
 
@@ -205,13 +215,14 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout la
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {
   require_cpu("embedding", {&table});
   require_rank("embedding", "table", table, 2);
-  ZF_CHECK(is_weight_dtype(table.dtype()), "[embedding] table must be F32, BF16 or F16, got {}",
+  ZF_CHECK(is_weight_dtype(table.dtype()) || dtype_is_quantized(table.dtype()),
+           "[embedding] table must be F32, BF16, F16 or a GGML block type, got {}",
            dtype_name(table.dtype()));
   for (size_t i = 0; i < ids.size(); ++i)
     ZF_CHECK(ids[i] >= 0 && ids[i] < table.size(0),
              "[embedding] id {} at position {} is outside the table of {} rows", ids[i], i,
              table.size(0));
-  return cpu::embedding(table.contiguous(), ids);
+  return cpu::embedding(matrix_weight("embedding", "table", table, table.shape()), ids);
 }
 
 namespace {

@@ -16,7 +16,8 @@
 
 namespace zflow::ops {
 
-// y[..., N] = x[..., K] @ w[N, K]^T + b[N]   (b may be undefined)
+// y[..., N] = x[..., K] @ w[N, K]^T + b[N]   (b may be undefined). w may also be in a GGML
+// block type (Q8_0, Q4_K, ...; K whole blocks): it stays quantised, dequantised per cache block.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
 
 // Batched matmul: a[..., M, K] @ b[..., K, N] (same leading dims).
@@ -74,7 +75,7 @@ enum class RopeLayout {
 // (x1 cos - x2 sin, x1 sin + x2 cos) with cos, sin [Bc, L, D/2], Bc = 1 or B.
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout);
 
-// Rows of table[V, D] (stored float dtype) -> [ids.size(), D] float32.
+// Rows of table[V, D] (stored float dtype or GGML block type) -> [ids.size(), D] float32.
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
 
 // Elementwise, float32.

@@ -1,10 +1,12 @@
 #include "core/dtype.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/quant_blocks.h"
 
 namespace zflow {
 
@@ -13,20 +15,34 @@ namespace {
 struct DTypeInfo {
   DType type;
   std::string_view name;
-  size_t size;
+  size_t size;  // bytes per block
   bool is_float;
+  int64_t block = 1;  // elements per block
 };
 
+// Block sizes and bytes as GGML lays the blocks out (gguf-py constants.GGML_QUANT_SIZES).
 constexpr DTypeInfo kInfo[] = {
-    {DType::F64, "F64", 8, true},         {DType::F32, "F32", 4, true},
-    {DType::F16, "F16", 2, true},         {DType::BF16, "BF16", 2, true},
-    {DType::F8_E4M3, "F8_E4M3", 1, true}, {DType::F8_E5M2, "F8_E5M2", 1, true},
-    {DType::I64, "I64", 8, false},        {DType::I32, "I32", 4, false},
-    {DType::I16, "I16", 2, false},        {DType::I8, "I8", 1, false},
-    {DType::U64, "U64", 8, false},        {DType::U32, "U32", 4, false},
-    {DType::U16, "U16", 2, false},        {DType::U8, "U8", 1, false},
-    {DType::Bool, "BOOL", 1, false},
+    {DType::F64, "F64", 8, true},          {DType::F32, "F32", 4, true},
+    {DType::F16, "F16", 2, true},          {DType::BF16, "BF16", 2, true},
+    {DType::F8_E4M3, "F8_E4M3", 1, true},  {DType::F8_E5M2, "F8_E5M2", 1, true},
+    {DType::I64, "I64", 8, false},         {DType::I32, "I32", 4, false},
+    {DType::I16, "I16", 2, false},         {DType::I8, "I8", 1, false},
+    {DType::U64, "U64", 8, false},         {DType::U32, "U32", 4, false},
+    {DType::U16, "U16", 2, false},         {DType::U8, "U8", 1, false},
+    {DType::Bool, "BOOL", 1, false},       {DType::Q4_0, "Q4_0", 18, true, 32},
+    {DType::Q4_1, "Q4_1", 20, true, 32},   {DType::Q5_0, "Q5_0", 22, true, 32},
+    {DType::Q5_1, "Q5_1", 24, true, 32},   {DType::Q8_0, "Q8_0", 34, true, 32},
+    {DType::Q2_K, "Q2_K", 84, true, 256},  {DType::Q3_K, "Q3_K", 110, true, 256},
+    {DType::Q4_K, "Q4_K", 144, true, 256}, {DType::Q5_K, "Q5_K", 176, true, 256},
+    {DType::Q6_K, "Q6_K", 210, true, 256},
 };
+
+constexpr bool table_in_enum_order() {
+  for (size_t i = 0; i < std::size(kInfo); ++i)
+    if (static_cast<size_t>(kInfo[i].type) != i) return false;
+  return std::size(kInfo) == static_cast<size_t>(DType::Q6_K) + 1;
+}
+static_assert(table_in_enum_order(), "kInfo must list every DType in enum order");
 
 const DTypeInfo& info(DType t) {
   return kInfo[static_cast<size_t>(t)];
@@ -65,7 +81,25 @@ uint32_t round_to_small_float(uint32_t f, int exp_bits, int man_bits) {
 }  // namespace
 
 size_t dtype_size(DType t) {
+  ZF_CHECK(info(t).block == 1,
+           "[dtype] {} is block-quantised ({} values in {} bytes): it has no per-element size",
+           info(t).name, info(t).block, info(t).size);
   return info(t).size;
+}
+bool dtype_is_quantized(DType t) {
+  return info(t).block > 1;
+}
+int64_t dtype_block_size(DType t) {
+  return info(t).block;
+}
+size_t dtype_block_bytes(DType t) {
+  return info(t).size;
+}
+size_t dtype_nbytes(DType t, int64_t n) {
+  const DTypeInfo& i = info(t);
+  ZF_CHECK(n >= 0 && n % i.block == 0, "[dtype] {} values of {} are not whole blocks of {}", n,
+           i.name, i.block);
+  return static_cast<size_t>(n / i.block) * i.size;
 }
 bool dtype_is_float(DType t) {
   return info(t).is_float;
@@ -155,6 +189,18 @@ float f8e5m2_bits_to_f32(uint8_t b) {
 
 void to_f32(const void* src, DType src_type, float* dst, size_t n) {
   switch (src_type) {
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+      dequantize_blocks(src_type, src, dst, static_cast<int64_t>(n));
+      return;
     case DType::F32:
       std::memcpy(dst, src, n * sizeof(float));
       return;
@@ -174,6 +220,10 @@ void to_f32(const void* src, DType src_type, float* dst, size_t n) {
 }
 
 void from_f32(const float* src, void* dst, DType dst_type, size_t n) {
+  if (dtype_is_quantized(dst_type)) {
+    quantize_blocks(dst_type, src, dst, static_cast<int64_t>(n));
+    return;
+  }
   switch (dst_type) {
     case DType::F32:
       std::memcpy(dst, src, n * sizeof(float));
@@ -227,6 +277,8 @@ double load_float(const void* p, DType t, size_t i) {
       return static_cast<const uint8_t*>(p)[i];
     case DType::Bool:
       return static_cast<const uint8_t*>(p)[i] != 0;
+    default:  // block-quantised types go through to_f32 / from_f32 in convert()
+      break;
   }
   return 0;
 }
@@ -293,6 +345,8 @@ void store(void* p, DType t, size_t i, double v, int64_t iv) {
     case DType::Bool:
       static_cast<uint8_t*>(p)[i] = v != 0 || iv != 0;
       return;
+    default:  // block-quantised types go through to_f32 / from_f32 in convert()
+      return;
   }
 }
 
@@ -300,7 +354,30 @@ void store(void* p, DType t, size_t i, double v, int64_t iv) {
 
 void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t n) {
   if (src_type == dst_type) {
-    std::memcpy(dst, src, n * dtype_size(src_type));
+    std::memcpy(dst, src, dtype_nbytes(src_type, static_cast<int64_t>(n)));
+    return;
+  }
+  if (dtype_is_quantized(src_type) || dtype_is_quantized(dst_type)) {
+    // Through float32, one block-sized chunk at a time (no buffer the size of a tensor).
+    const int64_t step = std::max(dtype_block_size(src_type), dtype_block_size(dst_type));
+    ZF_CHECK(static_cast<int64_t>(n) % step == 0,
+             "[convert] {} values from {} to {} are not whole blocks of {}", n,
+             dtype_name(src_type), dtype_name(dst_type), step);
+    float chunk[256];
+    const auto* s = static_cast<const char*>(src);
+    auto* d = static_cast<char*>(dst);
+    for (int64_t i = 0; i < static_cast<int64_t>(n); i += step) {
+      if (dtype_is_quantized(src_type))
+        to_f32(s + dtype_nbytes(src_type, i), src_type, chunk, static_cast<size_t>(step));
+      else
+        convert(s + dtype_nbytes(src_type, i), src_type, chunk, DType::F32,
+                static_cast<size_t>(step));
+      if (dtype_is_quantized(dst_type))
+        from_f32(chunk, d + dtype_nbytes(dst_type, i), dst_type, static_cast<size_t>(step));
+      else
+        convert(chunk, DType::F32, d + dtype_nbytes(dst_type, i), dst_type,
+                static_cast<size_t>(step));
+    }
     return;
   }
   const bool int_path = !dtype_is_float(src_type) && !dtype_is_float(dst_type);

@@ -63,6 +63,11 @@ Tensor Tensor::over(std::shared_ptr<Storage> storage, size_t offset, Shape shape
   t.strides_ = contiguous_strides(shape);
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
+  // Block-quantised rows are whole blocks, so any row (and any run of rows) has a byte size.
+  ZF_CHECK(!dtype_is_quantized(dtype) ||
+               (!t.shape_.empty() && t.shape_.back() % dtype_block_size(dtype) == 0),
+           "[tensor] a {} tensor's innermost dim must be a multiple of {}, got shape {}",
+           dtype_name(dtype), dtype_block_size(dtype), shape_str(t.shape_));
   ZF_CHECK(offset + t.nbytes() <= t.storage_->bytes,
            "[tensor] a {} {} tensor at byte {} does not fit in storage of {} bytes",
            dtype_name(dtype), shape_str(t.shape_), offset, t.storage_->bytes);
@@ -70,7 +75,7 @@ Tensor Tensor::over(std::shared_ptr<Storage> storage, size_t offset, Shape shape
 }
 
 Tensor Tensor::empty(Shape shape, DType dtype) {
-  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  const size_t bytes = dtype_nbytes(dtype, shape_numel(shape));
   return over(Storage::allocate_host(bytes), 0, std::move(shape), dtype);
 }
 
@@ -140,7 +145,13 @@ Tensor Tensor::slice(int dim, int64_t start, int64_t end) const {
            "[slice] range [{}, {}) out of bounds for dim {} of {}", start, end, dim,
            shape_str(shape_));
   Tensor t = *this;
-  t.offset_ += static_cast<size_t>(start * strides_[d]) * dtype_size(dtype_);
+  if (dtype_is_quantized(dtype_) && d == ndim() - 1)
+    ZF_CHECK(strides_[d] == 1 && start % dtype_block_size(dtype_) == 0 &&
+                 end % dtype_block_size(dtype_) == 0,
+             "[slice] {} of a {} tensor {} along its blocks must keep whole blocks of {}",
+             fmt::format("[{}, {})", start, end), dtype_name(dtype_), shape_str(shape_),
+             dtype_block_size(dtype_));
+  t.offset_ += dtype_nbytes(dtype_, start * strides_[d]);
   t.shape_[d] = end - start;
   return t;
 }
@@ -211,10 +222,21 @@ void Tensor::copy_from(const Tensor& src) {
   ZF_CHECK(device() == Device::CPU && src.device() == Device::CPU,
            "[copy] host copy asked for a {} tensor", device_name(src.device()));
   ZF_CHECK(is_contiguous(), "[copy] destination must be contiguous");
-  const size_t se = dtype_size(src.dtype_);
-  const size_t de = dtype_size(dtype_);
   char* dst = static_cast<char*>(raw());
   const char* base = static_cast<const char*>(src.raw());
+  if (dtype_is_quantized(src.dtype_) || dtype_is_quantized(dtype_)) {
+    // Block types convert whole rows: the innermost dim must be contiguous in the source.
+    ZF_CHECK(src.ndim() > 0 && src.strides_.back() == 1,
+             "[copy] a {} tensor {} must be contiguous along its innermost dim",
+             dtype_name(src.dtype_), shape_str(src.shape_));
+    for_each_row(src.shape_, src.strides_, 1, [&](int64_t off, int64_t linear, int64_t n, int64_t) {
+      convert(base + dtype_nbytes(src.dtype_, off), src.dtype_, dst + dtype_nbytes(dtype_, linear),
+              dtype_, static_cast<size_t>(n));
+    });
+    return;
+  }
+  const size_t se = dtype_size(src.dtype_);
+  const size_t de = dtype_size(dtype_);
   for_each_row(
       src.shape_, src.strides_, se, [&](int64_t off, int64_t linear, int64_t n, int64_t step) {
         if (step == 1) {

@@ -75,7 +75,8 @@ class Tensor {
   int ndim() const { return static_cast<int>(shape_.size()); }
   int64_t size(int dim) const;  // negative dims count from the end
   int64_t numel() const { return shape_numel(shape_); }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  // Bytes of numel() elements (whole blocks for a block-quantised dtype).
+  size_t nbytes() const { return dtype_nbytes(dtype_, numel()); }
   DType dtype() const { return dtype_; }
   Device device() const { return storage_ ? storage_->device : Device::CPU; }
   bool is_contiguous() const;

@@ -158,7 +158,8 @@ TensorInfo parse_tensor_info(const std::string& name, const json& entry, uint64_
          dtype.type_name());
   const auto& dtype_text = dtype.get_ref<const std::string&>();
   const auto parsed_dtype = dtype_from_name(dtype_text);
-  if (!parsed_dtype)
+  // GGML's block types (Q8_0, ...) are zflow dtypes but not safetensors ones.
+  if (!parsed_dtype || dtype_is_quantized(*parsed_dtype))
     fail(
         "[safetensors] {}: tensor '{}' has dtype '{}', which zflow does not support "
         "(supported: {})",
@@ -355,6 +356,10 @@ void write_safetensors(const std::filesystem::path& path,
     ZF_CHECK(tensor.device() == Device::CPU, "[safetensors] {}: tensor '{}' is on {}, not the CPU",
              where, name, device_name(tensor.device()));
     ZF_CHECK(name != "__metadata__", "[safetensors] {}: '__metadata__' is reserved", where);
+    ZF_CHECK(!dtype_is_quantized(tensor.dtype()),
+             "[safetensors] {}: tensor '{}' is {}, a GGML block type safetensors cannot hold "
+             "(write a GGUF file, or dequantise it)",
+             where, name, dtype_name(tensor.dtype()));
     ZF_CHECK(!header.contains(name), "[safetensors] {}: tensor '{}' is given twice", where, name);
     data.push_back(tensor.contiguous());
     const uint64_t end = offset + data.back().nbytes();

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 
 namespace zflow::io {
@@ -41,6 +42,40 @@ void add_file(WeightStore& store, const SafetensorsFile& file) {
            store.source_of(info.name), source);
     store.add(info.name, file.tensor(info.name), source);
   }
+}
+
+bool starts_with_gguf_magic(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && is_gguf({reinterpret_cast<const uint8_t*>(magic), 4});
+}
+
+// ComfyUI-GGUF's converter stores tensors it had to reshape (more than 4 dims, or rows that
+// are not whole blocks) with the original shape in `comfy.gguf.orig_shape.<name>`.
+Tensor with_original_shape(const GgufFile& file, const GgufTensorInfo& info, Tensor t) {
+  const std::string key = "comfy.gguf.orig_shape." + info.name;
+  const GgufValue* v = file.find_metadata(key);
+  if (v == nullptr) return t;
+  Shape shape;
+  for (int64_t d : v->as_ints(key)) shape.push_back(d);
+  ZF_CHECK(shape_numel(shape) == t.numel(),
+           "[load] {}: {} is {}, which does not hold the {} values of tensor '{}' ({})",
+           file.path().string(), key, shape_str(shape), t.numel(), info.name, shape_str(t.shape()));
+  if (dtype_is_quantized(t.dtype()) &&
+      (shape.empty() || shape.back() % dtype_block_size(t.dtype()) != 0))
+    t = t.to(DType::F32);
+  return t.view(shape);
+}
+
+WeightStore open_gguf(const fs::path& path, std::shared_ptr<const GgufHeader>& header) {
+  const GgufFile file = GgufFile::open(path);
+  WeightStore store;
+  const std::string source = path.string();
+  for (const GgufTensorInfo& info : file.tensors())
+    store.add(info.name, with_original_shape(file, info, file.tensor(info.name)), source);
+  header = std::make_shared<const GgufHeader>(file.header());
+  return store;
 }
 
 // The shard file named by an index entry: relative to the index folder, and never
@@ -175,6 +210,10 @@ WeightStore WeightStore::open(const fs::path& path) {
     fail("[load] {}: no such file or folder", path.string());
   } else if (ends_with(path.filename().string(), ".json")) {
     store = open_index(path);
+  } else if (starts_with_gguf_magic(path)) {
+    std::shared_ptr<const GgufHeader> header;
+    store = open_gguf(path, header);
+    store.gguf_ = std::move(header);
   } else {
     add_file(store, SafetensorsFile::open(path));
   }
@@ -231,6 +270,7 @@ WeightStore WeightStore::renamed(
     const std::function<std::optional<std::string>(const std::string&)>& rename) const {
   WeightStore out;
   out.description_ = description_;
+  out.gguf_ = gguf_;
   std::map<std::string, std::string> origin;  // new name -> old name
   for (const auto& [name, entry] : entries_) {
     const std::optional<std::string> to = rename(name);

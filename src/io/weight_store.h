@@ -1,12 +1,14 @@
 // WeightStore: the weights of one model component by name, gathered from a single
-// safetensors file, a sharded set (`*.safetensors.index.json`) or a folder, with
-// zero-copy tensors over the memory-mapped files. Models bind their parameters by
+// safetensors or GGUF file, a sharded set (`*.safetensors.index.json`) or a folder, with
+// zero-copy tensors over the memory-mapped files (GGUF block-quantised tensors stay in their
+// block dtype). Models bind their parameters by
 // name through get(), which checks shapes and names the file in every error.
 #pragma once
 
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,9 +17,14 @@
 
 namespace zflow::io {
 
+struct GgufHeader;
+
 class WeightStore {
  public:
-  // Opens a .safetensors file, a *.safetensors.index.json, or a folder holding either.
+  // Opens a .safetensors file, a GGUF file (told by its magic, whatever its name), a
+  // *.safetensors.index.json, or a folder holding safetensors files or one index. GGUF tensor
+  // names are kept as stored; a ComfyUI-GGUF `comfy.gguf.orig_shape.<name>` key gives a
+  // tensor its original shape (dequantised to float32 when that shape splits its blocks).
   static WeightStore open(const std::filesystem::path& path);
 
   // Adds a tensor by hand (tests, random weights, converted layouts).
@@ -47,6 +54,10 @@ class WeightStore {
 
   const std::string& description() const { return description_; }  // e.g. the path opened
 
+  // The header of the GGUF file the store was opened from (metadata: architecture,
+  // hyper-parameters, tokenizer), kept by renamed() and friends; nullptr otherwise.
+  const GgufHeader* gguf_header() const { return gguf_.get(); }
+
  private:
   struct Entry {
     Tensor tensor;
@@ -54,6 +65,7 @@ class WeightStore {
   };
   std::map<std::string, Entry> entries_;
   std::string description_ = "<memory>";
+  std::shared_ptr<const GgufHeader> gguf_;
 };
 
 // Where a component's weights are when `path` may be a whole model folder: path / sub when path

@@ -1,8 +1,12 @@
 #include "models/detect.h"
 
+#include <map>
+
 #include "core/error.h"
+#include "io/gguf.h"
 #include "io/key_map_autoencoder.h"
 #include "io/key_map_flux.h"
+#include "io/key_map_qwen3.h"
 #include "io/key_map_zimage.h"
 #include "models/autoencoder_kl.h"
 #include "models/flux_dit.h"
@@ -30,6 +34,22 @@ bool any_name_ends_with(const io::WeightStore& weights, std::string_view suffix)
   return false;
 }
 
+// A GGUF file's layout says so, with its general.architecture ("lumina2" for Z-Image in
+// ComfyUI-GGUF files, "flux", "qwen3") and how many tensors of each type it stores.
+std::string with_gguf(const io::WeightStore& weights, std::string layout) {
+  const io::GgufHeader* gguf = weights.gguf_header();
+  if (gguf == nullptr) return layout;
+  std::map<std::string, int> counts;
+  for (const io::GgufTensorInfo& t : gguf->tensors) ++counts[std::string(dtype_name(t.dtype))];
+  std::string types;
+  for (const auto& [name, n] : counts)
+    types += fmt::format("{}{} {}", types.empty() ? "" : ", ", n, name);
+  const io::GgufValue* arch = gguf->find("general.architecture");
+  const std::string arch_name =
+      arch != nullptr && arch->type() == io::GgufType::String ? arch->as_string("") : "none";
+  return fmt::format("GGUF (architecture {}; {}), {}", arch_name, types, layout);
+}
+
 std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights) {
   const io::WeightStore stripped = io::strip_zimage_prefix(weights);
   // Both layouts name the caption embedder the same; FLUX has none.
@@ -40,7 +60,7 @@ std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights) {
           ? stripped
           : io::original_zimage_to_diffusers(stripped, io::count_zimage_blocks(stripped));
   return DetectedComponent{
-      "z-image transformer", std::string(io::zimage_layout_name(layout)),
+      "z-image transformer", with_gguf(weights, std::string(io::zimage_layout_name(layout))),
       config_summary([&] { return ZImageDiTConfig::infer_from_weights(diffusers_names); })};
 }
 
@@ -55,7 +75,7 @@ std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights) {
       layout == io::FluxLayout::Diffusers ? own : io::original_flux_to_diffusers(own);
   return DetectedComponent{
       io::flux_has_guidance(own) ? "flux.1-dev transformer" : "flux.1-schnell transformer",
-      std::string(io::flux_layout_name(layout)),
+      with_gguf(weights, std::string(io::flux_layout_name(layout))),
       config_summary([&] { return FluxDiTConfig::infer_from_weights(diffusers_names); })};
 }
 
@@ -76,6 +96,16 @@ std::optional<DetectedComponent> detect_autoencoder(const io::WeightStore& weigh
 }
 
 std::optional<DetectedComponent> detect_qwen3(const io::WeightStore& weights) {
+  if (io::has_llamacpp_qwen3_names(weights)) {
+    const io::WeightStore model = qwen3_model_weights(weights);
+    const io::GgufHeader* gguf = weights.gguf_header();
+    return DetectedComponent{
+        "qwen3 text encoder", with_gguf(weights, "llama.cpp names"), config_summary([&] {
+          return gguf ? Qwen3Config::from_gguf(*gguf, model.get("embed_tokens.weight").size(0),
+                                               weights.description())
+                      : Qwen3Config::infer_from_weights(model);
+        })};
+  }
   if (!any_name_ends_with(weights, "embed_tokens.weight") ||
       !any_name_ends_with(weights, "self_attn.q_norm.weight"))
     return std::nullopt;

@@ -12,6 +12,8 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/log.h"
+#include "io/gguf.h"
+#include "io/key_map_qwen3.h"
 
 namespace zflow::models {
 namespace {
@@ -315,13 +317,46 @@ std::vector<Tensor> Qwen3TextEncoder::encode_batch(
 }
 
 io::WeightStore qwen3_model_weights(const io::WeightStore& weights) {
+  if (io::has_llamacpp_qwen3_names(weights)) return io::llamacpp_qwen3_to_transformers(weights);
   return weights.module_weights("embed_tokens.weight", "Qwen3 checkpoint");
+}
+
+Qwen3Config Qwen3Config::from_gguf(const io::GgufHeader& header, int64_t vocab_size,
+                                   const std::string& source) {
+  auto value = [&](const std::string& key) -> const io::GgufValue& {
+    const io::GgufValue* v = header.find(key);
+    ZF_CHECK(v != nullptr, "[qwen3] {}: GGUF key '{}' is missing", source, key);
+    return *v;
+  };
+  const std::string& arch = value("general.architecture").as_string("general.architecture");
+  ZF_CHECK(arch == "qwen3", "[qwen3] {}: general.architecture is \"{}\", expected \"qwen3\"",
+           source, arch);
+  auto count = [&](const std::string& key) { return value(key).as_int(key); };
+  Qwen3Config c;
+  c.vocab_size = vocab_size;
+  c.hidden_size = count("qwen3.embedding_length");
+  c.num_hidden_layers = static_cast<int>(count("qwen3.block_count"));
+  c.intermediate_size = count("qwen3.feed_forward_length");
+  c.num_attention_heads = count("qwen3.attention.head_count");
+  c.num_key_value_heads = count("qwen3.attention.head_count_kv");
+  c.head_dim = count("qwen3.attention.key_length");
+  if (header.find("qwen3.rope.freq_base"))
+    c.rope_theta = value("qwen3.rope.freq_base").as_double("qwen3.rope.freq_base");
+  const std::string eps = "qwen3.attention.layer_norm_rms_epsilon";
+  if (header.find(eps)) c.rms_norm_eps = static_cast<float>(value(eps).as_double(eps));
+  validate(c, source);
+  return c;
 }
 
 Qwen3TextEncoder load_qwen3_text_encoder(const io::WeightStore& weights,
                                          const std::optional<Qwen3Config>& config) {
   const io::WeightStore named = qwen3_model_weights(weights);
-  return Qwen3TextEncoder(config ? *config : Qwen3Config::infer_from_weights(named), named);
+  if (config) return Qwen3TextEncoder(*config, named);
+  if (const io::GgufHeader* gguf = weights.gguf_header())
+    return Qwen3TextEncoder(Qwen3Config::from_gguf(*gguf, named.get("embed_tokens.weight").size(0),
+                                                   weights.description()),
+                            named);
+  return Qwen3TextEncoder(Qwen3Config::infer_from_weights(named), named);
 }
 
 Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,

@@ -61,6 +61,13 @@ struct Qwen3Config {
   // Logs one line with what it found.
   static Qwen3Config infer_from_weights(const io::WeightStore& weights);
 
+  // From a llama.cpp GGUF's qwen3.* keys (embedding_length, block_count, feed_forward_length,
+  // attention.head_count / head_count_kv / key_length, rope.freq_base,
+  // attention.layer_norm_rms_epsilon) and the token_embd rows (the vocab). Errors name
+  // `source` and the key; general.architecture must be "qwen3".
+  static Qwen3Config from_gguf(const io::GgufHeader& header, int64_t vocab_size,
+                               const std::string& source);
+
   // Layers run to produce hidden_states[-2]: all but the last.
   int encoder_layers() const { return num_hidden_layers - 1; }
   int64_t q_features() const { return num_attention_heads * head_dim; }
@@ -136,12 +143,14 @@ class Qwen3TextEncoder {
 // save_pretrained, "model." for a Qwen3ForCausalLM save or ComfyUI's qwen_3_4b.safetensors,
 // longer prefixes in combined checkpoints) is removed; tensors outside it (lm_head) are
 // dropped. An Error names the store when no embedding or more than one is found.
+// A llama.cpp GGUF's names (token_embd, blk.N.attn_q, ...) are mapped to these first
+// (io/key_map_qwen3.h).
 io::WeightStore qwen3_model_weights(const io::WeightStore& weights);
 
 // Opens a text encoder from a diffusers text_encoder/ folder (config.json + sharded
 // safetensors), a *.safetensors.index.json, or a single file in either naming. The config
-// is `config` when given, else the folder's config.json (folders only), else inferred
-// from the weight shapes.
+// is `config` when given, else the folder's config.json (folders only), else a GGUF file's
+// qwen3.* metadata, else inferred from the weight shapes.
 Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,
                                          const std::optional<Qwen3Config>& config = {});
 // The same from weights already opened.

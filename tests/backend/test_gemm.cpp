@@ -22,10 +22,13 @@
 #include <thread>
 #include <vector>
 
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/dequant_avx2.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_blocking.h"
 #include "backend/cpu/gemm_kernels.h"
 #include "core/error.h"
+#include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 #include "test_util.h"
 // Last: the kernel templates, instantiated below for plain (baseline) code.
@@ -143,7 +146,7 @@ Problem make_problem(const Case& cs, std::mt19937& rng) {
   for (auto& v : p.a) v = dist(rng);
   std::vector<float> b_f32(static_cast<size_t>(b_rows * g.ldb));
   for (auto& v : b_f32) v = dist(rng);
-  p.b.resize(b_f32.size() * dtype_size(cs.b_dtype));
+  p.b.resize(dtype_nbytes(cs.b_dtype, static_cast<int64_t>(b_f32.size())));
   from_f32(b_f32.data(), p.b.data(), cs.b_dtype, b_f32.size());
   to_f32(p.b.data(), cs.b_dtype, b_f32.data(), b_f32.size());  // the values B really holds
 
@@ -234,6 +237,125 @@ TEST(Gemm, MatchesReferenceForEveryKernel) {
           ++variant;
           if (!check_case(cs, runs, rng)) return;
         }
+}
+
+// GGML block-quantised weights (Linear layout, blocks along K) against the definition:
+// dequantise, then multiply. Depths of whole k-quant blocks (256) that cross the depth block
+// (kc = 256, and 192 -> 256 for the AVX-512 geometry), widths across the tile and the B
+// block (nc = 2048), a padded ldb. The reference widens B from the same stored blocks with
+// the same float32 arithmetic, so the tolerance above holds unchanged.
+TEST(Gemm, QuantisedWeightsMatchDequantiseThenMultiply) {
+  const std::vector<Runner> runs = runners();
+  std::mt19937 rng(4321);
+  const Shape shapes[] = {
+      {1, 1, 256}, {7, 33, 256}, {31, 65, 512}, {200, 37, 768}, {13, 2081, 256}};
+  int variant = 0;
+  for (DType dt : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
+                   DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    for (const Shape& s : shapes) {
+      const Case cs{s,
+                    variant % 2 == 1,
+                    true,
+                    dt,
+                    variant % 3 == 0 ? 256 : 0,
+                    1.0f,
+                    variant % 4 == 3 ? 0.5f : 0.0f};
+      ++variant;
+      if (dt == DType::Q2_K || dt == DType::Q3_K) continue;  // no quantiser: see below
+      if (!check_case(cs, runs, rng)) return;
+    }
+}
+
+// Q2_K and Q3_K, which zflow reads but does not write: B as random blocks with sane scales.
+TEST(Gemm, ReadOnlyKQuantWeightsMatchDequantiseThenMultiply) {
+  const std::vector<Runner> runs = runners();
+  std::mt19937 rng(77);
+  for (DType dt : {DType::Q2_K, DType::Q3_K}) {
+    const int64_t m = 19, n = 45, k = 512;
+    std::vector<uint8_t> b(dtype_nbytes(dt, n * k));
+    for (auto& byte : b) byte = static_cast<uint8_t>(rng());
+    const size_t block = dtype_block_bytes(dt);
+    const size_t d_at = dt == DType::Q2_K ? 80 : 108;  // fp16 d (and Q2_K's dmin after it)
+    for (size_t blk = 0; blk < b.size() / block; ++blk)
+      for (size_t h = d_at; h < block; h += 2) {
+        const uint16_t half = f32_to_f16_bits(0.01f * static_cast<float>(1 + rng() % 50));
+        b[blk * block + h] = static_cast<uint8_t>(half);
+        b[blk * block + h + 1] = static_cast<uint8_t>(half >> 8);
+      }
+    std::vector<float> a(static_cast<size_t>(m * k)), ref(static_cast<size_t>(m * n));
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (auto& v : a) v = dist(rng);
+    GemmArgs g;
+    g.trans_b = true;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.a = a.data();
+    g.lda = k;
+    g.b = b.data();
+    g.b_dtype = dt;
+    g.ldb = k;
+    g.c = ref.data();
+    g.ldc = n;
+    gemm_reference(g);
+    std::vector<float> wide(static_cast<size_t>(n * k));
+    to_f32(b.data(), dt, wide.data(), wide.size());
+    for (const Runner& runner : runs) {
+      std::vector<float> out(ref.size());
+      g.c = out.data();
+      runner.run(g);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double scale = 0.0;
+          for (int64_t q = 0; q < k; ++q) scale += std::fabs(a[i * k + q] * wide[j * k + q]);
+          ASSERT_NEAR(out[i * n + j], ref[i * n + j], 1e-5 * scale)
+              << runner.name << " " << dtype_name(dt) << " at (" << i << ", " << j << ")";
+        }
+    }
+  }
+}
+
+// The AVX2 dequantisers gemm packs Q8_0 / Q4_0 weights with must give the portable
+// definition's floats exactly (gguf-py's, by test_quant_blocks).
+TEST(Gemm, Avx2DequantisationEqualsTheDefinition) {
+  const CpuFeatures& f = cpu_features();
+  if (!(f.avx2 && f.f16c)) GTEST_SKIP() << "no AVX2 + F16C here";
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(32 * 64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (1.0f + static_cast<float>(i / 32));
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    std::vector<uint8_t> q(dtype_nbytes(t, static_cast<int64_t>(x.size())));
+    quantize_blocks(t, x.data(), q.data(), static_cast<int64_t>(x.size()));
+    std::vector<float> want(x.size()), got(x.size());
+    dequantize_blocks(t, q.data(), want.data(), static_cast<int64_t>(x.size()));
+    ASSERT_TRUE(dequantize_avx2(t, q.data(), got.data(), static_cast<int64_t>(x.size())));
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << dtype_name(t);
+  }
+  std::vector<float> unused(256);
+  EXPECT_FALSE(dequantize_avx2(DType::Q4_K, nullptr, unused.data(), 256));
+}
+
+TEST(Gemm, QuantisedWeightsNeedTheLinearLayoutAndWholeBlocks) {
+  float a[64] = {}, c[64] = {};
+  uint8_t b[4 * 34] = {};
+  GemmArgs g;
+  g.m = 1;
+  g.n = 2;
+  g.k = 64;
+  g.a = a;
+  g.b = b;
+  g.c = c;
+  g.lda = 64;
+  g.ldb = 64;
+  g.ldc = 2;
+  g.b_dtype = DType::Q8_0;
+  EXPECT_THROW(gemm(g), Error);  // not trans_b
+  g.trans_b = true;
+  EXPECT_NO_THROW(gemm(g));
+  g.k = 48;
+  g.ldb = 48;
+  EXPECT_THROW(gemm(g), Error);  // K not whole blocks
 }
 
 // Uneven thread grids: 3 and 5 threads cut C into regions that are not powers of two,

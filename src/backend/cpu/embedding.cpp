@@ -1,4 +1,5 @@
-// Token embedding lookup: rows of a table kept in its stored dtype, widened to float32.
+// Token embedding lookup: rows of a table kept in its stored dtype (GGML block types
+// included), widened or dequantised to float32.
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
@@ -7,7 +8,7 @@ namespace zflow::cpu {
 
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {
   const int64_t d = table.size(1);
-  const size_t row_bytes = static_cast<size_t>(d) * dtype_size(table.dtype());
+  const size_t row_bytes = dtype_nbytes(table.dtype(), d);  // GGML block rows are whole blocks
   Tensor y = Tensor::empty({static_cast<int64_t>(ids.size()), d}, DType::F32);
   const char* base = static_cast<const char*>(table.raw());
   float* out = y.data<float>();

@@ -94,8 +94,18 @@ GemmIsa pick_default_isa() {
 }
 
 void check_args(const GemmArgs& g) {
-  ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16,
-           "[gemm] B dtype {} is not supported, expected F32, BF16 or F16", dtype_name(g.b_dtype));
+  if (dtype_is_quantized(g.b_dtype)) {
+    const int64_t block = dtype_block_size(g.b_dtype);
+    ZF_CHECK(g.trans_b, "[gemm] a {} B must be a Linear weight (trans_b, blocks along K)",
+             dtype_name(g.b_dtype));
+    ZF_CHECK(g.k % block == 0 && g.ldb % block == 0,
+             "[gemm] a {} B needs K ({}) and ldb ({}) in whole blocks of {}", dtype_name(g.b_dtype),
+             g.k, g.ldb, block);
+  } else {
+    ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16,
+             "[gemm] B dtype {} is not supported, expected F32, BF16, F16 or a GGML block type",
+             dtype_name(g.b_dtype));
+  }
   ZF_CHECK(g.m >= 0 && g.n >= 0 && g.k >= 0, "[gemm] negative size: m={} n={} k={}", g.m, g.n, g.k);
   const int64_t a_row = g.trans_a ? g.m : g.k, b_row = g.trans_b ? g.k : g.n;
   ZF_CHECK(g.lda >= a_row, "[gemm] lda {} is shorter than a row of A ({}, trans_a={})", g.lda,
@@ -255,6 +265,14 @@ void gemm_with_kernel(const GemmKernel& kern, const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   if (g.k == 0 || g.alpha == 0.0f) {
     scale_c(g);
+    return;
+  }
+  if (dtype_is_quantized(g.b_dtype) && kern.blocking.kc % dtype_block_size(g.b_dtype) != 0) {
+    // Depth blocks must hold whole GGML blocks (the AVX-512 kc of 192 is 6 Q8_0 blocks but
+    // not a k-quant block of 256): round kc up to a multiple of the block.
+    GemmKernel rounded = kern;
+    rounded.blocking.kc = static_cast<int>(round_up(kern.blocking.kc, dtype_block_size(g.b_dtype)));
+    gemm_with_kernel(rounded, g);
     return;
   }
   const Grid grid = choose_grid(kern.blocking, g.m, g.n, g.k, ThreadPool::compute().threads());

@@ -1,7 +1,9 @@
 // CPU matrix multiply, BLAS-style:  C = alpha * op(A) * op(B) + beta * C
 // with op(A) an M x K float32 matrix and op(B) a K x N matrix stored in float32,
-// bfloat16 or float16 (weights stay in their stored dtype and are widened in
-// registers). Row-major; lda/ldb/ldc are row strides in elements.
+// bfloat16 or float16, or, as a Linear weight (trans_b) only, in a GGML block type (Q8_0,
+// Q4_K, ...: blocks along K, ldb a whole number of blocks). Weights stay in their stored
+// dtype in memory; each cache block of B is widened or dequantised to float32 as it is
+// packed. Row-major; lda/ldb/ldc are row strides in elements.
 //   trans_a = false: A is M x K;  trans_a = true: A is K x M.
 //   trans_b = false: B is K x N;  trans_b = true: B is N x K (a Linear weight).
 // With beta == 0, C is written without being read (it may hold garbage or NaN). With

@@ -2,6 +2,7 @@
 // accumulators. Compiled for AVX2 by a target pragma; gemm picks it at run time.
 #include <cstdint>
 
+#include "backend/cpu/dequant_avx2.h"
 #include "backend/cpu/gemm_blocking.h"
 #include "core/dtype.h"
 
@@ -36,6 +37,9 @@ struct Avx2Ops {
       _mm256_storeu_ps(dst + i,
                        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
     for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
+  }
+  static bool dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n) {
+    return dequantize_avx2(type, blocks, dst, n);
   }
 };
 

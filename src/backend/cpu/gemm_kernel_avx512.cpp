@@ -2,6 +2,7 @@
 // accumulators. Compiled for AVX-512F by a target pragma; gemm picks it at run time.
 #include <cstdint>
 
+#include "backend/cpu/dequant_avx2.h"
 #include "backend/cpu/gemm_blocking.h"
 #include "core/dtype.h"
 
@@ -38,6 +39,9 @@ struct Avx512Ops {
                        _mm512_maskz_cvtph_ps(
                            0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
     for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
+  }
+  static bool dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n) {
+    return dequantize_avx2(type, blocks, dst, n);
   }
 };
 

@@ -10,10 +10,14 @@
 //   V zero(); V load(const float*); void store(float*, V);   unaligned
 //   V broadcast(float); V fma(V a, V b, V c) = a * b + c; V mul(V, V);
 //   void widen_f16(const uint16_t* src, float* dst, int64_t n);
+// and may supply, for GGML block types it dequantises faster than core/quant_blocks does:
+//   bool dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n);  // false: not
+//   handled
 // Ops types live in an anonymous namespace, so every instantiation is private to its file.
 #pragma once
 
 #include "backend/cpu/gemm_kernels.h"
+#include "core/quant_blocks.h"
 
 namespace zflow::cpu::gemm_detail {
 
@@ -106,10 +110,52 @@ void widen(const void* src, DType type, float* dst, int64_t n) {
   }
 }
 
+// Dequantises n values (whole blocks) of a GGML block type: the kernel's own code when it has
+// one for the type, else the portable definition.
+template <class Ops>
+void dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n) {
+  if constexpr (requires { Ops::dequantize(type, blocks, dst, n); }) {
+    if (Ops::dequantize(type, blocks, dst, n)) return;
+  }
+  dequantize_blocks(type, blocks, dst, n);
+}
+
+// pack_b for a Linear weight in a GGML block type: B is N x K with blocks along K, and
+// gemm keeps p0 and kc multiples of the block size, so each row's depth range is whole
+// blocks. Each sliver row is dequantised a run at a time into a small buffer, then the runs
+// are interleaved column by column; the weight itself stays quantised in memory.
+template <class Ops, int NR>
+void pack_b_blocks(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+  constexpr int64_t kRun = 256;  // one k-quant block, eight legacy ones
+  const uint8_t* b = static_cast<const uint8_t*>(g.b);
+  const size_t row_bytes = dtype_nbytes(g.b_dtype, g.ldb);
+  alignas(64) float run[NR * kRun];
+  for (int64_t js = 0; js < nc; js += NR, out += kc * NR) {
+    const int64_t cols = nc - js < NR ? nc - js : NR;
+    const int64_t j = j0 + js;
+    for (int64_t pb = 0; pb < kc; pb += kRun) {
+      const int64_t len = kc - pb < kRun ? kc - pb : kRun;
+      const size_t skip = dtype_nbytes(g.b_dtype, p0 + pb);
+      for (int64_t c = 0; c < cols; ++c)
+        dequantize<Ops>(g.b_dtype, b + (j + c) * row_bytes + skip, run + c * kRun, len);
+      for (int64_t c = cols; c < NR; ++c)
+        for (int64_t p = 0; p < len; ++p) run[c * kRun + p] = 0.0f;
+      float* dst = out + pb * NR;
+      for (int64_t p = 0; p < len; ++p)
+#pragma GCC unroll 32
+        for (int c = 0; c < NR; ++c) dst[p * NR + c] = run[c * kRun + p];
+    }
+  }
+}
+
 // Packs depths [p0, p0 + kc) x columns [j0, j0 + nc) of op(B) into slivers of NR columns,
 // widened to float32 and zero-padded.
 template <class Ops, int NR>
 void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+  if (dtype_is_quantized(g.b_dtype)) {
+    pack_b_blocks<Ops, NR>(g, p0, kc, j0, nc, out);
+    return;
+  }
   const size_t esize = dtype_size(g.b_dtype);
   const char* b = static_cast<const char*>(g.b);
   auto at = [&](int64_t row, int64_t col) { return b + (row * g.ldb + col) * esize; };

@@ -1,5 +1,7 @@
 #include "backend/cpu/gemm.h"
 
+#include <vector>
+
 #include "core/error.h"
 
 namespace zflow::cpu {
@@ -16,6 +18,19 @@ float load_b(const GemmArgs& g, int64_t row, int64_t col) {
 }  // namespace
 
 void gemm_reference(const GemmArgs& g) {
+  if (dtype_is_quantized(g.b_dtype)) {
+    // The definition of a quantised weight's product: dequantise it, then multiply.
+    ZF_CHECK(g.trans_b && g.ldb % dtype_block_size(g.b_dtype) == 0,
+             "[gemm] a {} B must be a Linear weight with whole blocks per row",
+             dtype_name(g.b_dtype));
+    std::vector<float> b(static_cast<size_t>(g.n * g.ldb));
+    to_f32(g.b, g.b_dtype, b.data(), b.size());
+    GemmArgs widened = g;
+    widened.b = b.data();
+    widened.b_dtype = DType::F32;
+    gemm_reference(widened);
+    return;
+  }
   ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16,
            "[gemm] B dtype {} is not supported", dtype_name(g.b_dtype));
   for (int64_t i = 0; i < g.m; ++i) {

@@ -1,0 +1,17 @@
+// AVX2 dequantisation of the GGML block types gemm meets most (Q8_0, Q4_0), used by the AVX2
+// and AVX-512 gemm kernels as they pack a quantised weight. Results equal
+// core/quant_blocks.h's dequantize_blocks bit for bit: the same single float32 multiply per
+// value, no fused multiply-add. Callers must have checked that the processor has AVX2 + F16C.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace zflow::cpu {
+
+// Dequantises n values (whole blocks) of `type`; false (and nothing written) for types it
+// has no code for, or on a build without x86-64.
+bool dequantize_avx2(DType type, const uint8_t* blocks, float* dst, int64_t n);
+
+}  // namespace zflow::cpu

@@ -1,0 +1,501 @@
+#include "core/quant_blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+// Bit-exact agreement with gguf-py needs every product and sum rounded to float32 on its
+// own: no contraction of a * b + c into a fused multiply-add (GCC contracts by default on
+// targets that have FMA, e.g. aarch64).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#elif defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+namespace zflow {
+
+namespace {
+
+constexpr int kQK = 256;  // values per k-quant block
+
+float half(const uint8_t* p) {
+  return f16_bits_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8)));
+}
+void put_half(uint8_t* p, float x) {
+  const uint16_t h = f32_to_f16_bits(x);
+  p[0] = static_cast<uint8_t>(h);
+  p[1] = static_cast<uint8_t>(h >> 8);
+}
+uint32_t u32(const uint8_t* p) {
+  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+// --- dequantisation, one block ---------------------------------------------------------
+
+// The 4-bit code of value j (0..31) of a 32-value block: low nibbles hold 0..15, high 16..31.
+uint8_t nibble32(const uint8_t* qs, int j) {
+  return j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
+}
+
+void dequant_q4_0(const uint8_t* b, float* y) {
+  const float d = half(b);
+  for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(nibble32(b + 2, j) - 8);
+}
+
+void dequant_q4_1(const uint8_t* b, float* y) {
+  const float d = half(b), m = half(b + 2);
+  for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(nibble32(b + 4, j)) + m;
+}
+
+void dequant_q5_0(const uint8_t* b, float* y) {
+  const float d = half(b);
+  const uint32_t qh = u32(b + 2);
+  for (int j = 0; j < 32; ++j) {
+    const int q = nibble32(b + 6, j) | (((qh >> j) & 1) << 4);
+    y[j] = d * static_cast<float>(q - 16);
+  }
+}
+
+void dequant_q5_1(const uint8_t* b, float* y) {
+  const float d = half(b), m = half(b + 2);
+  const uint32_t qh = u32(b + 4);
+  for (int j = 0; j < 32; ++j) {
+    const int q = nibble32(b + 8, j) | (((qh >> j) & 1) << 4);
+    y[j] = d * static_cast<float>(q) + m;
+  }
+}
+
+void dequant_q8_0(const uint8_t* b, float* y) {
+  const float d = half(b);
+  for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<int8_t>(b[2 + j])) * d;
+}
+
+// Q2_K and Q3_K keep their 2-bit codes four to a byte: value e = 128 h + 32 s + l
+// (h half, s shift, l < 32) is bits 2s..2s+1 of qs[32 h + l].
+int crumb(const uint8_t* qs, int e) {
+  const int h = e / 128, s = (e % 128) / 32, l = e % 32;
+  return (qs[32 * h + l] >> (2 * s)) & 3;
+}
+
+void dequant_q2_k(const uint8_t* b, float* y) {
+  const uint8_t* scales = b;   // 16
+  const uint8_t* qs = b + 16;  // 64
+  const float d = half(b + 80), dmin = half(b + 82);
+  for (int e = 0; e < kQK; ++e) {
+    const uint8_t sc = scales[e / 16];
+    const float dl = d * static_cast<float>(sc & 0x0F);
+    const float ml = dmin * static_cast<float>(sc >> 4);
+    y[e] = dl * static_cast<float>(crumb(qs, e)) - ml;
+  }
+}
+
+void dequant_q3_k(const uint8_t* b, float* y) {
+  const uint8_t* hmask = b;    // 32: bit k of hmask[l] belongs to value 32 k + l
+  const uint8_t* qs = b + 32;  // 64
+  const uint8_t* sc = b + 96;  // 12
+  const float d = half(b + 108);
+  for (int e = 0; e < kQK; ++e) {
+    // Scale i (0..15): low 4 bits from sc[i % 8] (low nibble for i < 8, high for i >= 8),
+    // high 2 bits from sc[8 + i % 4] at bit 2 * (i / 4); stored plus 32.
+    const int i = e / 16;
+    const int low = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
+    const int high = (sc[8 + i % 4] >> (2 * (i / 4))) & 3;
+    const int scale = static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
+    const float dl = d * static_cast<float>(scale);
+    const int hbit = (hmask[e % 32] >> (e / 32)) & 1;
+    const int q = crumb(qs, e) - (hbit ? 0 : 4);
+    y[e] = dl * static_cast<float>(q);
+  }
+}
+
+// Q4_K / Q5_K: 8 six-bit scales and mins in 12 bytes. For sub-block s < 4 they are the low
+// 6 bits of bytes s and s + 4; for s >= 4 the low nibble (scale) or high nibble (min) of
+// byte s + 4, with the top two bits from the spare bits 6..7 of bytes s - 4 and s.
+void scale_min_k4(const uint8_t* p, int s, int& scale, int& min) {
+  if (s < 4) {
+    scale = p[s] & 0x3F;
+    min = p[s + 4] & 0x3F;
+  } else {
+    scale = (p[s + 4] & 0x0F) | ((p[s - 4] >> 2) & 0x30);
+    min = (p[s + 4] >> 4) | ((p[s] >> 2) & 0x30);
+  }
+}
+
+// Sub-block s of 32 in Q4_K / Q5_K: chunk c = s / 2 of qs (32 bytes), low nibbles for even
+// s, high for odd.
+int nibble_k(const uint8_t* qs, int e) {
+  const int s = e / 32, l = e % 32;
+  return (qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0x0F;
+}
+
+void dequant_q4_k(const uint8_t* b, float* y) {
+  const float d = half(b), dmin = half(b + 2);
+  const uint8_t* scales = b + 4;  // 12
+  const uint8_t* qs = b + 16;     // 128
+  for (int s = 0; s < 8; ++s) {
+    int sc, m;
+    scale_min_k4(scales, s, sc, m);
+    const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
+    for (int l = 0; l < 32; ++l)
+      y[32 * s + l] = dl * static_cast<float>(nibble_k(qs, 32 * s + l)) - ml;
+  }
+}
+
+void dequant_q5_k(const uint8_t* b, float* y) {
+  const float d = half(b), dmin = half(b + 2);
+  const uint8_t* scales = b + 4;  // 12
+  const uint8_t* qh = b + 16;     // 32: bit s of qh[l] is the 5th bit of value 32 s + l
+  const uint8_t* qs = b + 48;     // 128
+  for (int s = 0; s < 8; ++s) {
+    int sc, m;
+    scale_min_k4(scales, s, sc, m);
+    const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
+    for (int l = 0; l < 32; ++l) {
+      const int q = nibble_k(qs, 32 * s + l) | (((qh[l] >> s) & 1) << 4);
+      y[32 * s + l] = dl * static_cast<float>(q) - ml;
+    }
+  }
+}
+
+void dequant_q6_k(const uint8_t* b, float* y) {
+  const uint8_t* ql = b;        // 128: value 128 h + 64 t + l (l < 64) is nibble t of ql[64 h + l]
+  const uint8_t* qh = b + 128;  // 64: value 128 h + 32 s + l (l < 32) is crumb s of qh[32 h + l]
+  const auto* scales = reinterpret_cast<const int8_t*>(b + 192);  // 16
+  const float d = half(b + 208);
+  for (int e = 0; e < kQK; ++e) {
+    const int h = e / 128, r = e % 128;
+    const int low = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0F;
+    const int high = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
+    const int q = static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
+    const float dl = d * static_cast<float>(scales[e / 16]);
+    y[e] = dl * static_cast<float>(q);
+  }
+}
+
+using DequantFn = void (*)(const uint8_t*, float*);
+
+DequantFn dequant_fn(DType type) {
+  switch (type) {
+    case DType::Q4_0:
+      return dequant_q4_0;
+    case DType::Q4_1:
+      return dequant_q4_1;
+    case DType::Q5_0:
+      return dequant_q5_0;
+    case DType::Q5_1:
+      return dequant_q5_1;
+    case DType::Q8_0:
+      return dequant_q8_0;
+    case DType::Q2_K:
+      return dequant_q2_k;
+    case DType::Q3_K:
+      return dequant_q3_k;
+    case DType::Q4_K:
+      return dequant_q4_k;
+    case DType::Q5_K:
+      return dequant_q5_k;
+    case DType::Q6_K:
+      return dequant_q6_k;
+    default:
+      fail("[quant] {} is not a block-quantised type", dtype_name(type));
+  }
+}
+
+// --- quantisation of the legacy types, as ggml's reference quantisers ------------------
+
+// The value of largest magnitude, the first one on ties (numpy argmax of abs).
+float signed_absmax(const float* x, int n) {
+  float best = x[0];
+  for (int j = 1; j < n; ++j)
+    if (std::fabs(x[j]) > std::fabs(best)) best = x[j];
+  return best;
+}
+
+float inverse_or_zero(float d) {
+  return d == 0.0f ? 0.0f : 1.0f / d;
+}
+
+// trunc(v) as an unsigned code clipped to [0, top] (numpy: trunc, astype(uint8), clip).
+uint8_t code(float v, int top) {
+  const float t = std::trunc(v);
+  const int q = t <= 0.0f ? 0 : (t >= 255.0f ? 255 : static_cast<int>(t));
+  return static_cast<uint8_t>(std::min(q, top));
+}
+
+void pack_nibbles32(const uint8_t* q, uint8_t* qs) {
+  for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>((q[j] & 0x0F) | (q[j + 16] << 4));
+}
+void pack_high_bits32(const uint8_t* q, uint8_t* qh) {
+  uint32_t bits = 0;
+  for (int j = 0; j < 32; ++j) bits |= static_cast<uint32_t>((q[j] >> 4) & 1) << j;
+  for (int i = 0; i < 4; ++i) qh[i] = static_cast<uint8_t>(bits >> (8 * i));
+}
+
+void quant_q4_0(const float* x, uint8_t* b) {
+  const float d = signed_absmax(x, 32) / -8.0f;
+  const float id = inverse_or_zero(d);
+  uint8_t q[32];
+  for (int j = 0; j < 32; ++j) q[j] = code(x[j] * id + 8.5f, 15);
+  put_half(b, d);
+  pack_nibbles32(q, b + 2);
+}
+
+void quant_q4_1(const float* x, uint8_t* b) {
+  const float lo = *std::min_element(x, x + 32), hi = *std::max_element(x, x + 32);
+  const float d = (hi - lo) / 15.0f;
+  const float id = inverse_or_zero(d);
+  uint8_t q[32];
+  for (int j = 0; j < 32; ++j) q[j] = code((x[j] - lo) * id + 0.5f, 15);
+  put_half(b, d);
+  put_half(b + 2, lo);
+  pack_nibbles32(q, b + 4);
+}
+
+void quant_q5_0(const float* x, uint8_t* b) {
+  const float d = signed_absmax(x, 32) / -16.0f;
+  const float id = inverse_or_zero(d);
+  uint8_t q[32];
+  for (int j = 0; j < 32; ++j) q[j] = code(x[j] * id + 16.5f, 31);
+  put_half(b, d);
+  pack_high_bits32(q, b + 2);
+  pack_nibbles32(q, b + 6);
+}
+
+void quant_q5_1(const float* x, uint8_t* b) {
+  const float lo = *std::min_element(x, x + 32), hi = *std::max_element(x, x + 32);
+  const float d = (hi - lo) / 31.0f;
+  const float id = inverse_or_zero(d);
+  uint8_t q[32];
+  for (int j = 0; j < 32; ++j) q[j] = code((x[j] - lo) * id + 0.5f, 31);
+  put_half(b, d);
+  put_half(b + 2, lo);
+  pack_high_bits32(q, b + 4);
+  pack_nibbles32(q, b + 8);
+}
+
+void quant_q8_0(const float* x, uint8_t* b) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = inverse_or_zero(d);
+  put_half(b, d);
+  // Round half away from zero (ggml's roundf; gguf-py's np_roundf).
+  for (int j = 0; j < 32; ++j)
+    b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[j] * id)));
+}
+
+// --- k-quant quantisers ------------------------------------------------------------------
+
+int nearest(float v) {
+  return static_cast<int>(std::lround(v));
+}
+
+// Fits x ~ scale * q - min with q in [0, top] and min >= 0 over n values: a few candidate
+// scales around (max - lo) / top, each refined by least squares on its codes; the best by
+// squared error wins.
+void fit_scale_min(const float* x, int n, int top, float& scale, float& min) {
+  float lo = *std::min_element(x, x + n), hi = *std::max_element(x, x + n);
+  lo = std::min(lo, 0.0f);  // the stored min is subtracted and unsigned: offset <= 0
+  if (hi <= lo) {
+    scale = 0.0f;
+    min = -lo;
+    return;
+  }
+  float best_err = INFINITY;
+  scale = (hi - lo) / top;
+  min = -lo;
+  for (int step = -4; step <= 4; ++step) {
+    const float iscale = (top + 0.1f * step) / (hi - lo);
+    double sq = 0, sq2 = 0, sx = 0, sqx = 0;
+    int q[32];
+    for (int j = 0; j < n; ++j) {
+      q[j] = std::clamp(nearest((x[j] - lo) * iscale), 0, top);
+      sq += q[j];
+      sq2 += static_cast<double>(q[j]) * q[j];
+      sx += x[j];
+      sqx += q[j] * static_cast<double>(x[j]);
+    }
+    const double det = n * sq2 - sq * sq;
+    if (det <= 0) continue;
+    double s = (n * sqx - sq * sx) / det;
+    double m = (s * sq - sx) / n;
+    if (m < 0) {  // the fit wants a positive offset, which the format cannot hold
+      m = 0;
+      s = sq2 > 0 ? sqx / sq2 : 0;
+    }
+    double err = 0;
+    for (int j = 0; j < n; ++j) {
+      const double r = s * q[j] - m - x[j];
+      err += r * r;
+    }
+    if (err < best_err && s > 0) {
+      best_err = static_cast<float>(err);
+      scale = static_cast<float>(s);
+      min = static_cast<float>(m);
+    }
+  }
+}
+
+// Q4_K (top 15) and Q5_K (top 31): per-sub-block scales and mins, themselves stored as
+// 6-bit multiples of the block's d and dmin.
+void quant_k_scale_min(const float* x, uint8_t* b, int top) {
+  float scales[8], mins[8];
+  for (int s = 0; s < 8; ++s) fit_scale_min(x + 32 * s, 32, top, scales[s], mins[s]);
+  const float max_scale = *std::max_element(scales, scales + 8);
+  const float max_min = *std::max_element(mins, mins + 8);
+  const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+  const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+  uint8_t sc[8], mn[8];
+  // Scales round up, so that the top code still reaches each sub-block's largest value (a
+  // scale rounded down would clip it by up to a sixth for small scales); mins to nearest.
+  for (int s = 0; s < 8; ++s) {
+    sc[s] = static_cast<uint8_t>(std::min(63, static_cast<int>(std::ceil(inv_scale * scales[s]))));
+    mn[s] = static_cast<uint8_t>(std::min(63, nearest(inv_min * mins[s])));
+  }
+  put_half(b, max_scale / 63.0f);
+  put_half(b + 2, max_min / 63.0f);
+  uint8_t* packed = b + 4;
+  for (int s = 0; s < 4; ++s) {
+    packed[s] = static_cast<uint8_t>(sc[s] | ((sc[s + 4] >> 4) << 6));
+    packed[s + 4] = static_cast<uint8_t>(mn[s] | ((mn[s + 4] >> 4) << 6));
+    packed[s + 8] = static_cast<uint8_t>((sc[s + 4] & 0x0F) | ((mn[s + 4] & 0x0F) << 4));
+  }
+  // Codes against the scales as stored (fp16 d and dmin times the 6-bit integers).
+  const float d = half(b), dmin = half(b + 2);
+  const bool five_bit = top == 31;
+  uint8_t* qh = b + 16;
+  uint8_t* qs = five_bit ? b + 48 : b + 16;
+  std::memset(qs, 0, 128);
+  if (five_bit) std::memset(qh, 0, 32);
+  for (int s = 0; s < 8; ++s) {
+    int scale, min;
+    scale_min_k4(packed, s, scale, min);
+    const float dl = d * scale, ml = dmin * min;
+    for (int l = 0; l < 32; ++l) {
+      const int q = dl > 0 ? std::clamp(nearest((x[32 * s + l] + ml) / dl), 0, top) : 0;
+      qs[32 * (s / 2) + l] |= static_cast<uint8_t>((q & 0x0F) << (4 * (s % 2)));
+      if (five_bit) qh[l] |= static_cast<uint8_t>(((q >> 4) & 1) << s);
+    }
+  }
+}
+
+void quant_q4_k(const float* x, uint8_t* b) {
+  quant_k_scale_min(x, b, 15);
+}
+void quant_q5_k(const float* x, uint8_t* b) {
+  quant_k_scale_min(x, b, 31);
+}
+
+// Fits x ~ scale * q with q in [-32, 31] over 16 values: candidate scales mapping the
+// largest-magnitude value near -32 (the wider side), each refined by least squares.
+float fit_scale_signed(const float* x) {
+  const float vmax = signed_absmax(x, 16);
+  if (vmax == 0.0f) return 0.0f;
+  float best_scale = vmax / -32.0f, best_err = INFINITY;
+  for (int step = -4; step <= 4; ++step) {
+    const float iscale = (-32.0f + 0.25f * step) / vmax;
+    double sqx = 0, sq2 = 0;
+    int q[16];
+    for (int j = 0; j < 16; ++j) {
+      q[j] = std::clamp(nearest(x[j] * iscale), -32, 31);
+      sqx += q[j] * static_cast<double>(x[j]);
+      sq2 += static_cast<double>(q[j]) * q[j];
+    }
+    if (sq2 == 0) continue;
+    const double s = sqx / sq2;
+    double err = 0;
+    for (int j = 0; j < 16; ++j) {
+      const double r = s * q[j] - x[j];
+      err += r * r;
+    }
+    if (err < best_err) {
+      best_err = static_cast<float>(err);
+      best_scale = static_cast<float>(s);
+    }
+  }
+  return best_scale;
+}
+
+void quant_q6_k(const float* x, uint8_t* b) {
+  float scales[16];
+  for (int s = 0; s < 16; ++s) scales[s] = fit_scale_signed(x + 16 * s);
+  const float vmax = signed_absmax(scales, 16);
+  // int8 scales: the largest-magnitude one maps to -128 when negative, else to 127.
+  const float d = vmax < 0 ? vmax / -128.0f : vmax / 127.0f;
+  const float id = inverse_or_zero(d);
+  auto* sc = reinterpret_cast<int8_t*>(b + 192);
+  for (int s = 0; s < 16; ++s)
+    sc[s] = static_cast<int8_t>(std::clamp(nearest(id * scales[s]), -128, 127));
+  put_half(b + 208, d);
+  const float ds = half(b + 208);
+  uint8_t* ql = b;
+  uint8_t* qh = b + 128;
+  std::memset(ql, 0, 192);
+  for (int e = 0; e < kQK; ++e) {
+    const float dl = ds * sc[e / 16];
+    const int q = dl != 0.0f ? std::clamp(nearest(x[e] / dl), -32, 31) + 32 : 32;
+    const int h = e / 128, r = e % 128;
+    ql[64 * h + r % 64] |= static_cast<uint8_t>((q & 0x0F) << (4 * (r / 64)));
+    qh[32 * h + r % 32] |= static_cast<uint8_t>((q >> 4) << (2 * (r / 32)));
+  }
+}
+
+using QuantFn = void (*)(const float*, uint8_t*);
+
+QuantFn quant_fn(DType type) {
+  switch (type) {
+    case DType::Q4_0:
+      return quant_q4_0;
+    case DType::Q4_1:
+      return quant_q4_1;
+    case DType::Q5_0:
+      return quant_q5_0;
+    case DType::Q5_1:
+      return quant_q5_1;
+    case DType::Q8_0:
+      return quant_q8_0;
+    case DType::Q4_K:
+      return quant_q4_k;
+    case DType::Q5_K:
+      return quant_q5_k;
+    case DType::Q6_K:
+      return quant_q6_k;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+void dequantize_blocks(DType type, const void* src, float* dst, int64_t n) {
+  const DequantFn fn = dequant_fn(type);
+  const int64_t block = dtype_block_size(type);
+  const size_t bytes = dtype_block_bytes(type);
+  ZF_CHECK(n % block == 0, "[quant] {} values of {} are not whole blocks of {}", n,
+           dtype_name(type), block);
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n / block; ++i) fn(p + i * bytes, dst + i * block);
+}
+
+bool can_quantize(DType type) {
+  return quant_fn(type) != nullptr;
+}
+
+void quantize_blocks(DType type, const float* src, void* dst, int64_t n) {
+  const QuantFn fn = quant_fn(type);
+  ZF_CHECK(fn != nullptr,
+           "[quant] zflow cannot quantise to {}; it writes Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, "
+           "Q5_K and Q6_K",
+           dtype_name(type));
+  const int64_t block = dtype_block_size(type);
+  const size_t bytes = dtype_block_bytes(type);
+  ZF_CHECK(n % block == 0, "[quant] {} values are not whole blocks of {} for {}", n, block,
+           dtype_name(type));
+  auto* p = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / block; ++i) fn(src + i * block, p + i * bytes);
+}
+
+}  // namespace zflow
