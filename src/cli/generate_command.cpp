@@ -25,6 +25,7 @@ namespace fs = std::filesystem;
 
 struct GenerateOptions {
   std::string model_dir, diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, vae;
+  std::string clip_tokenizer, t5_tokenizer;
   std::string prompt, negative_prompt;
   std::optional<int> width, height, steps;
   std::optional<float> cfg_scale, guidance;
@@ -125,6 +126,8 @@ int run_generate(const GenerateOptions& o) {
                                                    .tokenizer = o.tokenizer,
                                                    .clip_l = o.clip_l,
                                                    .t5xxl = o.t5xxl,
+                                                   .clip_tokenizer = o.clip_tokenizer,
+                                                   .t5_tokenizer = o.t5_tokenizer,
                                                    .vae = o.vae});
   generator->resolve(request);
   fmt::print("seed {}\n", request.seed);
@@ -162,6 +165,10 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("--clip-l", o->clip_l, "FLUX.1's CLIP-L text encoder (overrides -m's)");
   cmd->add_option("--t5xxl", o->t5xxl, "FLUX.1's T5-XXL text encoder (overrides -m's)");
   cmd->add_option("--vae", o->vae, "the VAE (overrides -m's)");
+  cmd->add_option("--clip-tokenizer", o->clip_tokenizer,
+                  "FLUX.1's CLIP tokenizer folder: vocab.json + merges.txt (overrides -m's)");
+  cmd->add_option("--t5-tokenizer", o->t5_tokenizer,
+                  "FLUX.1's T5 spiece.model or its folder (overrides -m's)");
   cmd->add_option("--tokenizer", o->tokenizer,
                   "the Qwen3 tokenizer.json or its folder (overrides -m's)");
   cmd->add_option("-p,--prompt", o->prompt, "what to draw")->required();

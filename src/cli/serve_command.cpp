@@ -21,6 +21,7 @@ struct ServeOptions {
   std::vector<std::string> model_dirs;
   std::string models_folder;
   std::string diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, vae;
+  std::string clip_tokenizer, t5_tokenizer;
   server::ServerOptions server;
   double memory_budget_gb = 0;
   int threads = 0;
@@ -35,6 +36,8 @@ std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
                                            .tokenizer = o.tokenizer,
                                            .clip_l = o.clip_l,
                                            .t5xxl = o.t5xxl,
+                                           .clip_tokenizer = o.clip_tokenizer,
+                                           .t5_tokenizer = o.t5_tokenizer,
                                            .vae = o.vae}));
   if (!o.models_folder.empty())
     for (auto& e : server::scan_models_folder(o.models_folder)) entries.push_back(std::move(e));
@@ -91,6 +94,8 @@ Run add_serve_command(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "its tokenizer (Z-Image)");
   cmd->add_option("--clip-l", o->clip_l, "its CLIP-L text encoder (FLUX.1)");
   cmd->add_option("--t5xxl", o->t5xxl, "its T5-XXL text encoder (FLUX.1)");
+  cmd->add_option("--clip-tokenizer", o->clip_tokenizer, "its CLIP tokenizer folder (FLUX.1)");
+  cmd->add_option("--t5-tokenizer", o->t5_tokenizer, "its T5 tokenizer (FLUX.1)");
   cmd->add_option("--vae", o->vae, "its VAE");
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();

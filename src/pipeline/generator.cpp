@@ -6,6 +6,7 @@
 #include "core/file_io.h"
 #include "io/weight_store.h"
 #include "models/detect.h"
+#include "pipeline/flux_generator.h"
 #include "pipeline/zimage_generator.h"
 
 namespace zflow::pipeline {
@@ -14,7 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class Family { ZImage };
+enum class Family { ZImage, Flux1 };
 
 // A diffusers folder names its pipeline class in model_index.json; a lone diffusion model file is
 // told by its tensor names.
@@ -29,15 +30,21 @@ Family detect_family(const ModelFiles& files) {
             ? json["_class_name"].get<std::string>()
             : "";
     if (cls.rfind("ZImage", 0) == 0) return Family::ZImage;
-    fail("[model] {}: pipeline class '{}' is not one zflow runs (expected a ZImage pipeline)",
-         index.string(), cls);
+    if (cls.rfind("Flux", 0) == 0 && cls.rfind("Flux2", 0) != 0) return Family::Flux1;
+    fail(
+        "[model] {}: pipeline class '{}' is not one zflow runs (expected a ZImage or FLUX.1 "
+        "pipeline)",
+        index.string(), cls);
   }
   if (files.diffusion_model.empty())
     fail("[model] no model: give a diffusers folder or a diffusion model file");
   const auto found = models::detect_component(io::WeightStore::open(files.diffusion_model));
   if (found && found->architecture == "z-image transformer") return Family::ZImage;
-  fail("[model] {}: holds {}, not a diffusion model zflow runs (expected a Z-Image transformer)",
-       files.diffusion_model.string(), found ? found->architecture : "no model zflow knows");
+  if (found && found->architecture.rfind("flux.1", 0) == 0) return Family::Flux1;
+  fail(
+      "[model] {}: holds {}, not a diffusion model zflow runs (expected a Z-Image or FLUX.1 "
+      "transformer)",
+      files.diffusion_model.string(), found ? found->architecture : "no model zflow knows");
 }
 
 }  // namespace
@@ -46,6 +53,8 @@ std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
   switch (detect_family(files)) {
     case Family::ZImage:
       return load_zimage_generator(files);
+    case Family::Flux1:
+      return load_flux_generator(files);
   }
   fail("[model] unreachable family");
 }

@@ -21,7 +21,7 @@ namespace zflow::pipeline {
 
 // Where a model's components are: a diffusers folder, or each file on its own (a file given on
 // its own overrides the folder's component). Which fields a family uses: Z-Image takes
-// text_encoder (Qwen3) and tokenizer; FLUX.1 takes clip_l and t5xxl.
+// text_encoder (Qwen3) and tokenizer; FLUX.1 takes clip_l, t5xxl and their tokenizers.
 struct ModelFiles {
   std::filesystem::path model_dir;
   std::filesystem::path diffusion_model;
@@ -29,6 +29,8 @@ struct ModelFiles {
   std::filesystem::path tokenizer;
   std::filesystem::path clip_l;
   std::filesystem::path t5xxl;
+  std::filesystem::path clip_tokenizer;
+  std::filesystem::path t5_tokenizer;
   std::filesystem::path vae;
 };
 

@@ -181,5 +181,32 @@ TEST_F(GenerateCommand, MissingComponentIsOneLineNamingIt) {
   EXPECT_NE(wrong.output.find("(it holds a qwen3 text encoder"), std::string::npos) << wrong.output;
 }
 
+// FLUX.1-dev from the command line, as stable-diffusion.cpp's flag names give its parts: the golden
+// case "dev" (64x48, 3 steps, guidance 3.5, seed 42) must match diffusers' FluxPipeline.
+TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
+  const fs::path clip = test::shared_asset("flux1_tokenizer/tokenizer_clip_l");
+  const fs::path t5 = test::shared_asset("flux1_tokenizer/tokenizer_t5");
+  ZF_REQUIRE_ASSET(clip);
+  ZF_REQUIRE_ASSET(t5);
+  const fs::path flux = test::fixture("flux_pipeline");
+  const std::string args = "generate -m " + (flux / "tiny_dev").string() + " --clip-tokenizer " +
+                           clip.string() + " --t5-tokenizer " + t5.string() +
+                           " -p 'a red fox sitting in fresh snow, morning light' -W 64 -H 48 "
+                           "--steps 3 --guidance 3.5 --seed 42 -o ";
+  const CommandResult r = run_zflow(args + (out_ / "fox.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(psnr(io::read_image(out_ / "fox.png"),
+                 io::read_image(flux / "flux_tiny_diffusers_dev_0.png")),
+            40.0);
+  EXPECT_EQ(png_text(out_ / "fox.png").at("parameters"),
+            "a red fox sitting in fresh snow, morning light\nSteps: 3, Sampler: Euler, CFG scale: "
+            "1, Distilled CFG Scale: 3.5, Seed: 42, Size: 64x48, Model: tiny_dev");
+
+  // Classifier-free guidance is refused by name rather than silently ignored.
+  const CommandResult cfg = run_zflow(args + (out_ / "x.png").string() + " --cfg-scale 4");
+  EXPECT_EQ(cfg.status, 1);
+  EXPECT_NE(cfg.output.find("[flux] cfg_scale 4"), std::string::npos) << cfg.output;
+}
+
 }  // namespace
 }  // namespace zflow

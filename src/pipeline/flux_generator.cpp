@@ -1,0 +1,134 @@
+#include "pipeline/flux_generator.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "pipeline/flux_pipeline.h"
+#include "sampling/flow_schedule.h"
+
+namespace zflow::pipeline {
+
+namespace {
+
+class FluxGenerator final : public ImageGenerator {
+ public:
+  explicit FluxGenerator(FluxPipeline pipe) : pipe_(std::move(pipe)) {}
+
+  const std::string& model_name() const override { return pipe_.model_name(); }
+  std::string architecture() const override { return flux_variant_name(pipe_.variant()); }
+
+  GenerationSettings resolve(const GenerationRequest& request) const override {
+    const FluxSettings s = pipe_.resolve(to_flux(request));
+    GenerationSettings g;
+    g.mode = flux_mode_name(s.mode);
+    g.width = s.width;
+    g.height = s.height;
+    g.steps = s.steps;
+    g.steps_run =
+        s.mode == FluxMode::TextToImage ? s.steps : s.steps - img2img_start(s.steps, s.strength);
+    if (has_guidance()) g.guidance = s.guidance;
+    g.strength = s.strength;
+    return g;
+  }
+
+  std::vector<io::Image> generate(const GenerationRequest& request,
+                                  const RunControl& control) const override {
+    return pipe_.generate(to_flux(request), control);
+  }
+
+  // A1111's layout as Forge writes FLUX runs: the embedded guidance as "Distilled CFG Scale",
+  // CFG scale 1 (none).
+  ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
+                     int batch_index) const override {
+    const FluxSettings s = pipe_.resolve(to_flux(request));
+    const bool edits = s.mode != FluxMode::TextToImage;
+    std::string text = request.prompt + "\n";
+    text += fmt::format("Steps: {}, Sampler: Euler, CFG scale: 1", s.steps);
+    if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
+    text += fmt::format(", Seed: {}, Size: {}x{}, Model: {}", request.seed, s.width, s.height,
+                        model_name());
+    if (edits) text += fmt::format(", Denoising strength: {}", s.strength);
+    if (request.batch > 1)
+      text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
+
+    nlohmann::json j = {
+        {"model", model_name()},
+        {"architecture", architecture()},
+        {"mode", flux_mode_name(s.mode)},
+        {"prompt", request.prompt},
+        {"width", s.width},
+        {"height", s.height},
+        {"steps", s.steps},
+        {"sampler", "euler"},
+        {"seed", request.seed},
+        {"rng",
+         request.normal_math == NormalMath::Avx2Cephes ? "torch-cpu-avx2" : "torch-cpu-libm"},
+        {"batch", request.batch},
+        {"batch_index", batch_index},
+        {"max_sequence_length", s.max_sequence_length},
+    };
+    if (has_guidance()) j["guidance"] = s.guidance;
+    if (edits) {
+      j["strength"] = s.strength;
+      j["init_image"] = sources.init_image;
+    }
+    if (s.mode == FluxMode::Inpaint) j["mask"] = sources.mask;
+    return {text, j};
+  }
+
+ private:
+  bool has_guidance() const { return pipe_.variant() == FluxVariant::Dev; }
+
+  // FLUX.1 runs without classifier-free guidance (its guidance is embedded), so the request's
+  // CFG fields either mean "none" or are a mistake worth naming rather than silently dropping.
+  FluxRequest to_flux(const GenerationRequest& r) const {
+    if (r.cfg_scale && *r.cfg_scale != 0.0f && *r.cfg_scale != 1.0f)
+      fail(
+          "[flux] cfg_scale {}: FLUX.1 runs without classifier-free guidance (0 or 1 mean none); "
+          "set guidance for its embedded guidance",
+          *r.cfg_scale);
+    if (!r.negative_prompt.empty())
+      fail(
+          "[flux] negative_prompt: FLUX.1 runs without classifier-free guidance, so a negative "
+          "prompt would be ignored");
+    if (r.shift)
+      fail(
+          "[flux] shift: FLUX.1's schedule shift follows the image size (dev) or is none "
+          "(schnell); it cannot be set");
+    if (r.cfg_normalization != 0.0f || r.cfg_truncation != 1.0)
+      fail("[flux] cfg normalization / truncation are Z-Image settings");
+    if (r.guidance && !has_guidance())
+      fail("[flux] guidance: {} has no guidance input", architecture());
+    FluxRequest f;
+    f.prompt = r.prompt;
+    f.width = r.width;
+    f.height = r.height;
+    f.steps = r.steps;
+    f.guidance = r.guidance;
+    f.seed = r.seed;
+    f.batch = r.batch;
+    f.init_image = r.init_image;
+    f.mask = r.mask;
+    f.strength = r.strength;
+    if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
+    f.normal_math = r.normal_math;
+    return f;
+  }
+
+  FluxPipeline pipe_;
+};
+
+}  // namespace
+
+std::unique_ptr<ImageGenerator> load_flux_generator(const ModelFiles& files) {
+  return std::make_unique<FluxGenerator>(
+      FluxPipeline::load({.model_dir = files.model_dir,
+                          .diffusion_model = files.diffusion_model,
+                          .clip = files.clip_l,
+                          .t5 = files.t5xxl,
+                          .vae = files.vae,
+                          .clip_tokenizer = files.clip_tokenizer,
+                          .t5_tokenizer = files.t5_tokenizer}));
+}
+
+}  // namespace zflow::pipeline
