@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -13,6 +14,7 @@
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "models/autoencoder_kl.h"
+#include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/zimage_dit.h"
 
@@ -118,16 +120,50 @@ int run_vae(const VaeOptions& o) {
 }
 
 struct DitOptions : Common {
+  std::string model = "zimage";
   int64_t width = 1024, height = 1024;
   int batch = 1;
-  int64_t caption_tokens = 128;
+  std::optional<int64_t> caption_tokens;
   int layers = 0;
 };
+
+// FLUX.1 at the shape diffusers' baseline uses: 512 T5 tokens unless told otherwise.
+int run_flux_dit(const DitOptions& o) {
+  const int64_t text_tokens = o.caption_tokens.value_or(512);
+  const auto t0 = std::chrono::steady_clock::now();
+  models::FluxDiTConfig release;
+  if (o.layers > 0) {
+    release.num_layers = o.layers;
+    release.num_single_layers = 2 * o.layers;
+  }
+  ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
+  const models::FluxTransformer dit =
+      o.random_weights ? models::FluxTransformer(
+                             release, models::flux_dit_random_weights(release, weight_dtype(o), 1))
+                       : models::load_flux_transformer(o.weights_path);
+  const auto& c = dit.config();
+  announce("flux.1 transformer", c.summary(), o, t0);
+  const int64_t rows = o.height / 16, cols = o.width / 16;
+  Generator noise(0);
+  const Tensor x = noise.randn({o.batch, rows * cols, c.in_channels});
+  const Tensor txt = noise.randn({o.batch, text_tokens, c.joint_attention_dim});
+  const Tensor pooled = noise.randn({o.batch, c.pooled_projection_dim});
+  const auto ids = models::flux_image_ids(rows, cols);
+  const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
+  const std::vector<float> guidance(c.guidance_embeds ? static_cast<size_t>(o.batch) : 0, 3.5f);
+  timed(fmt::format("forward {}x{} batch {}, {} text tokens", o.width, o.height, o.batch,
+                    text_tokens),
+        o.repeat, o.batch * models::flux_dit_forward_flops(c, rows * cols, text_tokens),
+        [&] { dit.forward(x, ids, txt, pooled, t, guidance); });
+  return 0;
+}
 
 int run_dit(const DitOptions& o) {
   prepare(o, "--diffusion-model");
   check_size(o.width, o.height);
-  ZF_CHECK(o.caption_tokens >= 1, "[bench] --caption-tokens must be at least 1");
+  ZF_CHECK(o.caption_tokens.value_or(1) >= 1, "[bench] --caption-tokens must be at least 1");
+  if (o.model == "flux1") return run_flux_dit(o);
+  const int64_t caption_tokens = o.caption_tokens.value_or(128);
   const auto t0 = std::chrono::steady_clock::now();
   models::ZImageDiTConfig release;
   if (o.layers > 0) release.n_layers = o.layers;
@@ -142,12 +178,12 @@ int run_dit(const DitOptions& o) {
   const Tensor latents = noise.randn({o.batch, c.in_channels, o.height / 8, o.width / 8});
   std::vector<Tensor> captions;
   for (int b = 0; b < o.batch; ++b)
-    captions.push_back(noise.randn({o.caption_tokens, c.cap_feat_dim}));
+    captions.push_back(noise.randn({caption_tokens, c.cap_feat_dim}));
   const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
   const int64_t image_tokens = (o.height / 16) * (o.width / 16);
   timed(fmt::format("forward {}x{} batch {}, {} caption tokens", o.width, o.height, o.batch,
-                    o.caption_tokens),
-        o.repeat, o.batch * models::zimage_dit_forward_flops(c, image_tokens, o.caption_tokens),
+                    caption_tokens),
+        o.repeat, o.batch * models::zimage_dit_forward_flops(c, image_tokens, caption_tokens),
         [&] { dit.forward(latents, t, captions); });
   return 0;
 }
@@ -191,16 +227,20 @@ Run add_bench_command(CLI::App& app) {
   vae->add_option("-b,--batch", vo->batch, "images per call")->check(CLI::PositiveNumber);
   vae->add_flag("--encode", vo->encode, "also time encoding the decoded image");
 
-  auto* dit = cmd->add_subcommand("dit", "the Z-Image transformer: one denoising forward");
+  auto* dit = cmd->add_subcommand("dit", "a diffusion transformer: one denoising forward");
   auto dopt = std::make_shared<DitOptions>();
-  add_common_options(dit, *dopt, "--diffusion-model", "a Z-Image transformer file or folder");
+  add_common_options(dit, *dopt, "--diffusion-model", "a transformer file or folder");
+  dit->add_option("--model", dopt->model, "which architecture: zimage or flux1 (FLUX.1-dev)")
+      ->check(CLI::IsMember({"zimage", "flux1"}))
+      ->capture_default_str();
   dit->add_option("-W,--width", dopt->width, "image width in pixels")->capture_default_str();
   dit->add_option("-H,--height", dopt->height, "image height in pixels")->capture_default_str();
   dit->add_option("-b,--batch", dopt->batch, "images per forward")->check(CLI::PositiveNumber);
-  dit->add_option("--caption-tokens", dopt->caption_tokens, "caption length")
-      ->capture_default_str();
+  dit->add_option("--caption-tokens", dopt->caption_tokens,
+                  "caption length (default: Z-Image 128, FLUX.1 512 T5 tokens)");
   dit->add_option("--layers", dopt->layers,
-                  "main layers (random weights; default: the release's 30)");
+                  "main layers (random weights; default: the release's: Z-Image 30, FLUX.1 19 "
+                  "double-stream, with twice as many single-stream)");
 
   auto* te = cmd->add_subcommand("text-encoder", "the Qwen3 text encoder Z-Image uses");
   auto to = std::make_shared<TextEncoderOptions>();
