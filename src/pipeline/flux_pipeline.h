@@ -15,10 +15,10 @@
 // The batch of N images is one batched forward per step over one noise tensor [N, ...], as
 // diffusers' num_images_per_prompt does it (so image k of a batch is not the image of seed + k).
 //
-// Differences from diffusers, by design: the init image and mask must already have sides that are
-// multiples of 16 and the requested size (diffusers resizes them; we refuse instead of resampling
-// differently), and the size defaults to the init image's (diffusers: 1024 x 1024). Everything runs
-// in float32. diffusers' optional "true CFG" (true_cfg_scale with a negative prompt) is not
+// Init images and masks of any size are Lanczos-resized to the output size exactly as Pillow does
+// (diffusers' image processor). Differences from diffusers, by design: the size defaults to the
+// init image's rounded down to multiples of 16 (diffusers: 1024 x 1024). Everything runs in
+// float32. diffusers' optional "true CFG" (true_cfg_scale with a negative prompt) is not
 // implemented.
 #pragma once
 

@@ -32,7 +32,7 @@ uint8_t pillow_luma(uint8_t r, uint8_t g, uint8_t b);
 //   mask_processor.preprocess (grayscale via convert("L"), v / 255, binarize: < 0.5 -> 0, else 1;
 //   white = repaint) then F.interpolate(mode="nearest") to [latent_h, latent_w].
 // Returns [1, 1, latent_h, latent_w] float32 of 0s and 1s. The mask must already have the image's
-// size (diffusers would Lanczos-resize it first; we ask the caller to supply the right size).
+// size (start_latents resizes it first, as diffusers does).
 Tensor preprocess_mask(const io::Image& mask, int64_t latent_h, int64_t latent_w);
 
 // torch's nearest-neighbour source index (upsample_nearest, no scale_factor given) for output

@@ -27,16 +27,16 @@ struct StartLatents {
 };
 
 // shape = [B, C, h, w] of the latent grid; start_sigma is schedule.sigmas[0] after the img2img
-// cut. init may be null (text-to-image); mask needs init. Both have the image's size.
+// cut. init may be null (text-to-image); mask needs init. An init image or mask of another size
+// is first resized to the output's with Pillow's Lanczos, as diffusers' image processor does.
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
                            const io::Image* mask);
 
-// The width x height a request generates at: the given sides, else the init image's, else 1024.
-// Checked as every family's pipeline needs it: positive multiples of `multiple` (twice the VAE
-// factor, for the 2x2 patches), equal to the init image's and the mask's sizes (we refuse rather
-// than resample differently from diffusers), and a mask only with an init image. Errors start
-// with [family].
+// The width x height a request generates at: the given sides, else the init image's rounded down
+// to multiples of `multiple` (twice the VAE factor, for the 2x2 patches), else 1024. Checked as
+// every family's pipeline needs it: positive multiples of `multiple`, and a mask only with an
+// init image. Errors start with [family].
 std::pair<int, int> checked_image_size(std::string_view family, std::optional<int> width,
                                        std::optional<int> height, const io::Image* init,
                                        const io::Image* mask, int64_t multiple);

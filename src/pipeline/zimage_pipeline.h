@@ -12,10 +12,12 @@
 // noise tensor [N, ...], as diffusers' num_images_per_prompt does it (so image k of a batch is
 // not the image of seed + k).
 //
-// Differences from diffusers, by design: the init image and mask must already have sides that
-// are multiples of 16 and the same size (diffusers Lanczos-resizes them; we refuse instead of
-// resampling differently), and everything runs in float32 (a bf16 diffusers run draws the
-// img2img noise in bf16 because it follows the text encoder's dtype).
+// Init images and masks of any size are Lanczos-resized to the output size exactly as Pillow does
+// (diffusers' image processor); without a size, the output takes the init image's, rounded down
+// to multiples of 16. Differences from diffusers, by design: a requested size other than the init
+// image's resizes the image (diffusers fails on the shape mismatch), and everything runs in
+// float32 (a bf16 diffusers run draws the img2img noise in bf16 because it follows the text
+// encoder's dtype).
 #pragma once
 
 #include <cstdint>

@@ -117,6 +117,14 @@ TEST(ZImagePipelineGolden, InpaintWithStrengthAndCfg) {
   check_case("inpaint_strength");
 }
 
+// A 71x53 init image and mask: Lanczos-resized to 64x48 as Pillow does, then encoded.
+TEST(ZImagePipelineGolden, ImageToImageResizesTheInitImage) {
+  check_case("img2img_resized");
+}
+TEST(ZImagePipelineGolden, InpaintResizesImageAndMask) {
+  check_case("inpaint_resized");
+}
+
 TEST(ZImagePipelineGolden, TinyFolderIsTurboWithSchedulerShift) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   // The fixture's scheduler_config.json says shift 3 (Turbo's) and the folder name says nothing.

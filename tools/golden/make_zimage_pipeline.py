@@ -120,6 +120,12 @@ CASES = [
          guidance=0.0, strength=1.0, seed=9),
     dict(name="inpaint_strength", pipeline="inpaint", prompt=PROMPT, negative_prompt=NEGATIVE,
          width=64, height=48, steps=4, guidance=4.0, strength=0.7, seed=10),
+    # Inputs of a size that is not whole patches: the pipelines Lanczos-resize them to 64x48
+    # (the size rounded down to multiples of 16) before encoding.
+    dict(name="img2img_resized", pipeline="img2img", prompt=PROMPT, width=64, height=48, steps=3,
+         guidance=0.0, strength=0.7, seed=12, input_size=(71, 53)),
+    dict(name="inpaint_resized", pipeline="inpaint", prompt=PROMPT, width=64, height=48, steps=3,
+         guidance=0.0, strength=1.0, seed=13, input_size=(71, 53)),
 ]
 
 
@@ -222,7 +228,16 @@ def run_cases(out, prefix: str, cases: list[dict], run) -> list[dict]:
     entries = []
     for case in cases:
         files = []
-        for k, im in enumerate(run(case, init, mask)):
+        case_init, case_mask = init, mask
+        init_name, mask_name = f"{prefix}_init.png", f"{prefix}_mask.png"
+        if "input_size" in case:
+            case_init = init.resize(case["input_size"], Image.BICUBIC)
+            case_mask = mask.resize(case["input_size"], Image.BICUBIC)
+            init_name, mask_name = f"{prefix}_{case['name']}_init.png", f"{prefix}_{case['name']}_mask.png"
+            case_init.save(out / init_name)
+            if case["pipeline"] == "inpaint":
+                case_mask.save(out / mask_name)
+        for k, im in enumerate(run(case, case_init, case_mask)):
             name = f"{prefix}_{case['name']}_{k}.png"
             im.save(out / name)
             files.append(name)
@@ -231,9 +246,9 @@ def run_cases(out, prefix: str, cases: list[dict], run) -> list[dict]:
                   f"0s {np.mean(arr == 0):.2f}, 255s {np.mean(arr == 255):.2f}")
         entry = dict(case, expected=files)
         if case["pipeline"] != "txt2img":
-            entry["init_image"] = f"{prefix}_init.png"
+            entry["init_image"] = init_name
         if case["pipeline"] == "inpaint":
-            entry["mask_image"] = f"{prefix}_mask.png"
+            entry["mask_image"] = mask_name
         entries.append(entry)
     return entries
 
