@@ -166,19 +166,24 @@ TensorInfo parse_tensor_info(const std::string& name, const json& entry, uint64_
         source, who, excerpt(dtype_text), supported_dtypes());
   info.dtype = *parsed_dtype;
 
-  // numel, checked against int64 overflow at every step (Tensor counts in int64).
+  // numel, checked against int64 overflow at every step (Tensor counts in int64). The product
+  // of the non-zero dims must fit too: a tensor's strides are those products even when a zero
+  // dim makes it empty. (The Rust crate accepts [0, 2^62, 2^62]; zflow refuses it rather than
+  // build overflowing strides.)
   const json& shape = field("shape");
   if (!shape.is_array())
     fail("[safetensors] {}: tensor '{}': shape is {}, expected an array", source, who,
          shape.type_name());
-  uint64_t numel = 1;
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  uint64_t numel = 1, strides = 1;
   bool overflow = false;
   info.shape.reserve(shape.size());
   for (const json& d : shape) {
     const uint64_t dim = json_count(d, source, name, "shape");
     info.shape.push_back(static_cast<int64_t>(dim));
-    overflow = overflow || __builtin_mul_overflow(numel, dim, &numel) ||
-               numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    overflow = overflow || __builtin_mul_overflow(numel, dim, &numel) || numel > kMax ||
+               __builtin_mul_overflow(strides, std::max<uint64_t>(dim, 1), &strides) ||
+               strides > kMax;
   }
   uint64_t nbytes = 0;
   if (overflow || __builtin_mul_overflow(numel, dtype_size(info.dtype), &nbytes))

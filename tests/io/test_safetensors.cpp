@@ -315,6 +315,16 @@ TEST(SafetensorsMalformed, ShapeProductOverflows) {
       header_error(R"({"w":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,4]}})",
                    4),
       HasSubstr("'w'"), HasSubstr("64 bits"));
+  // Empty (a zero dim), but the other dims' product, which the strides hold, does not fit (found
+  // by fuzzing the GGUF reader, which shares the rule).
+  EXPECT_REJECTED(
+      header_error(
+          R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})",
+          0),
+      HasSubstr("'w'"), HasSubstr("64 bits"));
+  // An empty tensor whose strides fit is fine.
+  const auto ok = file_with(R"({"w":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]}})", 0);
+  EXPECT_EQ(parse_safetensors_header(ok, ok.size(), kSource).tensors.size(), 1u);
 }
 
 TEST(SafetensorsMalformed, DataOffsetsNotTwoOrderedIntegers) {
