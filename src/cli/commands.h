@@ -15,5 +15,6 @@ Run add_bench_command(CLI::App& app);
 Run add_tokenize_command(CLI::App& app);
 Run add_generate_command(CLI::App& app);
 Run add_serve_command(CLI::App& app);
+Run add_convert_command(CLI::App& app);
 
 }  // namespace zflow::cli

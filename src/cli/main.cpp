@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add(zflow::cli::add_tokenize_command);
   add(zflow::cli::add_generate_command);
   add(zflow::cli::add_serve_command);
+  add(zflow::cli::add_convert_command);
 
   try {
     app.parse(argc, argv);

@@ -1,10 +1,16 @@
 // The zflow binary end to end: exit codes and the one-line errors users see.
 #include <gmock/gmock.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <string>
 
+#include "core/dtype.h"
+#include "io/weight_store.h"
 #include "test_util.h"
 
 namespace zflow {
@@ -77,6 +83,54 @@ TEST(Cli, TokenizePrintsIdsOnOneLine) {
   const CommandResult bad = run_zflow("tokenize -m /nonexistent 'x'");
   EXPECT_EQ(bad.status, 1);
   EXPECT_THAT(bad.output, testing::HasSubstr("/nonexistent"));
+}
+
+// `zflow convert` writes a GGUF that loads back: quantised matrices within Q8_0's error (half a
+// step of the block's scale d = max|x| / 127, plus up to 127 times the f16 rounding of d, 2^-11 d:
+// 0.5625 d, bounded by 0.57 d), everything the rules keep in float bit-identical, and an error
+// naming what it cannot convert.
+TEST(Cli, ConvertWritesAGgufThatLoadsBack) {
+  namespace fs = std::filesystem;
+  const fs::path source = test::fixture("zimage_pipeline/tiny/transformer");
+  const fs::path out =
+      fs::temp_directory_path() / ("zflow_convert_" + std::to_string(getpid()) + ".gguf");
+  const CommandResult r =
+      run_zflow("convert " + source.string() + " -o " + out.string() + " --type q8_0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, testing::HasSubstr("(z-image transformer)"));
+
+  const io::WeightStore original = io::WeightStore::open(source);
+  const io::WeightStore converted = io::WeightStore::open(out);
+  ASSERT_EQ(converted.names(), original.names());
+  int quantised = 0;
+  for (const std::string& name : original.names()) {
+    const Tensor want = original.get(name);
+    const Tensor got = converted.get(name);
+    ASSERT_EQ(got.shape(), want.shape()) << name;
+    const auto w = want.to_f32_vector();
+    const auto g = got.to(DType::F32).to_f32_vector();
+    if (got.dtype() != DType::Q8_0) {
+      EXPECT_EQ(g, w) << name;
+      continue;
+    }
+    ++quantised;
+    for (size_t block = 0; block < w.size(); block += 32) {
+      float amax = 0;
+      for (size_t i = block; i < block + 32; ++i) amax = std::max(amax, std::abs(w[i]));
+      for (size_t i = block; i < block + 32; ++i)
+        ASSERT_LE(std::abs(g[i] - w[i]), amax / 127 * 0.57f + 1e-7f) << name << "[" << i << "]";
+    }
+  }
+  EXPECT_GT(quantised, 0);
+  fs::remove(out);
+
+  const CommandResult vae = run_zflow(
+      "convert " + test::fixture("zimage_pipeline/tiny/vae").string() + " -o /tmp/never.gguf");
+  EXPECT_EQ(vae.status, 1);
+  EXPECT_THAT(vae.output, testing::HasSubstr("holds autoencoder kl"));
+  const CommandResult type =
+      run_zflow("convert " + source.string() + " -o /tmp/never.gguf --type q3_k");
+  EXPECT_THAT(type.output, testing::HasSubstr("--type q3_k: expected q8_0"));
 }
 
 }  // namespace
