@@ -24,6 +24,7 @@ Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSche
              "[denoise] the model gave {} {} for latents {}", dtype_name(v.dtype()),
              shape_str(v.shape()), shape_str(latents.shape()));
     const size_t at = static_cast<size_t>(i);
+    if (control.on_estimate) control.on_estimate(clean_estimate(latents, v, schedule.sigmas[at]));
     euler_step(latents, v, schedule.sigmas[at], schedule.sigmas[at + 1]);
     if (inpaint) {
       const bool last = i + 1 == schedule.steps();

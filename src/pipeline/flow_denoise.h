@@ -5,7 +5,8 @@
 //   latents += (sigma_{i+1} - sigma_i) * v                 (float32, flow_euler.h)
 //   inpaint: latents = (1 - m) * known + m * latents, known = scale_noise(image_latents, noise,
 //            sigma_{i+1}), or the clean image_latents after the last step
-//   control.on_step after the step; control.stop checked before it (throws Cancelled).
+//   control.on_step after the step; control.stop checked before it (throws Cancelled);
+//   control.on_estimate, when set, gets x0 = latents - sigma_i * v before the update.
 #pragma once
 
 #include <functional>

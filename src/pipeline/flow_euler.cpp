@@ -28,6 +28,16 @@ void euler_step(Tensor& latents, const Tensor& velocity, float sigma, float sigm
   }
 }
 
+Tensor clean_estimate(const Tensor& latents, const Tensor& velocity, float sigma) {
+  check_same("clean_estimate", latents, velocity);
+  Tensor out = Tensor::empty(latents.shape(), DType::F32);
+  const float* x = latents.data<float>();
+  const float* v = velocity.data<float>();
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < latents.numel(); ++i) o[i] = x[i] - sigma * v[i];
+  return out;
+}
+
 Tensor scale_noise(const Tensor& sample, const Tensor& noise, float sigma) {
   check_same("scale_noise", sample, noise);
   const float keep = 1.0f - sigma;

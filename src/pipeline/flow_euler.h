@@ -13,6 +13,10 @@ namespace zflow::pipeline {
 // model_output (for Z-Image, the NEGATED transformer output). Same shape, float32.
 void euler_step(Tensor& latents, const Tensor& velocity, float sigma, float sigma_next);
 
+// The clean sample the velocity points at: latents - sigma * velocity (x0 of x = sigma * noise +
+// (1 - sigma) * x0 with velocity noise - x0). A new tensor, float32; what previews decode.
+Tensor clean_estimate(const Tensor& latents, const Tensor& velocity, float sigma);
+
 // sigma * noise + (1 - sigma) * sample, a new tensor (same shapes, float32).
 Tensor scale_noise(const Tensor& sample, const Tensor& noise, float sigma);
 

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "pipeline/flow_denoise.h"
+#include "pipeline/preview.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
@@ -198,7 +199,8 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
     return models::flux_unpack_latents(v, shape[2], shape[3]);
   };
   const Tensor latents = flow_denoise(velocity, start.latents, schedule,
-                                      start.inpaint ? &*start.inpaint : nullptr, control);
+                                      start.inpaint ? &*start.inpaint : nullptr,
+                                      with_previews(control, vae_));
   return tensor_to_images(vae_.decode(latents));
 }
 

@@ -4,8 +4,11 @@
 
 #include <functional>
 #include <stop_token>
+#include <vector>
 
 #include "core/error.h"
+#include "core/tensor.h"
+#include "io/image.h"
 
 namespace zflow::pipeline {
 
@@ -19,6 +22,13 @@ struct RunControl {
   std::function<void(const StepProgress&)>
       on_step;           // called after every step, on the caller's thread
   std::stop_token stop;  // checked before every step; a requested stop throws Cancelled
+  // When set, called after every step with small pictures of the run so far: the current
+  // estimate of the final images, decoded from latents reduced to at most kPreviewCells cells a
+  // side (preview.h). Each costs a small VAE decode.
+  std::function<void(const std::vector<io::Image>&)> on_preview;
+  // Set by the pipelines (from on_preview), called by the sampling loop after every step with the
+  // current estimate of the clean latents, x0 = x - sigma * v.
+  std::function<void(const Tensor&)> on_estimate;
 };
 
 // Thrown when RunControl::stop was requested; the partial result is dropped.

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "pipeline/image_tensor.h"
+#include "pipeline/preview.h"
 #include "pipeline/pipeline_files.h"
 #include "pipeline/start_latents.h"
 #include "pipeline/zimage_sampler.h"
@@ -196,7 +197,7 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
   const ZImageGuidance guidance{s.guidance, request.cfg_normalization, request.cfg_truncation};
   const Tensor latents =
       zimage_denoise(model, start.latents, schedule, positive, negative, guidance,
-                     start.inpaint ? &*start.inpaint : nullptr, control);
+                     start.inpaint ? &*start.inpaint : nullptr, with_previews(control, vae_));
   return tensor_to_images(vae_.decode(latents));
 }
 

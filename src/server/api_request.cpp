@@ -220,6 +220,11 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
   r.strength = get_number(body, "strength", 0, 1);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
   spec.format = format_field(body, "output_format");
+  if (const auto it = body.find("preview"); it != body.end() && !it->is_null()) {
+    if (!it->is_boolean())
+      bad("preview", fmt::format("expected true or false, got {}", it->dump()));
+    spec.preview = it->get<bool>();
+  }
   return spec;
 }
 

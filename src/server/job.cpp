@@ -83,6 +83,12 @@ void Job::set_progress(int step, int steps) {
   touch();
 }
 
+void Job::set_preview(std::string png) {
+  std::lock_guard lock(mu_);
+  status_.preview_png = std::move(png);
+  touch();
+}
+
 void Job::finish(JobState state, std::vector<JobImage> images, std::string error,
                  int error_status) {
   std::lock_guard lock(mu_);

@@ -40,6 +40,7 @@ struct JobSpec {
   std::string model;  // a registry name, never a path
   pipeline::GenerationRequest request;
   OutputFormat format = OutputFormat::Png;
+  bool preview = false;  // small preview images with the progress (native jobs)
 };
 
 // One finished image, already encoded in the job's format.
@@ -57,6 +58,7 @@ struct JobStatus {
   std::string error;
   int error_status = 0;  // for failed jobs: 422 when the model refused the request, else 500
   std::vector<JobImage> images;
+  std::string preview_png;    // the newest preview of the first image, when asked for
   double queued_seconds = 0;  // from submission to start (or to now)
   double run_seconds = 0;     // from start to finish (or to now)
   uint64_t version = 0;
@@ -81,6 +83,7 @@ class Job {
   // Changes, made by the queue and the runner.
   void set_running(int steps);
   void set_progress(int step, int steps);
+  void set_preview(std::string png);
   void finish(JobState state, std::vector<JobImage> images, std::string error,
               int error_status = 0);
 

@@ -23,6 +23,7 @@ json status_json(const ServerState& s, const Job& job, const JobStatus& st, bool
             {"run_seconds", st.run_seconds},
             {"output_format", output_format_name(job.spec().format)}};
   if (!st.error.empty()) j["error"] = st.error;
+  if (!st.preview_png.empty() && !is_final(st.state)) j["preview"] = base64_encode(st.preview_png);
   if (with_images && st.state == JobState::Completed) {
     json images = json::array();
     for (const JobImage& image : st.images)

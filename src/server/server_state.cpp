@@ -102,6 +102,11 @@ std::vector<JobImage> run_job(Job& job, ModelRegistry& models, Metrics& metrics)
     last = p.elapsed_seconds;
     job.set_progress(p.step, p.steps);
   };
+  if (spec.preview)
+    control.on_preview = [&](const std::vector<io::Image>& previews) {
+      const auto png = io::encode_png(previews.front());
+      job.set_preview({png.begin(), png.end()});
+    };
   const std::vector<io::Image> images = generator->generate(spec.request, control);
 
   std::vector<JobImage> out;

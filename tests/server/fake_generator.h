@@ -61,6 +61,8 @@ class FakeGenerator final : public pipeline::ImageGenerator {
     for (int step = 0; step < s.steps; ++step) {
       if (control.stop.stop_requested()) throw pipeline::Cancelled();
       if (step == 1) hold(control);
+      if (control.on_preview)
+        control.on_preview({io::Image{4, 4, std::vector<uint8_t>(4 * 4 * 3, uint8_t(step))}});
       if (control.on_step) control.on_step({step + 1, s.steps, 0.001 * (step + 1)});
     }
     const auto shade = static_cast<uint8_t>(r.seed % 251);

@@ -148,6 +148,26 @@ TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
   EXPECT_EQ(final["state"], "completed");
   EXPECT_EQ(final["progress"]["step"], 5);
 
+  // Asked for, previews ride along with the progress events (the fake paints step k with k); the
+  // job is held mid-run so the stream is read while it runs.
+  gate_.close();
+  std::tie(status, job) = post(
+      "/v1/jobs", R"({"prompt": "p", "steps": 3, "width": 16, "height": 16, "preview": true})");
+  ASSERT_EQ(status, 202) << job.dump();
+  gate_.wait_for_holder();
+  std::string previews;
+  client_->Get(("/v1/jobs/" + job["id"].get<std::string>() + "/events").c_str(),
+               [&](const char* data, size_t n) {
+                 previews.append(data, n);
+                 return previews.find("\n\n") == std::string::npos;  // one event is enough
+               });
+  gate_.release();
+  const size_t at = previews.find("\"preview\":\"");
+  ASSERT_NE(at, std::string::npos) << previews;
+  const std::string b64 = previews.substr(at + 11, previews.find('"', at + 11) - at - 11);
+  EXPECT_EQ(decode(b64).width, 4);
+  EXPECT_EQ(post("/v1/jobs", R"({"prompt": "p", "preview": "yes"})").first, 400);
+
   auto [gs, result] = get("/v1/jobs/" + id);
   EXPECT_EQ(gs, 200);
   ASSERT_EQ(result["images"].size(), 1u);
