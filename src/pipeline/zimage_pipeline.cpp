@@ -8,13 +8,15 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/gguf.h"
 #include "pipeline/image_tensor.h"
-#include "pipeline/preview.h"
 #include "pipeline/pipeline_files.h"
+#include "pipeline/preview.h"
 #include "pipeline/start_latents.h"
 #include "pipeline/zimage_sampler.h"
 #include "sampling/flow_schedule.h"
 #include "text/chat_template.h"
+#include "text/gguf_tokenizer.h"
 
 namespace zflow::pipeline {
 
@@ -82,11 +84,23 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files) {
                                           "text_encoder", "text encoder");
   const fs::path vae_path =
       component_path("zimage", "Z-Image", files.model_dir, files.vae, "vae", "VAE");
-  const fs::path tok_path = component_path("zimage", "Z-Image", files.model_dir, files.tokenizer,
-                                           "tokenizer", "tokenizer");
-
-  auto tokenizer = load_component("zimage", "tokenizer", tok_path,
-                                  [&] { return text::load_bpe_tokenizer(tok_path); });
+  // A Qwen3 GGUF carries its tokenizer: it serves when none is given and the folder has none.
+  std::optional<text::BpeTokenizer> gguf_tokenizer;
+  if (files.tokenizer.empty() &&
+      (files.model_dir.empty() || !fs::exists(files.model_dir / "tokenizer")) &&
+      te_path.extension() == ".gguf") {
+    const io::GgufFile te_file = io::GgufFile::open(te_path);
+    if (text::gguf_has_tokenizer(te_file.header()))
+      gguf_tokenizer = text::bpe_tokenizer_from_gguf(te_file.header(), te_path.string());
+  }
+  fs::path tok_path = te_path;
+  if (!gguf_tokenizer)
+    tok_path = component_path("zimage", "Z-Image", files.model_dir, files.tokenizer, "tokenizer",
+                              "tokenizer");
+  auto tokenizer = gguf_tokenizer ? std::move(*gguf_tokenizer)
+                                  : load_component("zimage", "tokenizer", tok_path, [&] {
+                                      return text::load_bpe_tokenizer(tok_path);
+                                    });
   auto text_encoder = load_component("zimage", "text encoder", te_path,
                                      [&] { return models::load_qwen3_text_encoder(te_path); });
   auto transformer = load_component("zimage", "diffusion model", dit_path,

@@ -189,6 +189,13 @@ TEST(ZImagePipelineGolden, ErrorsNameTheProblem) {
   });
   EXPECT_NE(wrong.find("[zimage] text encoder"), std::string::npos) << wrong;
   EXPECT_NE(wrong.find("tiny/vae"), std::string::npos) << wrong;
+  // A Qwen3 GGUF text encoder brings its own tokenizer (the folder has none, none is given): the
+  // load gets past the tokenizer to the next check, the encoder's width against the transformer.
+  const std::string gguf = message([] {
+    ZImagePipeline::load({.model_dir = kDir / "tiny",
+                          .text_encoder = test::fixture("gguf/qwen3_tiny_llamacpp_weights.gguf")});
+  });
+  EXPECT_NE(gguf.find("48-wide features"), std::string::npos) << gguf;
   // Sizes that are not multiples of 16.
   ZImageRequest r;
   r.width = 40;

@@ -215,8 +215,12 @@ def make_qwen3() -> None:
     tokenizer_json = FIXTURES.parent.parent / "../shared/assets/qwen3_tokenizer/tokenizer.json"
     tok = json.loads(tokenizer_json.resolve().read_text())
     vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1])[:QWEN3_TOKENS_KEPT]
-    merges = tok["model"]["merges"][:QWEN3_MERGES_KEPT]
-    merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
+    kept = {t for t, _ in vocab}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    # Only merges whose parts and result are in the kept vocabulary: a loadable tokenizer.
+    merges = [m for m in merges
+              if all(p in kept for p in m.split(" ")) and m.replace(" ", "") in kept]
+    merges = merges[:QWEN3_MERGES_KEPT]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("qwen2")
     writer.add_token_list([t for t, _ in vocab])
