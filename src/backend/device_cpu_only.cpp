@@ -1,4 +1,4 @@
-// The CPU-only build's answer to "which CUDA devices are there": none.
+// The CPU-only build's answers: no CUDA devices, no device memory.
 #ifndef ZFLOW_WITH_CUDA
 #include "backend/device.h"
 
@@ -10,6 +10,12 @@ bool built_with_cuda() {
 std::vector<CudaDeviceInfo> cuda_devices() {
   return {};
 }
+CudaMemoryStats cuda_memory_stats() {
+  return {};
+}
+void cuda_reset_peak_memory() {}
+void cuda_release_cached_memory() {}
+void cuda_synchronize() {}
 
 }  // namespace zflow
 #endif

@@ -1,31 +1,20 @@
-// Argument checks shared by every backend, then dispatch on the device of the inputs.
-// Only the CPU backend exists so far; a CUDA tensor gets a clear error.
+// Argument checks shared by every backend, then dispatch on the device of the inputs:
+// backend/cpu/ kernels for host tensors, backend/cuda/ kernels for GPU tensors.
 #include "backend/ops.h"
 
-#include <initializer_list>
-
 #include "backend/cpu/kernels.h"
+#include "backend/dispatch.h"
 #include "core/error.h"
 
 namespace zflow::ops {
 namespace {
 
+using detail::common_device;
+using detail::require_activation;
+using detail::require_same_dtype;
+
 bool is_weight_dtype(DType t) {
   return t == DType::F32 || t == DType::BF16 || t == DType::F16;
-}
-
-// All inputs on one device; CUDA has no kernels yet.
-void require_cpu(const char* op, std::initializer_list<const Tensor*> inputs) {
-  for (const Tensor* t : inputs) {
-    if (!t->defined()) continue;
-    ZF_CHECK(t->device() == Device::CPU, "[{}] has no CUDA implementation yet", op);
-  }
-}
-
-void require_f32(const char* op, const char* what, const Tensor& t) {
-  ZF_CHECK(t.defined(), "[{}] {} is undefined", op, what);
-  ZF_CHECK(t.dtype() == DType::F32, "[{}] {} must be F32 (activations are float32), got {} {}", op,
-           what, dtype_name(t.dtype()), shape_str(t.shape()));
 }
 
 void require_rank(const char* op, const char* what, const Tensor& t, int rank) {
@@ -59,18 +48,23 @@ Tensor optional_vector(const char* op, const char* what, const Tensor& t, int64_
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  require_cpu("linear", {&x, &w, &b});
-  require_f32("linear", "x", x);
+  const Device dev = common_device("linear", {&x, &w, &b});
+  require_activation("linear", "x", x);
   ZF_CHECK(x.ndim() >= 1, "[linear] x must have at least 1 dim");
   ZF_CHECK(w.ndim() == 2, "[linear] w must be [N, K], got {}", shape_str(w.shape()));
   const int64_t n = w.size(0), k = x.size(-1);
   const Tensor wc = matrix_weight("linear", "w", w, {n, k});
-  return cpu::linear(x.contiguous(), wc, optional_vector("linear", "b", b, n));
+  const Tensor bc = optional_vector("linear", "b", b, n);
+  ZF_CHECK(dev == Device::CPU || !dtype_is_quantized(wc.dtype()),
+           "[linear] {} weights have no CUDA kernel yet (dequantise them, or run on the CPU)",
+           dtype_name(wc.dtype()));
+  ZF_DISPATCH_CUDA(dev, "linear", cuda::linear(x.contiguous(), wc, bc));
+  return cpu::linear(x.contiguous(), wc, bc);
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  require_cpu("matmul", {&a, &b});
-  require_f32("matmul", "a", a);
+  const Device dev = common_device("matmul", {&a, &b});
+  require_activation("matmul", "a", a);
   ZF_CHECK(a.ndim() >= 2 && a.ndim() == b.ndim(),
            "[matmul] a and b need the same rank >= 2, got {} and {}", shape_str(a.shape()),
            shape_str(b.shape()));
@@ -81,12 +75,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
            shape_str(b.shape()));
   ZF_CHECK(is_weight_dtype(b.dtype()), "[matmul] b must be F32, BF16 or F16, got {}",
            dtype_name(b.dtype()));
+  ZF_DISPATCH_CUDA(dev, "matmul", cuda::matmul(a.contiguous(), b.contiguous()));
   return cpu::matmul(a.contiguous(), b.contiguous());
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Padding2d padding) {
-  require_cpu("conv2d", {&x, &w, &b});
-  require_f32("conv2d", "x", x);
+  const Device dev = common_device("conv2d", {&x, &w, &b});
+  require_activation("conv2d", "x", x);
   require_rank("conv2d", "x", x, 4);
   require_rank("conv2d", "w", w, 4);
   ZF_CHECK(stride >= 1, "[conv2d] stride must be >= 1, got {}", stride);
@@ -97,7 +92,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   ZF_CHECK(x.size(2) + padding.top + padding.bottom >= kh &&
                x.size(3) + padding.left + padding.right >= kw,
            "[conv2d] input {} is smaller than the kernel {}x{}", shape_str(x.shape()), kh, kw);
-  return cpu::conv2d(x.contiguous(), wc, optional_vector("conv2d", "b", b, cout), stride, padding);
+  const Tensor bc = optional_vector("conv2d", "b", b, cout);
+  ZF_DISPATCH_CUDA(dev, "conv2d", cuda::conv2d(x.contiguous(), wc, bc, stride, padding));
+  return cpu::conv2d(x.contiguous(), wc, bc, stride, padding);
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int padding) {
@@ -105,10 +102,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int
 }
 
 Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom) {
-  require_cpu("pad2d", {&x});
-  require_f32("pad2d", "x", x);
+  const Device dev = common_device("pad2d", {&x});
+  require_activation("pad2d", "x", x);
   require_rank("pad2d", "x", x, 4);
   ZF_CHECK(left >= 0 && right >= 0 && top >= 0 && bottom >= 0, "[pad2d] negative padding");
+  ZF_DISPATCH_CUDA(dev, "pad2d", cuda::pad2d(x.contiguous(), left, right, top, bottom));
   return cpu::pad2d(x.contiguous(), left, right, top, bottom);
 }
 
@@ -116,14 +114,16 @@ namespace {
 
 Tensor group_norm_checked(const char* op, const Tensor& x, int groups, const Tensor& gamma,
                           const Tensor& beta, float eps, bool fuse_silu) {
-  require_cpu(op, {&x, &gamma, &beta});
-  require_f32(op, "x", x);
+  const Device dev = common_device(op, {&x, &gamma, &beta});
+  require_activation(op, "x", x);
   ZF_CHECK(x.ndim() >= 2, "[{}] x must be [B, C, ...], got {}", op, shape_str(x.shape()));
   const int64_t c = x.size(1);
   ZF_CHECK(groups >= 1 && c % groups == 0, "[{}] {} channels do not split into {} groups", op, c,
            groups);
-  return cpu::group_norm(x.contiguous(), groups, optional_vector(op, "gamma", gamma, c),
-                         optional_vector(op, "beta", beta, c), eps, fuse_silu);
+  const Tensor g = optional_vector(op, "gamma", gamma, c);
+  const Tensor bt = optional_vector(op, "beta", beta, c);
+  ZF_DISPATCH_CUDA(dev, op, cuda::group_norm(x.contiguous(), groups, g, bt, eps, fuse_silu));
+  return cpu::group_norm(x.contiguous(), groups, g, bt, eps, fuse_silu);
 }
 
 }  // namespace
@@ -138,18 +138,19 @@ Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& gamma, const T
 }
 
 Tensor upsample_nearest2x(const Tensor& x) {
-  require_cpu("upsample_nearest2x", {&x});
-  require_f32("upsample_nearest2x", "x", x);
+  const Device dev = common_device("upsample_nearest2x", {&x});
+  require_activation("upsample_nearest2x", "x", x);
   require_rank("upsample_nearest2x", "x", x, 4);
+  ZF_DISPATCH_CUDA(dev, "upsample_nearest2x", cuda::upsample_nearest2x(x.contiguous()));
   return cpu::upsample_nearest2x(x.contiguous());
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const AttentionMask& mask) {
-  require_cpu("attention", {&q, &k, &v});
-  require_f32("attention", "q", q);
-  require_f32("attention", "k", k);
-  require_f32("attention", "v", v);
+  const Device dev = common_device("attention", {&q, &k, &v});
+  require_activation("attention", "q", q);
+  require_same_dtype("attention", "k", k, q);
+  require_same_dtype("attention", "v", v, q);
   require_rank("attention", "q", q, 4);
   require_rank("attention", "k", k, 4);
   require_rank("attention", "v", v, 4);
@@ -169,6 +170,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
     for (int64_t n : mask.key_lengths)
       ZF_CHECK(n >= 1 && n <= k.size(2), "[attention] key length {} outside [1, {}]", n, k.size(2));
   }
+  ZF_DISPATCH_CUDA(dev, "attention",
+                   cuda::attention(q.contiguous(), k.contiguous(), v.contiguous(), scale, mask));
   return cpu::attention(q.contiguous(), k.contiguous(), v.contiguous(), scale, mask);
 }
 
@@ -182,26 +185,30 @@ Tensor feature_vector(const char* op, const char* what, const Tensor& t, int64_t
 }  // namespace
 
 Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
-  require_cpu("rms_norm", {&x, &w});
-  require_f32("rms_norm", "x", x);
+  const Device dev = common_device("rms_norm", {&x, &w});
+  require_activation("rms_norm", "x", x);
   ZF_CHECK(x.ndim() >= 1, "[rms_norm] x must have at least 1 dim");
-  return cpu::rms_norm(x.contiguous(), feature_vector("rms_norm", "weight", w, x.size(-1)), eps);
+  const Tensor wc = feature_vector("rms_norm", "weight", w, x.size(-1));
+  ZF_DISPATCH_CUDA(dev, "rms_norm", cuda::rms_norm(x.contiguous(), wc, eps));
+  return cpu::rms_norm(x.contiguous(), wc, eps);
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
-  require_cpu("layer_norm", {&x, &w, &b});
-  require_f32("layer_norm", "x", x);
+  const Device dev = common_device("layer_norm", {&x, &w, &b});
+  require_activation("layer_norm", "x", x);
   ZF_CHECK(x.ndim() >= 1, "[layer_norm] x must have at least 1 dim");
   const int64_t d = x.size(-1);
-  return cpu::layer_norm(x.contiguous(), feature_vector("layer_norm", "weight", w, d),
-                         feature_vector("layer_norm", "bias", b, d), eps);
+  const Tensor wc = feature_vector("layer_norm", "weight", w, d);
+  const Tensor bc = feature_vector("layer_norm", "bias", b, d);
+  ZF_DISPATCH_CUDA(dev, "layer_norm", cuda::layer_norm(x.contiguous(), wc, bc, eps));
+  return cpu::layer_norm(x.contiguous(), wc, bc, eps);
 }
 
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout) {
-  require_cpu("rope", {&x, &cos, &sin});
-  require_f32("rope", "x", x);
-  require_f32("rope", "cos", cos);
-  require_f32("rope", "sin", sin);
+  const Device dev = common_device("rope", {&x, &cos, &sin});
+  require_activation("rope", "x", x);
+  ZF_CHECK(cos.defined() && sin.defined() && cos.dtype() == DType::F32 && sin.dtype() == DType::F32,
+           "[rope] cos and sin must be F32 tables");
   require_rank("rope", "x", x, 4);
   ZF_CHECK(x.size(3) % 2 == 0, "[rope] head dim {} is odd", x.size(3));
   ZF_CHECK(cos.ndim() == 3 && cos.shape() == sin.shape() &&
@@ -209,11 +216,13 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout la
                cos.size(2) == x.size(3) / 2,
            "[rope] cos {} and sin {} must be [1 or B, L, D/2] for x {} = [B, L, H, D]",
            shape_str(cos.shape()), shape_str(sin.shape()), shape_str(x.shape()));
+  ZF_DISPATCH_CUDA(dev, "rope",
+                   cuda::rope(x.contiguous(), cos.contiguous(), sin.contiguous(), layout));
   return cpu::rope(x.contiguous(), cos.contiguous(), sin.contiguous(), layout);
 }
 
-Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {
-  require_cpu("embedding", {&table});
+Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype) {
+  const Device dev = common_device("embedding", {&table});
   require_rank("embedding", "table", table, 2);
   ZF_CHECK(is_weight_dtype(table.dtype()) || dtype_is_quantized(table.dtype()),
            "[embedding] table must be F32, BF16, F16 or a GGML block type, got {}",
@@ -222,24 +231,39 @@ Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {
     ZF_CHECK(ids[i] >= 0 && ids[i] < table.size(0),
              "[embedding] id {} at position {} is outside the table of {} rows", ids[i], i,
              table.size(0));
+  ZF_CHECK(dtype == DType::F32 || (dtype == DType::BF16 && dev == Device::CUDA),
+           "[embedding] output dtype {} asked for; the CPU makes F32, the GPU F32 or BF16",
+           dtype_name(dtype));
+  ZF_CHECK(dev == Device::CPU || !dtype_is_quantized(table.dtype()),
+           "[embedding] {} tables have no CUDA kernel yet", dtype_name(table.dtype()));
+  ZF_DISPATCH_CUDA(dev, "embedding", cuda::embedding(table.contiguous(), ids, dtype));
   return cpu::embedding(matrix_weight("embedding", "table", table, table.shape()), ids);
 }
 
 namespace {
 
 Tensor unary_checked(const char* op, const Tensor& x, cpu::Unary kind) {
-  require_cpu(op, {&x});
-  require_f32(op, "x", x);
+  const Device dev = common_device(op, {&x});
+  require_activation(op, "x", x);
+  ZF_DISPATCH_CUDA(dev, op, cuda::unary(x.contiguous(), kind));
   return cpu::unary(x.contiguous(), kind);
 }
 
 Tensor binary_checked(const char* op, const Tensor& a, const Tensor& b, cpu::Binary kind) {
-  require_cpu(op, {&a, &b});
-  require_f32(op, "a", a);
-  require_f32(op, "b", b);
+  const Device dev = common_device(op, {&a, &b});
+  require_activation(op, "a", a);
+  require_same_dtype(op, "b", b, a);
   ZF_CHECK(a.shape() == b.shape(), "[{}] shapes differ: {} and {}", op, shape_str(a.shape()),
            shape_str(b.shape()));
+  ZF_DISPATCH_CUDA(dev, op, cuda::binary(a.contiguous(), b.contiguous(), kind));
   return cpu::binary(a.contiguous(), b.contiguous(), kind);
+}
+
+Tensor affine_checked(const char* op, const Tensor& x, float mul, float add) {
+  const Device dev = common_device(op, {&x});
+  require_activation(op, "x", x);
+  ZF_DISPATCH_CUDA(dev, op, cuda::affine_scalar(x.contiguous(), mul, add));
+  return cpu::affine_scalar(x.contiguous(), mul, add);
 }
 
 }  // namespace
@@ -260,10 +284,11 @@ Tensor gelu(const Tensor& x, GeluKind kind) {
 }
 
 Tensor softmax(const Tensor& x) {
-  require_cpu("softmax", {&x});
-  require_f32("softmax", "x", x);
+  const Device dev = common_device("softmax", {&x});
+  require_activation("softmax", "x", x);
   ZF_CHECK(x.ndim() >= 1 && x.size(-1) >= 1, "[softmax] x must have a non-empty last dim, got {}",
            shape_str(x.shape()));
+  ZF_DISPATCH_CUDA(dev, "softmax", cuda::softmax(x.contiguous()));
   return cpu::softmax(x.contiguous());
 }
 
@@ -284,21 +309,18 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul_scalar(const Tensor& x, float s) {
-  require_cpu("mul_scalar", {&x});
-  require_f32("mul_scalar", "x", x);
-  return cpu::affine_scalar(x.contiguous(), s, 0.0f);
+  return affine_checked("mul_scalar", x, s, 0.0f);
 }
 
 Tensor add_scalar(const Tensor& x, float s) {
-  require_cpu("add_scalar", {&x});
-  require_f32("add_scalar", "x", x);
-  return cpu::affine_scalar(x.contiguous(), 1.0f, s);
+  return affine_checked("add_scalar", x, 1.0f, s);
 }
 
 Tensor clamp(const Tensor& x, float lo, float hi) {
-  require_cpu("clamp", {&x});
-  require_f32("clamp", "x", x);
+  const Device dev = common_device("clamp", {&x});
+  require_activation("clamp", "x", x);
   ZF_CHECK(lo <= hi, "[clamp] lo {} > hi {}", lo, hi);
+  ZF_DISPATCH_CUDA(dev, "clamp", cuda::clamp(x.contiguous(), lo, hi));
   return cpu::clamp(x.contiguous(), lo, hi);
 }
 

@@ -1,12 +1,27 @@
 // The op set the models are written with. Every op takes and returns Tensors,
 // dispatches on the device of its inputs, and checks its arguments (errors start
-// with the op name in brackets). Activations are float32; weights may be stored in
-// float32, bfloat16 or float16 and are widened inside the kernels. Inputs that are
-// strided views are accepted and copied to contiguous form where a kernel needs it.
+// with the op name in brackets). Inputs that are strided views are accepted and copied
+// to contiguous form where a kernel needs it.
+//
+// Devices: all tensor inputs of one call must be on one device (Tensor::to(Device) moves
+// them); the output is on that device. GPU work is queued on the device's stream and
+// returns at once; reading a result (to(Device::CPU)) waits for it.
+//
+// Dtypes: weights (linear/conv weights, biases, norm affines, embedding tables) may be
+// stored in float32, bfloat16 or float16 and are widened inside the kernels.
+// Activations (every other tensor input) are:
+//   - on the CPU: float32;
+//   - on the GPU: float32 or bfloat16, every activation input of one call in the same
+//     dtype, and the output in that dtype. Kernels compute and accumulate in float32 either
+//     way (bf16 only in storage and in tensor-core inputs). With float32 activations a
+//     matmul runs in true fp32 (no TF32); with bf16 activations it runs bf16 x bf16 on the
+//     tensor cores, a weight of another dtype being converted to bf16 first.
+// Exceptions, stated at the op: rope's cos/sin tables are always float32; matmul's b
+// may be any weight dtype; embedding's output dtype is chosen by the caller.
 //
 // Adding an op: declare it here, check its arguments in ops.cpp, implement it in
-// backend/cpu/<op>.cpp (and later backend/cuda/<op>.cu), and test it against a plain
-// reference.
+// backend/cpu/<op>.cpp and backend/cuda/<op>.cu, and test it against a plain reference
+// (CPU) and against the CPU op (CUDA, tests/backend/test_cuda_ops.cpp).
 #pragma once
 
 #include <span>
@@ -75,10 +90,11 @@ enum class RopeLayout {
 // (x1 cos - x2 sin, x1 sin + x2 cos) with cos, sin [Bc, L, D/2], Bc = 1 or B.
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout);
 
-// Rows of table[V, D] (stored float dtype or GGML block type) -> [ids.size(), D] float32.
-Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
+// Rows of table[V, D] (stored float dtype or, on the CPU, GGML block type) -> [ids.size(), D] on
+// the table's device, in `dtype`: float32 (the CPU's only choice) or, on the GPU, bfloat16.
+Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype = DType::F32);
 
-// Elementwise, float32.
+// Elementwise.
 Tensor silu(const Tensor& x);
 // The GELU variants the text encoders use.
 enum class GeluKind {
@@ -87,7 +103,7 @@ enum class GeluKind {
   kQuick,  // x * sigmoid(1.702 x) (CLIP's "quick_gelu")
 };
 Tensor gelu(const Tensor& x, GeluKind kind);
-// Softmax over the last dim (max-subtracted, float32).
+// Softmax over the last dim (max-subtracted, accumulated in float32 or wider).
 Tensor softmax(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor silu_mul(const Tensor& a, const Tensor& b);  // silu(a) * b, the SwiGLU gate
@@ -98,8 +114,8 @@ Tensor add_scalar(const Tensor& x, float s);
 Tensor exp(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 
-// Per-sample modulation of token sequences x[B, L, D] by vectors v[B, D] (adaLN), float32.
-// Implemented in backend/token_ops.cpp.
+// Per-sample modulation of token sequences x[B, L, D] by vectors v[B, D] (adaLN); v has x's
+// dtype. Implemented in backend/token_ops.cpp.
 // y[b, l, :] = x[b, l, :] * scale[b, :]            (Z-Image: adaLN without a shift)
 Tensor scale_tokens(const Tensor& x, const Tensor& scale);
 // y[b, l, :] = x[b, l, :] * (1 + scale[b, :]) + shift[b, :]   (FLUX's adaLN-Zero modulation)

@@ -1,29 +1,33 @@
 // The token-sequence ops of backend/ops.h (adaLN modulation, gated residuals, concatenation):
-// argument checks, then a plain CPU loop (memory bound; the GEMMs around them dominate).
+// argument checks, then a plain CPU loop (memory bound; the GEMMs around them dominate) or the
+// CUDA kernel.
 #include <cstring>
 
+#include "backend/dispatch.h"
 #include "backend/ops.h"
 #include "core/error.h"
 
 namespace zflow::ops {
 namespace {
 
-void check_tokens_and_vector(const char* op, const Tensor& x, const Tensor& v) {
+// Returns the device of x and v.
+Device check_tokens_and_vector(const char* op, const Tensor& x, const Tensor& v) {
   ZF_CHECK(x.defined() && v.defined(), "[{}] undefined input", op);
-  ZF_CHECK(x.device() == Device::CPU && v.device() == Device::CPU,
-           "[{}] has no CUDA implementation yet", op);
-  ZF_CHECK(x.dtype() == DType::F32 && v.dtype() == DType::F32,
-           "[{}] x and the per-sample vector must be F32, got {} and {}", op, dtype_name(x.dtype()),
-           dtype_name(v.dtype()));
+  const Device dev = detail::common_device(op, {&x, &v});
+  detail::require_activation(op, "x", x);
+  detail::require_same_dtype(op, "the per-sample vector", v, x);
   ZF_CHECK(x.ndim() == 3 && v.ndim() == 2 && v.size(0) == x.size(0) && v.size(1) == x.size(2),
            "[{}] x {} must be [B, L, D] and the vector {} [B, D]", op, shape_str(x.shape()),
            shape_str(v.shape()));
+  return dev;
 }
 
 }  // namespace
 
 Tensor scale_tokens(const Tensor& x_in, const Tensor& scale_in) {
-  check_tokens_and_vector("scale_tokens", x_in, scale_in);
+  const Device dev = check_tokens_and_vector("scale_tokens", x_in, scale_in);
+  ZF_DISPATCH_CUDA(dev, "scale_tokens",
+                   cuda::scale_tokens(x_in.contiguous(), scale_in.contiguous()));
   const Tensor x = x_in.contiguous(), s = scale_in.contiguous();
   const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
   Tensor y = Tensor::empty(x.shape(), DType::F32);
@@ -40,8 +44,9 @@ Tensor scale_tokens(const Tensor& x_in, const Tensor& scale_in) {
 }
 
 Tensor modulate(const Tensor& x_in, const Tensor& shift_in, const Tensor& scale_in) {
-  check_tokens_and_vector("modulate", x_in, shift_in);
+  const Device dev = check_tokens_and_vector("modulate", x_in, shift_in);
   check_tokens_and_vector("modulate", x_in, scale_in);
+  ZF_CHECK(dev == Device::CPU, "[modulate] has no CUDA kernel yet");
   const Tensor x = x_in.contiguous(), sh = shift_in.contiguous(), sc = scale_in.contiguous();
   const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
   Tensor y = Tensor::empty(x.shape(), DType::F32);
@@ -64,10 +69,14 @@ Tensor modulate(const Tensor& x_in, const Tensor& shift_in, const Tensor& scale_
 }
 
 Tensor add_gated(const Tensor& x_in, const Tensor& gate_in, const Tensor& r_in) {
-  check_tokens_and_vector("add_gated", x_in, gate_in);
-  ZF_CHECK(r_in.defined() && r_in.dtype() == DType::F32 && r_in.shape() == x_in.shape(),
-           "[add_gated] residual {} must be F32 of x's shape {}", shape_str(r_in.shape()),
+  const Device dev = check_tokens_and_vector("add_gated", x_in, gate_in);
+  ZF_CHECK(r_in.defined() && r_in.dtype() == x_in.dtype() && r_in.shape() == x_in.shape() &&
+               r_in.device() == dev,
+           "[add_gated] residual {} {} must be {} of x's shape {} on x's device",
+           dtype_name(r_in.dtype()), shape_str(r_in.shape()), dtype_name(x_in.dtype()),
            shape_str(x_in.shape()));
+  ZF_DISPATCH_CUDA(dev, "add_gated",
+                   cuda::add_gated(x_in.contiguous(), gate_in.contiguous(), r_in.contiguous()));
   const Tensor x = x_in.contiguous(), g = gate_in.contiguous(), r = r_in.contiguous();
   const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
   Tensor y = Tensor::empty(x.shape(), DType::F32);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "core/device_memory.h"
 #include "core/error.h"
 
 namespace zflow {
@@ -74,14 +75,22 @@ Tensor Tensor::over(std::shared_ptr<Storage> storage, size_t offset, Shape shape
   return t;
 }
 
-Tensor Tensor::empty(Shape shape, DType dtype) {
+Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
+  for (int64_t d : shape)
+    ZF_CHECK(d >= 0, "[tensor] negative dimension in shape {}", shape_str(shape));
   const size_t bytes = dtype_nbytes(dtype, shape_numel(shape));
-  return over(Storage::allocate_host(bytes), 0, std::move(shape), dtype);
+  auto storage = device == Device::CPU ? Storage::allocate_host(bytes)
+                                       : device_memory::allocate(device, bytes);
+  return over(std::move(storage), 0, std::move(shape), dtype);
 }
 
-Tensor Tensor::zeros(Shape shape, DType dtype) {
-  Tensor t = empty(std::move(shape), dtype);
-  std::memset(t.raw(), 0, t.nbytes());
+Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
+  Tensor t = empty(std::move(shape), dtype, device);
+  if (device == Device::CPU) {
+    std::memset(t.raw(), 0, t.nbytes());
+  } else if (t.nbytes() > 0) {
+    device_memory::zero(t.raw(), t.nbytes());
+  }
   return t;
 }
 
@@ -219,9 +228,31 @@ void for_each_row(const Shape& shape, const std::vector<int64_t>& strides, size_
 void Tensor::copy_from(const Tensor& src) {
   ZF_CHECK(src.shape_ == shape_, "[copy] shape {} into {}", shape_str(src.shape_),
            shape_str(shape_));
-  ZF_CHECK(device() == Device::CPU && src.device() == Device::CPU,
-           "[copy] host copy asked for a {} tensor", device_name(src.device()));
   ZF_CHECK(is_contiguous(), "[copy] destination must be contiguous");
+  if (numel() == 0) return;
+  const Device dst_device = device(), src_device = src.device();
+  if (dst_device == Device::CPU && src_device == Device::CPU) {
+    copy_on_host(src);
+  } else if (dst_device == src_device) {
+    device_memory::copy_strided(*this, src);
+  } else if (src_device == Device::CPU) {
+    // Upload: strides and dtype are settled on the host, then the bytes move as they are.
+    const Tensor staged = src.to(dtype_).contiguous();
+    device_memory::copy(raw(), dst_device, staged.raw(), src_device, nbytes());
+  } else {
+    // Download: the bytes move in the source's dtype, then convert on the host.
+    const Tensor packed = src.contiguous();
+    if (packed.dtype_ == dtype_) {
+      device_memory::copy(raw(), dst_device, packed.raw(), src_device, nbytes());
+    } else {
+      Tensor host = empty(shape_, packed.dtype_);
+      device_memory::copy(host.raw(), Device::CPU, packed.raw(), src_device, host.nbytes());
+      copy_on_host(host);
+    }
+  }
+}
+
+void Tensor::copy_on_host(const Tensor& src) {
   char* dst = static_cast<char*>(raw());
   const char* base = static_cast<const char*>(src.raw());
   if (dtype_is_quantized(src.dtype_) || dtype_is_quantized(dtype_)) {
@@ -250,7 +281,7 @@ void Tensor::copy_from(const Tensor& src) {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_);
+  Tensor t = empty(shape_, dtype_, device());
   t.copy_from(*this);
   return t;
 }
@@ -261,13 +292,20 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
-  Tensor t = empty(shape_, dtype);
+  Tensor t = empty(shape_, dtype, device());
+  t.copy_from(*this);
+  return t;
+}
+
+Tensor Tensor::to(Device device) const {
+  if (device == this->device()) return *this;
+  Tensor t = empty(shape_, dtype_, device);
   t.copy_from(*this);
   return t;
 }
 
 std::vector<float> Tensor::to_f32_vector() const {
-  const Tensor t = to(DType::F32).contiguous();
+  const Tensor t = to(Device::CPU).to(DType::F32).contiguous();
   const float* p = t.data<float>();
   return std::vector<float>(p, p + t.numel());
 }

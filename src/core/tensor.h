@@ -61,9 +61,10 @@ class Tensor {
  public:
   Tensor() = default;
 
-  // A new contiguous host tensor (uninitialised / zero-filled).
-  static Tensor empty(Shape shape, DType dtype);
-  static Tensor zeros(Shape shape, DType dtype);
+  // A new contiguous tensor (uninitialised / zero-filled), on the host unless a device is
+  // named. GPU memory comes from the CUDA backend's stream-ordered pool (backend/device.h).
+  static Tensor empty(Shape shape, DType dtype, Device device = Device::CPU);
+  static Tensor zeros(Shape shape, DType dtype, Device device = Device::CPU);
   // A contiguous tensor over existing storage starting at `offset` bytes.
   static Tensor over(std::shared_ptr<Storage> storage, size_t offset, Shape shape, DType dtype);
   // A float32 tensor holding a copy of `values`.
@@ -96,15 +97,20 @@ class Tensor {
   Tensor permute(const std::vector<int>& order) const;
   Tensor unsqueeze(int dim) const;
 
-  // Copies.
+  // Copies, on the tensor's own device. On the GPU, dtype conversions are between F32, BF16
+  // and F16 (other dtypes copy only to their own dtype).
   Tensor contiguous() const;  // this tensor if already contiguous
   Tensor clone() const;
-  Tensor to(DType dtype) const;       // converted copy (this tensor if the dtype already matches)
-  void copy_from(const Tensor& src);  // same shape; converts dtype
-  std::vector<float> to_f32_vector() const;
+  Tensor to(DType dtype) const;  // converted copy (this tensor if the dtype already matches)
+  // A contiguous copy on `device` (this tensor if already there): an upload or a download.
+  // GPU work is queued on the device's stream; a download waits for it.
+  Tensor to(Device device) const;
+  void copy_from(const Tensor& src);         // same shape; converts dtype; any devices
+  std::vector<float> to_f32_vector() const;  // downloads a GPU tensor first
 
  private:
   int normalize_dim(int dim, int rank) const;
+  void copy_on_host(const Tensor& src);  // both on the host, same shape, dst contiguous
   void check_dtype(DType expected) const;
 
   std::shared_ptr<Storage> storage_;

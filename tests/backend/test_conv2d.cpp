@@ -96,7 +96,9 @@ TEST(Conv2d, RejectsMismatchedChannelsAndCudaTensors) {
     ops::conv2d(test::fake_cuda(x), test::random_tensor({2, 3, 3, 3}, 3), {}, 1, 1);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "[conv2d] has no CUDA implementation yet");
+    EXPECT_STREQ(e.what(),
+                 "[conv2d] inputs are on different devices (cuda and cpu); move them with "
+                 "Tensor::to(Device)");
   }
 }
 

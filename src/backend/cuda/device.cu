@@ -6,7 +6,9 @@
 
 namespace zflow {
 
-bool built_with_cuda() { return true; }
+bool built_with_cuda() {
+  return true;
+}
 
 std::vector<CudaDeviceInfo> cuda_devices() {
   int count = 0;

@@ -1,0 +1,31 @@
+// Matrix products on the GPU through cuBLASLt, row-major in our terms:
+//   D[m, n] = A[m, k] @ op(B) (+ bias[n]),  op(B) = B[k, n], or W^T for a Linear weight W[n, k],
+// optionally batched with fixed strides. All of A, B, D and the bias share one dtype: F32
+// (true fp32 compute, no TF32) or BF16 (tensor cores, fp32 accumulation). Queued on the
+// context stream.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace zflow::cuda {
+
+struct GemmDesc {
+  DType dtype = DType::F32;
+  int64_t m = 0, n = 0, k = 0;
+  const void* a = nullptr;  // [m, k], row stride lda
+  int64_t lda = 0;
+  const void* b = nullptr;  // [n, k] if b_is_weight, else [k, n]; row stride ldb
+  int64_t ldb = 0;
+  bool b_is_weight = false;
+  void* d = nullptr;  // [m, n], row stride ldd
+  int64_t ldd = 0;
+  const void* bias = nullptr;  // [n] or null
+  int batch = 1;               // products, each `stride_*` elements after the previous
+  int64_t stride_a = 0, stride_b = 0, stride_d = 0;
+};
+
+void gemm(const GemmDesc& g);
+
+}  // namespace zflow::cuda

@@ -1,0 +1,42 @@
+// The CUDA kernels behind backend/ops.h, one file each under backend/cuda/ (host
+// functions; the kernels themselves stay inside their .cu files). ops.cpp has already
+// checked shapes and dtypes and made every input contiguous on the GPU: activations are
+// F32 or BF16 (one dtype per call, also the output's), weights F32, BF16 or F16.
+#pragma once
+
+#include <span>
+
+#include "backend/cpu/kernels.h"  // the Unary / Binary op kinds
+#include "backend/ops.h"
+#include "core/tensor.h"
+
+namespace zflow::cuda {
+
+using cpu::Binary;
+using cpu::Unary;
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor matmul(const Tensor& a, const Tensor& b);
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride,
+              ops::Padding2d padding);
+Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom);
+Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps,
+                  bool fuse_silu);
+Tensor upsample_nearest2x(const Tensor& x);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                 const ops::AttentionMask& mask);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout);
+Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype);
+
+Tensor softmax(const Tensor& x);
+Tensor unary(const Tensor& x, Unary op);
+Tensor binary(const Tensor& a, const Tensor& b, Binary op);
+Tensor affine_scalar(const Tensor& x, float mul, float add);  // x * mul + add
+Tensor clamp(const Tensor& x, float lo, float hi);
+
+Tensor scale_tokens(const Tensor& x, const Tensor& scale);
+Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
+
+}  // namespace zflow::cuda

@@ -1,0 +1,202 @@
+// The Tensor side of the CUDA ops that are one kernel each: allocate the output on the GPU,
+// hand raw pointers to the launcher (launch.h), turn a launch error into zflow::Error.
+// Linear/matmul are in linear.cpp, conv2d in conv2d.cpp.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backend/cuda/context.h"
+#include "backend/cuda/kernels.h"
+#include "core/error.h"
+
+namespace zflow::cuda {
+namespace {
+
+Tensor like(const Tensor& x) {
+  return Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
+}
+
+Tensor map(const Tensor& a, const Tensor* b, MapOp op, float p0 = 0.0f, float p1 = 0.0f) {
+  Tensor y = like(a);
+  check_launch(launch_map(op, act_of(a), a.raw(), b ? b->raw() : nullptr, y.raw(), a.numel(), p0,
+                          p1, context().stream),
+               "map_kernel");
+  return y;
+}
+
+Tensor rows(const Tensor& x, RowOp op, const Tensor& w, const Tensor& b, float eps,
+            const char* kernel) {
+  Tensor y = like(x);
+  const int64_t d = x.size(-1);
+  const int64_t n = d == 0 ? 0 : x.numel() / d;
+  check_launch(launch_rows(op, act_of(x), x.raw(), y.raw(), n, d, weight_ref(w), weight_ref(b), eps,
+                           context().stream),
+               kernel);
+  return y;
+}
+
+// A small host array of int32 uploaded for one kernel (ids, key lengths).
+Tensor upload_i32(const int32_t* values, int64_t n) {
+  Tensor host = Tensor::empty({n}, DType::I32);
+  std::memcpy(host.raw(), values, static_cast<size_t>(n) * sizeof(int32_t));
+  return host.to(Device::CUDA);
+}
+
+}  // namespace
+
+Tensor unary(const Tensor& x, Unary op) {
+  switch (op) {
+    case Unary::Silu:
+      return map(x, nullptr, MapOp::Silu);
+    case Unary::Exp:
+      return map(x, nullptr, MapOp::Exp);
+    case Unary::Tanh:
+      return map(x, nullptr, MapOp::Tanh);
+    case Unary::GeluErf:
+      return map(x, nullptr, MapOp::GeluErf);
+    case Unary::GeluTanh:
+      return map(x, nullptr, MapOp::GeluTanh);
+    case Unary::GeluQuick:
+      return map(x, nullptr, MapOp::GeluQuick);
+  }
+  fail("[cuda] unknown unary op");
+}
+
+Tensor binary(const Tensor& a, const Tensor& b, Binary op) {
+  switch (op) {
+    case Binary::Add:
+      return map(a, &b, MapOp::Add);
+    case Binary::Mul:
+      return map(a, &b, MapOp::Mul);
+    case Binary::SiluMul:
+      return map(a, &b, MapOp::SiluMul);
+  }
+  fail("[cuda] unknown binary op");
+}
+
+Tensor affine_scalar(const Tensor& x, float mul, float add) {
+  return map(x, nullptr, MapOp::Affine, mul, add);
+}
+
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  return map(x, nullptr, MapOp::Clamp, lo, hi);
+}
+
+Tensor softmax(const Tensor& x) {
+  return rows(x, RowOp::Softmax, {}, {}, 0.0f, "softmax_kernel");
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
+  return rows(x, RowOp::RmsNorm, weight, {}, eps, "rms_norm_kernel");
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  return rows(x, RowOp::LayerNorm, weight, bias, eps, "layer_norm_kernel");
+}
+
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout) {
+  Tensor y = like(x);
+  check_launch(launch_rope(act_of(x), x.raw(), cos.data<float>(), sin.data<float>(), y.raw(),
+                           x.size(0), x.size(1), x.size(2), x.size(3), cos.size(0) != 1,
+                           layout == ops::RopeLayout::kInterleaved, context().stream),
+               "rope_kernel");
+  return y;
+}
+
+Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype) {
+  const int64_t n = static_cast<int64_t>(ids.size()), d = table.size(1);
+  Tensor y = Tensor::empty({n, d}, dtype, Device::CUDA);
+  if (y.numel() == 0) return y;
+  const Tensor dev_ids = upload_i32(ids.data(), n);
+  check_launch(launch_embedding(act_of(y), weight_ref(table), dev_ids.data<int32_t>(), y.raw(), n,
+                                d, context().stream),
+               "embedding_kernel");
+  return y;
+}
+
+Tensor scale_tokens(const Tensor& x, const Tensor& scale) {
+  Tensor y = like(x);
+  check_launch(launch_modulate(act_of(x), x.raw(), scale.raw(), nullptr, y.raw(), x.size(0),
+                               x.size(1), x.size(2), context().stream),
+               "modulate_kernel");
+  return y;
+}
+
+Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r) {
+  Tensor y = like(x);
+  check_launch(launch_modulate(act_of(x), x.raw(), gate.raw(), r.raw(), y.raw(), x.size(0),
+                               x.size(1), x.size(2), context().stream),
+               "modulate_kernel");
+  return y;
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                 const ops::AttentionMask& mask) {
+  AttentionProblem p{};
+  p.batch = q.size(0);
+  p.heads = q.size(1);
+  p.kv_heads = k.size(1);
+  p.lq = q.size(2);
+  p.lk = k.size(2);
+  p.d = q.size(3);
+  p.dv = v.size(3);
+  p.scale = scale;
+  p.causal = mask.causal;
+  Tensor out = Tensor::empty({p.batch, p.heads, p.lq, p.dv}, q.dtype(), Device::CUDA);
+  if (out.numel() == 0) return out;
+  ZF_CHECK(p.batch * p.heads <= 65535,
+           "[attention] batch x heads = {} is more than one GPU launch takes (65535)",
+           p.batch * p.heads);
+  const size_t shared = attention_shared_bytes(std::max(p.d, p.dv));
+  ZF_CHECK(shared > 0, "[attention] head dims {} and {}: the GPU kernel handles up to 256", p.d,
+           p.dv);
+  ZF_CHECK(shared <= context().max_shared_per_block,
+           "[attention] head dims {} and {} need {} bytes of shared memory per block, the GPU "
+           "allows {}",
+           p.d, p.dv, shared, context().max_shared_per_block);
+  Tensor lengths;
+  if (!mask.key_lengths.empty()) {
+    std::vector<int32_t> host(mask.key_lengths.begin(), mask.key_lengths.end());
+    lengths = upload_i32(host.data(), p.batch);
+    p.key_lengths = lengths.data<int32_t>();
+  }
+  check_launch(
+      launch_attention(act_of(q), q.raw(), k.raw(), v.raw(), out.raw(), p, context().stream),
+      "flash_attention_kernel");
+  return out;
+}
+
+Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps,
+                  bool fuse_silu) {
+  Tensor y = like(x);
+  const int64_t batch = x.size(0), channels = x.size(1);
+  if (y.numel() == 0) return y;
+  const int64_t spatial = x.numel() / (batch * channels);
+  Tensor stats = Tensor::empty({batch * groups, 2}, DType::F32, Device::CUDA);
+  check_launch(launch_group_norm(act_of(x), x.raw(), stats.data<float>(), weight_ref(gamma),
+                                 weight_ref(beta), y.raw(), batch, channels, groups, spatial, eps,
+                                 fuse_silu, context().stream),
+               "group_norm kernels");
+  return y;
+}
+
+Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom) {
+  const int64_t h = x.size(2), w = x.size(3);
+  Tensor y = Tensor::empty({x.size(0), x.size(1), h + top + bottom, w + left + right}, x.dtype(),
+                           Device::CUDA);
+  check_launch(launch_pad2d(act_of(x), x.raw(), y.raw(), x.size(0) * x.size(1), h, w, top, bottom,
+                            left, right, context().stream),
+               "pad2d_kernel");
+  return y;
+}
+
+Tensor upsample_nearest2x(const Tensor& x) {
+  const int64_t h = x.size(2), w = x.size(3);
+  Tensor y = Tensor::empty({x.size(0), x.size(1), 2 * h, 2 * w}, x.dtype(), Device::CUDA);
+  check_launch(
+      launch_upsample2x(act_of(x), x.raw(), y.raw(), x.size(0) * x.size(1), h, w, context().stream),
+      "upsample2x_kernel");
+  return y;
+}
+
+}  // namespace zflow::cuda

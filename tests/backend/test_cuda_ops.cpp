@@ -1,0 +1,234 @@
+// Every CUDA op against the CPU op on the same random inputs, with F32 and with BF16
+// activations (tolerances and why: cuda_test_util.h). Shapes are odd on purpose (33, 77,
+// 129, 257 ...): they straddle warp, vector and tile widths, leave partial tiles, and make
+// the elementwise kernels take both their 16-byte and their single-element paths.
+#include <cmath>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "cuda_test_util.h"
+#include "op_test_util.h"
+
+namespace zflow {
+namespace {
+
+using test::compare_with_cpu;
+using test::OpArg;
+using test::random_tensor;
+using Args = std::vector<Tensor>;
+
+OpArg weight(Tensor t) {
+  return {std::move(t), false};
+}
+
+TEST(CudaOps, Elementwise) {
+  ZF_REQUIRE_GPU();
+  const Tensor a = random_tensor({3, 77, 129}, 1, -3.0f, 3.0f);
+  const Tensor b = random_tensor({3, 77, 129}, 2, -3.0f, 3.0f);
+  compare_with_cpu("silu", {{a}}, [](const Args& x) { return ops::silu(x[0]); });
+  compare_with_cpu("exp", {{a}}, [](const Args& x) { return ops::exp(x[0]); });
+  compare_with_cpu("tanh", {{a}}, [](const Args& x) { return ops::tanh(x[0]); });
+  for (auto kind : {ops::GeluKind::kErf, ops::GeluKind::kTanh, ops::GeluKind::kQuick})
+    compare_with_cpu("gelu " + std::to_string(static_cast<int>(kind)), {{a}},
+                     [kind](const Args& x) { return ops::gelu(x[0], kind); });
+  compare_with_cpu("add", {{a}, {b}}, [](const Args& x) { return ops::add(x[0], x[1]); });
+  compare_with_cpu("mul", {{a}, {b}}, [](const Args& x) { return ops::mul(x[0], x[1]); });
+  compare_with_cpu("silu_mul", {{a}, {b}}, [](const Args& x) { return ops::silu_mul(x[0], x[1]); });
+  compare_with_cpu("mul_scalar", {{a}}, [](const Args& x) { return ops::mul_scalar(x[0], -1.7f); });
+  compare_with_cpu("add_scalar", {{a}}, [](const Args& x) { return ops::add_scalar(x[0], 0.3f); });
+  compare_with_cpu("clamp", {{a}}, [](const Args& x) { return ops::clamp(x[0], -1.0f, 2.0f); });
+  // A contiguous slice starting 77 * 129 elements in (not a multiple of 16 bytes in either
+  // dtype) takes the unaligned path; a strided view is made contiguous first.
+  compare_with_cpu("silu on an unaligned slice", {{a}},
+                   [](const Args& x) { return ops::silu(x[0].slice(0, 1, 3)); });
+  compare_with_cpu("mul on unaligned slices", {{a}, {b}}, [](const Args& x) {
+    return ops::mul(x[0].slice(0, 1, 3), x[1].slice(0, 1, 3));
+  });
+  compare_with_cpu("add on permuted views", {{a}, {b}}, [](const Args& x) {
+    return ops::add(x[0].permute({2, 0, 1}), x[1].permute({2, 0, 1}));
+  });
+}
+
+TEST(CudaOps, LinearWithEveryWeightDtype) {
+  ZF_REQUIRE_GPU();
+  const Tensor x = random_tensor({2, 37, 300}, 3);
+  for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
+    const Tensor w = random_tensor({257, 300}, 4).to(wt);
+    const Tensor b = random_tensor({257}, 5).to(wt);
+    const std::string name = std::string("linear w ") + std::string(dtype_name(wt));
+    compare_with_cpu(name, {{x}, weight(w), weight(b)},
+                     [](const Args& a) { return ops::linear(a[0], a[1], a[2]); });
+    compare_with_cpu(name + " no bias", {{x}, weight(w)},
+                     [](const Args& a) { return ops::linear(a[0], a[1]); });
+  }
+  // A Flux-sized hidden dim (K = 3072): the fp32 path must not fall back to TF32.
+  const Tensor xl = random_tensor({64, 3072}, 6);
+  const Tensor wl = random_tensor({128, 3072}, 7);
+  compare_with_cpu("linear K=3072", {{xl}, weight(wl)},
+                   [](const Args& a) { return ops::linear(a[0], a[1]); });
+  // One row, and an input that is a strided view.
+  compare_with_cpu("linear M=1", {{random_tensor({1, 300}, 8)}, weight(random_tensor({5, 300}, 9))},
+                   [](const Args& a) { return ops::linear(a[0], a[1]); });
+  compare_with_cpu("linear on a transposed view",
+                   {{random_tensor({300, 11}, 10)}, weight(random_tensor({33, 300}, 11))},
+                   [](const Args& a) {
+                     return ops::linear(a[0].permute({1, 0}), a[1]);
+                   });
+}
+
+TEST(CudaOps, BatchedMatmul) {
+  ZF_REQUIRE_GPU();
+  const Tensor a = random_tensor({2, 3, 45, 67}, 12);
+  const Tensor b = random_tensor({2, 3, 67, 29}, 13);
+  compare_with_cpu("matmul", {{a}, {b}}, [](const Args& x) { return ops::matmul(x[0], x[1]); });
+  compare_with_cpu("matmul, b a stored F16 weight", {{a}, weight(b.to(DType::F16))},
+                   [](const Args& x) { return ops::matmul(x[0], x[1]); });
+  compare_with_cpu("matmul 2-D", {{random_tensor({130, 64}, 14)}, {random_tensor({64, 96}, 15)}},
+                   [](const Args& x) { return ops::matmul(x[0], x[1]); });
+}
+
+TEST(CudaOps, SoftmaxOverShortAndLongRows) {
+  ZF_REQUIRE_GPU();
+  // Inputs within +-4: rounding them to bf16 (half an ulp = 2^-6 at 4) alone moves the
+  // largest outputs by up to 1.6%, well inside the bf16 bound.
+  for (int64_t d : {1, 33, 128, 129, 1000, 4099}) {
+    const Tensor x = random_tensor({5, 7, d}, static_cast<uint32_t>(d), -4.0f, 4.0f);
+    compare_with_cpu("softmax d=" + std::to_string(d), {{x}},
+                     [](const Args& a) { return ops::softmax(a[0]); });
+  }
+}
+
+TEST(CudaOps, RmsNormAndLayerNorm) {
+  ZF_REQUIRE_GPU();
+  for (int64_t d : {33, 128, 3840}) {
+    const Tensor x = random_tensor({3, 11, d}, static_cast<uint32_t>(d), -3.0f, 3.0f);
+    const Tensor shifted = random_tensor({3, 11, d}, static_cast<uint32_t>(d) + 1, 1.0f, 4.0f);
+    for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
+      const Tensor w = random_tensor({d}, 20, 0.5f, 1.5f).to(wt);
+      const Tensor bias = random_tensor({d}, 21).to(wt);
+      const std::string tag = " d=" + std::to_string(d) + " w " + std::string(dtype_name(wt));
+      compare_with_cpu("rms_norm" + tag, {{x}, weight(w)},
+                       [](const Args& a) { return ops::rms_norm(a[0], a[1], 1e-6f); });
+      compare_with_cpu("layer_norm" + tag, {{shifted}, weight(w), weight(bias)},
+                       [](const Args& a) { return ops::layer_norm(a[0], a[1], a[2], 1e-6f); });
+    }
+    compare_with_cpu("rms_norm no weight", {{x}},
+                     [](const Args& a) { return ops::rms_norm(a[0], {}, 1e-5f); });
+    compare_with_cpu("layer_norm no affine", {{shifted}},
+                     [](const Args& a) { return ops::layer_norm(a[0], {}, {}, 1e-5f); });
+  }
+}
+
+TEST(CudaOps, RopeBothLayoutsAndTables) {
+  ZF_REQUIRE_GPU();
+  const Tensor x = random_tensor({2, 17, 3, 64}, 30, -2.0f, 2.0f);
+  for (int64_t table_batch : {1, 2}) {
+    const Tensor angles = random_tensor({table_batch, 17, 32}, 31, -6.0f, 6.0f);
+    std::vector<float> c, s;
+    for (float v : angles.to_f32_vector()) {
+      c.push_back(std::cos(v));
+      s.push_back(std::sin(v));
+    }
+    const Tensor cos = Tensor::from_f32(angles.shape(), c),
+                 sin = Tensor::from_f32(angles.shape(), s);
+    for (auto layout : {ops::RopeLayout::kInterleaved, ops::RopeLayout::kHalfSplit})
+      compare_with_cpu("rope", {{x}, weight(cos), weight(sin)},
+                       [layout](const Args& a) { return ops::rope(a[0], a[1], a[2], layout); });
+  }
+}
+
+TEST(CudaOps, EmbeddingInBothOutputDtypes) {
+  ZF_REQUIRE_GPU();
+  const std::vector<int32_t> ids = {3, 0, 99, 42, 42, 7};
+  for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
+    const Tensor table = random_tensor({100, 48}, 40).to(wt);
+    const Tensor want = ops::embedding(table, ids);
+    const Tensor gpu_table = table.to(Device::CUDA);
+    test::expect_matches_cpu(ops::embedding(gpu_table, ids), want, DType::F32, "embedding F32",
+                             0.0);  // a copy: exact
+    test::expect_matches_cpu(ops::embedding(gpu_table, ids, DType::BF16), want, DType::BF16,
+                             "embedding BF16");
+  }
+}
+
+TEST(CudaOps, ZImageModulation) {
+  ZF_REQUIRE_GPU();
+  const Tensor x = random_tensor({2, 37, 96}, 50), r = random_tensor({2, 37, 96}, 51);
+  const Tensor v = random_tensor({2, 96}, 52);
+  compare_with_cpu("scale_tokens", {{x}, {v}},
+                   [](const Args& a) { return ops::scale_tokens(a[0], a[1]); });
+  compare_with_cpu("add_gated", {{x}, {v}, {r}},
+                   [](const Args& a) { return ops::add_gated(a[0], a[1], a[2]); });
+}
+
+struct AttentionCase {
+  int64_t batch, heads, kv_heads, lq, lk, d, dv;
+  bool causal;
+  std::vector<int64_t> key_lengths;
+};
+
+TEST(CudaOps, FlashAttentionAgainstTheCpuKernel) {
+  ZF_REQUIRE_GPU();
+  const std::vector<AttentionCase> cases = {
+      {2, 4, 2, 77, 113, 64, 64, false, {}},           // GQA, partial tiles
+      {1, 3, 3, 200, 200, 128, 128, true, {}},         // causal, Z-Image/FLUX head dim
+      {2, 2, 1, 65, 130, 128, 128, false, {50, 130}},  // per-sample key lengths
+      {2, 2, 2, 96, 96, 64, 64, true, {40, 96}},       // causal and key lengths together
+      {1, 2, 2, 33, 47, 40, 24, false, {}},            // head dims below a tile width, Dv != D
+      {1, 1, 1, 1, 300, 256, 256, false, {}},          // one query, the widest head
+      {1, 2, 2, 1100, 1100, 128, 128, false, {}},      // many key tiles
+  };
+  for (const AttentionCase& c : cases) {
+    const uint32_t seed = static_cast<uint32_t>(c.lq * 7 + c.d);
+    const Tensor q = random_tensor({c.batch, c.heads, c.lq, c.d}, seed, -2.0f, 2.0f);
+    const Tensor k = random_tensor({c.batch, c.kv_heads, c.lk, c.d}, seed + 1, -2.0f, 2.0f);
+    const Tensor v = random_tensor({c.batch, c.kv_heads, c.lk, c.dv}, seed + 2);
+    ops::AttentionMask mask;
+    mask.causal = c.causal;
+    mask.key_lengths = c.key_lengths;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+    compare_with_cpu(fmt::format("attention lq {} lk {} d {} causal {} lengths {}", c.lq, c.lk, c.d,
+                                 c.causal, c.key_lengths.size()),
+                     {{q}, {k}, {v}},
+                     [&](const Args& a) { return ops::attention(a[0], a[1], a[2], scale, mask); });
+  }
+  // Inputs as the models make them: [B, L, H, D] permuted to [B, H, L, D] (strided views).
+  const Tensor qt = random_tensor({1, 50, 2, 64}, 60), kt = random_tensor({1, 70, 2, 64}, 61);
+  compare_with_cpu("attention on permuted views", {{qt}, {kt}}, [](const Args& a) {
+    const Tensor q = a[0].permute({0, 2, 1, 3}), k = a[1].permute({0, 2, 1, 3});
+    return ops::attention(q, k, k, 0.125f);
+  });
+}
+
+TEST(CudaOps, Conv2dPadUpsampleGroupNorm) {
+  ZF_REQUIRE_GPU();
+  const Tensor x = random_tensor({2, 5, 17, 23}, 70);
+  for (DType wt : {DType::F32, DType::F16}) {
+    const Tensor w3 = random_tensor({7, 5, 3, 3}, 71).to(wt);
+    const Tensor w1 = random_tensor({6, 5, 1, 1}, 72).to(wt);
+    const Tensor b = random_tensor({7}, 73).to(wt);
+    const std::string tag = std::string(" w ") + std::string(dtype_name(wt));
+    compare_with_cpu("conv2d 3x3 pad 1" + tag, {{x}, weight(w3), weight(b)},
+                     [](const Args& a) { return ops::conv2d(a[0], a[1], a[2], 1, 1); });
+    compare_with_cpu("conv2d 3x3 stride 2 asymmetric pad" + tag, {{x}, weight(w3)},
+                     [](const Args& a) {
+                       return ops::conv2d(a[0], a[1], {}, 2, ops::Padding2d{0, 1, 0, 1});
+                     });
+    compare_with_cpu("conv2d 1x1" + tag, {{x}, weight(w1)},
+                     [](const Args& a) { return ops::conv2d(a[0], a[1], {}, 1, 0); });
+  }
+  compare_with_cpu("pad2d", {{x}}, [](const Args& a) { return ops::pad2d(a[0], 1, 2, 3, 0); });
+  compare_with_cpu("upsample_nearest2x", {{x}},
+                   [](const Args& a) { return ops::upsample_nearest2x(a[0]); });
+  const Tensor shifted = random_tensor({2, 8, 9, 11}, 74, 0.5f, 3.0f);
+  const Tensor gamma = random_tensor({8}, 75).to(DType::BF16), beta = random_tensor({8}, 76);
+  compare_with_cpu("group_norm", {{shifted}, weight(gamma), weight(beta)},
+                   [](const Args& a) { return ops::group_norm(a[0], 4, a[1], a[2], 1e-6f); });
+  compare_with_cpu("group_norm_silu", {{shifted}, weight(gamma), weight(beta)},
+                   [](const Args& a) { return ops::group_norm_silu(a[0], 2, a[1], a[2], 1e-6f); });
+  compare_with_cpu("group_norm no affine", {{shifted}},
+                   [](const Args& a) { return ops::group_norm(a[0], 8, {}, {}, 1e-5f); });
+}
+
+}  // namespace
+}  // namespace zflow
