@@ -39,6 +39,7 @@ struct GenerateOptions {
   int threads = 0;
   std::optional<size_t> max_sequence_length;
   std::string torch_rng = "avx2";
+  bool vae_tiling = false;
 };
 
 std::string lower_extension(const fs::path& path) {
@@ -115,6 +116,7 @@ int run_generate(const GenerateOptions& o) {
   request.batch = o.batch;
   request.max_sequence_length = o.max_sequence_length;
   request.normal_math = o.torch_rng == "avx2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  request.vae_tiling = o.vae_tiling;
   // torch seeds its CPU generator with the low 32 bits only, so a random seed is drawn there.
   request.seed = o.seed ? *o.seed : std::random_device{}();
   if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
@@ -201,6 +203,10 @@ Run add_generate_command(CLI::App& app) {
                   "output .png, .jpg or .webp; %d numbers the images of a batch")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: all)");
+  cmd->add_flag(
+      "--vae-tiling", o->vae_tiling,
+      "decode in overlapping 1024-pixel tiles (diffusers' enable_tiling): 2048² and larger "
+      "in the memory of one tile");
   cmd->add_option("--torch-rng", o->torch_rng,
                   "whose torch.randn a seed reproduces: avx2 (torch on an AVX2 CPU) or libm "
                   "(torch on an AVX-512 or non-x86 CPU); see core/rng.h")

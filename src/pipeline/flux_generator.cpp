@@ -112,6 +112,7 @@ class FluxGenerator final : public ImageGenerator {
     f.strength = r.strength;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.normal_math = r.normal_math;
+    f.vae_tiling = r.vae_tiling;
     return f;
   }
 

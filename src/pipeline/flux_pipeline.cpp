@@ -5,11 +5,12 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/vae_tiling.h"
 #include "pipeline/flow_denoise.h"
-#include "pipeline/preview.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
+#include "pipeline/preview.h"
 #include "pipeline/start_latents.h"
 #include "sampling/flow_schedule.h"
 
@@ -198,10 +199,12 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
         transformer_.forward(models::flux_pack_latents(x), img_ids, txt, pooled, t, guidance);
     return models::flux_unpack_latents(v, shape[2], shape[3]);
   };
-  const Tensor latents = flow_denoise(velocity, start.latents, schedule,
-                                      start.inpaint ? &*start.inpaint : nullptr,
-                                      with_previews(control, vae_));
-  return tensor_to_images(vae_.decode(latents));
+  const Tensor latents =
+      flow_denoise(velocity, start.latents, schedule, start.inpaint ? &*start.inpaint : nullptr,
+                   with_previews(control, vae_));
+  return tensor_to_images(request.vae_tiling
+                              ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
+                              : vae_.decode(latents));
 }
 
 }  // namespace zflow::pipeline

@@ -53,6 +53,7 @@ struct GenerationRequest {
   std::optional<double> strength;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
+  bool vae_tiling = false;  // decode in tiles (large images in less memory)
 };
 
 // A request with every default filled in.

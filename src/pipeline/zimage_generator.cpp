@@ -69,6 +69,7 @@ class ZImageGenerator final : public ImageGenerator {
     z.strength = r.strength;
     if (r.max_sequence_length) z.max_sequence_length = *r.max_sequence_length;
     z.normal_math = r.normal_math;
+    z.vae_tiling = r.vae_tiling;
     return z;
   }
 

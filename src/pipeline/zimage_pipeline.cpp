@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/gguf.h"
+#include "models/vae_tiling.h"
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
 #include "pipeline/preview.h"
@@ -212,7 +213,9 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
   const Tensor latents =
       zimage_denoise(model, start.latents, schedule, positive, negative, guidance,
                      start.inpaint ? &*start.inpaint : nullptr, with_previews(control, vae_));
-  return tensor_to_images(vae_.decode(latents));
+  return tensor_to_images(request.vae_tiling
+                              ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
+                              : vae_.decode(latents));
 }
 
 }  // namespace zflow::pipeline
