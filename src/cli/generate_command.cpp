@@ -203,10 +203,10 @@ Run add_generate_command(CLI::App& app) {
                   "output .png, .jpg or .webp; %d numbers the images of a batch")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: all)");
-  cmd->add_flag(
-      "--vae-tiling", o->vae_tiling,
-      "decode in overlapping 1024-pixel tiles (diffusers' enable_tiling): 2048² and larger "
-      "in the memory of one tile");
+  cmd->add_flag("--vae-tiling", o->vae_tiling,
+                "encode and decode in overlapping 1024-pixel tiles (diffusers' enable_tiling): "
+                "2048² and larger "
+                "in the memory of one tile");
   cmd->add_option("--torch-rng", o->torch_rng,
                   "whose torch.randn a seed reproduces: avx2 (torch on an AVX2 CPU) or libm "
                   "(torch on an AVX-512 or non-x86 CPU); see core/rng.h")

@@ -339,6 +339,18 @@ Tensor AutoencoderKL::mid_block(const MidBlock& m, const Tensor& x) const {
 }
 
 AutoencoderKL::Posterior AutoencoderKL::encode(const Tensor& image) const {
+  return posterior(encode_moments(image), config_.latent_channels);
+}
+
+AutoencoderKL::Posterior AutoencoderKL::posterior(const Tensor& moments, int64_t latent_channels) {
+  const int64_t lat = latent_channels;
+  ZF_CHECK(moments.ndim() == 4 && moments.size(1) == 2 * lat,
+           "[vae] moments {} are not [B, {}, h, w]", shape_str(moments.shape()), 2 * lat);
+  return {moments.slice(1, 0, lat).contiguous(),
+          ops::clamp(moments.slice(1, lat, 2 * lat), -30.0f, 20.0f)};
+}
+
+Tensor AutoencoderKL::encode_moments(const Tensor& image) const {
   ZF_CHECK(image.ndim() == 4 && image.size(1) == config_.in_channels,
            "[vae] encode: image has shape {}, expected [B, {}, H, W]", shape_str(image.shape()),
            config_.in_channels);
@@ -358,8 +370,7 @@ AutoencoderKL::Posterior AutoencoderKL::encode(const Tensor& image) const {
                            encoder_.conv_norm_out.bias, config_.norm_eps);
   h = conv(encoder_.conv_out, h, 1, ops::Padding2d::uniform(1));
   if (quant_conv_) h = conv(*quant_conv_, h, 1, {});
-  const int64_t lat = config_.latent_channels;
-  return {h.slice(1, 0, lat).contiguous(), ops::clamp(h.slice(1, lat, 2 * lat), -30.0f, 20.0f)};
+  return h;
 }
 
 Tensor AutoencoderKL::decode_raw(const Tensor& latent) const {

@@ -87,6 +87,10 @@ class AutoencoderKL {
     Tensor mean, logvar;
   };
   Posterior encode(const Tensor& image) const;
+  // The encoder's raw output [B, 2 * latent, H/f, W/f] (mean, then logvar unclamped), and the
+  // posterior it describes: what encode() is made of, apart so tiles can be blended in between.
+  Tensor encode_moments(const Tensor& image) const;
+  static Posterior posterior(const Tensor& moments, int64_t latent_channels);
 
   // The image [B, out_channels, 8h, 8w] (about [-1, 1]) for a NORMALISED latent
   // z[B, latent, h, w]: runs the decoder on denormalize_latent(z).

@@ -1,6 +1,7 @@
 #include "models/vae_tiling.h"
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "core/error.h"
@@ -41,29 +42,25 @@ void blend(const Tensor& a, Tensor& b, int64_t extent, bool vertical) {
   }
 }
 
-}  // namespace
-
-Tensor decode_raw_tiled(const AutoencoderKL& vae, const Tensor& latent, int64_t tile_sample) {
-  const int64_t f = int64_t{1} << (vae.config().levels() - 1);
-  ZF_CHECK(tile_sample >= f && tile_sample % f == 0,
-           "[vae] tile size {} must be a positive multiple of the VAE's factor {}", tile_sample, f);
-  ZF_CHECK(latent.ndim() == 4, "[vae] latent must be [B, C, h, w], got {}",
-           shape_str(latent.shape()));
-  const int64_t tile = tile_sample / f;  // in latent cells
-  const int64_t h = latent.size(2), w = latent.size(3);
-  if (h <= tile && w <= tile) return vae.decode_raw(latent);
-  const int64_t stride = static_cast<int64_t>(static_cast<double>(tile) * (1 - 0.25));
-  const int64_t extent = static_cast<int64_t>(static_cast<double>(tile_sample) * 0.25);
-  const int64_t limit = tile_sample - extent;
-  ZF_CHECK(stride >= 1, "[vae] tile size {} is too small to overlap", tile_sample);
+// Runs `fn` on overlapping tiles of x (tile_in a side, stride three quarters of it), blends each
+// result into its upper and left neighbours over a quarter of tile_out, crops every result to
+// tile_out minus that quarter and joins them: diffusers' tiled_decode and _tiled_encode, where
+// (tile_in, tile_out) is (latent tile, sample tile) and (sample tile, latent tile).
+Tensor tiled(const Tensor& x, int64_t tile_in, int64_t tile_out,
+             const std::function<Tensor(const Tensor&)>& fn) {
+  const int64_t h = x.size(2), w = x.size(3);
+  const int64_t stride = static_cast<int64_t>(static_cast<double>(tile_in) * (1 - 0.25));
+  const int64_t extent = static_cast<int64_t>(static_cast<double>(tile_out) * 0.25);
+  const int64_t limit = tile_out - extent;
+  ZF_CHECK(stride >= 1, "[vae] a tile of {} is too small to overlap", tile_in);
 
   std::vector<std::vector<Tensor>> rows;
   for (int64_t i = 0; i < h; i += stride) {
     std::vector<Tensor>& row = rows.emplace_back();
     for (int64_t j = 0; j < w; j += stride)
-      row.push_back(vae.decode_raw(latent.slice(2, i, std::min(h, i + tile))
-                                       .slice(3, j, std::min(w, j + tile))
-                                       .contiguous())
+      row.push_back(fn(x.slice(2, i, std::min(h, i + tile_in))
+                           .slice(3, j, std::min(w, j + tile_in))
+                           .contiguous())
                         .contiguous()
                         .clone());
   }
@@ -76,7 +73,7 @@ Tensor decode_raw_tiled(const AutoencoderKL& vae, const Tensor& latent, int64_t 
     }
 
   // Crop each tile to limit x limit and join.
-  const int64_t batch = latent.size(0), channels = rows[0][0].size(1);
+  const int64_t batch = x.size(0), channels = rows[0][0].size(1);
   int64_t out_h = 0, out_w = 0;
   for (const auto& row : rows) out_h += std::min(limit, row[0].size(2));
   for (const Tensor& t : rows[0]) out_w += std::min(limit, t.size(3));
@@ -97,6 +94,31 @@ Tensor decode_raw_tiled(const AutoencoderKL& vae, const Tensor& latent, int64_t 
     y0 += th;
   }
   return out;
+}
+
+int64_t checked_factor(const AutoencoderKL& vae, int64_t tile_sample, const Tensor& x) {
+  const int64_t f = int64_t{1} << (vae.config().levels() - 1);
+  ZF_CHECK(tile_sample >= f && tile_sample % f == 0,
+           "[vae] tile size {} must be a positive multiple of the VAE's factor {}", tile_sample, f);
+  ZF_CHECK(x.ndim() == 4, "[vae] expected [B, C, h, w], got {}", shape_str(x.shape()));
+  return f;
+}
+
+}  // namespace
+
+Tensor decode_raw_tiled(const AutoencoderKL& vae, const Tensor& latent, int64_t tile_sample) {
+  const int64_t tile = tile_sample / checked_factor(vae, tile_sample, latent);
+  if (latent.size(2) <= tile && latent.size(3) <= tile) return vae.decode_raw(latent);
+  return tiled(latent, tile, tile_sample, [&](const Tensor& t) { return vae.decode_raw(t); });
+}
+
+AutoencoderKL::Posterior encode_tiled(const AutoencoderKL& vae, const Tensor& image,
+                                      int64_t tile_sample) {
+  const int64_t tile = tile_sample / checked_factor(vae, tile_sample, image);
+  if (image.size(2) <= tile_sample && image.size(3) <= tile_sample) return vae.encode(image);
+  return AutoencoderKL::posterior(
+      tiled(image, tile_sample, tile, [&](const Tensor& t) { return vae.encode_moments(t); }),
+      vae.config().latent_channels);
 }
 
 Tensor decode_tiled(const AutoencoderKL& vae, const Tensor& z, int64_t tile_sample) {

@@ -186,9 +186,10 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
   if (s.mode != FluxMode::TextToImage)
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   Generator generator(request.seed, request.normal_math);
-  const StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
-                                           request.init_image ? &*request.init_image : nullptr,
-                                           request.mask ? &*request.mask : nullptr);
+  const StartLatents start =
+      start_latents(vae_, generator, shape, schedule.sigmas[0],
+                    request.init_image ? &*request.init_image : nullptr,
+                    request.mask ? &*request.mask : nullptr, request.vae_tiling);
 
   const std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
   const std::vector<float> guidance(variant_ == FluxVariant::Dev ? batch : 0, s.guidance);

@@ -82,7 +82,7 @@ struct FluxRequest {
   std::optional<double> strength;                   // default 0.6 (img2img and inpaint)
   std::optional<int> max_sequence_length;           // T5 tokens; default 512 dev / 256 schnell
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
-  bool vae_tiling = false;  // decode in 1024-pixel tiles as diffusers' enable_tiling() does
+  bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
 };
 
 enum class FluxMode { TextToImage, ImageToImage, Inpaint };

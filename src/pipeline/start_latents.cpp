@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "io/image_resize.h"
+#include "models/vae_tiling.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/image_tensor.h"
 
@@ -21,12 +22,14 @@ io::Image fitted(const io::Image& image, int64_t width, int64_t height) {
 
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
-                           const io::Image* mask) {
+                           const io::Image* mask, bool vae_tiling) {
   ZF_CHECK(shape.size() == 4, "[pipeline] latent shape {} is not [B, C, h, w]", shape_str(shape));
   ZF_CHECK(init || !mask, "[pipeline] a mask needs an init image");
   if (!init) return {generator.randn(shape), std::nullopt};
   const int64_t f = int64_t{1} << (vae.config().levels() - 1);  // pixels per latent cell
-  const auto posterior = vae.encode(image_to_tensor(fitted(*init, shape[3] * f, shape[2] * f)));
+  const Tensor image = image_to_tensor(fitted(*init, shape[3] * f, shape[2] * f));
+  const auto posterior =
+      vae_tiling ? models::encode_tiled(vae, image, models::kDefaultVaeTile) : vae.encode(image);
   const Tensor image_latents = repeat_batch(
       vae.normalize_latent(models::AutoencoderKL::sample(posterior, generator)), shape[0]);
   ZF_CHECK(image_latents.shape() == shape, "[pipeline] the init image encodes to {}, expected {}",

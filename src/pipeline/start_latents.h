@@ -29,9 +29,10 @@ struct StartLatents {
 // shape = [B, C, h, w] of the latent grid; start_sigma is schedule.sigmas[0] after the img2img
 // cut. init may be null (text-to-image); mask needs init. An init image or mask of another size
 // is first resized to the output's with Pillow's Lanczos, as diffusers' image processor does.
+// vae_tiling encodes it in tiles (models/vae_tiling.h).
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
-                           const io::Image* mask);
+                           const io::Image* mask, bool vae_tiling = false);
 
 // The width x height a request generates at: the given sides, else the init image's rounded down
 // to multiples of `multiple` (twice the VAE factor, for the 2x2 patches), else 1024. Checked as

@@ -203,7 +203,7 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
                                      request.init_image ? &*request.init_image : nullptr,
-                                     request.mask ? &*request.mask : nullptr);
+                                     request.mask ? &*request.mask : nullptr, request.vae_tiling);
 
   const ZImageDenoiser model = [this](const Tensor& x, std::span<const float> t,
                                       const std::vector<Tensor>& captions) {

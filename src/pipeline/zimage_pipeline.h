@@ -76,7 +76,7 @@ struct ZImageRequest {
   std::optional<double> strength;                   // default 0.6 for img2img, 1.0 for inpaint
   size_t max_sequence_length = 512;                 // tokens per prompt including the chat template
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
-  bool vae_tiling = false;  // decode in 1024-pixel tiles as diffusers' enable_tiling() does
+  bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
 };
 
 enum class ZImageMode { TextToImage, ImageToImage, Inpaint };

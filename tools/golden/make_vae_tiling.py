@@ -1,4 +1,5 @@
-"""Golden fixture for tiled VAE decoding: diffusers 0.42.1's AutoencoderKL.tiled_decode on the tiny
+"""Golden fixture for tiled VAE decoding and encoding: diffusers 0.42.1's AutoencoderKL.tiled_decode
+(and, for a 56 x 80 image, the tiled encode its encode() switches to) on the tiny
 autoencoder fixture (tests/fixtures/autoencoder/tiny_diffusers/vae), with tiles small enough that a
 7 x 10 latent needs 3 x 4 of them: tile_sample_min_size 32 (latent tiles of 4, stride 3, 8 pixels
 blended), against a raw (posterior-space) latent. The untiled decode is stored too: tiling differs
@@ -26,12 +27,16 @@ def main() -> None:
     vae.tile_sample_min_size = 32
     vae.tile_latent_min_size = 32 // 2 ** (len(vae.config.block_out_channels) - 1)
     latent = torch.randn(1, vae.config.latent_channels, 7, 10, generator=torch.Generator().manual_seed(SEED))
+    image = torch.rand(1, 3, 56, 80, generator=torch.Generator().manual_seed(SEED + 1)) * 2 - 1
     with torch.no_grad():
         tiled = vae.tiled_decode(latent).sample
         whole = vae.decoder(latent)
+        posterior = vae.encode(image).latent_dist  # tiled: the image is wider than one tile
     print(f"tiled {tuple(tiled.shape)}, max |tiled - whole| {float((tiled - whole).abs().max()):.3f}")
     save_fixture("autoencoder/vae_tiny_diffusers_tiled_decode.safetensors",
-                 {"latent": latent, "tiled": tiled.contiguous(), "whole": whole.contiguous()},
+                 {"latent": latent, "tiled": tiled.contiguous(), "whole": whole.contiguous(),
+                  "image": image, "encoded_mean": posterior.mean.contiguous(),
+                  "encoded_logvar": posterior.logvar.contiguous()},
                  __file__, SEED, tile_sample_size=32, overlap=0.25)
 
 
