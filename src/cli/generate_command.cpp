@@ -11,6 +11,7 @@
 #include <random>
 
 #include "cli/commands.h"
+#include "cli/component_flags.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
@@ -24,8 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct GenerateOptions {
-  std::string model_dir, diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, vae;
-  std::string clip_tokenizer, t5_tokenizer;
+  std::string model_dir;
+  ComponentFlags components;
   std::string prompt, negative_prompt;
   std::optional<int> width, height, steps;
   std::optional<float> cfg_scale, guidance;
@@ -95,7 +96,7 @@ int run_generate(const GenerateOptions& o) {
   if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp")
     fail("[generate] -o {}: unknown image format '{}', expected .png, .jpg or .webp", o.output,
          ext);
-  if (o.model_dir.empty() && o.diffusion_model.empty())
+  if (o.model_dir.empty() && o.components.diffusion_model.empty())
     fail(
         "[generate] no model: give -m DIR (a diffusers folder) or --diffusion-model FILE with "
         "its text encoder, tokenizer and VAE files");
@@ -122,15 +123,7 @@ int run_generate(const GenerateOptions& o) {
   if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
   if (!o.mask.empty()) request.mask = io::read_image(o.mask);
 
-  const auto generator = pipeline::load_generator({.model_dir = o.model_dir,
-                                                   .diffusion_model = o.diffusion_model,
-                                                   .text_encoder = o.text_encoder,
-                                                   .tokenizer = o.tokenizer,
-                                                   .clip_l = o.clip_l,
-                                                   .t5xxl = o.t5xxl,
-                                                   .clip_tokenizer = o.clip_tokenizer,
-                                                   .t5_tokenizer = o.t5_tokenizer,
-                                                   .vae = o.vae});
+  const auto generator = pipeline::load_generator(o.components.files(o.model_dir));
   generator->resolve(request);
   fmt::print("seed {}\n", request.seed);
   std::fflush(stdout);
@@ -161,18 +154,7 @@ Run add_generate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "make images with a Z-Image or FLUX model");
   auto o = std::make_shared<GenerateOptions>();
   cmd->add_option("-m,--model", o->model_dir, "a diffusers folder (model_index.json)");
-  cmd->add_option("--diffusion-model", o->diffusion_model,
-                  "the transformer: a .safetensors file or folder (overrides -m's)");
-  cmd->add_option("--text-encoder", o->text_encoder, "the Qwen3 text encoder (overrides -m's)");
-  cmd->add_option("--clip-l", o->clip_l, "FLUX.1's CLIP-L text encoder (overrides -m's)");
-  cmd->add_option("--t5xxl", o->t5xxl, "FLUX.1's T5-XXL text encoder (overrides -m's)");
-  cmd->add_option("--vae", o->vae, "the VAE (overrides -m's)");
-  cmd->add_option("--clip-tokenizer", o->clip_tokenizer,
-                  "FLUX.1's CLIP tokenizer folder: vocab.json + merges.txt (overrides -m's)");
-  cmd->add_option("--t5-tokenizer", o->t5_tokenizer,
-                  "FLUX.1's T5 spiece.model or its folder (overrides -m's)");
-  cmd->add_option("--tokenizer", o->tokenizer,
-                  "the Qwen3 tokenizer.json or its folder (overrides -m's)");
+  add_component_flags(cmd, o->components, " (overrides -m's)");
   cmd->add_option("-p,--prompt", o->prompt, "what to draw")->required();
   cmd->add_option("-n,--negative-prompt", o->negative_prompt, "what to steer away from (CFG)");
   cmd->add_option("-W,--width", o->width, "image width, a multiple of 16 (default 1024)");

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/component_flags.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
@@ -20,8 +21,7 @@ namespace {
 struct ServeOptions {
   std::vector<std::string> model_dirs;
   std::string models_folder;
-  std::string diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, vae;
-  std::string clip_tokenizer, t5_tokenizer;
+  ComponentFlags components;  // one model given by its files
   server::ServerOptions server;
   double memory_budget_gb = 0;
   int threads = 0;
@@ -30,15 +30,8 @@ struct ServeOptions {
 std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
   std::vector<server::ModelEntry> entries;
   for (const auto& dir : o.model_dirs) entries.push_back(server::model_entry({.model_dir = dir}));
-  if (!o.diffusion_model.empty())
-    entries.push_back(server::model_entry({.diffusion_model = o.diffusion_model,
-                                           .text_encoder = o.text_encoder,
-                                           .tokenizer = o.tokenizer,
-                                           .clip_l = o.clip_l,
-                                           .t5xxl = o.t5xxl,
-                                           .clip_tokenizer = o.clip_tokenizer,
-                                           .t5_tokenizer = o.t5_tokenizer,
-                                           .vae = o.vae}));
+  if (!o.components.diffusion_model.empty())
+    entries.push_back(server::model_entry(o.components.files()));
   if (!o.models_folder.empty())
     for (auto& e : server::scan_models_folder(o.models_folder)) entries.push_back(std::move(e));
   if (entries.empty())
@@ -89,14 +82,7 @@ Run add_serve_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->model_dirs, "a diffusers model folder (repeatable)");
   cmd->add_option("--models-dir", o->models_folder,
                   "a folder whose subfolders are diffusers models, offered by folder name");
-  cmd->add_option("--diffusion-model", o->diffusion_model, "one model given by its files");
-  cmd->add_option("--text-encoder", o->text_encoder, "its Qwen3 text encoder (Z-Image)");
-  cmd->add_option("--tokenizer", o->tokenizer, "its tokenizer (Z-Image)");
-  cmd->add_option("--clip-l", o->clip_l, "its CLIP-L text encoder (FLUX.1)");
-  cmd->add_option("--t5xxl", o->t5xxl, "its T5-XXL text encoder (FLUX.1)");
-  cmd->add_option("--clip-tokenizer", o->clip_tokenizer, "its CLIP tokenizer folder (FLUX.1)");
-  cmd->add_option("--t5-tokenizer", o->t5_tokenizer, "its T5 tokenizer (FLUX.1)");
-  cmd->add_option("--vae", o->vae, "its VAE");
+  add_component_flags(cmd, o->components, " (one model given by its files)");
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key,

@@ -4,7 +4,6 @@
 
 #include "core/error.h"
 #include "pipeline/flux_pipeline.h"
-#include "sampling/flow_schedule.h"
 
 namespace zflow::pipeline {
 
@@ -24,8 +23,7 @@ class FluxGenerator final : public ImageGenerator {
     g.width = s.width;
     g.height = s.height;
     g.steps = s.steps;
-    g.steps_run =
-        s.mode == FluxMode::TextToImage ? s.steps : s.steps - img2img_start(s.steps, s.strength);
+    g.steps_run = denoising_steps(s.steps, s.strength, s.mode != FluxMode::TextToImage);
     if (has_guidance()) g.guidance = s.guidance;
     g.strength = s.strength;
     return g;

@@ -8,6 +8,7 @@
 #include "models/detect.h"
 #include "pipeline/flux_generator.h"
 #include "pipeline/zimage_generator.h"
+#include "sampling/flow_schedule.h"
 
 namespace zflow::pipeline {
 
@@ -48,6 +49,10 @@ Family detect_family(const ModelFiles& files) {
 }
 
 }  // namespace
+
+int denoising_steps(int steps, double strength, bool from_image) {
+  return from_image ? steps - img2img_start(steps, strength) : steps;
+}
 
 std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
   switch (detect_family(files)) {

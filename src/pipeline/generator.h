@@ -98,6 +98,10 @@ class ImageGenerator {
                              int batch_index) const = 0;
 };
 
+// The denoising steps a run of `steps` takes: all of them for text-to-image, the last
+// steps - img2img_start(steps, strength) when starting from an image (diffusers' t_start).
+int denoising_steps(int steps, double strength, bool from_image);
+
 // Loads the model the files hold, whichever family it is; an Error names the file and what it
 // holds when zflow does not know it.
 std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files);

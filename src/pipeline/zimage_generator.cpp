@@ -3,7 +3,6 @@
 #include "core/error.h"
 #include "pipeline/zimage_metadata.h"
 #include "pipeline/zimage_pipeline.h"
-#include "sampling/flow_schedule.h"
 
 namespace zflow::pipeline {
 
@@ -23,8 +22,7 @@ class ZImageGenerator final : public ImageGenerator {
     g.width = s.width;
     g.height = s.height;
     g.steps = s.steps;
-    g.steps_run =
-        s.mode == ZImageMode::TextToImage ? s.steps : s.steps - img2img_start(s.steps, s.strength);
+    g.steps_run = denoising_steps(s.steps, s.strength, s.mode != ZImageMode::TextToImage);
     g.cfg_scale = s.guidance;
     g.shift = s.shift;
     g.strength = s.strength;

@@ -71,8 +71,8 @@ bool JobQueue::cancel(const std::string& id) {
   const auto queued = std::find(waiting_.begin(), waiting_.end(), job);
   if (queued != waiting_.end()) {
     waiting_.erase(queued);
-    job->finish(JobState::Cancelled, {}, "cancelled before it started");
     metrics_.job_finished("cancelled", 0.0);
+    job->finish(JobState::Cancelled, {}, "cancelled before it started");
     retire(job);
   } else {
     job->request_stop();

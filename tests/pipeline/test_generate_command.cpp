@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/image.h"
+#include "pipeline/image_psnr.h"
 #include "test_util.h"
 
 namespace zflow {
@@ -63,13 +64,6 @@ std::map<std::string, std::string> png_text(const fs::path& path) {
   return out;
 }
 
-double psnr(const io::Image& a, const io::Image& b) {
-  double sum = 0;
-  for (size_t i = 0; i < a.rgb.size(); ++i) sum += std::pow(double(a.rgb[i]) - b.rgb[i], 2);
-  const double mse = sum / double(a.rgb.size());
-  return mse == 0 ? INFINITY : 10 * std::log10(255.0 * 255.0 / mse);
-}
-
 class GenerateCommand : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -101,7 +95,7 @@ TEST_F(GenerateCommand, BatchMatchesDiffusersAndCarriesMetadata) {
     ASSERT_TRUE(fs::exists(path)) << r.output;
     const io::Image want =
         io::read_image(kDir / ("zimage_tiny_diffusers_batch2_" + std::to_string(k) + ".png"));
-    EXPECT_GE(psnr(io::read_image(path), want), 40.0) << path;  // as test_zimage_pipeline.cpp
+    EXPECT_GE(test::psnr(io::read_image(path), want), 40.0) << path;  // as test_zimage_pipeline.cpp
 
     const auto text = png_text(path);
     ASSERT_TRUE(text.count("parameters")) << path;
@@ -135,7 +129,7 @@ TEST_F(GenerateCommand, InpaintFromFilesMatchesDiffusers) {
                 (kDir / "zimage_tiny_diffusers_mask.png").string() + " -o " + out.string());
   ASSERT_EQ(r.status, 0) << r.output;
   const io::Image want = io::read_image(kDir / "zimage_tiny_diffusers_inpaint_strength_0.png");
-  EXPECT_GE(psnr(io::read_image(out), want), 40.0);
+  EXPECT_GE(test::psnr(io::read_image(out), want), 40.0);
   const auto text = png_text(out);
   EXPECT_NE(text.at("parameters").find("\nNegative prompt: blurry, low quality\n"),
             std::string::npos);
@@ -154,14 +148,14 @@ TEST_F(GenerateCommand, CfgFlagsMatchDiffusers) {
   const CommandResult r = run_zflow(args + (out_ / "a.png").string() + " --cfg-normalization");
   ASSERT_EQ(r.status, 0) << r.output;
   const io::Image want = io::read_image(kDir / "zimage_tiny_diffusers_base_cfgnorm_0.png");
-  EXPECT_GE(psnr(io::read_image(out_ / "a.png"), want), 40.0);
+  EXPECT_GE(test::psnr(io::read_image(out_ / "a.png"), want), 40.0);
   EXPECT_NE(png_text(out_ / "a.png").at("parameters").find("CFG normalization: 1,"),
             std::string::npos);
   const CommandResult k = run_zflow(args + (out_ / "b.png").string() + " --cfg-normalization=3");
   ASSERT_EQ(k.status, 0) << k.output;
   EXPECT_NE(png_text(out_ / "b.png").at("parameters").find("CFG normalization: 3,"),
             std::string::npos);
-  EXPECT_LT(psnr(io::read_image(out_ / "b.png"), want), 40.0);  // k = 3 caps less
+  EXPECT_LT(test::psnr(io::read_image(out_ / "b.png"), want), 40.0);  // k = 3 caps less
 }
 
 TEST_F(GenerateCommand, MissingComponentIsOneLineNamingIt) {
@@ -195,8 +189,8 @@ TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
                            "--steps 3 --guidance 3.5 --seed 42 -o ";
   const CommandResult r = run_zflow(args + (out_ / "fox.png").string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_GE(psnr(io::read_image(out_ / "fox.png"),
-                 io::read_image(flux / "flux_tiny_diffusers_dev_0.png")),
+  EXPECT_GE(test::psnr(io::read_image(out_ / "fox.png"),
+                       io::read_image(flux / "flux_tiny_diffusers_dev_0.png")),
             40.0);
   EXPECT_EQ(png_text(out_ / "fox.png").at("parameters"),
             "a red fox sitting in fresh snow, morning light\nSteps: 3, Sampler: Euler, CFG scale: "
