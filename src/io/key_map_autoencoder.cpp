@@ -194,4 +194,24 @@ WeightStore original_autoencoder_to_diffusers(const WeightStore& store, Autoenco
   return out;
 }
 
+WeightStore diffusers_autoencoder_to_original(const WeightStore& store, AutoencoderCounts counts) {
+  std::map<std::string, std::pair<std::string, bool>> inverse;  // diffusers -> original, squeeze
+  for (const auto& [original, target] : expand_rules(counts))
+    inverse[target.name] = {original, target.squeeze};
+  WeightStore out;
+  for (const std::string& name : store.names()) {
+    const size_t dot = name.rfind('.');
+    const auto it = dot == std::string::npos ? inverse.end() : inverse.find(name.substr(0, dot));
+    if (it == inverse.end())
+      fail(
+          "[convert] {}: tensor '{}' is not part of a diffusers autoencoder with {} levels and {} "
+          "resnets per level",
+          store.source_of(name), name, counts.levels, counts.layers_per_block);
+    Tensor t = store.get(name);
+    if (it->second.second && t.ndim() == 2) t = t.view({t.size(0), t.size(1), 1, 1});
+    out.add(it->second.first + name.substr(dot), t, store.source_of(name));
+  }
+  return out;
+}
+
 }  // namespace zflow::io

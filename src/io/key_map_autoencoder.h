@@ -40,4 +40,10 @@ AutoencoderCounts count_original_autoencoder_layers(const WeightStore& store);
 // `counts`. A name the table does not cover is an Error naming it.
 WeightStore original_autoencoder_to_diffusers(const WeightStore& store, AutoencoderCounts counts);
 
+// The inverse: the original-layout (BFL `ae.safetensors`) store for a diffusers-named one,
+// the attention projections as 1x1 conv kernels again. Used to write checkpoints other
+// programs load (benchmarks against stable-diffusion.cpp on the same files). A tensor the
+// table does not cover is an Error naming it.
+WeightStore diffusers_autoencoder_to_original(const WeightStore& store, AutoencoderCounts counts);
+
 }  // namespace zflow::io

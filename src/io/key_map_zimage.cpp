@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -155,6 +156,42 @@ WeightStore original_zimage_to_diffusers(const WeightStore& store, ZImageBlockCo
       out.add(replace_all(target.name, "{qkv}", parts[p]), t.slice(0, p * rows, (p + 1) * rows),
               store.source_of(name));
   }
+  return out;
+}
+
+WeightStore diffusers_zimage_to_original(const WeightStore& store, ZImageBlockCounts counts) {
+  WeightStore out;
+  size_t used = 0;
+  for (const auto& [original, target] : expand_rules(counts)) {
+    // Rules cover every block kind's parameters; the context refiner has no modulation.
+    const std::string first = replace_all(target.name, "{qkv}", "to_q");
+    if (target.action == Action::Drop || !store.contains(first)) continue;
+    if (target.action == Action::Rename) {
+      out.add(original, store.get(target.name), store.source_of(target.name));
+      ++used;
+      continue;
+    }
+    // Fuse: the rows of to_q, to_k, to_v one after another.
+    std::vector<Tensor> parts;
+    for (const char* part : {"to_q", "to_k", "to_v"})
+      parts.push_back(store.get(replace_all(target.name, "{qkv}", part)).contiguous());
+    ZF_CHECK(parts[0].ndim() == 2 && parts[1].shape() == parts[0].shape() &&
+                 parts[2].shape() == parts[0].shape() && parts[1].dtype() == parts[0].dtype() &&
+                 parts[2].dtype() == parts[0].dtype(),
+             "[zimage] {}: the q, k, v projections for '{}' differ in shape or dtype",
+             store.description(), original);
+    Tensor fused = Tensor::empty({3 * parts[0].size(0), parts[0].size(1)}, parts[0].dtype());
+    auto* dst = static_cast<char*>(fused.raw());
+    for (const Tensor& p : parts)
+      dst = std::copy_n(static_cast<const char*>(p.raw()), p.nbytes(), dst);
+    out.add(original, fused, store.description());
+    used += 3;
+  }
+  ZF_CHECK(used == store.size(),
+           "[zimage] {}: {} tensors are not part of the Z-Image transformer's diffusers layout "
+           "(for {} layers, {} noise-refiner and {} context-refiner blocks)",
+           store.description(), store.size() - used, counts.layers, counts.noise_refiner,
+           counts.context_refiner);
   return out;
 }
 

@@ -46,4 +46,10 @@ ZImageBlockCounts count_zimage_blocks(const WeightStore& store);
 // three, is an Error naming it.
 WeightStore original_zimage_to_diffusers(const WeightStore& store, ZImageBlockCounts counts);
 
+// The inverse: the original-layout store (ComfyUI's split-file names, no prefix) for a
+// diffusers-named one, the q/k/v projections of each block fused into one new [3D, D]
+// tensor. Used to write checkpoints other programs load (benchmarks against
+// stable-diffusion.cpp on the same files). A tensor the table does not cover is an Error.
+WeightStore diffusers_zimage_to_original(const WeightStore& store, ZImageBlockCounts counts);
+
 }  // namespace zflow::io

@@ -188,6 +188,22 @@ TEST(KeyMapAutoencoder, OriginalNamesBecomeDiffusersNames) {
             original.get("decoder.up.3.block.0.conv1.weight").to_f32_vector());
 }
 
+// The inverse map gives back the original file's names, shapes (1x1 attention kernels
+// included) and values from the diffusers folder's tensors.
+TEST(KeyMapAutoencoder, DiffusersNamesBecomeOriginalNamesAgain) {
+  const io::WeightStore original = io::WeightStore::open(kOriginal);
+  const io::WeightStore back = io::diffusers_autoencoder_to_original(
+      io::WeightStore::open(kFolder), io::count_original_autoencoder_layers(original));
+  ASSERT_EQ(back.names(), original.names());
+  for (const auto& name : original.names()) {
+    EXPECT_EQ(back.get(name).shape(), original.get(name).shape()) << name;
+    EXPECT_EQ(back.get(name).to_f32_vector(), original.get(name).to_f32_vector()) << name;
+  }
+  io::WeightStore extra = io::WeightStore::open(kFolder);
+  extra.add("decoder.up_blocks.9.resnets.0.conv1.weight", Tensor::zeros({1}, DType::F32));
+  EXPECT_THROW(io::diffusers_autoencoder_to_original(extra, {4, 2}), Error);
+}
+
 TEST(KeyMapAutoencoder, UnknownOriginalNameIsNamed) {
   io::WeightStore original = io::WeightStore::open(kOriginal);
   original.add("encoder.down.0.attn.0.q.weight", Tensor::zeros({1}, DType::F32), "x.safetensors");

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <set>
 
@@ -314,6 +315,26 @@ TEST(ZImageRope, AnglesFollowTheAxisRuns) {
 // (4096 image tokens), counted independently from the module definitions: 56.6 TFLOP.
 TEST(ZImageDiT, ForwardFlopsMatchThePublishedCount) {
   EXPECT_NEAR(zimage_dit_forward_flops(ZImageDiTConfig{}, 4096, 128) / 1e12, 56.6, 0.3);
+}
+
+// Fusing again gives back the original file: same names, shapes, dtypes and bytes (the
+// inverse map is what benchmark checkpoints for other programs are written with).
+TEST(ZImageDiT, DiffusersToOriginalInvertsTheSplit) {
+  const io::WeightStore original = io::WeightStore::open(kOriginal);
+  const io::ZImageBlockCounts counts = io::count_zimage_blocks(original);
+  const io::WeightStore back =
+      io::diffusers_zimage_to_original(io::original_zimage_to_diffusers(original, counts), counts);
+  ASSERT_EQ(back.names(), original.names());
+  for (const std::string& name : original.names()) {
+    const Tensor a = original.get(name), b = back.get(name);
+    ASSERT_EQ(a.shape(), b.shape()) << name;
+    ASSERT_EQ(a.dtype(), b.dtype()) << name;
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name;
+  }
+  io::WeightStore extra = io::original_zimage_to_diffusers(original, counts);
+  extra.add("unexpected.weight", Tensor::zeros({4}, DType::F32));
+  const std::string msg = error_of([&] { io::diffusers_zimage_to_original(extra, counts); });
+  EXPECT_NE(msg.find("1 tensors are not part of"), std::string::npos) << msg;
 }
 
 }  // namespace
