@@ -11,8 +11,10 @@
 int main(int argc, char** argv) {
   CLI::App app{"zflow: text-to-image with Z-Image and FLUX"};
   app.require_subcommand(1);
+  // Info by default (what was loaded, each stage's time), as other image generators print.
   int verbosity = 1;
-  app.add_flag("-v,--verbose", verbosity, "more logging (-vv for debug)");
+  app.add_flag_callback(
+      "-v,--verbose", [&] { verbosity = 2; }, "debug logging");
   app.add_flag_callback(
       "-q,--quiet", [&] { verbosity = 0; }, "warnings and errors only");
 

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stopwatch.h"
 #include "io/gguf.h"
 #include "models/vae_tiling.h"
 #include "pipeline/image_tensor.h"
@@ -180,6 +181,7 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
   const ZImageSettings s = resolve(request);
   const int64_t batch = request.batch;
   const bool cfg = s.guidance > 0.0f;
+  Stopwatch clock;
 
   // Prompts: one text-encoder batch holding the prompt and, under CFG, the negative prompt.
   std::vector<std::vector<int32_t>> ids;
@@ -189,6 +191,7 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
     ids.emplace_back(tokens.real_ids().begin(), tokens.real_ids().end());
   }
   const std::vector<Tensor> embeddings = text_encoder_.encode_batch(ids);
+  log::info("[zimage] prompt encoded in {:.2f} s", clock.lap());
   const std::vector<Tensor> positive(static_cast<size_t>(batch), embeddings[0]);
   const std::vector<Tensor> negative =
       cfg ? std::vector<Tensor>(static_cast<size_t>(batch), embeddings[1]) : std::vector<Tensor>{};
@@ -213,9 +216,14 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
   const Tensor latents =
       zimage_denoise(model, start.latents, schedule, positive, negative, guidance,
                      start.inpaint ? &*start.inpaint : nullptr, with_previews(control, vae_));
-  return tensor_to_images(request.vae_tiling
-                              ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
-                              : vae_.decode(latents));
+  const double denoise_seconds = clock.lap();
+  log::info("[zimage] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
+            denoise_seconds / schedule.steps());
+  const Tensor image = request.vae_tiling
+                           ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
+                           : vae_.decode(latents);
+  log::info("[zimage] decoded in {:.2f} s", clock.lap());
+  return tensor_to_images(image);
 }
 
 }  // namespace zflow::pipeline
