@@ -17,6 +17,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -315,25 +316,46 @@ TEST(Gemm, ReadOnlyKQuantWeightsMatchDequantiseThenMultiply) {
   }
 }
 
-// The AVX2 dequantisers gemm packs Q8_0 / Q4_0 weights with must give the portable
-// definition's floats exactly (gguf-py's, by test_quant_blocks).
+// The AVX2 dequantisers gemm packs Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights with must give
+// the portable definition's floats exactly (gguf-py's, by test_quant_blocks): on quantised
+// data, and on random block bytes (every scale, min and code pattern; the fp16 factors set
+// to finite values so that no NaN payload decides the comparison).
 TEST(Gemm, Avx2DequantisationEqualsTheDefinition) {
   const CpuFeatures& f = cpu_features();
   if (!(f.avx2 && f.f16c)) GTEST_SKIP() << "no AVX2 + F16C here";
   std::mt19937 rng(5);
   std::normal_distribution<float> normal;
-  std::vector<float> x(32 * 64);
+  std::vector<float> x(256 * 16);
   for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (1.0f + static_cast<float>(i / 32));
-  for (DType t : {DType::Q8_0, DType::Q4_0}) {
-    std::vector<uint8_t> q(dtype_nbytes(t, static_cast<int64_t>(x.size())));
-    quantize_blocks(t, x.data(), q.data(), static_cast<int64_t>(x.size()));
-    std::vector<float> want(x.size()), got(x.size());
-    dequantize_blocks(t, q.data(), want.data(), static_cast<int64_t>(x.size()));
-    ASSERT_TRUE(dequantize_avx2(t, q.data(), got.data(), static_cast<int64_t>(x.size())));
-    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << dtype_name(t);
+  // Where each type keeps its fp16 factors: d (and dmin) at these byte offsets of a block.
+  const std::map<DType, std::vector<size_t>> factors = {{DType::Q8_0, {0}},
+                                                        {DType::Q4_0, {0}},
+                                                        {DType::Q4_K, {0, 2}},
+                                                        {DType::Q5_K, {0, 2}},
+                                                        {DType::Q6_K, {208}}};
+  for (const auto& [t, offsets] : factors) {
+    const auto n = static_cast<int64_t>(x.size());
+    std::vector<uint8_t> quantised(dtype_nbytes(t, n)), random_bytes(quantised.size());
+    quantize_blocks(t, x.data(), quantised.data(), n);
+    const size_t block_bytes = dtype_nbytes(t, dtype_block_size(t));
+    for (size_t i = 0; i < random_bytes.size(); ++i) {
+      random_bytes[i] = static_cast<uint8_t>(rng());
+      if (i % block_bytes == 0)
+        for (size_t at : offsets) {  // fp16 in [0.5, 2): exponent 14 or 15, random mantissa
+          random_bytes[i + at] = static_cast<uint8_t>(rng());
+          random_bytes[i + at + 1] = static_cast<uint8_t>(0x38 | (rng() & 0x07));
+        }
+    }
+    for (const auto* q : {&quantised, &random_bytes}) {
+      std::vector<float> want(x.size()), got(x.size());
+      dequantize_blocks(t, q->data(), want.data(), n);
+      ASSERT_TRUE(dequantize_avx2(t, q->data(), got.data(), n)) << dtype_name(t);
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0)
+          << dtype_name(t) << (q == &quantised ? " quantised" : " random bytes");
+    }
   }
   std::vector<float> unused(256);
-  EXPECT_FALSE(dequantize_avx2(DType::Q4_K, nullptr, unused.data(), 256));
+  EXPECT_FALSE(dequantize_avx2(DType::Q2_K, nullptr, unused.data(), 256));
 }
 
 TEST(Gemm, QuantisedWeightsNeedTheLinearLayoutAndWholeBlocks) {

@@ -60,6 +60,104 @@ void q4_0(const uint8_t* b, float* y, int64_t blocks) {
   }
 }
 
+// Thirty-two unsigned bytes (values < 128) as float, times dl, minus ml: the k-quants'
+// y = dl * q - ml, one rounded multiply and one rounded subtraction as in the portable code.
+void store_scaled_u8(__m256i bytes32, __m256 dl, __m256 ml, float* y) {
+  const __m128i halves[2] = {_mm256_castsi256_si128(bytes32), _mm256_extracti128_si256(bytes32, 1)};
+  for (int h = 0; h < 2; ++h)
+    for (int q = 0; q < 2; ++q) {
+      const __m128i eight = q == 0 ? halves[h] : _mm_srli_si128(halves[h], 8);
+      const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(eight));
+      _mm256_storeu_ps(y + 16 * h + 8 * q, _mm256_sub_ps(_mm256_mul_ps(v, dl), ml));
+    }
+}
+
+// Q4_K and Q5_K's six-bit scale and min of sub-block s (the layout is described in
+// core/quant_blocks.cpp).
+void scale_min_k4(const uint8_t* p, int s, float& scale, float& min) {
+  const int sc = s < 4 ? p[s] & 0x3F : (p[s + 4] & 0x0F) | ((p[s - 4] >> 2) & 0x30);
+  const int m = s < 4 ? p[s + 4] & 0x3F : (p[s + 4] >> 4) | ((p[s] >> 2) & 0x30);
+  scale = static_cast<float>(sc);
+  min = static_cast<float>(m);
+}
+
+// Q4_K (144 bytes): [d][dmin][12 scale bytes][128 bytes of nibbles]; sub-block s reads chunk
+// s / 2 of 32 bytes, low nibbles for even s and high for odd.
+void q4_k(const uint8_t* b, float* y, int64_t blocks) {
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  for (int64_t i = 0; i < blocks; ++i, b += 144, y += 256) {
+    const float d = half(b), dmin = half(b + 2);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * c));
+      const __m256i nibbles[2] = {_mm256_and_si256(qs, mask),
+                                  _mm256_and_si256(_mm256_srli_epi16(qs, 4), mask)};
+      for (int odd = 0; odd < 2; ++odd) {
+        const int s = 2 * c + odd;
+        float sc, m;
+        scale_min_k4(b + 4, s, sc, m);
+        store_scaled_u8(nibbles[odd], _mm256_set1_ps(d * sc), _mm256_set1_ps(dmin * m), y + 32 * s);
+      }
+    }
+  }
+}
+
+// Q5_K (176 bytes): as Q4_K with 32 bytes of fifth bits before the nibbles: bit s of qh[l] is
+// the fifth bit of value 32 s + l.
+void q5_k(const uint8_t* b, float* y, int64_t blocks) {
+  const __m256i mask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  for (int64_t i = 0; i < blocks; ++i, b += 176, y += 256) {
+    const float d = half(b), dmin = half(b + 2);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+    for (int c = 0; c < 4; ++c) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 48 + 32 * c));
+      const __m256i nibbles[2] = {_mm256_and_si256(qs, mask),
+                                  _mm256_and_si256(_mm256_srli_epi16(qs, 4), mask)};
+      for (int odd = 0; odd < 2; ++odd) {
+        const int s = 2 * c + odd;
+        // Bit s of each byte: shifting 16-bit lanes by s < 8 keeps each byte's own bit s at
+        // its bit 0; times 16 it cannot leave the byte.
+        const __m256i fifth =
+            _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(s)), one), 4);
+        float sc, m;
+        scale_min_k4(b + 4, s, sc, m);
+        store_scaled_u8(_mm256_or_si256(nibbles[odd], fifth), _mm256_set1_ps(d * sc),
+                        _mm256_set1_ps(dmin * m), y + 32 * s);
+      }
+    }
+  }
+}
+
+// Q6_K (210 bytes): [128 bytes of low nibbles][64 bytes of high crumbs][16 int8 scales][d].
+// Value 128 h + 32 t + l (t < 4, l < 32): nibble t / 2 of ql[64 h + 32 (t % 2) + l], crumb t of
+// qh[32 h + l], minus 32; scale (e / 16) applies to 16 values.
+void q6_k(const uint8_t* b, float* y, int64_t blocks) {
+  const __m256i mask4 = _mm256_set1_epi8(0x0F), mask2 = _mm256_set1_epi8(3),
+                bias = _mm256_set1_epi8(32);
+  for (int64_t i = 0; i < blocks; ++i, b += 210, y += 256) {
+    const float d = half(b + 208);
+    const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+      for (int t = 0; t < 4; ++t) {
+        const __m256i ql =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * (t % 2)));
+        const __m256i low = _mm256_and_si256(t < 2 ? ql : _mm256_srli_epi16(ql, 4), mask4);
+        const __m256i high = _mm256_slli_epi16(
+            _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * t)), mask2), 4);
+        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), bias);  // -32..31
+        const int e = 128 * h + 32 * t;
+        const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+        for (int half16 = 0; half16 < 2; ++half16) {
+          const __m256 dl = _mm256_set1_ps(d * static_cast<float>(scales[(e + 16 * half16) / 16]));
+          _mm256_storeu_ps(y + e + 16 * half16, scale_i8(halves[half16], dl));
+          _mm256_storeu_ps(y + e + 16 * half16 + 8,
+                           scale_i8(_mm_srli_si128(halves[half16], 8), dl));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool dequantize_avx2(DType type, const uint8_t* blocks, float* dst, int64_t n) {
@@ -69,6 +167,15 @@ bool dequantize_avx2(DType type, const uint8_t* blocks, float* dst, int64_t n) {
       return true;
     case DType::Q4_0:
       q4_0(blocks, dst, n / 32);
+      return true;
+    case DType::Q4_K:
+      q4_k(blocks, dst, n / 256);
+      return true;
+    case DType::Q5_K:
+      q5_k(blocks, dst, n / 256);
+      return true;
+    case DType::Q6_K:
+      q6_k(blocks, dst, n / 256);
       return true;
     default:
       return false;

@@ -1,4 +1,5 @@
-// AVX2 dequantisation of the GGML block types gemm meets most (Q8_0, Q4_0), used by the AVX2
+// AVX2 dequantisation of the GGML block types gemm meets most (Q8_0, Q4_0 and
+// the k-quants Q4_K, Q5_K, Q6_K of Q4_K_M-style files), used by the AVX2
 // and AVX-512 gemm kernels as they pack a quantised weight. Results equal
 // core/quant_blocks.h's dequantize_blocks bit for bit: the same single float32 multiply per
 // value, no fused multiply-add. Callers must have checked that the processor has AVX2 + F16C.
