@@ -156,13 +156,15 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->model_dir, "a diffusers folder (model_index.json)");
   add_component_flags(cmd, o->components, " (overrides -m's)");
   cmd->add_option("-p,--prompt", o->prompt, "what to draw")->required();
-  cmd->add_option("-n,--negative-prompt", o->negative_prompt, "what to steer away from (CFG)");
+  cmd->add_option("-n,--negative-prompt", o->negative_prompt,
+                  "what to steer away from (CFG; FLUX.1 needs --cfg-scale above 1 with it)");
   cmd->add_option("-W,--width", o->width, "image width, a multiple of 16 (default 1024)");
   cmd->add_option("-H,--height", o->height, "image height, a multiple of 16 (default 1024)");
   cmd->add_option("--steps", o->steps, "sampling steps (default: Turbo 8, Base 50)");
   cmd->add_option("--cfg-scale", o->cfg_scale,
                   "Z-Image guidance g: pred = pos + g (pos - neg); 0 turns CFG off "
-                  "(default: Turbo 0, Base 4)");
+                  "(default: Turbo 0, Base 4). FLUX.1 true CFG s > 1 with -n: pred = neg + s "
+                  "(pos - neg), two passes per step (default 1: none)");
   cmd->add_option("--guidance", o->guidance,
                   "guidance embedded in the model (FLUX.1-dev, default 3.5); not for Z-Image");
   cmd->add_option("--cfg-normalization", o->cfg_normalization,

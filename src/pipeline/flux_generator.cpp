@@ -25,6 +25,7 @@ class FluxGenerator final : public ImageGenerator {
     g.steps = s.steps;
     g.steps_run = denoising_steps(s.steps, s.strength, s.mode != FluxMode::TextToImage);
     if (has_guidance()) g.guidance = s.guidance;
+    g.cfg_scale = s.true_cfg_scale;
     g.strength = s.strength;
     return g;
   }
@@ -34,14 +35,15 @@ class FluxGenerator final : public ImageGenerator {
     return pipe_.generate(to_flux(request), control);
   }
 
-  // A1111's layout as Forge writes FLUX runs: the embedded guidance as "Distilled CFG Scale",
-  // CFG scale 1 (none).
+  // A1111's layout as Forge writes FLUX runs: the embedded guidance as "Distilled CFG Scale", the
+  // true CFG scale as "CFG scale" (1: none) after the negative prompt's line.
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     const FluxSettings s = pipe_.resolve(to_flux(request));
     const bool edits = s.mode != FluxMode::TextToImage;
     std::string text = request.prompt + "\n";
-    text += fmt::format("Steps: {}, Sampler: Euler, CFG scale: 1", s.steps);
+    if (s.true_cfg) text += "Negative prompt: " + request.negative_prompt + "\n";
+    text += fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}", s.steps, s.true_cfg_scale);
     if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
     text += fmt::format(", Seed: {}, Size: {}x{}, Model: {}", request.seed, s.width, s.height,
                         model_name());
@@ -66,6 +68,10 @@ class FluxGenerator final : public ImageGenerator {
         {"max_sequence_length", s.max_sequence_length},
     };
     if (has_guidance()) j["guidance"] = s.guidance;
+    if (s.true_cfg) {
+      j["negative_prompt"] = request.negative_prompt;
+      j["cfg_scale"] = s.true_cfg_scale;
+    }
     if (edits) {
       j["strength"] = s.strength;
       j["init_image"] = sources.init_image;
@@ -77,22 +83,31 @@ class FluxGenerator final : public ImageGenerator {
  private:
   bool has_guidance() const { return pipe_.variant() == FluxVariant::Dev; }
 
-  // FLUX.1 runs without classifier-free guidance (its guidance is embedded), so the request's
-  // CFG fields either mean "none" or are a mistake worth naming rather than silently dropping.
+  // FLUX.1's classifier-free guidance is diffusers' optional "true CFG": cfg_scale above 1 with a
+  // negative prompt (its guidance proper is embedded). cfg_scale 0 or 1 means none; anything that
+  // diffusers would silently ignore is named instead.
   FluxRequest to_flux(const GenerationRequest& r) const {
-    if (r.cfg_scale && *r.cfg_scale != 0.0f && *r.cfg_scale != 1.0f)
+    const float cfg = r.cfg_scale.value_or(1.0f);
+    const bool true_cfg = cfg > 1.0f;
+    if (!true_cfg && cfg != 0.0f && cfg != 1.0f)
       fail(
-          "[flux] cfg_scale {}: FLUX.1 runs without classifier-free guidance (0 or 1 mean none); "
-          "set guidance for its embedded guidance",
-          *r.cfg_scale);
-    if (!r.negative_prompt.empty())
+          "[flux] cfg_scale {}: FLUX.1's true CFG takes a scale above 1 with a negative_prompt; 0 "
+          "or 1 mean none (set guidance for its embedded guidance)",
+          cfg);
+    if (true_cfg && r.negative_prompt.empty())
       fail(
-          "[flux] negative_prompt: FLUX.1 runs without classifier-free guidance, so a negative "
-          "prompt would be ignored");
+          "[flux] cfg_scale {} asks for true CFG, which needs a negative_prompt to steer away "
+          "from; "
+          "give one, or use cfg_scale 1 (none) and guidance for FLUX.1's embedded guidance",
+          cfg);
+    if (!true_cfg && !r.negative_prompt.empty())
+      fail(
+          "[flux] negative_prompt is used only by true CFG: set cfg_scale above 1 too (FLUX.1 "
+          "runs without classifier-free guidance otherwise)");
     if (r.shift)
       fail(
-          "[flux] shift: FLUX.1's schedule shift follows the image size (dev) or is none "
-          "(schnell); it cannot be set");
+          "[flux] shift: FLUX.1's schedule comes from the model's scheduler_config.json (dev: a "
+          "shift by image size; schnell: none); it cannot be set per request");
     if (r.cfg_normalization != 0.0f || r.cfg_truncation != 1.0)
       fail("[flux] cfg normalization / truncation are Z-Image settings");
     if (r.guidance && !has_guidance())
@@ -103,6 +118,10 @@ class FluxGenerator final : public ImageGenerator {
     f.height = r.height;
     f.steps = r.steps;
     f.guidance = r.guidance;
+    if (true_cfg) {
+      f.true_cfg_scale = cfg;
+      f.negative_prompt = r.negative_prompt;
+    }
     f.seed = r.seed;
     f.batch = r.batch;
     f.init_image = r.init_image;

@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <tuple>
+#include <utility>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "models/vae_tiling.h"
@@ -28,6 +30,26 @@ Tensor repeat_sample(const Tensor& t, int64_t n) {
   Shape one = t.shape();
   one.insert(one.begin(), 1);
   return repeat_batch(t.contiguous().view(one), n);
+}
+
+// True CFG on one forward over [positives; negatives]: velocities [2B, ...] -> [B, ...] with
+// neg + scale * (pos - neg), in float32 in diffusers' operation order.
+Tensor combine_true_cfg(const Tensor& both, float scale) {
+  const Tensor v = both.contiguous();
+  const int64_t batch = v.size(0) / 2;
+  Shape shape = v.shape();
+  shape[0] = batch;
+  Tensor out = Tensor::empty(shape, DType::F32);
+  const int64_t n = out.numel();
+  const float* pos = v.data<float>();
+  const float* neg = pos + n;
+  float* dst = out.data<float>();
+  for (int64_t k = 0; k < n; ++k) {
+    const float difference = pos[k] - neg[k];
+    const float scaled = scale * difference;
+    dst[k] = neg[k] + scaled;
+  }
+  return out;
 }
 
 }  // namespace
@@ -64,6 +86,8 @@ FluxPipeline::FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer
       vae_(std::move(vae)) {}
 
 FluxPipeline FluxPipeline::load(const FluxFiles& files) {
+  // Read before the weights, so a bad value is reported at once.
+  std::optional<FluxSchedulerConfig> scheduler;
   if (!files.model_dir.empty()) {
     const fs::path index = files.model_dir / "model_index.json";
     if (!fs::is_regular_file(index))
@@ -73,6 +97,9 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files) {
     if (!cls.starts_with("Flux"))
       fail("[flux] {}: _class_name is '{}', expected a FLUX.1 pipeline (FluxPipeline)",
            index.string(), cls);
+    const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
+    if (fs::is_regular_file(scheduler_config))
+      scheduler = read_flux_scheduler_config(scheduler_config);
   }
   auto path_of = [&](const fs::path& given, const char* sub, const char* what) {
     return component_path(kFamily, "FLUX.1", files.model_dir, given, sub, what);
@@ -124,11 +151,20 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files) {
   pipe.variant_ =
       pipe.transformer_.config().guidance_embeds ? FluxVariant::Dev : FluxVariant::Schnell;
   pipe.defaults_ = flux_defaults(pipe.variant_);
+  pipe.scheduler_ = scheduler.value_or(flux1_release_scheduler(pipe.variant_ == FluxVariant::Dev));
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
   pipe.model_name_ = (named.filename().empty() ? named.parent_path() : named).stem().string();
   log::info("[flux] {} as {}: {} steps, guidance {}, T5 length {}", pipe.model_name_,
             flux_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.max_sequence_length);
+  const FluxSchedulerConfig& sc = pipe.scheduler_;
+  if (sc.use_dynamic_shifting)
+    log::info("[flux] schedule ({}): dynamic shift {} .. {} over {} .. {} image tokens",
+              scheduler ? "scheduler_config.json" : "release default", sc.base_shift, sc.max_shift,
+              sc.base_image_seq_len, sc.max_image_seq_len);
+  else
+    log::info("[flux] schedule ({}): shift {}",
+              scheduler ? "scheduler_config.json" : "release default", sc.shift);
   return pipe;
 }
 
@@ -153,6 +189,21 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
     log::warn("[flux] {} has no guidance input: guidance {} is ignored",
               flux_variant_name(variant_), *request.guidance);
   }
+  // True CFG as diffusers runs it when true_cfg_scale > 1 and a negative prompt is given; either
+  // one alone would be ignored there, so it is an error here.
+  s.true_cfg_scale = request.true_cfg_scale.value_or(1.0f);
+  ZF_CHECK(std::isfinite(s.true_cfg_scale) && s.true_cfg_scale >= 1.0f,
+           "[flux] true_cfg_scale must be above 1 for true CFG, or 1 for none; got {}",
+           s.true_cfg_scale);
+  ZF_CHECK(!request.negative_prompt_2 || request.negative_prompt,
+           "[flux] negative_prompt_2 needs negative_prompt (true CFG's CLIP prompt)");
+  s.true_cfg = s.true_cfg_scale > 1.0f;
+  ZF_CHECK(!s.true_cfg || request.negative_prompt,
+           "[flux] true_cfg_scale {} needs a negative_prompt: true CFG steers away from it; give "
+           "one, or leave true_cfg_scale at 1",
+           s.true_cfg_scale);
+  ZF_CHECK(s.true_cfg || !request.negative_prompt,
+           "[flux] negative_prompt is used only by true CFG: set true_cfg_scale above 1 too");
   s.strength = s.mode == FluxMode::TextToImage ? 1.0 : request.strength.value_or(0.6);
   if (s.mode != FluxMode::TextToImage) img2img_start(s.steps, s.strength);  // throws if bad
   ZF_CHECK(request.batch >= 1, "[flux] batch must be at least 1, got {}", request.batch);
@@ -169,20 +220,29 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
   const int64_t batch = request.batch;
 
   // Text: CLIP's pooled output of the prompt, T5's states of prompt_2 (or the prompt), the same
-  // for every image of the batch.
-  const Tensor pooled =
-      repeat_sample(clip_.encode(clip_tokenizer_.encode(request.prompt)).pooled, batch);
-  const std::vector<int32_t> t5_ids =
-      t5_tokenizer_.encode_padded(request.prompt_2.value_or(request.prompt), s.max_sequence_length);
-  const Tensor txt = repeat_sample(t5_.encode(t5_ids), batch);
+  // for every image of the batch; with true CFG the negative prompt's after them ([B + B, ...]).
+  auto encode = [&](const std::string& prompt, const std::string& prompt_2) {
+    const Tensor pooled = repeat_sample(clip_.encode(clip_tokenizer_.encode(prompt)).pooled, batch);
+    const Tensor txt = repeat_sample(
+        t5_.encode(t5_tokenizer_.encode_padded(prompt_2, s.max_sequence_length)), batch);
+    return std::pair{pooled, txt};
+  };
+  Tensor pooled, txt;
+  std::tie(pooled, txt) = encode(request.prompt, request.prompt_2.value_or(request.prompt));
+  if (s.true_cfg) {
+    const auto negative = encode(*request.negative_prompt,
+                                 request.negative_prompt_2.value_or(*request.negative_prompt));
+    pooled = ops::concat({pooled, negative.first}, 0);
+    txt = ops::concat({txt, negative.second}, 0);
+  }
+  const int64_t samples = s.true_cfg ? 2 * batch : batch;  // per transformer call
 
   // Schedule and start latents [B, 16, h, w]; the loop runs unpacked (every update is
   // element-wise) and packs for each transformer call.
   const int64_t cells = 2 * vae_scale_factor();
   const int64_t rows = s.height / cells, cols = s.width / cells;
   const Shape shape{batch, transformer_.config().in_channels / 4, 2 * rows, 2 * cols};
-  FlowSchedule schedule = variant_ == FluxVariant::Dev ? flux1_dev_schedule(s.steps, rows * cols)
-                                                       : flux1_schnell_schedule(s.steps);
+  FlowSchedule schedule = flux1_schedule(scheduler_, s.steps, rows * cols);
   if (s.mode != FluxMode::TextToImage)
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   Generator generator(request.seed, request.normal_math);
@@ -192,13 +252,15 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
                     request.mask ? &*request.mask : nullptr, request.vae_tiling);
 
   const std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
-  const std::vector<float> guidance(variant_ == FluxVariant::Dev ? batch : 0, s.guidance);
+  const std::vector<float> guidance(variant_ == FluxVariant::Dev ? samples : 0, s.guidance);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
-    const std::vector<float> t(static_cast<size_t>(batch),
+    const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
-    const Tensor v =
-        transformer_.forward(models::flux_pack_latents(x), img_ids, txt, pooled, t, guidance);
-    return models::flux_unpack_latents(v, shape[2], shape[3]);
+    const Tensor x_in = s.true_cfg ? repeat_batch(x, 2) : x;
+    const Tensor v = models::flux_unpack_latents(
+        transformer_.forward(models::flux_pack_latents(x_in), img_ids, txt, pooled, t, guidance),
+        shape[2], shape[3]);
+    return s.true_cfg ? combine_true_cfg(v, s.true_cfg_scale) : v;
   };
   const Tensor latents =
       flow_denoise(velocity, start.latents, schedule, start.inpaint ? &*start.inpaint : nullptr,

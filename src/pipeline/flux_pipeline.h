@@ -7,19 +7,23 @@
 //                (prompt_2 defaults to prompt)
 //   noise = randn([B, 16, 2*(H/16), 2*(W/16)], torch CPU generator(seed)), packed 2x2 for the
 //   transformer; img2img / inpaint start from the init image as start_latents.h says
-//   schedule: dev flux1_dev_schedule(steps, image tokens) (dynamic shift), schnell no shift;
-//     img2img and inpaint start at img2img_start(steps, strength) = int(N - N * strength)
+//   schedule: flux_scheduler.h, from the folder's scheduler_config.json or the release's (dev:
+//     dynamic shift by image tokens, schnell: none); img2img and inpaint start at
+//     img2img_start(steps, strength) = int(N - N * strength)
 //   each step one batched transformer forward (embedded guidance for dev, none for schnell), the
 //   Euler update, and for inpaint the blend with the re-noised init latents (flow_denoise.h)
+//   true CFG (diffusers' true_cfg_scale s > 1 with a negative prompt): the negative prompt is
+//     encoded like the prompt, the forward runs on [positives; negatives] (2B samples, one call),
+//     and the velocity is neg + s * (pos - neg)
 //   VAE decode of z / 0.3611 + 0.1159 (the VAE config's factors), uint8 as VaeImageProcessor.
 // The batch of N images is one batched forward per step over one noise tensor [N, ...], as
 // diffusers' num_images_per_prompt does it (so image k of a batch is not the image of seed + k).
 //
 // Init images and masks of any size are Lanczos-resized to the output size exactly as Pillow does
 // (diffusers' image processor). Differences from diffusers, by design: the size defaults to the
-// init image's rounded down to multiples of 16 (diffusers: 1024 x 1024). Everything runs in
-// float32. diffusers' optional "true CFG" (true_cfg_scale with a negative prompt) is not
-// implemented.
+// init image's rounded down to multiples of 16 (diffusers: 1024 x 1024); settings diffusers
+// would silently ignore are refused (a negative prompt without true_cfg_scale > 1, and the
+// reverse). Everything runs in float32.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +38,7 @@
 #include "models/clip_text.h"
 #include "models/flux_dit.h"
 #include "models/t5_encoder.h"
+#include "pipeline/flux_scheduler.h"
 #include "pipeline/run_control.h"
 #include "text/clip_tokenizer.h"
 #include "text/t5_tokenizer.h"
@@ -75,6 +80,11 @@ struct FluxRequest {
   std::optional<int> height;
   std::optional<int> steps;       // default: the variant's
   std::optional<float> guidance;  // embedded guidance (dev); schnell ignores it
+  // True CFG: a scale above 1 needs negative_prompt, and a negative prompt needs such a scale.
+  // negative_prompt goes to CLIP, and to T5 unless negative_prompt_2 is set; "" is a prompt.
+  std::optional<float> true_cfg_scale;  // default 1: off
+  std::optional<std::string> negative_prompt;
+  std::optional<std::string> negative_prompt_2;
   uint64_t seed = 0;
   int batch = 1;
   std::optional<io::Image> init_image;              // img2img (or inpaint with mask)
@@ -92,9 +102,11 @@ const char* flux_mode_name(FluxMode mode);  // "txt2img", "img2img", "inpaint"
 struct FluxSettings {
   FluxMode mode;
   int width, height;
-  int steps;        // the full schedule's length; img2img runs steps - start of them
-  float guidance;   // the embedded guidance; 0 for schnell (unused)
-  double strength;  // 1 for text-to-image
+  int steps;             // the full schedule's length; img2img runs steps - start of them
+  float guidance;        // the embedded guidance; 0 for schnell (unused)
+  float true_cfg_scale;  // 1: off
+  bool true_cfg;         // a second pass on the negative prompt runs
+  double strength;       // 1 for text-to-image
   int max_sequence_length;
 };
 
@@ -108,11 +120,13 @@ class FluxPipeline {
   const FluxDefaults& defaults() const { return defaults_; }
   const std::string& model_name() const { return model_name_; }  // folder or file stem
   const models::FluxTransformer& transformer() const { return transformer_; }
+  // The folder's scheduler/scheduler_config.json, else the release's for the variant.
+  const FluxSchedulerConfig& scheduler() const { return scheduler_; }
   // Pixels per latent cell (8 for the release VAE); image sides must be multiples of twice this.
   int64_t vae_scale_factor() const;
 
-  // Checks the request (sizes, strength, batch, T5 length, mask without image) and fills in
-  // defaults.
+  // Checks the request (sizes, strength, batch, T5 length, mask without image, true CFG scale and
+  // negative prompt) and fills in defaults.
   FluxSettings resolve(const FluxRequest& request) const;
 
   // request.batch images. Throws Cancelled when control.stop is requested between steps.
@@ -131,6 +145,7 @@ class FluxPipeline {
   models::AutoencoderKL vae_;
   FluxVariant variant_ = FluxVariant::Dev;
   FluxDefaults defaults_{};
+  FluxSchedulerConfig scheduler_{};
   std::string model_name_;
 };
 

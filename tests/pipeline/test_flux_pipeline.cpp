@@ -1,7 +1,10 @@
 // The FLUX.1 pipelines against diffusers 0.42.1 on tiny random models
 // (tools/golden/make_flux_pipeline.py) with the real CLIP-L and T5 tokenizers: dev and schnell
 // text-to-image, a batch of two with a separate T5 prompt (prompt_2) and a short
-// max_sequence_length, dev img2img and inpaint, and a schnell inpaint batch; non-square sizes.
+// max_sequence_length, dev img2img and inpaint, a schnell inpaint batch, true CFG (a dev batch
+// of two; schnell img2img with a separate T5 negative prompt), and the dev pipeline under two
+// non-release scheduler configs (other dynamic-shift constants; the dynamic shift off, so the
+// static shift 3 applies); non-square sizes.
 // Each output must match diffusers' uint8 image with PSNR >= 40 dB.
 //
 // Tolerance: the reference runs the same float32 arithmetic, but matmul, attention and norm
@@ -11,10 +14,16 @@
 // different prompt, prompt_2, guidance, step count, a missing schedule shift or a T5 length of 16
 // instead of 512 moves the dev image to 19-33 dB, inpaint without its mask to 17 dB, the
 // schnell weights in place of dev to 16 dB (measured in Python). T5 lengths 256 and 512 differ by
-// only ~48 dB on this model, so the defaults are checked by value below.
+// only ~48 dB on this model, so the defaults are checked by value below. True CFG: no CFG, scale
+// 3 instead of 4, another or an empty negative prompt, or a T5 length of 16 for the negative
+// prompt move the dev batch to 16-28 dB; on schnell img2img no CFG, scale 2 instead of 2.5, or
+// the negative prompt in place of negative_prompt_2 give 21-30 dB. Scheduler configs: the
+// release config in place of either gives 19-21 dB, and putting back any ONE of the release's
+// base_shift, max_shift, base_image_seq_len or max_image_seq_len 20-25 dB.
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "image_psnr.h"
@@ -59,10 +68,32 @@ FluxFiles schnell_files() {
   return f;
 }
 
+// tiny_dev_scheduler_<name> holds only model_index.json and its scheduler config: the rest is
+// tiny_dev's, given one by one.
+FluxFiles dev_files_with_scheduler(const std::string& name) {
+  FluxFiles f = dev_files();
+  f.model_dir = kDir / ("tiny_dev_scheduler_" + name);
+  f.diffusion_model = kDir / "tiny_dev/transformer";
+  f.clip = kDir / "tiny_dev/text_encoder";
+  f.t5 = kDir / "tiny_dev/text_encoder_2";
+  f.vae = kDir / "tiny_dev/vae";
+  return f;
+}
+
 const FluxPipeline& pipeline(const std::string& variant) {
   static const FluxPipeline dev = FluxPipeline::load(dev_files());
   static const FluxPipeline schnell = FluxPipeline::load(schnell_files());
   return variant == "dev" ? dev : schnell;
+}
+
+const FluxPipeline& pipeline_for(const nlohmann::json& c) {
+  if (!c.contains("scheduler")) return pipeline(c["variant"]);
+  static std::map<std::string, FluxPipeline> with_scheduler;
+  const std::string name = c["scheduler"];
+  auto it = with_scheduler.find(name);
+  if (it == with_scheduler.end())
+    it = with_scheduler.emplace(name, FluxPipeline::load(dev_files_with_scheduler(name))).first;
+  return it->second;
 }
 
 FluxRequest request_for(const nlohmann::json& c) {
@@ -73,6 +104,10 @@ FluxRequest request_for(const nlohmann::json& c) {
   r.height = c["height"].get<int>();
   r.steps = c["steps"].get<int>();
   if (c.contains("guidance")) r.guidance = c["guidance"].get<float>();
+  if (c.contains("true_cfg_scale")) r.true_cfg_scale = c["true_cfg_scale"].get<float>();
+  if (c.contains("negative_prompt")) r.negative_prompt = c["negative_prompt"].get<std::string>();
+  if (c.contains("negative_prompt_2"))
+    r.negative_prompt_2 = c["negative_prompt_2"].get<std::string>();
   r.seed = c["seed"].get<uint64_t>();
   r.batch = c.value("num_images", 1);
   if (c.contains("max_sequence_length"))
@@ -93,7 +128,7 @@ void check_case(const std::string& name) {
   for (const auto& c : cases()["cases"])
     if (c["name"] == name) found = &c;
   ASSERT_NE(found, nullptr) << "no case " << name;
-  const auto images = pipeline((*found)["variant"]).generate(request_for(*found));
+  const auto images = pipeline_for(*found).generate(request_for(*found));
   const auto& expected = (*found)["expected"];
   ASSERT_EQ(images.size(), expected.size());
   for (size_t k = 0; k < images.size(); ++k) {
@@ -123,6 +158,47 @@ TEST(FluxPipelineGolden, DevInpaint) {
 }
 TEST(FluxPipelineGolden, SchnellInpaintBatch) {
   check_case("schnell_inpaint_batch2");
+}
+TEST(FluxPipelineGolden, DevTrueCfgBatch) {
+  check_case("dev_true_cfg_batch2");
+}
+TEST(FluxPipelineGolden, SchnellImageToImageTrueCfgWithNegativePrompt2) {
+  check_case("schnell_img2img_true_cfg");
+}
+TEST(FluxPipelineGolden, SchedulerConfigDynamicShift) {
+  check_case("dev_scheduler_dynamic");
+}
+TEST(FluxPipelineGolden, SchedulerConfigStaticShift) {
+  check_case("dev_scheduler_static");
+}
+
+// The scheduler values come from the folder's scheduler_config.json (as written by diffusers for
+// the fixture), and without a folder from the release's for the variant.
+TEST(FluxPipelineGolden, SchedulerConfigValues) {
+  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+  const FluxSchedulerConfig& dev = pipeline("dev").scheduler();
+  EXPECT_TRUE(dev.use_dynamic_shifting);
+  EXPECT_EQ(dev.base_shift, 0.5);
+  EXPECT_EQ(dev.max_shift, 1.15);
+  EXPECT_EQ(dev.base_image_seq_len, 256);
+  EXPECT_EQ(dev.max_image_seq_len, 4096);
+  EXPECT_FALSE(pipeline("schnell").scheduler().use_dynamic_shifting);
+  EXPECT_EQ(pipeline("schnell").scheduler().shift, 1.0);
+  const FluxPipeline custom = FluxPipeline::load(dev_files_with_scheduler("dynamic"));
+  EXPECT_EQ(custom.scheduler().base_shift, 1.5);
+  EXPECT_EQ(custom.scheduler().max_shift, 3.0);
+  EXPECT_EQ(custom.scheduler().base_image_seq_len, 8);
+  EXPECT_EQ(custom.scheduler().max_image_seq_len, 64);
+
+  // Single files: the release's dev config.
+  FluxFiles files = dev_files_with_scheduler("dynamic");
+  files.model_dir.clear();
+  files.clip_tokenizer = tokenizer("tokenizer_clip_l");
+  files.t5_tokenizer = tokenizer("tokenizer_t5");
+  const FluxPipeline single = FluxPipeline::load(files);
+  EXPECT_TRUE(single.scheduler().use_dynamic_shifting);
+  EXPECT_EQ(single.scheduler().base_shift, 0.5);
+  EXPECT_EQ(single.scheduler().max_image_seq_len, 4096);
 }
 
 // dev or schnell follows the transformer's guidance embedder; the defaults follow the variant
@@ -208,6 +284,38 @@ TEST(FluxPipelineGolden, ErrorsNameTheProblem) {
   r.mask = io::Image{32, 32, std::vector<uint8_t>(32 * 32 * 3)};
   EXPECT_NE(test::error_of([&] { pipeline("dev").resolve(r); }).find("needs an init image"),
             std::string::npos);
+}
+
+// True CFG runs only with a scale above 1 AND a negative prompt; either alone, which diffusers
+// would silently ignore, is an error naming both.
+TEST(FluxPipelineGolden, TrueCfgNeedsScaleAndNegativePrompt) {
+  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+  const FluxPipeline& dev = pipeline("dev");
+  FluxRequest r;
+  r.width = 32;
+  r.height = 32;
+  FluxSettings s = dev.resolve(r);
+  EXPECT_FALSE(s.true_cfg);
+  EXPECT_EQ(s.true_cfg_scale, 1.0f);
+  r.true_cfg_scale = 4.0f;
+  std::string e = test::error_of([&] { dev.resolve(r); });
+  EXPECT_NE(e.find("true_cfg_scale 4 needs a negative_prompt"), std::string::npos) << e;
+  r.negative_prompt = "";  // an empty negative prompt is a prompt, as in diffusers
+  s = dev.resolve(r);
+  EXPECT_TRUE(s.true_cfg);
+  EXPECT_EQ(s.true_cfg_scale, 4.0f);
+  r.true_cfg_scale.reset();
+  e = test::error_of([&] { dev.resolve(r); });
+  EXPECT_NE(e.find("negative_prompt is used only by true CFG"), std::string::npos) << e;
+  EXPECT_NE(e.find("true_cfg_scale"), std::string::npos) << e;
+  r.true_cfg_scale = 0.5f;
+  e = test::error_of([&] { dev.resolve(r); });
+  EXPECT_NE(e.find("true_cfg_scale must be above 1"), std::string::npos) << e;
+  r.true_cfg_scale = 2.0f;
+  r.negative_prompt.reset();
+  r.negative_prompt_2 = "x";
+  e = test::error_of([&] { dev.resolve(r); });
+  EXPECT_NE(e.find("negative_prompt_2 needs negative_prompt"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -176,7 +176,8 @@ TEST_F(GenerateCommand, MissingComponentIsOneLineNamingIt) {
 }
 
 // FLUX.1-dev from the command line, as stable-diffusion.cpp's flag names give its parts: the golden
-// case "dev" (64x48, 3 steps, guidance 3.5, seed 42) must match diffusers' FluxPipeline.
+// cases "dev" (64x48, 3 steps, guidance 3.5, seed 42) and, with true CFG, "dev_true_cfg_batch2"
+// must match diffusers' FluxPipeline.
 TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
   const fs::path clip = test::shared_asset("flux1_tokenizer/tokenizer_clip_l");
   const fs::path t5 = test::shared_asset("flux1_tokenizer/tokenizer_t5");
@@ -196,10 +197,30 @@ TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
             "a red fox sitting in fresh snow, morning light\nSteps: 3, Sampler: Euler, CFG scale: "
             "1, Distilled CFG Scale: 3.5, Seed: 42, Size: 64x48, Model: tiny_dev");
 
-  // Classifier-free guidance is refused by name rather than silently ignored.
+  // True CFG without a negative prompt is refused by name rather than silently ignored.
   const CommandResult cfg = run_zflow(args + (out_ / "x.png").string() + " --cfg-scale 4");
   EXPECT_EQ(cfg.status, 1);
-  EXPECT_NE(cfg.output.find("[flux] cfg_scale 4"), std::string::npos) << cfg.output;
+  EXPECT_NE(cfg.output.find("[flux] cfg_scale 4 asks for true CFG, which needs a negative_prompt"),
+            std::string::npos)
+      << cfg.output;
+
+  // With one, the golden case "dev_true_cfg_batch2": -n, --cfg-scale 4, a batch of two.
+  const CommandResult both = run_zflow(args + (out_ / "cfg_%d.png").string() +
+                                       " -n 'blurry, grey, low quality' --cfg-scale 4 -b 2");
+  ASSERT_EQ(both.status, 0) << both.output;
+  for (int k = 0; k < 2; ++k) {
+    const std::string name = "cfg_" + std::to_string(k) + ".png";
+    EXPECT_GE(test::psnr(io::read_image(out_ / name),
+                         io::read_image(flux / ("flux_tiny_diffusers_dev_true_cfg_batch2_" +
+                                                std::to_string(k) + ".png"))),
+              40.0)
+        << name;
+  }
+  EXPECT_NE(png_text(out_ / "cfg_1.png")
+                .at("parameters")
+                .find("Negative prompt: blurry, grey, low quality\nSteps: 3, Sampler: Euler, CFG "
+                      "scale: 4, Distilled CFG Scale: 3.5"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -11,6 +11,9 @@ and writes:
   tests/fixtures/flux_pipeline/tiny_schnell/
       model_index.json, scheduler/ and transformer/ only: schnell shares the dev folder's text
       encoders and VAE (the C++ test passes them separately, as a user with single files would)
+  tests/fixtures/flux_pipeline/tiny_dev_scheduler_<name>/
+      model_index.json and scheduler/ only: the dev pipeline with a scheduler config of
+      non-release values (SCHEDULERS), every other component from tiny_dev
   tests/fixtures/flux_pipeline/flux_tiny_diffusers_init.png, ..._mask.png
       the img2img / inpaint inputs (64x48, from make_zimage_pipeline.make_inputs)
   tests/fixtures/flux_pipeline/flux_tiny_diffusers_<case>_<k>.png
@@ -88,6 +91,13 @@ TRANSFORMER = dict(
 DEV_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
                      max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
 SCHNELL_SCHEDULER = dict(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
+# Scheduler configs with other values, each run by the dev pipeline: the dynamic shift's line
+# through other points (at 64x48, 12 tokens: mu 1.61 instead of the release's 0.46), and the
+# dynamic shift turned off, so the release file's otherwise unused shift 3 applies.
+SCHEDULERS = {
+    "dynamic": dict(DEV_SCHEDULER, base_shift=1.5, max_shift=3.0, base_image_seq_len=8, max_image_seq_len=64),
+    "static": dict(DEV_SCHEDULER, use_dynamic_shifting=False),
+}
 # Larger weights where the text, the guidance, the time and the latents enter the transformer, so
 # that the prompt, prompt_2, a short max_sequence_length, the guidance, the step count and the
 # schedule's shift each move the output image by far more than the tests' tolerance (measured:
@@ -103,6 +113,8 @@ TRANSFORMER_GAINS = {
 
 PROMPT = "a red fox sitting in fresh snow, morning light"
 PROMPT_2 = "an oil painting of a lighthouse at dusk"
+NEGATIVE = "blurry, grey, low quality"
+NEGATIVE_2 = "a watercolour of a city street at noon"
 
 # Every case: variant, pipeline and arguments. 64x48 gives an 8x6 latent (4x3 packed tokens).
 CASES = [
@@ -118,6 +130,18 @@ CASES = [
          guidance=7.0, strength=0.8, seed=9),
     dict(name="schnell_inpaint_batch2", variant="schnell", pipeline="inpaint", prompt=PROMPT, width=64,
          height=48, steps=4, strength=0.7, num_images=2, seed=10),
+    # True CFG (true_cfg_scale > 1 with a negative prompt): a batch of two, and img2img on schnell
+    # with a separate T5 negative prompt.
+    dict(name="dev_true_cfg_batch2", variant="dev", pipeline="txt2img", prompt=PROMPT, negative_prompt=NEGATIVE,
+         true_cfg_scale=4.0, width=64, height=48, steps=3, guidance=3.5, num_images=2, seed=42),
+    dict(name="schnell_img2img_true_cfg", variant="schnell", pipeline="img2img", prompt=PROMPT,
+         negative_prompt=NEGATIVE, negative_prompt_2=NEGATIVE_2, true_cfg_scale=2.5, width=64, height=48,
+         steps=4, strength=0.8, seed=5),
+    # The "dev" case (same prompt, size, steps and seed) under the scheduler configs of SCHEDULERS.
+    dict(name="dev_scheduler_dynamic", variant="dev", scheduler="dynamic", pipeline="txt2img", prompt=PROMPT,
+         width=64, height=48, steps=3, guidance=3.5, seed=42),
+    dict(name="dev_scheduler_static", variant="dev", scheduler="static", pipeline="txt2img", prompt=PROMPT,
+         width=64, height=48, steps=3, guidance=3.5, seed=42),
 ]
 
 
@@ -158,20 +182,27 @@ def build_pipelines():
         tokenizer=CLIPTokenizer.from_pretrained(str(TOKENIZERS / "tokenizer_clip_l")),
         tokenizer_2=T5TokenizerFast.from_pretrained(str(TOKENIZERS / "tokenizer_t5")),
     )
-    return {
+    pipes = {
         "dev": FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**DEV_SCHEDULER), transformer=dev, **common),
         "schnell": FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**SCHNELL_SCHEDULER), transformer=schnell,
                                 **common),
     }
+    for name, config in SCHEDULERS.items():
+        pipes[f"dev_scheduler_{name}"] = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**config),
+                                                      transformer=dev, **common)
+    return pipes
 
 
 def run_case(pipes: dict, case: dict, init, mask):
     from diffusers import FluxImg2ImgPipeline, FluxInpaintPipeline
 
-    base = pipes[case["variant"]]
+    base = pipes[f"{case['variant']}_scheduler_{case['scheduler']}" if "scheduler" in case else case["variant"]]
     kwargs = dict(
         prompt=case["prompt"],
         prompt_2=case.get("prompt_2"),
+        negative_prompt=case.get("negative_prompt"),
+        negative_prompt_2=case.get("negative_prompt_2"),
+        true_cfg_scale=case.get("true_cfg_scale", 1.0),
         num_inference_steps=case["steps"],
         num_images_per_prompt=case.get("num_images", 1),
         generator=torch.Generator("cpu").manual_seed(case["seed"]),
@@ -210,6 +241,10 @@ def main() -> None:
         store_bf16(DEV / sub)
     store_bf16(DEV / "transformer")
     store_bf16(SCHNELL / "transformer")
+    for name in SCHEDULERS:
+        folder = OUT / f"tiny_dev_scheduler_{name}"
+        pipes[f"dev_scheduler_{name}"].save_config(str(folder))
+        pipes[f"dev_scheduler_{name}"].scheduler.save_config(str(folder / "scheduler"))
 
     cases = run_cases(OUT, PREFIX, CASES, lambda case, init, mask: run_case(pipes, case, init, mask))
 

@@ -1,0 +1,78 @@
+// FLUX.1 behind the family-agnostic ImageGenerator: how the common request's cfg_scale and
+// negative_prompt map onto diffusers' true CFG, the errors for combinations diffusers would
+// silently ignore (the server answers them with 422), and what the record says. The images
+// themselves are checked against diffusers in test_flux_pipeline.
+#include <gtest/gtest.h>
+
+#include "pipeline/generator.h"
+#include "test_util.h"
+
+namespace zflow::pipeline {
+namespace {
+
+const ImageGenerator& tiny_dev() {
+  static const auto gen =
+      load_generator({.model_dir = test::fixture("flux_pipeline/tiny_dev"),
+                      .clip_tokenizer = test::shared_asset("flux1_tokenizer/tokenizer_clip_l"),
+                      .t5_tokenizer = test::shared_asset("flux1_tokenizer/tokenizer_t5")});
+  return *gen;
+}
+
+GenerationRequest fox() {
+  GenerationRequest r;
+  r.prompt = "a fox";
+  r.width = 32;
+  r.height = 32;
+  r.steps = 2;
+  r.seed = 3;
+  return r;
+}
+
+#define ZF_REQUIRE_FLUX_TOKENIZERS() \
+  ZF_REQUIRE_ASSET(test::shared_asset("flux1_tokenizer/tokenizer_t5/spiece.model"))
+
+TEST(FluxGenerator, CfgScaleWithNegativePromptIsTrueCfg) {
+  ZF_REQUIRE_FLUX_TOKENIZERS();
+  GenerationRequest r = fox();
+  EXPECT_FLOAT_EQ(tiny_dev().resolve(r).cfg_scale, 1.0f);  // none
+  r.cfg_scale = 0.0f;                                      // also none
+  EXPECT_FLOAT_EQ(tiny_dev().resolve(r).cfg_scale, 1.0f);
+  EXPECT_NE(tiny_dev().record(r, {}, 0).parameters.find("CFG scale: 1,"), std::string::npos);
+
+  r.cfg_scale = 4.0f;
+  r.negative_prompt = "blur";
+  EXPECT_FLOAT_EQ(tiny_dev().resolve(r).cfg_scale, 4.0f);
+  const ImageRecord rec = tiny_dev().record(r, {}, 0);
+  EXPECT_EQ(rec.parameters.substr(0, rec.parameters.find("Sampler")),
+            "a fox\nNegative prompt: blur\nSteps: 2, ");
+  EXPECT_NE(rec.parameters.find("CFG scale: 4, Distilled CFG Scale: 3.5"), std::string::npos)
+      << rec.parameters;
+  EXPECT_EQ(rec.request.at("negative_prompt"), "blur");
+  EXPECT_EQ(rec.request.at("cfg_scale"), 4.0);
+}
+
+TEST(FluxGenerator, WhatTrueCfgWouldIgnoreIsAnError) {
+  ZF_REQUIRE_FLUX_TOKENIZERS();
+  GenerationRequest r = fox();
+  r.cfg_scale = 4.0f;  // no negative prompt: diffusers would run without CFG
+  std::string e = test::error_of([&] { tiny_dev().resolve(r); });
+  EXPECT_NE(e.find("[flux] cfg_scale 4 asks for true CFG"), std::string::npos) << e;
+  EXPECT_NE(e.find("needs a negative_prompt"), std::string::npos) << e;
+  r.cfg_scale.reset();  // a negative prompt without a scale: diffusers would ignore it
+  r.negative_prompt = "blur";
+  e = test::error_of([&] { tiny_dev().resolve(r); });
+  EXPECT_NE(e.find("[flux] negative_prompt is used only by true CFG: set cfg_scale above 1"),
+            std::string::npos)
+      << e;
+  r.cfg_scale = 1.0f;
+  EXPECT_NE(test::error_of([&] { tiny_dev().resolve(r); }).find("negative_prompt is used only"),
+            std::string::npos);
+  r.cfg_scale = 0.5f;  // a scale diffusers treats as none
+  e = test::error_of([&] { tiny_dev().resolve(r); });
+  EXPECT_NE(e.find("[flux] cfg_scale 0.5: FLUX.1's true CFG takes a scale above 1"),
+            std::string::npos)
+      << e;
+}
+
+}  // namespace
+}  // namespace zflow::pipeline
