@@ -7,6 +7,7 @@
 #include "backend/ops.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stopwatch.h"
 #include "models/vae_tiling.h"
 #include "pipeline/flow_denoise.h"
 #include "pipeline/flow_euler.h"
@@ -218,6 +219,7 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
                                               const RunControl& control) const {
   const FluxSettings s = resolve(request);
   const int64_t batch = request.batch;
+  Stopwatch clock;
 
   // Text: CLIP's pooled output of the prompt, T5's states of prompt_2 (or the prompt), the same
   // for every image of the batch; with true CFG the negative prompt's after them ([B + B, ...]).
@@ -236,6 +238,7 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
     txt = ops::concat({txt, negative.second}, 0);
   }
   const int64_t samples = s.true_cfg ? 2 * batch : batch;  // per transformer call
+  log::info("[flux] prompt encoded in {:.2f} s", clock.lap());
 
   // Schedule and start latents [B, 16, h, w]; the loop runs unpacked (every update is
   // element-wise) and packs for each transformer call.
@@ -265,9 +268,14 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
   const Tensor latents =
       flow_denoise(velocity, start.latents, schedule, start.inpaint ? &*start.inpaint : nullptr,
                    with_previews(control, vae_));
-  return tensor_to_images(request.vae_tiling
-                              ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
-                              : vae_.decode(latents));
+  const double denoise_seconds = clock.lap();
+  log::info("[flux] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
+            denoise_seconds / schedule.steps());
+  const Tensor image = request.vae_tiling
+                           ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
+                           : vae_.decode(latents);
+  log::info("[flux] decoded in {:.2f} s", clock.lap());
+  return tensor_to_images(image);
 }
 
 }  // namespace zflow::pipeline
