@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -15,11 +16,18 @@
 
 namespace zflow::test {
 
+// tests/fixtures of the source tree, or $ZFLOW_FIXTURES when the test binary runs from a
+// bundle on another machine (scripts/gpu-check --prebuilt).
 inline std::filesystem::path fixture(const std::string& name) {
+  if (const char* dir = std::getenv("ZFLOW_FIXTURES")) return std::filesystem::path(dir) / name;
   return std::filesystem::path(ZFLOW_FIXTURES_DIR) / name;
 }
 
+// ../shared/assets beside the repo, or $ZFLOW_SHARED_ASSETS where only the repo travels (the
+// GPU machine: scripts/gpu-bundle copies the assets the GPU tests need into the bundle).
 inline std::filesystem::path shared_asset(const std::string& name) {
+  if (const char* dir = std::getenv("ZFLOW_SHARED_ASSETS"))
+    return std::filesystem::path(dir) / name;
   return std::filesystem::path(ZFLOW_SHARED_ASSETS_DIR) / name;
 }
 

@@ -316,6 +316,59 @@ Tensor add_scalar(const Tensor& x, float s) {
   return affine_checked("add_scalar", x, 1.0f, s);
 }
 
+Tensor patchify(const Tensor& x, int64_t patch, int64_t length) {
+  const Device dev = common_device("patchify", {&x});
+  require_activation("patchify", "x", x);
+  require_rank("patchify", "x", x, 4);
+  ZF_CHECK(patch >= 1 && x.size(2) % patch == 0 && x.size(3) % patch == 0,
+           "[patchify] x {} is not a whole number of {}x{} patches", shape_str(x.shape()), patch,
+           patch);
+  const int64_t tokens = (x.size(2) / patch) * (x.size(3) / patch);
+  ZF_CHECK(length >= tokens, "[patchify] {} tokens do not fit a length of {}", tokens, length);
+  ZF_DISPATCH_CUDA(dev, "patchify", cuda::patchify(x.contiguous(), patch, length));
+  return cpu::patchify(x.contiguous(), patch, length);
+}
+
+Tensor unpatchify(const Tensor& tokens, int64_t channels, int64_t height, int64_t width,
+                  int64_t patch) {
+  const Device dev = common_device("unpatchify", {&tokens});
+  require_activation("unpatchify", "tokens", tokens);
+  require_rank("unpatchify", "tokens", tokens, 3);
+  ZF_CHECK(patch >= 1 && channels >= 1 && height >= 1 && width >= 1 && height % patch == 0 &&
+               width % patch == 0,
+           "[unpatchify] a {}x{} latent of {} channels is not a whole number of {}x{} patches",
+           height, width, channels, patch, patch);
+  ZF_CHECK(tokens.size(2) == patch * patch * channels &&
+               tokens.size(1) >= (height / patch) * (width / patch),
+           "[unpatchify] tokens {} cannot hold a {}x{} latent of {} channels in {}x{} patches",
+           shape_str(tokens.shape()), height, width, channels, patch, patch);
+  ZF_DISPATCH_CUDA(dev, "unpatchify",
+                   cuda::unpatchify(tokens.contiguous(), channels, height, width, patch));
+  return cpu::unpatchify(tokens.contiguous(), channels, height, width, patch);
+}
+
+Tensor fill_rows(const Tensor& x, const Tensor& row, std::span<const int64_t> begin,
+                 std::span<const int64_t> end) {
+  const Device dev = common_device("fill_rows", {&x, &row});
+  require_activation("fill_rows", "x", x);
+  require_rank("fill_rows", "x", x, 3);
+  if (row.defined()) {
+    require_same_dtype("fill_rows", "row", row, x);
+    ZF_CHECK(row.numel() == x.size(2), "[fill_rows] row {} does not fit rows of {} features",
+             shape_str(row.shape()), x.size(2));
+  }
+  const size_t batch = static_cast<size_t>(x.size(0));
+  ZF_CHECK(begin.size() == batch && end.size() == batch,
+           "[fill_rows] {} begins and {} ends for a batch of {}", begin.size(), end.size(), batch);
+  for (size_t b = 0; b < batch; ++b)
+    ZF_CHECK(0 <= begin[b] && begin[b] <= end[b] && end[b] <= x.size(1),
+             "[fill_rows] sample {}: rows [{}, {}) are not inside [0, {})", b, begin[b], end[b],
+             x.size(1));
+  const Tensor value = row.defined() ? row.contiguous().view({x.size(2)}) : Tensor{};
+  ZF_DISPATCH_CUDA(dev, "fill_rows", cuda::fill_rows(x.contiguous(), value, begin, end));
+  return cpu::fill_rows(x.contiguous(), value, begin, end);
+}
+
 Tensor clamp(const Tensor& x, float lo, float hi) {
   const Device dev = common_device("clamp", {&x});
   require_activation("clamp", "x", x);

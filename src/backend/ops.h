@@ -127,4 +127,18 @@ Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
 // parts may be strided views. Implemented in backend/token_ops.cpp.
 Tensor concat(const std::vector<Tensor>& parts, int dim);
 
+// Z-Image's patch layout (diffusers ZImageTransformer2DModel._patchify_image): latents
+// x[B, C, H, W] (H and W multiples of p) become tokens [B, length, p*p*C], token (h, w) at
+// row h * (W/p) + w holding its p x p patch with features in (ph, pw, c) order, c fastest.
+// Rows past the (H/p)(W/p) image tokens are 0 (length >= (H/p)(W/p)).
+Tensor patchify(const Tensor& x, int64_t patch, int64_t length);
+// The inverse for the first (H/p)(W/p) rows of tokens[B, L, p*p*C] -> [B, C, H, W].
+Tensor unpatchify(const Tensor& tokens, int64_t channels, int64_t height, int64_t width,
+                  int64_t patch);
+
+// A copy of x[B, L, D] whose rows [begin[b], end[b]) of sample b all hold `row` ([D], x's
+// dtype), or 0 where `row` is undefined: learned pad tokens and zero batch padding.
+Tensor fill_rows(const Tensor& x, const Tensor& row, std::span<const int64_t> begin,
+                 std::span<const int64_t> end);
+
 }  // namespace zflow::ops

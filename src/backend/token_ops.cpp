@@ -1,6 +1,6 @@
 // The token-sequence ops of backend/ops.h (adaLN modulation, gated residuals, concatenation):
 // argument checks, then a plain CPU loop (memory bound; the GEMMs around them dominate) or the
-// CUDA kernel.
+// CUDA kernel (concat: one 2-D device copy per part).
 #include <cstring>
 
 #include "backend/dispatch.h"
@@ -46,7 +46,8 @@ Tensor scale_tokens(const Tensor& x_in, const Tensor& scale_in) {
 Tensor modulate(const Tensor& x_in, const Tensor& shift_in, const Tensor& scale_in) {
   const Device dev = check_tokens_and_vector("modulate", x_in, shift_in);
   check_tokens_and_vector("modulate", x_in, scale_in);
-  ZF_CHECK(dev == Device::CPU, "[modulate] has no CUDA kernel yet");
+  ZF_DISPATCH_CUDA(dev, "modulate",
+                   cuda::modulate(x_in.contiguous(), shift_in.contiguous(), scale_in.contiguous()));
   const Tensor x = x_in.contiguous(), sh = shift_in.contiguous(), sc = scale_in.contiguous();
   const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
   Tensor y = Tensor::empty(x.shape(), DType::F32);
@@ -103,9 +104,13 @@ Tensor concat(const std::vector<Tensor>& parts, int dim) {
   if (dim < 0) dim += rank;
   Shape shape = first.shape();
   shape[static_cast<size_t>(dim)] = 0;
+  const Device dev = first.device();
   for (const Tensor& p : parts) {
-    ZF_CHECK(p.defined() && p.device() == Device::CPU,
-             "[concat] inputs must be defined CPU tensors");
+    ZF_CHECK(p.defined(), "[concat] undefined input");
+    ZF_CHECK(p.device() == dev,
+             "[concat] inputs are on different devices ({} and {}); move them with "
+             "Tensor::to(Device)",
+             device_name(dev), device_name(p.device()));
     ZF_CHECK(p.dtype() == first.dtype() && p.ndim() == rank, "[concat] {} {} does not match {} {}",
              dtype_name(p.dtype()), shape_str(p.shape()), dtype_name(first.dtype()),
              shape_str(first.shape()));
@@ -114,6 +119,11 @@ Tensor concat(const std::vector<Tensor>& parts, int dim) {
                "[concat] shapes {} and {} differ outside dim {}", shape_str(p.shape()),
                shape_str(first.shape()), dim);
     shape[static_cast<size_t>(dim)] += p.size(dim);
+  }
+  if (dev == Device::CUDA) {
+    std::vector<Tensor> packed;
+    for (const Tensor& p : parts) packed.push_back(p.contiguous());
+    ZF_DISPATCH_CUDA(dev, "concat", cuda::concat(packed, dim, shape));
   }
   // Each part is a run of `outer` blocks of (its size along dim) x inner elements.
   int64_t outer = 1, inner = 1;

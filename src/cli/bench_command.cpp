@@ -1,14 +1,20 @@
 // `zflow bench`: times model components at full size. With --random-weights no files are
 // needed: the release architecture is built with random values (speed does not depend
-// on them). Every line says what ran, on how many threads, how fast (time, TFLOP,
-// GFLOP/s) and the peak memory.
+// on them), directly on the device with --device cuda (one tensor at a time, in the weight
+// dtype). Every line says what ran, where (threads or GPU), how fast (time, TFLOP, TFLOP/s)
+// and the peak memory (RSS; on the GPU the tensors' peak VRAM and the pool's). --json FILE
+// appends the same as one JSON object per run, for scripts/gpu-check.
 #include <fmt/format.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 
+#include "backend/device.h"
 #include "cli/commands.h"
+#include "cli/component_flags.h"
 #include "core/error.h"
 #include "core/memory_usage.h"
 #include "core/rng.h"
@@ -29,6 +35,8 @@ struct Common {
   std::string dtype = "bf16";
   int repeat = 1;
   int threads = 0;
+  std::string device;  // --device; empty: the default
+  std::string json_path;
 };
 
 void add_common_options(CLI::App* cmd, Common& o, const std::string& file_flag,
@@ -41,6 +49,8 @@ void add_common_options(CLI::App* cmd, Common& o, const std::string& file_flag,
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("-t,--threads", o.threads, "compute threads (default: all cores)");
+  add_device_flag(cmd, o.device);
+  cmd->add_option("--json", o.json_path, "also append each run as a JSON line to this file");
 }
 
 DType weight_dtype(const Common& o) {
@@ -50,29 +60,62 @@ DType weight_dtype(const Common& o) {
   fail("[bench] --dtype must be bf16, f16 or f32, got '{}'", o.dtype);
 }
 
-void prepare(const Common& o, const std::string& file_flag) {
+// Where the bench runs, checked before anything is built.
+models::Placement prepare(const Common& o, const std::string& file_flag) {
   if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
   ZF_CHECK(o.random_weights == o.weights_path.empty(),
            "[bench] give exactly one of --random-weights and {} FILE", file_flag);
+  return models::Placement::on(resolve_device(o.device));
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Runs `work` `repeat` times and prints one line each: what, time, rate and peak memory.
-void timed(const std::string& what, int repeat, double flops, const std::function<void()>& work) {
-  for (int r = 0; r < repeat; ++r) {
+// Runs `work` `repeat` times and prints one line each: what, time, rate and peak memory. On
+// the GPU every run starts from a reset peak and ends when the GPU is idle again (the models
+// return their results on the host, which waits for the work; cuda_synchronize makes sure).
+void timed(const Common& o, const std::string& bench, const std::string& what,
+           const models::Placement& at, double flops, const std::function<void()>& work) {
+  const bool gpu = at.device == Device::CUDA;
+  for (int r = 0; r < o.repeat; ++r) {
+    if (gpu) cuda_reset_peak_memory();
     const auto t0 = std::chrono::steady_clock::now();
     work();
+    if (gpu) cuda_synchronize();
     const double s = seconds_since(t0);
-    const std::string rate =
-        flops > 0 ? fmt::format(", {:.2f} TFLOP, {:.1f} GFLOP/s", flops / 1e12, flops / s / 1e9)
-                  : "";
-    fmt::print("{}, {} threads: {:.3f} s{}, peak RSS {:.2f} GB\n", what,
-               ThreadPool::compute().threads(), s, rate,
-               static_cast<double>(peak_rss_bytes()) / 1e9);
+    std::string rate;
+    if (flops > 0)
+      rate = gpu ? fmt::format(", {:.2f} TFLOP, {:.1f} TFLOP/s", flops / 1e12, flops / s / 1e12)
+                 : fmt::format(", {:.2f} TFLOP, {:.1f} GFLOP/s", flops / 1e12, flops / s / 1e9);
+    const CudaMemoryStats vram = gpu ? cuda_memory_stats() : CudaMemoryStats{};
+    const std::string where = gpu ? fmt::format("cuda ({})", cuda_devices().at(0).name)
+                                  : fmt::format("{} threads", ThreadPool::compute().threads());
+    const std::string memory =
+        gpu ? fmt::format("peak VRAM {:.2f} GB (pool {:.2f} GB)",
+                          static_cast<double>(vram.peak_in_use_bytes) / 1e9,
+                          static_cast<double>(vram.peak_reserved_bytes) / 1e9)
+            : fmt::format("peak RSS {:.2f} GB", static_cast<double>(peak_rss_bytes()) / 1e9);
+    fmt::print("{}, {}: {:.3f} s{}, {}\n", what, where, s, rate, memory);
     std::fflush(stdout);
+    if (o.json_path.empty()) continue;
+    nlohmann::json j = {{"bench", bench},
+                        {"what", what},
+                        {"device", std::string(device_name(at.device))},
+                        {"activations", std::string(dtype_name(at.activations))},
+                        {"run", r + 1},
+                        {"seconds", s},
+                        {"tflop", flops / 1e12},
+                        {"tflops", flops > 0 ? flops / s / 1e12 : 0.0},
+                        {"peak_rss_gb", static_cast<double>(peak_rss_bytes()) / 1e9}};
+    if (gpu) {
+      j["gpu"] = cuda_devices().at(0).name;
+      j["peak_vram_gb"] = static_cast<double>(vram.peak_in_use_bytes) / 1e9;
+      j["peak_pool_gb"] = static_cast<double>(vram.peak_reserved_bytes) / 1e9;
+    }
+    std::ofstream out(o.json_path, std::ios::app);
+    out << j.dump() << "\n";
+    ZF_CHECK(out.good(), "[bench] --json {}: cannot write", o.json_path);
   }
 }
 
@@ -96,25 +139,27 @@ struct VaeOptions : Common {
 };
 
 int run_vae(const VaeOptions& o) {
-  prepare(o, "--vae");
+  const models::Placement at = prepare(o, "--vae");
   check_size(o.width, o.height);
   const auto t0 = std::chrono::steady_clock::now();
   const models::AutoencoderKLConfig release;
   const models::AutoencoderKL vae =
-      o.random_weights ? models::AutoencoderKL(release, models::autoencoder_kl_random_weights(
-                                                            release, weight_dtype(o), 1))
-                       : models::load_autoencoder_kl(o.weights_path);
+      o.random_weights
+          ? models::AutoencoderKL(
+                release,
+                models::autoencoder_kl_random_weights(release, weight_dtype(o), 1, at.device), at)
+          : models::load_autoencoder_kl(o.weights_path, std::nullopt, at);
   const auto& c = vae.config();
   announce("vae", c.summary(), o, t0);
   const int64_t factor = int64_t{1} << (c.levels() - 1);
   const Tensor latent =
       Tensor::zeros({o.batch, c.latent_channels, o.height / factor, o.width / factor}, DType::F32);
   Tensor image;
-  timed(fmt::format("decode {}x{} batch {}", o.width, o.height, o.batch), o.repeat,
+  timed(o, "vae", fmt::format("decode {}x{} batch {}", o.width, o.height, o.batch), at,
         o.batch * models::autoencoder_kl_decoder_flops(c, o.height, o.width),
         [&] { image = vae.decode(latent); });
   if (o.encode)
-    timed(fmt::format("encode {}x{} batch {}", o.width, o.height, o.batch), o.repeat, 0,
+    timed(o, "vae", fmt::format("encode {}x{} batch {}", o.width, o.height, o.batch), at, 0,
           [&] { vae.encode(image); });
   return 0;
 }
@@ -151,27 +196,35 @@ int run_flux_dit(const DitOptions& o) {
   const auto ids = models::flux_image_ids(rows, cols);
   const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
   const std::vector<float> guidance(c.guidance_embeds ? static_cast<size_t>(o.batch) : 0, 3.5f);
-  timed(fmt::format("forward {}x{} batch {}, {} text tokens", o.width, o.height, o.batch,
+  timed(o, "dit",
+        fmt::format("forward {}x{} batch {}, {} text tokens", o.width, o.height, o.batch,
                     text_tokens),
-        o.repeat, o.batch * models::flux_dit_forward_flops(c, rows * cols, text_tokens),
+        models::Placement::cpu(),
+        o.batch * models::flux_dit_forward_flops(c, rows * cols, text_tokens),
         [&] { dit.forward(x, ids, txt, pooled, t, guidance); });
   return 0;
 }
 
 int run_dit(const DitOptions& o) {
-  prepare(o, "--diffusion-model");
+  const models::Placement at = prepare(o, "--diffusion-model");
   check_size(o.width, o.height);
   ZF_CHECK(o.caption_tokens.value_or(1) >= 1, "[bench] --caption-tokens must be at least 1");
-  if (o.model == "flux1") return run_flux_dit(o);
+  if (o.model == "flux1") {
+    ZF_CHECK(at.device == Device::CPU,
+             "[bench] --model flux1 runs on the CPU only for now: use --device cpu");
+    return run_flux_dit(o);
+  }
   const int64_t caption_tokens = o.caption_tokens.value_or(128);
   const auto t0 = std::chrono::steady_clock::now();
   models::ZImageDiTConfig release;
   if (o.layers > 0) release.n_layers = o.layers;
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
   const models::ZImageTransformer dit =
-      o.random_weights ? models::ZImageTransformer(release, models::zimage_dit_random_weights(
-                                                                release, weight_dtype(o), 1))
-                       : models::load_zimage_transformer(o.weights_path);
+      o.random_weights
+          ? models::ZImageTransformer(
+                release, models::zimage_dit_random_weights(release, weight_dtype(o), 1, at.device),
+                at)
+          : models::load_zimage_transformer(o.weights_path, std::nullopt, at);
   const auto& c = dit.config();
   announce("z-image transformer", c.summary(), o, t0);
   Generator noise(0);
@@ -181,9 +234,10 @@ int run_dit(const DitOptions& o) {
     captions.push_back(noise.randn({caption_tokens, c.cap_feat_dim}));
   const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
   const int64_t image_tokens = (o.height / 16) * (o.width / 16);
-  timed(fmt::format("forward {}x{} batch {}, {} caption tokens", o.width, o.height, o.batch,
+  timed(o, "dit",
+        fmt::format("forward {}x{} batch {}, {} caption tokens", o.width, o.height, o.batch,
                     caption_tokens),
-        o.repeat, o.batch * models::zimage_dit_forward_flops(c, image_tokens, caption_tokens),
+        at, o.batch * models::zimage_dit_forward_flops(c, image_tokens, caption_tokens),
         [&] { dit.forward(latents, t, captions); });
   return 0;
 }
@@ -194,21 +248,22 @@ struct TextEncoderOptions : Common {
 };
 
 int run_text_encoder(const TextEncoderOptions& o) {
-  prepare(o, "--text-encoder");
+  const models::Placement at = prepare(o, "--text-encoder");
   ZF_CHECK(o.tokens >= 1, "[bench] --tokens must be at least 1");
   const auto t0 = std::chrono::steady_clock::now();
   models::Qwen3Config release;
   if (o.layers > 0) release.num_hidden_layers = o.layers + 1;  // hidden_states[-2]: one unused
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
   const models::Qwen3TextEncoder encoder =
-      o.random_weights ? models::Qwen3TextEncoder(
-                             release, models::qwen3_random_weights(release, weight_dtype(o), 1))
-                       : models::load_qwen3_text_encoder(o.weights_path);
+      o.random_weights
+          ? models::Qwen3TextEncoder(
+                release, models::qwen3_random_weights(release, weight_dtype(o), 1, at.device), at)
+          : models::load_qwen3_text_encoder(o.weights_path, std::nullopt, at);
   const auto& c = encoder.config();
   announce("qwen3 text encoder", c.summary(), o, t0);
   std::vector<int32_t> ids(static_cast<size_t>(o.tokens));
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919) % 150000);
-  timed(fmt::format("encode {} tokens", o.tokens), o.repeat,
+  timed(o, "text-encoder", fmt::format("encode {} tokens", o.tokens), at,
         models::qwen3_encode_flops(c, o.tokens), [&] { encoder.encode(ids); });
   return 0;
 }

@@ -1,5 +1,8 @@
 #include "cli/component_flags.h"
 
+#include "backend/device.h"
+#include "core/error.h"
+
 namespace zflow::cli {
 
 pipeline::ModelFiles ComponentFlags::files(const std::string& model_dir) const {
@@ -27,6 +30,25 @@ void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& no
   cmd->add_option("--t5-tokenizer", f.t5_tokenizer,
                   "the T5 spiece.model or its folder (FLUX.1)" + note);
   cmd->add_option("--vae", f.vae, "the VAE" + note);
+}
+
+void add_device_flag(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device,
+                  "where the models run: cuda or cpu (default: cuda when built with CUDA and a GPU "
+                  "is present, else cpu)")
+      ->check(CLI::IsMember({"cuda", "cpu"}));
+}
+
+Device resolve_device(const std::string& device) {
+  if (device == "cpu") return Device::CPU;
+  const bool gpu = built_with_cuda() && !cuda_devices().empty();
+  if (device.empty()) return gpu ? Device::CUDA : Device::CPU;
+  ZF_CHECK(device == "cuda", "[device] --device {}: expected cuda or cpu", device);
+  ZF_CHECK(built_with_cuda(),
+           "[device] --device cuda: this build has no CUDA backend (configure with "
+           "-DZFLOW_CUDA=ON, or use --device cpu)");
+  ZF_CHECK(gpu, "[device] --device cuda: no CUDA device found on this machine (use --device cpu)");
+  return Device::CUDA;
 }
 
 }  // namespace zflow::cli

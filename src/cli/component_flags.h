@@ -22,4 +22,11 @@ struct ComponentFlags {
 // --t5-tokenizer and --vae; `note` ends every help line (e.g. " (overrides -m's)").
 void add_component_flags(CLI::App* cmd, ComponentFlags& flags, const std::string& note);
 
+// --device cuda|cpu, shared by generate, serve and bench: where the models run.
+void add_device_flag(CLI::App* cmd, std::string& device);
+// The device a --device value names; empty means the default: cuda when this build has CUDA and
+// a GPU is present, else cpu. "cuda" in a CPU-only build or without a GPU is a one-line Error
+// naming the flag.
+Device resolve_device(const std::string& device);
+
 }  // namespace zflow::cli

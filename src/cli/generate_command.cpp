@@ -38,6 +38,7 @@ struct GenerateOptions {
   std::string init_image, mask;
   std::string output = "zflow.png";
   int threads = 0;
+  std::string device;  // --device; empty: the default
   std::optional<size_t> max_sequence_length;
   std::string torch_rng = "avx2";
   bool vae_tiling = false;
@@ -123,7 +124,9 @@ int run_generate(const GenerateOptions& o) {
   if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
   if (!o.mask.empty()) request.mask = io::read_image(o.mask);
 
-  const auto generator = pipeline::load_generator(o.components.files(o.model_dir));
+  pipeline::ModelFiles files = o.components.files(o.model_dir);
+  files.device = resolve_device(o.device);
+  const auto generator = pipeline::load_generator(files);
   generator->resolve(request);
   fmt::print("seed {}\n", request.seed);
   std::fflush(stdout);
@@ -187,6 +190,7 @@ Run add_generate_command(CLI::App& app) {
                   "output .png, .jpg or .webp; %d numbers the images of a batch")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: all)");
+  add_device_flag(cmd, o->device);
   cmd->add_flag("--vae-tiling", o->vae_tiling,
                 "encode and decode in overlapping 1024-pixel tiles (diffusers' enable_tiling): "
                 "2048² and larger "

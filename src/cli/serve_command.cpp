@@ -25,6 +25,7 @@ struct ServeOptions {
   server::ServerOptions server;
   double memory_budget_gb = 0;
   int threads = 0;
+  std::string device;  // --device; empty: the default
 };
 
 std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
@@ -36,6 +37,8 @@ std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
     for (auto& e : server::scan_models_folder(o.models_folder)) entries.push_back(std::move(e));
   if (entries.empty())
     fail("[serve] no models: give -m DIR, --models-dir DIR or --diffusion-model FILE");
+  const Device device = resolve_device(o.device);
+  for (auto& e : entries) e.files.device = device;
   return entries;
 }
 
@@ -98,6 +101,7 @@ Run add_serve_command(CLI::App& app) {
   cmd->add_option("--max-batch", o->server.limits.max_batch, "most images per request")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads for generation (default: all)");
+  add_device_flag(cmd, o->device);
   return [o] { return run_serve(*o); };
 }
 

@@ -255,8 +255,8 @@ std::vector<ParameterSpec> autoencoder_kl_parameters(const AutoencoderKLConfig& 
 }
 
 io::WeightStore autoencoder_kl_random_weights(const AutoencoderKLConfig& config, DType dtype,
-                                              uint64_t seed) {
-  return random_weights(autoencoder_kl_parameters(config), dtype, seed);
+                                              uint64_t seed, Device device) {
+  return random_weights(autoencoder_kl_parameters(config), dtype, seed, device);
 }
 
 double autoencoder_kl_decoder_flops(const AutoencoderKLConfig& c, int64_t height, int64_t width) {
@@ -288,16 +288,23 @@ double autoencoder_kl_decoder_flops(const AutoencoderKLConfig& c, int64_t height
   return f + conv(prev, static_cast<double>(c.out_channels), 3, px);
 }
 
-AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, const io::WeightStore& weights)
-    : config_(config) {
+AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, const io::WeightStore& weights,
+                             const Placement& placement)
+    : config_(config), placement_(placement) {
   validate(config_, weights.description());
   Binder bind(&weights);
   Bound b = bind_all(bind, config_);
+  const std::vector<ParameterSpec> bound = bind.take_specs();
+  if (placement_.device != Device::CPU) {
+    const io::WeightStore placed = place_weights(weights, bound, placement_, "vae");
+    Binder bind_placed(&placed);
+    b = bind_all(bind_placed, config_);
+  }
   encoder_ = std::move(b.encoder);
   decoder_ = std::move(b.decoder);
   quant_conv_ = std::move(b.quant_conv);
   post_quant_conv_ = std::move(b.post_quant_conv);
-  const size_t used = bind.take_specs().size();
+  const size_t used = bound.size();
   if (used != weights.size())
     log::warn("[vae] {}: {} of its {} tensors are not part of the model ({})",
               weights.description(), weights.size() - used, weights.size(), config_.summary());
@@ -358,8 +365,7 @@ Tensor AutoencoderKL::encode_moments(const Tensor& image) const {
   ZF_CHECK(image.size(2) % factor == 0 && image.size(3) % factor == 0,
            "[vae] encode: image size {}x{} is not a multiple of {}", image.size(3), image.size(2),
            factor);
-  const Tensor x = image.dtype() == DType::F32 ? image : image.to(DType::F32);
-  Tensor h = conv(encoder_.conv_in, x, 1, ops::Padding2d::uniform(1));
+  Tensor h = conv(encoder_.conv_in, placement_.activation(image), 1, ops::Padding2d::uniform(1));
   for (const Level& level : encoder_.down_blocks) {
     for (const ResnetBlock& r : level.resnets) h = resnet(r, h);
     // diffusers Downsample2D with padding 0: pad right and bottom by one, 3x3 stride 2.
@@ -370,14 +376,14 @@ Tensor AutoencoderKL::encode_moments(const Tensor& image) const {
                            encoder_.conv_norm_out.bias, config_.norm_eps);
   h = conv(encoder_.conv_out, h, 1, ops::Padding2d::uniform(1));
   if (quant_conv_) h = conv(*quant_conv_, h, 1, {});
-  return h;
+  return float32_on(h, image.device());
 }
 
 Tensor AutoencoderKL::decode_raw(const Tensor& latent) const {
   ZF_CHECK(latent.ndim() == 4 && latent.size(1) == config_.latent_channels,
            "[vae] decode: latent has shape {}, expected [B, {}, h, w]", shape_str(latent.shape()),
            config_.latent_channels);
-  Tensor h = latent.dtype() == DType::F32 ? latent : latent.to(DType::F32);
+  Tensor h = placement_.activation(latent);
   if (post_quant_conv_) h = conv(*post_quant_conv_, h, 1, {});
   h = conv(decoder_.conv_in, h, 1, ops::Padding2d::uniform(1));
   h = mid_block(decoder_.mid_block, h);
@@ -389,7 +395,7 @@ Tensor AutoencoderKL::decode_raw(const Tensor& latent) const {
   }
   h = ops::group_norm_silu(h, config_.norm_num_groups, decoder_.conv_norm_out.weight,
                            decoder_.conv_norm_out.bias, config_.norm_eps);
-  return conv(decoder_.conv_out, h, 1, ops::Padding2d::uniform(1));
+  return float32_on(conv(decoder_.conv_out, h, 1, ops::Padding2d::uniform(1)), latent.device());
 }
 
 Tensor AutoencoderKL::decode(const Tensor& z) const {
@@ -415,7 +421,8 @@ Tensor AutoencoderKL::sample(const Posterior& p, Generator& generator) {
 }
 
 AutoencoderKL load_autoencoder_kl(const io::WeightStore& weights,
-                                  const std::optional<AutoencoderKLConfig>& config) {
+                                  const std::optional<AutoencoderKLConfig>& config,
+                                  const Placement& placement) {
   const io::WeightStore stripped = io::strip_autoencoder_prefix(weights);
   io::WeightStore named = stripped;
   if (io::detect_autoencoder_layout(stripped) == io::AutoencoderLayout::Original) {
@@ -425,16 +432,17 @@ AutoencoderKL load_autoencoder_kl(const io::WeightStore& weights,
     named = io::original_autoencoder_to_diffusers(stripped, counts);
   }
   const AutoencoderKLConfig c = config ? *config : AutoencoderKLConfig::infer_from_weights(named);
-  return AutoencoderKL(c, named);
+  return AutoencoderKL(c, named, placement);
 }
 
 AutoencoderKL load_autoencoder_kl(const std::filesystem::path& path,
-                                  const std::optional<AutoencoderKLConfig>& config) {
+                                  const std::optional<AutoencoderKLConfig>& config,
+                                  const Placement& placement) {
   const io::WeightStore weights = io::WeightStore::open(path);
-  if (config) return load_autoencoder_kl(weights, config);
+  if (config) return load_autoencoder_kl(weights, config, placement);
   if (const auto json = io::component_config_json(path))
-    return load_autoencoder_kl(weights, AutoencoderKLConfig::from_json_file(*json));
-  return load_autoencoder_kl(weights, std::nullopt);
+    return load_autoencoder_kl(weights, AutoencoderKLConfig::from_json_file(*json), placement);
+  return load_autoencoder_kl(weights, std::nullopt, placement);
 }
 
 }  // namespace zflow::models

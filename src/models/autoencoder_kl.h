@@ -22,6 +22,7 @@
 #include "core/tensor.h"
 #include "io/weight_store.h"
 #include "models/parameters.h"
+#include "models/placement.h"
 
 namespace zflow::models {
 
@@ -62,10 +63,10 @@ struct AutoencoderKLConfig {
 // Every parameter of the model for `config`, in binding order: its diffusers name and shape.
 std::vector<ParameterSpec> autoencoder_kl_parameters(const AutoencoderKLConfig& config);
 
-// Random weights with the model's names and shapes, for speed measurements
+// Random weights with the model's names and shapes, for speed measurements, made on `device`
 // (models/parameters.h says how the values are drawn).
 io::WeightStore autoencoder_kl_random_weights(const AutoencoderKLConfig& config, DType dtype,
-                                              uint64_t seed);
+                                              uint64_t seed, Device device = Device::CPU);
 
 // Floating-point operations (2 x multiply-adds) of the decoder's convolutions and
 // mid-block attention for an image of height x width pixels, for benchmark rates.
@@ -75,10 +76,14 @@ double autoencoder_kl_decoder_flops(const AutoencoderKLConfig& config, int64_t h
 class AutoencoderKL {
  public:
   // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an
-  // error naming it.
-  AutoencoderKL(const AutoencoderKLConfig& config, const io::WeightStore& weights);
+  // error naming it. The bound weights are then put where `placement` says (placement.h):
+  // images and latents are taken on any device in F32 or BF16 and every result (posterior,
+  // image, latent) is float32 on the device of the input it came from.
+  AutoencoderKL(const AutoencoderKLConfig& config, const io::WeightStore& weights,
+                const Placement& placement = {});
 
   const AutoencoderKLConfig& config() const { return config_; }
+  const Placement& placement() const { return placement_; }
 
   // The diagonal Gaussian posterior of image[B, in_channels, H, W] (values in [-1, 1],
   // H and W multiples of 2^(levels-1)): mean and logvar [B, latent, H/f, W/f], logvar
@@ -157,6 +162,7 @@ class AutoencoderKL {
   Tensor mid_block(const MidBlock& block, const Tensor& x) const;
 
   AutoencoderKLConfig config_;
+  Placement placement_;
   Encoder encoder_;
   Decoder decoder_;
   std::optional<Conv> quant_conv_, post_quant_conv_;
@@ -168,9 +174,11 @@ class AutoencoderKL {
 // config is `config` when given, else the folder's config.json (folders only), else
 // inferred from the weight shapes.
 AutoencoderKL load_autoencoder_kl(const std::filesystem::path& path,
-                                  const std::optional<AutoencoderKLConfig>& config = {});
+                                  const std::optional<AutoencoderKLConfig>& config = {},
+                                  const Placement& placement = {});
 // The same from weights already opened.
 AutoencoderKL load_autoencoder_kl(const io::WeightStore& weights,
-                                  const std::optional<AutoencoderKLConfig>& config = {});
+                                  const std::optional<AutoencoderKLConfig>& config = {},
+                                  const Placement& placement = {});
 
 }  // namespace zflow::models

@@ -37,8 +37,8 @@ Tensor ParameterBinder::operator()(const std::string& name, const Shape& shape) 
   return t;
 }
 
-io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType dtype,
-                               uint64_t seed) {
+io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType dtype, uint64_t seed,
+                               Device device) {
   io::WeightStore store;
   for (size_t index = 0; index < params.size(); ++index) {
     const ParameterSpec& p = params[index];
@@ -72,7 +72,7 @@ io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType d
                  static_cast<size_t>(count));
       }
     });
-    store.add(p.name, std::move(t), "<random>");
+    store.add(p.name, t.to(device), "<random>");
   }
   return store;
 }

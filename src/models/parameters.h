@@ -39,8 +39,10 @@ class ParameterBinder {
 // (PyTorch's default init scale, so activations stay finite through deep networks),
 // biases 0, 1-D norm weights (a name with "norm" ending in ".weight") 1, other 1-D
 // tensors uniform in +-1. Generated in parallel chunks whose values do not depend on the thread
-// count, one tensor at a time (no float32 copy of the whole model).
-io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType dtype,
-                               uint64_t seed);
+// count, one tensor at a time (no float32 copy of the whole model). On the GPU (`device`) each
+// tensor is made on the host in `dtype` and uploaded before the next, so neither a float32 nor
+// a host copy of the whole model is ever made.
+io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType dtype, uint64_t seed,
+                               Device device = Device::CPU);
 
 }  // namespace zflow::models

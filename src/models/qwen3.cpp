@@ -186,8 +186,9 @@ std::vector<ParameterSpec> qwen3_parameters(const Qwen3Config& config, int layer
   return bind.take_specs();
 }
 
-io::WeightStore qwen3_random_weights(const Qwen3Config& config, DType dtype, uint64_t seed) {
-  return random_weights(qwen3_parameters(config, config.encoder_layers()), dtype, seed);
+io::WeightStore qwen3_random_weights(const Qwen3Config& config, DType dtype, uint64_t seed,
+                                     Device device) {
+  return random_weights(qwen3_parameters(config, config.encoder_layers()), dtype, seed, device);
 }
 
 RopeTables qwen3_rope_tables(const Qwen3Config& config, int64_t length) {
@@ -223,8 +224,9 @@ double qwen3_encode_flops(const Qwen3Config& c, int64_t tokens) {
   return c.encoder_layers() * (linears + attention);
 }
 
-Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights)
-    : config_(config) {
+Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights,
+                                   const Placement& placement)
+    : config_(config), placement_(placement) {
   validate(config_, weights.description());
   // More layers than the config says means the config is not this checkpoint's, and
   // hidden_states[-2] would be taken from the wrong layer.
@@ -233,11 +235,18 @@ Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightSt
   ZF_CHECK(!weights.contains(extra),
            "[qwen3] {}: holds '{}', past num_hidden_layers {}: the config is not this model's",
            weights.description(), extra, config_.num_hidden_layers);
-  Binder bind(&weights, "config: " + config_.summary());
-  embed_tokens_ = bind("embed_tokens.weight", {config_.vocab_size, config_.hidden_size});
-  for (int i = 0; i < config_.encoder_layers(); ++i)
-    layers_.push_back(bind_layer(bind, config_, i));
-  const size_t used = bind.take_specs().size();
+  auto bind_all = [&](const io::WeightStore& store) {
+    Binder bind(&store, "config: " + config_.summary());
+    embed_tokens_ = bind("embed_tokens.weight", {config_.vocab_size, config_.hidden_size});
+    layers_.clear();
+    for (int i = 0; i < config_.encoder_layers(); ++i)
+      layers_.push_back(bind_layer(bind, config_, i));
+    return bind.take_specs();
+  };
+  const std::vector<ParameterSpec> bound = bind_all(weights);
+  if (placement_.device != Device::CPU)
+    bind_all(place_weights(weights, bound, placement_, "qwen3"));
+  const size_t used = bound.size();
   log::debug("[qwen3] {}: bound {} of its {} tensors ({} of {} layers: hidden_states[-2])",
              weights.description(), used, weights.size(), config_.encoder_layers(),
              config_.num_hidden_layers);
@@ -267,7 +276,8 @@ Tensor Qwen3TextEncoder::attention(const Layer& layer, const Tensor& x, const Ro
 }
 
 Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengths) const {
-  const RopeTables rope = qwen3_rope_tables(config_, x.size(1));
+  const RopeTables host = qwen3_rope_tables(config_, x.size(1));
+  const RopeTables rope{host.cos.to(placement_.device), host.sin.to(placement_.device)};
   const float eps = config_.rms_norm_eps;
   for (const Layer& layer : layers_) {
     x = ops::add(x,
@@ -307,12 +317,12 @@ std::vector<Tensor> Qwen3TextEncoder::encode_batch(
     std::copy(ids[i].begin(), ids[i].end(), padded.begin() + i * longest);
   const bool ragged =
       std::any_of(lengths.begin(), lengths.end(), [&](int64_t n) { return n != longest; });
-  const Tensor x =
-      ops::embedding(embed_tokens_, padded).view({batch, longest, config_.hidden_size});
+  const Tensor x = ops::embedding(embed_tokens_, padded, placement_.activations)
+                       .view({batch, longest, config_.hidden_size});
   const Tensor h = forward(x, ragged ? lengths : std::vector<int64_t>{});
   std::vector<Tensor> out;
   for (int64_t i = 0; i < batch; ++i)
-    out.push_back(h.select(0, i).slice(0, 0, lengths[i]).contiguous());
+    out.push_back(float32_on(h.select(0, i).slice(0, 0, lengths[i]), Device::CPU).contiguous());
   return out;
 }
 
@@ -349,23 +359,25 @@ Qwen3Config Qwen3Config::from_gguf(const io::GgufHeader& header, int64_t vocab_s
 }
 
 Qwen3TextEncoder load_qwen3_text_encoder(const io::WeightStore& weights,
-                                         const std::optional<Qwen3Config>& config) {
+                                         const std::optional<Qwen3Config>& config,
+                                         const Placement& placement) {
   const io::WeightStore named = qwen3_model_weights(weights);
-  if (config) return Qwen3TextEncoder(*config, named);
+  if (config) return Qwen3TextEncoder(*config, named, placement);
   if (const io::GgufHeader* gguf = weights.gguf_header())
     return Qwen3TextEncoder(Qwen3Config::from_gguf(*gguf, named.get("embed_tokens.weight").size(0),
                                                    weights.description()),
-                            named);
-  return Qwen3TextEncoder(Qwen3Config::infer_from_weights(named), named);
+                            named, placement);
+  return Qwen3TextEncoder(Qwen3Config::infer_from_weights(named), named, placement);
 }
 
 Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,
-                                         const std::optional<Qwen3Config>& config) {
+                                         const std::optional<Qwen3Config>& config,
+                                         const Placement& placement) {
   const io::WeightStore weights = io::WeightStore::open(path);
-  if (config) return load_qwen3_text_encoder(weights, config);
+  if (config) return load_qwen3_text_encoder(weights, config, placement);
   if (const auto json = io::component_config_json(path))
-    return load_qwen3_text_encoder(weights, Qwen3Config::from_json_file(*json));
-  return load_qwen3_text_encoder(weights, std::nullopt);
+    return load_qwen3_text_encoder(weights, Qwen3Config::from_json_file(*json), placement);
+  return load_qwen3_text_encoder(weights, std::nullopt, placement);
 }
 
 }  // namespace zflow::models

@@ -25,6 +25,7 @@
 #include "core/tensor.h"
 #include "io/weight_store.h"
 #include "models/parameters.h"
+#include "models/placement.h"
 
 namespace zflow::models {
 
@@ -79,8 +80,10 @@ struct Qwen3Config {
 // layers_needed is the whole model, in transformers' state-dict order: names and shapes.
 std::vector<ParameterSpec> qwen3_parameters(const Qwen3Config& config, int layers_needed);
 
-// Random weights for the encoder's parameters (encoder_layers()), for speed measurements.
-io::WeightStore qwen3_random_weights(const Qwen3Config& config, DType dtype, uint64_t seed);
+// Random weights for the encoder's parameters (encoder_layers()), for speed measurements, made
+// on `device` (models/parameters.h: one tensor at a time).
+io::WeightStore qwen3_random_weights(const Qwen3Config& config, DType dtype, uint64_t seed,
+                                     Device device = Device::CPU);
 
 // The RoPE tables for positions 0..length-1: cos and sin [1, length, head_dim / 2], float32,
 // computed as transformers does (inv_freq = 1 / theta ** (float32 arange(0, D, 2) / D),
@@ -100,13 +103,16 @@ class Qwen3TextEncoder {
   // last layer, the final norm and lm_head are neither needed nor read, present or not.
   // A missing or wrong-shaped tensor gives an error naming it and its file (and the
   // config, for a wrong shape); a layer past num_hidden_layers in `weights` is an error too,
-  // as hidden_states[-2] would come from the wrong layer.
-  Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights);
+  // as hidden_states[-2] would come from the wrong layer. The bound weights are then put where
+  // `placement` says (models/placement.h).
+  Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights,
+                   const Placement& placement = {});
 
   const Qwen3Config& config() const { return config_; }
+  const Placement& placement() const { return placement_; }
 
-  // hidden_states[-2] of one sequence: [ids.size(), hidden_size] float32. ids must be
-  // below vocab_size; at least one id.
+  // hidden_states[-2] of one sequence: [ids.size(), hidden_size] float32 on the CPU, wherever
+  // the encoder runs. ids must be below vocab_size; at least one id.
   Tensor encode(std::span<const int32_t> ids) const;
 
   // The same for several sequences in one padded forward (right padding, causal plus
@@ -134,6 +140,7 @@ class Qwen3TextEncoder {
                    const std::vector<int64_t>& key_lengths) const;
 
   Qwen3Config config_;
+  Placement placement_;
   Tensor embed_tokens_;
   std::vector<Layer> layers_;
 };
@@ -152,9 +159,11 @@ io::WeightStore qwen3_model_weights(const io::WeightStore& weights);
 // is `config` when given, else the folder's config.json (folders only), else a GGUF file's
 // qwen3.* metadata, else inferred from the weight shapes.
 Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,
-                                         const std::optional<Qwen3Config>& config = {});
+                                         const std::optional<Qwen3Config>& config = {},
+                                         const Placement& placement = {});
 // The same from weights already opened.
 Qwen3TextEncoder load_qwen3_text_encoder(const io::WeightStore& weights,
-                                         const std::optional<Qwen3Config>& config = {});
+                                         const std::optional<Qwen3Config>& config = {},
+                                         const Placement& placement = {});
 
 }  // namespace zflow::models

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
@@ -110,21 +110,25 @@ const ZImageDiTConfig& validated(const ZImageDiTConfig& c, const std::string& so
   return c;
 }
 
-// Rows [row, row + n) of sample b of x[B, L, D] (f32, contiguous) become `values` (n x D
-// floats), or its first row n times when `repeat`.
-void set_rows(Tensor& x, int64_t b, int64_t row, int64_t n, const float* values, bool repeat) {
-  const int64_t length = x.size(1), d = x.size(2);
-  float* dst = x.data<float>() + (b * length + row) * d;
-  for (int64_t i = 0; i < n; ++i)
-    std::memcpy(dst + i * d, values + (repeat ? 0 : i * d), static_cast<size_t>(d) * sizeof(float));
-}
-
 }  // namespace
 
 // One stage's token rows: every sample's tokens from row 0, batch padding after them.
 struct ZImageTransformer::Sequence {
-  ZImageRope::Tables rope;
+  ZImageRope::Tables rope;  // float32 on the placement's device
   ops::AttentionMask mask;  // key lengths when the samples' lengths differ
+};
+
+struct ZImageTransformer::Sequences {
+  Sequence image, caption, unified;
+};
+
+// The tables depend only on the latent grid and the padded caption lengths; a pipeline calls
+// forward with the same ones every step, so they are built and uploaded once.
+struct ZImageTransformer::RopeCache {
+  std::mutex mutex;
+  int64_t ht = 0, wt = 0;
+  std::vector<int64_t> cap_len;
+  std::shared_ptr<const Sequences> sequences;
 };
 
 std::string ZImageDiTConfig::summary() const {
@@ -233,9 +237,9 @@ std::vector<ParameterSpec> zimage_dit_parameters(const ZImageDiTConfig& config) 
   return bind.take_specs();
 }
 
-io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType dtype,
-                                          uint64_t seed) {
-  return random_weights(zimage_dit_parameters(config), dtype, seed);
+io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType dtype, uint64_t seed,
+                                          Device device) {
+  return random_weights(zimage_dit_parameters(config), dtype, seed, device);
 }
 
 double zimage_dit_forward_flops(const ZImageDiTConfig& c, int64_t image_tokens,
@@ -251,11 +255,20 @@ double zimage_dit_forward_flops(const ZImageDiTConfig& c, int64_t image_tokens,
   return c.n_refiner_layers * (block(img) + block(cap)) + c.n_layers * block(img + cap);
 }
 
-ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::WeightStore& weights)
+ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::WeightStore& weights,
+                                     const Placement& placement)
     : config_(validated(config, weights.description())),
-      rope_(config.axes_dims, config.axes_lens, config.rope_theta) {
+      placement_(placement),
+      rope_(config.axes_dims, config.axes_lens, config.rope_theta),
+      rope_cache_(std::make_shared<RopeCache>()) {
   Binder bind(&weights);
   Bound b = bind_all(bind, config_);
+  const std::vector<ParameterSpec> used = bind.take_specs();
+  if (placement_.device != Device::CPU) {
+    const io::WeightStore placed = place_weights(weights, used, placement_, "zimage");
+    Binder bind_placed(&placed);
+    b = bind_all(bind_placed, config_);
+  }
   x_embedder_ = b.x_embedder;
   final_linear_ = b.final_linear;
   final_adaln_ = b.final_adaln;
@@ -263,15 +276,15 @@ ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::We
   t_mlp2_ = b.t_mlp2;
   cap_norm_ = b.cap_norm;
   cap_linear_ = b.cap_linear;
-  x_pad_token_ = b.x_pad_token.to(DType::F32).contiguous().view({config_.dim});
-  cap_pad_token_ = b.cap_pad_token.to(DType::F32).contiguous().view({config_.dim});
+  x_pad_token_ = b.x_pad_token.to(placement_.activations).contiguous().view({config_.dim});
+  cap_pad_token_ = b.cap_pad_token.to(placement_.activations).contiguous().view({config_.dim});
   noise_refiner_ = std::move(b.noise_refiner);
   context_refiner_ = std::move(b.context_refiner);
   layers_ = std::move(b.layers);
-  const size_t used = bind.take_specs().size();
-  if (used != weights.size())
+  if (used.size() != weights.size())
     log::warn("[zimage] {}: {} of its {} tensors are not part of the model ({})",
-              weights.description(), weights.size() - used, weights.size(), config_.summary());
+              weights.description(), weights.size() - used.size(), weights.size(),
+              config_.summary());
 }
 
 // TimestepEmbedder: the sinusoid of t * t_scale (models/timestep_embedding.h), then
@@ -279,7 +292,7 @@ ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::We
 Tensor ZImageTransformer::timestep_embedding(std::span<const float> t) const {
   std::vector<float> scaled(t.begin(), t.end());
   for (float& s : scaled) s *= config_.t_scale;
-  const Tensor freq = timestep_features(scaled, kTimestepFeatures);
+  const Tensor freq = placement_.activation(timestep_features(scaled, kTimestepFeatures));
   const Tensor h = ops::silu(ops::linear(freq, t_mlp0_.weight, t_mlp0_.bias));
   return ops::linear(h, t_mlp2_.weight, t_mlp2_.bias);
 }
@@ -340,15 +353,57 @@ Tensor ZImageTransformer::final_layer(const Tensor& x, const Tensor& adaln) cons
   return ops::linear(h, final_linear_.weight, final_linear_.bias);
 }
 
-Tensor ZImageTransformer::forward(const Tensor& latents, std::span<const float> t,
+// Token positions (facts/zimage.md 1.3 step 3). Caption b: Lc_b = L_b padded to 32, positions
+// (1 + i, 0, 0) (pads continue the run). Image: N tokens padded to 32, positions
+// (Lc_b + 1, h, w), its pads (0, 0, 0). The unified sequence is [image ; caption].
+std::shared_ptr<const ZImageTransformer::Sequences> ZImageTransformer::sequences(
+    int64_t ht, int64_t wt, const std::vector<int64_t>& cap_len) const {
+  RopeCache& cache = *rope_cache_;
+  std::lock_guard lock(cache.mutex);
+  if (cache.sequences && cache.ht == ht && cache.wt == wt && cache.cap_len == cap_len)
+    return cache.sequences;
+  const size_t batch = cap_len.size();
+  const int64_t x_len = zimage_padded_length(ht * wt);
+  std::vector<int64_t> unified_len(batch);
+  std::vector<std::vector<ZImagePosition>> cap_pos(batch), img_pos(batch), unified_pos(batch);
+  for (size_t b = 0; b < batch; ++b) {
+    unified_len[b] = x_len + cap_len[b];
+    for (int64_t i = 0; i < cap_len[b]; ++i) cap_pos[b].push_back({1 + i, 0, 0});
+    for (int64_t y = 0; y < ht; ++y)
+      for (int64_t x = 0; x < wt; ++x) img_pos[b].push_back({cap_len[b] + 1, y, x});
+    img_pos[b].resize(x_len, ZImagePosition{0, 0, 0});
+    unified_pos[b] = img_pos[b];
+    unified_pos[b].insert(unified_pos[b].end(), cap_pos[b].begin(), cap_pos[b].end());
+  }
+  auto sequence = [&](const std::vector<std::vector<ZImagePosition>>& pos,
+                      const std::vector<int64_t>& lengths) {
+    const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+    const ZImageRope::Tables host = rope_.tables(pos, longest);
+    Sequence s{{host.cos.to(placement_.device), host.sin.to(placement_.device)}, {}};
+    if (std::any_of(lengths.begin(), lengths.end(), [&](int64_t n) { return n != longest; }))
+      s.mask.key_lengths = lengths;
+    return s;
+  };
+  auto made = std::make_shared<Sequences>(
+      Sequences{sequence(img_pos, std::vector<int64_t>(batch, x_len)), sequence(cap_pos, cap_len),
+                sequence(unified_pos, unified_len)});
+  cache.ht = ht;
+  cache.wt = wt;
+  cache.cap_len = cap_len;
+  cache.sequences = made;
+  return made;
+}
+
+Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const float> t,
                                   const std::vector<Tensor>& captions) const {
   const ZImageDiTConfig& c = config_;
   const int64_t p = c.patch_size;
-  ZF_CHECK(latents.ndim() == 4 && latents.size(1) == c.in_channels && latents.size(0) >= 1 &&
-               latents.dtype() == DType::F32,
-           "[zimage] forward: latents have shape {} {}, expected F32 [B, {}, H, W]",
-           shape_str(latents.shape()), dtype_name(latents.dtype()), c.in_channels);
-  const int64_t batch = latents.size(0), height = latents.size(2), width = latents.size(3);
+  auto is_activation = [](DType d) { return d == DType::F32 || d == DType::BF16; };
+  ZF_CHECK(latents_in.ndim() == 4 && latents_in.size(1) == c.in_channels &&
+               latents_in.size(0) >= 1 && is_activation(latents_in.dtype()),
+           "[zimage] forward: latents have shape {} {}, expected F32 or BF16 [B, {}, H, W]",
+           shape_str(latents_in.shape()), dtype_name(latents_in.dtype()), c.in_channels);
+  const int64_t batch = latents_in.size(0), height = latents_in.size(2), width = latents_in.size(3);
   ZF_CHECK(height > 0 && width > 0 && height % p == 0 && width % p == 0,
            "[zimage] forward: latent size {}x{} is not a multiple of the patch size {}", height,
            width, p);
@@ -358,81 +413,67 @@ Tensor ZImageTransformer::forward(const Tensor& latents, std::span<const float> 
            "[zimage] forward: {} captions for {} samples", captions.size(), batch);
   for (size_t i = 0; i < captions.size(); ++i)
     ZF_CHECK(captions[i].ndim() == 2 && captions[i].size(0) >= 1 &&
-                 captions[i].size(1) == c.cap_feat_dim && captions[i].dtype() == DType::F32,
-             "[zimage] forward: caption {} has shape {} {}, expected F32 [L >= 1, {}]", i,
+                 captions[i].size(1) == c.cap_feat_dim && is_activation(captions[i].dtype()),
+             "[zimage] forward: caption {} has shape {} {}, expected F32 or BF16 [L >= 1, {}]", i,
              shape_str(captions[i].shape()), dtype_name(captions[i].dtype()), c.cap_feat_dim);
+  const Placement& at = placement_;
 
   // 1. Timestep embedding, the input of every adaLN.
   const Tensor adaln = timestep_embedding(t);
 
-  // 2. Token runs and positions. Caption b: Lc_b = L_b padded to 32, positions (1 + i, 0, 0)
-  //    (pads continue the run). Image: N tokens padded to 32, positions (Lc_b + 1, h, w), its
-  //    pads (0, 0, 0).
+  // 2. Token runs and their RoPE tables (sequences()).
   const int64_t ht = height / p, wt = width / p, n_img = ht * wt;
   const int64_t x_len = zimage_padded_length(n_img);
-  std::vector<int64_t> cap_len(batch), unified_len(batch);
-  std::vector<std::vector<ZImagePosition>> cap_pos(batch), img_pos(batch), unified_pos(batch);
+  std::vector<int64_t> cap_real(batch), cap_len(batch);
   for (int64_t b = 0; b < batch; ++b) {
-    cap_len[b] = zimage_padded_length(captions[b].size(0));
-    unified_len[b] = x_len + cap_len[b];
-    for (int64_t i = 0; i < cap_len[b]; ++i) cap_pos[b].push_back({1 + i, 0, 0});
-    for (int64_t y = 0; y < ht; ++y)
-      for (int64_t x = 0; x < wt; ++x) img_pos[b].push_back({cap_len[b] + 1, y, x});
-    img_pos[b].resize(x_len, ZImagePosition{0, 0, 0});
-    unified_pos[b] = img_pos[b];  // [image ; caption], as diffusers' basic mode
-    unified_pos[b].insert(unified_pos[b].end(), cap_pos[b].begin(), cap_pos[b].end());
+    cap_real[b] = captions[b].size(0);
+    cap_len[b] = zimage_padded_length(cap_real[b]);
   }
-  auto sequence = [&](const std::vector<std::vector<ZImagePosition>>& pos,
-                      const std::vector<int64_t>& lengths) {
-    const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
-    Sequence s{rope_.tables(pos, longest), {}};
-    if (std::any_of(lengths.begin(), lengths.end(), [&](int64_t n) { return n != longest; }))
-      s.mask.key_lengths = lengths;
-    return s;
-  };
+  const int64_t cap_max = *std::max_element(cap_len.begin(), cap_len.end());
+  const std::vector<int64_t> all_cap(batch, cap_max);
+  const bool ragged = cap_len != all_cap;
+  const std::shared_ptr<const Sequences> seq = sequences(ht, wt, cap_len);
 
   // 3. Image tokens: patchify, embed, pad rows become x_pad_token; the noise refiner.
-  Tensor x = ops::linear(zimage_patchify(latents, p, x_len), x_embedder_.weight, x_embedder_.bias);
-  for (int64_t b = 0; b < batch; ++b)
-    set_rows(x, b, n_img, x_len - n_img, x_pad_token_.data<float>(), true);
-  const Sequence img_seq = sequence(img_pos, std::vector<int64_t>(batch, x_len));
-  for (const Block& blk : noise_refiner_) x = block(blk, x, img_seq, adaln);
+  Tensor x = ops::linear(ops::patchify(at.activation(latents_in), p, x_len), x_embedder_.weight,
+                         x_embedder_.bias);
+  if (x_len > n_img)
+    x = ops::fill_rows(x, x_pad_token_, std::vector<int64_t>(batch, n_img),
+                       std::vector<int64_t>(batch, x_len));
+  for (const Block& blk : noise_refiner_) x = block(blk, x, seq->image, adaln);
 
-  // 4. Caption tokens: RMSNorm + Linear, pad rows become cap_pad_token, batch padding 0; the
-  //    context refiner (unmodulated).
-  const int64_t cap_max = *std::max_element(cap_len.begin(), cap_len.end());
-  Tensor cap_in = Tensor::zeros({batch, cap_max, c.cap_feat_dim}, DType::F32);
+  // 4. Caption tokens: RMSNorm + Linear on rows zero-padded to cap_max, pad rows become
+  //    cap_pad_token, batch padding 0; the context refiner (unmodulated).
+  std::vector<Tensor> rows;
   for (int64_t b = 0; b < batch; ++b) {
-    const Tensor rows = captions[b].contiguous();
-    set_rows(cap_in, b, 0, rows.size(0), rows.data<float>(), false);
+    Tensor r = at.activation(captions[b]);
+    if (cap_real[b] < cap_max)
+      r = ops::concat(
+          {r, Tensor::zeros({cap_max - cap_real[b], c.cap_feat_dim}, at.activations, at.device)},
+          0);
+    rows.push_back(r.unsqueeze(0));
   }
+  const Tensor cap_in = batch == 1 ? rows[0] : ops::concat(rows, 0);
   Tensor cap = ops::linear(ops::rms_norm(cap_in, cap_norm_, c.norm_eps), cap_linear_.weight,
                            cap_linear_.bias);
-  const std::vector<float> zeros(static_cast<size_t>(c.dim), 0.0f);
-  for (int64_t b = 0; b < batch; ++b) {
-    const int64_t real = captions[b].size(0);
-    set_rows(cap, b, real, cap_len[b] - real, cap_pad_token_.data<float>(), true);
-    set_rows(cap, b, cap_len[b], cap_max - cap_len[b], zeros.data(), true);
-  }
-  const Sequence cap_seq = sequence(cap_pos, cap_len);
-  for (const Block& blk : context_refiner_) cap = block(blk, cap, cap_seq, adaln);
+  if (cap_real != cap_len) cap = ops::fill_rows(cap, cap_pad_token_, cap_real, cap_len);
+  if (ragged) cap = ops::fill_rows(cap, Tensor{}, cap_len, all_cap);
+  for (const Block& blk : context_refiner_) cap = block(blk, cap, seq->caption, adaln);
 
-  // 5. The unified sequence [image ; caption] per sample, zero batch padding; main layers.
-  const Sequence uni_seq = sequence(unified_pos, unified_len);
-  const int64_t uni_max = uni_seq.rope.cos.size(1);
-  Tensor u = Tensor::zeros({batch, uni_max, c.dim}, DType::F32);
-  for (int64_t b = 0; b < batch; ++b) {
-    set_rows(u, b, 0, x_len, x.data<float>() + b * x_len * c.dim, false);
-    set_rows(u, b, x_len, cap_len[b], cap.data<float>() + b * cap_max * c.dim, false);
-  }
-  for (const Block& blk : layers_) u = block(blk, u, uni_seq, adaln);
+  // 5. The unified sequence [image ; caption] per sample, zero batch padding after it (the
+  //    refiner wrote to the caption's batch padding rows; they are cleared again): main layers.
+  if (ragged) cap = ops::fill_rows(cap, Tensor{}, cap_len, all_cap);
+  Tensor u = ops::concat({x, cap}, 1);
+  for (const Block& blk : layers_) u = block(blk, u, seq->unified, adaln);
 
   // 6. Final layer; the first N tokens of each sample are the image.
-  return zimage_unpatchify(final_layer(u, adaln), c.in_channels, height, width, p);
+  const Tensor out = ops::unpatchify(final_layer(u, adaln), c.in_channels, height, width, p);
+  return float32_on(out, latents_in.device());
 }
 
 ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
-                                          const std::optional<ZImageDiTConfig>& config) {
+                                          const std::optional<ZImageDiTConfig>& config,
+                                          const Placement& placement) {
   const io::WeightStore stripped = io::strip_zimage_prefix(weights);
   io::WeightStore named = stripped;
   const io::ZImageLayout layout = io::detect_zimage_layout(stripped);
@@ -443,21 +484,23 @@ ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
         stripped, config ? io::ZImageBlockCounts{config->n_layers, config->n_refiner_layers,
                                                  config->n_refiner_layers}
                          : io::count_zimage_blocks(stripped));
-  if (!config) return ZImageTransformer(ZImageDiTConfig::infer_from_weights(named), named);
+  if (!config)
+    return ZImageTransformer(ZImageDiTConfig::infer_from_weights(named), named, placement);
   log::info("[zimage] {}: {} layout, {}", weights.description(), io::zimage_layout_name(layout),
             config->summary());
-  return ZImageTransformer(*config, named);
+  return ZImageTransformer(*config, named, placement);
 }
 
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
-                                          const std::optional<ZImageDiTConfig>& config) {
+                                          const std::optional<ZImageDiTConfig>& config,
+                                          const Placement& placement) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights = io::WeightStore::open(where);
-  if (config) return load_zimage_transformer(weights, config);
+  if (config) return load_zimage_transformer(weights, config, placement);
   if (const auto json = io::component_config_json(where))
-    return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(*json));
-  return load_zimage_transformer(weights, std::nullopt);
+    return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(*json), placement);
+  return load_zimage_transformer(weights, std::nullopt, placement);
 }
 
 }  // namespace zflow::models

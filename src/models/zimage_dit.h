@@ -6,12 +6,14 @@
 //          attention_norm{1,2}, ffn_norm{1,2}, adaLN_modulation.0 (modulated blocks)
 // Reference: diffusers 0.42.1 models/transformers/transformer_z_image.py; the step-by-step
 // math is /work/shared/facts/zimage.md section 1. ComfyUI / original single files are
-// renamed by io/key_map_zimage.h before binding. Weights stay in their stored dtype;
-// activations are float32.
+// renamed by io/key_map_zimage.h before binding. On the CPU weights stay in their stored
+// dtype and activations are float32; on the GPU (models/placement.h) both are bf16 by default.
+// RoPE tables are built on the host in float32 and moved to the device once per input shape.
 #pragma once
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,6 +22,7 @@
 #include "core/tensor.h"
 #include "io/weight_store.h"
 #include "models/parameters.h"
+#include "models/placement.h"
 #include "models/zimage_rope.h"
 
 namespace zflow::models {
@@ -71,9 +74,10 @@ struct ZImageDiTConfig {
 // Every parameter of the model for `config`, in diffusers' state-dict order: name and shape.
 std::vector<ParameterSpec> zimage_dit_parameters(const ZImageDiTConfig& config);
 
-// Random weights with the model's names and shapes, for speed measurements.
-io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType dtype,
-                                          uint64_t seed);
+// Random weights with the model's names and shapes, for speed measurements, made on `device`
+// (models/parameters.h: one tensor at a time).
+io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType dtype, uint64_t seed,
+                                          Device device = Device::CPU);
 
 // Floating-point operations (2 x multiply-adds) of one forward for one sample with
 // `image_tokens` patches and a `caption_tokens` caption (both padded to 32 as the model
@@ -85,15 +89,18 @@ double zimage_dit_forward_flops(const ZImageDiTConfig& config, int64_t image_tok
 class ZImageTransformer {
  public:
   // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an
-  // error naming it.
-  ZImageTransformer(const ZImageDiTConfig& config, const io::WeightStore& weights);
+  // error naming it. Then puts the bound weights where `placement` says (placement.h).
+  ZImageTransformer(const ZImageDiTConfig& config, const io::WeightStore& weights,
+                    const Placement& placement = {});
 
   const ZImageDiTConfig& config() const { return config_; }
+  const Placement& placement() const { return placement_; }
 
   // The raw model output [B, in_channels, H, W] (v = x0 - eps; pipelines negate it) for
-  // latents[B, in_channels, H, W] (f32, H and W multiples of the patch size), model times
+  // latents[B, in_channels, H, W] (H and W multiples of the patch size), model times
   // t[b] = 1 - sigma in [0, 1], and one caption per sample, captions[b] = [L_b, cap_feat_dim]
-  // f32 with L_b >= 1. Samples with different caption lengths run as one batch with a
+  // with L_b >= 1. Latents and captions are F32 or BF16 on any device; the output is float32
+  // on the latents' device. Samples with different caption lengths run as one batch with a
   // key-length attention mask, as diffusers does.
   Tensor forward(const Tensor& latents, std::span<const float> t,
                  const std::vector<Tensor>& captions) const;
@@ -110,19 +117,25 @@ class ZImageTransformer {
   };
 
  private:
-  struct Sequence;  // token rows of one stage, with RoPE tables and the key mask
+  struct Sequence;   // token rows of one stage, with RoPE tables and the key mask
+  struct Sequences;  // the three stages' for one input shape
+  struct RopeCache;  // the last shape's Sequences, on the placement's device
+  std::shared_ptr<const Sequences> sequences(int64_t ht, int64_t wt,
+                                             const std::vector<int64_t>& cap_len) const;
   Tensor timestep_embedding(std::span<const float> t) const;
   Tensor block(const Block& b, const Tensor& x, const Sequence& seq, const Tensor& adaln) const;
   Tensor attention(const Block& b, const Tensor& x, const Sequence& seq) const;
   Tensor final_layer(const Tensor& x, const Tensor& adaln) const;
 
   ZImageDiTConfig config_;
+  Placement placement_;
   ZImageRope rope_;
+  std::shared_ptr<RopeCache> rope_cache_;
   Linear x_embedder_, final_linear_, final_adaln_;
   Linear t_mlp0_, t_mlp2_;
   Tensor cap_norm_;
   Linear cap_linear_;
-  Tensor x_pad_token_, cap_pad_token_;  // [dim] float32
+  Tensor x_pad_token_, cap_pad_token_;  // [dim] in the activation dtype
   std::vector<Block> noise_refiner_, context_refiner_, layers_;
 };
 
@@ -132,9 +145,11 @@ class ZImageTransformer {
 // optional `model.diffusion_model.` prefix). The config is `config` when given, else the
 // folder's config.json (folders and index files only), else inferred from the weights.
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
-                                          const std::optional<ZImageDiTConfig>& config = {});
+                                          const std::optional<ZImageDiTConfig>& config = {},
+                                          const Placement& placement = {});
 // The same from weights already opened.
 ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
-                                          const std::optional<ZImageDiTConfig>& config = {});
+                                          const std::optional<ZImageDiTConfig>& config = {},
+                                          const Placement& placement = {});
 
 }  // namespace zflow::models

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/tensor.h"
 #include "io/image.h"
 #include "pipeline/run_control.h"
 
@@ -32,6 +33,7 @@ struct ModelFiles {
   std::filesystem::path clip_tokenizer;
   std::filesystem::path t5_tokenizer;
   std::filesystem::path vae;
+  Device device = Device::CPU;  // where the models run (bf16 activations on the GPU)
 };
 
 // What a caller asks for. Unset optionals take the model's defaults.

@@ -62,7 +62,7 @@ ZImagePipeline::ZImagePipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEn
       transformer_(std::move(transformer)),
       vae_(std::move(vae)) {}
 
-ZImagePipeline ZImagePipeline::load(const ZImageFiles& files) {
+ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Placement& placement) {
   std::optional<double> scheduler_shift;
   if (!files.model_dir.empty()) {
     const fs::path index = files.model_dir / "model_index.json";
@@ -103,12 +103,15 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files) {
                                   : load_component("zimage", "tokenizer", tok_path, [&] {
                                       return text::load_bpe_tokenizer(tok_path);
                                     });
-  auto text_encoder = load_component("zimage", "text encoder", te_path,
-                                     [&] { return models::load_qwen3_text_encoder(te_path); });
-  auto transformer = load_component("zimage", "diffusion model", dit_path,
-                                    [&] { return models::load_zimage_transformer(dit_path); });
-  auto vae = load_component("zimage", "VAE", vae_path,
-                            [&] { return models::load_autoencoder_kl(vae_path); });
+  auto text_encoder = load_component("zimage", "text encoder", te_path, [&] {
+    return models::load_qwen3_text_encoder(te_path, std::nullopt, placement);
+  });
+  auto transformer = load_component("zimage", "diffusion model", dit_path, [&] {
+    return models::load_zimage_transformer(dit_path, std::nullopt, placement);
+  });
+  auto vae = load_component("zimage", "VAE", vae_path, [&] {
+    return models::load_autoencoder_kl(vae_path, std::nullopt, placement);
+  });
 
   const auto& dit = transformer.config();
   if (text_encoder.config().hidden_size != dit.cap_feat_dim)

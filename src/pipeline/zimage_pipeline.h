@@ -95,8 +95,9 @@ struct ZImageSettings {
 class ZImagePipeline {
  public:
   // Loads every component; a missing or mismatched one gives an Error naming it and what was
-  // expected.
-  static ZImagePipeline load(const ZImageFiles& files);
+  // expected. The text encoder, transformer and VAE run where `placement` says
+  // (models/placement.h); tokens, latents and the schedule math stay float32 on the CPU.
+  static ZImagePipeline load(const ZImageFiles& files, const models::Placement& placement = {});
 
   ZImageVariant variant() const { return variant_; }
   const ZImageDefaults& defaults() const { return defaults_; }

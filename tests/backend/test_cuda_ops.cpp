@@ -161,6 +161,60 @@ TEST(CudaOps, ZImageModulation) {
                    [](const Args& a) { return ops::add_gated(a[0], a[1], a[2]); });
 }
 
+TEST(CudaOps, ModulateAndConcat) {
+  ZF_REQUIRE_GPU();
+  const Tensor x = random_tensor({2, 37, 96}, 53);
+  const Tensor shift = random_tensor({2, 96}, 54), scale = random_tensor({2, 96}, 55);
+  compare_with_cpu("modulate", {{x}, {shift}, {scale}},
+                   [](const Args& a) { return ops::modulate(a[0], a[1], a[2]); });
+  // Every dim, with a strided (permuted) part; along dim 0 the output is one copy per part.
+  const Tensor a = random_tensor({3, 5, 7}, 56);
+  const Tensor b = random_tensor({3, 7, 5}, 57);
+  for (int dim = 0; dim < 3; ++dim)
+    compare_with_cpu(fmt::format("concat dim {}", dim), {{a}, {b}}, [dim](const Args& t) {
+      return ops::concat({t[0], t[1].permute({0, 2, 1}), t[0]}, dim);
+    });
+  // Z-Image's unified sequence: [image ; caption] along the tokens.
+  const Tensor img = random_tensor({2, 64, 48}, 58), cap = random_tensor({2, 33, 48}, 59);
+  compare_with_cpu("concat tokens", {{img}, {cap}}, [](const Args& t) {
+    return ops::concat({t[0], t[1]}, 1);
+  });
+}
+
+TEST(CudaOps, PatchifyUnpatchifyFillRows) {
+  ZF_REQUIRE_GPU();
+  const Tensor latents = random_tensor({2, 16, 6, 10}, 62);  // 3 x 5 = 15 tokens of 64
+  compare_with_cpu("patchify", {{latents}},
+                   [](const Args& a) { return ops::patchify(a[0], 2, 32); });
+  const Tensor tokens = random_tensor({2, 32, 64}, 63);
+  compare_with_cpu("unpatchify", {{tokens}},
+                   [](const Args& a) { return ops::unpatchify(a[0], 16, 6, 10, 2); });
+  compare_with_cpu("patchify odd patch", {{random_tensor({1, 5, 9, 6}, 64)}},
+                   [](const Args& a) { return ops::patchify(a[0], 3, 7); });
+  const Tensor x = random_tensor({3, 40, 24}, 65), row = random_tensor({24}, 66);
+  const std::vector<int64_t> begin = {15, 0, 40}, end = {32, 40, 40};
+  compare_with_cpu("fill_rows with a row", {{x}, {row}},
+                   [&](const Args& a) { return ops::fill_rows(a[0], a[1], begin, end); });
+  compare_with_cpu("fill_rows with zeros", {{x}},
+                   [&](const Args& a) { return ops::fill_rows(a[0], Tensor{}, begin, end); });
+}
+
+// Head dims above the flash kernel's 256 (the autoencoder's one 512-wide head) take the
+// unfused path: float32 scores in chunks, softmax, P V. Masks are refused there by name.
+TEST(CudaOps, WideHeadAttentionFallsBackToMatmuls) {
+  ZF_REQUIRE_GPU();
+  const Tensor q = random_tensor({2, 1, 77, 512}, 67, -2.0f, 2.0f);
+  const Tensor k = random_tensor({2, 1, 130, 512}, 68, -2.0f, 2.0f);
+  const Tensor v = random_tensor({2, 1, 130, 512}, 69);
+  const float scale = 1.0f / std::sqrt(512.0f);
+  compare_with_cpu("attention d 512", {{q}, {k}, {v}},
+                   [&](const Args& a) { return ops::attention(a[0], a[1], a[2], scale); });
+  ops::AttentionMask causal;
+  causal.causal = true;
+  const Tensor qg = q.to(Device::CUDA);
+  EXPECT_THROW(ops::attention(qg, qg, qg, scale, causal), Error);
+}
+
 struct AttentionCase {
   int64_t batch, heads, kv_heads, lq, lk, d, dv;
   bool causal;

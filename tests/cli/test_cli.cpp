@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "backend/device.h"
 #include "core/dtype.h"
 #include "io/weight_store.h"
 #include "test_util.h"
@@ -49,7 +50,8 @@ TEST(Cli, MissingFileIsOneClearLine) {
 }
 
 TEST(Cli, BenchVaeRunsWithRandomWeights) {
-  const CommandResult r = run_zflow("bench vae --random-weights -W 32 -H 16 --encode --threads 1");
+  const CommandResult r =
+      run_zflow("bench vae --random-weights -W 32 -H 16 --encode --threads 1 --device cpu");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, testing::HasSubstr("decode 32x16 batch 1, 1 threads"));
   EXPECT_THAT(r.output, testing::HasSubstr("encode 32x16"));
@@ -70,6 +72,21 @@ TEST(Cli, BenchNeedsExactlyOneWeightSource) {
       run_zflow("bench text-encoder --text-encoder x.safetensors --layers 2");
   EXPECT_EQ(layers.status, 1);
   EXPECT_THAT(layers.output, testing::HasSubstr("--layers only applies to --random-weights"));
+}
+
+// --device cuda where there is no GPU (a CPU-only build, or no device): one line naming the flag,
+// before anything is loaded. On a machine with a GPU the flag is accepted instead.
+TEST(Cli, DeviceCudaWithoutAGpuIsOneLineNamingTheFlag) {
+  if (!cuda_devices().empty()) GTEST_SKIP() << "a CUDA device is present";
+  for (const char* args : {"bench dit --random-weights -W 256 -H 256 --device cuda",
+                           "generate -m /nonexistent -p fox --device cuda"}) {
+    const CommandResult r = run_zflow(args);
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_THAT(r.output, testing::HasSubstr("--device cuda")) << args;
+  }
+  const CommandResult bad = run_zflow("bench vae --random-weights --device tpu");
+  EXPECT_NE(bad.status, 0);
 }
 
 // Ids from Hugging Face tokenizers for the real Qwen3 tokenizer (the tokenizer goldens hold

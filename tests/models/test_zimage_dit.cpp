@@ -23,6 +23,7 @@
 #include <functional>
 #include <set>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/key_map_zimage.h"
@@ -281,13 +282,13 @@ TEST(ZImageDiT, BadInputsAreRejected) {
 TEST(ZImageTokens, PatchifyOrderAndRoundTrip) {
   Generator g(3);
   const Tensor latents = g.randn({2, 3, 4, 6});
-  const Tensor tokens = models::zimage_patchify(latents, 2, 32);
+  const Tensor tokens = ops::patchify(latents, 2, 32);
   ASSERT_EQ(tokens.shape(), (Shape{2, 32, 12}));
   const auto lat = latents.to_f32_vector(), tok = tokens.to_f32_vector();
   // sample 1, token (h 1, w 2) = row 1 * 3 + 2, feature (ph 1, pw 0, c 2).
   EXPECT_EQ(tok[(1 * 32 + 5) * 12 + (1 * 2 + 0) * 3 + 2], lat[((1 * 3 + 2) * 4 + 3) * 6 + 4]);
   EXPECT_EQ(tok[(0 * 32 + 6) * 12 + 5], 0.0f);  // rows past the 6 image tokens are 0
-  EXPECT_EQ(models::zimage_unpatchify(tokens, 3, 4, 6, 2).to_f32_vector(), lat);
+  EXPECT_EQ(ops::unpatchify(tokens, 3, 4, 6, 2).to_f32_vector(), lat);
   EXPECT_EQ(models::zimage_padded_length(1), 32);
   EXPECT_EQ(models::zimage_padded_length(32), 32);
   EXPECT_EQ(models::zimage_padded_length(33), 64);

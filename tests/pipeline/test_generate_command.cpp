@@ -77,7 +77,8 @@ class GenerateCommand : public ::testing::Test {
     if (!out_.empty()) fs::remove_all(out_);
   }
   std::string model_args() const {
-    return "generate -m " + (kDir / "tiny").string() + " --tokenizer " + tokenizer_.string();
+    return "generate --device cpu -m " + (kDir / "tiny").string() + " --tokenizer " +
+           tokenizer_.string();
   }
   fs::path tokenizer_, out_;
 };
@@ -184,8 +185,8 @@ TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
   ZF_REQUIRE_ASSET(clip);
   ZF_REQUIRE_ASSET(t5);
   const fs::path flux = test::fixture("flux_pipeline");
-  const std::string args = "generate -m " + (flux / "tiny_dev").string() + " --clip-tokenizer " +
-                           clip.string() + " --t5-tokenizer " + t5.string() +
+  const std::string args = "generate --device cpu -m " + (flux / "tiny_dev").string() +
+                           " --clip-tokenizer " + clip.string() + " --t5-tokenizer " + t5.string() +
                            " -p 'a red fox sitting in fresh snow, morning light' -W 64 -H 48 "
                            "--steps 3 --guidance 3.5 --seed 42 -o ";
   const CommandResult r = run_zflow(args + (out_ / "fox.png").string());

@@ -24,6 +24,11 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout);
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
+Tensor patchify(const Tensor& x, int64_t patch, int64_t length);
+Tensor unpatchify(const Tensor& tokens, int64_t channels, int64_t height, int64_t width,
+                  int64_t patch);
+Tensor fill_rows(const Tensor& x, const Tensor& row, std::span<const int64_t> begin,
+                 std::span<const int64_t> end);
 
 enum class Unary { Silu, Exp, Tanh, GeluErf, GeluTanh, GeluQuick };
 Tensor softmax(const Tensor& x);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "backend/cpu/kernels.h"  // the Unary / Binary op kinds
 #include "backend/ops.h"
@@ -25,6 +26,9 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 Tensor upsample_nearest2x(const Tensor& x);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const ops::AttentionMask& mask);
+// The unfused form attention() falls back to for head dims the flash kernel does not take.
+Tensor attention_by_matmul(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                           const ops::AttentionMask& mask);
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout);
@@ -38,5 +42,14 @@ Tensor clamp(const Tensor& x, float lo, float hi);
 
 Tensor scale_tokens(const Tensor& x, const Tensor& scale);
 Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
+Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale);
+// Parts already checked (one dtype, dims agreeing outside `dim`) and contiguous on the GPU.
+Tensor concat(const std::vector<Tensor>& parts, int dim, const Shape& out_shape);
+
+Tensor patchify(const Tensor& x, int64_t patch, int64_t length);
+Tensor unpatchify(const Tensor& tokens, int64_t channels, int64_t height, int64_t width,
+                  int64_t patch);
+Tensor fill_rows(const Tensor& x, const Tensor& row, std::span<const int64_t> begin,
+                 std::span<const int64_t> end);
 
 }  // namespace zflow::cuda

@@ -70,6 +70,25 @@ cudaError_t launch_embedding(Act t, WeightRef table, const int32_t* ids, void* y
 // y = x * v (r == nullptr) or x + v * r, for x[B, L, D] and v[B, D].
 cudaError_t launch_modulate(Act t, const void* x, const void* v, const void* r, void* y,
                             int64_t batch, int64_t len, int64_t d, cudaStream_t stream);
+// y = x * (1 + scale) + shift, for x[B, L, D] and shift, scale [B, D].
+cudaError_t launch_shift_scale(Act t, const void* x, const void* shift, const void* scale, void* y,
+                               int64_t batch, int64_t len, int64_t d, cudaStream_t stream);
+
+// ---- token layouts (tokens.cu) ------------------------------------------------------------
+struct PatchLayout {
+  int64_t batch, channels, height, width, patch,
+      length;  // latents [B, C, H, W], tokens [B, L, p*p*C]
+};
+// tokens = patchify(x) (ops.h), rows past the image tokens 0.
+cudaError_t launch_patchify(Act t, const void* x, void* tokens, const PatchLayout& s,
+                            cudaStream_t stream);
+// x = unpatchify(tokens).
+cudaError_t launch_unpatchify(Act t, const void* tokens, void* x, const PatchLayout& s,
+                              cudaStream_t stream);
+// y = x[B, L, D] with rows [range[2b], range[2b + 1]) of sample b set to row[D] (0 when row is
+// null); `range` is in device memory.
+cudaError_t launch_fill_rows(Act t, const void* x, const void* row, const int64_t* range, void* y,
+                             int64_t batch, int64_t len, int64_t d, cudaStream_t stream);
 
 // ---- attention.cu -------------------------------------------------------------------------
 struct AttentionProblem {

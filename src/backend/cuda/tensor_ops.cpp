@@ -130,6 +130,77 @@ Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r) {
   return y;
 }
 
+Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) {
+  Tensor y = like(x);
+  check_launch(launch_shift_scale(act_of(x), x.raw(), shift.raw(), scale.raw(), y.raw(), x.size(0),
+                                  x.size(1), x.size(2), context().stream),
+               "shift_scale_kernel");
+  return y;
+}
+
+// Each part is `outer` blocks of (its size along dim) x inner elements; part p's blocks go to
+// column offset `at` of the output's rows of out_block bytes: one 2-D copy per part.
+Tensor concat(const std::vector<Tensor>& parts, int dim, const Shape& out_shape) {
+  const DType dtype = parts[0].dtype();
+  Tensor y = Tensor::empty(out_shape, dtype, Device::CUDA);
+  if (y.numel() == 0) return y;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < dim; ++d) outer *= out_shape[static_cast<size_t>(d)];
+  for (size_t d = static_cast<size_t>(dim) + 1; d < out_shape.size(); ++d) inner *= out_shape[d];
+  const size_t elem = dtype_size(dtype);
+  const size_t out_block = static_cast<size_t>(out_shape[static_cast<size_t>(dim)] * inner) * elem;
+  const cudaStream_t stream = context().stream;
+  size_t at = 0;
+  for (const Tensor& p : parts) {
+    const size_t block = static_cast<size_t>(p.size(dim) * inner) * elem;
+    char* dst = static_cast<char*>(y.raw()) + at;
+    if (block > 0 && outer == 1) {
+      ZF_CUDA(cudaMemcpyAsync(dst, p.raw(), block, cudaMemcpyDeviceToDevice, stream));
+    } else if (block > 0) {
+      ZF_CUDA(cudaMemcpy2DAsync(dst, out_block, p.raw(), block, block, static_cast<size_t>(outer),
+                                cudaMemcpyDeviceToDevice, stream));
+    }
+    at += block;
+  }
+  return y;
+}
+
+Tensor patchify(const Tensor& x, int64_t patch, int64_t length) {
+  const PatchLayout s{x.size(0), x.size(1), x.size(2), x.size(3), patch, length};
+  Tensor tokens =
+      Tensor::empty({s.batch, length, patch * patch * s.channels}, x.dtype(), Device::CUDA);
+  check_launch(launch_patchify(act_of(x), x.raw(), tokens.raw(), s, context().stream),
+               "patchify_kernel");
+  return tokens;
+}
+
+Tensor unpatchify(const Tensor& tokens, int64_t channels, int64_t height, int64_t width,
+                  int64_t patch) {
+  const PatchLayout s{tokens.size(0), channels, height, width, patch, tokens.size(1)};
+  Tensor x = Tensor::empty({s.batch, channels, height, width}, tokens.dtype(), Device::CUDA);
+  check_launch(launch_unpatchify(act_of(tokens), tokens.raw(), x.raw(), s, context().stream),
+               "unpatchify_kernel");
+  return x;
+}
+
+Tensor fill_rows(const Tensor& x, const Tensor& row, std::span<const int64_t> begin,
+                 std::span<const int64_t> end) {
+  Tensor y = like(x);
+  if (y.numel() == 0) return y;
+  Tensor range = Tensor::empty({x.size(0), 2}, DType::I64);
+  int64_t* r = range.data<int64_t>();
+  for (size_t b = 0; b < begin.size(); ++b) {
+    r[2 * b] = begin[b];
+    r[2 * b + 1] = end[b];
+  }
+  const Tensor dev_range = range.to(Device::CUDA);
+  check_launch(launch_fill_rows(act_of(x), x.raw(), row.defined() ? row.raw() : nullptr,
+                                dev_range.data<int64_t>(), y.raw(), x.size(0), x.size(1), x.size(2),
+                                context().stream),
+               "fill_rows_kernel");
+  return y;
+}
+
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const ops::AttentionMask& mask) {
   AttentionProblem p{};
@@ -142,18 +213,14 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
   p.dv = v.size(3);
   p.scale = scale;
   p.causal = mask.causal;
+  const size_t shared = attention_shared_bytes(std::max(p.d, p.dv));
+  if (shared == 0 || shared > context().max_shared_per_block)
+    return attention_by_matmul(q, k, v, scale, mask);
   Tensor out = Tensor::empty({p.batch, p.heads, p.lq, p.dv}, q.dtype(), Device::CUDA);
   if (out.numel() == 0) return out;
   ZF_CHECK(p.batch * p.heads <= 65535,
            "[attention] batch x heads = {} is more than one GPU launch takes (65535)",
            p.batch * p.heads);
-  const size_t shared = attention_shared_bytes(std::max(p.d, p.dv));
-  ZF_CHECK(shared > 0, "[attention] head dims {} and {}: the GPU kernel handles up to 256", p.d,
-           p.dv);
-  ZF_CHECK(shared <= context().max_shared_per_block,
-           "[attention] head dims {} and {} need {} bytes of shared memory per block, the GPU "
-           "allows {}",
-           p.d, p.dv, shared, context().max_shared_per_block);
   Tensor lengths;
   if (!mask.key_lengths.empty()) {
     std::vector<int32_t> host(mask.key_lengths.begin(), mask.key_lengths.end());

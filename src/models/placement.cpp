@@ -1,0 +1,101 @@
+#include "models/placement.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace zflow::models {
+
+Tensor Placement::activation(const Tensor& t) const {
+  if (t.device() == device && t.dtype() == activations) return t;
+  // copy_from converts on the host before an upload and after a download, so only the
+  // smaller dtype crosses the bus.
+  Tensor out = Tensor::empty(t.shape(), activations, device);
+  out.copy_from(t);
+  return out;
+}
+
+std::string Placement::summary() const {
+  return fmt::format("{}, {} activations", device_name(device), dtype_name(activations));
+}
+
+Tensor float32_on(const Tensor& y, Device device) {
+  if (y.device() == device && y.dtype() == DType::F32) return y;
+  Tensor out = Tensor::empty(y.shape(), DType::F32, device);
+  out.copy_from(y);
+  return out;
+}
+
+namespace {
+
+// "\r[what] weights to cuda: 45% (5.5 of 12.3 GB)" on a terminal, redrawn in place.
+class UploadProgress {
+ public:
+  UploadProgress(std::string_view what, Device device, double total_bytes)
+      : what_(what),
+        device_(device_name(device)),
+        total_(total_bytes),
+        tty_(isatty(fileno(stderr)) != 0) {}
+
+  void advance(double bytes) {
+    done_ += bytes;
+    if (!tty_ || total_ <= 0) return;
+    const int percent = static_cast<int>(100.0 * done_ / total_);
+    if (percent == shown_) return;
+    shown_ = percent;
+    fmt::print(stderr, "\r[{}] weights to {}: {:3d}% ({:.2f} of {:.2f} GB)", what_, device_,
+               percent, done_ / 1e9, total_ / 1e9);
+    std::fflush(stderr);
+  }
+
+  void finish() {
+    if (tty_ && shown_ >= 0) fmt::print(stderr, "\n");
+  }
+
+ private:
+  std::string what_;
+  std::string_view device_;
+  double total_ = 0, done_ = 0;
+  bool tty_ = false;
+  int shown_ = -1;
+};
+
+}  // namespace
+
+io::WeightStore place_weights(const io::WeightStore& weights,
+                              const std::vector<ParameterSpec>& params, const Placement& placement,
+                              std::string_view what) {
+  if (placement.device == Device::CPU) return weights;
+  const auto t0 = std::chrono::steady_clock::now();
+  double total = 0;
+  for (const ParameterSpec& p : params)
+    total += static_cast<double>(shape_numel(p.shape)) *
+             static_cast<double>(dtype_size(placement.activations));
+  log::info("[{}] putting {} weights ({:.2f} GB as {}) on {}", what, params.size(), total / 1e9,
+            dtype_name(placement.activations), device_name(placement.device));
+  UploadProgress progress(what, placement.device, total);
+  io::WeightStore placed;
+  for (const ParameterSpec& p : params) {
+    const Tensor t = weights.get(p.name);
+    const DType dtype = dtype_is_float(t.dtype()) ? placement.activations : t.dtype();
+    Tensor on_device = t;
+    if (t.device() != placement.device || t.dtype() != dtype) {
+      on_device = Tensor::empty(t.shape(), dtype, placement.device);
+      on_device.copy_from(t);  // dequantised / converted on the host, then uploaded
+    }
+    placed.add(p.name, on_device, weights.source_of(p.name));
+    progress.advance(static_cast<double>(on_device.nbytes()));
+  }
+  progress.finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log::info("[{}] weights on {} in {:.1f} s", what, device_name(placement.device), seconds);
+  return placed;
+}
+
+}  // namespace zflow::models

@@ -1,0 +1,48 @@
+// Where a model runs: the device its weights live on and the dtype its activations take there
+// (float32 on the CPU; bfloat16 by default on the GPU, or float32 there to tell a kernel bug
+// from bf16 rounding). Models accept inputs on any device and in any float dtype, move them
+// to their placement once at the start of a call, and return float32 results on the device
+// their (tensor) input came from, so callers such as the pipelines keep their latents and
+// schedule math in float32 on the CPU whatever the model runs on.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/weight_store.h"
+#include "models/parameters.h"
+
+namespace zflow::models {
+
+struct Placement {
+  Device device = Device::CPU;
+  DType activations = DType::F32;
+
+  static Placement cpu() { return {}; }
+  static Placement cuda(DType activations = DType::BF16) { return {Device::CUDA, activations}; }
+  // The placement the CLI means by --device: bf16 activations on the GPU.
+  static Placement on(Device device) { return device == Device::CPU ? cpu() : cuda(); }
+
+  // `t` on this device in the activation dtype (`t` itself, no copy, when it already is).
+  Tensor activation(const Tensor& t) const;
+  std::string summary() const;  // "cpu, f32 activations"
+};
+
+// `y` as float32 on `device` (`y` itself, no copy, when it already is): a GPU result comes back
+// in its own dtype and is widened on the host.
+Tensor float32_on(const Tensor& y, Device device);
+
+// The tensors `params` names, taken from `weights` and put where `placement` says. On the CPU
+// that is `weights` unchanged (memory-mapped, in the stored dtype). On the GPU each tensor is
+// uploaded once, float and block-quantised weights alike stored in the activation dtype
+// (bf16 by default; block types are dequantised on the host one tensor at a time, so no
+// float32 copy of the model is ever made), with a progress line on stderr. Models bind once on
+// `weights` first (names and shapes checked, errors naming the file), then place what they
+// bound: `params` is that binder's list. `what` names the model in logs.
+io::WeightStore place_weights(const io::WeightStore& weights,
+                              const std::vector<ParameterSpec>& params, const Placement& placement,
+                              std::string_view what);
+
+}  // namespace zflow::models
