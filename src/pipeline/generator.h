@@ -32,6 +32,7 @@ struct ModelFiles {
   std::filesystem::path clip_tokenizer;
   std::filesystem::path t5_tokenizer;
   std::filesystem::path vae;
+  bool fp8 = false;  // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
 };
 
 // What a caller asks for. Unset optionals take the model's defaults.

@@ -104,8 +104,9 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files) {
                                     });
   auto text_encoder = load_component("zimage", "text encoder", te_path,
                                      [&] { return models::load_qwen3_text_encoder(te_path); });
-  auto transformer = load_component("zimage", "diffusion model", dit_path,
-                                    [&] { return models::load_zimage_transformer(dit_path); });
+  auto transformer = load_component("zimage", "diffusion model", dit_path, [&] {
+    return models::load_zimage_transformer(dit_path, {}, files.fp8);
+  });
   auto vae = load_component("zimage", "VAE", vae_path,
                             [&] { return models::load_autoencoder_kl(vae_path); });
 
