@@ -59,6 +59,9 @@ const BenchShape kShapes[] = {
     {"zimage_256_q4_0", 256, 3840, 3840, true, DType::Q4_0},
     {"zimage_256_q4_k", 256, 3840, 3840, true, DType::Q4_K},
     {"zimage_256_q6_k", 256, 3840, 3840, true, DType::Q6_K},
+    // Float8 e4m3 weights (ComfyUI fp8 files, --fp8): one byte a value, widened as packed; the
+    // per-tensor scale is gemm's alpha.
+    {"zimage_256_f8_e4m3", 256, 3840, 3840, true, DType::F8_E4M3},
 };
 
 double process_cpu_seconds() {

@@ -31,10 +31,14 @@ Tensor weight(const char* op, const char* what, const Tensor& t, const Shape& ex
   return t.contiguous();
 }
 
-// A matrix weight that may also be in a GGML block type (linear, embedding): kernels
-// dequantise its blocks as they read them.
+bool is_float8(DType t) {
+  return t == DType::F8_E4M3 || t == DType::F8_E5M2;
+}
+
+// A matrix weight that may also be in a GGML block type or (scaled) float8 (linear,
+// embedding): kernels dequantise it as they read it.
 Tensor matrix_weight(const char* op, const char* what, const Tensor& t, const Shape& expected) {
-  if (!dtype_is_quantized(t.dtype())) return weight(op, what, t, expected);
+  if (!dtype_is_quantized(t.dtype()) && !is_float8(t.dtype())) return weight(op, what, t, expected);
   ZF_CHECK(t.shape() == expected, "[{}] {} has shape {}, expected {}", op, what,
            shape_str(t.shape()), shape_str(expected));
   ZF_CHECK(t.is_contiguous(), "[{}] a {} {} must be contiguous", op, dtype_name(t.dtype()), what);
@@ -224,8 +228,10 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout la
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype) {
   const Device dev = common_device("embedding", {&table});
   require_rank("embedding", "table", table, 2);
-  ZF_CHECK(is_weight_dtype(table.dtype()) || dtype_is_quantized(table.dtype()),
-           "[embedding] table must be F32, BF16, F16 or a GGML block type, got {}",
+  ZF_CHECK(is_weight_dtype(table.dtype()) || dtype_is_quantized(table.dtype()) ||
+               (is_float8(table.dtype()) && dev == Device::CPU),
+           "[embedding] table must be F32, BF16, F16, a GGML block type or (on the CPU) "
+           "float8, got {}",
            dtype_name(table.dtype()));
   for (size_t i = 0; i < ids.size(); ++i)
     ZF_CHECK(ids[i] >= 0 && ids[i] < table.size(0),

@@ -33,6 +33,9 @@ namespace zflow::ops {
 
 // y[..., N] = x[..., K] @ w[N, K]^T + b[N]   (b may be undefined). w may also be in a GGML
 // block type (Q8_0, Q4_K, ...; K whole blocks): it stays quantised, dequantised per cache block.
+// Or float8 (F8_E4M3 / F8_E5M2) with its per-tensor scale (Tensor::scale()): one byte a value
+// in memory; the CPU widens it as it packs and applies the scale to the product; the GPU runs
+// an FP8 tensor-core matmul (sm_89+, bf16 activations) or widens it to the activation dtype.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
 
 // Batched matmul: a[..., M, K] @ b[..., K, N] (same leading dims).

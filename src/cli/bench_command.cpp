@@ -19,6 +19,7 @@
 #include "core/memory_usage.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
+#include "io/fp8_weights.h"
 #include "models/autoencoder_kl.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
@@ -33,6 +34,7 @@ struct Common {
   bool random_weights = false;
   std::string weights_path;
   std::string dtype = "bf16";
+  bool fp8 = false;
   int repeat = 1;
   int threads = 0;
   std::string device;  // --device; empty: the default
@@ -45,6 +47,8 @@ void add_common_options(CLI::App* cmd, Common& o, const std::string& file_flag,
                 "the release architecture with random weights (no files)");
   cmd->add_option(file_flag, o.weights_path, file_help);
   cmd->add_option("--dtype", o.dtype, "random weight dtype: bf16, f16, f32")->capture_default_str();
+  cmd->add_flag("--fp8", o.fp8,
+                "transformers: block linears quantised to scaled float8 e4m3 at load");
   cmd->add_option("--repeat", o.repeat, "timed runs")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -58,6 +62,11 @@ DType weight_dtype(const Common& o) {
   if (o.dtype == "f16") return DType::F16;
   if (o.dtype == "f32") return DType::F32;
   fail("[bench] --dtype must be bf16, f16 or f32, got '{}'", o.dtype);
+}
+
+// Random transformer weights as --fp8 would load them.
+io::WeightStore fp8_if(const Common& o, io::WeightStore weights) {
+  return o.fp8 ? io::quantize_weights_fp8(weights) : weights;
 }
 
 // Where the bench runs, checked before anything is built.
@@ -122,9 +131,9 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
 // "<component>: <config> (<weights>), ready in N s": what was built and how long it took.
 void announce(const std::string& component, const std::string& config_summary, const Common& o,
               std::chrono::steady_clock::time_point t0) {
-  fmt::print("{}: {} ({}), ready in {:.2f} s\n", component, config_summary,
+  fmt::print("{}: {} ({}{}), ready in {:.2f} s\n", component, config_summary,
              o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
-             seconds_since(t0));
+             o.fp8 ? ", --fp8" : "", seconds_since(t0));
 }
 
 void check_size(int64_t width, int64_t height) {
@@ -183,9 +192,10 @@ int run_flux_dit(const DitOptions& o) {
   }
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
   const models::FluxTransformer dit =
-      o.random_weights ? models::FluxTransformer(
-                             release, models::flux_dit_random_weights(release, weight_dtype(o), 1))
-                       : models::load_flux_transformer(o.weights_path);
+      o.random_weights
+          ? models::FluxTransformer(
+                release, fp8_if(o, models::flux_dit_random_weights(release, weight_dtype(o), 1)))
+          : models::load_flux_transformer(o.weights_path, {}, o.fp8);
   const auto& c = dit.config();
   announce("flux.1 transformer", c.summary(), o, t0);
   const int64_t rows = o.height / 16, cols = o.width / 16;
@@ -222,9 +232,12 @@ int run_dit(const DitOptions& o) {
   const models::ZImageTransformer dit =
       o.random_weights
           ? models::ZImageTransformer(
-                release, models::zimage_dit_random_weights(release, weight_dtype(o), 1, at.device),
+                release,
+                // --fp8 quantises host weights, which the model then uploads once.
+                fp8_if(o, models::zimage_dit_random_weights(release, weight_dtype(o), 1,
+                                                            o.fp8 ? Device::CPU : at.device)),
                 at)
-          : models::load_zimage_transformer(o.weights_path, std::nullopt, at);
+          : models::load_zimage_transformer(o.weights_path, std::nullopt, at, o.fp8);
   const auto& c = dit.config();
   announce("z-image transformer", c.summary(), o, t0);
   Generator noise(0);

@@ -14,7 +14,8 @@ pipeline::ModelFiles ComponentFlags::files(const std::string& model_dir) const {
           .t5xxl = t5xxl,
           .clip_tokenizer = clip_tokenizer,
           .t5_tokenizer = t5_tokenizer,
-          .vae = vae};
+          .vae = vae,
+          .fp8 = fp8};
 }
 
 void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& note) {
@@ -30,6 +31,10 @@ void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& no
   cmd->add_option("--t5-tokenizer", f.t5_tokenizer,
                   "the T5 spiece.model or its folder (FLUX.1)" + note);
   cmd->add_option("--vae", f.vae, "the VAE" + note);
+  cmd->add_flag("--fp8", f.fp8,
+                "quantise the transformer's block linears to scaled float8 e4m3 at load (half "
+                "the memory of bf16; embedders, modulation, norms and the final layer keep "
+                "their dtype)");
 }
 
 void add_device_flag(CLI::App* cmd, std::string& device) {

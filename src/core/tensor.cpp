@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -118,6 +119,17 @@ void Tensor::check_dtype(DType expected) const {
            dtype_name(dtype_), shape_str(shape_));
 }
 
+Tensor Tensor::with_scale(float scale) const {
+  ZF_CHECK(dtype_ == DType::F8_E4M3 || dtype_ == DType::F8_E5M2 || scale == 1.0f,
+           "[tensor] only float8 tensors carry a scale, got {} {} with scale {}",
+           dtype_name(dtype_), shape_str(shape_), scale);
+  ZF_CHECK(std::isfinite(scale), "[tensor] scale {} of a {} {} tensor is not finite", scale,
+           dtype_name(dtype_), shape_str(shape_));
+  Tensor t = *this;
+  t.scale_ = scale;
+  return t;
+}
+
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
   for (int i = ndim() - 1; i >= 0; --i) {
@@ -229,23 +241,38 @@ void Tensor::copy_from(const Tensor& src) {
   ZF_CHECK(src.shape_ == shape_, "[copy] shape {} into {}", shape_str(src.shape_),
            shape_str(shape_));
   ZF_CHECK(is_contiguous(), "[copy] destination must be contiguous");
+  // Scaled float8 values are stored * scale: they copy as bytes into a tensor with the same
+  // dtype and scale, or convert (scale applied) into an unscaled one. Quantising into a
+  // scale is not a copy (io/fp8_weights.h does it).
+  ZF_CHECK(scale_ == 1.0f || (dtype_ == src.dtype_ && scale_ == src.scale_),
+           "[copy] cannot copy {} (scale {}) into a {} tensor with scale {}",
+           dtype_name(src.dtype_), src.scale_, dtype_name(dtype_), scale_);
   if (numel() == 0) return;
   const Device dst_device = device(), src_device = src.device();
   if (dst_device == Device::CPU && src_device == Device::CPU) {
     copy_on_host(src);
   } else if (dst_device == src_device) {
+    ZF_CHECK(src.scale_ == scale_,
+             "[copy] a scaled {} tensor converts on the host only (download it first)",
+             dtype_name(src.dtype_));
     device_memory::copy_strided(*this, src);
   } else if (src_device == Device::CPU) {
-    // Upload: strides and dtype are settled on the host, then the bytes move as they are.
-    const Tensor staged = src.to(dtype_).contiguous();
+    // Upload: strides, dtype and scale are settled on the host, then the bytes move as they
+    // are.
+    Tensor staged = src;
+    if (src.dtype_ != dtype_ || src.scale_ != scale_) {
+      staged = empty(shape_, dtype_);
+      staged.copy_on_host(src);
+    }
+    staged = staged.contiguous();
     device_memory::copy(raw(), dst_device, staged.raw(), src_device, nbytes());
   } else {
     // Download: the bytes move in the source's dtype, then convert on the host.
     const Tensor packed = src.contiguous();
-    if (packed.dtype_ == dtype_) {
+    if (packed.dtype_ == dtype_ && packed.scale_ == scale_) {
       device_memory::copy(raw(), dst_device, packed.raw(), src_device, nbytes());
     } else {
-      Tensor host = empty(shape_, packed.dtype_);
+      Tensor host = empty(shape_, packed.dtype_).with_scale(packed.scale_);
       device_memory::copy(host.raw(), Device::CPU, packed.raw(), src_device, host.nbytes());
       copy_on_host(host);
     }
@@ -255,6 +282,23 @@ void Tensor::copy_from(const Tensor& src) {
 void Tensor::copy_on_host(const Tensor& src) {
   char* dst = static_cast<char*>(raw());
   const char* base = static_cast<const char*>(src.raw());
+  if (src.scale_ != scale_) {
+    // A scaled float8 source into an unscaled tensor (copy_from allows no other case): each
+    // row through float32, times the scale, then into the destination dtype.
+    ZF_CHECK(src.ndim() > 0, "[copy] a scaled {} scalar", dtype_name(src.dtype_));
+    const size_t se = dtype_size(src.dtype_);
+    std::vector<float> row(static_cast<size_t>(src.shape_.back()));
+    for_each_row(src.shape_, src.strides_, se,
+                 [&](int64_t off, int64_t linear, int64_t n, int64_t step) {
+                   for (int64_t i = 0; i < n; ++i)
+                     to_f32(base + off + i * step * static_cast<int64_t>(se), src.dtype_,
+                            &row[static_cast<size_t>(i)], 1);
+                   for (float& v : row) v *= src.scale_;
+                   zflow::from_f32(row.data(), dst + dtype_nbytes(dtype_, linear), dtype_,
+                                   static_cast<size_t>(n));
+                 });
+    return;
+  }
   if (dtype_is_quantized(src.dtype_) || dtype_is_quantized(dtype_)) {
     // Block types convert whole rows: the innermost dim must be contiguous in the source.
     ZF_CHECK(src.ndim() > 0 && src.strides_.back() == 1,
@@ -281,7 +325,7 @@ void Tensor::copy_on_host(const Tensor& src) {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_, device());
+  Tensor t = empty(shape_, dtype_, device()).with_scale(scale_);
   t.copy_from(*this);
   return t;
 }
@@ -299,7 +343,7 @@ Tensor Tensor::to(DType dtype) const {
 
 Tensor Tensor::to(Device device) const {
   if (device == this->device()) return *this;
-  Tensor t = empty(shape_, dtype_, device);
+  Tensor t = empty(shape_, dtype_, device).with_scale(scale_);
   t.copy_from(*this);
   return t;
 }

@@ -79,6 +79,13 @@ class Tensor {
   // Bytes of numel() elements (whole blocks for a block-quantised dtype).
   size_t nbytes() const { return dtype_nbytes(dtype_, numel()); }
   DType dtype() const { return dtype_; }
+  // The per-tensor scale of a float8 weight ("scaled fp8": ComfyUI's `scale_weight` /
+  // `weight_scale`): the tensor's values are its stored values times scale(). 1 for every
+  // other tensor. Views and same-dtype copies (clone, to(Device)) keep it; a conversion to
+  // another dtype applies it, so to(DType::F32) gives the true values.
+  float scale() const { return scale_; }
+  // This tensor (a view) with a scale; only float8 tensors (F8_E4M3, F8_E5M2) carry one.
+  Tensor with_scale(float scale) const;
   Device device() const { return storage_ ? storage_->device : Device::CPU; }
   bool is_contiguous() const;
   const std::shared_ptr<Storage>& storage() const { return storage_; }
@@ -118,6 +125,7 @@ class Tensor {
   Shape shape_;
   std::vector<int64_t> strides_;  // elements
   DType dtype_ = DType::F32;
+  float scale_ = 1.0f;
 };
 
 std::vector<int64_t> contiguous_strides(std::span<const int64_t> shape);

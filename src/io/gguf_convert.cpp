@@ -38,18 +38,25 @@ const std::vector<std::string> kHighPrecisionParts = {
     "pad_token",     // Z-Image x_pad_token / cap_pad_token
 };
 
+bool keeps_float_type(const std::string& name, const Tensor& t) {
+  if (t.ndim() <= 1 || t.numel() <= kSmallTensor) return true;
+  for (const std::string& part : kHighPrecisionParts)
+    if (name.find(part) != std::string::npos) return true;
+  return false;
+}
+
 DType gguf_convert_dtype(const std::string& name, const Tensor& t, DType target) {
   ZF_CHECK(target == DType::Q8_0 || target == DType::Q4_0 || target == DType::Q4_K ||
                target == DType::Q5_K || target == DType::Q6_K,
            "[convert] target {} is not one of q8_0, q4_0, q4_k, q5_k, q6_k", dtype_name(target));
   if (dtype_is_quantized(t.dtype())) return t.dtype();  // already quantised: keep it
   if (t.ndim() <= 1 || t.numel() <= kSmallTensor) return DType::F32;
-  for (const std::string& part : kHighPrecisionParts)
-    if (name.find(part) != std::string::npos) return kept_type(t.dtype());
+  // A scaled float8 tensor's values (stored * scale) need float32's mantissa.
+  if (keeps_float_type(name, t)) return t.scale() != 1.0f ? DType::F32 : kept_type(t.dtype());
   const int64_t row = t.size(-1);
   if (row % dtype_block_size(target) == 0) return target;
   if (row % dtype_block_size(DType::Q8_0) == 0) return DType::Q8_0;
-  return kept_type(t.dtype());
+  return t.scale() != 1.0f ? DType::F32 : kept_type(t.dtype());
 }
 
 void convert_to_gguf(const WeightStore& weights, const std::filesystem::path& out,

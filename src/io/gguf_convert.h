@@ -30,6 +30,10 @@ struct GgufConvertOptions {
 // The name parts that keep a tensor out of quantisation.
 extern const std::vector<std::string> kHighPrecisionParts;
 
+// Whether the rules above keep tensor `name` in a float type whatever the target: 1-D, small,
+// or named with a high-precision part. (`--fp8` shares this rule, io/fp8_weights.h.)
+bool keeps_float_type(const std::string& name, const Tensor& t);
+
 // The dtype the rules above give tensor `name` of shape/dtype `t` for `target`.
 DType gguf_convert_dtype(const std::string& name, const Tensor& t, DType target);
 

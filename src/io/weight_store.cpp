@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/fp8_weights.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 
@@ -33,8 +34,18 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+constexpr const char* kQuantizationMetadata = "_quantization_metadata";  // ComfyUI's
+
+// Keeps a file's ComfyUI quantisation metadata for resolve_fp8_weights.
+void note_quantization(const SafetensorsFile& file, std::vector<std::string>& quantization) {
+  const auto it = file.metadata().find(kQuantizationMetadata);
+  if (it != file.metadata().end()) quantization.push_back(it->second);
+}
+
 // Adds every tensor of `file` to `store`; a name already there is reported with both files.
-void add_file(WeightStore& store, const SafetensorsFile& file) {
+void add_file(WeightStore& store, const SafetensorsFile& file,
+              std::vector<std::string>& quantization) {
+  note_quantization(file, quantization);
   const std::string source = file.path().string();
   for (const TensorInfo& info : file.tensors()) {
     if (store.contains(info.name))
@@ -140,7 +151,7 @@ std::map<std::string, std::string> read_weight_map(const fs::path& index) {
   return map;
 }
 
-WeightStore open_index(const fs::path& index) {
+WeightStore open_index(const fs::path& index, std::vector<std::string>& quantization) {
   const auto weight_map = read_weight_map(index);
   std::map<std::string, fs::path> shards;  // shard name in the index -> resolved path
   for (const auto& [name, shard] : weight_map)
@@ -151,6 +162,7 @@ WeightStore open_index(const fs::path& index) {
   std::map<std::string, std::string> holder;  // tensor -> shard name
   for (const auto& [shard, path] : shards) {
     const SafetensorsFile file = SafetensorsFile::open(path);
+    note_quantization(file, quantization);
     for (const TensorInfo& info : file.tensors()) {
       if (auto [it, fresh] = holder.emplace(info.name, shard); !fresh)
         fail("[load] {}: tensor '{}' is in two shards, {} and {}", index.string(), info.name,
@@ -172,7 +184,7 @@ WeightStore open_index(const fs::path& index) {
 
 // A folder holds either one index (a sharded model) or safetensors files (a diffusers
 // component such as vae/ with diffusion_pytorch_model.safetensors).
-WeightStore open_folder(const fs::path& folder) {
+WeightStore open_folder(const fs::path& folder, std::vector<std::string>& quantization) {
   std::vector<fs::path> indexes, files;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(folder, ec)) {
@@ -186,7 +198,7 @@ WeightStore open_folder(const fs::path& folder) {
   if (ec) fail("[load] {}: cannot list the folder: {}", folder.string(), ec.message());
   std::sort(indexes.begin(), indexes.end());
   std::sort(files.begin(), files.end());
-  if (indexes.size() == 1) return open_index(indexes[0]);
+  if (indexes.size() == 1) return open_index(indexes[0], quantization);
   if (indexes.size() > 1) {
     std::vector<std::string> names;
     for (const auto& p : indexes) names.push_back(p.filename().string());
@@ -196,7 +208,7 @@ WeightStore open_folder(const fs::path& folder) {
   if (files.empty())
     fail("[load] {}: no .safetensors file and no *{} in the folder", folder.string(), kIndexSuffix);
   WeightStore store;
-  for (const auto& path : files) add_file(store, SafetensorsFile::open(path));
+  for (const auto& path : files) add_file(store, SafetensorsFile::open(path), quantization);
   return store;
 }
 
@@ -204,20 +216,22 @@ WeightStore open_folder(const fs::path& folder) {
 
 WeightStore WeightStore::open(const fs::path& path) {
   WeightStore store;
+  std::vector<std::string> quantization;
   if (fs::is_directory(path)) {
-    store = open_folder(path);
+    store = open_folder(path, quantization);
   } else if (!fs::exists(path)) {
     fail("[load] {}: no such file or folder", path.string());
   } else if (ends_with(path.filename().string(), ".json")) {
-    store = open_index(path);
+    store = open_index(path, quantization);
   } else if (starts_with_gguf_magic(path)) {
     std::shared_ptr<const GgufHeader> header;
     store = open_gguf(path, header);
     store.gguf_ = std::move(header);
   } else {
-    add_file(store, SafetensorsFile::open(path));
+    add_file(store, SafetensorsFile::open(path), quantization);
   }
   store.description_ = path.string();
+  if (!store.gguf_) resolve_fp8_weights(store, quantization);
   return store;
 }
 
@@ -227,6 +241,18 @@ void WeightStore::add(const std::string& name, Tensor tensor, const std::string&
   if (!fresh)
     fail("[load] {}: tensor '{}' is already in the store (from {})", source, name,
          it->second.source);
+}
+
+void WeightStore::replace(const std::string& name, Tensor tensor) {
+  auto it = entries_.find(name);
+  ZF_CHECK(it != entries_.end(), "[load] {}: no tensor '{}' to replace", description_, name);
+  ZF_CHECK(tensor.defined(), "[load] {}: tensor '{}' replaced by an undefined one",
+           it->second.source, name);
+  it->second.tensor = std::move(tensor);
+}
+
+void WeightStore::remove(const std::string& name) {
+  ZF_CHECK(entries_.erase(name) == 1, "[load] {}: no tensor '{}' to remove", description_, name);
 }
 
 std::vector<std::string> WeightStore::names() const {

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/log.h"
+#include "io/fp8_weights.h"
 #include "io/key_map_flux.h"
 #include "models/timestep_embedding.h"
 
@@ -490,10 +491,11 @@ FluxTransformer load_flux_transformer(const io::WeightStore& weights,
 }
 
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,
-                                      const std::optional<FluxDiTConfig>& config) {
+                                      const std::optional<FluxDiTConfig>& config, bool fp8) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
-  const io::WeightStore weights = io::WeightStore::open(where);
+  const io::WeightStore weights =
+      fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
   if (config) return load_flux_transformer(weights, config);
   if (const auto json = io::component_config_json(where))
     return load_flux_transformer(weights, FluxDiTConfig::from_json_file(*json));

@@ -151,8 +151,10 @@ class FluxTransformer {
 // else the folder's config.json (folders and index files only), else inferred from the weights.
 // dev or schnell: the weights decide (guidance embedder present or not); a config saying
 // otherwise is an Error.
+// With `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h).
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,
-                                      const std::optional<FluxDiTConfig>& config = {});
+                                      const std::optional<FluxDiTConfig>& config = {},
+                                      bool fp8 = false);
 FluxTransformer load_flux_transformer(const io::WeightStore& weights,
                                       const std::optional<FluxDiTConfig>& config = {});
 

@@ -82,10 +82,14 @@ io::WeightStore place_weights(const io::WeightStore& weights,
   io::WeightStore placed;
   for (const ParameterSpec& p : params) {
     const Tensor t = weights.get(p.name);
-    const DType dtype = dtype_is_float(t.dtype()) ? placement.activations : t.dtype();
+    // Scaled e4m3 weights stay float8 (with their scale) for the FP8 matmuls; other float
+    // weights take the activation dtype.
+    const bool keep = t.dtype() == DType::F8_E4M3 || !dtype_is_float(t.dtype());
+    const DType dtype = keep ? t.dtype() : placement.activations;
     Tensor on_device = t;
     if (t.device() != placement.device || t.dtype() != dtype) {
-      on_device = Tensor::empty(t.shape(), dtype, placement.device);
+      on_device = Tensor::empty(t.shape(), dtype, placement.device)
+                      .with_scale(t.dtype() == dtype ? t.scale() : 1.0f);
       on_device.copy_from(t);  // dequantised / converted on the host, then uploaded
     }
     placed.add(p.name, on_device, weights.source_of(p.name));

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/log.h"
+#include "io/fp8_weights.h"
 #include "io/key_map_zimage.h"
 #include "models/timestep_embedding.h"
 #include "models/zimage_tokens.h"
@@ -493,10 +494,11 @@ ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
 
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
                                           const std::optional<ZImageDiTConfig>& config,
-                                          const Placement& placement) {
+                                          const Placement& placement, bool fp8) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
-  const io::WeightStore weights = io::WeightStore::open(where);
+  const io::WeightStore weights =
+      fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
   if (config) return load_zimage_transformer(weights, config, placement);
   if (const auto json = io::component_config_json(where))
     return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(*json), placement);

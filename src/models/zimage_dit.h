@@ -143,10 +143,11 @@ class ZImageTransformer {
 // safetensors + index), its *.safetensors.index.json, a model folder holding transformer/,
 // or a single file in either layout (diffusers names, or ComfyUI / original names with an
 // optional `model.diffusion_model.` prefix). The config is `config` when given, else the
-// folder's config.json (folders and index files only), else inferred from the weights.
+// folder's config.json (folders and index files only), else inferred from the weights. With
+// `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h).
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
                                           const std::optional<ZImageDiTConfig>& config = {},
-                                          const Placement& placement = {});
+                                          const Placement& placement = {}, bool fp8 = false);
 // The same from weights already opened.
 ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
                                           const std::optional<ZImageDiTConfig>& config = {},

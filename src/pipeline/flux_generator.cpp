@@ -146,7 +146,8 @@ std::unique_ptr<ImageGenerator> load_flux_generator(const ModelFiles& files) {
                           .t5 = files.t5xxl,
                           .vae = files.vae,
                           .clip_tokenizer = files.clip_tokenizer,
-                          .t5_tokenizer = files.t5_tokenizer}));
+                          .t5_tokenizer = files.t5_tokenizer,
+                          .fp8 = files.fp8}));
 }
 
 }  // namespace zflow::pipeline

@@ -120,8 +120,9 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files) {
                              [&] { return models::load_clip_text_model(clip_path); });
   auto t5 = load_component(kFamily, "T5 text encoder", t5_path,
                            [&] { return models::load_t5_encoder(t5_path); });
-  auto transformer = load_component(kFamily, "diffusion model", dit_path,
-                                    [&] { return models::load_flux_transformer(dit_path); });
+  auto transformer = load_component(kFamily, "diffusion model", dit_path, [&] {
+    return models::load_flux_transformer(dit_path, {}, files.fp8);
+  });
   auto vae = load_component(kFamily, "VAE", vae_path,
                             [&] { return models::load_autoencoder_kl(vae_path); });
 

@@ -34,6 +34,7 @@ struct ModelFiles {
   std::filesystem::path t5_tokenizer;
   std::filesystem::path vae;
   Device device = Device::CPU;  // where the models run (bf16 activations on the GPU)
+  bool fp8 = false;  // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
 };
 
 // What a caller asks for. Unset optionals take the model's defaults.

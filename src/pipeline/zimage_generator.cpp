@@ -82,7 +82,8 @@ std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
                             .diffusion_model = files.diffusion_model,
                             .text_encoder = files.text_encoder,
                             .vae = files.vae,
-                            .tokenizer = files.tokenizer},
+                            .tokenizer = files.tokenizer,
+                            .fp8 = files.fp8},
                            models::Placement::on(files.device)));
 }
 

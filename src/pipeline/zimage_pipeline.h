@@ -57,6 +57,7 @@ struct ZImageFiles {
   std::filesystem::path text_encoder;
   std::filesystem::path vae;
   std::filesystem::path tokenizer;
+  bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
 };
 
 struct ZImageRequest {

@@ -232,7 +232,7 @@ TEST(Gemm, MatchesReferenceForEveryKernel) {
   for (const Shape& s : kShapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})
-        for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+        for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3, DType::F8_E5M2}) {
           const Case cs{
               s, ta, tb, dt, variant % 3 == 0 ? 0 : 3, alphas[variant % 4], betas[variant % 4]};
           ++variant;
@@ -356,6 +356,29 @@ TEST(Gemm, Avx2DequantisationEqualsTheDefinition) {
   }
   std::vector<float> unused(256);
   EXPECT_FALSE(dequantize_avx2(DType::Q2_K, nullptr, unused.data(), 256));
+}
+
+// gemm widens float8 weights through float16 with AVX2 (dequant_avx2.h): every code, in runs
+// long enough for the vector loop and its scalar tail, must give the definition's float
+// exactly, subnormals and NaNs included.
+TEST(Gemm, Avx2Float8WideningIsExact) {
+  const CpuFeatures& f = cpu_features();
+  if (!(f.avx2 && f.f16c)) GTEST_SKIP() << "no AVX2 + F16C here";
+  std::vector<uint8_t> codes(256 + 7);
+  for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>(i * 37 % 256);
+  for (int c = 0; c < 256; ++c) codes[c] = static_cast<uint8_t>(c);
+  for (DType t : {DType::F8_E4M3, DType::F8_E5M2}) {
+    std::vector<float> got(codes.size());
+    widen_f8_avx2(t, codes.data(), got.data(), static_cast<int64_t>(codes.size()));
+    for (size_t i = 0; i < codes.size(); ++i) {
+      const float want =
+          t == DType::F8_E4M3 ? f8e4m3_bits_to_f32(codes[i]) : f8e5m2_bits_to_f32(codes[i]);
+      if (std::isnan(want))
+        EXPECT_TRUE(std::isnan(got[i])) << dtype_name(t) << " code " << +codes[i];
+      else
+        EXPECT_EQ(got[i], want) << dtype_name(t) << " code " << +codes[i];
+    }
+  }
 }
 
 TEST(Gemm, QuantisedWeightsNeedTheLinearLayoutAndWholeBlocks) {

@@ -29,6 +29,28 @@ TEST(Linear, MatchesDefinition) {
   }
 }
 
+// A scaled float8 weight (one byte a value, Tensor::scale()) against the definition with its
+// values w = float(code) * scale in double: the same tolerance, the codes widen exactly and
+// the scale multiplies each float32 dot product once (one more rounding, 6e-8).
+TEST(Linear, ScaledFloat8WeightMatchesDefinition) {
+  const int64_t m = 13, k = 67, n = 35;
+  uint32_t seed = 41;
+  for (DType dt : {DType::F8_E4M3, DType::F8_E5M2}) {
+    const Tensor x = test::random_tensor({m, k}, seed++);
+    const Tensor w = test::random_tensor({n, k}, seed++).to(dt).with_scale(0.0371f);
+    const Tensor bias = test::random_tensor({n}, seed++);
+    const auto xv = test::as_double(x), wv = test::as_double(w), bv = test::as_double(bias);
+    std::vector<double> want(static_cast<size_t>(m * n));
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = bv[j];
+        for (int64_t e = 0; e < k; ++e) acc += xv[r * k + e] * wv[j * k + e];
+        want[r * n + j] = acc;
+      }
+    EXPECT_LE(test::relative_error(ops::linear(x, w, bias), want), 2e-6) << dtype_name(dt);
+  }
+}
+
 TEST(Linear, NamesTheMismatch) {
   try {
     ops::linear(test::random_tensor({3, 5}, 1), test::random_tensor({4, 6}, 2));

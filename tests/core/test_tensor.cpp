@@ -1,4 +1,5 @@
 // Tensor views and copies checked against index arithmetic done by hand.
+#include <cmath>
 #include <numeric>
 
 #include "core/error.h"
@@ -71,6 +72,32 @@ TEST(Tensor, OverChecksStorageBounds) {
   auto storage = Storage::allocate_host(16);
   EXPECT_NO_THROW(Tensor::over(storage, 8, {2}, DType::F32));
   EXPECT_THROW(Tensor::over(storage, 12, {2}, DType::F32), Error);
+}
+
+// A scaled float8 tensor's values are stored * scale: views and same-dtype copies keep the
+// scale, conversions apply it, and nothing copies into a scale it does not have.
+TEST(Tensor, Float8ScaleTravelsWithTheValues) {
+  const Tensor codes =
+      Tensor::from_f32({2, 3}, std::vector<float>{1, -2, 0.5f, 448, 0, -0.25f}).to(DType::F8_E4M3);
+  const Tensor w = codes.with_scale(0.5f);
+  EXPECT_EQ(codes.scale(), 1.0f);
+  EXPECT_EQ(w.to_f32_vector(), (std::vector<float>{0.5f, -1, 0.25f, 224, 0, -0.125f}));
+  EXPECT_EQ(w.slice(0, 1, 2).scale(), 0.5f);
+  EXPECT_EQ(w.view({3, 2}).scale(), 0.5f);
+  EXPECT_EQ(w.permute({1, 0}).to_f32_vector(),
+            (std::vector<float>{0.5f, 224, -1, 0, 0.25f, -0.125f}));
+  const Tensor copy = w.clone();
+  EXPECT_NE(copy.raw(), w.raw());
+  EXPECT_EQ(copy.scale(), 0.5f);
+  EXPECT_EQ(copy.to(DType::BF16).to_f32_vector(), w.to_f32_vector());
+  EXPECT_EQ(w.to(DType::F8_E4M3).scale(), 0.5f);  // same dtype: the same tensor
+  Tensor unscaled = Tensor::empty({2, 3}, DType::F32);
+  unscaled.copy_from(w);
+  EXPECT_EQ(unscaled.to_f32_vector(), w.to_f32_vector());
+  Tensor other = Tensor::zeros({2, 3}, DType::F8_E4M3).with_scale(2.0f);
+  EXPECT_THROW(other.copy_from(w), Error);
+  EXPECT_THROW(Tensor::zeros({2}, DType::BF16).with_scale(2.0f), Error);
+  EXPECT_THROW(codes.with_scale(NAN), Error);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
-"""float32 -> bf16 / f16 / f8_e4m3fn / f8_e5m2 conversions as PyTorch rounds them.
+"""float32 -> bf16 / f16 / f8_e4m3fn / f8_e5m2 conversions as PyTorch rounds them, and the
+float32 value of every float8 code.
 
 Writes tests/fixtures/dtype/torch_float_conversions.safetensors: float32 inputs (random
 magnitudes over every exponent range plus the edge cases: ties, subnormals, overflow,
-infinities, NaNs, signed zeros) and, per format, torch's result bits.
+infinities, NaNs, signed zeros) and, per format, torch's result bits; and all 256 codes of
+float8_e4m3fn / float8_e5m2 widened by torch to float32 (`f8_e4m3_codes_f32`, ...).
 """
 
 import numpy as np
@@ -35,6 +37,11 @@ def bits(t: torch.Tensor) -> torch.Tensor:
     return t.view(torch.int16 if t.element_size() == 2 else torch.uint8).clone()
 
 
+def codes_as_f32(dtype: torch.dtype) -> torch.Tensor:
+    """Code c (0..255) at index c, widened to float32 by torch."""
+    return torch.arange(256, dtype=torch.int32).to(torch.uint8).view(dtype).to(torch.float32)
+
+
 def main() -> None:
     x = inputs()
     save_fixture(
@@ -45,6 +52,8 @@ def main() -> None:
             "f16": bits(x.to(torch.float16)),
             "f8_e4m3": bits(x.to(torch.float8_e4m3fn)),
             "f8_e5m2": bits(x.to(torch.float8_e5m2)),
+            "f8_e4m3_codes_f32": codes_as_f32(torch.float8_e4m3fn),
+            "f8_e5m2_codes_f32": codes_as_f32(torch.float8_e5m2),
         },
         __file__,
         seed=SEED,

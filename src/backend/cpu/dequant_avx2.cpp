@@ -158,7 +158,40 @@ void q6_k(const uint8_t* b, float* y, int64_t blocks) {
   }
 }
 
+// Sixteen e4m3 codes as float16 values 2^-8 times theirs: sign to bit 15, exponent and
+// mantissa (7 bits) shifted to bits 13..7; the NaN codes (x111 1111) become float16 NaN.
+__m256i e4m3_as_f16(__m128i codes) {
+  const __m256i x = _mm256_cvtepu8_epi16(codes);
+  const __m256i mag = _mm256_and_si256(x, _mm256_set1_epi16(0x7F));
+  const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x80)), 8);
+  const __m256i is_nan = _mm256_cmpeq_epi16(mag, _mm256_set1_epi16(0x7F));
+  const __m256i h = _mm256_or_si256(sign, _mm256_slli_epi16(mag, 7));
+  return _mm256_or_si256(h, _mm256_and_si256(is_nan, _mm256_set1_epi16(0x7E00)));
+}
+
 }  // namespace
+
+void widen_f8_avx2(DType type, const uint8_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  if (type == DType::F8_E4M3) {
+    const __m256 two8 = _mm256_set1_ps(256.0f);  // exact: the power of two e4m3_as_f16 removed
+    for (; i + 16 <= n; i += 16) {
+      const __m256i h = e4m3_as_f16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+      _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), two8));
+      _mm256_storeu_ps(dst + i + 8,
+                       _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), two8));
+    }
+    for (; i < n; ++i) dst[i] = f8e4m3_bits_to_f32(src[i]);
+  } else {
+    for (; i + 16 <= n; i += 16) {
+      const __m256i h = _mm256_slli_epi16(
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))), 8);
+      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm256_castsi256_si128(h)));
+      _mm256_storeu_ps(dst + i + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
+    }
+    for (; i < n; ++i) dst[i] = f8e5m2_bits_to_f32(src[i]);
+  }
+}
 
 bool dequantize_avx2(DType type, const uint8_t* blocks, float* dst, int64_t n) {
   switch (type) {
@@ -195,6 +228,10 @@ bool dequantize_avx2(DType type, const uint8_t* blocks, float* dst, int64_t n) {
 namespace zflow::cpu {
 bool dequantize_avx2(DType, const uint8_t*, float*, int64_t) {
   return false;
+}
+void widen_f8_avx2(DType type, const uint8_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = type == DType::F8_E4M3 ? f8e4m3_bits_to_f32(src[i]) : f8e5m2_bits_to_f32(src[i]);
 }
 }  // namespace zflow::cpu
 

@@ -1,5 +1,5 @@
-// Token embedding lookup: rows of a table kept in its stored dtype (GGML block types
-// included), widened or dequantised to float32.
+// Token embedding lookup: rows of a table kept in its stored dtype (GGML block types and
+// scaled float8 included), widened or dequantised to float32.
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
@@ -15,6 +15,8 @@ Tensor embedding(const Tensor& table, std::span<const int32_t> ids) {
   for (size_t i = 0; i < ids.size(); ++i)
     to_f32(base + static_cast<size_t>(ids[i]) * row_bytes, table.dtype(), out + i * d,
            static_cast<size_t>(d));
+  if (table.scale() != 1.0f)
+    for (int64_t i = 0; i < y.numel(); ++i) out[i] *= table.scale();
   return y;
 }
 

@@ -102,8 +102,10 @@ void check_args(const GemmArgs& g) {
              "[gemm] a {} B needs K ({}) and ldb ({}) in whole blocks of {}", dtype_name(g.b_dtype),
              g.k, g.ldb, block);
   } else {
-    ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16,
-             "[gemm] B dtype {} is not supported, expected F32, BF16, F16 or a GGML block type",
+    ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16 ||
+                 g.b_dtype == DType::F8_E4M3 || g.b_dtype == DType::F8_E5M2,
+             "[gemm] B dtype {} is not supported, expected F32, BF16, F16, F8_E4M3, F8_E5M2 or a "
+             "GGML block type",
              dtype_name(g.b_dtype));
   }
   ZF_CHECK(g.m >= 0 && g.n >= 0 && g.k >= 0, "[gemm] negative size: m={} n={} k={}", g.m, g.n, g.k);

@@ -1,6 +1,7 @@
 // CPU matrix multiply, BLAS-style:  C = alpha * op(A) * op(B) + beta * C
 // with op(A) an M x K float32 matrix and op(B) a K x N matrix stored in float32,
-// bfloat16 or float16, or, as a Linear weight (trans_b) only, in a GGML block type (Q8_0,
+// bfloat16, float16 or float8 (e4m3fn, e5m2; a scaled float8 weight passes its scale as
+// alpha), or, as a Linear weight (trans_b) only, in a GGML block type (Q8_0,
 // Q4_K, ...: blocks along K, ldb a whole number of blocks). Weights stay in their stored
 // dtype in memory; each cache block of B is widened or dequantised to float32 as it is
 // packed. Row-major; lda/ldb/ldc are row strides in elements.

@@ -38,6 +38,9 @@ struct Avx2Ops {
                        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
     for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
   }
+  static void widen_f8(DType type, const uint8_t* src, float* dst, int64_t n) {
+    widen_f8_avx2(type, src, dst, n);
+  }
   static bool dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n) {
     return dequantize_avx2(type, blocks, dst, n);
   }

@@ -40,6 +40,9 @@ struct Avx512Ops {
                            0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
     for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
   }
+  static void widen_f8(DType type, const uint8_t* src, float* dst, int64_t n) {
+    widen_f8_avx2(type, src, dst, n);
+  }
   static bool dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n) {
     return dequantize_avx2(type, blocks, dst, n);
   }

@@ -10,11 +10,15 @@
 //   V zero(); V load(const float*); void store(float*, V);   unaligned
 //   V broadcast(float); V fma(V a, V b, V c) = a * b + c; V mul(V, V);
 //   void widen_f16(const uint16_t* src, float* dst, int64_t n);
-// and may supply, for GGML block types it dequantises faster than core/quant_blocks does:
+// and may supply, for float8 (F8_E4M3 / F8_E5M2) faster than a table lookup:
+//   void widen_f8(DType type, const uint8_t* src, float* dst, int64_t n);
+// and, for GGML block types it dequantises faster than core/quant_blocks does:
 //   bool dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n);  // false: not
 //   handled
 // Ops types live in an anonymous namespace, so every instantiation is private to its file.
 #pragma once
+
+#include <array>
 
 #include "backend/cpu/gemm_kernels.h"
 #include "core/quant_blocks.h"
@@ -96,10 +100,31 @@ void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, f
   }
 }
 
-// Widens n stored values of B (float32, bfloat16 or float16) to float32.
+// The float32 value of every float8 code of `type` (F8_E4M3 or F8_E5M2).
+inline const std::array<float, 256>& float8_table(DType type) {
+  static const auto make = [](float (*widen)(uint8_t)) {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = widen(static_cast<uint8_t>(c));
+    return t;
+  };
+  static const std::array<float, 256> e4m3 = make(f8e4m3_bits_to_f32);
+  static const std::array<float, 256> e5m2 = make(f8e5m2_bits_to_f32);
+  return type == DType::F8_E4M3 ? e4m3 : e5m2;
+}
+
+// Widens n stored values of B (float32, bfloat16, float16 or float8) to float32. A float8
+// weight's per-tensor scale is not applied here: gemm's caller folds it into alpha.
 template <class Ops>
 void widen(const void* src, DType type, float* dst, int64_t n) {
-  if (type == DType::F32) {
+  if (type == DType::F8_E4M3 || type == DType::F8_E5M2) {
+    const auto* s = static_cast<const uint8_t*>(src);
+    if constexpr (requires { Ops::widen_f8(type, s, dst, n); }) {
+      Ops::widen_f8(type, s, dst, n);
+    } else {
+      const std::array<float, 256>& table = float8_table(type);
+      for (int64_t i = 0; i < n; ++i) dst[i] = table[s[i]];
+    }
+  } else if (type == DType::F32) {
     const auto* s = static_cast<const float*>(src);
     for (int64_t i = 0; i < n; ++i) dst[i] = s[i];
   } else if (type == DType::BF16) {  // bfloat16 is the top half of a float32: exact

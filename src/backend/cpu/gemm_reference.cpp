@@ -31,7 +31,8 @@ void gemm_reference(const GemmArgs& g) {
     gemm_reference(widened);
     return;
   }
-  ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16,
+  ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16 ||
+               g.b_dtype == DType::F8_E4M3 || g.b_dtype == DType::F8_E5M2,
            "[gemm] B dtype {} is not supported", dtype_name(g.b_dtype));
   for (int64_t i = 0; i < g.m; ++i) {
     for (int64_t j = 0; j < g.n; ++j) {

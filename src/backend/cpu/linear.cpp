@@ -1,4 +1,5 @@
-// y[M, N] = x[M, K] @ w[N, K]^T + b[N] through gemm, w in its stored dtype.
+// y[M, N] = x[M, K] @ w[N, K]^T + b[N] through gemm, w in its stored dtype; a scaled float8
+// weight's scale is gemm's alpha (one multiply per output instead of one per weight value).
 #include <algorithm>
 
 #include "backend/cpu/gemm.h"
@@ -30,6 +31,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     g.ldb = k;
     g.c = out;
     g.ldc = n;
+    g.alpha = w.scale();
     gemm(g);
   }
   if (b.defined()) {

@@ -22,6 +22,7 @@ Context* make_context() {
   cudaDeviceProp prop{};
   ZF_CUDA(cudaGetDeviceProperties(&prop, c->device));
   c->sm_count = prop.multiProcessorCount;
+  c->compute_capability = prop.major * 10 + prop.minor;
   c->max_shared_per_block = prop.sharedMemPerBlockOptin;
   ZF_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
   // Keep freed blocks in the pool instead of returning them at every synchronisation:

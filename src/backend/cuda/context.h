@@ -22,6 +22,7 @@ struct Context {
   void* workspace = nullptr;  // cuBLASLt scratch, used by one matmul at a time on `stream`
   size_t workspace_bytes = 0;
   int sm_count = 0;
+  int compute_capability = 0;       // major * 10 + minor: 89 (Ada) and up have FP8 tensor cores
   size_t max_shared_per_block = 0;  // with the opt-in attribute (cudaFuncSetAttribute)
 };
 

@@ -84,13 +84,24 @@ std::map<ProblemKey, cublasLtMatmulAlgo_t> g_algo_cache;
 
 }  // namespace
 
+bool fp8_gemm_supported(int64_t n, int64_t k) {
+  return context().compute_capability >= 89 && n % 16 == 0 && k % 16 == 0;
+}
+
 void gemm(const GemmDesc& g) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   ZF_CHECK(g.dtype == DType::F32 || g.dtype == DType::BF16,
            "[cuda] a GEMM runs in F32 or BF16, got {}", dtype_name(g.dtype));
   ZF_CHECK(g.k > 0, "[cuda] a GEMM needs k >= 1 (m {}, n {})", g.m, g.n);
+  ZF_CHECK(!g.fp8 || (g.dtype == DType::BF16 && g.b_is_weight && g.batch == 1 &&
+                      fp8_gemm_supported(g.n, g.k) && g.a_scale != nullptr),
+           "[cuda] an FP8 GEMM needs sm_89+, BF16 output, a Linear weight, K and N multiples of "
+           "16 and A's scale (m {}, n {}, k {})",
+           g.m, g.n, g.k);
   Context& ctx = context();
   const cudaDataType_t type = g.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  // The operands' storage type; D (and C, unused with beta 0) stay in `type`.
+  const cudaDataType_t in_type = g.fp8 ? CUDA_R_8F_E4M3 : type;
 
   Operation op;
   const cublasOperation_t trans_a = g.b_is_weight ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -100,17 +111,20 @@ void gemm(const GemmDesc& g) {
   if (g.bias != nullptr) {
     op.set(CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
     op.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias);
+    if (g.fp8) op.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_16BF);
   }
+  // cuBLASLt's B is our A: its scale is B's. The weight's scale rides in alpha.
+  if (g.fp8) op.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, g.a_scale);
 
   // cuBLASLt's A is our op(B)^T (n x k), its B is our A^T (k x m), its D our D^T (n x m).
-  const Layout lt_a = g.b_is_weight ? Layout(type, g.k, g.n, g.ldb, g.batch, g.stride_b)
-                                    : Layout(type, g.n, g.k, g.ldb, g.batch, g.stride_b);
-  const Layout lt_b(type, g.k, g.m, g.lda, g.batch, g.stride_a);
+  const Layout lt_a = g.b_is_weight ? Layout(in_type, g.k, g.n, g.ldb, g.batch, g.stride_b)
+                                    : Layout(in_type, g.n, g.k, g.ldb, g.batch, g.stride_b);
+  const Layout lt_b(in_type, g.k, g.m, g.lda, g.batch, g.stride_a);
   const Layout lt_d(type, g.n, g.m, g.ldd, g.batch, g.stride_d);
 
   const uint32_t align_a = alignment(g.b), align_b = alignment(g.a), align_d = alignment(g.d);
   const uint32_t align_bias = g.bias ? alignment(g.bias) : 256;
-  const ProblemKey key{static_cast<int>(g.dtype),
+  const ProblemKey key{static_cast<int>(g.dtype) + (g.fp8 ? 1000 : 0),
                        g.m,
                        g.n,
                        g.k,
@@ -142,14 +156,15 @@ void gemm(const GemmDesc& g) {
       ZF_LT(cublasLtMatmulAlgoGetHeuristic(ctx.lt, op.h, lt_a.h, lt_b.h, lt_d.h, lt_d.h, pref.h, 1,
                                            &result, &found));
       ZF_CHECK(found > 0,
-               "[cuda] cuBLASLt has no algorithm for a {} GEMM m {} n {} k {} (batch {}, "
+               "[cuda] cuBLASLt has no algorithm for a {}{} GEMM m {} n {} k {} (batch {}, "
                "alignments {}/{}/{} bytes)",
-               dtype_name(g.dtype), g.m, g.n, g.k, g.batch, align_b, align_a, align_d);
+               g.fp8 ? "FP8 -> " : "", dtype_name(g.dtype), g.m, g.n, g.k, g.batch, align_b,
+               align_a, align_d);
       algo = result.algo;
       g_algo_cache.emplace(key, algo);
     }
   }
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = g.fp8 ? g.alpha : 1.0f, beta = 0.0f;
   ZF_LT(cublasLtMatmul(ctx.lt, op.h, &alpha, g.b, lt_a.h, g.a, lt_b.h, &beta, g.d, lt_d.h, g.d,
                        lt_d.h, &algo, ctx.workspace, ctx.workspace_bytes, ctx.stream));
 }

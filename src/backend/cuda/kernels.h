@@ -1,7 +1,8 @@
 // The CUDA kernels behind backend/ops.h, one file each under backend/cuda/ (host
 // functions; the kernels themselves stay inside their .cu files). ops.cpp has already
 // checked shapes and dtypes and made every input contiguous on the GPU: activations are
-// F32 or BF16 (one dtype per call, also the output's), weights F32, BF16 or F16.
+// F32 or BF16 (one dtype per call, also the output's), weights F32, BF16 or F16 (linear:
+// also scaled float8, Tensor::scale()).
 #pragma once
 
 #include <span>

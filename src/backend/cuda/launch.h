@@ -90,6 +90,17 @@ cudaError_t launch_unpatchify(Act t, const void* tokens, void* x, const PatchLay
 cudaError_t launch_fill_rows(Act t, const void* x, const void* row, const int64_t* range, void* y,
                              int64_t batch, int64_t len, int64_t d, cudaStream_t stream);
 
+// ---- fp8.cu -------------------------------------------------------------------------------
+enum class Fp8Kind : int { E4M3, E5M2 };
+// y[i] = float(code[i]) * scale, stored as `t` (the dequantise-then-GEMM path).
+cudaError_t launch_fp8_dequantize(Fp8Kind kind, const uint8_t* codes, float scale, Act t, void* y,
+                                  int64_t n, cudaStream_t stream);
+// Per-tensor dynamic quantisation of activations x[n] (of type t) to e4m3: amax = max |x| (into
+// `amax`, one float of scratch), scale = amax / 448 (1 if amax is 0) into `scale`, and
+// q[i] = e4m3(clamp(x[i] / scale, -448, 448)) rounded to nearest even.
+cudaError_t launch_fp8_quantize(Act t, const void* x, int64_t n, float* amax, float* scale,
+                                uint8_t* q, cudaStream_t stream);
+
 // ---- attention.cu -------------------------------------------------------------------------
 struct AttentionProblem {
   int64_t batch, heads, kv_heads, lq, lk, d, dv;

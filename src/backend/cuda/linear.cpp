@@ -1,11 +1,63 @@
 // Linear and batched matmul on the GPU through gemm (cuBLASLt). A weight stored in another
 // dtype than the activations is converted on the device first (one extra pass over the
-// weight per call; load weights in the activation dtype to avoid it).
+// weight per call; load weights in the activation dtype to avoid it). A float8 weight with
+// BF16 activations on sm_89+ runs the FP8 tensor-core matmul instead: the activations are
+// quantised to e4m3 per tensor (scale from their absolute maximum, as ComfyUI does for layers
+// without an input scale), the product accumulates in fp32 and lands in BF16.
+#include "backend/cuda/context.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
 
 namespace zflow::cuda {
+namespace {
+
+bool is_float8(DType t) {
+  return t == DType::F8_E4M3 || t == DType::F8_E5M2;
+}
+
+// The weight's values (codes * scale) in the activation dtype `t`: one pass over the weight.
+Tensor widen_float8(const Tensor& w, DType t) {
+  Tensor out = Tensor::empty(w.shape(), t, Device::CUDA);
+  check_launch(launch_fp8_dequantize(w.dtype() == DType::F8_E4M3 ? Fp8Kind::E4M3 : Fp8Kind::E5M2,
+                                     static_cast<const uint8_t*>(w.raw()), w.scale(), act_of(out),
+                                     out.raw(), w.numel(), context().stream),
+               "fp8 dequantize_kernel");
+  return out;
+}
+
+// y[m, n] = x[m, k] @ w^T * scale (+ b) with x quantised to e4m3 here.
+Tensor linear_fp8(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m, Shape out_shape) {
+  const int64_t n = w.size(0), k = w.size(1);
+  Tensor xq = Tensor::empty({m, k}, DType::U8, Device::CUDA);
+  Tensor scratch = Tensor::empty({2}, DType::F32, Device::CUDA);  // amax, then x's scale
+  float* amax = static_cast<float*>(scratch.raw());
+  check_launch(launch_fp8_quantize(act_of(x), x.raw(), m * k, amax, amax + 1,
+                                   static_cast<uint8_t*>(xq.raw()), context().stream),
+               "fp8 quantize_kernel");
+  Tensor y = Tensor::empty(out_shape, DType::BF16, Device::CUDA);
+  const Tensor bc = b.defined() ? b.to(DType::BF16) : Tensor{};
+  GemmDesc g;
+  g.dtype = DType::BF16;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = xq.raw();
+  g.lda = k;
+  g.b = w.raw();
+  g.ldb = k;
+  g.b_is_weight = true;
+  g.d = y.raw();
+  g.ldd = n;
+  g.bias = bc.defined() ? bc.raw() : nullptr;
+  g.fp8 = true;
+  g.a_scale = amax + 1;
+  g.alpha = w.scale();
+  gemm(g);
+  return y;
+}
+
+}  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const DType t = x.dtype();
@@ -17,8 +69,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     ZF_CHECK(!b.defined(), "[linear] K = 0 with a bias is not supported on the GPU");
     return Tensor::zeros(out_shape, t, Device::CUDA);
   }
+  if (w.dtype() == DType::F8_E4M3 && t == DType::BF16 && fp8_gemm_supported(n, k))
+    return linear_fp8(x, w, b, m, out_shape);
   Tensor y = Tensor::empty(out_shape, t, Device::CUDA);
-  const Tensor wc = w.to(t);
+  const Tensor wc = is_float8(w.dtype()) ? widen_float8(w, t) : w.to(t);
   const Tensor bc = b.defined() ? b.to(t) : Tensor{};
   GemmDesc g;
   g.dtype = t;
