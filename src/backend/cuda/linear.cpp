@@ -26,6 +26,25 @@ Tensor widen_float8(const Tensor& w, DType t) {
   return out;
 }
 
+// The product both linear paths run: d[m, n] = a[m, k] @ w[n, k]^T (+ bias[n]), packed rows.
+GemmDesc linear_gemm(DType dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* w,
+                     void* d, const Tensor& bias) {
+  GemmDesc g;
+  g.dtype = dtype;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a;
+  g.lda = k;
+  g.b = w;
+  g.ldb = k;
+  g.b_is_weight = true;
+  g.d = d;
+  g.ldd = n;
+  g.bias = bias.defined() ? bias.raw() : nullptr;
+  return g;
+}
+
 // y[m, n] = x[m, k] @ w^T * scale (+ b) with x quantised to e4m3 here.
 Tensor linear_fp8(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m, Shape out_shape) {
   const int64_t n = w.size(0), k = w.size(1);
@@ -37,19 +56,7 @@ Tensor linear_fp8(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m, 
                "fp8 quantize_kernel");
   Tensor y = Tensor::empty(out_shape, DType::BF16, Device::CUDA);
   const Tensor bc = b.defined() ? b.to(DType::BF16) : Tensor{};
-  GemmDesc g;
-  g.dtype = DType::BF16;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = xq.raw();
-  g.lda = k;
-  g.b = w.raw();
-  g.ldb = k;
-  g.b_is_weight = true;
-  g.d = y.raw();
-  g.ldd = n;
-  g.bias = bc.defined() ? bc.raw() : nullptr;
+  GemmDesc g = linear_gemm(DType::BF16, m, n, k, xq.raw(), w.raw(), y.raw(), bc);
   g.fp8 = true;
   g.a_scale = amax + 1;
   g.alpha = w.scale();
@@ -74,20 +81,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Tensor y = Tensor::empty(out_shape, t, Device::CUDA);
   const Tensor wc = is_float8(w.dtype()) ? widen_float8(w, t) : w.to(t);
   const Tensor bc = b.defined() ? b.to(t) : Tensor{};
-  GemmDesc g;
-  g.dtype = t;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = x.raw();
-  g.lda = k;
-  g.b = wc.raw();
-  g.ldb = k;
-  g.b_is_weight = true;
-  g.d = y.raw();
-  g.ldd = n;
-  g.bias = bc.defined() ? bc.raw() : nullptr;
-  gemm(g);
+  gemm(linear_gemm(t, m, n, k, x.raw(), wc.raw(), y.raw(), bc));
   return y;
 }
 
