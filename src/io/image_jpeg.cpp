@@ -39,6 +39,21 @@ uint8_t pillow_cmyk_channel(uint8_t raw_c, uint8_t raw_k) {
   return static_cast<uint8_t>(v < 0 ? 0 : v);
 }
 
+// Whether the frame header (the first SOFn marker before the scan data) says Huffman coding
+// (SOF0-3, 5-7) rather than arithmetic coding (SOF9-11, 13-15). Unknown layouts count as
+// arithmetic, which only skips the size check below.
+bool huffman_coded(std::span<const uint8_t> bytes) {
+  size_t at = 2;  // after SOI
+  while (at + 4 <= bytes.size() && bytes[at] == 0xFF) {
+    const uint8_t marker = bytes[at + 1];
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC)
+      return marker < 0xC8;
+    if (marker == 0xDA) return false;  // scan data before any frame header
+    at += 2 + ((size_t{bytes[at + 2]} << 8) | bytes[at + 3]);
+  }
+  return false;
+}
+
 }  // namespace
 
 namespace detail {
@@ -51,6 +66,13 @@ Image decode_jpeg(std::span<const uint8_t> bytes, const std::string& source) {
                           &height, &subsamp, &colorspace) != 0)
     fail("[image] {}: invalid JPEG header (libjpeg: {})", source, tjGetErrorStr2(tj.handle));
   check_dimensions(width, height, "JPEG", source);
+  // Every 8x8 luma block of a Huffman-coded JPEG costs at least one bit (its DC code), so a
+  // file far smaller than that is truncated: refused before the pixels are allocated (a
+  // few hundred bytes could otherwise claim 16384 x 16384, 805 MB of RGB).
+  const size_t min_bytes = static_cast<size_t>((width + 7) / 8) * ((height + 7) / 8) / 8;
+  if (bytes.size() < min_bytes && huffman_coded(bytes))
+    fail("[image] {}: truncated JPEG data: a {}x{} JPEG needs at least {} bytes, the file has {}",
+         source, width, height, min_bytes, bytes.size());
 
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   const size_t pixels = static_cast<size_t>(width) * height;

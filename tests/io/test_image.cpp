@@ -358,6 +358,16 @@ TEST(ImageBadFiles, DimensionBombsAreRefusedBeforeAllocating) {
     }
   }
   expect_decode_error(jpeg, "bomb.jpg", "larger than the limit");
+
+  // Within the limits (16000 x 16000) but a few kB: refused up front as truncated.
+  for (size_t i = 2; i + 9 < jpeg.size(); ++i) {
+    if (jpeg[i] == 0xff && jpeg[i + 1] == 0xc0) {
+      jpeg[i + 5] = jpeg[i + 7] = 0x3e;  // 0x3e80 = 16000
+      jpeg[i + 6] = jpeg[i + 8] = 0x80;
+      break;
+    }
+  }
+  expect_decode_error(jpeg, "small.jpg", "needs at least 500000 bytes");
 }
 
 }  // namespace
