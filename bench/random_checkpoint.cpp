@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,14 +49,12 @@ io::WeightStore vae() {
 }
 
 int run(const std::string& what, const std::string& out) {
-  const io::WeightStore store = what == "zimage-dit" ? zimage_dit()
-                                : what == "qwen3"    ? qwen3()
-                                : what == "vae"      ? vae()
-                                                     : io::WeightStore{};
-  ZF_CHECK(store.size() > 0,
-           "[random_checkpoint] unknown component '{}': expected zimage-dit, "
-           "qwen3 or vae",
-           what);
+  const std::map<std::string, io::WeightStore (*)()> components = {
+      {"zimage-dit", zimage_dit}, {"qwen3", qwen3}, {"vae", vae}};
+  const auto it = components.find(what);
+  ZF_CHECK(it != components.end(),
+           "[random_checkpoint] unknown component '{}': expected zimage-dit, qwen3 or vae", what);
+  const io::WeightStore store = it->second();
   std::vector<std::pair<std::string, Tensor>> tensors;
   size_t bytes = 0;
   for (const std::string& name : store.names()) {

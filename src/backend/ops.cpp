@@ -31,14 +31,11 @@ Tensor weight(const char* op, const char* what, const Tensor& t, const Shape& ex
   return t.contiguous();
 }
 
-bool is_float8(DType t) {
-  return t == DType::F8_E4M3 || t == DType::F8_E5M2;
-}
-
 // A matrix weight that may also be in a GGML block type or (scaled) float8 (linear,
 // embedding): kernels dequantise it as they read it.
 Tensor matrix_weight(const char* op, const char* what, const Tensor& t, const Shape& expected) {
-  if (!dtype_is_quantized(t.dtype()) && !is_float8(t.dtype())) return weight(op, what, t, expected);
+  if (!dtype_is_quantized(t.dtype()) && !dtype_is_float8(t.dtype()))
+    return weight(op, what, t, expected);
   ZF_CHECK(t.shape() == expected, "[{}] {} has shape {}, expected {}", op, what,
            shape_str(t.shape()), shape_str(expected));
   ZF_CHECK(t.is_contiguous(), "[{}] a {} {} must be contiguous", op, dtype_name(t.dtype()), what);
@@ -229,7 +226,7 @@ Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype)
   const Device dev = common_device("embedding", {&table});
   require_rank("embedding", "table", table, 2);
   ZF_CHECK(is_weight_dtype(table.dtype()) || dtype_is_quantized(table.dtype()) ||
-               (is_float8(table.dtype()) && dev == Device::CPU),
+               (dtype_is_float8(table.dtype()) && dev == Device::CPU),
            "[embedding] table must be F32, BF16, F16, a GGML block type or (on the CPU) "
            "float8, got {}",
            dtype_name(table.dtype()));

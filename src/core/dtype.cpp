@@ -104,6 +104,9 @@ size_t dtype_nbytes(DType t, int64_t n) {
 bool dtype_is_float(DType t) {
   return info(t).is_float;
 }
+bool dtype_is_float8(DType t) {
+  return t == DType::F8_E4M3 || t == DType::F8_E5M2;
+}
 std::string_view dtype_name(DType t) {
   return info(t).name;
 }

@@ -47,6 +47,7 @@ enum class DType : uint8_t {
 size_t dtype_size(DType t);
 bool dtype_is_float(DType t);  // true for the block-quantised types too
 bool dtype_is_quantized(DType t);
+bool dtype_is_float8(DType t);  // F8_E4M3 or F8_E5M2
 // Elements per block (1 for plain types) and bytes per block (dtype_size for plain types).
 int64_t dtype_block_size(DType t);
 size_t dtype_block_bytes(DType t);

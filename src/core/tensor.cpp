@@ -120,7 +120,7 @@ void Tensor::check_dtype(DType expected) const {
 }
 
 Tensor Tensor::with_scale(float scale) const {
-  ZF_CHECK(dtype_ == DType::F8_E4M3 || dtype_ == DType::F8_E5M2 || scale == 1.0f,
+  ZF_CHECK(dtype_is_float8(dtype_) || scale == 1.0f,
            "[tensor] only float8 tensors carry a scale, got {} {} with scale {}",
            dtype_name(dtype_), shape_str(shape_), scale);
   ZF_CHECK(std::isfinite(scale), "[tensor] scale {} of a {} {} tensor is not finite", scale,

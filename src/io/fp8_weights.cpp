@@ -70,10 +70,6 @@ void remove_if_present(WeightStore& store, const std::string& name) {
   if (store.contains(name)) store.remove(name);
 }
 
-bool is_float8(DType t) {
-  return t == DType::F8_E4M3 || t == DType::F8_E5M2;
-}
-
 // Rounds a float32 to `dtype` and back: torch computing "in" bf16 / f16 rounds every result.
 float round_to(float x, DType dtype) {
   switch (dtype) {
@@ -96,7 +92,7 @@ void resolve_fp8_weights(WeightStore& store,
   for (const std::string& name : store.names()) {
     if (!store.contains(name)) continue;  // removed as a companion of an earlier weight
     Tensor t = store.get(name);
-    if (!is_float8(t.dtype())) continue;
+    if (!dtype_is_float8(t.dtype())) continue;
     const std::string where = store.source_of(name);
     if (name.ends_with(".weight")) {
       const std::string layer = name.substr(0, name.size() - 7);

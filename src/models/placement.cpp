@@ -65,6 +65,14 @@ class UploadProgress {
   int shown_ = -1;
 };
 
+// The dtype a weight takes on the device: scaled e4m3 weights stay float8 (with their scale)
+// for the FP8 matmuls; other float weights (block-quantised ones too, dequantised on the
+// host) take the activation dtype; integer tensors keep theirs.
+DType placed_dtype(const Tensor& t, const Placement& placement) {
+  const bool keep = t.dtype() == DType::F8_E4M3 || !dtype_is_float(t.dtype());
+  return keep ? t.dtype() : placement.activations;
+}
+
 }  // namespace
 
 io::WeightStore place_weights(const io::WeightStore& weights,
@@ -74,18 +82,15 @@ io::WeightStore place_weights(const io::WeightStore& weights,
   const auto t0 = std::chrono::steady_clock::now();
   double total = 0;
   for (const ParameterSpec& p : params)
-    total += static_cast<double>(shape_numel(p.shape)) *
-             static_cast<double>(dtype_size(placement.activations));
-  log::info("[{}] putting {} weights ({:.2f} GB as {}) on {}", what, params.size(), total / 1e9,
-            dtype_name(placement.activations), device_name(placement.device));
+    total += static_cast<double>(
+        dtype_nbytes(placed_dtype(weights.get(p.name), placement), shape_numel(p.shape)));
+  log::info("[{}] putting {} weights ({:.2f} GB, float weights as {}) on {}", what, params.size(),
+            total / 1e9, dtype_name(placement.activations), device_name(placement.device));
   UploadProgress progress(what, placement.device, total);
   io::WeightStore placed;
   for (const ParameterSpec& p : params) {
     const Tensor t = weights.get(p.name);
-    // Scaled e4m3 weights stay float8 (with their scale) for the FP8 matmuls; other float
-    // weights take the activation dtype.
-    const bool keep = t.dtype() == DType::F8_E4M3 || !dtype_is_float(t.dtype());
-    const DType dtype = keep ? t.dtype() : placement.activations;
+    const DType dtype = placed_dtype(t, placement);
     Tensor on_device = t;
     if (t.device() != placement.device || t.dtype() != dtype) {
       on_device = Tensor::empty(t.shape(), dtype, placement.device)

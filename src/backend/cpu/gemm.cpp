@@ -103,7 +103,7 @@ void check_args(const GemmArgs& g) {
              g.k, g.ldb, block);
   } else {
     ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16 ||
-                 g.b_dtype == DType::F8_E4M3 || g.b_dtype == DType::F8_E5M2,
+                 dtype_is_float8(g.b_dtype),
              "[gemm] B dtype {} is not supported, expected F32, BF16, F16, F8_E4M3, F8_E5M2 or a "
              "GGML block type",
              dtype_name(g.b_dtype));

@@ -116,7 +116,7 @@ inline const std::array<float, 256>& float8_table(DType type) {
 // weight's per-tensor scale is not applied here: gemm's caller folds it into alpha.
 template <class Ops>
 void widen(const void* src, DType type, float* dst, int64_t n) {
-  if (type == DType::F8_E4M3 || type == DType::F8_E5M2) {
+  if (dtype_is_float8(type)) {
     const auto* s = static_cast<const uint8_t*>(src);
     if constexpr (requires { Ops::widen_f8(type, s, dst, n); }) {
       Ops::widen_f8(type, s, dst, n);

@@ -12,10 +12,6 @@
 namespace zflow::cuda {
 namespace {
 
-bool is_float8(DType t) {
-  return t == DType::F8_E4M3 || t == DType::F8_E5M2;
-}
-
 // The weight's values (codes * scale) in the activation dtype `t`: one pass over the weight.
 Tensor widen_float8(const Tensor& w, DType t) {
   Tensor out = Tensor::empty(w.shape(), t, Device::CUDA);
@@ -79,7 +75,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (w.dtype() == DType::F8_E4M3 && t == DType::BF16 && fp8_gemm_supported(n, k))
     return linear_fp8(x, w, b, m, out_shape);
   Tensor y = Tensor::empty(out_shape, t, Device::CUDA);
-  const Tensor wc = is_float8(w.dtype()) ? widen_float8(w, t) : w.to(t);
+  const Tensor wc = dtype_is_float8(w.dtype()) ? widen_float8(w, t) : w.to(t);
   const Tensor bc = b.defined() ? b.to(t) : Tensor{};
   gemm(linear_gemm(t, m, n, k, x.raw(), wc.raw(), y.raw(), bc));
   return y;
