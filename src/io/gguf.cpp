@@ -507,20 +507,25 @@ std::string GgufFile::architecture() const {
   return v == nullptr ? std::string() : v->as_string("general.architecture");
 }
 
+Tensor gguf_tensor(const std::shared_ptr<Storage>& storage, const GgufHeader& header,
+                   const GgufTensorInfo& info) {
+  const size_t offset = header.data_start + info.offset;
+  // Blocks are read bytewise; plain elements need their natural alignment.
+  const size_t align = dtype_is_quantized(info.dtype) ? 1 : dtype_size(info.dtype);
+  const auto* bytes = static_cast<const uint8_t*>(storage->data) + offset;
+  if (reinterpret_cast<uintptr_t>(bytes) % align == 0)
+    return Tensor::over(storage, offset, info.shape, info.dtype);
+  Tensor copy = Tensor::empty(info.shape, info.dtype);
+  std::memcpy(copy.raw(), bytes, info.nbytes);
+  return copy;
+}
+
 Tensor GgufFile::tensor(const std::string& name) const {
   const GgufTensorInfo* info = find(name);
   if (info == nullptr)
     fail("[gguf] {}: no tensor '{}' among its {} tensors", path_.string(), name,
          header_.tensors.size());
-  const size_t offset = header_.data_start + info->offset;
-  // Blocks are read bytewise; plain elements need their natural alignment (a file with an
-  // alignment below the element size could break it), else the tensor is copied.
-  const size_t align = dtype_is_quantized(info->dtype) ? 1 : dtype_size(info->dtype);
-  const auto address = reinterpret_cast<uintptr_t>(file_->data()) + offset;
-  if (address % align == 0) return Tensor::over(storage_, offset, info->shape, info->dtype);
-  Tensor copy = Tensor::empty(info->shape, info->dtype);
-  std::memcpy(copy.raw(), file_->data() + offset, info->nbytes);
-  return copy;
+  return gguf_tensor(storage_, header_, *info);
 }
 
 // --- writing -----------------------------------------------------------------------------

@@ -139,6 +139,12 @@ bool is_gguf(std::span<const uint8_t> bytes);
 GgufHeader parse_gguf_header(std::span<const uint8_t> prefix, uint64_t file_size,
                              const std::string& source);
 
+// The tensor `info` of a parsed header over `storage` (the whole file's bytes): a
+// zero-copy view in its stored dtype, or a copy when plain elements would sit below their
+// natural alignment (a file whose general.alignment is smaller than the element size).
+Tensor gguf_tensor(const std::shared_ptr<Storage>& storage, const GgufHeader& header,
+                   const GgufTensorInfo& info);
+
 class GgufFile {
  public:
   static GgufFile open(const std::filesystem::path& path);
