@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 
+#include "backend/cpu/gemm.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -50,6 +51,25 @@ inline std::string error_of(const std::function<void()>& f) {
 
 // max |got - want| / max |want|: the error relative to the output's scale, the measure
 // the golden tolerances are stated in (DESIGN.md: fp32 against fp32 within 1e-4).
+// Sets the CPU matmul precision for one scope (tests run with Float32 otherwise: see
+// float32_matmul_environment.cpp).
+class ScopedMatmulPrecision {
+ public:
+  explicit ScopedMatmulPrecision(cpu::MatmulPrecision p) { cpu::set_matmul_precision(p); }
+  ~ScopedMatmulPrecision() { cpu::set_matmul_precision(cpu::MatmulPrecision::Float32); }
+  ScopedMatmulPrecision(const ScopedMatmulPrecision&) = delete;
+  ScopedMatmulPrecision& operator=(const ScopedMatmulPrecision&) = delete;
+};
+
+// A bound on the relative error bfloat16 matmuls add to a whole model's float32 result, for
+// tests of MatmulPrecision::Bfloat16. Rounding each input of a product to bfloat16 moves it
+// by at most 2^-9 of its size (2^-9 / sqrt(3) RMS), so one matmul's output is off by about
+// sqrt(2 / 3) * 2^-9 = 1.6e-3 RMS relative. A network chains several on its residual path and
+// attention's softmax magnifies errors in the logits: the tiny Z-Image transformer lands at
+// 4.3e-3 to 6.0e-3, about 3x one matmul. 1e-2 leaves that margin and still fails a real
+// mistake (a wrong pairing of depths or a lost term is O(1)).
+inline constexpr double kBfloat16MatmulTolerance = 1e-2;
+
 inline double relative_error(const Tensor& got, const Tensor& want) {
   EXPECT_EQ(got.shape(), want.shape());
   const auto g = got.to_f32_vector(), w = want.to_f32_vector();

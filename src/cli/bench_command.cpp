@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "backend/cpu/gemm_kernels.h"
 #include "backend/device.h"
 #include "cli/commands.h"
 #include "cli/component_flags.h"
@@ -37,7 +38,8 @@ struct Common {
   bool fp8 = false;
   int repeat = 1;
   int threads = 0;
-  std::string device;  // --device; empty: the default
+  std::string device;            // --device; empty: the default
+  std::string matmul_precision;  // --matmul-precision; empty: the default
   std::string json_path;
 };
 
@@ -54,6 +56,7 @@ void add_common_options(CLI::App* cmd, Common& o, const std::string& file_flag,
       ->capture_default_str();
   cmd->add_option("-t,--threads", o.threads, "compute threads (default: all cores)");
   add_device_flag(cmd, o.device);
+  add_matmul_precision_flag(cmd, o.matmul_precision);
   cmd->add_option("--json", o.json_path, "also append each run as a JSON line to this file");
 }
 
@@ -72,6 +75,7 @@ io::WeightStore fp8_if(const Common& o, io::WeightStore weights) {
 // Where the bench runs, checked before anything is built.
 models::Placement prepare(const Common& o, const std::string& file_flag) {
   if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
+  apply_matmul_precision(o.matmul_precision);
   ZF_CHECK(o.random_weights == o.weights_path.empty(),
            "[bench] give exactly one of --random-weights and {} FILE", file_flag);
   return models::Placement::on(resolve_device(o.device));
@@ -98,8 +102,10 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
       rate = gpu ? fmt::format(", {:.2f} TFLOP, {:.1f} TFLOP/s", flops / 1e12, flops / s / 1e12)
                  : fmt::format(", {:.2f} TFLOP, {:.1f} GFLOP/s", flops / 1e12, flops / s / 1e9);
     const CudaMemoryStats vram = gpu ? cuda_memory_stats() : CudaMemoryStats{};
-    const std::string where = gpu ? fmt::format("cuda ({})", cuda_devices().at(0).name)
-                                  : fmt::format("{} threads", ThreadPool::compute().threads());
+    const std::string where =
+        gpu ? fmt::format("cuda ({})", cuda_devices().at(0).name)
+            : fmt::format("{} threads, bf16-weight matmuls on {}", ThreadPool::compute().threads(),
+                          cpu::gemm_isa_name(cpu::gemm_default_isa(DType::BF16)));
     const std::string memory =
         gpu ? fmt::format("peak VRAM {:.2f} GB (pool {:.2f} GB)",
                           static_cast<double>(vram.peak_in_use_bytes) / 1e9,

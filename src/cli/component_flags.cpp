@@ -1,5 +1,6 @@
 #include "cli/component_flags.h"
 
+#include "backend/cpu/gemm.h"
 #include "backend/device.h"
 #include "core/error.h"
 
@@ -35,6 +36,22 @@ void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& no
                 "quantise the transformer's block linears to scaled float8 e4m3 at load (half "
                 "the memory of bf16; embedders, modulation, norms and the final layer keep "
                 "their dtype)");
+}
+
+void add_matmul_precision_flag(CLI::App* cmd, std::string& precision) {
+  cmd->add_option("--matmul-precision", precision,
+                  "CPU matmuls with bf16 or fp8 weights: bf16 rounds activations to bfloat16 "
+                  "(twice as fast where the CPU has AVX-512 BF16, as PyTorch computes a bf16 "
+                  "model) or fp32 keeps every product in float32 (default: bf16)")
+      ->check(CLI::IsMember({"bf16", "fp32"}));
+}
+
+void apply_matmul_precision(const std::string& precision) {
+  if (precision.empty()) return;
+  ZF_CHECK(precision == "bf16" || precision == "fp32",
+           "[cpu] --matmul-precision {}: expected bf16 or fp32", precision);
+  cpu::set_matmul_precision(precision == "fp32" ? cpu::MatmulPrecision::Float32
+                                                : cpu::MatmulPrecision::Bfloat16);
 }
 
 void add_device_flag(CLI::App* cmd, std::string& device) {

@@ -23,6 +23,13 @@ struct ComponentFlags {
 // --t5-tokenizer and --vae; `note` ends every help line (e.g. " (overrides -m's)"). And --fp8.
 void add_component_flags(CLI::App* cmd, ComponentFlags& flags, const std::string& note);
 
+// --matmul-precision bf16|fp32, shared by generate, serve and bench: whether CPU matmuls with
+// bf16 or fp8 weights round activations to bfloat16 (vdpbf16ps, twice as fast, on processors
+// with AVX-512 BF16) or keep every product in float32.
+void add_matmul_precision_flag(CLI::App* cmd, std::string& precision);
+// Sets the process's matmul precision from a --matmul-precision value (empty: the default, bf16).
+void apply_matmul_precision(const std::string& precision);
+
 // --device cuda|cpu, shared by generate, serve and bench: where the models run.
 void add_device_flag(CLI::App* cmd, std::string& device);
 // The device a --device value names; empty means the default: cuda when this build has CUDA and

@@ -38,7 +38,8 @@ struct GenerateOptions {
   std::string init_image, mask;
   std::string output = "zflow.png";
   int threads = 0;
-  std::string device;  // --device; empty: the default
+  std::string device;            // --device; empty: the default
+  std::string matmul_precision;  // --matmul-precision; empty: the default
   std::optional<size_t> max_sequence_length;
   std::string torch_rng = "avx2";
   bool vae_tiling = false;
@@ -102,6 +103,7 @@ int run_generate(const GenerateOptions& o) {
         "[generate] no model: give -m DIR (a diffusers folder) or --diffusion-model FILE with "
         "its text encoder, tokenizer and VAE files");
   if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
+  apply_matmul_precision(o.matmul_precision);
 
   pipeline::GenerationRequest request;
   request.prompt = o.prompt;
@@ -191,6 +193,7 @@ Run add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: all)");
   add_device_flag(cmd, o->device);
+  add_matmul_precision_flag(cmd, o->matmul_precision);
   cmd->add_flag("--vae-tiling", o->vae_tiling,
                 "encode and decode in overlapping 1024-pixel tiles (diffusers' enable_tiling): "
                 "2048² and larger "

@@ -25,7 +25,8 @@ struct ServeOptions {
   server::ServerOptions server;
   double memory_budget_gb = 0;
   int threads = 0;
-  std::string device;  // --device; empty: the default
+  std::string device;            // --device; empty: the default
+  std::string matmul_precision;  // --matmul-precision; empty: the default
 };
 
 std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
@@ -44,6 +45,7 @@ std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
 
 int run_serve(ServeOptions o) {
   if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
+  apply_matmul_precision(o.matmul_precision);
   if (o.server.api_key.empty())
     if (const char* key = std::getenv("ZFLOW_API_KEY")) o.server.api_key = key;
 
@@ -102,6 +104,7 @@ Run add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads for generation (default: all)");
   add_device_flag(cmd, o->device);
+  add_matmul_precision_flag(cmd, o->matmul_precision);
   return [o] { return run_serve(*o); };
 }
 

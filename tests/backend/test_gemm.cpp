@@ -11,9 +11,14 @@
 // yet far below any real mistake: a dropped, doubled or misplaced term moves the result by
 // about one |a||b|, i.e. 1/K of the scale, at least 1e-3 for the depths here (K <= 1023).
 // The reference widens B from the same stored values, so B's dtype adds no error.
+// The bfloat16-pair kernel (avx512bf16) first rounds A, and B where bfloat16 cannot hold it,
+// to bfloat16; its reference is the same triple loop over those rounded inputs, which it then
+// multiplies and accumulates like the float32 kernels (a product of two bfloat16 values is
+// exact in float32), so the same tolerance holds.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -72,6 +77,31 @@ struct Portable16Ops {
   }
 };
 
+// The bfloat16-pair kernel's geometry on the same portable vectors: a slot's two bfloat16
+// halves are multiplied and added as vdpbf16ps does, so the driver's slot arithmetic and the
+// pair packing are checked on every machine.
+struct Portable16PairOps : Portable16Ops {
+  static float half(float slot, int h) {
+    const uint32_t bits = __builtin_bit_cast(uint32_t, slot);
+    return bf16_bits_to_f32(static_cast<uint16_t>(h == 0 ? bits : bits >> 16));
+  }
+  static V dot_pair(const V& a, const V& b, V c) {
+    for (int l = 0; l < 16; ++l)
+      c.x[l] += half(a.x[l], 0) * half(b.x[l], 0) + half(a.x[l], 1) * half(b.x[l], 1);
+    return c;
+  }
+};
+
+const GemmKernel kAvx512Bf16Geometry{
+    GemmIsa::Avx512Bf16,
+    kGemmBlockingAvx512Bf16,
+    gemm_detail::micro_kernel<Portable16PairOps, kGemmBlockingAvx512Bf16.mr,
+                              kGemmBlockingAvx512Bf16.nr / 16>,
+    gemm_detail::pack_a_pairs<Portable16PairOps, kGemmBlockingAvx512Bf16.mr>,
+    gemm_detail::pack_b_pairs<Portable16PairOps, kGemmBlockingAvx512Bf16.nr>,
+    2,
+};
+
 const GemmKernel kAvx512Geometry{
     GemmIsa::Avx512,
     kGemmBlockingAvx512,
@@ -81,20 +111,30 @@ const GemmKernel kAvx512Geometry{
 };
 
 // Every way of running gemm under test: each kernel the processor has, and the AVX-512
-// geometry on portable vectors.
+// geometries on portable vectors.
 struct Runner {
   std::string name;
   std::function<void(const GemmArgs&)> run;
+  bool rounds_to_bf16 = false;  // multiplies bfloat16 pairs
 };
 
 std::vector<Runner> runners() {
   std::vector<Runner> out;
   for (GemmIsa isa : gemm_available_isas())
-    out.push_back(
-        {std::string(gemm_isa_name(isa)), [isa](const GemmArgs& g) { gemm_with_isa(isa, g); }});
+    out.push_back({std::string(gemm_isa_name(isa)),
+                   [isa](const GemmArgs& g) { gemm_with_isa(isa, g); },
+                   isa == GemmIsa::Avx512Bf16});
   out.push_back(
       {"avx512-geometry", [](const GemmArgs& g) { gemm_with_kernel(kAvx512Geometry, g); }});
+  out.push_back({"avx512bf16-geometry",
+                 [](const GemmArgs& g) { gemm_with_kernel(kAvx512Bf16Geometry, g); }, true});
   return out;
+}
+
+// The values rounded to bfloat16 (to nearest even), as the pair kernels round their inputs.
+std::vector<float> rounded_to_bf16(std::vector<float> v) {
+  for (float& x : v) x = bf16_bits_to_f32(f32_to_bf16_bits(x));
+  return v;
 }
 
 struct Shape {
@@ -120,6 +160,7 @@ std::string describe(const Case& c) {
 struct Problem {
   std::vector<float> a, c0;
   std::vector<uint8_t> b;
+  std::vector<float> b_f32;       // B's stored values widened, in B's layout
   std::vector<float> op_a, op_b;  // m x k, k x n
   GemmArgs args;
 };
@@ -145,7 +186,8 @@ Problem make_problem(const Case& cs, std::mt19937& rng) {
 
   p.a.resize(static_cast<size_t>(a_rows * g.lda));
   for (auto& v : p.a) v = dist(rng);
-  std::vector<float> b_f32(static_cast<size_t>(b_rows * g.ldb));
+  std::vector<float>& b_f32 = p.b_f32;
+  b_f32.resize(static_cast<size_t>(b_rows * g.ldb));
   for (auto& v : b_f32) v = dist(rng);
   p.b.resize(dtype_nbytes(cs.b_dtype, static_cast<int64_t>(b_f32.size())));
   from_f32(b_f32.data(), p.b.data(), cs.b_dtype, b_f32.size());
@@ -176,6 +218,15 @@ bool check_case(const Case& cs, const std::vector<Runner>& runs, std::mt19937& r
   GemmArgs g = p.args;
   g.c = ref.data();
   gemm_reference(g);
+  // The pair kernels' reference: the same product of A and B rounded to bfloat16.
+  const std::vector<float> a_bf16 = rounded_to_bf16(p.a), b_bf16 = rounded_to_bf16(p.b_f32);
+  std::vector<float> ref_bf16 = p.c0;
+  GemmArgs gr = g;
+  gr.a = a_bf16.data();
+  gr.b = b_bf16.data();
+  gr.b_dtype = DType::F32;
+  gr.c = ref_bf16.data();
+  gemm_reference(gr);
 
   std::vector<double> scale(static_cast<size_t>(m * n), 0.0);
   for (int64_t i = 0; i < m; ++i)
@@ -188,6 +239,7 @@ bool check_case(const Case& cs, const std::vector<Runner>& runs, std::mt19937& r
     std::vector<float> out = p.c0;
     g.c = out.data();
     runner.run(g);
+    const std::vector<float>& want = runner.rounds_to_bf16 ? ref_bf16 : ref;
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t j = 0; j < g.ldc; ++j) {
         const size_t at = static_cast<size_t>(i * g.ldc + j);
@@ -201,10 +253,10 @@ bool check_case(const Case& cs, const std::vector<Runner>& runs, std::mt19937& r
         const double c0 = cs.beta == 0.0f ? 0.0 : std::fabs(cs.beta * p.c0[at]);
         const double tol = 1e-5 * (std::fabs(cs.alpha) * scale[i * n + j] + c0) +
                            std::numeric_limits<float>::min();
-        const double err = std::fabs(static_cast<double>(out[at]) - ref[at]);
+        const double err = std::fabs(static_cast<double>(out[at]) - want[at]);
         if (!(err <= tol)) {
           ADD_FAILURE() << runner.name << " differs at (" << i << ", " << j << "): got " << out[at]
-                        << ", reference " << ref[at] << ", tolerance " << tol << " for "
+                        << ", reference " << want[at] << ", tolerance " << tol << " for "
                         << describe(cs);
           return false;
         }
@@ -301,15 +353,24 @@ TEST(Gemm, ReadOnlyKQuantWeightsMatchDequantiseThenMultiply) {
     gemm_reference(g);
     std::vector<float> wide(static_cast<size_t>(n * k));
     to_f32(b.data(), dt, wide.data(), wide.size());
+    const std::vector<float> a_bf16 = rounded_to_bf16(a), wide_bf16 = rounded_to_bf16(wide);
+    std::vector<float> ref_bf16(ref.size());
+    GemmArgs gr = g;
+    gr.a = a_bf16.data();
+    gr.b = wide_bf16.data();
+    gr.b_dtype = DType::F32;
+    gr.c = ref_bf16.data();
+    gemm_reference(gr);
     for (const Runner& runner : runs) {
       std::vector<float> out(ref.size());
       g.c = out.data();
       runner.run(g);
+      const std::vector<float>& want = runner.rounds_to_bf16 ? ref_bf16 : ref;
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) {
           double scale = 0.0;
           for (int64_t q = 0; q < k; ++q) scale += std::fabs(a[i * k + q] * wide[j * k + q]);
-          ASSERT_NEAR(out[i * n + j], ref[i * n + j], 1e-5 * scale)
+          ASSERT_NEAR(out[i * n + j], want[i * n + j], 1e-5 * scale)
               << runner.name << " " << dtype_name(dt) << " at (" << i << ", " << j << ")";
         }
     }
@@ -417,16 +478,31 @@ TEST(Gemm, MatchesReferenceWithOddThreadCounts) {
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
-TEST(Gemm, DefaultKernelMatchesReference) {
+// gemm() runs the kernel gemm_default_isa names for B's dtype: the bfloat16-pair kernel only
+// under Bfloat16 precision, for weights bfloat16 holds exactly, where the processor has it.
+TEST(Gemm, DefaultKernelFollowsTheWeightDtype) {
+  if (std::getenv("ZFLOW_CPU_KERNEL") != nullptr) GTEST_SKIP() << "ZFLOW_CPU_KERNEL forces one";
+  const std::vector<GemmIsa> isas = gemm_available_isas();
+  const bool has_bf16 = isas.back() == GemmIsa::Avx512Bf16;
+  const GemmIsa float32 = has_bf16 ? isas[isas.size() - 2] : isas.back();
+  for (DType dt : {DType::BF16, DType::F8_E4M3, DType::F8_E5M2, DType::F32, DType::F16})
+    EXPECT_EQ(gemm_default_isa(dt), float32) << "Float32 precision, " << dtype_name(dt);
+  const test::ScopedMatmulPrecision bf16(MatmulPrecision::Bfloat16);
+  for (DType dt : {DType::BF16, DType::F8_E4M3, DType::F8_E5M2})
+    EXPECT_EQ(gemm_default_isa(dt), has_bf16 ? GemmIsa::Avx512Bf16 : float32) << dtype_name(dt);
+  for (DType dt : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_K})
+    EXPECT_EQ(gemm_default_isa(dt), float32) << dtype_name(dt);
   std::mt19937 rng(7);
-  Problem p = make_problem({{45, 77, 300}, false, true, DType::BF16, 0, 1.0f, 0.0f}, rng);
-  std::vector<float> ref(p.c0.size()), out(p.c0.size());
-  GemmArgs g = p.args;
-  g.c = ref.data();
-  gemm_reference(g);
-  g.c = out.data();
-  gemm(g);
-  for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-3) << i;
+  for (DType dt : {DType::BF16, DType::F32}) {
+    Problem p = make_problem({{45, 77, 300}, false, true, dt, 0, 1.0f, 0.0f}, rng);
+    std::vector<float> want(p.c0.size()), out(p.c0.size());
+    GemmArgs g = p.args;
+    g.c = want.data();
+    gemm_with_isa(gemm_default_isa(dt), g);
+    g.c = out.data();
+    gemm(g);
+    EXPECT_EQ(out, want) << dtype_name(dt);
+  }
 }
 
 TEST(Gemm, RejectsBadArguments) {
@@ -452,6 +528,7 @@ TEST(Gemm, ListsKernels) {
   ASSERT_FALSE(isas.empty());
   EXPECT_EQ(isas.front(), GemmIsa::Scalar);
   EXPECT_EQ(gemm_isa_name(GemmIsa::Avx512), "avx512");
+  EXPECT_EQ(gemm_isa_name(GemmIsa::Avx512Bf16), "avx512bf16");
 }
 
 }  // namespace

@@ -164,6 +164,20 @@ TEST(ZImageDiT, OriginalSingleFileMatchesDiffusers) {
   }
 }
 
+// With bfloat16 matmuls (vdpbf16ps, where the processor has it) the transformer stays within
+// bfloat16 rounding of the float32 reference.
+TEST(ZImageDiT, Bfloat16MatmulsStayWithinRounding) {
+  const ZImageTransformer model = models::load_zimage_transformer(kOriginal, tiny_config());
+  const test::ScopedMatmulPrecision bf16(cpu::MatmulPrecision::Bfloat16);
+  const Golden g;
+  for (const auto& name : kCases) {
+    const Case c = g.get(name);
+    const double err = relative_error(run(model, c), c.output_bf16w);
+    EXPECT_LE(err, test::kBfloat16MatmulTolerance) << name;
+    RecordProperty(name, std::to_string(err));
+  }
+}
+
 // ComfyUI full checkpoints keep the transformer under `model.diffusion_model.` next to
 // other components, and may carry an unused `norm_final.weight`.
 TEST(ZImageDiT, ComfyPrefixIsStrippedAndNormFinalDropped) {

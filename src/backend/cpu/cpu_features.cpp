@@ -22,6 +22,7 @@ CpuFeatures detect() {
   f.f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0 &&
            __builtin_cpu_supports("avx");
   f.avx512f = __builtin_cpu_supports("avx512f");
+  f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
 #endif
   return f;
@@ -46,6 +47,7 @@ std::string cpu_features_string() {
   add(f.fma, "fma");
   add(f.f16c, "f16c");
   add(f.avx512f, "avx512f");
+  add(f.avx512bw, "avx512bw");
   add(f.avx512_bf16, "avx512_bf16");
   return s.empty() ? "baseline" : s;
 }

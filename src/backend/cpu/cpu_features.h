@@ -13,6 +13,7 @@ struct CpuFeatures {
   bool fma = false;
   bool f16c = false;         // vcvtph2ps: float16 to float32 in hardware
   bool avx512f = false;      // includes the operating system saving the zmm state
+  bool avx512bw = false;     // 8- and 16-bit lanes (vpermw)
   bool avx512_bf16 = false;  // vdpbf16ps
 };
 

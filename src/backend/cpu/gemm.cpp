@@ -3,8 +3,10 @@
 #include "backend/cpu/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "backend/cpu/cpu_features.h"
@@ -47,6 +49,8 @@ class PackBuffer {
   int64_t capacity_ = 0;
 };
 
+std::atomic<MatmulPrecision> g_matmul_precision{MatmulPrecision::Bfloat16};
+
 thread_local PackBuffer t_pack_a;
 thread_local PackBuffer t_pack_b;
 
@@ -60,6 +64,8 @@ const GemmKernel* kernel_for(GemmIsa isa) {
       return gemm_kernel_avx2();
     case GemmIsa::Avx512:
       return gemm_kernel_avx512();
+    case GemmIsa::Avx512Bf16:
+      return gemm_kernel_avx512_bf16();
   }
   return nullptr;
 }
@@ -74,23 +80,38 @@ bool isa_available(GemmIsa isa) {
       return f.avx2 && f.fma && f.f16c;
     case GemmIsa::Avx512:
       return f.avx512f && f.avx2 && f.fma && f.f16c;
+    case GemmIsa::Avx512Bf16:
+      return f.avx512f && f.avx512bw && f.avx512_bf16 && f.avx2 && f.fma && f.f16c;
   }
   return false;
 }
 
-GemmIsa pick_default_isa() {
+constexpr GemmIsa kAllIsas[] = {GemmIsa::Scalar, GemmIsa::Avx2, GemmIsa::Avx512,
+                                GemmIsa::Avx512Bf16};
+
+// The kernel ZFLOW_CPU_KERNEL names, if it names one.
+std::optional<GemmIsa> forced_isa() {
   const char* forced = std::getenv("ZFLOW_CPU_KERNEL");
   if (forced != nullptr && *forced != '\0') {
-    for (GemmIsa isa : {GemmIsa::Scalar, GemmIsa::Avx2, GemmIsa::Avx512}) {
+    for (GemmIsa isa : kAllIsas) {
       if (gemm_isa_name(isa) != forced) continue;
       ZF_CHECK(isa_available(isa),
                "[gemm] ZFLOW_CPU_KERNEL={}: this processor cannot run it (it has: {})", forced,
                cpu_features_string());
       return isa;
     }
-    fail("[gemm] ZFLOW_CPU_KERNEL={}: unknown kernel, expected scalar, avx2 or avx512", forced);
+    fail("[gemm] ZFLOW_CPU_KERNEL={}: unknown kernel, expected scalar, avx2, avx512 or avx512bf16",
+         forced);
   }
-  return gemm_available_isas().back();
+  return std::nullopt;
+}
+
+// The fastest kernel that computes in float32 (Scalar is always there).
+GemmIsa fastest_float32_isa() {
+  GemmIsa best = GemmIsa::Scalar;
+  for (GemmIsa isa : {GemmIsa::Avx2, GemmIsa::Avx512})
+    if (isa_available(isa)) best = isa;
+  return best;
 }
 
 void check_args(const GemmArgs& g) {
@@ -148,6 +169,8 @@ void gemm_region(const GemmKernel& kern, const GemmArgs& g, int64_t m0, int64_t 
                  int64_t n1) {
   const GemmBlocking& bk = kern.blocking;
   const int64_t mr = bk.mr, nr = bk.nr;
+  // Packed blocks hold ceil(kc / depth_per_slot) slots per row; the buffers, sized in
+  // depths, always have room.
   float* a_pack = t_pack_a.get(round_up(std::min<int64_t>(bk.mc, m1 - m0), mr) * bk.kc);
   float* b_pack = t_pack_b.get(round_up(std::min<int64_t>(bk.nc, n1 - n0), nr) * bk.kc);
   alignas(64) float tile[kMaxTile];
@@ -156,6 +179,7 @@ void gemm_region(const GemmKernel& kern, const GemmArgs& g, int64_t m0, int64_t 
     const int64_t nc = std::min<int64_t>(bk.nc, n1 - jc);
     for (int64_t pc = 0; pc < g.k; pc += bk.kc) {
       const int64_t kc = std::min<int64_t>(bk.kc, g.k - pc);
+      const int64_t ks = ceil_div(kc, kern.depth_per_slot);
       // The first depth block applies the caller's beta; later ones accumulate.
       const float beta = pc == 0 ? g.beta : 1.0f;
       kern.pack_b(g, pc, kc, jc, nc, b_pack);
@@ -164,18 +188,18 @@ void gemm_region(const GemmKernel& kern, const GemmArgs& g, int64_t m0, int64_t 
         kern.pack_a(g, ic, mc, pc, kc, a_pack);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t ncols = std::min(nr, nc - jr);
-          const float* b_sliver = b_pack + jr * kc;
+          const float* b_sliver = b_pack + jr * ks;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int64_t nrows = std::min(mr, mc - ir);
-            const float* a_sliver = a_pack + ir * kc;
+            const float* a_sliver = a_pack + ir * ks;
             float* c = g.c + (ic + ir) * g.ldc + jc + jr;
             prefetch_tile(c, g.ldc, nrows, ncols);
             if (nrows == mr && ncols == nr) {
-              kern.micro(kc, a_sliver, b_sliver, c, g.ldc, g.alpha, beta);
+              kern.micro(ks, a_sliver, b_sliver, c, g.ldc, g.alpha, beta);
               continue;
             }
             // Edge tile: compute the full tile aside, then merge the part inside C.
-            kern.micro(kc, a_sliver, b_sliver, tile, nr, 1.0f, 0.0f);
+            kern.micro(ks, a_sliver, b_sliver, tile, nr, 1.0f, 0.0f);
             for (int64_t r = 0; r < nrows; ++r)
               for (int64_t j = 0; j < ncols; ++j) {
                 float& out = c[r * g.ldc + j];
@@ -237,20 +261,36 @@ std::string_view gemm_isa_name(GemmIsa isa) {
       return "avx2";
     case GemmIsa::Avx512:
       return "avx512";
+    case GemmIsa::Avx512Bf16:
+      return "avx512bf16";
   }
   return "?";
 }
 
 std::vector<GemmIsa> gemm_available_isas() {
   std::vector<GemmIsa> out;
-  for (GemmIsa isa : {GemmIsa::Scalar, GemmIsa::Avx2, GemmIsa::Avx512})
+  for (GemmIsa isa : kAllIsas)
     if (isa_available(isa)) out.push_back(isa);
   return out;
 }
 
-GemmIsa gemm_default_isa() {
-  static const GemmIsa isa = pick_default_isa();
-  return isa;
+void set_matmul_precision(MatmulPrecision precision) {
+  g_matmul_precision.store(precision, std::memory_order_relaxed);
+}
+
+MatmulPrecision matmul_precision() {
+  return g_matmul_precision.load(std::memory_order_relaxed);
+}
+
+GemmIsa gemm_default_isa(DType b_dtype) {
+  static const std::optional<GemmIsa> forced = forced_isa();
+  static const GemmIsa float32 = fastest_float32_isa();
+  static const bool bf16 = isa_available(GemmIsa::Avx512Bf16);
+  if (forced) return *forced;
+  const bool exact_in_bf16 = b_dtype == DType::BF16 || dtype_is_float8(b_dtype);
+  return bf16 && exact_in_bf16 && matmul_precision() == MatmulPrecision::Bfloat16
+             ? GemmIsa::Avx512Bf16
+             : float32;
 }
 
 void gemm_with_isa(GemmIsa isa, const GemmArgs& g) {
@@ -277,6 +317,9 @@ void gemm_with_kernel(const GemmKernel& kern, const GemmArgs& g) {
     gemm_with_kernel(rounded, g);
     return;
   }
+  ZF_CHECK(kern.depth_per_slot == 1 || kern.blocking.kc <= kMaxPairDepth,
+           "[gemm] a depth block of {} is deeper than the {} a bfloat16-pair kernel packs",
+           kern.blocking.kc, kMaxPairDepth);
   const Grid grid = choose_grid(kern.blocking, g.m, g.n, g.k, ThreadPool::compute().threads());
   if (grid.tm * grid.tn == 1) {
     gemm_region(kern, g, 0, g.m, 0, g.n);
@@ -292,7 +335,7 @@ void gemm_with_kernel(const GemmKernel& kern, const GemmArgs& g) {
 }
 
 void gemm(const GemmArgs& args) {
-  gemm_with_isa(gemm_default_isa(), args);
+  gemm_with_isa(gemm_default_isa(args.b_dtype), args);
 }
 
 }  // namespace zflow::cpu

@@ -9,8 +9,9 @@
 //   trans_b = false: B is K x N;  trans_b = true: B is N x K (a Linear weight).
 // With beta == 0, C is written without being read (it may hold garbage or NaN). With
 // alpha == 0 or k == 0, A and B are not read and C = beta * C, as in BLAS.
-// gemm picks its kernel (AVX-512, AVX2 + FMA or portable) from the processor at run time;
-// ZFLOW_CPU_KERNEL=scalar|avx2|avx512 forces one. Design and tuning: gemm_blocking.h.
+// gemm picks its kernel (AVX-512 BF16, AVX-512, AVX2 + FMA or portable) from the processor
+// and B's dtype at run time (gemm_kernels.h); ZFLOW_CPU_KERNEL=scalar|avx2|avx512|avx512bf16
+// forces one. Design and tuning: gemm_blocking.h.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,16 @@ struct GemmArgs {
 
 // The fast path: blocked, multithreaded, picks its kernel from the CPU's features.
 void gemm(const GemmArgs& args);
+
+// What gemm may round for speed, process-wide (as torch.set_float32_matmul_precision):
+//   Bfloat16 (the default): with a B that bfloat16 holds exactly (BF16 and float8 weights) on
+//     a processor with AVX-512 BF16, A is rounded to bfloat16 and pairs of products are
+//     accumulated in float32 (vdpbf16ps) at twice the float32 rate, as a bfloat16 model
+//     computes in PyTorch and ggml;
+//   Float32: every product in float32, A exact.
+enum class MatmulPrecision { Float32, Bfloat16 };
+void set_matmul_precision(MatmulPrecision precision);
+MatmulPrecision matmul_precision();
 
 // The definition: a plain triple loop accumulating in double, single-threaded.
 // Tests compare gemm against it; nothing else should call it.

@@ -16,37 +16,12 @@
 #pragma GCC target("avx512f,avx2,fma,f16c")
 #endif
 
+#include "backend/cpu/gemm_avx512_ops.h"
 #include "backend/cpu/gemm_microkernel.h"
 
 namespace zflow::cpu {
 
 namespace {
-
-struct Avx512Ops {
-  using V = __m512;
-  static constexpr int kWidth = 16;
-  static V zero() { return _mm512_setzero_ps(); }
-  static V load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-  static V broadcast(float x) { return _mm512_set1_ps(x); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  static void widen_f16(const uint16_t* src, float* dst, int64_t n) {
-    int64_t i = 0;
-    // The masked form computes the same; the unmasked one trips a GCC 12 false warning.
-    for (; i + 16 <= n; i += 16)
-      _mm512_storeu_ps(dst + i,
-                       _mm512_maskz_cvtph_ps(
-                           0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
-    for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
-  }
-  static void widen_f8(DType type, const uint8_t* src, float* dst, int64_t n) {
-    widen_f8_avx2(type, src, dst, n);
-  }
-  static bool dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n) {
-    return dequantize_avx2(type, blocks, dst, n);
-  }
-};
 
 constexpr GemmBlocking kB = kGemmBlockingAvx512;
 static_assert(kB.nr % Avx512Ops::kWidth == 0);

@@ -15,6 +15,10 @@
 // and, for GGML block types it dequantises faster than core/quant_blocks does:
 //   bool dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n);  // false: not
 //   handled
+// A kernel that multiplies bfloat16 pairs (depth_per_slot 2, packed by pack_a_pairs and
+// pack_b_pairs) supplies the step of its depth loop and may supply a faster pairing:
+//   V dot_pair(V a, V b, V c) = c + a.lo * b.lo + a.hi * b.hi in every 32-bit lane;
+//   void pair(const float* lo, const float* hi, float* out, int64_t n);  // see pair_rows
 // Ops types live in an anonymous namespace, so every instantiation is private to its file.
 #pragma once
 
@@ -25,10 +29,19 @@
 
 namespace zflow::cpu::gemm_detail {
 
-// C tile (MR x NV * kWidth) = alpha * sum over kc of a column of A times a row of B, plus beta * C.
-// a: kc x MR packed, b: kc x NR packed, c: row-major with stride ldc.
+// One step of the micro-kernel's depth loop: acc + a * b over one packed slot.
+template <class Ops>
+typename Ops::V slot_step(typename Ops::V a, typename Ops::V b, typename Ops::V acc) {
+  if constexpr (requires { Ops::dot_pair(a, b, acc); })
+    return Ops::dot_pair(a, b, acc);
+  else
+    return Ops::fma(a, b, acc);
+}
+
+// C tile (MR x NV * kWidth) = alpha * sum over ks slots of a column of A times a row of B,
+// plus beta * C. a: ks x MR packed, b: ks x NR packed, c: row-major with stride ldc.
 template <class Ops, int MR, int NV>
-void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+void micro_kernel(int64_t ks, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                   float beta) {
   using V = typename Ops::V;
   constexpr int W = Ops::kWidth;
@@ -41,7 +54,7 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = Ops::zero();
-  for (int64_t p = 0; p < kc; ++p) {
+  for (int64_t p = 0; p < ks; ++p) {
     V bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = Ops::load(b + v * W);
@@ -49,7 +62,7 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
     for (int i = 0; i < MR; ++i) {
       const V av = Ops::broadcast(a[i]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = Ops::fma(av, bv[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = slot_step<Ops>(av, bv[v], acc[i][v]);
     }
     a += MR;
     b += NR;
@@ -210,6 +223,56 @@ void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, f
 #pragma GCC unroll 32
         for (int c = 0; c < NR; ++c) dst[p * NR + c] = run[c * kRun + p];
     }
+  }
+}
+
+// --- bfloat16 pairs ------------------------------------------------------------------------
+// Kernels with depth_per_slot 2 pack exactly as the float32 kernels do, one sliver at a
+// time into a scratch block, then fold each two consecutive depth rows of the sliver into
+// one row of pairs. Every B dtype thus goes through the same widening as elsewhere, and
+// bfloat16 weights come back bit for bit.
+
+// out[i] = the slot pairing lo[i] (low half) and hi[i], each rounded to bfloat16 to nearest
+// even, for i < n.
+template <class Ops>
+void pair_rows(const float* lo, const float* hi, float* out, int64_t n) {
+  if constexpr (requires { Ops::pair(lo, hi, out, n); }) {
+    Ops::pair(lo, hi, out, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t bits = uint32_t{f32_to_bf16_bits(lo[i])} | uint32_t{f32_to_bf16_bits(hi[i])}
+                                                                    << 16;
+      out[i] = __builtin_bit_cast(float, bits);
+    }
+  }
+}
+
+// Folds a packed float32 sliver (kc x W) into ceil(kc / 2) x W pairs; an odd last depth
+// pairs with zero.
+template <class Ops, int W>
+void fold_pairs(const float* in, int64_t kc, float* out) {
+  alignas(64) static constexpr float kZeros[W] = {};
+  for (int64_t p = 0; p < kc; p += 2, out += W)
+    pair_rows<Ops>(in + p * W, p + 1 < kc ? in + (p + 1) * W : kZeros, out, W);
+}
+
+template <class Ops, int MR>
+void pack_a_pairs(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* out) {
+  alignas(64) float sliver[kMaxPairDepth * MR];
+  const int64_t ks = (kc + 1) / 2;
+  for (int64_t is = 0; is < mc; is += MR, out += ks * MR) {
+    pack_a<MR>(g, i0 + is, mc - is < MR ? mc - is : MR, p0, kc, sliver);
+    fold_pairs<Ops, MR>(sliver, kc, out);
+  }
+}
+
+template <class Ops, int NR>
+void pack_b_pairs(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+  alignas(64) float sliver[kMaxPairDepth * NR];
+  const int64_t ks = (kc + 1) / 2;
+  for (int64_t js = 0; js < nc; js += NR, out += ks * NR) {
+    pack_b<Ops, NR>(g, p0, kc, j0 + js, nc - js < NR ? nc - js : NR, sliver);
+    fold_pairs<Ops, NR>(sliver, kc, out);
   }
 }
 
