@@ -266,12 +266,52 @@ void pack_a_pairs(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t
   }
 }
 
+// A bfloat16 B needs no rounding: its pairs are copied bit for bit, without the float32 round
+// trip (which costs several times the copy when few rows of A share the packed block).
+// Columns past the sliver's `cols`, and the high half of an odd last depth, are zero.
+template <int NR>
+void pack_bf16_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, int64_t cols,
+                      float* out) {
+  const auto* b = static_cast<const uint16_t*>(g.b);
+  const int64_t whole = kc / 2, ks = (kc + 1) / 2;
+  auto put = [&](int64_t p, int64_t c, uint32_t lo, uint32_t hi) {
+    out[p * NR + c] = __builtin_bit_cast(float, lo | hi << 16);
+  };
+  if (g.trans_b) {  // B is N x K: a column's pair is one 32-bit word of its row
+    // Each row's run (kc * 2 bytes, a dozen cache lines) is too short for the hardware
+    // prefetcher to learn, and the weights come from memory: ask for a later row ahead.
+    constexpr int64_t kAhead = 4;
+    for (int64_t c = 0; c < cols; ++c) {
+      if (c + kAhead < cols) {
+        const auto* next = reinterpret_cast<const char*>(b + (j + c + kAhead) * g.ldb + p0);
+        for (int64_t at = 0; at < kc * 2; at += 64) __builtin_prefetch(next + at, 0, 0);
+      }
+      const uint16_t* row = b + (j + c) * g.ldb + p0;
+      for (int64_t p = 0; p < whole; ++p) put(p, c, row[2 * p], row[2 * p + 1]);
+      if (ks > whole) put(whole, c, row[2 * whole], 0);
+    }
+  } else {  // B is K x N: a pair joins two rows
+    for (int64_t p = 0; p < ks; ++p) {
+      const uint16_t* lo = b + (p0 + 2 * p) * g.ldb + j;
+      const uint16_t* hi = 2 * p + 1 < kc ? lo + g.ldb : nullptr;
+      for (int64_t c = 0; c < cols; ++c) put(p, c, lo[c], hi != nullptr ? hi[c] : 0);
+    }
+  }
+  for (int64_t p = 0; p < ks; ++p)
+    for (int64_t c = cols; c < NR; ++c) out[p * NR + c] = 0.0f;
+}
+
 template <class Ops, int NR>
 void pack_b_pairs(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
   alignas(64) float sliver[kMaxPairDepth * NR];
   const int64_t ks = (kc + 1) / 2;
   for (int64_t js = 0; js < nc; js += NR, out += ks * NR) {
-    pack_b<Ops, NR>(g, p0, kc, j0 + js, nc - js < NR ? nc - js : NR, sliver);
+    const int64_t cols = nc - js < NR ? nc - js : NR;
+    if (g.b_dtype == DType::BF16) {
+      pack_bf16_sliver<NR>(g, p0, kc, j0 + js, cols, out);
+      continue;
+    }
+    pack_b<Ops, NR>(g, p0, kc, j0 + js, cols, sliver);
     fold_pairs<Ops, NR>(sliver, kc, out);
   }
 }
