@@ -19,6 +19,9 @@
 // pack_b_pairs) supplies the step of its depth loop and may supply a faster pairing:
 //   V dot_pair(V a, V b, V c) = c + a.lo * b.lo + a.hi * b.hi in every 32-bit lane;
 //   void pair(const float* lo, const float* hi, float* out, int64_t n);  // see pair_rows
+//   void transpose_pairs_16(const uint16_t* src, int64_t ld, float* dst, int64_t ldd);
+//     16 rows of 16 bfloat16 pairs (row r at src + r * ld) to 16 rows of 16 slots:
+//     dst[i * ldd + r] = pair i of row r
 // Ops types live in an anonymous namespace, so every instantiation is private to its file.
 #pragma once
 
@@ -269,7 +272,7 @@ void pack_a_pairs(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t
 // A bfloat16 B needs no rounding: its pairs are copied bit for bit, without the float32 round
 // trip (which costs several times the copy when few rows of A share the packed block).
 // Columns past the sliver's `cols`, and the high half of an odd last depth, are zero.
-template <int NR>
+template <class Ops, int NR>
 void pack_bf16_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, int64_t cols,
                       float* out) {
   const auto* b = static_cast<const uint16_t*>(g.b);
@@ -277,6 +280,22 @@ void pack_bf16_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, int6
   auto put = [&](int64_t p, int64_t c, uint32_t lo, uint32_t hi) {
     out[p * NR + c] = __builtin_bit_cast(float, lo | hi << 16);
   };
+  if constexpr (requires { Ops::transpose_pairs_16(b, int64_t{}, out, int64_t{}); }) {
+    // A full sliver of a Linear weight: 16 x 16 blocks of pairs transposed in registers,
+    // the remaining depths below.
+    if (g.trans_b && cols == NR) {
+      const int64_t blocked = whole / 16 * 16;
+      for (int64_t c = 0; c < NR; c += 16)
+        for (int64_t p = 0; p < blocked; p += 16)
+          Ops::transpose_pairs_16(b + (j + c) * g.ldb + p0 + 2 * p, g.ldb, out + p * NR + c, NR);
+      for (int64_t c = 0; c < NR; ++c) {
+        const uint16_t* row = b + (j + c) * g.ldb + p0;
+        for (int64_t p = blocked; p < whole; ++p) put(p, c, row[2 * p], row[2 * p + 1]);
+        if (ks > whole) put(whole, c, row[2 * whole], 0);
+      }
+      return;
+    }
+  }
   if (g.trans_b) {  // B is N x K: a column's pair is one 32-bit word of its row
     // Each row's run (kc * 2 bytes, a dozen cache lines) is too short for the hardware
     // prefetcher to learn, and the weights come from memory: ask for a later row ahead.
@@ -308,7 +327,7 @@ void pack_b_pairs(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t
   for (int64_t js = 0; js < nc; js += NR, out += ks * NR) {
     const int64_t cols = nc - js < NR ? nc - js : NR;
     if (g.b_dtype == DType::BF16) {
-      pack_bf16_sliver<NR>(g, p0, kc, j0 + js, cols, out);
+      pack_bf16_sliver<Ops, NR>(g, p0, kc, j0 + js, cols, out);
       continue;
     }
     pack_b<Ops, NR>(g, p0, kc, j0 + js, cols, sliver);
