@@ -24,7 +24,7 @@ struct ComponentFlags {
 void add_component_flags(CLI::App* cmd, ComponentFlags& flags, const std::string& note);
 
 // --matmul-precision bf16|fp32, shared by generate, serve and bench: whether CPU matmuls with
-// bf16 or fp8 weights round activations to bfloat16 (vdpbf16ps, twice as fast, on processors
+// bf16, fp8 or GGUF-quantised weights round activations to bfloat16 (vdpbf16ps, twice as fast, on processors
 // with AVX-512 BF16) or keep every product in float32.
 void add_matmul_precision_flag(CLI::App* cmd, std::string& precision);
 // Sets the process's matmul precision from a --matmul-precision value (empty: the default, bf16).

@@ -479,18 +479,19 @@ TEST(Gemm, MatchesReferenceWithOddThreadCounts) {
 }
 
 // gemm() runs the kernel gemm_default_isa names for B's dtype: the bfloat16-pair kernel only
-// under Bfloat16 precision, for weights bfloat16 holds exactly, where the processor has it.
+// under Bfloat16 precision, for bf16, float8 and GGML-quantised weights, where the processor
+// has it.
 TEST(Gemm, DefaultKernelFollowsTheWeightDtype) {
   if (std::getenv("ZFLOW_CPU_KERNEL") != nullptr) GTEST_SKIP() << "ZFLOW_CPU_KERNEL forces one";
   const std::vector<GemmIsa> isas = gemm_available_isas();
   const bool has_bf16 = isas.back() == GemmIsa::Avx512Bf16;
   const GemmIsa float32 = has_bf16 ? isas[isas.size() - 2] : isas.back();
-  for (DType dt : {DType::BF16, DType::F8_E4M3, DType::F8_E5M2, DType::F32, DType::F16})
+  for (DType dt : {DType::BF16, DType::F8_E4M3, DType::Q8_0, DType::F32, DType::F16})
     EXPECT_EQ(gemm_default_isa(dt), float32) << "Float32 precision, " << dtype_name(dt);
   const test::ScopedMatmulPrecision bf16(MatmulPrecision::Bfloat16);
-  for (DType dt : {DType::BF16, DType::F8_E4M3, DType::F8_E5M2})
+  for (DType dt : {DType::BF16, DType::F8_E4M3, DType::F8_E5M2, DType::Q8_0, DType::Q4_K})
     EXPECT_EQ(gemm_default_isa(dt), has_bf16 ? GemmIsa::Avx512Bf16 : float32) << dtype_name(dt);
-  for (DType dt : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_K})
+  for (DType dt : {DType::F32, DType::F16})
     EXPECT_EQ(gemm_default_isa(dt), float32) << dtype_name(dt);
   std::mt19937 rng(7);
   for (DType dt : {DType::BF16, DType::F32}) {

@@ -287,10 +287,10 @@ GemmIsa gemm_default_isa(DType b_dtype) {
   static const GemmIsa float32 = fastest_float32_isa();
   static const bool bf16 = isa_available(GemmIsa::Avx512Bf16);
   if (forced) return *forced;
-  const bool exact_in_bf16 = b_dtype == DType::BF16 || dtype_is_float8(b_dtype);
-  return bf16 && exact_in_bf16 && matmul_precision() == MatmulPrecision::Bfloat16
-             ? GemmIsa::Avx512Bf16
-             : float32;
+  const bool pairs_fit =
+      b_dtype == DType::BF16 || dtype_is_float8(b_dtype) || dtype_is_quantized(b_dtype);
+  return bf16 && pairs_fit && matmul_precision() == MatmulPrecision::Bfloat16 ? GemmIsa::Avx512Bf16
+                                                                              : float32;
 }
 
 void gemm_with_isa(GemmIsa isa, const GemmArgs& g) {

@@ -39,8 +39,8 @@ struct GemmArgs {
 void gemm(const GemmArgs& args);
 
 // What gemm may round for speed, process-wide (as torch.set_float32_matmul_precision):
-//   Bfloat16 (the default): with a B that bfloat16 holds exactly (BF16 and float8 weights) on
-//     a processor with AVX-512 BF16, A is rounded to bfloat16 and pairs of products are
+//   Bfloat16 (the default): with a bf16, float8 or GGML-quantised B on a processor with
+//     AVX-512 BF16, A (and a dequantised B) is rounded to bfloat16 and pairs of products are
 //     accumulated in float32 (vdpbf16ps) at twice the float32 rate, as a bfloat16 model
 //     computes in PyTorch and ggml;
 //   Float32: every product in float32, A exact.

@@ -1,8 +1,8 @@
 // gemm's AVX-512 BF16 kernel (Cooper Lake, Sapphire Rapids, Zen 4 and later): the AVX-512
 // kernel's 12 x 32 tile, but each step multiplies pairs of depths rounded to bfloat16 with
 // vdpbf16ps (two multiply-adds a lane, accumulated in float32), twice the float32 rate.
-// Compiled for AVX-512 BF16 by a target pragma; gemm picks it at run time for weights that
-// bfloat16 holds exactly.
+// Compiled for AVX-512 BF16 by a target pragma; gemm picks it at run time for bf16, fp8 and
+// GGML-quantised weights (gemm_kernels.h).
 #include <cstdint>
 
 #include "backend/cpu/dequant_avx2.h"

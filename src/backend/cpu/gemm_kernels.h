@@ -14,8 +14,8 @@
 namespace zflow::cpu {
 
 // Avx512Bf16 multiplies bfloat16 pairs (vdpbf16ps, accumulating in float32): it rounds A,
-// and any B not already bfloat16, to bfloat16, so gemm uses it only for B dtypes that
-// bfloat16 holds exactly (see gemm_default_isa).
+// and any B not already bfloat16, to bfloat16, so gemm uses it by default only for weights
+// whose own precision that rounding does not coarsen (see gemm_default_isa).
 enum class GemmIsa { Scalar, Avx2, Avx512, Avx512Bf16 };
 
 std::string_view gemm_isa_name(GemmIsa isa);
@@ -56,8 +56,12 @@ std::vector<GemmIsa> gemm_available_isas();
 
 // The kernel gemm() uses for a B stored in `b_dtype`: the one ZFLOW_CPU_KERNEL names
 // (scalar | avx2 | avx512 | avx512bf16; naming one the processor lacks is an error), else
-// Avx512Bf16 where the processor has it, the matmul precision is Bfloat16 and bfloat16 holds
-// B's values exactly (BF16 and float8 weights), else the fastest float32 kernel.
+// Avx512Bf16 where the processor has it, the matmul precision is Bfloat16 and B is a bf16,
+// float8 or GGML block-quantised weight, else the fastest float32 kernel. bfloat16 holds bf16
+// and float8 values exactly; a dequantised GGML weight moves by at most 2^-9 of itself, below
+// its quantisation step (at best 1/127 of its block's largest value for Q8_0; coarser for the
+// rest), and ggml itself rounds the activations of a quantised matmul to 8 bits. float16 and
+// float32 weights keep every bit: the float32 kernels.
 GemmIsa gemm_default_isa(DType b_dtype);
 
 // gemm() with a chosen kernel; fails if the processor cannot run it.
