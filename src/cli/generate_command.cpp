@@ -162,14 +162,14 @@ Run add_generate_command(CLI::App& app) {
   add_component_flags(cmd, o->components, " (overrides -m's)");
   cmd->add_option("-p,--prompt", o->prompt, "what to draw")->required();
   cmd->add_option("-n,--negative-prompt", o->negative_prompt,
-                  "what to steer away from (CFG; FLUX.1 needs --cfg-scale above 1 with it)");
+                  "what to steer away from (CFG; FLUX.1 uses it only with --cfg-scale above 1)");
   cmd->add_option("-W,--width", o->width, "image width, a multiple of 16 (default 1024)");
   cmd->add_option("-H,--height", o->height, "image height, a multiple of 16 (default 1024)");
   cmd->add_option("--steps", o->steps, "sampling steps (default: Turbo 8, Base 50)");
   cmd->add_option("--cfg-scale", o->cfg_scale,
                   "Z-Image guidance g: pred = pos + g (pos - neg); 0 turns CFG off "
-                  "(default: Turbo 0, Base 4). FLUX.1 true CFG s > 1 with -n: pred = neg + s "
-                  "(pos - neg), two passes per step (default 1: none)");
+                  "(default: Turbo 0, Base 4). FLUX.1 true CFG s > 1: pred = neg + s (pos - neg) "
+                  "with neg from -n or the empty prompt, two passes per step (default 1: none)");
   cmd->add_option("--guidance", o->guidance,
                   "guidance embedded in the model (FLUX.1-dev, default 3.5); not for Z-Image");
   cmd->add_option("--cfg-normalization", o->cfg_normalization,
@@ -179,7 +179,9 @@ Run add_generate_command(CLI::App& app) {
       ->default_str("1");
   cmd->add_option("--cfg-truncation", o->cfg_truncation,
                   "run CFG only while 1 - sigma <= this (default 1: every step)");
-  cmd->add_option("--shift", o->shift, "sigma schedule shift (default: the model's, 3 or 6)");
+  cmd->add_option("--shift", o->shift,
+                  "sigma schedule shift (default: the model's: Z-Image 3 or 6; FLUX.1-dev shifts "
+                  "by image size, schnell none); for FLUX.1 a fixed shift in their place");
   cmd->add_option("--seed", o->seed, "random seed (default: random; always printed)");
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");

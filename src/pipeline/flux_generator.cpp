@@ -26,6 +26,7 @@ class FluxGenerator final : public ImageGenerator {
     g.steps_run = denoising_steps(s.steps, s.strength, s.mode != FluxMode::TextToImage);
     if (has_guidance()) g.guidance = s.guidance;
     g.cfg_scale = s.true_cfg_scale;
+    g.shift = s.shift.value_or(0.0);  // 0: the scheduler config's schedule
     g.strength = s.strength;
     return g;
   }
@@ -42,9 +43,11 @@ class FluxGenerator final : public ImageGenerator {
     const FluxSettings s = pipe_.resolve(to_flux(request));
     const bool edits = s.mode != FluxMode::TextToImage;
     std::string text = request.prompt + "\n";
-    if (s.true_cfg) text += "Negative prompt: " + request.negative_prompt + "\n";
+    if (s.true_cfg && !request.negative_prompt.empty())
+      text += "Negative prompt: " + request.negative_prompt + "\n";
     text += fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}", s.steps, s.true_cfg_scale);
     if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
+    if (s.shift) text += fmt::format(", Shift: {}", *s.shift);
     text += fmt::format(", Seed: {}, Size: {}x{}, Model: {}", request.seed, s.width, s.height,
                         model_name());
     if (edits) text += fmt::format(", Denoising strength: {}", s.strength);
@@ -68,6 +71,7 @@ class FluxGenerator final : public ImageGenerator {
         {"max_sequence_length", s.max_sequence_length},
     };
     if (has_guidance()) j["guidance"] = s.guidance;
+    if (s.shift) j["shift"] = *s.shift;
     if (s.true_cfg) {
       j["negative_prompt"] = request.negative_prompt;
       j["cfg_scale"] = s.true_cfg_scale;
@@ -83,9 +87,10 @@ class FluxGenerator final : public ImageGenerator {
  private:
   bool has_guidance() const { return pipe_.variant() == FluxVariant::Dev; }
 
-  // FLUX.1's classifier-free guidance is diffusers' optional "true CFG": cfg_scale above 1 with a
-  // negative prompt (its guidance proper is embedded). cfg_scale 0 or 1 means none; anything that
-  // diffusers would silently ignore is named instead.
+  // FLUX.1's classifier-free guidance is diffusers' optional "true CFG" (its guidance proper is
+  // embedded): cfg_scale above 1 runs it against the negative prompt, the empty prompt when none
+  // is given, as stable-diffusion.cpp, ComfyUI and Forge do (diffusers needs negative_prompt=""
+  // for that). cfg_scale 0 or 1 means none; a negative prompt that would be ignored is an error.
   FluxRequest to_flux(const GenerationRequest& r) const {
     const float cfg = r.cfg_scale.value_or(1.0f);
     const bool true_cfg = cfg > 1.0f;
@@ -94,20 +99,10 @@ class FluxGenerator final : public ImageGenerator {
           "[flux] cfg_scale {}: FLUX.1's true CFG takes a scale above 1 with a negative_prompt; 0 "
           "or 1 mean none (set guidance for its embedded guidance)",
           cfg);
-    if (true_cfg && r.negative_prompt.empty())
-      fail(
-          "[flux] cfg_scale {} asks for true CFG, which needs a negative_prompt to steer away "
-          "from; "
-          "give one, or use cfg_scale 1 (none) and guidance for FLUX.1's embedded guidance",
-          cfg);
     if (!true_cfg && !r.negative_prompt.empty())
       fail(
           "[flux] negative_prompt is used only by true CFG: set cfg_scale above 1 too (FLUX.1 "
           "runs without classifier-free guidance otherwise)");
-    if (r.shift)
-      fail(
-          "[flux] shift: FLUX.1's schedule comes from the model's scheduler_config.json (dev: a "
-          "shift by image size; schnell: none); it cannot be set per request");
     if (r.cfg_normalization != 0.0f || r.cfg_truncation != 1.0)
       fail("[flux] cfg normalization / truncation are Z-Image settings");
     if (r.guidance && !has_guidance())
@@ -128,6 +123,7 @@ class FluxGenerator final : public ImageGenerator {
     f.mask = r.mask;
     f.strength = r.strength;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
+    f.shift = r.shift;
     f.normal_math = r.normal_math;
     f.vae_tiling = r.vae_tiling;
     return f;

@@ -210,6 +210,9 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   if (s.mode != FluxMode::TextToImage) img2img_start(s.steps, s.strength);  // throws if bad
   ZF_CHECK(request.batch >= 1, "[flux] batch must be at least 1, got {}", request.batch);
   s.max_sequence_length = request.max_sequence_length.value_or(defaults_.max_sequence_length);
+  s.shift = request.shift;
+  ZF_CHECK(!s.shift || (std::isfinite(*s.shift) && *s.shift > 0.0),
+           "[flux] shift must be a positive number, got {}", s.shift.value_or(0.0));
   ZF_CHECK(s.max_sequence_length >= 1 && s.max_sequence_length <= kMaxT5Length,
            "[flux] max_sequence_length must be in [1, {}], got {}", kMaxT5Length,
            s.max_sequence_length);
@@ -246,7 +249,12 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
   const int64_t cells = 2 * vae_scale_factor();
   const int64_t rows = s.height / cells, cols = s.width / cells;
   const Shape shape{batch, transformer_.config().in_channels / 4, 2 * rows, 2 * cols};
-  FlowSchedule schedule = flux1_schedule(scheduler_, s.steps, rows * cols);
+  FluxSchedulerConfig scheduler = scheduler_;
+  if (s.shift) {
+    scheduler.use_dynamic_shifting = false;
+    scheduler.shift = *s.shift;
+  }
+  FlowSchedule schedule = flux1_schedule(scheduler, s.steps, rows * cols);
   if (s.mode != FluxMode::TextToImage)
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   Generator generator(request.seed, request.normal_math);

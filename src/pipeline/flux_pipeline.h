@@ -88,10 +88,13 @@ struct FluxRequest {
   std::optional<std::string> negative_prompt_2;
   uint64_t seed = 0;
   int batch = 1;
-  std::optional<io::Image> init_image;              // img2img (or inpaint with mask)
-  std::optional<io::Image> mask;                    // inpaint: white = repaint; needs init_image
-  std::optional<double> strength;                   // default 0.6 (img2img and inpaint)
-  std::optional<int> max_sequence_length;           // T5 tokens; default 512 dev / 256 schnell
+  std::optional<io::Image> init_image;     // img2img (or inpaint with mask)
+  std::optional<io::Image> mask;           // inpaint: white = repaint; needs init_image
+  std::optional<double> strength;          // default 0.6 (img2img and inpaint)
+  std::optional<int> max_sequence_length;  // T5 tokens; default 512 dev / 256 schnell
+  // A fixed shift of the sigmas instead of the scheduler config's schedule: the schedule of a
+  // scheduler with use_dynamic_shifting false and this shift (sd.cpp's --flow-shift).
+  std::optional<double> shift;
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
   bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
 };
@@ -109,6 +112,7 @@ struct FluxSettings {
   bool true_cfg;         // a second pass on the negative prompt runs
   double strength;       // 1 for text-to-image
   int max_sequence_length;
+  std::optional<double> shift;  // a fixed shift in place of the scheduler config's schedule
 };
 
 class FluxPipeline {

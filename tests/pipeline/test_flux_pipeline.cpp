@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -121,14 +122,20 @@ FluxRequest request_for(const nlohmann::json& c) {
   return r;
 }
 
-void check_case(const std::string& name) {
+// Runs the golden case `name` and compares with diffusers' images; `adjust` may change the
+// pipeline and request that run it (an equivalent way to ask for the same images).
+void check_case(const std::string& name,
+                const std::function<void(const FluxPipeline*&, FluxRequest&)>& adjust = {}) {
   ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
   ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
   const nlohmann::json* found = nullptr;
   for (const auto& c : cases()["cases"])
     if (c["name"] == name) found = &c;
   ASSERT_NE(found, nullptr) << "no case " << name;
-  const auto images = pipeline_for(*found).generate(request_for(*found));
+  const FluxPipeline* pipe = &pipeline_for(*found);
+  FluxRequest request = request_for(*found);
+  if (adjust) adjust(pipe, request);
+  const auto images = pipe->generate(request);
   const auto& expected = (*found)["expected"];
   ASSERT_EQ(images.size(), expected.size());
   for (size_t k = 0; k < images.size(); ++k) {
@@ -170,6 +177,16 @@ TEST(FluxPipelineGolden, SchedulerConfigDynamicShift) {
 }
 TEST(FluxPipelineGolden, SchedulerConfigStaticShift) {
   check_case("dev_scheduler_static");
+}
+
+// A per-request shift (sd.cpp's --flow-shift) runs the release folder as a scheduler with that
+// static shift would: diffusers' images for the static-shift config (shift 3).
+TEST(FluxPipelineGolden, RequestShiftActsAsAStaticShiftScheduler) {
+  check_case("dev_scheduler_static", [](const FluxPipeline*& pipe, FluxRequest& r) {
+    pipe = &pipeline("dev");
+    ASSERT_TRUE(pipe->scheduler().use_dynamic_shifting);
+    r.shift = 3.0;
+  });
 }
 
 // The scheduler values come from the folder's scheduler_config.json (as written by diffusers for

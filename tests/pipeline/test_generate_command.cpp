@@ -177,8 +177,8 @@ TEST_F(GenerateCommand, MissingComponentIsOneLineNamingIt) {
 }
 
 // FLUX.1-dev from the command line, as stable-diffusion.cpp's flag names give its parts: the golden
-// cases "dev" (64x48, 3 steps, guidance 3.5, seed 42) and, with true CFG, "dev_true_cfg_batch2"
-// must match diffusers' FluxPipeline.
+// cases "dev" (64x48, 3 steps, guidance 3.5, seed 42), with --shift 3 "dev_scheduler_static", and
+// with true CFG "dev_true_cfg_batch2" must match diffusers' FluxPipeline.
 TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
   const fs::path clip = test::shared_asset("flux1_tokenizer/tokenizer_clip_l");
   const fs::path t5 = test::shared_asset("flux1_tokenizer/tokenizer_t5");
@@ -198,12 +198,14 @@ TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
             "a red fox sitting in fresh snow, morning light\nSteps: 3, Sampler: Euler, CFG scale: "
             "1, Distilled CFG Scale: 3.5, Seed: 42, Size: 64x48, Model: tiny_dev");
 
-  // True CFG without a negative prompt is refused by name rather than silently ignored.
-  const CommandResult cfg = run_zflow(args + (out_ / "x.png").string() + " --cfg-scale 4");
-  EXPECT_EQ(cfg.status, 1);
-  EXPECT_NE(cfg.output.find("[flux] cfg_scale 4 asks for true CFG, which needs a negative_prompt"),
-            std::string::npos)
-      << cfg.output;
+  // --shift replaces the dev schedule's dynamic shift with a static one: diffusers' image for
+  // the scheduler config with use_dynamic_shifting false and shift 3 ("dev_scheduler_static").
+  const CommandResult shifted = run_zflow(args + (out_ / "shift.png").string() + " --shift 3");
+  ASSERT_EQ(shifted.status, 0) << shifted.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "shift.png"),
+                       io::read_image(flux / "flux_tiny_diffusers_dev_scheduler_static_0.png")),
+            40.0);
+  EXPECT_NE(png_text(out_ / "shift.png").at("parameters").find(", Shift: 3,"), std::string::npos);
 
   // With one, the golden case "dev_true_cfg_batch2": -n, --cfg-scale 4, a batch of two.
   const CommandResult both = run_zflow(args + (out_ / "cfg_%d.png").string() +
