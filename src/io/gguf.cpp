@@ -588,9 +588,9 @@ class Writer {
 
 }  // namespace
 
-void write_gguf(const std::filesystem::path& path,
-                const std::vector<std::pair<std::string, GgufValue>>& metadata,
-                const std::vector<std::pair<std::string, Tensor>>& tensors, uint64_t alignment) {
+void write_gguf_streamed(const std::filesystem::path& path,
+                         const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                         const std::vector<GgufTensorSource>& tensors, uint64_t alignment) {
   const std::string where = path.string();
   ZF_CHECK(alignment > 0 && std::has_single_bit(alignment),
            "[gguf] {}: alignment {} is not a power of two", where, alignment);
@@ -617,27 +617,22 @@ void write_gguf(const std::filesystem::path& path,
     w.put<uint32_t>(static_cast<uint32_t>(value.type()));
     w.put_value(value, key);
   }
-  std::vector<Tensor> data;
   std::set<std::string> names;
   uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    ZF_CHECK(tensor.defined(), "[gguf] {}: tensor '{}' is undefined", where, name);
-    ZF_CHECK(tensor.device() == Device::CPU, "[gguf] {}: tensor '{}' is on {}, not the CPU", where,
-             name, device_name(tensor.device()));
-    ZF_CHECK(names.insert(name).second, "[gguf] {}: tensor '{}' is given twice", where, name);
-    ZF_CHECK(tensor.ndim() <= static_cast<int>(kMaxDims),
-             "[gguf] {}: tensor '{}' has {} dims; GGUF holds at most {}", where, name,
-             tensor.ndim(), kMaxDims);
-    const auto type = ggml_type_from_dtype(tensor.dtype());
+  for (const GgufTensorSource& t : tensors) {
+    ZF_CHECK(names.insert(t.name).second, "[gguf] {}: tensor '{}' is given twice", where, t.name);
+    ZF_CHECK(t.shape.size() <= kMaxDims,
+             "[gguf] {}: tensor '{}' has {} dims; GGUF holds at most {}", where, t.name,
+             t.shape.size(), kMaxDims);
+    const auto type = ggml_type_from_dtype(t.dtype);
     ZF_CHECK(type.has_value(), "[gguf] {}: tensor '{}' is {}, which GGUF has no type for", where,
-             name, dtype_name(tensor.dtype()));
-    data.push_back(tensor.contiguous());
-    w.put_string(name);
-    w.put<uint32_t>(static_cast<uint32_t>(tensor.ndim()));
-    for (int d = tensor.ndim(); d-- > 0;) w.put<uint64_t>(static_cast<uint64_t>(tensor.size(d)));
+             t.name, dtype_name(t.dtype));
+    w.put_string(t.name);
+    w.put<uint32_t>(static_cast<uint32_t>(t.shape.size()));
+    for (size_t d = t.shape.size(); d-- > 0;) w.put<uint64_t>(static_cast<uint64_t>(t.shape[d]));
     w.put<uint32_t>(*type);
     w.put<uint64_t>(offset);
-    offset = align_up(offset + data.back().nbytes(), alignment);
+    offset = align_up(offset + dtype_nbytes(t.dtype, shape_numel(t.shape)), alignment);
   }
   w.pad_to(alignment);
 
@@ -645,11 +640,32 @@ void write_gguf(const std::filesystem::path& path,
   tmp += ".tmp";
   std::FILE* out = std::fopen(tmp.c_str(), "wb");
   if (out == nullptr) fail("[gguf] {}: cannot create: {}", where, std::strerror(errno));
+  // Whatever stops the write (a failed make, a full disk) leaves no partial file behind.
+  auto abandon = [&] {
+    std::fclose(out);
+    std::filesystem::remove(tmp);
+  };
   bool ok = std::fwrite(header.data(), 1, header.size(), out) == header.size();
   static const char kZeros[64] = {};
-  for (const Tensor& t : data) {
+  for (const GgufTensorSource& source : tensors) {
+    if (!ok) break;
+    Tensor t;
+    try {
+      t = source.make();
+      ZF_CHECK(t.defined() && t.device() == Device::CPU && t.dtype() == source.dtype &&
+                   t.shape() == source.shape,
+               "[gguf] {}: tensor '{}' was made as {} {} on {}, not the {} {} its header "
+               "entry says",
+               where, source.name, t.defined() ? dtype_name(t.dtype()) : "undefined",
+               t.defined() ? fmt::format("{}", t.shape()) : "", device_name(t.device()),
+               dtype_name(source.dtype), fmt::format("{}", source.shape));
+      t = t.contiguous();
+    } catch (...) {
+      abandon();
+      throw;
+    }
     const size_t n = t.nbytes();
-    ok = ok && (n == 0 || std::fwrite(t.raw(), 1, n, out) == n);
+    ok = n == 0 || std::fwrite(t.raw(), 1, n, out) == n;
     for (size_t pad = align_up(n, alignment) - n; ok && pad > 0;) {
       const size_t chunk = std::min(pad, sizeof(kZeros));
       ok = std::fwrite(kZeros, 1, chunk, out) == chunk;
@@ -667,6 +683,19 @@ void write_gguf(const std::filesystem::path& path,
     std::filesystem::remove(tmp);
     fail("[gguf] {}: cannot rename the written file into place: {}", where, ec.message());
   }
+}
+
+void write_gguf(const std::filesystem::path& path,
+                const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                const std::vector<std::pair<std::string, Tensor>>& tensors, uint64_t alignment) {
+  std::vector<GgufTensorSource> sources;
+  for (const auto& [name, tensor] : tensors) {
+    ZF_CHECK(tensor.defined(), "[gguf] {}: tensor '{}' is undefined", path.string(), name);
+    ZF_CHECK(tensor.device() == Device::CPU, "[gguf] {}: tensor '{}' is on {}, not the CPU",
+             path.string(), name, device_name(tensor.device()));
+    sources.push_back({name, tensor.shape(), tensor.dtype(), [&tensor] { return tensor; }});
+  }
+  write_gguf_streamed(path, metadata, sources, alignment);
 }
 
 }  // namespace zflow::io

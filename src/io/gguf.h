@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -166,6 +167,23 @@ class GgufFile {
   GgufHeader header_;
   std::map<std::string, size_t> index_;
 };
+
+// One tensor of a GGUF file being written: its name, shape and dtype, which the header needs
+// first, and a function that makes its data when the writer reaches it.
+struct GgufTensorSource {
+  std::string name;
+  Shape shape;
+  DType dtype;
+  std::function<Tensor()> make;  // a host tensor of exactly that shape and dtype
+};
+
+// write_gguf with each tensor made as it is written and released after: the memory of one
+// tensor at a time, whatever the file's size (`zflow convert`). A made tensor that does not
+// match its entry, or a make that throws, stops the write and leaves no file.
+void write_gguf_streamed(const std::filesystem::path& path,
+                         const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                         const std::vector<GgufTensorSource>& tensors,
+                         uint64_t alignment = kGgufDefaultAlignment);
 
 // Writes a GGUF version 3 file: metadata in the order given (general.alignment is added
 // when `alignment` is not the default and the key is absent), then the tensors (host tensors

@@ -66,14 +66,17 @@ void convert_to_gguf(const WeightStore& weights, const std::filesystem::path& ou
     metadata.emplace_back("general.architecture", GgufValue::of_string(options.architecture));
   metadata.emplace_back("general.quantization_version", GgufValue::of_uint32(2));
   for (const auto& kv : options.metadata) metadata.push_back(kv);
-  std::vector<std::pair<std::string, Tensor>> tensors;
+  // Each tensor is converted as the writer reaches it: one converted tensor in memory at a time.
+  std::vector<GgufTensorSource> tensors;
   for (const std::string& name : weights.names()) {
     const Tensor t = weights.get(name);
     ZF_CHECK(t.ndim() <= 4, "[convert] {}: tensor '{}' has {} dims; GGUF holds at most 4",
              weights.source_of(name), name, t.ndim());
-    tensors.emplace_back(name, t.to(gguf_convert_dtype(name, t, options.target)));
+    const DType dtype = gguf_convert_dtype(name, t, options.target);
+    tensors.push_back(
+        {name, t.shape(), dtype, [&weights, name, dtype] { return weights.get(name).to(dtype); }});
   }
-  write_gguf(out, metadata, tensors);
+  write_gguf_streamed(out, metadata, tensors);
 }
 
 }  // namespace zflow::io

@@ -145,6 +145,59 @@ TEST(Gguf, RoundTripsQuantisedTensors) {
   }
 }
 
+// The streamed writer makes each tensor only when it reaches it, in order, once: gguf-py's
+// file again, byte for byte, with never more than one made tensor alive.
+TEST(Gguf, StreamedWriterMakesOneTensorAtATime) {
+  const GgufFile f = GgufFile::open(kFile);
+  ASSERT_GT(f.tensors().size(), 2u);
+  std::vector<GgufTensorSource> sources;
+  std::vector<std::string> made;
+  int alive = 0, most_alive = 0;
+  // Each made tensor owns a copy and counts itself alive until the writer lets it go.
+  struct Counted {
+    Tensor copy;
+    int* alive;
+    ~Counted() { --*alive; }
+  };
+  for (const auto& info : f.tensors())
+    sources.push_back({info.name, info.shape, info.dtype, [&, name = info.name] {
+                         made.push_back(name);
+                         const Tensor copy = f.tensor(name).clone();
+                         most_alive = std::max(most_alive, ++alive);
+                         std::shared_ptr<Counted> owner(new Counted{copy, &alive});  // no temporary
+                         return Tensor::over(Storage::borrow(copy.raw(), copy.nbytes(), owner), 0,
+                                             copy.shape(), copy.dtype());
+                       }});
+  TempDir dir;
+  const fs::path out = dir.path / "streamed.gguf";
+  write_gguf_streamed(out, f.header().metadata, sources, f.header().alignment);
+  EXPECT_EQ(read_bytes(out), read_bytes(kFile));
+  std::vector<std::string> order;
+  for (const auto& info : f.tensors()) order.push_back(info.name);
+  EXPECT_EQ(made, order);
+  EXPECT_EQ(most_alive, 1);
+  EXPECT_EQ(alive, 0);
+}
+
+TEST(Gguf, StreamedWriterLeavesNoFileWhenATensorFails) {
+  const Tensor x = Tensor::from_f32({2, 32}, std::vector<float>(64, 1.0f));
+  TempDir dir;
+  const fs::path out = dir.path / "broken.gguf";
+  const std::vector<GgufTensorSource> throws = {
+      {"a", {2, 32}, DType::F32, [&] { return x; }},
+      {"b", {2, 32}, DType::F32, []() -> Tensor { fail("[test] cannot make b"); }}};
+  EXPECT_NE(test::error_of([&] { write_gguf_streamed(out, {}, throws); }).find("cannot make b"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(dir.path / "broken.gguf.tmp"));
+
+  const std::vector<GgufTensorSource> wrong = {{"a", {2, 32}, DType::Q8_0, [&] { return x; }}};
+  const std::string e = test::error_of([&] { write_gguf_streamed(out, {}, wrong); });
+  EXPECT_NE(e.find("tensor 'a' was made as F32"), std::string::npos) << e;
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(dir.path / "broken.gguf.tmp"));
+}
+
 // --- malformed files ------------------------------------------------------------------
 
 // Builds a GGUF file byte by byte, so each test can break one field.
