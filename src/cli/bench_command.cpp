@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -185,7 +186,23 @@ struct DitOptions : Common {
   int batch = 1;
   std::optional<int64_t> caption_tokens;
   int layers = 0;
+  std::string reference;  // a second transformer file: report the output's error against it
 };
+
+// ||got - want|| / ||want|| over every element, in double.
+double relative_error(const Tensor& got, const Tensor& want) {
+  const Tensor g = got.to(Device::CPU).to(DType::F32).contiguous();
+  const Tensor w = want.to(Device::CPU).to(DType::F32).contiguous();
+  ZF_CHECK(g.shape() == w.shape(), "[bench] outputs of different shapes");
+  double diff = 0.0, norm = 0.0;
+  const float* a = g.data<float>();
+  const float* b = w.data<float>();
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    norm += double(b[i]) * b[i];
+  }
+  return std::sqrt(diff / norm);
+}
 
 // FLUX.1 at the shape diffusers' baseline uses: 512 T5 tokens unless told otherwise.
 int run_flux_dit(const DitOptions& o) {
@@ -226,6 +243,7 @@ int run_dit(const DitOptions& o) {
   check_size(o.width, o.height);
   ZF_CHECK(o.caption_tokens.value_or(1) >= 1, "[bench] --caption-tokens must be at least 1");
   if (o.model == "flux1") {
+    ZF_CHECK(o.reference.empty(), "[bench] --reference is for --model zimage only for now");
     ZF_CHECK(at.device == Device::CPU,
              "[bench] --model flux1 runs on the CPU only for now: use --device cpu");
     return run_flux_dit(o);
@@ -235,6 +253,8 @@ int run_dit(const DitOptions& o) {
   models::ZImageDiTConfig release;
   if (o.layers > 0) release.n_layers = o.layers;
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
+  ZF_CHECK(o.reference.empty() || !o.random_weights,
+           "[bench] --reference compares two files: give --diffusion-model too");
   const models::ZImageTransformer dit =
       o.random_weights
           ? models::ZImageTransformer(
@@ -253,11 +273,19 @@ int run_dit(const DitOptions& o) {
     captions.push_back(noise.randn({caption_tokens, c.cap_feat_dim}));
   const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
   const int64_t image_tokens = (o.height / 16) * (o.width / 16);
+  Tensor out;
   timed(o, "dit",
         fmt::format("forward {}x{} batch {}, {} caption tokens", o.width, o.height, o.batch,
                     caption_tokens),
         at, o.batch * models::zimage_dit_forward_flops(c, image_tokens, caption_tokens),
-        [&] { dit.forward(latents, t, captions); });
+        [&] { out = dit.forward(latents, t, captions); });
+  if (!o.reference.empty()) {
+    // The same inputs through the reference weights (e.g. the bf16 file a GGUF was converted
+    // from): how far quantisation moves the output.
+    const Tensor want = models::load_zimage_transformer(o.reference, std::nullopt, at)
+                            .forward(latents, t, captions);
+    fmt::print("relative error against {}: {:.3e}\n", o.reference, relative_error(out, want));
+  }
   return 0;
 }
 
@@ -315,6 +343,9 @@ Run add_bench_command(CLI::App& app) {
   dit->add_option("--layers", dopt->layers,
                   "main layers (random weights; default: the release's: Z-Image 30, FLUX.1 19 "
                   "double-stream, with twice as many single-stream)");
+  dit->add_option("--reference", dopt->reference,
+                  "another file of the same Z-Image transformer (e.g. the bf16 one a GGUF came "
+                  "from): also run it on the same inputs and print the output's relative error");
 
   auto* te = cmd->add_subcommand("text-encoder", "the Qwen3 text encoder Z-Image uses");
   auto to = std::make_shared<TextEncoderOptions>();

@@ -7,6 +7,9 @@
 //     writer from the original-layout fixture, in bf16 and with Q8_0 matrices.
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
+
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 
@@ -158,6 +161,31 @@ TEST(GgufModels, ZImageQ8_0GgufEqualsItsDequantisedWeights) {
     EXPECT_LE(test::relative_error(out, run_case(reference, io, name)), 1e-4) << name;
     EXPECT_GE(test::cosine(out, io.tensor(std::string(name) + ".output")), 0.999) << name;
   }
+}
+
+// How far each 32-block quantisation moves the tiny transformer from the diffusers output with
+// its bf16 weights (the tiny model's rows of 64 hold no 256-value k-quant block; full-size
+// figures for every type are in bench/README.md). A b-bit block's step is its largest weight
+// over 2^(b-1) - 1, so each bit fewer roughly doubles the error: Q8_0 < Q5_0 < Q4_0 and
+// Q5_1 < Q4_1 on every case, recorded for the table.
+TEST(GgufModels, ZImageQuantisationErrorGrowsAsBitsDrop) {
+  TempDir dir;
+  const io::SafetensorsFile io = io::SafetensorsFile::open(kZImageIo);
+  std::map<DType, double> worst;
+  for (DType type : {DType::Q8_0, DType::Q5_0, DType::Q5_1, DType::Q4_0, DType::Q4_1}) {
+    const ZImageTransformer model =
+        load_zimage_transformer(io::WeightStore::open(write_zimage_gguf(dir.path, type)),
+                                zimage_tiny_config());
+    for (const char* name : kZImageCases) {
+      const double err = test::relative_error(run_case(model, io, name),
+                                              io.tensor(std::string(name) + ".output_bf16w"));
+      worst[type] = std::max(worst[type], err);
+    }
+    RecordProperty(std::string(dtype_name(type)), fmt::format("{:.3e}", worst[type]));
+  }
+  EXPECT_LT(worst[DType::Q8_0], worst[DType::Q5_0]);
+  EXPECT_LT(worst[DType::Q5_0], worst[DType::Q4_0]);
+  EXPECT_LT(worst[DType::Q5_1], worst[DType::Q4_1]);
 }
 
 }  // namespace
