@@ -40,10 +40,10 @@ void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& no
 
 void add_matmul_precision_flag(CLI::App* cmd, std::string& precision) {
   cmd->add_option("--matmul-precision", precision,
-                  "CPU matmuls with bf16, fp8 or GGUF-quantised weights: bf16 rounds activations "
-                  "to bfloat16 "
-                  "(twice as fast where the CPU has AVX-512 BF16, as PyTorch computes a bf16 "
-                  "model) or fp32 keeps every product in float32 (default: bf16)")
+                  "CPU matmuls with bf16, fp8 or GGUF-quantised weights, and attention: bf16 "
+                  "rounds activations to bfloat16 (twice as fast where the CPU has AVX-512 BF16, "
+                  "as PyTorch computes a bf16 model) or fp32 keeps every product in float32 "
+                  "(default: bf16)")
       ->check(CLI::IsMember({"bf16", "fp32"}));
 }
 

@@ -7,6 +7,7 @@
 #include "backend/ops.h"
 #include "core/error.h"
 #include "op_test_util.h"
+#include "test_util.h"
 
 namespace zflow {
 namespace {
@@ -60,6 +61,37 @@ TEST(Attention, MatchesSoftmaxDefinition) {
     ASSERT_EQ(y.shape(), (Shape{c.b, c.h, c.lq, c.dv}));
     EXPECT_LE(test::relative_error(y, attention_reference(q, k, v, scale)), 2e-6)
         << "lq " << c.lq << " lk " << c.lk;
+  }
+}
+
+// Under MatmulPrecision::Bfloat16 (where the processor has the bfloat16-pair kernel) Q, K, V
+// and the probabilities P are rounded to bfloat16. Against the definition on Q, K, V rounded
+// to bfloat16, only P's rounding remains: each p moves by at most 2^-9 of itself, so an output,
+// a p-weighted mean of values, moves by at most 2^-9 max|v| (and the denominator, summed from
+// unrounded p, by as much again): 2^-8 max|v| per element, plus float32 rounding.
+TEST(Attention, Bfloat16MatmulsStayWithinRoundingOfTheProbabilities) {
+  const test::ScopedMatmulPrecision bf16(cpu::MatmulPrecision::Bfloat16);
+  auto rounded = [](const Tensor& t) { return t.to(DType::BF16).to(DType::F32); };
+  struct Case {
+    int64_t lq, lk;
+    ops::AttentionMask mask;
+  };
+  uint32_t seed = 31;
+  for (const Case& c : {Case{130, 300, {}}, Case{130, 300, {.key_lengths = {300, 77}}},
+                        Case{257, 257, {.causal = true}}}) {
+    const ops::AttentionMask& mask = c.mask;
+    const Tensor q = test::random_tensor({2, 4, c.lq, 64}, seed++, -2.0f, 2.0f);
+    const Tensor k = test::random_tensor({2, 2, c.lk, 64}, seed++, -2.0f, 2.0f);
+    const Tensor v = test::random_tensor({2, 2, c.lk, 48}, seed++);
+    const float scale = 0.125f;
+    const std::vector<float> y = ops::attention(q, k, v, scale, mask).to_f32_vector();
+    const std::vector<double> want =
+        attention_reference(rounded(q), rounded(k), rounded(v), scale, mask);
+    double max_v = 0.0;
+    for (float x : v.to_f32_vector()) max_v = std::max(max_v, double(std::fabs(x)));
+    const double tol = std::ldexp(max_v, -8) + 1e-6;
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_NEAR(y[i], want[i], tol) << "element " << i << " causal " << mask.causal;
   }
 }
 

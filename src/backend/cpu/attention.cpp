@@ -6,12 +6,17 @@
 // and finally O / l. Memory per task is kQueryBlock x kKeyBlock scores, so the VAE's
 // 16384-token mid-block attention never builds its 1 GB score matrix. The block
 // products go through gemm, called from inside the task (nested, so single-threaded).
+// Under MatmulPrecision::Bfloat16, where gemm has the bfloat16-pair kernel, keys and values
+// are rounded to bfloat16 once and both products run on it (Q and P rounded as gemm packs
+// them), as PyTorch's attention computes a bfloat16 model: twice the float32 rate, which at
+// 1024² is a tenth of a Z-Image step.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_kernels.h"
 #include "backend/cpu/kernels.h"
 #include "core/thread_pool.h"
 
@@ -23,13 +28,19 @@ constexpr int64_t kKeyBlock = 256;
 
 struct Dims {
   int64_t lq, lk, d, dv;
+  DType kv_dtype;  // F32, or BF16 for the bfloat16-pair kernel
 };
+
+// Element `i` of a key or value array in the dtype of `dims`.
+const void* kv_at(const void* base, const Dims& dims, int64_t i) {
+  return static_cast<const char*>(base) + i * static_cast<int64_t>(dtype_size(dims.kv_dtype));
+}
 
 // One block of query rows q[rows, d] against keys k[lk, d], values v[lk, dv] -> out[rows, dv].
 // Row r sees keys [0, visible(r)): all keys, the first key_length, or (causal) the keys up to
 // its own position first_row + r. Key 0 is always visible, so every running maximum is
 // finite after the first key block and a fully hidden later block contributes exp(-inf) = 0.
-void attend_block(const float* q, const float* k, const float* v, float* out, int64_t rows,
+void attend_block(const float* q, const void* k, const void* v, float* out, int64_t rows,
                   const Dims& dims, float scale, int64_t key_length, bool causal,
                   int64_t first_row) {
   auto visible = [&](int64_t r) {
@@ -51,7 +62,8 @@ void attend_block(const float* q, const float* k, const float* v, float* out, in
     s.alpha = scale;
     s.a = q;
     s.lda = dims.d;
-    s.b = k + k0 * dims.d;
+    s.b = kv_at(k, dims, k0 * dims.d);
+    s.b_dtype = dims.kv_dtype;
     s.ldb = dims.d;
     s.c = scores.data();
     s.ldc = kb;
@@ -83,7 +95,8 @@ void attend_block(const float* q, const float* k, const float* v, float* out, in
     o.k = kb;
     o.a = scores.data();
     o.lda = kb;
-    o.b = v + k0 * dims.dv;
+    o.b = kv_at(v, dims, k0 * dims.dv);
+    o.b_dtype = dims.kv_dtype;
     o.ldb = dims.dv;
     o.beta = 1.0f;
     o.c = acc.data();
@@ -103,12 +116,16 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const ops::AttentionMask& mask) {
   const int64_t batch = q.size(0), heads = q.size(1), kv_heads = k.size(1);
   const int64_t group = heads / kv_heads;  // query heads per kv head
-  const Dims dims{q.size(2), k.size(2), q.size(3), v.size(3)};
+  const bool pairs = matmul_precision() == MatmulPrecision::Bfloat16 &&
+                     gemm_default_isa(DType::BF16) == GemmIsa::Avx512Bf16;
+  const DType kv_dtype = pairs ? DType::BF16 : DType::F32;
+  const Dims dims{q.size(2), k.size(2), q.size(3), v.size(3), kv_dtype};
+  const Tensor keys = k.to(kv_dtype), values = v.to(kv_dtype);
   Tensor out = Tensor::empty({batch, heads, dims.lq, dims.dv}, DType::F32);
   const int64_t blocks_per_head = (dims.lq + kQueryBlock - 1) / kQueryBlock;
   const float* pq = q.data<float>();  // [batch, heads, lq, d]
-  const float* pk = k.data<float>();  // [batch, kv_heads, lk, d]
-  const float* pv = v.data<float>();  // [batch, kv_heads, lk, dv]
+  const void* pk = keys.raw();        // [batch, kv_heads, lk, d]
+  const void* pv = values.raw();      // [batch, kv_heads, lk, dv]
   float* po = out.data<float>();      // [batch, heads, lq, dv]
   parallel_for(batch * heads * blocks_per_head, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
@@ -118,9 +135,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
       const int64_t q0 = (task % blocks_per_head) * kQueryBlock;
       const int64_t rows = std::min(kQueryBlock, dims.lq - q0);
       const int64_t key_length = mask.key_lengths.empty() ? dims.lk : mask.key_lengths[b];
-      attend_block(pq + (bh * dims.lq + q0) * dims.d, pk + kvh * dims.lk * dims.d,
-                   pv + kvh * dims.lk * dims.dv, po + (bh * dims.lq + q0) * dims.dv, rows, dims,
-                   scale, key_length, mask.causal, q0);
+      attend_block(pq + (bh * dims.lq + q0) * dims.d, kv_at(pk, dims, kvh * dims.lk * dims.d),
+                   kv_at(pv, dims, kvh * dims.lk * dims.dv), po + (bh * dims.lq + q0) * dims.dv,
+                   rows, dims, scale, key_length, mask.causal, q0);
     }
   });
   return out;

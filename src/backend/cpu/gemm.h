@@ -42,7 +42,7 @@ void gemm(const GemmArgs& args);
 //   Bfloat16 (the default): with a bf16, float8 or GGML-quantised B on a processor with
 //     AVX-512 BF16, A (and a dequantised B) is rounded to bfloat16 and pairs of products are
 //     accumulated in float32 (vdpbf16ps) at twice the float32 rate, as a bfloat16 model
-//     computes in PyTorch and ggml;
+//     computes in PyTorch and ggml; attention's two products too (attention.cpp);
 //   Float32: every product in float32, A exact.
 enum class MatmulPrecision { Float32, Bfloat16 };
 void set_matmul_precision(MatmulPrecision precision);
