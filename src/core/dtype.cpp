@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/quant_blocks.h"
+#include "core/thread_pool.h"
 
 namespace zflow {
 
@@ -366,21 +367,31 @@ void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t 
     ZF_CHECK(static_cast<int64_t>(n) % step == 0,
              "[convert] {} values from {} to {} are not whole blocks of {}", n,
              dtype_name(src_type), dtype_name(dst_type), step);
-    float chunk[256];
     const auto* s = static_cast<const char*>(src);
     auto* d = static_cast<char*>(dst);
-    for (int64_t i = 0; i < static_cast<int64_t>(n); i += step) {
-      if (dtype_is_quantized(src_type))
-        to_f32(s + dtype_nbytes(src_type, i), src_type, chunk, static_cast<size_t>(step));
-      else
-        convert(s + dtype_nbytes(src_type, i), src_type, chunk, DType::F32,
-                static_cast<size_t>(step));
-      if (dtype_is_quantized(dst_type))
-        from_f32(chunk, d + dtype_nbytes(dst_type, i), dst_type, static_cast<size_t>(step));
-      else
-        convert(chunk, DType::F32, d + dtype_nbytes(dst_type, i), dst_type,
-                static_cast<size_t>(step));
-    }
+    auto run = [&](int64_t first, int64_t last) {  // chunks [first, last)
+      float chunk[256];
+      for (int64_t i = first * step; i < last * step; i += step) {
+        if (dtype_is_quantized(src_type))
+          to_f32(s + dtype_nbytes(src_type, i), src_type, chunk, static_cast<size_t>(step));
+        else
+          convert(s + dtype_nbytes(src_type, i), src_type, chunk, DType::F32,
+                  static_cast<size_t>(step));
+        if (dtype_is_quantized(dst_type))
+          from_f32(chunk, d + dtype_nbytes(dst_type, i), dst_type, static_cast<size_t>(step));
+        else
+          convert(chunk, DType::F32, d + dtype_nbytes(dst_type, i), dst_type,
+                  static_cast<size_t>(step));
+      }
+    };
+    // Blocks are independent, so a large tensor is shared between threads (the k-quants'
+    // scale search makes quantising a 6-billion-weight model minutes of work per core).
+    const int64_t chunks = static_cast<int64_t>(n) / step;
+    constexpr int64_t kValuesPerTask = int64_t{1} << 16;
+    if (static_cast<int64_t>(n) < 4 * kValuesPerTask)
+      run(0, chunks);
+    else
+      parallel_for(chunks, run, kValuesPerTask / step);
     return;
   }
   const bool int_path = !dtype_is_float(src_type) && !dtype_is_float(dst_type);

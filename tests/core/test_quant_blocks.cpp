@@ -142,5 +142,26 @@ TEST(QuantBlocks, TensorsOfBlocks) {
   EXPECT_THROW(Tensor::empty({2, 48}, DType::Q4_0), Error);
 }
 
+// A tensor large enough to be quantised and dequantised by several threads gives, block for
+// block, the bytes and floats of the serial definition (quantize_blocks, dequantize_blocks).
+TEST(QuantBlocks, LargeTensorsConvertAsTheSerialDefinition) {
+  const int64_t rows = 96, cols = 4096;  // 393216 values: past the threshold for threads
+  std::vector<float> values(static_cast<size_t>(rows * cols));
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : values) v = normal(rng);
+  const Tensor x = Tensor::from_f32({rows, cols}, values);
+  for (DType type : {DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const Tensor q = x.to(type);
+    std::vector<uint8_t> want(dtype_nbytes(type, rows * cols));
+    quantize_blocks(type, values.data(), want.data(), rows * cols);
+    ASSERT_EQ(q.nbytes(), want.size());
+    EXPECT_EQ(std::memcmp(q.raw(), want.data(), want.size()), 0) << dtype_name(type);
+    std::vector<float> back(values.size());
+    dequantize_blocks(type, want.data(), back.data(), rows * cols);
+    EXPECT_EQ(q.to(DType::F32).to_f32_vector(), back) << dtype_name(type);
+  }
+}
+
 }  // namespace
 }  // namespace zflow
