@@ -304,6 +304,10 @@ void Tensor::copy_on_host(const Tensor& src) {
     ZF_CHECK(src.ndim() > 0 && src.strides_.back() == 1,
              "[copy] a {} tensor {} must be contiguous along its innermost dim",
              dtype_name(src.dtype_), shape_str(src.shape_));
+    if (src.is_contiguous()) {  // one call, which convert shares between threads
+      convert(base, src.dtype_, dst, dtype_, static_cast<size_t>(numel()));
+      return;
+    }
     for_each_row(src.shape_, src.strides_, 1, [&](int64_t off, int64_t linear, int64_t n, int64_t) {
       convert(base + dtype_nbytes(src.dtype_, off), src.dtype_, dst + dtype_nbytes(dtype_, linear),
               dtype_, static_cast<size_t>(n));

@@ -689,7 +689,9 @@ void write_gguf(const std::filesystem::path& path,
                 const std::vector<std::pair<std::string, GgufValue>>& metadata,
                 const std::vector<std::pair<std::string, Tensor>>& tensors, uint64_t alignment) {
   std::vector<GgufTensorSource> sources;
-  for (const auto& [name, tensor] : tensors) {
+  for (const auto& entry : tensors) {
+    const std::string& name = entry.first;
+    const Tensor& tensor = entry.second;  // (Clang 14 cannot capture a structured binding)
     ZF_CHECK(tensor.defined(), "[gguf] {}: tensor '{}' is undefined", path.string(), name);
     ZF_CHECK(tensor.device() == Device::CPU, "[gguf] {}: tensor '{}' is on {}, not the CPU",
              path.string(), name, device_name(tensor.device()));
