@@ -15,6 +15,7 @@
 #include <limits>
 #include <vector>
 
+#include "backend/cpu/exp_shifted.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_kernels.h"
 #include "backend/cpu/kernels.h"
@@ -73,14 +74,10 @@ void attend_block(const float* q, const void* k, const void* v, float* out, int6
       float* srow = scores.data() + r * kb;
       const int64_t hidden_from = std::clamp<int64_t>(visible(r) - k0, 0, kb);
       std::fill(srow + hidden_from, srow + kb, -std::numeric_limits<float>::infinity());
-      const float block_max = *std::max_element(srow, srow + kb);
+      const float block_max = cpu::row_max(srow, kb);
       const float new_max = std::max(row_max[r], block_max);
       const float correction = std::exp(row_max[r] - new_max);  // 0 on the first block
-      double sum = 0.0;
-      for (int64_t j = 0; j < kb; ++j) {
-        srow[j] = std::exp(srow[j] - new_max);
-        sum += srow[j];
-      }
+      const double sum = exp_shifted(srow, srow, kb, new_max);
       row_sum[r] = row_sum[r] * correction + sum;
       row_max[r] = new_max;
       if (correction != 1.0f) {

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/exp_shifted.h"
 #include "backend/cpu/kernels.h"
 #include "core/thread_pool.h"
 
@@ -19,9 +20,8 @@ Tensor softmax(const Tensor& x) {
         for (int64_t r = begin; r < end; ++r) {
           const float* xi = in + r * d;
           float* yo = out + r * d;
-          const float mx = *std::max_element(xi, xi + d);
-          double sum = 0.0;
-          for (int64_t i = 0; i < d; ++i) sum += yo[i] = std::exp(xi[i] - mx);
+          const float mx = row_max(xi, d);
+          const double sum = exp_shifted(xi, yo, d, mx);
           const float inv = static_cast<float>(1.0 / sum);
           for (int64_t i = 0; i < d; ++i) yo[i] *= inv;
         }
