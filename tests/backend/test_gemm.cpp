@@ -137,6 +137,19 @@ std::vector<float> rounded_to_bf16(std::vector<float> v) {
   return v;
 }
 
+// The pair kernels' reference: gemm_reference of `g` with A and B replaced by `a` and `b_wide`
+// (B's values as float32, in B's layout) rounded to bfloat16, starting from C = `c0`.
+std::vector<float> bf16_reference(GemmArgs g, const std::vector<float>& a,
+                                  const std::vector<float>& b_wide, std::vector<float> c0) {
+  const std::vector<float> a_bf16 = rounded_to_bf16(a), b_bf16 = rounded_to_bf16(b_wide);
+  g.a = a_bf16.data();
+  g.b = b_bf16.data();
+  g.b_dtype = DType::F32;
+  g.c = c0.data();
+  gemm_reference(g);
+  return c0;
+}
+
 struct Shape {
   int64_t m, n, k;
 };
@@ -218,15 +231,7 @@ bool check_case(const Case& cs, const std::vector<Runner>& runs, std::mt19937& r
   GemmArgs g = p.args;
   g.c = ref.data();
   gemm_reference(g);
-  // The pair kernels' reference: the same product of A and B rounded to bfloat16.
-  const std::vector<float> a_bf16 = rounded_to_bf16(p.a), b_bf16 = rounded_to_bf16(p.b_f32);
-  std::vector<float> ref_bf16 = p.c0;
-  GemmArgs gr = g;
-  gr.a = a_bf16.data();
-  gr.b = b_bf16.data();
-  gr.b_dtype = DType::F32;
-  gr.c = ref_bf16.data();
-  gemm_reference(gr);
+  const std::vector<float> ref_bf16 = bf16_reference(g, p.a, p.b_f32, p.c0);
 
   std::vector<double> scale(static_cast<size_t>(m * n), 0.0);
   for (int64_t i = 0; i < m; ++i)
@@ -353,14 +358,7 @@ TEST(Gemm, ReadOnlyKQuantWeightsMatchDequantiseThenMultiply) {
     gemm_reference(g);
     std::vector<float> wide(static_cast<size_t>(n * k));
     to_f32(b.data(), dt, wide.data(), wide.size());
-    const std::vector<float> a_bf16 = rounded_to_bf16(a), wide_bf16 = rounded_to_bf16(wide);
-    std::vector<float> ref_bf16(ref.size());
-    GemmArgs gr = g;
-    gr.a = a_bf16.data();
-    gr.b = wide_bf16.data();
-    gr.b_dtype = DType::F32;
-    gr.c = ref_bf16.data();
-    gemm_reference(gr);
+    const std::vector<float> ref_bf16 = bf16_reference(g, a, wide, std::vector<float>(ref.size()));
     for (const Runner& runner : runs) {
       std::vector<float> out(ref.size());
       g.c = out.data();
