@@ -47,6 +47,12 @@ struct Avx512Bf16Ops : Avx512Ops {
       _mm512_mask_storeu_epi32(out + i, m, pairs);
     }
   }
+  static void to_bf16(const float* src, uint16_t* dst, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16)
+      _mm256_storeu_si256(
+          reinterpret_cast<__m256i*>(dst + i),
+          reinterpret_cast<__m256i>(_mm512_maskz_cvtneps_pbh(0xFFFF, _mm512_loadu_ps(src + i))));
+  }
   // The classic three-stage transpose: 32-bit then 64-bit interleaves of row pairs leave, in
   // 128-bit lane L of u[4k + m], rows 4k..4k+3 of column 4L + m; two 128-bit shuffles then
   // gather lane L of u[m], u[4 + m], u[8 + m], u[12 + m] into output row 4L + m.

@@ -22,6 +22,8 @@
 //   void transpose_pairs_16(const uint16_t* src, int64_t ld, float* dst, int64_t ldd);
 //     16 rows of 16 bfloat16 pairs (row r at src + r * ld) to 16 rows of 16 slots:
 //     dst[i * ldd + r] = pair i of row r
+//   void to_bf16(const float* src, uint16_t* dst, int64_t n);  // n a multiple of 16, rounded
+//     to nearest even as pair() rounds
 // Ops types live in an anonymous namespace, so every instantiation is private to its file.
 #pragma once
 
@@ -165,6 +167,17 @@ void dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n) {
 // gemm keeps p0 and kc multiples of the block size, so each row's depth range is whole
 // blocks. Each sliver row is dequantised a run at a time into a small buffer, then the runs
 // are interleaved column by column; the weight itself stays quantised in memory.
+// Asks for the bytes of `count` values of `type` at `p`, a run of a later weight row: the
+// packers read each row's run (a few cache lines, too short for the hardware prefetcher to
+// learn) while the weights stream from memory.
+inline void prefetch_run(const uint8_t* p, DType type, int64_t count) {
+  const size_t bytes = dtype_nbytes(type, count);
+  for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(p + at, 0, 0);
+}
+
+// How many weight rows ahead the packers prefetch.
+inline constexpr int64_t kPrefetchRowsAhead = 4;
+
 template <class Ops, int NR>
 void pack_b_blocks(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
   constexpr int64_t kRun = 256;  // one k-quant block, eight legacy ones
@@ -177,8 +190,11 @@ void pack_b_blocks(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_
     for (int64_t pb = 0; pb < kc; pb += kRun) {
       const int64_t len = kc - pb < kRun ? kc - pb : kRun;
       const size_t skip = dtype_nbytes(g.b_dtype, p0 + pb);
-      for (int64_t c = 0; c < cols; ++c)
+      for (int64_t c = 0; c < cols; ++c) {
+        if (c + kPrefetchRowsAhead < cols)
+          prefetch_run(b + (j + c + kPrefetchRowsAhead) * row_bytes + skip, g.b_dtype, len);
         dequantize<Ops>(g.b_dtype, b + (j + c) * row_bytes + skip, run + c * kRun, len);
+      }
       for (int64_t c = cols; c < NR; ++c)
         for (int64_t p = 0; p < len; ++p) run[c * kRun + p] = 0.0f;
       float* dst = out + pb * NR;
@@ -297,14 +313,11 @@ void pack_bf16_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, int6
     }
   }
   if (g.trans_b) {  // B is N x K: a column's pair is one 32-bit word of its row
-    // Each row's run (kc * 2 bytes, a dozen cache lines) is too short for the hardware
-    // prefetcher to learn, and the weights come from memory: ask for a later row ahead.
-    constexpr int64_t kAhead = 4;
     for (int64_t c = 0; c < cols; ++c) {
-      if (c + kAhead < cols) {
-        const auto* next = reinterpret_cast<const char*>(b + (j + c + kAhead) * g.ldb + p0);
-        for (int64_t at = 0; at < kc * 2; at += 64) __builtin_prefetch(next + at, 0, 0);
-      }
+      if (c + kPrefetchRowsAhead < cols)
+        prefetch_run(
+            reinterpret_cast<const uint8_t*>(b + (j + c + kPrefetchRowsAhead) * g.ldb + p0),
+            DType::BF16, kc);
       const uint16_t* row = b + (j + c) * g.ldb + p0;
       for (int64_t p = 0; p < whole; ++p) put(p, c, row[2 * p], row[2 * p + 1]);
       if (ks > whole) put(whole, c, row[2 * whole], 0);
@@ -320,6 +333,33 @@ void pack_bf16_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, int6
     for (int64_t c = cols; c < NR; ++c) out[p * NR + c] = 0.0f;
 }
 
+// A full sliver of a GGML block-quantised Linear weight: each column's run of depths is
+// dequantised and rounded to bfloat16 in place of the float32 sliver and its fold, and the runs'
+// pairs are transposed in registers. The packed bits equal the fold's (the same rounding);
+// depth ranges are whole blocks (gemm's rule), so every run holds a multiple of 16 pairs.
+template <class Ops, int NR>
+void pack_blocks_pairs_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, float* out) {
+  constexpr int64_t kRun = 256;  // one k-quant block, eight legacy ones
+  alignas(64) float run[kRun];
+  alignas(64) uint16_t halves[NR * kRun];
+  const auto* b = static_cast<const uint8_t*>(g.b);
+  const size_t row_bytes = dtype_nbytes(g.b_dtype, g.ldb);
+  for (int64_t pb = 0; pb < kc; pb += kRun) {
+    const int64_t len = kc - pb < kRun ? kc - pb : kRun;
+    const size_t skip = dtype_nbytes(g.b_dtype, p0 + pb);
+    for (int64_t c = 0; c < NR; ++c) {
+      if (c + kPrefetchRowsAhead < NR)
+        prefetch_run(b + (j + c + kPrefetchRowsAhead) * row_bytes + skip, g.b_dtype, len);
+      dequantize<Ops>(g.b_dtype, b + (j + c) * row_bytes + skip, run, len);
+      Ops::to_bf16(run, halves + c * kRun, len);
+    }
+    float* dst = out + pb / 2 * NR;
+    for (int64_t c = 0; c < NR; c += 16)
+      for (int64_t p = 0; p < len / 2; p += 16)
+        Ops::transpose_pairs_16(halves + c * kRun + 2 * p, kRun, dst + p * NR + c, NR);
+  }
+}
+
 template <class Ops, int NR>
 void pack_b_pairs(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
   alignas(64) float sliver[kMaxPairDepth * NR];
@@ -329,6 +369,12 @@ void pack_b_pairs(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t
     if (g.b_dtype == DType::BF16) {
       pack_bf16_sliver<Ops, NR>(g, p0, kc, j0 + js, cols, out);
       continue;
+    }
+    if constexpr (requires { Ops::to_bf16(sliver, nullptr, int64_t{}); }) {
+      if (dtype_is_quantized(g.b_dtype) && cols == NR && NR % 16 == 0) {
+        pack_blocks_pairs_sliver<Ops, NR>(g, p0, kc, j0 + js, out);
+        continue;
+      }
     }
     pack_b<Ops, NR>(g, p0, kc, j0 + js, cols, sliver);
     fold_pairs<Ops, NR>(sliver, kc, out);
