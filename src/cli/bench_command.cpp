@@ -205,7 +205,7 @@ double relative_error(const Tensor& got, const Tensor& want) {
 }
 
 // FLUX.1 at the shape diffusers' baseline uses: 512 T5 tokens unless told otherwise.
-int run_flux_dit(const DitOptions& o) {
+int run_flux_dit(const DitOptions& o, const models::Placement& at) {
   const int64_t text_tokens = o.caption_tokens.value_or(512);
   const auto t0 = std::chrono::steady_clock::now();
   models::FluxDiTConfig release;
@@ -217,8 +217,12 @@ int run_flux_dit(const DitOptions& o) {
   const models::FluxTransformer dit =
       o.random_weights
           ? models::FluxTransformer(
-                release, fp8_if(o, models::flux_dit_random_weights(release, weight_dtype(o), 1)))
-          : models::load_flux_transformer(o.weights_path, {}, o.fp8);
+                release,
+                // --fp8 quantises host weights, which the model then uploads once.
+                fp8_if(o, models::flux_dit_random_weights(release, weight_dtype(o), 1,
+                                                          o.fp8 ? Device::CPU : at.device)),
+                at)
+          : models::load_flux_transformer(o.weights_path, {}, o.fp8, at);
   const auto& c = dit.config();
   announce("flux.1 transformer", c.summary(), o, t0);
   const int64_t rows = o.height / 16, cols = o.width / 16;
@@ -229,12 +233,17 @@ int run_flux_dit(const DitOptions& o) {
   const auto ids = models::flux_image_ids(rows, cols);
   const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
   const std::vector<float> guidance(c.guidance_embeds ? static_cast<size_t>(o.batch) : 0, 3.5f);
+  Tensor out;
   timed(o, "dit",
         fmt::format("forward {}x{} batch {}, {} text tokens", o.width, o.height, o.batch,
                     text_tokens),
-        models::Placement::cpu(),
-        o.batch * models::flux_dit_forward_flops(c, rows * cols, text_tokens),
-        [&] { dit.forward(x, ids, txt, pooled, t, guidance); });
+        at, o.batch * models::flux_dit_forward_flops(c, rows * cols, text_tokens),
+        [&] { out = dit.forward(x, ids, txt, pooled, t, guidance); });
+  if (!o.reference.empty()) {
+    const Tensor want = models::load_flux_transformer(o.reference, {}, false, at)
+                            .forward(x, ids, txt, pooled, t, guidance);
+    fmt::print("relative error against {}: {:.3e}\n", o.reference, relative_error(out, want));
+  }
   return 0;
 }
 
@@ -242,19 +251,14 @@ int run_dit(const DitOptions& o) {
   const models::Placement at = prepare(o, "--diffusion-model");
   check_size(o.width, o.height);
   ZF_CHECK(o.caption_tokens.value_or(1) >= 1, "[bench] --caption-tokens must be at least 1");
-  if (o.model == "flux1") {
-    ZF_CHECK(o.reference.empty(), "[bench] --reference is for --model zimage only for now");
-    ZF_CHECK(at.device == Device::CPU,
-             "[bench] --model flux1 runs on the CPU only for now: use --device cpu");
-    return run_flux_dit(o);
-  }
+  ZF_CHECK(o.reference.empty() || !o.random_weights,
+           "[bench] --reference compares two files: give --diffusion-model too");
+  if (o.model == "flux1") return run_flux_dit(o, at);
   const int64_t caption_tokens = o.caption_tokens.value_or(128);
   const auto t0 = std::chrono::steady_clock::now();
   models::ZImageDiTConfig release;
   if (o.layers > 0) release.n_layers = o.layers;
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
-  ZF_CHECK(o.reference.empty() || !o.random_weights,
-           "[bench] --reference compares two files: give --diffusion-model too");
   const models::ZImageTransformer dit =
       o.random_weights
           ? models::ZImageTransformer(

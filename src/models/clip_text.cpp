@@ -146,8 +146,9 @@ std::vector<ParameterSpec> clip_text_parameters(const ClipTextConfig& config) {
   return bind.take_specs();
 }
 
-ClipTextModel::ClipTextModel(const ClipTextConfig& config, const io::WeightStore& weights)
-    : config_(config) {
+ClipTextModel::ClipTextModel(const ClipTextConfig& config, const io::WeightStore& weights,
+                             const Placement& placement)
+    : config_(config), placement_(placement) {
   validate(config_, weights.description());
   const std::string extra =
       fmt::format("encoder.layers.{}.layer_norm1.weight", config_.num_hidden_layers);
@@ -156,6 +157,11 @@ ClipTextModel::ClipTextModel(const ClipTextConfig& config, const io::WeightStore
            weights.description(), extra, config_.num_hidden_layers);
   Binder bind(&weights, "config: " + config_.summary());
   bind_all(bind, config_, token_embedding_, position_embedding_, layers_, final_ln_w_, final_ln_b_);
+  if (placement_.device == Device::CPU) return;
+  const io::WeightStore placed = place_weights(weights, bind.take_specs(), placement_, "clip text");
+  Binder bind_placed(&placed, "config: " + config_.summary());
+  bind_all(bind_placed, config_, token_embedding_, position_embedding_, layers_, final_ln_w_,
+           final_ln_b_);
 }
 
 // CLIPAttention: separate q, k, v projections with biases, causal, scale 1/sqrt(head_dim).
@@ -195,8 +201,9 @@ ClipTextOutput ClipTextModel::encode(std::span<const int32_t> ids) const {
              config_.vocab_size);
   std::vector<int32_t> positions(static_cast<size_t>(l));
   std::iota(positions.begin(), positions.end(), 0);
-  Tensor x = ops::add(ops::embedding(token_embedding_, ids),
-                      ops::embedding(position_embedding_, positions));
+  const DType act = placement_.activations;
+  Tensor x = ops::add(ops::embedding(token_embedding_, ids, act),
+                      ops::embedding(position_embedding_, positions, act));
   const float eps = config_.layer_norm_eps;
   for (const Layer& layer : layers_) {
     x = ops::add(x, attention(layer, ops::layer_norm(x, layer.ln1_w, layer.ln1_b, eps)));
@@ -206,7 +213,8 @@ ClipTextOutput ClipTextModel::encode(std::span<const int32_t> ids) const {
                        layer.fc2_w, layer.fc2_b));
   }
   ClipTextOutput out;
-  out.last_hidden_state = ops::layer_norm(x, final_ln_w_, final_ln_b_, eps);
+  out.last_hidden_state =
+      float32_on(ops::layer_norm(x, final_ln_w_, final_ln_b_, eps), Device::CPU).contiguous();
   out.pooled = out.last_hidden_state.select(0, pooled_index(ids)).contiguous();
   return out;
 }
@@ -216,18 +224,21 @@ io::WeightStore clip_text_weights(const io::WeightStore& weights) {
 }
 
 ClipTextModel load_clip_text_model(const io::WeightStore& weights,
-                                   const std::optional<ClipTextConfig>& config) {
+                                   const std::optional<ClipTextConfig>& config,
+                                   const Placement& placement) {
   const io::WeightStore named = clip_text_weights(weights);
-  return ClipTextModel(config ? *config : ClipTextConfig::infer_from_weights(named), named);
+  return ClipTextModel(config ? *config : ClipTextConfig::infer_from_weights(named), named,
+                       placement);
 }
 
 ClipTextModel load_clip_text_model(const std::filesystem::path& path,
-                                   const std::optional<ClipTextConfig>& config) {
+                                   const std::optional<ClipTextConfig>& config,
+                                   const Placement& placement) {
   const io::WeightStore weights = io::WeightStore::open(path);
-  if (config) return load_clip_text_model(weights, config);
+  if (config) return load_clip_text_model(weights, config, placement);
   if (const auto json = io::component_config_json(path))
-    return load_clip_text_model(weights, ClipTextConfig::from_json_file(*json));
-  return load_clip_text_model(weights, std::nullopt);
+    return load_clip_text_model(weights, ClipTextConfig::from_json_file(*json), placement);
+  return load_clip_text_model(weights, std::nullopt, placement);
 }
 
 }  // namespace zflow::models

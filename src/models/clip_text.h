@@ -23,6 +23,7 @@
 #include "core/tensor.h"
 #include "io/weight_store.h"
 #include "models/parameters.h"
+#include "models/placement.h"
 
 namespace zflow::models {
 
@@ -60,9 +61,13 @@ struct ClipTextOutput {
 
 class ClipTextModel {
  public:
-  // Missing or wrong-shaped tensors are errors naming the tensor and its file.
-  ClipTextModel(const ClipTextConfig& config, const io::WeightStore& weights);
+  // Missing or wrong-shaped tensors are errors naming the tensor and its file. The bound
+  // weights are then put where `placement` says (placement.h); outputs are float32 on the CPU
+  // either way.
+  ClipTextModel(const ClipTextConfig& config, const io::WeightStore& weights,
+                const Placement& placement = {});
   const ClipTextConfig& config() const { return config_; }
+  const Placement& placement() const { return placement_; }
 
   // One sequence of 1..max_position_embeddings ids below vocab_size (FLUX: 77, padded).
   ClipTextOutput encode(std::span<const int32_t> ids) const;
@@ -80,6 +85,7 @@ class ClipTextModel {
   Tensor attention(const Layer& layer, const Tensor& x) const;
 
   ClipTextConfig config_;
+  Placement placement_;
   Tensor token_embedding_, position_embedding_;
   std::vector<Layer> layers_;
   Tensor final_ln_w_, final_ln_b_;
@@ -94,8 +100,10 @@ io::WeightStore clip_text_weights(const io::WeightStore& weights);
 // From a diffusers text_encoder/ folder (config.json + safetensors) or a single file; config
 // from `config`, else the folder's config.json, else the weight shapes.
 ClipTextModel load_clip_text_model(const std::filesystem::path& path,
-                                   const std::optional<ClipTextConfig>& config = {});
+                                   const std::optional<ClipTextConfig>& config = {},
+                                   const Placement& placement = {});
 ClipTextModel load_clip_text_model(const io::WeightStore& weights,
-                                   const std::optional<ClipTextConfig>& config = {});
+                                   const std::optional<ClipTextConfig>& config = {},
+                                   const Placement& placement = {});
 
 }  // namespace zflow::models

@@ -256,8 +256,9 @@ std::vector<ParameterSpec> flux_dit_parameters(const FluxDiTConfig& config) {
   return bind.take_specs();
 }
 
-io::WeightStore flux_dit_random_weights(const FluxDiTConfig& config, DType dtype, uint64_t seed) {
-  return random_weights(flux_dit_parameters(config), dtype, seed);
+io::WeightStore flux_dit_random_weights(const FluxDiTConfig& config, DType dtype, uint64_t seed,
+                                        Device device) {
+  return random_weights(flux_dit_parameters(config), dtype, seed, device);
 }
 
 double flux_dit_forward_flops(const FluxDiTConfig& c, int64_t image_tokens, int64_t text_tokens) {
@@ -312,10 +313,17 @@ Tensor flux_unpack_latents(const Tensor& tokens, int64_t height, int64_t width) 
       .view({b, c, height, width});
 }
 
-FluxTransformer::FluxTransformer(const FluxDiTConfig& config, const io::WeightStore& weights)
-    : config_(validated(config, weights.description())) {
+FluxTransformer::FluxTransformer(const FluxDiTConfig& config, const io::WeightStore& weights,
+                                 const Placement& placement)
+    : config_(validated(config, weights.description())), placement_(placement) {
   ParameterBinder bind(&weights, config_.summary());
   Parts p = bind_all(bind, config_);
+  const std::vector<ParameterSpec> used = bind.take_specs();
+  if (placement_.device != Device::CPU) {
+    const io::WeightStore placed = place_weights(weights, used, placement_, "flux");
+    ParameterBinder bind_placed(&placed, config_.summary());
+    p = bind_all(bind_placed, config_);
+  }
   x_embedder_ = p.x_embedder;
   context_embedder_ = p.context_embedder;
   norm_out_ = p.norm_out;
@@ -325,10 +333,10 @@ FluxTransformer::FluxTransformer(const FluxDiTConfig& config, const io::WeightSt
   text_embedder_ = p.text_embedder;
   double_blocks_ = std::move(p.double_blocks);
   single_blocks_ = std::move(p.single_blocks);
-  const size_t used = bind.take_specs().size();
-  if (used != weights.size())
+  if (used.size() != weights.size())
     log::warn("[flux] {}: {} of its {} tensors are not part of the model ({})",
-              weights.description(), weights.size() - used, weights.size(), config_.summary());
+              weights.description(), weights.size() - used.size(), weights.size(),
+              config_.summary());
 }
 
 // CombinedTimestep(Guidance)TextProjEmbeddings: timestep_embedder(sinusoid(t * 1000))
@@ -340,10 +348,12 @@ Tensor FluxTransformer::conditioning(const Tensor& pooled, std::span<const float
     for (float& x : s) x *= kTimeScale;
     return s;
   };
-  Tensor vec = silu_mlp(time_embedder_, timestep_features(scaled(t), kTimestepFeatures));
+  auto features = [&](std::span<const float> v) {
+    return placement_.activation(timestep_features(scaled(v), kTimestepFeatures));
+  };
+  Tensor vec = silu_mlp(time_embedder_, features(t));
   if (config_.guidance_embeds)
-    vec = ops::add(
-        vec, silu_mlp(guidance_embedder_, timestep_features(scaled(guidance), kTimestepFeatures)));
+    vec = ops::add(vec, silu_mlp(guidance_embedder_, features(guidance)));
   return ops::add(vec, silu_mlp(text_embedder_, pooled));
 }
 
@@ -408,29 +418,35 @@ void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tens
 }
 
 Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> img_ids,
-                                const Tensor& txt, const Tensor& pooled, std::span<const float> t,
-                                std::span<const float> guidance) const {
+                                const Tensor& txt_in, const Tensor& pooled_in,
+                                std::span<const float> t, std::span<const float> guidance) const {
   const FluxDiTConfig& c = config_;
+  auto is_activation = [](DType d) { return d == DType::F32 || d == DType::BF16; };
   ZF_CHECK(x.ndim() == 3 && x.size(0) >= 1 && x.size(1) >= 1 && x.size(2) == c.in_channels &&
-               x.dtype() == DType::F32,
-           "[flux] forward: image tokens {} {}, expected F32 [B, N, {}]", shape_str(x.shape()),
-           dtype_name(x.dtype()), c.in_channels);
+               is_activation(x.dtype()),
+           "[flux] forward: image tokens {} {}, expected F32 or BF16 [B, N, {}]",
+           shape_str(x.shape()), dtype_name(x.dtype()), c.in_channels);
   const int64_t batch = x.size(0), n = x.size(1);
   ZF_CHECK(static_cast<int64_t>(img_ids.size()) == n, "[flux] forward: {} image ids for {} tokens",
            img_ids.size(), n);
-  ZF_CHECK(txt.ndim() == 3 && txt.size(0) == batch && txt.size(1) >= 1 &&
-               txt.size(2) == c.joint_attention_dim && txt.dtype() == DType::F32,
-           "[flux] forward: text states {} {}, expected F32 [{}, L, {}]", shape_str(txt.shape()),
-           dtype_name(txt.dtype()), batch, c.joint_attention_dim);
-  ZF_CHECK(pooled.ndim() == 2 && pooled.size(0) == batch &&
-               pooled.size(1) == c.pooled_projection_dim && pooled.dtype() == DType::F32,
-           "[flux] forward: pooled text {} {}, expected F32 [{}, {}]", shape_str(pooled.shape()),
-           dtype_name(pooled.dtype()), batch, c.pooled_projection_dim);
+  ZF_CHECK(txt_in.ndim() == 3 && txt_in.size(0) == batch && txt_in.size(1) >= 1 &&
+               txt_in.size(2) == c.joint_attention_dim && is_activation(txt_in.dtype()),
+           "[flux] forward: text states {} {}, expected F32 or BF16 [{}, L, {}]",
+           shape_str(txt_in.shape()), dtype_name(txt_in.dtype()), batch, c.joint_attention_dim);
+  ZF_CHECK(pooled_in.ndim() == 2 && pooled_in.size(0) == batch &&
+               pooled_in.size(1) == c.pooled_projection_dim && is_activation(pooled_in.dtype()),
+           "[flux] forward: pooled text {} {}, expected F32 or BF16 [{}, {}]",
+           shape_str(pooled_in.shape()), dtype_name(pooled_in.dtype()), batch,
+           c.pooled_projection_dim);
   ZF_CHECK(static_cast<int64_t>(t.size()) == batch, "[flux] forward: {} timesteps for {} samples",
            t.size(), batch);
   ZF_CHECK(static_cast<int64_t>(guidance.size()) == (c.guidance_embeds ? batch : 0),
            "[flux] forward: {} guidance values for {} samples; the model {} a guidance embedder",
            guidance.size(), batch, c.guidance_embeds ? "has" : "has no");
+
+  // Every input goes to the placement once; the result comes back as float32 where x was.
+  const Placement& at = placement_;
+  const Tensor txt = at.activation(txt_in), pooled = at.activation(pooled_in);
 
   // 1. The conditioning vector; every modulation reads SiLU of it.
   const Tensor vec = ops::silu(conditioning(pooled, t, guidance));
@@ -439,9 +455,9 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
   //    by pos_a / theta^(2j / axes_dims[a]); angles and cos / sin in float64 as diffusers computes
   //    them, then rounded to float32.
   const int64_t l = txt.size(1), s = l + n, half = c.attention_head_dim / 2;
-  Rope rope{Tensor::empty({1, s, half}, DType::F32), Tensor::empty({1, s, half}, DType::F32)};
-  float* cs = rope.cos.data<float>();
-  float* sn = rope.sin.data<float>();
+  Rope host{Tensor::empty({1, s, half}, DType::F32), Tensor::empty({1, s, half}, DType::F32)};
+  float* cs = host.cos.data<float>();
+  float* sn = host.sin.data<float>();
   for (int64_t i = 0; i < s; ++i) {
     const FluxPosition pos = i < l ? FluxPosition{0, 0, 0} : img_ids[static_cast<size_t>(i - l)];
     int64_t at = i * half;
@@ -456,8 +472,10 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
     }
   }
 
+  const Rope rope{host.cos.to(at.device), host.sin.to(at.device)};
+
   // 3. Embed, the double-stream blocks, then the single-stream blocks on [text ; image].
-  Tensor img = apply(x_embedder_, x);
+  Tensor img = apply(x_embedder_, at.activation(x));
   Tensor ctx = apply(context_embedder_, txt);
   for (const DoubleBlock& blk : double_blocks_) double_block(blk, img, ctx, vec, rope);
   Tensor joint = ops::concat({ctx, img}, 1);
@@ -469,16 +487,17 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
   const Tensor mod = apply(norm_out_, vec);
   const Tensor out = ops::modulate(ops::layer_norm(joint.slice(1, l, s), {}, {}, kNormEps),
                                    chunk(mod, 1, d), chunk(mod, 0, d));
-  return apply(proj_out_, out);
+  return float32_on(apply(proj_out_, out), x.device());
 }
 
 FluxTransformer load_flux_transformer(const io::WeightStore& weights,
-                                      const std::optional<FluxDiTConfig>& config) {
+                                      const std::optional<FluxDiTConfig>& config,
+                                      const Placement& placement) {
   const io::WeightStore own = io::flux_transformer_weights(weights);
   const io::FluxLayout layout = io::detect_flux_layout(own);
   const io::WeightStore named =
       layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own;
-  if (!config) return FluxTransformer(FluxDiTConfig::infer_from_weights(named), named);
+  if (!config) return FluxTransformer(FluxDiTConfig::infer_from_weights(named), named, placement);
   const bool has_guidance = io::flux_has_guidance(named);
   if (config->guidance_embeds != has_guidance)
     fail(
@@ -487,19 +506,20 @@ FluxTransformer load_flux_transformer(const io::WeightStore& weights,
         weights.description(), config->guidance_embeds, has_guidance ? "have" : "have no");
   log::info("[flux] {}: {} layout, {}", weights.description(), io::flux_layout_name(layout),
             config->summary());
-  return FluxTransformer(*config, named);
+  return FluxTransformer(*config, named, placement);
 }
 
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,
-                                      const std::optional<FluxDiTConfig>& config, bool fp8) {
+                                      const std::optional<FluxDiTConfig>& config, bool fp8,
+                                      const Placement& placement) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
       fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
-  if (config) return load_flux_transformer(weights, config);
+  if (config) return load_flux_transformer(weights, config, placement);
   if (const auto json = io::component_config_json(where))
-    return load_flux_transformer(weights, FluxDiTConfig::from_json_file(*json));
-  return load_flux_transformer(weights, std::nullopt);
+    return load_flux_transformer(weights, FluxDiTConfig::from_json_file(*json), placement);
+  return load_flux_transformer(weights, std::nullopt, placement);
 }
 
 }  // namespace zflow::models

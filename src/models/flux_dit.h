@@ -9,7 +9,8 @@
 //   norm_out.linear (chunked (scale, shift)), proj_out
 // Reference: diffusers 0.42.1 models/transformers/transformer_flux.py; the step-by-step math is
 // /work/shared/facts/flux.md section 1.2. Original BFL and ComfyUI single files are renamed by
-// io/key_map_flux.h before binding. Weights stay in their stored dtype; activations are float32.
+// io/key_map_flux.h before binding. On the CPU weights stay in their stored dtype and activations
+// are float32; on the GPU (models/placement.h) both are bf16 by default.
 #pragma once
 
 #include <array>
@@ -22,6 +23,7 @@
 #include "core/tensor.h"
 #include "io/weight_store.h"
 #include "models/parameters.h"
+#include "models/placement.h"
 
 namespace zflow::models {
 
@@ -66,8 +68,9 @@ struct FluxDiTConfig {
 // Every parameter of the model for `config`, in diffusers' state-dict order: name and shape.
 std::vector<ParameterSpec> flux_dit_parameters(const FluxDiTConfig& config);
 
-// Random weights with the model's names and shapes, for speed measurements.
-io::WeightStore flux_dit_random_weights(const FluxDiTConfig& config, DType dtype, uint64_t seed);
+// Random weights with the model's names and shapes, for speed measurements, made on `device`.
+io::WeightStore flux_dit_random_weights(const FluxDiTConfig& config, DType dtype, uint64_t seed,
+                                        Device device = Device::CPU);
 
 // Floating-point operations (2 x multiply-adds) of one forward for one sample with
 // `image_tokens` packed image tokens and `text_tokens` T5 tokens: every linear applied per token
@@ -92,16 +95,19 @@ Tensor flux_unpack_latents(const Tensor& tokens, int64_t height, int64_t width);
 class FluxTransformer {
  public:
   // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an error
-  // naming it.
-  FluxTransformer(const FluxDiTConfig& config, const io::WeightStore& weights);
+  // naming it. Then puts the bound weights where `placement` says (placement.h).
+  FluxTransformer(const FluxDiTConfig& config, const io::WeightStore& weights,
+                  const Placement& placement = {});
 
   const FluxDiTConfig& config() const { return config_; }
+  const Placement& placement() const { return placement_; }
 
   // The velocity [B, N, out_channels] for packed latent tokens x[B, N, in_channels] at positions
   // img_ids (N of them), T5 states txt[B, L, joint_attention_dim] (text ids all zero, as FLUX.1
   // gives them), CLIP pooled outputs pooled[B, pooled_projection_dim], sigmas t[b] in [0, 1]
   // (diffusers' timestep / 1000; the model multiplies by 1000) and, for guidance-distilled
-  // models, guidance[b] (the embedded guidance scale; must be empty for schnell). All float32.
+  // models, guidance[b] (the embedded guidance scale; must be empty for schnell). The tensors
+  // may be float32 or bfloat16 on any device; the result is float32 on x's device.
   Tensor forward(const Tensor& x, std::span<const FluxPosition> img_ids, const Tensor& txt,
                  const Tensor& pooled, std::span<const float> t,
                  std::span<const float> guidance = {}) const;
@@ -138,6 +144,7 @@ class FluxTransformer {
   void single_block(const SingleBlock& b, Tensor& x, const Tensor& vec, const Rope& rope) const;
 
   FluxDiTConfig config_;
+  Placement placement_;
   Linear x_embedder_, context_embedder_, norm_out_, proj_out_;
   Mlp time_embedder_, guidance_embedder_, text_embedder_;
   std::vector<DoubleBlock> double_blocks_;
@@ -154,8 +161,9 @@ class FluxTransformer {
 // With `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h).
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,
                                       const std::optional<FluxDiTConfig>& config = {},
-                                      bool fp8 = false);
+                                      bool fp8 = false, const Placement& placement = {});
 FluxTransformer load_flux_transformer(const io::WeightStore& weights,
-                                      const std::optional<FluxDiTConfig>& config = {});
+                                      const std::optional<FluxDiTConfig>& config = {},
+                                      const Placement& placement = {});
 
 }  // namespace zflow::models

@@ -133,19 +133,28 @@ int t5_relative_position_bucket(int64_t relative_position, int num_buckets, int 
   return bucket + large;
 }
 
-T5Encoder::T5Encoder(const T5EncoderConfig& config, const io::WeightStore& w) : config_(config) {
+T5Encoder::T5Encoder(const T5EncoderConfig& config, const io::WeightStore& w,
+                     const Placement& placement)
+    : config_(config), placement_(placement) {
   validate(config_, w.description());
-  ParameterBinder bind(&w, "config: " + config_.summary());
   const std::string extra =
       fmt::format("encoder.block.{}.layer.0.layer_norm.weight", config_.num_layers);
   ZF_CHECK(!w.contains(extra),
            "[t5] {}: holds '{}', past num_layers {}: the config is not this model's",
            w.description(), extra, config_.num_layers);
+  const std::vector<ParameterSpec> used = bind_weights(w);
+  if (placement_.device != Device::CPU) bind_weights(place_weights(w, used, placement_, "t5"));
+}
+
+std::vector<ParameterSpec> T5Encoder::bind_weights(const io::WeightStore& w) {
+  ParameterBinder bind(&w, "config: " + config_.summary());
   const int64_t d = config_.d_model, inner = config_.inner_dim(), ff = config_.d_ff;
   shared_ = bind(embedding_name(w), {config_.vocab_size, d});
   relative_attention_bias_ =
       bind("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-           {config_.relative_attention_num_buckets, config_.num_heads});
+           {config_.relative_attention_num_buckets, config_.num_heads})
+          .to_f32_vector();
+  layers_.clear();
   for (int i = 0; i < config_.num_layers; ++i) {
     const std::string p = fmt::format("encoder.block.{}.layer.", i);
     Layer l;
@@ -161,11 +170,12 @@ T5Encoder::T5Encoder(const T5EncoderConfig& config, const io::WeightStore& w) : 
     layers_.push_back(std::move(l));
   }
   final_layer_norm_ = bind(kFinalNorm, {d});
+  return bind.take_specs();
 }
 
 Tensor T5Encoder::position_bias(int64_t length) const {
   const int64_t heads = config_.num_heads;
-  const std::vector<float> table = relative_attention_bias_.to_f32_vector();  // [buckets, heads]
+  const std::vector<float>& table = relative_attention_bias_;
   std::vector<float> bias(static_cast<size_t>(heads * length * length));
   for (int64_t q = 0; q < length; ++q) {
     for (int64_t k = 0; k < length; ++k) {
@@ -200,15 +210,15 @@ Tensor T5Encoder::encode(std::span<const int32_t> ids) const {
              "[t5] encode: token {} has id {}, outside the vocabulary [0, {})", t, ids[t],
              config_.vocab_size);
   const float eps = config_.layer_norm_epsilon;
-  Tensor x = ops::embedding(shared_, ids);  // [L, d_model]
-  const Tensor bias = position_bias(static_cast<int64_t>(ids.size()));
+  Tensor x = ops::embedding(shared_, ids, placement_.activations);  // [L, d_model]
+  const Tensor bias = placement_.activation(position_bias(static_cast<int64_t>(ids.size())));
   for (const Layer& l : layers_) {
     x = ops::add(x, attention(l, ops::rms_norm(x, l.attn_norm, eps), bias));
     const Tensor h = ops::rms_norm(x, l.ffn_norm, eps);
     const Tensor gate = ops::gelu(ops::linear(h, l.wi_0), ops::GeluKind::kTanh);
     x = ops::add(x, ops::linear(ops::mul(gate, ops::linear(h, l.wi_1)), l.wo));
   }
-  return ops::rms_norm(x, final_layer_norm_, eps);
+  return float32_on(ops::rms_norm(x, final_layer_norm_, eps), Device::CPU);
 }
 
 io::WeightStore t5_encoder_weights(const io::WeightStore& weights) {
@@ -216,18 +226,20 @@ io::WeightStore t5_encoder_weights(const io::WeightStore& weights) {
 }
 
 T5Encoder load_t5_encoder(const io::WeightStore& weights,
-                          const std::optional<T5EncoderConfig>& config) {
+                          const std::optional<T5EncoderConfig>& config,
+                          const Placement& placement) {
   const io::WeightStore named = t5_encoder_weights(weights);
-  return T5Encoder(config ? *config : T5EncoderConfig::infer_from_weights(named), named);
+  return T5Encoder(config ? *config : T5EncoderConfig::infer_from_weights(named), named, placement);
 }
 
 T5Encoder load_t5_encoder(const std::filesystem::path& path,
-                          const std::optional<T5EncoderConfig>& config) {
+                          const std::optional<T5EncoderConfig>& config,
+                          const Placement& placement) {
   const io::WeightStore weights = io::WeightStore::open(path);
-  if (config) return load_t5_encoder(weights, config);
+  if (config) return load_t5_encoder(weights, config, placement);
   if (const auto json = io::component_config_json(path))
-    return load_t5_encoder(weights, T5EncoderConfig::from_json_file(*json));
-  return load_t5_encoder(weights, std::nullopt);
+    return load_t5_encoder(weights, T5EncoderConfig::from_json_file(*json), placement);
+  return load_t5_encoder(weights, std::nullopt, placement);
 }
 
 }  // namespace zflow::models

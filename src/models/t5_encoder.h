@@ -24,6 +24,7 @@
 
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/placement.h"
 
 namespace zflow::models {
 
@@ -64,16 +65,20 @@ int t5_relative_position_bucket(int64_t relative_position, int num_buckets, int 
 class T5Encoder {
  public:
   // Binds every tensor by its T5EncoderModel name (see the file comment). A missing or
-  // wrong-shaped tensor gives an error naming it and its file.
-  T5Encoder(const T5EncoderConfig& config, const io::WeightStore& weights);
+  // wrong-shaped tensor gives an error naming it and its file. The bound weights are then put
+  // where `placement` says (placement.h).
+  T5Encoder(const T5EncoderConfig& config, const io::WeightStore& weights,
+            const Placement& placement = {});
 
   const T5EncoderConfig& config() const { return config_; }
+  const Placement& placement() const { return placement_; }
 
-  // last_hidden_state of one sequence, no attention mask: [ids.size(), d_model] float32.
-  // ids must be below vocab_size; at least one id.
+  // last_hidden_state of one sequence, no attention mask: [ids.size(), d_model] float32 on the
+  // CPU. ids must be below vocab_size; at least one id.
   Tensor encode(std::span<const int32_t> ids) const;
 
-  // The position bias [1, heads, length, length] every block adds to its scores.
+  // The position bias [1, heads, length, length] every block adds to its scores: float32 on the
+  // CPU.
   Tensor position_bias(int64_t length) const;
 
   struct Layer {
@@ -82,11 +87,14 @@ class T5Encoder {
   };
 
  private:
+  // Binds every tensor of `weights` to the members; returns what it bound.
+  std::vector<ParameterSpec> bind_weights(const io::WeightStore& weights);
   Tensor attention(const Layer& layer, const Tensor& x, const Tensor& bias) const;
 
   T5EncoderConfig config_;
+  Placement placement_;
   Tensor shared_;
-  Tensor relative_attention_bias_;
+  std::vector<float> relative_attention_bias_;  // [buckets, heads], read on the host
   std::vector<Layer> layers_;
   Tensor final_layer_norm_;
 };
@@ -101,8 +109,10 @@ io::WeightStore t5_encoder_weights(const io::WeightStore& weights);
 // safetensors), a *.safetensors.index.json, or a single file. The config is `config` when
 // given, else the folder's config.json (folders only), else inferred from the weight shapes.
 T5Encoder load_t5_encoder(const std::filesystem::path& path,
-                          const std::optional<T5EncoderConfig>& config = {});
+                          const std::optional<T5EncoderConfig>& config = {},
+                          const Placement& placement = {});
 T5Encoder load_t5_encoder(const io::WeightStore& weights,
-                          const std::optional<T5EncoderConfig>& config = {});
+                          const std::optional<T5EncoderConfig>& config = {},
+                          const Placement& placement = {});
 
 }  // namespace zflow::models

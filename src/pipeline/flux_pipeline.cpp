@@ -86,7 +86,7 @@ FluxPipeline::FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer
       transformer_(std::move(transformer)),
       vae_(std::move(vae)) {}
 
-FluxPipeline FluxPipeline::load(const FluxFiles& files) {
+FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement& placement) {
   // Read before the weights, so a bad value is reported at once.
   std::optional<FluxSchedulerConfig> scheduler;
   if (!files.model_dir.empty()) {
@@ -116,15 +116,16 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files) {
                                        [&] { return text::ClipTokenizer::load(clip_tok_path); });
   auto t5_tokenizer = load_component(kFamily, "T5 tokenizer", t5_tok_path,
                                      [&] { return text::T5Tokenizer::load(t5_tok_path); });
-  auto clip = load_component(kFamily, "CLIP text encoder", clip_path,
-                             [&] { return models::load_clip_text_model(clip_path); });
+  auto clip = load_component(kFamily, "CLIP text encoder", clip_path, [&] {
+    return models::load_clip_text_model(clip_path, {}, placement);
+  });
   auto t5 = load_component(kFamily, "T5 text encoder", t5_path,
-                           [&] { return models::load_t5_encoder(t5_path); });
+                           [&] { return models::load_t5_encoder(t5_path, {}, placement); });
   auto transformer = load_component(kFamily, "diffusion model", dit_path, [&] {
-    return models::load_flux_transformer(dit_path, {}, files.fp8);
+    return models::load_flux_transformer(dit_path, {}, files.fp8, placement);
   });
   auto vae = load_component(kFamily, "VAE", vae_path,
-                            [&] { return models::load_autoencoder_kl(vae_path); });
+                            [&] { return models::load_autoencoder_kl(vae_path, {}, placement); });
 
   const auto& dit = transformer.config();
   if (clip.config().hidden_size != dit.pooled_projection_dim)

@@ -118,8 +118,10 @@ struct FluxSettings {
 class FluxPipeline {
  public:
   // Loads every component; a missing or mismatched one gives an Error naming it and what was
-  // expected. dev or schnell: the transformer's guidance embedder decides.
-  static FluxPipeline load(const FluxFiles& files);
+  // expected. dev or schnell: the transformer's guidance embedder decides. The text encoders,
+  // transformer and VAE run where `placement` says (models/placement.h); tokens, latents and
+  // the schedule math stay float32 on the CPU.
+  static FluxPipeline load(const FluxFiles& files, const models::Placement& placement = {});
 
   FluxVariant variant() const { return variant_; }
   const FluxDefaults& defaults() const { return defaults_; }

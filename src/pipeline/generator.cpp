@@ -59,8 +59,6 @@ std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
     case Family::ZImage:
       return load_zimage_generator(files);
     case Family::Flux1:
-      ZF_CHECK(files.device == Device::CPU,
-               "[flux] FLUX.1 runs on the CPU only for now: use --device cpu");
       return load_flux_generator(files);
   }
   fail("[model] unreachable family");

@@ -1,7 +1,7 @@
-// The three Z-Image models on the GPU against the same goldens the CPU tests use (diffusers /
-// transformers in float32, tools/golden/make_{zimage_dit,qwen3,autoencoder}.py), with weights
-// placed on the device once (models/placement.h). Skipped without a CUDA device.
-// Tolerances:
+// The Z-Image models (Qwen3, transformer, autoencoder) and the FLUX.1 ones (CLIP-L, T5,
+// transformer) on the GPU against the same goldens the CPU tests use (diffusers / transformers in
+// float32, tools/golden/make_*.py), with weights placed on the device once (models/placement.h).
+// Skipped without a CUDA device. Tolerances:
 //  - bf16 activations and weights (the GPU default): cosine >= 0.999 against the float32
 //    golden, the bound the CPU tests hold bf16 weights to (test_zimage_dit, test_qwen3): bf16
 //    keeps 8 bits of mantissa, each rounding costs up to 0.2%, and through a few blocks the
@@ -20,7 +20,10 @@
 #include "backend/cuda_test_util.h"
 #include "io/safetensors.h"
 #include "models/autoencoder_kl.h"
+#include "models/clip_text.h"
+#include "models/flux_dit.h"
 #include "models/qwen3.h"
+#include "models/t5_encoder.h"
 #include "models/zimage_dit.h"
 #include "test_util.h"
 
@@ -162,6 +165,94 @@ TEST(CudaModels, Qwen3FromGgufMatchesTransformers) {
     expect_close(encoder.encode(ids_of(io, fmt::format("ids_len{}", n))),
                  io.tensor(fmt::format("out_len{}", n)), DType::BF16,
                  fmt::format("qwen3 gguf length {}", n));
+}
+
+// ---- FLUX.1 transformer --------------------------------------------------------------------
+
+const fs::path kFluxFolder = test::fixture("flux_dit/tiny_dev_diffusers/transformer");
+const fs::path kFluxComfy = test::fixture("flux_dit/flux_dit_tiny_schnell_comfy_bf16.safetensors");
+const fs::path kFluxIo = test::fixture("flux_dit/flux_dit_tiny_diffusers_io.safetensors");
+
+struct FluxCase {
+  Tensor x, txt, pooled, dev, schnell_bf16w;
+  std::vector<float> t, guidance;
+  std::vector<FluxPosition> ids;
+};
+
+FluxCase flux_case(const io::SafetensorsFile& io, const std::string& name) {
+  FluxCase c{io.tensor(name + ".hidden_states"),
+             io.tensor(name + ".encoder_hidden_states"),
+             io.tensor(name + ".pooled_projections"),
+             io.tensor(name + ".dev_output"),
+             io.tensor(name + ".schnell_output_bf16w"),
+             io.tensor(name + ".timestep").to_f32_vector(),
+             io.tensor(name + ".guidance").to_f32_vector(),
+             {}};
+  const std::vector<float> ids = io.tensor(name + ".img_ids").to_f32_vector();
+  for (size_t i = 0; i + 2 < ids.size(); i += 3) c.ids.push_back({ids[i], ids[i + 1], ids[i + 2]});
+  return c;
+}
+
+TEST(CudaModels, FluxDiTMatchesDiffusers) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io = io::SafetensorsFile::open(kFluxIo);
+  for (DType act : {DType::F32, DType::BF16}) {
+    const FluxTransformer model =
+        load_flux_transformer(kFluxFolder, {}, false, Placement::cuda(act));
+    for (const char* name : {"h4w4_txt7", "h3w5_txt5_t1", "h5w2_txt9", "batch_h2w3_txt6"}) {
+      const FluxCase c = flux_case(io, name);
+      expect_close(model.forward(c.x, c.ids, c.txt, c.pooled, c.t, c.guidance), c.dev, act,
+                   fmt::format("flux dev {}", name));
+    }
+  }
+}
+
+// ComfyUI's schnell single file (BFL names, bf16 weights, no guidance embedder), with inputs
+// already on the GPU in bf16: the result stays there, in float32.
+TEST(CudaModels, FluxSchnellComfyFileOnDeviceInputs) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io = io::SafetensorsFile::open(kFluxIo);
+  const FluxTransformer model = load_flux_transformer(kFluxComfy, {}, false, Placement::cuda());
+  EXPECT_FALSE(model.config().guidance_embeds);
+  const FluxCase c = flux_case(io, "batch_h2w3_txt6");
+  auto on_gpu = [](const Tensor& t) { return t.to(DType::BF16).to(Device::CUDA); };
+  const Tensor out = model.forward(on_gpu(c.x), c.ids, on_gpu(c.txt), on_gpu(c.pooled), c.t);
+  EXPECT_EQ(out.device(), Device::CUDA);
+  EXPECT_EQ(out.dtype(), DType::F32);
+  expect_close(out.to(Device::CPU), c.schnell_bf16w, DType::BF16, "flux schnell comfy");
+}
+
+// ---- FLUX.1 text encoders ------------------------------------------------------------------
+
+const fs::path kT5Folder = test::fixture("t5/tiny_diffusers/text_encoder_2");
+const fs::path kT5Io = test::fixture("t5/t5_tiny_diffusers_io.safetensors");
+const fs::path kClipFolder = test::fixture("clip/tiny_diffusers/text_encoder");
+const fs::path kClipIo = test::fixture("clip/clip_tiny_diffusers_io.safetensors");
+
+TEST(CudaModels, T5MatchesTransformers) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io = io::SafetensorsFile::open(kT5Io);
+  for (DType act : {DType::F32, DType::BF16}) {
+    const T5Encoder encoder = load_t5_encoder(kT5Folder, {}, Placement::cuda(act));
+    for (int n : {1, 9, 40, 300})
+      expect_close(encoder.encode(ids_of(io, fmt::format("ids_len{}", n))),
+                   io.tensor(fmt::format("out_len{}", n)), act, fmt::format("t5 length {}", n));
+  }
+}
+
+TEST(CudaModels, ClipTextMatchesTransformers) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io = io::SafetensorsFile::open(kClipIo);
+  for (DType act : {DType::F32, DType::BF16}) {
+    const ClipTextModel model = load_clip_text_model(kClipFolder, {}, Placement::cuda(act));
+    for (int n = 0; n < 3; ++n) {
+      const ClipTextOutput out = model.encode(ids_of(io, fmt::format("ids_{}", n)));
+      expect_close(out.last_hidden_state, io.tensor(fmt::format("last_hidden_state_{}", n)), act,
+                   fmt::format("clip case {}", n));
+      expect_close(out.pooled, io.tensor(fmt::format("pooled_{}", n)), act,
+                   fmt::format("clip pooled {}", n));
+    }
+  }
 }
 
 // ---- Autoencoder ---------------------------------------------------------------------------

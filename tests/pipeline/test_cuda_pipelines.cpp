@@ -1,11 +1,11 @@
-// The tiny Z-Image pipeline (tests/fixtures/zimage_pipeline) with its text encoder,
-// transformer and VAE on the GPU in bf16, against the same pipeline on the CPU in float32.
-// Skipped without a CUDA device (and without the shared Qwen3 tokenizer: on the GPU machine
+// The tiny Z-Image and FLUX.1 pipelines (tests/fixtures/{zimage,flux}_pipeline) with their text
+// encoders, transformer and VAE on the GPU in bf16, against the same pipeline on the CPU in
+// float32. Skipped without a CUDA device (and without the shared tokenizers: on the GPU machine
 // scripts/gpu-check points $ZFLOW_SHARED_ASSETS at the bundle's copy).
 // Tolerance: PSNR >= 30 dB (RMS error 8 levels of 255). bf16 activations perturb the latents by
 // ~0.5% per step; over 8 (Turbo) or 4 CFG steps of the random tiny model and its VAE this
 // moves pixels by a few levels, while any real mistake (wrong caption rows, mask, padding,
-// schedule, CFG) gives 15-25 dB, as the CPU goldens' notes measure for the same fixture.
+// schedule, CFG) gives 15-25 dB, as the CPU goldens' notes measure for the same fixtures.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -13,6 +13,7 @@
 #include "backend/cuda_test_util.h"
 #include "image_psnr.h"
 #include "io/image.h"
+#include "pipeline/flux_pipeline.h"
 #include "pipeline/zimage_pipeline.h"
 #include "test_util.h"
 
@@ -29,8 +30,9 @@ ZImagePipeline load_tiny(const models::Placement& placement) {
       {.model_dir = kDir / "tiny", .tokenizer = test::shared_asset("qwen3_tokenizer")}, placement);
 }
 
-void expect_gpu_matches_cpu(const ZImagePipeline& gpu, const ZImagePipeline& cpu,
-                            const ZImageRequest& request, const std::string& what) {
+template <class Pipeline, class Request>
+void expect_gpu_matches_cpu(const Pipeline& gpu, const Pipeline& cpu, const Request& request,
+                            const std::string& what) {
   const std::vector<io::Image> want = cpu.generate(request);
   const std::vector<io::Image> got = gpu.generate(request);
   ASSERT_EQ(got.size(), want.size()) << what;
@@ -69,6 +71,46 @@ TEST(CudaPipeline, ZImageTinyMatchesTheCpu) {
   img2img.height.reset();
   img2img.strength = 0.6;
   expect_gpu_matches_cpu(gpu, cpu, img2img, "img2img");
+}
+
+const fs::path kFluxDir = test::fixture("flux_pipeline");
+
+FluxPipeline load_tiny_flux(const models::Placement& placement) {
+  const fs::path tokenizers = test::shared_asset("flux1_tokenizer");
+  return FluxPipeline::load({.model_dir = kFluxDir / "tiny_dev",
+                             .clip_tokenizer = tokenizers / "tokenizer_clip_l",
+                             .t5_tokenizer = tokenizers / "tokenizer_t5"},
+                            placement);
+}
+
+TEST(CudaPipeline, FluxTinyMatchesTheCpu) {
+  ZF_REQUIRE_GPU();
+  ZF_REQUIRE_ASSET(test::shared_asset("flux1_tokenizer/tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(test::shared_asset("flux1_tokenizer/tokenizer_clip_l/vocab.json"));
+  const FluxPipeline cpu = load_tiny_flux(models::Placement::cpu());
+  const FluxPipeline gpu = load_tiny_flux(models::Placement::cuda());
+
+  FluxRequest dev;  // text to image with embedded guidance, non-square
+  dev.prompt = "a lighthouse at dusk";
+  dev.width = 64;
+  dev.height = 48;
+  dev.steps = 4;
+  dev.seed = 3;
+  expect_gpu_matches_cpu(gpu, cpu, dev, "flux dev 64x48");
+
+  FluxRequest cfg = dev;  // true CFG against a negative prompt, batch of two
+  cfg.negative_prompt = "fog";
+  cfg.true_cfg_scale = 2.0f;
+  cfg.batch = 2;
+  expect_gpu_matches_cpu(gpu, cpu, cfg, "flux true cfg batch 2");
+
+  FluxRequest inpaint = dev;  // the VAE encoder and the mask blend too
+  inpaint.init_image = io::read_image(kFluxDir / "flux_tiny_diffusers_init.png");
+  inpaint.mask = io::read_image(kFluxDir / "flux_tiny_diffusers_mask.png");
+  inpaint.width.reset();
+  inpaint.height.reset();
+  inpaint.strength = 0.7;
+  expect_gpu_matches_cpu(gpu, cpu, inpaint, "flux inpaint");
 }
 
 }  // namespace
