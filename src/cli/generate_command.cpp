@@ -43,6 +43,7 @@ struct GenerateOptions {
   std::optional<size_t> max_sequence_length;
   std::string torch_rng = "avx2";
   bool vae_tiling = false;
+  std::vector<std::string> loras;  // --lora PATH[:SCALE], in order
 };
 
 std::string lower_extension(const fs::path& path) {
@@ -128,6 +129,11 @@ int run_generate(const GenerateOptions& o) {
 
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
+  for (const std::string& argument : o.loras) {  // checked before any model loads
+    const models::LoraFile lora = models::parse_lora_argument(argument);
+    ZF_CHECK(fs::is_regular_file(lora.path), "[lora] --lora {}: no such LoRA file", argument);
+    files.loras.push_back(lora);
+  }
   const auto generator = pipeline::load_generator(files);
   generator->resolve(request);
   fmt::print("seed {}\n", request.seed);
@@ -196,6 +202,10 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads (default: all)");
   add_device_flag(cmd, o->device);
   add_matmul_precision_flag(cmd, o->matmul_precision);
+  cmd->add_option("--lora", o->loras,
+                  "a LoRA file (safetensors: PEFT / diffusers, kohya or ComfyUI names) merged into "
+                  "the transformer at load, PATH or PATH:SCALE (default scale 1); repeatable, "
+                  "applied in order");
   cmd->add_flag("--vae-tiling", o->vae_tiling,
                 "encode and decode in overlapping 1024-pixel tiles (diffusers' enable_tiling): "
                 "2048² and larger "

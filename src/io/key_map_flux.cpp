@@ -192,6 +192,14 @@ bool flux_has_guidance(const WeightStore& store) {
          store.contains("time_text_embed.guidance_embedder.linear_1.weight");
 }
 
+std::vector<RowMapping> flux_weight_row_mappings(FluxBlockCounts counts) {
+  std::vector<RowMapping> out;
+  for (const auto& [original, target] : expand_rules(counts))
+    if (original.ends_with(".weight"))
+      out.push_back({original, target.names, target.split == Split::SwapHalves});
+  return out;
+}
+
 WeightStore original_flux_to_diffusers(const WeightStore& store) {
   const FluxBlockCounts counts = count_flux_blocks(store);
   const std::map<std::string, Target> table = expand_rules(counts);

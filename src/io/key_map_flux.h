@@ -26,7 +26,9 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
+#include "io/key_map.h"
 #include "io/weight_store.h"
 
 namespace zflow::io {
@@ -52,6 +54,9 @@ FluxBlockCounts count_flux_blocks(const WeightStore& store);
 // Whether the checkpoint has the guidance embedder (FLUX.1-dev and its fine-tunes; schnell has
 // none): `guidance_in.*` or `time_text_embed.guidance_embedder.*`.
 bool flux_has_guidance(const WeightStore& store);
+
+// Where every original-layout `.weight` of a model with `counts` blocks lands (io/key_map.h).
+std::vector<RowMapping> flux_weight_row_mappings(FluxBlockCounts counts);
 
 // The diffusers-named store for an original-layout one. A name the table does not cover, or a
 // fused tensor whose rows do not split, is an Error naming it.

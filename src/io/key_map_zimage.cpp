@@ -63,6 +63,9 @@ constexpr Rule kRules[] = {
 
 constexpr std::string_view kBlockKinds[] = {"layers", "noise_refiner", "context_refiner"};
 
+// What {qkv} becomes for each third of a fused qkv, in row order.
+constexpr const char* kQkvParts[] = {"to_q", "to_k", "to_v"};
+
 std::string replace_all(std::string_view pattern, std::string_view token, std::string_view value) {
   std::string out(pattern);
   for (size_t at = out.find(token); at != std::string::npos;
@@ -126,6 +129,22 @@ ZImageBlockCounts count_zimage_blocks(const WeightStore& store) {
           count_blocks(store, "context_refiner")};
 }
 
+std::vector<RowMapping> zimage_weight_row_mappings(ZImageBlockCounts counts) {
+  std::vector<RowMapping> out;
+  for (const auto& [original, target] : expand_rules(counts)) {
+    if (!original.ends_with(".weight") || target.action == Action::Drop) continue;
+    if (target.action == Action::Rename) {
+      out.push_back({original, {target.name}});
+      continue;
+    }
+    RowMapping split{original, {}};
+    for (const char* part : kQkvParts)
+      split.parts.push_back(replace_all(target.name, "{qkv}", part));
+    out.push_back(std::move(split));
+  }
+  return out;
+}
+
 WeightStore original_zimage_to_diffusers(const WeightStore& store, ZImageBlockCounts counts) {
   const std::map<std::string, Target> table = expand_rules(counts);
   auto target_of = [&](const std::string& name) -> const Target& {
@@ -151,9 +170,8 @@ WeightStore original_zimage_to_diffusers(const WeightStore& store, ZImageBlockCo
              "[zimage] {}: fused '{}' has shape {}, expected [3 * dim, dim]", store.source_of(name),
              name, shape_str(t.shape()));
     const int64_t rows = t.size(0) / 3;
-    const char* parts[] = {"to_q", "to_k", "to_v"};
     for (int p = 0; p < 3; ++p)
-      out.add(replace_all(target.name, "{qkv}", parts[p]), t.slice(0, p * rows, (p + 1) * rows),
+      out.add(replace_all(target.name, "{qkv}", kQkvParts[p]), t.slice(0, p * rows, (p + 1) * rows),
               store.source_of(name));
   }
   return out;
@@ -164,7 +182,7 @@ WeightStore diffusers_zimage_to_original(const WeightStore& store, ZImageBlockCo
   size_t used = 0;
   for (const auto& [original, target] : expand_rules(counts)) {
     // Rules cover every block kind's parameters; the context refiner has no modulation.
-    const std::string first = replace_all(target.name, "{qkv}", "to_q");
+    const std::string first = replace_all(target.name, "{qkv}", kQkvParts[0]);
     if (target.action == Action::Drop || !store.contains(first)) continue;
     if (target.action == Action::Rename) {
       out.add(original, store.get(target.name), store.source_of(target.name));
@@ -173,7 +191,7 @@ WeightStore diffusers_zimage_to_original(const WeightStore& store, ZImageBlockCo
     }
     // Fuse: the rows of to_q, to_k, to_v one after another.
     std::vector<Tensor> parts;
-    for (const char* part : {"to_q", "to_k", "to_v"})
+    for (const char* part : kQkvParts)
       parts.push_back(store.get(replace_all(target.name, "{qkv}", part)).contiguous());
     ZF_CHECK(parts[0].ndim() == 2 && parts[1].shape() == parts[0].shape() &&
                  parts[2].shape() == parts[0].shape() && parts[1].dtype() == parts[0].dtype() &&

@@ -16,7 +16,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "io/key_map.h"
 #include "io/weight_store.h"
 
 namespace zflow::io {
@@ -40,6 +42,9 @@ struct ZImageBlockCounts {
   int context_refiner = 0;
 };
 ZImageBlockCounts count_zimage_blocks(const WeightStore& store);
+
+// Where every original-layout `.weight` of a model with `counts` blocks lands (io/key_map.h).
+std::vector<RowMapping> zimage_weight_row_mappings(ZImageBlockCounts counts);
 
 // The diffusers-named store for an original-layout one, with the table expanded for
 // `counts`. A name the table does not cover, or a fused qkv whose rows do not split in

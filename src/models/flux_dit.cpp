@@ -492,11 +492,12 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
 
 FluxTransformer load_flux_transformer(const io::WeightStore& weights,
                                       const std::optional<FluxDiTConfig>& config,
-                                      const Placement& placement) {
+                                      const Placement& placement, std::span<const LoraFile> loras) {
   const io::WeightStore own = io::flux_transformer_weights(weights);
   const io::FluxLayout layout = io::detect_flux_layout(own);
-  const io::WeightStore named =
-      layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own;
+  const io::WeightStore named = merge_loras(
+      layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own, loras,
+      io::flux_weight_row_mappings(io::count_flux_blocks(own)), "FLUX.1 transformer");
   if (!config) return FluxTransformer(FluxDiTConfig::infer_from_weights(named), named, placement);
   const bool has_guidance = io::flux_has_guidance(named);
   if (config->guidance_embeds != has_guidance)
@@ -511,15 +512,15 @@ FluxTransformer load_flux_transformer(const io::WeightStore& weights,
 
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,
                                       const std::optional<FluxDiTConfig>& config, bool fp8,
-                                      const Placement& placement) {
+                                      const Placement& placement, std::span<const LoraFile> loras) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
       fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
-  if (config) return load_flux_transformer(weights, config, placement);
+  if (config) return load_flux_transformer(weights, config, placement, loras);
   if (const auto json = io::component_config_json(where))
-    return load_flux_transformer(weights, FluxDiTConfig::from_json_file(*json), placement);
-  return load_flux_transformer(weights, std::nullopt, placement);
+    return load_flux_transformer(weights, FluxDiTConfig::from_json_file(*json), placement, loras);
+  return load_flux_transformer(weights, std::nullopt, placement, loras);
 }
 
 }  // namespace zflow::models

@@ -22,6 +22,7 @@
 
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/lora.h"
 #include "models/parameters.h"
 #include "models/placement.h"
 
@@ -159,11 +160,14 @@ class FluxTransformer {
 // dev or schnell: the weights decide (guidance embedder present or not); a config saying
 // otherwise is an Error.
 // With `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h).
+// The `loras` are merged into the weights before they are bound (models/lora.h).
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,
                                       const std::optional<FluxDiTConfig>& config = {},
-                                      bool fp8 = false, const Placement& placement = {});
+                                      bool fp8 = false, const Placement& placement = {},
+                                      std::span<const LoraFile> loras = {});
 FluxTransformer load_flux_transformer(const io::WeightStore& weights,
                                       const std::optional<FluxDiTConfig>& config = {},
-                                      const Placement& placement = {});
+                                      const Placement& placement = {},
+                                      std::span<const LoraFile> loras = {});
 
 }  // namespace zflow::models

@@ -474,17 +474,20 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
 
 ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
                                           const std::optional<ZImageDiTConfig>& config,
-                                          const Placement& placement) {
+                                          const Placement& placement,
+                                          std::span<const LoraFile> loras) {
   const io::WeightStore stripped = io::strip_zimage_prefix(weights);
   io::WeightStore named = stripped;
   const io::ZImageLayout layout = io::detect_zimage_layout(stripped);
   // The key table is expanded for the config's block counts when there is one (a file with
   // more blocks is then an error naming the first extra tensor), else for the file's.
+  const io::ZImageBlockCounts counts =
+      config ? io::ZImageBlockCounts{config->n_layers, config->n_refiner_layers,
+                                     config->n_refiner_layers}
+             : io::count_zimage_blocks(stripped);
   if (layout == io::ZImageLayout::Original)
-    named = io::original_zimage_to_diffusers(
-        stripped, config ? io::ZImageBlockCounts{config->n_layers, config->n_refiner_layers,
-                                                 config->n_refiner_layers}
-                         : io::count_zimage_blocks(stripped));
+    named = io::original_zimage_to_diffusers(stripped, counts);
+  named = merge_loras(named, loras, io::zimage_weight_row_mappings(counts), "Z-Image transformer");
   if (!config)
     return ZImageTransformer(ZImageDiTConfig::infer_from_weights(named), named, placement);
   log::info("[zimage] {}: {} layout, {}", weights.description(), io::zimage_layout_name(layout),
@@ -494,15 +497,17 @@ ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
 
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
                                           const std::optional<ZImageDiTConfig>& config,
-                                          const Placement& placement, bool fp8) {
+                                          const Placement& placement, bool fp8,
+                                          std::span<const LoraFile> loras) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
       fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
-  if (config) return load_zimage_transformer(weights, config, placement);
+  if (config) return load_zimage_transformer(weights, config, placement, loras);
   if (const auto json = io::component_config_json(where))
-    return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(*json), placement);
-  return load_zimage_transformer(weights, std::nullopt, placement);
+    return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(*json), placement,
+                                   loras);
+  return load_zimage_transformer(weights, std::nullopt, placement, loras);
 }
 
 }  // namespace zflow::models

@@ -21,6 +21,7 @@
 
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/lora.h"
 #include "models/parameters.h"
 #include "models/placement.h"
 #include "models/zimage_rope.h"
@@ -144,13 +145,16 @@ class ZImageTransformer {
 // or a single file in either layout (diffusers names, or ComfyUI / original names with an
 // optional `model.diffusion_model.` prefix). The config is `config` when given, else the
 // folder's config.json (folders and index files only), else inferred from the weights. With
-// `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h).
+// `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h). The
+// `loras` are merged into the weights before they are bound (models/lora.h).
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
                                           const std::optional<ZImageDiTConfig>& config = {},
-                                          const Placement& placement = {}, bool fp8 = false);
+                                          const Placement& placement = {}, bool fp8 = false,
+                                          std::span<const LoraFile> loras = {});
 // The same from weights already opened.
 ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
                                           const std::optional<ZImageDiTConfig>& config = {},
-                                          const Placement& placement = {});
+                                          const Placement& placement = {},
+                                          std::span<const LoraFile> loras = {});
 
 }  // namespace zflow::models

@@ -143,7 +143,8 @@ std::unique_ptr<ImageGenerator> load_flux_generator(const ModelFiles& files) {
                           .vae = files.vae,
                           .clip_tokenizer = files.clip_tokenizer,
                           .t5_tokenizer = files.t5_tokenizer,
-                          .fp8 = files.fp8},
+                          .fp8 = files.fp8,
+                          .loras = files.loras},
                          models::Placement::on(files.device)));
 }
 

@@ -72,6 +72,7 @@ struct FluxFiles {
   std::filesystem::path clip_tokenizer;  // vocab.json + merges.txt (tokenizer/)
   std::filesystem::path t5_tokenizer;    // spiece.model (tokenizer_2/)
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
+  std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
 };
 
 struct FluxRequest {

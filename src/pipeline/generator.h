@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "io/image.h"
+#include "models/lora.h"
 #include "pipeline/run_control.h"
 
 namespace zflow::pipeline {
@@ -35,6 +36,7 @@ struct ModelFiles {
   std::filesystem::path vae;
   Device device = Device::CPU;  // where the models run (bf16 activations on the GPU)
   bool fp8 = false;  // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
+  std::vector<models::LoraFile> loras;  // merged into the transformer at load (--lora)
 };
 
 // What a caller asks for. Unset optionals take the model's defaults.

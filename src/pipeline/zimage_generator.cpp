@@ -83,7 +83,8 @@ std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
                             .text_encoder = files.text_encoder,
                             .vae = files.vae,
                             .tokenizer = files.tokenizer,
-                            .fp8 = files.fp8},
+                            .fp8 = files.fp8,
+                            .loras = files.loras},
                            models::Placement::on(files.device)));
 }
 

@@ -58,6 +58,7 @@ struct ZImageFiles {
   std::filesystem::path vae;
   std::filesystem::path tokenizer;
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
+  std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
 };
 
 struct ZImageRequest {

@@ -1,6 +1,7 @@
 // `zflow generate` end to end: the built binary on the tiny Z-Image fixture must write the same
 // images as diffusers (batch with %d numbering; inpaint from files), PNG text chunks with the
 // A1111 `parameters` and the request JSON, and one-line errors for a bad model folder.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -12,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/image.h"
+#include "io/safetensors.h"
+#include "io/weight_store.h"
 #include "pipeline/image_psnr.h"
 #include "test_util.h"
 
@@ -157,6 +160,43 @@ TEST_F(GenerateCommand, CfgFlagsMatchDiffusers) {
   EXPECT_NE(png_text(out_ / "b.png").at("parameters").find("CFG normalization: 3,"),
             std::string::npos);
   EXPECT_LT(test::psnr(io::read_image(out_ / "b.png"), want), 40.0);  // k = 3 caps less
+}
+
+// --lora reaches the transformer: a LoRA whose update is zero leaves the golden image as it is,
+// the same LoRA with a non-zero up matrix changes it, and a missing file is one line naming it.
+TEST_F(GenerateCommand, LoraFlagMergesIntoTheTransformer) {
+  const Shape q = io::WeightStore::open(kDir / "tiny/transformer")
+                      .get("layers.0.attention.to_q.weight")
+                      .shape();
+  auto filled = [](Shape shape, float value) {
+    return Tensor::from_f32(shape, std::vector<float>(shape_numel(shape), value));
+  };
+  auto write_lora = [&](const std::string& name, float up) {
+    const fs::path path = out_ / name;
+    io::write_safetensors(
+        path, {{"transformer.layers.0.attention.to_q.lora_A.weight", filled({4, q[1]}, 0.5f)},
+               {"transformer.layers.0.attention.to_q.lora_B.weight", filled({q[0], 4}, up)}});
+    return path.string();
+  };
+  const std::string zero = write_lora("zero.safetensors", 0.0f);
+  const std::string strong = write_lora("strong.safetensors", 0.5f);
+  const std::string args = model_args() + " -p '" + kPrompt +
+                           "' -n '' -W 32 -H 48 --steps 2 --cfg-scale 3 -b 2 --seed 11 -o ";
+  const io::Image want = io::read_image(kDir / "zimage_tiny_diffusers_batch2_0.png");
+
+  const CommandResult same = run_zflow(args + (out_ / "zero_%d.png").string() + " --lora " + zero);
+  ASSERT_EQ(same.status, 0) << same.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "zero_0.png"), want), 40.0);
+
+  const CommandResult moved =
+      run_zflow(args + (out_ / "strong_%d.png").string() + " --lora " + strong + ":2");
+  ASSERT_EQ(moved.status, 0) << moved.output;
+  EXPECT_LT(test::psnr(io::read_image(out_ / "strong_0.png"), want), 30.0);
+
+  const CommandResult missing = run_zflow(args + (out_ / "x.png").string() + " --lora " +
+                                          (out_ / "none.safetensors").string());
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_THAT(missing.output, ::testing::HasSubstr("no such LoRA file"));
 }
 
 TEST_F(GenerateCommand, MissingComponentIsOneLineNamingIt) {

@@ -1,0 +1,249 @@
+#include "models/lora.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <optional>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "io/fp8_weights.h"
+
+namespace zflow::models {
+namespace {
+
+// The spellings of a module's two matrices and its alpha, as the trainers write them.
+constexpr std::string_view kDownSuffixes[] = {".lora_A.weight", ".lora_A.default.weight",
+                                              ".lora_down.weight", ".lora.down.weight"};
+constexpr std::string_view kUpSuffixes[] = {".lora_B.weight", ".lora_B.default.weight",
+                                            ".lora_up.weight", ".lora.up.weight"};
+constexpr std::string_view kAlphaSuffix = ".alpha";
+
+// What stands before the module path, outermost first (PEFT's wrapper, diffusers' component,
+// ComfyUI's and kohya's model prefixes).
+constexpr std::string_view kPrefixes[] = {"base_model.model.", "transformer.",
+                                          "model.diffusion_model.", "diffusion_model.",
+                                          "lora_unet_"};
+
+// Modules of the text encoders, which these files may carry too.
+constexpr std::string_view kTextEncoderPrefixes[] = {"lora_te", "text_encoder", "te1.", "te2.",
+                                                     "text_encoders."};
+
+// Module paths compare with dots and underscores alike: kohya writes
+// `lora_unet_double_blocks_0_img_attn_qkv` for `double_blocks.0.img_attn.qkv`.
+std::string match_key(std::string_view module) {
+  std::string key(module);
+  std::replace(key.begin(), key.end(), '.', '_');
+  return key;
+}
+
+std::string strip_prefixes(std::string_view name) {
+  for (bool again = true; again;) {
+    again = false;
+    for (std::string_view p : kPrefixes)
+      if (name.starts_with(p)) {
+        name.remove_prefix(p.size());
+        again = true;
+      }
+  }
+  return std::string(name);
+}
+
+// A module of the model a LoRA may patch: the diffusers weights its update lands in, by rows.
+struct Target {
+  std::vector<std::string> parts;
+  bool swap_halves = false;
+};
+
+// Every 2-D weight under its diffusers name, then every original-layout name whose parts are
+// all present.
+std::map<std::string, Target> patchable_modules(const io::WeightStore& weights,
+                                                std::span<const io::RowMapping> original) {
+  std::map<std::string, Target> out;
+  for (const std::string& name : weights.names())
+    if (name.ends_with(".weight") && weights.get(name).ndim() == 2)
+      out[match_key(std::string_view(name).substr(0, name.size() - 7))] = {{name}, false};
+  for (const io::RowMapping& m : original) {
+    const bool present = std::all_of(m.parts.begin(), m.parts.end(), [&](const std::string& p) {
+      return weights.contains(p) && weights.get(p).ndim() == 2;
+    });
+    if (present && m.original.ends_with(".weight"))
+      out.emplace(match_key(std::string_view(m.original).substr(0, m.original.size() - 7)),
+                  Target{m.parts, m.swap_halves});
+  }
+  return out;
+}
+
+// One module's matrices in a LoRA file.
+struct Pair {
+  std::string down, up, alpha;  // tensor names in the file ("" when absent)
+};
+
+std::optional<std::string> strip_suffix(const std::string& name,
+                                        std::span<const std::string_view> suffixes) {
+  for (std::string_view s : suffixes)
+    if (name.ends_with(s)) return name.substr(0, name.size() - s.size());
+  return std::nullopt;
+}
+
+// The file's modules by their name in the file (prefix included), and the tensors it holds that
+// are none of a module's down, up or alpha.
+std::map<std::string, Pair> modules_of(const io::WeightStore& file,
+                                       std::vector<std::string>& other) {
+  std::map<std::string, Pair> out;
+  for (const std::string& name : file.names()) {
+    if (auto m = strip_suffix(name, kDownSuffixes)) {
+      out[*m].down = name;
+    } else if (auto m = strip_suffix(name, kUpSuffixes)) {
+      out[*m].up = name;
+    } else if (name.ends_with(kAlphaSuffix)) {
+      out[name.substr(0, name.size() - kAlphaSuffix.size())].alpha = name;
+    } else {
+      other.push_back(name);
+    }
+  }
+  return out;
+}
+
+bool is_text_encoder_module(std::string_view module) {
+  return std::any_of(std::begin(kTextEncoderPrefixes), std::end(kTextEncoderPrefixes),
+                     [&](std::string_view p) { return module.starts_with(p); });
+}
+
+// A float32 copy of the weight `name` of `weights` (never the mapped file itself, which a float32
+// weight's to(F32) would return), made once and then accumulated into.
+Tensor& accumulator(std::map<std::string, Tensor>& merged, const io::WeightStore& weights,
+                    const std::string& name) {
+  auto it = merged.find(name);
+  if (it == merged.end()) {
+    const Tensor w = weights.get(name);
+    Tensor copy = Tensor::empty(w.shape(), DType::F32);
+    copy.copy_from(w);
+    it = merged.emplace(name, copy).first;
+  }
+  return it->second;
+}
+
+// dst += scale * src, elementwise over [rows, cols] (both contiguous float32 rows).
+void add_scaled(float* dst, const float* src, int64_t n, float scale) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += scale * src[i];
+}
+
+// Adds one module's update to the accumulators of its target's parts.
+void merge_module(const io::WeightStore& weights, const Target& target, const Tensor& delta,
+                  float scale, std::map<std::string, Tensor>& merged) {
+  const int64_t cols = delta.size(1);
+  const float* d = delta.data<float>();
+  int64_t row = 0;
+  for (const std::string& part : target.parts) {
+    Tensor& acc = accumulator(merged, weights, part);
+    const int64_t rows = acc.size(0);
+    if (target.swap_halves) {  // the update's first half is the weight's second, and back
+      const int64_t half = rows / 2;
+      add_scaled(acc.data<float>() + half * cols, d, half * cols, scale);
+      add_scaled(acc.data<float>(), d + half * cols, (rows - half) * cols, scale);
+    } else {
+      add_scaled(acc.data<float>(), d + row * cols, rows * cols, scale);
+    }
+    row += rows;
+  }
+}
+
+// The merged weight in the dtype the model had it in (see lora.h).
+Tensor stored_like(const Tensor& merged, const Tensor& original) {
+  if (dtype_is_float8(original.dtype())) return io::quantize_fp8_e4m3(merged);
+  if (dtype_is_quantized(original.dtype())) return merged.to(DType::BF16);
+  return merged.to(original.dtype());
+}
+
+}  // namespace
+
+LoraFile parse_lora_argument(const std::string& argument) {
+  const size_t colon = argument.rfind(':');
+  if (colon == std::string::npos || colon == 0) return {argument, 1.0f};
+  const std::string number = argument.substr(colon + 1);
+  char* end = nullptr;
+  errno = 0;
+  const float scale = std::strtof(number.c_str(), &end);
+  // A colon not followed by a number belongs to the path.
+  if (number.empty() || end != number.c_str() + number.size()) return {argument, 1.0f};
+  ZF_CHECK(errno == 0 && std::isfinite(scale),
+           "[lora] --lora {}: the scale '{}' is not a finite number", argument, number);
+  return {argument.substr(0, colon), scale};
+}
+
+io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const LoraFile> loras,
+                            std::span<const io::RowMapping> original, std::string_view what) {
+  if (loras.empty()) return weights;
+  const std::map<std::string, Target> modules = patchable_modules(weights, original);
+  std::map<std::string, Tensor> merged;  // float32 accumulators, by diffusers weight name
+  for (const LoraFile& lora : loras) {
+    const std::string file = lora.path.string();
+    const io::WeightStore store = io::WeightStore::open(lora.path);
+    std::vector<std::string> other;
+    const std::map<std::string, Pair> pairs = modules_of(store, other);
+    ZF_CHECK(other.empty(),
+             "[lora] {}: tensor '{}' is not a LoRA down, up or alpha (LoHa, LoKr, DoRA and full "
+             "'diff' patches are not supported)",
+             file, other.empty() ? "" : other.front());
+    int applied = 0, skipped = 0;
+    std::vector<std::string> unknown;
+    for (const auto& [name, pair] : pairs) {
+      const std::string module = strip_prefixes(name);
+      if (is_text_encoder_module(name) || is_text_encoder_module(module)) {
+        ++skipped;
+        continue;
+      }
+      const auto target = modules.find(match_key(module));
+      if (target == modules.end()) {
+        unknown.push_back(name);
+        continue;
+      }
+      ZF_CHECK(!pair.down.empty() && !pair.up.empty(), "[lora] {}: module '{}' has no {} matrix",
+               file, name,
+               pair.down.empty() ? "down (lora_A / lora_down)" : "up (lora_B / lora_up)");
+      const Tensor down = store.get(pair.down).to(DType::F32).contiguous();
+      const Tensor up = store.get(pair.up).to(DType::F32).contiguous();
+      const Tensor& first = weights.get(target->second.parts.front());
+      int64_t out_rows = 0;
+      for (const std::string& p : target->second.parts) out_rows += weights.get(p).size(0);
+      ZF_CHECK(down.ndim() == 2 && up.ndim() == 2 && up.size(1) == down.size(0) &&
+                   up.size(0) == out_rows && down.size(1) == first.size(1),
+               "[lora] {}: module '{}' has down {} and up {}, which do not make an update of "
+               "'{}' [{}, {}]",
+               file, name, shape_str(down.shape()), shape_str(up.shape()),
+               target->second.parts.front(), out_rows, first.size(1));
+      const int64_t rank = down.size(0);
+      float scale = lora.scale;
+      if (!pair.alpha.empty()) {
+        const Tensor alpha = store.get(pair.alpha);
+        ZF_CHECK(alpha.numel() == 1, "[lora] {}: '{}' holds {} values, expected one", file,
+                 pair.alpha, alpha.numel());
+        scale *= alpha.to_f32_vector()[0] / static_cast<float>(rank);
+      }
+      merge_module(weights, target->second, ops::matmul(up, down), scale, merged);
+      ++applied;
+    }
+    ZF_CHECK(applied > 0, "[lora] {}: none of its {} modules is part of the {} (the first: '{}')",
+             file, pairs.size(), what, unknown.empty() ? "" : unknown.front());
+    if (!unknown.empty())
+      log::warn("[lora] {}: {} modules are not part of the {} and were left out (the first: '{}')",
+                file, unknown.size(), what, unknown.front());
+    if (skipped > 0)
+      log::warn("[lora] {}: {} text-encoder modules left out (only the {} takes LoRAs)", file,
+                skipped, what);
+    log::info("[lora] {}: {} modules merged into the {} at scale {}", file, applied, what,
+              lora.scale);
+  }
+  io::WeightStore out = weights;
+  for (const auto& [name, tensor] : merged)
+    out.replace(name, stored_like(tensor, weights.get(name)));
+  return out;
+}
+
+}  // namespace zflow::models

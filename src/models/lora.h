@@ -1,0 +1,49 @@
+// LoRA: low-rank weight updates W' = W + scale * (alpha / rank) * up @ down, merged into a
+// model's weights as they load (diffusers' fuse_lora, ComfyUI's LoraLoader, stable-diffusion.cpp's
+// default for float weights), so a step costs what it costs without them.
+//
+// A LoRA file (safetensors) holds, per patched module, a `down` [rank, in] and an `up`
+// [out, rank] matrix and maybe an `alpha` scalar (absent: alpha = rank). The trainers spell them
+//   PEFT / diffusers:  <module>.lora_A.weight, <module>.lora_B.weight (also .lora_A.default.weight)
+//   kohya:             <module>.lora_down.weight, <module>.lora_up.weight, <module>.alpha
+//   dotted:            <module>.lora.down.weight, <module>.lora.up.weight
+// with <module> under a prefix (transformer., diffusion_model., model.diffusion_model.,
+// base_model.model., lora_unet_) in the model's diffusers names or its original ones (BFL /
+// ComfyUI: FLUX's fused qkv and linear1, Z-Image's fused qkv; io/key_map.h), dots or kohya's
+// underscores between the parts. An update of a fused original weight is split by rows over the
+// diffusers weights it became.
+//
+// The merge is computed in float32 and stored back in the weight's dtype (float32, bf16, f16;
+// a scaled float8 weight is requantised with a new scale). A GGML block-quantised weight is
+// stored as bf16 once patched: exact, at bf16's size for that tensor.
+#pragma once
+
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/key_map.h"
+#include "io/weight_store.h"
+
+namespace zflow::models {
+
+struct LoraFile {
+  std::filesystem::path path;
+  float scale = 1.0f;  // the user's strength, times alpha / rank
+};
+
+// Parses "PATH" or "PATH:SCALE" (the CLI's --lora); a scale that is not a finite number is an
+// Error naming the flag's value.
+LoraFile parse_lora_argument(const std::string& argument);
+
+// `weights` (diffusers names) with every LoRA of `loras` merged in, applied in order. `original`
+// maps the model's original-layout names onto those weights, so files in either naming apply.
+// `what` names the model in messages. A file none of whose modules is part of the model, a
+// module without its down or up matrix, or shapes that do not fit the weight are Errors naming
+// the file and key; modules of other components (text encoders) are skipped with a warning.
+io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const LoraFile> loras,
+                            std::span<const io::RowMapping> original, std::string_view what);
+
+}  // namespace zflow::models

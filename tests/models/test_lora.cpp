@@ -1,0 +1,202 @@
+// LoRA files merged into the tiny Z-Image and FLUX.1 transformers, against PEFT running the same
+// adapter unfused and diffusers reading the files (tools/golden/make_lora.py). One update is
+// written in each layout trainers use (PEFT / diffusers names, kohya's lora_unet_ names with
+// alpha, original BFL / ComfyUI names with fused q/k/v); every file must give the golden output.
+// Tolerance 1e-4 relative, the float32 model goldens' own (DESIGN.md): merging computes
+// W + s B A once in float32 where PEFT adds s B (A x) per call, a difference of rounding only. The
+// LoRA moves the outputs by 30-70%, so a wrong row split, a missed module or alpha would show.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "io/fp8_weights.h"
+#include "io/safetensors.h"
+#include "models/flux_dit.h"
+#include "models/lora.h"
+#include "models/zimage_dit.h"
+#include "test_util.h"
+
+namespace zflow::models {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr double kTolerance = 1e-4;
+const fs::path kLoraDir = test::fixture("lora");
+
+Tensor golden(const std::string& name) {
+  static const io::SafetensorsFile file =
+      io::SafetensorsFile::open(kLoraDir / "lora_tiny_outputs.safetensors");
+  return file.tensor(name);
+}
+
+std::string scale_key(float scale) {
+  return scale == 1.0f ? "scale1.0" : "scale0.75";
+}
+
+// ---- Z-Image ----------------------------------------------------------------------------------
+
+const fs::path kZImageFolder = test::fixture("zimage_dit/tiny_diffusers/transformer");
+
+Tensor run_zimage(const ZImageTransformer& model, const std::string& name) {
+  static const io::SafetensorsFile io = io::SafetensorsFile::open(
+      test::fixture("zimage_dit/zimage_dit_tiny_diffusers_io.safetensors"));
+  const std::vector<float> t = io.tensor(name + ".t").to_f32_vector();
+  std::vector<Tensor> captions;
+  for (size_t i = 0; i < t.size(); ++i)
+    captions.push_back(io.tensor(name + ".caption" + std::to_string(i)));
+  return model.forward(io.tensor(name + ".latents"), t, captions);
+}
+
+TEST(Lora, ZImageEveryLayoutMatchesPeft) {
+  for (const char* file : {"zimage_lora_peft", "zimage_lora_kohya", "zimage_lora_comfy"})
+    for (float scale : {1.0f, 0.75f}) {
+      const LoraFile lora{kLoraDir / (std::string(file) + ".safetensors"), scale};
+      const ZImageTransformer model =
+          load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), false, {&lora, 1});
+      for (const char* name : {"h6w10_cap31_t03", "batch_h6w10_cap5_cap20"}) {
+        const double err = test::relative_error(
+            run_zimage(model, name), golden(fmt::format("zimage.{}.{}", name, scale_key(scale))));
+        EXPECT_LE(err, kTolerance) << file << " scale " << scale << " " << name;
+      }
+    }
+}
+
+// Two files apply in turn: half of the update twice is the whole of it.
+TEST(Lora, ZImageLorasAddUp) {
+  const std::vector<LoraFile> halves = {{kLoraDir / "zimage_lora_peft.safetensors", 0.5f},
+                                        {kLoraDir / "zimage_lora_comfy.safetensors", 0.5f}};
+  const ZImageTransformer model =
+      load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), false, halves);
+  EXPECT_LE(test::relative_error(run_zimage(model, "h6w10_cap31_t03"),
+                                 golden("zimage.h6w10_cap31_t03.scale1.0")),
+            kTolerance);
+}
+
+// ---- FLUX.1 -----------------------------------------------------------------------------------
+
+const fs::path kFluxFolder = test::fixture("flux_dit/tiny_dev_diffusers/transformer");
+
+Tensor run_flux(const FluxTransformer& model, const std::string& name) {
+  static const io::SafetensorsFile io =
+      io::SafetensorsFile::open(test::fixture("flux_dit/flux_dit_tiny_diffusers_io.safetensors"));
+  const std::vector<float> flat = io.tensor(name + ".img_ids").to_f32_vector();
+  std::vector<FluxPosition> ids;
+  for (size_t i = 0; i + 2 < flat.size(); i += 3)
+    ids.push_back({flat[i], flat[i + 1], flat[i + 2]});
+  return model.forward(
+      io.tensor(name + ".hidden_states"), ids, io.tensor(name + ".encoder_hidden_states"),
+      io.tensor(name + ".pooled_projections"), io.tensor(name + ".timestep").to_f32_vector(),
+      io.tensor(name + ".guidance").to_f32_vector());
+}
+
+TEST(Lora, FluxPeftAndBflLayoutsMatchPeft) {
+  for (const char* file : {"flux_lora_peft", "flux_lora_bfl"})
+    for (float scale : {1.0f, 0.75f}) {
+      const LoraFile lora{kLoraDir / (std::string(file) + ".safetensors"), scale};
+      const FluxTransformer model =
+          load_flux_transformer(kFluxFolder, {}, false, Placement::cpu(), {&lora, 1});
+      for (const char* name : {"h3w5_txt5_t1", "batch_h2w3_txt6"}) {
+        const double err = test::relative_error(
+            run_flux(model, name), golden(fmt::format("flux.{}.{}", name, scale_key(scale))));
+        EXPECT_LE(err, kTolerance) << file << " scale " << scale << " " << name;
+      }
+    }
+}
+
+// kohya's BFL names (fused qkv, the final layer's halves swapped) as diffusers reads them.
+TEST(Lora, FluxKohyaLayoutMatchesDiffusers) {
+  const LoraFile lora{kLoraDir / "flux_lora_kohya.safetensors", 1.0f};
+  const FluxTransformer model =
+      load_flux_transformer(kFluxFolder, {}, false, Placement::cpu(), {&lora, 1});
+  for (const char* name : {"h3w5_txt5_t1", "batch_h2w3_txt6"})
+    EXPECT_LE(
+        test::relative_error(run_flux(model, name), golden(fmt::format("flux.kohya.{}", name))),
+        kTolerance)
+        << name;
+}
+
+// ---- Stored dtypes and errors -------------------------------------------------------------------
+
+// A patched bf16 weight stays bf16; a patched block-quantised one becomes bf16 (exact merge); a
+// scaled float8 one is requantised; weights the LoRA does not touch are the same tensors.
+TEST(Lora, MergedWeightsKeepOrWidenTheirDtype) {
+  const io::WeightStore folder = io::WeightStore::open(kZImageFolder);
+  io::WeightStore mixed;
+  for (const std::string& name : folder.names()) {
+    const Tensor t = folder.get(name);
+    const bool q8 = name.find("feed_forward") != std::string::npos && t.ndim() == 2 &&
+                    t.size(1) % dtype_block_size(DType::Q8_0) == 0;
+    const bool fp8 = name == "layers.0.attention.to_k.weight";
+    mixed.add(name, q8    ? t.to(DType::Q8_0)
+                    : fp8 ? io::quantize_fp8_e4m3(t)
+                          : (t.ndim() == 2 ? t.to(DType::BF16) : t));
+  }
+  const LoraFile lora{kLoraDir / "zimage_lora_peft.safetensors", 1.0f};
+  const io::WeightStore merged = merge_loras(mixed, {&lora, 1}, {}, "Z-Image transformer");
+  EXPECT_EQ(merged.get("layers.0.attention.to_q.weight").dtype(), DType::BF16);
+  EXPECT_EQ(merged.get("layers.0.feed_forward.w1.weight").dtype(), DType::BF16);
+  EXPECT_EQ(mixed.get("layers.0.feed_forward.w1.weight").dtype(), DType::Q8_0);
+  // A scaled float8 weight is requantised: float8 again, with the scale of its new values.
+  const Tensor k = merged.get("layers.0.attention.to_k.weight");
+  EXPECT_EQ(k.dtype(), DType::F8_E4M3);
+  EXPECT_NE(k.scale(), mixed.get("layers.0.attention.to_k.weight").scale());
+  // cap_embedder is not patched: the very same storage.
+  EXPECT_EQ(merged.get("cap_embedder.1.weight").raw(), mixed.get("cap_embedder.1.weight").raw());
+  // The patched weight is W + the update, W being the bf16 one.
+  const std::vector<float> before = mixed.get("layers.0.attention.to_q.weight").to_f32_vector();
+  const std::vector<float> after = merged.get("layers.0.attention.to_q.weight").to_f32_vector();
+  double moved = 0;
+  for (size_t i = 0; i < before.size(); ++i)
+    moved = std::max(moved, double(std::abs(after[i] - before[i])));
+  EXPECT_GT(moved, 1e-3);
+}
+
+// The error loading the tiny Z-Image transformer with `file` gives.
+std::string zimage_error(const fs::path& file) {
+  const LoraFile lora{file, 1.0f};
+  return test::error_of([&] {
+    load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), false, {&lora, 1});
+  });
+}
+
+TEST(Lora, ErrorsNameTheFileAndModule) {
+  using ::testing::AllOf;
+  using ::testing::HasSubstr;
+  EXPECT_THAT(zimage_error(kLoraDir / "flux_lora_peft.safetensors"),
+              AllOf(HasSubstr("flux_lora_peft.safetensors"), HasSubstr("none of its"),
+                    HasSubstr("Z-Image transformer")));
+
+  const fs::path dir = fs::temp_directory_path() / "zflow_lora_test";
+  fs::create_directories(dir);
+  const std::string q = "transformer.layers.0.attention.to_q";
+  const Tensor down = Tensor::zeros({4, 64}, DType::F32);
+  io::write_safetensors(
+      dir / "bad_rank.safetensors",
+      {{q + ".lora_A.weight", down}, {q + ".lora_B.weight", Tensor::zeros({64, 3}, DType::F32)}});
+  EXPECT_THAT(
+      zimage_error(dir / "bad_rank.safetensors"),
+      AllOf(HasSubstr("bad_rank.safetensors"), HasSubstr(q), HasSubstr("do not make an update")));
+  io::write_safetensors(dir / "no_up.safetensors", {{q + ".lora_A.weight", down}});
+  EXPECT_THAT(zimage_error(dir / "no_up.safetensors"), HasSubstr("has no up"));
+  io::write_safetensors(dir / "loha.safetensors",
+                        {{"lora_unet_layers_0_attention_to_q.hada_w1_a", down}});
+  EXPECT_THAT(zimage_error(dir / "loha.safetensors"), HasSubstr("LoHa, LoKr"));
+  fs::remove_all(dir);
+}
+
+TEST(Lora, ParsesTheCommandLineArgument) {
+  EXPECT_EQ(parse_lora_argument("style.safetensors").path, "style.safetensors");
+  EXPECT_EQ(parse_lora_argument("style.safetensors").scale, 1.0f);
+  const LoraFile half = parse_lora_argument("dir/style.safetensors:0.5");
+  EXPECT_EQ(half.path, "dir/style.safetensors");
+  EXPECT_EQ(half.scale, 0.5f);
+  EXPECT_EQ(parse_lora_argument("a:b/style.safetensors").path, "a:b/style.safetensors");
+  EXPECT_EQ(parse_lora_argument("style.safetensors:-1.25").scale, -1.25f);
+  EXPECT_THAT(test::error_of([] { parse_lora_argument("style.safetensors:inf"); }),
+              ::testing::HasSubstr("not a finite number"));
+}
+
+}  // namespace
+}  // namespace zflow::models
