@@ -1,5 +1,8 @@
 #include "pipeline/generator.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -54,7 +57,45 @@ int denoising_steps(int steps, double strength, bool from_image) {
   return from_image ? steps - img2img_start(steps, strength) : steps;
 }
 
-std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
+namespace {
+
+// A generator whose transformer has LoRAs merged in: its records say which, as A1111 quotes a
+// list (`LoRAs: "style.safetensors: 0.8, ink.safetensors: 0.5"`) and as JSON.
+class WithLoras final : public ImageGenerator {
+ public:
+  WithLoras(std::unique_ptr<ImageGenerator> inner, std::vector<models::LoraFile> loras)
+      : inner_(std::move(inner)), loras_(std::move(loras)) {}
+
+  const std::string& model_name() const override { return inner_->model_name(); }
+  std::string architecture() const override { return inner_->architecture(); }
+  GenerationSettings resolve(const GenerationRequest& request) const override {
+    return inner_->resolve(request);
+  }
+  std::vector<io::Image> generate(const GenerationRequest& request,
+                                  const RunControl& control) const override {
+    return inner_->generate(request, control);
+  }
+  ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
+                     int batch_index) const override {
+    ImageRecord r = inner_->record(request, sources, batch_index);
+    std::vector<std::string> listed;
+    nlohmann::json json = nlohmann::json::array();
+    for (const models::LoraFile& lora : loras_) {
+      const std::string name = lora.path.filename().string();
+      listed.push_back(fmt::format("{}: {}", name, lora.scale));
+      json.push_back({{"file", name}, {"scale", lora.scale}});
+    }
+    r.parameters += fmt::format(", LoRAs: \"{}\"", fmt::join(listed, ", "));
+    r.request["loras"] = json;
+    return r;
+  }
+
+ private:
+  std::unique_ptr<ImageGenerator> inner_;
+  std::vector<models::LoraFile> loras_;
+};
+
+std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {
   switch (detect_family(files)) {
     case Family::ZImage:
       return load_zimage_generator(files);
@@ -62,6 +103,14 @@ std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
       return load_flux_generator(files);
   }
   fail("[model] unreachable family");
+}
+
+}  // namespace
+
+std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
+  std::unique_ptr<ImageGenerator> generator = load_family(files);
+  if (files.loras.empty()) return generator;
+  return std::make_unique<WithLoras>(std::move(generator), files.loras);
 }
 
 }  // namespace zflow::pipeline

@@ -192,6 +192,11 @@ TEST_F(GenerateCommand, LoraFlagMergesIntoTheTransformer) {
       run_zflow(args + (out_ / "strong_%d.png").string() + " --lora " + strong + ":2");
   ASSERT_EQ(moved.status, 0) << moved.output;
   EXPECT_LT(test::psnr(io::read_image(out_ / "strong_0.png"), want), 30.0);
+  // The PNG says which LoRAs made it, in A1111's text and in the request JSON.
+  const auto text = png_text(out_ / "strong_0.png");
+  EXPECT_THAT(text.at("parameters"), ::testing::EndsWith(", LoRAs: \"strong.safetensors: 2\""));
+  const auto j = nlohmann::json::parse(text.at("zflow_request"));
+  EXPECT_EQ(j["loras"], nlohmann::json::parse(R"([{"file": "strong.safetensors", "scale": 2.0}])"));
 
   const CommandResult missing = run_zflow(args + (out_ / "x.png").string() + " --lora " +
                                           (out_ / "none.safetensors").string());
