@@ -16,3 +16,20 @@ set_property(TARGET zflow_engine PROPERTY CUDA_STANDARD 17)
 # The engine target exists before CUDA is enabled, so it did not pick up the architectures.
 set_property(TARGET zflow_engine PROPERTY CUDA_ARCHITECTURES ${CMAKE_CUDA_ARCHITECTURES})
 target_link_libraries(zflow_engine PUBLIC CUDA::cudart CUDA::cublasLt)
+
+# cuDNN's fused attention through the header-only cuDNN frontend (scripts/fetch-cudnn-frontend
+# puts its headers in build-deps/), loaded at run time (attention_cudnn.cpp): nothing to link but
+# libdl. Without the headers attention runs on the built-in kernel.
+find_path(ZFLOW_CUDNN_FRONTEND_INCLUDE cudnn_frontend.h
+  PATHS ${PROJECT_SOURCE_DIR}/build-deps/cudnn_frontend/include NO_DEFAULT_PATH)
+find_path(ZFLOW_CUDNN_INCLUDE cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+if(ZFLOW_CUDNN_FRONTEND_INCLUDE AND ZFLOW_CUDNN_INCLUDE)
+  target_include_directories(zflow_engine SYSTEM PRIVATE ${ZFLOW_CUDNN_FRONTEND_INCLUDE}
+                             ${ZFLOW_CUDNN_INCLUDE})
+  target_compile_definitions(zflow_engine PRIVATE ZFLOW_CUDNN_SDPA=1)
+  target_link_libraries(zflow_engine PRIVATE ${CMAKE_DL_LIBS})
+  message(STATUS "CUDA attention: cuDNN fused SDPA (frontend in ${ZFLOW_CUDNN_FRONTEND_INCLUDE})")
+else()
+  message(STATUS "CUDA attention: built-in kernel only (no cuDNN frontend headers: run "
+                 "scripts/fetch-cudnn-frontend)")
+endif()

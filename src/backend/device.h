@@ -37,4 +37,9 @@ void cuda_release_cached_memory();
 // Waits until every queued GPU operation has finished (timings, error checks).
 void cuda_synchronize();
 
+// Which kernel runs bf16 attention on the GPU: "cudnn" (cuDNN's fused SDPA, when this build has
+// the cuDNN frontend and the machine's libcudnn.so.9 loads) or "built-in"; "" in a CPU-only build.
+// Asking may load cuDNN.
+std::string cuda_attention_kernel();
+
 }  // namespace zflow

@@ -16,6 +16,9 @@ CudaMemoryStats cuda_memory_stats() {
 void cuda_reset_peak_memory() {}
 void cuda_release_cached_memory() {}
 void cuda_synchronize() {}
+std::string cuda_attention_kernel() {
+  return {};
+}
 
 }  // namespace zflow
 #endif

@@ -104,7 +104,8 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
                  : fmt::format(", {:.2f} TFLOP, {:.1f} GFLOP/s", flops / 1e12, flops / s / 1e9);
     const CudaMemoryStats vram = gpu ? cuda_memory_stats() : CudaMemoryStats{};
     const std::string where =
-        gpu ? fmt::format("cuda ({})", cuda_devices().at(0).name)
+        gpu ? fmt::format("cuda ({}, {} attention)", cuda_devices().at(0).name,
+                          cuda_attention_kernel())
             : fmt::format("{} threads, bf16-weight matmuls on {}", ThreadPool::compute().threads(),
                           cpu::gemm_isa_name(cpu::gemm_default_isa(DType::BF16)));
     const std::string memory =
@@ -126,6 +127,7 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
                         {"peak_rss_gb", static_cast<double>(peak_rss_bytes()) / 1e9}};
     if (gpu) {
       j["gpu"] = cuda_devices().at(0).name;
+      j["attention"] = cuda_attention_kernel();
       j["peak_vram_gb"] = static_cast<double>(vram.peak_in_use_bytes) / 1e9;
       j["peak_pool_gb"] = static_cast<double>(vram.peak_reserved_bytes) / 1e9;
     }

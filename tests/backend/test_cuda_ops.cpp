@@ -3,7 +3,10 @@
 // 129, 257 ...): they straddle warp, vector and tile widths, leave partial tiles, and make
 // the elementwise kernels take both their 16-byte and their single-element paths.
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
+#include "backend/device.h"
 #include "backend/ops.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
@@ -285,6 +288,17 @@ TEST(CudaOps, FlashAttentionAgainstTheCpuKernel) {
     const Tensor q = a[0].permute({0, 2, 1, 3}), k = a[1].permute({0, 2, 1, 3});
     return ops::attention(q, k, k, 0.125f);
   });
+}
+
+// Where cuDNN loads (gpu-check points LD_LIBRARY_PATH at the machine's libcudnn.so.9), bf16
+// attention must run on its fused SDPA, not silently on the built-in kernel; the cases above
+// then check its results. Says which kernel ran, for the report.
+TEST(CudaOps, AttentionKernelInUse) {
+  ZF_REQUIRE_GPU();
+  const std::string kernel = cuda_attention_kernel();
+  std::printf("  bf16 attention kernel: %s\n", kernel.c_str());
+  if (std::getenv("ZFLOW_EXPECT_CUDNN") != nullptr) EXPECT_EQ(kernel, "cudnn");
+  EXPECT_TRUE(kernel == "cudnn" || kernel == "built-in") << kernel;
 }
 
 TEST(CudaOps, Conv2dPadUpsampleGroupNorm) {

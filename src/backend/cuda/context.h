@@ -36,6 +36,9 @@ void check(cublasStatus_t status, const char* call);
 // this GPU) becomes zflow::Error naming the kernel.
 void check_launch(cudaError_t status, const char* kernel);
 
+// A small host array of int32 uploaded for one kernel (ids, key lengths).
+Tensor upload_i32(const int32_t* values, int64_t n);
+
 // The storage type of a GPU activation (F32 or BF16, checked by ops.cpp).
 Act act_of(const Tensor& t);
 // The WeightRef of a contiguous GPU tensor of F32, BF16 or F16 (undefined -> absent).

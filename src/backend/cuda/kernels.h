@@ -27,6 +27,10 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 Tensor upsample_nearest2x(const Tensor& x);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const ops::AttentionMask& mask);
+// cuDNN's fused attention (attention_cudnn.cpp), which attention() tries first: an undefined
+// Tensor when this build or machine has no cuDNN, or cuDNN cannot run the case.
+Tensor attention_by_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                          const ops::AttentionMask& mask);
 // The unfused form attention() falls back to for head dims the flash kernel does not take.
 Tensor attention_by_matmul(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                            const ops::AttentionMask& mask);

@@ -35,14 +35,13 @@ Tensor rows(const Tensor& x, RowOp op, const Tensor& w, const Tensor& b, float e
   return y;
 }
 
-// A small host array of int32 uploaded for one kernel (ids, key lengths).
+}  // namespace
+
 Tensor upload_i32(const int32_t* values, int64_t n) {
   Tensor host = Tensor::empty({n}, DType::I32);
   std::memcpy(host.raw(), values, static_cast<size_t>(n) * sizeof(int32_t));
   return host.to(Device::CUDA);
 }
-
-}  // namespace
 
 Tensor unary(const Tensor& x, Unary op) {
   switch (op) {
@@ -203,6 +202,7 @@ Tensor fill_rows(const Tensor& x, const Tensor& row, std::span<const int64_t> be
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const ops::AttentionMask& mask) {
+  if (Tensor fused = attention_by_cudnn(q, k, v, scale, mask); fused.defined()) return fused;
   AttentionProblem p{};
   p.batch = q.size(0);
   p.heads = q.size(1);
