@@ -21,6 +21,7 @@ namespace {
 struct ServeOptions {
   std::vector<std::string> model_dirs;
   std::string models_folder;
+  std::string lora_folder;    // --lora-dir: the LoRAs requests may name
   ComponentFlags components;  // one model given by its files
   server::ServerOptions server;
   double memory_budget_gb = 0;
@@ -58,7 +59,10 @@ int run_serve(ServeOptions o) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   server::ModelRegistry models(model_entries(o),
-                               static_cast<uint64_t>(o.memory_budget_gb * (1ull << 30)));
+                               static_cast<uint64_t>(o.memory_budget_gb * (1ull << 30)),
+                               pipeline::load_generator,
+                               o.lora_folder.empty() ? std::vector<server::LoraEntry>{}
+                                                     : server::scan_lora_folder(o.lora_folder));
   server::ApiServer api(o.server, models);
   const int port = api.bind();
   for (const auto& e : models.entries())
@@ -88,6 +92,10 @@ Run add_serve_command(CLI::App& app) {
   cmd->add_option("--models-dir", o->models_folder,
                   "a folder whose subfolders are diffusers models, offered by folder name");
   add_component_flags(cmd, o->components, " (one model given by its files)");
+  cmd->add_option("--lora-dir", o->lora_folder,
+                  "a folder of LoRA .safetensors files requests may name (<lora:NAME:SCALE> in an "
+                  "A1111 prompt, or \"loras\": [{\"name\", \"scale\"}]); a model with LoRAs is "
+                  "loaded as a model of its own");
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key,

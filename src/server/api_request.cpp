@@ -123,6 +123,71 @@ void common_fields(const json& body, const RequestLimits& limits, pipeline::Gene
   r.seed = seed_field(body, "seed");
 }
 
+float lora_scale(const std::string& field, double scale) {
+  if (!(scale >= -8 && scale <= 8))
+    bad(field, fmt::format("expected a scale -8..8, got {}", scale));
+  return static_cast<float>(scale);
+}
+
+void add_lora(std::vector<LoraChoice>& loras, LoraChoice lora, const std::string& field,
+              const RequestLimits& limits) {
+  if (lora.name.empty() || lora.name.size() > 255) bad(field, "expected a LoRA name");
+  if (static_cast<int>(loras.size()) >= limits.max_loras)
+    bad(field, fmt::format("more than {} LoRAs", limits.max_loras));
+  loras.push_back(std::move(lora));
+}
+
+std::vector<LoraChoice> loras_field(const json& body, const std::string& field,
+                                    const RequestLimits& limits) {
+  std::vector<LoraChoice> loras;
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return loras;
+  if (!it->is_array()) bad(field, "expected an array of {\"name\": ..., \"scale\": ...}");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const std::string item = fmt::format("{}[{}]", field, i);
+    const json& l = (*it)[i];
+    if (!l.is_object()) bad(item, "expected {\"name\": ..., \"scale\": ...}");
+    const auto name = l.find("name");
+    if (name == l.end() || !name->is_string()) bad(item + ".name", "expected the LoRA's name");
+    double scale = 1.0;
+    if (const auto s = l.find("scale"); s != l.end() && !s->is_null()) {
+      if (!s->is_number())
+        bad(item + ".scale", fmt::format("expected a number, got {}", s->dump()));
+      scale = s->get<double>();
+    }
+    add_lora(loras, {name->get<std::string>(), lora_scale(item + ".scale", scale)}, item, limits);
+  }
+  return loras;
+}
+
+// Cuts A1111's <lora:NAME> / <lora:NAME:SCALE> tags out of `prompt` into `loras`.
+void take_prompt_loras(std::string& prompt, std::vector<LoraChoice>& loras,
+                       const RequestLimits& limits) {
+  std::string kept;
+  size_t at = 0;
+  for (size_t open = prompt.find("<lora:"); open != std::string::npos;
+       open = prompt.find("<lora:", at)) {
+    const size_t close = prompt.find('>', open);
+    if (close == std::string::npos) bad("prompt", "a <lora: tag has no closing >");
+    const std::string tag = prompt.substr(open + 6, close - open - 6);
+    const size_t colon = tag.rfind(':');
+    LoraChoice lora{tag, 1.0f};
+    if (colon != std::string::npos) {
+      lora.name = tag.substr(0, colon);
+      char* end = nullptr;
+      const std::string number = tag.substr(colon + 1);
+      const double scale = std::strtod(number.c_str(), &end);
+      if (number.empty() || end != number.c_str() + number.size())
+        bad("prompt", fmt::format("<lora:{}>: '{}' is not a scale", tag, number));
+      lora.scale = lora_scale("prompt", scale);
+    }
+    add_lora(loras, lora, "prompt", limits);
+    kept += prompt.substr(at, open - at);
+    at = close + 1;
+  }
+  prompt = kept + prompt.substr(at);
+}
+
 std::string model_field(const json& body, const std::string& field,
                         const std::string& default_model) {
   const auto m = get_string(body, field);
@@ -146,6 +211,7 @@ JobSpec parse_openai_generation(const json& body, const RequestLimits& limits,
   auto& r = spec.request;
   r.prompt = prompt_field(body, "prompt", true, limits);
   spec.model = model_field(body, "model", default_model);
+  spec.loras = loras_field(body, "loras", limits);
   r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));
   if (const auto size = get_string(body, "size"); size && *size != "auto") {
     int w = 0, h = 0;
@@ -178,6 +244,8 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   }
   if (model.empty()) throw ApiError(404, "sd_model_checkpoint", "no models are configured");
   spec.model = model;
+  spec.loras = loras_field(body, "loras", limits);
+  take_prompt_loras(r.prompt, spec.loras, limits);
   r.width = side_field(body, "width", limits);
   r.height = side_field(body, "height", limits);
   r.batch = static_cast<int>(get_int(body, "batch_size", 1, limits.max_batch).value_or(1));
@@ -208,6 +276,7 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
   auto& r = spec.request;
   r.prompt = prompt_field(body, "prompt", true, limits);
   spec.model = model_field(body, "model", default_model);
+  spec.loras = loras_field(body, "loras", limits);
   r.width = side_field(body, "width", limits);
   r.height = side_field(body, "height", limits);
   r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));

@@ -30,14 +30,19 @@ struct RequestLimits {
   int max_batch = 8;    // images per request
   int max_steps = 200;
   size_t max_prompt_bytes = 16384;
+  int max_loras = 8;  // LoRAs per request
 };
 
 // The body as a JSON object, or ApiError 400.
 nlohmann::json parse_json_object(const std::string& body);
 
-// `default_model` is used when the body names none; the caller checks the name exists.
+// `default_model` is used when the body names none; the caller checks the name exists. Every API
+// takes `loras`: [{"name": NAME, "scale": S (default 1)}], LoRAs of the server's LoRA folder by
+// name (the caller checks they exist), merged into the model in order.
 JobSpec parse_openai_generation(const nlohmann::json& body, const RequestLimits& limits,
                                 const std::string& default_model);
+// A1111 also takes LoRAs as its prompt tags, <lora:NAME> or <lora:NAME:SCALE>, which are cut out
+// of the prompt (after any in the `loras` field).
 JobSpec parse_a1111(const nlohmann::json& body, bool img2img, const RequestLimits& limits,
                     const std::string& default_model);
 JobSpec parse_native_job(const nlohmann::json& body, const RequestLimits& limits,

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "pipeline/generator.h"
+#include "server/model_registry.h"
 
 namespace zflow::server {
 
@@ -37,7 +38,8 @@ const char* output_format_mime(OutputFormat format);
 
 // What a job is asked to do.
 struct JobSpec {
-  std::string model;  // a registry name, never a path
+  std::string model;              // a registry name, never a path
+  std::vector<LoraChoice> loras;  // registry LoRA names, merged into the model in order
   pipeline::GenerationRequest request;
   OutputFormat format = OutputFormat::Png;
   bool preview = false;  // small preview images with the progress (native jobs)

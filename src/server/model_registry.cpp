@@ -1,5 +1,7 @@
 #include "server/model_registry.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -22,6 +24,24 @@ uint64_t bytes_under(const fs::path& path) {
 }
 
 }  // namespace
+
+std::vector<LoraEntry> scan_lora_folder(const fs::path& folder) {
+  if (!fs::is_directory(folder)) fail("[server] LoRA folder {} is not a folder", folder.string());
+  std::vector<LoraEntry> found;
+  for (const auto& e : fs::directory_iterator(folder))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors")
+      found.push_back({e.path().stem().string(), e.path()});
+  std::sort(found.begin(), found.end(),
+            [](const LoraEntry& a, const LoraEntry& b) { return a.name < b.name; });
+  return found;
+}
+
+std::string lora_tags(std::span<const LoraChoice> loras) {
+  std::string tags;
+  for (const LoraChoice& l : loras)
+    tags += fmt::format("{}<lora:{}:{}>", tags.empty() ? "" : " ", l.name, l.scale);
+  return tags;
+}
 
 ModelEntry model_entry(const pipeline::ModelFiles& files) {
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
@@ -50,8 +70,12 @@ std::vector<ModelEntry> scan_models_folder(const fs::path& folder) {
   return found;
 }
 
-ModelRegistry::ModelRegistry(std::vector<ModelEntry> entries, uint64_t budget_bytes, Loader loader)
-    : entries_(std::move(entries)), budget_(budget_bytes), loader_(std::move(loader)) {
+ModelRegistry::ModelRegistry(std::vector<ModelEntry> entries, uint64_t budget_bytes, Loader loader,
+                             std::vector<LoraEntry> loras)
+    : entries_(std::move(entries)),
+      budget_(budget_bytes),
+      loader_(std::move(loader)),
+      loras_(std::move(loras)) {
   for (size_t i = 0; i < entries_.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (entries_[i].name == entries_[j].name)
@@ -83,8 +107,24 @@ void ModelRegistry::set_default_model(const std::string& name) {
   default_ = name;
 }
 
-std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(const std::string& name) {
-  const ModelEntry& e = entry(name);
+bool ModelRegistry::has_lora(const std::string& name) const {
+  return std::any_of(loras_.begin(), loras_.end(),
+                     [&](const LoraEntry& l) { return l.name == name; });
+}
+
+std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(
+    const std::string& model, std::span<const LoraChoice> loras) {
+  const ModelEntry& e = entry(model);
+  pipeline::ModelFiles files = e.files;
+  for (const LoraChoice& choice : loras) {
+    const auto found = std::find_if(loras_.begin(), loras_.end(),
+                                    [&](const LoraEntry& l) { return l.name == choice.name; });
+    if (found == loras_.end())
+      fail("[server] LoRA '{}' is not one this server offers (GET /sdapi/v1/loras lists them)",
+           choice.name);
+    files.loras.push_back({found->path, choice.scale});
+  }
+  const std::string name = loras.empty() ? model : model + " " + lora_tags(loras);
   {
     std::lock_guard lock(mu_);
     const auto it = std::find_if(loaded_.begin(), loaded_.end(),
@@ -108,7 +148,7 @@ std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(const std
   // Loading takes seconds to minutes; the lock stays free meanwhile so /v1/models and /metrics
   // keep answering. Only the queue's single worker loads, so a model is never loaded twice.
   log::info("[server] loading model {}", name);
-  std::shared_ptr<const pipeline::ImageGenerator> generator = loader_(e.files);
+  std::shared_ptr<const pipeline::ImageGenerator> generator = loader_(files);
   std::lock_guard lock(mu_);
   loaded_.push_front({name, e.bytes, generator});
   return generator;

@@ -1,7 +1,8 @@
 // The models a server may run, by name: named on the command line or found in a models folder,
 // loaded on first use and kept while they fit a memory budget, the least recently used evicted
-// first. Requests name models only by these names, so no request can reach a file outside the
-// configured folders.
+// first. LoRAs likewise come from one folder, by name; a model with LoRAs merged in is loaded and
+// kept as a model of its own. Requests name models and LoRAs only by these names, so no request can
+// reach a file outside the configured folders.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,22 @@ struct ModelEntry {
   pipeline::ModelFiles files;
   uint64_t bytes = 0;  // on-disk size of its weights: what loading it will hold
 };
+
+// A LoRA a request may ask for: `name` is its file's stem in the LoRA folder.
+struct LoraEntry {
+  std::string name;
+  std::filesystem::path path;
+};
+// One LoRA of a request, by name, with its strength.
+struct LoraChoice {
+  std::string name;
+  float scale = 1.0f;
+  bool operator==(const LoraChoice&) const = default;
+};
+// Every .safetensors file of `folder` (not its subfolders), sorted by name.
+std::vector<LoraEntry> scan_lora_folder(const std::filesystem::path& folder);
+// "<lora:style:0.8> <lora:ink:0.5>", as A1111 writes them: how a loaded model with LoRAs is named.
+std::string lora_tags(std::span<const LoraChoice> loras);
 
 // The entries a models folder offers: every subfolder holding a diffusers model_index.json.
 // A folder without one, or without a tokenizer/, is skipped with a log line.
@@ -36,17 +54,23 @@ class ModelRegistry {
 
   // budget_bytes: how much weight may stay loaded (0: no limit). The first entry is the default.
   ModelRegistry(std::vector<ModelEntry> entries, uint64_t budget_bytes,
-                Loader loader = pipeline::load_generator);
+                Loader loader = pipeline::load_generator, std::vector<LoraEntry> loras = {});
 
   const std::vector<ModelEntry>& entries() const { return entries_; }
   bool contains(const std::string& name) const;
   std::string default_model() const;
   void set_default_model(const std::string& name);  // throws for an unknown name
 
-  // The named model, loading it first if needed (which may evict others that no job is using).
-  // Throws Error for an unknown name or a model that fails to load.
-  std::shared_ptr<const pipeline::ImageGenerator> acquire(const std::string& name);
-  std::vector<std::string> loaded() const;  // most recently used first
+  const std::vector<LoraEntry>& loras() const { return loras_; }
+  bool has_lora(const std::string& name) const;
+
+  // The named model with `loras` merged in, in that order (none: the model as it is), loading it
+  // first if needed (which may evict others that no job is using). Throws Error for an unknown
+  // model or LoRA name, or a model that fails to load.
+  std::shared_ptr<const pipeline::ImageGenerator> acquire(const std::string& name,
+                                                          std::span<const LoraChoice> loras = {});
+  // Most recently used first; a model with LoRAs as "name <lora:style:0.8>".
+  std::vector<std::string> loaded() const;
 
  private:
   const ModelEntry& entry(const std::string& name) const;
@@ -60,6 +84,7 @@ class ModelRegistry {
   const std::vector<ModelEntry> entries_;
   const uint64_t budget_;
   Loader loader_;
+  const std::vector<LoraEntry> loras_;
   mutable std::mutex mu_;
   std::list<Loaded> loaded_;  // most recently used first
   std::string default_;

@@ -1,5 +1,5 @@
 // The AUTOMATIC1111 web UI's API (/sdapi/v1/...), as existing clients call it: txt2img, img2img,
-// progress, interrupt, options (the model switch), sd-models and samplers.
+// progress, interrupt, options (the model switch), sd-models, loras and samplers.
 #include <chrono>
 
 #include "server/base64.h"
@@ -120,6 +120,18 @@ void add_a1111_routes(ServerState& s) {
                         {"filename", e.name},
                         {"config", nullptr}});
     send_json(res, 200, models);
+  });
+
+  // The LoRAs prompts may name (<lora:NAME:SCALE>) or `loras` may list, as A1111's Lora
+  // extension lists them (the path without the server's folders).
+  s.http.Get("/sdapi/v1/loras", [&s](const httplib::Request&, httplib::Response& res) {
+    json loras = json::array();
+    for (const LoraEntry& l : s.models.loras())
+      loras.push_back({{"name", l.name},
+                       {"alias", l.name},
+                       {"path", l.path.filename().string()},
+                       {"metadata", json::object()}});
+    send_json(res, 200, loras);
   });
 
   s.http.Get("/sdapi/v1/samplers", [](const httplib::Request&, httplib::Response& res) {

@@ -49,6 +49,11 @@ std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& mod
   if (!s.models.contains(spec.model))
     throw ApiError(404, model_field,
                    "model '" + spec.model + "' is not one this server offers (GET /v1/models)");
+  for (const LoraChoice& lora : spec.loras)
+    if (!s.models.has_lora(lora.name))
+      throw ApiError(
+          404, "loras",
+          "LoRA '" + lora.name + "' is not one this server offers (GET /sdapi/v1/loras)");
   return s.queue.submit(std::move(spec));
 }
 
@@ -85,7 +90,7 @@ std::string encode(const io::Image& image, OutputFormat format, const JobImage& 
 
 std::vector<JobImage> run_job(Job& job, ModelRegistry& models, Metrics& metrics) {
   const JobSpec& spec = job.spec();
-  const auto generator = models.acquire(spec.model);
+  const auto generator = models.acquire(spec.model, spec.loras);
   pipeline::GenerationSettings settings;
   try {
     settings = generator->resolve(spec.request);

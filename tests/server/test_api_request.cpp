@@ -153,6 +153,42 @@ TEST(A1111Request, RefusesBadFieldsByName) {
             (R{400, "denoising_strength"}));
 }
 
+// Every API takes "loras" by name and scale; A1111 also takes its prompt tags, which leave the
+// prompt. Names are not checked here (the server does, against its LoRA folder).
+TEST(LoraRequest, FieldsAndA1111PromptTags) {
+  const json loras = json::array({{{"name", "ink"}, {"scale", 0.5}}, {{"name", "style"}}});
+  const std::vector<LoraChoice> want = {{"ink", 0.5f}, {"style", 1.0f}};
+  EXPECT_EQ(parse_openai_generation(json{{"prompt", "p"}, {"loras", loras}}, kLimits, "m").loras,
+            want);
+  EXPECT_EQ(parse_native_job(json{{"prompt", "p"}, {"loras", loras}}, kLimits, "m").loras, want);
+
+  const JobSpec a = parse_a1111(
+      json{{"prompt", "a cat <lora:ink:0.5>, snow<lora:style>"}, {"loras", {{{"name", "first"}}}}},
+      false, kLimits, "m");
+  EXPECT_EQ(a.request.prompt, "a cat , snow");
+  EXPECT_EQ(a.loras, (std::vector<LoraChoice>{{"first", 1.0f}, {"ink", 0.5f}, {"style", 1.0f}}));
+
+  using R = std::pair<int, std::string>;
+  const auto native = [](json l) {
+    return refusal([&] { parse_native_job(json{{"prompt", "p"}, {"loras", l}}, kLimits, "m"); });
+  };
+  EXPECT_EQ(native("ink"), (R{400, "loras"}));
+  EXPECT_EQ(native(json::array({5})), (R{400, "loras[0]"}));
+  EXPECT_EQ(native(json::array({{{"scale", 1}}})), (R{400, "loras[0].name"}));
+  EXPECT_EQ(native(json::array({{{"name", "ink"}, {"scale", 20}}})), (R{400, "loras[0].scale"}));
+  EXPECT_EQ(native(json::array({{{"name", "ink"}, {"scale", "high"}}})),
+            (R{400, "loras[0].scale"}));
+  json nine = json::array();
+  for (int i = 0; i < 9; ++i) nine.push_back({{"name", "l" + std::to_string(i)}});
+  EXPECT_EQ(native(nine), (R{400, "loras[8]"}));
+  const auto a1111 = [](const std::string& prompt) {
+    return refusal([&] { parse_a1111(json{{"prompt", prompt}}, false, kLimits, "m"); });
+  };
+  EXPECT_EQ(a1111("<lora:ink:lots>"), (R{400, "prompt"}));
+  EXPECT_EQ(a1111("<lora:ink:0.5"), (R{400, "prompt"}));
+  EXPECT_EQ(a1111("<lora::0.5>"), (R{400, "prompt"}));
+}
+
 TEST(NativeRequest, MapsAndRefuses) {
   const JobSpec j = parse_native_job(json{{"prompt", "p"},
                                           {"width", 48},

@@ -25,8 +25,10 @@ class HttpServerTest : public ::testing::Test {
         entries, 0,
         [this](const pipeline::ModelFiles& f) -> std::unique_ptr<pipeline::ImageGenerator> {
           if (f.model_dir == "broken") fail("[fake] broken/transformer: file is truncated");
+          loaded_files_.push_back(f);
           return std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_);
-        });
+        },
+        std::vector<LoraEntry>{{"ink", "/loras/ink.safetensors"}});
     options.port = 0;
     server_ = std::make_unique<ApiServer>(options, *registry_);
     port_ = server_->bind();
@@ -60,6 +62,7 @@ class HttpServerTest : public ::testing::Test {
   }
 
   test::FakeGate gate_;
+  std::vector<pipeline::ModelFiles> loaded_files_;  // what the registry loaded, in order
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<ApiServer> server_;
   std::thread thread_;
@@ -124,6 +127,30 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_EQ(get("/sdapi/v1/sd-models").second.size(), 3u);
   EXPECT_EQ(get("/sdapi/v1/samplers").second[0]["name"], "Euler");
   EXPECT_EQ(get("/sdapi/v1/progress").second["progress"], 0.0);
+}
+
+// LoRAs by name from the server's folder: listed, taken from an A1111 prompt's tags or a `loras`
+// field, loaded with the model as a model of their own; an unknown name is a 404 naming it.
+TEST_F(HttpServerTest, LorasByName) {
+  start();
+  const json listed = get("/sdapi/v1/loras").second;
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["name"], "ink");
+  EXPECT_EQ(listed[0]["path"], "ink.safetensors");  // no server folders
+
+  auto [status, body] = post("/sdapi/v1/txt2img", R"({"prompt": "a cat <lora:ink:0.5>"})");
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_EQ(loaded_files_.size(), 1u);
+  ASSERT_EQ(loaded_files_[0].loras.size(), 1u);
+  EXPECT_EQ(loaded_files_[0].loras[0].path, "/loras/ink.safetensors");
+  EXPECT_EQ(loaded_files_[0].loras[0].scale, 0.5f);
+  EXPECT_EQ(registry_->loaded(), std::vector<std::string>{"fake-a <lora:ink:0.5>"});
+
+  std::tie(status, body) =
+      post("/v1/jobs", R"({"prompt": "p", "loras": [{"name": "../ink", "scale": 1}]})");
+  EXPECT_EQ(status, 404) << body.dump();
+  EXPECT_EQ(body["error"]["param"], "loras");
+  EXPECT_NE(body["error"]["message"].get<std::string>().find("'../ink'"), std::string::npos);
 }
 
 TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {

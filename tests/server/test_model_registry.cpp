@@ -2,6 +2,8 @@
 // budget, never one a job still holds, and a load failure reported without being cached.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 
 #include "core/error.h"
@@ -67,6 +69,55 @@ TEST_F(RegistryFixture, NamesUnknownModelsAndReportsLoadFailuresEachTime) {
   EXPECT_THROW(r.set_default_model("nope"), Error);
   r.set_default_model("c");
   EXPECT_EQ(r.default_model(), "c");
+}
+
+// A model with LoRAs is a model of its own: loaded with the LoRAs' files (from the registry's
+// folder, by name, in order), kept under its tags, and evicted like any other.
+TEST(ModelRegistry, LoadsAModelWithLorasAsAModelOfItsOwn) {
+  test::FakeGate gate;
+  std::vector<pipeline::ModelFiles> loaded;
+  ModelRegistry r({{"a", {.model_dir = "a"}, 10}}, 0,
+                  [&](const pipeline::ModelFiles& f) {
+                    loaded.push_back(f);
+                    return std::make_unique<test::FakeGenerator>(f.model_dir.string(), gate);
+                  },
+                  {{"ink", "/loras/ink.safetensors"}, {"style", "/loras/style.safetensors"}});
+  EXPECT_TRUE(r.has_lora("ink"));
+  EXPECT_FALSE(r.has_lora("../a"));
+  const std::vector<LoraChoice> two = {{"style", 0.5f}, {"ink", 1.0f}};
+  r.acquire("a", two);
+  r.acquire("a", two);  // cached
+  r.acquire("a");       // the plain model is another
+  ASSERT_EQ(loaded.size(), 2u);
+  ASSERT_EQ(loaded[0].loras.size(), 2u);
+  EXPECT_EQ(loaded[0].loras[0].path, "/loras/style.safetensors");
+  EXPECT_EQ(loaded[0].loras[0].scale, 0.5f);
+  EXPECT_EQ(loaded[0].loras[1].path, "/loras/ink.safetensors");
+  EXPECT_TRUE(loaded[1].loras.empty());
+  EXPECT_EQ(r.loaded(), (std::vector<std::string>{"a", "a <lora:style:0.5> <lora:ink:1>"}));
+  const std::vector<LoraChoice> unknown = {{"nope", 1.0f}};
+  try {
+    r.acquire("a", unknown);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("LoRA 'nope' is not one this server offers"),
+              std::string::npos);
+  }
+}
+
+TEST(ModelRegistry, ScansALoraFolderForSafetensorsFiles) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("zflow_loras_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir / "sub");
+  for (const char* f : {"b.safetensors", "a.safetensors", "notes.txt", "sub/c.safetensors"})
+    std::ofstream(dir / f) << "x";
+  const std::vector<LoraEntry> found = scan_lora_folder(dir);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].name, "a");
+  EXPECT_EQ(found[1].name, "b");
+  EXPECT_EQ(found[1].path, dir / "b.safetensors");
+  std::filesystem::remove_all(dir);
+  EXPECT_THROW(scan_lora_folder(dir), Error);
 }
 
 TEST(ModelRegistry, RefusesTwoModelsWithOneName) {
