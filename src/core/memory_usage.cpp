@@ -13,6 +13,17 @@ size_t peak_rss_bytes() {
   return static_cast<size_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
+size_t available_memory_bytes() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %lu kB", &kib) == 1) break;
+  std::fclose(f);
+  return static_cast<size_t>(kib) * 1024;
+}
+
 size_t current_rss_bytes() {
   FILE* f = std::fopen("/proc/self/statm", "r");
   if (!f) return 0;

@@ -1,12 +1,18 @@
 #include "io/weight_store.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "core/error.h"
+#include "core/log.h"
+#include "core/memory_usage.h"
 #include "io/fp8_weights.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -345,6 +351,30 @@ std::optional<std::filesystem::path> component_config_json(const std::filesystem
   const fs::path json = (is_index ? path.parent_path() : path) / "config.json";
   if (!fs::is_regular_file(json)) return std::nullopt;
   return json;
+}
+
+void read_ahead(const WeightStore& store) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  for (const std::string& name : store.names()) {
+    const Tensor t = store.get(name);
+    if (t.device() != Device::CPU || t.numel() == 0) continue;
+    const auto start = reinterpret_cast<uintptr_t>(t.raw()) / page * page;
+    const auto end = reinterpret_cast<uintptr_t>(t.raw()) + t.nbytes();
+    ::madvise(reinterpret_cast<void*>(start), end - start, MADV_WILLNEED);
+  }
+}
+
+void read_ahead_in_background(const WeightStore& store, std::string_view what) {
+  size_t bytes = 0;
+  for (const std::string& name : store.names()) bytes += store.get(name).nbytes();
+  const size_t available = available_memory_bytes();
+  if (bytes > available / 4 * 3) {
+    log::info("[{}] not reading {:.2f} GB of weights ahead: {:.2f} GB of memory is available", what,
+              bytes / 1e9, available / 1e9);
+    return;
+  }
+  // The thread's copy of the store holds the tensors, so their mappings outlive it.
+  std::thread([store] { read_ahead(store); }).detach();
 }
 
 }  // namespace zflow::io

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -18,6 +19,17 @@
 namespace zflow::io {
 
 struct GgufHeader;
+
+class WeightStore;
+
+// Asks the kernel to read the store's memory-mapped weights into the page cache (MADV_WILLNEED),
+// so a forward finds them there instead of faulting them in from disk between its matmuls. The
+// reads go on after it returns.
+void read_ahead(const WeightStore& store);
+// read_ahead on a background thread (the asking itself takes a while for gigabytes), unless the
+// weights would take more than 3/4 of the memory the kernel has available: reading them ahead
+// would then push out pages still needed (a log line says so).
+void read_ahead_in_background(const WeightStore& store, std::string_view what);
 
 class WeightStore {
  public:

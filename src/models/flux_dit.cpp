@@ -517,6 +517,8 @@ FluxTransformer load_flux_transformer(const std::filesystem::path& path,
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
       fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
+  // The first step would otherwise fault the mapped weights in from disk between its matmuls.
+  if (placement.device == Device::CPU) io::read_ahead_in_background(weights, "flux");
   if (config) return load_flux_transformer(weights, config, placement, loras);
   if (const auto json = io::component_config_json(where))
     return load_flux_transformer(weights, FluxDiTConfig::from_json_file(*json), placement, loras);

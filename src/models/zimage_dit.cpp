@@ -503,6 +503,8 @@ ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
       fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
+  // The first step would otherwise fault the mapped weights in from disk between its matmuls.
+  if (placement.device == Device::CPU) io::read_ahead_in_background(weights, "zimage");
   if (config) return load_zimage_transformer(weights, config, placement, loras);
   if (const auto json = io::component_config_json(where))
     return load_zimage_transformer(weights, ZImageDiTConfig::from_json_file(*json), placement,

@@ -3,11 +3,15 @@
 // a tensor in two shards).
 #include "io/weight_store.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -60,6 +64,39 @@ void expect_matches_sharded_oracle(const WeightStore& store) {
     EXPECT_EQ(hex(t), want["bytes_hex"].get<std::string>());
     EXPECT_EQ(fs::path(store.source_of(name)).filename(), want["shard"].get<std::string>());
   }
+}
+
+// read_ahead brings a store's mapped weights into the page cache: a file whose pages were dropped
+// (where the filesystem lets them be) is resident again soon after, without being touched.
+TEST(WeightStore, ReadAheadBringsTheMappedWeightsIn) {
+  const std::filesystem::path path =
+      std::filesystem::temp_directory_path() /
+      ("zflow_read_ahead_" + std::to_string(getpid()) + ".safetensors");
+  std::vector<float> values(1 << 20, 0.5f);  // 4 MiB
+  write_safetensors(path, {{"w", Tensor::from_f32({1 << 10, 1 << 10}, values)}});
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  const WeightStore store = WeightStore::open(path);
+  const Tensor w = store.get("w");
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  auto* start = reinterpret_cast<uint8_t*>(reinterpret_cast<uintptr_t>(w.raw()) / page * page);
+  const size_t pages =
+      (static_cast<size_t>(static_cast<uint8_t*>(w.raw()) - start) + w.nbytes() + page - 1) / page;
+  auto resident = [&] {
+    std::vector<unsigned char> in(pages);
+    EXPECT_EQ(::mincore(start, pages * page, in.data()), 0);
+    return static_cast<size_t>(
+        std::count_if(in.begin(), in.end(), [](unsigned char c) { return c & 1; }));
+  };
+  std::printf("  resident before: %zu of %zu pages\n", resident(), pages);
+  read_ahead(store);
+  for (int i = 0; i < 500 && resident() < pages; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(resident(), pages);
+  ::close(fd);
+  std::filesystem::remove(path);
 }
 
 TEST(WeightStore, OpensAShardedModelByIndex) {
