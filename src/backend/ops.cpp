@@ -171,8 +171,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
     for (int64_t n : mask.key_lengths)
       ZF_CHECK(n >= 1 && n <= k.size(2), "[attention] key length {} outside [1, {}]", n, k.size(2));
   }
-  ZF_DISPATCH_CUDA(dev, "attention",
-                   cuda::attention(q.contiguous(), k.contiguous(), v.contiguous(), scale, mask));
+  // The GPU takes strided views (cuDNN reads them in place) and may answer with one.
+  ZF_DISPATCH_CUDA(dev, "attention", cuda::attention(q, k, v, scale, mask));
   return cpu::attention(q.contiguous(), k.contiguous(), v.contiguous(), scale, mask);
 }
 

@@ -335,7 +335,8 @@ Tensor AutoencoderKL::mid_attention(const MidAttention& a, const Tensor& x) cons
   };
   const Tensor attended = ops::attention(head(a.to_q), head(a.to_k), head(a.to_v),
                                          1.0f / std::sqrt(static_cast<float>(c)));
-  const Tensor out = ops::linear(attended.view({b, l, c}), a.to_out.weight, a.to_out.bias);
+  const Tensor out =
+      ops::linear(attended.contiguous().view({b, l, c}), a.to_out.weight, a.to_out.bias);
   return ops::add(out.permute({0, 2, 1}).contiguous().view({b, c, h, w}), x);
 }
 

@@ -12,7 +12,10 @@
 // Masks map onto cuDNN's: key_lengths is a padding mask (seq_len_kv per sample, seq_len_q the
 // whole query length, so no query row is dropped); causal is the top-left diagonal band with
 // right bound 0 (query i sees keys j <= i). Grouped-query attention passes K and V with their
-// own head count. One graph per shape and mask, built on first use and kept.
+// own head count. Q, K and V are read through their strides (the models pass [B, L, H, D] tensors
+// permuted to [B, H, L, D]: no copies), and the output is written as [B, Lq, H, Dv] and returned
+// as its [B, H, Lq, Dv] view, which is what the models permute back to. One graph per shape,
+// layout and mask, built on first use and kept.
 #include "backend/cuda/kernels.h"
 #include "backend/device.h"
 
@@ -20,11 +23,12 @@
 
 #include <dlfcn.h>
 
+#include <bit>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <tuple>
+#include <vector>
 
 #define NV_CUDNN_FRONTEND_USE_DYNAMIC_LOADING
 #include <cudnn_frontend.h>
@@ -45,18 +49,33 @@ namespace fe = cudnn_frontend;
 
 enum Uid : int64_t { kQ = 1, kK, kV, kO, kSeqQ, kSeqKv };
 
-// What a graph is built for: the sizes and the mask's form (not its lengths, which are inputs).
-using ShapeKey =
-    std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, float>;
+// What a graph is built for: sizes, strides, scale and the mask's form (not its lengths, which
+// are inputs).
+struct Problem {
+  int64_t b, h, hkv, lq, lk, d, dv;
+  bool causal, padded;
+  float scale;
+  std::vector<int64_t> q_strides, k_strides, v_strides;
+};
+
+using ShapeKey = std::vector<int64_t>;
+
+ShapeKey key_of(const Problem& p) {
+  ShapeKey key = {p.b, p.h,  p.hkv,    p.lq,     p.lk,
+                  p.d, p.dv, p.causal, p.padded, std::bit_cast<int32_t>(p.scale)};
+  for (const auto* s : {&p.q_strides, &p.k_strides, &p.v_strides})
+    key.insert(key.end(), s->begin(), s->end());
+  return key;
+}
 
 struct Plan {
   std::shared_ptr<fe::graph::Graph> graph;
   int64_t workspace = 0;
 };
 
-// Row-major strides of a contiguous [B, H, L, D] tensor.
-std::vector<int64_t> strides_of(int64_t h, int64_t l, int64_t d) {
-  return {h * l * d, l * d, d, 1};
+// The strides, in [B, H, L, D] order, of the [B, L, H, D] buffer the output is written to.
+std::vector<int64_t> output_strides(int64_t h, int64_t l, int64_t d) {
+  return {l * h * d, d, h * d, 1};
 }
 
 class Sdpa {
@@ -87,10 +106,11 @@ class Sdpa {
   }
 
   // The plan for `key`, built on first use; nullptr when cuDNN cannot run that shape.
-  const Plan* plan(const ShapeKey& key) {
+  const Plan* plan(const Problem& p) {
+    const ShapeKey key = key_of(p);
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = plans_.find(key);
-    if (it == plans_.end()) it = plans_.emplace(key, build(key)).first;
+    if (it == plans_.end()) it = plans_.emplace(key, build(p)).first;
     return it->second.get();
   }
 
@@ -99,8 +119,8 @@ class Sdpa {
  private:
   explicit Sdpa(cudnnHandle_t handle) : handle_(handle) {}
 
-  std::unique_ptr<Plan> build(const ShapeKey& key) const {
-    const auto [b, h, hkv, lq, lk, d, dv, causal, padded, scale] = key;
+  std::unique_ptr<Plan> build(const Problem& p) const {
+    const int64_t b = p.b, h = p.h, hkv = p.hkv, lq = p.lq, lk = p.lk, d = p.d, dv = p.dv;
     auto graph = std::make_shared<fe::graph::Graph>();
     graph->set_io_data_type(fe::DataType_t::BFLOAT16)
         .set_intermediate_data_type(fe::DataType_t::FLOAT)
@@ -113,15 +133,15 @@ class Sdpa {
                                .set_dim(std::move(dims))
                                .set_stride(std::move(strides)));
     };
-    const auto q = tensor("Q", kQ, {b, h, lq, d}, strides_of(h, lq, d));
-    const auto k = tensor("K", kK, {b, hkv, lk, d}, strides_of(hkv, lk, d));
-    const auto v = tensor("V", kV, {b, hkv, lk, dv}, strides_of(hkv, lk, dv));
+    const auto q = tensor("Q", kQ, {b, h, lq, d}, p.q_strides);
+    const auto k = tensor("K", kK, {b, hkv, lk, d}, p.k_strides);
+    const auto v = tensor("V", kV, {b, hkv, lk, dv}, p.v_strides);
     auto options = fe::graph::SDPA_attributes()
                        .set_name("sdpa")
                        .set_generate_stats(false)
-                       .set_attn_scale(scale)
-                       .set_causal_mask(causal);
-    if (padded) {
+                       .set_attn_scale(p.scale)
+                       .set_causal_mask(p.causal);
+    if (p.padded) {
       auto lengths = [&](const char* name, Uid uid) {
         return graph->tensor(fe::graph::Tensor_attributes()
                                  .set_name(name)
@@ -136,7 +156,7 @@ class Sdpa {
     }
     auto [o, stats] = graph->sdpa(q, k, v, options);
     (void)stats;
-    o->set_output(true).set_uid(kO).set_dim({b, h, lq, dv}).set_stride(strides_of(h, lq, dv));
+    o->set_output(true).set_uid(kO).set_dim({b, h, lq, dv}).set_stride(output_strides(h, lq, dv));
 
     auto plan = std::make_unique<Plan>();
     plan->graph = graph;
@@ -161,19 +181,27 @@ class Sdpa {
   std::map<ShapeKey, std::unique_ptr<Plan>> plans_;
 };
 
+// `t` itself when cuDNN can read it through its strides (unit stride along the head dim, 16-byte
+// aligned), else a contiguous copy.
+Tensor readable(const Tensor& t) {
+  const bool aligned = reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0;
+  return t.strides().back() == 1 && aligned ? t : t.contiguous();
+}
+
 }  // namespace
 
-Tensor attention_by_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+Tensor attention_by_cudnn(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, float scale,
                           const ops::AttentionMask& mask) {
-  if (q.dtype() != DType::BF16 || q.numel() == 0) return {};
+  if (q_in.dtype() != DType::BF16 || q_in.numel() == 0) return {};
   Sdpa* sdpa = Sdpa::get();
   if (sdpa == nullptr) return {};
-  const int64_t b = q.size(0), h = q.size(1), lq = q.size(2), lk = k.size(2);
+  const Tensor q = readable(q_in), k = readable(k_in), v = readable(v_in);
+  const int64_t b = q.size(0), h = q.size(1), lq = q.size(2), lk = k.size(2), dv = v.size(3);
   const bool padded = !mask.key_lengths.empty();
-  const Plan* plan = sdpa->plan(
-      ShapeKey{b, h, k.size(1), lq, lk, q.size(3), v.size(3), mask.causal, padded, scale});
+  const Plan* plan = sdpa->plan({b, h, k.size(1), lq, lk, q.size(3), dv, mask.causal, padded, scale,
+                                 q.strides(), k.strides(), v.strides()});
   if (plan == nullptr) return {};
-  Tensor out = Tensor::empty({b, h, lq, v.size(3)}, DType::BF16, Device::CUDA);
+  Tensor out = Tensor::empty({b, lq, h, dv}, DType::BF16, Device::CUDA);
   Tensor workspace =
       Tensor::empty({std::max<int64_t>(plan->workspace, 1)}, DType::U8, Device::CUDA);
   std::unordered_map<int64_t, void*> pointers = {
@@ -189,7 +217,7 @@ Tensor attention_by_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, flo
   }
   fe::error_t status = plan->graph->execute(sdpa->handle(), pointers, workspace.raw());
   ZF_CHECK(status.is_good(), "[attention] cuDNN SDPA failed: {}", status.get_message());
-  return out;
+  return out.permute({0, 2, 1, 3});
 }
 
 }  // namespace zflow::cuda

@@ -27,8 +27,9 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 Tensor upsample_nearest2x(const Tensor& x);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const ops::AttentionMask& mask);
-// cuDNN's fused attention (attention_cudnn.cpp), which attention() tries first: an undefined
-// Tensor when this build or machine has no cuDNN, or cuDNN cannot run the case.
+// attention() takes q, k, v as strided views and may return one ([B, H, Lq, Dv] over a
+// [B, Lq, H, Dv] buffer). cuDNN's fused attention (attention_cudnn.cpp) is tried first: an
+// undefined Tensor when this build or machine has no cuDNN, or cuDNN cannot run the case.
 Tensor attention_by_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                           const ops::AttentionMask& mask);
 // The unfused form attention() falls back to for head dims the flash kernel does not take.

@@ -200,9 +200,11 @@ Tensor fill_rows(const Tensor& x, const Tensor& row, std::span<const int64_t> be
   return y;
 }
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, float scale,
                  const ops::AttentionMask& mask) {
-  if (Tensor fused = attention_by_cudnn(q, k, v, scale, mask); fused.defined()) return fused;
+  if (Tensor fused = attention_by_cudnn(q_in, k_in, v_in, scale, mask); fused.defined())
+    return fused;
+  const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   AttentionProblem p{};
   p.batch = q.size(0);
   p.heads = q.size(1);
