@@ -178,23 +178,35 @@ inline void prefetch_run(const uint8_t* p, DType type, int64_t count) {
 // How many weight rows ahead the packers prefetch.
 inline constexpr int64_t kPrefetchRowsAhead = 4;
 
+// The depths the block-quantised packers dequantise at a time: one k-quant block, eight legacy
+// ones.
+inline constexpr int64_t kBlockRun = 256;
+
+// Dequantises `len` values (whole blocks) of Linear weight row `row` from depth `depth` into
+// `dst`, first asking for the same run of the row kPrefetchRowsAhead on when it is below
+// `row_end`.
+template <class Ops>
+void dequantize_row_run(const GemmArgs& g, int64_t row, int64_t row_end, int64_t depth, int64_t len,
+                        float* dst) {
+  const auto* b = static_cast<const uint8_t*>(g.b);
+  const size_t row_bytes = dtype_nbytes(g.b_dtype, g.ldb);
+  const size_t skip = dtype_nbytes(g.b_dtype, depth);
+  if (row + kPrefetchRowsAhead < row_end)
+    prefetch_run(b + (row + kPrefetchRowsAhead) * row_bytes + skip, g.b_dtype, len);
+  dequantize<Ops>(g.b_dtype, b + row * row_bytes + skip, dst, len);
+}
+
 template <class Ops, int NR>
 void pack_b_blocks(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
-  constexpr int64_t kRun = 256;  // one k-quant block, eight legacy ones
-  const uint8_t* b = static_cast<const uint8_t*>(g.b);
-  const size_t row_bytes = dtype_nbytes(g.b_dtype, g.ldb);
+  constexpr int64_t kRun = kBlockRun;
   alignas(64) float run[NR * kRun];
   for (int64_t js = 0; js < nc; js += NR, out += kc * NR) {
     const int64_t cols = nc - js < NR ? nc - js : NR;
     const int64_t j = j0 + js;
     for (int64_t pb = 0; pb < kc; pb += kRun) {
       const int64_t len = kc - pb < kRun ? kc - pb : kRun;
-      const size_t skip = dtype_nbytes(g.b_dtype, p0 + pb);
-      for (int64_t c = 0; c < cols; ++c) {
-        if (c + kPrefetchRowsAhead < cols)
-          prefetch_run(b + (j + c + kPrefetchRowsAhead) * row_bytes + skip, g.b_dtype, len);
-        dequantize<Ops>(g.b_dtype, b + (j + c) * row_bytes + skip, run + c * kRun, len);
-      }
+      for (int64_t c = 0; c < cols; ++c)
+        dequantize_row_run<Ops>(g, j + c, j + cols, p0 + pb, len, run + c * kRun);
       for (int64_t c = cols; c < NR; ++c)
         for (int64_t p = 0; p < len; ++p) run[c * kRun + p] = 0.0f;
       float* dst = out + pb * NR;
@@ -339,18 +351,13 @@ void pack_bf16_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, int6
 // depth ranges are whole blocks (gemm's rule), so every run holds a multiple of 16 pairs.
 template <class Ops, int NR>
 void pack_blocks_pairs_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, float* out) {
-  constexpr int64_t kRun = 256;  // one k-quant block, eight legacy ones
+  constexpr int64_t kRun = kBlockRun;
   alignas(64) float run[kRun];
   alignas(64) uint16_t halves[NR * kRun];
-  const auto* b = static_cast<const uint8_t*>(g.b);
-  const size_t row_bytes = dtype_nbytes(g.b_dtype, g.ldb);
   for (int64_t pb = 0; pb < kc; pb += kRun) {
     const int64_t len = kc - pb < kRun ? kc - pb : kRun;
-    const size_t skip = dtype_nbytes(g.b_dtype, p0 + pb);
     for (int64_t c = 0; c < NR; ++c) {
-      if (c + kPrefetchRowsAhead < NR)
-        prefetch_run(b + (j + c + kPrefetchRowsAhead) * row_bytes + skip, g.b_dtype, len);
-      dequantize<Ops>(g.b_dtype, b + (j + c) * row_bytes + skip, run, len);
+      dequantize_row_run<Ops>(g, j + c, j + NR, p0 + pb, len, run);
       Ops::to_bf16(run, halves + c * kRun, len);
     }
     float* dst = out + pb / 2 * NR;
