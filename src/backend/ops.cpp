@@ -56,9 +56,6 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const int64_t n = w.size(0), k = x.size(-1);
   const Tensor wc = matrix_weight("linear", "w", w, {n, k});
   const Tensor bc = optional_vector("linear", "b", b, n);
-  ZF_CHECK(dev == Device::CPU || !dtype_is_quantized(wc.dtype()),
-           "[linear] {} weights have no CUDA kernel yet (dequantise them, or run on the CPU)",
-           dtype_name(wc.dtype()));
   ZF_DISPATCH_CUDA(dev, "linear", cuda::linear(x.contiguous(), wc, bc));
   return cpu::linear(x.contiguous(), wc, bc);
 }
@@ -237,8 +234,6 @@ Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype)
   ZF_CHECK(dtype == DType::F32 || (dtype == DType::BF16 && dev == Device::CUDA),
            "[embedding] output dtype {} asked for; the CPU makes F32, the GPU F32 or BF16",
            dtype_name(dtype));
-  ZF_CHECK(dev == Device::CPU || !dtype_is_quantized(table.dtype()),
-           "[embedding] {} tables have no CUDA kernel yet", dtype_name(table.dtype()));
   ZF_DISPATCH_CUDA(dev, "embedding", cuda::embedding(table.contiguous(), ids, dtype));
   return cpu::embedding(matrix_weight("embedding", "table", table, table.shape()), ids);
 }

@@ -32,7 +32,8 @@
 namespace zflow::ops {
 
 // y[..., N] = x[..., K] @ w[N, K]^T + b[N]   (b may be undefined). w may also be in a GGML
-// block type (Q8_0, Q4_K, ...; K whole blocks): it stays quantised, dequantised per cache block.
+// block type (Q8_0, Q4_K, ...; K whole blocks): it stays quantised, dequantised per cache block
+// on the CPU and whole, into a temporary, before the GEMM on the GPU.
 // Or float8 (F8_E4M3 / F8_E5M2) with its per-tensor scale (Tensor::scale()): one byte a value
 // in memory; the CPU widens it as it packs and applies the scale to the product; the GPU runs
 // an FP8 tensor-core matmul (sm_89+, bf16 activations) or widens it to the activation dtype.
@@ -93,7 +94,7 @@ enum class RopeLayout {
 // (x1 cos - x2 sin, x1 sin + x2 cos) with cos, sin [Bc, L, D/2], Bc = 1 or B.
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout);
 
-// Rows of table[V, D] (stored float dtype or, on the CPU, GGML block type) -> [ids.size(), D] on
+// Rows of table[V, D] (stored float dtype or GGML block type) -> [ids.size(), D] on
 // the table's device, in `dtype`: float32 (the CPU's only choice) or, on the GPU, bfloat16.
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype = DType::F32);
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/quant_block_values.h"
 
 // Bit-exact agreement with gguf-py needs every product and sum rounded to float32 on its
 // own: no contraction of a * b + c into a fused multiply-add (GCC contracts by default on
@@ -21,184 +22,46 @@ namespace {
 
 constexpr int kQK = 256;  // values per k-quant block
 
-float half(const uint8_t* p) {
-  return f16_bits_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8)));
-}
+using quant::half_at;
+using quant::scale_min_k4;
+
 void put_half(uint8_t* p, float x) {
   const uint16_t h = f32_to_f16_bits(x);
   p[0] = static_cast<uint8_t>(h);
   p[1] = static_cast<uint8_t>(h >> 8);
 }
-uint32_t u32(const uint8_t* p) {
-  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
-}
 
-// --- dequantisation, one block ---------------------------------------------------------
-
-// The 4-bit code of value j (0..31) of a 32-value block: low nibbles hold 0..15, high 16..31.
-uint8_t nibble32(const uint8_t* qs, int j) {
-  return j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
-}
-
-void dequant_q4_0(const uint8_t* b, float* y) {
-  const float d = half(b);
-  for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(nibble32(b + 2, j) - 8);
-}
-
-void dequant_q4_1(const uint8_t* b, float* y) {
-  const float d = half(b), m = half(b + 2);
-  for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(nibble32(b + 4, j)) + m;
-}
-
-void dequant_q5_0(const uint8_t* b, float* y) {
-  const float d = half(b);
-  const uint32_t qh = u32(b + 2);
-  for (int j = 0; j < 32; ++j) {
-    const int q = nibble32(b + 6, j) | (((qh >> j) & 1) << 4);
-    y[j] = d * static_cast<float>(q - 16);
-  }
-}
-
-void dequant_q5_1(const uint8_t* b, float* y) {
-  const float d = half(b), m = half(b + 2);
-  const uint32_t qh = u32(b + 4);
-  for (int j = 0; j < 32; ++j) {
-    const int q = nibble32(b + 8, j) | (((qh >> j) & 1) << 4);
-    y[j] = d * static_cast<float>(q) + m;
-  }
-}
-
-void dequant_q8_0(const uint8_t* b, float* y) {
-  const float d = half(b);
-  for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<int8_t>(b[2 + j])) * d;
-}
-
-// Q2_K and Q3_K keep their 2-bit codes four to a byte: value e = 128 h + 32 s + l
-// (h half, s shift, l < 32) is bits 2s..2s+1 of qs[32 h + l].
-int crumb(const uint8_t* qs, int e) {
-  const int h = e / 128, s = (e % 128) / 32, l = e % 32;
-  return (qs[32 * h + l] >> (2 * s)) & 3;
-}
-
-void dequant_q2_k(const uint8_t* b, float* y) {
-  const uint8_t* scales = b;   // 16
-  const uint8_t* qs = b + 16;  // 64
-  const float d = half(b + 80), dmin = half(b + 82);
-  for (int e = 0; e < kQK; ++e) {
-    const uint8_t sc = scales[e / 16];
-    const float dl = d * static_cast<float>(sc & 0x0F);
-    const float ml = dmin * static_cast<float>(sc >> 4);
-    y[e] = dl * static_cast<float>(crumb(qs, e)) - ml;
-  }
-}
-
-void dequant_q3_k(const uint8_t* b, float* y) {
-  const uint8_t* hmask = b;    // 32: bit k of hmask[l] belongs to value 32 k + l
-  const uint8_t* qs = b + 32;  // 64
-  const uint8_t* sc = b + 96;  // 12
-  const float d = half(b + 108);
-  for (int e = 0; e < kQK; ++e) {
-    // Scale i (0..15): low 4 bits from sc[i % 8] (low nibble for i < 8, high for i >= 8),
-    // high 2 bits from sc[8 + i % 4] at bit 2 * (i / 4); stored plus 32.
-    const int i = e / 16;
-    const int low = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
-    const int high = (sc[8 + i % 4] >> (2 * (i / 4))) & 3;
-    const int scale = static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
-    const float dl = d * static_cast<float>(scale);
-    const int hbit = (hmask[e % 32] >> (e / 32)) & 1;
-    const int q = crumb(qs, e) - (hbit ? 0 : 4);
-    y[e] = dl * static_cast<float>(q);
-  }
-}
-
-// Q4_K / Q5_K: 8 six-bit scales and mins in 12 bytes. For sub-block s < 4 they are the low
-// 6 bits of bytes s and s + 4; for s >= 4 the low nibble (scale) or high nibble (min) of
-// byte s + 4, with the top two bits from the spare bits 6..7 of bytes s - 4 and s.
-void scale_min_k4(const uint8_t* p, int s, int& scale, int& min) {
-  if (s < 4) {
-    scale = p[s] & 0x3F;
-    min = p[s + 4] & 0x3F;
-  } else {
-    scale = (p[s + 4] & 0x0F) | ((p[s - 4] >> 2) & 0x30);
-    min = (p[s + 4] >> 4) | ((p[s] >> 2) & 0x30);
-  }
-}
-
-// Sub-block s of 32 in Q4_K / Q5_K: chunk c = s / 2 of qs (32 bytes), low nibbles for even
-// s, high for odd.
-int nibble_k(const uint8_t* qs, int e) {
-  const int s = e / 32, l = e % 32;
-  return (qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0x0F;
-}
-
-void dequant_q4_k(const uint8_t* b, float* y) {
-  const float d = half(b), dmin = half(b + 2);
-  const uint8_t* scales = b + 4;  // 12
-  const uint8_t* qs = b + 16;     // 128
-  for (int s = 0; s < 8; ++s) {
-    int sc, m;
-    scale_min_k4(scales, s, sc, m);
-    const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
-    for (int l = 0; l < 32; ++l)
-      y[32 * s + l] = dl * static_cast<float>(nibble_k(qs, 32 * s + l)) - ml;
-  }
-}
-
-void dequant_q5_k(const uint8_t* b, float* y) {
-  const float d = half(b), dmin = half(b + 2);
-  const uint8_t* scales = b + 4;  // 12
-  const uint8_t* qh = b + 16;     // 32: bit s of qh[l] is the 5th bit of value 32 s + l
-  const uint8_t* qs = b + 48;     // 128
-  for (int s = 0; s < 8; ++s) {
-    int sc, m;
-    scale_min_k4(scales, s, sc, m);
-    const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
-    for (int l = 0; l < 32; ++l) {
-      const int q = nibble_k(qs, 32 * s + l) | (((qh[l] >> s) & 1) << 4);
-      y[32 * s + l] = dl * static_cast<float>(q) - ml;
-    }
-  }
-}
-
-void dequant_q6_k(const uint8_t* b, float* y) {
-  const uint8_t* ql = b;        // 128: value 128 h + 64 t + l (l < 64) is nibble t of ql[64 h + l]
-  const uint8_t* qh = b + 128;  // 64: value 128 h + 32 s + l (l < 32) is crumb s of qh[32 h + l]
-  const auto* scales = reinterpret_cast<const int8_t*>(b + 192);  // 16
-  const float d = half(b + 208);
-  for (int e = 0; e < kQK; ++e) {
-    const int h = e / 128, r = e % 128;
-    const int low = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0F;
-    const int high = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
-    const int q = static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
-    const float dl = d * static_cast<float>(scales[e / 16]);
-    y[e] = dl * static_cast<float>(q);
-  }
-}
+// --- dequantisation, one block: every value by core/quant_block_values.h ---------------
 
 using DequantFn = void (*)(const uint8_t*, float*);
+
+template <float (*Value)(const uint8_t*, int), int kValues>
+void dequant_block(const uint8_t* b, float* y) {
+  for (int e = 0; e < kValues; ++e) y[e] = Value(b, e);
+}
 
 DequantFn dequant_fn(DType type) {
   switch (type) {
     case DType::Q4_0:
-      return dequant_q4_0;
+      return dequant_block<quant::q4_0_value, 32>;
     case DType::Q4_1:
-      return dequant_q4_1;
+      return dequant_block<quant::q4_1_value, 32>;
     case DType::Q5_0:
-      return dequant_q5_0;
+      return dequant_block<quant::q5_0_value, 32>;
     case DType::Q5_1:
-      return dequant_q5_1;
+      return dequant_block<quant::q5_1_value, 32>;
     case DType::Q8_0:
-      return dequant_q8_0;
+      return dequant_block<quant::q8_0_value, 32>;
     case DType::Q2_K:
-      return dequant_q2_k;
+      return dequant_block<quant::q2_k_value, kQK>;
     case DType::Q3_K:
-      return dequant_q3_k;
+      return dequant_block<quant::q3_k_value, kQK>;
     case DType::Q4_K:
-      return dequant_q4_k;
+      return dequant_block<quant::q4_k_value, kQK>;
     case DType::Q5_K:
-      return dequant_q5_k;
+      return dequant_block<quant::q5_k_value, kQK>;
     case DType::Q6_K:
-      return dequant_q6_k;
+      return dequant_block<quant::q6_k_value, kQK>;
     default:
       fail("[quant] {} is not a block-quantised type", dtype_name(type));
   }
@@ -364,7 +227,7 @@ void quant_k_scale_min(const float* x, uint8_t* b, int top) {
     packed[s + 8] = static_cast<uint8_t>((sc[s + 4] & 0x0F) | ((mn[s + 4] & 0x0F) << 4));
   }
   // Codes against the scales as stored (fp16 d and dmin times the 6-bit integers).
-  const float d = half(b), dmin = half(b + 2);
+  const float d = half_at(b), dmin = half_at(b + 2);
   const bool five_bit = top == 31;
   uint8_t* qh = b + 16;
   uint8_t* qs = five_bit ? b + 48 : b + 16;
@@ -430,7 +293,7 @@ void quant_q6_k(const float* x, uint8_t* b) {
   for (int s = 0; s < 16; ++s)
     sc[s] = static_cast<int8_t>(std::clamp(nearest(id * scales[s]), -128, 127));
   put_half(b + 208, d);
-  const float ds = half(b + 208);
+  const float ds = half_at(b + 208);
   uint8_t* ql = b;
   uint8_t* qh = b + 128;
   std::memset(ql, 0, 192);
@@ -478,6 +341,17 @@ void dequantize_blocks(DType type, const void* src, float* dst, int64_t n) {
            dtype_name(type), block);
   const auto* p = static_cast<const uint8_t*>(src);
   for (int64_t i = 0; i < n / block; ++i) fn(p + i * bytes, dst + i * block);
+}
+
+// BlockKind lists the block types in DType's order.
+static_assert(static_cast<int>(DType::Q2_K) - static_cast<int>(DType::Q4_0) ==
+              static_cast<int>(quant::BlockKind::Q2_K));
+static_assert(static_cast<int>(DType::Q6_K) - static_cast<int>(DType::Q4_0) ==
+              static_cast<int>(quant::BlockKind::Q6_K));
+
+quant::BlockKind block_kind(DType type) {
+  ZF_CHECK(dtype_is_quantized(type), "[quant] {} is not a block-quantised type", dtype_name(type));
+  return static_cast<quant::BlockKind>(static_cast<int>(type) - static_cast<int>(DType::Q4_0));
 }
 
 bool can_quantize(DType type) {

@@ -33,11 +33,15 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/quant_block_values.h"
 
 namespace zflow {
 
 // Dequantises n values (whole blocks) of a block-quantised `type` at `src` to float32.
 void dequantize_blocks(DType type, const void* src, float* dst, int64_t n);
+
+// The block kind of a block-quantised `type` (the GPU kernels take it); an Error for others.
+quant::BlockKind block_kind(DType type);
 
 // Whether quantize_blocks can write `type`.
 bool can_quantize(DType type);

@@ -66,10 +66,13 @@ class UploadProgress {
 };
 
 // The dtype a weight takes on the device: scaled e4m3 weights stay float8 (with their scale)
-// for the FP8 matmuls; other float weights (block-quantised ones too, dequantised on the
-// host) take the activation dtype; integer tensors keep theirs.
+// for the FP8 matmuls; GGML block-quantised matrices stay quantised (linear and embedding
+// dequantise them on the device as they run), which is what lets a Q4 model fit a small GPU;
+// other float weights take the activation dtype (a block-quantised vector or conv kernel,
+// dequantised on the host); integer tensors keep theirs.
 DType placed_dtype(const Tensor& t, const Placement& placement) {
-  const bool keep = t.dtype() == DType::F8_E4M3 || !dtype_is_float(t.dtype());
+  const bool keep = t.dtype() == DType::F8_E4M3 || !dtype_is_float(t.dtype()) ||
+                    (dtype_is_quantized(t.dtype()) && t.ndim() == 2);
   return keep ? t.dtype() : placement.activations;
 }
 

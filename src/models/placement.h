@@ -36,9 +36,10 @@ Tensor float32_on(const Tensor& y, Device device);
 
 // The tensors `params` names, taken from `weights` and put where `placement` says. On the CPU
 // that is `weights` unchanged (memory-mapped, in the stored dtype). On the GPU each tensor is
-// uploaded once, float and block-quantised weights alike stored in the activation dtype
-// (bf16 by default; block types are dequantised on the host one tensor at a time, so no
-// float32 copy of the model is ever made), with a progress line on stderr. Models bind once on
+// uploaded once, with a progress line on stderr: GGML block-quantised matrices as they are
+// (the GPU's linear and embedding dequantise them as they run), scaled e4m3 weights as float8,
+// other float weights in the activation dtype (bf16 by default; converted on the host one
+// tensor at a time, so no float32 copy of the model is ever made). Models bind once on
 // `weights` first (names and shapes checked, errors naming the file), then place what they
 // bound: `params` is that binder's list. `what` names the model in logs.
 io::WeightStore place_weights(const io::WeightStore& weights,

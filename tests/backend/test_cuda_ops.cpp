@@ -5,12 +5,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "backend/device.h"
 #include "backend/ops.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
+#include "io/safetensors.h"
 #include "op_test_util.h"
+#include "test_util.h"
 
 namespace zflow {
 namespace {
@@ -110,6 +113,56 @@ TEST(CudaOps, LinearWithScaledFloat8Weights) {
   EXPECT_LE(c.max_err, 0.1);
   RecordProperty("fp8 matmul cosine", std::to_string(c.cosine));
   RecordProperty("fp8 matmul max error", std::to_string(c.max_err));
+}
+
+constexpr DType kBlockTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                                 DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// GGML blocks dequantised on the device equal gguf-py's float32 values bit for bit: the random
+// blocks of tools/golden/make_gguf.py, as rows of a matrix (so the row arithmetic of the kernel
+// is exercised) converted to F32 on the GPU; and to BF16, equal to those values rounded.
+TEST(CudaOps, DequantisesEveryBlockTypeAsGgufPy) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile f =
+      io::SafetensorsFile::open(test::fixture("gguf/gguf_blocks_every_type_values.safetensors"));
+  for (DType type : kBlockTypes) {
+    const std::string name(dtype_name(type));
+    const Tensor bytes = f.tensor(name + ".random_blocks");
+    const Tensor values = f.tensor(name + ".random_values");
+    const int64_t per_row = 2 * dtype_block_size(type);
+    ASSERT_EQ(values.numel() % per_row, 0) << name;
+    Tensor blocks = Tensor::empty({values.numel() / per_row, per_row}, type);
+    ASSERT_EQ(blocks.nbytes(), bytes.nbytes()) << name;
+    std::memcpy(blocks.raw(), bytes.raw(), bytes.nbytes());
+    const Tensor on_gpu = blocks.to(Device::CUDA);
+    const std::vector<float> want = values.to_f32_vector();
+    const std::vector<float> got = on_gpu.to(DType::F32).to_f32_vector();
+    ASSERT_EQ(got.size(), want.size()) << name;
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), 4 * want.size()), 0) << name << " F32";
+    const std::vector<float> got_bf16 = on_gpu.to(DType::BF16).to_f32_vector();
+    const std::vector<float> want_bf16 = values.to(DType::BF16).to_f32_vector();
+    EXPECT_EQ(std::memcmp(got_bf16.data(), want_bf16.data(), 4 * want.size()), 0)
+        << name << " BF16";
+  }
+}
+
+// A block-quantised weight stays quantised on the device and is dequantised for its GEMM; the
+// CPU computes with the same values, so only the GEMM's rounding differs. Embedding tables of
+// block types return their dequantised rows.
+TEST(CudaOps, LinearAndEmbeddingWithBlockQuantisedWeights) {
+  ZF_REQUIRE_GPU();
+  const Tensor x = random_tensor({2, 19, 512}, 18);
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q5_1, DType::Q4_K, DType::Q6_K}) {
+    const std::string name(dtype_name(type));
+    const Tensor w = random_tensor({129, 512}, 19).to(type);
+    const Tensor b = random_tensor({129}, 20);
+    compare_with_cpu("linear w " + name, {{x}, weight(w), weight(b)},
+                     [](const Args& a) { return ops::linear(a[0], a[1], a[2]); });
+    const std::vector<int32_t> ids = {5, 0, 128, 64, 64};
+    const Tensor want = ops::embedding(w, ids);
+    test::expect_matches_cpu(ops::embedding(w.to(Device::CUDA), ids), want, DType::F32,
+                             "embedding " + name, 0.0);  // the same float32 values
+  }
 }
 
 TEST(CudaOps, BatchedMatmul) {
@@ -297,7 +350,9 @@ TEST(CudaOps, AttentionKernelInUse) {
   ZF_REQUIRE_GPU();
   const std::string kernel = cuda_attention_kernel();
   std::printf("  bf16 attention kernel: %s\n", kernel.c_str());
-  if (std::getenv("ZFLOW_EXPECT_CUDNN") != nullptr) EXPECT_EQ(kernel, "cudnn");
+  if (std::getenv("ZFLOW_EXPECT_CUDNN") != nullptr) {
+    EXPECT_EQ(kernel, "cudnn");
+  }
   EXPECT_TRUE(kernel == "cudnn" || kernel == "built-in") << kernel;
 }
 

@@ -125,6 +125,17 @@ TEST(QuantBlocks, DTypeArithmetic) {
   EXPECT_THROW(quantize_blocks(DType::Q3_K, nullptr, nullptr, 256), Error);
 }
 
+// The GPU kernels read blocks through quant::BlockKind: its sizes must be the DType's.
+TEST(QuantBlocks, BlockKindsAgreeWithTheirDTypes) {
+  for (DType type : kAll) {
+    const quant::BlockKind kind = block_kind(type);
+    EXPECT_EQ(quant::block_values(kind), dtype_block_size(type)) << dtype_name(type);
+    EXPECT_EQ(static_cast<size_t>(quant::block_bytes(kind)), dtype_block_bytes(type))
+        << dtype_name(type);
+  }
+  EXPECT_THROW(block_kind(DType::BF16), Error);
+}
+
 // A quantised tensor is a Tensor: byte sizes, row slices and conversion to float32 follow
 // its blocks.
 TEST(QuantBlocks, TensorsOfBlocks) {

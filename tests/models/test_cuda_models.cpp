@@ -104,8 +104,8 @@ TEST(CudaModels, ZImageDiTKeepsDeviceInputsOnTheDevice) {
   expect_close(out.to(Device::CPU), c.output, DType::BF16, "zimage on device inputs");
 }
 
-// Block-quantised matrices (Q8_0 wherever a row is whole blocks) are dequantised to bf16 when
-// they are put on the GPU; the CPU runs them quantised.
+// Block-quantised matrices (Q8_0 wherever a row is whole blocks) stay quantised on the GPU,
+// each dequantised by its linear as it runs, as on the CPU.
 TEST(CudaModels, ZImageDiTWithQuantisedWeights) {
   ZF_REQUIRE_GPU();
   const io::WeightStore folder = io::WeightStore::open(kDitFolder);

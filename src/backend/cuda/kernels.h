@@ -2,7 +2,7 @@
 // functions; the kernels themselves stay inside their .cu files). ops.cpp has already
 // checked shapes and dtypes and made every input contiguous on the GPU: activations are
 // F32 or BF16 (one dtype per call, also the output's), weights F32, BF16 or F16 (linear:
-// also scaled float8, Tensor::scale()).
+// also scaled float8, Tensor::scale(); linear and embedding: also GGML block types).
 #pragma once
 
 #include <span>

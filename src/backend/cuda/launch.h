@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "core/quant_block_values.h"
+
 namespace zflow::cuda {
 
 // Storage type of activations (computed in float32 either way).
@@ -100,6 +102,13 @@ cudaError_t launch_fp8_dequantize(Fp8Kind kind, const uint8_t* codes, float scal
 // q[i] = e4m3(clamp(x[i] / scale, -448, 448)) rounded to nearest even.
 cudaError_t launch_fp8_quantize(Act t, const void* x, int64_t n, float* amax, float* scale,
                                 uint8_t* q, cudaStream_t stream);
+
+// ---- dequant.cu ---------------------------------------------------------------------------
+// y[r, :] (k values, stored as `t`) = row rows[r] (r itself when rows is null) of a GGML
+// block-quantised matrix at `blocks` with row_bytes bytes a row, dequantised.
+cudaError_t launch_dequantize_rows(quant::BlockKind kind, const uint8_t* blocks, int64_t row_bytes,
+                                   const int32_t* rows, Act t, void* y, int64_t n_rows, int64_t k,
+                                   cudaStream_t stream);
 
 // ---- attention.cu -------------------------------------------------------------------------
 struct AttentionProblem {

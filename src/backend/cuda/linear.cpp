@@ -1,6 +1,8 @@
 // Linear and batched matmul on the GPU through gemm (cuBLASLt). A weight stored in another
 // dtype than the activations is converted on the device first (one extra pass over the
-// weight per call; load weights in the activation dtype to avoid it). A float8 weight with
+// weight per call; load weights in the activation dtype to avoid it). GGML block-quantised
+// weights are dequantised that way too (dequant.cu), into a temporary the size of one bf16
+// weight: the model stays quantised in device memory. A float8 weight with
 // BF16 activations on sm_89+ runs the FP8 tensor-core matmul instead: the activations are
 // quantised to e4m3 per tensor (scale from their absolute maximum, as ComfyUI does for layers
 // without an input scale), the product accumulates in fp32 and lands in BF16.

@@ -12,6 +12,7 @@
 #include "backend/device.h"
 #include "core/device_memory.h"
 #include "core/error.h"
+#include "core/quant_blocks.h"
 
 namespace zflow {
 namespace {
@@ -163,6 +164,21 @@ void copy_strided(const Tensor& dst, const Tensor& src) {
     copy(dst.raw(), Device::CUDA, src.raw(), Device::CUDA, dst.nbytes());
     return;
   }
+  const cudaStream_t stream = cuda::context().stream;
+  if (dtype_is_quantized(src.dtype())) {
+    ZF_CHECK(src.is_contiguous() && (dst.dtype() == DType::F32 || dst.dtype() == DType::BF16),
+             "[copy] the GPU dequantises a contiguous {} tensor into F32 or BF16 only, asked "
+             "for {} from a {} one",
+             dtype_name(src.dtype()), dtype_name(dst.dtype()),
+             src.is_contiguous() ? "contiguous" : "strided");
+    const int64_t k = src.shape().back();
+    cuda::check_launch(cuda::launch_dequantize_rows(
+                           block_kind(src.dtype()), static_cast<const uint8_t*>(src.raw()),
+                           static_cast<int64_t>(dtype_nbytes(src.dtype(), k)), nullptr,
+                           cuda::act_of(dst), dst.raw(), n / k, k, stream),
+                       "dequantize_rows_kernel");
+    return;
+  }
   ZF_CHECK(src.ndim() <= cuda::kMaxCopyRank, "[copy] a GPU copy handles up to {} dims, got {}",
            cuda::kMaxCopyRank, shape_str(src.shape()));
   cuda::CopyLayout layout;
@@ -171,7 +187,6 @@ void copy_strided(const Tensor& dst, const Tensor& src) {
     layout.shape[d] = src.shape()[d];
     layout.strides[d] = src.strides()[d];
   }
-  const cudaStream_t stream = cuda::context().stream;
   if (src.dtype() == dst.dtype()) {
     cuda::check_launch(cuda::launch_gather(static_cast<int>(dtype_size(src.dtype())), src.raw(),
                                            dst.raw(), layout, n, stream),

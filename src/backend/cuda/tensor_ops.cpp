@@ -8,6 +8,7 @@
 #include "backend/cuda/context.h"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
+#include "core/quant_blocks.h"
 
 namespace zflow::cuda {
 namespace {
@@ -107,6 +108,14 @@ Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype)
   Tensor y = Tensor::empty({n, d}, dtype, Device::CUDA);
   if (y.numel() == 0) return y;
   const Tensor dev_ids = upload_i32(ids.data(), n);
+  if (dtype_is_quantized(table.dtype())) {
+    check_launch(
+        launch_dequantize_rows(block_kind(table.dtype()), static_cast<const uint8_t*>(table.raw()),
+                               static_cast<int64_t>(dtype_nbytes(table.dtype(), d)),
+                               dev_ids.data<int32_t>(), act_of(y), y.raw(), n, d, context().stream),
+        "dequantize_rows_kernel");
+    return y;
+  }
   check_launch(launch_embedding(act_of(y), weight_ref(table), dev_ids.data<int32_t>(), y.raw(), n,
                                 d, context().stream),
                "embedding_kernel");
