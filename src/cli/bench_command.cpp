@@ -6,6 +6,8 @@
 // appends the same as one JSON object per run, for scripts/gpu-check.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -37,6 +39,7 @@ struct Common {
   std::string weights_path;
   std::string dtype = "bf16";
   bool fp8 = false;
+  bool offload = false;
   int repeat = 1;
   int threads = 0;
   std::string device;            // --device; empty: the default
@@ -49,9 +52,14 @@ void add_common_options(CLI::App* cmd, Common& o, const std::string& file_flag,
   cmd->add_flag("--random-weights", o.random_weights,
                 "the release architecture with random weights (no files)");
   cmd->add_option(file_flag, o.weights_path, file_help);
-  cmd->add_option("--dtype", o.dtype, "random weight dtype: bf16, f16, f32")->capture_default_str();
+  cmd->add_option("--dtype", o.dtype,
+                  "random weight dtype: bf16, f16, f32, or a GGML block type for the matrices "
+                  "(q8_0, q4_0, q4_k, ...)")
+      ->capture_default_str();
   cmd->add_flag("--fp8", o.fp8,
                 "transformers: block linears quantised to scaled float8 e4m3 at load");
+  cmd->add_flag("--offload", o.offload,
+                "transformers and text encoders: blocks streamed from host memory (GPU only)");
   cmd->add_option("--repeat", o.repeat, "timed runs")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -65,7 +73,17 @@ DType weight_dtype(const Common& o) {
   if (o.dtype == "bf16") return DType::BF16;
   if (o.dtype == "f16") return DType::F16;
   if (o.dtype == "f32") return DType::F32;
-  fail("[bench] --dtype must be bf16, f16 or f32, got '{}'", o.dtype);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K,
+                  DType::Q5_K, DType::Q6_K}) {
+    std::string name(dtype_name(t));  // "Q4_K"
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (o.dtype == name) return t;
+  }
+  fail(
+      "[bench] --dtype must be bf16, f16, f32, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k, "
+      "got '{}'",
+      o.dtype);
 }
 
 // Random transformer weights as --fp8 would load them.
@@ -79,7 +97,11 @@ models::Placement prepare(const Common& o, const std::string& file_flag) {
   apply_matmul_precision(o.matmul_precision);
   ZF_CHECK(o.random_weights == o.weights_path.empty(),
            "[bench] give exactly one of --random-weights and {} FILE", file_flag);
-  return models::Placement::on(resolve_device(o.device));
+  models::Placement at = models::Placement::on(resolve_device(o.device));
+  ZF_CHECK(!o.offload || at.device == Device::CUDA,
+           "[bench] --offload streams weights to a GPU; it needs --device cuda");
+  at.offload = o.offload;
+  return at;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -120,6 +142,9 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
                         {"what", what},
                         {"device", std::string(device_name(at.device))},
                         {"activations", std::string(dtype_name(at.activations))},
+                        {"weights", o.random_weights ? "random " + o.dtype : o.weights_path},
+                        {"fp8", o.fp8},
+                        {"offload", at.offload},
                         {"run", r + 1},
                         {"seconds", s},
                         {"tflop", flops / 1e12},
@@ -140,9 +165,9 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
 // "<component>: <config> (<weights>), ready in N s": what was built and how long it took.
 void announce(const std::string& component, const std::string& config_summary, const Common& o,
               std::chrono::steady_clock::time_point t0) {
-  fmt::print("{}: {} ({}{}), ready in {:.2f} s\n", component, config_summary,
+  fmt::print("{}: {} ({}{}{}), ready in {:.2f} s\n", component, config_summary,
              o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
-             o.fp8 ? ", --fp8" : "", seconds_since(t0));
+             o.fp8 ? ", --fp8" : "", o.offload ? ", --offload" : "", seconds_since(t0));
 }
 
 void check_size(int64_t width, int64_t height) {
@@ -218,12 +243,13 @@ int run_flux_dit(const DitOptions& o, const models::Placement& at) {
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
   const models::FluxTransformer dit =
       o.random_weights
-          ? models::FluxTransformer(
-                release,
-                // --fp8 quantises host weights, which the model then uploads once.
-                fp8_if(o, models::flux_dit_random_weights(release, weight_dtype(o), 1,
-                                                          o.fp8 ? Device::CPU : at.device)),
-                at)
+          ? models::FluxTransformer(release,
+                                    // --fp8 quantises host weights, which the model then uploads
+                                    // once; --offload copies host weights into pinned memory.
+                                    fp8_if(o, models::flux_dit_random_weights(
+                                                  release, weight_dtype(o), 1,
+                                                  o.fp8 || o.offload ? Device::CPU : at.device)),
+                                    at)
           : models::load_flux_transformer(o.weights_path, {}, o.fp8, at);
   const auto& c = dit.config();
   announce("flux.1 transformer", c.summary(), o, t0);
@@ -263,12 +289,13 @@ int run_dit(const DitOptions& o) {
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
   const models::ZImageTransformer dit =
       o.random_weights
-          ? models::ZImageTransformer(
-                release,
-                // --fp8 quantises host weights, which the model then uploads once.
-                fp8_if(o, models::zimage_dit_random_weights(release, weight_dtype(o), 1,
-                                                            o.fp8 ? Device::CPU : at.device)),
-                at)
+          ? models::ZImageTransformer(release,
+                                      // --fp8 quantises host weights, which the model then uploads
+                                      // once; --offload copies host weights into pinned memory.
+                                      fp8_if(o, models::zimage_dit_random_weights(
+                                                    release, weight_dtype(o), 1,
+                                                    o.fp8 || o.offload ? Device::CPU : at.device)),
+                                      at)
           : models::load_zimage_transformer(o.weights_path, std::nullopt, at, o.fp8);
   const auto& c = dit.config();
   announce("z-image transformer", c.summary(), o, t0);
@@ -308,10 +335,12 @@ int run_text_encoder(const TextEncoderOptions& o) {
   if (o.layers > 0) release.num_hidden_layers = o.layers + 1;  // hidden_states[-2]: one unused
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
   const models::Qwen3TextEncoder encoder =
-      o.random_weights
-          ? models::Qwen3TextEncoder(
-                release, models::qwen3_random_weights(release, weight_dtype(o), 1, at.device), at)
-          : models::load_qwen3_text_encoder(o.weights_path, std::nullopt, at);
+      o.random_weights ? models::Qwen3TextEncoder(
+                             release,
+                             models::qwen3_random_weights(release, weight_dtype(o), 1,
+                                                          o.offload ? Device::CPU : at.device),
+                             at)
+                       : models::load_qwen3_text_encoder(o.weights_path, std::nullopt, at);
   const auto& c = encoder.config();
   announce("qwen3 text encoder", c.summary(), o, t0);
   std::vector<int32_t> ids(static_cast<size_t>(o.tokens));

@@ -16,7 +16,8 @@ pipeline::ModelFiles ComponentFlags::files(const std::string& model_dir) const {
           .clip_tokenizer = clip_tokenizer,
           .t5_tokenizer = t5_tokenizer,
           .vae = vae,
-          .fp8 = fp8};
+          .fp8 = fp8,
+          .offload = offload};
 }
 
 void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& note) {
@@ -36,6 +37,10 @@ void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& no
                 "quantise the transformer's block linears to scaled float8 e4m3 at load (half "
                 "the memory of bf16; embedders, modulation, norms and the final layer keep "
                 "their dtype)");
+  cmd->add_flag("--offload", f.offload,
+                "keep the transformer's and the text encoders' blocks in host memory and stream "
+                "them to the GPU one block ahead of use (for cards too small for the model; "
+                "quantised weights cross the bus quantised)");
 }
 
 void add_matmul_precision_flag(CLI::App* cmd, std::string& precision) {

@@ -14,18 +14,20 @@ struct ComponentFlags {
   std::string diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, clip_tokenizer, t5_tokenizer,
       vae;
   bool fp8 = false;
+  bool offload = false;
 
   // The files, with `model_dir` as the folder the unnamed components come from (may be empty).
   pipeline::ModelFiles files(const std::string& model_dir = {}) const;
 };
 
 // Adds --diffusion-model, --text-encoder, --tokenizer, --clip-l, --t5xxl, --clip-tokenizer,
-// --t5-tokenizer and --vae; `note` ends every help line (e.g. " (overrides -m's)"). And --fp8.
+// --t5-tokenizer and --vae; `note` ends every help line (e.g. " (overrides -m's)"). And --fp8
+// and --offload.
 void add_component_flags(CLI::App* cmd, ComponentFlags& flags, const std::string& note);
 
 // --matmul-precision bf16|fp32, shared by generate, serve and bench: whether CPU matmuls with
-// bf16, fp8 or GGUF-quantised weights round activations to bfloat16 (vdpbf16ps, twice as fast, on processors
-// with AVX-512 BF16) or keep every product in float32.
+// bf16, fp8 or GGUF-quantised weights round activations to bfloat16 (vdpbf16ps, twice as fast, on
+// processors with AVX-512 BF16) or keep every product in float32.
 void add_matmul_precision_flag(CLI::App* cmd, std::string& precision);
 // Sets the process's matmul precision from a --matmul-precision value (empty: the default, bf16).
 void apply_matmul_precision(const std::string& precision);

@@ -40,7 +40,10 @@ std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
   if (entries.empty())
     fail("[serve] no models: give -m DIR, --models-dir DIR or --diffusion-model FILE");
   const Device device = resolve_device(o.device);
-  for (auto& e : entries) e.files.device = device;
+  for (auto& e : entries) {
+    e.files.device = device;
+    e.files.offload = o.components.offload;
+  }
   return entries;
 }
 

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -81,6 +82,21 @@ Model::SingleBlock bind_single(ParameterBinder& bind, const std::string& p,
   return b;
 }
 
+std::string double_prefix(size_t i) {
+  return fmt::format("transformer_blocks.{}", i);
+}
+std::string single_prefix(size_t i) {
+  return fmt::format("single_transformer_blocks.{}", i);
+}
+
+// The blocks in the order a forward runs them, as --offload streams them.
+std::vector<std::string> block_prefixes(const FluxDiTConfig& c) {
+  std::vector<std::string> prefixes;
+  for (int i = 0; i < c.num_layers; ++i) prefixes.push_back(double_prefix(i) + ".");
+  for (int i = 0; i < c.num_single_layers; ++i) prefixes.push_back(single_prefix(i) + ".");
+  return prefixes;
+}
+
 // The whole tree in diffusers' state-dict order.
 Parts bind_all(ParameterBinder& bind, const FluxDiTConfig& c) {
   const int64_t d = c.inner_dim();
@@ -96,9 +112,9 @@ Parts bind_all(ParameterBinder& bind, const FluxDiTConfig& c) {
   p.context_embedder = bind_linear(bind, "context_embedder", c.joint_attention_dim, d);
   p.x_embedder = bind_linear(bind, "x_embedder", c.in_channels, d);
   for (int i = 0; i < c.num_layers; ++i)
-    p.double_blocks.push_back(bind_double(bind, fmt::format("transformer_blocks.{}", i), c));
+    p.double_blocks.push_back(bind_double(bind, double_prefix(i), c));
   for (int i = 0; i < c.num_single_layers; ++i)
-    p.single_blocks.push_back(bind_single(bind, fmt::format("single_transformer_blocks.{}", i), c));
+    p.single_blocks.push_back(bind_single(bind, single_prefix(i), c));
   p.norm_out = bind_linear(bind, "norm_out.linear", d, 2 * d);
   p.proj_out = bind_linear(bind, "proj_out", d, c.out_channels);
   return p;
@@ -319,7 +335,13 @@ FluxTransformer::FluxTransformer(const FluxDiTConfig& config, const io::WeightSt
   ParameterBinder bind(&weights, config_.summary());
   Parts p = bind_all(bind, config_);
   const std::vector<ParameterSpec> used = bind.take_specs();
-  if (placement_.device != Device::CPU) {
+  if (placement_.offload) {
+    offload_ = std::make_shared<OffloadedBlocks>(weights, used, block_prefixes(config_), placement_,
+                                                 "flux");
+    const io::WeightStore placed = offload_->place_resident(weights, placement_, "flux");
+    ParameterBinder bind_placed(&placed, config_.summary());
+    p = bind_all(bind_placed, config_);
+  } else if (placement_.device != Device::CPU) {
     const io::WeightStore placed = place_weights(weights, used, placement_, "flux");
     ParameterBinder bind_placed(&placed, config_.summary());
     p = bind_all(bind_placed, config_);
@@ -477,9 +499,28 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
   // 3. Embed, the double-stream blocks, then the single-stream blocks on [text ; image].
   Tensor img = apply(x_embedder_, at.activation(x));
   Tensor ctx = apply(context_embedder_, txt);
-  for (const DoubleBlock& blk : double_blocks_) double_block(blk, img, ctx, vec, rope);
+  //    With --offload each block runs from its device copy, bound while it runs.
+  std::unique_lock<std::mutex> streaming;
+  if (offload_) streaming = std::unique_lock(offload_->forward_mutex());
+  for (size_t i = 0; i < double_blocks_.size(); ++i) {
+    if (!offload_) {
+      double_block(double_blocks_[i], img, ctx, vec, rope);
+      continue;
+    }
+    const BlockLease lease(*offload_, i);
+    ParameterBinder bind(&lease.weights(), config_.summary());
+    double_block(bind_double(bind, double_prefix(i), c), img, ctx, vec, rope);
+  }
   Tensor joint = ops::concat({ctx, img}, 1);
-  for (const SingleBlock& blk : single_blocks_) single_block(blk, joint, vec, rope);
+  for (size_t i = 0; i < single_blocks_.size(); ++i) {
+    if (!offload_) {
+      single_block(single_blocks_[i], joint, vec, rope);
+      continue;
+    }
+    const BlockLease lease(*offload_, double_blocks_.size() + i);
+    ParameterBinder bind(&lease.weights(), config_.summary());
+    single_block(bind_single(bind, single_prefix(i), c), joint, vec, rope);
+  }
 
   // 4. AdaLayerNormContinuous on the image tokens ((scale, shift) in diffusers' order), then the
   //    projection to the packed latent channels.

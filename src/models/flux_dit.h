@@ -15,6 +15,7 @@
 
 #include <array>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -23,6 +24,7 @@
 #include "core/tensor.h"
 #include "io/weight_store.h"
 #include "models/lora.h"
+#include "models/offload.h"
 #include "models/parameters.h"
 #include "models/placement.h"
 
@@ -150,6 +152,7 @@ class FluxTransformer {
   Mlp time_embedder_, guidance_embedder_, text_embedder_;
   std::vector<DoubleBlock> double_blocks_;
   std::vector<SingleBlock> single_blocks_;
+  std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the blocks' weights, streamed
 };
 
 // Opens the transformer from a diffusers transformer/ folder (config.json + sharded

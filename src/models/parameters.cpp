@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 
 namespace zflow::models {
@@ -24,6 +25,14 @@ bool is_norm_weight(const ParameterSpec& p) {
          p.name.find("norm") != std::string::npos;
 }
 
+// A block type applies to the matrices whose rows are whole blocks (as GGUF converters store
+// them); the rest stay bf16. kChunk below is a whole number of blocks of every type.
+DType stored_dtype(const ParameterSpec& p, DType dtype) {
+  if (!dtype_is_quantized(dtype)) return dtype;
+  const bool blocks = p.shape.size() == 2 && p.shape[1] % dtype_block_size(dtype) == 0;
+  return blocks ? dtype : DType::BF16;
+}
+
 }  // namespace
 
 Tensor ParameterBinder::operator()(const std::string& name, const Shape& shape) {
@@ -42,9 +51,9 @@ io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType d
   io::WeightStore store;
   for (size_t index = 0; index < params.size(); ++index) {
     const ParameterSpec& p = params[index];
-    Tensor t = Tensor::empty(p.shape, dtype);
+    const DType type = stored_dtype(p, dtype);
+    Tensor t = Tensor::empty(p.shape, type);
     const int64_t n = t.numel();
-    const size_t elem = dtype_size(dtype);
     float bound = 1.0f;
     if (p.shape.size() >= 2) {
       const double fan_in = static_cast<double>(std::max<int64_t>(1, n / p.shape[0]));
@@ -68,8 +77,12 @@ io::WeightStore random_weights(const std::vector<ParameterSpec>& params, DType d
             buf[i] = (2.0f * u - 1.0f) * bound;
           }
         }
-        from_f32(buf.data(), static_cast<char*>(t.raw()) + c * kChunk * elem, dtype,
-                 static_cast<size_t>(count));
+        void* dst = static_cast<char*>(t.raw()) + dtype_nbytes(type, c * kChunk);
+        if (dtype_is_quantized(type)) {
+          quantize_blocks(type, buf.data(), dst, count);
+        } else {
+          from_f32(buf.data(), dst, type, static_cast<size_t>(count));
+        }
       }
     });
     store.add(p.name, t.to(device), "<random>");

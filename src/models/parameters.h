@@ -38,7 +38,9 @@ class ParameterBinder {
 // Random values in `dtype`: matrices and conv kernels uniform in +-1/sqrt(fan_in)
 // (PyTorch's default init scale, so activations stay finite through deep networks),
 // biases 0, 1-D norm weights (a name with "norm" ending in ".weight") 1, other 1-D
-// tensors uniform in +-1. Generated in parallel chunks whose values do not depend on the thread
+// tensors uniform in +-1. A GGML block `dtype` (one with a quantiser: Q8_0, Q4_0, Q4_K, ...)
+// quantises the matrices whose rows are whole blocks and leaves the rest bf16, as a GGUF
+// file stores a model. Generated in parallel chunks whose values do not depend on the thread
 // count, one tensor at a time (no float32 copy of the whole model). On the GPU (`device`) each
 // tensor is made on the host in `dtype` and uploaded before the next, so neither a float32 nor
 // a host copy of the whole model is ever made.

@@ -21,7 +21,8 @@ Tensor Placement::activation(const Tensor& t) const {
 }
 
 std::string Placement::summary() const {
-  return fmt::format("{}, {} activations", device_name(device), dtype_name(activations));
+  return fmt::format("{}, {} activations{}", device_name(device), dtype_name(activations),
+                     offload ? ", blocks offloaded" : "");
 }
 
 Tensor float32_on(const Tensor& y, Device device) {
@@ -65,6 +66,8 @@ class UploadProgress {
   int shown_ = -1;
 };
 
+}  // namespace
+
 // The dtype a weight takes on the device: scaled e4m3 weights stay float8 (with their scale)
 // for the FP8 matmuls; GGML block-quantised matrices stay quantised (linear and embedding
 // dequantise them on the device as they run), which is what lets a Q4 model fit a small GPU;
@@ -75,8 +78,6 @@ DType placed_dtype(const Tensor& t, const Placement& placement) {
                     (dtype_is_quantized(t.dtype()) && t.ndim() == 2);
   return keep ? t.dtype() : placement.activations;
 }
-
-}  // namespace
 
 io::WeightStore place_weights(const io::WeightStore& weights,
                               const std::vector<ParameterSpec>& params, const Placement& placement,

@@ -19,6 +19,9 @@ namespace zflow::models {
 struct Placement {
   Device device = Device::CPU;
   DType activations = DType::F32;
+  // --offload: the repeated blocks (transformer layers) stay in host memory and are streamed
+  // to the GPU one block ahead of use (models/offload.h); GPU placements only.
+  bool offload = false;
 
   static Placement cpu() { return {}; }
   static Placement cuda(DType activations = DType::BF16) { return {Device::CUDA, activations}; }
@@ -29,6 +32,9 @@ struct Placement {
   Tensor activation(const Tensor& t) const;
   std::string summary() const;  // "cpu, f32 activations"
 };
+
+// The dtype `t` takes on the device of a GPU placement (place_weights).
+DType placed_dtype(const Tensor& t, const Placement& placement);
 
 // `y` as float32 on `device` (`y` itself, no copy, when it already is): a GPU result comes back
 // in its own dtype and is widened on the host.

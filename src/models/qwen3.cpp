@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "backend/ops.h"
@@ -244,8 +246,15 @@ Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightSt
     return bind.take_specs();
   };
   const std::vector<ParameterSpec> bound = bind_all(weights);
-  if (placement_.device != Device::CPU)
+  if (placement_.offload) {
+    std::vector<std::string> prefixes;
+    for (int i = 0; i < config_.encoder_layers(); ++i)
+      prefixes.push_back(fmt::format("layers.{}.", i));
+    offload_ = std::make_shared<OffloadedBlocks>(weights, bound, prefixes, placement_, "qwen3");
+    bind_all(offload_->place_resident(weights, placement_, "qwen3"));
+  } else if (placement_.device != Device::CPU) {
     bind_all(place_weights(weights, bound, placement_, "qwen3"));
+  }
   const size_t used = bound.size();
   log::debug("[qwen3] {}: bound {} of its {} tensors ({} of {} layers: hidden_states[-2])",
              weights.description(), used, weights.size(), config_.encoder_layers(),
@@ -279,7 +288,18 @@ Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengt
   const RopeTables host = qwen3_rope_tables(config_, x.size(1));
   const RopeTables rope{host.cos.to(placement_.device), host.sin.to(placement_.device)};
   const float eps = config_.rms_norm_eps;
-  for (const Layer& layer : layers_) {
+  std::unique_lock<std::mutex> streaming;
+  if (offload_) streaming = std::unique_lock(offload_->forward_mutex());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    // With --offload the layer runs from its device copy (layers_ then hold host weights).
+    std::optional<BlockLease> lease;
+    Layer streamed;
+    if (offload_) {
+      lease.emplace(*offload_, i);
+      Binder bind(&lease->weights());
+      streamed = bind_layer(bind, config_, static_cast<int>(i));
+    }
+    const Layer& layer = offload_ ? streamed : layers_[i];
     x = ops::add(x,
                  attention(layer, ops::rms_norm(x, layer.input_layernorm, eps), rope, key_lengths));
     const Tensor h = ops::rms_norm(x, layer.post_attention_layernorm, eps);

@@ -15,6 +15,8 @@
 // == 1 rows; facts/zimage.md sections 2.5 and 3.
 #pragma once
 
+#include <memory>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -24,6 +26,7 @@
 
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/offload.h"
 #include "models/parameters.h"
 #include "models/placement.h"
 
@@ -143,6 +146,7 @@ class Qwen3TextEncoder {
   Placement placement_;
   Tensor embed_tokens_;
   std::vector<Layer> layers_;
+  std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the layers' weights, streamed
 };
 
 // The weights of a Qwen3 checkpoint under Qwen3Model names: the layout is found from the

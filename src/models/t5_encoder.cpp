@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "backend/ops.h"
 #include "core/error.h"
@@ -29,6 +31,27 @@ void validate(const T5EncoderConfig& c, const std::string& source) {
            c.relative_attention_max_distance);
   ZF_CHECK(c.layer_norm_epsilon > 0.0f, "[t5] {}: layer_norm_epsilon {} is not positive", source,
            c.layer_norm_epsilon);
+}
+
+std::string layer_prefix(int i) {
+  return fmt::format("encoder.block.{}.layer.", i);
+}
+
+// One T5Block of the encoder (self-attention, then the gated-GELU feed-forward).
+T5Encoder::Layer bind_layer(ParameterBinder& bind, const T5EncoderConfig& c, int i) {
+  const std::string p = layer_prefix(i);
+  const int64_t d = c.d_model, inner = c.inner_dim(), ff = c.d_ff;
+  T5Encoder::Layer l;
+  l.q = bind(p + "0.SelfAttention.q.weight", {inner, d});
+  l.k = bind(p + "0.SelfAttention.k.weight", {inner, d});
+  l.v = bind(p + "0.SelfAttention.v.weight", {inner, d});
+  l.o = bind(p + "0.SelfAttention.o.weight", {d, inner});
+  l.attn_norm = bind(p + "0.layer_norm.weight", {d});
+  l.wi_0 = bind(p + "1.DenseReluDense.wi_0.weight", {ff, d});
+  l.wi_1 = bind(p + "1.DenseReluDense.wi_1.weight", {ff, d});
+  l.wo = bind(p + "1.DenseReluDense.wo.weight", {d, ff});
+  l.ffn_norm = bind(p + "1.layer_norm.weight", {d});
+  return l;
 }
 
 std::string embedding_name(const io::WeightStore& w) {
@@ -143,32 +166,26 @@ T5Encoder::T5Encoder(const T5EncoderConfig& config, const io::WeightStore& w,
            "[t5] {}: holds '{}', past num_layers {}: the config is not this model's",
            w.description(), extra, config_.num_layers);
   const std::vector<ParameterSpec> used = bind_weights(w);
-  if (placement_.device != Device::CPU) bind_weights(place_weights(w, used, placement_, "t5"));
+  if (placement_.offload) {
+    std::vector<std::string> prefixes;
+    for (int i = 0; i < config_.num_layers; ++i) prefixes.push_back(layer_prefix(i));
+    offload_ = std::make_shared<OffloadedBlocks>(w, used, prefixes, placement_, "t5");
+    bind_weights(offload_->place_resident(w, placement_, "t5"));
+  } else if (placement_.device != Device::CPU) {
+    bind_weights(place_weights(w, used, placement_, "t5"));
+  }
 }
 
 std::vector<ParameterSpec> T5Encoder::bind_weights(const io::WeightStore& w) {
   ParameterBinder bind(&w, "config: " + config_.summary());
-  const int64_t d = config_.d_model, inner = config_.inner_dim(), ff = config_.d_ff;
+  const int64_t d = config_.d_model;
   shared_ = bind(embedding_name(w), {config_.vocab_size, d});
   relative_attention_bias_ =
       bind("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
            {config_.relative_attention_num_buckets, config_.num_heads})
           .to_f32_vector();
   layers_.clear();
-  for (int i = 0; i < config_.num_layers; ++i) {
-    const std::string p = fmt::format("encoder.block.{}.layer.", i);
-    Layer l;
-    l.q = bind(p + "0.SelfAttention.q.weight", {inner, d});
-    l.k = bind(p + "0.SelfAttention.k.weight", {inner, d});
-    l.v = bind(p + "0.SelfAttention.v.weight", {inner, d});
-    l.o = bind(p + "0.SelfAttention.o.weight", {d, inner});
-    l.attn_norm = bind(p + "0.layer_norm.weight", {d});
-    l.wi_0 = bind(p + "1.DenseReluDense.wi_0.weight", {ff, d});
-    l.wi_1 = bind(p + "1.DenseReluDense.wi_1.weight", {ff, d});
-    l.wo = bind(p + "1.DenseReluDense.wo.weight", {d, ff});
-    l.ffn_norm = bind(p + "1.layer_norm.weight", {d});
-    layers_.push_back(std::move(l));
-  }
+  for (int i = 0; i < config_.num_layers; ++i) layers_.push_back(bind_layer(bind, config_, i));
   final_layer_norm_ = bind(kFinalNorm, {d});
   return bind.take_specs();
 }
@@ -212,7 +229,18 @@ Tensor T5Encoder::encode(std::span<const int32_t> ids) const {
   const float eps = config_.layer_norm_epsilon;
   Tensor x = ops::embedding(shared_, ids, placement_.activations);  // [L, d_model]
   const Tensor bias = placement_.activation(position_bias(static_cast<int64_t>(ids.size())));
-  for (const Layer& l : layers_) {
+  std::unique_lock<std::mutex> streaming;
+  if (offload_) streaming = std::unique_lock(offload_->forward_mutex());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    // With --offload the layer runs from its device copy (layers_ then hold host weights).
+    std::optional<BlockLease> lease;
+    Layer streamed;
+    if (offload_) {
+      lease.emplace(*offload_, i);
+      ParameterBinder bind(&lease->weights());
+      streamed = bind_layer(bind, config_, static_cast<int>(i));
+    }
+    const Layer& l = offload_ ? streamed : layers_[i];
     x = ops::add(x, attention(l, ops::rms_norm(x, l.attn_norm, eps), bias));
     const Tensor h = ops::rms_norm(x, l.ffn_norm, eps);
     const Tensor gate = ops::gelu(ops::linear(h, l.wi_0), ops::GeluKind::kTanh);

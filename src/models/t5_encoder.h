@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,6 +25,7 @@
 
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/offload.h"
 #include "models/placement.h"
 
 namespace zflow::models {
@@ -97,6 +99,7 @@ class T5Encoder {
   std::vector<float> relative_attention_bias_;  // [buckets, heads], read on the host
   std::vector<Layer> layers_;
   Tensor final_layer_norm_;
+  std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the layers' weights, streamed
 };
 
 // The weights of a T5 checkpoint under T5EncoderModel names: the prefix is found from the key

@@ -92,6 +92,17 @@ Bound bind_all(Binder& bind, const ZImageDiTConfig& c) {
   return b;
 }
 
+// The blocks in the order a forward runs them, as --offload streams them.
+std::vector<std::string> block_prefixes(const ZImageDiTConfig& c) {
+  std::vector<std::string> prefixes;
+  for (int i = 0; i < c.n_refiner_layers; ++i)
+    prefixes.push_back(fmt::format("noise_refiner.{}.", i));
+  for (int i = 0; i < c.n_refiner_layers; ++i)
+    prefixes.push_back(fmt::format("context_refiner.{}.", i));
+  for (int i = 0; i < c.n_layers; ++i) prefixes.push_back(fmt::format("layers.{}.", i));
+  return prefixes;
+}
+
 void validate(const ZImageDiTConfig& c, const std::string& source) {
   ZF_CHECK(c.dim > 0 && c.n_heads > 0 && c.dim % c.n_heads == 0,
            "[zimage] {}: dim {} does not split into n_heads {}", source, c.dim, c.n_heads);
@@ -265,7 +276,13 @@ ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::We
   Binder bind(&weights);
   Bound b = bind_all(bind, config_);
   const std::vector<ParameterSpec> used = bind.take_specs();
-  if (placement_.device != Device::CPU) {
+  if (placement_.offload) {
+    offload_ = std::make_shared<OffloadedBlocks>(weights, used, block_prefixes(config_), placement_,
+                                                 "zimage");
+    const io::WeightStore placed = offload_->place_resident(weights, placement_, "zimage");
+    Binder bind_placed(&placed);
+    b = bind_all(bind_placed, config_);
+  } else if (placement_.device != Device::CPU) {
     const io::WeightStore placed = place_weights(weights, used, placement_, "zimage");
     Binder bind_placed(&placed);
     b = bind_all(bind_placed, config_);
@@ -313,6 +330,26 @@ Tensor ZImageTransformer::attention(const Block& blk, const Tensor& x, const Seq
   const Tensor o = ops::attention(q, k, v, 1.0f / std::sqrt(static_cast<float>(hd)), seq.mask);
   return ops::linear(o.permute({0, 2, 1, 3}).contiguous().view({b, l, config_.dim}),
                      blk.to_out.weight);
+}
+
+// The blocks over x, in order. With --offload, block i is bound from its device copy at stream
+// position first + i while it runs (`blocks` then hold the host weights, for their count and
+// kind).
+Tensor ZImageTransformer::run_blocks(const std::vector<Block>& blocks, size_t first, Tensor x,
+                                     const Sequence& seq, const Tensor& adaln) const {
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (!offload_) {
+      x = block(blocks[i], x, seq, adaln);
+      continue;
+    }
+    const BlockLease lease(*offload_, first + i);
+    Binder bind(&lease.weights());
+    const std::string& prefix = offload_->prefix(first + i);
+    const Block on_device =
+        bind_block(bind, prefix.substr(0, prefix.size() - 1), config_, blocks[i].adaln.has_value());
+    x = block(on_device, x, seq, adaln);
+  }
+  return x;
 }
 
 // ZImageTransformerBlock with sandwich RMSNorms around both sub-layers. Modulated blocks
@@ -441,7 +478,10 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
   if (x_len > n_img)
     x = ops::fill_rows(x, x_pad_token_, std::vector<int64_t>(batch, n_img),
                        std::vector<int64_t>(batch, x_len));
-  for (const Block& blk : noise_refiner_) x = block(blk, x, seq->image, adaln);
+  const size_t n_refiner = noise_refiner_.size();
+  std::unique_lock<std::mutex> streaming;
+  if (offload_) streaming = std::unique_lock(offload_->forward_mutex());
+  x = run_blocks(noise_refiner_, 0, x, seq->image, adaln);
 
   // 4. Caption tokens: RMSNorm + Linear on rows zero-padded to cap_max, pad rows become
   //    cap_pad_token, batch padding 0; the context refiner (unmodulated).
@@ -459,13 +499,13 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
                            cap_linear_.bias);
   if (cap_real != cap_len) cap = ops::fill_rows(cap, cap_pad_token_, cap_real, cap_len);
   if (ragged) cap = ops::fill_rows(cap, Tensor{}, cap_len, all_cap);
-  for (const Block& blk : context_refiner_) cap = block(blk, cap, seq->caption, adaln);
+  cap = run_blocks(context_refiner_, n_refiner, cap, seq->caption, adaln);
 
   // 5. The unified sequence [image ; caption] per sample, zero batch padding after it (the
   //    refiner wrote to the caption's batch padding rows; they are cleared again): main layers.
   if (ragged) cap = ops::fill_rows(cap, Tensor{}, cap_len, all_cap);
   Tensor u = ops::concat({x, cap}, 1);
-  for (const Block& blk : layers_) u = block(blk, u, seq->unified, adaln);
+  u = run_blocks(layers_, 2 * n_refiner, u, seq->unified, adaln);
 
   // 6. Final layer; the first N tokens of each sample are the image.
   const Tensor out = ops::unpatchify(final_layer(u, adaln), c.in_channels, height, width, p);

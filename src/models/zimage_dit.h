@@ -22,6 +22,7 @@
 #include "core/tensor.h"
 #include "io/weight_store.h"
 #include "models/lora.h"
+#include "models/offload.h"
 #include "models/parameters.h"
 #include "models/placement.h"
 #include "models/zimage_rope.h"
@@ -125,6 +126,8 @@ class ZImageTransformer {
                                              const std::vector<int64_t>& cap_len) const;
   Tensor timestep_embedding(std::span<const float> t) const;
   Tensor block(const Block& b, const Tensor& x, const Sequence& seq, const Tensor& adaln) const;
+  Tensor run_blocks(const std::vector<Block>& blocks, size_t first, Tensor x, const Sequence& seq,
+                    const Tensor& adaln) const;
   Tensor attention(const Block& b, const Tensor& x, const Sequence& seq) const;
   Tensor final_layer(const Tensor& x, const Tensor& adaln) const;
 
@@ -138,6 +141,7 @@ class ZImageTransformer {
   Linear cap_linear_;
   Tensor x_pad_token_, cap_pad_token_;  // [dim] in the activation dtype
   std::vector<Block> noise_refiner_, context_refiner_, layers_;
+  std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the blocks' weights, streamed
 };
 
 // Opens the transformer from a diffusers transformer/ folder (config.json + sharded

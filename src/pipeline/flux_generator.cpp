@@ -145,7 +145,7 @@ std::unique_ptr<ImageGenerator> load_flux_generator(const ModelFiles& files) {
                           .t5_tokenizer = files.t5_tokenizer,
                           .fp8 = files.fp8,
                           .loras = files.loras},
-                         models::Placement::on(files.device)));
+                         placement_for(files)));
 }
 
 }  // namespace zflow::pipeline

@@ -107,7 +107,18 @@ std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {
 
 }  // namespace
 
+models::Placement placement_for(const ModelFiles& files) {
+  ZF_CHECK(!files.offload || files.device == Device::CUDA,
+           "[load] --offload streams weights to a GPU, but the models run on the {} (use "
+           "--device cuda)",
+           device_name(files.device));
+  models::Placement placement = models::Placement::on(files.device);
+  placement.offload = files.offload;
+  return placement;
+}
+
 std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
+  placement_for(files);  // refuses --offload without a GPU before any file is read
   std::unique_ptr<ImageGenerator> generator = load_family(files);
   if (files.loras.empty()) return generator;
   return std::make_unique<WithLoras>(std::move(generator), files.loras);

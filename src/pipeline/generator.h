@@ -17,6 +17,7 @@
 #include "core/tensor.h"
 #include "io/image.h"
 #include "models/lora.h"
+#include "models/placement.h"
 #include "pipeline/run_control.h"
 
 namespace zflow::pipeline {
@@ -35,7 +36,8 @@ struct ModelFiles {
   std::filesystem::path t5_tokenizer;
   std::filesystem::path vae;
   Device device = Device::CPU;  // where the models run (bf16 activations on the GPU)
-  bool fp8 = false;  // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
+  bool fp8 = false;      // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
+  bool offload = false;  // stream transformer and text-encoder blocks from host memory (--offload)
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (--lora)
 };
 
@@ -106,6 +108,10 @@ class ImageGenerator {
 // The denoising steps a run of `steps` takes: all of them for text-to-image, the last
 // steps - img2img_start(steps, strength) when starting from an image (diffusers' t_start).
 int denoising_steps(int steps, double strength, bool from_image);
+
+// Where the files' models run: their device, with --offload's block streaming (an Error naming
+// --offload when the device is not a GPU).
+models::Placement placement_for(const ModelFiles& files);
 
 // Loads the model the files hold, whichever family it is; an Error names the file and what it
 // holds when zflow does not know it.

@@ -85,7 +85,7 @@ std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
                             .tokenizer = files.tokenizer,
                             .fp8 = files.fp8,
                             .loras = files.loras},
-                           models::Placement::on(files.device)));
+                           placement_for(files)));
 }
 
 }  // namespace zflow::pipeline

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstring>
 
 #include "core/thread_pool.h"
 #include "models/parameters.h"
@@ -38,6 +39,26 @@ TEST(RandomWeights, SameValuesWhateverTheThreadCountAndDtype) {
   for (size_t i = 0; i < one.size(); ++i)
     ASSERT_EQ(bf[i], bf16_bits_to_f32(f32_to_bf16_bits(one[i])));
   EXPECT_EQ(three.get("pad_token").dtype(), DType::BF16);
+}
+
+// A block dtype quantises the matrices whose rows are whole blocks, as a GGUF converter would:
+// the same values as the float32 weights, quantised by quantize_blocks; the rest are bf16.
+TEST(RandomWeights, BlockDtypesQuantiseWholeBlockMatrices) {
+  const std::vector<ParameterSpec> specs = {
+      {"blocks.0.ff.weight", {16, 512}},         // rows of 16 Q8_0 blocks, 2 Q4_K blocks
+      {"blocks.0.attn.to_q.weight", {48, 300}},  // 300 is not a whole number of blocks
+      {"blocks.0.norm1.weight", {512}},
+  };
+  const io::WeightStore f32 = random_weights(specs, DType::F32, 5);
+  for (DType type : {DType::Q8_0, DType::Q4_K}) {
+    const io::WeightStore q = random_weights(specs, type, 5);
+    const Tensor ff = q.get("blocks.0.ff.weight");
+    ASSERT_EQ(ff.dtype(), type);
+    const Tensor want = f32.get("blocks.0.ff.weight").to(type);
+    EXPECT_EQ(std::memcmp(ff.raw(), want.raw(), want.nbytes()), 0) << dtype_name(type);
+    EXPECT_EQ(q.get("blocks.0.attn.to_q.weight").dtype(), DType::BF16);
+    EXPECT_EQ(q.get("blocks.0.norm1.weight").dtype(), DType::BF16);
+  }
 }
 
 }  // namespace

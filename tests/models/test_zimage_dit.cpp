@@ -150,6 +150,19 @@ TEST(ZImageDiT, IndexFileAndModelFolderLoad) {
   }
 }
 
+// Offloading streams blocks to a GPU: a CPU placement asking for it is an error naming it (and a
+// CPU-only build refuses a GPU one, naming the missing CUDA backend).
+TEST(ZImageDiT, OffloadIsRefusedWithoutAGpu) {
+  models::Placement cpu;
+  cpu.offload = true;
+  try {
+    models::load_zimage_transformer(kFolder, std::nullopt, cpu);
+    FAIL() << "loaded with offload on the CPU";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--offload"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ZImageDiT, OriginalSingleFileMatchesDiffusers) {
   const io::WeightStore store = io::WeightStore::open(kOriginal);
   EXPECT_EQ(io::detect_zimage_layout(store), io::ZImageLayout::Original);

@@ -57,6 +57,20 @@ TEST(ImageGenerator, LoadsTheTinyZImageFolderAsZImage) {
             std::string::npos);
 }
 
+// --offload streams blocks to a GPU: asked with the models on the CPU, loading stops before any
+// file is read, naming the flag; with the GPU it turns the placement's streaming on.
+TEST(ImageGenerator, OffloadNeedsTheGpu) {
+  const std::string error = error_of([] {
+    load_generator({.model_dir = test::fixture("zimage_pipeline/tiny"), .offload = true});
+  });
+  EXPECT_NE(error.find("--offload"), std::string::npos) << error;
+  EXPECT_NE(error.find("--device cuda"), std::string::npos) << error;
+  const models::Placement p = placement_for({.device = Device::CUDA, .offload = true});
+  EXPECT_EQ(p.device, Device::CUDA);
+  EXPECT_TRUE(p.offload);
+  EXPECT_FALSE(placement_for({.model_dir = "x"}).offload);
+}
+
 TEST(ImageGenerator, NamesAnUnknownPipelineClass) {
   const fs::path dir = fs::temp_directory_path() / "zflow_generator_unknown";
   fs::create_directories(dir);

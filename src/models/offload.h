@@ -1,0 +1,69 @@
+// --offload for a model built of repeated blocks: the parameters under each block's name prefix
+// ("layers.3.") go into a WeightStream (backend/weight_stream.h), in the dtypes place_weights
+// would give them; the rest are placed as usual. While it runs a block, the model binds it
+// from the device copy acquire() returns, with the same binder code it binds resident
+// weights with, so streamed and resident blocks cannot differ in what they compute.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend/weight_stream.h"
+#include "io/weight_store.h"
+#include "models/parameters.h"
+#include "models/placement.h"
+
+namespace zflow::models {
+
+class OffloadedBlocks {
+ public:
+  // prefixes[i] names block i, in the order the forward runs them (the stream prefetches in
+  // that order). Every parameter whose name starts with one of them is streamed.
+  OffloadedBlocks(const io::WeightStore& weights, const std::vector<ParameterSpec>& params,
+                  std::vector<std::string> prefixes, const Placement& placement,
+                  std::string_view what);
+
+  // place_weights for the parameters that are not streamed; the streamed ones are left in the
+  // store as `weights` holds them, so the model's binder still finds every name (it runs
+  // those blocks from acquire()).
+  io::WeightStore place_resident(const io::WeightStore& weights, const Placement& placement,
+                                 std::string_view what) const;
+  size_t size() const { return prefixes_.size(); }
+  const std::string& prefix(size_t i) const { return prefixes_[i]; }
+
+  // Block i's weights on the device, by name, until release(i).
+  io::WeightStore acquire(size_t i);
+  void release(size_t i) { stream_->release(i); }
+
+  // Held for a whole forward: blocks are acquired and released one after another.
+  std::mutex& forward_mutex() { return mutex_; }
+
+ private:
+  std::vector<std::string> prefixes_;
+  std::vector<std::vector<std::string>> names_;  // per block, in the stream's order
+  std::vector<ParameterSpec> resident_;
+  std::unique_ptr<WeightStream> stream_;
+  std::mutex mutex_;
+};
+
+// Block i acquired for a scope: released when the scope ends, also by an exception.
+class BlockLease {
+ public:
+  BlockLease(OffloadedBlocks& blocks, size_t i)
+      : blocks_(blocks), i_(i), store_(blocks.acquire(i)) {}
+  ~BlockLease();
+  BlockLease(const BlockLease&) = delete;
+  BlockLease& operator=(const BlockLease&) = delete;
+  const io::WeightStore& weights() const { return store_; }
+
+ private:
+  OffloadedBlocks& blocks_;
+  size_t i_;
+  io::WeightStore store_;
+};
+
+}  // namespace zflow::models
