@@ -7,6 +7,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 
 #include "backend/ops.h"
 #include "core/error.h"
@@ -499,27 +500,21 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
   // 3. Embed, the double-stream blocks, then the single-stream blocks on [text ; image].
   Tensor img = apply(x_embedder_, at.activation(x));
   Tensor ctx = apply(context_embedder_, txt);
-  //    With --offload each block runs from its device copy, bound while it runs.
-  std::unique_lock<std::mutex> streaming;
-  if (offload_) streaming = std::unique_lock(offload_->forward_mutex());
+  const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
   for (size_t i = 0; i < double_blocks_.size(); ++i) {
-    if (!offload_) {
-      double_block(double_blocks_[i], img, ctx, vec, rope);
-      continue;
-    }
-    const BlockLease lease(*offload_, i);
-    ParameterBinder bind(&lease.weights(), config_.summary());
-    double_block(bind_double(bind, double_prefix(i), c), img, ctx, vec, rope);
+    std::optional<BlockLease> lease;
+    double_block(
+        block_to_run(offload_.get(), lease, i, double_blocks_[i],
+                     [&](ParameterBinder& bind) { return bind_double(bind, double_prefix(i), c); }),
+        img, ctx, vec, rope);
   }
   Tensor joint = ops::concat({ctx, img}, 1);
   for (size_t i = 0; i < single_blocks_.size(); ++i) {
-    if (!offload_) {
-      single_block(single_blocks_[i], joint, vec, rope);
-      continue;
-    }
-    const BlockLease lease(*offload_, double_blocks_.size() + i);
-    ParameterBinder bind(&lease.weights(), config_.summary());
-    single_block(bind_single(bind, single_prefix(i), c), joint, vec, rope);
+    std::optional<BlockLease> lease;
+    single_block(
+        block_to_run(offload_.get(), lease, double_blocks_.size() + i, single_blocks_[i],
+                     [&](ParameterBinder& bind) { return bind_single(bind, single_prefix(i), c); }),
+        joint, vec, rope);
   }
 
   // 4. AdaLayerNormContinuous on the image tokens ((scale, shift) in diffusers' order), then the

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,5 +66,23 @@ class BlockLease {
   size_t i_;
   io::WeightStore store_;
 };
+
+// What a model's forward holds while it runs its blocks: nothing without offloading, else the
+// stream's forward mutex.
+inline std::unique_lock<std::mutex> lock_blocks(OffloadedBlocks* offload) {
+  return offload ? std::unique_lock(offload->forward_mutex()) : std::unique_lock<std::mutex>();
+}
+
+// Block i as it is about to run: `resident` itself without offloading; with it, the block that
+// `bind` binds from block i's device copy, which `lease` keeps valid for the caller's scope (the
+// resident structs then hold the host weights). The same bind code as the resident weights.
+template <typename Block, typename Bind>
+Block block_to_run(OffloadedBlocks* offload, std::optional<BlockLease>& lease, size_t i,
+                   const Block& resident, Bind&& bind) {
+  if (offload == nullptr) return resident;
+  lease.emplace(*offload, i);
+  ParameterBinder binder(&lease->weights());
+  return bind(binder);
+}
 
 }  // namespace zflow::models

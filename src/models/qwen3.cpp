@@ -288,18 +288,12 @@ Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengt
   const RopeTables host = qwen3_rope_tables(config_, x.size(1));
   const RopeTables rope{host.cos.to(placement_.device), host.sin.to(placement_.device)};
   const float eps = config_.rms_norm_eps;
-  std::unique_lock<std::mutex> streaming;
-  if (offload_) streaming = std::unique_lock(offload_->forward_mutex());
+  const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
   for (size_t i = 0; i < layers_.size(); ++i) {
-    // With --offload the layer runs from its device copy (layers_ then hold host weights).
     std::optional<BlockLease> lease;
-    Layer streamed;
-    if (offload_) {
-      lease.emplace(*offload_, i);
-      Binder bind(&lease->weights());
-      streamed = bind_layer(bind, config_, static_cast<int>(i));
-    }
-    const Layer& layer = offload_ ? streamed : layers_[i];
+    const Layer layer = block_to_run(offload_.get(), lease, i, layers_[i], [&](Binder& bind) {
+      return bind_layer(bind, config_, static_cast<int>(i));
+    });
     x = ops::add(x,
                  attention(layer, ops::rms_norm(x, layer.input_layernorm, eps), rope, key_lengths));
     const Tensor h = ops::rms_norm(x, layer.post_attention_layernorm, eps);

@@ -229,18 +229,12 @@ Tensor T5Encoder::encode(std::span<const int32_t> ids) const {
   const float eps = config_.layer_norm_epsilon;
   Tensor x = ops::embedding(shared_, ids, placement_.activations);  // [L, d_model]
   const Tensor bias = placement_.activation(position_bias(static_cast<int64_t>(ids.size())));
-  std::unique_lock<std::mutex> streaming;
-  if (offload_) streaming = std::unique_lock(offload_->forward_mutex());
+  const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
   for (size_t i = 0; i < layers_.size(); ++i) {
-    // With --offload the layer runs from its device copy (layers_ then hold host weights).
     std::optional<BlockLease> lease;
-    Layer streamed;
-    if (offload_) {
-      lease.emplace(*offload_, i);
-      ParameterBinder bind(&lease->weights());
-      streamed = bind_layer(bind, config_, static_cast<int>(i));
-    }
-    const Layer& l = offload_ ? streamed : layers_[i];
+    const Layer l = block_to_run(offload_.get(), lease, i, layers_[i], [&](ParameterBinder& bind) {
+      return bind_layer(bind, config_, static_cast<int>(i));
+    });
     x = ops::add(x, attention(l, ops::rms_norm(x, l.attn_norm, eps), bias));
     const Tensor h = ops::rms_norm(x, l.ffn_norm, eps);
     const Tensor gate = ops::gelu(ops::linear(h, l.wi_0), ops::GeluKind::kTanh);

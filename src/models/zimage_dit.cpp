@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "backend/ops.h"
@@ -332,22 +333,17 @@ Tensor ZImageTransformer::attention(const Block& blk, const Tensor& x, const Seq
                      blk.to_out.weight);
 }
 
-// The blocks over x, in order. With --offload, block i is bound from its device copy at stream
-// position first + i while it runs (`blocks` then hold the host weights, for their count and
-// kind).
+// The blocks over x, in order; with --offload, block i is stream position first + i.
 Tensor ZImageTransformer::run_blocks(const std::vector<Block>& blocks, size_t first, Tensor x,
                                      const Sequence& seq, const Tensor& adaln) const {
   for (size_t i = 0; i < blocks.size(); ++i) {
-    if (!offload_) {
-      x = block(blocks[i], x, seq, adaln);
-      continue;
-    }
-    const BlockLease lease(*offload_, first + i);
-    Binder bind(&lease.weights());
-    const std::string& prefix = offload_->prefix(first + i);
-    const Block on_device =
-        bind_block(bind, prefix.substr(0, prefix.size() - 1), config_, blocks[i].adaln.has_value());
-    x = block(on_device, x, seq, adaln);
+    std::optional<BlockLease> lease;
+    const Block blk = block_to_run(offload_.get(), lease, first + i, blocks[i], [&](Binder& bind) {
+      const std::string& prefix = offload_->prefix(first + i);
+      return bind_block(bind, prefix.substr(0, prefix.size() - 1), config_,
+                        blocks[i].adaln.has_value());
+    });
+    x = block(blk, x, seq, adaln);
   }
   return x;
 }
@@ -479,8 +475,7 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
     x = ops::fill_rows(x, x_pad_token_, std::vector<int64_t>(batch, n_img),
                        std::vector<int64_t>(batch, x_len));
   const size_t n_refiner = noise_refiner_.size();
-  std::unique_lock<std::mutex> streaming;
-  if (offload_) streaming = std::unique_lock(offload_->forward_mutex());
+  const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
   x = run_blocks(noise_refiner_, 0, x, seq->image, adaln);
 
   // 4. Caption tokens: RMSNorm + Linear on rows zero-padded to cap_max, pad rows become

@@ -109,17 +109,23 @@ TEST(CudaModels, ZImageDiTKeepsDeviceInputsOnTheDevice) {
   expect_close(out.to(Device::CPU), c.output, DType::BF16, "zimage on device inputs");
 }
 
-// Block-quantised matrices (Q8_0 wherever a row is whole blocks) stay quantised on the GPU,
-// each dequantised by its linear as it runs, as on the CPU.
-TEST(CudaModels, ZImageDiTWithQuantisedWeights) {
-  ZF_REQUIRE_GPU();
-  const io::WeightStore folder = io::WeightStore::open(kDitFolder);
+// The tiny model's weights with Q8_0 matrices wherever a row is whole blocks.
+io::WeightStore q8_0_where_rows_are_blocks(const io::WeightStore& folder) {
   io::WeightStore q8;
   for (const std::string& name : folder.names()) {
     const Tensor t = folder.get(name);
     const bool whole_blocks = t.ndim() == 2 && t.size(1) % dtype_block_size(DType::Q8_0) == 0;
     q8.add(name, whole_blocks ? t.to(DType::Q8_0) : t);
   }
+  return q8;
+}
+
+// Block-quantised matrices (Q8_0 wherever a row is whole blocks) stay quantised on the GPU,
+// each dequantised by its linear as it runs, as on the CPU.
+TEST(CudaModels, ZImageDiTWithQuantisedWeights) {
+  ZF_REQUIRE_GPU();
+  const io::WeightStore folder = io::WeightStore::open(kDitFolder);
+  const io::WeightStore q8 = q8_0_where_rows_are_blocks(folder);
   const ZImageDiTConfig config = ZImageDiTConfig::from_json_file(kDitFolder / "config.json");
   const ZImageTransformer cpu(config, q8);
   const ZImageTransformer gpu(config, q8, Placement::cuda());
@@ -313,15 +319,10 @@ TEST(CudaModels, OffloadedBlocksComputeWhatResidentOnesDo) {
   ZF_REQUIRE_GPU();
   // Z-Image in bf16 and with Q8_0 matrices (quantised bytes cross the bus).
   const io::WeightStore folder = io::WeightStore::open(kDitFolder);
-  io::WeightStore q8;
-  for (const std::string& name : folder.names()) {
-    const Tensor t = folder.get(name);
-    const bool whole_blocks = t.ndim() == 2 && t.size(1) % dtype_block_size(DType::Q8_0) == 0;
-    q8.add(name, whole_blocks ? t.to(DType::Q8_0) : t);
-  }
+  const io::WeightStore q8 = q8_0_where_rows_are_blocks(folder);
   const ZImageDiTConfig config = ZImageDiTConfig::from_json_file(kDitFolder / "config.json");
   const DitCase dc = dit_case(io::SafetensorsFile::open(kDitIo), "batch_h6w10_cap5_cap20");
-  for (const io::WeightStore* w : {&folder, static_cast<const io::WeightStore*>(&q8)}) {
+  for (const io::WeightStore* w : {&folder, &q8}) {
     const Tensor want =
         ZImageTransformer(config, *w, Placement::cuda()).forward(dc.latents, dc.t, dc.captions);
     const ZImageTransformer streamed(config, *w, offloaded());
