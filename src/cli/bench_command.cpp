@@ -28,6 +28,8 @@
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/zimage_dit.h"
+#include "pipeline/zimage_pipeline.h"
+#include "text/bpe_tokenizer.h"
 
 namespace zflow::cli {
 
@@ -350,6 +352,63 @@ int run_text_encoder(const TextEncoderOptions& o) {
   return 0;
 }
 
+struct PipelineOptions : Common {
+  std::string tokenizer;
+  int64_t width = 1024, height = 1024;
+  int batch = 1;
+  int steps = 8;
+  int layers = 0;
+};
+
+// Z-Image-Turbo end to end as `generate` runs it: prompt encoding, the denoising steps without
+// CFG, the VAE decode and the 8-bit images (issue 4's 0.8 s target at 1024^2).
+int run_pipeline(const PipelineOptions& o) {
+  const models::Placement at = prepare(o, "-m");
+  check_size(o.width, o.height);
+  ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto random_pipeline = [&] {
+    ZF_CHECK(!o.tokenizer.empty(),
+             "[bench] pipeline --random-weights needs --tokenizer (the Qwen3 tokenizer.json or "
+             "its folder)");
+    models::Qwen3Config qwen;
+    models::ZImageDiTConfig dit;
+    if (o.layers > 0) {
+      qwen.num_hidden_layers = o.layers + 1;  // hidden_states[-2]: one unused
+      dit.n_layers = o.layers;
+    }
+    const models::AutoencoderKLConfig vae;
+    const Device host_first = o.fp8 || o.offload ? Device::CPU : at.device;
+    return pipeline::ZImagePipeline::assemble(
+        text::load_bpe_tokenizer(o.tokenizer),
+        models::Qwen3TextEncoder(
+            qwen, models::qwen3_random_weights(qwen, weight_dtype(o), 1, host_first), at),
+        models::ZImageTransformer(
+            dit, fp8_if(o, models::zimage_dit_random_weights(dit, weight_dtype(o), 1, host_first)),
+            at),
+        models::AutoencoderKL(
+            vae, models::autoencoder_kl_random_weights(vae, weight_dtype(o), 1, at.device), at),
+        pipeline::ZImageVariant::Turbo, "random");
+  };
+  const pipeline::ZImagePipeline pipe =
+      o.random_weights
+          ? random_pipeline()
+          : pipeline::ZImagePipeline::load(
+                {.model_dir = o.weights_path, .tokenizer = o.tokenizer, .fp8 = o.fp8}, at);
+  announce("z-image pipeline", pipe.model_name(), o, t0);
+  pipeline::ZImageRequest request;
+  request.prompt = "a red fox standing in fresh snow at dawn, photograph";
+  request.width = static_cast<int>(o.width);
+  request.height = static_cast<int>(o.height);
+  request.steps = o.steps;
+  request.guidance = 0.0f;  // Turbo: no CFG
+  request.batch = o.batch;
+  timed(o, "pipeline",
+        fmt::format("turbo {}x{} batch {}, {} steps", o.width, o.height, o.batch, o.steps), at, 0,
+        [&] { pipe.generate(request); });
+  return 0;
+}
+
 }  // namespace
 
 Run add_bench_command(CLI::App& app) {
@@ -389,9 +448,25 @@ Run add_bench_command(CLI::App& app) {
   te->add_option("--layers", to->layers,
                  "encoder layers (random weights; default: the release's 35)");
 
+  auto* pl = cmd->add_subcommand("pipeline",
+                                 "Z-Image-Turbo end to end: encode, denoise without CFG, decode");
+  auto po = std::make_shared<PipelineOptions>();
+  add_common_options(pl, *po, "-m,--model-dir", "a diffusers Z-Image folder");
+  pl->add_option("--tokenizer", po->tokenizer,
+                 "the Qwen3 tokenizer.json or its folder (needed with --random-weights)");
+  pl->add_option("-W,--width", po->width, "image width in pixels")->capture_default_str();
+  pl->add_option("-H,--height", po->height, "image height in pixels")->capture_default_str();
+  pl->add_option("-b,--batch", po->batch, "images per run")->check(CLI::PositiveNumber);
+  pl->add_option("--steps", po->steps, "denoising steps")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  pl->add_option("--layers", po->layers,
+                 "transformer and text-encoder layers (random weights; default: the release's)");
+
   return [=] {
     if (vae->parsed()) return run_vae(*vo);
     if (dit->parsed()) return run_dit(*dopt);
+    if (pl->parsed()) return run_pipeline(*po);
     return run_text_encoder(*to);
   };
 }

@@ -128,27 +128,38 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Plac
       fail("[zimage] tokenizer {} has id {} ('{}') past the text encoder's {} embeddings",
            tok_path.string(), t.id, t.content, text_encoder.config().vocab_size);
 
-  ZImagePipeline pipe(std::move(tokenizer), std::move(text_encoder), std::move(transformer),
-                      std::move(vae));
   // Turbo or Base: the release names say it ("Z-Image-Turbo", "z_image_turbo_bf16.safetensors"
   // versus "Z-Image", "z_image_bf16.safetensors"), so a name containing "turbo" means Turbo.
   // Otherwise the scheduler config decides: Turbo ships shift 3, Base shift 6. A single file with
   // neither is taken as Base, whose defaults (50 steps, CFG) also work, only slower, for Turbo.
   const std::string names =
       lower(files.model_dir.filename().string() + " " + files.diffusion_model.filename().string());
+  ZImageVariant variant = ZImageVariant::Base;
   if (names.find("turbo") != std::string::npos)
-    pipe.variant_ = ZImageVariant::Turbo;
+    variant = ZImageVariant::Turbo;
   else if (scheduler_shift)
-    pipe.variant_ = *scheduler_shift <= 4.5 ? ZImageVariant::Turbo : ZImageVariant::Base;
-  else
-    pipe.variant_ = ZImageVariant::Base;
-  pipe.defaults_ = zimage_defaults(pipe.variant_);
-  if (scheduler_shift) pipe.defaults_.shift = *scheduler_shift;
+    variant = *scheduler_shift <= 4.5 ? ZImageVariant::Turbo : ZImageVariant::Base;
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
-  pipe.model_name_ = (named.filename().empty() ? named.parent_path() : named).stem().string();
+  ZImagePipeline pipe = assemble(
+      std::move(tokenizer), std::move(text_encoder), std::move(transformer), std::move(vae),
+      variant, (named.filename().empty() ? named.parent_path() : named).stem().string());
+  if (scheduler_shift) pipe.defaults_.shift = *scheduler_shift;
   log::info("[zimage] {} as {}: {} steps, g {}, shift {}", pipe.model_name_,
             zimage_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.shift);
+  return pipe;
+}
+
+ZImagePipeline ZImagePipeline::assemble(text::BpeTokenizer tokenizer,
+                                        models::Qwen3TextEncoder text_encoder,
+                                        models::ZImageTransformer transformer,
+                                        models::AutoencoderKL vae, ZImageVariant variant,
+                                        std::string model_name) {
+  ZImagePipeline pipe(std::move(tokenizer), std::move(text_encoder), std::move(transformer),
+                      std::move(vae));
+  pipe.variant_ = variant;
+  pipe.defaults_ = zimage_defaults(variant);
+  pipe.model_name_ = std::move(model_name);
   return pipe;
 }
 

@@ -100,6 +100,12 @@ class ZImagePipeline {
   // expected. The text encoder, transformer and VAE run where `placement` says
   // (models/placement.h); tokens, latents and the schedule math stay float32 on the CPU.
   static ZImagePipeline load(const ZImageFiles& files, const models::Placement& placement = {});
+  // A pipeline of components already made, with the variant's defaults (what load ends with;
+  // `zflow bench pipeline` builds random-weight models this way). They must fit together.
+  static ZImagePipeline assemble(text::BpeTokenizer tokenizer,
+                                 models::Qwen3TextEncoder text_encoder,
+                                 models::ZImageTransformer transformer, models::AutoencoderKL vae,
+                                 ZImageVariant variant, std::string model_name);
 
   ZImageVariant variant() const { return variant_; }
   const ZImageDefaults& defaults() const { return defaults_; }

@@ -74,6 +74,21 @@ TEST(Cli, BenchNeedsExactlyOneWeightSource) {
   EXPECT_THAT(layers.output, testing::HasSubstr("--layers only applies to --random-weights"));
 }
 
+// Z-Image-Turbo end to end with random weights (one layer each in the transformer and the text
+// encoder, the real tokenizer): the run line; without a tokenizer, an error naming the flag.
+TEST(Cli, BenchPipelineRunsEndToEnd) {
+  const auto tokenizer = test::shared_asset("qwen3_tokenizer");
+  ZF_REQUIRE_ASSET(tokenizer);
+  const CommandResult r = run_zflow("bench pipeline --random-weights --layers 1 -W 32 -H 32 "
+                                    "--steps 1 -t 1 --tokenizer " +
+                                    tokenizer.string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, testing::HasSubstr("turbo 32x32 batch 1, 1 steps, 1 threads"));
+  const CommandResult none = run_zflow("bench pipeline --random-weights --layers 1 -W 32 -H 32");
+  EXPECT_EQ(none.status, 1);
+  EXPECT_THAT(none.output, testing::HasSubstr("needs --tokenizer"));
+}
+
 // --device cuda where there is no GPU (a CPU-only build, or no device): one line naming the flag,
 // before anything is loaded. On a machine with a GPU the flag is accepted instead.
 TEST(Cli, DeviceCudaWithoutAGpuIsOneLineNamingTheFlag) {
