@@ -4,6 +4,8 @@
 #include <webp/decode.h>
 #include <webp/encode.h>
 
+#include <memory>
+
 #include "core/error.h"
 #include "io/image.h"
 #include "io/image_codecs.h"
@@ -49,17 +51,23 @@ Image decode_webp(std::span<const uint8_t> bytes, const std::string& source) {
     fail("[image] {}: animated WebP is not supported; extract a frame first", source);
   check_dimensions(features.width, features.height, "WebP", source);
 
-  Image image;
-  image.width = features.width;
-  image.height = features.height;
-  image.rgb.resize(size_t{3} * image.width * image.height);
-  // Alpha, if any, is dropped: the RGB samples are those of an RGBA decode.
-  if (!WebPDecodeRGBInto(bytes.data(), bytes.size(), image.rgb.data(), image.rgb.size(),
-                         3 * image.width))
+  // libwebp allocates the pixels itself (malloc: a page is only committed when a row is written),
+  // so a few hundred crafted bytes that claim 16384 x 16384 fail after touching a few rows, not
+  // after zero-filling 805 MB as a std::vector would. No size bound can refuse them up front:
+  // lossless WebP codes a flat image of any size in a few bytes. Alpha, if any, is dropped: the
+  // RGB samples are those of an RGBA decode.
+  int width = 0, height = 0;
+  const std::unique_ptr<uint8_t, void (*)(void*)> rgb(
+      WebPDecodeRGB(bytes.data(), bytes.size(), &width, &height), WebPFree);
+  if (!rgb || width != features.width || height != features.height)
     fail(
         "[image] {}: invalid or truncated WebP data (libwebp could not decode the {}x{} "
         "bitstream)",
-        source, image.width, image.height);
+        source, features.width, features.height);
+  Image image;
+  image.width = width;
+  image.height = height;
+  image.rgb.assign(rgb.get(), rgb.get() + size_t{3} * width * height);
   return image;
 }
 

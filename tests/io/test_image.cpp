@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "core/memory_usage.h"
 #include "test_util.h"
 
 namespace zflow::io {
@@ -368,6 +369,26 @@ TEST(ImageBadFiles, DimensionBombsAreRefusedBeforeAllocating) {
     }
   }
   expect_decode_error(jpeg, "small.jpg", "needs at least 500000 bytes");
+}
+
+// A lossless WebP header claiming 16384 x 16384 (805 MB of RGB, within the limits) followed by a
+// few bytes of garbage: no size bound can refuse it (lossless WebP codes a flat image of any size
+// in a few bytes), so the decoder must fail without committing the pixels first. Checked by the
+// peak resident memory (ctest runs each test in a process of its own).
+TEST(ImageBadFiles, CraftedWebPFailsWithoutCommittingItsClaimedPixels) {
+  std::vector<uint8_t> webp = {'R', 'I', 'F', 'F', 0,   0, 0, 0, 'W', 'E', 'B',
+                               'P', 'V', 'P', '8', 'L', 0, 0, 0, 0,   0x2f};
+  const uint32_t size_bits = (16384 - 1) | ((16384u - 1) << 14);  // width-1, height-1; no alpha
+  for (int s = 0; s < 32; s += 8) webp.push_back(static_cast<uint8_t>(size_bits >> s));
+  for (int i = 0; i < 64; ++i) webp.push_back(static_cast<uint8_t>(0x5a ^ (i * 37)));
+  const uint32_t chunk = static_cast<uint32_t>(webp.size() - 20), riff = chunk + 12;
+  for (int s = 0; s < 32; s += 8) {
+    webp[16 + s / 8] = static_cast<uint8_t>(chunk >> s);
+    webp[4 + s / 8] = static_cast<uint8_t>(riff >> s);
+  }
+  const size_t before = peak_rss_bytes();
+  expect_decode_error(webp, "crafted.webp", "invalid or truncated WebP data");
+  EXPECT_LT(peak_rss_bytes() - before, size_t{100} << 20) << "the claimed pixels were committed";
 }
 
 }  // namespace
