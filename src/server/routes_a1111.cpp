@@ -42,7 +42,8 @@ void generate(ServerState& s, const httplib::Request& req, httplib::Response& re
   answer(res, [&] {
     json body = parse_json_object(req.body);
     JobSpec spec = parse_a1111(body, img2img, s.options.limits, s.models.default_model());
-    const JobStatus status = run_to_completion(s, spec, "sd_model_checkpoint");
+    const JobStatus status =
+        run_to_completion(s, spec, "sd_model_checkpoint", ClientConnection(req));
     json images = json::array();
     for (const JobImage& image : status.images) images.push_back(base64_encode(image.encoded));
     // The parameters echo the request, minus the (large) input images, with the seed used.

@@ -22,7 +22,7 @@ void add_openai_routes(ServerState& s) {
       const JobSpec spec = parse_openai_generation(parse_json_object(req.body), s.options.limits,
                                                    s.models.default_model());
       const std::string format = output_format_name(spec.format);
-      const JobStatus status = run_to_completion(s, spec, "model");
+      const JobStatus status = run_to_completion(s, spec, "model", ClientConnection(req));
       nlohmann::json data = nlohmann::json::array();
       for (const JobImage& image : status.images)
         data.push_back({{"b64_json", base64_encode(image.encoded)},

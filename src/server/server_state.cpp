@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/log.h"
 #include "io/image.h"
 
 namespace zflow::server {
@@ -57,9 +58,21 @@ std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& mod
   return s.queue.submit(std::move(spec));
 }
 
-JobStatus run_to_completion(ServerState& s, JobSpec spec, const std::string& model_field) {
+JobStatus run_to_completion(ServerState& s, JobSpec spec, const std::string& model_field,
+                            const ClientConnection& client) {
   const auto job = submit(s, std::move(spec), model_field);
-  JobStatus status = job->wait_until_final();
+  // Woken by every change of the job, and at least this often to look at the client.
+  constexpr std::chrono::milliseconds kClientCheck(250);
+  JobStatus status = job->status();
+  while (!is_final(status.state)) {
+    if (!client.still_connected()) {
+      log::info("[server] job {}: the client hung up; cancelling it", job->id());
+      s.queue.cancel(job->id());
+      status = job->wait_until_final();
+      break;
+    }
+    status = job->wait_for_change(status.version, kClientCheck);
+  }
   s.queue.forget(job->id());
   if (status.state == JobState::Cancelled) throw ApiError(409, "", "the job was cancelled");
   if (status.state == JobState::Failed)

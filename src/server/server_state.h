@@ -7,6 +7,7 @@
 
 #include <functional>
 
+#include "server/client_connection.h"
 #include "server/http_server.h"
 #include "server/job_queue.h"
 #include "server/metrics.h"
@@ -34,8 +35,10 @@ void answer(httplib::Response& res, const std::function<void()>& body);
 // Checks the job's model exists (404 naming `model_field` otherwise) and queues it.
 std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& model_field);
 // Queues a job and blocks until it ends (the synchronous APIs); a failed or cancelled job becomes
-// an ApiError (422 refused by the model, 409 cancelled, 500 failed).
-JobStatus run_to_completion(ServerState& s, JobSpec spec, const std::string& model_field);
+// an ApiError (422 refused by the model, 409 cancelled, 500 failed). The job is cancelled when
+// `client` hangs up while it waits or runs.
+JobStatus run_to_completion(ServerState& s, JobSpec spec, const std::string& model_field,
+                            const ClientConnection& client);
 
 // The queue's runner: loads the model, runs the job with progress, encodes the images.
 std::vector<JobImage> run_job(Job& job, ModelRegistry& models, Metrics& metrics);

@@ -1,8 +1,13 @@
 // The HTTP server end to end in-process, over fake models: every route of the three APIs, the
 // events stream, and the promised refusals (400/401/404/409/413/422/429) with JSON bodies.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <thread>
 
 #include "fake_generator.h"
@@ -278,6 +283,38 @@ TEST_F(HttpServerTest, ApiKeyGuardsEverythingButThePageAndHealth) {
   ASSERT_TRUE(page);
   EXPECT_EQ(page->status, 200);
   EXPECT_NE(page->body.find("<title>zflow</title>"), std::string::npos);
+}
+
+// A synchronous request whose client hangs up mid-run: the job is cancelled, not run to the end
+// for nobody (the gate holds the run until then; only the cancellation lets it go).
+TEST_F(HttpServerTest, SyncJobIsCancelledWhenItsClientHangsUp) {
+  start();
+  gate_.close();
+  const int sock = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string body = R"({"prompt": "x", "size": "16x16", "steps": 4})";
+  const std::string request =
+      "POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(send(sock, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  gate_.wait_for_holder();
+  close(sock);
+  const std::string cancelled = "zflow_jobs_total{state=\"cancelled\"} 1\n";
+  std::string metrics;
+  for (int i = 0; i < 400 && metrics.find(cancelled) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const auto res = client_->Get("/metrics");
+    metrics = res ? res->body : "";
+  }
+  EXPECT_NE(metrics.find(cancelled), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("zflow_jobs_total{state=\"completed\"} 0\n"), std::string::npos)
+      << metrics;
 }
 
 TEST_F(HttpServerTest, MetricsCountWhatHappened) {
