@@ -24,6 +24,8 @@ using Model = Qwen3TextEncoder;
 
 using Binder = ParameterBinder;
 
+constexpr const char* kEmbedTokens = "embed_tokens.weight";
+
 // One decoder layer in transformers' state-dict order (registration order of the modules).
 Model::Layer bind_layer(Binder& bind, const Qwen3Config& c, int index) {
   const std::string p = fmt::format("layers.{}.", index);
@@ -239,21 +241,31 @@ Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightSt
            weights.description(), extra, config_.num_hidden_layers);
   auto bind_all = [&](const io::WeightStore& store) {
     Binder bind(&store, "config: " + config_.summary());
-    embed_tokens_ = bind("embed_tokens.weight", {config_.vocab_size, config_.hidden_size});
+    embed_tokens_ = bind(kEmbedTokens, {config_.vocab_size, config_.hidden_size});
     layers_.clear();
     for (int i = 0; i < config_.encoder_layers(); ++i)
       layers_.push_back(bind_layer(bind, config_, i));
     return bind.take_specs();
   };
   const std::vector<ParameterSpec> bound = bind_all(weights);
+  // The token embedding stays in host memory wherever the layers run: a prompt reads a few
+  // hundred of its 152k rows, and on the GPU it would hold 0.8 GB (bf16) of memory for that.
+  std::vector<ParameterSpec> on_device;
+  for (const ParameterSpec& p : bound)
+    if (p.name != kEmbedTokens) on_device.push_back(p);
+  auto with_host_embedding = [&](io::WeightStore placed) {
+    placed.add(kEmbedTokens, weights.get(kEmbedTokens).to(Device::CPU),
+               weights.source_of(kEmbedTokens));
+    return placed;
+  };
   if (placement_.offload) {
     std::vector<std::string> prefixes;
     for (int i = 0; i < config_.encoder_layers(); ++i)
       prefixes.push_back(fmt::format("layers.{}.", i));
-    offload_ = std::make_shared<OffloadedBlocks>(weights, bound, prefixes, placement_, "qwen3");
-    bind_all(offload_->place_resident(weights, placement_, "qwen3"));
+    offload_ = std::make_shared<OffloadedBlocks>(weights, on_device, prefixes, placement_, "qwen3");
+    bind_all(with_host_embedding(offload_->place_resident(weights, placement_, "qwen3")));
   } else if (placement_.device != Device::CPU) {
-    bind_all(place_weights(weights, bound, placement_, "qwen3"));
+    bind_all(with_host_embedding(place_weights(weights, on_device, placement_, "qwen3")));
   }
   const size_t used = bound.size();
   log::debug("[qwen3] {}: bound {} of its {} tensors ({} of {} layers: hidden_states[-2])",
@@ -331,8 +343,8 @@ std::vector<Tensor> Qwen3TextEncoder::encode_batch(
     std::copy(ids[i].begin(), ids[i].end(), padded.begin() + i * longest);
   const bool ragged =
       std::any_of(lengths.begin(), lengths.end(), [&](int64_t n) { return n != longest; });
-  const Tensor x = ops::embedding(embed_tokens_, padded, placement_.activations)
-                       .view({batch, longest, config_.hidden_size});
+  const Tensor x = placement_.activation(
+      ops::embedding(embed_tokens_, padded).view({batch, longest, config_.hidden_size}));
   const Tensor h = forward(x, ragged ? lengths : std::vector<int64_t>{});
   std::vector<Tensor> out;
   for (int64_t i = 0; i < batch; ++i)

@@ -144,7 +144,7 @@ class Qwen3TextEncoder {
 
   Qwen3Config config_;
   Placement placement_;
-  Tensor embed_tokens_;
+  Tensor embed_tokens_;  // on the host on every placement: a lookup reads a few rows
   std::vector<Layer> layers_;
   std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the layers' weights, streamed
 };
