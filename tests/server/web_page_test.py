@@ -1,11 +1,16 @@
 """The web page at `/`, driven in headless Chromium (Debian's) by Playwright: the model list
 loads, a generation shows live progress and lands in the gallery with its parameters and a
-download link, and a size the server refuses shows its error naming the field.
+download link, a size the server refuses shows its error naming the field, and a LoRA from the
+server's --lora-dir, picked with its strength, changes the image and is recorded with it.
 
 Usage: web_page_test.py ZFLOW_BINARY   (run with the Python that has playwright installed)
 """
+import json
+import os
 import shutil
+import struct
 import sys
+import tempfile
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -14,8 +19,27 @@ from serve_fixture import zflow_server
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
+def write_lora(path):
+    """A PEFT LoRA (rank 2, float32) on the tiny model's attention projections (dim 32), in the
+    safetensors layout written by hand: a little-endian u64 header size, the JSON header, data."""
+    tensors, data = {}, b""
+    for i, module in enumerate(["to_q", "to_k", "to_v", "to_out.0"]):
+        for part, shape in (("lora_A", [2, 32]), ("lora_B", [32, 2])):
+            values = [((k * 7 + i * 13) % 17 - 8) / 8.0 for k in range(64)]
+            name = f"transformer.layers.0.attention.{module}.{part}.weight"
+            tensors[name] = {"dtype": "F32", "shape": shape,
+                             "data_offsets": [len(data), len(data) + 256]}
+            data += struct.pack("<64f", *values)
+    header = json.dumps(tensors).encode()
+    header += b" " * (-len(header) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header + data)
+
+
 def main():
-    with zflow_server(sys.argv[1]) as base, sync_playwright() as pw:
+    loras = tempfile.mkdtemp(prefix="zflow_loras_")
+    write_lora(os.path.join(loras, "sharp.safetensors"))
+    with zflow_server(sys.argv[1], ["--lora-dir", loras]) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         errors = []
@@ -52,13 +76,40 @@ def main():
         expect(page.locator("#error")).to_contain_text("width")
         expect(page.locator("figure.result")).to_have_count(2)
 
+        # A LoRA from --lora-dir, picked at strength 2: another image for the same seed, and the
+        # LoRA is in its parameters.
+        expect(page.locator("#lora_box")).to_be_visible()
+        expect(page.locator("#loras .lora")).to_have_count(1)
+        page.fill("#width", "48")
+        page.fill("#n", "1")
+        page.click("#lora_box summary")
+        page.locator("#loras .lora input[type=checkbox]").check()
+        page.locator("#loras .lora input[type=number]").fill("2")
+        page.click("#generate")
+        expect(page.locator("figure.result")).to_have_count(3, timeout=30000)
+        with_lora = page.locator("figure.result").first
+        caption = with_lora.locator("figcaption").inner_text()
+        assert "sharp" in caption, caption
+        # The same seed's first image without the LoRA is the oldest one: compare the pixels (the
+        # files differ in their parameters anyway).
+        pixels = page.evaluate("""() => [...document.querySelectorAll("figure.result img")].map((img) => {
+            const c = document.createElement("canvas");
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const g = c.getContext("2d");
+            g.drawImage(img, 0, 0);
+            return Array.from(g.getImageData(0, 0, c.width, c.height).data);
+        })""")
+        assert len(pixels) == 3 and len(pixels[0]) == len(pixels[2]) == 48 * 32 * 4
+        assert pixels[0] != pixels[2], "the LoRA changed nothing"
+
         # The model is now loaded, and the list says so.
         page.reload()
         expect(page.locator("#model option")).to_have_text("tiny (loaded)")
 
         assert not errors, errors
         browser.close()
-    print("web page test: model list, generation with progress, gallery, errors: ok")
+    shutil.rmtree(loras)
+    print("web page test: model list, generation with progress, gallery, errors, LoRAs: ok")
 
 
 if __name__ == "__main__":
