@@ -12,6 +12,7 @@
 #include "backend/ops.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/quant_blocks.h"
 #include "io/fp8_weights.h"
 
 namespace zflow::models {
@@ -157,7 +158,8 @@ void merge_module(const io::WeightStore& weights, const Target& target, const Te
 // The merged weight in the dtype the model had it in (see lora.h).
 Tensor stored_like(const Tensor& merged, const Tensor& original) {
   if (dtype_is_float8(original.dtype())) return io::quantize_fp8_e4m3(merged);
-  if (dtype_is_quantized(original.dtype())) return merged.to(DType::BF16);
+  if (dtype_is_quantized(original.dtype()))
+    return merged.to(can_quantize(original.dtype()) ? original.dtype() : DType::BF16);
   return merged.to(original.dtype());
 }
 

@@ -15,7 +15,9 @@
 //
 // The merge is computed in float32 and stored back in the weight's dtype (float32, bf16, f16;
 // a scaled float8 weight is requantised with a new scale). A GGML block-quantised weight is
-// stored as bf16 once patched: exact, at bf16's size for that tensor.
+// requantised to its own type, as stable-diffusion.cpp does, so a Q4 model stays Q4-sized with
+// a LoRA (the merged values are rounded once more, to that type's step); the types zflow cannot
+// write (Q2_K, Q3_K) become bf16 instead.
 #pragma once
 
 #include <filesystem>

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "io/fp8_weights.h"
@@ -119,8 +120,8 @@ TEST(Lora, FluxKohyaLayoutMatchesDiffusers) {
 
 // ---- Stored dtypes and errors -------------------------------------------------------------------
 
-// A patched bf16 weight stays bf16; a patched block-quantised one becomes bf16 (exact merge); a
-// scaled float8 one is requantised; weights the LoRA does not touch are the same tensors.
+// A patched bf16 weight stays bf16; a patched block-quantised one is requantised to its type, as
+// is a scaled float8 one; weights the LoRA does not touch are the same tensors.
 TEST(Lora, MergedWeightsKeepOrWidenTheirDtype) {
   const io::WeightStore folder = io::WeightStore::open(kZImageFolder);
   io::WeightStore mixed;
@@ -136,8 +137,18 @@ TEST(Lora, MergedWeightsKeepOrWidenTheirDtype) {
   const LoraFile lora{kLoraDir / "zimage_lora_peft.safetensors", 1.0f};
   const io::WeightStore merged = merge_loras(mixed, {&lora, 1}, {}, "Z-Image transformer");
   EXPECT_EQ(merged.get("layers.0.attention.to_q.weight").dtype(), DType::BF16);
-  EXPECT_EQ(merged.get("layers.0.feed_forward.w1.weight").dtype(), DType::BF16);
-  EXPECT_EQ(mixed.get("layers.0.feed_forward.w1.weight").dtype(), DType::Q8_0);
+  // Q8_0: the float32 merge of its dequantised values, quantised again (the merge of a float32
+  // copy of the same values, then Q8_0's quantiser, which equals gguf-py's).
+  const std::string w1 = "layers.0.feed_forward.w1.weight";
+  const Tensor patched = merged.get(w1);
+  ASSERT_EQ(patched.dtype(), DType::Q8_0);
+  io::WeightStore widened;
+  for (const std::string& name : mixed.names())
+    widened.add(name, name == w1 ? mixed.get(name).to(DType::F32) : mixed.get(name));
+  const Tensor want =
+      merge_loras(widened, {&lora, 1}, {}, "Z-Image transformer").get(w1).to(DType::Q8_0);
+  ASSERT_EQ(patched.nbytes(), want.nbytes());
+  EXPECT_EQ(std::memcmp(patched.raw(), want.raw(), want.nbytes()), 0);
   // A scaled float8 weight is requantised: float8 again, with the scale of its new values.
   const Tensor k = merged.get("layers.0.attention.to_k.weight");
   EXPECT_EQ(k.dtype(), DType::F8_E4M3);
