@@ -31,9 +31,9 @@ OffloadedBlocks::OffloadedBlocks(const io::WeightStore& weights,
 }
 
 io::WeightStore OffloadedBlocks::place_resident(const io::WeightStore& weights,
-                                                const Placement& placement,
-                                                std::string_view what) const {
-  io::WeightStore placed = place_weights(weights, resident_, placement, what);
+                                                const Placement& placement, std::string_view what,
+                                                std::span<const std::string> on_host) const {
+  io::WeightStore placed = place_weights(weights, resident_, placement, what, on_host);
   for (const std::vector<std::string>& block : names_)
     for (const std::string& name : block)
       placed.add(name, weights.get(name), weights.source_of(name));

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,8 +32,10 @@ class OffloadedBlocks {
   // place_weights for the parameters that are not streamed; the streamed ones are left in the
   // store as `weights` holds them, so the model's binder still finds every name (it runs
   // those blocks from acquire()).
+  // `on_host` as for place_weights.
   io::WeightStore place_resident(const io::WeightStore& weights, const Placement& placement,
-                                 std::string_view what) const;
+                                 std::string_view what,
+                                 std::span<const std::string> on_host = {}) const;
   size_t size() const { return prefixes_.size(); }
   const std::string& prefix(size_t i) const { return prefixes_[i]; }
 

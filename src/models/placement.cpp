@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -81,19 +82,27 @@ DType placed_dtype(const Tensor& t, const Placement& placement) {
 
 io::WeightStore place_weights(const io::WeightStore& weights,
                               const std::vector<ParameterSpec>& params, const Placement& placement,
-                              std::string_view what) {
+                              std::string_view what, std::span<const std::string> on_host) {
   if (placement.device == Device::CPU) return weights;
+  auto stays_on_host = [&](const std::string& name) {
+    return std::find(on_host.begin(), on_host.end(), name) != on_host.end();
+  };
   const auto t0 = std::chrono::steady_clock::now();
   double total = 0;
   for (const ParameterSpec& p : params)
-    total += static_cast<double>(
-        dtype_nbytes(placed_dtype(weights.get(p.name), placement), shape_numel(p.shape)));
+    if (!stays_on_host(p.name))
+      total += static_cast<double>(
+          dtype_nbytes(placed_dtype(weights.get(p.name), placement), shape_numel(p.shape)));
   log::info("[{}] putting {} weights ({:.2f} GB, float weights as {}) on {}", what, params.size(),
             total / 1e9, dtype_name(placement.activations), device_name(placement.device));
   UploadProgress progress(what, placement.device, total);
   io::WeightStore placed;
   for (const ParameterSpec& p : params) {
     const Tensor t = weights.get(p.name);
+    if (stays_on_host(p.name)) {
+      placed.add(p.name, t.to(Device::CPU), weights.source_of(p.name));
+      continue;
+    }
     const DType dtype = placed_dtype(t, placement);
     Tensor on_device = t;
     if (t.device() != placement.device || t.dtype() != dtype) {

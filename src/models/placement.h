@@ -6,6 +6,7 @@
 // schedule math in float32 on the CPU whatever the model runs on.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,9 +48,11 @@ Tensor float32_on(const Tensor& y, Device device);
 // other float weights in the activation dtype (bf16 by default; converted on the host one
 // tensor at a time, so no float32 copy of the model is ever made). Models bind once on
 // `weights` first (names and shapes checked, errors naming the file), then place what they
-// bound: `params` is that binder's list. `what` names the model in logs.
+// bound: `params` is that binder's list. `what` names the model in logs. The tensors named in
+// `on_host` stay in host memory whatever the placement (token embeddings: a lookup reads a few
+// rows of a table that would take most of a gigabyte of GPU memory).
 io::WeightStore place_weights(const io::WeightStore& weights,
                               const std::vector<ParameterSpec>& params, const Placement& placement,
-                              std::string_view what);
+                              std::string_view what, std::span<const std::string> on_host = {});
 
 }  // namespace zflow::models

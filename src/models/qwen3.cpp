@@ -250,22 +250,15 @@ Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightSt
   const std::vector<ParameterSpec> bound = bind_all(weights);
   // The token embedding stays in host memory wherever the layers run: a prompt reads a few
   // hundred of its 152k rows, and on the GPU it would hold 0.8 GB (bf16) of memory for that.
-  std::vector<ParameterSpec> on_device;
-  for (const ParameterSpec& p : bound)
-    if (p.name != kEmbedTokens) on_device.push_back(p);
-  auto with_host_embedding = [&](io::WeightStore placed) {
-    placed.add(kEmbedTokens, weights.get(kEmbedTokens).to(Device::CPU),
-               weights.source_of(kEmbedTokens));
-    return placed;
-  };
+  const std::string on_host[] = {kEmbedTokens};
   if (placement_.offload) {
     std::vector<std::string> prefixes;
     for (int i = 0; i < config_.encoder_layers(); ++i)
       prefixes.push_back(fmt::format("layers.{}.", i));
-    offload_ = std::make_shared<OffloadedBlocks>(weights, on_device, prefixes, placement_, "qwen3");
-    bind_all(with_host_embedding(offload_->place_resident(weights, placement_, "qwen3")));
+    offload_ = std::make_shared<OffloadedBlocks>(weights, bound, prefixes, placement_, "qwen3");
+    bind_all(offload_->place_resident(weights, placement_, "qwen3", on_host));
   } else if (placement_.device != Device::CPU) {
-    bind_all(with_host_embedding(place_weights(weights, on_device, placement_, "qwen3")));
+    bind_all(place_weights(weights, bound, placement_, "qwen3", on_host));
   }
   const size_t used = bound.size();
   log::debug("[qwen3] {}: bound {} of its {} tensors ({} of {} layers: hidden_states[-2])",

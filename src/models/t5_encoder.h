@@ -95,7 +95,7 @@ class T5Encoder {
 
   T5EncoderConfig config_;
   Placement placement_;
-  Tensor shared_;
+  Tensor shared_;  // on the host on every placement: a lookup reads a few rows
   std::vector<float> relative_attention_bias_;  // [buckets, heads], read on the host
   std::vector<Layer> layers_;
   Tensor final_layer_norm_;
