@@ -216,6 +216,7 @@ struct DitOptions : Common {
   std::optional<int64_t> caption_tokens;
   int layers = 0;
   std::string reference;  // a second transformer file: report the output's error against it
+  std::vector<std::string> loras;  // FILE[:SCALE], merged into the Z-Image transformer at load
 };
 
 // ||got - want|| / ||want|| over every element, in double.
@@ -283,22 +284,25 @@ int run_dit(const DitOptions& o) {
   ZF_CHECK(o.caption_tokens.value_or(1) >= 1, "[bench] --caption-tokens must be at least 1");
   ZF_CHECK(o.reference.empty() || !o.random_weights,
            "[bench] --reference compares two files: give --diffusion-model too");
+  ZF_CHECK(o.loras.empty() || o.model == "zimage", "[bench] --lora: only with --model zimage");
   if (o.model == "flux1") return run_flux_dit(o, at);
   const int64_t caption_tokens = o.caption_tokens.value_or(128);
   const auto t0 = std::chrono::steady_clock::now();
   models::ZImageDiTConfig release;
   if (o.layers > 0) release.n_layers = o.layers;
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
+  std::vector<models::LoraFile> loras;
+  for (const std::string& l : o.loras) loras.push_back(models::parse_lora_argument(l));
+  // --fp8 quantises host weights, which the model then uploads once; --offload copies host
+  // weights into pinned memory; LoRAs are merged on the host.
+  const bool on_host = o.fp8 || o.offload || !loras.empty();
   const models::ZImageTransformer dit =
       o.random_weights
-          ? models::ZImageTransformer(release,
-                                      // --fp8 quantises host weights, which the model then uploads
-                                      // once; --offload copies host weights into pinned memory.
-                                      fp8_if(o, models::zimage_dit_random_weights(
-                                                    release, weight_dtype(o), 1,
-                                                    o.fp8 || o.offload ? Device::CPU : at.device)),
-                                      at)
-          : models::load_zimage_transformer(o.weights_path, std::nullopt, at, o.fp8);
+          ? models::load_zimage_transformer(
+                fp8_if(o, models::zimage_dit_random_weights(release, weight_dtype(o), 1,
+                                                            on_host ? Device::CPU : at.device)),
+                release, at, loras)
+          : models::load_zimage_transformer(o.weights_path, std::nullopt, at, o.fp8, loras);
   const auto& c = dit.config();
   announce("z-image transformer", c.summary(), o, t0);
   Generator noise(0);
@@ -437,6 +441,8 @@ Run add_bench_command(CLI::App& app) {
   dit->add_option("--layers", dopt->layers,
                   "main layers (random weights; default: the release's: Z-Image 30, FLUX.1 19 "
                   "double-stream, with twice as many single-stream)");
+  dit->add_option("--lora", dopt->loras,
+                  "a LoRA FILE[:SCALE] merged into the Z-Image transformer at load (repeatable)");
   dit->add_option("--reference", dopt->reference,
                   "another file of the same Z-Image transformer (e.g. the bf16 one a GGUF came "
                   "from): also run it on the same inputs and print the output's relative error");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -13,6 +14,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/quant_blocks.h"
+#include "core/thread_pool.h"
 #include "io/fp8_weights.h"
 
 namespace zflow::models {
@@ -85,6 +87,14 @@ struct Pair {
   std::string down, up, alpha;  // tensor names in the file ("" when absent)
 };
 
+// One module of one file, to be added to its target: scale * up @ down.
+struct Update {
+  const Target* target;
+  const io::WeightStore* store;  // the file's tensors
+  std::string down, up;
+  float scale;
+};
+
 std::optional<std::string> strip_suffix(const std::string& name,
                                         std::span<const std::string_view> suffixes) {
   for (std::string_view s : suffixes)
@@ -132,7 +142,10 @@ Tensor& accumulator(std::map<std::string, Tensor>& merged, const io::WeightStore
 
 // dst += scale * src, elementwise over [rows, cols] (both contiguous float32 rows).
 void add_scaled(float* dst, const float* src, int64_t n, float scale) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += scale * src[i];
+  constexpr int64_t kChunk = int64_t{1} << 16;
+  parallel_for((n + kChunk - 1) / kChunk, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * kChunk; i < std::min(n, end * kChunk); ++i) dst[i] += scale * src[i];
+  });
 }
 
 // Adds one module's update to the accumulators of its target's parts.
@@ -183,10 +196,14 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
                             std::span<const io::RowMapping> original, std::string_view what) {
   if (loras.empty()) return weights;
   const std::map<std::string, Target> modules = patchable_modules(weights, original);
-  std::map<std::string, Tensor> merged;  // float32 accumulators, by diffusers weight name
+  // 1. Every file's modules, checked and matched to the weights they patch (nothing computed).
+  std::vector<io::WeightStore> stores;
+  stores.reserve(loras.size());  // the updates point into it
+  std::vector<Update> updates;
   for (const LoraFile& lora : loras) {
     const std::string file = lora.path.string();
-    const io::WeightStore store = io::WeightStore::open(lora.path);
+    stores.push_back(io::WeightStore::open(lora.path));
+    const io::WeightStore& store = stores.back();
     std::vector<std::string> other;
     const std::map<std::string, Pair> pairs = modules_of(store, other);
     ZF_CHECK(other.empty(),
@@ -209,8 +226,7 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
       ZF_CHECK(!pair.down.empty() && !pair.up.empty(), "[lora] {}: module '{}' has no {} matrix",
                file, name,
                pair.down.empty() ? "down (lora_A / lora_down)" : "up (lora_B / lora_up)");
-      const Tensor down = store.get(pair.down).to(DType::F32).contiguous();
-      const Tensor up = store.get(pair.up).to(DType::F32).contiguous();
+      const Tensor down = store.get(pair.down), up = store.get(pair.up);
       const Tensor& first = weights.get(target->second.parts.front());
       int64_t out_rows = 0;
       for (const std::string& p : target->second.parts) out_rows += weights.get(p).size(0);
@@ -220,15 +236,14 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
                "'{}' [{}, {}]",
                file, name, shape_str(down.shape()), shape_str(up.shape()),
                target->second.parts.front(), out_rows, first.size(1));
-      const int64_t rank = down.size(0);
       float scale = lora.scale;
       if (!pair.alpha.empty()) {
         const Tensor alpha = store.get(pair.alpha);
         ZF_CHECK(alpha.numel() == 1, "[lora] {}: '{}' holds {} values, expected one", file,
                  pair.alpha, alpha.numel());
-        scale *= alpha.to_f32_vector()[0] / static_cast<float>(rank);
+        scale *= alpha.to_f32_vector()[0] / static_cast<float>(down.size(0));
       }
-      merge_module(weights, target->second, ops::matmul(up, down), scale, merged);
+      updates.push_back({&target->second, &store, pair.down, pair.up, scale});
       ++applied;
     }
     ZF_CHECK(applied > 0, "[lora] {}: none of its {} modules is part of the {} (the first: '{}')",
@@ -239,12 +254,35 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
     if (skipped > 0)
       log::warn("[lora] {}: {} text-encoder modules left out (only the {} takes LoRAs)", file,
                 skipped, what);
-    log::info("[lora] {}: {} modules merged into the {} at scale {}", file, applied, what,
+    log::info("[lora] {}: {} modules to merge into the {} at scale {}", file, applied, what,
               lora.scale);
   }
+
+  // 2. The updates weight by weight: a float32 accumulator lives from a weight's first update to
+  //    its last, then is stored back in the weight's dtype, so only a few weights are ever held
+  //    in float32 (never the whole model).
+  std::sort(updates.begin(), updates.end(), [](const Update& a, const Update& b) {
+    return a.target->parts.front() < b.target->parts.front();
+  });
+  std::map<std::string, int> pending;  // updates still to come, per weight
+  for (const Update& u : updates)
+    for (const std::string& part : u.target->parts) ++pending[part];
   io::WeightStore out = weights;
-  for (const auto& [name, tensor] : merged)
-    out.replace(name, stored_like(tensor, weights.get(name)));
+  std::map<std::string, Tensor> merged;  // float32 accumulators of the weights being patched
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const Update& u : updates) {
+    const Tensor up = u.store->get(u.up).to(DType::F32).contiguous();
+    const Tensor down = u.store->get(u.down).to(DType::F32).contiguous();
+    merge_module(weights, *u.target, ops::matmul(up, down), u.scale, merged);
+    for (const std::string& part : u.target->parts) {
+      if (--pending[part] > 0) continue;
+      out.replace(part, stored_like(merged.at(part), weights.get(part)));
+      merged.erase(part);
+    }
+  }
+  log::info("[lora] {} updates merged into {} weights of the {} in {:.1f} s", updates.size(),
+            pending.size(), what,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return out;
 }
 

@@ -103,6 +103,10 @@ WeightStream::WeightStream(const std::vector<std::vector<Tensor>>& blocks, std::
     ZF_CUDA(cudaEventCreateWithFlags(&m.released[s], cudaEventDisableTiming));
   }
   ZF_CUDA(cudaStreamCreateWithFlags(&m.copy_stream, cudaStreamNonBlocking));
+  // The slots come from the stream-ordered pool: they may reuse memory that kernels queued
+  // on the compute stream still read. Each is free for the copy stream once the compute stream
+  // reaches its allocation, which is what a slot's `released` event says.
+  for (int s = 0; s < 2; ++s) ZF_CUDA(cudaEventRecord(m.released[s], cuda::context().stream));
   log::info("[offload] {}: {} blocks in {:.2f} GB of pinned host memory, two {:.2f} GB slots on {}",
             m.what, blocks.size(), static_cast<double>(host_bytes) / 1e9,
             static_cast<double>(slot_bytes) / 1e9, device_name(Device::CUDA));
