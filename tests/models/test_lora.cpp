@@ -164,6 +164,28 @@ TEST(Lora, MergedWeightsKeepOrWidenTheirDtype) {
   EXPECT_GT(moved, 1e-3);
 }
 
+// Two files patching the same weights add up: the same LoRA twice at 0.5 is the LoRA once at 1
+// (each weight is finished only after its last update, whichever file it comes from).
+TEST(Lora, UpdatesFromSeveralFilesAddUp) {
+  const io::WeightStore folder = io::WeightStore::open(kZImageFolder);
+  const fs::path file = kLoraDir / "zimage_lora_peft.safetensors";
+  const LoraFile once{file, 1.0f}, halves[] = {{file, 0.5f}, {file, 0.5f}};
+  const io::WeightStore a = merge_loras(folder, {&once, 1}, {}, "Z-Image transformer");
+  const io::WeightStore b = merge_loras(folder, halves, {}, "Z-Image transformer");
+  for (const char* name : {"layers.0.attention.to_q.weight", "layers.0.feed_forward.w2.weight"}) {
+    const std::vector<float> x = a.get(name).to_f32_vector(), y = b.get(name).to_f32_vector(),
+                             w = folder.get(name).to_f32_vector();
+    ASSERT_EQ(x.size(), y.size());
+    double moved = 0, differ = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      moved = std::max(moved, double(std::abs(x[i] - w[i])));
+      differ = std::max(differ, double(std::abs(x[i] - y[i])));
+    }
+    EXPECT_GT(moved, 1e-3) << name;   // the LoRA moves the weight
+    EXPECT_LT(differ, 1e-6) << name;  // float32 rounding of one more addition
+  }
+}
+
 // The error loading the tiny Z-Image transformer with `file` gives.
 std::string zimage_error(const fs::path& file) {
   const LoraFile lora{file, 1.0f};
