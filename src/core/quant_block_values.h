@@ -202,10 +202,10 @@ ZF_HOST_DEVICE float block_value(BlockKind kind, const uint8_t* b, int e) {
 }
 
 // Values per block and bytes per block.
-ZF_HOST_DEVICE int block_values(BlockKind kind) {
+ZF_HOST_DEVICE constexpr int block_values(BlockKind kind) {
   return static_cast<int>(kind) >= static_cast<int>(BlockKind::Q2_K) ? 256 : 32;
 }
-ZF_HOST_DEVICE int block_bytes(BlockKind kind) {
+ZF_HOST_DEVICE constexpr int block_bytes(BlockKind kind) {
   constexpr int kBytes[] = {18, 20, 22, 24, 34, 84, 110, 144, 176, 210};
   return kBytes[static_cast<int>(kind)];
 }
