@@ -43,13 +43,6 @@ ZF_HOST_DEVICE float add(float a, float b) {
   return a + b;
 #endif
 }
-ZF_HOST_DEVICE float sub(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
 
 // IEEE half at p (little-endian) as float32, exactly.
 ZF_HOST_DEVICE float half_at(const uint8_t* p) {
@@ -102,103 +95,154 @@ ZF_HOST_DEVICE int nibble_k(const uint8_t* qs, int e) {
   return (qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0x0F;
 }
 
-// Value e of the block at b, per the layouts in core/quant_blocks.h.
-ZF_HOST_DEVICE float q4_0_value(const uint8_t* b, int e) {
-  return mul(half_at(b), static_cast<float>(nibble32(b + 2, e) - 8));
-}
+// Each format as a scale per sub-block and an integer code per value:
+//   value e = d * code(e) + m   with (d, m) = scale(sub-block e / kSubValues)
+// computed as add(mul(d, code), m). Formats without an offset have m = -0.0 (x + -0.0 == x for
+// every x, -0.0 included) and those that subtract a min carry it negated (x - y == x + -y), so
+// the values are those of gguf-py's formulas, bit for bit. The host loops over sub-blocks with
+// the scale computed once; the GPU computes one value per thread.
+struct SubScale {
+  float d, m;
+};
 
-ZF_HOST_DEVICE float q4_1_value(const uint8_t* b, int e) {
-  return add(mul(half_at(b), static_cast<float>(nibble32(b + 4, e))), half_at(b + 2));
-}
+template <BlockKind K>
+struct Layout;
 
-ZF_HOST_DEVICE float q5_0_value(const uint8_t* b, int e) {
-  const int q = nibble32(b + 6, e) | (((u32_at(b + 2) >> e) & 1) << 4);
-  return mul(half_at(b), static_cast<float>(q - 16));
-}
+template <>
+struct Layout<BlockKind::Q4_0> {  // [d][qs 16]
+  static constexpr int kSubValues = 32;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int) { return {half_at(b), -0.0f}; }
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) { return nibble32(b + 2, e) - 8; }
+};
 
-ZF_HOST_DEVICE float q5_1_value(const uint8_t* b, int e) {
-  const int q = nibble32(b + 8, e) | (((u32_at(b + 4) >> e) & 1) << 4);
-  return add(mul(half_at(b), static_cast<float>(q)), half_at(b + 2));
-}
+template <>
+struct Layout<BlockKind::Q4_1> {  // [d][m][qs 16]
+  static constexpr int kSubValues = 32;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int) {
+    return {half_at(b), half_at(b + 2)};
+  }
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) { return nibble32(b + 4, e); }
+};
 
-ZF_HOST_DEVICE float q8_0_value(const uint8_t* b, int e) {
-  return mul(static_cast<float>(static_cast<int8_t>(b[2 + e])), half_at(b));
-}
+template <>
+struct Layout<BlockKind::Q5_0> {  // [d][qh u32][qs 16]
+  static constexpr int kSubValues = 32;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int) { return {half_at(b), -0.0f}; }
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) {
+    return (nibble32(b + 6, e) | (((u32_at(b + 2) >> e) & 1) << 4)) - 16;
+  }
+};
 
-ZF_HOST_DEVICE float q2_k_value(const uint8_t* b, int e) {
-  const uint8_t sc = b[e / 16];  // 16 scales: low nibble scale, high nibble min
-  const float dl = mul(half_at(b + 80), static_cast<float>(sc & 0x0F));
-  const float ml = mul(half_at(b + 82), static_cast<float>(sc >> 4));
-  return sub(mul(dl, static_cast<float>(crumb(b + 16, e))), ml);
-}
+template <>
+struct Layout<BlockKind::Q5_1> {  // [d][m][qh u32][qs 16]
+  static constexpr int kSubValues = 32;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int) {
+    return {half_at(b), half_at(b + 2)};
+  }
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) {
+    return nibble32(b + 8, e) | (((u32_at(b + 4) >> e) & 1) << 4);
+  }
+};
 
-ZF_HOST_DEVICE float q3_k_value(const uint8_t* b, int e) {
-  const uint8_t* hmask = b;  // 32: bit k of hmask[l] belongs to value 32 k + l
-  const uint8_t* sc = b + 96;
-  // Scale i (0..15): low 4 bits from sc[i % 8] (low nibble for i < 8, high for i >= 8),
-  // high 2 bits from sc[8 + i % 4] at bit 2 * (i / 4); stored plus 32.
-  const int i = e / 16;
-  const int low = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
-  const int high = (sc[8 + i % 4] >> (2 * (i / 4))) & 3;
-  const int scale = static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
-  const float dl = mul(half_at(b + 108), static_cast<float>(scale));
-  const int hbit = (hmask[e % 32] >> (e / 32)) & 1;
-  return mul(dl, static_cast<float>(crumb(b + 32, e) - (hbit ? 0 : 4)));
-}
+template <>
+struct Layout<BlockKind::Q8_0> {  // [d][qs 32 int8]
+  static constexpr int kSubValues = 32;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int) { return {half_at(b), -0.0f}; }
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) { return static_cast<int8_t>(b[2 + e]); }
+};
 
-ZF_HOST_DEVICE float q4_k_value(const uint8_t* b, int e) {
-  int sc, m;
-  scale_min_k4(b + 4, e / 32, sc, m);
-  const float dl = mul(half_at(b), static_cast<float>(sc));
-  const float ml = mul(half_at(b + 2), static_cast<float>(m));
-  return sub(mul(dl, static_cast<float>(nibble_k(b + 16, e))), ml);
-}
+template <>
+struct Layout<BlockKind::Q2_K> {  // [scales 16: low nibble scale, high min][qs 64][d][dmin]
+  static constexpr int kSubValues = 16;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int s) {
+    return {mul(half_at(b + 80), static_cast<float>(b[s] & 0x0F)),
+            -mul(half_at(b + 82), static_cast<float>(b[s] >> 4))};
+  }
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) { return crumb(b + 16, e); }
+};
 
-ZF_HOST_DEVICE float q5_k_value(const uint8_t* b, int e) {
-  int sc, m;
-  scale_min_k4(b + 4, e / 32, sc, m);
-  const float dl = mul(half_at(b), static_cast<float>(sc));
-  const float ml = mul(half_at(b + 2), static_cast<float>(m));
-  // qh (32 bytes at 16): bit s of qh[l] is the 5th bit of value 32 s + l.
-  const int q = nibble_k(b + 48, e) | (((b[16 + e % 32] >> (e / 32)) & 1) << 4);
-  return sub(mul(dl, static_cast<float>(q)), ml);
-}
+template <>
+struct Layout<BlockKind::Q3_K> {  // [hmask 32][qs 64][scales 12][d]
+  static constexpr int kSubValues = 16;
+  // Scale s (0..15): low 4 bits from sc[s % 8] (low nibble for s < 8, high for s >= 8), high 2
+  // bits from sc[8 + s % 4] at bit 2 * (s / 4); stored plus 32.
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int s) {
+    const uint8_t* sc = b + 96;
+    const int low = s < 8 ? (sc[s] & 0x0F) : (sc[s - 8] >> 4);
+    const int high = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+    const int scale = static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
+    return {mul(half_at(b + 108), static_cast<float>(scale)), -0.0f};
+  }
+  // hmask: bit k of hmask[l] belongs to value 32 k + l; a clear bit subtracts 4.
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) {
+    return crumb(b + 32, e) - (((b[e % 32] >> (e / 32)) & 1) ? 0 : 4);
+  }
+};
 
-ZF_HOST_DEVICE float q6_k_value(const uint8_t* b, int e) {
-  const uint8_t* ql = b;        // 128: value 128 h + 64 t + l (l < 64) is nibble t of ql[64 h + l]
-  const uint8_t* qh = b + 128;  // 64: value 128 h + 32 s + l (l < 32) is crumb s of qh[32 h + l]
-  const int h = e / 128, r = e % 128;
-  const int low = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0F;
-  const int high = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
-  const int q = static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
-  const float dl = mul(half_at(b + 208), static_cast<float>(static_cast<int8_t>(b[192 + e / 16])));
-  return mul(dl, static_cast<float>(q));
+template <>
+struct Layout<BlockKind::Q4_K> {  // [d][dmin][scales 12][qs 128]
+  static constexpr int kSubValues = 32;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int s) {
+    int sc, m;
+    scale_min_k4(b + 4, s, sc, m);
+    return {mul(half_at(b), static_cast<float>(sc)), -mul(half_at(b + 2), static_cast<float>(m))};
+  }
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) { return nibble_k(b + 16, e); }
+};
+
+template <>
+struct Layout<BlockKind::Q5_K> {  // [d][dmin][scales 12][qh 32][qs 128]
+  static constexpr int kSubValues = 32;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int s) {
+    return Layout<BlockKind::Q4_K>::scale(b, s);
+  }
+  // qh: bit s of qh[l] is the 5th bit of value 32 s + l.
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) {
+    return nibble_k(b + 48, e) | (((b[16 + e % 32] >> (e / 32)) & 1) << 4);
+  }
+};
+
+template <>
+struct Layout<BlockKind::Q6_K> {  // [ql 128][qh 64][scales 16 int8][d]
+  static constexpr int kSubValues = 16;
+  ZF_HOST_DEVICE static SubScale scale(const uint8_t* b, int s) {
+    return {mul(half_at(b + 208), static_cast<float>(static_cast<int8_t>(b[192 + s]))), -0.0f};
+  }
+  // ql: value 128 h + 64 t + l (l < 64) is nibble t of ql[64 h + l]; qh: value 128 h + 32 s + l
+  // (l < 32) is crumb s of qh[32 h + l]; stored plus 32.
+  ZF_HOST_DEVICE static int code(const uint8_t* b, int e) {
+    const int h = e / 128, r = e % 128;
+    const int low = (b[64 * h + r % 64] >> (4 * (r / 64))) & 0x0F;
+    const int high = (b[128 + 32 * h + r % 32] >> (2 * (r / 32))) & 3;
+    return static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
+  }
+};
+
+// One value from its sub-block's scale and its code.
+ZF_HOST_DEVICE float scaled(SubScale s, int code) {
+  return add(mul(s.d, static_cast<float>(code)), s.m);
 }
 
 // Value e of the block of `kind` at b.
 ZF_HOST_DEVICE float block_value(BlockKind kind, const uint8_t* b, int e) {
   switch (kind) {
-    case BlockKind::Q4_0:
-      return q4_0_value(b, e);
-    case BlockKind::Q4_1:
-      return q4_1_value(b, e);
-    case BlockKind::Q5_0:
-      return q5_0_value(b, e);
-    case BlockKind::Q5_1:
-      return q5_1_value(b, e);
-    case BlockKind::Q8_0:
-      return q8_0_value(b, e);
-    case BlockKind::Q2_K:
-      return q2_k_value(b, e);
-    case BlockKind::Q3_K:
-      return q3_k_value(b, e);
-    case BlockKind::Q4_K:
-      return q4_k_value(b, e);
-    case BlockKind::Q5_K:
-      return q5_k_value(b, e);
-    default:
-      return q6_k_value(b, e);
+#define ZF_BLOCK_VALUE(K)                                                               \
+  case BlockKind::K:                                                                    \
+    return scaled(Layout<BlockKind::K>::scale(b, e / Layout<BlockKind::K>::kSubValues), \
+                  Layout<BlockKind::K>::code(b, e));
+    ZF_BLOCK_VALUE(Q4_0)
+    ZF_BLOCK_VALUE(Q4_1)
+    ZF_BLOCK_VALUE(Q5_0)
+    ZF_BLOCK_VALUE(Q5_1)
+    ZF_BLOCK_VALUE(Q8_0)
+    ZF_BLOCK_VALUE(Q2_K)
+    ZF_BLOCK_VALUE(Q3_K)
+    ZF_BLOCK_VALUE(Q4_K)
+    ZF_BLOCK_VALUE(Q5_K)
+    ZF_BLOCK_VALUE(Q6_K)
+#undef ZF_BLOCK_VALUE
   }
+  return 0.0f;
 }
 
 // Values per block and bytes per block.
