@@ -1,4 +1,4 @@
-// Shared by the op front ends (ops.cpp, zimage_ops.cpp): which device an op's inputs live
+// Shared by the op front ends (ops.cpp, token_ops.cpp): which device an op's inputs live
 // on, the activation dtype rule of ops.h, and the hand-off to the CUDA kernels, which a
 // CPU-only build does not have (there a GPU tensor is refused by name).
 #pragma once

@@ -9,6 +9,7 @@
 namespace zflow::ops {
 namespace {
 
+using cpu::NormEpilogue;
 using detail::common_device;
 using detail::require_activation;
 using detail::require_same_dtype;
@@ -180,6 +181,19 @@ Tensor feature_vector(const char* op, const char* what, const Tensor& t, int64_t
   return t.defined() ? weight(op, what, t, {d}) : Tensor{};
 }
 
+// RoPE's tables: float32 [1 or B, L, D/2] for x[B, L, H, D] with D even.
+void check_rope_tables(const char* op, const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  ZF_CHECK(cos.defined() && sin.defined() && cos.dtype() == DType::F32 && sin.dtype() == DType::F32,
+           "[{}] cos and sin must be F32 tables", op);
+  require_rank(op, "x", x, 4);
+  ZF_CHECK(x.size(3) % 2 == 0, "[{}] head dim {} is odd", op, x.size(3));
+  ZF_CHECK(cos.ndim() == 3 && cos.shape() == sin.shape() &&
+               (cos.size(0) == 1 || cos.size(0) == x.size(0)) && cos.size(1) == x.size(1) &&
+               cos.size(2) == x.size(3) / 2,
+           "[{}] cos {} and sin {} must be [1 or B, L, D/2] for x {} = [B, L, H, D]", op,
+           shape_str(cos.shape()), shape_str(sin.shape()), shape_str(x.shape()));
+}
+
 }  // namespace
 
 Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
@@ -205,18 +219,80 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) 
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout) {
   const Device dev = common_device("rope", {&x, &cos, &sin});
   require_activation("rope", "x", x);
-  ZF_CHECK(cos.defined() && sin.defined() && cos.dtype() == DType::F32 && sin.dtype() == DType::F32,
-           "[rope] cos and sin must be F32 tables");
-  require_rank("rope", "x", x, 4);
-  ZF_CHECK(x.size(3) % 2 == 0, "[rope] head dim {} is odd", x.size(3));
-  ZF_CHECK(cos.ndim() == 3 && cos.shape() == sin.shape() &&
-               (cos.size(0) == 1 || cos.size(0) == x.size(0)) && cos.size(1) == x.size(1) &&
-               cos.size(2) == x.size(3) / 2,
-           "[rope] cos {} and sin {} must be [1 or B, L, D/2] for x {} = [B, L, H, D]",
-           shape_str(cos.shape()), shape_str(sin.shape()), shape_str(x.shape()));
+  check_rope_tables("rope", x, cos, sin);
   ZF_DISPATCH_CUDA(dev, "rope",
                    cuda::rope(x.contiguous(), cos.contiguous(), sin.contiguous(), layout));
   return cpu::rope(x.contiguous(), cos.contiguous(), sin.contiguous(), layout);
+}
+
+namespace {
+
+// A per-sample vector [B, D] of tokens x[B, L, D] in x's dtype, contiguous; undefined stays so.
+Tensor per_sample(const char* op, const char* what, const Tensor& v, const Tensor& x) {
+  if (!v.defined()) return {};
+  require_same_dtype(op, what, v, x);
+  ZF_CHECK(v.ndim() == 2 && v.size(0) == x.size(0) && v.size(1) == x.size(2),
+           "[{}] {} {} must be [B, D] for x {} = [B, L, D]", op, what, shape_str(v.shape()),
+           shape_str(x.shape()));
+  return v.contiguous();
+}
+
+// x[B, L, D] and its adaLN shift (optional) and scale; returns their device.
+Device check_modulation(const char* op, const Tensor& x, const Tensor& shift, const Tensor& scale) {
+  const Device dev = common_device(op, {&x, &shift, &scale});
+  require_activation(op, "x", x);
+  require_rank(op, "x", x, 3);
+  ZF_CHECK(scale.defined(), "[{}] scale is undefined", op);
+  return dev;
+}
+
+}  // namespace
+
+Tensor rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const Tensor& cos,
+                     const Tensor& sin, RopeLayout layout) {
+  const Device dev = common_device("rms_norm_rope", {&x, &w, &cos, &sin});
+  require_activation("rms_norm_rope", "x", x);
+  check_rope_tables("rms_norm_rope", x, cos, sin);
+  const Tensor wc = feature_vector("rms_norm_rope", "weight", w, x.size(3));
+  ZF_DISPATCH_CUDA(
+      dev, "rms_norm_rope",
+      cuda::rms_norm_rope(x.contiguous(), wc, eps, cos.contiguous(), sin.contiguous(), layout));
+  return cpu::rms_norm_rope(x.contiguous(), wc, eps, cos.contiguous(), sin.contiguous(), layout);
+}
+
+Tensor rms_norm_modulate(const Tensor& x, const Tensor& w, float eps, const Tensor& shift,
+                         const Tensor& scale) {
+  const char* op = "rms_norm_modulate";
+  const Device dev = check_modulation(op, x, shift, scale);
+  const Tensor wc = feature_vector(op, "weight", w, x.size(2));
+  const NormEpilogue then{.scale = per_sample(op, "scale", scale, x),
+                          .shift = per_sample(op, "shift", shift, x)};
+  ZF_DISPATCH_CUDA(dev, op, cuda::rms_norm(x.contiguous(), wc, eps, then));
+  return cpu::rms_norm(x.contiguous(), wc, eps, then);
+}
+
+Tensor layer_norm_modulate(const Tensor& x, float eps, const Tensor& shift, const Tensor& scale) {
+  const char* op = "layer_norm_modulate";
+  const Device dev = check_modulation(op, x, shift, scale);
+  const NormEpilogue then{.scale = per_sample(op, "scale", scale, x),
+                          .shift = per_sample(op, "shift", shift, x)};
+  ZF_DISPATCH_CUDA(dev, op, cuda::layer_norm(x.contiguous(), {}, {}, eps, then));
+  return cpu::layer_norm(x.contiguous(), {}, {}, eps, then);
+}
+
+Tensor add_gated_rms_norm(const Tensor& x, const Tensor& gate, const Tensor& r, const Tensor& w,
+                          float eps) {
+  const char* op = "add_gated_rms_norm";
+  const Device dev = common_device(op, {&x, &gate, &r, &w});
+  require_activation(op, "x", x);
+  require_rank(op, "x", x, 3);
+  require_same_dtype(op, "r", r, x);
+  ZF_CHECK(r.shape() == x.shape(), "[{}] r {} must have x's shape {}", op, shape_str(r.shape()),
+           shape_str(x.shape()));
+  const Tensor wc = feature_vector(op, "weight", w, x.size(2));
+  const NormEpilogue then{.residual = x.contiguous(), .gate = per_sample(op, "gate", gate, x)};
+  ZF_DISPATCH_CUDA(dev, op, cuda::rms_norm(r.contiguous(), wc, eps, then));
+  return cpu::rms_norm(r.contiguous(), wc, eps, then);
 }
 
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype) {

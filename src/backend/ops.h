@@ -94,6 +94,27 @@ enum class RopeLayout {
 // (x1 cos - x2 sin, x1 sin + x2 cos) with cos, sin [Bc, L, D/2], Bc = 1 or B.
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout);
 
+// Fused norms: a norm and the op that follows it in the transformers, in one pass over the
+// data. Each equals the composition it names (on the CPU bit for bit; on the GPU with bf16
+// activations it rounds once where the composition rounds twice).
+//
+// rope(rms_norm(x, weight, eps), cos, sin, layout) for x[B, L, H, D]: QK-norm, then RoPE.
+Tensor rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, const Tensor& cos,
+                     const Tensor& sin, RopeLayout layout);
+// The adaLN pre-norm of x[B, L, D] with per-sample shift, scale [B, D] (x's dtype):
+// y[b, l, :] = norm(x)[b, l, :] * (1 + scale[b, :]) + shift[b, :]; shift may be undefined
+// (no shift, as in Z-Image).
+//   rms_norm_modulate:   norm(x) = rms_norm(x, weight, eps)       (Z-Image's blocks)
+//   layer_norm_modulate: norm(x) = layer_norm(x, {}, {}, eps)     (FLUX, Z-Image's final layer)
+Tensor rms_norm_modulate(const Tensor& x, const Tensor& weight, float eps, const Tensor& shift,
+                         const Tensor& scale);
+Tensor layer_norm_modulate(const Tensor& x, float eps, const Tensor& shift, const Tensor& scale);
+// A normalised, gated residual: x + gate * rms_norm(r, weight, eps) for x, r [B, L, D] and
+// gate [B, D], or x + rms_norm(r, weight, eps) when gate is undefined (Z-Image's sandwich
+// post-norm, add_gated(x, gate, rms_norm(r, weight, eps))).
+Tensor add_gated_rms_norm(const Tensor& x, const Tensor& gate, const Tensor& r,
+                          const Tensor& weight, float eps);
+
 // Rows of table[V, D] (stored float dtype or GGML block type) -> [ids.size(), D] on
 // the table's device, in `dtype`: float32 (the CPU's only choice) or, on the GPU, bfloat16.
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype = DType::F32);
@@ -118,13 +139,9 @@ Tensor add_scalar(const Tensor& x, float s);
 Tensor exp(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 
-// Per-sample modulation of token sequences x[B, L, D] by vectors v[B, D] (adaLN); v has x's
-// dtype. Implemented in backend/token_ops.cpp.
-// y[b, l, :] = x[b, l, :] * scale[b, :]            (Z-Image: adaLN without a shift)
-Tensor scale_tokens(const Tensor& x, const Tensor& scale);
-// y[b, l, :] = x[b, l, :] * (1 + scale[b, :]) + shift[b, :]   (FLUX's adaLN-Zero modulation)
-Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale);
-// y[b, l, :] = x[b, l, :] + gate[b, :] * r[b, l, :]   (a gated residual)
+// A gated residual of token sequences x, r [B, L, D] with a per-sample gate [B, D] of x's dtype
+// (FLUX's adaLN-Zero): y[b, l, :] = x[b, l, :] + gate[b, :] * r[b, l, :]. Implemented in
+// backend/token_ops.cpp; the adaLN modulation itself is fused into the norms above.
 Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
 
 // Concatenation along `dim` of tensors of one dtype whose other dims agree (torch.cat); the

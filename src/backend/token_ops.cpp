@@ -1,4 +1,4 @@
-// The token-sequence ops of backend/ops.h (adaLN modulation, gated residuals, concatenation):
+// The token-sequence ops of backend/ops.h (gated residuals, concatenation):
 // argument checks, then a plain CPU loop (memory bound; the GEMMs around them dominate) or the
 // CUDA kernel (concat: one 2-D device copy per part).
 #include <cstring>
@@ -23,51 +23,6 @@ Device check_tokens_and_vector(const char* op, const Tensor& x, const Tensor& v)
 }
 
 }  // namespace
-
-Tensor scale_tokens(const Tensor& x_in, const Tensor& scale_in) {
-  const Device dev = check_tokens_and_vector("scale_tokens", x_in, scale_in);
-  ZF_DISPATCH_CUDA(dev, "scale_tokens",
-                   cuda::scale_tokens(x_in.contiguous(), scale_in.contiguous()));
-  const Tensor x = x_in.contiguous(), s = scale_in.contiguous();
-  const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
-  Tensor y = Tensor::empty(x.shape(), DType::F32);
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
-  for (int64_t i = 0; i < b; ++i) {
-    const float* sp = s.data<float>() + i * d;
-    for (int64_t t = 0; t < l; ++t) {
-      const int64_t row = (i * l + t) * d;
-      for (int64_t c = 0; c < d; ++c) yp[row + c] = xp[row + c] * sp[c];
-    }
-  }
-  return y;
-}
-
-Tensor modulate(const Tensor& x_in, const Tensor& shift_in, const Tensor& scale_in) {
-  const Device dev = check_tokens_and_vector("modulate", x_in, shift_in);
-  check_tokens_and_vector("modulate", x_in, scale_in);
-  ZF_DISPATCH_CUDA(dev, "modulate",
-                   cuda::modulate(x_in.contiguous(), shift_in.contiguous(), scale_in.contiguous()));
-  const Tensor x = x_in.contiguous(), sh = shift_in.contiguous(), sc = scale_in.contiguous();
-  const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
-  Tensor y = Tensor::empty(x.shape(), DType::F32);
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
-  std::vector<float> one_plus(static_cast<size_t>(d));
-  for (int64_t i = 0; i < b; ++i) {
-    const float* shp = sh.data<float>() + i * d;
-    const float* scp = sc.data<float>() + i * d;
-    for (int64_t c = 0; c < d; ++c) one_plus[static_cast<size_t>(c)] = 1.0f + scp[c];
-    for (int64_t t = 0; t < l; ++t) {
-      const int64_t row = (i * l + t) * d;
-      for (int64_t c = 0; c < d; ++c) {
-        const float scaled = xp[row + c] * one_plus[static_cast<size_t>(c)];
-        yp[row + c] = scaled + shp[c];
-      }
-    }
-  }
-  return y;
-}
 
 Tensor add_gated(const Tensor& x_in, const Tensor& gate_in, const Tensor& r_in) {
   const Device dev = check_tokens_and_vector("add_gated", x_in, gate_in);

@@ -407,18 +407,17 @@ void FluxTransformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& 
                                    const Tensor& vec, const Rope& rope) const {
   const int64_t d = config_.inner_dim(), l = txt.size(1);
   const Tensor mod_img = apply(blk.img.modulation, vec), mod_txt = apply(blk.txt.modulation, vec);
-  const Tensor ni = ops::modulate(ops::layer_norm(img, {}, {}, kNormEps), chunk(mod_img, 0, d),
-                                  chunk(mod_img, 1, d));
-  const Tensor nt = ops::modulate(ops::layer_norm(txt, {}, {}, kNormEps), chunk(mod_txt, 0, d),
-                                  chunk(mod_txt, 1, d));
+  const Tensor ni =
+      ops::layer_norm_modulate(img, kNormEps, chunk(mod_img, 0, d), chunk(mod_img, 1, d));
+  const Tensor nt =
+      ops::layer_norm_modulate(txt, kNormEps, chunk(mod_txt, 0, d), chunk(mod_txt, 1, d));
   const Tensor o = attend(
       ops::concat({heads(blk.txt.q, nt, blk.txt.norm_q), heads(blk.img.q, ni, blk.img.norm_q)}, 1),
       ops::concat({heads(blk.txt.k, nt, blk.txt.norm_k), heads(blk.img.k, ni, blk.img.norm_k)}, 1),
       ops::concat({heads(blk.txt.v, nt, {}), heads(blk.img.v, ni, {})}, 1), rope);
   auto update = [&](const Stream& s, Tensor& x, const Tensor& mod, const Tensor& attn) {
     x = ops::add_gated(x, chunk(mod, 2, d), apply(s.out, attn));
-    const Tensor n =
-        ops::modulate(ops::layer_norm(x, {}, {}, kNormEps), chunk(mod, 3, d), chunk(mod, 4, d));
+    const Tensor n = ops::layer_norm_modulate(x, kNormEps, chunk(mod, 3, d), chunk(mod, 4, d));
     x = ops::add_gated(x, chunk(mod, 5, d), gelu_mlp(s.mlp, n));
   };
   update(blk.img, img, mod_img, o.slice(1, l, o.size(1)));
@@ -432,8 +431,7 @@ void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tens
                                    const Rope& rope) const {
   const int64_t d = config_.inner_dim();
   const Tensor mod = apply(blk.modulation, vec);
-  const Tensor n =
-      ops::modulate(ops::layer_norm(x, {}, {}, kNormEps), chunk(mod, 0, d), chunk(mod, 1, d));
+  const Tensor n = ops::layer_norm_modulate(x, kNormEps, chunk(mod, 0, d), chunk(mod, 1, d));
   const Tensor mlp = ops::gelu(apply(blk.proj_mlp, n), ops::GeluKind::kTanh);
   const Tensor attn =
       attend(heads(blk.q, n, blk.norm_q), heads(blk.k, n, blk.norm_k), heads(blk.v, n, {}), rope);
@@ -521,8 +519,8 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
   //    projection to the packed latent channels.
   const int64_t d = c.inner_dim();
   const Tensor mod = apply(norm_out_, vec);
-  const Tensor out = ops::modulate(ops::layer_norm(joint.slice(1, l, s), {}, {}, kNormEps),
-                                   chunk(mod, 1, d), chunk(mod, 0, d));
+  const Tensor out =
+      ops::layer_norm_modulate(joint.slice(1, l, s), kNormEps, chunk(mod, 1, d), chunk(mod, 0, d));
   return float32_on(apply(proj_out_, out), x.device());
 }
 

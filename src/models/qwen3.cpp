@@ -276,8 +276,8 @@ Tensor Qwen3TextEncoder::attention(const Layer& layer, const Tensor& x, const Ro
   auto heads_of = [&](const Tensor& proj, const Tensor& norm, int64_t n) {
     Tensor h = ops::linear(x, proj).view({b, l, n, d});
     if (norm.defined())
-      h = ops::rope(ops::rms_norm(h, norm, config_.rms_norm_eps), rope.cos, rope.sin,
-                    ops::RopeLayout::kHalfSplit);
+      h = ops::rms_norm_rope(h, norm, config_.rms_norm_eps, rope.cos, rope.sin,
+                             ops::RopeLayout::kHalfSplit);
     return h.permute({0, 2, 1, 3});  // [B, n, L, D]
   };
   ops::AttentionMask mask;

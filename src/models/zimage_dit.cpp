@@ -320,15 +320,20 @@ Tensor ZImageTransformer::timestep_embedding(std::span<const float> t) const {
 // scale 1/sqrt(head_dim), output projection. x[B, L, dim].
 Tensor ZImageTransformer::attention(const Block& blk, const Tensor& x, const Sequence& seq) const {
   const int64_t b = x.size(0), l = x.size(1), h = config_.n_heads, hd = config_.head_dim();
-  auto heads = [&](const Linear& proj, const Tensor& norm, bool rotate) {
-    Tensor y = ops::linear(x, proj.weight).view({b, l, h, hd});
-    if (norm.defined()) y = ops::rms_norm(y, norm, kQkNormEps);
-    if (rotate) y = ops::rope(y, seq.rope.cos, seq.rope.sin, ops::RopeLayout::kInterleaved);
-    return y.permute({0, 2, 1, 3});  // [B, H, L, hd]
+  auto heads = [&](const Linear& proj) {
+    return ops::linear(x, proj.weight).view({b, l, h, hd});  // [B, L, H, hd]
   };
-  const Tensor q = heads(blk.to_q, blk.norm_q, true), k = heads(blk.to_k, blk.norm_k, true),
-               v = heads(blk.to_v, Tensor{}, false);
-  const Tensor o = ops::attention(q, k, v, 1.0f / std::sqrt(static_cast<float>(hd)), seq.mask);
+  auto rotated = [&](const Linear& proj, const Tensor& norm) {
+    const auto layout = ops::RopeLayout::kInterleaved;
+    const Tensor y = heads(proj);
+    return norm.defined()
+               ? ops::rms_norm_rope(y, norm, kQkNormEps, seq.rope.cos, seq.rope.sin, layout)
+               : ops::rope(y, seq.rope.cos, seq.rope.sin, layout);
+  };
+  auto heads_first = [](const Tensor& y) { return y.permute({0, 2, 1, 3}); };  // [B, H, L, hd]
+  const Tensor o = ops::attention(
+      heads_first(rotated(blk.to_q, blk.norm_q)), heads_first(rotated(blk.to_k, blk.norm_k)),
+      heads_first(heads(blk.to_v)), 1.0f / std::sqrt(static_cast<float>(hd)), seq.mask);
   return ops::linear(o.permute({0, 2, 1, 3}).contiguous().view({b, l, config_.dim}),
                      blk.to_out.weight);
 }
@@ -358,32 +363,33 @@ Tensor ZImageTransformer::block(const Block& blk, const Tensor& x, const Sequenc
                                 const Tensor& adaln) const {
   const float eps = config_.norm_eps;
   const int64_t d = config_.dim;
-  Tensor scale_msa, gate_msa, scale_mlp, gate_mlp;
+  Tensor scale_msa, gate_msa, scale_mlp, gate_mlp;  // undefined in unmodulated blocks
   if (blk.adaln) {
     const Tensor mod = ops::linear(adaln, blk.adaln->weight, blk.adaln->bias);  // [B, 4 dim]
-    scale_msa = ops::add_scalar(mod.slice(1, 0, d), 1.0f);
+    scale_msa = mod.slice(1, 0, d);
     gate_msa = ops::tanh(mod.slice(1, d, 2 * d));
-    scale_mlp = ops::add_scalar(mod.slice(1, 2 * d, 3 * d), 1.0f);
+    scale_mlp = mod.slice(1, 2 * d, 3 * d);
     gate_mlp = ops::tanh(mod.slice(1, 3 * d, 4 * d));
   }
-  Tensor h = ops::rms_norm(x, blk.attention_norm1, eps);
-  if (blk.adaln) h = ops::scale_tokens(h, scale_msa);
-  h = ops::rms_norm(attention(blk, h, seq), blk.attention_norm2, eps);
-  const Tensor y = blk.adaln ? ops::add_gated(x, gate_msa, h) : ops::add(x, h);
-
-  h = ops::rms_norm(y, blk.ffn_norm1, eps);
-  if (blk.adaln) h = ops::scale_tokens(h, scale_mlp);
-  h = ops::linear(ops::silu_mul(ops::linear(h, blk.w1), ops::linear(h, blk.w3)), blk.w2);
-  h = ops::rms_norm(h, blk.ffn_norm2, eps);
-  return blk.adaln ? ops::add_gated(y, gate_mlp, h) : ops::add(y, h);
+  auto pre_norm = [&](const Tensor& v, const Tensor& norm, const Tensor& scale) {
+    return blk.adaln ? ops::rms_norm_modulate(v, norm, eps, {}, scale)
+                     : ops::rms_norm(v, norm, eps);
+  };
+  const Tensor y = ops::add_gated_rms_norm(
+      x, gate_msa, attention(blk, pre_norm(x, blk.attention_norm1, scale_msa), seq),
+      blk.attention_norm2, eps);
+  const Tensor h = pre_norm(y, blk.ffn_norm1, scale_mlp);
+  return ops::add_gated_rms_norm(
+      y, gate_mlp,
+      ops::linear(ops::silu_mul(ops::linear(h, blk.w1), ops::linear(h, blk.w3)), blk.w2),
+      blk.ffn_norm2, eps);
 }
 
 // FinalLayer: LayerNorm (no affine, eps 1e-6) * (1 + Linear(SiLU(adaln))), then Linear to
 // the patch features. No shift and no gate.
 Tensor ZImageTransformer::final_layer(const Tensor& x, const Tensor& adaln) const {
-  const Tensor scale =
-      ops::add_scalar(ops::linear(ops::silu(adaln), final_adaln_.weight, final_adaln_.bias), 1.0f);
-  const Tensor h = ops::scale_tokens(ops::layer_norm(x, {}, {}, kFinalNormEps), scale);
+  const Tensor scale = ops::linear(ops::silu(adaln), final_adaln_.weight, final_adaln_.bias);
+  const Tensor h = ops::layer_norm_modulate(x, kFinalNormEps, {}, scale);
   return ops::linear(h, final_linear_.weight, final_linear_.bias);
 }
 

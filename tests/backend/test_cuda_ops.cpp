@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "backend/device.h"
 #include "backend/ops.h"
@@ -208,21 +209,74 @@ TEST(CudaOps, RmsNormAndLayerNorm) {
   }
 }
 
+// cos and sin of random angles, [table_batch, len, pairs].
+std::pair<Tensor, Tensor> rope_tables(int64_t table_batch, int64_t len, int64_t pairs,
+                                      uint32_t seed) {
+  const Tensor angles = random_tensor({table_batch, len, pairs}, seed, -6.0f, 6.0f);
+  std::vector<float> c, s;
+  for (float v : angles.to_f32_vector()) {
+    c.push_back(std::cos(v));
+    s.push_back(std::sin(v));
+  }
+  return {Tensor::from_f32(angles.shape(), c), Tensor::from_f32(angles.shape(), s)};
+}
+
 TEST(CudaOps, RopeBothLayoutsAndTables) {
   ZF_REQUIRE_GPU();
   const Tensor x = random_tensor({2, 17, 3, 64}, 30, -2.0f, 2.0f);
   for (int64_t table_batch : {1, 2}) {
-    const Tensor angles = random_tensor({table_batch, 17, 32}, 31, -6.0f, 6.0f);
-    std::vector<float> c, s;
-    for (float v : angles.to_f32_vector()) {
-      c.push_back(std::cos(v));
-      s.push_back(std::sin(v));
-    }
-    const Tensor cos = Tensor::from_f32(angles.shape(), c),
-                 sin = Tensor::from_f32(angles.shape(), s);
+    const auto [cos, sin] = rope_tables(table_batch, 17, 32, 31);
     for (auto layout : {ops::RopeLayout::kInterleaved, ops::RopeLayout::kHalfSplit})
       compare_with_cpu("rope", {{x}, weight(cos), weight(sin)},
                        [layout](const Args& a) { return ops::rope(a[0], a[1], a[2], layout); });
+  }
+}
+
+TEST(CudaOps, FusedNorms) {
+  ZF_REQUIRE_GPU();
+  // Z-Image's 3840 features a token, and an odd width.
+  for (int64_t d : {33, 3840}) {
+    const uint32_t seed = static_cast<uint32_t>(d);
+    const Tensor x = random_tensor({2, 9, d}, seed, -3.0f, 3.0f);
+    const Tensor r = random_tensor({2, 9, d}, seed + 1, -3.0f, 3.0f);
+    const Tensor w = random_tensor({d}, seed + 2, 0.5f, 1.5f).to(DType::BF16);
+    const Tensor shift = random_tensor({2, d}, seed + 3), scale = random_tensor({2, d}, seed + 4),
+                 gate = random_tensor({2, d}, seed + 5);
+    const std::string tag = " d=" + std::to_string(d);
+    compare_with_cpu(
+        "rms_norm_modulate" + tag, {{x}, weight(w), {shift}, {scale}},
+        [](const Args& a) { return ops::rms_norm_modulate(a[0], a[1], 1e-6f, a[2], a[3]); });
+    compare_with_cpu(
+        "rms_norm_modulate without shift" + tag, {{x}, weight(w), {scale}},
+        [](const Args& a) { return ops::rms_norm_modulate(a[0], a[1], 1e-6f, {}, a[2]); });
+    compare_with_cpu("layer_norm_modulate" + tag, {{x}, {shift}, {scale}}, [](const Args& a) {
+      return ops::layer_norm_modulate(a[0], 1e-6f, a[1], a[2]);
+    });
+    compare_with_cpu("add_gated_rms_norm" + tag, {{x}, {gate}, {r}, weight(w)}, [](const Args& a) {
+      return ops::add_gated_rms_norm(a[0], a[1], a[2], a[3], 1e-6f);
+    });
+    compare_with_cpu(
+        "add_gated_rms_norm without gate" + tag, {{x}, {r}, weight(w)},
+        [](const Args& a) { return ops::add_gated_rms_norm(a[0], {}, a[1], a[2], 1e-6f); });
+  }
+  // QK-norm + RoPE over heads of 128 (Z-Image, FLUX, Qwen3), 96 (pairs not a multiple of the
+  // warp) and 64.
+  for (int64_t hd : {64, 96, 128}) {
+    const Tensor x = random_tensor({2, 17, 3, hd}, 80, -3.0f, 3.0f);
+    const Tensor w = random_tensor({hd}, 81, 0.5f, 1.5f).to(DType::BF16);
+    for (int64_t table_batch : {1, 2}) {
+      const auto [cos, sin] = rope_tables(table_batch, 17, hd / 2, 82);
+      for (auto layout : {ops::RopeLayout::kInterleaved, ops::RopeLayout::kHalfSplit}) {
+        compare_with_cpu("rms_norm_rope hd=" + std::to_string(hd),
+                         {{x}, weight(w), weight(cos), weight(sin)}, [layout](const Args& a) {
+                           return ops::rms_norm_rope(a[0], a[1], 1e-6f, a[2], a[3], layout);
+                         });
+        compare_with_cpu("rms_norm_rope without weight", {{x}, weight(cos), weight(sin)},
+                         [layout](const Args& a) {
+                           return ops::rms_norm_rope(a[0], {}, 1e-6f, a[1], a[2], layout);
+                         });
+      }
+    }
   }
 }
 
@@ -240,22 +294,12 @@ TEST(CudaOps, EmbeddingInBothOutputDtypes) {
   }
 }
 
-TEST(CudaOps, ZImageModulation) {
+TEST(CudaOps, AddGatedAndConcat) {
   ZF_REQUIRE_GPU();
   const Tensor x = random_tensor({2, 37, 96}, 50), r = random_tensor({2, 37, 96}, 51);
   const Tensor v = random_tensor({2, 96}, 52);
-  compare_with_cpu("scale_tokens", {{x}, {v}},
-                   [](const Args& a) { return ops::scale_tokens(a[0], a[1]); });
   compare_with_cpu("add_gated", {{x}, {v}, {r}},
                    [](const Args& a) { return ops::add_gated(a[0], a[1], a[2]); });
-}
-
-TEST(CudaOps, ModulateAndConcat) {
-  ZF_REQUIRE_GPU();
-  const Tensor x = random_tensor({2, 37, 96}, 53);
-  const Tensor shift = random_tensor({2, 96}, 54), scale = random_tensor({2, 96}, 55);
-  compare_with_cpu("modulate", {{x}, {shift}, {scale}},
-                   [](const Args& a) { return ops::modulate(a[0], a[1], a[2]); });
   // Every dim, with a strided (permuted) part; along dim 0 the output is one copy per part.
   const Tensor a = random_tensor({3, 5, 7}, 56);
   const Tensor b = random_tensor({3, 7, 5}, 57);

@@ -20,9 +20,21 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 Tensor upsample_nearest2x(const Tensor& x);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const ops::AttentionMask& mask);
-Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+// What the fused norms of ops.h do with a row's normalised values n in the same pass, in this
+// order, for x[B, L, D] and per-sample vectors [B, D] (all float32 on the CPU, the activation
+// dtype on the GPU); an undefined tensor skips its step:
+//   n = n * (1 + scale) + shift;  n = residual + gate * n  (residual + n without a gate).
+struct NormEpilogue {
+  Tensor scale, shift;    // [B, D]
+  Tensor residual, gate;  // [B, L, D], [B, D]
+};
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, const NormEpilogue& then = {});
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                  const NormEpilogue& then = {});
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout);
+// rope(rms_norm(x, weight, eps)) per head of x[B, L, H, D].
+Tensor rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, const Tensor& cos,
+                     const Tensor& sin, ops::RopeLayout layout);
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids);
 Tensor patchify(const Tensor& x, int64_t patch, int64_t length);
 Tensor unpatchify(const Tensor& tokens, int64_t channels, int64_t height, int64_t width,

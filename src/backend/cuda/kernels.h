@@ -8,13 +8,14 @@
 #include <span>
 #include <vector>
 
-#include "backend/cpu/kernels.h"  // the Unary / Binary op kinds
+#include "backend/cpu/kernels.h"  // the Unary / Binary op kinds, NormEpilogue
 #include "backend/ops.h"
 #include "core/tensor.h"
 
 namespace zflow::cuda {
 
 using cpu::Binary;
+using cpu::NormEpilogue;
 using cpu::Unary;
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
@@ -35,9 +36,12 @@ Tensor attention_by_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, flo
 // The unfused form attention() falls back to for head dims the flash kernel does not take.
 Tensor attention_by_matmul(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                            const ops::AttentionMask& mask);
-Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, const NormEpilogue& then = {});
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                  const NormEpilogue& then = {});
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout);
+Tensor rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, const Tensor& cos,
+                     const Tensor& sin, ops::RopeLayout layout);
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype);
 
 Tensor softmax(const Tensor& x);
@@ -46,9 +50,7 @@ Tensor binary(const Tensor& a, const Tensor& b, Binary op);
 Tensor affine_scalar(const Tensor& x, float mul, float add);  // x * mul + add
 Tensor clamp(const Tensor& x, float lo, float hi);
 
-Tensor scale_tokens(const Tensor& x, const Tensor& scale);
 Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
-Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale);
 // Parts already checked (one dtype, dims agreeing outside `dim`) and contiguous on the GPU.
 Tensor concat(const std::vector<Tensor>& parts, int dim, const Shape& out_shape);
 

@@ -60,21 +60,37 @@ cudaError_t launch_map(MapOp op, Act t, const void* a, const void* b, void* y, i
 
 // ---- rows over the last dim (norms.cu) ----------------------------------------------------
 enum class RowOp : int { Softmax, RmsNorm, LayerNorm };
+// What a norm does with a row's normalised values n in the same pass (cpu::NormEpilogue):
+// n = n * (1 + scale) + shift, then n = residual + gate * n (+ n without a gate). Device
+// pointers in the activation type; null skips a step.
+struct RowEpilogue {
+  const void* scale = nullptr;     // [B, D]
+  const void* shift = nullptr;     // [B, D]
+  const void* residual = nullptr;  // [B, L, D]
+  const void* gate = nullptr;      // [B, D]
+  int64_t rows_per_sample = 1;     // L
+};
 cudaError_t launch_rows(RowOp op, Act t, const void* x, void* y, int64_t rows, int64_t d,
-                        WeightRef w, WeightRef b, float eps, cudaStream_t stream);
+                        WeightRef w, WeightRef b, float eps, const RowEpilogue& then,
+                        cudaStream_t stream);
 
-// ---- rope.cu, embedding.cu, zimage_ops.cu -------------------------------------------------
+// ---- rope.cu, embedding.cu, add_gated.cu -------------------------------------------------
+// RoPE on x[B, L, H, D] with tables [1 or B, L, D/2], each head first RMS-normalised (times
+// `norm`, if given) when `normalise` is set.
+struct RopeProblem {
+  int64_t batch, len, heads, d;
+  bool per_batch_table, interleaved;
+  bool normalise;
+  WeightRef norm;
+  float eps;
+};
 cudaError_t launch_rope(Act t, const void* x, const float* cos, const float* sin, void* y,
-                        int64_t batch, int64_t len, int64_t heads, int64_t d, bool per_batch_table,
-                        bool interleaved, cudaStream_t stream);
+                        const RopeProblem& p, cudaStream_t stream);
 cudaError_t launch_embedding(Act t, WeightRef table, const int32_t* ids, void* y, int64_t n,
                              int64_t d, cudaStream_t stream);
-// y = x * v (r == nullptr) or x + v * r, for x[B, L, D] and v[B, D].
-cudaError_t launch_modulate(Act t, const void* x, const void* v, const void* r, void* y,
-                            int64_t batch, int64_t len, int64_t d, cudaStream_t stream);
-// y = x * (1 + scale) + shift, for x[B, L, D] and shift, scale [B, D].
-cudaError_t launch_shift_scale(Act t, const void* x, const void* shift, const void* scale, void* y,
-                               int64_t batch, int64_t len, int64_t d, cudaStream_t stream);
+// y = x + gate * r, for x, r [B, L, D] and gate [B, D].
+cudaError_t launch_add_gated(Act t, const void* x, const void* gate, const void* r, void* y,
+                             int64_t batch, int64_t len, int64_t d, cudaStream_t stream);
 
 // ---- token layouts (tokens.cu) ------------------------------------------------------------
 struct PatchLayout {

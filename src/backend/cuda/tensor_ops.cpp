@@ -26,13 +26,38 @@ Tensor map(const Tensor& a, const Tensor* b, MapOp op, float p0 = 0.0f, float p1
 }
 
 Tensor rows(const Tensor& x, RowOp op, const Tensor& w, const Tensor& b, float eps,
-            const char* kernel) {
+            const NormEpilogue& then, const char* kernel) {
   Tensor y = like(x);
   const int64_t d = x.size(-1);
   const int64_t n = d == 0 ? 0 : x.numel() / d;
+  auto ptr = [](const Tensor& t) { return t.defined() ? t.raw() : nullptr; };
+  const RowEpilogue epilogue{.scale = ptr(then.scale),
+                             .shift = ptr(then.shift),
+                             .residual = ptr(then.residual),
+                             .gate = ptr(then.gate),
+                             .rows_per_sample = x.ndim() >= 2 ? x.size(-2) : 1};
   check_launch(launch_rows(op, act_of(x), x.raw(), y.raw(), n, d, weight_ref(w), weight_ref(b), eps,
-                           context().stream),
+                           epilogue, context().stream),
                kernel);
+  return y;
+}
+
+// rope(), after a per-head RMSNorm when `normalise`.
+Tensor rotate(const Tensor& x, bool normalise, const Tensor& weight, float eps, const Tensor& cos,
+              const Tensor& sin, ops::RopeLayout layout) {
+  Tensor y = like(x);
+  const RopeProblem p{.batch = x.size(0),
+                      .len = x.size(1),
+                      .heads = x.size(2),
+                      .d = x.size(3),
+                      .per_batch_table = cos.size(0) != 1,
+                      .interleaved = layout == ops::RopeLayout::kInterleaved,
+                      .normalise = normalise,
+                      .norm = weight_ref(weight),
+                      .eps = eps};
+  check_launch(launch_rope(act_of(x), x.raw(), cos.data<float>(), sin.data<float>(), y.raw(), p,
+                           context().stream),
+               "rope_kernel");
   return y;
 }
 
@@ -83,24 +108,25 @@ Tensor clamp(const Tensor& x, float lo, float hi) {
 }
 
 Tensor softmax(const Tensor& x) {
-  return rows(x, RowOp::Softmax, {}, {}, 0.0f, "softmax_kernel");
+  return rows(x, RowOp::Softmax, {}, {}, 0.0f, {}, "softmax_kernel");
 }
 
-Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
-  return rows(x, RowOp::RmsNorm, weight, {}, eps, "rms_norm_kernel");
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, const NormEpilogue& then) {
+  return rows(x, RowOp::RmsNorm, weight, {}, eps, then, "rms_norm_kernel");
 }
 
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
-  return rows(x, RowOp::LayerNorm, weight, bias, eps, "layer_norm_kernel");
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                  const NormEpilogue& then) {
+  return rows(x, RowOp::LayerNorm, weight, bias, eps, then, "layer_norm_kernel");
 }
 
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, ops::RopeLayout layout) {
-  Tensor y = like(x);
-  check_launch(launch_rope(act_of(x), x.raw(), cos.data<float>(), sin.data<float>(), y.raw(),
-                           x.size(0), x.size(1), x.size(2), x.size(3), cos.size(0) != 1,
-                           layout == ops::RopeLayout::kInterleaved, context().stream),
-               "rope_kernel");
-  return y;
+  return rotate(x, false, {}, 0.0f, cos, sin, layout);
+}
+
+Tensor rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, const Tensor& cos,
+                     const Tensor& sin, ops::RopeLayout layout) {
+  return rotate(x, true, weight, eps, cos, sin, layout);
 }
 
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype) {
@@ -122,27 +148,11 @@ Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype)
   return y;
 }
 
-Tensor scale_tokens(const Tensor& x, const Tensor& scale) {
-  Tensor y = like(x);
-  check_launch(launch_modulate(act_of(x), x.raw(), scale.raw(), nullptr, y.raw(), x.size(0),
-                               x.size(1), x.size(2), context().stream),
-               "modulate_kernel");
-  return y;
-}
-
 Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r) {
   Tensor y = like(x);
-  check_launch(launch_modulate(act_of(x), x.raw(), gate.raw(), r.raw(), y.raw(), x.size(0),
-                               x.size(1), x.size(2), context().stream),
-               "modulate_kernel");
-  return y;
-}
-
-Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) {
-  Tensor y = like(x);
-  check_launch(launch_shift_scale(act_of(x), x.raw(), shift.raw(), scale.raw(), y.raw(), x.size(0),
-                                  x.size(1), x.size(2), context().stream),
-               "shift_scale_kernel");
+  check_launch(launch_add_gated(act_of(x), x.raw(), gate.raw(), r.raw(), y.raw(), x.size(0),
+                                x.size(1), x.size(2), context().stream),
+               "add_gated_kernel");
   return y;
 }
 
