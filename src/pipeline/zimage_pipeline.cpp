@@ -6,6 +6,7 @@
 #include <cctype>
 #include <tuple>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
@@ -191,54 +192,110 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
   return s;
 }
 
+bool ZImagePipeline::can_share_forwards(const ZImageRequest& a, const ZImageRequest& b) const {
+  if (a.init_image || a.mask || b.init_image || b.mask) return false;
+  ZImageSettings sa{}, sb{};
+  try {
+    sa = resolve(a);
+    sb = resolve(b);
+  } catch (const Error&) {
+    return false;  // a request the model refuses runs, and fails, on its own
+  }
+  return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
+         sa.guidance == sb.guidance && sa.shift == sb.shift &&
+         a.cfg_normalization == b.cfg_normalization && a.cfg_truncation == b.cfg_truncation &&
+         a.max_sequence_length == b.max_sequence_length && a.normal_math == b.normal_math &&
+         a.vae_tiling == b.vae_tiling;
+}
+
 std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
                                                 const RunControl& control) const {
-  const ZImageSettings s = resolve(request);
-  const int64_t batch = request.batch;
+  return std::move(generate_together({&request, 1}, control).front());
+}
+
+std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
+    std::span<const ZImageRequest> requests, const RunControl& control) const {
+  ZF_CHECK(!requests.empty(), "[zimage] generate_together: no requests");
+  const ZImageRequest& first = requests.front();
+  const ZImageSettings s = resolve(first);
+  for (const ZImageRequest& r : requests.subspan(1))
+    ZF_CHECK(
+        can_share_forwards(first, r),
+        "[zimage] generate_together: a request's settings differ from the first's (only "
+        "text-to-image requests that differ in prompts, seeds and batch sizes share forwards)");
   const bool cfg = s.guidance > 0.0f;
   Stopwatch clock;
 
-  // Prompts: one text-encoder batch holding the prompt and, under CFG, the negative prompt.
+  // Prompts: every distinct text (prompts and, under CFG, negative prompts) in one text-encoder
+  // batch; sample k of request r is conditioned on r's.
+  std::vector<std::string> texts;
+  auto text_index = [&](const std::string& text) {
+    const auto it = std::find(texts.begin(), texts.end(), text);
+    if (it != texts.end()) return static_cast<size_t>(it - texts.begin());
+    texts.push_back(text);
+    return texts.size() - 1;
+  };
+  std::vector<size_t> positive_text, negative_text;
+  for (const ZImageRequest& r : requests) {
+    positive_text.push_back(text_index(r.prompt));
+    if (cfg) negative_text.push_back(text_index(r.negative_prompt));
+  }
   std::vector<std::vector<int32_t>> ids;
-  for (const std::string* p : {&request.prompt, &request.negative_prompt}) {
-    if (p == &request.negative_prompt && !cfg) break;
-    const auto tokens = text::encode_zimage_prompt(tokenizer_, *p, request.max_sequence_length);
+  for (const std::string& text : texts) {
+    const auto tokens = text::encode_zimage_prompt(tokenizer_, text, first.max_sequence_length);
     ids.emplace_back(tokens.real_ids().begin(), tokens.real_ids().end());
   }
   const std::vector<Tensor> embeddings = text_encoder_.encode_batch(ids);
-  log::info("[zimage] prompt encoded in {:.2f} s", clock.lap());
-  const std::vector<Tensor> positive(static_cast<size_t>(batch), embeddings[0]);
-  const std::vector<Tensor> negative =
-      cfg ? std::vector<Tensor>(static_cast<size_t>(batch), embeddings[1]) : std::vector<Tensor>{};
+  log::info("[zimage] {} prompt(s) encoded in {:.2f} s", texts.size(), clock.lap());
 
-  // Start latents (start_latents.h: the posterior sample first, then the noise).
-  const int64_t cells = 2 * vae_scale_factor();
-  const Shape shape{batch, transformer_.config().in_channels, 2 * (s.height / cells),
-                    2 * (s.width / cells)};
-  Generator generator(request.seed, request.normal_math);
+  // Start latents, request by request from its own seed (start_latents.h: the posterior sample
+  // first, then the noise), so that each request starts where it would alone.
   FlowSchedule schedule = zimage_schedule(s.steps, s.shift);
   if (s.mode != ZImageMode::TextToImage)
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
-  StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
-                                     request.init_image ? &*request.init_image : nullptr,
-                                     request.mask ? &*request.mask : nullptr, request.vae_tiling);
+  const int64_t cells = 2 * vae_scale_factor();
+  std::vector<Tensor> positive, negative, starts;
+  std::optional<FlowInpaint> inpaint;  // a lone inpaint request's
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const ZImageRequest& r = requests[i];
+    const auto copies = static_cast<size_t>(r.batch);
+    positive.insert(positive.end(), copies, embeddings[positive_text[i]]);
+    if (cfg) negative.insert(negative.end(), copies, embeddings[negative_text[i]]);
+    const Shape shape{r.batch, transformer_.config().in_channels, 2 * (s.height / cells),
+                      2 * (s.width / cells)};
+    Generator generator(r.seed, r.normal_math);
+    StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
+                                       r.init_image ? &*r.init_image : nullptr,
+                                       r.mask ? &*r.mask : nullptr, r.vae_tiling);
+    starts.push_back(std::move(start.latents));
+    inpaint = std::move(start.inpaint);
+  }
 
   const ZImageDenoiser model = [this](const Tensor& x, std::span<const float> t,
                                       const std::vector<Tensor>& captions) {
     return transformer_.forward(x, t, captions);
   };
-  const ZImageGuidance guidance{s.guidance, request.cfg_normalization, request.cfg_truncation};
-  const Tensor latents =
-      zimage_denoise(model, start.latents, schedule, positive, negative, guidance,
-                     start.inpaint ? &*start.inpaint : nullptr, with_previews(control, vae_));
+  const ZImageGuidance guidance{s.guidance, first.cfg_normalization, first.cfg_truncation};
+  const Tensor latents = zimage_denoise(
+      model, starts.size() == 1 ? starts.front() : ops::concat(starts, 0), schedule, positive,
+      negative, guidance, inpaint ? &*inpaint : nullptr, with_previews(control, vae_));
   const double denoise_seconds = clock.lap();
   log::info("[zimage] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());
-  const Tensor image = request.vae_tiling
+  const Tensor image = first.vae_tiling
                            ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
                            : vae_.decode(latents);
   log::info("[zimage] decoded in {:.2f} s", clock.lap());
-  return tensor_to_images(image);
+
+  std::vector<io::Image> all = tensor_to_images(image);
+  std::vector<std::vector<io::Image>> per_request;
+  auto next = all.begin();
+  for (const ZImageRequest& r : requests) {
+    per_request.emplace_back(std::make_move_iterator(next),
+                             std::make_move_iterator(next + r.batch));
+    next += r.batch;
+  }
+  return per_request;
 }
 
 }  // namespace zflow::pipeline

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,16 @@ class ZImagePipeline {
   // request.batch images. Throws Cancelled when control.stop is requested between steps.
   std::vector<io::Image> generate(const ZImageRequest& request,
                                   const RunControl& control = {}) const;
+
+  // Whether a and b can run in the same batched forwards (generate_together): both
+  // text-to-image, valid, and equal in every setting but the prompts, seeds and batch sizes.
+  bool can_share_forwards(const ZImageRequest& a, const ZImageRequest& b) const;
+  // Several requests in one batched run (a server joining its clients' jobs): each request's
+  // images, in order, as generate() makes them alone (its noise from its own seed, each of its
+  // samples conditioned on its own prompts), at the cost of one run of the summed batch. More
+  // than one request must pass can_share_forwards with the first.
+  std::vector<std::vector<io::Image>> generate_together(std::span<const ZImageRequest> requests,
+                                                        const RunControl& control = {}) const;
 
  private:
   ZImagePipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEncoder text_encoder,

@@ -67,12 +67,15 @@ ZImageRequest request_for(const nlohmann::json& c) {
   return r;
 }
 
+const nlohmann::json& find_case(const std::string& name) {
+  for (const auto& c : cases()["cases"])
+    if (c["name"] == name) return c;
+  throw std::runtime_error("no case " + name);
+}
+
 void check_case(const std::string& name) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
-  const nlohmann::json* found = nullptr;
-  for (const auto& c : cases()["cases"])
-    if (c["name"] == name) found = &c;
-  ASSERT_NE(found, nullptr) << "no case " << name;
+  const nlohmann::json* found = &find_case(name);
   const auto images = tiny_pipeline().generate(request_for(*found));
   const auto& expected = (*found)["expected"];
   ASSERT_EQ(images.size(), expected.size());
@@ -104,6 +107,58 @@ TEST(ZImagePipelineGolden, ShortMaxSequenceLength) {
 TEST(ZImagePipelineGolden, BatchOfTwoWithCfg) {
   check_case("batch2");
 }
+// Requests that share forwards (a server joining its clients' jobs) must each get exactly the
+// images they get alone: other prompts, negative prompts, seeds and batch sizes, with and without
+// CFG, and a prompt two requests share (encoded once).
+TEST(ZImagePipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const ZImagePipeline& pipe = tiny_pipeline();
+  for (const char* name : {"turbo", "base"}) {
+    const ZImageRequest a = request_for(find_case(name));
+    ZImageRequest b = a, c = a;
+    // Over 32 tokens where a's prompt has under 32: the captions are padded to different
+    // lengths, so the batch is ragged.
+    b.prompt =
+        "ein rotes Fahrrad vor einer Backsteinmauer im Abendlicht, im Stil eines alten "
+        "Ölgemäldes mit kräftigen Pinselstrichen und warmen Farben";
+    b.negative_prompt = "blurry";
+    b.seed = a.seed + 7;
+    b.batch = 2;
+    c.seed = 3;
+    const std::vector<ZImageRequest> requests = {a, b, c};
+    ASSERT_TRUE(pipe.can_share_forwards(a, b));
+    const auto together = pipe.generate_together(requests);
+    ASSERT_EQ(together.size(), requests.size());
+    for (size_t r = 0; r < requests.size(); ++r) {
+      const auto alone = pipe.generate(requests[r]);
+      ASSERT_EQ(together[r].size(), alone.size()) << name << " request " << r;
+      for (size_t k = 0; k < alone.size(); ++k)
+        EXPECT_EQ(together[r][k].rgb, alone[k].rgb) << name << " request " << r << " image " << k;
+    }
+  }
+}
+
+TEST(ZImagePipelineGolden, OnlyEqualTextToImageSettingsShareForwards) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const ZImagePipeline& pipe = tiny_pipeline();
+  const ZImageRequest a = request_for(find_case("turbo"));
+  ZImageRequest other = a;
+  other.width = *a.width + 16;
+  EXPECT_FALSE(pipe.can_share_forwards(a, other));
+  other = a;
+  other.steps = *a.steps + 1;
+  EXPECT_FALSE(pipe.can_share_forwards(a, other));
+  other = a;
+  other.guidance = 1.5f;
+  EXPECT_FALSE(pipe.can_share_forwards(a, other));
+  other = a;
+  other.width = 17;  // refused by the model: it runs, and fails, alone
+  EXPECT_FALSE(pipe.can_share_forwards(a, other));
+  const ZImageRequest img2img = request_for(find_case("img2img"));
+  EXPECT_FALSE(pipe.can_share_forwards(img2img, img2img));
+  EXPECT_THROW(pipe.generate_together(std::vector<ZImageRequest>{a, img2img}), Error);
+}
+
 TEST(ZImagePipelineGolden, ImageToImage) {
   check_case("img2img");
 }
