@@ -53,6 +53,17 @@ Family detect_family(const ModelFiles& files) {
 
 }  // namespace
 
+bool ImageGenerator::can_share_forwards(const GenerationRequest&, const GenerationRequest&) const {
+  return false;
+}
+
+std::vector<std::vector<io::Image>> ImageGenerator::generate_together(
+    std::span<const GenerationRequest> requests, const RunControl& control) const {
+  ZF_CHECK(requests.size() == 1, "[{}] runs one request at a time, got {}", architecture(),
+           requests.size());
+  return {generate(requests.front(), control)};
+}
+
 int denoising_steps(int steps, double strength, bool from_image) {
   return from_image ? steps - img2img_start(steps, strength) : steps;
 }

@@ -34,6 +34,18 @@ class ZImageGenerator final : public ImageGenerator {
     return pipe_.generate(to_zimage(request), control);
   }
 
+  bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const override {
+    if (a.guidance || b.guidance) return false;  // refused by to_zimage: each fails alone
+    return pipe_.can_share_forwards(to_zimage(a), to_zimage(b));
+  }
+
+  std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
+                                                        const RunControl& control) const override {
+    std::vector<ZImageRequest> z;
+    for (const GenerationRequest& r : requests) z.push_back(to_zimage(r));
+    return pipe_.generate_together(z, control);
+  }
+
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     const ZImageRequest z = to_zimage(request);

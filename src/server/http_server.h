@@ -16,7 +16,10 @@ struct ServerOptions {
   int port = 7860;                 // 0: any free port (tests)
   std::string api_key;             // non-empty: every API call needs "Authorization: Bearer <key>"
   size_t queue_capacity = 32;      // waiting jobs before 429
-  size_t http_threads = 64;        // connections served at once (sync calls hold one each)
+  // Images one run may hold by joining waiting jobs that differ only in prompts, seed and image
+  // count (job_queue.h); 1: every job runs alone.
+  int max_joined_images = 1;
+  size_t http_threads = 64;  // connections served at once (sync calls hold one each)
   size_t max_body_bytes = 64u << 20;
   int io_timeout_seconds = 30;  // a client silent this long while sending or reading is dropped
   RequestLimits limits;

@@ -47,6 +47,11 @@ void Metrics::job_rejected() {
   ++jobs_by_state_["rejected"];
 }
 
+void Metrics::run_started() {
+  std::lock_guard lock(mu_);
+  ++runs_;
+}
+
 void Metrics::step_finished(double seconds) {
   std::lock_guard lock(mu_);
   step_seconds_.observe(seconds);
@@ -71,6 +76,8 @@ std::string Metrics::render(const Gauges& g) const {
   out += "# TYPE zflow_jobs_total counter\n";
   for (const auto& [state, n] : jobs_by_state_)
     out += fmt::format("zflow_jobs_total{{state=\"{}\"}} {}\n", state, n);
+  out += "# HELP zflow_runs_total Runs of a model; jobs joined into one run count once.\n";
+  out += fmt::format("# TYPE zflow_runs_total counter\nzflow_runs_total {}\n", runs_);
   out += "# HELP zflow_http_responses_total HTTP responses by status code.\n";
   out += "# TYPE zflow_http_responses_total counter\n";
   for (const auto& [status, n] : responses_by_status_)

@@ -1,5 +1,6 @@
 // The server's counters in Prometheus' text exposition format (version 0.0.4): queue depth, jobs
-// by final state, step and job latency histograms, and memory in use.
+// by final state, runs (jobs per run: how much joining saves), step and job latency histograms,
+// and memory in use.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,7 @@ class Metrics {
   Metrics();
   void job_finished(const std::string& state, double seconds);  // completed/failed/cancelled
   void job_rejected();                                          // queue full (HTTP 429)
+  void run_started();  // a run of the model, for one job or several joined
   void step_finished(double seconds);
   void request_served(int status);
 
@@ -47,6 +49,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> jobs_by_state_;
   std::map<int, uint64_t> responses_by_status_;
+  uint64_t runs_ = 0;
   Histogram step_seconds_;
   Histogram job_seconds_;
 };

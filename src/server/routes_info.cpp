@@ -23,7 +23,7 @@ void add_info_routes(ServerState& s) {
 
   s.http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
     const Gauges g{.queue_depth = s.queue.depth(),
-                   .jobs_running = s.queue.running() ? 1u : 0u,
+                   .jobs_running = s.queue.running_count(),
                    .models_loaded = s.models.loaded().size(),
                    .resident_bytes = current_rss_bytes()};
     res.set_content(s.metrics.render(g), "text/plain; version=0.0.4");

@@ -1,5 +1,6 @@
 #include "server/server_state.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/log.h"
@@ -10,9 +11,13 @@ namespace zflow::server {
 ServerState::ServerState(ServerOptions opts, ModelRegistry& registry)
     : options(std::move(opts)),
       models(registry),
-      queue(
-          options.queue_capacity, [this](Job& job) { return run_job(job, models, metrics); },
-          metrics) {}
+      queue(options.queue_capacity,
+            [this](std::span<Job* const> jobs, std::stop_token stop) {
+              return run_jobs(jobs, std::move(stop), models, metrics);
+            },
+            metrics, 1000,
+            {.joiner = [this](const Job& first) { return joiner_for(first, models); },
+             .max_images = options.max_joined_images}) {}
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
@@ -101,38 +106,66 @@ std::string encode(const io::Image& image, OutputFormat format, const JobImage& 
 
 }  // namespace
 
-std::vector<JobImage> run_job(Job& job, ModelRegistry& models, Metrics& metrics) {
-  const JobSpec& spec = job.spec();
-  const auto generator = models.acquire(spec.model, spec.loras);
-  pipeline::GenerationSettings settings;
-  try {
-    settings = generator->resolve(spec.request);
-  } catch (const Error& e) {
-    throw RejectedByModel(e.what());
+std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& models) {
+  const JobSpec& f = first.spec();
+  auto generator = models.acquire(f.model, f.loras);
+  return [generator = std::move(generator), &f](const Job& other) {
+    const JobSpec& o = other.spec();
+    return o.model == f.model && o.loras == f.loras &&
+           generator->can_share_forwards(f.request, o.request);
+  };
+}
+
+std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::stop_token stop,
+                                            ModelRegistry& models, Metrics& metrics) {
+  const JobSpec& first = jobs.front()->spec();
+  const auto generator = models.acquire(first.model, first.loras);
+  std::vector<pipeline::GenerationRequest> requests;
+  for (Job* job : jobs) {
+    pipeline::GenerationSettings settings;
+    try {
+      settings = generator->resolve(job->spec().request);
+    } catch (const Error& e) {
+      throw RejectedByModel(e.what());
+    }
+    job->set_progress(0, settings.steps_run);
+    requests.push_back(job->spec().request);
   }
-  job.set_progress(0, settings.steps_run);
 
   pipeline::RunControl control;
-  control.stop = job.stop_token();
+  control.stop = std::move(stop);
   double last = 0.0;
   control.on_step = [&](const pipeline::StepProgress& p) {
     metrics.step_finished(p.elapsed_seconds - last);
     last = p.elapsed_seconds;
-    job.set_progress(p.step, p.steps);
+    for (Job* job : jobs) job->set_progress(p.step, p.steps);
   };
-  if (spec.preview)
-    control.on_preview = [&](const std::vector<io::Image>& previews) {
-      const auto png = io::encode_png(previews.front());
-      job.set_preview({png.begin(), png.end()});
-    };
-  const std::vector<io::Image> images = generator->generate(spec.request, control);
+  // Previews come for every image of the run; each job that asked shows its first.
+  control.on_preview = [&](const std::vector<io::Image>& previews) {
+    size_t first_image = 0;
+    for (Job* job : jobs) {
+      if (job->spec().preview && first_image < previews.size()) {
+        const auto png = io::encode_png(previews[first_image]);
+        job->set_preview({png.begin(), png.end()});
+      }
+      first_image += static_cast<size_t>(job->spec().request.batch);
+    }
+  };
+  const bool any_preview =
+      std::any_of(jobs.begin(), jobs.end(), [](const Job* job) { return job->spec().preview; });
+  if (!any_preview) control.on_preview = nullptr;
+  const auto images = generator->generate_together(requests, control);
 
-  std::vector<JobImage> out;
-  for (size_t k = 0; k < images.size(); ++k) {
-    const pipeline::ImageRecord record = generator->record(spec.request, {}, static_cast<int>(k));
-    JobImage image{"", record.parameters, record.request};
-    image.encoded = encode(images[k], spec.format, image);
-    out.push_back(std::move(image));
+  std::vector<std::vector<JobImage>> out;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const JobSpec& spec = jobs[j]->spec();
+    out.emplace_back();
+    for (size_t k = 0; k < images[j].size(); ++k) {
+      const pipeline::ImageRecord record = generator->record(spec.request, {}, static_cast<int>(k));
+      JobImage image{"", record.parameters, record.request};
+      image.encoded = encode(images[j][k], spec.format, image);
+      out.back().push_back(std::move(image));
+    }
   }
   return out;
 }

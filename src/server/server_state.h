@@ -40,8 +40,13 @@ std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& mod
 JobStatus run_to_completion(ServerState& s, JobSpec spec, const std::string& model_field,
                             const ClientConnection& client);
 
-// The queue's runner: loads the model, runs the job with progress, encodes the images.
-std::vector<JobImage> run_job(Job& job, ModelRegistry& models, Metrics& metrics);
+// The queue's joiner: the jobs that may join a run starting with `first` (same model and LoRAs,
+// requests the model can batch together).
+std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& models);
+// The queue's runner: loads the model, runs the jobs together with progress (each job's
+// previews from its own first image) until `stop`, encodes each job's images.
+std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::stop_token stop,
+                                            ModelRegistry& models, Metrics& metrics);
 
 void add_openai_routes(ServerState& s);
 void add_a1111_routes(ServerState& s);

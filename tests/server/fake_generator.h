@@ -57,18 +57,44 @@ class FakeGenerator final : public pipeline::ImageGenerator {
 
   std::vector<io::Image> generate(const pipeline::GenerationRequest& r,
                                   const pipeline::RunControl& control) const override {
-    const auto s = resolve(r);
+    return std::move(generate_together({&r, 1}, control).front());
+  }
+
+  // Text-to-image requests of one size and step count share runs.
+  bool can_share_forwards(const pipeline::GenerationRequest& a,
+                          const pipeline::GenerationRequest& b) const override {
+    if (a.init_image || b.init_image || a.guidance || b.guidance) return false;
+    const auto sa = resolve(a), sb = resolve(b);
+    return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps;
+  }
+
+  // One step loop for all requests; each image a solid shade of its request's seed.
+  std::vector<std::vector<io::Image>> generate_together(
+      std::span<const pipeline::GenerationRequest> requests,
+      const pipeline::RunControl& control) const override {
+    for (const auto& r : requests.subspan(1))
+      if (!can_share_forwards(requests.front(), r))
+        fail("[fake] these requests cannot share a run");
+    const auto s = resolve(requests.front());
+    int images = 0;
+    for (const auto& r : requests) images += r.batch;
     for (int step = 0; step < s.steps; ++step) {
       if (control.stop.stop_requested()) throw pipeline::Cancelled();
       if (step == 1) hold(control);
       if (control.on_preview)
-        control.on_preview({io::Image{4, 4, std::vector<uint8_t>(4 * 4 * 3, uint8_t(step))}});
+        control.on_preview(std::vector<io::Image>(
+            static_cast<size_t>(images),
+            io::Image{4, 4, std::vector<uint8_t>(4 * 4 * 3, uint8_t(step))}));
       if (control.on_step) control.on_step({step + 1, s.steps, 0.001 * (step + 1)});
     }
-    const auto shade = static_cast<uint8_t>(r.seed % 251);
-    return std::vector<io::Image>(
-        static_cast<size_t>(r.batch),
-        io::Image{s.width, s.height, std::vector<uint8_t>(size_t(s.width) * s.height * 3, shade)});
+    std::vector<std::vector<io::Image>> out;
+    for (const auto& r : requests) {
+      const auto shade = static_cast<uint8_t>(r.seed % 251);
+      out.emplace_back(static_cast<size_t>(r.batch),
+                       io::Image{s.width, s.height,
+                                 std::vector<uint8_t>(size_t(s.width) * s.height * 3, shade)});
+    }
+    return out;
   }
 
   pipeline::ImageRecord record(const pipeline::GenerationRequest& r, const pipeline::ImageSources&,

@@ -226,6 +226,38 @@ TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
   EXPECT_EQ(get("/v1/jobs/job-0-nothing").first, 404);
 }
 
+// Jobs that wait while a run holds the model, and differ only in prompt, seed and image count,
+// run together (--join-jobs); each still gets its own images.
+TEST_F(HttpServerTest, WaitingJobsJoinOneRun) {
+  start({.max_joined_images = 4});
+  gate_.close();
+  auto [status, held] = post("/v1/jobs", R"({"prompt": "held", "seed": 1})");
+  ASSERT_EQ(status, 202) << held.dump();
+  gate_.wait_for_holder();
+  std::vector<std::pair<std::string, int>> jobs;  // id, seed
+  for (const auto& [body, seed] :
+       std::vector<std::pair<std::string, int>>{{R"({"prompt": "a", "seed": 5})", 5},
+                                                {R"({"prompt": "b", "seed": 6, "n": 2})", 6},
+                                                {R"({"prompt": "c", "seed": 7, "width": 64})", 7},
+                                                {R"({"prompt": "d", "seed": 8})", 8}}) {
+    const auto [s, job] = post("/v1/jobs", body);
+    ASSERT_EQ(s, 202) << job.dump();
+    jobs.emplace_back(job["id"], seed);
+  }
+  gate_.release();
+  for (const auto& [id, seed] : jobs) {
+    json job;
+    for (int i = 0; i < 1000 && (job = get("/v1/jobs/" + id).second)["state"] != "completed"; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(job["state"], "completed") << job.dump();
+    for (const auto& image : job["images"]) EXPECT_EQ(decode(image["b64"]).rgb[0], seed);
+  }
+  // held; a, b and d together (c is another size); c.
+  const std::string metrics = client_->Get("/metrics")->body;
+  EXPECT_NE(metrics.find("zflow_runs_total 3\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("zflow_jobs_total{state=\"completed\"} 5"), std::string::npos);
+}
+
 TEST_F(HttpServerTest, RefusalsAreJsonNamingTheProblem) {
   ServerOptions options;
   options.max_body_bytes = 4096;
