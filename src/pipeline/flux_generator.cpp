@@ -36,6 +36,24 @@ class FluxGenerator final : public ImageGenerator {
     return pipe_.generate(to_flux(request), control);
   }
 
+  bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const override {
+    FluxRequest fa, fb;
+    try {
+      fa = to_flux(a);
+      fb = to_flux(b);
+    } catch (const Error&) {
+      return false;  // refused: each fails alone
+    }
+    return pipe_.can_share_forwards(fa, fb);
+  }
+
+  std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
+                                                        const RunControl& control) const override {
+    std::vector<FluxRequest> f;
+    for (const GenerationRequest& r : requests) f.push_back(to_flux(r));
+    return pipe_.generate_together(f, control);
+  }
+
   // A1111's layout as Forge writes FLUX runs: the embedded guidance as "Distilled CFG Scale", the
   // true CFG scale as "CFG scale" (1: none) after the negative prompt's line.
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,

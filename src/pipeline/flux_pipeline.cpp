@@ -220,36 +220,74 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   return s;
 }
 
+bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b) const {
+  if (a.init_image || a.mask || b.init_image || b.mask) return false;
+  FluxSettings sa{}, sb{};
+  try {
+    sa = resolve(a);
+    sb = resolve(b);
+  } catch (const Error&) {
+    return false;  // a request the model refuses runs, and fails, on its own
+  }
+  return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
+         sa.guidance == sb.guidance && sa.true_cfg_scale == sb.true_cfg_scale &&
+         sa.max_sequence_length == sb.max_sequence_length && sa.shift == sb.shift &&
+         a.normal_math == b.normal_math && a.vae_tiling == b.vae_tiling;
+}
+
 std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
                                               const RunControl& control) const {
-  const FluxSettings s = resolve(request);
-  const int64_t batch = request.batch;
+  return std::move(generate_together({&request, 1}, control).front());
+}
+
+std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
+    std::span<const FluxRequest> requests, const RunControl& control) const {
+  ZF_CHECK(!requests.empty(), "[flux] generate_together: no requests");
+  const FluxRequest& first = requests.front();
+  const FluxSettings s = resolve(first);
+  for (const FluxRequest& r : requests.subspan(1))
+    ZF_CHECK(
+        can_share_forwards(first, r),
+        "[flux] generate_together: a request's settings differ from the first's (only "
+        "text-to-image requests that differ in prompts, seeds and batch sizes share forwards)");
+  int64_t batch = 0;
+  for (const FluxRequest& r : requests) batch += r.batch;
   Stopwatch clock;
 
-  // Text: CLIP's pooled output of the prompt, T5's states of prompt_2 (or the prompt), the same
-  // for every image of the batch; with true CFG the negative prompt's after them ([B + B, ...]).
-  auto encode = [&](const std::string& prompt, const std::string& prompt_2) {
-    const Tensor pooled = repeat_sample(clip_.encode(clip_tokenizer_.encode(prompt)).pooled, batch);
+  // Text: CLIP's pooled output of each request's prompt, T5's states of its prompt_2 (or the
+  // prompt), for every image of the request; with true CFG the negative prompts' after all of
+  // them ([B + B, ...]).
+  auto encode = [&](const std::string& prompt, const std::string& prompt_2, int64_t copies) {
+    const Tensor pooled =
+        repeat_sample(clip_.encode(clip_tokenizer_.encode(prompt)).pooled, copies);
     const Tensor txt = repeat_sample(
-        t5_.encode(t5_tokenizer_.encode_padded(prompt_2, s.max_sequence_length)), batch);
+        t5_.encode(t5_tokenizer_.encode_padded(prompt_2, s.max_sequence_length)), copies);
     return std::pair{pooled, txt};
   };
-  Tensor pooled, txt;
-  std::tie(pooled, txt) = encode(request.prompt, request.prompt_2.value_or(request.prompt));
-  if (s.true_cfg) {
-    const auto negative = encode(*request.negative_prompt,
-                                 request.negative_prompt_2.value_or(*request.negative_prompt));
-    pooled = ops::concat({pooled, negative.first}, 0);
-    txt = ops::concat({txt, negative.second}, 0);
+  std::vector<Tensor> pooled_parts, txt_parts;
+  for (const bool negative : {false, true}) {
+    if (negative && !s.true_cfg) break;
+    for (const FluxRequest& r : requests) {
+      const auto [pooled, txt] =
+          negative ? encode(*r.negative_prompt, r.negative_prompt_2.value_or(*r.negative_prompt),
+                            r.batch)
+                   : encode(r.prompt, r.prompt_2.value_or(r.prompt), r.batch);
+      pooled_parts.push_back(pooled);
+      txt_parts.push_back(txt);
+    }
   }
+  auto joined = [](const std::vector<Tensor>& parts) {
+    return parts.size() == 1 ? parts.front() : ops::concat(parts, 0);
+  };
+  const Tensor pooled = joined(pooled_parts), txt = joined(txt_parts);
   const int64_t samples = s.true_cfg ? 2 * batch : batch;  // per transformer call
-  log::info("[flux] prompt encoded in {:.2f} s", clock.lap());
+  log::info("[flux] prompts encoded in {:.2f} s", clock.lap());
 
-  // Schedule and start latents [B, 16, h, w]; the loop runs unpacked (every update is
-  // element-wise) and packs for each transformer call.
+  // Schedule and start latents [B, 16, h, w], request by request from its own seed; the loop
+  // runs unpacked (every update is element-wise) and packs for each transformer call.
   const int64_t cells = 2 * vae_scale_factor();
   const int64_t rows = s.height / cells, cols = s.width / cells;
-  const Shape shape{batch, transformer_.config().in_channels / 4, 2 * rows, 2 * cols};
+  const int64_t channels = transformer_.config().in_channels / 4;
   FluxSchedulerConfig scheduler = scheduler_;
   if (s.shift) {
     scheduler.use_dynamic_shifting = false;
@@ -258,11 +296,16 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
   FlowSchedule schedule = flux1_schedule(scheduler, s.steps, rows * cols);
   if (s.mode != FluxMode::TextToImage)
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
-  Generator generator(request.seed, request.normal_math);
-  const StartLatents start =
-      start_latents(vae_, generator, shape, schedule.sigmas[0],
-                    request.init_image ? &*request.init_image : nullptr,
-                    request.mask ? &*request.mask : nullptr, request.vae_tiling);
+  std::vector<Tensor> starts;
+  std::optional<FlowInpaint> inpaint;  // a lone inpaint request's
+  for (const FluxRequest& r : requests) {
+    Generator generator(r.seed, r.normal_math);
+    StartLatents start = start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols},
+                                       schedule.sigmas[0], r.init_image ? &*r.init_image : nullptr,
+                                       r.mask ? &*r.mask : nullptr, r.vae_tiling);
+    starts.push_back(std::move(start.latents));
+    inpaint = std::move(start.inpaint);
+  }
 
   const std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
   const std::vector<float> guidance(variant_ == FluxVariant::Dev ? samples : 0, s.guidance);
@@ -272,20 +315,19 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
     const Tensor x_in = s.true_cfg ? repeat_batch(x, 2) : x;
     const Tensor v = models::flux_unpack_latents(
         transformer_.forward(models::flux_pack_latents(x_in), img_ids, txt, pooled, t, guidance),
-        shape[2], shape[3]);
+        2 * rows, 2 * cols);
     return s.true_cfg ? combine_true_cfg(v, s.true_cfg_scale) : v;
   };
-  const Tensor latents =
-      flow_denoise(velocity, start.latents, schedule, start.inpaint ? &*start.inpaint : nullptr,
-                   with_previews(control, vae_));
+  const Tensor latents = flow_denoise(velocity, joined(starts), schedule,
+                                      inpaint ? &*inpaint : nullptr, with_previews(control, vae_));
   const double denoise_seconds = clock.lap();
   log::info("[flux] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());
-  const Tensor image = request.vae_tiling
+  const Tensor image = first.vae_tiling
                            ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
                            : vae_.decode(latents);
   log::info("[flux] decoded in {:.2f} s", clock.lap());
-  return tensor_to_images(image);
+  return split_by_request(tensor_to_images(image), requests);
 }
 
 }  // namespace zflow::pipeline

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -139,6 +140,15 @@ class FluxPipeline {
 
   // request.batch images. Throws Cancelled when control.stop is requested between steps.
   std::vector<io::Image> generate(const FluxRequest& request, const RunControl& control = {}) const;
+
+  // Whether a and b can run in the same batched forwards (generate_together): both
+  // text-to-image, valid, and equal in every setting but the prompts, seeds and batch sizes.
+  bool can_share_forwards(const FluxRequest& a, const FluxRequest& b) const;
+  // Several requests in one batched run: each request's images, in order, as generate() makes
+  // them alone (its noise from its own seed, its samples conditioned on its own prompts). More
+  // than one request must pass can_share_forwards with the first.
+  std::vector<std::vector<io::Image>> generate_together(std::span<const FluxRequest> requests,
+                                                        const RunControl& control = {}) const;
 
  private:
   FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer t5_tokenizer,

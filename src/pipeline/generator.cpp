@@ -53,17 +53,6 @@ Family detect_family(const ModelFiles& files) {
 
 }  // namespace
 
-bool ImageGenerator::can_share_forwards(const GenerationRequest&, const GenerationRequest&) const {
-  return false;
-}
-
-std::vector<std::vector<io::Image>> ImageGenerator::generate_together(
-    std::span<const GenerationRequest> requests, const RunControl& control) const {
-  ZF_CHECK(requests.size() == 1, "[{}] runs one request at a time, got {}", architecture(),
-           requests.size());
-  return {generate(requests.front(), control)};
-}
-
 int denoising_steps(int steps, double strength, bool from_image) {
   return from_image ? steps - img2img_start(steps, strength) : steps;
 }
@@ -85,6 +74,13 @@ class WithLoras final : public ImageGenerator {
   std::vector<io::Image> generate(const GenerationRequest& request,
                                   const RunControl& control) const override {
     return inner_->generate(request, control);
+  }
+  bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const override {
+    return inner_->can_share_forwards(a, b);
+  }
+  std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
+                                                        const RunControl& control) const override {
+    return inner_->generate_together(requests, control);
   }
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {

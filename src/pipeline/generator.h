@@ -104,12 +104,11 @@ class ImageGenerator {
 
   // Whether a and b can run in the same batched forwards (generate_together): valid requests that
   // differ only in what each sample of a batch may have of its own (prompts, seed, image count).
-  // No, unless the family says so.
-  virtual bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const;
+  virtual bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const = 0;
   // Several requests in one batched run: each request's images, in order, as generate() makes
   // them alone. More than one request must pass can_share_forwards with the first.
   virtual std::vector<std::vector<io::Image>> generate_together(
-      std::span<const GenerationRequest> requests, const RunControl& control) const;
+      std::span<const GenerationRequest> requests, const RunControl& control) const = 0;
 
   virtual ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                              int batch_index) const = 0;

@@ -287,15 +287,7 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
                            : vae_.decode(latents);
   log::info("[zimage] decoded in {:.2f} s", clock.lap());
 
-  std::vector<io::Image> all = tensor_to_images(image);
-  std::vector<std::vector<io::Image>> per_request;
-  auto next = all.begin();
-  for (const ZImageRequest& r : requests) {
-    per_request.emplace_back(std::make_move_iterator(next),
-                             std::make_move_iterator(next + r.batch));
-    next += r.batch;
-  }
-  return per_request;
+  return split_by_request(tensor_to_images(image), requests);
 }
 
 }  // namespace zflow::pipeline

@@ -124,14 +124,17 @@ FluxRequest request_for(const nlohmann::json& c) {
 
 // Runs the golden case `name` and compares with diffusers' images; `adjust` may change the
 // pipeline and request that run it (an equivalent way to ask for the same images).
+const nlohmann::json& find_case(const std::string& name) {
+  for (const auto& c : cases()["cases"])
+    if (c["name"] == name) return c;
+  throw std::runtime_error("no case " + name);
+}
+
 void check_case(const std::string& name,
                 const std::function<void(const FluxPipeline*&, FluxRequest&)>& adjust = {}) {
   ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
   ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
-  const nlohmann::json* found = nullptr;
-  for (const auto& c : cases()["cases"])
-    if (c["name"] == name) found = &c;
-  ASSERT_NE(found, nullptr) << "no case " << name;
+  const nlohmann::json* found = &find_case(name);
   const FluxPipeline* pipe = &pipeline_for(*found);
   FluxRequest request = request_for(*found);
   if (adjust) adjust(pipe, request);
@@ -157,6 +160,45 @@ TEST(FluxPipelineGolden, SchnellTextToImage) {
 TEST(FluxPipelineGolden, DevBatchWithPrompt2AndShortT5) {
   check_case("dev_batch2_prompt2");
 }
+// Requests that share forwards (a server joining its clients' jobs) must each get exactly the
+// images they get alone: other prompts (CLIP's and T5's), negative prompts, seeds and batch sizes,
+// with embedded guidance (dev), without (schnell) and with true CFG.
+TEST(FluxPipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
+  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
+  for (const char* name : {"dev", "schnell", "dev_true_cfg_batch2"}) {
+    const FluxPipeline& pipe = pipeline_for(find_case(name));
+    const FluxRequest a = request_for(find_case(name));
+    FluxRequest b = a, c = a;
+    b.prompt = "a lighthouse on a cliff at dusk";
+    b.prompt_2 = "a tall white lighthouse on a rocky cliff at dusk, waves below";
+    if (a.negative_prompt) b.negative_prompt = "oversaturated";
+    b.seed = a.seed + 5;
+    b.batch = 2;
+    c.seed = 11;
+    const std::vector<FluxRequest> requests = {a, b, c};
+    ASSERT_TRUE(pipe.can_share_forwards(a, b)) << name;
+    const auto together = pipe.generate_together(requests);
+    ASSERT_EQ(together.size(), requests.size());
+    for (size_t r = 0; r < requests.size(); ++r) {
+      const auto alone = pipe.generate(requests[r]);
+      ASSERT_EQ(together[r].size(), alone.size()) << name << " request " << r;
+      for (size_t k = 0; k < alone.size(); ++k)
+        EXPECT_EQ(together[r][k].rgb, alone[k].rgb) << name << " request " << r << " image " << k;
+    }
+  }
+  const FluxPipeline& dev = pipeline("dev");
+  const FluxRequest a = request_for(find_case("dev"));
+  FluxRequest other = a;
+  other.guidance = *a.guidance + 1.0f;
+  EXPECT_FALSE(dev.can_share_forwards(a, other));
+  other = a;
+  other.height = *a.height + 16;
+  EXPECT_FALSE(dev.can_share_forwards(a, other));
+  const FluxRequest img2img = request_for(find_case("dev_img2img"));
+  EXPECT_FALSE(dev.can_share_forwards(img2img, img2img));
+}
+
 TEST(FluxPipelineGolden, DevImageToImage) {
   check_case("dev_img2img");
 }
