@@ -14,6 +14,7 @@
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
 #include "pipeline/preview.h"
+#include "pipeline/shared_forwards.h"
 #include "pipeline/start_latents.h"
 #include "sampling/flow_schedule.h"
 
@@ -221,14 +222,9 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
 }
 
 bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b) const {
-  if (a.init_image || a.mask || b.init_image || b.mask) return false;
-  FluxSettings sa{}, sb{};
-  try {
-    sa = resolve(a);
-    sb = resolve(b);
-  } catch (const Error&) {
-    return false;  // a request the model refuses runs, and fails, on its own
-  }
+  const auto settings = resolved_text_to_image(*this, a, b);
+  if (!settings) return false;
+  const auto& [sa, sb] = *settings;
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
          sa.guidance == sb.guidance && sa.true_cfg_scale == sb.true_cfg_scale &&
          sa.max_sequence_length == sb.max_sequence_length && sa.shift == sb.shift &&
@@ -242,14 +238,9 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
 
 std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     std::span<const FluxRequest> requests, const RunControl& control) const {
-  ZF_CHECK(!requests.empty(), "[flux] generate_together: no requests");
+  require_shareable("flux", *this, requests);
   const FluxRequest& first = requests.front();
   const FluxSettings s = resolve(first);
-  for (const FluxRequest& r : requests.subspan(1))
-    ZF_CHECK(
-        can_share_forwards(first, r),
-        "[flux] generate_together: a request's settings differ from the first's (only "
-        "text-to-image requests that differ in prompts, seeds and batch sizes share forwards)");
   int64_t batch = 0;
   for (const FluxRequest& r : requests) batch += r.batch;
   Stopwatch clock;

@@ -8,8 +8,6 @@
 #pragma once
 
 #include <cstdint>
-#include <iterator>
-#include <span>
 #include <vector>
 
 #include "core/tensor.h"
@@ -25,21 +23,6 @@ Tensor image_to_tensor(const io::Image& image);
 
 // A decoded batch [B, 3, H, W] (float32, about [-1, 1]) as B RGB images.
 std::vector<io::Image> tensor_to_images(const Tensor& images);
-
-// The images of requests run together (generate_together), back in one list per request:
-// request r's are the next r.batch.
-template <typename Request>
-std::vector<std::vector<io::Image>> split_by_request(std::vector<io::Image> images,
-                                                     std::span<const Request> requests) {
-  std::vector<std::vector<io::Image>> per_request;
-  auto next = images.begin();
-  for (const Request& r : requests) {
-    per_request.emplace_back(std::make_move_iterator(next),
-                             std::make_move_iterator(next + r.batch));
-    next += r.batch;
-  }
-  return per_request;
-}
 
 // Pillow's Image.convert("L") of one RGB pixel (ITU-R 601-2 luma in 16-bit fixed point,
 // Pillow's Convert.c): (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.

@@ -15,6 +15,7 @@
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
 #include "pipeline/preview.h"
+#include "pipeline/shared_forwards.h"
 #include "pipeline/start_latents.h"
 #include "pipeline/zimage_sampler.h"
 #include "sampling/flow_schedule.h"
@@ -193,14 +194,9 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
 }
 
 bool ZImagePipeline::can_share_forwards(const ZImageRequest& a, const ZImageRequest& b) const {
-  if (a.init_image || a.mask || b.init_image || b.mask) return false;
-  ZImageSettings sa{}, sb{};
-  try {
-    sa = resolve(a);
-    sb = resolve(b);
-  } catch (const Error&) {
-    return false;  // a request the model refuses runs, and fails, on its own
-  }
+  const auto settings = resolved_text_to_image(*this, a, b);
+  if (!settings) return false;
+  const auto& [sa, sb] = *settings;
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
          sa.guidance == sb.guidance && sa.shift == sb.shift &&
          a.cfg_normalization == b.cfg_normalization && a.cfg_truncation == b.cfg_truncation &&
@@ -215,14 +211,9 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
 
 std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
     std::span<const ZImageRequest> requests, const RunControl& control) const {
-  ZF_CHECK(!requests.empty(), "[zimage] generate_together: no requests");
+  require_shareable("zimage", *this, requests);
   const ZImageRequest& first = requests.front();
   const ZImageSettings s = resolve(first);
-  for (const ZImageRequest& r : requests.subspan(1))
-    ZF_CHECK(
-        can_share_forwards(first, r),
-        "[zimage] generate_together: a request's settings differ from the first's (only "
-        "text-to-image requests that differ in prompts, seeds and batch sizes share forwards)");
   const bool cfg = s.guidance > 0.0f;
   Stopwatch clock;
 

@@ -1,0 +1,57 @@
+// What the pipelines share for requests run together (generate_together): which requests may
+// share batched forwards, the check that they do, and the split of the images back per request.
+#pragma once
+
+#include <iterator>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+#include "io/image.h"
+
+namespace zflow::pipeline {
+
+// The resolved settings of a and b, or nothing when either starts from an image (img2img and
+// inpaint run alone) or is refused by the model (it then runs, and fails, on its own).
+template <typename Pipeline, typename Request>
+auto resolved_text_to_image(const Pipeline& pipe, const Request& a, const Request& b)
+    -> std::optional<std::pair<decltype(pipe.resolve(a)), decltype(pipe.resolve(a))>> {
+  if (a.init_image || a.mask || b.init_image || b.mask) return std::nullopt;
+  try {
+    return std::pair{pipe.resolve(a), pipe.resolve(b)};
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+// Throws unless there are requests and each can share forwards with the first.
+template <typename Pipeline, typename Request>
+void require_shareable(std::string_view family, const Pipeline& pipe,
+                       std::span<const Request> requests) {
+  ZF_CHECK(!requests.empty(), "[{}] generate_together: no requests", family);
+  for (const Request& r : requests.subspan(1))
+    ZF_CHECK(pipe.can_share_forwards(requests.front(), r),
+             "[{}] generate_together: a request's settings differ from the first's (only "
+             "text-to-image requests that differ in prompts, seeds and batch sizes share forwards)",
+             family);
+}
+
+// The images of requests run together, back in one list per request: request r's are the next
+// r.batch.
+template <typename Request>
+std::vector<std::vector<io::Image>> split_by_request(std::vector<io::Image> images,
+                                                     std::span<const Request> requests) {
+  std::vector<std::vector<io::Image>> per_request;
+  auto next = images.begin();
+  for (const Request& r : requests) {
+    per_request.emplace_back(std::make_move_iterator(next),
+                             std::make_move_iterator(next + r.batch));
+    next += r.batch;
+  }
+  return per_request;
+}
+
+}  // namespace zflow::pipeline
