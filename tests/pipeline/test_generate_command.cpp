@@ -122,6 +122,46 @@ TEST_F(GenerateCommand, BatchMatchesDiffusersAndCarriesMetadata) {
   }
 }
 
+// A file of prompts: prompt i gets seed + i, runs of up to --join images share forwards, and
+// every image equals the one -p with that prompt and seed makes; images are numbered in order.
+TEST_F(GenerateCommand, PromptsFileJoinsRunsAndMatchesSinglePrompts) {
+  const fs::path prompts = out_ / "prompts.txt";
+  std::ofstream(prompts) << "# products\n"
+                         << kPrompt << "\n\n  a blue teapot on a wooden table  \r\n"
+                         << "ein Leuchtturm im Nebel\n";
+  const std::string common = " -W 32 -H 32 --steps 2 --seed 20 -b 2";
+  const CommandResult r = run_zflow(model_args() + common + " --prompts " + prompts.string() +
+                                    " --join 4 -o " + (out_ / "p.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("prompts 1-2 of 3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("prompts 3-3 of 3"), std::string::npos) << r.output;
+  const std::vector<std::string> texts = {kPrompt, "a blue teapot on a wooden table",
+                                          "ein Leuchtturm im Nebel"};
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const fs::path alone = out_ / ("alone_" + std::to_string(i) + "_%d.png");
+    const CommandResult single =
+        run_zflow(model_args() + " -W 32 -H 32 --steps 2 -b 2 --seed " + std::to_string(20 + i) +
+                  " -p '" + texts[i] + "' -o " + alone.string());
+    ASSERT_EQ(single.status, 0) << single.output;
+    for (int k = 0; k < 2; ++k) {
+      const fs::path joined = out_ / ("p_" + std::to_string(2 * i + k) + ".png");
+      const fs::path own = out_ / ("alone_" + std::to_string(i) + "_" + std::to_string(k) + ".png");
+      ASSERT_TRUE(fs::exists(joined)) << r.output;
+      EXPECT_EQ(io::read_image(joined).rgb, io::read_image(own).rgb) << joined;
+      const auto j = nlohmann::json::parse(png_text(joined).at("zflow_request"));
+      EXPECT_EQ(j["prompt"], texts[i]);
+      EXPECT_EQ(j["seed"], 20 + i);
+      EXPECT_EQ(j["batch_index"], k);
+    }
+  }
+  EXPECT_NE(run_zflow(model_args() + " -p x --prompts " + prompts.string()).status, 0);
+  const fs::path empty = out_ / "empty.txt";
+  std::ofstream(empty) << "# nothing\n\n";
+  const CommandResult none = run_zflow(model_args() + " --prompts " + empty.string());
+  EXPECT_NE(none.status, 0);
+  EXPECT_NE(none.output.find("no prompts"), std::string::npos) << none.output;
+}
+
 TEST_F(GenerateCommand, InpaintFromFilesMatchesDiffusers) {
   // The golden case "inpaint_strength": g 4 with a negative prompt, strength 0.7, 4 steps.
   const fs::path out = out_ / "inpaint.png";
