@@ -10,6 +10,7 @@
 
 #include "core/device_memory.h"
 #include "core/error.h"
+#include "core/host_memory.h"
 
 namespace zflow {
 
@@ -36,11 +37,10 @@ std::vector<int64_t> contiguous_strides(std::span<const int64_t> shape) {
 }
 
 std::shared_ptr<Storage> Storage::allocate_host(size_t bytes) {
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  void* p = host_memory::allocate(bytes);
   ZF_CHECK(p != nullptr, "[tensor] out of host memory allocating {} bytes", bytes);
   auto s = std::make_shared<Storage>();
-  s->owner = std::shared_ptr<void>(p, std::free);
+  s->owner = std::shared_ptr<void>(p, [bytes](void* data) { host_memory::release(data, bytes); });
   s->data = p;
   s->bytes = bytes;
   return s;
