@@ -35,13 +35,17 @@ void put_half(uint8_t* p, float x) {
 
 using DequantFn = void (*)(const uint8_t*, float*);
 
-// A block's values, sub-block by sub-block with the scale computed once each. The block is copied
-// first: stores to y cannot alias the copy, so the codes' loop vectorises.
+// A block's values, sub-block by sub-block with the scale computed once each; y does not alias
+// the block, so the codes' loop vectorises. A k-quant block is copied first: its packed scales,
+// read for every sub-block, then stay in registers (Q6_K 0.58 -> 0.67 G values/s on Zen 5), while
+// a legacy block reads its one scale straight from memory (Q8_0 3.1 -> 6.0).
 template <quant::BlockKind K>
-void dequant_block(const uint8_t* b, float* y) {
+void dequant_block(const uint8_t* __restrict b, float* __restrict y) {
   using L = quant::Layout<K>;
-  uint8_t block[quant::block_bytes(K)];
-  std::memcpy(block, b, sizeof block);
+  constexpr bool kCopy = quant::block_values(K) == 256;
+  uint8_t copy[kCopy ? quant::block_bytes(K) : 1];
+  if constexpr (kCopy) std::memcpy(copy, b, sizeof copy);
+  const uint8_t* block = kCopy ? copy : b;
   for (int s = 0; s < quant::block_values(K) / L::kSubValues; ++s) {
     const quant::SubScale scale = L::scale(block, s);
     for (int j = s * L::kSubValues; j < (s + 1) * L::kSubValues; ++j)
@@ -84,6 +88,15 @@ float signed_absmax(const float* x, int n) {
   for (int j = 1; j < n; ++j)
     if (std::fabs(x[j]) > std::fabs(best)) best = x[j];
   return best;
+}
+
+// Round half away from zero (ggml's roundf and lroundf, gguf-py's np_roundf) for |v| < 2^31,
+// without the libm call that made it most of a quantiser's time: the fraction left by
+// truncation is exact.
+int round_half_away(float v) {
+  const int t = static_cast<int>(v);
+  const float fraction = v - static_cast<float>(t);
+  return t + (fraction >= 0.5f) - (fraction <= -0.5f);
 }
 
 float inverse_or_zero(float d) {
@@ -154,16 +167,11 @@ void quant_q8_0(const float* x, uint8_t* b) {
   const float d = amax / 127.0f;
   const float id = inverse_or_zero(d);
   put_half(b, d);
-  // Round half away from zero (ggml's roundf; gguf-py's np_roundf).
   for (int j = 0; j < 32; ++j)
-    b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[j] * id)));
+    b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(round_half_away(x[j] * id)));
 }
 
 // --- k-quant quantisers ------------------------------------------------------------------
-
-int nearest(float v) {
-  return static_cast<int>(std::lround(v));
-}
 
 // Fits x ~ scale * q - min with q in [0, top] and min >= 0 over n values: a few candidate
 // scales around (max - lo) / top, each refined by least squares on its codes; the best by
@@ -184,7 +192,7 @@ void fit_scale_min(const float* x, int n, int top, float& scale, float& min) {
     double sq = 0, sq2 = 0, sx = 0, sqx = 0;
     int q[32];
     for (int j = 0; j < n; ++j) {
-      q[j] = std::clamp(nearest((x[j] - lo) * iscale), 0, top);
+      q[j] = std::clamp(round_half_away((x[j] - lo) * iscale), 0, top);
       sq += q[j];
       sq2 += static_cast<double>(q[j]) * q[j];
       sx += x[j];
@@ -225,7 +233,7 @@ void quant_k_scale_min(const float* x, uint8_t* b, int top) {
   // scale rounded down would clip it by up to a sixth for small scales); mins to nearest.
   for (int s = 0; s < 8; ++s) {
     sc[s] = static_cast<uint8_t>(std::min(63, static_cast<int>(std::ceil(inv_scale * scales[s]))));
-    mn[s] = static_cast<uint8_t>(std::min(63, nearest(inv_min * mins[s])));
+    mn[s] = static_cast<uint8_t>(std::min(63, round_half_away(inv_min * mins[s])));
   }
   put_half(b, max_scale / 63.0f);
   put_half(b + 2, max_min / 63.0f);
@@ -247,7 +255,7 @@ void quant_k_scale_min(const float* x, uint8_t* b, int top) {
     scale_min_k4(packed, s, scale, min);
     const float dl = d * scale, ml = dmin * min;
     for (int l = 0; l < 32; ++l) {
-      const int q = dl > 0 ? std::clamp(nearest((x[32 * s + l] + ml) / dl), 0, top) : 0;
+      const int q = dl > 0 ? std::clamp(round_half_away((x[32 * s + l] + ml) / dl), 0, top) : 0;
       qs[32 * (s / 2) + l] |= static_cast<uint8_t>((q & 0x0F) << (4 * (s % 2)));
       if (five_bit) qh[l] |= static_cast<uint8_t>(((q >> 4) & 1) << s);
     }
@@ -272,7 +280,7 @@ float fit_scale_signed(const float* x) {
     double sqx = 0, sq2 = 0;
     int q[16];
     for (int j = 0; j < 16; ++j) {
-      q[j] = std::clamp(nearest(x[j] * iscale), -32, 31);
+      q[j] = std::clamp(round_half_away(x[j] * iscale), -32, 31);
       sqx += q[j] * static_cast<double>(x[j]);
       sq2 += static_cast<double>(q[j]) * q[j];
     }
@@ -300,7 +308,7 @@ void quant_q6_k(const float* x, uint8_t* b) {
   const float id = inverse_or_zero(d);
   auto* sc = reinterpret_cast<int8_t*>(b + 192);
   for (int s = 0; s < 16; ++s)
-    sc[s] = static_cast<int8_t>(std::clamp(nearest(id * scales[s]), -128, 127));
+    sc[s] = static_cast<int8_t>(std::clamp(round_half_away(id * scales[s]), -128, 127));
   put_half(b + 208, d);
   const float ds = half_at(b + 208);
   uint8_t* ql = b;
@@ -308,7 +316,7 @@ void quant_q6_k(const float* x, uint8_t* b) {
   std::memset(ql, 0, 192);
   for (int e = 0; e < kQK; ++e) {
     const float dl = ds * sc[e / 16];
-    const int q = dl != 0.0f ? std::clamp(nearest(x[e] / dl), -32, 31) + 32 : 32;
+    const int q = dl != 0.0f ? std::clamp(round_half_away(x[e] / dl), -32, 31) + 32 : 32;
     const int h = e / 128, r = e % 128;
     ql[64 * h + r % 64] |= static_cast<uint8_t>((q & 0x0F) << (4 * (r / 64)));
     qh[32 * h + r % 32] |= static_cast<uint8_t>((q >> 4) << (2 * (r / 32)));
