@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "io/file_hash.h"
 #include "io/weight_store.h"
 #include "models/detect.h"
 #include "pipeline/flux_generator.h"
@@ -60,11 +61,14 @@ int denoising_steps(int steps, double strength, bool from_image) {
 namespace {
 
 // A generator whose transformer has LoRAs merged in: its records say which, as A1111 quotes a
-// list (`LoRAs: "style.safetensors: 0.8, ink.safetensors: 0.5"`) and as JSON.
+// list (`LoRAs: "style.safetensors: 0.8, ink.safetensors: 0.5"`), with A1111's short hashes by
+// which Civitai links the files (`Lora hashes: "style: 0123456789ab, ink: ..."`), and as JSON.
 class WithLoras final : public ImageGenerator {
  public:
   WithLoras(std::unique_ptr<ImageGenerator> inner, std::vector<models::LoraFile> loras)
-      : inner_(std::move(inner)), loras_(std::move(loras)) {}
+      : inner_(std::move(inner)), loras_(std::move(loras)) {
+    for (const models::LoraFile& lora : loras_) hashes_.push_back(io::lora_short_hash(lora.path));
+  }
 
   const std::string& model_name() const override { return inner_->model_name(); }
   std::string architecture() const override { return inner_->architecture(); }
@@ -85,14 +89,20 @@ class WithLoras final : public ImageGenerator {
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     ImageRecord r = inner_->record(request, sources, batch_index);
-    std::vector<std::string> listed;
+    std::vector<std::string> listed, hashes;
     nlohmann::json json = nlohmann::json::array();
-    for (const models::LoraFile& lora : loras_) {
+    for (size_t i = 0; i < loras_.size(); ++i) {
+      const models::LoraFile& lora = loras_[i];
       const std::string name = lora.path.filename().string();
       listed.push_back(fmt::format("{}: {}", name, lora.scale));
-      json.push_back({{"file", name}, {"scale", lora.scale}});
+      // A1111 names a LoRA by its alias, the file's stem, without ':' and ','.
+      std::string alias = lora.path.stem().string();
+      std::erase_if(alias, [](char c) { return c == ':' || c == ','; });
+      hashes.push_back(fmt::format("{}: {}", alias, hashes_[i]));
+      json.push_back({{"file", name}, {"scale", lora.scale}, {"hash", hashes_[i]}});
     }
-    r.parameters += fmt::format(", LoRAs: \"{}\"", fmt::join(listed, ", "));
+    r.parameters += fmt::format(", LoRAs: \"{}\", Lora hashes: \"{}\"", fmt::join(listed, ", "),
+                                fmt::join(hashes, ", "));
     r.request["loras"] = json;
     return r;
   }
@@ -100,6 +110,7 @@ class WithLoras final : public ImageGenerator {
  private:
   std::unique_ptr<ImageGenerator> inner_;
   std::vector<models::LoraFile> loras_;
+  std::vector<std::string> hashes_;  // io::lora_short_hash of each
 };
 
 std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {

@@ -31,8 +31,8 @@ struct CommandResult {
   std::string output;  // stdout and stderr
 };
 
-CommandResult run_zflow(const std::string& args) {
-  const std::string cmd = std::string(ZFLOW_BINARY) + " " + args + " 2>&1";
+// A shell command's exit status and output.
+CommandResult run_command(const std::string& cmd) {
   FILE* pipe = popen(cmd.c_str(), "r");
   EXPECT_NE(pipe, nullptr);
   CommandResult r{-1, ""};
@@ -42,6 +42,10 @@ CommandResult run_zflow(const std::string& args) {
   const int raw = pclose(pipe);
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   return r;
+}
+
+CommandResult run_zflow(const std::string& args) {
+  return run_command(std::string(ZFLOW_BINARY) + " " + args + " 2>&1");
 }
 
 // tEXt and iTXt chunks of a PNG file, keyword -> text (PNG spec 11.3.4).
@@ -232,11 +236,22 @@ TEST_F(GenerateCommand, LoraFlagMergesIntoTheTransformer) {
       run_zflow(args + (out_ / "strong_%d.png").string() + " --lora " + strong + ":2");
   ASSERT_EQ(moved.status, 0) << moved.output;
   EXPECT_LT(test::psnr(io::read_image(out_ / "strong_0.png"), want), 30.0);
-  // The PNG says which LoRAs made it, in A1111's text and in the request JSON.
+  // The PNG says which LoRAs made it, in A1111's text with A1111's short hash (SHA-256 of the
+  // bytes after the safetensors header, here by coreutils) and in the request JSON.
+  std::ifstream lora(strong, std::ios::binary);
+  uint64_t header = 0;
+  lora.read(reinterpret_cast<char*>(&header), sizeof header);  // little-endian, as x86
+  const std::string hash =
+      run_command("tail -c +" + std::to_string(8 + header + 1) + " " + strong + " | sha256sum")
+          .output.substr(0, 12);
   const auto text = png_text(out_ / "strong_0.png");
-  EXPECT_THAT(text.at("parameters"), ::testing::EndsWith(", LoRAs: \"strong.safetensors: 2\""));
+  EXPECT_THAT(text.at("parameters"),
+              ::testing::EndsWith(
+                  ", LoRAs: \"strong.safetensors: 2\", Lora hashes: \"strong: " + hash + "\""));
   const auto j = nlohmann::json::parse(text.at("zflow_request"));
-  EXPECT_EQ(j["loras"], nlohmann::json::parse(R"([{"file": "strong.safetensors", "scale": 2.0}])"));
+  EXPECT_EQ(j["loras"], nlohmann::json::parse(R"([{"file": "strong.safetensors", "scale": 2.0,
+                                                   "hash": ")" +
+                                              hash + R"("}])"));
 
   const CommandResult missing = run_zflow(args + (out_ / "x.png").string() + " --lora " +
                                           (out_ / "none.safetensors").string());
