@@ -25,6 +25,7 @@
 #include "core/thread_pool.h"
 #include "io/fp8_weights.h"
 #include "models/autoencoder_kl.h"
+#include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/zimage_dit.h"
@@ -278,6 +279,48 @@ int run_flux_dit(const DitOptions& o, const models::Placement& at) {
   return 0;
 }
 
+// FLUX.2 (klein 4B or dev) at 512 text tokens unless told otherwise, as its pipelines pad them.
+int run_flux2_dit(const DitOptions& o, const models::Placement& at) {
+  const int64_t text_tokens = o.caption_tokens.value_or(512);
+  const auto t0 = std::chrono::steady_clock::now();
+  models::Flux2DiTConfig release =
+      o.model == "flux2-dev" ? models::Flux2DiTConfig{} : models::Flux2DiTConfig::klein_4b();
+  if (o.layers > 0) {
+    release.num_single_layers = o.layers * release.num_single_layers / release.num_layers;
+    release.num_layers = o.layers;
+  }
+  ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
+  const models::Flux2Transformer dit =
+      o.random_weights
+          ? models::Flux2Transformer(release,
+                                     fp8_if(o, models::flux2_dit_random_weights(
+                                                   release, weight_dtype(o), 1,
+                                                   o.fp8 || o.offload ? Device::CPU : at.device)),
+                                     at)
+          : models::load_flux2_transformer(o.weights_path, {}, o.fp8, at);
+  const auto& c = dit.config();
+  announce("flux.2 transformer", c.summary(), o, t0);
+  const int64_t rows = o.height / 16, cols = o.width / 16;
+  Generator noise(0);
+  const Tensor x = noise.randn({o.batch, rows * cols, c.in_channels});
+  const Tensor txt = noise.randn({o.batch, text_tokens, c.joint_attention_dim});
+  const auto ids = models::flux2_image_ids(rows, cols);
+  const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
+  const std::vector<float> guidance(c.guidance_embeds ? static_cast<size_t>(o.batch) : 0, 4.0f);
+  Tensor out;
+  timed(o, "dit",
+        fmt::format("forward {}x{} batch {}, {} text tokens", o.width, o.height, o.batch,
+                    text_tokens),
+        at, o.batch * models::flux2_dit_forward_flops(c, rows * cols, text_tokens),
+        [&] { out = dit.forward(x, ids, txt, t, guidance); });
+  if (!o.reference.empty()) {
+    const Tensor want = models::load_flux2_transformer(o.reference, {}, false, at)
+                            .forward(x, ids, txt, t, guidance);
+    fmt::print("relative error against {}: {:.3e}\n", o.reference, relative_error(out, want));
+  }
+  return 0;
+}
+
 int run_dit(const DitOptions& o) {
   const models::Placement at = prepare(o, "--diffusion-model");
   check_size(o.width, o.height);
@@ -286,6 +329,7 @@ int run_dit(const DitOptions& o) {
            "[bench] --reference compares two files: give --diffusion-model too");
   ZF_CHECK(o.loras.empty() || o.model == "zimage", "[bench] --lora: only with --model zimage");
   if (o.model == "flux1") return run_flux_dit(o, at);
+  if (o.model.starts_with("flux2")) return run_flux2_dit(o, at);
   const int64_t caption_tokens = o.caption_tokens.value_or(128);
   const auto t0 = std::chrono::steady_clock::now();
   models::ZImageDiTConfig release;
@@ -430,17 +474,20 @@ Run add_bench_command(CLI::App& app) {
   auto* dit = cmd->add_subcommand("dit", "a diffusion transformer: one denoising forward");
   auto dopt = std::make_shared<DitOptions>();
   add_common_options(dit, *dopt, "--diffusion-model", "a transformer file or folder");
-  dit->add_option("--model", dopt->model, "which architecture: zimage or flux1 (FLUX.1-dev)")
-      ->check(CLI::IsMember({"zimage", "flux1"}))
+  dit->add_option("--model", dopt->model,
+                  "which architecture: zimage, flux1 (FLUX.1-dev), flux2-klein (FLUX.2 klein 4B) "
+                  "or flux2-dev")
+      ->check(CLI::IsMember({"zimage", "flux1", "flux2-klein", "flux2-dev"}))
       ->capture_default_str();
   dit->add_option("-W,--width", dopt->width, "image width in pixels")->capture_default_str();
   dit->add_option("-H,--height", dopt->height, "image height in pixels")->capture_default_str();
   dit->add_option("-b,--batch", dopt->batch, "images per forward")->check(CLI::PositiveNumber);
   dit->add_option("--caption-tokens", dopt->caption_tokens,
-                  "caption length (default: Z-Image 128, FLUX.1 512 T5 tokens)");
+                  "caption length (default: Z-Image 128, FLUX 512 text tokens)");
   dit->add_option("--layers", dopt->layers,
                   "main layers (random weights; default: the release's: Z-Image 30, FLUX.1 19 "
-                  "double-stream, with twice as many single-stream)");
+                  "double-stream, with twice as many single-stream; FLUX.2 the release's "
+                  "double-stream, single-stream in the release's ratio)");
   dit->add_option("--lora", dopt->loras,
                   "a LoRA FILE[:SCALE] merged into the Z-Image transformer at load (repeatable)");
   dit->add_option("--reference", dopt->reference,

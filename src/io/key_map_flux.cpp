@@ -4,6 +4,7 @@
 
 #include <array>
 #include <map>
+#include <span>
 #include <vector>
 
 #include "core/error.h"
@@ -35,13 +36,8 @@ struct Rule {
   Split split = Split::None;
 };
 
-constexpr Rule kRules[] = {
-    {"time_in.in_layer", {"time_text_embed.timestep_embedder.linear_1"}},
-    {"time_in.out_layer", {"time_text_embed.timestep_embedder.linear_2"}},
-    {"vector_in.in_layer", {"time_text_embed.text_embedder.linear_1"}},
-    {"vector_in.out_layer", {"time_text_embed.text_embedder.linear_2"}},
-    {"guidance_in.in_layer", {"time_text_embed.guidance_embedder.linear_1"}},
-    {"guidance_in.out_layer", {"time_text_embed.guidance_embedder.linear_2"}},
+// The modules both generations have under the same names on both sides.
+constexpr Rule kSharedRules[] = {
     {"txt_in", {"context_embedder"}},
     {"img_in", {"x_embedder"}},
     {"final_layer.linear", {"proj_out"}},
@@ -50,10 +46,6 @@ constexpr Rule kRules[] = {
      Scope::Once,
      Kind::Linear,
      Split::SwapHalves},
-    {"double_blocks.{i}.img_mod.lin", {"transformer_blocks.{i}.norm1.linear"}, Scope::DoubleBlock},
-    {"double_blocks.{i}.txt_mod.lin",
-     {"transformer_blocks.{i}.norm1_context.linear"},
-     Scope::DoubleBlock},
     {"double_blocks.{i}.img_attn.qkv",
      {"transformer_blocks.{i}.attn.to_q", "transformer_blocks.{i}.attn.to_k",
       "transformer_blocks.{i}.attn.to_v"},
@@ -88,6 +80,29 @@ constexpr Rule kRules[] = {
     {"double_blocks.{i}.txt_attn.proj",
      {"transformer_blocks.{i}.attn.to_add_out"},
      Scope::DoubleBlock},
+    {"single_blocks.{i}.norm.query_norm",
+     {"single_transformer_blocks.{i}.attn.norm_q"},
+     Scope::SingleBlock,
+     Kind::Scale},
+    {"single_blocks.{i}.norm.key_norm",
+     {"single_transformer_blocks.{i}.attn.norm_k"},
+     Scope::SingleBlock,
+     Kind::Scale},
+};
+
+// FLUX.1: biases, a pooled-text embedder, per-block modulation, GELU MLPs, and the single
+// blocks' fused projection split as diffusers splits it.
+constexpr Rule kFlux1Rules[] = {
+    {"time_in.in_layer", {"time_text_embed.timestep_embedder.linear_1"}},
+    {"time_in.out_layer", {"time_text_embed.timestep_embedder.linear_2"}},
+    {"vector_in.in_layer", {"time_text_embed.text_embedder.linear_1"}},
+    {"vector_in.out_layer", {"time_text_embed.text_embedder.linear_2"}},
+    {"guidance_in.in_layer", {"time_text_embed.guidance_embedder.linear_1"}},
+    {"guidance_in.out_layer", {"time_text_embed.guidance_embedder.linear_2"}},
+    {"double_blocks.{i}.img_mod.lin", {"transformer_blocks.{i}.norm1.linear"}, Scope::DoubleBlock},
+    {"double_blocks.{i}.txt_mod.lin",
+     {"transformer_blocks.{i}.norm1_context.linear"},
+     Scope::DoubleBlock},
     {"double_blocks.{i}.img_mlp.0", {"transformer_blocks.{i}.ff.net.0.proj"}, Scope::DoubleBlock},
     {"double_blocks.{i}.img_mlp.2", {"transformer_blocks.{i}.ff.net.2"}, Scope::DoubleBlock},
     {"double_blocks.{i}.txt_mlp.0",
@@ -103,18 +118,42 @@ constexpr Rule kRules[] = {
      Kind::Linear,
      Split::QkvMlp},
     {"single_blocks.{i}.linear2", {"single_transformer_blocks.{i}.proj_out"}, Scope::SingleBlock},
-    {"single_blocks.{i}.norm.query_norm",
-     {"single_transformer_blocks.{i}.attn.norm_q"},
-     Scope::SingleBlock,
-     Kind::Scale},
-    {"single_blocks.{i}.norm.key_norm",
-     {"single_transformer_blocks.{i}.attn.norm_k"},
-     Scope::SingleBlock,
-     Kind::Scale},
     {"single_blocks.{i}.modulation.lin",
      {"single_transformer_blocks.{i}.norm.linear"},
      Scope::SingleBlock},
 };
+
+// FLUX.2 (facts/flux.md section 2.3; diffusers 0.42.1 convert_flux2_transformer_checkpoint_to_
+// diffusers): no biases, three shared modulations instead of per-block ones, SwiGLU MLPs named
+// linear_in / linear_out, and the single blocks' fused projections kept fused.
+constexpr Rule kFlux2Rules[] = {
+    {"time_in.in_layer", {"time_guidance_embed.timestep_embedder.linear_1"}},
+    {"time_in.out_layer", {"time_guidance_embed.timestep_embedder.linear_2"}},
+    {"guidance_in.in_layer", {"time_guidance_embed.guidance_embedder.linear_1"}},
+    {"guidance_in.out_layer", {"time_guidance_embed.guidance_embedder.linear_2"}},
+    {"double_stream_modulation_img.lin", {"double_stream_modulation_img.linear"}},
+    {"double_stream_modulation_txt.lin", {"double_stream_modulation_txt.linear"}},
+    {"single_stream_modulation.lin", {"single_stream_modulation.linear"}},
+    {"double_blocks.{i}.img_mlp.0", {"transformer_blocks.{i}.ff.linear_in"}, Scope::DoubleBlock},
+    {"double_blocks.{i}.img_mlp.2", {"transformer_blocks.{i}.ff.linear_out"}, Scope::DoubleBlock},
+    {"double_blocks.{i}.txt_mlp.0",
+     {"transformer_blocks.{i}.ff_context.linear_in"},
+     Scope::DoubleBlock},
+    {"double_blocks.{i}.txt_mlp.2",
+     {"transformer_blocks.{i}.ff_context.linear_out"},
+     Scope::DoubleBlock},
+    {"single_blocks.{i}.linear1",
+     {"single_transformer_blocks.{i}.attn.to_qkv_mlp_proj"},
+     Scope::SingleBlock},
+    {"single_blocks.{i}.linear2",
+     {"single_transformer_blocks.{i}.attn.to_out"},
+     Scope::SingleBlock},
+};
+
+std::span<const Rule> own_rules(FluxGeneration generation) {
+  if (generation == FluxGeneration::Flux2) return kFlux2Rules;
+  return kFlux1Rules;
+}
 
 std::string with_index(std::string_view pattern, int i) {
   std::string out(pattern);
@@ -129,9 +168,12 @@ struct Target {
   Split split;
 };
 
-std::map<std::string, Target> expand_rules(FluxBlockCounts counts) {
+std::map<std::string, Target> expand_rules(FluxGeneration generation, FluxBlockCounts counts) {
   std::map<std::string, Target> table;
-  for (const Rule& rule : kRules) {
+  std::vector<Rule> rules(std::begin(kSharedRules), std::end(kSharedRules));
+  const std::span<const Rule> own = own_rules(generation);
+  rules.insert(rules.end(), own.begin(), own.end());
+  for (const Rule& rule : rules) {
     const int n = rule.scope == Scope::DoubleBlock   ? counts.double_blocks
                   : rule.scope == Scope::SingleBlock ? counts.single_blocks
                                                      : 1;
@@ -163,18 +205,28 @@ std::string_view flux_layout_name(FluxLayout layout) {
   return layout == FluxLayout::Diffusers ? "diffusers" : "original BFL / ComfyUI";
 }
 
+std::string_view flux_generation_name(FluxGeneration generation) {
+  return generation == FluxGeneration::Flux2 ? "FLUX.2" : "FLUX.1";
+}
+
+FluxGeneration detect_flux_generation(const WeightStore& store) {
+  const bool shared_modulation = store.contains("double_stream_modulation_img.lin.weight") ||
+                                 store.contains("double_stream_modulation_img.linear.weight");
+  return shared_modulation ? FluxGeneration::Flux2 : FluxGeneration::Flux1;
+}
+
 WeightStore flux_transformer_weights(const WeightStore& store) {
   for (const std::string& name : store.names())
     if (name.ends_with(kOriginalAnchor))
-      return store.module_weights(std::string(kOriginalAnchor), "FLUX.1 transformer");
-  return store.module_weights(std::string(kDiffusersAnchor), "FLUX.1 transformer");
+      return store.module_weights(std::string(kOriginalAnchor), "FLUX transformer");
+  return store.module_weights(std::string(kDiffusersAnchor), "FLUX transformer");
 }
 
 FluxLayout detect_flux_layout(const WeightStore& store) {
   if (store.contains(std::string(kDiffusersAnchor))) return FluxLayout::Diffusers;
   if (store.contains(std::string(kOriginalAnchor))) return FluxLayout::Original;
   fail(
-      "[flux] {}: not a FLUX.1 transformer: neither 'context_embedder.weight' (diffusers) nor "
+      "[flux] {}: not a FLUX transformer: neither 'context_embedder.weight' (diffusers) nor "
       "'txt_in.weight' (original BFL / ComfyUI) is present ({} tensors)",
       store.description(), store.size());
 }
@@ -182,34 +234,38 @@ FluxLayout detect_flux_layout(const WeightStore& store) {
 FluxBlockCounts count_flux_blocks(const WeightStore& store) {
   if (detect_flux_layout(store) == FluxLayout::Diffusers)
     return {count_indexed(store, "transformer_blocks.{i}.attn.to_q.weight"),
-            count_indexed(store, "single_transformer_blocks.{i}.attn.to_q.weight")};
+            count_indexed(store, "single_transformer_blocks.{i}.attn.norm_q.weight")};
   return {count_indexed(store, "double_blocks.{i}.img_attn.qkv.weight"),
           count_indexed(store, "single_blocks.{i}.linear1.weight")};
 }
 
 bool flux_has_guidance(const WeightStore& store) {
   return store.contains("guidance_in.in_layer.weight") ||
-         store.contains("time_text_embed.guidance_embedder.linear_1.weight");
+         store.contains("time_text_embed.guidance_embedder.linear_1.weight") ||
+         store.contains("time_guidance_embed.guidance_embedder.linear_1.weight");
 }
 
-std::vector<RowMapping> flux_weight_row_mappings(FluxBlockCounts counts) {
+std::vector<RowMapping> flux_weight_row_mappings(FluxGeneration generation,
+                                                 FluxBlockCounts counts) {
   std::vector<RowMapping> out;
-  for (const auto& [original, target] : expand_rules(counts))
+  for (const auto& [original, target] : expand_rules(generation, counts))
     if (original.ends_with(".weight"))
       out.push_back({original, target.names, target.split == Split::SwapHalves});
   return out;
 }
 
 WeightStore original_flux_to_diffusers(const WeightStore& store) {
+  const FluxGeneration generation = detect_flux_generation(store);
   const FluxBlockCounts counts = count_flux_blocks(store);
-  const std::map<std::string, Target> table = expand_rules(counts);
+  const std::map<std::string, Target> table = expand_rules(generation, counts);
   const int64_t width = store.get("img_in.weight").size(0);
   auto target_of = [&](const std::string& name) -> const Target& {
     const auto it = table.find(name);
     ZF_CHECK(it != table.end(),
-             "[flux] {}: tensor '{}' is not part of the FLUX.1 transformer's original layout (for "
+             "[flux] {}: tensor '{}' is not part of the {} transformer's original layout (for "
              "{} double and {} single blocks)",
-             store.source_of(name), name, counts.double_blocks, counts.single_blocks);
+             store.source_of(name), name, flux_generation_name(generation), counts.double_blocks,
+             counts.single_blocks);
     return it->second;
   };
   WeightStore out = store.renamed([&](const std::string& name) -> std::optional<std::string> {

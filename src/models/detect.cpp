@@ -9,6 +9,7 @@
 #include "io/key_map_qwen3.h"
 #include "io/key_map_zimage.h"
 #include "models/autoencoder_kl.h"
+#include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/zimage_dit.h"
@@ -65,17 +66,23 @@ std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights) {
 }
 
 std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights) {
-  // The single-stream blocks tell FLUX.1 from other MMDiTs with the same embedder names (SD3).
+  // The single-stream blocks tell FLUX from other MMDiTs with the same embedder names (SD3).
   if (!any_name_ends_with(weights, "single_blocks.0.linear1.weight") &&
-      !any_name_ends_with(weights, "single_transformer_blocks.0.proj_mlp.weight"))
+      !any_name_ends_with(weights, "single_transformer_blocks.0.proj_mlp.weight") &&
+      !any_name_ends_with(weights, "single_transformer_blocks.0.attn.to_qkv_mlp_proj.weight"))
     return std::nullopt;
   const io::WeightStore own = io::flux_transformer_weights(weights);
   const io::FluxLayout layout = io::detect_flux_layout(own);
   const io::WeightStore diffusers_names =
       layout == io::FluxLayout::Diffusers ? own : io::original_flux_to_diffusers(own);
+  const bool guidance = io::flux_has_guidance(own);
+  const std::string shown_layout = with_gguf(weights, std::string(io::flux_layout_name(layout)));
+  if (io::detect_flux_generation(own) == io::FluxGeneration::Flux2)
+    return DetectedComponent{
+        guidance ? "flux.2-dev transformer" : "flux.2-klein transformer", shown_layout,
+        config_summary([&] { return Flux2DiTConfig::infer_from_weights(diffusers_names); })};
   return DetectedComponent{
-      io::flux_has_guidance(own) ? "flux.1-dev transformer" : "flux.1-schnell transformer",
-      with_gguf(weights, std::string(io::flux_layout_name(layout))),
+      guidance ? "flux.1-dev transformer" : "flux.1-schnell transformer", shown_layout,
       config_summary([&] { return FluxDiTConfig::infer_from_weights(diffusers_names); })};
 }
 

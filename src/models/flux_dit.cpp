@@ -168,11 +168,6 @@ Tensor chunk(const Tensor& mod, int i, int64_t dim) {
 
 }  // namespace
 
-// cos and sin [1, S, head_dim / 2] of the joint sequence [text ; image] (FluxPosEmbed).
-struct FluxTransformer::Rope {
-  Tensor cos, sin;
-};
-
 FluxDiTConfig FluxDiTConfig::schnell() {
   FluxDiTConfig c;
   c.guidance_embeds = false;
@@ -232,37 +227,48 @@ FluxDiTConfig FluxDiTConfig::from_json_file(const std::filesystem::path& path) {
   return from_json(read_text_file(path, "flux"), path.string());
 }
 
-FluxDiTConfig FluxDiTConfig::infer_from_weights(const io::WeightStore& w) {
-  FluxDiTConfig c;
-  const std::string source = w.description();
-  auto dim = [&](const std::string& name, int d) {
-    const Tensor t = w.get(name);
-    ZF_CHECK(t.ndim() > d, "[flux] {}: '{}' has shape {}, too few dims", source, name,
-             shape_str(t.shape()));
-    return t.size(d);
-  };
-  const int64_t inner = dim("x_embedder.weight", 0);
-  c.in_channels = dim("x_embedder.weight", 1);
-  c.out_channels = dim("proj_out.weight", 0);
-  const io::FluxBlockCounts counts = io::count_flux_blocks(w);
-  c.num_layers = counts.double_blocks;
-  c.num_single_layers = counts.single_blocks;
-  const std::string norm_q = counts.double_blocks > 0
-                                 ? "transformer_blocks.0.attn.norm_q.weight"
-                                 : "single_transformer_blocks.0.attn.norm_q.weight";
-  c.attention_head_dim = dim(norm_q, 0);
-  ZF_CHECK(inner % c.attention_head_dim == 0, "[flux] {}: head dim {} does not divide width {}",
-           source, c.attention_head_dim, inner);
-  c.num_attention_heads = inner / c.attention_head_dim;
-  c.joint_attention_dim = dim("context_embedder.weight", 1);
-  c.pooled_projection_dim = dim("time_text_embed.text_embedder.linear_1.weight", 1);
-  c.guidance_embeds = io::flux_has_guidance(w);
-  ZF_CHECK(c.attention_head_dim == 128,
-           "[flux] {}: head dim {} differs from the release's 128, and the weights do not record "
+int64_t FluxShapes::dim(const std::string& name, int d) const {
+  const Tensor t = weights->get(name);
+  ZF_CHECK(t.ndim() > d, "[{}] {}: '{}' has shape {}, too few dims", tag, weights->description(),
+           name, shape_str(t.shape()));
+  return t.size(d);
+}
+
+FluxShapes FluxShapes::of(const io::WeightStore& w, std::string tag) {
+  FluxShapes s{&w, std::move(tag)};
+  s.inner_dim = s.dim("x_embedder.weight", 0);
+  s.in_channels = s.dim("x_embedder.weight", 1);
+  s.out_channels = s.dim("proj_out.weight", 0);
+  s.blocks = io::count_flux_blocks(w);
+  s.head_dim = s.dim(s.blocks.double_blocks > 0 ? "transformer_blocks.0.attn.norm_q.weight"
+                                                : "single_transformer_blocks.0.attn.norm_q.weight",
+                     0);
+  ZF_CHECK(s.inner_dim % s.head_dim == 0, "[{}] {}: head dim {} does not divide width {}", s.tag,
+           w.description(), s.head_dim, s.inner_dim);
+  ZF_CHECK(s.head_dim == 128,
+           "[{}] {}: head dim {} differs from the release's 128, and the weights do not record "
            "axes_dims_rope; give the model's config.json",
-           source, c.attention_head_dim);
-  validate(c, source);
-  log::info("[flux] {}: no config.json, inferred from weight shapes: {}", source, c.summary());
+           s.tag, w.description(), s.head_dim);
+  s.joint_attention_dim = s.dim("context_embedder.weight", 1);
+  s.guidance_embeds = io::flux_has_guidance(w);
+  return s;
+}
+
+FluxDiTConfig FluxDiTConfig::infer_from_weights(const io::WeightStore& w) {
+  const FluxShapes s = FluxShapes::of(w, "flux");
+  FluxDiTConfig c;
+  c.in_channels = s.in_channels;
+  c.out_channels = s.out_channels;
+  c.num_layers = s.blocks.double_blocks;
+  c.num_single_layers = s.blocks.single_blocks;
+  c.attention_head_dim = s.head_dim;
+  c.num_attention_heads = s.inner_dim / s.head_dim;
+  c.joint_attention_dim = s.joint_attention_dim;
+  c.pooled_projection_dim = s.dim("time_text_embed.text_embedder.linear_1.weight", 1);
+  c.guidance_embeds = s.guidance_embeds;
+  validate(c, w.description());
+  log::info("[flux] {}: no config.json, inferred from weight shapes: {}", w.description(),
+            c.summary());
   return c;
 }
 
@@ -389,7 +395,7 @@ Tensor FluxTransformer::heads(const Linear& proj, const Tensor& x, const Tensor&
 
 // RoPE on q and k [B, S, H, hd], then unmasked SDPA with scale 1/sqrt(hd): [B, S, inner].
 Tensor FluxTransformer::attend(const Tensor& q, const Tensor& k, const Tensor& v,
-                               const Rope& rope) const {
+                               const RopeTables& rope) const {
   const int64_t b = q.size(0), s = q.size(1), hd = config_.attention_head_dim;
   auto rotate = [&](const Tensor& x) {
     return ops::rope(x, rope.cos, rope.sin, ops::RopeLayout::kInterleaved).permute({0, 2, 1, 3});
@@ -404,7 +410,7 @@ Tensor FluxTransformer::attend(const Tensor& q, const Tensor& k, const Tensor& v
 //   x += gate1 * out(attn(LN(x) * (1 + scale1) + shift1))
 //   x += gate2 * MLP(LN(x) * (1 + scale2) + shift2),   MLP = Linear -> GELU(tanh) -> Linear
 void FluxTransformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt,
-                                   const Tensor& vec, const Rope& rope) const {
+                                   const Tensor& vec, const RopeTables& rope) const {
   const int64_t d = config_.inner_dim(), l = txt.size(1);
   const Tensor mod_img = apply(blk.img.modulation, vec), mod_txt = apply(blk.txt.modulation, vec);
   const Tensor ni =
@@ -428,7 +434,7 @@ void FluxTransformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& 
 // parallel: n = LN(x) * (1 + scale) + shift;
 //   x += gate * proj_out(cat(attn(n), GELU_tanh(proj_mlp(n))))
 void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tensor& vec,
-                                   const Rope& rope) const {
+                                   const RopeTables& rope) const {
   const int64_t d = config_.inner_dim();
   const Tensor mod = apply(blk.modulation, vec);
   const Tensor n = ops::layer_norm_modulate(x, kNormEps, chunk(mod, 0, d), chunk(mod, 1, d));
@@ -472,28 +478,11 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
   // 1. The conditioning vector; every modulation reads SiLU of it.
   const Tensor vec = ops::silu(conditioning(pooled, t, guidance));
 
-  // 2. RoPE over [text ids (all 0) ; image ids], per axis a run of axes_dims[a] / 2 pairs turning
-  //    by pos_a / theta^(2j / axes_dims[a]); angles and cos / sin in float64 as diffusers computes
-  //    them, then rounded to float32.
-  const int64_t l = txt.size(1), s = l + n, half = c.attention_head_dim / 2;
-  Rope host{Tensor::empty({1, s, half}, DType::F32), Tensor::empty({1, s, half}, DType::F32)};
-  float* cs = host.cos.data<float>();
-  float* sn = host.sin.data<float>();
-  for (int64_t i = 0; i < s; ++i) {
-    const FluxPosition pos = i < l ? FluxPosition{0, 0, 0} : img_ids[static_cast<size_t>(i - l)];
-    int64_t at = i * half;
-    for (size_t a = 0; a < c.axes_dims_rope.size(); ++a) {
-      const double dim = static_cast<double>(c.axes_dims_rope[a]);
-      for (int64_t j = 0; j < c.axes_dims_rope[a] / 2; ++j, ++at) {
-        const double omega = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * j) / dim);
-        const double angle = static_cast<double>(pos[a]) * omega;
-        cs[at] = static_cast<float>(std::cos(angle));
-        sn[at] = static_cast<float>(std::sin(angle));
-      }
-    }
-  }
-
-  const Rope rope{host.cos.to(at.device), host.sin.to(at.device)};
+  // 2. RoPE over [text ids (all 0) ; image ids].
+  const int64_t l = txt.size(1), s = l + n;
+  std::vector<float> positions(static_cast<size_t>(l) * 3, 0.0f);
+  for (const FluxPosition& p : img_ids) positions.insert(positions.end(), p.begin(), p.end());
+  const RopeTables rope = flux_rope_tables(positions, c.axes_dims_rope, c.rope_theta, at.device);
 
   // 3. Embed, the double-stream blocks, then the single-stream blocks on [text ; image].
   Tensor img = apply(x_embedder_, at.activation(x));
@@ -528,10 +517,15 @@ FluxTransformer load_flux_transformer(const io::WeightStore& weights,
                                       const std::optional<FluxDiTConfig>& config,
                                       const Placement& placement, std::span<const LoraFile> loras) {
   const io::WeightStore own = io::flux_transformer_weights(weights);
+  ZF_CHECK(io::detect_flux_generation(own) == io::FluxGeneration::Flux1,
+           "[flux] {}: a FLUX.2 transformer, not FLUX.1 (it has the shared "
+           "'double_stream_modulation_img' weights)",
+           weights.description());
   const io::FluxLayout layout = io::detect_flux_layout(own);
   const io::WeightStore named = merge_loras(
       layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own, loras,
-      io::flux_weight_row_mappings(io::count_flux_blocks(own)), "FLUX.1 transformer");
+      io::flux_weight_row_mappings(io::FluxGeneration::Flux1, io::count_flux_blocks(own)),
+      "FLUX.1 transformer");
   if (!config) return FluxTransformer(FluxDiTConfig::infer_from_weights(named), named, placement);
   const bool has_guidance = io::flux_has_guidance(named);
   if (config->guidance_embeds != has_guidance)

@@ -22,7 +22,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/key_map_flux.h"
 #include "io/weight_store.h"
+#include "models/flux_rope.h"
 #include "models/lora.h"
 #include "models/offload.h"
 #include "models/parameters.h"
@@ -55,17 +57,33 @@ struct FluxDiTConfig {
   static FluxDiTConfig from_json(const std::string& json_text, const std::string& source);
   static FluxDiTConfig from_json_file(const std::filesystem::path& path);
 
-  // From the shapes of diffusers-named weights, for files without a config:
-  //   inner dim / in_channels: x_embedder.weight rows / columns; out_channels: proj_out rows
-  //   head dim: the first block's norm_q.weight length (heads = inner dim / head dim)
-  //   num_layers / num_single_layers: how many blocks of each kind exist
-  //   joint_attention_dim, pooled_projection_dim: context_embedder / text_embedder.linear_1
-  //     columns; guidance_embeds: whether guidance_embedder weights exist
-  //   axes_dims_rope is not in the weights: the release [16, 56, 56] (an error when the head
-  //   dim is not 128: give the model's config.json). Logs one line with what it found.
+  // From the shapes of diffusers-named weights, for files without a config: what FluxShapes
+  // (below) reads, and pooled_projection_dim: text_embedder.linear_1 columns; axes_dims_rope is
+  // the release's [16, 56, 56]. Logs one line with what it found.
   static FluxDiTConfig infer_from_weights(const io::WeightStore& weights);
 
   std::string summary() const;  // one line for logs
+};
+
+// What the shapes of a FLUX transformer's diffusers-named weights tell, the same in both
+// generations (their infer_from_weights start here):
+//   inner dim / in_channels: x_embedder.weight rows / columns; out_channels: proj_out rows
+//   head dim: the first block's norm_q.weight length (heads = inner dim / head dim), which must
+//     be the release's 128: axes_dims_rope is not in the weights (an error says to give the
+//     model's config.json)
+//   blocks: how many of each kind exist; joint_attention_dim: context_embedder columns
+//   guidance_embeds: whether guidance embedder weights exist
+struct FluxShapes {
+  const io::WeightStore* weights = nullptr;
+  std::string tag;  // "flux" / "flux2", for errors
+  int64_t inner_dim = 0, in_channels = 0, out_channels = 0, head_dim = 0;
+  int64_t joint_attention_dim = 0;
+  io::FluxBlockCounts blocks;
+  bool guidance_embeds = false;
+
+  static FluxShapes of(const io::WeightStore& weights, std::string tag);
+  // Dimension d of tensor `name`; an error naming it when it has too few.
+  int64_t dim(const std::string& name, int d) const;
 };
 
 // Every parameter of the model for `config`, in diffusers' state-dict order: name and shape.
@@ -137,14 +155,14 @@ class FluxTransformer {
   };
 
  private:
-  struct Rope;
   Tensor conditioning(const Tensor& pooled, std::span<const float> t,
                       std::span<const float> guidance) const;
   Tensor heads(const Linear& proj, const Tensor& x, const Tensor& norm) const;
-  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Rope& rope) const;
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const RopeTables& rope) const;
   void double_block(const DoubleBlock& b, Tensor& img, Tensor& txt, const Tensor& vec,
-                    const Rope& rope) const;
-  void single_block(const SingleBlock& b, Tensor& x, const Tensor& vec, const Rope& rope) const;
+                    const RopeTables& rope) const;
+  void single_block(const SingleBlock& b, Tensor& x, const Tensor& vec,
+                    const RopeTables& rope) const;
 
   FluxDiTConfig config_;
   Placement placement_;

@@ -29,6 +29,7 @@
 #include "models/offload.h"
 #include "models/parameters.h"
 #include "models/placement.h"
+#include "models/rope_tables.h"
 
 namespace zflow::models {
 
@@ -91,9 +92,6 @@ io::WeightStore qwen3_random_weights(const Qwen3Config& config, DType dtype, uin
 // The RoPE tables for positions 0..length-1: cos and sin [1, length, head_dim / 2], float32,
 // computed as transformers does (inv_freq = 1 / theta ** (float32 arange(0, D, 2) / D),
 // angle = float32(position * inv_freq)) so they equal its tables to float32 rounding.
-struct RopeTables {
-  Tensor cos, sin;
-};
 RopeTables qwen3_rope_tables(const Qwen3Config& config, int64_t length);
 
 // Floating-point operations (2 x multiply-adds) of encode() for `tokens` tokens: the

@@ -1,7 +1,7 @@
-// The Z-Image models (Qwen3, transformer, autoencoder) and the FLUX.1 ones (CLIP-L, T5,
-// transformer) on the GPU against the same goldens the CPU tests use (diffusers / transformers in
-// float32, tools/golden/make_*.py), with weights placed on the device once (models/placement.h).
-// Skipped without a CUDA device. Tolerances:
+// The Z-Image models (Qwen3, transformer, autoencoder), the FLUX.1 ones (CLIP-L, T5,
+// transformer) and the FLUX.2 transformer on the GPU against the same goldens the CPU tests use
+// (diffusers / transformers in float32, tools/golden/make_*.py), with weights placed on the device
+// once (models/placement.h). Skipped without a CUDA device. Tolerances:
 //  - bf16 activations and weights (the GPU default): cosine >= 0.999 against the float32
 //    golden, the bound the CPU tests hold bf16 weights to (test_zimage_dit, test_qwen3): bf16
 //    keeps 8 bits of mantissa, each rounding costs up to 0.2%, and through a few blocks the
@@ -26,6 +26,7 @@
 #include "io/safetensors.h"
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
+#include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/t5_encoder.h"
@@ -223,7 +224,11 @@ TEST(CudaModels, FluxDiTMatchesDiffusers) {
 TEST(CudaModels, FluxSchnellComfyFileOnDeviceInputs) {
   ZF_REQUIRE_GPU();
   const io::SafetensorsFile io = io::SafetensorsFile::open(kFluxIo);
-  const FluxTransformer model = load_flux_transformer(kFluxComfy, {}, false, Placement::cuda());
+  // The tiny head dim (16) is not the release's, so the config comes from the fixture's folder.
+  FluxDiTConfig schnell = FluxDiTConfig::from_json_file(kFluxFolder / "config.json");
+  schnell.guidance_embeds = false;
+  const FluxTransformer model =
+      load_flux_transformer(kFluxComfy, schnell, false, Placement::cuda());
   EXPECT_FALSE(model.config().guidance_embeds);
   const FluxCase c = flux_case(io, "batch_h2w3_txt6");
   auto on_gpu = [](const Tensor& t) { return t.to(DType::BF16).to(Device::CUDA); };
@@ -231,6 +236,64 @@ TEST(CudaModels, FluxSchnellComfyFileOnDeviceInputs) {
   EXPECT_EQ(out.device(), Device::CUDA);
   EXPECT_EQ(out.dtype(), DType::F32);
   expect_close(out.to(Device::CPU), c.schnell_bf16w, DType::BF16, "flux schnell comfy");
+}
+
+// ---- FLUX.2 transformer -------------------------------------------------------------------
+
+const fs::path kFlux2Folder = test::fixture("flux2_dit/tiny_dev_diffusers/transformer");
+const fs::path kFlux2Comfy = test::fixture("flux2_dit/flux2_dit_tiny_klein_comfy_bf16.safetensors");
+const fs::path kFlux2Io = test::fixture("flux2_dit/flux2_dit_tiny_diffusers_io.safetensors");
+
+struct Flux2Case {
+  Tensor x, txt, dev, klein_bf16w;
+  std::vector<float> t, guidance;
+  std::vector<Flux2Position> ids;
+};
+
+Flux2Case flux2_case(const io::SafetensorsFile& io, const std::string& name) {
+  Flux2Case c{io.tensor(name + ".hidden_states"),
+              io.tensor(name + ".encoder_hidden_states"),
+              io.tensor(name + ".dev_output"),
+              io.tensor(name + ".klein_output_bf16w"),
+              io.tensor(name + ".timestep").to_f32_vector(),
+              io.tensor(name + ".guidance").to_f32_vector(),
+              {}};
+  const std::vector<float> ids = io.tensor(name + ".img_ids").to_f32_vector();
+  for (size_t i = 0; i + 3 < ids.size(); i += 4)
+    c.ids.push_back({ids[i], ids[i + 1], ids[i + 2], ids[i + 3]});
+  return c;
+}
+
+TEST(CudaModels, Flux2DiTMatchesDiffusers) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io = io::SafetensorsFile::open(kFlux2Io);
+  for (DType act : {DType::F32, DType::BF16}) {
+    const Flux2Transformer model =
+        load_flux2_transformer(kFlux2Folder, {}, false, Placement::cuda(act));
+    for (const char* name :
+         {"h4w4_txt7", "h3w5_txt5_t1", "batch_h2w3_txt6", "ref_h2w3_r3x2_txt4"}) {
+      const Flux2Case c = flux2_case(io, name);
+      expect_close(model.forward(c.x, c.ids, c.txt, c.t, c.guidance), c.dev, act,
+                   fmt::format("flux.2 dev {}", name));
+    }
+  }
+}
+
+// ComfyUI's klein single file (BFL names, bf16 weights, no guidance embedder), with inputs
+// already on the GPU in bf16: the result stays there, in float32.
+TEST(CudaModels, Flux2KleinComfyFileOnDeviceInputs) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io = io::SafetensorsFile::open(kFlux2Io);
+  Flux2DiTConfig klein = Flux2DiTConfig::from_json_file(kFlux2Folder / "config.json");
+  klein.guidance_embeds = false;
+  const Flux2Transformer model =
+      load_flux2_transformer(kFlux2Comfy, klein, false, Placement::cuda());
+  const Flux2Case c = flux2_case(io, "batch_h2w3_txt6");
+  auto on_gpu = [](const Tensor& t) { return t.to(DType::BF16).to(Device::CUDA); };
+  const Tensor out = model.forward(on_gpu(c.x), c.ids, on_gpu(c.txt), c.t);
+  EXPECT_EQ(out.device(), Device::CUDA);
+  EXPECT_EQ(out.dtype(), DType::F32);
+  expect_close(out.to(Device::CPU), c.klein_bf16w, DType::BF16, "flux.2 klein comfy");
 }
 
 // ---- FLUX.1 text encoders ------------------------------------------------------------------

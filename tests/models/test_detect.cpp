@@ -4,6 +4,7 @@
 #include "io/weight_store.h"
 #include "models/autoencoder_kl.h"
 #include "models/detect.h"
+#include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "test_util.h"
 
@@ -44,6 +45,27 @@ TEST(Detect, FluxTransformerInEveryLayout) {
               HasSubstr("original"));
   EXPECT_EQ(detect("flux_dit/flux_dit_tiny_schnell_comfy_bf16.safetensors").architecture,
             "flux.1-schnell transformer");
+}
+
+TEST(Detect, Flux2TransformerInEveryLayout) {
+  const DetectedComponent dev = detect("flux2_dit/tiny_dev_diffusers/transformer");
+  EXPECT_EQ(dev.architecture, "flux.2-dev transformer");
+  EXPECT_EQ(dev.layout, "diffusers");
+  EXPECT_THAT(dev.config, HasSubstr("config.json"));  // head dim 16: axes not inferable
+  EXPECT_THAT(detect("flux2_dit/flux2_dit_tiny_dev_bfl_bf16.safetensors").layout,
+              HasSubstr("original"));
+  EXPECT_EQ(detect("flux2_dit/flux2_dit_tiny_klein_comfy_bf16.safetensors").architecture,
+            "flux.2-klein transformer");
+  // A release-shaped klein (head dim 128) gives back every field.
+  Flux2DiTConfig small = Flux2DiTConfig::klein_4b();
+  small.num_attention_heads = 1;
+  small.num_layers = 1;
+  small.num_single_layers = 1;
+  small.joint_attention_dim = 24;
+  const auto found = detect_component(flux2_dit_random_weights(small, DType::BF16, 1));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->architecture, "flux.2-klein transformer");
+  EXPECT_EQ(found->config, small.summary());
 }
 
 // Shapes with the release head dim (128, so the release axes apply) give back every field: a
