@@ -1,6 +1,7 @@
 #include "models/qwen3.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -228,12 +229,28 @@ double qwen3_encode_flops(const Qwen3Config& c, int64_t tokens) {
   return c.encoder_layers() * (linears + attention);
 }
 
+namespace {
+
+std::vector<int> checked_taps(std::vector<int> taps, const Qwen3Config& c,
+                              const std::string& source) {
+  if (taps.empty()) return {c.encoder_layers()};
+  for (int k : taps)
+    ZF_CHECK(k >= 1 && k < c.num_hidden_layers,
+             "[qwen3] {}: hidden state {} is not one of the layer outputs 1..{} this encoder gives",
+             source, k, c.num_hidden_layers - 1);
+  return taps;
+}
+
+}  // namespace
+
 Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights,
-                                   const Placement& placement)
+                                   const Placement& placement, std::vector<int> taps)
     : config_(config), placement_(placement) {
   validate(config_, weights.description());
-  // More layers than the config says means the config is not this checkpoint's, and
-  // hidden_states[-2] would be taken from the wrong layer.
+  taps_ = checked_taps(std::move(taps), config_, weights.description());
+  const int needed = *std::max_element(taps_.begin(), taps_.end());
+  // More layers than the config says means the config is not this checkpoint's, and the taps
+  // would be taken from the wrong layers.
   const std::string extra =
       fmt::format("layers.{}.input_layernorm.weight", config_.num_hidden_layers);
   ZF_CHECK(!weights.contains(extra),
@@ -243,8 +260,7 @@ Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightSt
     Binder bind(&store, "config: " + config_.summary());
     embed_tokens_ = bind(kEmbedTokens, {config_.vocab_size, config_.hidden_size});
     layers_.clear();
-    for (int i = 0; i < config_.encoder_layers(); ++i)
-      layers_.push_back(bind_layer(bind, config_, i));
+    for (int i = 0; i < needed; ++i) layers_.push_back(bind_layer(bind, config_, i));
     return bind.take_specs();
   };
   const std::vector<ParameterSpec> bound = bind_all(weights);
@@ -253,17 +269,19 @@ Qwen3TextEncoder::Qwen3TextEncoder(const Qwen3Config& config, const io::WeightSt
   const std::string on_host[] = {kEmbedTokens};
   if (placement_.offload) {
     std::vector<std::string> prefixes;
-    for (int i = 0; i < config_.encoder_layers(); ++i)
-      prefixes.push_back(fmt::format("layers.{}.", i));
+    for (int i = 0; i < needed; ++i) prefixes.push_back(fmt::format("layers.{}.", i));
     offload_ = std::make_shared<OffloadedBlocks>(weights, bound, prefixes, placement_, "qwen3");
     bind_all(offload_->place_resident(weights, placement_, "qwen3", on_host));
   } else if (placement_.device != Device::CPU) {
     bind_all(place_weights(weights, bound, placement_, "qwen3", on_host));
   }
-  const size_t used = bound.size();
-  log::debug("[qwen3] {}: bound {} of its {} tensors ({} of {} layers: hidden_states[-2])",
-             weights.description(), used, weights.size(), config_.encoder_layers(),
-             config_.num_hidden_layers);
+  log::debug("[qwen3] {}: bound {} of its {} tensors ({} of {} layers: hidden states {})",
+             weights.description(), bound.size(), weights.size(), needed, config_.num_hidden_layers,
+             taps_);
+}
+
+int64_t Qwen3TextEncoder::output_features() const {
+  return static_cast<int64_t>(taps_.size()) * config_.hidden_size;
 }
 
 // Qwen3Attention: q and k get RMSNorm over each head's features, then RoPE; grouped
@@ -294,6 +312,7 @@ Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengt
   const RopeTables rope{host.cos.to(placement_.device), host.sin.to(placement_.device)};
   const float eps = config_.rms_norm_eps;
   const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
+  std::vector<Tensor> tapped(taps_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::optional<BlockLease> lease;
     const Layer layer = block_to_run(offload_.get(), lease, i, layers_[i], [&](Binder& bind) {
@@ -306,8 +325,29 @@ Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengt
     x = ops::add(x,
                  ops::linear(ops::silu_mul(ops::linear(h, m.gate_proj), ops::linear(h, m.up_proj)),
                              m.down_proj));
+    // x is now hidden_states[i + 1].
+    for (size_t t = 0; t < taps_.size(); ++t)
+      if (taps_[t] == static_cast<int>(i) + 1) tapped[t] = x;
   }
-  return x;
+  return tapped.size() == 1 ? tapped[0] : ops::concat(tapped, 2);
+}
+
+Tensor Qwen3TextEncoder::embed(const std::vector<std::vector<int32_t>>& ids, int64_t length,
+                               int32_t pad) const {
+  const int64_t batch = static_cast<int64_t>(ids.size());
+  std::vector<int32_t> padded(static_cast<size_t>(batch * length), pad);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ZF_CHECK(!ids[i].empty(), "[qwen3] encode: sequence {} has no tokens", i);
+    ZF_CHECK(static_cast<int64_t>(ids[i].size()) <= length,
+             "[qwen3] encode: sequence {} has {} tokens, more than {}", i, ids[i].size(), length);
+    for (size_t t = 0; t < ids[i].size(); ++t)
+      ZF_CHECK(ids[i][t] >= 0 && ids[i][t] < config_.vocab_size,
+               "[qwen3] encode: sequence {} token {} has id {}, outside the vocabulary [0, {})", i,
+               t, ids[i][t], config_.vocab_size);
+    std::copy(ids[i].begin(), ids[i].end(), padded.begin() + static_cast<int64_t>(i) * length);
+  }
+  return placement_.activation(
+      ops::embedding(embed_tokens_, padded).view({batch, length, config_.hidden_size}));
 }
 
 Tensor Qwen3TextEncoder::encode(std::span<const int32_t> ids) const {
@@ -318,31 +358,38 @@ Tensor Qwen3TextEncoder::encode(std::span<const int32_t> ids) const {
 std::vector<Tensor> Qwen3TextEncoder::encode_batch(
     const std::vector<std::vector<int32_t>>& ids) const {
   if (ids.empty()) return {};
-  const int64_t batch = static_cast<int64_t>(ids.size());
   std::vector<int64_t> lengths;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    ZF_CHECK(!ids[i].empty(), "[qwen3] encode: sequence {} has no tokens", i);
-    for (size_t t = 0; t < ids[i].size(); ++t)
-      ZF_CHECK(ids[i][t] >= 0 && ids[i][t] < config_.vocab_size,
-               "[qwen3] encode: sequence {} token {} has id {}, outside the vocabulary [0, {})", i,
-               t, ids[i][t], config_.vocab_size);
-    lengths.push_back(static_cast<int64_t>(ids[i].size()));
-  }
+  for (const auto& row : ids) lengths.push_back(static_cast<int64_t>(row.size()));
   const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
   // Right padding with id 0: the causal mask and the key lengths keep the padding out of
   // every real token's attention, so its rows are computed and dropped.
-  std::vector<int32_t> padded(static_cast<size_t>(batch * longest), 0);
-  for (int64_t i = 0; i < batch; ++i)
-    std::copy(ids[i].begin(), ids[i].end(), padded.begin() + i * longest);
   const bool ragged =
       std::any_of(lengths.begin(), lengths.end(), [&](int64_t n) { return n != longest; });
-  const Tensor x = placement_.activation(
-      ops::embedding(embed_tokens_, padded).view({batch, longest, config_.hidden_size}));
-  const Tensor h = forward(x, ragged ? lengths : std::vector<int64_t>{});
+  const Tensor h = forward(embed(ids, longest, 0), ragged ? lengths : std::vector<int64_t>{});
   std::vector<Tensor> out;
-  for (int64_t i = 0; i < batch; ++i)
-    out.push_back(float32_on(h.select(0, i).slice(0, 0, lengths[i]), Device::CPU).contiguous());
+  for (size_t i = 0; i < ids.size(); ++i)
+    out.push_back(
+        float32_on(h.select(0, static_cast<int64_t>(i)).slice(0, 0, lengths[i]), Device::CPU)
+            .contiguous());
   return out;
+}
+
+Tensor Qwen3TextEncoder::encode_padded(const std::vector<std::vector<int32_t>>& ids,
+                                       std::span<const int64_t> real_lengths) const {
+  ZF_CHECK(!ids.empty() && real_lengths.size() == ids.size(),
+           "[qwen3] encode: {} padded sequences with {} real lengths", ids.size(),
+           real_lengths.size());
+  const int64_t length = static_cast<int64_t>(ids[0].size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    ZF_CHECK(static_cast<int64_t>(ids[i].size()) == length && real_lengths[i] >= 1 &&
+                 real_lengths[i] <= length,
+             "[qwen3] encode: padded sequence {} has {} ids and {} real ones, expected {} ids and "
+             "1..{} real",
+             i, ids[i].size(), real_lengths[i], length, length);
+  // The pad ids are in `ids`; the keys past each real length are masked as transformers masks
+  // them, while every row (padding included) is computed and kept.
+  const std::vector<int64_t> key_lengths(real_lengths.begin(), real_lengths.end());
+  return float32_on(forward(embed(ids, length, 0), key_lengths), Device::CPU);
 }
 
 io::WeightStore qwen3_model_weights(const io::WeightStore& weights) {
@@ -379,24 +426,24 @@ Qwen3Config Qwen3Config::from_gguf(const io::GgufHeader& header, int64_t vocab_s
 
 Qwen3TextEncoder load_qwen3_text_encoder(const io::WeightStore& weights,
                                          const std::optional<Qwen3Config>& config,
-                                         const Placement& placement) {
+                                         const Placement& placement, const std::vector<int>& taps) {
   const io::WeightStore named = qwen3_model_weights(weights);
-  if (config) return Qwen3TextEncoder(*config, named, placement);
+  if (config) return Qwen3TextEncoder(*config, named, placement, taps);
   if (const io::GgufHeader* gguf = weights.gguf_header())
     return Qwen3TextEncoder(Qwen3Config::from_gguf(*gguf, named.get("embed_tokens.weight").size(0),
                                                    weights.description()),
-                            named, placement);
-  return Qwen3TextEncoder(Qwen3Config::infer_from_weights(named), named, placement);
+                            named, placement, taps);
+  return Qwen3TextEncoder(Qwen3Config::infer_from_weights(named), named, placement, taps);
 }
 
 Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,
                                          const std::optional<Qwen3Config>& config,
-                                         const Placement& placement) {
+                                         const Placement& placement, const std::vector<int>& taps) {
   const io::WeightStore weights = io::WeightStore::open(path);
-  if (config) return load_qwen3_text_encoder(weights, config, placement);
+  if (config) return load_qwen3_text_encoder(weights, config, placement, taps);
   if (const auto json = io::component_config_json(path))
-    return load_qwen3_text_encoder(weights, Qwen3Config::from_json_file(*json), placement);
-  return load_qwen3_text_encoder(weights, std::nullopt, placement);
+    return load_qwen3_text_encoder(weights, Qwen3Config::from_json_file(*json), placement, taps);
+  return load_qwen3_text_encoder(weights, std::nullopt, placement, taps);
 }
 
 }  // namespace zflow::models

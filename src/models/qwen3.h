@@ -100,26 +100,40 @@ double qwen3_encode_flops(const Qwen3Config& config, int64_t tokens);
 
 class Qwen3TextEncoder {
  public:
-  // Binds the embedding and layers 0..encoder_layers()-1 by their Qwen3Model names; the
-  // last layer, the final norm and lm_head are neither needed nor read, present or not.
-  // A missing or wrong-shaped tensor gives an error naming it and its file (and the
-  // config, for a wrong shape); a layer past num_hidden_layers in `weights` is an error too,
-  // as hidden_states[-2] would come from the wrong layer. The bound weights are then put where
-  // `placement` says (models/placement.h).
+  // What the encoder returns: the hidden states `taps` names, by their index in transformers'
+  // output_hidden_states (k: the output of the first k layers, 1 <= k < num_hidden_layers; the
+  // last entry, after the final norm, is not offered), concatenated along the features in the
+  // order given. Empty: {num_hidden_layers - 1}, hidden_states[-2], what Z-Image reads; FLUX.2
+  // klein reads {9, 18, 27}.
+  // Binds the embedding and the layers the taps need by their Qwen3Model names; later layers,
+  // the final norm and lm_head are neither needed nor read, present or not. A missing or
+  // wrong-shaped tensor gives an error naming it and its file (and the config, for a wrong
+  // shape); a layer past num_hidden_layers in `weights` is an error too, as the taps would come
+  // from the wrong layers. The bound weights are then put where `placement` says
+  // (models/placement.h).
   Qwen3TextEncoder(const Qwen3Config& config, const io::WeightStore& weights,
-                   const Placement& placement = {});
+                   const Placement& placement = {}, std::vector<int> taps = {});
 
   const Qwen3Config& config() const { return config_; }
   const Placement& placement() const { return placement_; }
+  const std::vector<int>& taps() const { return taps_; }
+  int64_t output_features() const;  // taps x hidden_size
 
-  // hidden_states[-2] of one sequence: [ids.size(), hidden_size] float32 on the CPU, wherever
-  // the encoder runs. ids must be below vocab_size; at least one id.
+  // The taps of one sequence: [ids.size(), output_features()] float32 on the CPU, wherever the
+  // encoder runs. ids must be below vocab_size; at least one id.
   Tensor encode(std::span<const int32_t> ids) const;
 
   // The same for several sequences in one padded forward (right padding, causal plus
-  // key-length mask, positions from 0 in every row): one [len_i, hidden] per sequence,
+  // key-length mask, positions from 0 in every row): one [len_i, features] per sequence,
   // the rows of its real tokens, equal to encode(ids[i]) up to float rounding.
   std::vector<Tensor> encode_batch(const std::vector<std::vector<int32_t>>& ids) const;
+
+  // Sequences already padded to one length L, with real_lengths[b] real tokens each: every row,
+  // padding included, as a pipeline that feeds the padded states on computes them (causal mask
+  // plus attention mask 0 on the padding keys, positions 0..L-1). [B, L, features] float32 on
+  // the CPU.
+  Tensor encode_padded(const std::vector<std::vector<int32_t>>& ids,
+                       std::span<const int64_t> real_lengths) const;
 
   struct Attention {
     Tensor q_proj, k_proj, v_proj, o_proj, q_norm, k_norm;
@@ -135,13 +149,17 @@ class Qwen3TextEncoder {
   };
 
  private:
-  // Runs the encoder layers on x[B, L, hidden]; key_lengths[b] real tokens per row.
+  // Runs the encoder layers on x[B, L, hidden]; key_lengths[b] real tokens per row (empty: all
+  // real). The taps, concatenated: [B, L, output_features()].
   Tensor forward(Tensor x, const std::vector<int64_t>& key_lengths) const;
+  // Checked ids, embedded and padded with `pad` to the longest: [B, L, hidden].
+  Tensor embed(const std::vector<std::vector<int32_t>>& ids, int64_t length, int32_t pad) const;
   Tensor attention(const Layer& layer, const Tensor& x, const RopeTables& rope,
                    const std::vector<int64_t>& key_lengths) const;
 
   Qwen3Config config_;
   Placement placement_;
+  std::vector<int> taps_;
   Tensor embed_tokens_;  // on the host on every placement: a lookup reads a few rows
   std::vector<Layer> layers_;
   std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the layers' weights, streamed
@@ -160,12 +178,15 @@ io::WeightStore qwen3_model_weights(const io::WeightStore& weights);
 // safetensors), a *.safetensors.index.json, or a single file in either naming. The config
 // is `config` when given, else the folder's config.json (folders only), else a GGUF file's
 // qwen3.* metadata, else inferred from the weight shapes.
+// `taps` as the constructor takes them.
 Qwen3TextEncoder load_qwen3_text_encoder(const std::filesystem::path& path,
                                          const std::optional<Qwen3Config>& config = {},
-                                         const Placement& placement = {});
+                                         const Placement& placement = {},
+                                         const std::vector<int>& taps = {});
 // The same from weights already opened.
 Qwen3TextEncoder load_qwen3_text_encoder(const io::WeightStore& weights,
                                          const std::optional<Qwen3Config>& config = {},
-                                         const Placement& placement = {});
+                                         const Placement& placement = {},
+                                         const std::vector<int>& taps = {});
 
 }  // namespace zflow::models

@@ -1,4 +1,5 @@
-// The prompt template and tokenization of diffusers' ZImagePipeline._encode_prompt:
+// The Qwen3 chat-template prompts of the pipelines that use Qwen3 as their text encoder.
+// Z-Image: diffusers' ZImagePipeline._encode_prompt:
 //   apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
 //                       add_generation_prompt=True, enable_thinking=True)
 //   tokenizer(text, padding="max_length", max_length=512, truncation=True)
@@ -36,5 +37,15 @@ std::string zimage_prompt_text(std::string_view prompt);
 // pad token), as the pipeline's tokenizer call does. No BOS: Qwen tokenizers add none.
 PromptTokens encode_zimage_prompt(const BpeTokenizer& tokenizer, std::string_view prompt,
                                   size_t max_length = kZImageMaxSequenceLength);
+
+// FLUX.2 klein (diffusers Flux2KleinPipeline._get_qwen3_prompt_embeds) uses the same template
+// with enable_thinking=False, which closes an empty think block:
+//   "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+// and the same tokenizer call; the pipeline feeds all max_length ids, padding included, to the
+// text encoder (attention mask 0 on the padding).
+inline constexpr size_t kFlux2KleinMaxSequenceLength = 512;
+std::string flux2_klein_prompt_text(std::string_view prompt);
+PromptTokens encode_flux2_klein_prompt(const BpeTokenizer& tokenizer, std::string_view prompt,
+                                       size_t max_length = kFlux2KleinMaxSequenceLength);
 
 }  // namespace zflow::text

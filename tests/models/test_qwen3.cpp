@@ -135,6 +135,37 @@ TEST(Qwen3, PaddedBatchMatchesPipelineAndSingleRuns) {
   EXPECT_TRUE(encoder.encode_batch({}).empty());
 }
 
+// FLUX.2 klein's use: ids padded with the pad id to one length, every row (padding included) of
+// hidden states (1, 2, 3) stacked on the features. The padded rows see the real tokens only.
+TEST(Qwen3, TappedHiddenStatesOfPaddedSequencesMatchTransformers) {
+  const Qwen3TextEncoder encoder =
+      models::load_qwen3_text_encoder(kFolder, std::nullopt, {}, {1, 2, 3});
+  EXPECT_EQ(encoder.output_features(), 3 * 48);
+  const Golden g;
+  const Tensor ids = g.get("klein_ids");
+  const std::vector<int32_t> lengths32 = g.ids("klein_lengths");
+  const std::vector<int64_t> lengths(lengths32.begin(), lengths32.end());
+  std::vector<std::vector<int32_t>> rows;
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    const Tensor row = ids.select(0, b).contiguous();
+    rows.emplace_back(row.data<int32_t>(), row.data<int32_t>() + row.numel());
+  }
+  ASSERT_LT(lengths[1], static_cast<int64_t>(rows[1].size()));
+  EXPECT_LE(relative_error(encoder.encode_padded(rows, lengths), g.get("klein_out")), kTolerance);
+  // The taps of the real rows are what encode gives for the prompt alone.
+  const Tensor alone = encoder.encode(std::span(rows[1]).first(static_cast<size_t>(lengths[1])));
+  EXPECT_LE(relative_error(alone, g.get("klein_out").select(0, 1).slice(0, 0, lengths[1])), 1e-4);
+  // hidden_states[4] would need the final norm; 0 is the embedding itself.
+  for (int tap : {0, 4})
+    EXPECT_NE(error_of([&] {
+                models::load_qwen3_text_encoder(kFolder, std::nullopt, {}, {tap});
+              }).find("hidden state " + std::to_string(tap)),
+              std::string::npos);
+  EXPECT_NE(
+      error_of([&] { encoder.encode_padded(rows, std::vector<int64_t>{40}); }).find("real lengths"),
+      std::string::npos);
+}
+
 // transformers' own cos/sin for 100 positions, head_dim 16, theta 1e6. Angles reach 99
 // rad, where one float32 ulp of the angle is 8e-6; the tables agree far closer, so inv_freq
 // and the float32 angle are rounded exactly as transformers rounds them.

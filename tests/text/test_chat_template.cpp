@@ -1,5 +1,6 @@
 // The Z-Image prompt path against diffusers' ZImagePipeline._encode_prompt: the template text,
-// the ids with attention mask 1, and the truncation at 512 tokens (golden chat_cases).
+// the ids with attention mask 1, and the truncation at 512 tokens (golden chat_cases); FLUX.2
+// klein's against Flux2KleinPipeline's (klein_chat_cases: all 512 ids, padding included).
 #include "text/chat_template.h"
 #include "tokenizer_fixture.h"
 
@@ -28,6 +29,19 @@ TEST(ChatTemplate, ZImageIdsMatchPipeline) {
     saw_truncation |= tokens.attention_length == max_length;
   }
   EXPECT_TRUE(saw_truncation) << "the fixture should hold a prompt over 512 tokens";
+}
+
+TEST(ChatTemplate, Flux2KleinTextAndIdsMatchPipeline) {
+  ZF_REQUIRE_ASSET(test::qwen3_tokenizer_json());
+  const size_t max_length = test::qwen3_cases().at("max_sequence_length");
+  for (const auto& c : test::qwen3_cases().at("klein_chat_cases")) {
+    const std::string prompt = c.at("prompt").get<std::string>();
+    EXPECT_EQ(text::flux2_klein_prompt_text(prompt), c.at("text").get<std::string>());
+    const auto tokens =
+        text::encode_flux2_klein_prompt(test::qwen3_tokenizer(), prompt, max_length);
+    EXPECT_EQ(tokens.ids, c.at("ids").get<std::vector<int32_t>>()) << prompt;
+    EXPECT_EQ(tokens.attention_length, c.at("attention_length").get<size_t>()) << prompt;
+  }
 }
 
 TEST(ChatTemplate, EmptyPromptIsEightTokens) {

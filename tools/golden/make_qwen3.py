@@ -16,7 +16,9 @@ head dim (16) times the heads (4) is not the hidden size (48), as in Qwen3-4B (3
       sequence per forward; a batch of two prompts run as the pipeline runs it (right padding
       to a max length, attention_mask, hidden_states[-2], rows where the mask is 1):
       batch_ids_{0,1}, batch_out_{0,1}; and the model's own RoPE tables for 100 positions,
-      rope_cos / rope_sin [100, head_dim].
+      rope_cos / rope_sin [100, head_dim]; and as FLUX.2 klein encodes (pad id 7 to the max
+      length, the attention mask, hidden states (1, 2, 3) stacked on the features, every row):
+      klein_ids [2, 40] (int32), klein_lengths [2] (int32), klein_out [2, 40, 3 x 48].
 Token ids are drawn below the tiny vocab (1000). One more case keeps the real vocab (151936)
 and real ids, with hidden 16 and only the embedding rows those ids use stored (the whole
 table would be 9.7 MB):
@@ -44,6 +46,8 @@ LENGTHS = [1, 7, 32, 33, 100]
 BATCH_LENGTHS = [33, 7]
 BATCH_MAX_LENGTH = 40  # the pipeline pads to max_sequence_length, past the longest prompt
 PAD_ID = 0
+KLEIN_PAD_ID = 7  # any id but 0: padding with the wrong id changes the padded rows
+KLEIN_TAPS = (1, 2, 3)  # klein reads (9, 18, 27) of Qwen3's 36 layers; the tiny model has 4
 CONFIG = dict(
     vocab_size=1000,
     hidden_size=48,
@@ -172,6 +176,21 @@ def main() -> None:
         positions = torch.arange(100)[None]
         cos, sin = model.rotary_emb(torch.zeros(1, dtype=torch.float32), positions)
         io["rope_cos"], io["rope_sin"] = cos[0], sin[0]
+
+        # FLUX.2 klein's use (Flux2KleinPipeline._get_qwen3_prompt_embeds): right padding with the
+        # pad id to a fixed length, the attention mask, and hidden states KLEIN_TAPS stacked per
+        # token, every row (padding included) kept.
+        ids = torch.full((len(BATCH_LENGTHS), BATCH_MAX_LENGTH), KLEIN_PAD_ID, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, n in enumerate(BATCH_LENGTHS):
+            ids[i, :n] = torch.randint(0, CONFIG["vocab_size"], (n,), generator=gen)
+            mask[i, :n] = 1
+        hidden = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        stacked = torch.stack([hidden[k] for k in KLEIN_TAPS], dim=1)
+        b, taps, length, width = stacked.shape
+        io["klein_ids"] = ids.to(torch.int32)
+        io["klein_lengths"] = mask.sum(dim=1).to(torch.int32)
+        io["klein_out"] = stacked.permute(0, 2, 1, 3).reshape(b, length, taps * width)
 
     save_fixture("qwen3/qwen3_tiny_diffusers_io.safetensors", io, __file__, SEED, config=CONFIG)
     make_real_vocab_case()

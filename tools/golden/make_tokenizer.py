@@ -13,6 +13,8 @@ Writes tests/fixtures/tokenizer/qwen3_tokenizer_cases.json with
               feeds the text encoder: apply_chat_template(..., enable_thinking=True), then
               tokenizer(text, padding="max_length", max_length=512, truncation=True); ids are the
               input_ids with attention_mask 1 (the pipeline keeps only those).
+  klein_chat_cases: the same for Flux2KleinPipeline (enable_thinking=False), ids all 512 of them,
+              padding included: every one reaches its text encoder.
 Also writes three tiny byte-level BPE tokenizers (tests/fixtures/tokenizer/tiny_bpe_<variant>_tokenizer.json:
 the first 500 Qwen merges, merges stored in the "a b" string form) with added tokens that use the lstrip, rstrip,
 single_word and normalized flags and Split steps with behavior Removed and invert, and their ids in
@@ -383,6 +385,16 @@ def main() -> None:
             mask = inputs.attention_mask[0].bool()
             ids = inputs.input_ids[0][mask].tolist()
             chat_cases.append({"prompt": prompt, "text": text, "ids": ids, "attention_length": int(mask.sum())})
+        klein_chat_cases = []
+        for prompt in chat_prompts():
+            # Same calls as Flux2KleinPipeline._get_qwen3_prompt_embeds: thinking off, and every one of
+            # the 512 ids (padding included) reaches the text encoder.
+            text = pipeline_tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                          add_generation_prompt=True, enable_thinking=False)
+            inputs = pipeline_tokenizer(text, padding="max_length", max_length=MAX_SEQUENCE_LENGTH,
+                                        truncation=True, return_tensors="pt")
+            klein_chat_cases.append({"prompt": prompt, "text": text, "ids": inputs.input_ids[0].tolist(),
+                                     "attention_length": int(inputs.attention_mask[0].sum())})
 
     tiny_cases = {}
     for name, (document, tokenizer) in tiny_tokenizers().items():
@@ -394,7 +406,7 @@ def main() -> None:
 
     path = save_json_fixture("tokenizer/qwen3_tokenizer_cases.json",
                              {"seed": SEED, "max_sequence_length": MAX_SEQUENCE_LENGTH, "cases": cases,
-                              "chat_cases": chat_cases},
+                              "chat_cases": chat_cases, "klein_chat_cases": klein_chat_cases},
                              __file__)
     print(f"wrote {path}: {len(cases)} cases, {len(chat_cases)} chat cases, longest {longest} tokens")
 
