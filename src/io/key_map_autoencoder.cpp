@@ -54,6 +54,11 @@ constexpr Rule kRules[] = {
     {"{side}.conv_out", "{side}.conv_out", Over::Sides},
     {"quant_conv", "quant_conv", Over::Once},
     {"post_quant_conv", "post_quant_conv", Over::Once},
+    // FLUX.2's AE keeps its quant convs inside the encoder and decoder, and carries the
+    // BatchNorm statistics its pipelines normalise latents with.
+    {"encoder.quant_conv", "quant_conv", Over::Once},
+    {"decoder.post_quant_conv", "post_quant_conv", Over::Once},
+    {"bn", "bn", Over::Once},
 };
 
 constexpr std::pair<std::string_view, std::string_view> kResnetParts[] = {
@@ -196,8 +201,12 @@ WeightStore original_autoencoder_to_diffusers(const WeightStore& store, Autoenco
 
 WeightStore diffusers_autoencoder_to_original(const WeightStore& store, AutoencoderCounts counts) {
   std::map<std::string, std::pair<std::string, bool>> inverse;  // diffusers -> original, squeeze
-  for (const auto& [original, target] : expand_rules(counts))
-    inverse[target.name] = {original, target.squeeze};
+  for (const auto& [original, target] : expand_rules(counts)) {
+    // Two original names for the quant convs (LDM's top level, FLUX.2's nested): write LDM's.
+    const auto it = inverse.find(target.name);
+    if (it == inverse.end() || original == target.name)
+      inverse[target.name] = {original, target.squeeze};
+  }
   WeightStore out;
   for (const std::string& name : store.names()) {
     const size_t dot = name.rfind('.');

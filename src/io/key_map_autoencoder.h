@@ -9,6 +9,8 @@
 //   *.mid.attn_1.{norm,q,k,v,proj_out}     -> *.mid_block.attentions.0.{group_norm,to_q,to_k,
 //                                             to_v,to_out.0}   (1x1 conv [C,C,1,1] -> [C,C])
 //   *.norm_out                             -> *.conv_norm_out
+//   encoder.quant_conv, decoder.post_quant_conv (FLUX.2) -> quant_conv, post_quant_conv
+//   bn.* (FLUX.2's latent BatchNorm statistics) -> bn.*
 // (diffusers single_file_utils.convert_ldm_vae_checkpoint; BFL flux autoencoder.py.)
 #pragma once
 

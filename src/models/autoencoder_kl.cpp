@@ -175,9 +175,26 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const std::string& json_text,
       fail("[vae] {}: field '{}' has the wrong type: {}", source, key, j[key].dump());
     }
   };
-  if (j.contains("_class_name") && j["_class_name"] != "AutoencoderKL")
-    fail("[vae] {}: _class_name is {}, expected \"AutoencoderKL\"", source,
-         j["_class_name"].dump());
+  std::string class_name = "AutoencoderKL";
+  read("_class_name", class_name);
+  if (class_name == "AutoencoderKLFlux2") {
+    // Its own defaults (diffusers AutoencoderKLFlux2): 32 channels, quant convs, and no latent
+    // scale or shift: FLUX.2's pipelines normalise with BatchNorm statistics instead
+    // (models/flux2_autoencoder.h).
+    c.latent_channels = 32;
+    c.use_quant_conv = c.use_post_quant_conv = true;
+    c.scaling_factor = 1.0f;
+    c.shift_factor = 0.0f;
+    ZF_CHECK(!j.contains("decoder_block_out_channels") ||
+                 j["decoder_block_out_channels"].is_null() ||
+                 j["decoder_block_out_channels"] == j.value("block_out_channels", nlohmann::json()),
+             "[vae] {}: decoder_block_out_channels {} differ from the encoder's: a decoder of "
+             "another width is not supported",
+             source, j["decoder_block_out_channels"].dump());
+  } else if (class_name != "AutoencoderKL") {
+    fail("[vae] {}: _class_name is \"{}\", expected \"AutoencoderKL\" or \"AutoencoderKLFlux2\"",
+         source, class_name);
+  }
   read("in_channels", c.in_channels);
   read("out_channels", c.out_channels);
   read("latent_channels", c.latent_channels);

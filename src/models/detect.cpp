@@ -97,8 +97,10 @@ std::optional<DetectedComponent> detect_autoencoder(const io::WeightStore& weigh
           ? stripped
           : io::original_autoencoder_to_diffusers(stripped,
                                                   io::count_original_autoencoder_layers(stripped));
+  // FLUX.2's carries the BatchNorm statistics its pipelines normalise latents with.
   return DetectedComponent{
-      "autoencoder kl", std::string(io::autoencoder_layout_name(layout)),
+      stripped.contains("bn.running_mean") ? "flux.2 autoencoder kl" : "autoencoder kl",
+      std::string(io::autoencoder_layout_name(layout)),
       config_summary([&] { return AutoencoderKLConfig::infer_from_weights(diffusers_names); })};
 }
 

@@ -1,7 +1,7 @@
 // The Z-Image models (Qwen3, transformer, autoencoder), the FLUX.1 ones (CLIP-L, T5,
-// transformer) and the FLUX.2 transformer on the GPU against the same goldens the CPU tests use
-// (diffusers / transformers in float32, tools/golden/make_*.py), with weights placed on the device
-// once (models/placement.h). Skipped without a CUDA device. Tolerances:
+// transformer) and the FLUX.2 ones (transformer, autoencoder) on the GPU against the same goldens
+// the CPU tests use (diffusers / transformers in float32, tools/golden/make_*.py), with weights
+// placed on the device once (models/placement.h). Skipped without a CUDA device. Tolerances:
 //  - bf16 activations and weights (the GPU default): cosine >= 0.999 against the float32
 //    golden, the bound the CPU tests hold bf16 weights to (test_zimage_dit, test_qwen3): bf16
 //    keeps 8 bits of mantissa, each rounding costs up to 0.2%, and through a few blocks the
@@ -26,6 +26,7 @@
 #include "io/safetensors.h"
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
+#include "models/flux2_autoencoder.h"
 #include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
@@ -347,6 +348,19 @@ TEST(CudaModels, AutoencoderMatchesDiffusers) {
 }
 
 // Random weights made on the device bind and run (what `zflow bench --device cuda` does).
+// FLUX.2's autoencoder: the KL network on the GPU, the patchify and BatchNorm on the host.
+TEST(CudaModels, Flux2AutoencoderMatchesPipeline) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io = io::SafetensorsFile::open(
+      test::fixture("flux2_autoencoder/flux2_autoencoder_tiny_diffusers_io.safetensors"));
+  for (DType act : {DType::F32, DType::BF16}) {
+    const Flux2Autoencoder ae = load_flux2_autoencoder(
+        test::fixture("flux2_autoencoder/tiny_diffusers/vae"), Placement::cuda(act));
+    expect_close(ae.encode(io.tensor("image")), io.tensor("encoded"), act, "flux.2 ae encode");
+    expect_close(ae.decode(io.tensor("z")), io.tensor("decoded"), act, "flux.2 ae decode");
+  }
+}
+
 TEST(CudaModels, RandomWeightsMadeOnTheDeviceRun) {
   ZF_REQUIRE_GPU();
   const AutoencoderKLConfig config =

@@ -34,6 +34,9 @@ TEST(Detect, EveryModelInEveryLayout) {
   EXPECT_EQ(detect("autoencoder/tiny_diffusers/vae").architecture, "autoencoder kl");
   EXPECT_THAT(detect("autoencoder/autoencoder_tiny_original_ae.safetensors").layout,
               HasSubstr("original"));
+  EXPECT_EQ(detect("flux2_autoencoder/tiny_diffusers/vae").architecture, "flux.2 autoencoder kl");
+  EXPECT_EQ(detect("flux2_autoencoder/flux2_autoencoder_tiny_original_ae.safetensors").architecture,
+            "flux.2 autoencoder kl");
 }
 
 TEST(Detect, FluxTransformerInEveryLayout) {
