@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "io/key_map_autoencoder.h"
+#include "models/vae_tiling.h"
 
 namespace zflow::models {
 namespace {
@@ -126,8 +127,10 @@ Tensor Flux2Autoencoder::encode(const Tensor& image) const {
   return normalize(flux2_patchify_latents(mean.to(Device::CPU)));
 }
 
-Tensor Flux2Autoencoder::decode(const Tensor& z) const {
-  return vae_.decode_raw(flux2_unpatchify_latents(denormalize(z.to(Device::CPU)))).to(Device::CPU);
+Tensor Flux2Autoencoder::decode(const Tensor& z, bool tiled) const {
+  const Tensor raw = flux2_unpatchify_latents(denormalize(z.to(Device::CPU)));
+  return (tiled ? decode_raw_tiled(vae_, raw, kDefaultVaeTile) : vae_.decode_raw(raw))
+      .to(Device::CPU);
 }
 
 Flux2Autoencoder load_flux2_autoencoder(const io::WeightStore& weights,

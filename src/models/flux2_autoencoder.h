@@ -42,8 +42,9 @@ class Flux2Autoencoder {
   // patchified, then (x - mean) / sqrt(var + eps). float32 on the CPU.
   Tensor encode(const Tensor& image) const;
   // The image [B, 3, f h, f w] (about [-1, 1]) of a normalised latent z[B, 4 x latent, h, w]:
-  // z * sqrt(var + eps) + mean, unpatchified, decoded. float32 on the CPU.
-  Tensor decode(const Tensor& z) const;
+  // z * sqrt(var + eps) + mean, unpatchified, decoded (in 1024-pixel tiles when `tiled`, as
+  // diffusers' enable_tiling(); models/vae_tiling.h). float32 on the CPU.
+  Tensor decode(const Tensor& z, bool tiled = false) const;
 
   // The BatchNorm normalisation alone, on float32 [B, 4 x latent, h, w] latents on the CPU.
   Tensor normalize(const Tensor& patchified) const;

@@ -88,4 +88,25 @@ Tensor repeat_batch(const Tensor& t, int64_t n) {
   return out;
 }
 
+Tensor combine_guidance(const Tensor& both, float scale) {
+  const Tensor v = both.contiguous();
+  ZF_CHECK(v.dtype() == DType::F32 && v.ndim() >= 1 && v.size(0) % 2 == 0,
+           "[sampling] guidance: velocities {} {} are not float32 [positives; negatives]",
+           dtype_name(v.dtype()), shape_str(v.shape()));
+  const int64_t batch = v.size(0) / 2;
+  Shape shape = v.shape();
+  shape[0] = batch;
+  Tensor out = Tensor::empty(shape, DType::F32);
+  const int64_t n = out.numel();
+  const float* pos = v.data<float>();
+  const float* neg = pos + n;
+  float* dst = out.data<float>();
+  for (int64_t k = 0; k < n; ++k) {
+    const float difference = pos[k] - neg[k];
+    const float scaled = scale * difference;
+    dst[k] = neg[k] + scaled;
+  }
+  return out;
+}
+
 }  // namespace zflow::pipeline

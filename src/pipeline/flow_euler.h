@@ -24,6 +24,11 @@ Tensor scale_noise(const Tensor& sample, const Tensor& noise, float sigma);
 // the batch and channels of latents / known [B, C, h, w].
 void blend_masked(Tensor& latents, const Tensor& known, const Tensor& mask);
 
+// Classifier-free guidance on one forward over [positives; negatives]: velocities [2B, ...] ->
+// [B, ...] with neg + scale * (pos - neg), in float32 in diffusers' operation order (FLUX.1's
+// true CFG, FLUX.2 klein base's CFG).
+Tensor combine_guidance(const Tensor& both, float scale);
+
 // [n * B, ...]: `t` repeated n times along dim 0 (torch.cat([t] * n)).
 Tensor repeat_batch(const Tensor& t, int64_t n);
 

@@ -4,20 +4,20 @@
 
 #include "core/error.h"
 #include "pipeline/flux_pipeline.h"
+#include "pipeline/pipeline_generator.h"
 
 namespace zflow::pipeline {
 
 namespace {
 
-class FluxGenerator final : public ImageGenerator {
+class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> {
  public:
-  explicit FluxGenerator(FluxPipeline pipe) : pipe_(std::move(pipe)) {}
+  using PipelineGenerator::PipelineGenerator;
 
-  const std::string& model_name() const override { return pipe_.model_name(); }
   std::string architecture() const override { return flux_variant_name(pipe_.variant()); }
 
   GenerationSettings resolve(const GenerationRequest& request) const override {
-    const FluxSettings s = pipe_.resolve(to_flux(request));
+    const FluxSettings s = pipe_.resolve(to_request(request));
     GenerationSettings g;
     g.mode = flux_mode_name(s.mode);
     g.width = s.width;
@@ -31,34 +31,11 @@ class FluxGenerator final : public ImageGenerator {
     return g;
   }
 
-  std::vector<io::Image> generate(const GenerationRequest& request,
-                                  const RunControl& control) const override {
-    return pipe_.generate(to_flux(request), control);
-  }
-
-  bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const override {
-    FluxRequest fa, fb;
-    try {
-      fa = to_flux(a);
-      fb = to_flux(b);
-    } catch (const Error&) {
-      return false;  // refused: each fails alone
-    }
-    return pipe_.can_share_forwards(fa, fb);
-  }
-
-  std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
-                                                        const RunControl& control) const override {
-    std::vector<FluxRequest> f;
-    for (const GenerationRequest& r : requests) f.push_back(to_flux(r));
-    return pipe_.generate_together(f, control);
-  }
-
   // A1111's layout as Forge writes FLUX runs: the embedded guidance as "Distilled CFG Scale", the
   // true CFG scale as "CFG scale" (1: none) after the negative prompt's line.
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
-    const FluxSettings s = pipe_.resolve(to_flux(request));
+    const FluxSettings s = pipe_.resolve(to_request(request));
     const bool edits = s.mode != FluxMode::TextToImage;
     std::string text = request.prompt + "\n";
     if (s.true_cfg && !request.negative_prompt.empty())
@@ -109,7 +86,7 @@ class FluxGenerator final : public ImageGenerator {
   // embedded): cfg_scale above 1 runs it against the negative prompt, the empty prompt when none
   // is given, as stable-diffusion.cpp, ComfyUI and Forge do (diffusers needs negative_prompt=""
   // for that). cfg_scale 0 or 1 means none; a negative prompt that would be ignored is an error.
-  FluxRequest to_flux(const GenerationRequest& r) const {
+  FluxRequest to_request(const GenerationRequest& r) const override {
     const float cfg = r.cfg_scale.value_or(1.0f);
     const bool true_cfg = cfg > 1.0f;
     if (!true_cfg && cfg != 0.0f && cfg != 1.0f)
@@ -146,8 +123,6 @@ class FluxGenerator final : public ImageGenerator {
     f.vae_tiling = r.vae_tiling;
     return f;
   }
-
-  FluxPipeline pipe_;
 };
 
 }  // namespace

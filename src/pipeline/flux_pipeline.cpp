@@ -34,26 +34,6 @@ Tensor repeat_sample(const Tensor& t, int64_t n) {
   return repeat_batch(t.contiguous().view(one), n);
 }
 
-// True CFG on one forward over [positives; negatives]: velocities [2B, ...] -> [B, ...] with
-// neg + scale * (pos - neg), in float32 in diffusers' operation order.
-Tensor combine_true_cfg(const Tensor& both, float scale) {
-  const Tensor v = both.contiguous();
-  const int64_t batch = v.size(0) / 2;
-  Shape shape = v.shape();
-  shape[0] = batch;
-  Tensor out = Tensor::empty(shape, DType::F32);
-  const int64_t n = out.numel();
-  const float* pos = v.data<float>();
-  const float* neg = pos + n;
-  float* dst = out.data<float>();
-  for (int64_t k = 0; k < n; ++k) {
-    const float difference = pos[k] - neg[k];
-    const float scaled = scale * difference;
-    dst[k] = neg[k] + scaled;
-  }
-  return out;
-}
-
 }  // namespace
 
 const char* flux_variant_name(FluxVariant variant) {
@@ -307,7 +287,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     const Tensor v = models::flux_unpack_latents(
         transformer_.forward(models::flux_pack_latents(x_in), img_ids, txt, pooled, t, guidance),
         2 * rows, 2 * cols);
-    return s.true_cfg ? combine_true_cfg(v, s.true_cfg_scale) : v;
+    return s.true_cfg ? combine_guidance(v, s.true_cfg_scale) : v;
   };
   const Tensor latents = flow_denoise(velocity, joined(starts), schedule,
                                       inpaint ? &*inpaint : nullptr, with_previews(control, vae_));

@@ -116,4 +116,18 @@ FlowSchedule flux1_schedule(const FluxSchedulerConfig& config, int steps, int64_
   return dynamic_shift(steps, mu, SigmaSpacing::kNumpyF64);
 }
 
+FluxSchedulerConfig flux2_release_scheduler() {
+  FluxSchedulerConfig c;
+  c.use_dynamic_shifting = true;
+  c.shift = 3.0;
+  return c;
+}
+
+FlowSchedule flux2_klein_schedule(const FluxSchedulerConfig& config, int steps,
+                                  int64_t image_seq_len) {
+  if (!config.use_dynamic_shifting)
+    return static_shift(steps, config.shift, SigmaSpacing::kNumpyF64);
+  return flux2_schedule(steps, image_seq_len);
+}
+
 }  // namespace zflow::pipeline

@@ -38,4 +38,11 @@ FluxSchedulerConfig read_flux_scheduler_config(const std::filesystem::path& path
 // The schedule of `steps` steps for an image of `image_seq_len` packed tokens ((H/16) * (W/16)).
 FlowSchedule flux1_schedule(const FluxSchedulerConfig& config, int steps, int64_t image_seq_len);
 
+// FLUX.2's pipelines pass their own mu, the empirical one of the token count and the step count
+// (flux2_empirical_mu), which a scheduler with dynamic shifting uses in place of its line; with
+// dynamic shifting off it keeps its static shift. The klein releases' config shifts dynamically.
+FluxSchedulerConfig flux2_release_scheduler();
+FlowSchedule flux2_klein_schedule(const FluxSchedulerConfig& config, int steps,
+                                  int64_t image_seq_len);
+
 }  // namespace zflow::pipeline

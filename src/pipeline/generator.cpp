@@ -10,6 +10,7 @@
 #include "io/file_hash.h"
 #include "io/weight_store.h"
 #include "models/detect.h"
+#include "pipeline/flux2_generator.h"
 #include "pipeline/flux_generator.h"
 #include "pipeline/zimage_generator.h"
 #include "sampling/flow_schedule.h"
@@ -20,7 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class Family { ZImage, Flux1 };
+enum class Family { ZImage, Flux1, Flux2 };
 
 // A diffusers folder names its pipeline class in model_index.json; a lone diffusion model file is
 // told by its tensor names.
@@ -35,10 +36,11 @@ Family detect_family(const ModelFiles& files) {
             ? json["_class_name"].get<std::string>()
             : "";
     if (cls.rfind("ZImage", 0) == 0) return Family::ZImage;
-    if (cls.rfind("Flux", 0) == 0 && cls.rfind("Flux2", 0) != 0) return Family::Flux1;
+    if (cls.rfind("Flux2", 0) == 0) return Family::Flux2;
+    if (cls.rfind("Flux", 0) == 0) return Family::Flux1;
     fail(
-        "[model] {}: pipeline class '{}' is not one zflow runs (expected a ZImage or FLUX.1 "
-        "pipeline)",
+        "[model] {}: pipeline class '{}' is not one zflow runs (expected a ZImage, FLUX.1 or "
+        "FLUX.2 klein pipeline)",
         index.string(), cls);
   }
   if (files.diffusion_model.empty())
@@ -46,9 +48,10 @@ Family detect_family(const ModelFiles& files) {
   const auto found = models::detect_component(io::WeightStore::open(files.diffusion_model));
   if (found && found->architecture == "z-image transformer") return Family::ZImage;
   if (found && found->architecture.rfind("flux.1", 0) == 0) return Family::Flux1;
+  if (found && found->architecture.rfind("flux.2", 0) == 0) return Family::Flux2;
   fail(
-      "[model] {}: holds {}, not a diffusion model zflow runs (expected a Z-Image or FLUX.1 "
-      "transformer)",
+      "[model] {}: holds {}, not a diffusion model zflow runs (expected a Z-Image, FLUX.1 or "
+      "FLUX.2 transformer)",
       files.diffusion_model.string(), found ? found->architecture : "no model zflow knows");
 }
 
@@ -119,6 +122,8 @@ std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {
       return load_zimage_generator(files);
     case Family::Flux1:
       return load_flux_generator(files);
+    case Family::Flux2:
+      return load_flux2_generator(files);
   }
   fail("[model] unreachable family");
 }

@@ -24,8 +24,8 @@
 namespace zflow::pipeline {
 
 // Where a model's components are: a diffusers folder, or each file on its own (a file given on
-// its own overrides the folder's component). Which fields a family uses: Z-Image takes
-// text_encoder (Qwen3) and tokenizer; FLUX.1 takes clip_l, t5xxl and their tokenizers.
+// its own overrides the folder's component). Which fields a family uses: Z-Image and FLUX.2 klein
+// take text_encoder (Qwen3) and tokenizer; FLUX.1 takes clip_l, t5xxl and their tokenizers.
 struct ModelFiles {
   std::filesystem::path model_dir;
   std::filesystem::path diffusion_model;

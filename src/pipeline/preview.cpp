@@ -32,13 +32,19 @@ Tensor shrink_latents(const Tensor& latents, int64_t max_cells) {
   return out;
 }
 
-RunControl with_previews(const RunControl& control, const models::AutoencoderKL& vae) {
+RunControl with_previews(const RunControl& control,
+                         std::function<Tensor(const Tensor& latents)> decode) {
   RunControl run = control;
   if (!control.on_preview) return run;
-  run.on_estimate = [&vae, on_preview = control.on_preview](const Tensor& x0) {
-    on_preview(tensor_to_images(vae.decode(shrink_latents(x0, kPreviewCells))));
+  run.on_estimate = [decode = std::move(decode),
+                     on_preview = control.on_preview](const Tensor& x0) {
+    on_preview(tensor_to_images(decode(shrink_latents(x0, kPreviewCells))));
   };
   return run;
+}
+
+RunControl with_previews(const RunControl& control, const models::AutoencoderKL& vae) {
+  return with_previews(control, [&vae](const Tensor& z) { return vae.decode(z); });
 }
 
 }  // namespace zflow::pipeline

@@ -1,6 +1,7 @@
 #include "pipeline/zimage_generator.h"
 
 #include "core/error.h"
+#include "pipeline/pipeline_generator.h"
 #include "pipeline/zimage_metadata.h"
 #include "pipeline/zimage_pipeline.h"
 
@@ -8,15 +9,14 @@ namespace zflow::pipeline {
 
 namespace {
 
-class ZImageGenerator final : public ImageGenerator {
+class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageRequest> {
  public:
-  explicit ZImageGenerator(ZImagePipeline pipe) : pipe_(std::move(pipe)) {}
+  using PipelineGenerator::PipelineGenerator;
 
-  const std::string& model_name() const override { return pipe_.model_name(); }
   std::string architecture() const override { return zimage_variant_name(pipe_.variant()); }
 
   GenerationSettings resolve(const GenerationRequest& request) const override {
-    const ZImageSettings s = pipe_.resolve(to_zimage(request));
+    const ZImageSettings s = pipe_.resolve(to_request(request));
     GenerationSettings g;
     g.mode = zimage_mode_name(s.mode);
     g.width = s.width;
@@ -29,26 +29,9 @@ class ZImageGenerator final : public ImageGenerator {
     return g;
   }
 
-  std::vector<io::Image> generate(const GenerationRequest& request,
-                                  const RunControl& control) const override {
-    return pipe_.generate(to_zimage(request), control);
-  }
-
-  bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const override {
-    if (a.guidance || b.guidance) return false;  // refused by to_zimage: each fails alone
-    return pipe_.can_share_forwards(to_zimage(a), to_zimage(b));
-  }
-
-  std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
-                                                        const RunControl& control) const override {
-    std::vector<ZImageRequest> z;
-    for (const GenerationRequest& r : requests) z.push_back(to_zimage(r));
-    return pipe_.generate_together(z, control);
-  }
-
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
-    const ZImageRequest z = to_zimage(request);
+    const ZImageRequest z = to_request(request);
     const ZImageSettings s = pipe_.resolve(z);
     return {a1111_parameters(z, s, model_name(), batch_index),
             request_json(z, s, model_name(), {sources.init_image, sources.mask}, batch_index)};
@@ -57,7 +40,7 @@ class ZImageGenerator final : public ImageGenerator {
  private:
   // Z-Image's guidance is classifier-free only: the model embeds none, so a request for embedded
   // guidance is a mistake worth naming rather than ignoring.
-  static ZImageRequest to_zimage(const GenerationRequest& r) {
+  ZImageRequest to_request(const GenerationRequest& r) const override {
     if (r.guidance)
       fail(
           "[zimage] guidance: Z-Image has no embedded (distilled) guidance; use cfg_scale for "
@@ -82,8 +65,6 @@ class ZImageGenerator final : public ImageGenerator {
     z.vae_tiling = r.vae_tiling;
     return z;
   }
-
-  ZImagePipeline pipe_;
 };
 
 }  // namespace

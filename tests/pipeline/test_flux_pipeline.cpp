@@ -30,6 +30,7 @@
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux_pipeline.h"
+#include "run_together_check.h"
 #include "test_util.h"
 
 namespace zflow::pipeline {
@@ -176,16 +177,7 @@ TEST(FluxPipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
     b.seed = a.seed + 5;
     b.batch = 2;
     c.seed = 11;
-    const std::vector<FluxRequest> requests = {a, b, c};
-    ASSERT_TRUE(pipe.can_share_forwards(a, b)) << name;
-    const auto together = pipe.generate_together(requests);
-    ASSERT_EQ(together.size(), requests.size());
-    for (size_t r = 0; r < requests.size(); ++r) {
-      const auto alone = pipe.generate(requests[r]);
-      ASSERT_EQ(together[r].size(), alone.size()) << name << " request " << r;
-      for (size_t k = 0; k < alone.size(); ++k)
-        EXPECT_EQ(together[r][k].rgb, alone[k].rgb) << name << " request " << r << " image " << k;
-    }
+    test::expect_together_as_alone(pipe, std::vector<FluxRequest>{a, b, c}, name);
   }
   const FluxPipeline& dev = pipeline("dev");
   const FluxRequest a = request_for(find_case("dev"));

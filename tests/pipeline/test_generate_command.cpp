@@ -326,5 +326,40 @@ TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
             std::string::npos);
 }
 
+// FLUX.2 klein from its diffusers folder: the distilled model with its defaults but the size and
+// steps, and the base model's CFG (its default scale 4, against the empty prompt) as in the golden
+// cases "klein" and "base". In float32 matmuls, as the reference: this tiny model's text path is
+// made steep so that every text-side mistake shows, and bf16 activations alone (the default on an
+// AVX-512 BF16 CPU) move it to ~33 dB.
+TEST_F(GenerateCommand, Flux2KleinMatchesDiffusers) {
+  const fs::path flux2 = test::fixture("flux2_pipeline");
+  auto args = [&](const char* model) {
+    return "generate --device cpu --matmul-precision fp32 -m " + (flux2 / model).string() +
+           " --tokenizer " + tokenizer_.string() +
+           " -p 'a red fox sitting in fresh snow, morning light' -W 64 -H 48 "
+           "--steps 3 -o ";
+  };
+  const CommandResult klein =
+      run_zflow(args("tiny_klein") + (out_ / "klein.png").string() + " --seed 42");
+  ASSERT_EQ(klein.status, 0) << klein.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "klein.png"),
+                       io::read_image(flux2 / "flux2_tiny_diffusers_klein_0.png")),
+            40.0);
+  EXPECT_EQ(png_text(out_ / "klein.png").at("parameters"),
+            "a red fox sitting in fresh snow, morning light\nSteps: 3, Sampler: Euler, CFG scale: "
+            "1, Seed: 42, Size: 64x48, Model: tiny_klein");
+  const CommandResult base =
+      run_zflow(args("tiny_klein_base") + (out_ / "base.png").string() + " --seed 5");
+  ASSERT_EQ(base.status, 0) << base.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "base.png"),
+                       io::read_image(flux2 / "flux2_tiny_diffusers_base_0.png")),
+            40.0);
+  EXPECT_NE(png_text(out_ / "base.png").at("parameters").find("CFG scale: 4,"), std::string::npos);
+  const CommandResult guided =
+      run_zflow(args("tiny_klein") + (out_ / "x.png").string() + " --guidance 3.5");
+  EXPECT_NE(guided.status, 0);
+  EXPECT_NE(guided.output.find("no guidance input"), std::string::npos) << guided.output;
+}
+
 }  // namespace
 }  // namespace zflow

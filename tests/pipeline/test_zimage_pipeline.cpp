@@ -19,6 +19,7 @@
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/zimage_pipeline.h"
+#include "run_together_check.h"
 #include "test_util.h"
 
 namespace zflow::pipeline {
@@ -125,16 +126,7 @@ TEST(ZImagePipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
     b.seed = a.seed + 7;
     b.batch = 2;
     c.seed = 3;
-    const std::vector<ZImageRequest> requests = {a, b, c};
-    ASSERT_TRUE(pipe.can_share_forwards(a, b));
-    const auto together = pipe.generate_together(requests);
-    ASSERT_EQ(together.size(), requests.size());
-    for (size_t r = 0; r < requests.size(); ++r) {
-      const auto alone = pipe.generate(requests[r]);
-      ASSERT_EQ(together[r].size(), alone.size()) << name << " request " << r;
-      for (size_t k = 0; k < alone.size(); ++k)
-        EXPECT_EQ(together[r][k].rgb, alone[k].rgb) << name << " request " << r << " image " << k;
-    }
+    test::expect_together_as_alone(pipe, std::vector<ZImageRequest>{a, b, c}, name);
   }
 }
 

@@ -1,0 +1,105 @@
+#include "pipeline/flux2_generator.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "pipeline/flux2_pipeline.h"
+#include "pipeline/pipeline_generator.h"
+
+namespace zflow::pipeline {
+
+namespace {
+
+class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Request> {
+ public:
+  using PipelineGenerator::PipelineGenerator;
+
+  std::string architecture() const override { return flux2_variant_name(pipe_.variant()); }
+
+  GenerationSettings resolve(const GenerationRequest& request) const override {
+    const Flux2Settings s = pipe_.resolve(to_request(request));
+    GenerationSettings g;
+    g.mode = "txt2img";
+    g.width = s.width;
+    g.height = s.height;
+    g.steps = g.steps_run = s.steps;
+    g.cfg_scale = s.cfg_scale;
+    return g;
+  }
+
+  ImageRecord record(const GenerationRequest& request, const ImageSources&,
+                     int batch_index) const override {
+    const Flux2Settings s = pipe_.resolve(to_request(request));
+    std::string text = request.prompt + "\n";
+    if (s.cfg && !request.negative_prompt.empty())
+      text += "Negative prompt: " + request.negative_prompt + "\n";
+    text +=
+        fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
+                    s.steps, s.cfg_scale, request.seed, s.width, s.height, model_name());
+    if (request.batch > 1)
+      text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
+    nlohmann::json j = {
+        {"model", model_name()},
+        {"architecture", architecture()},
+        {"mode", "txt2img"},
+        {"prompt", request.prompt},
+        {"width", s.width},
+        {"height", s.height},
+        {"steps", s.steps},
+        {"sampler", "euler"},
+        {"cfg_scale", s.cfg_scale},
+        {"seed", request.seed},
+        {"rng",
+         request.normal_math == NormalMath::Avx2Cephes ? "torch-cpu-avx2" : "torch-cpu-libm"},
+        {"batch", request.batch},
+        {"batch_index", batch_index},
+        {"max_sequence_length", s.max_sequence_length},
+    };
+    if (s.cfg) j["negative_prompt"] = request.negative_prompt;
+    return {text, j};
+  }
+
+ private:
+  // FLUX.2 klein takes CFG (the base models) against the negative prompt, the empty one by
+  // default as diffusers' Flux2KleinPipeline; it has no embedded guidance, shift or Z-Image CFG
+  // options.
+  Flux2Request to_request(const GenerationRequest& r) const override {
+    if (r.guidance) fail("[flux2] guidance: {} has no guidance input", architecture());
+    if (r.cfg_normalization != 0.0f || r.cfg_truncation != 1.0)
+      fail("[flux2] cfg normalization / truncation are Z-Image settings");
+    if (r.shift)
+      fail("[flux2] shift: FLUX.2's schedule shifts by its token and step counts (no fixed shift)");
+    if (r.strength && !r.init_image) fail("[flux2] strength needs an init image");
+    Flux2Request f;
+    f.prompt = r.prompt;
+    if (!r.negative_prompt.empty()) f.negative_prompt = r.negative_prompt;
+    f.width = r.width;
+    f.height = r.height;
+    f.steps = r.steps;
+    f.cfg_scale = r.cfg_scale;
+    f.seed = r.seed;
+    f.batch = r.batch;
+    f.init_image = r.init_image;
+    f.mask = r.mask;
+    if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
+    f.normal_math = r.normal_math;
+    f.vae_tiling = r.vae_tiling;
+    return f;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ImageGenerator> load_flux2_generator(const ModelFiles& files) {
+  ZF_CHECK(files.loras.empty(), "[flux2] --lora: LoRAs for FLUX.2 are not supported yet");
+  return std::make_unique<Flux2Generator>(
+      Flux2Pipeline::load({.model_dir = files.model_dir,
+                           .diffusion_model = files.diffusion_model,
+                           .text_encoder = files.text_encoder,
+                           .tokenizer = files.tokenizer,
+                           .vae = files.vae,
+                           .fp8 = files.fp8},
+                          placement_for(files)));
+}
+
+}  // namespace zflow::pipeline

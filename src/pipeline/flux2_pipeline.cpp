@@ -1,0 +1,257 @@
+#include "pipeline/flux2_pipeline.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <tuple>
+#include <utility>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/stopwatch.h"
+#include "pipeline/flow_denoise.h"
+#include "pipeline/flow_euler.h"
+#include "pipeline/image_tensor.h"
+#include "pipeline/pipeline_files.h"
+#include "pipeline/preview.h"
+#include "pipeline/shared_forwards.h"
+#include "pipeline/start_latents.h"
+#include "sampling/flow_schedule.h"
+#include "text/chat_template.h"
+
+namespace zflow::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFamily = "flux2";
+// Flux2KleinPipeline's text_encoder_out_layers: Qwen3's hidden states after these layers.
+const std::vector<int> kTextTaps = {9, 18, 27};
+
+// The releases are named "FLUX.2-klein-base-4B", "flux-2-klein-base-4b.safetensors".
+bool named_base(const fs::path& path) {
+  std::string name =
+      path.filename().empty() ? path.parent_path().filename().string() : path.filename().string();
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name.find("base") != std::string::npos;
+}
+
+// [B, C, h, w] -> [B, h w, C] and back (diffusers _pack_latents, _unpack_latents_with_ids for
+// row-major ids).
+Tensor to_tokens(const Tensor& latents) {
+  const int64_t b = latents.size(0), c = latents.size(1);
+  return latents.contiguous()
+      .view({b, c, latents.size(2) * latents.size(3)})
+      .permute({0, 2, 1})
+      .contiguous();
+}
+Tensor from_tokens(const Tensor& tokens, int64_t rows, int64_t cols) {
+  const int64_t b = tokens.size(0), c = tokens.size(2);
+  return tokens.permute({0, 2, 1}).contiguous().view({b, c, rows, cols});
+}
+
+}  // namespace
+
+const char* flux2_variant_name(Flux2Variant variant) {
+  return variant == Flux2Variant::Klein ? "FLUX.2-klein" : "FLUX.2-klein-base";
+}
+
+Flux2Defaults flux2_defaults(Flux2Variant variant) {
+  // Flux2KleinPipeline: 50 steps and guidance 4 by default, CFG only when not distilled; the
+  // distilled models' cards (and stable-diffusion.cpp's docs) run 4 steps without CFG.
+  return variant == Flux2Variant::Klein ? Flux2Defaults{4, 1.0f} : Flux2Defaults{50, 4.0f};
+}
+
+Flux2Pipeline::Flux2Pipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEncoder text_encoder,
+                             models::Flux2Transformer transformer, models::Flux2Autoencoder vae)
+    : tokenizer_(std::move(tokenizer)),
+      text_encoder_(std::move(text_encoder)),
+      transformer_(std::move(transformer)),
+      vae_(std::move(vae)) {}
+
+Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placement& placement) {
+  // Read before the weights, so a bad value is reported at once.
+  std::optional<FluxSchedulerConfig> scheduler;
+  std::optional<bool> distilled;
+  if (!files.model_dir.empty()) {
+    const fs::path index = files.model_dir / "model_index.json";
+    if (!fs::is_regular_file(index))
+      fail("[flux2] {}: no model_index.json (expected a diffusers FLUX.2 klein folder)",
+           files.model_dir.string());
+    const nlohmann::json json = read_json_file(index, kFamily);
+    const std::string cls = json.value("_class_name", "");
+    if (cls == "Flux2Pipeline")
+      fail(
+          "[flux2] {}: FLUX.2-dev needs its Mistral-Small-3.2 text encoder, which zflow does not "
+          "run yet (FLUX.2 klein runs: Flux2KleinPipeline)",
+          index.string());
+    if (cls != "Flux2KleinPipeline")
+      fail("[flux2] {}: _class_name is '{}', expected \"Flux2KleinPipeline\"", index.string(), cls);
+    if (json.contains("is_distilled")) {
+      ZF_CHECK(json["is_distilled"].is_boolean(), "[flux2] {}: is_distilled must be true or false",
+               index.string());
+      distilled = json["is_distilled"].get<bool>();
+    }
+    const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
+    if (fs::is_regular_file(scheduler_config))
+      scheduler = read_flux_scheduler_config(scheduler_config);
+  }
+  auto path_of = [&](const fs::path& given, const char* sub, const char* what) {
+    return component_path(kFamily, "FLUX.2 klein", files.model_dir, given, sub, what);
+  };
+  const fs::path dit_path = path_of(files.diffusion_model, "transformer", "diffusion model");
+  const fs::path te_path = path_of(files.text_encoder, "text_encoder", "text encoder");
+  const fs::path vae_path = path_of(files.vae, "vae", "VAE");
+  const fs::path tok_path = path_of(files.tokenizer, "tokenizer", "tokenizer");
+
+  auto tokenizer = load_component(kFamily, "tokenizer", tok_path,
+                                  [&] { return text::load_bpe_tokenizer(tok_path); });
+  auto text_encoder = load_component(kFamily, "text encoder", te_path, [&] {
+    return models::load_qwen3_text_encoder(te_path, std::nullopt, placement, kTextTaps);
+  });
+  auto transformer = load_component(kFamily, "diffusion model", dit_path, [&] {
+    return models::load_flux2_transformer(dit_path, std::nullopt, files.fp8, placement);
+  });
+  auto vae = load_component(kFamily, "VAE", vae_path,
+                            [&] { return models::load_flux2_autoencoder(vae_path, placement); });
+
+  const auto& dit = transformer.config();
+  if (dit.guidance_embeds)
+    fail(
+        "[flux2] diffusion model {} is FLUX.2-dev (it has a guidance embedder), which needs its "
+        "Mistral-Small-3.2 text encoder: zflow runs FLUX.2 klein so far",
+        dit_path.string());
+  if (text_encoder.output_features() != dit.joint_attention_dim)
+    fail(
+        "[flux2] text encoder {} gives {}-wide states (3 x hidden {}), but the diffusion model {} "
+        "expects {} (joint_attention_dim): klein 4B reads Qwen3-4B, klein 9B Qwen3-8B",
+        te_path.string(), text_encoder.output_features(), text_encoder.config().hidden_size,
+        dit_path.string(), dit.joint_attention_dim);
+  if (vae.latent_channels() != dit.in_channels)
+    fail(
+        "[flux2] VAE {} gives {} patchified latent channels, but the diffusion model {} expects "
+        "{}",
+        vae_path.string(), vae.latent_channels(), dit_path.string(), dit.in_channels);
+  for (const auto& t : tokenizer.added_tokens())
+    if (t.id >= text_encoder.config().vocab_size)
+      fail("[flux2] tokenizer {} has id {} ('{}') past the text encoder's {} embeddings",
+           tok_path.string(), t.id, t.content, text_encoder.config().vocab_size);
+
+  Flux2Pipeline pipe(std::move(tokenizer), std::move(text_encoder), std::move(transformer),
+                     std::move(vae));
+  const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
+  pipe.variant_ =
+      distilled.value_or(!named_base(named)) ? Flux2Variant::Klein : Flux2Variant::KleinBase;
+  pipe.defaults_ = flux2_defaults(pipe.variant_);
+  pipe.scheduler_ = scheduler.value_or(flux2_release_scheduler());
+  pipe.model_name_ = (named.filename().empty() ? named.parent_path() : named).stem().string();
+  log::info("[flux2] {} as {} ({}): {} steps, CFG {}", pipe.model_name_,
+            flux2_variant_name(pipe.variant_),
+            distilled ? "model_index.json's is_distilled" : "by its name", pipe.defaults_.steps,
+            pipe.defaults_.cfg_scale);
+  return pipe;
+}
+
+Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
+  ZF_CHECK(!request.init_image && !request.mask,
+           "[flux2] FLUX.2 klein runs text-to-image so far: init images, masks and reference "
+           "images are not supported yet");
+  Flux2Settings s{};
+  std::tie(s.width, s.height) =
+      checked_image_size(kFamily, request.width, request.height, nullptr, nullptr, scale_factor());
+  s.steps = request.steps.value_or(defaults_.steps);
+  ZF_CHECK(s.steps >= 1, "[flux2] steps must be at least 1, got {}", s.steps);
+  s.cfg_scale = request.cfg_scale.value_or(defaults_.cfg_scale);
+  ZF_CHECK(std::isfinite(s.cfg_scale) && s.cfg_scale >= 0.0f,
+           "[flux2] cfg_scale must be a finite number >= 0 (1 or less: none), got {}", s.cfg_scale);
+  s.cfg = s.cfg_scale > 1.0f;
+  ZF_CHECK(s.cfg || !request.negative_prompt || request.negative_prompt->empty(),
+           "[flux2] negative_prompt is used only by CFG: set cfg_scale above 1 too ({} runs "
+           "without CFG by default)",
+           flux2_variant_name(variant_));
+  ZF_CHECK(request.batch >= 1, "[flux2] batch must be at least 1, got {}", request.batch);
+  s.max_sequence_length =
+      request.max_sequence_length.value_or(static_cast<int>(text::kFlux2KleinMaxSequenceLength));
+  ZF_CHECK(s.max_sequence_length >= 1 && s.max_sequence_length <= 2048,
+           "[flux2] max_sequence_length must be in [1, 2048], got {}", s.max_sequence_length);
+  return s;
+}
+
+bool Flux2Pipeline::can_share_forwards(const Flux2Request& a, const Flux2Request& b) const {
+  const auto settings = resolved_text_to_image(*this, a, b);
+  if (!settings) return false;
+  const auto& [sa, sb] = *settings;
+  return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
+         sa.cfg_scale == sb.cfg_scale && sa.max_sequence_length == sb.max_sequence_length &&
+         a.normal_math == b.normal_math && a.vae_tiling == b.vae_tiling;
+}
+
+std::vector<io::Image> Flux2Pipeline::generate(const Flux2Request& request,
+                                               const RunControl& control) const {
+  return std::move(generate_together({&request, 1}, control).front());
+}
+
+Tensor Flux2Pipeline::encode_prompt(const std::string& prompt, int max_length,
+                                    int64_t copies) const {
+  const text::PromptTokens tokens =
+      text::encode_flux2_klein_prompt(tokenizer_, prompt, static_cast<size_t>(max_length));
+  const int64_t real = static_cast<int64_t>(tokens.attention_length);
+  const Tensor states = text_encoder_.encode_padded({tokens.ids}, {&real, 1});  // [1, L, F]
+  return repeat_batch(states, copies);
+}
+
+std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
+    std::span<const Flux2Request> requests, const RunControl& control) const {
+  require_shareable(kFamily, *this, requests);
+  const Flux2Settings s = resolve(requests.front());
+  int64_t batch = 0;
+  for (const Flux2Request& r : requests) batch += r.batch;
+  Stopwatch clock;
+
+  // Text: each request's prompt for each of its images; with CFG the negative prompts' after all
+  // of them ([B + B, L, F]).
+  std::vector<Tensor> parts;
+  for (const bool negative : {false, true}) {
+    if (negative && !s.cfg) break;
+    for (const Flux2Request& r : requests)
+      parts.push_back(encode_prompt(negative ? r.negative_prompt.value_or("") : r.prompt,
+                                    s.max_sequence_length, r.batch));
+  }
+  const Tensor txt = parts.size() == 1 ? parts.front() : ops::concat(parts, 0);
+  const int64_t samples = s.cfg ? 2 * batch : batch;  // per transformer call
+  log::info("[flux2] prompts encoded in {:.2f} s", clock.lap());
+
+  // Noise [B, 128, h, w], request by request from its own seed; the loop runs on these unpacked
+  // latents (every update is element-wise) and flattens them to tokens for each call.
+  const int64_t rows = s.height / scale_factor(), cols = s.width / scale_factor();
+  const FlowSchedule schedule = flux2_klein_schedule(scheduler_, s.steps, rows * cols);
+  std::vector<Tensor> noise;
+  for (const Flux2Request& r : requests) {
+    Generator generator(r.seed, r.normal_math);
+    noise.push_back(generator.randn({r.batch, vae_.latent_channels(), rows, cols}));
+  }
+
+  const std::vector<models::Flux2Position> img_ids = models::flux2_image_ids(rows, cols);
+  const FlowVelocity velocity = [&](const Tensor& x, int i) {
+    const std::vector<float> t(static_cast<size_t>(samples),
+                               flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
+    const Tensor x_in = s.cfg ? repeat_batch(x, 2) : x;
+    const Tensor v =
+        from_tokens(transformer_.forward(to_tokens(x_in), img_ids, txt, t), rows, cols);
+    return s.cfg ? combine_guidance(v, s.cfg_scale) : v;
+  };
+  const RunControl run = with_previews(control, [this](const Tensor& z) { return vae_.decode(z); });
+  const Tensor latents = flow_denoise(
+      velocity, noise.size() == 1 ? noise.front() : ops::concat(noise, 0), schedule, nullptr, run);
+  const double denoise_seconds = clock.lap();
+  log::info("[flux2] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
+            denoise_seconds / schedule.steps());
+  const Tensor image = vae_.decode(latents, requests.front().vae_tiling);
+  log::info("[flux2] decoded in {:.2f} s", clock.lap());
+  return split_by_request(tensor_to_images(image), requests);
+}
+
+}  // namespace zflow::pipeline

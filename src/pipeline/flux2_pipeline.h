@@ -1,0 +1,138 @@
+// The FLUX.2 klein pipeline (the 4-step distilled models and their undistilled bases):
+// text-to-image equal to diffusers 0.42.1's Flux2KleinPipeline (facts: flux.md §1.4, §3.4, §4.2,
+// §5.3).
+//
+//   prompt -> Qwen3 chat template, thinking off (text/chat_template.h), 512 ids padded with
+//     <|endoftext|> -> Qwen3 hidden states 9, 18 and 27 of every id, padding included, stacked on
+//     the features                                              [B, 512, 3 x hidden]
+//   noise = randn([B, 128, H/16, W/16], torch CPU generator(seed)): the autoencoder's 32 channels
+//     patchified 2x2, flattened to tokens for the transformer (text at (0, 0, 0, k), image at
+//     (0, i, j, 0))
+//   schedule: sigmas linspace(1, 1/N, N) shifted by the empirical mu of the token count and N
+//     (use_dynamic_shifting, as klein's scheduler_config.json sets it), or the config's static
+//     shift when it turns dynamic shifting off
+//   each step one batched transformer forward (no guidance input) and the Euler update; the
+//     undistilled base runs CFG against the empty prompt (or a negative prompt):
+//     v = neg + g (pos - neg), both halves in one forward
+//   the autoencoder's BatchNorm denormalisation, unpatchify and decode; uint8 as
+//     VaeImageProcessor.
+// The batch of N images is one batched forward per step over one noise tensor [N, ...], as
+// diffusers' num_images_per_prompt does it. Everything runs in float32 on the CPU; the models
+// run where the placement says.
+// Not yet: reference images (klein's multi-image editing), FLUX.2-dev (its Mistral-Small-3.2 text
+// encoder), LoRA.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "io/image.h"
+#include "models/flux2_autoencoder.h"
+#include "models/flux2_dit.h"
+#include "models/qwen3.h"
+#include "pipeline/flux_scheduler.h"
+#include "pipeline/run_control.h"
+#include "text/bpe_tokenizer.h"
+
+namespace zflow::pipeline {
+
+enum class Flux2Variant {
+  Klein,      // step-distilled: 4 steps, no CFG
+  KleinBase,  // undistilled: 50 steps, CFG 4
+};
+const char* flux2_variant_name(Flux2Variant variant);  // "FLUX.2-klein", "FLUX.2-klein-base"
+
+struct Flux2Defaults {
+  int steps;
+  float cfg_scale;  // 1: none
+};
+Flux2Defaults flux2_defaults(Flux2Variant variant);
+
+// Where the components are: a diffusers folder (model_index.json, transformer/, text_encoder/,
+// tokenizer/, vae/, scheduler/) in model_dir, or each on its own (a ComfyUI diffusion model,
+// qwen_3_4b.safetensors, the FLUX.2 VAE); a component given on its own overrides the folder's.
+struct Flux2Files {
+  std::filesystem::path model_dir;
+  std::filesystem::path diffusion_model;
+  std::filesystem::path text_encoder;  // Qwen3-4B (klein 4B) or Qwen3-8B (klein 9B)
+  std::filesystem::path tokenizer;     // tokenizer.json (tokenizer/)
+  std::filesystem::path vae;
+  bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
+};
+
+struct Flux2Request {
+  std::string prompt;
+  std::optional<std::string> negative_prompt;  // CFG's; default "" as diffusers' klein uses
+  std::optional<int> width;                    // default 1024
+  std::optional<int> height;
+  std::optional<int> steps;        // default: the variant's
+  std::optional<float> cfg_scale;  // default: the variant's; above 1 runs CFG
+  uint64_t seed = 0;
+  int batch = 1;
+  std::optional<int> max_sequence_length;           // Qwen3 ids per prompt, template included; 512
+  NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
+  bool vae_tiling = false;                          // decode in tiles (models/vae_tiling.h)
+  // For resolved_text_to_image (shared_forwards.h): FLUX.2 runs text-to-image only so far.
+  std::optional<io::Image> init_image, mask;
+};
+
+// A request with every default filled in: what actually runs, and what metadata records.
+struct Flux2Settings {
+  int width, height;
+  int steps;
+  float cfg_scale;  // 1: none
+  bool cfg;         // a second half of the batch runs on the negative prompt
+  int max_sequence_length;
+};
+
+class Flux2Pipeline {
+ public:
+  // Loads every component; a missing or mismatched one gives an Error naming it and what was
+  // expected. Klein or its base: model_index.json's is_distilled, else the name (a folder or
+  // file named "...base..." is the base, as the releases are named).
+  static Flux2Pipeline load(const Flux2Files& files, const models::Placement& placement = {});
+
+  Flux2Variant variant() const { return variant_; }
+  const Flux2Defaults& defaults() const { return defaults_; }
+  const std::string& model_name() const { return model_name_; }
+  const models::Flux2Transformer& transformer() const { return transformer_; }
+  int64_t scale_factor() const { return vae_.scale_factor(); }  // pixels per latent token side
+
+  // Checks the request (sizes, steps, batch, CFG scale, text length, inputs klein does not take
+  // yet) and fills in defaults.
+  Flux2Settings resolve(const Flux2Request& request) const;
+
+  // request.batch images. Throws Cancelled when control.stop is requested between steps.
+  std::vector<io::Image> generate(const Flux2Request& request,
+                                  const RunControl& control = {}) const;
+
+  // Whether a and b can run in the same batched forwards: both valid and equal in every setting
+  // but the prompts, seeds and batch sizes.
+  bool can_share_forwards(const Flux2Request& a, const Flux2Request& b) const;
+  // Several requests in one batched run, each getting the images generate() makes for it alone.
+  std::vector<std::vector<io::Image>> generate_together(std::span<const Flux2Request> requests,
+                                                        const RunControl& control = {}) const;
+
+ private:
+  Flux2Pipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEncoder text_encoder,
+                models::Flux2Transformer transformer, models::Flux2Autoencoder vae);
+
+  // [copies, L, features]: the prompt's text states, once per image.
+  Tensor encode_prompt(const std::string& prompt, int max_length, int64_t copies) const;
+
+  text::BpeTokenizer tokenizer_;
+  models::Qwen3TextEncoder text_encoder_;
+  models::Flux2Transformer transformer_;
+  models::Flux2Autoencoder vae_;
+  Flux2Variant variant_ = Flux2Variant::Klein;
+  Flux2Defaults defaults_{};
+  FluxSchedulerConfig scheduler_{};
+  std::string model_name_;
+};
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,171 @@
+// The FLUX.2 klein pipeline against diffusers 0.42.1's Flux2KleinPipeline on a tiny random model
+// (tools/golden/make_flux2_pipeline.py) with the real Qwen3 tokenizer: the distilled model
+// (no CFG) alone, as a batch of two with a Chinese prompt and with a max_sequence_length that
+// cuts the chat template; the undistilled base (CFG against the empty prompt, guidance 4 and
+// 2.5, a batch of two); non-square sizes.
+// Each output must match diffusers' uint8 image with PSNR >= 40 dB: the reference runs the same
+// float32 arithmetic in another summation order (~1e-6 relative on the latents), so after the
+// random decoder and 8-bit rounding a few pixels may land a level apart (measured: 76-85 dB or
+// equal). Mistakes move them far below (measured on this C++ code): hidden state 8 in place of 9
+// 22-37 dB, the Z-Image template (thinking on) 22-29 dB, no attention mask on the padding
+// 16-21 dB, CFG 10% weaker 32-39 dB, " " in place of the empty negative prompt 20-23 dB.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "image_psnr.h"
+#include "io/image.h"
+#include "pipeline/flux2_pipeline.h"
+#include "run_together_check.h"
+#include "test_util.h"
+
+namespace zflow::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kDir = test::fixture("flux2_pipeline");
+constexpr double kMinPsnr = 40.0;
+
+fs::path tokenizer() {
+  return test::shared_asset("qwen3_tokenizer");
+}
+
+const nlohmann::json& cases() {
+  static const nlohmann::json j = [] {
+    std::ifstream in(kDir / "flux2_tiny_diffusers_cases.json");
+    return nlohmann::json::parse(in);
+  }();
+  return j;
+}
+
+const nlohmann::json& find_case(const std::string& name) {
+  for (const auto& c : cases()["cases"])
+    if (c["name"] == name) return c;
+  throw std::runtime_error("no case " + name);
+}
+
+const Flux2Pipeline& pipeline(const std::string& model) {
+  static const Flux2Pipeline klein =
+      Flux2Pipeline::load({.model_dir = kDir / "tiny_klein", .tokenizer = tokenizer()});
+  static const Flux2Pipeline base =
+      Flux2Pipeline::load({.model_dir = kDir / "tiny_klein_base", .tokenizer = tokenizer()});
+  return model == "tiny_klein" ? klein : base;
+}
+
+Flux2Request request_for(const nlohmann::json& c) {
+  Flux2Request r;
+  r.prompt = c["prompt"];
+  r.width = c["width"].get<int>();
+  r.height = c["height"].get<int>();
+  r.steps = c["steps"].get<int>();
+  if (c.contains("guidance")) r.cfg_scale = c["guidance"].get<float>();
+  r.seed = c["seed"].get<uint64_t>();
+  r.batch = c.value("num_images", 1);
+  if (c.contains("max_sequence_length"))
+    r.max_sequence_length = c["max_sequence_length"].get<int>();
+  // torch.randn's float log/sin/cos follow the CPU kernel the fixture was made with.
+  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
+  r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  return r;
+}
+
+void expect_images(const std::string& name, const std::vector<io::Image>& images) {
+  const auto& expected = find_case(name)["expected"];
+  ASSERT_EQ(images.size(), expected.size()) << name;
+  for (size_t k = 0; k < images.size(); ++k) {
+    const io::Image want = io::read_image(kDir / expected[k].get<std::string>());
+    ASSERT_EQ(images[k].width, want.width);
+    ASSERT_EQ(images[k].height, want.height);
+    const double db = test::psnr(images[k], want);
+    std::printf("  %s[%zu]: PSNR %.1f dB\n", name.c_str(), k, db);
+    EXPECT_GE(db, kMinPsnr) << name << " image " << k;
+  }
+}
+
+void check_case(const std::string& name) {
+  ZF_REQUIRE_ASSET(tokenizer() / "tokenizer.json");
+  const nlohmann::json& c = find_case(name);
+  expect_images(name, pipeline(c["model"]).generate(request_for(c)));
+}
+
+TEST(Flux2PipelineGolden, KleinTextToImage) {
+  check_case("klein");
+}
+TEST(Flux2PipelineGolden, KleinBatchOfTwoWithAChinesePrompt) {
+  check_case("klein_batch2");
+}
+TEST(Flux2PipelineGolden, KleinShortTextLengthCutsTheTemplate) {
+  check_case("klein_maxlen");
+}
+TEST(Flux2PipelineGolden, BaseRunsCfgAgainstTheEmptyPrompt) {
+  check_case("base");
+}
+TEST(Flux2PipelineGolden, BaseBatchOfTwo) {
+  check_case("base_batch2");
+}
+
+TEST(Flux2PipelineGolden, VariantsAndDefaults) {
+  ZF_REQUIRE_ASSET(tokenizer() / "tokenizer.json");
+  EXPECT_EQ(pipeline("tiny_klein").variant(), Flux2Variant::Klein);
+  EXPECT_EQ(pipeline("tiny_klein_base").variant(), Flux2Variant::KleinBase);
+  const Flux2Settings klein = pipeline("tiny_klein").resolve({.prompt = "x"});
+  EXPECT_EQ(klein.steps, 4);
+  EXPECT_FALSE(klein.cfg);
+  EXPECT_EQ(klein.width, 1024);
+  EXPECT_EQ(klein.max_sequence_length, 512);
+  const Flux2Settings base = pipeline("tiny_klein_base").resolve({.prompt = "x"});
+  EXPECT_EQ(base.steps, 50);
+  EXPECT_TRUE(base.cfg);
+  EXPECT_EQ(base.cfg_scale, 4.0f);
+}
+
+// Requests that share forwards (a server joining its clients' jobs) must each get exactly the
+// images they get alone: other prompts, seeds and batch sizes, with and without CFG.
+TEST(Flux2PipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
+  ZF_REQUIRE_ASSET(tokenizer() / "tokenizer.json");
+  for (const char* name : {"klein", "base"}) {
+    const Flux2Pipeline& pipe = pipeline(find_case(name)["model"]);
+    const Flux2Request a = request_for(find_case(name));
+    Flux2Request b = a, c = a;
+    b.prompt = "a lighthouse on a cliff at dusk";
+    if (a.cfg_scale) b.negative_prompt = "oversaturated";
+    b.seed = a.seed + 5;
+    b.batch = 2;
+    c.seed = 11;
+    test::expect_together_as_alone(pipe, std::vector<Flux2Request>{a, b, c}, name);
+  }
+  const Flux2Pipeline& klein = pipeline("tiny_klein");
+  const Flux2Request a = request_for(find_case("klein"));
+  Flux2Request other = a;
+  other.steps = *a.steps + 1;
+  EXPECT_FALSE(klein.can_share_forwards(a, other));
+}
+
+TEST(Flux2PipelineGolden, BadRequestsAndComponentsAreNamed) {
+  ZF_REQUIRE_ASSET(tokenizer() / "tokenizer.json");
+  const Flux2Pipeline& klein = pipeline("tiny_klein");
+  auto error = [&](const Flux2Request& r) { return test::error_of([&] { klein.resolve(r); }); };
+  EXPECT_NE(error({.prompt = "x", .width = 40}).find("16"), std::string::npos);
+  EXPECT_NE(error({.prompt = "x", .negative_prompt = "blurry"}).find("cfg_scale"),
+            std::string::npos);
+  EXPECT_NE(error({.prompt = "x", .steps = 0}).find("steps"), std::string::npos);
+  Flux2Request with_image{.prompt = "x"};
+  with_image.init_image = io::Image{8, 8, std::vector<uint8_t>(8 * 8 * 3)};
+  EXPECT_NE(error(with_image).find("init images"), std::string::npos);
+  // FLUX.1's folder is not klein's, and FLUX.1's VAE has no BatchNorm statistics.
+  EXPECT_NE(test::error_of([] {
+              Flux2Pipeline::load({.model_dir = test::fixture("flux_pipeline/tiny_dev")});
+            }).find("Flux2KleinPipeline"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([] {
+              Flux2Pipeline::load({.model_dir = kDir / "tiny_klein",
+                                   .tokenizer = tokenizer(),
+                                   .vae = test::fixture("flux_pipeline/tiny_dev/vae")});
+            }).find("bn.running_mean"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace zflow::pipeline
