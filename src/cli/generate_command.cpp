@@ -1,7 +1,8 @@
-// `zflow generate`: text-to-image, img2img (-i) and inpaint (-i with --mask) with any model family,
-// from a diffusers folder (-m) or separate component files, for one prompt (-p) or a file of them
-// (--prompts, consecutive prompts joined into batched runs). Writes PNG (with A1111 `parameters`
-// and the full request as JSON in text chunks), JPEG or WebP by the output's extension.
+// `zflow generate`: text-to-image, img2img (-i), inpaint (-i with --mask) and editing with
+// reference images (-r, FLUX.2 klein) with any model family, from a diffusers folder (-m) or
+// separate component files, for one prompt (-p) or a file of them (--prompts, consecutive prompts
+// joined into batched runs). Writes PNG (with A1111 `parameters` and the full request as JSON in
+// text chunks), JPEG or WebP by the output's extension.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@ struct GenerateOptions {
   std::optional<uint64_t> seed;
   int batch = 1;
   std::string init_image, mask;
+  std::vector<std::string> reference_images;
   std::string output = "zflow.png";
   int threads = 0;
   std::string device;            // --device; empty: the default
@@ -166,6 +168,8 @@ int run_generate(const GenerateOptions& o) {
   request.seed = o.seed ? *o.seed : std::random_device{}();
   if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
   if (!o.mask.empty()) request.mask = io::read_image(o.mask);
+  for (const std::string& file : o.reference_images)
+    request.reference_images.push_back(io::read_image(file));
 
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
@@ -192,7 +196,7 @@ int run_generate(const GenerateOptions& o) {
 
   // A GPU runs a batch of four in far less time than four runs; a CPU does not.
   const int join = o.join_images.value_or(files.device == Device::CUDA ? 4 : 1);
-  const pipeline::ImageSources sources{o.init_image, o.mask};
+  const pipeline::ImageSources sources{o.init_image, o.mask, o.reference_images};
   const int total_images = o.batch * static_cast<int>(requests.size());
   int written = 0;
   for (const auto& run : join_runs(*generator, requests, join)) {
@@ -261,6 +265,10 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");
   cmd->add_option("--mask", o->mask, "inpaint the white part of this mask (needs -i)");
+  cmd->add_option(
+      "-r,--ref-image", o->reference_images,
+      "a reference image to edit or draw from (FLUX.2 klein; repeatable, the first sets "
+      "the default size)");
   cmd->add_option("--strength", o->strength,
                   "how much of the init image to repaint, 0-1 (default 0.6, inpaint 1)");
   cmd->add_option("--max-sequence-length", o->max_sequence_length,

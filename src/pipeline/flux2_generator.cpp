@@ -19,7 +19,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
   GenerationSettings resolve(const GenerationRequest& request) const override {
     const Flux2Settings s = pipe_.resolve(to_request(request));
     GenerationSettings g;
-    g.mode = "txt2img";
+    g.mode = request.reference_images.empty() ? "txt2img" : "edit";
     g.width = s.width;
     g.height = s.height;
     g.steps = g.steps_run = s.steps;
@@ -27,7 +27,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     return g;
   }
 
-  ImageRecord record(const GenerationRequest& request, const ImageSources&,
+  ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     const Flux2Settings s = pipe_.resolve(to_request(request));
     std::string text = request.prompt + "\n";
@@ -41,7 +41,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     nlohmann::json j = {
         {"model", model_name()},
         {"architecture", architecture()},
-        {"mode", "txt2img"},
+        {"mode", request.reference_images.empty() ? "txt2img" : "edit"},
         {"prompt", request.prompt},
         {"width", s.width},
         {"height", s.height},
@@ -56,6 +56,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
         {"max_sequence_length", s.max_sequence_length},
     };
     if (s.cfg) j["negative_prompt"] = request.negative_prompt;
+    if (!request.reference_images.empty()) j["reference_images"] = sources.reference_images;
     return {text, j};
   }
 
@@ -84,6 +85,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.normal_math = r.normal_math;
     f.vae_tiling = r.vae_tiling;
+    f.references = r.reference_images;
     return f;
   }
 };

@@ -12,6 +12,7 @@
 #include "core/stopwatch.h"
 #include "pipeline/flow_denoise.h"
 #include "pipeline/flow_euler.h"
+#include "pipeline/flux2_references.h"
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
 #include "pipeline/preview.h"
@@ -157,11 +158,23 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
 
 Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
   ZF_CHECK(!request.init_image && !request.mask,
-           "[flux2] FLUX.2 klein runs text-to-image so far: init images, masks and reference "
-           "images are not supported yet");
+           "[flux2] FLUX.2 klein takes no init image or mask (img2img and inpaint are not "
+           "supported yet); give the image as a reference image to edit it");
   Flux2Settings s{};
-  std::tie(s.width, s.height) =
-      checked_image_size(kFamily, request.width, request.height, nullptr, nullptr, scale_factor());
+  // The size defaults to the first reference's as the pipeline prepares it.
+  std::optional<io::Image> first;
+  for (size_t i = 0; i < request.references.size(); ++i) {
+    const io::Image prepared = flux2_reference_image(request.references[i], scale_factor(), i);
+    if (i == 0) first = prepared;
+  }
+  std::tie(s.width, s.height) = checked_image_size(kFamily,
+                                                   request.width ? request.width
+                                                   : first       ? std::optional(first->width)
+                                                                 : std::nullopt,
+                                                   request.height ? request.height
+                                                   : first        ? std::optional(first->height)
+                                                                  : std::nullopt,
+                                                   nullptr, nullptr, scale_factor());
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[flux2] steps must be at least 1, got {}", s.steps);
   s.cfg_scale = request.cfg_scale.value_or(defaults_.cfg_scale);
@@ -181,6 +194,7 @@ Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
 }
 
 bool Flux2Pipeline::can_share_forwards(const Flux2Request& a, const Flux2Request& b) const {
+  if (!a.references.empty() || !b.references.empty()) return false;
   const auto settings = resolved_text_to_image(*this, a, b);
   if (!settings) return false;
   const auto& [sa, sb] = *settings;
@@ -201,6 +215,22 @@ Tensor Flux2Pipeline::encode_prompt(const std::string& prompt, int max_length,
   const int64_t real = static_cast<int64_t>(tokens.attention_length);
   const Tensor states = text_encoder_.encode_padded({tokens.ids}, {&real, 1});  // [1, L, F]
   return repeat_batch(states, copies);
+}
+
+Flux2Pipeline::References Flux2Pipeline::encode_references(
+    const std::vector<io::Image>& images) const {
+  References refs;
+  std::vector<Tensor> parts;
+  for (size_t n = 0; n < images.size(); ++n) {
+    const io::Image image = flux2_reference_image(images[n], scale_factor(), n);
+    const Tensor latent = vae_.encode(image_to_tensor(image));  // [1, C, h, w]
+    parts.push_back(to_tokens(latent));
+    const std::vector<models::Flux2Position> ids = models::flux2_image_ids(
+        latent.size(2), latent.size(3), 10.0f + 10.0f * static_cast<float>(n));
+    refs.ids.insert(refs.ids.end(), ids.begin(), ids.end());
+  }
+  if (!parts.empty()) refs.tokens = parts.size() == 1 ? parts.front() : ops::concat(parts, 1);
+  return refs;
 }
 
 std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
@@ -234,13 +264,20 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
     noise.push_back(generator.randn({r.batch, vae_.latent_channels(), rows, cols}));
   }
 
-  const std::vector<models::Flux2Position> img_ids = models::flux2_image_ids(rows, cols);
+  // Reference tokens follow the image's in every forward (a lone request's: joint runs take
+  // none); the prediction keeps the image's.
+  const References refs = encode_references(requests.front().references);
+  const Tensor ref_tokens = refs.tokens.defined() ? repeat_batch(refs.tokens, samples) : Tensor{};
+  std::vector<models::Flux2Position> ids = models::flux2_image_ids(rows, cols);
+  ids.insert(ids.end(), refs.ids.begin(), refs.ids.end());
+  if (!refs.ids.empty()) log::info("[flux2] {} reference tokens encoded", refs.ids.size());
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
-    const Tensor x_in = s.cfg ? repeat_batch(x, 2) : x;
-    const Tensor v =
-        from_tokens(transformer_.forward(to_tokens(x_in), img_ids, txt, t), rows, cols);
+    Tensor tokens = to_tokens(s.cfg ? repeat_batch(x, 2) : x);
+    if (ref_tokens.defined()) tokens = ops::concat({tokens, ref_tokens}, 1);
+    const Tensor out = transformer_.forward(tokens, ids, txt, t).slice(1, 0, rows * cols);
+    const Tensor v = from_tokens(out, rows, cols);
     return s.cfg ? combine_guidance(v, s.cfg_scale) : v;
   };
   const RunControl run = with_previews(control, [this](const Tensor& z) { return vae_.decode(z); });

@@ -1,6 +1,6 @@
 // The FLUX.2 klein pipeline (the 4-step distilled models and their undistilled bases):
-// text-to-image equal to diffusers 0.42.1's Flux2KleinPipeline (facts: flux.md §1.4, §3.4, §4.2,
-// §5.3).
+// text-to-image and editing with reference images, equal to diffusers 0.42.1's Flux2KleinPipeline
+// (facts: flux.md §1.4, §3.4, §4.2, §5.3, §5.4).
 //
 //   prompt -> Qwen3 chat template, thinking off (text/chat_template.h), 512 ids padded with
 //     <|endoftext|> -> Qwen3 hidden states 9, 18 and 27 of every id, padding included, stacked on
@@ -14,13 +14,16 @@
 //   each step one batched transformer forward (no guidance input) and the Euler update; the
 //     undistilled base runs CFG against the empty prompt (or a negative prompt):
 //     v = neg + g (pos - neg), both halves in one forward
+//   reference images (editing): each prepared as flux2_references.h says, encoded to its
+//     normalised latent (the posterior mean), flattened to tokens at (10 + 10 n, i, j, 0) for the
+//     n-th, and appended after the image tokens of every forward; the prediction keeps the image
+//     tokens. The output size defaults to the first reference's.
 //   the autoencoder's BatchNorm denormalisation, unpatchify and decode; uint8 as
 //     VaeImageProcessor.
 // The batch of N images is one batched forward per step over one noise tensor [N, ...], as
 // diffusers' num_images_per_prompt does it. Everything runs in float32 on the CPU; the models
 // run where the placement says.
-// Not yet: reference images (klein's multi-image editing), FLUX.2-dev (its Mistral-Small-3.2 text
-// encoder), LoRA.
+// Not yet: FLUX.2-dev (its Mistral-Small-3.2 text encoder), LoRA, img2img and inpaint.
 #pragma once
 
 #include <cstdint>
@@ -68,7 +71,7 @@ struct Flux2Files {
 struct Flux2Request {
   std::string prompt;
   std::optional<std::string> negative_prompt;  // CFG's; default "" as diffusers' klein uses
-  std::optional<int> width;                    // default 1024
+  std::optional<int> width;                    // default: the first reference's, else 1024
   std::optional<int> height;
   std::optional<int> steps;        // default: the variant's
   std::optional<float> cfg_scale;  // default: the variant's; above 1 runs CFG
@@ -77,7 +80,8 @@ struct Flux2Request {
   std::optional<int> max_sequence_length;           // Qwen3 ids per prompt, template included; 512
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
   bool vae_tiling = false;                          // decode in tiles (models/vae_tiling.h)
-  // For resolved_text_to_image (shared_forwards.h): FLUX.2 runs text-to-image only so far.
+  std::vector<io::Image> references;  // images to edit or draw from (klein's multi-reference)
+  // For resolved_text_to_image (shared_forwards.h): FLUX.2 does not take them (yet).
   std::optional<io::Image> init_image, mask;
 };
 
@@ -103,16 +107,16 @@ class Flux2Pipeline {
   const models::Flux2Transformer& transformer() const { return transformer_; }
   int64_t scale_factor() const { return vae_.scale_factor(); }  // pixels per latent token side
 
-  // Checks the request (sizes, steps, batch, CFG scale, text length, inputs klein does not take
-  // yet) and fills in defaults.
+  // Checks the request (sizes, steps, batch, CFG scale, text length, reference images, inputs
+  // klein does not take) and fills in defaults.
   Flux2Settings resolve(const Flux2Request& request) const;
 
   // request.batch images. Throws Cancelled when control.stop is requested between steps.
   std::vector<io::Image> generate(const Flux2Request& request,
                                   const RunControl& control = {}) const;
 
-  // Whether a and b can run in the same batched forwards: both valid and equal in every setting
-  // but the prompts, seeds and batch sizes.
+  // Whether a and b can run in the same batched forwards: both valid text-to-image requests (no
+  // reference images) and equal in every setting but the prompts, seeds and batch sizes.
   bool can_share_forwards(const Flux2Request& a, const Flux2Request& b) const;
   // Several requests in one batched run, each getting the images generate() makes for it alone.
   std::vector<std::vector<io::Image>> generate_together(std::span<const Flux2Request> requests,
@@ -124,6 +128,12 @@ class Flux2Pipeline {
 
   // [copies, L, features]: the prompt's text states, once per image.
   Tensor encode_prompt(const std::string& prompt, int max_length, int64_t copies) const;
+  // The references' latent tokens [1, N, channels] and their positions.
+  struct References {
+    Tensor tokens;
+    std::vector<models::Flux2Position> ids;
+  };
+  References encode_references(const std::vector<io::Image>& images) const;
 
   text::BpeTokenizer tokenizer_;
   models::Qwen3TextEncoder text_encoder_;

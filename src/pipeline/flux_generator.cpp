@@ -87,6 +87,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
   // is given, as stable-diffusion.cpp, ComfyUI and Forge do (diffusers needs negative_prompt=""
   // for that). cfg_scale 0 or 1 means none; a negative prompt that would be ignored is an error.
   FluxRequest to_request(const GenerationRequest& r) const override {
+    if (!r.reference_images.empty())
+      fail("[flux] reference images: FLUX.1 takes none (FLUX.2 klein edits with them)");
     const float cfg = r.cfg_scale.value_or(1.0f);
     const bool true_cfg = cfg > 1.0f;
     if (!true_cfg && cfg != 0.0f && cfg != 1.0f)

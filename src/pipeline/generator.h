@@ -58,6 +58,7 @@ struct GenerationRequest {
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img; with mask: inpaint
   std::optional<io::Image> mask;
+  std::vector<io::Image> reference_images;  // FLUX.2 klein: images to edit or draw from
   std::optional<double> strength;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
@@ -80,6 +81,7 @@ struct GenerationSettings {
 struct ImageSources {
   std::string init_image;
   std::string mask;
+  std::vector<std::string> reference_images;
 };
 
 // How one image was made: A1111's `parameters` text and the full request as JSON.

@@ -41,6 +41,8 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
   // Z-Image's guidance is classifier-free only: the model embeds none, so a request for embedded
   // guidance is a mistake worth naming rather than ignoring.
   ZImageRequest to_request(const GenerationRequest& r) const override {
+    if (!r.reference_images.empty())
+      fail("[zimage] reference images: Z-Image takes none (FLUX.2 klein edits with them)");
     if (r.guidance)
       fail(
           "[zimage] guidance: Z-Image has no embedded (distilled) guidance; use cfg_scale for "

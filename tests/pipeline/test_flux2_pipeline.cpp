@@ -2,7 +2,7 @@
 // (tools/golden/make_flux2_pipeline.py) with the real Qwen3 tokenizer: the distilled model
 // (no CFG) alone, as a batch of two with a Chinese prompt and with a max_sequence_length that
 // cuts the chat template; the undistilled base (CFG against the empty prompt, guidance 4 and
-// 2.5, a batch of two); non-square sizes.
+// 2.5, a batch of two); editing with one, two and a large reference image; non-square sizes.
 // Each output must match diffusers' uint8 image with PSNR >= 40 dB: the reference runs the same
 // float32 arithmetic in another summation order (~1e-6 relative on the latents), so after the
 // random decoder and 8-bit rounding a few pixels may land a level apart (measured: 76-85 dB or
@@ -17,6 +17,7 @@
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux2_pipeline.h"
+#include "pipeline/flux2_references.h"
 #include "run_together_check.h"
 #include "test_util.h"
 
@@ -57,8 +58,10 @@ const Flux2Pipeline& pipeline(const std::string& model) {
 Flux2Request request_for(const nlohmann::json& c) {
   Flux2Request r;
   r.prompt = c["prompt"];
-  r.width = c["width"].get<int>();
-  r.height = c["height"].get<int>();
+  if (c.contains("width")) r.width = c["width"].get<int>();
+  if (c.contains("height")) r.height = c["height"].get<int>();
+  if (c.contains("references"))
+    for (const auto& file : c["references"]) r.references.push_back(io::read_image(kDir / file));
   r.steps = c["steps"].get<int>();
   if (c.contains("guidance")) r.cfg_scale = c["guidance"].get<float>();
   r.seed = c["seed"].get<uint64_t>();
@@ -104,6 +107,44 @@ TEST(Flux2PipelineGolden, BaseRunsCfgAgainstTheEmptyPrompt) {
 }
 TEST(Flux2PipelineGolden, BaseBatchOfTwo) {
   check_case("base_batch2");
+}
+
+// Editing: one reference of whole tokens (the output takes its 80x64), two references cropped to
+// whole tokens (87x69 -> 80x64, 100x72 -> 96x64) at t = 10 and 20, and on the base model one of
+// over 1024^2 pixels, Lanczos-resized to about that area before the crop.
+TEST(Flux2PipelineGolden, KleinEditsOneReference) {
+  check_case("klein_edit");
+}
+TEST(Flux2PipelineGolden, KleinEditsWithTwoCroppedReferences) {
+  check_case("klein_edit_two");
+}
+TEST(Flux2PipelineGolden, BaseEditsWithALargeReference) {
+  check_case("base_edit_large");
+}
+
+// Each reference exactly as the pipeline hands it to the VAE: Pillow's Lanczos for the large one
+// and the centre crops, pixel for pixel.
+TEST(Flux2PipelineGolden, ReferencesArePreparedAsThePipelineDoes) {
+  for (const char* name : {"ref_a", "ref_b", "ref_c", "ref_large"}) {
+    const std::string stem = std::string("flux2_tiny_diffusers_") + name;
+    const io::Image got = flux2_reference_image(io::read_image(kDir / (stem + ".png")), 16, 0);
+    const io::Image want = io::read_image(kDir / (stem + "_prepared.png"));
+    EXPECT_EQ(got.width, want.width) << name;
+    EXPECT_EQ(got.height, want.height) << name;
+    EXPECT_TRUE(got.rgb == want.rgb) << name;
+  }
+  const io::Image small = io::Image{70, 63, std::vector<uint8_t>(70 * 63 * 3, 9)};
+  EXPECT_NE(test::error_of([&] { flux2_reference_image(small, 16, 0); }).find("at least 64"),
+            std::string::npos);
+  const io::Image thin = io::Image{64, 600, std::vector<uint8_t>(64 * 600 * 3, 9)};
+  EXPECT_NE(test::error_of([&] { flux2_reference_image(thin, 16, 1); }).find("aspect ratio"),
+            std::string::npos);
+  // 1040 x 1100: scale sqrt(1024^2 / 1144000) = 0.95739..., sides int(995.7) and int(1053.1),
+  // cropped to 992 x 1040.
+  const io::Image large =
+      flux2_reference_image(io::Image{1040, 1100, std::vector<uint8_t>(1040 * 1100 * 3, 9)}, 16, 0);
+  EXPECT_EQ(large.width, 992);
+  EXPECT_EQ(large.height, 1040);
 }
 
 TEST(Flux2PipelineGolden, VariantsAndDefaults) {
@@ -153,7 +194,7 @@ TEST(Flux2PipelineGolden, BadRequestsAndComponentsAreNamed) {
   EXPECT_NE(error({.prompt = "x", .steps = 0}).find("steps"), std::string::npos);
   Flux2Request with_image{.prompt = "x"};
   with_image.init_image = io::Image{8, 8, std::vector<uint8_t>(8 * 8 * 3)};
-  EXPECT_NE(error(with_image).find("init images"), std::string::npos);
+  EXPECT_NE(error(with_image).find("reference image"), std::string::npos);
   // FLUX.1's folder is not klein's, and FLUX.1's VAE has no BatchNorm statistics.
   EXPECT_NE(test::error_of([] {
               Flux2Pipeline::load({.model_dir = test::fixture("flux_pipeline/tiny_dev")});

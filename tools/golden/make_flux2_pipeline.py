@@ -1,4 +1,5 @@
-"""Golden fixtures for the FLUX.2 klein pipeline (text-to-image, distilled and base) on a tiny random model.
+"""Golden fixtures for the FLUX.2 klein pipeline (text-to-image and editing with reference images,
+distilled and base) on a tiny random model.
 
 Builds diffusers' Flux2KleinPipeline from tiny random components and the REAL Qwen3 tokenizer
 (../shared/assets/qwen3_tokenizer), runs it with torch.Generator("cpu").manual_seed(seed), and writes:
@@ -8,6 +9,10 @@ Builds diffusers' Flux2KleinPipeline from tiny random components and the REAL Qw
       the empty prompt)
   tests/fixtures/flux2_pipeline/flux2_tiny_diffusers_<case>_<k>.png
       each case's uint8 output images (PIL, as the pipeline returns them)
+  tests/fixtures/flux2_pipeline/flux2_tiny_diffusers_ref_*.png
+      the reference images the editing cases pass, and as ..._prepared.png each as the pipeline hands
+      it to the VAE (checked, resized past 1024^2 pixels, cropped; the [-1, 1] tensor's pixels),
+      restated from its __call__ with its own image processor
   tests/fixtures/flux2_pipeline/flux2_tiny_diffusers_cases.json
       every case's request and expected files, plus the torch CPU capability the noise was drawn with
 
@@ -33,6 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common import FIXTURES, REPO, fixture_metadata  # noqa: E402
+from PIL import Image  # noqa: E402
 from make_zimage_pipeline import round_to_bf16_, store_bf16  # noqa: E402
 
 SEED = 20262
@@ -105,6 +111,14 @@ CASES = [
          guidance=4.0, seed=5),
     dict(name="base_batch2", model="tiny_klein_base", prompt=PROMPT_2, width=32, height=48, steps=2,
          guidance=2.5, num_images=2, seed=11),
+    # Reference images (klein's editing): the output takes the first reference's size unless given;
+    # a reference of another size is centre-cropped to multiples of 16, one over 1024^2 pixels first
+    # Lanczos-resized to that area.
+    dict(name="klein_edit", model="tiny_klein", prompt=PROMPT, steps=3, seed=21, references=["ref_a"]),
+    dict(name="klein_edit_two", model="tiny_klein", prompt=PROMPT_2, width=48, height=48, steps=2, seed=22,
+         references=["ref_b", "ref_c"]),
+    dict(name="base_edit_large", model="tiny_klein_base", prompt=PROMPT, width=64, height=64, steps=2,
+         guidance=3.0, seed=23, references=["ref_large"]),
 ]
 
 
@@ -144,11 +158,43 @@ def build_pipelines():
     return pipes
 
 
-def run_case(pipes: dict, case: dict):
+def make_references() -> dict:
+    """Smooth pictures (small PNGs) of several sizes, every side at least the pipeline's 64: 80x64 (whole
+    tokens), 87x69 and 100x72 (cropped), 1040x1100 (over 1024^2 pixels: resized, then cropped)."""
+    from PIL import Image
+
+    def picture(w: int, h: int, phase: float) -> Image.Image:
+        y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+        img = np.stack([255 * x / (w - 1), 255 * y / (h - 1), 128 + 100 * np.sin(x / 9 + y / 13 + phase)], -1)
+        disc = (x - 0.6 * w) ** 2 + (y - 0.4 * h) ** 2 < (0.2 * min(w, h)) ** 2
+        img[disc] = [250, 240, 30]
+        return Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8), "RGB")
+
+    def blocks(w: int, h: int) -> Image.Image:  # flat 80-pixel squares: a large picture in a small PNG
+        colours = np.random.default_rng(SEED).integers(0, 256, (h // 80 + 1, w // 80 + 1, 3))
+        return Image.fromarray(colours.repeat(80, 0).repeat(80, 1)[:h, :w].astype(np.uint8), "RGB")
+
+    return {"ref_a": picture(80, 64, 0.0), "ref_b": picture(87, 69, 1.0), "ref_c": picture(100, 72, 2.0),
+            "ref_large": blocks(1040, 1100)}
+
+
+def prepare_reference(pipe, image) -> torch.Tensor:
+    """What Flux2KleinPipeline.__call__ hands the VAE for one reference image: [1, 3, h, w] in [-1, 1]."""
+    pipe.image_processor.check_image_input(image)
+    if image.width * image.height > 1024 * 1024:
+        image = pipe.image_processor._resize_to_target_area(image, 1024 * 1024)
+    multiple = pipe.vae_scale_factor * 2
+    width, height = image.width // multiple * multiple, image.height // multiple * multiple
+    return pipe.image_processor.preprocess(image, height=height, width=width, resize_mode="crop")
+
+
+def run_case(pipes: dict, case: dict, references: dict):
+    images = [references[name] for name in case.get("references", [])]
     return pipes[case["model"]](
+        image=images or None,
         prompt=case["prompt"],
-        width=case["width"],
-        height=case["height"],
+        width=case.get("width"),
+        height=case.get("height"),
         num_inference_steps=case["steps"],
         guidance_scale=case.get("guidance", 4.0),  # the pipeline's default; distilled ignores it
         num_images_per_prompt=case.get("num_images", 1),
@@ -172,17 +218,28 @@ def main() -> None:
         store_bf16(folder / "transformer")
         store_bf16(folder / "vae", keep_f32=lambda name: name.startswith("bn."))
 
+    references = make_references()
+    for name, im in references.items():
+        im.save(OUT / f"{PREFIX}_{name}.png")
+        # The prepared tensor is x / 255 * 2 - 1 of 8-bit pixels: kept as those pixels (a PNG).
+        tensor = prepare_reference(pipes["tiny_klein"], im)
+        pixels = torch.round((tensor[0].permute(1, 2, 0) + 1) / 2 * 255).to(torch.uint8)
+        assert torch.equal(pixels.float() / 255 * 2 - 1, tensor[0].permute(1, 2, 0)), name
+        Image.fromarray(pixels.numpy(), "RGB").save(OUT / f"{PREFIX}_{name}_prepared.png")
     cases = []
     for case in CASES:
         files = []
-        for k, im in enumerate(run_case(pipes, case)):
+        for k, im in enumerate(run_case(pipes, case, references)):
             name = f"{PREFIX}_{case['name']}_{k}.png"
             im.save(OUT / name)
             files.append(name)
             arr = np.asarray(im)
             print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}, "
                   f"0s {np.mean(arr == 0):.2f}, 255s {np.mean(arr == 255):.2f}")
-        cases.append(dict(case, expected=files))
+        entry = dict(case, expected=files)
+        if "references" in case:
+            entry["references"] = [f"{PREFIX}_{name}.png" for name in case["references"]]
+        cases.append(entry)
 
     payload = {
         "_meta": fixture_metadata(__file__, SEED, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),

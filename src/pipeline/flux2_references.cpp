@@ -1,0 +1,44 @@
+#include "pipeline/flux2_references.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "io/image_resize.h"
+
+namespace zflow::pipeline {
+
+namespace {
+
+constexpr int kMinSide = 64;
+constexpr double kMaxAspect = 8.0;
+constexpr double kMaxArea = 1024.0 * 1024.0;
+
+}  // namespace
+
+io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t index) {
+  const int w = image.width, h = image.height;
+  ZF_CHECK(w >= kMinSide && h >= kMinSide,
+           "[flux2] reference image {} is {}x{}: both sides must be at least {} pixels", index + 1,
+           w, h, kMinSide);
+  const double aspect = std::max(static_cast<double>(w) / h, static_cast<double>(h) / w);
+  ZF_CHECK(aspect <= kMaxAspect,
+           "[flux2] reference image {} is {}x{}, an aspect ratio of {:.1f}: at most {} is allowed",
+           index + 1, w, h, aspect, kMaxAspect);
+  io::Image resized = image;
+  if (static_cast<double>(w) * h > kMaxArea) {
+    const double scale = std::sqrt(kMaxArea / (static_cast<double>(w) * h));
+    resized = io::resize_image(image, static_cast<int>(w * scale), static_cast<int>(h * scale),
+                               io::ResampleFilter::Lanczos);
+  }
+  const int cw = static_cast<int>(resized.width / multiple * multiple);
+  const int ch = static_cast<int>(resized.height / multiple * multiple);
+  const int left = (resized.width - cw) / 2, top = (resized.height - ch) / 2;
+  io::Image out{cw, ch, std::vector<uint8_t>(static_cast<size_t>(cw) * ch * 3)};
+  for (int y = 0; y < ch; ++y)
+    std::copy_n(resized.rgb.begin() + (static_cast<size_t>(top + y) * resized.width + left) * 3,
+                static_cast<size_t>(cw) * 3, out.rgb.begin() + static_cast<size_t>(y) * cw * 3);
+  return out;
+}
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,19 @@
+// FLUX.2's reference images as diffusers 0.42.1's Flux2KleinPipeline prepares them for editing
+// (Flux2ImageProcessor): each must have both sides of at least 64 pixels and an aspect ratio of at
+// most 8; one of more than 1024 x 1024 pixels is first Lanczos-resized to about that area
+// (scale sqrt(1024^2 / (w h)), each side truncated, as Pillow's resize through diffusers'
+// _resize_to_target_area); then it is centre-cropped to multiples of the latent token size (16
+// pixels) (resize_mode "crop", which for FLUX.2 only crops).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "io/image.h"
+
+namespace zflow::pipeline {
+
+// The reference as the pipeline encodes it; `index` names it in errors.
+io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t index);
+
+}  // namespace zflow::pipeline
