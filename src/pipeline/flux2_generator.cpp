@@ -56,7 +56,13 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
         {"max_sequence_length", s.max_sequence_length},
     };
     if (s.cfg) j["negative_prompt"] = request.negative_prompt;
-    if (!request.reference_images.empty()) j["reference_images"] = sources.reference_images;
+    if (!request.reference_images.empty()) {
+      // Their files, or (sent as data, as the server's are) their places in the request.
+      std::vector<std::string> names = sources.reference_images;
+      for (size_t i = names.size(); i < request.reference_images.size(); ++i)
+        names.push_back(fmt::format("reference_images[{}]", i));
+      j["reference_images"] = names;
+    }
     return {text, j};
   }
 

@@ -85,6 +85,9 @@ uint64_t seed_field(const json& body, const std::string& field) {
   return std::random_device{}();
 }
 
+// FLUX.2 klein edits with several reference images; each adds its tokens to every forward.
+constexpr size_t kMaxReferenceImages = 4;
+
 io::Image image_field(const std::string& field, const json& value) {
   if (!value.is_string()) bad(field, "expected a base64-encoded PNG, JPEG or WebP image");
   const auto bytes = base64_decode(value.get<std::string>());
@@ -286,6 +289,13 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     r.init_image = image_field("init_image", *it);
   if (const auto it = body.find("mask"); it != body.end() && !it->is_null())
     r.mask = image_field("mask", *it);
+  if (const auto it = body.find("reference_images"); it != body.end() && !it->is_null()) {
+    if (!it->is_array() || it->size() > kMaxReferenceImages)
+      bad("reference_images",
+          fmt::format("expected an array of at most {} base64 images", kMaxReferenceImages));
+    for (size_t i = 0; i < it->size(); ++i)
+      r.reference_images.push_back(image_field(fmt::format("reference_images[{}]", i), (*it)[i]));
+  }
   r.strength = get_number(body, "strength", 0, 1);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
   spec.format = format_field(body, "output_format");

@@ -210,6 +210,23 @@ TEST(NativeRequest, MapsAndRefuses) {
               parse_native_job({{"prompt", "p"}, {"mask", png_b64(16, 16)}}, kLimits, "m");
             }),
             (R{400, "mask"}));
+  // FLUX.2 klein's reference images: base64 images, at most four.
+  const JobSpec edit = parse_native_job(
+      json{{"prompt", "p"}, {"reference_images", json::array({png_b64(64, 64), png_b64(80, 64)})}},
+      kLimits, "m");
+  ASSERT_EQ(edit.request.reference_images.size(), 2u);
+  EXPECT_EQ(edit.request.reference_images[1].width, 80);
+  EXPECT_EQ(refusal([] {
+              parse_native_job({{"prompt", "p"}, {"reference_images", json::array({"not base64"})}},
+                               kLimits, "m");
+            }).second,
+            "reference_images[0]");
+  EXPECT_EQ(refusal([] {
+              parse_native_job(
+                  {{"prompt", "p"}, {"reference_images", json::array({1, 2, 3, 4, 5})}}, kLimits,
+                  "m");
+            }),
+            (R{400, "reference_images"}));
   EXPECT_EQ(refusal([] { parse_json_object("{\"prompt\": "); }), (R{400, ""}));
   EXPECT_EQ(refusal([] { parse_json_object("[1, 2]"); }), (R{400, ""}));
 }
