@@ -493,15 +493,18 @@ Tensor Flux2Transformer::forward(const Tensor& x, std::span<const Flux2Position>
 
 Flux2Transformer load_flux2_transformer(const io::WeightStore& weights,
                                         const std::optional<Flux2DiTConfig>& config,
-                                        const Placement& placement) {
+                                        const Placement& placement,
+                                        std::span<const LoraFile> loras) {
   const io::WeightStore own = io::flux_transformer_weights(weights);
   ZF_CHECK(io::detect_flux_generation(own) == io::FluxGeneration::Flux2,
            "[flux2] {}: a FLUX.1 transformer, not FLUX.2 (it has no "
            "'double_stream_modulation_img' weights)",
            weights.description());
   const io::FluxLayout layout = io::detect_flux_layout(own);
-  const io::WeightStore named =
-      layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own;
+  const io::WeightStore named = merge_loras(
+      layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own, loras,
+      io::flux_weight_row_mappings(io::FluxGeneration::Flux2, io::count_flux_blocks(own)),
+      "FLUX.2 transformer");
   if (!config) return Flux2Transformer(Flux2DiTConfig::infer_from_weights(named), named, placement);
   const bool has_guidance = io::flux_has_guidance(named);
   if (config->guidance_embeds != has_guidance)
@@ -516,17 +519,18 @@ Flux2Transformer load_flux2_transformer(const io::WeightStore& weights,
 
 Flux2Transformer load_flux2_transformer(const std::filesystem::path& path,
                                         const std::optional<Flux2DiTConfig>& config, bool fp8,
-                                        const Placement& placement) {
+                                        const Placement& placement,
+                                        std::span<const LoraFile> loras) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
       fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
   // The first step would otherwise fault the mapped weights in from disk between its matmuls.
   if (placement.device == Device::CPU) io::read_ahead_in_background(weights, "flux2");
-  if (config) return load_flux2_transformer(weights, config, placement);
+  if (config) return load_flux2_transformer(weights, config, placement, loras);
   if (const auto json = io::component_config_json(where))
-    return load_flux2_transformer(weights, Flux2DiTConfig::from_json_file(*json), placement);
-  return load_flux2_transformer(weights, std::nullopt, placement);
+    return load_flux2_transformer(weights, Flux2DiTConfig::from_json_file(*json), placement, loras);
+  return load_flux2_transformer(weights, std::nullopt, placement, loras);
 }
 
 }  // namespace zflow::models

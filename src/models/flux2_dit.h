@@ -158,11 +158,15 @@ class Flux2Transformer {
 // config.json (folders and index files only), else inferred from the weights. dev or klein: the
 // weights decide (guidance embedder present or not); a config saying otherwise is an Error.
 // With `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h).
+// The `loras` (PEFT / diffusers or BFL names) are merged into the weights before they are bound
+// (models/lora.h).
 Flux2Transformer load_flux2_transformer(const std::filesystem::path& path,
                                         const std::optional<Flux2DiTConfig>& config = {},
-                                        bool fp8 = false, const Placement& placement = {});
+                                        bool fp8 = false, const Placement& placement = {},
+                                        std::span<const LoraFile> loras = {});
 Flux2Transformer load_flux2_transformer(const io::WeightStore& weights,
                                         const std::optional<Flux2DiTConfig>& config = {},
-                                        const Placement& placement = {});
+                                        const Placement& placement = {},
+                                        std::span<const LoraFile> loras = {});
 
 }  // namespace zflow::models

@@ -99,14 +99,14 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
 }  // namespace
 
 std::unique_ptr<ImageGenerator> load_flux2_generator(const ModelFiles& files) {
-  ZF_CHECK(files.loras.empty(), "[flux2] --lora: LoRAs for FLUX.2 are not supported yet");
   return std::make_unique<Flux2Generator>(
       Flux2Pipeline::load({.model_dir = files.model_dir,
                            .diffusion_model = files.diffusion_model,
                            .text_encoder = files.text_encoder,
                            .tokenizer = files.tokenizer,
                            .vae = files.vae,
-                           .fp8 = files.fp8},
+                           .fp8 = files.fp8,
+                           .loras = files.loras},
                           placement_for(files)));
 }
 

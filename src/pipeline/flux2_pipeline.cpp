@@ -114,7 +114,8 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
     return models::load_qwen3_text_encoder(te_path, std::nullopt, placement, kTextTaps);
   });
   auto transformer = load_component(kFamily, "diffusion model", dit_path, [&] {
-    return models::load_flux2_transformer(dit_path, std::nullopt, files.fp8, placement);
+    return models::load_flux2_transformer(dit_path, std::nullopt, files.fp8, placement,
+                                          files.loras);
   });
   auto vae = load_component(kFamily, "VAE", vae_path,
                             [&] { return models::load_flux2_autoencoder(vae_path, placement); });

@@ -23,7 +23,7 @@
 // The batch of N images is one batched forward per step over one noise tensor [N, ...], as
 // diffusers' num_images_per_prompt does it. Everything runs in float32 on the CPU; the models
 // run where the placement says.
-// Not yet: FLUX.2-dev (its Mistral-Small-3.2 text encoder), LoRA, img2img and inpaint.
+// Not yet: FLUX.2-dev (its Mistral-Small-3.2 text encoder), img2img and inpaint.
 #pragma once
 
 #include <cstdint>
@@ -66,6 +66,7 @@ struct Flux2Files {
   std::filesystem::path tokenizer;     // tokenizer.json (tokenizer/)
   std::filesystem::path vae;
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
+  std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
 };
 
 struct Flux2Request {

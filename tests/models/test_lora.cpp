@@ -13,6 +13,7 @@
 
 #include "io/fp8_weights.h"
 #include "io/safetensors.h"
+#include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/lora.h"
 #include "models/zimage_dit.h"
@@ -101,6 +102,40 @@ TEST(Lora, FluxPeftAndBflLayoutsMatchPeft) {
       for (const char* name : {"h3w5_txt5_t1", "batch_h2w3_txt6"}) {
         const double err = test::relative_error(
             run_flux(model, name), golden(fmt::format("flux.{}.{}", name, scale_key(scale))));
+        EXPECT_LE(err, kTolerance) << file << " scale " << scale << " " << name;
+      }
+    }
+}
+
+// ---- FLUX.2 -----------------------------------------------------------------------------------
+
+Tensor run_flux2(const Flux2Transformer& model, const std::string& name) {
+  static const io::SafetensorsFile io =
+      io::SafetensorsFile::open(test::fixture("flux2_dit/flux2_dit_tiny_diffusers_io.safetensors"));
+  const std::vector<float> flat = io.tensor(name + ".img_ids").to_f32_vector();
+  std::vector<Flux2Position> ids;
+  for (size_t i = 0; i + 3 < flat.size(); i += 4)
+    ids.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
+  return model.forward(
+      io.tensor(name + ".hidden_states"), ids, io.tensor(name + ".encoder_hidden_states"),
+      io.tensor(name + ".timestep").to_f32_vector(), io.tensor(name + ".guidance").to_f32_vector());
+}
+
+// PEFT names and BFL names (fused qkv, the final modulation's halves in BFL order, the fused
+// single-block projections, the shared modulations and embedders).
+TEST(Lora, Flux2PeftAndBflLayoutsMatchPeft) {
+  static const io::SafetensorsFile outputs =
+      io::SafetensorsFile::open(kLoraDir / "lora_tiny_flux2_outputs.safetensors");
+  for (const char* file : {"flux2_lora_peft", "flux2_lora_bfl"})
+    for (float scale : {1.0f, 0.75f}) {
+      const LoraFile lora{kLoraDir / (std::string(file) + ".safetensors"), scale};
+      const Flux2Transformer model =
+          load_flux2_transformer(test::fixture("flux2_dit/tiny_dev_diffusers/transformer"), {},
+                                 false, Placement::cpu(), {&lora, 1});
+      for (const char* name : {"h3w5_txt5_t1", "ref_h2w3_r3x2_txt4"}) {
+        const double err = test::relative_error(
+            run_flux2(model, name),
+            outputs.tensor(fmt::format("flux2.{}.{}", name, scale_key(scale))));
         EXPECT_LE(err, kTolerance) << file << " scale " << scale << " " << name;
       }
     }

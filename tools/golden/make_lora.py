@@ -18,6 +18,10 @@ written in the layouts trainers use:
            flux_lora_bfl         diffusion_model.<BFL module>.lora_A/B.weight + .alpha, every
                                  module: linear1 and final_layer (its (shift, scale) halves in BFL
                                  order) too
+  FLUX.2   flux2_lora_peft       transformer.<diffusers module>.lora_A/B.weight
+           flux2_lora_bfl        diffusion_model.<BFL module>.lora_A/B.weight + .alpha, every
+                                 module (fused qkv; linear1 / linear2 are fused in diffusers too)
+                                 (outputs in lora_tiny_flux2_outputs.safetensors)
 The fused layouts need the fused parts to share A: the script makes them so. The files but
 flux_lora_kohya hold the same update, so one expected output per case serves them; the script
 checks that diffusers' loaders reproduce it from the files they read.
@@ -276,6 +280,90 @@ def make_flux(gen, outputs):
         outputs[f"flux.kohya.{case}"] = flux_run(check, io, case)
 
 
+# ---- FLUX.2 ------------------------------------------------------------------------------------
+
+FLUX2_TARGETS = (
+    r".*(\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out|linear_in|linear_out"
+    r"|to_qkv_mlp_proj)|single_transformer_blocks\.\d+\.attn\.to_out"
+    r"|_modulation_(img|txt)\.linear|single_stream_modulation\.linear|norm_out\.linear|proj_out"
+    r"|x_embedder|context_embedder)"
+)
+FLUX2_CASES = ["h3w5_txt5_t1", "ref_h2w3_r3x2_txt4"]
+
+
+def flux2_run(model, io, case):
+    with torch.no_grad():
+        return model(
+            hidden_states=io[f"{case}.hidden_states"],
+            encoder_hidden_states=io[f"{case}.encoder_hidden_states"],
+            timestep=io[f"{case}.timestep"],
+            img_ids=io[f"{case}.img_ids"],
+            txt_ids=io[f"{case}.txt_ids"],
+            guidance=io[f"{case}.guidance"],
+            return_dict=False,
+        )[0]
+
+
+# BFL module -> the diffusers modules its rows become (in order) and whether its halves swap
+# (facts/flux.md section 2.3).
+def flux2_bfl_modules(double, single):
+    table = {"img_in": (["x_embedder"], False), "txt_in": (["context_embedder"], False),
+             "final_layer.linear": (["proj_out"], False),
+             "final_layer.adaLN_modulation.1": (["norm_out.linear"], True)}
+    for m in ("double_stream_modulation_img", "double_stream_modulation_txt", "single_stream_modulation"):
+        table[f"{m}.lin"] = ([f"{m}.linear"], False)
+    for i in range(double):
+        d = f"transformer_blocks.{i}"
+        table.update({
+            f"double_blocks.{i}.img_attn.qkv": ([f"{d}.attn.to_q", f"{d}.attn.to_k", f"{d}.attn.to_v"], False),
+            f"double_blocks.{i}.txt_attn.qkv": ([f"{d}.attn.add_q_proj", f"{d}.attn.add_k_proj", f"{d}.attn.add_v_proj"], False),
+            f"double_blocks.{i}.img_attn.proj": ([f"{d}.attn.to_out.0"], False),
+            f"double_blocks.{i}.txt_attn.proj": ([f"{d}.attn.to_add_out"], False),
+            f"double_blocks.{i}.img_mlp.0": ([f"{d}.ff.linear_in"], False),
+            f"double_blocks.{i}.img_mlp.2": ([f"{d}.ff.linear_out"], False),
+            f"double_blocks.{i}.txt_mlp.0": ([f"{d}.ff_context.linear_in"], False),
+            f"double_blocks.{i}.txt_mlp.2": ([f"{d}.ff_context.linear_out"], False),
+        })
+    for i in range(single):
+        s = f"single_transformer_blocks.{i}"
+        table.update({
+            f"single_blocks.{i}.linear1": ([f"{s}.attn.to_qkv_mlp_proj"], False),
+            f"single_blocks.{i}.linear2": ([f"{s}.attn.to_out"], False),
+        })
+    return table
+
+
+def make_flux2(gen, outputs):
+    """FLUX.2 (the tiny dev transformer of make_flux2_dit.py): a PEFT file and a BFL-named one
+    (diffusion_model.<BFL module>.lora_A/B + alpha, fused qkv, the final modulation's halves in
+    BFL order), written to their own outputs file."""
+    from diffusers import Flux2KleinPipeline, Flux2Transformer2DModel
+
+    folder = FIXTURES / "flux2_dit" / "tiny_dev_diffusers" / "transformer"
+    io = load_file(str(FIXTURES / "flux2_dit" / "flux2_dit_tiny_diffusers_io.safetensors"))
+    model = Flux2Transformer2DModel.from_pretrained(folder).eval()
+    double, single = len(model.transformer_blocks), len(model.single_transformer_blocks)
+    shared = [(f"transformer_blocks.{i}.attn", ["to_q", "to_k", "to_v"]) for i in range(double)]
+    shared += [(f"transformer_blocks.{i}.attn", ["add_q_proj", "add_k_proj", "add_v_proj"]) for i in range(double)]
+    add_random_lora(model, FLUX2_TARGETS, gen, shared)
+    pairs = peft_pairs(model)
+    peft_path = write_peft("flux2_lora_peft.safetensors", pairs)
+    bfl = {}
+    for bfl_module, (parts, swap) in flux2_bfl_modules(double, single).items():
+        a = pairs[parts[0]][0]
+        up = torch.cat([pairs[p][1] for p in parts])
+        if swap:  # the diffusers weight holds (scale, shift); BFL's holds (shift, scale)
+            up = swap_halves(up)
+        bfl[f"diffusion_model.{bfl_module}.lora_A.weight"] = a
+        bfl[f"diffusion_model.{bfl_module}.lora_B.weight"] = up * (RANK / ALPHA)
+        bfl[f"diffusion_model.{bfl_module}.alpha"] = torch.tensor(ALPHA)
+    assert len(bfl) == 3 * len(flux2_bfl_modules(double, single))
+    write("flux2_lora_bfl.safetensors", bfl, "BFL names under diffusion_model., with alpha")
+    record_outputs("flux2", model, flux2_run, io, FLUX2_CASES, outputs)
+    check_diffusers_reads(Flux2Transformer2DModel, folder, Flux2KleinPipeline, peft_path, flux2_run,
+                          io, FLUX2_CASES[0], outputs[f"flux2.{FLUX2_CASES[0]}.scale1.0"])
+
+
 def main() -> None:
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
@@ -283,6 +371,10 @@ def main() -> None:
     make_zimage(gen, outputs)
     make_flux(gen, outputs)
     save_fixture("lora/lora_tiny_outputs.safetensors", outputs, __file__, SEED,
+                 rank=RANK, alpha=ALPHA, scales=list(SCALES))
+    flux2_outputs = {}
+    make_flux2(gen, flux2_outputs)
+    save_fixture("lora/lora_tiny_flux2_outputs.safetensors", flux2_outputs, __file__, SEED,
                  rank=RANK, alpha=ALPHA, scales=list(SCALES))
 
 
