@@ -29,10 +29,11 @@ DType target_type(const std::string& name) {
 }
 
 // general.architecture as the published GGUFs name it (ComfyUI-GGUF calls Z-Image "lumina2",
-// the family it descends from).
+// the family it descends from, and both FLUX generations "flux": its loader tells them apart by
+// their tensors).
 std::string gguf_architecture(const std::string& detected) {
   if (detected == "z-image transformer") return "lumina2";
-  if (detected.rfind("flux.1", 0) == 0) return "flux";
+  if (detected.rfind("flux.1", 0) == 0 || detected.rfind("flux.2", 0) == 0) return "flux";
   if (detected == "qwen3 text encoder") return "qwen3";
   return "";
 }
@@ -51,8 +52,8 @@ int run_convert(const ConvertOptions& o) {
   const std::string arch = found ? gguf_architecture(found->architecture) : "";
   if (arch.empty())
     fail(
-        "[convert] {}: holds {}; zflow converts Z-Image and FLUX.1 transformers and Qwen3 "
-        "text encoders",
+        "[convert] {}: holds {}; zflow converts Z-Image, FLUX.1 and FLUX.2 transformers and "
+        "Qwen3 text encoders",
         o.input, found ? found->architecture : "no model zflow knows");
   fmt::print("converting {} ({}) to {} as {}\n", o.input, found->architecture, o.output, o.type);
   std::fflush(stdout);

@@ -79,9 +79,10 @@ TEST(Cli, BenchNeedsExactlyOneWeightSource) {
 TEST(Cli, BenchPipelineRunsEndToEnd) {
   const auto tokenizer = test::shared_asset("qwen3_tokenizer");
   ZF_REQUIRE_ASSET(tokenizer);
-  const CommandResult r = run_zflow("bench pipeline --random-weights --layers 1 -W 32 -H 32 "
-                                    "--steps 1 -t 1 --tokenizer " +
-                                    tokenizer.string());
+  const CommandResult r = run_zflow(
+      "bench pipeline --random-weights --layers 1 -W 32 -H 32 "
+      "--steps 1 -t 1 --tokenizer " +
+      tokenizer.string());
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, testing::HasSubstr("turbo 32x32 batch 1, 1 steps, 1 threads"));
   const CommandResult none = run_zflow("bench pipeline --random-weights --layers 1 -W 32 -H 32");
@@ -154,6 +155,16 @@ TEST(Cli, ConvertWritesAGgufThatLoadsBack) {
     }
   }
   EXPECT_GT(quantised, 0);
+  fs::remove(out);
+
+  // FLUX.2 klein in ComfyUI's layout: told apart and written as ComfyUI-GGUF's "flux".
+  const CommandResult klein = run_zflow(
+      "convert " + test::fixture("flux2_dit/flux2_dit_tiny_klein_comfy_bf16.safetensors").string() +
+      " -o " + out.string() + " --type q8_0");
+  ASSERT_EQ(klein.status, 0) << klein.output;
+  EXPECT_THAT(klein.output, testing::HasSubstr("(flux.2-klein transformer)"));
+  EXPECT_THAT(run_zflow("info " + out.string()).output,
+              testing::HasSubstr("GGUF (architecture flux"));
   fs::remove(out);
 
   const CommandResult vae = run_zflow(
