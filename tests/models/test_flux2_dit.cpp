@@ -284,8 +284,9 @@ TEST(Flux2DiT, WrongGenerationGuidanceAndMissingTensorsAreNamed) {
 }
 
 // A klein file converted to Q8_0 GGUF (BFL names, as city96's FLUX GGUFs hold them) loads and
-// runs; Q8_0's rounding of the bf16 matrices (half a step of max|w| / 127 a block, ~0.4%) keeps
-// the output's cosine to the bf16 weights' at 0.999 or better through 4 blocks.
+// runs; Q8_0's rounding of the bf16 matrices (at most half a step of max|w| / 127 a block) keeps
+// the output's cosine to the bf16 weights' output at 0.9999 or better through 4 blocks (measured
+// 0.999997: 1 - cos 30x under the bound).
 TEST(Flux2DiT, Q8GgufOfAKleinFileRuns) {
   const std::filesystem::path out = std::filesystem::temp_directory_path() /
                                     ("zflow_flux2_q8_" + std::to_string(getpid()) + ".gguf");
@@ -298,7 +299,7 @@ TEST(Flux2DiT, Q8GgufOfAKleinFileRuns) {
   for (const auto& name : kCases) {
     const Case c = golden(name);
     const double cos = cosine(run(model, c), c.klein_bf16w);
-    EXPECT_GE(cos, 0.999) << name;
+    EXPECT_GE(cos, 0.9999) << name;
     RecordProperty(name, std::to_string(cos));
   }
   std::filesystem::remove(out);
