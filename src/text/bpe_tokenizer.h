@@ -49,6 +49,7 @@ struct VocabMergesOptions {
   bool collapse_whitespace = false;
   bool lowercase = false;
   std::string end_of_word_suffix;  // BpeModel option (CLIP: "</w>")
+  bool ignore_merges = false;      // BpeModel option (Tekken: whole pieces in the vocabulary)
   std::vector<SplitRule> splits = {{std::string(kQwen2SplitPattern)}};
 };
 

@@ -45,4 +45,45 @@ PromptTokens encode_flux2_klein_prompt(const BpeTokenizer& tokenizer, std::strin
   return padded_ids(tokenizer, flux2_klein_prompt_text(prompt), max_length, "FLUX.2 klein");
 }
 
+// BFL's system_messages.py SYSTEM_MESSAGE, with its line break after "object".
+const std::string_view kFlux2SystemMessage =
+    "You are an AI that reasons about image descriptions. You give structured responses focusing "
+    "on object relationships, object\nattribution and actions without speculation.";
+
+std::string flux2_dev_prompt_text(std::string_view prompt) {
+  // The processor counts [IMG] tokens against the images given; the pipeline drops them.
+  // One left-to-right pass, as Python's str.replace: "[IM[IMG]G]" leaves "[IMG]".
+  constexpr std::string_view kImage = "[IMG]";
+  std::string user;
+  for (size_t i = 0; i < prompt.size();) {
+    if (prompt.substr(i, kImage.size()) == kImage) {
+      i += kImage.size();
+    } else {
+      user += prompt[i++];
+    }
+  }
+  std::string text = "<s>[SYSTEM_PROMPT]";
+  text += kFlux2SystemMessage;
+  text += "[/SYSTEM_PROMPT][INST]";
+  text += user;
+  text += "[/INST]";
+  return text;
+}
+
+PromptTokens encode_flux2_dev_prompt(const BpeTokenizer& tokenizer, std::string_view prompt,
+                                     size_t max_length) {
+  const auto pad = tokenizer.token_to_id("<pad>");
+  ZF_CHECK(pad.has_value(),
+           "[tokenizer] the FLUX.2-dev prompt needs Mistral's pad token <pad>, which this "
+           "tokenizer lacks (is it the Mistral-Small tokenizer?)");
+  std::vector<int32_t> ids = tokenizer.encode(flux2_dev_prompt_text(prompt));
+  if (ids.size() > max_length) ids.resize(max_length);
+  PromptTokens out;
+  out.attention_length = ids.size();
+  out.left_padded = true;
+  out.ids.assign(max_length - ids.size(), *pad);
+  out.ids.insert(out.ids.end(), ids.begin(), ids.end());
+  return out;
+}
+
 }  // namespace zflow::text

@@ -1,4 +1,4 @@
-// The Qwen3 chat-template prompts of the pipelines that use Qwen3 as their text encoder.
+// The chat-template prompts of the pipelines whose text encoder is a chat LLM (Qwen3, Mistral).
 // Z-Image: diffusers' ZImagePipeline._encode_prompt:
 //   apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
 //                       add_generation_prompt=True, enable_thinking=True)
@@ -24,10 +24,13 @@ namespace zflow::text {
 inline constexpr size_t kZImageMaxSequenceLength = 512;
 
 struct PromptTokens {
-  std::vector<int32_t> ids;  // max_length ids: the tokens, then the pad id on the right
+  std::vector<int32_t> ids;  // max_length ids: the tokens and the pad ids, on the pad side
   size_t attention_length;   // how many of ids are real tokens (attention mask 1)
+  bool left_padded = false;  // the pad ids come first (Mistral's processor), else last (Qwen)
 
-  std::span<const int32_t> real_ids() const { return {ids.data(), attention_length}; }
+  std::span<const int32_t> real_ids() const {
+    return {ids.data() + (left_padded ? ids.size() - attention_length : 0), attention_length};
+  }
 };
 
 // The chat-template text for one prompt.
@@ -47,5 +50,19 @@ inline constexpr size_t kFlux2KleinMaxSequenceLength = 512;
 std::string flux2_klein_prompt_text(std::string_view prompt);
 PromptTokens encode_flux2_klein_prompt(const BpeTokenizer& tokenizer, std::string_view prompt,
                                        size_t max_length = kFlux2KleinMaxSequenceLength);
+
+// FLUX.2-dev (diffusers Flux2Pipeline._get_mistral_3_small_prompt_embeds; BFL's
+// text_encoder.py): "[IMG]" is removed from the prompt, which becomes the user message after
+// BFL's system message, rendered by Mistral-Small-3.1's chat template without a generation
+// prompt (facts: flux.md section 3.3):
+//   "<s>[SYSTEM_PROMPT]" + system + "[/SYSTEM_PROMPT][INST]" + prompt + "[/INST]"
+// then tokenized, truncated on the right to max_length and padded with <pad> on the LEFT, the
+// Mistral processor's padding side; the pipeline feeds all max_length ids to the text encoder
+// with the attention mask.
+inline constexpr size_t kFlux2DevMaxSequenceLength = 512;
+extern const std::string_view kFlux2SystemMessage;
+std::string flux2_dev_prompt_text(std::string_view prompt);
+PromptTokens encode_flux2_dev_prompt(const BpeTokenizer& tokenizer, std::string_view prompt,
+                                     size_t max_length = kFlux2DevMaxSequenceLength);
 
 }  // namespace zflow::text

@@ -179,8 +179,8 @@ BpeTokenizer BpeTokenizer::from_vocab_merges(const fs::path& vocab_json, const f
     }
   }
   const std::string source = vocab_json.string() + " + " + merges_txt.string();
-  return BpeTokenizer(std::make_unique<BpeModel>(std::move(vocab), merges, false, source,
-                                                 options.end_of_word_suffix),
+  return BpeTokenizer(std::make_unique<BpeModel>(std::move(vocab), merges, options.ignore_merges,
+                                                 source, options.end_of_word_suffix),
                       options.added_tokens,
                       Normalization{.nfc = options.nfc,
                                     .collapse_whitespace = options.collapse_whitespace,
