@@ -36,8 +36,10 @@ Model::Layer bind_layer(Binder& bind, const Qwen3Config& c, int index) {
   l.self_attn.k_proj = bind(p + "self_attn.k_proj.weight", {c.kv_features(), h});
   l.self_attn.v_proj = bind(p + "self_attn.v_proj.weight", {c.kv_features(), h});
   l.self_attn.o_proj = bind(p + "self_attn.o_proj.weight", {h, c.q_features()});
-  l.self_attn.q_norm = bind(p + "self_attn.q_norm.weight", {c.head_dim});
-  l.self_attn.k_norm = bind(p + "self_attn.k_norm.weight", {c.head_dim});
+  if (c.qk_norm) {
+    l.self_attn.q_norm = bind(p + "self_attn.q_norm.weight", {c.head_dim});
+    l.self_attn.k_norm = bind(p + "self_attn.k_norm.weight", {c.head_dim});
+  }
   l.mlp.gate_proj = bind(p + "mlp.gate_proj.weight", {c.intermediate_size, h});
   l.mlp.up_proj = bind(p + "mlp.up_proj.weight", {c.intermediate_size, h});
   l.mlp.down_proj = bind(p + "mlp.down_proj.weight", {h, c.intermediate_size});
@@ -65,12 +67,28 @@ void validate(const Qwen3Config& c, const std::string& source) {
 
 }  // namespace
 
+Qwen3Config Qwen3Config::mistral_small() {
+  Qwen3Config c;
+  c.vocab_size = 131072;
+  c.hidden_size = 5120;
+  c.intermediate_size = 32768;
+  c.num_hidden_layers = 40;
+  c.num_attention_heads = 32;
+  c.num_key_value_heads = 8;
+  c.head_dim = 128;
+  c.rope_theta = 1e9;
+  c.rms_norm_eps = 1e-5f;
+  c.tie_word_embeddings = false;
+  c.qk_norm = false;
+  return c;
+}
+
 std::string Qwen3Config::summary() const {
   return fmt::format(
       "vocab {} hidden {} intermediate {} layers {} heads {} kv heads {} head_dim {} rope_theta "
-      "{} eps {}",
+      "{} eps {}{}",
       vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
-      num_key_value_heads, head_dim, rope_theta, rms_norm_eps);
+      num_key_value_heads, head_dim, rope_theta, rms_norm_eps, qk_norm ? "" : " (no q/k norm)");
 }
 
 Qwen3Config Qwen3Config::from_json(const std::string& json_text, const std::string& source) {
@@ -93,9 +111,21 @@ Qwen3Config Qwen3Config::from_json(const std::string& json_text, const std::stri
   auto read = [&](const char* key, auto& field) { return read_from(j, key, field); };
 
   std::string text;
-  if (read("model_type", text) && text != "qwen3")
-    fail("[qwen3] {}: model_type is \"{}\", expected \"qwen3\"", source, text);
   Qwen3Config c;
+  if (read("model_type", text)) {
+    if (text == "mistral3") {
+      // Mistral3ForConditionalGeneration: the language model's config is its text_config.
+      ZF_CHECK(j.contains("text_config") && j["text_config"].is_object(),
+               "[qwen3] {}: a mistral3 config without a text_config object", source);
+      return from_json(j["text_config"].dump(), source + " (text_config)");
+    }
+    if (text == "mistral") {
+      c = mistral_small();
+    } else if (text != "qwen3") {
+      fail("[qwen3] {}: model_type is \"{}\", expected \"qwen3\", \"mistral\" or \"mistral3\"",
+           source, text);
+    }
+  }
   read("vocab_size", c.vocab_size);
   read("hidden_size", c.hidden_size);
   read("intermediate_size", c.intermediate_size);
@@ -134,6 +164,9 @@ Qwen3Config Qwen3Config::from_json(const std::string& json_text, const std::stri
          source);
   if (read("use_sliding_window", flag) && flag)
     fail("[qwen3] {}: use_sliding_window is true; only full attention is implemented", source);
+  int64_t window = 0;
+  if (!c.qk_norm && read("sliding_window", window))
+    fail("[qwen3] {}: sliding_window is {}; only full attention is implemented", source, window);
   std::vector<std::string> layer_types;
   read("layer_types", layer_types);
   for (const std::string& t : layer_types)
@@ -155,17 +188,23 @@ Qwen3Config Qwen3Config::infer_from_weights(const io::WeightStore& w) {
              w.source_of(name), name, shape_str(t.shape()), rank);
     return t.shape();
   };
-  Qwen3Config c;
+  // Without q/k norms the model is Mistral's, whose head width the weights do not show: the
+  // Mistral-Small-3 values (FLUX.2-dev's encoder) stand in for what is not there.
+  const bool qk_norm = w.contains("layers.0.self_attn.q_norm.weight");
+  Qwen3Config c = qk_norm ? Qwen3Config{} : mistral_small();
   const Shape embed = dims("embed_tokens.weight", 2);
   c.vocab_size = embed[0];
   c.hidden_size = embed[1];
-  c.head_dim = dims("layers.0.self_attn.q_norm.weight", 1)[0];
+  if (qk_norm) c.head_dim = dims("layers.0.self_attn.q_norm.weight", 1)[0];
   ZF_CHECK(c.head_dim > 0, "[qwen3] {}: q_norm is empty", source);
   const int64_t q_rows = dims("layers.0.self_attn.q_proj.weight", 2)[0];
   const int64_t k_rows = dims("layers.0.self_attn.k_proj.weight", 2)[0];
   ZF_CHECK(q_rows % c.head_dim == 0 && k_rows % c.head_dim == 0,
-           "[qwen3] {}: q_proj rows {} and k_proj rows {} are not multiples of head_dim {}", source,
-           q_rows, k_rows, c.head_dim);
+           "[qwen3] {}: q_proj rows {} and k_proj rows {} are not multiples of head_dim {}{}",
+           source, q_rows, k_rows, c.head_dim,
+           qk_norm ? ""
+                   : " (Mistral-Small's; a Mistral file without q/k norms does not show its head "
+                     "width: give the model's config.json)");
   c.num_attention_heads = q_rows / c.head_dim;
   c.num_key_value_heads = k_rows / c.head_dim;
   c.intermediate_size = dims("layers.0.mlp.gate_proj.weight", 2)[0];
@@ -284,30 +323,35 @@ int64_t Qwen3TextEncoder::output_features() const {
   return static_cast<int64_t>(taps_.size()) * config_.hidden_size;
 }
 
-// Qwen3Attention: q and k get RMSNorm over each head's features, then RoPE; grouped
-// kv heads are read by ops::attention directly (no repeat_kv copy).
+// Qwen3Attention: q and k get RMSNorm over each head's features, then RoPE (Mistral's: RoPE
+// alone); grouped kv heads are read by ops::attention directly (no repeat_kv copy).
 Tensor Qwen3TextEncoder::attention(const Layer& layer, const Tensor& x, const RopeTables& rope,
                                    const std::vector<int64_t>& key_lengths) const {
   const Attention& a = layer.self_attn;
   const int64_t b = x.size(0), l = x.size(1), d = config_.head_dim;
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
-  auto heads_of = [&](const Tensor& proj, const Tensor& norm, int64_t n) {
-    Tensor h = ops::linear(x, proj).view({b, l, n, d});
-    if (norm.defined())
-      h = ops::rms_norm_rope(h, norm, config_.rms_norm_eps, rope.cos, rope.sin,
-                             ops::RopeLayout::kHalfSplit);
-    return h.permute({0, 2, 1, 3});  // [B, n, L, D]
+  auto heads_of = [&](const Tensor& proj, int64_t n) {
+    return ops::linear(x, proj).view({b, l, n, d});  // [B, L, n, D]
+  };
+  auto rotated = [&](const Tensor& h, const Tensor& norm) {
+    const Tensor out = config_.qk_norm
+                           ? ops::rms_norm_rope(h, norm, config_.rms_norm_eps, rope.cos, rope.sin,
+                                                ops::RopeLayout::kHalfSplit)
+                           : ops::rope(h, rope.cos, rope.sin, ops::RopeLayout::kHalfSplit);
+    return out.permute({0, 2, 1, 3});  // [B, n, L, D]
   };
   ops::AttentionMask mask;
   mask.causal = true;
   mask.key_lengths = key_lengths;
-  const Tensor out = ops::attention(
-      heads_of(a.q_proj, a.q_norm, heads), heads_of(a.k_proj, a.k_norm, kv_heads),
-      heads_of(a.v_proj, Tensor{}, kv_heads), 1.0f / std::sqrt(static_cast<float>(d)), mask);
+  const Tensor out = ops::attention(rotated(heads_of(a.q_proj, heads), a.q_norm),
+                                    rotated(heads_of(a.k_proj, kv_heads), a.k_norm),
+                                    heads_of(a.v_proj, kv_heads).permute({0, 2, 1, 3}),
+                                    1.0f / std::sqrt(static_cast<float>(d)), mask);
   return ops::linear(out.permute({0, 2, 1, 3}).contiguous().view({b, l, heads * d}), a.o_proj);
 }
 
-Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengths) const {
+Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengths,
+                                 bool attend) const {
   const RopeTables host = qwen3_rope_tables(config_, x.size(1));
   const RopeTables rope{host.cos.to(placement_.device), host.sin.to(placement_.device)};
   const float eps = config_.rms_norm_eps;
@@ -318,8 +362,9 @@ Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengt
     const Layer layer = block_to_run(offload_.get(), lease, i, layers_[i], [&](Binder& bind) {
       return bind_layer(bind, config_, static_cast<int>(i));
     });
-    x = ops::add(x,
-                 attention(layer, ops::rms_norm(x, layer.input_layernorm, eps), rope, key_lengths));
+    if (attend)
+      x = ops::add(
+          x, attention(layer, ops::rms_norm(x, layer.input_layernorm, eps), rope, key_lengths));
     const Tensor h = ops::rms_norm(x, layer.post_attention_layernorm, eps);
     const Mlp& m = layer.mlp;
     x = ops::add(x,
@@ -390,6 +435,31 @@ Tensor Qwen3TextEncoder::encode_padded(const std::vector<std::vector<int32_t>>& 
   // them, while every row (padding included) is computed and kept.
   const std::vector<int64_t> key_lengths(real_lengths.begin(), real_lengths.end());
   return float32_on(forward(embed(ids, length, 0), key_lengths), Device::CPU);
+}
+
+Tensor Qwen3TextEncoder::encode_left_padded(std::span<const int32_t> ids, int64_t length,
+                                            int32_t pad_id) const {
+  const int64_t real = static_cast<int64_t>(ids.size());
+  ZF_CHECK(real >= 1 && real <= length,
+           "[qwen3] encode: {} ids to pad on the left to {}, expected 1..{}", real, length, length);
+  // The real tokens' positions are shifted by the padding count, which RoPE cannot see (it
+  // depends on position differences only), and the padding is masked from their attention:
+  // they are the unpadded sequence's states.
+  const Tensor states = encode(ids);  // [real, F]
+  const int64_t features = output_features();
+  Tensor out = Tensor::empty({1, length, features}, DType::F32);
+  float* rows = out.data<float>();
+  const int64_t padding = length - real;
+  if (padding > 0) {
+    // A padding query sees only padding keys (causal), all masked: SDPA gives such a row zero
+    // attention output, so each padding row is the pad embedding through the MLPs alone.
+    const Tensor pad =
+        float32_on(forward(embed({{pad_id}}, 1, 0), {}, false), Device::CPU).contiguous();
+    for (int64_t r = 0; r < padding; ++r)
+      std::copy_n(pad.data<float>(), features, rows + r * features);
+  }
+  std::copy_n(states.data<float>(), real * features, rows + padding * features);
+  return out;
 }
 
 io::WeightStore qwen3_model_weights(const io::WeightStore& weights) {

@@ -1,5 +1,8 @@
 // Qwen3TextEncoder: the Qwen3 decoder-only transformer as Z-Image uses it, a prompt
-// encoder that returns hidden_states[-2] (the raw output of the second-to-last layer).
+// encoder that returns hidden_states[-2] (the raw output of the second-to-last layer), or the
+// hidden states a pipeline taps (FLUX.2). It runs Mistral's text model too (FLUX.2-dev's
+// Mistral-Small-3.2 language model; transformers models/mistral/modeling_mistral.py), which is
+// this decoder without the per-head q/k norms (Qwen3Config::qk_norm false).
 // Built to transformers' Qwen3Model module tree, so weights bind by its names:
 //   embed_tokens.weight [vocab, hidden]
 //   layers.N.input_layernorm.weight, layers.N.post_attention_layernorm.weight [hidden]
@@ -45,9 +48,14 @@ struct Qwen3Config {
   double rope_theta = 1e6;
   float rms_norm_eps = 1e-6f;
   bool tie_word_embeddings = true;  // lm_head is the embedding; the encoder needs neither
+  bool qk_norm = true;              // false: Mistral (no q_norm / k_norm weights)
 
-  // From a transformers config.json (Qwen3Config; rope_theta at the top level as in
-  // transformers 4, or in rope_parameters as in 5). Absent fields keep the defaults above.
+  // Mistral-Small-3.1 / 3.2's language model (FLUX.2-dev's text encoder; facts: flux.md 3.3).
+  static Qwen3Config mistral_small();
+
+  // From a transformers config.json (Qwen3Config, MistralConfig, or Mistral3Config's
+  // text_config; rope_theta at the top level as in transformers 4, or in rope_parameters as in
+  // 5). Absent fields keep the defaults above (Mistral's: mistral_small()).
   // Rejects what this encoder does not implement: rope types other than "default",
   // partial rotary, sliding-window layers, attention biases, activations other than silu.
   // Errors name `source` and the field.
@@ -56,13 +64,14 @@ struct Qwen3Config {
 
   // From the shapes of Qwen3Model-named weights (no prefix), for files without a config:
   //   vocab_size, hidden_size: embed_tokens.weight [vocab, hidden]
-  //   head_dim: layers.0.self_attn.q_norm.weight [D]
+  //   head_dim: layers.0.self_attn.q_norm.weight [D]; without it the model is Mistral's and
+  //     the rest of mistral_small() applies (head_dim 128, rope_theta 1e9, eps 1e-5)
   //   num_attention_heads, num_key_value_heads: q_proj rows / D, k_proj rows / D
   //   intermediate_size: layers.0.mlp.gate_proj.weight rows
   //   num_hidden_layers: how many layers.{i} exist, plus one when norm.weight is absent
   //     (a file cut for hidden_states[-2] drops the last layer together with the final
   //     norm, which only follows the last layer; a complete file has both)
-  //   rope_theta, rms_norm_eps: not in the weights, the Qwen3-4B values.
+  //   rope_theta, rms_norm_eps: not in the weights, the Qwen3-4B (or Mistral-Small) values.
   // Logs one line with what it found.
   static Qwen3Config infer_from_weights(const io::WeightStore& weights);
 
@@ -135,6 +144,11 @@ class Qwen3TextEncoder {
   Tensor encode_padded(const std::vector<std::vector<int32_t>>& ids,
                        std::span<const int64_t> real_lengths) const;
 
+  // One sequence of real ids padded on the LEFT to `length` with pad_id, as Mistral's processor
+  // pads (attention mask 0 on the padding, positions 0..length-1, transformers' SDPA attention):
+  // every row, padding first. [1, length, features] float32 on the CPU.
+  Tensor encode_left_padded(std::span<const int32_t> ids, int64_t length, int32_t pad_id) const;
+
   struct Attention {
     Tensor q_proj, k_proj, v_proj, o_proj, q_norm, k_norm;
   };
@@ -150,8 +164,9 @@ class Qwen3TextEncoder {
 
  private:
   // Runs the encoder layers on x[B, L, hidden]; key_lengths[b] real tokens per row (empty: all
-  // real). The taps, concatenated: [B, L, output_features()].
-  Tensor forward(Tensor x, const std::vector<int64_t>& key_lengths) const;
+  // real); attend false skips the attention (each layer adds its MLP only). The taps,
+  // concatenated: [B, L, output_features()].
+  Tensor forward(Tensor x, const std::vector<int64_t>& key_lengths, bool attend = true) const;
   // Checked ids, embedded and padded with `pad` to the longest: [B, L, hidden].
   Tensor embed(const std::vector<std::vector<int32_t>>& ids, int64_t length, int32_t pad) const;
   Tensor attention(const Layer& layer, const Tensor& x, const RopeTables& rope,
