@@ -23,9 +23,13 @@ pipeline::ModelFiles ComponentFlags::files(const std::string& model_dir) const {
 void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& note) {
   cmd->add_option("--diffusion-model", f.diffusion_model,
                   "the transformer: a .safetensors or .gguf file or a folder" + note);
-  cmd->add_option("--text-encoder", f.text_encoder, "the Qwen3 text encoder (Z-Image)" + note);
+  cmd->add_option(
+      "--text-encoder", f.text_encoder,
+      "the text encoder: Qwen3 (Z-Image, FLUX.2 klein) or Mistral-Small (FLUX.2-dev)" + note);
   cmd->add_option("--tokenizer", f.tokenizer,
-                  "the Qwen3 tokenizer.json or its folder (Z-Image)" + note);
+                  "the tokenizer.json or its folder: Qwen3's, or Mistral's (FLUX.2-dev: also "
+                  "vocab.json + merges.txt)" +
+                      note);
   cmd->add_option("--clip-l", f.clip_l, "the CLIP-L text encoder (FLUX.1)" + note);
   cmd->add_option("--t5xxl", f.t5xxl, "the T5-XXL text encoder (FLUX.1)" + note);
   cmd->add_option("--clip-tokenizer", f.clip_tokenizer,

@@ -1,5 +1,5 @@
 // `zflow generate`: text-to-image, img2img (-i), inpaint (-i with --mask) and editing with
-// reference images (-r, FLUX.2 klein) with any model family, from a diffusers folder (-m) or
+// reference images (-r, FLUX.2) with any model family, from a diffusers folder (-m) or
 // separate component files, for one prompt (-p) or a file of them (--prompts, consecutive prompts
 // joined into batched runs). Writes PNG (with A1111 `parameters` and the full request as JSON in
 // text chunks), JPEG or WebP by the output's extension.
@@ -249,8 +249,10 @@ Run add_generate_command(CLI::App& app) {
                   "Z-Image guidance g: pred = pos + g (pos - neg); 0 turns CFG off "
                   "(default: Turbo 0, Base 4). FLUX.1 true CFG s > 1: pred = neg + s (pos - neg) "
                   "with neg from -n or the empty prompt, two passes per step (default 1: none)");
-  cmd->add_option("--guidance", o->guidance,
-                  "guidance embedded in the model (FLUX.1-dev, default 3.5); not for Z-Image");
+  cmd->add_option(
+      "--guidance", o->guidance,
+      "guidance embedded in the model (FLUX.1-dev: default 3.5, FLUX.2-dev: 4); not for Z-Image "
+      "or FLUX.2 klein");
   cmd->add_option("--cfg-normalization", o->cfg_normalization,
                   "cap the guided prediction's norm at K times the positive one's; K = 1 when "
                   "given without a value (default: off)")
@@ -265,10 +267,9 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");
   cmd->add_option("--mask", o->mask, "inpaint the white part of this mask (needs -i)");
-  cmd->add_option(
-      "-r,--ref-image", o->reference_images,
-      "a reference image to edit or draw from (FLUX.2 klein; repeatable, the first sets "
-      "the default size)");
+  cmd->add_option("-r,--ref-image", o->reference_images,
+                  "a reference image to edit or draw from (FLUX.2; repeatable, the first sets "
+                  "the default size)");
   cmd->add_option("--strength", o->strength,
                   "how much of the init image to repaint, 0-1 (default 0.6, inpaint 1)");
   cmd->add_option("--max-sequence-length", o->max_sequence_length,

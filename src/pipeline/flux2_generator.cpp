@@ -24,6 +24,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     g.height = s.height;
     g.steps = g.steps_run = s.steps;
     g.cfg_scale = s.cfg_scale;
+    if (has_guidance()) g.guidance = s.guidance;
     return g;
   }
 
@@ -36,6 +37,8 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     text +=
         fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
                     s.steps, s.cfg_scale, request.seed, s.width, s.height, model_name());
+    // The embedded guidance as Forge writes FLUX's.
+    if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
     if (request.batch > 1)
       text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
     nlohmann::json j = {
@@ -56,6 +59,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
         {"max_sequence_length", s.max_sequence_length},
     };
     if (s.cfg) j["negative_prompt"] = request.negative_prompt;
+    if (has_guidance()) j["guidance"] = s.guidance;
     if (!request.reference_images.empty()) {
       // Their files, or (sent as data, as the server's are) their places in the request.
       std::vector<std::string> names = sources.reference_images;
@@ -67,11 +71,12 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
   }
 
  private:
+  bool has_guidance() const { return pipe_.variant() == Flux2Variant::Dev; }
+
   // FLUX.2 klein takes CFG (the base models) against the negative prompt, the empty one by
-  // default as diffusers' Flux2KleinPipeline; it has no embedded guidance, shift or Z-Image CFG
-  // options.
+  // default as diffusers' Flux2KleinPipeline; dev takes its embedded guidance. Neither has a
+  // shift or Z-Image's CFG options.
   Flux2Request to_request(const GenerationRequest& r) const override {
-    if (r.guidance) fail("[flux2] guidance: {} has no guidance input", architecture());
     if (r.cfg_normalization != 0.0f || r.cfg_truncation != 1.0)
       fail("[flux2] cfg normalization / truncation are Z-Image settings");
     if (r.shift)
@@ -84,6 +89,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     f.height = r.height;
     f.steps = r.steps;
     f.cfg_scale = r.cfg_scale;
+    f.guidance = r.guidance;
     f.seed = r.seed;
     f.batch = r.batch;
     f.init_image = r.init_image;

@@ -20,6 +20,7 @@
 #include "pipeline/start_latents.h"
 #include "sampling/flow_schedule.h"
 #include "text/chat_template.h"
+#include "text/tekken_tokenizer.h"
 
 namespace zflow::pipeline {
 
@@ -28,8 +29,12 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kFamily = "flux2";
-// Flux2KleinPipeline's text_encoder_out_layers: Qwen3's hidden states after these layers.
-const std::vector<int> kTextTaps = {9, 18, 27};
+
+// The pipelines' text_encoder_out_layers: the hidden states after these layers, Qwen3's for
+// klein (Flux2KleinPipeline), Mistral-Small's for dev (Flux2Pipeline).
+std::vector<int> text_taps(bool dev) {
+  return dev ? std::vector<int>{10, 20, 30} : std::vector<int>{9, 18, 27};
+}
 
 // The releases are named "FLUX.2-klein-base-4B", "flux-2-klein-base-4b.safetensors".
 bool named_base(const fs::path& path) {
@@ -57,40 +62,57 @@ Tensor from_tokens(const Tensor& tokens, int64_t rows, int64_t cols) {
 }  // namespace
 
 const char* flux2_variant_name(Flux2Variant variant) {
-  return variant == Flux2Variant::Klein ? "FLUX.2-klein" : "FLUX.2-klein-base";
+  switch (variant) {
+    case Flux2Variant::Klein:
+      return "FLUX.2-klein";
+    case Flux2Variant::KleinBase:
+      return "FLUX.2-klein-base";
+    case Flux2Variant::Dev:
+      return "FLUX.2-dev";
+  }
+  return "FLUX.2";
 }
 
 Flux2Defaults flux2_defaults(Flux2Variant variant) {
   // Flux2KleinPipeline: 50 steps and guidance 4 by default, CFG only when not distilled; the
   // distilled models' cards (and stable-diffusion.cpp's docs) run 4 steps without CFG.
-  return variant == Flux2Variant::Klein ? Flux2Defaults{4, 1.0f} : Flux2Defaults{50, 4.0f};
+  // Flux2Pipeline (dev): 50 steps, embedded guidance 4, no CFG.
+  switch (variant) {
+    case Flux2Variant::Klein:
+      return {4, 1.0f, 0.0f};
+    case Flux2Variant::KleinBase:
+      return {50, 4.0f, 0.0f};
+    case Flux2Variant::Dev:
+      return {50, 1.0f, 4.0f};
+  }
+  return {};
 }
 
 Flux2Pipeline::Flux2Pipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEncoder text_encoder,
-                             models::Flux2Transformer transformer, models::Flux2Autoencoder vae)
+                             models::Flux2Transformer transformer, models::Flux2Autoencoder vae,
+                             Flux2Variant variant)
     : tokenizer_(std::move(tokenizer)),
       text_encoder_(std::move(text_encoder)),
       transformer_(std::move(transformer)),
-      vae_(std::move(vae)) {}
+      vae_(std::move(vae)),
+      variant_(variant) {}
 
 Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placement& placement) {
   // Read before the weights, so a bad value is reported at once.
   std::optional<FluxSchedulerConfig> scheduler;
   std::optional<bool> distilled;
+  std::optional<bool> dev_folder;  // model_index.json's class: Flux2Pipeline is dev
   if (!files.model_dir.empty()) {
     const fs::path index = files.model_dir / "model_index.json";
     if (!fs::is_regular_file(index))
-      fail("[flux2] {}: no model_index.json (expected a diffusers FLUX.2 klein folder)",
+      fail("[flux2] {}: no model_index.json (expected a diffusers FLUX.2 folder)",
            files.model_dir.string());
     const nlohmann::json json = read_json_file(index, kFamily);
     const std::string cls = json.value("_class_name", "");
-    if (cls == "Flux2Pipeline")
-      fail(
-          "[flux2] {}: FLUX.2-dev needs its Mistral-Small-3.2 text encoder, which zflow does not "
-          "run yet (FLUX.2 klein runs: Flux2KleinPipeline)",
-          index.string());
-    if (cls != "Flux2KleinPipeline")
-      fail("[flux2] {}: _class_name is '{}', expected \"Flux2KleinPipeline\"", index.string(), cls);
+    if (cls != "Flux2KleinPipeline" && cls != "Flux2Pipeline")
+      fail("[flux2] {}: _class_name is '{}', expected \"Flux2KleinPipeline\" or \"Flux2Pipeline\"",
+           index.string(), cls);
+    dev_folder = cls == "Flux2Pipeline";
     if (json.contains("is_distilled")) {
       ZF_CHECK(json["is_distilled"].is_boolean(), "[flux2] {}: is_distilled must be true or false",
                index.string());
@@ -101,35 +123,47 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
       scheduler = read_flux_scheduler_config(scheduler_config);
   }
   auto path_of = [&](const fs::path& given, const char* sub, const char* what) {
-    return component_path(kFamily, "FLUX.2 klein", files.model_dir, given, sub, what);
+    return component_path(kFamily, "FLUX.2", files.model_dir, given, sub, what);
   };
   const fs::path dit_path = path_of(files.diffusion_model, "transformer", "diffusion model");
   const fs::path te_path = path_of(files.text_encoder, "text_encoder", "text encoder");
   const fs::path vae_path = path_of(files.vae, "vae", "VAE");
   const fs::path tok_path = path_of(files.tokenizer, "tokenizer", "tokenizer");
 
-  auto tokenizer = load_component(kFamily, "tokenizer", tok_path,
-                                  [&] { return text::load_bpe_tokenizer(tok_path); });
-  auto text_encoder = load_component(kFamily, "text encoder", te_path, [&] {
-    return models::load_qwen3_text_encoder(te_path, std::nullopt, placement, kTextTaps);
-  });
+  // The transformer first: its guidance embedder tells dev (Mistral) from klein (Qwen3).
   auto transformer = load_component(kFamily, "diffusion model", dit_path, [&] {
     return models::load_flux2_transformer(dit_path, std::nullopt, files.fp8, placement,
                                           files.loras);
   });
+  const auto& dit = transformer.config();
+  const bool dev = dit.guidance_embeds;
+  if (dev_folder && *dev_folder != dev)
+    fail("[flux2] {}: model_index.json names {}, but its transformer {} a guidance embedder",
+         files.model_dir.string(), *dev_folder ? "Flux2Pipeline (dev)" : "Flux2KleinPipeline",
+         dev ? "has" : "has no");
+  auto tokenizer = load_component(kFamily, "tokenizer", tok_path, [&] {
+    return dev ? text::load_tekken_tokenizer(tok_path) : text::load_bpe_tokenizer(tok_path);
+  });
+  if (dev && !(tokenizer.token_to_id("[SYSTEM_PROMPT]") && tokenizer.token_to_id("<pad>")))
+    fail(
+        "[flux2] tokenizer {} has no [SYSTEM_PROMPT] or <pad> token: FLUX.2-dev needs the "
+        "Mistral-Small tokenizer (Tekken)",
+        tok_path.string());
+  auto text_encoder = load_component(kFamily, "text encoder", te_path, [&] {
+    return models::load_qwen3_text_encoder(te_path, std::nullopt, placement, text_taps(dev));
+  });
   auto vae = load_component(kFamily, "VAE", vae_path,
                             [&] { return models::load_flux2_autoencoder(vae_path, placement); });
 
-  const auto& dit = transformer.config();
-  if (dit.guidance_embeds)
-    fail(
-        "[flux2] diffusion model {} is FLUX.2-dev (it has a guidance embedder), which needs its "
-        "Mistral-Small-3.2 text encoder: zflow runs FLUX.2 klein so far",
-        dit_path.string());
+  if (text_encoder.config().qk_norm == dev)
+    fail("[flux2] text encoder {} is {}, but the diffusion model {} is FLUX.2-{}, which reads {}",
+         te_path.string(), dev ? "a Qwen3 model" : "a Mistral model", dit_path.string(),
+         dev ? "dev" : "klein", dev ? "Mistral-Small-3.2" : "Qwen3");
   if (text_encoder.output_features() != dit.joint_attention_dim)
     fail(
         "[flux2] text encoder {} gives {}-wide states (3 x hidden {}), but the diffusion model {} "
-        "expects {} (joint_attention_dim): klein 4B reads Qwen3-4B, klein 9B Qwen3-8B",
+        "expects {} (joint_attention_dim): klein 4B reads Qwen3-4B, klein 9B Qwen3-8B, dev "
+        "Mistral-Small-3.2",
         te_path.string(), text_encoder.output_features(), text_encoder.config().hidden_size,
         dit_path.string(), dit.joint_attention_dim);
   if (vae.latent_channels() != dit.in_channels)
@@ -142,25 +176,29 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
       fail("[flux2] tokenizer {} has id {} ('{}') past the text encoder's {} embeddings",
            tok_path.string(), t.id, t.content, text_encoder.config().vocab_size);
 
-  Flux2Pipeline pipe(std::move(tokenizer), std::move(text_encoder), std::move(transformer),
-                     std::move(vae));
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
-  pipe.variant_ =
-      distilled.value_or(!named_base(named)) ? Flux2Variant::Klein : Flux2Variant::KleinBase;
-  pipe.defaults_ = flux2_defaults(pipe.variant_);
+  const Flux2Variant variant = dev                                      ? Flux2Variant::Dev
+                               : distilled.value_or(!named_base(named)) ? Flux2Variant::Klein
+                                                                        : Flux2Variant::KleinBase;
+  Flux2Pipeline pipe(std::move(tokenizer), std::move(text_encoder), std::move(transformer),
+                     std::move(vae), variant);
+  pipe.defaults_ = flux2_defaults(variant);
   pipe.scheduler_ = scheduler.value_or(flux2_release_scheduler());
   pipe.model_name_ = (named.filename().empty() ? named.parent_path() : named).stem().string();
-  log::info("[flux2] {} as {} ({}): {} steps, CFG {}", pipe.model_name_,
-            flux2_variant_name(pipe.variant_),
-            distilled ? "model_index.json's is_distilled" : "by its name", pipe.defaults_.steps,
-            pipe.defaults_.cfg_scale);
+  log::info("[flux2] {} as {} ({}): {} steps, CFG {}, guidance {}", pipe.model_name_,
+            flux2_variant_name(variant),
+            dev         ? "its guidance embedder"
+            : distilled ? "model_index.json's is_distilled"
+                        : "by its name",
+            pipe.defaults_.steps, pipe.defaults_.cfg_scale, pipe.defaults_.guidance);
   return pipe;
 }
 
 Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
   ZF_CHECK(!request.init_image && !request.mask,
-           "[flux2] FLUX.2 klein takes no init image or mask (img2img and inpaint are not "
-           "supported yet); give the image as a reference image to edit it");
+           "[flux2] {} takes no init image or mask (img2img and inpaint are not supported yet); "
+           "give the image as a reference image to edit it",
+           flux2_variant_name(variant_));
   Flux2Settings s{};
   // The size defaults to the first reference's as the pipeline prepares it.
   std::optional<io::Image> first;
@@ -182,6 +220,19 @@ Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
   ZF_CHECK(std::isfinite(s.cfg_scale) && s.cfg_scale >= 0.0f,
            "[flux2] cfg_scale must be a finite number >= 0 (1 or less: none), got {}", s.cfg_scale);
   s.cfg = s.cfg_scale > 1.0f;
+  ZF_CHECK(!s.cfg || variant_ != Flux2Variant::Dev,
+           "[flux2] FLUX.2-dev is guidance-distilled and runs without CFG (cfg_scale {}): set "
+           "guidance, its embedded guidance (default {}), instead",
+           s.cfg_scale, defaults_.guidance);
+  if (variant_ == Flux2Variant::Dev) {
+    s.guidance = request.guidance.value_or(defaults_.guidance);
+    ZF_CHECK(std::isfinite(s.guidance) && s.guidance >= 0.0f,
+             "[flux2] guidance must be a finite number >= 0, got {}", s.guidance);
+  } else {
+    ZF_CHECK(!request.guidance, "[flux2] guidance: {} has no guidance input (FLUX.2-dev has)",
+             flux2_variant_name(variant_));
+    s.guidance = 0.0f;
+  }
   ZF_CHECK(s.cfg || !request.negative_prompt || request.negative_prompt->empty(),
            "[flux2] negative_prompt is used only by CFG: set cfg_scale above 1 too ({} runs "
            "without CFG by default)",
@@ -200,8 +251,9 @@ bool Flux2Pipeline::can_share_forwards(const Flux2Request& a, const Flux2Request
   if (!settings) return false;
   const auto& [sa, sb] = *settings;
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
-         sa.cfg_scale == sb.cfg_scale && sa.max_sequence_length == sb.max_sequence_length &&
-         a.normal_math == b.normal_math && a.vae_tiling == b.vae_tiling;
+         sa.cfg_scale == sb.cfg_scale && sa.guidance == sb.guidance &&
+         sa.max_sequence_length == sb.max_sequence_length && a.normal_math == b.normal_math &&
+         a.vae_tiling == b.vae_tiling;
 }
 
 std::vector<io::Image> Flux2Pipeline::generate(const Flux2Request& request,
@@ -211,6 +263,13 @@ std::vector<io::Image> Flux2Pipeline::generate(const Flux2Request& request,
 
 Tensor Flux2Pipeline::encode_prompt(const std::string& prompt, int max_length,
                                     int64_t copies) const {
+  if (variant_ == Flux2Variant::Dev) {
+    const text::PromptTokens tokens =
+        text::encode_flux2_dev_prompt(tokenizer_, prompt, static_cast<size_t>(max_length));
+    const int32_t pad = *tokenizer_.token_to_id("<pad>");  // encode_flux2_dev_prompt checked it
+    return repeat_batch(text_encoder_.encode_left_padded(tokens.real_ids(), max_length, pad),
+                        copies);
+  }
   const text::PromptTokens tokens =
       text::encode_flux2_klein_prompt(tokenizer_, prompt, static_cast<size_t>(max_length));
   const int64_t real = static_cast<int64_t>(tokens.attention_length);
@@ -272,12 +331,14 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
   std::vector<models::Flux2Position> ids = models::flux2_image_ids(rows, cols);
   ids.insert(ids.end(), refs.ids.begin(), refs.ids.end());
   if (!refs.ids.empty()) log::info("[flux2] {} reference tokens encoded", refs.ids.size());
+  // dev's embedded guidance, the same for every sample; klein has no guidance input.
+  const std::vector<float> guidance(variant_ == Flux2Variant::Dev ? samples : 0, s.guidance);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
     Tensor tokens = to_tokens(s.cfg ? repeat_batch(x, 2) : x);
     if (ref_tokens.defined()) tokens = ops::concat({tokens, ref_tokens}, 1);
-    const Tensor out = transformer_.forward(tokens, ids, txt, t).slice(1, 0, rows * cols);
+    const Tensor out = transformer_.forward(tokens, ids, txt, t, guidance).slice(1, 0, rows * cols);
     const Tensor v = from_tokens(out, rows, cols);
     return s.cfg ? combine_guidance(v, s.cfg_scale) : v;
   };

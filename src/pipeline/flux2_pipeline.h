@@ -1,19 +1,23 @@
-// The FLUX.2 klein pipeline (the 4-step distilled models and their undistilled bases):
-// text-to-image and editing with reference images, equal to diffusers 0.42.1's Flux2KleinPipeline
-// (facts: flux.md §1.4, §3.4, §4.2, §5.3, §5.4).
+// The FLUX.2 pipelines: klein (the 4-step distilled models and their undistilled bases) and
+// dev, text-to-image and editing with reference images, equal to diffusers 0.42.1's
+// Flux2KleinPipeline and Flux2Pipeline (facts: flux.md §1.4, §3.3, §3.4, §4.2, §5.3, §5.4).
 //
-//   prompt -> Qwen3 chat template, thinking off (text/chat_template.h), 512 ids padded with
-//     <|endoftext|> -> Qwen3 hidden states 9, 18 and 27 of every id, padding included, stacked on
-//     the features                                              [B, 512, 3 x hidden]
+//   klein: prompt -> Qwen3 chat template, thinking off (text/chat_template.h), 512 ids padded
+//     with <|endoftext|> -> Qwen3 hidden states 9, 18 and 27 of every id, padding included,
+//     stacked on the features                                  [B, 512, 3 x hidden]
+//   dev: prompt -> BFL's system message and Mistral's template, 512 ids padded with <pad> on the
+//     left -> Mistral-Small hidden states 10, 20 and 30 of every id, the same way
+//                                                              [B, 512, 3 x 5120]
 //   noise = randn([B, 128, H/16, W/16], torch CPU generator(seed)): the autoencoder's 32 channels
 //     patchified 2x2, flattened to tokens for the transformer (text at (0, 0, 0, k), image at
 //     (0, i, j, 0))
 //   schedule: sigmas linspace(1, 1/N, N) shifted by the empirical mu of the token count and N
 //     (use_dynamic_shifting, as klein's scheduler_config.json sets it), or the config's static
 //     shift when it turns dynamic shifting off
-//   each step one batched transformer forward (no guidance input) and the Euler update; the
-//     undistilled base runs CFG against the empty prompt (or a negative prompt):
-//     v = neg + g (pos - neg), both halves in one forward
+//   each step one batched transformer forward and the Euler update; dev feeds its embedded
+//     guidance (4 by default), klein has no guidance input, and the undistilled klein base runs
+//     CFG against the empty prompt (or a negative prompt): v = neg + g (pos - neg), both halves
+//     in one forward
 //   reference images (editing): each prepared as flux2_references.h says, encoded to its
 //     normalised latent (the posterior mean), flattened to tokens at (10 + 10 n, i, j, 0) for the
 //     n-th, and appended after the image tokens of every forward; the prediction keeps the image
@@ -23,7 +27,7 @@
 // The batch of N images is one batched forward per step over one noise tensor [N, ...], as
 // diffusers' num_images_per_prompt does it. Everything runs in float32 on the CPU; the models
 // run where the placement says.
-// Not yet: FLUX.2-dev (its Mistral-Small-3.2 text encoder), img2img and inpaint.
+// Not yet: img2img and inpaint.
 #pragma once
 
 #include <cstdint>
@@ -47,12 +51,15 @@ namespace zflow::pipeline {
 enum class Flux2Variant {
   Klein,      // step-distilled: 4 steps, no CFG
   KleinBase,  // undistilled: 50 steps, CFG 4
+  Dev,        // guidance-distilled: 50 steps, embedded guidance 4, no CFG
 };
-const char* flux2_variant_name(Flux2Variant variant);  // "FLUX.2-klein", "FLUX.2-klein-base"
+// "FLUX.2-klein", "FLUX.2-klein-base", "FLUX.2-dev"
+const char* flux2_variant_name(Flux2Variant variant);
 
 struct Flux2Defaults {
   int steps;
   float cfg_scale;  // 1: none
+  float guidance;   // the embedded guidance (dev); 0: the model has no guidance input
 };
 Flux2Defaults flux2_defaults(Flux2Variant variant);
 
@@ -62,8 +69,9 @@ Flux2Defaults flux2_defaults(Flux2Variant variant);
 struct Flux2Files {
   std::filesystem::path model_dir;
   std::filesystem::path diffusion_model;
-  std::filesystem::path text_encoder;  // Qwen3-4B (klein 4B) or Qwen3-8B (klein 9B)
-  std::filesystem::path tokenizer;     // tokenizer.json (tokenizer/)
+  // Qwen3-4B (klein 4B), Qwen3-8B (klein 9B) or Mistral-Small-3.2 (dev)
+  std::filesystem::path text_encoder;
+  std::filesystem::path tokenizer;  // tokenizer.json (tokenizer/); Mistral's: or vocab + merges
   std::filesystem::path vae;
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
@@ -75,10 +83,11 @@ struct Flux2Request {
   std::optional<int> width;                    // default: the first reference's, else 1024
   std::optional<int> height;
   std::optional<int> steps;        // default: the variant's
-  std::optional<float> cfg_scale;  // default: the variant's; above 1 runs CFG
+  std::optional<float> cfg_scale;  // default: the variant's; above 1 runs CFG (klein base)
+  std::optional<float> guidance;   // default: the variant's; dev's embedded guidance
   uint64_t seed = 0;
   int batch = 1;
-  std::optional<int> max_sequence_length;           // Qwen3 ids per prompt, template included; 512
+  std::optional<int> max_sequence_length;           // text ids per prompt, template included; 512
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
   bool vae_tiling = false;                          // decode in tiles (models/vae_tiling.h)
   std::vector<io::Image> references;  // images to edit or draw from (klein's multi-reference)
@@ -92,14 +101,16 @@ struct Flux2Settings {
   int steps;
   float cfg_scale;  // 1: none
   bool cfg;         // a second half of the batch runs on the negative prompt
+  float guidance;   // the embedded guidance; 0 for klein (no guidance input)
   int max_sequence_length;
 };
 
 class Flux2Pipeline {
  public:
   // Loads every component; a missing or mismatched one gives an Error naming it and what was
-  // expected. Klein or its base: model_index.json's is_distilled, else the name (a folder or
-  // file named "...base..." is the base, as the releases are named).
+  // expected. Dev or klein: the transformer's guidance embedder (and model_index.json's class,
+  // which must agree). Klein or its base: model_index.json's is_distilled, else the name (a
+  // folder or file named "...base..." is the base, as the releases are named).
   static Flux2Pipeline load(const Flux2Files& files, const models::Placement& placement = {});
 
   Flux2Variant variant() const { return variant_; }
@@ -125,7 +136,8 @@ class Flux2Pipeline {
 
  private:
   Flux2Pipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEncoder text_encoder,
-                models::Flux2Transformer transformer, models::Flux2Autoencoder vae);
+                models::Flux2Transformer transformer, models::Flux2Autoencoder vae,
+                Flux2Variant variant);
 
   // [copies, L, features]: the prompt's text states, once per image.
   Tensor encode_prompt(const std::string& prompt, int max_length, int64_t copies) const;

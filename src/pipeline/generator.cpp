@@ -40,7 +40,7 @@ Family detect_family(const ModelFiles& files) {
     if (cls.rfind("Flux", 0) == 0) return Family::Flux1;
     fail(
         "[model] {}: pipeline class '{}' is not one zflow runs (expected a ZImage, FLUX.1 or "
-        "FLUX.2 klein pipeline)",
+        "FLUX.2 pipeline)",
         index.string(), cls);
   }
   if (files.diffusion_model.empty())

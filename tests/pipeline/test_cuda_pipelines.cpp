@@ -141,5 +141,26 @@ TEST(CudaPipeline, Flux2KleinTinyInFloat32MatchesDiffusers) {
   }
 }
 
+// FLUX.2-dev's left-padded Mistral prompt and embedded guidance on the GPU: the golden case "dev".
+TEST(CudaPipeline, Flux2DevTinyInFloat32MatchesDiffusers) {
+  ZF_REQUIRE_GPU();
+  const fs::path mistral = test::shared_asset("flux2_mistral_tokenizer");
+  ZF_REQUIRE_ASSET(mistral / "vocab.json");
+  const fs::path dir = test::fixture("flux2_pipeline");
+  const Flux2Pipeline gpu = Flux2Pipeline::load(
+      {.model_dir = dir / "tiny_dev", .tokenizer = mistral}, models::Placement::cuda(DType::F32));
+  const std::vector<io::Image> got =
+      gpu.generate({.prompt = "a red fox sitting in fresh snow, morning light",
+                    .width = 64,
+                    .height = 48,
+                    .steps = 3,
+                    .guidance = 4.0f,
+                    .seed = 42});
+  ASSERT_EQ(got.size(), 1u);
+  const double db = test::psnr(got[0], io::read_image(dir / "flux2_dev_tiny_diffusers_dev_0.png"));
+  std::printf("  tiny_dev: PSNR %.1f dB against diffusers\n", db);
+  EXPECT_GE(db, 40.0);
+}
+
 }  // namespace
 }  // namespace zflow::pipeline

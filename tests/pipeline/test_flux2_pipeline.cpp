@@ -3,12 +3,17 @@
 // (no CFG) alone, as a batch of two with a Chinese prompt and with a max_sequence_length that
 // cuts the chat template; the undistilled base (CFG against the empty prompt, guidance 4 and
 // 2.5, a batch of two); editing with one, two and a large reference image; non-square sizes.
+// FLUX.2-dev against Flux2Pipeline (tools/golden/make_flux2_dev_pipeline.py: a tiny Mistral3
+// text encoder, the real Mistral tokenizer): embedded guidance 4, 2.5 and 3, a batch of two, a
+// text length that cuts the system message, editing with a reference.
 // Each output must match diffusers' uint8 image with PSNR >= 40 dB: the reference runs the same
 // float32 arithmetic in another summation order (~1e-6 relative on the latents), so after the
 // random decoder and 8-bit rounding a few pixels may land a level apart (measured: 76-85 dB or
 // equal). Mistakes move them far below (measured on this C++ code): hidden state 8 in place of 9
 // 22-37 dB, the Z-Image template (thinking on) 22-29 dB, no attention mask on the padding
-// 16-21 dB, CFG 10% weaker 32-39 dB, " " in place of the empty negative prompt 20-23 dB.
+// 16-21 dB, CFG 10% weaker 32-39 dB, " " in place of the empty negative prompt 20-23 dB; for
+// dev (measured 78-87 dB): hidden state 9 in place of 10 25-28 dB, guidance 10% weaker
+// 16-22 dB, padding rows that attend to themselves 18-19 dB (the case cut to 40 ids has none).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -32,17 +37,30 @@ constexpr double kMinPsnr = 40.0;
 fs::path tokenizer() {
   return test::shared_asset("qwen3_tokenizer");
 }
+fs::path mistral_tokenizer() {
+  return test::shared_asset("flux2_mistral_tokenizer");
+}
 
-const nlohmann::json& cases() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir / "flux2_tiny_diffusers_cases.json");
-    return nlohmann::json::parse(in);
+// The cases of both fixture files, each with the torch CPU capability its noise was drawn with.
+const std::vector<nlohmann::json>& cases() {
+  static const std::vector<nlohmann::json> all = [] {
+    std::vector<nlohmann::json> out;
+    for (const char* file :
+         {"flux2_tiny_diffusers_cases.json", "flux2_dev_tiny_diffusers_cases.json"}) {
+      std::ifstream in(kDir / file);
+      const nlohmann::json j = nlohmann::json::parse(in);
+      for (nlohmann::json c : j["cases"]) {
+        c["torch_cpu_capability"] = j["_meta"]["torch_cpu_capability"];
+        out.push_back(std::move(c));
+      }
+    }
+    return out;
   }();
-  return j;
+  return all;
 }
 
 const nlohmann::json& find_case(const std::string& name) {
-  for (const auto& c : cases()["cases"])
+  for (const auto& c : cases())
     if (c["name"] == name) return c;
   throw std::runtime_error("no case " + name);
 }
@@ -52,6 +70,11 @@ const Flux2Pipeline& pipeline(const std::string& model) {
       Flux2Pipeline::load({.model_dir = kDir / "tiny_klein", .tokenizer = tokenizer()});
   static const Flux2Pipeline base =
       Flux2Pipeline::load({.model_dir = kDir / "tiny_klein_base", .tokenizer = tokenizer()});
+  if (model == "tiny_dev") {
+    static const Flux2Pipeline dev =
+        Flux2Pipeline::load({.model_dir = kDir / "tiny_dev", .tokenizer = mistral_tokenizer()});
+    return dev;
+  }
   return model == "tiny_klein" ? klein : base;
 }
 
@@ -63,13 +86,20 @@ Flux2Request request_for(const nlohmann::json& c) {
   if (c.contains("references"))
     for (const auto& file : c["references"]) r.references.push_back(io::read_image(kDir / file));
   r.steps = c["steps"].get<int>();
-  if (c.contains("guidance")) r.cfg_scale = c["guidance"].get<float>();
+  // diffusers' guidance_scale: dev's embedded guidance, the klein base's CFG scale.
+  if (c.contains("guidance")) {
+    if (c["model"] == "tiny_dev") {
+      r.guidance = c["guidance"].get<float>();
+    } else {
+      r.cfg_scale = c["guidance"].get<float>();
+    }
+  }
   r.seed = c["seed"].get<uint64_t>();
   r.batch = c.value("num_images", 1);
   if (c.contains("max_sequence_length"))
     r.max_sequence_length = c["max_sequence_length"].get<int>();
   // torch.randn's float log/sin/cos follow the CPU kernel the fixture was made with.
-  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
+  const std::string cap = c["torch_cpu_capability"];
   r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
   return r;
 }
@@ -89,6 +119,7 @@ void expect_images(const std::string& name, const std::vector<io::Image>& images
 
 void check_case(const std::string& name) {
   ZF_REQUIRE_ASSET(tokenizer() / "tokenizer.json");
+  ZF_REQUIRE_ASSET(mistral_tokenizer() / "vocab.json");
   const nlohmann::json& c = find_case(name);
   expect_images(name, pipeline(c["model"]).generate(request_for(c)));
 }
@@ -162,11 +193,54 @@ TEST(Flux2PipelineGolden, VariantsAndDefaults) {
   EXPECT_EQ(base.cfg_scale, 4.0f);
 }
 
+TEST(Flux2PipelineGolden, DevTextToImage) {
+  check_case("dev");
+}
+TEST(Flux2PipelineGolden, DevBatchOfTwoWithAChinesePrompt) {
+  check_case("dev_batch2");
+}
+TEST(Flux2PipelineGolden, DevShortTextLengthCutsTheSystemMessage) {
+  check_case("dev_maxlen");
+}
+TEST(Flux2PipelineGolden, DevEditsOneReference) {
+  check_case("dev_edit");
+}
+
+TEST(Flux2PipelineGolden, DevVariantDefaultsAndRefusals) {
+  ZF_REQUIRE_ASSET(tokenizer() / "tokenizer.json");
+  ZF_REQUIRE_ASSET(mistral_tokenizer() / "vocab.json");
+  const Flux2Pipeline& dev = pipeline("tiny_dev");
+  EXPECT_EQ(dev.variant(), Flux2Variant::Dev);
+  const Flux2Settings s = dev.resolve({.prompt = "x"});
+  EXPECT_EQ(s.steps, 50);
+  EXPECT_FALSE(s.cfg);
+  EXPECT_EQ(s.guidance, 4.0f);
+  EXPECT_NE(
+      test::error_of([&] { dev.resolve({.prompt = "x", .cfg_scale = 3.0f}); }).find("set guidance"),
+      std::string::npos);
+  EXPECT_NE(test::error_of([&] {
+              pipeline("tiny_klein").resolve({.prompt = "x", .guidance = 3.0f});
+            }).find("no guidance input"),
+            std::string::npos);
+  // Klein's tokenizer or text encoder with dev's transformer, and the other way round.
+  EXPECT_NE(test::error_of([] {
+              Flux2Pipeline::load({.model_dir = kDir / "tiny_dev", .tokenizer = tokenizer()});
+            }).find("Mistral-Small tokenizer"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([] {
+              Flux2Pipeline::load({.model_dir = kDir / "tiny_klein",
+                                   .text_encoder = kDir / "tiny_dev" / "text_encoder",
+                                   .tokenizer = tokenizer()});
+            }).find("is a Mistral model"),
+            std::string::npos);
+}
+
 // Requests that share forwards (a server joining its clients' jobs) must each get exactly the
 // images they get alone: other prompts, seeds and batch sizes, with and without CFG.
 TEST(Flux2PipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
   ZF_REQUIRE_ASSET(tokenizer() / "tokenizer.json");
-  for (const char* name : {"klein", "base"}) {
+  ZF_REQUIRE_ASSET(mistral_tokenizer() / "vocab.json");
+  for (const char* name : {"klein", "base", "dev"}) {
     const Flux2Pipeline& pipe = pipeline(find_case(name)["model"]);
     const Flux2Request a = request_for(find_case(name));
     Flux2Request b = a, c = a;

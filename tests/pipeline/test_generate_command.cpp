@@ -361,5 +361,26 @@ TEST_F(GenerateCommand, Flux2KleinMatchesDiffusers) {
   EXPECT_NE(guided.output.find("no guidance input"), std::string::npos) << guided.output;
 }
 
+// FLUX.2-dev: the Mistral tokenizer folder (vocab.json + merges.txt) and --guidance, its
+// embedded guidance, which the parameters record as Forge does.
+TEST_F(GenerateCommand, Flux2DevMatchesDiffusers) {
+  const fs::path flux2 = test::fixture("flux2_pipeline");
+  const fs::path mistral = test::shared_asset("flux2_mistral_tokenizer");
+  ZF_REQUIRE_ASSET(mistral / "vocab.json");
+  const CommandResult dev = run_zflow(
+      "generate --device cpu --matmul-precision fp32 -m " + (flux2 / "tiny_dev").string() +
+      " --tokenizer " + mistral.string() +
+      " -p 'a red fox sitting in fresh snow, morning light' -W 64 -H 48 --steps 3 --guidance 4 "
+      "--seed 42 -o " +
+      (out_ / "dev.png").string());
+  ASSERT_EQ(dev.status, 0) << dev.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "dev.png"),
+                       io::read_image(flux2 / "flux2_dev_tiny_diffusers_dev_0.png")),
+            40.0);
+  EXPECT_EQ(png_text(out_ / "dev.png").at("parameters"),
+            "a red fox sitting in fresh snow, morning light\nSteps: 3, Sampler: Euler, CFG scale: "
+            "1, Seed: 42, Size: 64x48, Model: tiny_dev, Distilled CFG Scale: 4");
+}
+
 }  // namespace
 }  // namespace zflow
