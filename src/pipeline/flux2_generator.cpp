@@ -19,10 +19,12 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
   GenerationSettings resolve(const GenerationRequest& request) const override {
     const Flux2Settings s = pipe_.resolve(to_request(request));
     GenerationSettings g;
-    g.mode = request.reference_images.empty() ? "txt2img" : "edit";
+    g.mode = mode_name(request, s);
     g.width = s.width;
     g.height = s.height;
-    g.steps = g.steps_run = s.steps;
+    g.steps = s.steps;
+    g.steps_run = denoising_steps(s.steps, s.strength, s.mode != Flux2Mode::TextToImage);
+    g.strength = s.strength;
     g.cfg_scale = s.cfg_scale;
     if (has_guidance()) g.guidance = s.guidance;
     return g;
@@ -39,12 +41,14 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
                     s.steps, s.cfg_scale, request.seed, s.width, s.height, model_name());
     // The embedded guidance as Forge writes FLUX's.
     if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
+    const bool edits = s.mode != Flux2Mode::TextToImage;
+    if (edits) text += fmt::format(", Denoising strength: {}", s.strength);
     if (request.batch > 1)
       text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
     nlohmann::json j = {
         {"model", model_name()},
         {"architecture", architecture()},
-        {"mode", request.reference_images.empty() ? "txt2img" : "edit"},
+        {"mode", mode_name(request, s)},
         {"prompt", request.prompt},
         {"width", s.width},
         {"height", s.height},
@@ -60,6 +64,11 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     };
     if (s.cfg) j["negative_prompt"] = request.negative_prompt;
     if (has_guidance()) j["guidance"] = s.guidance;
+    if (edits) {
+      j["strength"] = s.strength;
+      j["init_image"] = sources.init_image;
+    }
+    if (s.mode == Flux2Mode::Inpaint) j["mask"] = sources.mask;
     if (!request.reference_images.empty()) {
       // Their files, or (sent as data, as the server's are) their places in the request.
       std::vector<std::string> names = sources.reference_images;
@@ -73,6 +82,12 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
  private:
   bool has_guidance() const { return pipe_.variant() == Flux2Variant::Dev; }
 
+  // Text-to-image with reference images is "edit".
+  static std::string mode_name(const GenerationRequest& request, const Flux2Settings& s) {
+    if (s.mode == Flux2Mode::TextToImage && !request.reference_images.empty()) return "edit";
+    return flux2_mode_name(s.mode);
+  }
+
   // FLUX.2 klein takes CFG (the base models) against the negative prompt, the empty one by
   // default as diffusers' Flux2KleinPipeline; dev takes its embedded guidance. Neither has a
   // shift or Z-Image's CFG options.
@@ -81,7 +96,6 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
       fail("[flux2] cfg normalization / truncation are Z-Image settings");
     if (r.shift)
       fail("[flux2] shift: FLUX.2's schedule shifts by its token and step counts (no fixed shift)");
-    if (r.strength && !r.init_image) fail("[flux2] strength needs an init image");
     Flux2Request f;
     f.prompt = r.prompt;
     if (!r.negative_prompt.empty()) f.negative_prompt = r.negative_prompt;
@@ -93,6 +107,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     f.seed = r.seed;
     f.batch = r.batch;
     f.init_image = r.init_image;
+    f.strength = r.strength;
     f.mask = r.mask;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.normal_math = r.normal_math;

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
+#include "io/image_resize.h"
 #include "pipeline/flow_denoise.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/flux2_references.h"
@@ -60,6 +61,18 @@ Tensor from_tokens(const Tensor& tokens, int64_t rows, int64_t cols) {
 }
 
 }  // namespace
+
+const char* flux2_mode_name(Flux2Mode mode) {
+  switch (mode) {
+    case Flux2Mode::TextToImage:
+      return "txt2img";
+    case Flux2Mode::ImageToImage:
+      return "img2img";
+    case Flux2Mode::Inpaint:
+      return "inpaint";
+  }
+  return "txt2img";
+}
 
 const char* flux2_variant_name(Flux2Variant variant) {
   switch (variant) {
@@ -195,27 +208,51 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
 }
 
 Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
-  ZF_CHECK(!request.init_image && !request.mask,
-           "[flux2] {} takes no init image or mask (img2img and inpaint are not supported yet); "
-           "give the image as a reference image to edit it",
-           flux2_variant_name(variant_));
   Flux2Settings s{};
+  const io::Image* init = request.init_image ? &*request.init_image : nullptr;
+  s.mode = request.mask ? Flux2Mode::Inpaint
+           : init       ? Flux2Mode::ImageToImage
+                        : Flux2Mode::TextToImage;
+  if (init || request.mask) {
+    ZF_CHECK(variant_ != Flux2Variant::Dev,
+             "[flux2] FLUX.2-dev takes no init image or mask (diffusers inpaints with klein "
+             "only); give the image as a reference image to edit it");
+    ZF_CHECK(init, "[flux2] a mask needs an init image to inpaint");
+  }
+  ZF_CHECK(init || !request.strength, "[flux2] strength needs an init image");
   // The size defaults to the first reference's as the pipeline prepares it.
   std::optional<io::Image> first;
   for (size_t i = 0; i < request.references.size(); ++i) {
     const io::Image prepared = flux2_reference_image(request.references[i], scale_factor(), i);
     if (i == 0) first = prepared;
   }
-  std::tie(s.width, s.height) = checked_image_size(kFamily,
-                                                   request.width ? request.width
-                                                   : first       ? std::optional(first->width)
-                                                                 : std::nullopt,
-                                                   request.height ? request.height
-                                                   : first        ? std::optional(first->height)
-                                                                  : std::nullopt,
-                                                   nullptr, nullptr, scale_factor());
+  if (init) {
+    // The pipeline generates at the prepared init image's size, whatever was asked.
+    const io::Image prepared = flux2_init_image(*init, scale_factor());
+    s.width = prepared.width;
+    s.height = prepared.height;
+    ZF_CHECK((!request.width || *request.width == s.width) &&
+                 (!request.height || *request.height == s.height),
+             "[flux2] size {}x{}: klein's inpainting and img2img run at the init image's size, "
+             "{}x{} here (its {}x{} rounded down to multiples of {}, after a resize past 1024^2 "
+             "pixels); leave width and height out",
+             request.width.value_or(s.width), request.height.value_or(s.height), s.width, s.height,
+             init->width, init->height, scale_factor());
+  } else {
+    std::tie(s.width, s.height) = checked_image_size(kFamily,
+                                                     request.width ? request.width
+                                                     : first       ? std::optional(first->width)
+                                                                   : std::nullopt,
+                                                     request.height ? request.height
+                                                     : first        ? std::optional(first->height)
+                                                                    : std::nullopt,
+                                                     nullptr, nullptr, scale_factor());
+  }
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[flux2] steps must be at least 1, got {}", s.steps);
+  // Flux2KleinInpaintPipeline's default strength.
+  s.strength = init ? request.strength.value_or(0.8) : 1.0;
+  if (init) img2img_start(s.steps, s.strength);  // throws when no step would run
   s.cfg_scale = request.cfg_scale.value_or(defaults_.cfg_scale);
   ZF_CHECK(std::isfinite(s.cfg_scale) && s.cfg_scale >= 0.0f,
            "[flux2] cfg_scale must be a finite number >= 0 (1 or less: none), got {}", s.cfg_scale);
@@ -277,8 +314,8 @@ Tensor Flux2Pipeline::encode_prompt(const std::string& prompt, int max_length,
   return repeat_batch(states, copies);
 }
 
-Flux2Pipeline::References Flux2Pipeline::encode_references(
-    const std::vector<io::Image>& images) const {
+Flux2Pipeline::References Flux2Pipeline::encode_references(const std::vector<io::Image>& images,
+                                                           float first_time) const {
   References refs;
   std::vector<Tensor> parts;
   for (size_t n = 0; n < images.size(); ++n) {
@@ -286,7 +323,7 @@ Flux2Pipeline::References Flux2Pipeline::encode_references(
     const Tensor latent = vae_.encode(image_to_tensor(image));  // [1, C, h, w]
     parts.push_back(to_tokens(latent));
     const std::vector<models::Flux2Position> ids = models::flux2_image_ids(
-        latent.size(2), latent.size(3), 10.0f + 10.0f * static_cast<float>(n));
+        latent.size(2), latent.size(3), first_time + 10.0f * static_cast<float>(n));
     refs.ids.insert(refs.ids.end(), ids.begin(), ids.end());
   }
   if (!parts.empty()) refs.tokens = parts.size() == 1 ? parts.front() : ops::concat(parts, 1);
@@ -317,16 +354,45 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
   // Noise [B, 128, h, w], request by request from its own seed; the loop runs on these unpacked
   // latents (every update is element-wise) and flattens them to tokens for each call.
   const int64_t rows = s.height / scale_factor(), cols = s.width / scale_factor();
-  const FlowSchedule schedule = flux2_klein_schedule(scheduler_, s.steps, rows * cols);
+  FlowSchedule schedule = flux2_klein_schedule(scheduler_, s.steps, rows * cols);
   std::vector<Tensor> noise;
   for (const Flux2Request& r : requests) {
     Generator generator(r.seed, r.normal_math);
     noise.push_back(generator.randn({r.batch, vae_.latent_channels(), rows, cols}));
   }
+  Tensor latents = noise.size() == 1 ? noise.front() : ops::concat(noise, 0);
 
   // Reference tokens follow the image's in every forward (a lone request's: joint runs take
-  // none); the prediction keeps the image's.
-  const References refs = encode_references(requests.front().references);
+  // none); the prediction keeps the image's. An init image (a lone request's too) is the first.
+  const Flux2Request& first = requests.front();
+  References refs;
+  std::optional<FlowInpaint> inpaint;
+  if (first.init_image) {
+    const io::Image init = flux2_init_image(*first.init_image, scale_factor());
+    const Tensor encoded = vae_.encode(image_to_tensor(init));  // [1, C, rows, cols]
+    refs.tokens = to_tokens(encoded);
+    refs.ids = models::flux2_image_ids(rows, cols, 10.0f);
+    const Tensor image_latents = repeat_batch(encoded, batch);
+    schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
+    const Tensor noise_all = latents;
+    latents = scale_noise(image_latents, noise_all, schedule.sigmas.front());
+    if (first.mask) {
+      const io::Image& m = *first.mask;
+      const io::Image fitted =
+          m.width == s.width && m.height == s.height
+              ? m
+              : io::resize_image(m, s.width, s.height, io::ResampleFilter::Lanczos);
+      inpaint = FlowInpaint{preprocess_mask_bilinear(fitted, rows, cols), image_latents, noise_all};
+    }
+  }
+  {
+    References others = encode_references(first.references, first.init_image ? 20.0f : 10.0f);
+    if (others.tokens.defined()) {
+      refs.tokens =
+          refs.tokens.defined() ? ops::concat({refs.tokens, others.tokens}, 1) : others.tokens;
+      refs.ids.insert(refs.ids.end(), others.ids.begin(), others.ids.end());
+    }
+  }
   const Tensor ref_tokens = refs.tokens.defined() ? repeat_batch(refs.tokens, samples) : Tensor{};
   std::vector<models::Flux2Position> ids = models::flux2_image_ids(rows, cols);
   ids.insert(ids.end(), refs.ids.begin(), refs.ids.end());
@@ -343,8 +409,7 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
     return s.cfg ? combine_guidance(v, s.cfg_scale) : v;
   };
   const RunControl run = with_previews(control, [this](const Tensor& z) { return vae_.decode(z); });
-  const Tensor latents = flow_denoise(
-      velocity, noise.size() == 1 ? noise.front() : ops::concat(noise, 0), schedule, nullptr, run);
+  latents = flow_denoise(velocity, latents, schedule, inpaint ? &*inpaint : nullptr, run);
   const double denoise_seconds = clock.lap();
   log::info("[flux2] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());

@@ -18,6 +18,12 @@
 //     guidance (4 by default), klein has no guidance input, and the undistilled klein base runs
 //     CFG against the empty prompt (or a negative prompt): v = neg + g (pos - neg), both halves
 //     in one forward
+//   klein inpainting and img2img (diffusers' Flux2KleinInpaintPipeline): the init image prepared
+//     as flux2_references.h says (its size is the output's) and encoded; the schedule cut by
+//     `strength` (default 0.8); the start scale_noise(image, noise, sigma_start); the image's
+//     tokens also join every forward as the first reference (t = 10, the others after it); after
+//     each step the latents outside the mask (taken to the token grid bilinearly) are replaced by
+//     the image noised to the next sigma. Without a mask every token is repainted (img2img).
 //   reference images (editing): each prepared as flux2_references.h says, encoded to its
 //     normalised latent (the posterior mean), flattened to tokens at (10 + 10 n, i, j, 0) for the
 //     n-th, and appended after the image tokens of every forward; the prediction keeps the image
@@ -27,7 +33,7 @@
 // The batch of N images is one batched forward per step over one noise tensor [N, ...], as
 // diffusers' num_images_per_prompt does it. Everything runs in float32 on the CPU; the models
 // run where the placement says.
-// Not yet: img2img and inpaint.
+// Not yet: dev's img2img and inpaint (diffusers has no such pipeline for it).
 #pragma once
 
 #include <cstdint>
@@ -90,13 +96,19 @@ struct Flux2Request {
   std::optional<int> max_sequence_length;           // text ids per prompt, template included; 512
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
   bool vae_tiling = false;                          // decode in tiles (models/vae_tiling.h)
-  std::vector<io::Image> references;  // images to edit or draw from (klein's multi-reference)
-  // For resolved_text_to_image (shared_forwards.h): FLUX.2 does not take them (yet).
-  std::optional<io::Image> init_image, mask;
+  std::vector<io::Image> references;    // images to edit or draw from (klein's multi-reference)
+  std::optional<io::Image> init_image;  // klein: img2img, or inpaint with a mask
+  std::optional<io::Image> mask;        // white: repaint; any size (Lanczos to the init's)
+  std::optional<double> strength;       // how much of the schedule runs from the init image; 0.8
 };
+
+enum class Flux2Mode { TextToImage, ImageToImage, Inpaint };
+const char* flux2_mode_name(Flux2Mode mode);  // "txt2img", "img2img", "inpaint"
 
 // A request with every default filled in: what actually runs, and what metadata records.
 struct Flux2Settings {
+  Flux2Mode mode;
+  double strength;  // 1 for text-to-image
   int width, height;
   int steps;
   float cfg_scale;  // 1: none
@@ -146,7 +158,9 @@ class Flux2Pipeline {
     Tensor tokens;
     std::vector<models::Flux2Position> ids;
   };
-  References encode_references(const std::vector<io::Image>& images) const;
+  // `first_time` is the first reference's t coordinate, the others 10 apart.
+  References encode_references(const std::vector<io::Image>& images,
+                               float first_time = 10.0f) const;
 
   text::BpeTokenizer tokenizer_;
   models::Qwen3TextEncoder text_encoder_;

@@ -14,7 +14,26 @@ constexpr int kMinSide = 64;
 constexpr double kMaxAspect = 8.0;
 constexpr double kMaxArea = 1024.0 * 1024.0;
 
+// Past kMaxArea pixels: Lanczos to about that area (scale sqrt(area / (w h)), sides truncated).
+io::Image within_max_area(const io::Image& image) {
+  const int w = image.width, h = image.height;
+  if (static_cast<double>(w) * h <= kMaxArea) return image;
+  const double scale = std::sqrt(kMaxArea / (static_cast<double>(w) * h));
+  return io::resize_image(image, static_cast<int>(w * scale), static_cast<int>(h * scale),
+                          io::ResampleFilter::Lanczos);
+}
+
 }  // namespace
+
+io::Image flux2_init_image(const io::Image& image, int64_t multiple) {
+  const io::Image resized = within_max_area(image);
+  const int w = static_cast<int>(resized.width / multiple * multiple);
+  const int h = static_cast<int>(resized.height / multiple * multiple);
+  ZF_CHECK(w > 0 && h > 0, "[flux2] init image {}x{} is smaller than one {}-pixel latent token",
+           image.width, image.height, multiple);
+  if (w == resized.width && h == resized.height) return resized;
+  return io::resize_image(resized, w, h, io::ResampleFilter::Lanczos);
+}
 
 io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t index) {
   const int w = image.width, h = image.height;
@@ -25,12 +44,7 @@ io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t
   ZF_CHECK(aspect <= kMaxAspect,
            "[flux2] reference image {} is {}x{}, an aspect ratio of {:.1f}: at most {} is allowed",
            index + 1, w, h, aspect, kMaxAspect);
-  io::Image resized = image;
-  if (static_cast<double>(w) * h > kMaxArea) {
-    const double scale = std::sqrt(kMaxArea / (static_cast<double>(w) * h));
-    resized = io::resize_image(image, static_cast<int>(w * scale), static_cast<int>(h * scale),
-                               io::ResampleFilter::Lanczos);
-  }
+  const io::Image resized = within_max_area(image);
   const int cw = static_cast<int>(resized.width / multiple * multiple);
   const int ch = static_cast<int>(resized.height / multiple * multiple);
   const int left = (resized.width - cw) / 2, top = (resized.height - ch) / 2;

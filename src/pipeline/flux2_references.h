@@ -3,7 +3,8 @@
 // most 8; one of more than 1024 x 1024 pixels is first Lanczos-resized to about that area
 // (scale sqrt(1024^2 / (w h)), each side truncated, as Pillow's resize through diffusers'
 // _resize_to_target_area); then it is centre-cropped to multiples of the latent token size (16
-// pixels) (resize_mode "crop", which for FLUX.2 only crops).
+// pixels) (resize_mode "crop", which for FLUX.2 only crops). The inpainting pipeline's init
+// image takes the same first step.
 #pragma once
 
 #include <cstddef>
@@ -15,5 +16,10 @@ namespace zflow::pipeline {
 
 // The reference as the pipeline encodes it; `index` names it in errors.
 io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t index);
+
+// The init image as Flux2KleinInpaintPipeline prepares it: past 1024 x 1024 pixels resized to
+// about that area as a reference is, then Lanczos-resized (not cropped: resize_mode "default") to
+// its sides rounded down to multiples of `multiple`, which become the output's size.
+io::Image flux2_init_image(const io::Image& image, int64_t multiple);
 
 }  // namespace zflow::pipeline

@@ -70,12 +70,20 @@ int64_t torch_nearest_index(int64_t out, int64_t in_size, int64_t out_size) {
   return std::min(static_cast<int64_t>(std::floor(pos)), in_size - 1);
 }
 
-Tensor preprocess_mask(const io::Image& mask, int64_t latent_h, int64_t latent_w) {
+namespace {
+
+void check_mask(const io::Image& mask, int64_t latent_h, int64_t latent_w) {
   ZF_CHECK(mask.width > 0 && mask.height > 0 &&
                mask.rgb.size() == 3 * static_cast<size_t>(mask.width) * mask.height,
            "[mask] malformed mask image {}x{}", mask.width, mask.height);
   ZF_CHECK(latent_h > 0 && latent_w > 0, "[mask] latent size must be positive, got {}x{}", latent_w,
            latent_h);
+}
+
+}  // namespace
+
+Tensor preprocess_mask(const io::Image& mask, int64_t latent_h, int64_t latent_w) {
+  check_mask(mask, latent_h, latent_w);
   Tensor out = Tensor::empty({1, 1, latent_h, latent_w}, DType::F32);
   float* dst = out.data<float>();  // [h, w]
   for (int64_t y = 0; y < latent_h; ++y) {
@@ -85,6 +93,47 @@ Tensor preprocess_mask(const io::Image& mask, int64_t latent_h, int64_t latent_w
       const uint8_t* px = &mask.rgb[3 * (sy * mask.width + sx)];
       const float unit = static_cast<float>(pillow_luma(px[0], px[1], px[2])) / 255.0f;
       dst[y * latent_w + x] = unit < 0.5f ? 0.0f : 1.0f;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// torch's upsample_bilinear2d source position for align_corners=False with no scale given:
+// (out + 0.5) * (in / out) - 0.5 in float, clamped at 0; the lower index, the upper (clamped to
+// the last) and the upper's weight.
+struct BilinearTap {
+  int64_t low, high;
+  float weight;
+};
+BilinearTap bilinear_tap(int64_t out, int64_t in_size, int64_t out_size) {
+  const float scale = static_cast<float>(in_size) / static_cast<float>(out_size);
+  const float source = std::max(scale * (static_cast<float>(out) + 0.5f) - 0.5f, 0.0f);
+  const int64_t low = static_cast<int64_t>(source);
+  return {low, std::min(low + 1, in_size - 1), source - static_cast<float>(low)};
+}
+
+}  // namespace
+
+Tensor preprocess_mask_bilinear(const io::Image& mask, int64_t latent_h, int64_t latent_w) {
+  check_mask(mask, latent_h, latent_w);
+  auto binary = [&](int64_t y, int64_t x) {
+    const uint8_t* px = &mask.rgb[3 * (y * mask.width + x)];
+    return static_cast<float>(pillow_luma(px[0], px[1], px[2])) / 255.0f < 0.5f ? 0.0f : 1.0f;
+  };
+  Tensor out = Tensor::empty({1, 1, latent_h, latent_w}, DType::F32);
+  float* dst = out.data<float>();
+  for (int64_t y = 0; y < latent_h; ++y) {
+    const BilinearTap ty = bilinear_tap(y, mask.height, latent_h);
+    for (int64_t x = 0; x < latent_w; ++x) {
+      const BilinearTap tx = bilinear_tap(x, mask.width, latent_w);
+      // torch's order: rows blended within each source row first, then between the rows.
+      const float top =
+          (1.0f - tx.weight) * binary(ty.low, tx.low) + tx.weight * binary(ty.low, tx.high);
+      const float bottom =
+          (1.0f - tx.weight) * binary(ty.high, tx.low) + tx.weight * binary(ty.high, tx.high);
+      dst[y * latent_w + x] = (1.0f - ty.weight) * top + ty.weight * bottom;
     }
   }
   return out;

@@ -35,6 +35,12 @@ uint8_t pillow_luma(uint8_t r, uint8_t g, uint8_t b);
 // size (start_latents resizes it first, as diffusers does).
 Tensor preprocess_mask(const io::Image& mask, int64_t latent_h, int64_t latent_w);
 
+// A mask as FLUX.2 klein's inpainting pipeline takes it to the token grid: grey (Pillow's luma),
+// binarised at full resolution (>= 0.5: 1), then torch's bilinear interpolation
+// (align_corners=False, no antialias) to [1, 1, latent_h, latent_w], so token cells on an edge
+// take fractions.
+Tensor preprocess_mask_bilinear(const io::Image& mask, int64_t latent_h, int64_t latent_w);
+
 // torch's nearest-neighbour source index (upsample_nearest, no scale_factor given) for output
 // index `out` when resizing `in_size` -> `out_size`: min(floor(out * (float(in) / out_size)), in -
 // 1).

@@ -355,6 +355,20 @@ TEST_F(GenerateCommand, Flux2KleinMatchesDiffusers) {
                        io::read_image(flux2 / "flux2_tiny_diffusers_base_0.png")),
             40.0);
   EXPECT_NE(png_text(out_ / "base.png").at("parameters").find("CFG scale: 4,"), std::string::npos);
+  // Inpainting: the init image's size, the strength in the record.
+  const CommandResult inpaint =
+      run_zflow("generate --device cpu --matmul-precision fp32 -m " +
+                (flux2 / "tiny_klein").string() + " --tokenizer " + tokenizer_.string() +
+                " -p 'a red fox sitting in fresh snow, morning light' -i " +
+                (flux2 / "flux2_inpaint_tiny_diffusers_init_a.png").string() + " --mask " +
+                (flux2 / "flux2_inpaint_tiny_diffusers_mask_tokens.png").string() +
+                " --steps 4 --seed 31 -o " + (out_ / "inpaint.png").string());
+  ASSERT_EQ(inpaint.status, 0) << inpaint.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "inpaint.png"),
+                       io::read_image(flux2 / "flux2_inpaint_tiny_diffusers_inpaint_0.png")),
+            40.0);
+  EXPECT_NE(png_text(out_ / "inpaint.png").at("parameters").find("Denoising strength: 0.8"),
+            std::string::npos);
   const CommandResult guided =
       run_zflow(args("tiny_klein") + (out_ / "x.png").string() + " --guidance 3.5");
   EXPECT_NE(guided.status, 0);
