@@ -48,7 +48,7 @@ std::optional<std::pair<int, std::string_view>> split_layer(std::string_view nam
 }  // namespace
 
 bool has_llamacpp_qwen3_names(const WeightStore& store) {
-  return store.contains("token_embd.weight") && store.contains("blk.0.attn_q_norm.weight");
+  return store.contains("token_embd.weight") && store.contains("blk.0.attn_q.weight");
 }
 
 WeightStore llamacpp_qwen3_to_transformers(const WeightStore& store) {
@@ -60,7 +60,7 @@ WeightStore llamacpp_qwen3_to_transformers(const WeightStore& store) {
       for (const Rule& r : kLayerRules)
         if (layer->second == r.llamacpp)
           return fmt::format("layers.{}.{}", layer->first, r.transformers);
-    fail("[qwen3] {}: tensor '{}' is not part of a llama.cpp Qwen3 GGUF's text model",
+    fail("[qwen3] {}: tensor '{}' is not part of a llama.cpp Qwen3 or LLaMA GGUF's text model",
          store.source_of(name), name);
   });
 }

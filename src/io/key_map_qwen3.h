@@ -1,5 +1,6 @@
-// The Qwen3 text encoder's names in llama.cpp GGUF files (convert_hf_to_gguf.py, gguf-py
-// tensor_mapping.py for MODEL_ARCH.QWEN3) and the map to transformers' Qwen3Model names:
+// The Qwen3 and Mistral text encoders' names in llama.cpp GGUF files (convert_hf_to_gguf.py,
+// gguf-py tensor_mapping.py for MODEL_ARCH.QWEN3 and LLAMA, the architecture Mistral's models
+// are written as) and the map to transformers' Qwen3Model / MistralModel names:
 //   token_embd.weight            -> embed_tokens.weight
 //   blk.{i}.attn_norm.weight     -> layers.{i}.input_layernorm.weight
 //   blk.{i}.attn_{q,k,v}.weight  -> layers.{i}.self_attn.{q,k,v}_proj.weight
@@ -10,14 +11,16 @@
 //   output_norm.weight           -> norm.weight
 //   output.weight                -> dropped (the LM head; an encoder has none)
 // Qwen3 uses NEOX-style (half-split) RoPE in llama.cpp, so its converter does not permute
-// the q / k rows as it does for LLaMA: the tensors are transformers' own.
+// the q / k rows: the tensors are transformers' own. For "llama" (Mistral) it does permute them,
+// so that each rotary pair (j, j + D/2) of a head sits at rows (2j, 2j + 1): the names map as
+// above and the encoder rotates interleaved pairs instead (Qwen3Config::rope_interleaved).
 #pragma once
 
 #include "io/weight_store.h"
 
 namespace zflow::io {
 
-// Whether the store holds llama.cpp-named Qwen3 tensors (token_embd + blk.0.attn_q_norm).
+// Whether the store holds llama.cpp-named text-model tensors (token_embd + blk.0.attn_q).
 bool has_llamacpp_qwen3_names(const WeightStore& store);
 
 // The transformers-named store; a name the table does not cover is an Error naming it.

@@ -104,24 +104,28 @@ std::optional<DetectedComponent> detect_autoencoder(const io::WeightStore& weigh
       config_summary([&] { return AutoencoderKLConfig::infer_from_weights(diffusers_names); })};
 }
 
+// Qwen3 and Mistral text models (the same decoder, Mistral's without q/k norms).
 std::optional<DetectedComponent> detect_qwen3(const io::WeightStore& weights) {
   if (io::has_llamacpp_qwen3_names(weights)) {
     const io::WeightStore model = qwen3_model_weights(weights);
     const io::GgufHeader* gguf = weights.gguf_header();
-    return DetectedComponent{
-        "qwen3 text encoder", with_gguf(weights, "llama.cpp names"), config_summary([&] {
-          return gguf ? Qwen3Config::from_gguf(*gguf, model.get("embed_tokens.weight").size(0),
-                                               weights.description())
-                      : Qwen3Config::infer_from_weights(model);
-        })};
+    const bool qwen = weights.contains("blk.0.attn_q_norm.weight");
+    return DetectedComponent{qwen ? "qwen3 text encoder" : "mistral text encoder",
+                             with_gguf(weights, "llama.cpp names"), config_summary([&] {
+                               return gguf ? Qwen3Config::from_gguf(
+                                                 *gguf, model.get("embed_tokens.weight").size(0),
+                                                 weights.description())
+                                           : Qwen3Config::infer_from_weights(model);
+                             })};
   }
   if (!any_name_ends_with(weights, "embed_tokens.weight") ||
-      !any_name_ends_with(weights, "self_attn.q_norm.weight"))
+      !any_name_ends_with(weights, "self_attn.q_proj.weight"))
     return std::nullopt;
   const io::WeightStore model = qwen3_model_weights(weights);
   const bool prefixed = !weights.contains("embed_tokens.weight");
   return DetectedComponent{
-      "qwen3 text encoder",
+      any_name_ends_with(weights, "self_attn.q_norm.weight") ? "qwen3 text encoder"
+                                                             : "mistral text encoder",
       prefixed ? "transformers causal LM / ComfyUI (prefixed)" : "transformers model",
       config_summary([&] { return Qwen3Config::infer_from_weights(model); })};
 }

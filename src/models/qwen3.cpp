@@ -86,9 +86,10 @@ Qwen3Config Qwen3Config::mistral_small() {
 std::string Qwen3Config::summary() const {
   return fmt::format(
       "vocab {} hidden {} intermediate {} layers {} heads {} kv heads {} head_dim {} rope_theta "
-      "{} eps {}{}",
+      "{} eps {}{}{}",
       vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
-      num_key_value_heads, head_dim, rope_theta, rms_norm_eps, qk_norm ? "" : " (no q/k norm)");
+      num_key_value_heads, head_dim, rope_theta, rms_norm_eps, qk_norm ? "" : " (no q/k norm)",
+      rope_interleaved ? " (q/k rows permuted for interleaved RoPE)" : "");
 }
 
 Qwen3Config Qwen3Config::from_json(const std::string& json_text, const std::string& source) {
@@ -337,7 +338,9 @@ Tensor Qwen3TextEncoder::attention(const Layer& layer, const Tensor& x, const Ro
     const Tensor out = config_.qk_norm
                            ? ops::rms_norm_rope(h, norm, config_.rms_norm_eps, rope.cos, rope.sin,
                                                 ops::RopeLayout::kHalfSplit)
-                           : ops::rope(h, rope.cos, rope.sin, ops::RopeLayout::kHalfSplit);
+                           : ops::rope(h, rope.cos, rope.sin,
+                                       config_.rope_interleaved ? ops::RopeLayout::kInterleaved
+                                                                : ops::RopeLayout::kHalfSplit);
     return out.permute({0, 2, 1, 3});  // [B, n, L, D]
   };
   ops::AttentionMask mask;
@@ -475,20 +478,28 @@ Qwen3Config Qwen3Config::from_gguf(const io::GgufHeader& header, int64_t vocab_s
     return *v;
   };
   const std::string& arch = value("general.architecture").as_string("general.architecture");
-  ZF_CHECK(arch == "qwen3", "[qwen3] {}: general.architecture is \"{}\", expected \"qwen3\"",
+  ZF_CHECK(arch == "qwen3" || arch == "llama",
+           "[qwen3] {}: general.architecture is \"{}\", expected \"qwen3\" or \"llama\" (Mistral)",
            source, arch);
-  auto count = [&](const std::string& key) { return value(key).as_int(key); };
-  Qwen3Config c;
+  const auto key = [&](const char* name) { return arch + "." + name; };
+  const auto count = [&](const char* name) { return value(key(name)).as_int(key(name)); };
+  Qwen3Config c = arch == "qwen3" ? Qwen3Config{} : mistral_small();
+  c.rope_interleaved = arch == "llama";
   c.vocab_size = vocab_size;
-  c.hidden_size = count("qwen3.embedding_length");
-  c.num_hidden_layers = static_cast<int>(count("qwen3.block_count"));
-  c.intermediate_size = count("qwen3.feed_forward_length");
-  c.num_attention_heads = count("qwen3.attention.head_count");
-  c.num_key_value_heads = count("qwen3.attention.head_count_kv");
-  c.head_dim = count("qwen3.attention.key_length");
-  if (header.find("qwen3.rope.freq_base"))
-    c.rope_theta = value("qwen3.rope.freq_base").as_double("qwen3.rope.freq_base");
-  const std::string eps = "qwen3.attention.layer_norm_rms_epsilon";
+  c.hidden_size = count("embedding_length");
+  c.num_hidden_layers = static_cast<int>(count("block_count"));
+  c.intermediate_size = count("feed_forward_length");
+  c.num_attention_heads = count("attention.head_count");
+  c.num_key_value_heads = header.find(key("attention.head_count_kv"))
+                              ? count("attention.head_count_kv")
+                              : c.num_attention_heads;
+  // llama.cpp writes key_length only where the head width is not hidden / heads.
+  c.head_dim = header.find(key("attention.key_length")) || arch == "qwen3"
+                   ? count("attention.key_length")
+                   : c.hidden_size / c.num_attention_heads;
+  if (header.find(key("rope.freq_base")))
+    c.rope_theta = value(key("rope.freq_base")).as_double(key("rope.freq_base"));
+  const std::string eps = key("attention.layer_norm_rms_epsilon");
   if (header.find(eps)) c.rms_norm_eps = static_cast<float>(value(eps).as_double(eps));
   validate(c, source);
   return c;

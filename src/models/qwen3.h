@@ -49,6 +49,9 @@ struct Qwen3Config {
   float rms_norm_eps = 1e-6f;
   bool tie_word_embeddings = true;  // lm_head is the embedding; the encoder needs neither
   bool qk_norm = true;              // false: Mistral (no q_norm / k_norm weights)
+  // q / k rows permuted so that rotary pairs are adjacent (llama.cpp's "llama" GGUFs): RoPE
+  // rotates interleaved pairs, which gives transformers' attention scores on its own rows.
+  bool rope_interleaved = false;
 
   // Mistral-Small-3.1 / 3.2's language model (FLUX.2-dev's text encoder; facts: flux.md 3.3).
   static Qwen3Config mistral_small();
@@ -75,10 +78,11 @@ struct Qwen3Config {
   // Logs one line with what it found.
   static Qwen3Config infer_from_weights(const io::WeightStore& weights);
 
-  // From a llama.cpp GGUF's qwen3.* keys (embedding_length, block_count, feed_forward_length,
+  // From a llama.cpp GGUF's {arch}.* keys (embedding_length, block_count, feed_forward_length,
   // attention.head_count / head_count_kv / key_length, rope.freq_base,
   // attention.layer_norm_rms_epsilon) and the token_embd rows (the vocab). Errors name
-  // `source` and the key; general.architecture must be "qwen3".
+  // `source` and the key; general.architecture must be "qwen3", or "llama" (Mistral: no q/k
+  // norm, permuted q / k rows, key_length defaulting to embedding_length / head_count).
   static Qwen3Config from_gguf(const io::GgufHeader& header, int64_t vocab_size,
                                const std::string& source);
 

@@ -141,7 +141,6 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
   const fs::path dit_path = path_of(files.diffusion_model, "transformer", "diffusion model");
   const fs::path te_path = path_of(files.text_encoder, "text_encoder", "text encoder");
   const fs::path vae_path = path_of(files.vae, "vae", "VAE");
-  const fs::path tok_path = path_of(files.tokenizer, "tokenizer", "tokenizer");
 
   // The transformer first: its guidance embedder tells dev (Mistral) from klein (Qwen3).
   auto transformer = load_component(kFamily, "diffusion model", dit_path, [&] {
@@ -154,9 +153,16 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
     fail("[flux2] {}: model_index.json names {}, but its transformer {} a guidance embedder",
          files.model_dir.string(), *dev_folder ? "Flux2Pipeline (dev)" : "Flux2KleinPipeline",
          dev ? "has" : "has no");
-  auto tokenizer = load_component(kFamily, "tokenizer", tok_path, [&] {
-    return dev ? text::load_tekken_tokenizer(tok_path) : text::load_bpe_tokenizer(tok_path);
-  });
+  // A GGUF text encoder carries its tokenizer: it serves when none is given.
+  std::optional<text::BpeTokenizer> gguf_tokenizer =
+      gguf_text_encoder_tokenizer(files.tokenizer, files.model_dir, te_path);
+  const fs::path tok_path =
+      gguf_tokenizer ? te_path : path_of(files.tokenizer, "tokenizer", "tokenizer");
+  auto tokenizer = gguf_tokenizer ? std::move(*gguf_tokenizer)
+                                  : load_component(kFamily, "tokenizer", tok_path, [&] {
+                                      return dev ? text::load_tekken_tokenizer(tok_path)
+                                                 : text::load_bpe_tokenizer(tok_path);
+                                    });
   if (dev && !(tokenizer.token_to_id("[SYSTEM_PROMPT]") && tokenizer.token_to_id("<pad>")))
     fail(
         "[flux2] tokenizer {} has no [SYSTEM_PROMPT] or <pad> token: FLUX.2-dev needs the "

@@ -2,8 +2,10 @@
 
 #include <fstream>
 
+#include "io/gguf.h"
 #include "io/weight_store.h"
 #include "models/detect.h"
+#include "text/gguf_tokenizer.h"
 
 namespace zflow::pipeline {
 
@@ -44,6 +46,17 @@ std::string what_it_holds(const fs::path& path) {
     // Not weights at all: the loader's own message says what is wrong.
   }
   return "";
+}
+
+std::optional<text::BpeTokenizer> gguf_text_encoder_tokenizer(const fs::path& given_tokenizer,
+                                                              const fs::path& model_dir,
+                                                              const fs::path& text_encoder) {
+  if (!given_tokenizer.empty() || (!model_dir.empty() && fs::exists(model_dir / "tokenizer")) ||
+      text_encoder.extension() != ".gguf")
+    return std::nullopt;
+  const io::GgufFile file = io::GgufFile::open(text_encoder);
+  if (!text::gguf_has_tokenizer(file.header())) return std::nullopt;
+  return text::bpe_tokenizer_from_gguf(file.header(), text_encoder.string());
 }
 
 }  // namespace zflow::pipeline

@@ -5,11 +5,13 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "core/error.h"
+#include "text/bpe_tokenizer.h"
 
 namespace zflow::pipeline {
 
@@ -23,6 +25,12 @@ std::filesystem::path component_path(std::string_view family, std::string_view f
                                      const std::filesystem::path& model_dir,
                                      const std::filesystem::path& given, std::string_view sub,
                                      std::string_view what);
+
+// The tokenizer a GGUF text encoder carries (llama.cpp's Qwen3 and Mistral files do), used when
+// no tokenizer is given and model_dir has no tokenizer/ folder; nullopt otherwise.
+std::optional<text::BpeTokenizer> gguf_text_encoder_tokenizer(
+    const std::filesystem::path& given_tokenizer, const std::filesystem::path& model_dir,
+    const std::filesystem::path& text_encoder);
 
 // " (it holds a qwen3 text encoder, diffusers layout)" when the weights at `path` are some other
 // model zflow knows: the likely mistake behind a loader's error. Empty otherwise.

@@ -10,7 +10,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
-#include "io/gguf.h"
 #include "models/vae_tiling.h"
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
@@ -20,7 +19,6 @@
 #include "pipeline/zimage_sampler.h"
 #include "sampling/flow_schedule.h"
 #include "text/chat_template.h"
-#include "text/gguf_tokenizer.h"
 
 namespace zflow::pipeline {
 
@@ -89,14 +87,8 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Plac
   const fs::path vae_path =
       component_path("zimage", "Z-Image", files.model_dir, files.vae, "vae", "VAE");
   // A Qwen3 GGUF carries its tokenizer: it serves when none is given and the folder has none.
-  std::optional<text::BpeTokenizer> gguf_tokenizer;
-  if (files.tokenizer.empty() &&
-      (files.model_dir.empty() || !fs::exists(files.model_dir / "tokenizer")) &&
-      te_path.extension() == ".gguf") {
-    const io::GgufFile te_file = io::GgufFile::open(te_path);
-    if (text::gguf_has_tokenizer(te_file.header()))
-      gguf_tokenizer = text::bpe_tokenizer_from_gguf(te_file.header(), te_path.string());
-  }
+  std::optional<text::BpeTokenizer> gguf_tokenizer =
+      gguf_text_encoder_tokenizer(files.tokenizer, files.model_dir, te_path);
   fs::path tok_path = te_path;
   if (!gguf_tokenizer)
     tok_path = component_path("zimage", "Z-Image", files.model_dir, files.tokenizer, "tokenizer",

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "text/bpe_model.h"
+#include "text/tekken_tokenizer.h"
 
 namespace zflow::text {
 
@@ -33,9 +34,14 @@ BpeTokenizer bpe_tokenizer_from_gguf(const io::GgufHeader& header, const std::st
         source, model);
   const io::GgufValue* pre = header.find("tokenizer.ggml.pre");
   const std::string pre_name = pre ? pre->as_string(source + ": tokenizer.ggml.pre") : "default";
-  if (pre_name != "qwen2")
-    fail("[tokenizer] {}: tokenizer.ggml.pre is '{}'; zflow knows the 'qwen2' pre-tokenizer",
-         source, pre_name);
+  // Each pre-tokenizer as the model's tokenizer.json has it: Qwen's NFC and split regex, or
+  // Tekken's regex with whole-token lookups first and no normalizer (text/tekken_tokenizer.h).
+  const bool tekken = pre_name == "tekken";
+  if (pre_name != "qwen2" && !tekken)
+    fail(
+        "[tokenizer] {}: tokenizer.ggml.pre is '{}'; zflow knows the 'qwen2' and 'tekken' "
+        "pre-tokenizers",
+        source, pre_name);
 
   const std::vector<std::string> tokens = required(header, "tokenizer.ggml.tokens", source)
                                               .as_strings(source + ": tokenizer.ggml.tokens");
@@ -63,9 +69,9 @@ BpeTokenizer bpe_tokenizer_from_gguf(const io::GgufHeader& header, const std::st
       fail("[tokenizer] {}: tokenizer.ggml.merges entry '{}' is not 'left right'", source, m);
     merges.emplace_back(m.substr(0, space), m.substr(space + 1));
   }
-  auto bpe = std::make_unique<BpeModel>(std::move(vocab), merges, /*ignore_merges=*/false, source);
-  return BpeTokenizer(std::move(bpe), std::move(added), Normalization{.nfc = true},
-                      {SplitRule{std::string(kQwen2SplitPattern)}});
+  auto bpe = std::make_unique<BpeModel>(std::move(vocab), merges, /*ignore_merges=*/tekken, source);
+  return BpeTokenizer(std::move(bpe), std::move(added), Normalization{.nfc = !tekken},
+                      {SplitRule{std::string(tekken ? kTekkenSplitPattern : kQwen2SplitPattern)}});
 }
 
 }  // namespace zflow::text

@@ -87,6 +87,38 @@ TEST(GgufModels, Qwen3EncoderFromGgufMatchesTransformers) {
   }
 }
 
+// Mistral as llama.cpp writes it ("llama", q / k rows permuted for its interleaved RoPE; all
+// F32, tools/golden/make_mistral_gguf.py): the config from the llama.* keys, and the left-padded
+// taps equal to transformers' on the original weights (mistral_tiny_diffusers_io) within the
+// fp32 bound 1e-4. The encoder rotates interleaved pairs of the permuted rows; with the
+// half-split RoPE on them the error is of order 1.
+TEST(GgufModels, MistralLlamaGgufMatchesTransformers) {
+  const fs::path path = test::fixture("gguf/mistral_tiny_llamacpp_weights.gguf");
+  const io::WeightStore gguf = io::WeightStore::open(path);
+  ASSERT_TRUE(io::has_llamacpp_qwen3_names(gguf));
+  const DetectedComponent found = detect_component(gguf).value_or(DetectedComponent{});
+  EXPECT_EQ(found.architecture, "mistral text encoder");
+  EXPECT_THAT(found.config, HasSubstr("head_dim 16 rope_theta 10000"));
+  EXPECT_THAT(found.config, HasSubstr("interleaved"));
+  const Qwen3TextEncoder encoder = load_qwen3_text_encoder(path, std::nullopt, {}, {1, 2, 3});
+  EXPECT_FALSE(encoder.config().qk_norm);
+  EXPECT_TRUE(encoder.config().rope_interleaved);
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(test::fixture("mistral/mistral_tiny_diffusers_io.safetensors"));
+  const Tensor ids = io.tensor("ids"), want = io.tensor("out"), lengths = io.tensor("lengths");
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    const Tensor row = ids.select(0, b).contiguous();
+    const int64_t real = lengths.data<int32_t>()[b];
+    const std::span<const int32_t> real_ids(row.data<int32_t>() + (row.numel() - real),
+                                            static_cast<size_t>(real));
+    EXPECT_LE(
+        test::relative_error(encoder.encode_left_padded(real_ids, row.numel(), 11).select(0, 0),
+                             want.select(0, b)),
+        1e-4)
+        << "row " << b;
+  }
+}
+
 // A ComfyUI-GGUF style file of the tiny Z-Image: prefix-free original names, "lumina2",
 // matrices whose rows are whole blocks in `matrix_type`, everything else as stored (bf16)
 // or, for 1-D tensors as ComfyUI-GGUF keeps them, F32.
@@ -173,9 +205,8 @@ TEST(GgufModels, ZImageQuantisationErrorGrowsAsBitsDrop) {
   const io::SafetensorsFile io = io::SafetensorsFile::open(kZImageIo);
   std::map<DType, double> worst;
   for (DType type : {DType::Q8_0, DType::Q5_0, DType::Q5_1, DType::Q4_0, DType::Q4_1}) {
-    const ZImageTransformer model =
-        load_zimage_transformer(io::WeightStore::open(write_zimage_gguf(dir.path, type)),
-                                zimage_tiny_config());
+    const ZImageTransformer model = load_zimage_transformer(
+        io::WeightStore::open(write_zimage_gguf(dir.path, type)), zimage_tiny_config());
     for (const char* name : kZImageCases) {
       const double err = test::relative_error(run_case(model, io, name),
                                               io.tensor(std::string(name) + ".output_bf16w"));

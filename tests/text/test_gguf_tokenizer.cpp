@@ -31,6 +31,24 @@ TEST(GgufTokenizer, EqualsHuggingFaceOnTheSameVocabulary) {
   EXPECT_EQ(tok.decode(tok.encode("a red fox")), "a red fox");
 }
 
+// A Mistral GGUF's Tekken tokenizer (pre "tekken": no NFC, Tekken's split, whole-token lookups,
+// the 1000 control tokens as specials), against tokenizers' Tekken conversion of the same slice
+// of the real vocabulary (tools/golden/make_mistral_gguf.py).
+TEST(GgufTokenizer, TekkenEqualsHuggingFaceOnTheSameVocabulary) {
+  const auto file_path = test::fixture("gguf/mistral_tiny_llamacpp_weights.gguf");
+  const io::GgufFile file = io::GgufFile::open(file_path);
+  const BpeTokenizer tok = bpe_tokenizer_from_gguf(file.header(), file_path.string());
+  std::ifstream in(test::fixture("gguf/mistral_tiny_llamacpp_tokenizer_cases.json"));
+  const auto cases = nlohmann::json::parse(in);
+  ASSERT_GE(cases["cases"].size(), 7u);
+  for (const auto& c : cases["cases"]) {
+    const std::string text = c["text"];
+    EXPECT_EQ(tok.encode(text), c["ids"].get<std::vector<int32_t>>()) << text;
+  }
+  EXPECT_EQ(tok.token_to_id("[SYSTEM_PROMPT]"), 17);
+  EXPECT_EQ(tok.added_tokens().size(), 1000u);
+}
+
 TEST(GgufTokenizer, NamesWhatItCannotRead) {
   io::GgufHeader h;
   EXPECT_FALSE(gguf_has_tokenizer(h));
