@@ -1,7 +1,9 @@
 """The web page at `/`, driven in headless Chromium (Debian's) by Playwright: the model list
 loads, a generation shows live progress and lands in the gallery with its parameters and a
-download link, a size the server refuses shows its error naming the field, and a LoRA from the
-server's --lora-dir, picked with its strength, changes the image and is recorded with it.
+download link, a size the server refuses shows its error naming the field, a LoRA from the
+server's --lora-dir, picked with its strength, changes the image and is recorded with it, and an
+uploaded init image (img2img, then inpaint with a mask) sets the size and is recorded with its
+strength.
 
 Usage: web_page_test.py ZFLOW_BINARY   (run with the Python that has playwright installed)
 """
@@ -11,6 +13,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import zlib
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -34,6 +37,16 @@ def write_lora(path):
     header += b" " * (-len(header) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(header)) + header + data)
+
+
+def png(width, height, pixel):
+    """An 8-bit RGB PNG written by hand (signature, IHDR, one zlib IDAT, IEND): pixel(x, y) -> (r, g, b)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\0" + bytes(c for x in range(width) for c in pixel(x, y)) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) +
+            chunk(b"IEND", b""))
 
 
 def main():
@@ -102,6 +115,30 @@ def main():
         assert len(pixels) == 3 and len(pixels[0]) == len(pixels[2]) == 48 * 32 * 4
         assert pixels[0] != pixels[2], "the LoRA changed nothing"
 
+        # An init image (64 x 48) picked on the page: the size fields clear, the server generates
+        # at the image's size, and the strength is recorded; then a mask makes it an inpaint.
+        page.locator("#loras .lora input[type=checkbox]").uncheck()
+        page.click("#image_box summary")
+        page.set_input_files("#init_image", files=[{
+            "name": "init.png", "mimeType": "image/png",
+            "buffer": png(64, 48, lambda x, y: (4 * x, 5 * y, 128))}])
+        expect(page.locator("#width")).to_have_value("")
+        page.fill("#strength", "0.5")
+        page.click("#generate")
+        expect(page.locator("figure.result")).to_have_count(4, timeout=30000)
+        img2img = page.locator("figure.result").first
+        size = img2img.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert size == [64, 48], size
+        caption = img2img.locator("figcaption").inner_text()
+        assert "Denoising strength: 0.5" in caption and "Size: 64x48" in caption, caption
+        page.set_input_files("#mask", files=[{
+            "name": "mask.png", "mimeType": "image/png",
+            "buffer": png(64, 48, lambda x, y: (255, 255, 255) if x >= 32 else (0, 0, 0))}])
+        page.click("#generate")
+        expect(page.locator("figure.result")).to_have_count(5, timeout=30000)
+        caption = page.locator("figure.result").first.locator("figcaption").inner_text()
+        assert "Denoising strength: 0.5" in caption, caption
+
         # The model is now loaded, and the list says so.
         page.reload()
         expect(page.locator("#model option")).to_have_text("tiny (loaded)")
@@ -109,7 +146,7 @@ def main():
         assert not errors, errors
         browser.close()
     shutil.rmtree(loras)
-    print("web page test: model list, generation with progress, gallery, errors, LoRAs: ok")
+    print("web page test: model list, generation with progress, gallery, errors, LoRAs, init images: ok")
 
 
 if __name__ == "__main__":
