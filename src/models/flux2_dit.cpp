@@ -306,20 +306,10 @@ std::vector<Flux2Position> flux2_image_ids(int64_t rows, int64_t cols, float t) 
 Flux2Transformer::Flux2Transformer(const Flux2DiTConfig& config, const io::WeightStore& weights,
                                    const Placement& placement)
     : config_(validated(config, weights.description())), placement_(placement) {
-  ParameterBinder bind(&weights, config_.summary());
-  Parts p = bind_all(bind, config_);
-  const std::vector<ParameterSpec> used = bind.take_specs();
-  if (placement_.offload) {
-    offload_ = std::make_shared<OffloadedBlocks>(weights, used, block_prefixes(config_), placement_,
-                                                 "flux2");
-    const io::WeightStore placed = offload_->place_resident(weights, placement_, "flux2");
-    ParameterBinder bind_placed(&placed, config_.summary());
-    p = bind_all(bind_placed, config_);
-  } else if (placement_.device != Device::CPU) {
-    const io::WeightStore placed = place_weights(weights, used, placement_, "flux2");
-    ParameterBinder bind_placed(&placed, config_.summary());
-    p = bind_all(bind_placed, config_);
-  }
+  std::vector<ParameterSpec> used;
+  Parts p =
+      bind_placed(weights, placement_, config_.summary(), block_prefixes(config_), "flux2",
+                  offload_, used, [&](ParameterBinder& bind) { return bind_all(bind, config_); });
   x_embedder_ = p.x_embedder;
   context_embedder_ = p.context_embedder;
   norm_out_ = p.norm_out;

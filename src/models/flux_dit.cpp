@@ -339,20 +339,10 @@ Tensor flux_unpack_latents(const Tensor& tokens, int64_t height, int64_t width) 
 FluxTransformer::FluxTransformer(const FluxDiTConfig& config, const io::WeightStore& weights,
                                  const Placement& placement)
     : config_(validated(config, weights.description())), placement_(placement) {
-  ParameterBinder bind(&weights, config_.summary());
-  Parts p = bind_all(bind, config_);
-  const std::vector<ParameterSpec> used = bind.take_specs();
-  if (placement_.offload) {
-    offload_ = std::make_shared<OffloadedBlocks>(weights, used, block_prefixes(config_), placement_,
-                                                 "flux");
-    const io::WeightStore placed = offload_->place_resident(weights, placement_, "flux");
-    ParameterBinder bind_placed(&placed, config_.summary());
-    p = bind_all(bind_placed, config_);
-  } else if (placement_.device != Device::CPU) {
-    const io::WeightStore placed = place_weights(weights, used, placement_, "flux");
-    ParameterBinder bind_placed(&placed, config_.summary());
-    p = bind_all(bind_placed, config_);
-  }
+  std::vector<ParameterSpec> used;
+  Parts p =
+      bind_placed(weights, placement_, config_.summary(), block_prefixes(config_), "flux", offload_,
+                  used, [&](ParameterBinder& bind) { return bind_all(bind, config_); });
   x_embedder_ = p.x_embedder;
   context_embedder_ = p.context_embedder;
   norm_out_ = p.norm_out;

@@ -88,4 +88,26 @@ Block block_to_run(OffloadedBlocks* offload, std::optional<BlockLease>& lease, s
   return bind(binder);
 }
 
+// A model's parameters bound where the placement puts them: `bind` (ParameterBinder& -> the
+// model's bound parts) runs on `weights`; for a device, or streamed blocks (--offload: the
+// parameters under `prefixes` go to `offload`), it runs again on the placed copies. `used` gets
+// the parameters bound, `config` goes into the binder's shape errors.
+template <typename Bind>
+auto bind_placed(const io::WeightStore& weights, const Placement& placement,
+                 const std::string& config, const std::vector<std::string>& prefixes,
+                 std::string_view what, std::shared_ptr<OffloadedBlocks>& offload,
+                 std::vector<ParameterSpec>& used, Bind&& bind) {
+  ParameterBinder binder(&weights, config);
+  auto parts = bind(binder);
+  used = binder.take_specs();
+  if (!placement.offload && placement.device == Device::CPU) return parts;
+  if (placement.offload)
+    offload = std::make_shared<OffloadedBlocks>(weights, used, prefixes, placement, what);
+  const io::WeightStore placed = placement.offload
+                                     ? offload->place_resident(weights, placement, what)
+                                     : place_weights(weights, used, placement, what);
+  ParameterBinder placed_binder(&placed, config);
+  return bind(placed_binder);
+}
+
 }  // namespace zflow::models

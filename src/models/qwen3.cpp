@@ -440,6 +440,18 @@ Tensor Qwen3TextEncoder::encode_padded(const std::vector<std::vector<int32_t>>& 
   return float32_on(forward(embed(ids, length, 0), key_lengths), Device::CPU);
 }
 
+// A padding query sees only padding keys (causal), all masked: SDPA gives such a row zero
+// attention output, so each padding row is the pad embedding through the MLPs alone.
+Tensor Qwen3TextEncoder::pad_row(int32_t pad_id) const {
+  const std::lock_guard<std::mutex> lock(pad_rows_->mutex);
+  Tensor& row = pad_rows_->rows[pad_id];
+  if (!row.defined())
+    row = float32_on(forward(embed({{pad_id}}, 1, 0), {}, false), Device::CPU)
+              .contiguous()
+              .view({output_features()});
+  return row;
+}
+
 Tensor Qwen3TextEncoder::encode_left_padded(std::span<const int32_t> ids, int64_t length,
                                             int32_t pad_id) const {
   const int64_t real = static_cast<int64_t>(ids.size());
@@ -454,10 +466,7 @@ Tensor Qwen3TextEncoder::encode_left_padded(std::span<const int32_t> ids, int64_
   float* rows = out.data<float>();
   const int64_t padding = length - real;
   if (padding > 0) {
-    // A padding query sees only padding keys (causal), all masked: SDPA gives such a row zero
-    // attention output, so each padding row is the pad embedding through the MLPs alone.
-    const Tensor pad =
-        float32_on(forward(embed({{pad_id}}, 1, 0), {}, false), Device::CPU).contiguous();
+    const Tensor pad = pad_row(pad_id);
     for (int64_t r = 0; r < padding; ++r)
       std::copy_n(pad.data<float>(), features, rows + r * features);
   }

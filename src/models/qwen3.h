@@ -18,7 +18,9 @@
 // == 1 rows; facts/zimage.md sections 2.5 and 3.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include <cstdint>
 #include <filesystem>
@@ -182,6 +184,15 @@ class Qwen3TextEncoder {
   Tensor embed_tokens_;  // on the host on every placement: a lookup reads a few rows
   std::vector<Layer> layers_;
   std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the layers' weights, streamed
+
+  // encode_left_padded's padding row for a pad id: it depends on the weights alone, and costs a
+  // pass over every MLP weight, so it is computed once. Shared, so the encoder stays movable.
+  struct PadRows {
+    std::mutex mutex;
+    std::map<int32_t, Tensor> rows;  // [features] float32 on the CPU
+  };
+  Tensor pad_row(int32_t pad_id) const;
+  std::shared_ptr<PadRows> pad_rows_ = std::make_shared<PadRows>();
 };
 
 // The weights of a Qwen3 checkpoint under Qwen3Model names: the layout is found from the

@@ -274,20 +274,9 @@ ZImageTransformer::ZImageTransformer(const ZImageDiTConfig& config, const io::We
       placement_(placement),
       rope_(config.axes_dims, config.axes_lens, config.rope_theta),
       rope_cache_(std::make_shared<RopeCache>()) {
-  Binder bind(&weights);
-  Bound b = bind_all(bind, config_);
-  const std::vector<ParameterSpec> used = bind.take_specs();
-  if (placement_.offload) {
-    offload_ = std::make_shared<OffloadedBlocks>(weights, used, block_prefixes(config_), placement_,
-                                                 "zimage");
-    const io::WeightStore placed = offload_->place_resident(weights, placement_, "zimage");
-    Binder bind_placed(&placed);
-    b = bind_all(bind_placed, config_);
-  } else if (placement_.device != Device::CPU) {
-    const io::WeightStore placed = place_weights(weights, used, placement_, "zimage");
-    Binder bind_placed(&placed);
-    b = bind_all(bind_placed, config_);
-  }
+  std::vector<ParameterSpec> used;
+  Bound b = bind_placed(weights, placement_, {}, block_prefixes(config_), "zimage", offload_, used,
+                        [&](Binder& bind) { return bind_all(bind, config_); });
   x_embedder_ = b.x_embedder;
   final_linear_ = b.final_linear;
   final_adaln_ = b.final_adaln;

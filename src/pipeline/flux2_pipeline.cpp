@@ -227,16 +227,14 @@ Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
   }
   ZF_CHECK(init || !request.strength, "[flux2] strength needs an init image");
   // The size defaults to the first reference's as the pipeline prepares it.
-  std::optional<io::Image> first;
+  std::optional<std::pair<int, int>> first;
   for (size_t i = 0; i < request.references.size(); ++i) {
-    const io::Image prepared = flux2_reference_image(request.references[i], scale_factor(), i);
-    if (i == 0) first = prepared;
+    const auto size = flux2_reference_size(request.references[i], scale_factor(), i);
+    if (i == 0) first = size;
   }
   if (init) {
     // The pipeline generates at the prepared init image's size, whatever was asked.
-    const io::Image prepared = flux2_init_image(*init, scale_factor());
-    s.width = prepared.width;
-    s.height = prepared.height;
+    std::tie(s.width, s.height) = flux2_init_size(*init, scale_factor());
     ZF_CHECK((!request.width || *request.width == s.width) &&
                  (!request.height || *request.height == s.height),
              "[flux2] size {}x{}: klein's inpainting and img2img run at the init image's size, "
@@ -247,10 +245,10 @@ Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
   } else {
     std::tie(s.width, s.height) = checked_image_size(kFamily,
                                                      request.width ? request.width
-                                                     : first       ? std::optional(first->width)
+                                                     : first       ? std::optional(first->first)
                                                                    : std::nullopt,
                                                      request.height ? request.height
-                                                     : first        ? std::optional(first->height)
+                                                     : first        ? std::optional(first->second)
                                                                     : std::nullopt,
                                                      nullptr, nullptr, scale_factor());
   }

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "io/image.h"
 
@@ -16,10 +17,17 @@ namespace zflow::pipeline {
 
 // The reference as the pipeline encodes it; `index` names it in errors.
 io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t index);
+// Its checks and its width x height, without preparing the pixels.
+std::pair<int, int> flux2_reference_size(const io::Image& image, int64_t multiple, size_t index);
 
 // The init image as Flux2KleinInpaintPipeline prepares it: past 1024 x 1024 pixels resized to
 // about that area as a reference is, then Lanczos-resized (not cropped: resize_mode "default") to
 // its sides rounded down to multiples of `multiple`, which become the output's size.
 io::Image flux2_init_image(const io::Image& image, int64_t multiple);
+// Its width x height, without preparing the pixels; an image smaller than one token is an error.
+std::pair<int, int> flux2_init_size(const io::Image& image, int64_t multiple);
+
+// Both sizes: width x height past the area step, rounded down to multiples of `multiple`.
+std::pair<int, int> flux2_prepared_size(int width, int height, int64_t multiple);
 
 }  // namespace zflow::pipeline
