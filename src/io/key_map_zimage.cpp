@@ -97,13 +97,13 @@ std::map<std::string, Target> expand_rules(ZImageBlockCounts counts) {
   return names;
 }
 
-int count_blocks(const WeightStore& store, std::string_view kind) {
+}  // namespace
+
+int count_zimage_block_run(const WeightStore& store, std::string_view kind) {
   int n = 0;
   while (store.contains(fmt::format("{}.{}.attention_norm1.weight", kind, n))) ++n;
   return n;
 }
-
-}  // namespace
 
 std::string_view zimage_layout_name(ZImageLayout layout) {
   return layout == ZImageLayout::Diffusers ? "diffusers" : "original (ComfyUI single file)";
@@ -125,8 +125,8 @@ ZImageLayout detect_zimage_layout(const WeightStore& store) {
 }
 
 ZImageBlockCounts count_zimage_blocks(const WeightStore& store) {
-  return {count_blocks(store, "layers"), count_blocks(store, "noise_refiner"),
-          count_blocks(store, "context_refiner")};
+  return {count_zimage_block_run(store, "layers"), count_zimage_block_run(store, "noise_refiner"),
+          count_zimage_block_run(store, "context_refiner")};
 }
 
 std::vector<RowMapping> zimage_weight_row_mappings(ZImageBlockCounts counts) {

@@ -42,6 +42,8 @@ struct ZImageBlockCounts {
   int context_refiner = 0;
 };
 ZImageBlockCounts count_zimage_blocks(const WeightStore& store);
+// How many blocks `kind`.0, `kind`.1, ... ("layers", "control_layers") the store holds in a row.
+int count_zimage_block_run(const WeightStore& store, std::string_view kind);
 
 // Where every original-layout `.weight` of a model with `counts` blocks lands (io/key_map.h).
 std::vector<RowMapping> zimage_weight_row_mappings(ZImageBlockCounts counts);

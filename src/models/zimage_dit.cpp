@@ -19,6 +19,7 @@
 #include "io/fp8_weights.h"
 #include "io/key_map_zimage.h"
 #include "models/timestep_embedding.h"
+#include "models/zimage_controlnet.h"
 #include "models/zimage_tokens.h"
 
 namespace zflow::models {
@@ -33,37 +34,6 @@ constexpr float kFinalNormEps = 1e-6f;      // FinalLayer LayerNorm, no affine
 
 using Binder = ParameterBinder;
 
-Model::Linear bind_linear(Binder& bind, const std::string& prefix, int64_t in, int64_t out,
-                          bool bias) {
-  Model::Linear l{bind(prefix + ".weight", {out, in}), {}};
-  if (bias) l.bias = bind(prefix + ".bias", {out});
-  return l;
-}
-
-// ZImageTransformerBlock, parameters in its state-dict order.
-Model::Block bind_block(Binder& bind, const std::string& p, const ZImageDiTConfig& c,
-                        bool modulated) {
-  const int64_t d = c.dim, hd = c.head_dim(), ffn = c.ffn_dim();
-  Model::Block b;
-  b.to_q = bind_linear(bind, p + ".attention.to_q", d, d, false);
-  b.to_k = bind_linear(bind, p + ".attention.to_k", d, d, false);
-  b.to_v = bind_linear(bind, p + ".attention.to_v", d, d, false);
-  b.to_out = bind_linear(bind, p + ".attention.to_out.0", d, d, false);
-  if (c.qk_norm) {
-    b.norm_q = bind(p + ".attention.norm_q.weight", {hd});
-    b.norm_k = bind(p + ".attention.norm_k.weight", {hd});
-  }
-  b.w1 = bind(p + ".feed_forward.w1.weight", {ffn, d});
-  b.w2 = bind(p + ".feed_forward.w2.weight", {d, ffn});
-  b.w3 = bind(p + ".feed_forward.w3.weight", {ffn, d});
-  b.attention_norm1 = bind(p + ".attention_norm1.weight", {d});
-  b.ffn_norm1 = bind(p + ".ffn_norm1.weight", {d});
-  b.attention_norm2 = bind(p + ".attention_norm2.weight", {d});
-  b.ffn_norm2 = bind(p + ".ffn_norm2.weight", {d});
-  if (modulated) b.adaln = bind_linear(bind, p + ".adaLN_modulation.0", c.adaln_dim(), 4 * d, true);
-  return b;
-}
-
 struct Bound {
   Model::Linear x_embedder, final_linear, final_adaln, t_mlp0, t_mlp2, cap_linear;
   Tensor cap_norm, x_pad_token, cap_pad_token;
@@ -74,22 +44,24 @@ struct Bound {
 Bound bind_all(Binder& bind, const ZImageDiTConfig& c) {
   Bound b;
   const int64_t d = c.dim;
-  b.x_embedder = bind_linear(bind, "all_x_embedder.2-1", c.patch_features(), d, true);
-  b.final_linear = bind_linear(bind, "all_final_layer.2-1.linear", d, c.patch_features(), true);
+  b.x_embedder = bind_zimage_linear(bind, "all_x_embedder.2-1", c.patch_features(), d, true);
+  b.final_linear =
+      bind_zimage_linear(bind, "all_final_layer.2-1.linear", d, c.patch_features(), true);
   b.final_adaln =
-      bind_linear(bind, "all_final_layer.2-1.adaLN_modulation.1", c.adaln_dim(), d, true);
+      bind_zimage_linear(bind, "all_final_layer.2-1.adaLN_modulation.1", c.adaln_dim(), d, true);
   for (int i = 0; i < c.n_refiner_layers; ++i)
-    b.noise_refiner.push_back(bind_block(bind, fmt::format("noise_refiner.{}", i), c, true));
+    b.noise_refiner.push_back(bind_zimage_block(bind, fmt::format("noise_refiner.{}", i), c, true));
   for (int i = 0; i < c.n_refiner_layers; ++i)
-    b.context_refiner.push_back(bind_block(bind, fmt::format("context_refiner.{}", i), c, false));
-  b.t_mlp0 = bind_linear(bind, "t_embedder.mlp.0", kTimestepFeatures, kTimestepHidden, true);
-  b.t_mlp2 = bind_linear(bind, "t_embedder.mlp.2", kTimestepHidden, c.adaln_dim(), true);
+    b.context_refiner.push_back(
+        bind_zimage_block(bind, fmt::format("context_refiner.{}", i), c, false));
+  b.t_mlp0 = bind_zimage_linear(bind, "t_embedder.mlp.0", kTimestepFeatures, kTimestepHidden, true);
+  b.t_mlp2 = bind_zimage_linear(bind, "t_embedder.mlp.2", kTimestepHidden, c.adaln_dim(), true);
   b.cap_norm = bind("cap_embedder.0.weight", {c.cap_feat_dim});
-  b.cap_linear = bind_linear(bind, "cap_embedder.1", c.cap_feat_dim, d, true);
+  b.cap_linear = bind_zimage_linear(bind, "cap_embedder.1", c.cap_feat_dim, d, true);
   b.x_pad_token = bind("x_pad_token", {1, d});
   b.cap_pad_token = bind("cap_pad_token", {1, d});
   for (int i = 0; i < c.n_layers; ++i)
-    b.layers.push_back(bind_block(bind, fmt::format("layers.{}", i), c, true));
+    b.layers.push_back(bind_zimage_block(bind, fmt::format("layers.{}", i), c, true));
   return b;
 }
 
@@ -124,6 +96,37 @@ const ZImageDiTConfig& validated(const ZImageDiTConfig& c, const std::string& so
 }
 
 }  // namespace
+
+Model::Linear bind_zimage_linear(Binder& bind, const std::string& prefix, int64_t in, int64_t out,
+                                 bool bias) {
+  Model::Linear l{bind(prefix + ".weight", {out, in}), {}};
+  if (bias) l.bias = bind(prefix + ".bias", {out});
+  return l;
+}
+
+Model::Block bind_zimage_block(Binder& bind, const std::string& p, const ZImageDiTConfig& c,
+                               bool modulated) {
+  const int64_t d = c.dim, hd = c.head_dim(), ffn = c.ffn_dim();
+  Model::Block b;
+  b.to_q = bind_zimage_linear(bind, p + ".attention.to_q", d, d, false);
+  b.to_k = bind_zimage_linear(bind, p + ".attention.to_k", d, d, false);
+  b.to_v = bind_zimage_linear(bind, p + ".attention.to_v", d, d, false);
+  b.to_out = bind_zimage_linear(bind, p + ".attention.to_out.0", d, d, false);
+  if (c.qk_norm) {
+    b.norm_q = bind(p + ".attention.norm_q.weight", {hd});
+    b.norm_k = bind(p + ".attention.norm_k.weight", {hd});
+  }
+  b.w1 = bind(p + ".feed_forward.w1.weight", {ffn, d});
+  b.w2 = bind(p + ".feed_forward.w2.weight", {d, ffn});
+  b.w3 = bind(p + ".feed_forward.w3.weight", {ffn, d});
+  b.attention_norm1 = bind(p + ".attention_norm1.weight", {d});
+  b.ffn_norm1 = bind(p + ".ffn_norm1.weight", {d});
+  b.attention_norm2 = bind(p + ".attention_norm2.weight", {d});
+  b.ffn_norm2 = bind(p + ".ffn_norm2.weight", {d});
+  if (modulated)
+    b.adaln = bind_zimage_linear(bind, p + ".adaLN_modulation.0", c.adaln_dim(), 4 * d, true);
+  return b;
+}
 
 // One stage's token rows: every sample's tokens from row 0, batch padding after them.
 struct ZImageTransformer::Sequence {
@@ -329,17 +332,64 @@ Tensor ZImageTransformer::attention(const Block& blk, const Tensor& x, const Seq
 
 // The blocks over x, in order; with --offload, block i is stream position first + i.
 Tensor ZImageTransformer::run_blocks(const std::vector<Block>& blocks, size_t first, Tensor x,
-                                     const Sequence& seq, const Tensor& adaln) const {
+                                     const Sequence& seq, const Tensor& adaln,
+                                     const std::function<Tensor(size_t, Tensor)>& after) const {
   for (size_t i = 0; i < blocks.size(); ++i) {
     std::optional<BlockLease> lease;
     const Block blk = block_to_run(offload_.get(), lease, first + i, blocks[i], [&](Binder& bind) {
       const std::string& prefix = offload_->prefix(first + i);
-      return bind_block(bind, prefix.substr(0, prefix.size() - 1), config_,
-                        blocks[i].adaln.has_value());
+      return bind_zimage_block(bind, prefix.substr(0, prefix.size() - 1), config_,
+                               blocks[i].adaln.has_value());
     });
     x = block(blk, x, seq, adaln);
+    if (after) x = after(i, std::move(x));
   }
   return x;
+}
+
+// The ControlNet's stream c through a chain of control blocks (VideoX-Fun's
+// ZImageControlTransformerBlock): block 0 starts from before_proj(c) + x, every block is a
+// Z-Image block on c, and after_proj of its output is its hint. x (the main stream where the
+// chain starts) is only needed until block 0 has run.
+struct ZImageTransformer::ControlChain {
+  const ZImageTransformer& model;
+  const std::vector<ZImageControlNet::ControlBlock>& blocks;
+  Tensor c, x;
+  const Sequence& seq;
+  const Tensor& adaln;
+  size_t next = 0;
+
+  // Runs the next block; its hint.
+  Tensor advance() {
+    ZF_CHECK(next < blocks.size(), "[zimage] ControlNet: no control block {} to run", next);
+    const ZImageControlNet::ControlBlock& cb = blocks[next++];
+    if (cb.before_proj) {
+      c = ops::add(ops::linear(c, cb.before_proj->weight, cb.before_proj->bias), x);
+      x = Tensor{};
+    }
+    c = model.block(cb.block, c, seq, adaln);
+    return ops::linear(c, cb.after_proj.weight, cb.after_proj.bias);
+  }
+  // Runs the blocks not run yet; the stream after the last.
+  Tensor finish() {
+    while (next < blocks.size()) advance();
+    return c;
+  }
+};
+
+// The control latent as tokens: patchified like the latents, embedded, pad rows x_pad_token.
+Tensor ZImageTransformer::control_tokens(const ZImageControl& control, int64_t batch, int64_t x_len,
+                                         int64_t n_img) const {
+  const ZImageControlNet& net = *control.net;
+  const int64_t p = config_.patch_size;
+  Tensor context = placement_.activation(control.context);
+  if (context.size(0) != batch) context = ops::concat(std::vector<Tensor>(batch, context), 0);
+  Tensor c =
+      ops::linear(ops::patchify(context, p, x_len), net.x_embedder().weight, net.x_embedder().bias);
+  if (x_len > n_img)
+    c = ops::fill_rows(c, x_pad_token_, std::vector<int64_t>(batch, n_img),
+                       std::vector<int64_t>(batch, x_len));
+  return c;
 }
 
 // ZImageTransformerBlock with sandwich RMSNorms around both sub-layers. Modulated blocks
@@ -424,7 +474,8 @@ std::shared_ptr<const ZImageTransformer::Sequences> ZImageTransformer::sequences
 }
 
 Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const float> t,
-                                  const std::vector<Tensor>& captions) const {
+                                  const std::vector<Tensor>& captions,
+                                  const ZImageControl* control) const {
   const ZImageDiTConfig& c = config_;
   const int64_t p = c.patch_size;
   auto is_activation = [](DType d) { return d == DType::F32 || d == DType::BF16; };
@@ -445,6 +496,17 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
                  captions[i].size(1) == c.cap_feat_dim && is_activation(captions[i].dtype()),
              "[zimage] forward: caption {} has shape {} {}, expected F32 or BF16 [L >= 1, {}]", i,
              shape_str(captions[i].shape()), dtype_name(captions[i].dtype()), c.cap_feat_dim);
+  if (control) {
+    ZF_CHECK(control->net != nullptr, "[zimage] forward: a control input without a ControlNet");
+    const Tensor& ctx = control->context;
+    const int64_t in_dim = control->net->config().control_in_dim;
+    ZF_CHECK(ctx.ndim() == 4 && (ctx.size(0) == 1 || ctx.size(0) == batch) &&
+                 ctx.size(1) == in_dim && ctx.size(2) == height && ctx.size(3) == width &&
+                 is_activation(ctx.dtype()),
+             "[zimage] forward: control input has shape {} {}, expected F32 or BF16 [1 or {}, {}, "
+             "{}, {}]",
+             shape_str(ctx.shape()), dtype_name(ctx.dtype()), batch, in_dim, height, width);
+  }
   const Placement& at = placement_;
 
   // 1. Timestep embedding, the input of every adaLN.
@@ -463,7 +525,8 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
   const bool ragged = cap_len != all_cap;
   const std::shared_ptr<const Sequences> seq = sequences(ht, wt, cap_len);
 
-  // 3. Image tokens: patchify, embed, pad rows become x_pad_token; the noise refiner.
+  // 3. Image tokens: patchify, embed, pad rows become x_pad_token; the noise refiner. A 2.x
+  //    ControlNet's refiner chain starts from these tokens and adds a hint after refiner layers.
   Tensor x = ops::linear(ops::patchify(at.activation(latents_in), p, x_len), x_embedder_.weight,
                          x_embedder_.bias);
   if (x_len > n_img)
@@ -471,7 +534,32 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
                        std::vector<int64_t>(batch, x_len));
   const size_t n_refiner = noise_refiner_.size();
   const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
-  x = run_blocks(noise_refiner_, 0, x, seq->image, adaln);
+  const ZImageControlNet* net = control ? control->net : nullptr;
+  Tensor ctrl;  // the control stream (image rows), when there is a ControlNet
+  std::optional<ControlChain> refiner_chain;
+  std::function<Tensor(size_t, Tensor)> add_refiner_hint;
+  if (net) {
+    ctrl = control_tokens(*control, batch, x_len, n_img);
+    const ZImageControlNetConfig& cc = net->config();
+    if (cc.refiner != ZImageControlRefiner::Plain) {
+      const auto& chain = cc.refiner == ZImageControlRefiner::ControlLayers ? net->control_layers()
+                                                                            : net->refiner();
+      refiner_chain.emplace(ControlChain{*this, chain, ctrl, x, seq->image, adaln});
+      add_refiner_hint = [&](size_t j, Tensor h) {
+        const auto& places = cc.control_refiner_layers_places;
+        if (std::find(places.begin(), places.end(), static_cast<int>(j)) == places.end()) return h;
+        return ops::add(h, ops::mul_scalar(refiner_chain->advance(), control->scale));
+      };
+    }
+  }
+  x = run_blocks(noise_refiner_, 0, x, seq->image, adaln, add_refiner_hint);
+  if (refiner_chain) {
+    ctrl = refiner_chain->finish();
+    refiner_chain.reset();
+  } else if (net) {
+    for (const ZImageControlNet::ControlBlock& cb : net->refiner())
+      ctrl = block(cb.block, ctrl, seq->image, adaln);
+  }
 
   // 4. Caption tokens: RMSNorm + Linear on rows zero-padded to cap_max, pad rows become
   //    cap_pad_token, batch padding 0; the context refiner (unmodulated).
@@ -493,9 +581,23 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
 
   // 5. The unified sequence [image ; caption] per sample, zero batch padding after it (the
   //    refiner wrote to the caption's batch padding rows; they are cleared again): main layers.
+  //    The ControlNet's stream joins the same captions; its chain starts from the unified input
+  //    and hint n is added after main layer control_layers_places[n].
   if (ragged) cap = ops::fill_rows(cap, Tensor{}, cap_len, all_cap);
   Tensor u = ops::concat({x, cap}, 1);
-  u = run_blocks(layers_, 2 * n_refiner, u, seq->unified, adaln);
+  std::optional<ControlChain> chain;
+  std::function<Tensor(size_t, Tensor)> add_hint;
+  if (net) {
+    chain.emplace(ControlChain{*this, net->control_layers(), ops::concat({ctrl, cap}, 1), u,
+                               seq->unified, adaln});
+    ctrl = Tensor{};
+    add_hint = [&](size_t k, Tensor h) {
+      const auto& places = net->config().control_layers_places;
+      if (chain->next >= places.size() || places[chain->next] != static_cast<int>(k)) return h;
+      return ops::add(h, ops::mul_scalar(chain->advance(), control->scale));
+    };
+  }
+  u = run_blocks(layers_, 2 * n_refiner, u, seq->unified, adaln, add_hint);
 
   // 6. Final layer; the first N tokens of each sample are the image.
   const Tensor out = ops::unpatchify(final_layer(u, adaln), c.in_channels, height, width, p);

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -88,6 +89,16 @@ io::WeightStore zimage_dit_random_weights(const ZImageDiTConfig& config, DType d
 double zimage_dit_forward_flops(const ZImageDiTConfig& config, int64_t image_tokens,
                                 int64_t caption_tokens);
 
+class ZImageControlNet;  // models/zimage_controlnet.h
+
+// A ControlNet's input to one forward: the control latent [1 or B, control_in_dim, H, W] (the
+// latents' H and W; one row is shared by the batch) and the scale every hint is added with.
+struct ZImageControl {
+  const ZImageControlNet* net = nullptr;
+  Tensor context;
+  float scale = 1.0f;
+};
+
 class ZImageTransformer {
  public:
   // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an
@@ -103,9 +114,12 @@ class ZImageTransformer {
   // t[b] = 1 - sigma in [0, 1], and one caption per sample, captions[b] = [L_b, cap_feat_dim]
   // with L_b >= 1. Latents and captions are F32 or BF16 on any device; the output is float32
   // on the latents' device. Samples with different caption lengths run as one batch with a
-  // key-length attention mask, as diffusers does.
+  // key-length attention mask, as diffusers does. With `control`, the ControlNet's hints are
+  // added as its authors' code adds them (VideoX-Fun; facts/zimage.md 6.4): refiner hint j
+  // after noise-refiner layer j, hint n after main layer control_layers_places[n], each times
+  // the scale; its blocks run interleaved with the main ones, so one hint is alive at a time.
   Tensor forward(const Tensor& latents, std::span<const float> t,
-                 const std::vector<Tensor>& captions) const;
+                 const std::vector<Tensor>& captions, const ZImageControl* control = nullptr) const;
 
   struct Linear {
     Tensor weight, bias;  // bias may be undefined
@@ -119,15 +133,20 @@ class ZImageTransformer {
   };
 
  private:
-  struct Sequence;   // token rows of one stage, with RoPE tables and the key mask
-  struct Sequences;  // the three stages' for one input shape
-  struct RopeCache;  // the last shape's Sequences, on the placement's device
+  struct Sequence;      // token rows of one stage, with RoPE tables and the key mask
+  struct Sequences;     // the three stages' for one input shape
+  struct RopeCache;     // the last shape's Sequences, on the placement's device
+  struct ControlChain;  // a ControlNet's chain of control blocks, advanced one hint at a time
   std::shared_ptr<const Sequences> sequences(int64_t ht, int64_t wt,
                                              const std::vector<int64_t>& cap_len) const;
   Tensor timestep_embedding(std::span<const float> t) const;
   Tensor block(const Block& b, const Tensor& x, const Sequence& seq, const Tensor& adaln) const;
+  // after(i, x), when given, runs on block i's output (a ControlNet adds its hints there).
   Tensor run_blocks(const std::vector<Block>& blocks, size_t first, Tensor x, const Sequence& seq,
-                    const Tensor& adaln) const;
+                    const Tensor& adaln,
+                    const std::function<Tensor(size_t, Tensor)>& after = {}) const;
+  Tensor control_tokens(const ZImageControl& control, int64_t batch, int64_t x_len,
+                        int64_t n_img) const;
   Tensor attention(const Block& b, const Tensor& x, const Sequence& seq) const;
   Tensor final_layer(const Tensor& x, const Tensor& adaln) const;
 
@@ -143,6 +162,13 @@ class ZImageTransformer {
   std::vector<Block> noise_refiner_, context_refiner_, layers_;
   std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the blocks' weights, streamed
 };
+
+// One ZImageTransformerBlock's parameters under `prefix` ("layers.3"), in its state-dict order,
+// and a Linear's; the ControlNet's blocks are the same blocks.
+ZImageTransformer::Block bind_zimage_block(ParameterBinder& bind, const std::string& prefix,
+                                           const ZImageDiTConfig& config, bool modulated);
+ZImageTransformer::Linear bind_zimage_linear(ParameterBinder& bind, const std::string& prefix,
+                                             int64_t in, int64_t out, bool bias);
 
 // Opens the transformer from a diffusers transformer/ folder (config.json + sharded
 // safetensors + index), its *.safetensors.index.json, a model folder holding transformer/,
