@@ -1,8 +1,8 @@
-// `zflow generate`: text-to-image, img2img (-i), inpaint (-i with --mask) and editing with
-// reference images (-r, FLUX.2) with any model family, from a diffusers folder (-m) or
-// separate component files, for one prompt (-p) or a file of them (--prompts, consecutive prompts
-// joined into batched runs). Writes PNG (with A1111 `parameters` and the full request as JSON in
-// text chunks), JPEG or WebP by the output's extension.
+// `zflow generate`: text-to-image, img2img (-i), inpaint (-i with --mask), editing with
+// reference images (-r, FLUX.2) and ControlNet (--control-net, Z-Image) with any model family, from
+// a diffusers folder (-m) or separate component files, for one prompt (-p) or a file of them
+// (--prompts, consecutive prompts joined into batched runs). Writes PNG (with A1111 `parameters`
+// and the full request as JSON in text chunks), JPEG or WebP by the output's extension.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -42,6 +42,8 @@ struct GenerateOptions {
   int batch = 1;
   std::string init_image, mask;
   std::vector<std::string> reference_images;
+  std::string controlnet, control_image;  // --control-net, --control-image
+  std::optional<float> control_strength;
   std::string output = "zflow.png";
   int threads = 0;
   std::string device;            // --device; empty: the default
@@ -170,9 +172,18 @@ int run_generate(const GenerateOptions& o) {
   if (!o.mask.empty()) request.mask = io::read_image(o.mask);
   for (const std::string& file : o.reference_images)
     request.reference_images.push_back(io::read_image(file));
+  ZF_CHECK(o.control_image.empty() || !o.controlnet.empty(),
+           "[generate] --control-image {} needs --control-net FILE (a Z-Image ControlNet)",
+           o.control_image);
+  ZF_CHECK(o.controlnet.empty() || !o.control_image.empty(),
+           "[generate] --control-net {} needs --control-image IMAGE (edges, depth, pose, ...)",
+           o.controlnet);
+  if (!o.control_image.empty()) request.control_image = io::read_image(o.control_image);
+  request.control_scale = o.control_strength;
 
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
+  files.controlnet = o.controlnet;
   for (const std::string& argument : o.loras) {  // checked before any model loads
     const models::LoraFile lora = models::parse_lora_argument(argument);
     ZF_CHECK(fs::is_regular_file(lora.path), "[lora] --lora {}: no such LoRA file", argument);
@@ -196,7 +207,7 @@ int run_generate(const GenerateOptions& o) {
 
   // A GPU runs a batch of four in far less time than four runs; a CPU does not.
   const int join = o.join_images.value_or(files.device == Device::CUDA ? 4 : 1);
-  const pipeline::ImageSources sources{o.init_image, o.mask, o.reference_images};
+  const pipeline::ImageSources sources{o.init_image, o.mask, o.reference_images, o.control_image};
   const int total_images = o.batch * static_cast<int>(requests.size());
   int written = 0;
   for (const auto& run : join_runs(*generator, requests, join)) {
@@ -270,6 +281,14 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("-r,--ref-image", o->reference_images,
                   "a reference image to edit or draw from (FLUX.2; repeatable, the first sets "
                   "the default size)");
+  cmd->add_option("--control-net", o->controlnet,
+                  "a Z-Image ControlNet (VideoX-Fun Union 1.0 / 2.x file, or a diffusers folder)");
+  cmd->add_option(
+      "--control-image", o->control_image,
+      "the ControlNet's input (canny edges, depth, pose, ...); with -i and --mask a 2.x "
+      "ControlNet inpaints");
+  cmd->add_option("--control-strength", o->control_strength,
+                  "the weight of the ControlNet's hints (default 0.75)");
   cmd->add_option("--strength", o->strength,
                   "how much of the init image to repaint, 0-1 (default 0.6, inpaint 1)");
   cmd->add_option("--max-sequence-length", o->max_sequence_length,

@@ -10,7 +10,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
-#include "io/image_resize.h"
 #include "pipeline/flow_denoise.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/flux2_references.h"
@@ -381,12 +380,9 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
     const Tensor noise_all = latents;
     latents = scale_noise(image_latents, noise_all, schedule.sigmas.front());
     if (first.mask) {
-      const io::Image& m = *first.mask;
-      const io::Image fitted =
-          m.width == s.width && m.height == s.height
-              ? m
-              : io::resize_image(m, s.width, s.height, io::ResampleFilter::Lanczos);
-      inpaint = FlowInpaint{preprocess_mask_bilinear(fitted, rows, cols), image_latents, noise_all};
+      inpaint = FlowInpaint{
+          preprocess_mask_bilinear(fit_image(*first.mask, s.width, s.height), rows, cols),
+          image_latents, noise_all};
     }
   }
   {

@@ -89,6 +89,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
   FluxRequest to_request(const GenerationRequest& r) const override {
     if (!r.reference_images.empty())
       fail("[flux] reference images: FLUX.1 takes none (FLUX.2 klein edits with them)");
+    if (r.control_image || r.control_scale)
+      fail("[flux] control image: zflow runs ControlNets with Z-Image only");
     const float cfg = r.cfg_scale.value_or(1.0f);
     const bool true_cfg = cfg > 1.0f;
     if (!true_cfg && cfg != 0.0f && cfg != 1.0f)

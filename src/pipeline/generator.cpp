@@ -117,13 +117,17 @@ class WithLoras final : public ImageGenerator {
 };
 
 std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {
-  switch (detect_family(files)) {
+  const Family family = detect_family(files);
+  switch (family) {
     case Family::ZImage:
       return load_zimage_generator(files);
     case Family::Flux1:
-      return load_flux_generator(files);
     case Family::Flux2:
-      return load_flux2_generator(files);
+      ZF_CHECK(files.controlnet.empty(),
+               "[model] ControlNet {}: zflow runs ControlNets with Z-Image only, and {} is FLUX",
+               files.controlnet.string(),
+               (files.model_dir.empty() ? files.diffusion_model : files.model_dir).string());
+      return family == Family::Flux1 ? load_flux_generator(files) : load_flux2_generator(files);
   }
   fail("[model] unreachable family");
 }

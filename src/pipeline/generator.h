@@ -40,6 +40,7 @@ struct ModelFiles {
   bool fp8 = false;      // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
   bool offload = false;  // stream transformer and text-encoder blocks from host memory (--offload)
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (--lora)
+  std::filesystem::path controlnet;     // Z-Image: a ControlNet file or folder (--control-net)
 };
 
 // What a caller asks for. Unset optionals take the model's defaults.
@@ -62,12 +63,14 @@ struct GenerationRequest {
   std::optional<double> strength;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
-  bool vae_tiling = false;  // decode in tiles (large images in less memory)
+  bool vae_tiling = false;                 // decode in tiles (large images in less memory)
+  std::optional<io::Image> control_image;  // Z-Image with a ControlNet: what steers the layout
+  std::optional<float> control_scale;      // the ControlNet hints' weight
 };
 
 // A request with every default filled in.
 struct GenerationSettings {
-  std::string mode;  // "txt2img", "img2img", "inpaint"
+  std::string mode;  // "txt2img", "img2img", "inpaint", "controlnet-inpaint"
   int width = 0, height = 0;
   int steps = 0;      // the schedule's length
   int steps_run = 0;  // the denoising steps that actually run (fewer for img2img)
@@ -82,6 +85,7 @@ struct ImageSources {
   std::string init_image;
   std::string mask;
   std::vector<std::string> reference_images;
+  std::string control_image;
 };
 
 // How one image was made: A1111's `parameters` text and the full request as JSON.

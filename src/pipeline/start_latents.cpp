@@ -8,17 +8,11 @@
 
 namespace zflow::pipeline {
 
-namespace {
-
-// diffusers' VaeImageProcessor.resize: PIL Lanczos, in the mode the image arrived in (a mask is
-// resized before it is turned grey and binarised).
-io::Image fitted(const io::Image& image, int64_t width, int64_t height) {
+io::Image fit_image(const io::Image& image, int64_t width, int64_t height) {
   if (image.width == width && image.height == height) return image;
   return io::resize_image(image, static_cast<int>(width), static_cast<int>(height),
                           io::ResampleFilter::Lanczos);
 }
-
-}  // namespace
 
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
@@ -27,7 +21,7 @@ StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generato
   ZF_CHECK(init || !mask, "[pipeline] a mask needs an init image");
   if (!init) return {generator.randn(shape), std::nullopt};
   const int64_t f = int64_t{1} << (vae.config().levels() - 1);  // pixels per latent cell
-  const Tensor image = image_to_tensor(fitted(*init, shape[3] * f, shape[2] * f));
+  const Tensor image = image_to_tensor(fit_image(*init, shape[3] * f, shape[2] * f));
   const auto posterior =
       vae_tiling ? models::encode_tiled(vae, image, models::kDefaultVaeTile) : vae.encode(image);
   const Tensor image_latents = repeat_batch(
@@ -37,9 +31,9 @@ StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generato
   const Tensor noise = generator.randn(shape);
   StartLatents s{scale_noise(image_latents, noise, start_sigma), std::nullopt};
   if (mask)
-    s.inpaint =
-        FlowInpaint{preprocess_mask(fitted(*mask, shape[3] * f, shape[2] * f), shape[2], shape[3]),
-                    image_latents, noise};
+    s.inpaint = FlowInpaint{
+        preprocess_mask(fit_image(*mask, shape[3] * f, shape[2] * f), shape[2], shape[3]),
+        image_latents, noise};
   return s;
 }
 

@@ -21,6 +21,11 @@
 
 namespace zflow::pipeline {
 
+// An image at width x height as diffusers' VaeImageProcessor.resize makes it: PIL Lanczos, in the
+// mode the image arrived in (a mask is resized before it is turned grey and binarised); the image
+// itself when it already has that size.
+io::Image fit_image(const io::Image& image, int64_t width, int64_t height);
+
 struct StartLatents {
   Tensor latents;                      // [B, C, h, w] float32
   std::optional<FlowInpaint> inpaint;  // set when a mask was given

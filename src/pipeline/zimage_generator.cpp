@@ -22,7 +22,8 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     g.width = s.width;
     g.height = s.height;
     g.steps = s.steps;
-    g.steps_run = denoising_steps(s.steps, s.strength, s.mode != ZImageMode::TextToImage);
+    g.steps_run = denoising_steps(
+        s.steps, s.strength, s.mode == ZImageMode::ImageToImage || s.mode == ZImageMode::Inpaint);
     g.cfg_scale = s.guidance;
     g.shift = s.shift;
     g.strength = s.strength;
@@ -33,8 +34,9 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
                      int batch_index) const override {
     const ZImageRequest z = to_request(request);
     const ZImageSettings s = pipe_.resolve(z);
-    return {a1111_parameters(z, s, model_name(), batch_index),
-            request_json(z, s, model_name(), {sources.init_image, sources.mask}, batch_index)};
+    return {a1111_parameters(z, s, model_name(), pipe_.controlnet_name(), batch_index),
+            request_json(z, s, model_name(), pipe_.controlnet_name(),
+                         {sources.init_image, sources.mask, sources.control_image}, batch_index)};
   }
 
  private:
@@ -65,6 +67,8 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     if (r.max_sequence_length) z.max_sequence_length = *r.max_sequence_length;
     z.normal_math = r.normal_math;
     z.vae_tiling = r.vae_tiling;
+    z.control_image = r.control_image;
+    if (r.control_scale) z.control_scale = *r.control_scale;
     return z;
   }
 };
@@ -79,7 +83,8 @@ std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
                             .vae = files.vae,
                             .tokenizer = files.tokenizer,
                             .fp8 = files.fp8,
-                            .loras = files.loras},
+                            .loras = files.loras,
+                            .controlnet = files.controlnet},
                            placement_for(files)));
 }
 

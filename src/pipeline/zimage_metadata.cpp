@@ -5,7 +5,8 @@
 namespace zflow::pipeline {
 
 std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings& settings,
-                             const std::string& model_name, int batch_index) {
+                             const std::string& model_name, const std::string& controlnet_name,
+                             int batch_index) {
   std::string text = request.prompt + "\n";
   const bool cfg = settings.guidance > 0.0f;
   if (cfg && !request.negative_prompt.empty())
@@ -13,7 +14,7 @@ std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings&
   text += fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
                       settings.steps, settings.guidance, request.seed, settings.width,
                       settings.height, model_name);
-  if (settings.mode != ZImageMode::TextToImage)
+  if (settings.mode == ZImageMode::ImageToImage || settings.mode == ZImageMode::Inpaint)
     text += fmt::format(", Denoising strength: {}", settings.strength);
   if (cfg && request.cfg_normalization > 0.0f)
     text += fmt::format(", CFG normalization: {}", request.cfg_normalization);
@@ -22,12 +23,15 @@ std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings&
   text += fmt::format(", Shift: {}", settings.shift);
   if (request.batch > 1)
     text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
+  if (settings.controlled)
+    text += fmt::format(", ControlNet 0: \"Model: {}, Weight: {}\"", controlnet_name,
+                        request.control_scale);
   return text;
 }
 
 nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& settings,
-                            const std::string& model_name, const ZImageSources& sources,
-                            int batch_index) {
+                            const std::string& model_name, const std::string& controlnet_name,
+                            const ZImageSources& sources, int batch_index) {
   nlohmann::json j = {
       {"model", model_name},
       {"mode", zimage_mode_name(settings.mode)},
@@ -47,11 +51,16 @@ nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& 
       {"batch_index", batch_index},
       {"max_sequence_length", request.max_sequence_length},
   };
-  if (settings.mode != ZImageMode::TextToImage) {
+  if (settings.mode == ZImageMode::ImageToImage || settings.mode == ZImageMode::Inpaint)
     j["strength"] = settings.strength;
-    j["init_image"] = sources.init_image;
+  if (settings.mode != ZImageMode::TextToImage) j["init_image"] = sources.init_image;
+  if (settings.mode == ZImageMode::Inpaint || settings.mode == ZImageMode::ControlInpaint)
+    j["mask"] = sources.mask;
+  if (settings.controlled) {
+    j["controlnet"] = controlnet_name;
+    j["control_image"] = sources.control_image;
+    j["control_scale"] = request.control_scale;
   }
-  if (settings.mode == ZImageMode::Inpaint) j["mask"] = sources.mask;
   return j;
 }
 

@@ -15,6 +15,7 @@ namespace zflow::pipeline {
 struct ZImageSources {
   std::string init_image;
   std::string mask;
+  std::string control_image;
 };
 
 // A1111's layout:
@@ -22,13 +23,15 @@ struct ZImageSources {
 //   Negative prompt: <negative>                      (only when CFG runs and it is not empty)
 //   Steps: 8, Sampler: Euler, CFG scale: 0, Seed: 42, Size: 1024x1024, Model: <name>[, ...]
 // CFG scale is Z-Image's g (A1111's usual scale would be 1 + g). Extra keys follow when they
-// apply: Denoising strength, CFG normalization, CFG truncation, Shift, Batch size, Batch pos.
+// apply: Denoising strength, CFG normalization, CFG truncation, Shift, Batch size, Batch pos, and
+// the ControlNet as A1111's ControlNet extension writes it (ControlNet 0: "Model: .., Weight: ..").
 std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings& settings,
-                             const std::string& model_name, int batch_index);
+                             const std::string& model_name, const std::string& controlnet_name,
+                             int batch_index);
 
 // Every request field with defaults resolved, plus the mode, model and the image's batch index.
 nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& settings,
-                            const std::string& model_name, const ZImageSources& sources,
-                            int batch_index);
+                            const std::string& model_name, const std::string& controlnet_name,
+                            const ZImageSources& sources, int batch_index);
 
 }  // namespace zflow::pipeline

@@ -16,6 +16,7 @@
 #include "pipeline/preview.h"
 #include "pipeline/shared_forwards.h"
 #include "pipeline/start_latents.h"
+#include "pipeline/zimage_control.h"
 #include "pipeline/zimage_sampler.h"
 #include "sampling/flow_schedule.h"
 #include "text/chat_template.h"
@@ -41,6 +42,8 @@ const char* zimage_mode_name(ZImageMode mode) {
       return "img2img";
     case ZImageMode::Inpaint:
       return "inpaint";
+    case ZImageMode::ControlInpaint:
+      return "controlnet-inpaint";
   }
   return "?";
 }
@@ -138,6 +141,14 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Plac
       std::move(tokenizer), std::move(text_encoder), std::move(transformer), std::move(vae),
       variant, (named.filename().empty() ? named.parent_path() : named).stem().string());
   if (scheduler_shift) pipe.defaults_.shift = *scheduler_shift;
+  if (!files.controlnet.empty()) {
+    pipe.controlnet_ = load_component("zimage", "ControlNet", files.controlnet, [&] {
+      return models::load_zimage_controlnet(files.controlnet, pipe.transformer_.config(),
+                                            placement);
+    });
+    const fs::path& c = files.controlnet;
+    pipe.controlnet_name_ = (c.filename().empty() ? c.parent_path() : c).stem().string();
+  }
   log::info("[zimage] {} as {}: {} steps, g {}, shift {}", pipe.model_name_,
             zimage_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.shift);
@@ -165,9 +176,19 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
   ZImageSettings s{};
   const io::Image* init = request.init_image ? &*request.init_image : nullptr;
   const io::Image* mask = request.mask ? &*request.mask : nullptr;
-  std::tie(s.width, s.height) = checked_image_size("zimage", request.width, request.height, init,
-                                                   mask, 2 * vae_scale_factor());
-  s.mode = mask ? ZImageMode::Inpaint : init ? ZImageMode::ImageToImage : ZImageMode::TextToImage;
+  const io::Image* control = request.control_image ? &*request.control_image : nullptr;
+  ZF_CHECK(!control || controlnet_,
+           "[zimage] a control image needs a ControlNet (--control-net FILE)");
+  ZF_CHECK(request.control_scale >= 0.0f, "[zimage] control scale must be >= 0, got {}",
+           request.control_scale);
+  // The size comes from the init image, else from the control image, else the defaults.
+  std::tie(s.width, s.height) = checked_image_size(
+      "zimage", request.width, request.height, init ? init : control, mask, 2 * vae_scale_factor());
+  if (mask && !init) fail("[zimage] a mask needs an init image to inpaint");
+  s.controlled = control != nullptr;
+  s.mode = mask   ? (control ? ZImageMode::ControlInpaint : ZImageMode::Inpaint)
+           : init ? ZImageMode::ImageToImage
+                  : ZImageMode::TextToImage;
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[zimage] steps must be at least 1, got {}", s.steps);
   s.guidance = request.guidance.value_or(defaults_.guidance);
@@ -176,10 +197,10 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
            request.cfg_normalization);
   s.shift = request.shift.value_or(defaults_.shift);
   ZF_CHECK(s.shift > 0.0, "[zimage] shift must be positive, got {}", s.shift);
-  s.strength = s.mode == ZImageMode::TextToImage
-                   ? 1.0
-                   : request.strength.value_or(s.mode == ZImageMode::Inpaint ? 1.0 : 0.6);
-  if (s.mode != ZImageMode::TextToImage) img2img_start(s.steps, s.strength);  // throws if bad
+  const bool from_image = s.mode == ZImageMode::ImageToImage || s.mode == ZImageMode::Inpaint;
+  s.strength =
+      !from_image ? 1.0 : request.strength.value_or(s.mode == ZImageMode::Inpaint ? 1.0 : 0.6);
+  if (from_image) img2img_start(s.steps, s.strength);  // throws if bad
   ZF_CHECK(request.batch >= 1, "[zimage] batch must be at least 1, got {}", request.batch);
   ZF_CHECK(request.max_sequence_length >= 1, "[zimage] max_sequence_length must be >= 1");
   return s;
@@ -187,7 +208,7 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
 
 bool ZImagePipeline::can_share_forwards(const ZImageRequest& a, const ZImageRequest& b) const {
   const auto settings = resolved_text_to_image(*this, a, b);
-  if (!settings) return false;
+  if (!settings || a.control_image || b.control_image) return false;
   const auto& [sa, sb] = *settings;
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
          sa.guidance == sb.guidance && sa.shift == sb.shift &&
@@ -233,9 +254,9 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
 
   // Start latents, request by request from its own seed (start_latents.h: the posterior sample
   // first, then the noise), so that each request starts where it would alone.
+  const bool from_image = s.mode == ZImageMode::ImageToImage || s.mode == ZImageMode::Inpaint;
   FlowSchedule schedule = zimage_schedule(s.steps, s.shift);
-  if (s.mode != ZImageMode::TextToImage)
-    schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
+  if (from_image) schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const int64_t cells = 2 * vae_scale_factor();
   std::vector<Tensor> positive, negative, starts;
   std::optional<FlowInpaint> inpaint;  // a lone inpaint request's
@@ -248,15 +269,28 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
                       2 * (s.width / cells)};
     Generator generator(r.seed, r.normal_math);
     StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
-                                       r.init_image ? &*r.init_image : nullptr,
-                                       r.mask ? &*r.mask : nullptr, r.vae_tiling);
+                                       from_image && r.init_image ? &*r.init_image : nullptr,
+                                       from_image && r.mask ? &*r.mask : nullptr, r.vae_tiling);
     starts.push_back(std::move(start.latents));
     inpaint = std::move(start.inpaint);
   }
 
-  const ZImageDenoiser model = [this](const Tensor& x, std::span<const float> t,
-                                      const std::vector<Tensor>& captions) {
-    return transformer_.forward(x, t, captions);
+  // The ControlNet's input, made once: every forward of the run gets the same.
+  std::optional<models::ZImageControl> control_input;
+  if (s.controlled) {
+    const bool inpaint = s.mode == ZImageMode::ControlInpaint;
+    control_input = models::ZImageControl{
+        &*controlnet_,
+        zimage_control_context(vae_, controlnet_->config().control_in_dim, *first.control_image,
+                               inpaint ? &*first.init_image : nullptr,
+                               inpaint ? &*first.mask : nullptr, s.width, s.height,
+                               first.vae_tiling),
+        first.control_scale};
+    log::info("[zimage] control image encoded in {:.2f} s", clock.lap());
+  }
+  const ZImageDenoiser model = [&](const Tensor& x, std::span<const float> t,
+                                   const std::vector<Tensor>& captions) {
+    return transformer_.forward(x, t, captions, control_input ? &*control_input : nullptr);
   };
   const ZImageGuidance guidance{s.guidance, first.cfg_normalization, first.cfg_truncation};
   const Tensor latents = zimage_denoise(

@@ -18,6 +18,14 @@
 // image's resizes the image (diffusers fails on the shape mismatch), and everything runs in
 // float32 (a bf16 diffusers run draws the img2img noise in bf16 because it follows the text
 // encoder's dtype).
+//
+// With a ControlNet (models/zimage_controlnet.h) and a control image, every forward also gets
+// the control input (zimage_control.h) as diffusers' ZImageControlNetPipeline gives it; with an
+// init image and a mask too, a 2.x ControlNet inpaints as ZImageControlNetInpaintPipeline does:
+// from pure noise, the masked image entering only through the control input. A control image
+// also works with plain img2img (diffusers has no such pipeline; the control input is the same).
+// Without a size, the output takes the init image's, else the control image's (diffusers'
+// ControlNet pipelines default to 1024 whatever their docstring says).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +39,7 @@
 #include "io/image.h"
 #include "models/autoencoder_kl.h"
 #include "models/qwen3.h"
+#include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 #include "pipeline/run_control.h"
 #include "text/bpe_tokenizer.h"
@@ -60,6 +69,7 @@ struct ZImageFiles {
   std::filesystem::path tokenizer;
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
+  std::filesystem::path controlnet;     // a Z-Image ControlNet file or folder, when wanted
 };
 
 struct ZImageRequest {
@@ -80,10 +90,14 @@ struct ZImageRequest {
   size_t max_sequence_length = 512;                 // tokens per prompt including the chat template
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
   bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
+  std::optional<io::Image> control_image;  // needs a ControlNet: edges, depth, pose, ...
+  float control_scale = 0.75f;             // every hint's weight (diffusers' default)
 };
 
-enum class ZImageMode { TextToImage, ImageToImage, Inpaint };
-const char* zimage_mode_name(ZImageMode mode);  // "txt2img", "img2img", "inpaint"
+// ControlInpaint: init image, mask and control image with a 2.x ControlNet (see above).
+enum class ZImageMode { TextToImage, ImageToImage, Inpaint, ControlInpaint };
+// "txt2img", "img2img", "inpaint", "controlnet-inpaint"
+const char* zimage_mode_name(ZImageMode mode);
 
 // A request with every default filled in: what actually runs, and what metadata records.
 struct ZImageSettings {
@@ -92,7 +106,8 @@ struct ZImageSettings {
   int steps;  // the full schedule's length; img2img runs steps - start of them
   float guidance;
   double shift;
-  double strength;  // 1 for text-to-image
+  double strength;  // 1 for text-to-image and ControlNet inpainting
+  bool controlled;  // a control image steers the run
 };
 
 class ZImagePipeline {
@@ -111,6 +126,10 @@ class ZImagePipeline {
   ZImageVariant variant() const { return variant_; }
   const ZImageDefaults& defaults() const { return defaults_; }
   const std::string& model_name() const { return model_name_; }  // folder or file stem
+  const models::ZImageControlNet* controlnet() const {
+    return controlnet_ ? &*controlnet_ : nullptr;
+  }
+  const std::string& controlnet_name() const { return controlnet_name_; }  // its file stem
   // Pixels per latent cell (8 for the release VAE); image sides must be multiples of twice this.
   int64_t vae_scale_factor() const;
 
@@ -142,6 +161,8 @@ class ZImagePipeline {
   ZImageVariant variant_ = ZImageVariant::Turbo;
   ZImageDefaults defaults_{};
   std::string model_name_;
+  std::optional<models::ZImageControlNet> controlnet_;
+  std::string controlnet_name_;
 };
 
 }  // namespace zflow::pipeline

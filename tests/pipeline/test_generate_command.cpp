@@ -1,6 +1,7 @@
 // `zflow generate` end to end: the built binary on the tiny Z-Image fixture must write the same
 // images as diffusers (batch with %d numbering; inpaint from files), PNG text chunks with the
 // A1111 `parameters` and the request JSON, and one-line errors for a bad model folder.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -185,6 +186,35 @@ TEST_F(GenerateCommand, InpaintFromFilesMatchesDiffusers) {
   const auto j = nlohmann::json::parse(text.at("zflow_request"));
   EXPECT_EQ(j["mode"], "inpaint");
   EXPECT_EQ(j["strength"], 0.7);
+}
+
+// ControlNet inpainting from the command line: the golden case "v21_inpaint" of
+// make_zimage_controlnet_pipeline.py (a tiny Union 2.1 file, control image, init image, mask).
+TEST_F(GenerateCommand, ControlNetInpaintMatchesDiffusers) {
+  const fs::path cn = test::fixture("zimage_controlnet_pipeline");
+  const auto file = [&](const char* name) {
+    return (cn / fmt::format("zimage_controlnet_pipeline_{}", name)).string();
+  };
+  const fs::path out = out_ / "controlnet.png";
+  const CommandResult r = run_zflow(
+      model_args() + " -p '" + kPrompt + "' --steps 3 --cfg-scale 0 --seed 24 --control-net " +
+      file("tiny_v21.safetensors") + " --control-image " + file("control.png") +
+      " --control-strength 1 -i " + file("init.png") + " --mask " + file("mask.png") + " -o " +
+      out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(test::psnr(io::read_image(out), io::read_image(file("v21_inpaint_0.png"))), 40.0);
+  const auto j = nlohmann::json::parse(png_text(out).at("zflow_request"));
+  EXPECT_EQ(j["mode"], "controlnet-inpaint");
+  EXPECT_EQ(j["controlnet"], "zimage_controlnet_pipeline_tiny_v21");
+  EXPECT_FALSE(j.contains("strength"));
+  // A control image without a ControlNet is refused before anything loads.
+  const CommandResult missing = run_zflow(model_args() + " -p x --control-image " +
+                                          file("control.png") + " -o " + (out_ / "x.png").string());
+  EXPECT_NE(missing.status, 0);
+  EXPECT_NE(
+      missing.output.find("--control-image " + file("control.png") + " needs --control-net FILE"),
+      std::string::npos)
+      << missing.output;
 }
 
 TEST_F(GenerateCommand, CfgFlagsMatchDiffusers) {

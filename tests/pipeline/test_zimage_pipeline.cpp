@@ -78,16 +78,7 @@ void check_case(const std::string& name) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   const nlohmann::json* found = &find_case(name);
   const auto images = tiny_pipeline().generate(request_for(*found));
-  const auto& expected = (*found)["expected"];
-  ASSERT_EQ(images.size(), expected.size());
-  for (size_t k = 0; k < images.size(); ++k) {
-    const io::Image want = io::read_image(kDir / expected[k].get<std::string>());
-    ASSERT_EQ(images[k].width, want.width);
-    ASSERT_EQ(images[k].height, want.height);
-    const double db = test::psnr(images[k], want);
-    std::printf("  %s[%zu]: PSNR %.1f dB\n", name.c_str(), k, db);
-    EXPECT_GE(db, kMinPsnr) << name << " image " << k;
-  }
+  test::expect_images_match(images, (*found)["expected"], kDir, kMinPsnr, name);
 }
 
 TEST(ZImagePipelineGolden, TurboTextToImageNonSquare) {
