@@ -12,6 +12,7 @@
 #include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
+#include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 
 namespace zflow::models {
@@ -63,6 +64,16 @@ std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights) {
   return DetectedComponent{
       "z-image transformer", with_gguf(weights, std::string(io::zimage_layout_name(layout))),
       config_summary([&] { return ZImageDiTConfig::infer_from_weights(diffusers_names); })};
+}
+
+// A Z-Image ControlNet holds only its control blocks; its config is read for the released
+// transformer (30 layers, 2 refiner layers, dim 3840).
+std::optional<DetectedComponent> detect_zimage_controlnet(const io::WeightStore& weights) {
+  if (!weights.contains("control_all_x_embedder.2-1.weight")) return std::nullopt;
+  return DetectedComponent{
+      "z-image controlnet", with_gguf(weights, "VideoX-Fun / diffusers"), config_summary([&] {
+        return ZImageControlNetConfig::infer_from_weights(weights, ZImageDiTConfig{});
+      })};
 }
 
 std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights) {
@@ -133,7 +144,8 @@ std::optional<DetectedComponent> detect_qwen3(const io::WeightStore& weights) {
 }  // namespace
 
 std::optional<DetectedComponent> detect_component(const io::WeightStore& weights) {
-  for (auto detect : {detect_zimage, detect_flux, detect_qwen3, detect_autoencoder}) {
+  for (auto detect :
+       {detect_zimage, detect_zimage_controlnet, detect_flux, detect_qwen3, detect_autoencoder}) {
     if (auto found = detect(weights)) return found;
   }
   return std::nullopt;

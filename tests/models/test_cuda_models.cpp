@@ -31,6 +31,7 @@
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/t5_encoder.h"
+#include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 #include "test_util.h"
 
@@ -109,6 +110,34 @@ TEST(CudaModels, ZImageDiTKeepsDeviceInputsOnTheDevice) {
   EXPECT_EQ(out.device(), Device::CUDA);
   EXPECT_EQ(out.dtype(), DType::F32);
   expect_close(out.to(Device::CPU), c.output, DType::BF16, "zimage on device inputs");
+}
+
+// The ControlNet goldens (1.0, 2.0, 2.1 and a ragged batch) with the transformer and the
+// ControlNet on the GPU, in float32 and bf16 activations.
+TEST(CudaModels, ZImageControlNetMatchesDiffusers) {
+  ZF_REQUIRE_GPU();
+  const fs::path dir = test::fixture("zimage_controlnet");
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(dir / "zimage_controlnet_tiny_io.safetensors");
+  for (DType act : {DType::F32, DType::BF16}) {
+    const Placement at = Placement::cuda(act);
+    const ZImageTransformer model =
+        load_zimage_transformer(dir / "tiny_transformer", std::nullopt, at);
+    for (const char* name : {"v1_sq8_cap5", "v20_sq8_cap5", "v21_batch_cap40_cap7"}) {
+      const std::string n = name;
+      const models::ZImageControlNet net = models::load_zimage_controlnet(
+          dir / fmt::format("zimage_controlnet_tiny_{}.safetensors", n.substr(0, n.find('_'))),
+          model.config(), at);
+      const std::vector<float> t = io.tensor(n + ".t").to_f32_vector();
+      std::vector<Tensor> captions;
+      for (size_t i = 0; i < t.size(); ++i)
+        captions.push_back(io.tensor(fmt::format("{}.caption{}", n, i)));
+      const models::ZImageControl control{&net, io.tensor(n + ".control"),
+                                          io.tensor(n + ".scale").to_f32_vector()[0]};
+      expect_close(model.forward(io.tensor(n + ".latents"), t, captions, &control),
+                   io.tensor(n + ".output"), act, "controlnet " + n);
+    }
+  }
 }
 
 // The tiny model's weights with Q8_0 matrices wherever a row is whole blocks.

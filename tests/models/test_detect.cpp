@@ -39,6 +39,14 @@ TEST(Detect, EveryModelInEveryLayout) {
             "flux.2 autoencoder kl");
 }
 
+// A ControlNet file is named as one; its config is read for the released transformer, which the
+// tiny file (dim 64) does not fit, and the summary says why.
+TEST(Detect, ZImageControlNet) {
+  const DetectedComponent cn = detect("zimage_controlnet/zimage_controlnet_tiny_v21.safetensors");
+  EXPECT_EQ(cn.architecture, "z-image controlnet");
+  EXPECT_THAT(cn.config, HasSubstr("expected [3840, 4 x control_in_dim]"));
+}
+
 TEST(Detect, FluxTransformerInEveryLayout) {
   const DetectedComponent dev = detect("flux_dit/tiny_dev_diffusers/transformer");
   EXPECT_EQ(dev.architecture, "flux.1-dev transformer");
