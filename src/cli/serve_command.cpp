@@ -22,8 +22,9 @@ namespace {
 struct ServeOptions {
   std::vector<std::string> model_dirs;
   std::string models_folder;
-  std::string lora_folder;    // --lora-dir: the LoRAs requests may name
-  ComponentFlags components;  // one model given by its files
+  std::string lora_folder;        // --lora-dir: the LoRAs requests may name
+  std::string controlnet_folder;  // --controlnet-dir: the Z-Image ControlNets requests may name
+  ComponentFlags components;      // one model given by its files
   server::ServerOptions server;
   double memory_budget_gb = 0;
   std::optional<int> join_images;  // --join-jobs; unset: by device
@@ -66,11 +67,13 @@ int run_serve(ServeOptions o) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  server::ModelRegistry models(model_entries(o),
-                               static_cast<uint64_t>(o.memory_budget_gb * (1ull << 30)),
-                               pipeline::load_generator,
-                               o.lora_folder.empty() ? std::vector<server::LoraEntry>{}
-                                                     : server::scan_lora_folder(o.lora_folder));
+  server::ModelRegistry models(
+      model_entries(o), static_cast<uint64_t>(o.memory_budget_gb * (1ull << 30)),
+      pipeline::load_generator,
+      o.lora_folder.empty() ? std::vector<server::LoraEntry>{}
+                            : server::scan_weight_folder(o.lora_folder, "LoRA"),
+      o.controlnet_folder.empty() ? std::vector<server::LoraEntry>{}
+                                  : server::scan_weight_folder(o.controlnet_folder, "ControlNet"));
   server::ApiServer api(o.server, models);
   const int port = api.bind();
   for (const auto& e : models.entries())
@@ -104,6 +107,11 @@ Run add_serve_command(CLI::App& app) {
                   "a folder of LoRA .safetensors files requests may name (<lora:NAME:SCALE> in an "
                   "A1111 prompt, or \"loras\": [{\"name\", \"scale\"}]); a model with LoRAs is "
                   "loaded as a model of its own");
+  cmd->add_option("--controlnet-dir", o->controlnet_folder,
+                  "a folder of Z-Image ControlNet .safetensors files requests may name "
+                  "(\"controlnet\": NAME with a \"control_image\", or A1111's "
+                  "alwayson_scripts.controlnet); a model with a ControlNet is loaded as a model "
+                  "of its own");
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key,

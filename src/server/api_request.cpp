@@ -126,6 +126,68 @@ void common_fields(const json& body, const RequestLimits& limits, pipeline::Gene
   r.seed = seed_field(body, "seed");
 }
 
+// A registry name: what a request may call a model's LoRA or ControlNet by (never a path; the
+// registry refuses names it does not offer).
+std::string registry_name(const std::string& field, const json& value) {
+  if (!value.is_string() || value.get<std::string>().empty() ||
+      value.get<std::string>().size() > 255)
+    bad(field, fmt::format("expected a name, got {}", value.dump()));
+  return value.get<std::string>();
+}
+
+// zflow's ControlNet fields: "controlnet" (a name from the server's ControlNet folder),
+// "control_image" (base64) and "control_scale"; a ControlNet and its image come together.
+void controlnet_fields(const json& body, JobSpec& spec) {
+  if (const auto it = body.find("controlnet"); it != body.end() && !it->is_null())
+    spec.controlnet = registry_name("controlnet", *it);
+  if (const auto it = body.find("control_image"); it != body.end() && !it->is_null())
+    spec.request.control_image = image_field("control_image", *it);
+  if (const auto v = get_number(body, "control_scale", 0, 2))
+    spec.request.control_scale = static_cast<float>(*v);
+  if (spec.request.control_image && spec.controlnet.empty())
+    bad("controlnet", "a control_image needs a controlnet (GET /controlnet/model_list)");
+  if (!spec.controlnet.empty() && !spec.request.control_image)
+    bad("control_image", "a controlnet needs its control_image (canny edges, depth, pose, ...)");
+}
+
+// The A1111 ControlNet extension's unit, alwayson_scripts.controlnet.args[0]: "image" (or
+// "input_image", base64), "model" (a name, its " [hash]" suffix ignored), "weight" (default 1),
+// "enabled"; zflow runs no preprocessors, so "module" must be none.
+void a1111_controlnet(const json& body, JobSpec& spec) {
+  const auto scripts = body.find("alwayson_scripts");
+  if (scripts == body.end() || !scripts->is_object()) return;
+  const auto cn = scripts->find("controlnet");
+  if (cn == scripts->end() || cn->is_null()) return;
+  const std::string field = "alwayson_scripts.controlnet.args";
+  if (!cn->is_object() || !cn->contains("args") || !(*cn)["args"].is_array())
+    bad(field, "expected {\"args\": [unit, ...]}");
+  const json* unit = nullptr;
+  for (const json& u : (*cn)["args"]) {
+    if (!u.is_object()) bad(field, "every unit must be an object");
+    if (u.contains("enabled") && !u["enabled"].is_boolean())
+      bad(field + "[].enabled", "expected true or false");
+    if (!u.value("enabled", true)) continue;
+    if (unit != nullptr) bad(field, "only one enabled ControlNet unit is supported");
+    unit = &u;
+  }
+  if (unit == nullptr) return;
+  const std::string at = field + "[0]";
+  if (const auto m = get_string(*unit, "module"); m && *m != "none" && *m != "None")
+    bad(at + ".module",
+        fmt::format("preprocessor '{}': zflow runs none; send the processed control image "
+                    "with module none",
+                    *m));
+  if (!unit->contains("model")) bad(at + ".model", "required");
+  std::string model = registry_name(at + ".model", (*unit)["model"]);
+  if (const size_t hash = model.rfind(" ["); hash != std::string::npos && model.ends_with("]"))
+    model.resize(hash);
+  spec.controlnet = model;
+  const char* image_key = unit->contains("image") ? "image" : "input_image";
+  if (!unit->contains(image_key)) bad(at + ".image", "required");
+  spec.request.control_image = image_field(at + "." + image_key, (*unit)[image_key]);
+  spec.request.control_scale = static_cast<float>(get_number(*unit, "weight", 0, 2).value_or(1.0));
+}
+
 float lora_scale(const std::string& field, double scale) {
   if (!(scale >= -8 && scale <= 8))
     bad(field, fmt::format("expected a scale -8..8, got {}", scale));
@@ -215,6 +277,7 @@ JobSpec parse_openai_generation(const json& body, const RequestLimits& limits,
   r.prompt = prompt_field(body, "prompt", true, limits);
   spec.model = model_field(body, "model", default_model);
   spec.loras = loras_field(body, "loras", limits);
+  controlnet_fields(body, spec);
   r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));
   if (const auto size = get_string(body, "size"); size && *size != "auto") {
     int w = 0, h = 0;
@@ -249,6 +312,7 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   spec.model = model;
   spec.loras = loras_field(body, "loras", limits);
   take_prompt_loras(r.prompt, spec.loras, limits);
+  a1111_controlnet(body, spec);
   r.width = side_field(body, "width", limits);
   r.height = side_field(body, "height", limits);
   r.batch = static_cast<int>(get_int(body, "batch_size", 1, limits.max_batch).value_or(1));
@@ -280,6 +344,7 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
   r.prompt = prompt_field(body, "prompt", true, limits);
   spec.model = model_field(body, "model", default_model);
   spec.loras = loras_field(body, "loras", limits);
+  controlnet_fields(body, spec);
   r.width = side_field(body, "width", limits);
   r.height = side_field(body, "height", limits);
   r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));

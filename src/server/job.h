@@ -40,6 +40,7 @@ const char* output_format_mime(OutputFormat format);
 struct JobSpec {
   std::string model;              // a registry name, never a path
   std::vector<LoraChoice> loras;  // registry LoRA names, merged into the model in order
+  std::string controlnet;         // a registry ControlNet name, or "" for none
   pipeline::GenerationRequest request;
   OutputFormat format = OutputFormat::Png;
   bool preview = false;  // small preview images with the progress (native jobs)

@@ -25,8 +25,9 @@ uint64_t bytes_under(const fs::path& path) {
 
 }  // namespace
 
-std::vector<LoraEntry> scan_lora_folder(const fs::path& folder) {
-  if (!fs::is_directory(folder)) fail("[server] LoRA folder {} is not a folder", folder.string());
+std::vector<LoraEntry> scan_weight_folder(const fs::path& folder, std::string_view what) {
+  if (!fs::is_directory(folder))
+    fail("[server] {} folder {} is not a folder", what, folder.string());
   std::vector<LoraEntry> found;
   for (const auto& e : fs::directory_iterator(folder))
     if (e.is_regular_file() && e.path().extension() == ".safetensors")
@@ -71,11 +72,12 @@ std::vector<ModelEntry> scan_models_folder(const fs::path& folder) {
 }
 
 ModelRegistry::ModelRegistry(std::vector<ModelEntry> entries, uint64_t budget_bytes, Loader loader,
-                             std::vector<LoraEntry> loras)
+                             std::vector<LoraEntry> loras, std::vector<LoraEntry> controlnets)
     : entries_(std::move(entries)),
       budget_(budget_bytes),
       loader_(std::move(loader)),
-      loras_(std::move(loras)) {
+      loras_(std::move(loras)),
+      controlnets_(std::move(controlnets)) {
   for (size_t i = 0; i < entries_.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (entries_[i].name == entries_[j].name)
@@ -112,8 +114,13 @@ bool ModelRegistry::has_lora(const std::string& name) const {
                      [&](const LoraEntry& l) { return l.name == name; });
 }
 
+bool ModelRegistry::has_controlnet(const std::string& name) const {
+  return std::any_of(controlnets_.begin(), controlnets_.end(),
+                     [&](const LoraEntry& c) { return c.name == name; });
+}
+
 std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(
-    const std::string& model, std::span<const LoraChoice> loras) {
+    const std::string& model, std::span<const LoraChoice> loras, const std::string& controlnet) {
   const ModelEntry& e = entry(model);
   pipeline::ModelFiles files = e.files;
   for (const LoraChoice& choice : loras) {
@@ -124,7 +131,16 @@ std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(
            choice.name);
     files.loras.push_back({found->path, choice.scale});
   }
-  const std::string name = loras.empty() ? model : model + " " + lora_tags(loras);
+  std::string name = loras.empty() ? model : model + " " + lora_tags(loras);
+  if (!controlnet.empty()) {
+    const auto found = std::find_if(controlnets_.begin(), controlnets_.end(),
+                                    [&](const LoraEntry& c) { return c.name == controlnet; });
+    if (found == controlnets_.end())
+      fail("[server] ControlNet '{}' is not one this server offers (GET /controlnet/model_list)",
+           controlnet);
+    files.controlnet = found->path;
+    name += fmt::format(" <controlnet:{}>", controlnet);
+  }
   {
     std::lock_guard lock(mu_);
     const auto it = std::find_if(loaded_.begin(), loaded_.end(),

@@ -1,8 +1,9 @@
 // The models a server may run, by name: named on the command line or found in a models folder,
 // loaded on first use and kept while they fit a memory budget, the least recently used evicted
-// first. LoRAs likewise come from one folder, by name; a model with LoRAs merged in is loaded and
-// kept as a model of its own. Requests name models and LoRAs only by these names, so no request can
-// reach a file outside the configured folders.
+// first. LoRAs and Z-Image ControlNets likewise come from one folder each, by name; a model with
+// LoRAs merged in, or with a ControlNet, is loaded and kept as a model of its own. Requests name
+// models and LoRAs only by these names, so no request can reach a file outside the configured
+// folders.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pipeline/generator.h"
@@ -25,7 +27,7 @@ struct ModelEntry {
   uint64_t bytes = 0;  // on-disk size of its weights: what loading it will hold
 };
 
-// A LoRA a request may ask for: `name` is its file's stem in the LoRA folder.
+// A LoRA (or ControlNet) a request may ask for: `name` is its file's stem in its folder.
 struct LoraEntry {
   std::string name;
   std::filesystem::path path;
@@ -36,8 +38,10 @@ struct LoraChoice {
   float scale = 1.0f;
   bool operator==(const LoraChoice&) const = default;
 };
-// Every .safetensors file of `folder` (not its subfolders), sorted by name.
-std::vector<LoraEntry> scan_lora_folder(const std::filesystem::path& folder);
+// Every .safetensors file of `folder` (not its subfolders), sorted by name; `what` ("LoRA",
+// "ControlNet") names the folder in errors.
+std::vector<LoraEntry> scan_weight_folder(const std::filesystem::path& folder,
+                                          std::string_view what);
 // "<lora:style:0.8> <lora:ink:0.5>", as A1111 writes them: how a loaded model with LoRAs is named.
 std::string lora_tags(std::span<const LoraChoice> loras);
 
@@ -54,7 +58,8 @@ class ModelRegistry {
 
   // budget_bytes: how much weight may stay loaded (0: no limit). The first entry is the default.
   ModelRegistry(std::vector<ModelEntry> entries, uint64_t budget_bytes,
-                Loader loader = pipeline::load_generator, std::vector<LoraEntry> loras = {});
+                Loader loader = pipeline::load_generator, std::vector<LoraEntry> loras = {},
+                std::vector<LoraEntry> controlnets = {});
 
   const std::vector<ModelEntry>& entries() const { return entries_; }
   bool contains(const std::string& name) const;
@@ -63,13 +68,18 @@ class ModelRegistry {
 
   const std::vector<LoraEntry>& loras() const { return loras_; }
   bool has_lora(const std::string& name) const;
+  const std::vector<LoraEntry>& controlnets() const { return controlnets_; }
+  bool has_controlnet(const std::string& name) const;
 
-  // The named model with `loras` merged in, in that order (none: the model as it is), loading it
-  // first if needed (which may evict others that no job is using). Throws Error for an unknown
-  // model or LoRA name, or a model that fails to load.
+  // The named model with `loras` merged in, in that order (none: the model as it is), and the
+  // named ControlNet ("": none), loading it first if needed (which may evict others that no job
+  // is using). Throws Error for an unknown model, LoRA or ControlNet name, or a model that fails
+  // to load.
   std::shared_ptr<const pipeline::ImageGenerator> acquire(const std::string& name,
-                                                          std::span<const LoraChoice> loras = {});
-  // Most recently used first; a model with LoRAs as "name <lora:style:0.8>".
+                                                          std::span<const LoraChoice> loras = {},
+                                                          const std::string& controlnet = {});
+  // Most recently used first; a model with LoRAs as "name <lora:style:0.8>", with a ControlNet as
+  // "name <controlnet:canny>".
   std::vector<std::string> loaded() const;
 
  private:
@@ -85,6 +95,7 @@ class ModelRegistry {
   const uint64_t budget_;
   Loader loader_;
   const std::vector<LoraEntry> loras_;
+  const std::vector<LoraEntry> controlnets_;
   mutable std::mutex mu_;
   std::list<Loaded> loaded_;  // most recently used first
   std::string default_;

@@ -135,6 +135,16 @@ void add_a1111_routes(ServerState& s) {
     send_json(res, 200, loras);
   });
 
+  // The ControlNet extension's lists: the server's ControlNets by name; no preprocessors.
+  s.http.Get("/controlnet/model_list", [&s](const httplib::Request&, httplib::Response& res) {
+    json names = json::array();
+    for (const LoraEntry& c : s.models.controlnets()) names.push_back(c.name);
+    send_json(res, 200, {{"model_list", names}});
+  });
+  s.http.Get("/controlnet/module_list", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"module_list", json::array({"none"})}});
+  });
+
   s.http.Get("/sdapi/v1/samplers", [](const httplib::Request&, httplib::Response& res) {
     send_json(
         res, 200,

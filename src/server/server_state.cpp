@@ -60,6 +60,10 @@ std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& mod
       throw ApiError(
           404, "loras",
           "LoRA '" + lora.name + "' is not one this server offers (GET /sdapi/v1/loras)");
+  if (!spec.controlnet.empty() && !s.models.has_controlnet(spec.controlnet))
+    throw ApiError(404, "controlnet",
+                   "ControlNet '" + spec.controlnet +
+                       "' is not one this server offers (GET /controlnet/model_list)");
   return s.queue.submit(std::move(spec));
 }
 
@@ -108,10 +112,10 @@ std::string encode(const io::Image& image, OutputFormat format, const JobImage& 
 
 std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& models) {
   const JobSpec& f = first.spec();
-  auto generator = models.acquire(f.model, f.loras);
+  auto generator = models.acquire(f.model, f.loras, f.controlnet);
   return [generator = std::move(generator), &f](const Job& other) {
     const JobSpec& o = other.spec();
-    return o.model == f.model && o.loras == f.loras &&
+    return o.model == f.model && o.loras == f.loras && o.controlnet == f.controlnet &&
            generator->can_share_forwards(f.request, o.request);
   };
 }
@@ -119,7 +123,7 @@ std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& mode
 std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::stop_token stop,
                                             ModelRegistry& models, Metrics& metrics) {
   const JobSpec& first = jobs.front()->spec();
-  const auto generator = models.acquire(first.model, first.loras);
+  const auto generator = models.acquire(first.model, first.loras, first.controlnet);
   std::vector<pipeline::GenerationRequest> requests;
   for (Job* job : jobs) {
     pipeline::GenerationSettings settings;

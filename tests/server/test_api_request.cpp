@@ -189,6 +189,60 @@ TEST(LoraRequest, FieldsAndA1111PromptTags) {
   EXPECT_EQ(a1111("<lora::0.5>"), (R{400, "prompt"}));
 }
 
+// A ControlNet by name with its control image: zflow's fields on the native and OpenAI APIs, the
+// ControlNet extension's unit on A1111's; a name without an image (or the reverse), a
+// preprocessor, or two enabled units are refused naming the field.
+TEST(ControlNetRequest, EveryApiTakesOne) {
+  const json fields = {{"prompt", "p"},
+                       {"controlnet", "canny"},
+                       {"control_image", png_b64(32, 16)},
+                       {"control_scale", 0.6}};
+  for (const JobSpec& s :
+       {parse_native_job(fields, kLimits, "m"), parse_openai_generation(fields, kLimits, "m")}) {
+    EXPECT_EQ(s.controlnet, "canny");
+    ASSERT_TRUE(s.request.control_image.has_value());
+    EXPECT_EQ(s.request.control_image->width, 32);
+    EXPECT_FLOAT_EQ(s.request.control_scale.value_or(0), 0.6f);
+  }
+  const json unit = {{"enabled", true},
+                     {"module", "none"},
+                     {"model", "canny [a1b2c3d4]"},
+                     {"image", png_b64(16, 16)},
+                     {"weight", 0.8}};
+  const JobSpec a =
+      parse_a1111(json{{"prompt", "p"},
+                       {"alwayson_scripts",
+                        {{"controlnet", {{"args", json::array({{{"enabled", false}}, unit})}}}}}},
+                  false, kLimits, "m");
+  EXPECT_EQ(a.controlnet, "canny");
+  EXPECT_FLOAT_EQ(a.request.control_scale.value_or(0), 0.8f);
+
+  using R = std::pair<int, std::string>;
+  const auto native = [](json body) {
+    body["prompt"] = "p";
+    return refusal([&] { parse_native_job(body, kLimits, "m"); });
+  };
+  EXPECT_EQ(native({{"controlnet", "canny"}}), (R{400, "control_image"}));
+  EXPECT_EQ(native({{"control_image", png_b64(16, 16)}}), (R{400, "controlnet"}));
+  EXPECT_EQ(native({{"controlnet", ""}, {"control_image", png_b64(16, 16)}}),
+            (R{400, "controlnet"}));
+  EXPECT_EQ(native({{"controlnet", "c"}, {"control_image", png_b64(16, 16)}, {"control_scale", 3}}),
+            (R{400, "control_scale"}));
+  const auto a1111 = [](const json& args) {
+    return refusal([&] {
+      parse_a1111(json{{"prompt", "p"}, {"alwayson_scripts", {{"controlnet", {{"args", args}}}}}},
+                  false, kLimits, "m");
+    });
+  };
+  json canny = unit;
+  canny["module"] = "canny";
+  EXPECT_EQ(a1111(json::array({canny})), (R{400, "alwayson_scripts.controlnet.args[0].module"}));
+  EXPECT_EQ(a1111(json::array({unit, unit})), (R{400, "alwayson_scripts.controlnet.args"}));
+  json no_image = unit;
+  no_image.erase("image");
+  EXPECT_EQ(a1111(json::array({no_image})), (R{400, "alwayson_scripts.controlnet.args[0].image"}));
+}
+
 TEST(NativeRequest, MapsAndRefuses) {
   const JobSpec j = parse_native_job(json{{"prompt", "p"},
                                           {"width", 48},

@@ -33,7 +33,8 @@ class HttpServerTest : public ::testing::Test {
           loaded_files_.push_back(f);
           return std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_);
         },
-        std::vector<LoraEntry>{{"ink", "/loras/ink.safetensors"}});
+        std::vector<LoraEntry>{{"ink", "/loras/ink.safetensors"}},
+        std::vector<LoraEntry>{{"canny", "/controlnets/canny.safetensors"}});
     options.port = 0;
     server_ = std::make_unique<ApiServer>(options, *registry_);
     port_ = server_->bind();
@@ -156,6 +157,34 @@ TEST_F(HttpServerTest, LorasByName) {
   EXPECT_EQ(status, 404) << body.dump();
   EXPECT_EQ(body["error"]["param"], "loras");
   EXPECT_NE(body["error"]["message"].get<std::string>().find("'../ink'"), std::string::npos);
+}
+
+// ControlNets by name from the server's folder: listed as the A1111 extension lists them, loaded
+// with the model as a model of their own; an unknown name is a 404 naming it.
+TEST_F(HttpServerTest, ControlNetsByName) {
+  start();
+  EXPECT_EQ(get("/controlnet/model_list").second, (json{{"model_list", {"canny"}}}));
+  const std::string image =
+      base64_encode(io::encode_png(io::Image{16, 16, std::vector<uint8_t>(768, 9)}));
+  auto [status, body] = post(
+      "/v1/jobs", json{{"prompt", "p"}, {"controlnet", "canny"}, {"control_image", image}}.dump());
+  ASSERT_EQ(status, 202) << body.dump();
+  std::tie(status, body) =
+      post("/sdapi/v1/txt2img",
+           json{{"prompt", "p"},
+                {"alwayson_scripts",
+                 {{"controlnet", {{"args", {{{"model", "canny [0123abcd]"}, {"image", image}}}}}}}}}
+               .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_FALSE(loaded_files_.empty());
+  EXPECT_EQ(loaded_files_[0].controlnet, "/controlnets/canny.safetensors");
+  EXPECT_EQ(registry_->loaded(), std::vector<std::string>{"fake-a <controlnet:canny>"});
+
+  std::tie(status, body) =
+      post("/v1/jobs",
+           json{{"prompt", "p"}, {"controlnet", "../canny"}, {"control_image", image}}.dump());
+  EXPECT_EQ(status, 404) << body.dump();
+  EXPECT_EQ(body["error"]["param"], "controlnet");
 }
 
 TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {

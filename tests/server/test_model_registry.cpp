@@ -111,13 +111,13 @@ TEST(ModelRegistry, ScansALoraFolderForSafetensorsFiles) {
   std::filesystem::create_directories(dir / "sub");
   for (const char* f : {"b.safetensors", "a.safetensors", "notes.txt", "sub/c.safetensors"})
     std::ofstream(dir / f) << "x";
-  const std::vector<LoraEntry> found = scan_lora_folder(dir);
+  const std::vector<LoraEntry> found = scan_weight_folder(dir, "LoRA");
   ASSERT_EQ(found.size(), 2u);
   EXPECT_EQ(found[0].name, "a");
   EXPECT_EQ(found[1].name, "b");
   EXPECT_EQ(found[1].path, dir / "b.safetensors");
   std::filesystem::remove_all(dir);
-  EXPECT_THROW(scan_lora_folder(dir), Error);
+  EXPECT_THROW(scan_weight_folder(dir, "LoRA"), Error);
 }
 
 TEST(ModelRegistry, RefusesTwoModelsWithOneName) {
