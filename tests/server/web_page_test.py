@@ -1,7 +1,8 @@
 """The web page at `/`, driven in headless Chromium (Debian's) by Playwright: the model list
 loads, a generation shows live progress and lands in the gallery with its parameters and a
 download link, a size the server refuses shows its error naming the field, a LoRA from the
-server's --lora-dir, picked with its strength, changes the image and is recorded with it, and an
+server's --lora-dir, picked with its strength, changes the image and is recorded with it, a
+ControlNet from --controlnet-dir with an uploaded control image sets the size and is recorded, and an
 uploaded init image (img2img, then inpaint with a mask) sets the size and is recorded with its
 strength.
 
@@ -17,9 +18,12 @@ import zlib
 
 from playwright.sync_api import expect, sync_playwright
 
-from serve_fixture import zflow_server
+from serve_fixture import ROOT, zflow_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# A tiny Z-Image ControlNet (Union 1.0 layout) made for the served tiny model.
+CONTROLNET = os.path.join(ROOT, "tests", "fixtures", "zimage_controlnet_pipeline",
+                          "zimage_controlnet_pipeline_tiny_v1.safetensors")
 
 
 def write_lora(path):
@@ -52,7 +56,10 @@ def png(width, height, pixel):
 def main():
     loras = tempfile.mkdtemp(prefix="zflow_loras_")
     write_lora(os.path.join(loras, "sharp.safetensors"))
-    with zflow_server(sys.argv[1], ["--lora-dir", loras]) as base, sync_playwright() as pw:
+    controlnets = tempfile.mkdtemp(prefix="zflow_controlnets_")
+    os.symlink(CONTROLNET, os.path.join(controlnets, "edges.safetensors"))
+    with zflow_server(sys.argv[1], ["--lora-dir", loras, "--controlnet-dir", controlnets]) as base, \
+            sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         errors = []
@@ -115,9 +122,28 @@ def main():
         assert len(pixels) == 3 and len(pixels[0]) == len(pixels[2]) == 48 * 32 * 4
         assert pixels[0] != pixels[2], "the LoRA changed nothing"
 
+        # A ControlNet from --controlnet-dir with a control image (48 x 32) picked on the page: the
+        # size fields clear, the image has the control image's size and records the ControlNet.
+        page.locator("#loras .lora input[type=checkbox]").uncheck()
+        expect(page.locator("#controlnet_box")).to_be_visible()
+        expect(page.locator("#controlnet option")).to_have_text("edges")
+        page.click("#controlnet_box summary")
+        page.set_input_files("#control_image", files=[{
+            "name": "edges.png", "mimeType": "image/png",
+            "buffer": png(48, 32, lambda x, y: (255, 255, 255) if x % 8 == 0 else (0, 0, 0))}])
+        expect(page.locator("#width")).to_have_value("")
+        page.fill("#control_scale", "0.9")
+        page.click("#generate")
+        expect(page.locator("figure.result")).to_have_count(4, timeout=30000)
+        controlled = page.locator("figure.result").first
+        size = controlled.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert size == [48, 32], size
+        caption = controlled.locator("figcaption").inner_text()
+        assert 'ControlNet 0: "Model: edges, Weight: 0.9"' in caption, caption
+        page.set_input_files("#control_image", files=[])
+
         # An init image (64 x 48) picked on the page: the size fields clear, the server generates
         # at the image's size, and the strength is recorded; then a mask makes it an inpaint.
-        page.locator("#loras .lora input[type=checkbox]").uncheck()
         page.click("#image_box summary")
         page.set_input_files("#init_image", files=[{
             "name": "init.png", "mimeType": "image/png",
@@ -125,7 +151,7 @@ def main():
         expect(page.locator("#width")).to_have_value("")
         page.fill("#strength", "0.5")
         page.click("#generate")
-        expect(page.locator("figure.result")).to_have_count(4, timeout=30000)
+        expect(page.locator("figure.result")).to_have_count(5, timeout=30000)
         img2img = page.locator("figure.result").first
         size = img2img.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
         assert size == [64, 48], size
@@ -135,7 +161,7 @@ def main():
             "name": "mask.png", "mimeType": "image/png",
             "buffer": png(64, 48, lambda x, y: (255, 255, 255) if x >= 32 else (0, 0, 0))}])
         page.click("#generate")
-        expect(page.locator("figure.result")).to_have_count(5, timeout=30000)
+        expect(page.locator("figure.result")).to_have_count(6, timeout=30000)
         caption = page.locator("figure.result").first.locator("figcaption").inner_text()
         assert "Denoising strength: 0.5" in caption, caption
 
@@ -146,7 +172,9 @@ def main():
         assert not errors, errors
         browser.close()
     shutil.rmtree(loras)
-    print("web page test: model list, generation with progress, gallery, errors, LoRAs, init images: ok")
+    shutil.rmtree(controlnets)
+    print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
+          "init images: ok")
 
 
 if __name__ == "__main__":
