@@ -28,6 +28,7 @@
 #include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
+#include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 #include "pipeline/zimage_pipeline.h"
 #include "text/bpe_tokenizer.h"
@@ -218,7 +219,27 @@ struct DitOptions : Common {
   int layers = 0;
   std::string reference;  // a second transformer file: report the output's error against it
   std::vector<std::string> loras;  // FILE[:SCALE], merged into the Z-Image transformer at load
+  std::string controlnet;          // union-1.0 / union-2.1 (random weights) or a ControlNet file
 };
+
+// --controlnet for a Z-Image transformer `main`: a released Union layout with random weights,
+// or a file.
+std::optional<models::ZImageControlNet> bench_controlnet(const DitOptions& o,
+                                                         const models::ZImageDiTConfig& main,
+                                                         const models::Placement& at) {
+  if (o.controlnet.empty()) return std::nullopt;
+  if (o.controlnet != "union-1.0" && o.controlnet != "union-2.1")
+    return models::load_zimage_controlnet(o.controlnet, main, at);
+  const auto config = models::ZImageControlNetConfig::union_release(
+      o.controlnet == "union-1.0" ? models::ZImageControlRefiner::Plain
+                                  : models::ZImageControlRefiner::ControlBlocks,
+      main);
+  return models::ZImageControlNet(
+      config, main,
+      models::random_weights(models::zimage_controlnet_parameters(config, main), weight_dtype(o), 2,
+                             at.offload ? Device::CPU : at.device),
+      at);
+}
 
 // ||got - want|| / ||want|| over every element, in double.
 double relative_error(const Tensor& got, const Tensor& want) {
@@ -328,6 +349,8 @@ int run_dit(const DitOptions& o) {
   ZF_CHECK(o.reference.empty() || !o.random_weights,
            "[bench] --reference compares two files: give --diffusion-model too");
   ZF_CHECK(o.loras.empty() || o.model == "zimage", "[bench] --lora: only with --model zimage");
+  ZF_CHECK(o.controlnet.empty() || o.model == "zimage",
+           "[bench] --controlnet: only with --model zimage");
   if (o.model == "flux1") return run_flux_dit(o, at);
   if (o.model.starts_with("flux2")) return run_flux2_dit(o, at);
   const int64_t caption_tokens = o.caption_tokens.value_or(128);
@@ -356,12 +379,23 @@ int run_dit(const DitOptions& o) {
     captions.push_back(noise.randn({caption_tokens, c.cap_feat_dim}));
   const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
   const int64_t image_tokens = (o.height / 16) * (o.width / 16);
+  const std::optional<models::ZImageControlNet> controlnet = bench_controlnet(o, c, at);
+  std::optional<models::ZImageControl> control;
+  double flops = models::zimage_dit_forward_flops(c, image_tokens, caption_tokens);
+  if (controlnet) {
+    control = models::ZImageControl{
+        &*controlnet,
+        noise.randn({1, controlnet->config().control_in_dim, o.height / 8, o.width / 8}), 0.75f};
+    flops += models::zimage_controlnet_forward_flops(controlnet->config(), c, image_tokens,
+                                                     caption_tokens);
+    fmt::print("controlnet: {}\n", controlnet->config().summary());
+  }
   Tensor out;
   timed(o, "dit",
-        fmt::format("forward {}x{} batch {}, {} caption tokens", o.width, o.height, o.batch,
-                    caption_tokens),
-        at, o.batch * models::zimage_dit_forward_flops(c, image_tokens, caption_tokens),
-        [&] { out = dit.forward(latents, t, captions); });
+        fmt::format("forward {}x{} batch {}, {} caption tokens{}", o.width, o.height, o.batch,
+                    caption_tokens, controlnet ? ", with a ControlNet" : ""),
+        at, o.batch * flops,
+        [&] { out = dit.forward(latents, t, captions, control ? &*control : nullptr); });
   if (!o.reference.empty()) {
     // The same inputs through the reference weights (e.g. the bf16 file a GGUF was converted
     // from): how far quantisation moves the output.
@@ -490,6 +524,9 @@ Run add_bench_command(CLI::App& app) {
                   "double-stream, single-stream in the release's ratio)");
   dit->add_option("--lora", dopt->loras,
                   "a LoRA FILE[:SCALE] merged into the Z-Image transformer at load (repeatable)");
+  dit->add_option("--controlnet", dopt->controlnet,
+                  "also run a Z-Image ControlNet: union-1.0 or union-2.1 (the released layouts "
+                  "with random weights) or a ControlNet file");
   dit->add_option("--reference", dopt->reference,
                   "another file of the same Z-Image transformer (e.g. the bf16 one a GGUF came "
                   "from): also run it on the same inputs and print the output's relative error");

@@ -205,6 +205,46 @@ ZImageControlNetConfig ZImageControlNetConfig::infer_from_weights(const io::Weig
   return c;
 }
 
+ZImageControlNetConfig ZImageControlNetConfig::union_release(ZImageControlRefiner generation,
+                                                             const ZImageDiTConfig& main) {
+  ZF_CHECK(generation != ZImageControlRefiner::ControlLayers,
+           "[controlnet] the 2.0 release is 2.1's layout with an untrained refiner: measure 2.1");
+  ZImageControlNetConfig c;
+  const bool v1 = generation == ZImageControlRefiner::Plain;
+  c.refiner = generation;
+  c.control_in_dim = v1 ? main.in_channels : 2 * main.in_channels + 1;
+  const int n = std::max(1, std::min(v1 ? 6 : 15, main.n_layers));
+  for (int i = 0; i < n; ++i) c.control_layers_places.push_back(i * (main.n_layers / n));
+  if (!v1)
+    for (int j = 0; j < std::min(c.n_refiner_layers, main.n_refiner_layers); ++j)
+      c.control_refiner_layers_places.push_back(j);
+  validate(c, main, "union release");
+  return c;
+}
+
+std::vector<ParameterSpec> zimage_controlnet_parameters(const ZImageControlNetConfig& config,
+                                                        const ZImageDiTConfig& main) {
+  validate(config, main, "config");
+  ParameterBinder bind(nullptr);
+  bind_all(bind, config, main);
+  return bind.take_specs();
+}
+
+double zimage_controlnet_forward_flops(const ZImageControlNetConfig& c, const ZImageDiTConfig& main,
+                                       int64_t image_tokens, int64_t caption_tokens) {
+  auto padded = [](int64_t n) { return static_cast<double>((n + 31) / 32 * 32); };
+  const double dim = static_cast<double>(main.dim), ffn = static_cast<double>(main.ffn_dim());
+  auto block = [&](double len) {  // a Z-Image block and one dim x dim projection
+    return 2 * len * (5 * dim * dim + 3 * dim * ffn) + 4 * len * len * dim;
+  };
+  const double img = padded(image_tokens), cap = padded(caption_tokens);
+  const double refiner_blocks = c.refiner == ZImageControlRefiner::ControlLayers
+                                    ? static_cast<double>(c.control_layers_places.size())
+                                    : c.n_refiner_layers;
+  return static_cast<double>(c.control_layers_places.size()) * block(img + cap) +
+         refiner_blocks * block(img) + 2 * img * 4 * c.control_in_dim * dim;
+}
+
 ZImageControlNet::ZImageControlNet(const ZImageControlNetConfig& config,
                                    const ZImageDiTConfig& main, const io::WeightStore& weights,
                                    const Placement& placement)

@@ -50,6 +50,11 @@ struct ZImageControlNetConfig {
   //   refiner places: 0, 1, .. for every main noise-refiner layer the chain can feed
   static ZImageControlNetConfig infer_from_weights(const io::WeightStore& weights,
                                                    const ZImageDiTConfig& main);
+  // The released Union 1.0 (Plain: 6 control layers, 16 channels) or 2.1 (ControlBlocks: 15
+  // control layers, 33 channels) for `main`, its layers placed by the rule above (at most one
+  // per main layer when `main` has fewer layers than the release), for speed measurements.
+  static ZImageControlNetConfig union_release(ZImageControlRefiner generation,
+                                              const ZImageDiTConfig& main);
   std::string summary() const;
 };
 
@@ -77,6 +82,16 @@ class ZImageControlNet {
   ZImageTransformer::Linear x_embedder_;
   std::vector<ControlBlock> control_layers_, refiner_;
 };
+
+// Every parameter of the ControlNet for `config` and `main`, in diffusers' state-dict order.
+std::vector<ParameterSpec> zimage_controlnet_parameters(const ZImageControlNetConfig& config,
+                                                        const ZImageDiTConfig& main);
+// Floating-point operations of the ControlNet's blocks in one forward for one sample (as
+// zimage_dit_forward_flops counts them): the control layers over the unified sequence, the
+// refiner chain (or plain refiner blocks) over the image tokens, their projections.
+double zimage_controlnet_forward_flops(const ZImageControlNetConfig& config,
+                                       const ZImageDiTConfig& main, int64_t image_tokens,
+                                       int64_t caption_tokens);
 
 // Opens a ControlNet file or diffusers folder for a main model with config `main`.
 ZImageControlNet load_zimage_controlnet(const std::filesystem::path& path,

@@ -145,5 +145,31 @@ TEST(ZImageControlNet, RejectsFilesThatAreNotControlNetsOrDoNotFit) {
       HasSubstr("4 control_layers for a transformer of 1 layers"));
 }
 
+// The released layouts at full size: their places, and parameter counts equal to the sizes
+// facts/zimage.md section 6.1 computes from the published files (1.55 B for 1.0, 3.36 B for 2.1).
+TEST(ZImageControlNet, ReleasedLayoutsAtFullSize) {
+  const ZImageDiTConfig release;
+  auto params = [&](const ZImageControlNetConfig& c) {
+    double n = 0;
+    for (const models::ParameterSpec& p : models::zimage_controlnet_parameters(c, release)) {
+      double numel = 1;
+      for (int64_t d : p.shape) numel *= static_cast<double>(d);
+      n += numel;
+    }
+    return n;
+  };
+  const auto v1 = ZImageControlNetConfig::union_release(ZImageControlRefiner::Plain, release);
+  EXPECT_EQ(v1.control_layers_places, (std::vector<int>{0, 5, 10, 15, 20, 25}));
+  EXPECT_EQ(v1.control_in_dim, 16);
+  EXPECT_NEAR(params(v1) / 1e9, 1.55, 0.005);
+  const auto v21 =
+      ZImageControlNetConfig::union_release(ZImageControlRefiner::ControlBlocks, release);
+  EXPECT_EQ(v21.control_layers_places.size(), 15u);
+  EXPECT_EQ(v21.control_layers_places.back(), 28);
+  EXPECT_EQ(v21.control_in_dim, 33);
+  EXPECT_EQ(v21.control_refiner_layers_places, (std::vector<int>{0, 1}));
+  EXPECT_NEAR(params(v21) / 1e9, 3.36, 0.005);
+}
+
 }  // namespace
 }  // namespace zflow
