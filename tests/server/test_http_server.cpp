@@ -223,6 +223,11 @@ TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
                  return previews.find("\n\n") == std::string::npos;  // one event is enough
                });
   gate_.release();
+  // The preview job runs on to its end; the gate must not be closed on it again below.
+  const std::string preview_id = job["id"];
+  for (int i = 0; i < 500 && get("/v1/jobs/" + preview_id).second["state"] != "completed"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(get("/v1/jobs/" + preview_id).second["state"], "completed");
   const size_t at = previews.find("\"preview\":\"");
   ASSERT_NE(at, std::string::npos) << previews;
   const std::string b64 = previews.substr(at + 11, previews.find('"', at + 11) - at - 11);
