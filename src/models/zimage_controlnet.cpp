@@ -82,10 +82,6 @@ void validate(const ZImageControlNetConfig& c, const ZImageDiTConfig& main,
       source, refiner, main.n_refiner_layers, chain);
 }
 
-int count_blocks(const io::WeightStore& w, const char* kind) {
-  return io::count_zimage_block_run(w, kind);
-}
-
 bool absent_or_zero(const io::WeightStore& w, const std::string& name) {
   if (!w.contains(name)) return true;
   const Tensor t = w.get(name).to(DType::F32).contiguous();
@@ -181,13 +177,13 @@ ZImageControlNetConfig ZImageControlNetConfig::infer_from_weights(const io::Weig
            source, embedder, shape_str(e.shape()), main.dim, patch_area);
   ZImageControlNetConfig c;
   c.control_in_dim = e.size(1) / patch_area;
-  const int n = count_blocks(w, "control_layers");
+  const int n = io::count_zimage_block_run(w, "control_layers");
   ZF_CHECK(n > 0 && n <= main.n_layers,
            "[controlnet] {}: {} control_layers for a transformer of {} layers", source, n,
            main.n_layers);
   const int stride = main.n_layers / n;
   for (int i = 0; i < n; ++i) c.control_layers_places.push_back(i * stride);
-  c.n_refiner_layers = count_blocks(w, "control_noise_refiner");
+  c.n_refiner_layers = io::count_zimage_block_run(w, "control_noise_refiner");
   if (c.n_refiner_layers > 0 && !w.contains("control_noise_refiner.0.after_proj.weight"))
     c.refiner = ZImageControlRefiner::Plain;
   else if (absent_or_zero(w, "control_noise_refiner.0.before_proj.weight"))

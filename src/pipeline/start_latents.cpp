@@ -39,18 +39,21 @@ StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generato
 
 std::pair<int, int> checked_image_size(std::string_view family, std::optional<int> width,
                                        std::optional<int> height, const io::Image* init,
-                                       const io::Image* mask, int64_t multiple) {
+                                       const io::Image* mask, int64_t multiple,
+                                       const io::Image* control) {
   if (mask && !init) fail("[{}] a mask needs an init image to inpaint", family);
-  // Without a size, the init image's own, rounded down to whole patches as diffusers'
-  // get_default_height_width does.
+  const io::Image* source = init ? init : control;
+  // Without a size, the init (else control) image's own, rounded down to whole patches as
+  // diffusers' get_default_height_width does.
   const auto fit = [&](int side) { return static_cast<int>(side / multiple * multiple); };
-  const int w = width.value_or(init ? fit(init->width) : 1024);
-  const int h = height.value_or(init ? fit(init->height) : 1024);
-  ZF_CHECK(
-      w > 0 && h > 0 && w % multiple == 0 && h % multiple == 0,
-      "[{}] size {}x{}: width and height must be positive multiples of {}{}", family, w, h,
-      multiple,
-      init ? fmt::format(" (the init image is {}x{})", init->width, init->height) : std::string());
+  const int w = width.value_or(source ? fit(source->width) : 1024);
+  const int h = height.value_or(source ? fit(source->height) : 1024);
+  ZF_CHECK(w > 0 && h > 0 && w % multiple == 0 && h % multiple == 0,
+           "[{}] size {}x{}: width and height must be positive multiples of {}{}", family, w, h,
+           multiple,
+           source ? fmt::format(" (the {} image is {}x{})", init ? "init" : "control",
+                                source->width, source->height)
+                  : std::string());
   return {w, h};
 }
 

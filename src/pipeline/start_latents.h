@@ -40,11 +40,13 @@ StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generato
                            const io::Image* mask, bool vae_tiling = false);
 
 // The width x height a request generates at: the given sides, else the init image's rounded down
-// to multiples of `multiple` (twice the VAE factor, for the 2x2 patches), else 1024. Checked as
-// every family's pipeline needs it: positive multiples of `multiple`, and a mask only with an
-// init image. Errors start with [family].
+// to multiples of `multiple` (twice the VAE factor, for the 2x2 patches), else the (Z-Image
+// ControlNet) control image's likewise, else 1024. Checked as every family's pipeline needs it:
+// positive multiples of `multiple`, and a mask only with an init image. Errors start with
+// [family].
 std::pair<int, int> checked_image_size(std::string_view family, std::optional<int> width,
                                        std::optional<int> height, const io::Image* init,
-                                       const io::Image* mask, int64_t multiple);
+                                       const io::Image* mask, int64_t multiple,
+                                       const io::Image* control = nullptr);
 
 }  // namespace zflow::pipeline

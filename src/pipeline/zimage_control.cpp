@@ -17,6 +17,10 @@ Tensor encoded_mode(const models::AutoencoderKL& vae, const Tensor& image, bool 
   return vae.normalize_latent(posterior.mean);
 }
 
+Tensor one_minus(const Tensor& m) {
+  return ops::add_scalar(ops::mul_scalar(m, -1.0f), 1.0f);
+}
+
 }  // namespace
 
 Tensor zimage_control_context(const models::AutoencoderKL& vae, int64_t control_in_dim,
@@ -34,12 +38,10 @@ Tensor zimage_control_context(const models::AutoencoderKL& vae, int64_t control_
              "files); this one takes {}",
              inpaint_dim, control_in_dim);
     const io::Image fitted_mask = fit_image(*mask, width, height);
-    const Tensor keep_pixels =
-        ops::add_scalar(ops::mul_scalar(preprocess_mask(fitted_mask, height, width), -1.0f), 1.0f);
+    const Tensor keep_pixels = one_minus(preprocess_mask(fitted_mask, height, width));
     const Tensor pixels = image_to_tensor(fit_image(*init, width, height));
     const Tensor masked = ops::mul(pixels, ops::concat({keep_pixels, keep_pixels, keep_pixels}, 1));
-    const Tensor keep =
-        ops::add_scalar(ops::mul_scalar(preprocess_mask(fitted_mask, h, w), -1.0f), 1.0f);
+    const Tensor keep = one_minus(preprocess_mask(fitted_mask, h, w));
     return ops::concat({latent, keep, encoded_mode(vae, masked, vae_tiling)}, 1);
   }
   ZF_CHECK(control_in_dim >= channels,

@@ -22,8 +22,7 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     g.width = s.width;
     g.height = s.height;
     g.steps = s.steps;
-    g.steps_run = denoising_steps(
-        s.steps, s.strength, s.mode == ZImageMode::ImageToImage || s.mode == ZImageMode::Inpaint);
+    g.steps_run = denoising_steps(s.steps, s.strength, starts_from_image(s.mode));
     g.cfg_scale = s.guidance;
     g.shift = s.shift;
     g.strength = s.strength;

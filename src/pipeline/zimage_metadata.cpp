@@ -14,7 +14,7 @@ std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings&
   text += fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
                       settings.steps, settings.guidance, request.seed, settings.width,
                       settings.height, model_name);
-  if (settings.mode == ZImageMode::ImageToImage || settings.mode == ZImageMode::Inpaint)
+  if (starts_from_image(settings.mode))
     text += fmt::format(", Denoising strength: {}", settings.strength);
   if (cfg && request.cfg_normalization > 0.0f)
     text += fmt::format(", CFG normalization: {}", request.cfg_normalization);
@@ -51,8 +51,7 @@ nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& 
       {"batch_index", batch_index},
       {"max_sequence_length", request.max_sequence_length},
   };
-  if (settings.mode == ZImageMode::ImageToImage || settings.mode == ZImageMode::Inpaint)
-    j["strength"] = settings.strength;
+  if (starts_from_image(settings.mode)) j["strength"] = settings.strength;
   if (settings.mode != ZImageMode::TextToImage) j["init_image"] = sources.init_image;
   if (settings.mode == ZImageMode::Inpaint || settings.mode == ZImageMode::ControlInpaint)
     j["mask"] = sources.mask;

@@ -182,9 +182,8 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
   ZF_CHECK(request.control_scale >= 0.0f, "[zimage] control scale must be >= 0, got {}",
            request.control_scale);
   // The size comes from the init image, else from the control image, else the defaults.
-  std::tie(s.width, s.height) = checked_image_size(
-      "zimage", request.width, request.height, init ? init : control, mask, 2 * vae_scale_factor());
-  if (mask && !init) fail("[zimage] a mask needs an init image to inpaint");
+  std::tie(s.width, s.height) = checked_image_size("zimage", request.width, request.height, init,
+                                                   mask, 2 * vae_scale_factor(), control);
   s.controlled = control != nullptr;
   s.mode = mask   ? (control ? ZImageMode::ControlInpaint : ZImageMode::Inpaint)
            : init ? ZImageMode::ImageToImage
@@ -197,7 +196,7 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
            request.cfg_normalization);
   s.shift = request.shift.value_or(defaults_.shift);
   ZF_CHECK(s.shift > 0.0, "[zimage] shift must be positive, got {}", s.shift);
-  const bool from_image = s.mode == ZImageMode::ImageToImage || s.mode == ZImageMode::Inpaint;
+  const bool from_image = starts_from_image(s.mode);
   s.strength =
       !from_image ? 1.0 : request.strength.value_or(s.mode == ZImageMode::Inpaint ? 1.0 : 0.6);
   if (from_image) img2img_start(s.steps, s.strength);  // throws if bad
@@ -254,7 +253,7 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
 
   // Start latents, request by request from its own seed (start_latents.h: the posterior sample
   // first, then the noise), so that each request starts where it would alone.
-  const bool from_image = s.mode == ZImageMode::ImageToImage || s.mode == ZImageMode::Inpaint;
+  const bool from_image = starts_from_image(s.mode);
   FlowSchedule schedule = zimage_schedule(s.steps, s.shift);
   if (from_image) schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const int64_t cells = 2 * vae_scale_factor();

@@ -98,6 +98,11 @@ struct ZImageRequest {
 enum class ZImageMode { TextToImage, ImageToImage, Inpaint, ControlInpaint };
 // "txt2img", "img2img", "inpaint", "controlnet-inpaint"
 const char* zimage_mode_name(ZImageMode mode);
+// Whether the run starts part way down the schedule from the init image (img2img and inpaint; a
+// ControlNet inpaint starts from noise), so that a strength applies.
+inline bool starts_from_image(ZImageMode mode) {
+  return mode == ZImageMode::ImageToImage || mode == ZImageMode::Inpaint;
+}
 
 // A request with every default filled in: what actually runs, and what metadata records.
 struct ZImageSettings {

@@ -126,11 +126,14 @@ void common_fields(const json& body, const RequestLimits& limits, pipeline::Gene
   r.seed = seed_field(body, "seed");
 }
 
-// A registry name: what a request may call a model's LoRA or ControlNet by (never a path; the
-// registry refuses names it does not offer).
+// A registry name, a LoRA's or a ControlNet's as a request gives it: never a path (the registry
+// refuses names it does not offer), so only its length is checked here.
+bool plausible_name(const std::string& name) {
+  return !name.empty() && name.size() <= 255;
+}
+
 std::string registry_name(const std::string& field, const json& value) {
-  if (!value.is_string() || value.get<std::string>().empty() ||
-      value.get<std::string>().size() > 255)
+  if (!value.is_string() || !plausible_name(value.get<std::string>()))
     bad(field, fmt::format("expected a name, got {}", value.dump()));
   return value.get<std::string>();
 }
@@ -196,7 +199,7 @@ float lora_scale(const std::string& field, double scale) {
 
 void add_lora(std::vector<LoraChoice>& loras, LoraChoice lora, const std::string& field,
               const RequestLimits& limits) {
-  if (lora.name.empty() || lora.name.size() > 255) bad(field, "expected a LoRA name");
+  if (!plausible_name(lora.name)) bad(field, "expected a LoRA name");
   if (static_cast<int>(loras.size()) >= limits.max_loras)
     bad(field, fmt::format("more than {} LoRAs", limits.max_loras));
   loras.push_back(std::move(lora));

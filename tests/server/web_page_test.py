@@ -53,6 +53,21 @@ def png(width, height, pixel):
             chunk(b"IEND", b""))
 
 
+def upload(page, selector, width, height, pixel):
+    """Picks a width x height PNG of pixel(x, y) in the file input `selector`."""
+    page.set_input_files(selector, files=[{
+        "name": selector.lstrip("#") + ".png", "mimeType": "image/png",
+        "buffer": png(width, height, pixel)}])
+
+
+def newest_result(page, count):
+    """Waits for `count` results; the newest one's image size and caption."""
+    expect(page.locator("figure.result")).to_have_count(count, timeout=30000)
+    newest = page.locator("figure.result").first
+    size = newest.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    return size, newest.locator("figcaption").inner_text()
+
+
 def main():
     loras = tempfile.mkdtemp(prefix="zflow_loras_")
     write_lora(os.path.join(loras, "sharp.safetensors"))
@@ -128,41 +143,28 @@ def main():
         expect(page.locator("#controlnet_box")).to_be_visible()
         expect(page.locator("#controlnet option")).to_have_text("edges")
         page.click("#controlnet_box summary")
-        page.set_input_files("#control_image", files=[{
-            "name": "edges.png", "mimeType": "image/png",
-            "buffer": png(48, 32, lambda x, y: (255, 255, 255) if x % 8 == 0 else (0, 0, 0))}])
+        upload(page, "#control_image", 48, 32, lambda x, y: (255, 255, 255) if x % 8 == 0 else (0, 0, 0))
         expect(page.locator("#width")).to_have_value("")
         page.fill("#control_scale", "0.9")
         page.click("#generate")
-        expect(page.locator("figure.result")).to_have_count(4, timeout=30000)
-        controlled = page.locator("figure.result").first
-        size = controlled.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        size, caption = newest_result(page, 4)
         assert size == [48, 32], size
-        caption = controlled.locator("figcaption").inner_text()
         assert 'ControlNet 0: "Model: edges, Weight: 0.9"' in caption, caption
         page.set_input_files("#control_image", files=[])
 
         # An init image (64 x 48) picked on the page: the size fields clear, the server generates
         # at the image's size, and the strength is recorded; then a mask makes it an inpaint.
         page.click("#image_box summary")
-        page.set_input_files("#init_image", files=[{
-            "name": "init.png", "mimeType": "image/png",
-            "buffer": png(64, 48, lambda x, y: (4 * x, 5 * y, 128))}])
+        upload(page, "#init_image", 64, 48, lambda x, y: (4 * x, 5 * y, 128))
         expect(page.locator("#width")).to_have_value("")
         page.fill("#strength", "0.5")
         page.click("#generate")
-        expect(page.locator("figure.result")).to_have_count(5, timeout=30000)
-        img2img = page.locator("figure.result").first
-        size = img2img.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        size, caption = newest_result(page, 5)
         assert size == [64, 48], size
-        caption = img2img.locator("figcaption").inner_text()
         assert "Denoising strength: 0.5" in caption and "Size: 64x48" in caption, caption
-        page.set_input_files("#mask", files=[{
-            "name": "mask.png", "mimeType": "image/png",
-            "buffer": png(64, 48, lambda x, y: (255, 255, 255) if x >= 32 else (0, 0, 0))}])
+        upload(page, "#mask", 64, 48, lambda x, y: (255, 255, 255) if x >= 32 else (0, 0, 0))
         page.click("#generate")
-        expect(page.locator("figure.result")).to_have_count(6, timeout=30000)
-        caption = page.locator("figure.result").first.locator("figcaption").inner_text()
+        _, caption = newest_result(page, 6)
         assert "Denoising strength: 0.5" in caption, caption
 
         # The model is now loaded, and the list says so.

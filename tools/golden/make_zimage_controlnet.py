@@ -38,26 +38,13 @@ import torch
 from diffusers import ZImageControlNetModel, ZImageTransformer2DModel
 
 from common import FIXTURES, fixture_metadata, save_fixture
+from make_zimage_dit import CONFIG as DIT_CONFIG, randomize
 
 SEED = 20261206
 OUT = FIXTURES / "zimage_controlnet"
-TRANSFORMER = dict(
-    all_patch_size=(2,),
-    all_f_patch_size=(1,),
-    in_channels=16,
-    dim=64,
-    n_layers=4,
-    n_refiner_layers=2,
-    n_heads=2,
-    n_kv_heads=2,
-    norm_eps=1e-5,
-    qk_norm=True,
-    cap_feat_dim=32,
-    rope_theta=256.0,
-    t_scale=1000.0,
-    axes_dims=[8, 12, 12],
-    axes_lens=[256, 64, 64],
-)
+# make_zimage_dit.py's tiny transformer, with 4 main and 2 refiner layers so that hints land at
+# several places.
+TRANSFORMER = dict(DIT_CONFIG, n_layers=4, n_refiner_layers=2)
 SHARED = dict(dim=64, n_refiner_layers=2, n_heads=2, n_kv_heads=2, norm_eps=1e-5, qk_norm=True)
 CONTROLNETS = {
     "v1": dict(control_layers_places=[0, 2], control_refiner_layers_places=None, control_in_dim=16,
@@ -76,19 +63,6 @@ CASES = {
     "v21_h10w6_cap20": ("v21", 0.9, [(10, 6, 20, 0.6)]),
     "v21_batch_cap40_cap7": ("v21", 0.75, [(8, 8, 40, 0.3), (8, 8, 7, 0.97)]),
 }
-
-
-def randomize(model: torch.nn.Module, gen: torch.Generator) -> None:
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim == 1 and "norm" in name:
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
-            elif name.endswith("pad_token"):
-                p.copy_(torch.randn(p.shape, generator=gen))
-            elif p.ndim == 1:
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) / p.shape[1] ** 0.5)
 
 
 def refiner_hint_source(controlnet: ZImageControlNetModel):

@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from common import FIXTURES, fixture_metadata, save_fixture
+from make_zimage_controlnet import refiner_hint_source
 from make_zimage_pipeline import PROMPT, NEGATIVE, TINY, TOKENIZER, make_inputs, round_to_bf16_
 
 SEED = 20261207
@@ -89,8 +90,7 @@ class VideoXRefinerHints:
 
     def __init__(self, pipe):
         cn, tr = pipe.controlnet, pipe.transformer
-        mode = cn.config.add_control_noise_refiner
-        source = cn.control_noise_refiner if mode == "control_noise_refiner" else cn.control_layers
+        source = refiner_hint_source(cn)
         places = cn.config.control_refiner_layers_places
         self.hints = None
         self.inside = False
