@@ -20,6 +20,7 @@
 #include "core/thread_pool.h"
 #include "io/image.h"
 #include "pipeline/generator.h"
+#include "pipeline/outpaint.h"
 
 namespace zflow::cli {
 
@@ -41,6 +42,7 @@ struct GenerateOptions {
   std::optional<uint64_t> seed;
   int batch = 1;
   std::string init_image, mask;
+  std::string outpaint;  // --outpaint margins
   std::vector<std::string> reference_images;
   std::string controlnet, control_image;  // --control-net, --control-image
   std::optional<float> control_strength;
@@ -170,6 +172,15 @@ int run_generate(const GenerateOptions& o) {
   request.seed = o.seed ? *o.seed : std::random_device{}();
   if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
   if (!o.mask.empty()) request.mask = io::read_image(o.mask);
+  std::string mask_source = o.mask;
+  if (!o.outpaint.empty()) {
+    const auto margins = pipeline::parse_outpaint_margins(o.outpaint, "--outpaint");
+    ZF_CHECK(!o.init_image.empty(), "[generate] --outpaint {} needs -i PICTURE to grow",
+             o.outpaint);
+    ZF_CHECK(o.mask.empty(), "[generate] --outpaint makes its own mask: drop --mask {}", o.mask);
+    mask_source =
+        "outpaint " + pipeline::format_outpaint_margins(pipeline::apply_outpaint(request, margins));
+  }
   for (const std::string& file : o.reference_images)
     request.reference_images.push_back(io::read_image(file));
   ZF_CHECK(o.control_image.empty() || !o.controlnet.empty(),
@@ -207,7 +218,8 @@ int run_generate(const GenerateOptions& o) {
 
   // A GPU runs a batch of four in far less time than four runs; a CPU does not.
   const int join = o.join_images.value_or(files.device == Device::CUDA ? 4 : 1);
-  const pipeline::ImageSources sources{o.init_image, o.mask, o.reference_images, o.control_image};
+  const pipeline::ImageSources sources{o.init_image, mask_source, o.reference_images,
+                                       o.control_image};
   const int total_images = o.batch * static_cast<int>(requests.size());
   int written = 0;
   for (const auto& run : join_runs(*generator, requests, join)) {
@@ -278,6 +290,10 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");
   cmd->add_option("--mask", o->mask, "inpaint the white part of this mask (needs -i)");
+  cmd->add_option("--outpaint", o->outpaint,
+                  "grow the -i picture by these margins and draw them: N pixels on every side, "
+                  "or LEFT,TOP,RIGHT,BOTTOM (the canvas is widened to whole 16-pixel tokens; "
+                  "strength defaults to 1)");
   cmd->add_option("-r,--ref-image", o->reference_images,
                   "a reference image to edit or draw from (FLUX.2; repeatable, the first sets "
                   "the default size)");

@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "io/weight_store.h"
 #include "pipeline/image_psnr.h"
+#include "pipeline/outpaint.h"
 #include "test_util.h"
 
 namespace zflow {
@@ -215,6 +216,46 @@ TEST_F(GenerateCommand, ControlNetInpaintMatchesDiffusers) {
       missing.output.find("--control-image " + file("control.png") + " needs --control-net FILE"),
       std::string::npos)
       << missing.output;
+}
+
+// --outpaint is inpainting of the grown canvas (its construction: test_outpaint.cpp): the same
+// pixels as -i CANVAS --mask MASK --strength 1, the canvas's size by default, and the margins on
+// record.
+TEST_F(GenerateCommand, OutpaintIsInpaintingTheCanvas) {
+  const fs::path init = kDir / "zimage_tiny_diffusers_init.png";  // 64 x 48
+  const std::string common = model_args() + " -p '" + kPrompt + "' --steps 2 --seed 5";
+  const fs::path out = out_ / "outpaint.png";
+  const CommandResult r =
+      run_zflow(common + " -i " + init.string() + " --outpaint 16,0,8,8 -o " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+
+  const pipeline::OutpaintCanvas canvas =
+      pipeline::outpaint_canvas(io::read_image(init), {16, 0, 8, 8});
+  io::write_png(out_ / "canvas.png", canvas.image);
+  io::write_png(out_ / "mask.png", canvas.mask);
+  const fs::path by_hand = out_ / "by_hand.png";
+  const CommandResult inpaint =
+      run_zflow(common + " -i " + (out_ / "canvas.png").string() + " --mask " +
+                (out_ / "mask.png").string() + " --strength 1 -o " + by_hand.string());
+  ASSERT_EQ(inpaint.status, 0) << inpaint.output;
+  const io::Image image = io::read_image(out);
+  EXPECT_EQ(image.width, 96);  // 16 + 64 + 8 = 88, widened on the right to 6 tokens
+  EXPECT_EQ(image.height, 64);
+  EXPECT_EQ(image.rgb, io::read_image(by_hand).rgb);
+
+  const auto j = nlohmann::json::parse(png_text(out).at("zflow_request"));
+  EXPECT_EQ(j["mode"], "inpaint");
+  EXPECT_EQ(j["mask"], "outpaint 16,0,16,16");
+  EXPECT_EQ(j["strength"], 1.0);
+
+  const CommandResult no_picture = run_zflow(common + " --outpaint 32 -o " + out.string());
+  EXPECT_NE(no_picture.status, 0);
+  EXPECT_NE(no_picture.output.find("--outpaint 32 needs -i PICTURE"), std::string::npos)
+      << no_picture.output;
+  const CommandResult bad =
+      run_zflow(common + " -i " + init.string() + " --outpaint 1,2 -o " + out.string());
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("--outpaint '1,2'"), std::string::npos) << bad.output;
 }
 
 TEST_F(GenerateCommand, CfgFlagsMatchDiffusers) {
