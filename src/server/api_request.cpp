@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/image.h"
+#include "pipeline/outpaint.h"
 #include "server/base64.h"
 
 namespace zflow::server {
@@ -124,6 +125,35 @@ void common_fields(const json& body, const RequestLimits& limits, pipeline::Gene
   if (const auto v = get_number(body, "guidance", 0, 100)) r.guidance = static_cast<float>(*v);
   if (const auto v = get_number(body, "shift", 0.01, 100)) r.shift = *v;
   r.seed = seed_field(body, "seed");
+}
+
+// Outpainting margins: N pixels on every side or [LEFT, TOP, RIGHT, BOTTOM]; the init image
+// becomes the grown canvas and the mask its margins (pipeline/outpaint.h).
+void outpaint_field(const json& body, const std::string& field, pipeline::GenerationRequest& r) {
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return;
+  const auto margin = [&](const json& v) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+        v.get<int64_t>() > pipeline::kMaxOutpaintMargin)
+      bad(field, fmt::format("each margin must be a whole number of pixels from 0 to {}, got {}",
+                             pipeline::kMaxOutpaintMargin, v.dump()));
+    return static_cast<int>(v.get<int64_t>());
+  };
+  pipeline::OutpaintMargins m;
+  if (it->is_array() && it->size() == 4)
+    m = {margin((*it)[0]), margin((*it)[1]), margin((*it)[2]), margin((*it)[3])};
+  else if (it->is_number())
+    m.left = m.top = m.right = m.bottom = margin(*it);
+  else
+    bad(field, fmt::format("expected N pixels or [LEFT, TOP, RIGHT, BOTTOM], got {}", it->dump()));
+  if (m == pipeline::OutpaintMargins{}) bad(field, "every margin is 0: nothing to draw");
+  if (!r.init_image) bad(field, "outpainting needs init_image (the picture to grow)");
+  if (r.mask) bad(field, "outpainting makes its own mask: send a mask or margins, not both");
+  try {
+    pipeline::apply_outpaint(r, m);
+  } catch (const Error& e) {
+    bad(field, e.what());
+  }
 }
 
 // A registry name, a LoRA's or a ControlNet's as a request gives it: never a path (the registry
@@ -366,6 +396,7 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
   }
   r.strength = get_number(body, "strength", 0, 1);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
+  outpaint_field(body, "outpaint", r);
   spec.format = format_field(body, "output_format");
   if (const auto it = body.find("preview"); it != body.end() && !it->is_null()) {
     if (!it->is_boolean())

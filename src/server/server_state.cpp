@@ -1,5 +1,7 @@
 #include "server/server_state.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -13,7 +15,7 @@ ServerState::ServerState(ServerOptions opts, ModelRegistry& registry)
       models(registry),
       queue(options.queue_capacity,
             [this](std::span<Job* const> jobs, std::stop_token stop) {
-              return run_jobs(jobs, std::move(stop), models, metrics);
+              return run_jobs(jobs, std::move(stop), models, metrics, options.limits);
             },
             metrics, 1000,
             {.joiner = [this](const Job& first) { return joiner_for(first, models); },
@@ -121,7 +123,8 @@ std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& mode
 }
 
 std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::stop_token stop,
-                                            ModelRegistry& models, Metrics& metrics) {
+                                            ModelRegistry& models, Metrics& metrics,
+                                            const RequestLimits& limits) {
   const JobSpec& first = jobs.front()->spec();
   const auto generator = models.acquire(first.model, first.loras, first.controlnet);
   std::vector<pipeline::GenerationRequest> requests;
@@ -132,6 +135,12 @@ std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::sto
     } catch (const Error& e) {
       throw RejectedByModel(e.what());
     }
+    // Sizes a request gives are checked as it arrives; one taken from its images only here.
+    if (settings.width > limits.max_side || settings.height > limits.max_side)
+      throw RejectedByModel(fmt::format(
+          "[server] the request's images make a {}x{} output, past this server's largest side, "
+          "{} (--max-size): send width and height, or smaller images",
+          settings.width, settings.height, limits.max_side));
     job->set_progress(0, settings.steps_run);
     requests.push_back(job->spec().request);
   }

@@ -44,9 +44,11 @@ JobStatus run_to_completion(ServerState& s, JobSpec spec, const std::string& mod
 // requests the model can batch together).
 std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& models);
 // The queue's runner: loads the model, runs the jobs together with progress (each job's
-// previews from its own first image) until `stop`, encodes each job's images.
+// previews from its own first image) until `stop`, encodes each job's images. A job whose
+// output, sized by its images, is larger than `limits` allow is refused by the model (422).
 std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::stop_token stop,
-                                            ModelRegistry& models, Metrics& metrics);
+                                            ModelRegistry& models, Metrics& metrics,
+                                            const RequestLimits& limits);
 
 void add_openai_routes(ServerState& s);
 void add_a1111_routes(ServerState& s);

@@ -47,9 +47,10 @@ class FakeGenerator final : public pipeline::ImageGenerator {
   pipeline::GenerationSettings resolve(const pipeline::GenerationRequest& r) const override {
     if (r.guidance) fail("[fake] guidance: not supported");
     pipeline::GenerationSettings s;
-    s.mode = r.init_image ? "img2img" : "txt2img";
-    s.width = r.width.value_or(32);
-    s.height = r.height.value_or(32);
+    s.mode = r.mask ? "inpaint" : r.init_image ? "img2img" : "txt2img";
+    // As the real pipelines: the init image's size unless the request gives one.
+    s.width = r.width.value_or(r.init_image ? r.init_image->width : 32);
+    s.height = r.height.value_or(r.init_image ? r.init_image->height : 32);
     s.steps = s.steps_run = r.steps.value_or(3);
     s.cfg_scale = r.cfg_scale.value_or(0.0f);
     return s;

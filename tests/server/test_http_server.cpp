@@ -260,6 +260,62 @@ TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
   EXPECT_EQ(get("/v1/jobs/job-0-nothing").first, 404);
 }
 
+// Outpainting through the jobs API: the canvas (init image grown by the margins) is what the
+// model inpaints, and an output sized by a request's images is held to --max-size like one a
+// request names (422 from the model's side, since only the model knows the size it derives).
+TEST_F(HttpServerTest, OutpaintJobsAndImageSizedOutputsWithinLimits) {
+  ServerOptions options;
+  options.limits.max_side = 64;
+  start(options);
+  const std::string init =
+      base64_encode(io::encode_png(io::Image{32, 32, std::vector<uint8_t>(32 * 32 * 3, 90)}));
+  const auto finished = [&](const std::string& id) {
+    json job;
+    for (int i = 0; i < 1000; ++i) {
+      job = get("/v1/jobs/" + id).second;
+      if (job["state"] != "queued" && job["state"] != "running") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return job;
+  };
+  auto [status, job] = post(
+      "/v1/jobs", json{{"prompt", "p"}, {"init_image", init}, {"outpaint", {16, 0, 8, 0}}}.dump());
+  ASSERT_EQ(status, 202) << job.dump();
+  json done = finished(job["id"]);
+  ASSERT_EQ(done["state"], "completed") << done.dump();
+  const io::Image wide = decode(done["images"][0]["b64"]);
+  EXPECT_EQ(wide.width, 64);  // 16 + 32 + 8, widened to whole 16-pixel tokens
+  EXPECT_EQ(wide.height, 32);
+
+  std::tie(status, job) =
+      post("/v1/jobs", json{{"prompt", "p"}, {"init_image", init}, {"outpaint", 32}}.dump());
+  ASSERT_EQ(status, 202) << job.dump();
+  done = finished(job["id"]);
+  EXPECT_EQ(done["state"], "failed") << done.dump();
+  EXPECT_NE(
+      done["error"].get<std::string>().find("96x96 output, past this server's largest side, 64"),
+      std::string::npos)
+      << done.dump();
+  // The synchronous APIs answer the same refusal as 422.
+  const std::string big =
+      base64_encode(io::encode_png(io::Image{80, 16, std::vector<uint8_t>(80 * 16 * 3, 90)}));
+  const auto refused =
+      post("/sdapi/v1/img2img", json{{"prompt", "p"}, {"init_images", {big}}}.dump());
+  EXPECT_EQ(refused.first, 422) << refused.second.dump();
+
+  for (const json& bad :
+       {json{{"prompt", "p"}, {"outpaint", 16}},
+        json{{"prompt", "p"}, {"init_image", init}, {"mask", init}, {"outpaint", 16}},
+        json{{"prompt", "p"}, {"init_image", init}, {"outpaint", "16"}},
+        json{{"prompt", "p"}, {"init_image", init}, {"outpaint", {1, 2}}},
+        json{{"prompt", "p"}, {"init_image", init}, {"outpaint", {0, 0, 0, 0}}},
+        json{{"prompt", "p"}, {"init_image", init}, {"outpaint", -4}}}) {
+    const auto r = post("/v1/jobs", bad.dump());
+    EXPECT_EQ(r.first, 400) << bad.dump();
+    EXPECT_EQ(r.second["error"]["param"], "outpaint") << r.second.dump();
+  }
+}
+
 // Jobs that wait while a run holds the model, and differ only in prompt, seed and image count,
 // run together (--join-jobs); each still gets its own images.
 TEST_F(HttpServerTest, WaitingJobsJoinOneRun) {

@@ -2,9 +2,9 @@
 loads, a generation shows live progress and lands in the gallery with its parameters and a
 download link, a size the server refuses shows its error naming the field, a LoRA from the
 server's --lora-dir, picked with its strength, changes the image and is recorded with it, a
-ControlNet from --controlnet-dir with an uploaded control image sets the size and is recorded, and an
+ControlNet from --controlnet-dir with an uploaded control image sets the size and is recorded, an
 uploaded init image (img2img, then inpaint with a mask) sets the size and is recorded with its
-strength.
+strength, and outpainting margins grow it.
 
 Usage: web_page_test.py ZFLOW_BINARY   (run with the Python that has playwright installed)
 """
@@ -166,6 +166,12 @@ def main():
         page.click("#generate")
         _, caption = newest_result(page, 6)
         assert "Denoising strength: 0.5" in caption, caption
+        # Outpainting margins instead of the mask: the canvas, 16 pixels wider on the left.
+        page.set_input_files("#mask", files=[])
+        page.fill("#outpaint", "16,0,0,0")
+        page.click("#generate")
+        size, _ = newest_result(page, 7)
+        assert size == [80, 48], size
 
         # The model is now loaded, and the list says so.
         page.reload()
@@ -176,7 +182,7 @@ def main():
     shutil.rmtree(loras)
     shutil.rmtree(controlnets)
     print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
-          "init images: ok")
+          "init images, outpainting: ok")
 
 
 if __name__ == "__main__":
