@@ -80,7 +80,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
   }
 
  private:
-  bool has_guidance() const { return pipe_.variant() == FluxVariant::Dev; }
+  bool has_guidance() const { return pipe_.variant() != FluxVariant::Schnell; }
 
   // FLUX.1's classifier-free guidance is diffusers' optional "true CFG" (its guidance proper is
   // embedded): cfg_scale above 1 runs it against the negative prompt, the empty prompt when none

@@ -11,6 +11,7 @@
 #include "models/vae_tiling.h"
 #include "pipeline/flow_denoise.h"
 #include "pipeline/flow_euler.h"
+#include "pipeline/flux_fill.h"
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
 #include "pipeline/preview.h"
@@ -37,12 +38,27 @@ Tensor repeat_sample(const Tensor& t, int64_t n) {
 }  // namespace
 
 const char* flux_variant_name(FluxVariant variant) {
-  return variant == FluxVariant::Dev ? "FLUX.1-dev" : "FLUX.1-schnell";
+  switch (variant) {
+    case FluxVariant::Dev:
+      return "FLUX.1-dev";
+    case FluxVariant::Schnell:
+      return "FLUX.1-schnell";
+    case FluxVariant::FillDev:
+      return "FLUX.1-Fill-dev";
+  }
+  return "?";
 }
 
 FluxDefaults flux_defaults(FluxVariant variant) {
-  return variant == FluxVariant::Dev ? FluxDefaults{28, 3.5f, 7.0f, text::kT5DevMaxLength}
-                                     : FluxDefaults{4, 0.0f, 0.0f, text::kT5SchnellMaxLength};
+  switch (variant) {
+    case FluxVariant::Dev:
+      return {28, 3.5f, 7.0f, text::kT5DevMaxLength};
+    case FluxVariant::Schnell:
+      return {4, 0.0f, 0.0f, text::kT5SchnellMaxLength};
+    case FluxVariant::FillDev:
+      return {50, 30.0f, 30.0f, text::kT5DevMaxLength};
+  }
+  return {};
 }
 
 const char* flux_mode_name(FluxMode mode) {
@@ -120,22 +136,30 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
         "[flux] T5 text encoder {} gives {}-wide states, but the diffusion model {} expects {} "
         "(joint_attention_dim)",
         t5_path.string(), t5.config().d_model, dit_path.string(), dit.joint_attention_dim);
-  if (vae.config().latent_channels * 4 != dit.in_channels)
+  // A Fill transformer also reads the masked picture's latents and the folded mask.
+  const int64_t packed = vae.config().latent_channels * 4;
+  const bool fill = dit.in_channels == flux_fill_in_channels(vae) && dit.out_channels == packed;
+  if (dit.in_channels != packed && !fill)
     fail(
-        "[flux] VAE {} has {} latent channels, but the diffusion model {} expects {} packed ({} x "
-        "4)",
-        vae_path.string(), vae.config().latent_channels, dit_path.string(), dit.in_channels,
-        dit.in_channels / 4);
+        "[flux] VAE {} has {} latent channels, but the diffusion model {} reads {} features a "
+        "token: expected {} ({} x 4), or {} for FLUX.1 Fill",
+        vae_path.string(), vae.config().latent_channels, dit_path.string(), dit.in_channels, packed,
+        vae.config().latent_channels, flux_fill_in_channels(vae));
+  if (fill && !dit.guidance_embeds)
+    fail("[flux] diffusion model {} is shaped as FLUX.1 Fill but has no guidance embedder",
+         dit_path.string());
   if (static_cast<int64_t>(t5_tokenizer.vocab_size()) > t5.config().vocab_size)
     fail("[flux] T5 tokenizer {} has {} ids, more than the T5 encoder's {} embeddings",
          t5_tok_path.string(), t5_tokenizer.vocab_size(), t5.config().vocab_size);
 
   FluxPipeline pipe(std::move(clip_tokenizer), std::move(t5_tokenizer), std::move(clip),
                     std::move(t5), std::move(transformer), std::move(vae));
-  pipe.variant_ =
-      pipe.transformer_.config().guidance_embeds ? FluxVariant::Dev : FluxVariant::Schnell;
+  pipe.variant_ = fill                                         ? FluxVariant::FillDev
+                  : pipe.transformer_.config().guidance_embeds ? FluxVariant::Dev
+                                                               : FluxVariant::Schnell;
   pipe.defaults_ = flux_defaults(pipe.variant_);
-  pipe.scheduler_ = scheduler.value_or(flux1_release_scheduler(pipe.variant_ == FluxVariant::Dev));
+  pipe.scheduler_ =
+      scheduler.value_or(flux1_release_scheduler(pipe.variant_ != FluxVariant::Schnell));
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
   pipe.model_name_ = (named.filename().empty() ? named.parent_path() : named).stem().string();
   log::info("[flux] {} as {}: {} steps, guidance {}, T5 length {}", pipe.model_name_,
@@ -163,9 +187,14 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   std::tie(s.width, s.height) =
       checked_image_size("flux", request.width, request.height, init, mask, 2 * vae_scale_factor());
   s.mode = mask ? FluxMode::Inpaint : init ? FluxMode::ImageToImage : FluxMode::TextToImage;
+  const bool fill = variant_ == FluxVariant::FillDev;
+  ZF_CHECK(!fill || s.mode == FluxMode::Inpaint,
+           "[flux] {} fills the white part of a mask: give an init image and a mask (-i and "
+           "--mask, or --outpaint)",
+           model_name_);
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[flux] steps must be at least 1, got {}", s.steps);
-  if (variant_ == FluxVariant::Dev) {
+  if (variant_ != FluxVariant::Schnell) {
     s.guidance = request.guidance.value_or(
         s.mode == FluxMode::TextToImage ? defaults_.guidance : defaults_.guidance_img2img);
     ZF_CHECK(std::isfinite(s.guidance), "[flux] guidance must be finite");
@@ -182,13 +211,16 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   ZF_CHECK(!request.negative_prompt_2 || request.negative_prompt,
            "[flux] negative_prompt_2 needs negative_prompt (true CFG's CLIP prompt)");
   s.true_cfg = s.true_cfg_scale > 1.0f;
+  ZF_CHECK(!fill || !s.true_cfg,
+           "[flux] {}: FLUX.1 Fill runs without true CFG (diffusers' FluxFillPipeline has none)",
+           model_name_);
   ZF_CHECK(!s.true_cfg || request.negative_prompt,
            "[flux] true_cfg_scale {} needs a negative_prompt: true CFG steers away from it; give "
            "one, or leave true_cfg_scale at 1",
            s.true_cfg_scale);
   ZF_CHECK(s.true_cfg || !request.negative_prompt,
            "[flux] negative_prompt is used only by true CFG: set true_cfg_scale above 1 too");
-  s.strength = s.mode == FluxMode::TextToImage ? 1.0 : request.strength.value_or(0.6);
+  s.strength = s.mode == FluxMode::TextToImage ? 1.0 : request.strength.value_or(fill ? 1.0 : 0.6);
   if (s.mode != FluxMode::TextToImage) img2img_start(s.steps, s.strength);  // throws if bad
   ZF_CHECK(request.batch >= 1, "[flux] batch must be at least 1, got {}", request.batch);
   s.max_sequence_length = request.max_sequence_length.value_or(defaults_.max_sequence_length);
@@ -258,7 +290,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   // runs unpacked (every update is element-wise) and packs for each transformer call.
   const int64_t cells = 2 * vae_scale_factor();
   const int64_t rows = s.height / cells, cols = s.width / cells;
-  const int64_t channels = transformer_.config().in_channels / 4;
+  const int64_t channels = vae_.config().latent_channels;
   FluxSchedulerConfig scheduler = scheduler_;
   if (s.shift) {
     scheduler.use_dynamic_shifting = false;
@@ -267,26 +299,32 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   FlowSchedule schedule = flux1_schedule(scheduler, s.steps, rows * cols);
   if (s.mode != FluxMode::TextToImage)
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
+  const bool fill = variant_ == FluxVariant::FillDev;
   std::vector<Tensor> starts;
-  std::optional<FlowInpaint> inpaint;  // a lone inpaint request's
+  std::optional<FlowInpaint> inpaint;    // a lone inpaint request's
+  std::optional<Tensor> fill_condition;  // a lone Fill request's
   for (const FluxRequest& r : requests) {
     Generator generator(r.seed, r.normal_math);
+    // Fill starts as img2img does; its mask conditions the forwards instead of the blend.
     StartLatents start = start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols},
                                        schedule.sigmas[0], r.init_image ? &*r.init_image : nullptr,
-                                       r.mask ? &*r.mask : nullptr, r.vae_tiling);
+                                       r.mask && !fill ? &*r.mask : nullptr, r.vae_tiling);
     starts.push_back(std::move(start.latents));
     inpaint = std::move(start.inpaint);
+    if (fill)
+      fill_condition = flux_fill_condition(vae_, generator, *r.init_image, *r.mask, s.width,
+                                           s.height, r.batch, r.vae_tiling);
   }
 
   const std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
-  const std::vector<float> guidance(variant_ == FluxVariant::Dev ? samples : 0, s.guidance);
+  const std::vector<float> guidance(variant_ != FluxVariant::Schnell ? samples : 0, s.guidance);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
-    const Tensor x_in = s.true_cfg ? repeat_batch(x, 2) : x;
+    Tensor tokens = models::flux_pack_latents(s.true_cfg ? repeat_batch(x, 2) : x);
+    if (fill_condition) tokens = ops::concat({tokens, *fill_condition}, 2);
     const Tensor v = models::flux_unpack_latents(
-        transformer_.forward(models::flux_pack_latents(x_in), img_ids, txt, pooled, t, guidance),
-        2 * rows, 2 * cols);
+        transformer_.forward(tokens, img_ids, txt, pooled, t, guidance), 2 * rows, 2 * cols);
     return s.true_cfg ? combine_guidance(v, s.true_cfg_scale) : v;
   };
   const Tensor latents = flow_denoise(velocity, joined(starts), schedule,

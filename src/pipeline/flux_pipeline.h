@@ -1,6 +1,8 @@
 // The FLUX.1 pipeline (dev and schnell): text-to-image, img2img and inpaint, equal to diffusers
 // 0.42.1's FluxPipeline, FluxImg2ImgPipeline and FluxInpaintPipeline (facts: flux.md §1.2, §3,
-// §5).
+// §5); and FLUX.1 Fill (its transformer known by its input width), equal to FluxFillPipeline:
+// an init image and mask are required, and they condition every forward (flux_fill.h) instead of
+// being blended back after each step.
 //
 //   prompt   -> CLIP-L tokens (77, padded) -> pooler_output             [B, 768]
 //   prompt_2 -> T5 tokens (max_sequence_length, padded) -> last hidden state  [B, L, 4096]
@@ -46,12 +48,14 @@
 
 namespace zflow::pipeline {
 
-enum class FluxVariant { Dev, Schnell };
-const char* flux_variant_name(FluxVariant variant);  // "FLUX.1-dev" / "FLUX.1-schnell"
+enum class FluxVariant { Dev, Schnell, FillDev };
+// "FLUX.1-dev" / "FLUX.1-schnell" / "FLUX.1-Fill-dev"
+const char* flux_variant_name(FluxVariant variant);
 
 // What a variant runs with unless told otherwise (diffusers' FluxPipeline defaults and the
 // model cards: dev 28 steps with embedded guidance 3.5 for text-to-image and 7.0 for img2img and
-// inpaint, T5 length 512; schnell 4 steps, no guidance, T5 length 256).
+// inpaint, T5 length 512; schnell 4 steps, no guidance, T5 length 256; Fill (FluxFillPipeline)
+// 50 steps with guidance 30, T5 length 512).
 struct FluxDefaults {
   int steps;
   float guidance;          // text-to-image; 0 for schnell (it has no guidance input)
@@ -92,7 +96,7 @@ struct FluxRequest {
   int batch = 1;
   std::optional<io::Image> init_image;     // img2img (or inpaint with mask)
   std::optional<io::Image> mask;           // inpaint: white = repaint; needs init_image
-  std::optional<double> strength;          // default 0.6 (img2img and inpaint)
+  std::optional<double> strength;          // default 0.6 (img2img and inpaint), Fill 1
   std::optional<int> max_sequence_length;  // T5 tokens; default 512 dev / 256 schnell
   // A fixed shift of the sigmas instead of the scheduler config's schedule: the schedule of a
   // scheduler with use_dynamic_shifting false and this shift (sd.cpp's --flow-shift).
@@ -120,7 +124,8 @@ struct FluxSettings {
 class FluxPipeline {
  public:
   // Loads every component; a missing or mismatched one gives an Error naming it and what was
-  // expected. dev or schnell: the transformer's guidance embedder decides. The text encoders,
+  // expected. dev or schnell: the transformer's guidance embedder decides; Fill: its input width
+  // (flux_fill_in_channels). The text encoders,
   // transformer and VAE run where `placement` says (models/placement.h); tokens, latents and
   // the schedule math stay float32 on the CPU.
   static FluxPipeline load(const FluxFiles& files, const models::Placement& placement = {});

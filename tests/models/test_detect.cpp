@@ -56,6 +56,9 @@ TEST(Detect, FluxTransformerInEveryLayout) {
               HasSubstr("original"));
   EXPECT_EQ(detect("flux_dit/flux_dit_tiny_schnell_comfy_bf16.safetensors").architecture,
             "flux.1-schnell transformer");
+  // Fill reads 384 features a token and puts out 64.
+  EXPECT_EQ(detect("flux_fill_pipeline/tiny_fill/transformer").architecture,
+            "flux.1-fill transformer");
 }
 
 TEST(Detect, Flux2TransformerInEveryLayout) {

@@ -402,6 +402,45 @@ TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
 // cases "klein" and "base". In float32 matmuls, as the reference: this tiny model's text path is
 // made steep so that every text-side mistake shows, and bf16 activations alone (the default on an
 // AVX-512 BF16 CPU) move it to ~33 dB.
+// FLUX.1 Fill from a folder with the dev folder's text encoders and VAE given as files: the
+// golden case "fill" (the Fill defaults of guidance 30 and strength 1 are used when not given),
+// and outpainting, which Fill needs no mask for.
+TEST_F(GenerateCommand, FluxFillMatchesDiffusers) {
+  const fs::path clip = test::shared_asset("flux1_tokenizer/tokenizer_clip_l");
+  const fs::path t5 = test::shared_asset("flux1_tokenizer/tokenizer_t5");
+  ZF_REQUIRE_ASSET(clip);
+  ZF_REQUIRE_ASSET(t5);
+  const fs::path fill = test::fixture("flux_fill_pipeline");
+  const fs::path dev = test::fixture("flux_pipeline") / "tiny_dev";
+  const std::string args =
+      "generate --device cpu -m " + (fill / "tiny_fill").string() + " --clip-l " +
+      (dev / "text_encoder").string() + " --t5xxl " + (dev / "text_encoder_2").string() +
+      " --vae " + (dev / "vae").string() + " --clip-tokenizer " + clip.string() +
+      " --t5-tokenizer " + t5.string() +
+      " -p 'a red fox sitting in fresh snow, morning light' --steps 3 --seed 3 -i " +
+      (fill / "flux_fill_tiny_diffusers_init.png").string();
+  const CommandResult r =
+      run_zflow(args + " --mask " + (fill / "flux_fill_tiny_diffusers_mask.png").string() + " -o " +
+                (out_ / "fill.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "fill.png"),
+                       io::read_image(fill / "flux_fill_tiny_diffusers_fill_0.png")),
+            40.0);
+  const auto j = nlohmann::json::parse(png_text(out_ / "fill.png").at("zflow_request"));
+  EXPECT_EQ(j["architecture"], "FLUX.1-Fill-dev");
+  EXPECT_EQ(j["guidance"], 30.0);
+  EXPECT_EQ(j["strength"], 1.0);
+
+  const CommandResult wide =
+      run_zflow(args + " --outpaint 0,0,32,0 -o " + (out_ / "wide.png").string());
+  ASSERT_EQ(wide.status, 0) << wide.output;
+  EXPECT_EQ(io::read_image(out_ / "wide.png").width, 96);
+  const CommandResult no_mask = run_zflow(args + " -o " + (out_ / "x.png").string());
+  EXPECT_NE(no_mask.status, 0);
+  EXPECT_NE(no_mask.output.find("fills the white part of a mask"), std::string::npos)
+      << no_mask.output;
+}
+
 TEST_F(GenerateCommand, Flux2KleinMatchesDiffusers) {
   const fs::path flux2 = test::fixture("flux2_pipeline");
   auto args = [&](const char* model) {

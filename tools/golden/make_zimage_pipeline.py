@@ -219,10 +219,11 @@ def run_case(pipes: dict, case: dict, init: Image.Image, mask: Image.Image) -> l
     return out.images
 
 
-def run_cases(out, prefix: str, cases: list[dict], run) -> list[dict]:
-    """Saves the init image and mask, runs every case with run(case, init, mask) -> PIL images, saves
-    them as <prefix>_<case>_<k>.png and returns the cases with their expected files and inputs."""
-    init, mask = make_inputs()
+def run_cases(out, prefix: str, cases: list[dict], run, inputs=None) -> list[dict]:
+    """Saves the init image and mask (`inputs`, else make_inputs()), runs every case with run(case, init,
+    mask) -> PIL images, saves them as <prefix>_<case>_<k>.png and returns the cases with their expected
+    files and inputs."""
+    init, mask = inputs or make_inputs()
     init.save(out / f"{prefix}_init.png")
     mask.save(out / f"{prefix}_mask.png")
     entries = []

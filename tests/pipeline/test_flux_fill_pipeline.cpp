@@ -1,0 +1,141 @@
+// FLUX.1 Fill against diffusers 0.42.1's FluxFillPipeline on a tiny random model
+// (tools/golden/make_flux_fill_pipeline.py; text encoders and VAE of the tiny FLUX.1 dev folder,
+// real CLIP-L and T5 tokenizers): from pure noise with guidance 30, a batch of two from part
+// way along the schedule with a separate T5 prompt, and an init image and mask of another size.
+// Each output must match diffusers' uint8 image with PSNR >= 40 dB (the tolerance argument of
+// test_flux_pipeline.cpp). The fixture's mask cuts through latent cells and the transformer's
+// condition columns carry a gain, so mistakes show (measured): the folded mask's pixels in
+// (dx, dy) order give 22-26 dB, the masked picture's posterior mean in place of its sample
+// 26-32 dB, an all-white mask 21.6 dB (checked below).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "image_psnr.h"
+#include "io/image.h"
+#include "pipeline/flux_pipeline.h"
+#include "test_util.h"
+
+namespace zflow::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kDir = test::fixture("flux_fill_pipeline");
+const fs::path kDev = test::fixture("flux_pipeline") / "tiny_dev";
+constexpr double kMinPsnr = 40.0;
+
+fs::path tokenizer(const char* sub) {
+  return test::shared_asset(std::string("flux1_tokenizer/") + sub);
+}
+
+const nlohmann::json& cases() {
+  static const nlohmann::json j = [] {
+    std::ifstream in(kDir / "flux_fill_tiny_diffusers_cases.json");
+    return nlohmann::json::parse(in);
+  }();
+  return j;
+}
+
+const nlohmann::json& find_case(const std::string& name) {
+  for (const auto& c : cases()["cases"])
+    if (c["name"] == name) return c;
+  throw std::runtime_error("no case " + name);
+}
+
+// The Fill folder holds its transformer and scheduler; the rest is the dev folder's.
+const FluxPipeline& fill_pipeline() {
+  static const FluxPipeline pipe =
+      FluxPipeline::load({.model_dir = kDir / "tiny_fill",
+                          .clip = kDev / "text_encoder",
+                          .t5 = kDev / "text_encoder_2",
+                          .vae = kDev / "vae",
+                          .clip_tokenizer = tokenizer("tokenizer_clip_l"),
+                          .t5_tokenizer = tokenizer("tokenizer_t5")});
+  return pipe;
+}
+
+FluxRequest request_for(const nlohmann::json& c) {
+  FluxRequest r;
+  r.prompt = c["prompt"];
+  if (c.contains("prompt_2")) r.prompt_2 = c["prompt_2"].get<std::string>();
+  r.width = c["width"].get<int>();
+  r.height = c["height"].get<int>();
+  r.steps = c["steps"].get<int>();
+  r.guidance = c["guidance"].get<float>();
+  r.seed = c["seed"].get<uint64_t>();
+  r.batch = c.value("num_images", 1);
+  if (c.contains("strength")) r.strength = c["strength"].get<double>();
+  r.init_image = io::read_image(kDir / c["init_image"]);
+  r.mask = io::read_image(kDir / c["mask_image"]);
+  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
+  r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  return r;
+}
+
+class FluxFillGolden : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+    ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
+  }
+  static void check(const std::string& name) {
+    const nlohmann::json& c = find_case(name);
+    test::expect_images_match(fill_pipeline().generate(request_for(c)), c["expected"], kDir,
+                              kMinPsnr, name);
+  }
+};
+
+TEST_F(FluxFillGolden, FromNoiseWithGuidance30) {
+  check("fill");
+}
+TEST_F(FluxFillGolden, BatchFromPartWayWithPrompt2) {
+  check("fill_batch2_strength");
+}
+TEST_F(FluxFillGolden, InitImageAndMaskOfAnotherSize) {
+  check("fill_resized");
+}
+
+TEST_F(FluxFillGolden, DetectedWithFillDefaults) {
+  const FluxPipeline& pipe = fill_pipeline();
+  EXPECT_EQ(pipe.variant(), FluxVariant::FillDev);
+  FluxRequest r = request_for(find_case("fill"));
+  r.steps.reset();
+  r.guidance.reset();
+  const FluxSettings s = pipe.resolve(r);
+  EXPECT_EQ(s.mode, FluxMode::Inpaint);
+  EXPECT_EQ(s.steps, 50);  // FluxFillPipeline's defaults
+  EXPECT_EQ(s.guidance, 30.0f);
+  EXPECT_EQ(s.strength, 1.0);
+  EXPECT_EQ(s.max_sequence_length, 512);
+}
+
+// The mask is read: an all-white one (repaint everything) gives another image.
+TEST_F(FluxFillGolden, TheMaskMatters) {
+  const nlohmann::json& c = find_case("fill");
+  FluxRequest r = request_for(c);
+  r.mask->rgb.assign(r.mask->rgb.size(), 255);
+  const io::Image want = io::read_image(kDir / c["expected"][0].get<std::string>());
+  const double psnr = test::psnr(fill_pipeline().generate(r).front(), want);
+  std::printf("  all-white mask: PSNR %.1f dB\n", psnr);
+  EXPECT_LT(psnr, 30.0);
+}
+
+TEST_F(FluxFillGolden, RefusesWhatItCannotFill) {
+  const FluxPipeline& pipe = fill_pipeline();
+  FluxRequest no_mask = request_for(find_case("fill"));
+  no_mask.mask.reset();
+  EXPECT_THROW(pipe.resolve(no_mask), Error);
+  FluxRequest no_image = no_mask;
+  no_image.init_image.reset();
+  EXPECT_THROW(pipe.resolve(no_image), Error);
+  FluxRequest cfg = request_for(find_case("fill"));
+  cfg.true_cfg_scale = 3.0f;
+  cfg.negative_prompt = "blurry";
+  EXPECT_THROW(pipe.resolve(cfg), Error);
+}
+
+}  // namespace
+}  // namespace zflow::pipeline
