@@ -1,6 +1,7 @@
 // `zflow generate`: text-to-image, img2img (-i), inpaint (-i with --mask), editing with
-// reference images (-r, FLUX.2) and ControlNet (--control-net, Z-Image) with any model family, from
-// a diffusers folder (-m) or separate component files, for one prompt (-p) or a file of them
+// reference images (-r, FLUX.2 and FLUX.1 Kontext) and ControlNet (--control-net, Z-Image) with any
+// model family, from a diffusers folder (-m) or separate component files, for one prompt (-p) or a
+// file of them
 // (--prompts, consecutive prompts joined into batched runs). Writes PNG (with A1111 `parameters`
 // and the full request as JSON in text chunks), JPEG or WebP by the output's extension.
 #include <fmt/format.h>
@@ -295,8 +296,8 @@ Run add_generate_command(CLI::App& app) {
                   "or LEFT,TOP,RIGHT,BOTTOM (the canvas is widened to whole 16-pixel tokens; "
                   "strength defaults to 1)");
   cmd->add_option("-r,--ref-image", o->reference_images,
-                  "a reference image to edit or draw from (FLUX.2; repeatable, the first sets "
-                  "the default size)");
+                  "a reference image to edit or draw from (FLUX.2: repeatable, the first sets "
+                  "the default size; FLUX.1 Kontext: one, made at its Kontext resolution)");
   cmd->add_option("--control-net", o->controlnet,
                   "a Z-Image ControlNet (VideoX-Fun Union 1.0 / 2.x file, or a diffusers folder)");
   cmd->add_option(

@@ -69,13 +69,8 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
       j["init_image"] = sources.init_image;
     }
     if (s.mode == Flux2Mode::Inpaint) j["mask"] = sources.mask;
-    if (!request.reference_images.empty()) {
-      // Their files, or (sent as data, as the server's are) their places in the request.
-      std::vector<std::string> names = sources.reference_images;
-      for (size_t i = names.size(); i < request.reference_images.size(); ++i)
-        names.push_back(fmt::format("reference_images[{}]", i));
-      j["reference_images"] = names;
-    }
+    if (!request.reference_images.empty())
+      j["reference_images"] = sources.reference_names(request.reference_images.size());
     return {text, j};
   }
 

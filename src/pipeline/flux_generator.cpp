@@ -23,7 +23,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     g.width = s.width;
     g.height = s.height;
     g.steps = s.steps;
-    g.steps_run = denoising_steps(s.steps, s.strength, s.mode != FluxMode::TextToImage);
+    g.steps_run = denoising_steps(s.steps, s.strength,
+                                  s.mode == FluxMode::ImageToImage || s.mode == FluxMode::Inpaint);
     if (has_guidance()) g.guidance = s.guidance;
     g.cfg_scale = s.true_cfg_scale;
     g.shift = s.shift.value_or(0.0);  // 0: the scheduler config's schedule
@@ -36,7 +37,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     const FluxSettings s = pipe_.resolve(to_request(request));
-    const bool edits = s.mode != FluxMode::TextToImage;
+    const bool edits = s.mode == FluxMode::ImageToImage || s.mode == FluxMode::Inpaint;
     std::string text = request.prompt + "\n";
     if (s.true_cfg && !request.negative_prompt.empty())
       text += "Negative prompt: " + request.negative_prompt + "\n";
@@ -76,6 +77,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
       j["init_image"] = sources.init_image;
     }
     if (s.mode == FluxMode::Inpaint) j["mask"] = sources.mask;
+    if (s.mode == FluxMode::Edit)
+      j["reference_images"] = sources.reference_names(request.reference_images.size());
     return {text, j};
   }
 
@@ -87,8 +90,11 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
   // is given, as stable-diffusion.cpp, ComfyUI and Forge do (diffusers needs negative_prompt=""
   // for that). cfg_scale 0 or 1 means none; a negative prompt that would be ignored is an error.
   FluxRequest to_request(const GenerationRequest& r) const override {
-    if (!r.reference_images.empty())
-      fail("[flux] reference images: FLUX.1 takes none (FLUX.2 klein edits with them)");
+    if (r.reference_images.size() > 1)
+      fail(
+          "[flux] {} reference images: FLUX.1 Kontext edits one (FLUX.2 takes several as "
+          "references)",
+          r.reference_images.size());
     if (r.control_image || r.control_scale)
       fail("[flux] control image: zflow runs ControlNets with Z-Image only");
     const float cfg = r.cfg_scale.value_or(1.0f);
@@ -120,6 +126,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     f.batch = r.batch;
     f.init_image = r.init_image;
     f.mask = r.mask;
+    if (!r.reference_images.empty()) f.reference = r.reference_images.front();
     f.strength = r.strength;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.shift = r.shift;

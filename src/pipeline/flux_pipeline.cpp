@@ -12,6 +12,7 @@
 #include "pipeline/flow_denoise.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/flux_fill.h"
+#include "pipeline/flux_kontext.h"
 #include "pipeline/image_tensor.h"
 #include "pipeline/pipeline_files.h"
 #include "pipeline/preview.h"
@@ -45,6 +46,8 @@ const char* flux_variant_name(FluxVariant variant) {
       return "FLUX.1-schnell";
     case FluxVariant::FillDev:
       return "FLUX.1-Fill-dev";
+    case FluxVariant::KontextDev:
+      return "FLUX.1-Kontext-dev";
   }
   return "?";
 }
@@ -52,6 +55,7 @@ const char* flux_variant_name(FluxVariant variant) {
 FluxDefaults flux_defaults(FluxVariant variant) {
   switch (variant) {
     case FluxVariant::Dev:
+    case FluxVariant::KontextDev:  // FluxKontextPipeline's defaults are FluxPipeline's
       return {28, 3.5f, 7.0f, text::kT5DevMaxLength};
     case FluxVariant::Schnell:
       return {4, 0.0f, 0.0f, text::kT5SchnellMaxLength};
@@ -69,6 +73,8 @@ const char* flux_mode_name(FluxMode mode) {
       return "img2img";
     case FluxMode::Inpaint:
       return "inpaint";
+    case FluxMode::Edit:
+      return "edit";
   }
   return "?";
 }
@@ -86,6 +92,7 @@ FluxPipeline::FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer
 FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement& placement) {
   // Read before the weights, so a bad value is reported at once.
   std::optional<FluxSchedulerConfig> scheduler;
+  bool kontext = false;
   if (!files.model_dir.empty()) {
     const fs::path index = files.model_dir / "model_index.json";
     if (!fs::is_regular_file(index))
@@ -95,6 +102,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
     if (!cls.starts_with("Flux"))
       fail("[flux] {}: _class_name is '{}', expected a FLUX.1 pipeline (FluxPipeline)",
            index.string(), cls);
+    kontext = cls == "FluxKontextPipeline" || cls == "FluxKontextInpaintPipeline";
     const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
     if (fs::is_regular_file(scheduler_config))
       scheduler = read_flux_scheduler_config(scheduler_config);
@@ -154,9 +162,11 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
 
   FluxPipeline pipe(std::move(clip_tokenizer), std::move(t5_tokenizer), std::move(clip),
                     std::move(t5), std::move(transformer), std::move(vae));
-  pipe.variant_ = fill                                         ? FluxVariant::FillDev
-                  : pipe.transformer_.config().guidance_embeds ? FluxVariant::Dev
-                                                               : FluxVariant::Schnell;
+  const bool guidance = pipe.transformer_.config().guidance_embeds;
+  pipe.variant_ = fill        ? FluxVariant::FillDev
+                  : !guidance ? FluxVariant::Schnell
+                  : kontext   ? FluxVariant::KontextDev
+                              : FluxVariant::Dev;
   pipe.defaults_ = flux_defaults(pipe.variant_);
   pipe.scheduler_ =
       scheduler.value_or(flux1_release_scheduler(pipe.variant_ != FluxVariant::Schnell));
@@ -184,10 +194,23 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   FluxSettings s{};
   const io::Image* init = request.init_image ? &*request.init_image : nullptr;
   const io::Image* mask = request.mask ? &*request.mask : nullptr;
+  const int64_t multiple = 2 * vae_scale_factor();
   std::tie(s.width, s.height) =
-      checked_image_size("flux", request.width, request.height, init, mask, 2 * vae_scale_factor());
+      checked_image_size("flux", request.width, request.height, init, mask, multiple);
   s.mode = mask ? FluxMode::Inpaint : init ? FluxMode::ImageToImage : FluxMode::TextToImage;
   const bool fill = variant_ == FluxVariant::FillDev;
+  if (request.reference) {
+    ZF_CHECK(!init, "[flux] a reference image edits as FLUX.1 Kontext, which takes no init image");
+    ZF_CHECK(variant_ == FluxVariant::Dev || variant_ == FluxVariant::KontextDev,
+             "[flux] {} ({}) takes no reference image (FLUX.1 Kontext does)", model_name_,
+             flux_variant_name(variant_));
+    s.mode = FluxMode::Edit;
+    const auto [w, h] = kontext_resolution(request.reference->width, request.reference->height,
+                                           multiple);  // checks the reference
+    s.width = request.width.value_or(w);
+    s.height = request.height.value_or(h);
+  }
+  const bool from_image = s.mode == FluxMode::ImageToImage || s.mode == FluxMode::Inpaint;
   ZF_CHECK(!fill || s.mode == FluxMode::Inpaint,
            "[flux] {} fills the white part of a mask: give an init image and a mask (-i and "
            "--mask, or --outpaint)",
@@ -195,8 +218,8 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[flux] steps must be at least 1, got {}", s.steps);
   if (variant_ != FluxVariant::Schnell) {
-    s.guidance = request.guidance.value_or(
-        s.mode == FluxMode::TextToImage ? defaults_.guidance : defaults_.guidance_img2img);
+    s.guidance =
+        request.guidance.value_or(from_image ? defaults_.guidance_img2img : defaults_.guidance);
     ZF_CHECK(std::isfinite(s.guidance), "[flux] guidance must be finite");
   } else if (request.guidance) {
     log::warn("[flux] {} has no guidance input: guidance {} is ignored",
@@ -220,8 +243,9 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
            s.true_cfg_scale);
   ZF_CHECK(s.true_cfg || !request.negative_prompt,
            "[flux] negative_prompt is used only by true CFG: set true_cfg_scale above 1 too");
-  s.strength = s.mode == FluxMode::TextToImage ? 1.0 : request.strength.value_or(fill ? 1.0 : 0.6);
-  if (s.mode != FluxMode::TextToImage) img2img_start(s.steps, s.strength);  // throws if bad
+  ZF_CHECK(from_image || !request.strength, "[flux] strength needs an init image");
+  s.strength = !from_image ? 1.0 : request.strength.value_or(fill ? 1.0 : 0.6);
+  if (from_image) img2img_start(s.steps, s.strength);  // throws if bad
   ZF_CHECK(request.batch >= 1, "[flux] batch must be at least 1, got {}", request.batch);
   s.max_sequence_length = request.max_sequence_length.value_or(defaults_.max_sequence_length);
   s.shift = request.shift;
@@ -234,6 +258,7 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
 }
 
 bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b) const {
+  if (a.reference || b.reference) return false;  // each has its own tokens
   const auto settings = resolved_text_to_image(*this, a, b);
   if (!settings) return false;
   const auto& [sa, sb] = *settings;
@@ -297,7 +322,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     scheduler.shift = *s.shift;
   }
   FlowSchedule schedule = flux1_schedule(scheduler, s.steps, rows * cols);
-  if (s.mode != FluxMode::TextToImage)
+  if (s.mode == FluxMode::ImageToImage || s.mode == FluxMode::Inpaint)
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const bool fill = variant_ == FluxVariant::FillDev;
   std::vector<Tensor> starts;
@@ -316,15 +341,30 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
                                            s.height, r.batch, r.vae_tiling);
   }
 
-  const std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
+  std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
+  // Kontext: the reference's tokens follow the noisy ones in every forward (a lone request's).
+  std::optional<Tensor> reference_tokens;
+  if (first.reference) {
+    // A Kontext transformer from a single file looks like dev's; only a folder's class tells.
+    if (variant_ != FluxVariant::KontextDev)
+      log::warn(
+          "[flux] {} is not known to be FLUX.1 Kontext: a FLUX.1 dev transformer edits "
+          "nothing with a reference image",
+          model_name_);
+    const KontextReference reference = kontext_reference(vae_, *first.reference, first.vae_tiling);
+    reference_tokens = repeat_batch(reference.tokens, samples);
+    img_ids.insert(img_ids.end(), reference.ids.begin(), reference.ids.end());
+  }
   const std::vector<float> guidance(variant_ != FluxVariant::Schnell ? samples : 0, s.guidance);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
     Tensor tokens = models::flux_pack_latents(s.true_cfg ? repeat_batch(x, 2) : x);
     if (fill_condition) tokens = ops::concat({tokens, *fill_condition}, 2);
-    const Tensor v = models::flux_unpack_latents(
-        transformer_.forward(tokens, img_ids, txt, pooled, t, guidance), 2 * rows, 2 * cols);
+    if (reference_tokens) tokens = ops::concat({tokens, *reference_tokens}, 1);
+    const Tensor out = transformer_.forward(tokens, img_ids, txt, pooled, t, guidance);
+    const Tensor v =
+        models::flux_unpack_latents(out.slice(1, 0, rows * cols).contiguous(), 2 * rows, 2 * cols);
     return s.true_cfg ? combine_guidance(v, s.true_cfg_scale) : v;
   };
   const Tensor latents = flow_denoise(velocity, joined(starts), schedule,

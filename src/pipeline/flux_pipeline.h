@@ -2,7 +2,8 @@
 // 0.42.1's FluxPipeline, FluxImg2ImgPipeline and FluxInpaintPipeline (facts: flux.md §1.2, §3,
 // §5); and FLUX.1 Fill (its transformer known by its input width), equal to FluxFillPipeline:
 // an init image and mask are required, and they condition every forward (flux_fill.h) instead of
-// being blended back after each step.
+// being blended back after each step. A reference image edits as FLUX.1 Kontext,
+// FluxKontextPipeline: the picture joins every forward as further tokens (flux_kontext.h).
 //
 //   prompt   -> CLIP-L tokens (77, padded) -> pooler_output             [B, 768]
 //   prompt_2 -> T5 tokens (max_sequence_length, padded) -> last hidden state  [B, L, 4096]
@@ -48,8 +49,9 @@
 
 namespace zflow::pipeline {
 
-enum class FluxVariant { Dev, Schnell, FillDev };
-// "FLUX.1-dev" / "FLUX.1-schnell" / "FLUX.1-Fill-dev"
+// Kontext has dev's architecture: only a folder's FluxKontextPipeline names it.
+enum class FluxVariant { Dev, Schnell, FillDev, KontextDev };
+// "FLUX.1-dev" / "FLUX.1-schnell" / "FLUX.1-Fill-dev" / "FLUX.1-Kontext-dev"
 const char* flux_variant_name(FluxVariant variant);
 
 // What a variant runs with unless told otherwise (diffusers' FluxPipeline defaults and the
@@ -94,9 +96,12 @@ struct FluxRequest {
   std::optional<std::string> negative_prompt_2;
   uint64_t seed = 0;
   int batch = 1;
-  std::optional<io::Image> init_image;     // img2img (or inpaint with mask)
-  std::optional<io::Image> mask;           // inpaint: white = repaint; needs init_image
-  std::optional<double> strength;          // default 0.6 (img2img and inpaint), Fill 1
+  std::optional<io::Image> init_image;  // img2img (or inpaint with mask)
+  std::optional<io::Image> mask;        // inpaint: white = repaint; needs init_image
+  std::optional<double> strength;       // default 0.6 (img2img and inpaint), Fill 1
+  // Kontext: the picture to edit; without a size the output takes its Kontext resolution (by
+  // design: diffusers makes 1024 x 1024 unless told). Not with an init image.
+  std::optional<io::Image> reference;
   std::optional<int> max_sequence_length;  // T5 tokens; default 512 dev / 256 schnell
   // A fixed shift of the sigmas instead of the scheduler config's schedule: the schedule of a
   // scheduler with use_dynamic_shifting false and this shift (sd.cpp's --flow-shift).
@@ -105,8 +110,8 @@ struct FluxRequest {
   bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
 };
 
-enum class FluxMode { TextToImage, ImageToImage, Inpaint };
-const char* flux_mode_name(FluxMode mode);  // "txt2img", "img2img", "inpaint"
+enum class FluxMode { TextToImage, ImageToImage, Inpaint, Edit };
+const char* flux_mode_name(FluxMode mode);  // "txt2img", "img2img", "inpaint", "edit"
 
 // A request with every default filled in: what actually runs, and what metadata records.
 struct FluxSettings {
@@ -125,7 +130,7 @@ class FluxPipeline {
  public:
   // Loads every component; a missing or mismatched one gives an Error naming it and what was
   // expected. dev or schnell: the transformer's guidance embedder decides; Fill: its input width
-  // (flux_fill_in_channels). The text encoders,
+  // (flux_fill_in_channels); Kontext: the folder's pipeline class. The text encoders,
   // transformer and VAE run where `placement` says (models/placement.h); tokens, latents and
   // the schedule math stay float32 on the CPU.
   static FluxPipeline load(const FluxFiles& files, const models::Placement& placement = {});
@@ -147,7 +152,8 @@ class FluxPipeline {
   std::vector<io::Image> generate(const FluxRequest& request, const RunControl& control = {}) const;
 
   // Whether a and b can run in the same batched forwards (generate_together): both
-  // text-to-image, valid, and equal in every setting but the prompts, seeds and batch sizes.
+  // text-to-image (no reference either), valid, and equal in every setting but the prompts,
+  // seeds and batch sizes.
   bool can_share_forwards(const FluxRequest& a, const FluxRequest& b) const;
   // Several requests in one batched run: each request's images, in order, as generate() makes
   // them alone (its noise from its own seed, its samples conditioned on its own prompts). More

@@ -57,6 +57,13 @@ Family detect_family(const ModelFiles& files) {
 
 }  // namespace
 
+std::vector<std::string> ImageSources::reference_names(size_t count) const {
+  std::vector<std::string> names = reference_images;
+  for (size_t i = names.size(); i < count; ++i)
+    names.push_back(fmt::format("reference_images[{}]", i));
+  return names;
+}
+
 int denoising_steps(int steps, double strength, bool from_image) {
   return from_image ? steps - img2img_start(steps, strength) : steps;
 }

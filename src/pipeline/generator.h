@@ -86,6 +86,10 @@ struct ImageSources {
   std::string mask;
   std::vector<std::string> reference_images;
   std::string control_image;
+
+  // The files of `count` reference images, or (sent as data, as the server's are) their places
+  // in the request: "reference_images[i]".
+  std::vector<std::string> reference_names(size_t count) const;
 };
 
 // How one image was made: A1111's `parameters` text and the full request as JSON.

@@ -441,6 +441,37 @@ TEST_F(GenerateCommand, FluxFillMatchesDiffusers) {
       << no_mask.output;
 }
 
+TEST_F(GenerateCommand, FluxKontextMatchesDiffusers) {
+  const fs::path clip = test::shared_asset("flux1_tokenizer/tokenizer_clip_l");
+  const fs::path t5 = test::shared_asset("flux1_tokenizer/tokenizer_t5");
+  ZF_REQUIRE_ASSET(clip);
+  ZF_REQUIRE_ASSET(t5);
+  const fs::path kontext = test::fixture("flux_kontext_pipeline");
+  const fs::path dev = test::fixture("flux_pipeline") / "tiny_dev";
+  const fs::path ref = kontext / "flux_kontext_tiny_diffusers_kontext_ref.png";
+  const std::string args =
+      "generate --device cpu --matmul-precision fp32 -m " + (kontext / "tiny_kontext").string() +
+      " --diffusion-model " + (dev / "transformer").string() + " --clip-l " +
+      (dev / "text_encoder").string() + " --t5xxl " + (dev / "text_encoder_2").string() +
+      " --vae " + (dev / "vae").string() + " --clip-tokenizer " + clip.string() +
+      " --t5-tokenizer " + t5.string() +
+      " -p 'make the disc blue and the sky stormy' --steps 2 --guidance 2.5 --seed 4 -r " +
+      ref.string();
+  const CommandResult r = run_zflow(args + " -W 64 -H 48 -o " + (out_ / "edit.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "edit.png"),
+                       io::read_image(kontext / "flux_kontext_tiny_diffusers_kontext_0.png")),
+            55.0);  // test_flux_kontext_pipeline.cpp's bound
+  const auto j = nlohmann::json::parse(png_text(out_ / "edit.png").at("zflow_request"));
+  EXPECT_EQ(j["architecture"], "FLUX.1-Kontext-dev");
+  EXPECT_EQ(j["reference_images"], nlohmann::json::array({ref.string()}));
+
+  const CommandResult two =
+      run_zflow(args + " -r " + ref.string() + " -o " + (out_ / "x.png").string());
+  EXPECT_NE(two.status, 0);
+  EXPECT_NE(two.output.find("2 reference images"), std::string::npos) << two.output;
+}
+
 TEST_F(GenerateCommand, Flux2KleinMatchesDiffusers) {
   const fs::path flux2 = test::fixture("flux2_pipeline");
   auto args = [&](const char* model) {

@@ -1,0 +1,170 @@
+// FLUX.1 Kontext against diffusers 0.42.1's FluxKontextPipeline on the tiny FLUX.1 dev models
+// (tools/golden/make_flux_kontext_pipeline.py; Kontext has dev's architecture, so the folder
+// holds only its model_index and scheduler; real CLIP-L and T5 tokenizers): a landscape
+// reference edited at its own aspect, and a portrait reference of odd size with a batch of two
+// under true CFG. Each output must match diffusers' uint8 image with PSNR >= 55 dB: measured
+// 72-77 dB, while the likeliest mistake, the reference's tokens at position index 0 like the
+// noisy ones instead of 1, still gives 43-46 dB on this tiny model (the 40 dB of
+// test_flux_pipeline.cpp would pass it). Generating without the reference gives 21 dB (checked
+// below).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "image_psnr.h"
+#include "io/image.h"
+#include "pipeline/flux_kontext.h"
+#include "pipeline/flux_pipeline.h"
+#include "test_util.h"
+
+namespace zflow::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kDir = test::fixture("flux_kontext_pipeline");
+const fs::path kDev = test::fixture("flux_pipeline") / "tiny_dev";
+constexpr double kMinPsnr = 55.0;
+
+fs::path tokenizer(const char* sub) {
+  return test::shared_asset(std::string("flux1_tokenizer/") + sub);
+}
+
+const nlohmann::json& cases() {
+  static const nlohmann::json j = [] {
+    std::ifstream in(kDir / "flux_kontext_tiny_diffusers_cases.json");
+    return nlohmann::json::parse(in);
+  }();
+  return j;
+}
+
+const nlohmann::json& find_case(const std::string& name) {
+  for (const auto& c : cases()["cases"])
+    if (c["name"] == name) return c;
+  throw std::runtime_error("no case " + name);
+}
+
+FluxFiles kontext_files() {
+  return {.model_dir = kDir / "tiny_kontext",
+          .diffusion_model = kDev / "transformer",
+          .clip = kDev / "text_encoder",
+          .t5 = kDev / "text_encoder_2",
+          .vae = kDev / "vae",
+          .clip_tokenizer = tokenizer("tokenizer_clip_l"),
+          .t5_tokenizer = tokenizer("tokenizer_t5")};
+}
+
+const FluxPipeline& kontext_pipeline() {
+  static const FluxPipeline pipe = FluxPipeline::load(kontext_files());
+  return pipe;
+}
+
+FluxRequest request_for(const nlohmann::json& c) {
+  FluxRequest r;
+  r.prompt = c["prompt"];
+  if (c.contains("negative_prompt")) r.negative_prompt = c["negative_prompt"].get<std::string>();
+  if (c.contains("true_cfg_scale")) r.true_cfg_scale = c["true_cfg_scale"].get<float>();
+  r.width = c["width"].get<int>();
+  r.height = c["height"].get<int>();
+  r.steps = c["steps"].get<int>();
+  r.guidance = c["guidance"].get<float>();
+  r.seed = c["seed"].get<uint64_t>();
+  r.batch = c.value("num_images", 1);
+  r.reference = io::read_image(kDir / c["reference"]);
+  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
+  r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  return r;
+}
+
+class FluxKontextGolden : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+    ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
+  }
+  static void check(const std::string& name) {
+    const nlohmann::json& c = find_case(name);
+    test::expect_images_match(kontext_pipeline().generate(request_for(c)), c["expected"], kDir,
+                              kMinPsnr, name);
+  }
+};
+
+TEST_F(FluxKontextGolden, EditsALandscapeReference) {
+  check("kontext");
+}
+TEST_F(FluxKontextGolden, PortraitReferenceBatchWithTrueCfg) {
+  check("kontext_batch2_true_cfg");
+}
+
+// Without the reference the same request is plain text-to-image, and misses.
+TEST_F(FluxKontextGolden, TheReferenceMatters) {
+  const nlohmann::json& c = find_case("kontext");
+  FluxRequest r = request_for(c);
+  r.reference.reset();
+  const io::Image want = io::read_image(kDir / c["expected"][0].get<std::string>());
+  const double psnr = test::psnr(kontext_pipeline().generate(r).front(), want);
+  std::printf("  no reference: PSNR %.1f dB\n", psnr);
+  EXPECT_LT(psnr, 30.0);
+}
+
+TEST_F(FluxKontextGolden, DetectedWithDevDefaultsAndTheReferencesSize) {
+  const FluxPipeline& pipe = kontext_pipeline();
+  EXPECT_EQ(pipe.variant(), FluxVariant::KontextDev);
+  FluxRequest r = request_for(find_case("kontext"));
+  r.steps.reset();
+  r.guidance.reset();
+  r.width.reset();
+  r.height.reset();
+  const FluxSettings s = pipe.resolve(r);
+  EXPECT_EQ(s.mode, FluxMode::Edit);
+  EXPECT_EQ(s.steps, 28);  // FluxKontextPipeline's defaults
+  EXPECT_EQ(s.guidance, 3.5f);
+  EXPECT_EQ(s.strength, 1.0);
+  EXPECT_EQ(s.width, 1184);  // the 64x48 reference's Kontext resolution
+  EXPECT_EQ(s.height, 880);
+}
+
+// The same transformer in a plain FluxPipeline folder is FLUX.1 dev; schnell (no guidance input,
+// unlike Kontext) takes no reference.
+TEST_F(FluxKontextGolden, TheFoldersPipelineClassNamesIt) {
+  FluxFiles files = kontext_files();
+  files.model_dir = kDev;
+  files.diffusion_model.clear();
+  EXPECT_EQ(FluxPipeline::load(files).variant(), FluxVariant::Dev);
+  files.model_dir = test::fixture("flux_pipeline") / "tiny_schnell";
+  const FluxPipeline schnell = FluxPipeline::load(files);
+  ASSERT_EQ(schnell.variant(), FluxVariant::Schnell);
+  EXPECT_THROW(schnell.resolve(request_for(find_case("kontext"))), Error);
+}
+
+TEST_F(FluxKontextGolden, RefusesWhatItCannotEdit) {
+  const FluxPipeline& pipe = kontext_pipeline();
+  FluxRequest with_init = request_for(find_case("kontext"));
+  with_init.init_image = *with_init.reference;
+  EXPECT_THROW(pipe.resolve(with_init), Error);
+  FluxRequest with_strength = request_for(find_case("kontext"));
+  with_strength.strength = 0.5;
+  EXPECT_THROW(pipe.resolve(with_strength), Error);
+  FluxRequest tiny_reference = request_for(find_case("kontext"));
+  tiny_reference.reference = io::Image{15, 40, std::vector<uint8_t>(15 * 40 * 3, 128)};
+  EXPECT_THROW(pipe.resolve(tiny_reference), Error);
+}
+
+// Kontext resolutions from first principles: the sides rounded down to 16 give the aspect ratio,
+// and the listed resolution with the nearest ratio wins.
+TEST(KontextResolution, NearestListedAspect) {
+  using Size = std::pair<int, int>;
+  EXPECT_EQ(kontext_resolution(1024, 1024, 16), Size(1024, 1024));
+  EXPECT_EQ(kontext_resolution(64, 48, 16), Size(1184, 880));      // 4:3 = 1.333; 1184/880 = 1.345
+  EXPECT_EQ(kontext_resolution(36, 52, 16), Size(832, 1248));      // 32x48 = 2:3 exactly
+  EXPECT_EQ(kontext_resolution(1920, 1080, 16), Size(1392, 752));  // 1920x1072 = 1.791; 1.851
+  EXPECT_EQ(kontext_resolution(4000, 500, 16), Size(1568, 672));   // wider than any: the widest
+  EXPECT_EQ(kontext_resolution(500, 4000, 16), Size(672, 1568));
+  EXPECT_THROW(kontext_resolution(15, 100, 16), Error);
+  EXPECT_THROW(kontext_resolution(100, 0, 16), Error);
+}
+
+}  // namespace
+}  // namespace zflow::pipeline
