@@ -59,7 +59,7 @@ struct GenerationRequest {
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img; with mask: inpaint
   std::optional<io::Image> mask;
-  std::vector<io::Image> reference_images;  // FLUX.2 klein: images to edit or draw from
+  std::vector<io::Image> reference_images;  // FLUX.2: images to edit or draw from; Kontext: one
   std::optional<double> strength;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
@@ -70,7 +70,7 @@ struct GenerationRequest {
 
 // A request with every default filled in.
 struct GenerationSettings {
-  std::string mode;  // "txt2img", "img2img", "inpaint", "controlnet-inpaint"
+  std::string mode;  // "txt2img", "img2img", "inpaint", "controlnet-inpaint", "edit"
   int width = 0, height = 0;
   int steps = 0;      // the schedule's length
   int steps_run = 0;  // the denoising steps that actually run (fewer for img2img)

@@ -102,5 +102,26 @@ TEST(FluxGenerator, WhatTrueCfgWouldIgnoreIsAnError) {
       << e;
 }
 
+// A reference image (sent as data, as the server's are) edits as Kontext: at its Kontext
+// resolution unless sized, recorded by its place in the request; more than one is an error.
+TEST(FluxGenerator, OneReferenceImageEditsAsKontext) {
+  ZF_REQUIRE_FLUX_TOKENIZERS();
+  GenerationRequest r = fox();
+  r.width.reset();
+  r.height.reset();
+  r.reference_images.push_back(io::Image{48, 32, std::vector<uint8_t>(48 * 32 * 3, 100)});
+  const GenerationSettings s = tiny_dev().resolve(r);
+  EXPECT_EQ(s.mode, "edit");
+  EXPECT_EQ(s.steps_run, 2);
+  EXPECT_EQ(s.width, 1248);  // 3:2 exactly
+  EXPECT_EQ(s.height, 832);
+  const ImageRecord rec = tiny_dev().record(r, {}, 0);
+  EXPECT_EQ(rec.request.at("mode"), "edit");
+  EXPECT_EQ(rec.request.at("reference_images"), nlohmann::json::array({"reference_images[0]"}));
+  r.reference_images.push_back(r.reference_images.front());
+  EXPECT_NE(test::error_of([&] { tiny_dev().resolve(r); }).find("2 reference images"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace zflow::pipeline
