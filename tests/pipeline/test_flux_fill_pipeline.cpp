@@ -9,10 +9,10 @@
 // 26-32 dB, an all-white mask 21.6 dB (checked below).
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux_pipeline.h"
@@ -31,18 +31,9 @@ fs::path tokenizer(const char* sub) {
   return test::shared_asset(std::string("flux1_tokenizer/") + sub);
 }
 
-const nlohmann::json& cases() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir / "flux_fill_tiny_diffusers_cases.json");
-    return nlohmann::json::parse(in);
-  }();
-  return j;
-}
-
-const nlohmann::json& find_case(const std::string& name) {
-  for (const auto& c : cases()["cases"])
-    if (c["name"] == name) return c;
-  throw std::runtime_error("no case " + name);
+const test::GoldenCases& cases() {
+  static const test::GoldenCases c(kDir / "flux_fill_tiny_diffusers_cases.json");
+  return c;
 }
 
 // The Fill folder holds its transformer and scheduler; the rest is the dev folder's.
@@ -70,8 +61,7 @@ FluxRequest request_for(const nlohmann::json& c) {
   if (c.contains("strength")) r.strength = c["strength"].get<double>();
   r.init_image = io::read_image(kDir / c["init_image"]);
   r.mask = io::read_image(kDir / c["mask_image"]);
-  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
-  r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  r.normal_math = cases().normal_math();
   return r;
 }
 
@@ -82,7 +72,7 @@ class FluxFillGolden : public ::testing::Test {
     ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
   }
   static void check(const std::string& name) {
-    const nlohmann::json& c = find_case(name);
+    const nlohmann::json& c = cases().find(name);
     test::expect_images_match(fill_pipeline().generate(request_for(c)), c["expected"], kDir,
                               kMinPsnr, name);
   }
@@ -101,7 +91,7 @@ TEST_F(FluxFillGolden, InitImageAndMaskOfAnotherSize) {
 TEST_F(FluxFillGolden, DetectedWithFillDefaults) {
   const FluxPipeline& pipe = fill_pipeline();
   EXPECT_EQ(pipe.variant(), FluxVariant::FillDev);
-  FluxRequest r = request_for(find_case("fill"));
+  FluxRequest r = request_for(cases().find("fill"));
   r.steps.reset();
   r.guidance.reset();
   const FluxSettings s = pipe.resolve(r);
@@ -114,7 +104,7 @@ TEST_F(FluxFillGolden, DetectedWithFillDefaults) {
 
 // The mask is read: an all-white one (repaint everything) gives another image.
 TEST_F(FluxFillGolden, TheMaskMatters) {
-  const nlohmann::json& c = find_case("fill");
+  const nlohmann::json& c = cases().find("fill");
   FluxRequest r = request_for(c);
   r.mask->rgb.assign(r.mask->rgb.size(), 255);
   const io::Image want = io::read_image(kDir / c["expected"][0].get<std::string>());
@@ -125,13 +115,13 @@ TEST_F(FluxFillGolden, TheMaskMatters) {
 
 TEST_F(FluxFillGolden, RefusesWhatItCannotFill) {
   const FluxPipeline& pipe = fill_pipeline();
-  FluxRequest no_mask = request_for(find_case("fill"));
+  FluxRequest no_mask = request_for(cases().find("fill"));
   no_mask.mask.reset();
   EXPECT_THROW(pipe.resolve(no_mask), Error);
   FluxRequest no_image = no_mask;
   no_image.init_image.reset();
   EXPECT_THROW(pipe.resolve(no_image), Error);
-  FluxRequest cfg = request_for(find_case("fill"));
+  FluxRequest cfg = request_for(cases().find("fill"));
   cfg.true_cfg_scale = 3.0f;
   cfg.negative_prompt = "blurry";
   EXPECT_THROW(pipe.resolve(cfg), Error);

@@ -9,10 +9,10 @@
 // below).
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux_kontext.h"
@@ -32,18 +32,9 @@ fs::path tokenizer(const char* sub) {
   return test::shared_asset(std::string("flux1_tokenizer/") + sub);
 }
 
-const nlohmann::json& cases() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir / "flux_kontext_tiny_diffusers_cases.json");
-    return nlohmann::json::parse(in);
-  }();
-  return j;
-}
-
-const nlohmann::json& find_case(const std::string& name) {
-  for (const auto& c : cases()["cases"])
-    if (c["name"] == name) return c;
-  throw std::runtime_error("no case " + name);
+const test::GoldenCases& cases() {
+  static const test::GoldenCases c(kDir / "flux_kontext_tiny_diffusers_cases.json");
+  return c;
 }
 
 FluxFiles kontext_files() {
@@ -73,8 +64,7 @@ FluxRequest request_for(const nlohmann::json& c) {
   r.seed = c["seed"].get<uint64_t>();
   r.batch = c.value("num_images", 1);
   r.reference = io::read_image(kDir / c["reference"]);
-  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
-  r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  r.normal_math = cases().normal_math();
   return r;
 }
 
@@ -85,7 +75,7 @@ class FluxKontextGolden : public ::testing::Test {
     ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
   }
   static void check(const std::string& name) {
-    const nlohmann::json& c = find_case(name);
+    const nlohmann::json& c = cases().find(name);
     test::expect_images_match(kontext_pipeline().generate(request_for(c)), c["expected"], kDir,
                               kMinPsnr, name);
   }
@@ -100,7 +90,7 @@ TEST_F(FluxKontextGolden, PortraitReferenceBatchWithTrueCfg) {
 
 // Without the reference the same request is plain text-to-image, and misses.
 TEST_F(FluxKontextGolden, TheReferenceMatters) {
-  const nlohmann::json& c = find_case("kontext");
+  const nlohmann::json& c = cases().find("kontext");
   FluxRequest r = request_for(c);
   r.reference.reset();
   const io::Image want = io::read_image(kDir / c["expected"][0].get<std::string>());
@@ -112,7 +102,7 @@ TEST_F(FluxKontextGolden, TheReferenceMatters) {
 TEST_F(FluxKontextGolden, DetectedWithDevDefaultsAndTheReferencesSize) {
   const FluxPipeline& pipe = kontext_pipeline();
   EXPECT_EQ(pipe.variant(), FluxVariant::KontextDev);
-  FluxRequest r = request_for(find_case("kontext"));
+  FluxRequest r = request_for(cases().find("kontext"));
   r.steps.reset();
   r.guidance.reset();
   r.width.reset();
@@ -136,18 +126,18 @@ TEST_F(FluxKontextGolden, TheFoldersPipelineClassNamesIt) {
   files.model_dir = test::fixture("flux_pipeline") / "tiny_schnell";
   const FluxPipeline schnell = FluxPipeline::load(files);
   ASSERT_EQ(schnell.variant(), FluxVariant::Schnell);
-  EXPECT_THROW(schnell.resolve(request_for(find_case("kontext"))), Error);
+  EXPECT_THROW(schnell.resolve(request_for(cases().find("kontext"))), Error);
 }
 
 TEST_F(FluxKontextGolden, RefusesWhatItCannotEdit) {
   const FluxPipeline& pipe = kontext_pipeline();
-  FluxRequest with_init = request_for(find_case("kontext"));
+  FluxRequest with_init = request_for(cases().find("kontext"));
   with_init.init_image = *with_init.reference;
   EXPECT_THROW(pipe.resolve(with_init), Error);
-  FluxRequest with_strength = request_for(find_case("kontext"));
+  FluxRequest with_strength = request_for(cases().find("kontext"));
   with_strength.strength = 0.5;
   EXPECT_THROW(pipe.resolve(with_strength), Error);
-  FluxRequest tiny_reference = request_for(find_case("kontext"));
+  FluxRequest tiny_reference = request_for(cases().find("kontext"));
   tiny_reference.reference = io::Image{15, 40, std::vector<uint8_t>(15 * 40 * 3, 128)};
   EXPECT_THROW(pipe.resolve(tiny_reference), Error);
 }

@@ -22,11 +22,11 @@
 // base_shift, max_shift, base_image_seq_len or max_image_seq_len 20-25 dB.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux_pipeline.h"
@@ -45,12 +45,9 @@ fs::path tokenizer(const char* sub) {
   return test::shared_asset(std::string("flux1_tokenizer/") + sub);
 }
 
-const nlohmann::json& cases() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir / "flux_tiny_diffusers_cases.json");
-    return nlohmann::json::parse(in);
-  }();
-  return j;
+const test::GoldenCases& cases() {
+  static const test::GoldenCases c(kDir / "flux_tiny_diffusers_cases.json");
+  return c;
 }
 
 FluxFiles dev_files() {
@@ -118,24 +115,17 @@ FluxRequest request_for(const nlohmann::json& c) {
   if (c.contains("init_image")) r.init_image = io::read_image(kDir / c["init_image"]);
   if (c.contains("mask_image")) r.mask = io::read_image(kDir / c["mask_image"]);
   // torch.randn's float log/sin/cos follow the CPU kernel the fixture was made with.
-  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
-  r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  r.normal_math = cases().normal_math();
   return r;
 }
 
 // Runs the golden case `name` and compares with diffusers' images; `adjust` may change the
 // pipeline and request that run it (an equivalent way to ask for the same images).
-const nlohmann::json& find_case(const std::string& name) {
-  for (const auto& c : cases()["cases"])
-    if (c["name"] == name) return c;
-  throw std::runtime_error("no case " + name);
-}
-
 void check_case(const std::string& name,
                 const std::function<void(const FluxPipeline*&, FluxRequest&)>& adjust = {}) {
   ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
   ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
-  const nlohmann::json* found = &find_case(name);
+  const nlohmann::json* found = &cases().find(name);
   const FluxPipeline* pipe = &pipeline_for(*found);
   FluxRequest request = request_for(*found);
   if (adjust) adjust(pipe, request);
@@ -159,8 +149,8 @@ TEST(FluxPipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
   ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
   ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
   for (const char* name : {"dev", "schnell", "dev_true_cfg_batch2"}) {
-    const FluxPipeline& pipe = pipeline_for(find_case(name));
-    const FluxRequest a = request_for(find_case(name));
+    const FluxPipeline& pipe = pipeline_for(cases().find(name));
+    const FluxRequest a = request_for(cases().find(name));
     FluxRequest b = a, c = a;
     b.prompt = "a lighthouse on a cliff at dusk";
     b.prompt_2 = "a tall white lighthouse on a rocky cliff at dusk, waves below";
@@ -171,14 +161,14 @@ TEST(FluxPipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
     test::expect_together_as_alone(pipe, std::vector<FluxRequest>{a, b, c}, name);
   }
   const FluxPipeline& dev = pipeline("dev");
-  const FluxRequest a = request_for(find_case("dev"));
+  const FluxRequest a = request_for(cases().find("dev"));
   FluxRequest other = a;
   other.guidance = *a.guidance + 1.0f;
   EXPECT_FALSE(dev.can_share_forwards(a, other));
   other = a;
   other.height = *a.height + 16;
   EXPECT_FALSE(dev.can_share_forwards(a, other));
-  const FluxRequest img2img = request_for(find_case("dev_img2img"));
+  const FluxRequest img2img = request_for(cases().find("dev_img2img"));
   EXPECT_FALSE(dev.can_share_forwards(img2img, img2img));
 }
 

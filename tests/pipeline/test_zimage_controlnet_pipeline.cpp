@@ -12,9 +12,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/generator.h"
@@ -31,18 +31,9 @@ const fs::path kDir = test::fixture("zimage_controlnet_pipeline");
 const fs::path kModel = test::fixture("zimage_pipeline/tiny");
 constexpr double kMinPsnr = 40.0;
 
-const nlohmann::json& cases() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir / "zimage_controlnet_pipeline_cases.json");
-    return nlohmann::json::parse(in);
-  }();
-  return j;
-}
-
-const nlohmann::json& find_case(const std::string& name) {
-  for (const auto& c : cases()["cases"])
-    if (c["name"] == name) return c;
-  throw std::runtime_error("no case " + name);
+const test::GoldenCases& cases() {
+  static const test::GoldenCases c(kDir / "zimage_controlnet_pipeline_cases.json");
+  return c;
 }
 
 const ZImagePipeline& pipeline_with(const std::string& controlnet_file) {
@@ -77,14 +68,13 @@ ZImageRequest request_for(const nlohmann::json& c) {
   r.batch = c.value("num_images", 1);
   if (c.contains("init_image")) r.init_image = io::read_image(kDir / c["init_image"]);
   if (c.contains("mask_image")) r.mask = io::read_image(kDir / c["mask_image"]);
-  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
-  r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  r.normal_math = cases().normal_math();
   return r;
 }
 
 void check_case(const std::string& name) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
-  const nlohmann::json& c = find_case(name);
+  const nlohmann::json& c = cases().find(name);
   const ZImagePipeline& pipe = pipeline_with(c["controlnet_file"]);
   const ZImageRequest request = request_for(c);
   const auto images = pipe.generate(request);
@@ -107,7 +97,7 @@ TEST(ZImageControlNetPipelineGolden, Union21Inpaint) {
 TEST(ZImageControlNetPipeline, ResolvesModesAndSizes) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   const ZImagePipeline& pipe = pipeline_with("zimage_controlnet_pipeline_tiny_v21.safetensors");
-  ZImageRequest r = request_for(find_case("v21_inpaint"));
+  ZImageRequest r = request_for(cases().find("v21_inpaint"));
   const ZImageSettings inpaint = pipe.resolve(r);
   EXPECT_EQ(inpaint.mode, ZImageMode::ControlInpaint);
   EXPECT_TRUE(inpaint.controlled);
@@ -129,11 +119,11 @@ TEST(ZImageControlNetPipeline, ExplainsWhatIsMissingOrDoesNotFit) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   static const ZImagePipeline plain = ZImagePipeline::load(
       {.model_dir = kModel, .tokenizer = test::shared_asset("qwen3_tokenizer")});
-  ZImageRequest r = request_for(find_case("v1_turbo"));
+  ZImageRequest r = request_for(cases().find("v1_turbo"));
   EXPECT_THAT(test::error_of([&] { plain.resolve(r); }),
               HasSubstr("a control image needs a ControlNet (--control-net FILE)"));
   // Inpainting needs the 33-channel (2.x) files.
-  ZImageRequest inpaint = request_for(find_case("v21_inpaint"));
+  ZImageRequest inpaint = request_for(cases().find("v21_inpaint"));
   const ZImagePipeline& v1 = pipeline_with("zimage_controlnet_pipeline_tiny_v1.safetensors");
   EXPECT_THAT(test::error_of([&] { v1.generate(inpaint); }),
               HasSubstr("inpainting needs a ControlNet of 33 input channels"));

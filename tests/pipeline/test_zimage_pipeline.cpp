@@ -16,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/zimage_pipeline.h"
@@ -30,12 +31,9 @@ namespace fs = std::filesystem;
 const fs::path kDir = test::fixture("zimage_pipeline");
 constexpr double kMinPsnr = 40.0;
 
-const nlohmann::json& cases() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir / "zimage_tiny_diffusers_cases.json");
-    return nlohmann::json::parse(in);
-  }();
-  return j;
+const test::GoldenCases& cases() {
+  static const test::GoldenCases c(kDir / "zimage_tiny_diffusers_cases.json");
+  return c;
 }
 
 const ZImagePipeline& tiny_pipeline() {
@@ -63,20 +61,13 @@ ZImageRequest request_for(const nlohmann::json& c) {
   if (c.contains("init_image")) r.init_image = io::read_image(kDir / c["init_image"]);
   if (c.contains("mask_image")) r.mask = io::read_image(kDir / c["mask_image"]);
   // torch.randn's float log/sin/cos follow the CPU kernel the fixture was made with.
-  const std::string cap = cases()["_meta"]["torch_cpu_capability"];
-  r.normal_math = cap == "AVX2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
+  r.normal_math = cases().normal_math();
   return r;
-}
-
-const nlohmann::json& find_case(const std::string& name) {
-  for (const auto& c : cases()["cases"])
-    if (c["name"] == name) return c;
-  throw std::runtime_error("no case " + name);
 }
 
 void check_case(const std::string& name) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
-  const nlohmann::json* found = &find_case(name);
+  const nlohmann::json* found = &cases().find(name);
   const auto images = tiny_pipeline().generate(request_for(*found));
   test::expect_images_match(images, (*found)["expected"], kDir, kMinPsnr, name);
 }
@@ -106,7 +97,7 @@ TEST(ZImagePipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   const ZImagePipeline& pipe = tiny_pipeline();
   for (const char* name : {"turbo", "base"}) {
-    const ZImageRequest a = request_for(find_case(name));
+    const ZImageRequest a = request_for(cases().find(name));
     ZImageRequest b = a, c = a;
     // Over 32 tokens where a's prompt has under 32: the captions are padded to different
     // lengths, so the batch is ragged.
@@ -124,7 +115,7 @@ TEST(ZImagePipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
 TEST(ZImagePipelineGolden, OnlyEqualTextToImageSettingsShareForwards) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   const ZImagePipeline& pipe = tiny_pipeline();
-  const ZImageRequest a = request_for(find_case("turbo"));
+  const ZImageRequest a = request_for(cases().find("turbo"));
   ZImageRequest other = a;
   other.width = *a.width + 16;
   EXPECT_FALSE(pipe.can_share_forwards(a, other));
@@ -137,7 +128,7 @@ TEST(ZImagePipelineGolden, OnlyEqualTextToImageSettingsShareForwards) {
   other = a;
   other.width = 17;  // refused by the model: it runs, and fails, alone
   EXPECT_FALSE(pipe.can_share_forwards(a, other));
-  const ZImageRequest img2img = request_for(find_case("img2img"));
+  const ZImageRequest img2img = request_for(cases().find("img2img"));
   EXPECT_FALSE(pipe.can_share_forwards(img2img, img2img));
   EXPECT_THROW(pipe.generate_together(std::vector<ZImageRequest>{a, img2img}), Error);
 }
