@@ -1,9 +1,10 @@
 // `zflow generate`: text-to-image, img2img (-i), inpaint (-i with --mask), editing with
-// reference images (-r, FLUX.2 and FLUX.1 Kontext) and ControlNet (--control-net, Z-Image) with any
-// model family, from a diffusers folder (-m) or separate component files, for one prompt (-p) or a
-// file of them
-// (--prompts, consecutive prompts joined into batched runs). Writes PNG (with A1111 `parameters`
-// and the full request as JSON in text chunks), JPEG or WebP by the output's extension.
+// reference images (-r, FLUX.2 and FLUX.1 Kontext), ControlNet (--control-net, Z-Image) and
+// control images (--control-image: a Z-Image ControlNet's, or FLUX.1 Canny / Depth's) with any
+// model family, from a diffusers folder (-m) or separate component files, for one prompt (-p) or
+// a file of them (--prompts, consecutive prompts joined into batched runs). Writes PNG (with
+// A1111 `parameters` and the full request as JSON in text chunks), JPEG or WebP by the output's
+// extension.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -184,9 +185,6 @@ int run_generate(const GenerateOptions& o) {
   }
   for (const std::string& file : o.reference_images)
     request.reference_images.push_back(io::read_image(file));
-  ZF_CHECK(o.control_image.empty() || !o.controlnet.empty(),
-           "[generate] --control-image {} needs --control-net FILE (a Z-Image ControlNet)",
-           o.control_image);
   ZF_CHECK(o.controlnet.empty() || !o.control_image.empty(),
            "[generate] --control-net {} needs --control-image IMAGE (edges, depth, pose, ...)",
            o.controlnet);
@@ -302,8 +300,9 @@ Run add_generate_command(CLI::App& app) {
                   "a Z-Image ControlNet (VideoX-Fun Union 1.0 / 2.x file, or a diffusers folder)");
   cmd->add_option(
       "--control-image", o->control_image,
-      "the ControlNet's input (canny edges, depth, pose, ...); with -i and --mask a 2.x "
-      "ControlNet inpaints");
+      "the ControlNet's input (canny edges, depth, pose, ...; with -i and --mask a 2.x "
+      "ControlNet inpaints), or what FLUX.1 Canny-dev / Depth-dev draw from (an edge or depth "
+      "map)");
   cmd->add_option("--control-strength", o->control_strength,
                   "the weight of the ControlNet's hints (default 0.75)");
   cmd->add_option("--strength", o->strength,

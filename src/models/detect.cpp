@@ -92,16 +92,18 @@ std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights) {
     return DetectedComponent{
         guidance ? "flux.2-dev transformer" : "flux.2-klein transformer", shown_layout,
         config_summary([&] { return Flux2DiTConfig::infer_from_weights(diffusers_names); })};
-  // FLUX.1 Fill reads the masked picture and the mask beside the latents: more in than out.
+  // FLUX.1 Canny / Depth read the control image's latents beside the noisy ones (twice the
+  // features out), Fill the masked picture's and the folded mask too (more).
   const auto width = [&](const char* name, int d) {
     if (!diffusers_names.contains(name)) return int64_t{0};
     const Tensor t = diffusers_names.get(name);
     return t.ndim() == 2 ? t.size(d) : 0;
   };
-  const bool fill = width("x_embedder.weight", 1) > width("proj_out.weight", 0);
-  const char* architecture = fill       ? "flux.1-fill transformer"
-                             : guidance ? "flux.1-dev transformer"
-                                        : "flux.1-schnell transformer";
+  const int64_t in = width("x_embedder.weight", 1), out = width("proj_out.weight", 0);
+  const char* architecture = in > 2 * out    ? "flux.1-fill transformer"
+                             : in == 2 * out ? "flux.1-canny/depth transformer"
+                             : guidance      ? "flux.1-dev transformer"
+                                             : "flux.1-schnell transformer";
   return DetectedComponent{architecture, shown_layout, config_summary([&] {
                              return FluxDiTConfig::infer_from_weights(diffusers_names);
                            })};

@@ -77,6 +77,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
       j["init_image"] = sources.init_image;
     }
     if (s.mode == FluxMode::Inpaint) j["mask"] = sources.mask;
+    if (s.mode == FluxMode::Control) j["control_image"] = sources.control_image;
     if (s.mode == FluxMode::Edit)
       j["reference_images"] = sources.reference_names(request.reference_images.size());
     return {text, j};
@@ -95,8 +96,10 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
           "[flux] {} reference images: FLUX.1 Kontext edits one (FLUX.2 takes several as "
           "references)",
           r.reference_images.size());
-    if (r.control_image || r.control_scale)
-      fail("[flux] control image: zflow runs ControlNets with Z-Image only");
+    if (r.control_scale)
+      fail(
+          "[flux] control strength: FLUX.1 Canny-dev and Depth-dev read their control image "
+          "whole (zflow runs ControlNets with Z-Image only)");
     const float cfg = r.cfg_scale.value_or(1.0f);
     const bool true_cfg = cfg > 1.0f;
     if (!true_cfg && cfg != 0.0f && cfg != 1.0f)
@@ -127,6 +130,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     f.init_image = r.init_image;
     f.mask = r.mask;
     if (!r.reference_images.empty()) f.reference = r.reference_images.front();
+    f.control_image = r.control_image;
     f.strength = r.strength;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.shift = r.shift;

@@ -11,6 +11,7 @@
 #include "models/vae_tiling.h"
 #include "pipeline/flow_denoise.h"
 #include "pipeline/flow_euler.h"
+#include "pipeline/flux_control.h"
 #include "pipeline/flux_fill.h"
 #include "pipeline/flux_kontext.h"
 #include "pipeline/image_tensor.h"
@@ -48,6 +49,8 @@ const char* flux_variant_name(FluxVariant variant) {
       return "FLUX.1-Fill-dev";
     case FluxVariant::KontextDev:
       return "FLUX.1-Kontext-dev";
+    case FluxVariant::ControlDev:
+      return "FLUX.1-Canny/Depth-dev";
   }
   return "?";
 }
@@ -61,6 +64,8 @@ FluxDefaults flux_defaults(FluxVariant variant) {
       return {4, 0.0f, 0.0f, text::kT5SchnellMaxLength};
     case FluxVariant::FillDev:
       return {50, 30.0f, 30.0f, text::kT5DevMaxLength};
+    case FluxVariant::ControlDev:  // FluxControlPipeline's (the model cards use 30 / 10, below)
+      return {28, 3.5f, 3.5f, text::kT5DevMaxLength};
   }
   return {};
 }
@@ -75,6 +80,8 @@ const char* flux_mode_name(FluxMode mode) {
       return "inpaint";
     case FluxMode::Edit:
       return "edit";
+    case FluxMode::Control:
+      return "control";
   }
   return "?";
 }
@@ -144,18 +151,21 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
         "[flux] T5 text encoder {} gives {}-wide states, but the diffusion model {} expects {} "
         "(joint_attention_dim)",
         t5_path.string(), t5.config().d_model, dit_path.string(), dit.joint_attention_dim);
-  // A Fill transformer also reads the masked picture's latents and the folded mask.
+  // A Fill transformer also reads the masked picture's latents and the folded mask; a Canny or
+  // Depth one the control image's latents.
   const int64_t packed = vae.config().latent_channels * 4;
   const bool fill = dit.in_channels == flux_fill_in_channels(vae) && dit.out_channels == packed;
-  if (dit.in_channels != packed && !fill)
+  const bool control =
+      dit.in_channels == flux_control_in_channels(vae) && dit.out_channels == packed;
+  if (dit.in_channels != packed && !fill && !control)
     fail(
         "[flux] VAE {} has {} latent channels, but the diffusion model {} reads {} features a "
-        "token: expected {} ({} x 4), or {} for FLUX.1 Fill",
+        "token: expected {} ({} x 4), {} for FLUX.1 Fill or {} for FLUX.1 Canny / Depth",
         vae_path.string(), vae.config().latent_channels, dit_path.string(), dit.in_channels, packed,
-        vae.config().latent_channels, flux_fill_in_channels(vae));
-  if (fill && !dit.guidance_embeds)
-    fail("[flux] diffusion model {} is shaped as FLUX.1 Fill but has no guidance embedder",
-         dit_path.string());
+        vae.config().latent_channels, flux_fill_in_channels(vae), flux_control_in_channels(vae));
+  if ((fill || control) && !dit.guidance_embeds)
+    fail("[flux] diffusion model {} is shaped as FLUX.1 {} but has no guidance embedder",
+         dit_path.string(), fill ? "Fill" : "Canny / Depth");
   if (static_cast<int64_t>(t5_tokenizer.vocab_size()) > t5.config().vocab_size)
     fail("[flux] T5 tokenizer {} has {} ids, more than the T5 encoder's {} embeddings",
          t5_tok_path.string(), t5_tokenizer.vocab_size(), t5.config().vocab_size);
@@ -164,6 +174,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
                     std::move(t5), std::move(transformer), std::move(vae));
   const bool guidance = pipe.transformer_.config().guidance_embeds;
   pipe.variant_ = fill        ? FluxVariant::FillDev
+                  : control   ? FluxVariant::ControlDev
                   : !guidance ? FluxVariant::Schnell
                   : kontext   ? FluxVariant::KontextDev
                               : FluxVariant::Dev;
@@ -194,11 +205,24 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   FluxSettings s{};
   const io::Image* init = request.init_image ? &*request.init_image : nullptr;
   const io::Image* mask = request.mask ? &*request.mask : nullptr;
+  const io::Image* control = request.control_image ? &*request.control_image : nullptr;
   const int64_t multiple = 2 * vae_scale_factor();
   std::tie(s.width, s.height) =
-      checked_image_size("flux", request.width, request.height, init, mask, multiple);
+      checked_image_size("flux", request.width, request.height, init, mask, multiple, control);
   s.mode = mask ? FluxMode::Inpaint : init ? FluxMode::ImageToImage : FluxMode::TextToImage;
   const bool fill = variant_ == FluxVariant::FillDev;
+  const bool controlled = variant_ == FluxVariant::ControlDev;
+  ZF_CHECK(!controlled || control,
+           "[flux] {} draws what its control image shows: give one (--control-image: an edge "
+           "map for Canny-dev, a depth map for Depth-dev)",
+           model_name_);
+  ZF_CHECK(controlled || !control,
+           "[flux] {} takes no control image (FLUX.1 Canny-dev and Depth-dev do)", model_name_);
+  if (controlled) {
+    ZF_CHECK(!init, "[flux] {} draws from its control image and noise: it takes no init image",
+             model_name_);
+    s.mode = FluxMode::Control;
+  }
   if (request.reference) {
     ZF_CHECK(!init, "[flux] a reference image edits as FLUX.1 Kontext, which takes no init image");
     ZF_CHECK(variant_ == FluxVariant::Dev || variant_ == FluxVariant::KontextDev,
@@ -234,9 +258,9 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   ZF_CHECK(!request.negative_prompt_2 || request.negative_prompt,
            "[flux] negative_prompt_2 needs negative_prompt (true CFG's CLIP prompt)");
   s.true_cfg = s.true_cfg_scale > 1.0f;
-  ZF_CHECK(!fill || !s.true_cfg,
-           "[flux] {}: FLUX.1 Fill runs without true CFG (diffusers' FluxFillPipeline has none)",
-           model_name_);
+  ZF_CHECK(!(fill || controlled) || !s.true_cfg,
+           "[flux] {}: {} runs without true CFG (diffusers' {} has none)", model_name_,
+           flux_variant_name(variant_), fill ? "FluxFillPipeline" : "FluxControlPipeline");
   ZF_CHECK(!s.true_cfg || request.negative_prompt,
            "[flux] true_cfg_scale {} needs a negative_prompt: true CFG steers away from it; give "
            "one, or leave true_cfg_scale at 1",
@@ -326,10 +350,14 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const bool fill = variant_ == FluxVariant::FillDev;
   std::vector<Tensor> starts;
-  std::optional<FlowInpaint> inpaint;    // a lone inpaint request's
-  std::optional<Tensor> fill_condition;  // a lone Fill request's
+  std::optional<FlowInpaint> inpaint;       // a lone inpaint request's
+  std::optional<Tensor> fill_condition;     // a lone Fill request's
+  std::optional<Tensor> control_condition;  // a lone Canny / Depth request's
   for (const FluxRequest& r : requests) {
     Generator generator(r.seed, r.normal_math);
+    if (r.control_image)  // drawn before the start latents, as diffusers does
+      control_condition = flux_control_condition(vae_, generator, *r.control_image, s.width,
+                                                 s.height, r.batch, r.vae_tiling);
     // Fill starts as img2img does; its mask conditions the forwards instead of the blend.
     StartLatents start = start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols},
                                        schedule.sigmas[0], r.init_image ? &*r.init_image : nullptr,
@@ -361,6 +389,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
     Tensor tokens = models::flux_pack_latents(s.true_cfg ? repeat_batch(x, 2) : x);
     if (fill_condition) tokens = ops::concat({tokens, *fill_condition}, 2);
+    if (control_condition) tokens = ops::concat({tokens, *control_condition}, 2);
     if (reference_tokens) tokens = ops::concat({tokens, *reference_tokens}, 1);
     const Tensor out = transformer_.forward(tokens, img_ids, txt, pooled, t, guidance);
     const Tensor v =

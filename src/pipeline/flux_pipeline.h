@@ -3,7 +3,9 @@
 // §5); and FLUX.1 Fill (its transformer known by its input width), equal to FluxFillPipeline:
 // an init image and mask are required, and they condition every forward (flux_fill.h) instead of
 // being blended back after each step. A reference image edits as FLUX.1 Kontext,
-// FluxKontextPipeline: the picture joins every forward as further tokens (flux_kontext.h).
+// FluxKontextPipeline: the picture joins every forward as further tokens (flux_kontext.h). FLUX.1
+// Canny-dev and Depth-dev (known by their transformer's input width) draw from a control image,
+// equal to FluxControlPipeline: its latents join each token's features (flux_control.h).
 //
 //   prompt   -> CLIP-L tokens (77, padded) -> pooler_output             [B, 768]
 //   prompt_2 -> T5 tokens (max_sequence_length, padded) -> last hidden state  [B, L, 4096]
@@ -50,14 +52,18 @@
 namespace zflow::pipeline {
 
 // Kontext has dev's architecture: only a folder's FluxKontextPipeline names it.
-enum class FluxVariant { Dev, Schnell, FillDev, KontextDev };
-// "FLUX.1-dev" / "FLUX.1-schnell" / "FLUX.1-Fill-dev" / "FLUX.1-Kontext-dev"
+// Canny-dev and Depth-dev have one shape (ControlDev): only the control image differs.
+enum class FluxVariant { Dev, Schnell, FillDev, KontextDev, ControlDev };
+// "FLUX.1-dev" / "FLUX.1-schnell" / "FLUX.1-Fill-dev" / "FLUX.1-Kontext-dev" /
+// "FLUX.1-Canny/Depth-dev"
 const char* flux_variant_name(FluxVariant variant);
 
 // What a variant runs with unless told otherwise (diffusers' FluxPipeline defaults and the
 // model cards: dev 28 steps with embedded guidance 3.5 for text-to-image and 7.0 for img2img and
 // inpaint, T5 length 512; schnell 4 steps, no guidance, T5 length 256; Fill (FluxFillPipeline)
-// 50 steps with guidance 30, T5 length 512).
+// 50 steps with guidance 30, T5 length 512; Canny / Depth (FluxControlPipeline) dev's 28 steps
+// and guidance 3.5, where BFL's cards use 50 steps at guidance 30 for Canny and 30 at 10 for
+// Depth: one set of weights cannot tell which it is).
 struct FluxDefaults {
   int steps;
   float guidance;          // text-to-image; 0 for schnell (it has no guidance input)
@@ -102,6 +108,8 @@ struct FluxRequest {
   // Kontext: the picture to edit; without a size the output takes its Kontext resolution (by
   // design: diffusers makes 1024 x 1024 unless told). Not with an init image.
   std::optional<io::Image> reference;
+  // Canny-dev / Depth-dev: the edge or depth map to draw from; the output's default size.
+  std::optional<io::Image> control_image;
   std::optional<int> max_sequence_length;  // T5 tokens; default 512 dev / 256 schnell
   // A fixed shift of the sigmas instead of the scheduler config's schedule: the schedule of a
   // scheduler with use_dynamic_shifting false and this shift (sd.cpp's --flow-shift).
@@ -110,8 +118,9 @@ struct FluxRequest {
   bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
 };
 
-enum class FluxMode { TextToImage, ImageToImage, Inpaint, Edit };
-const char* flux_mode_name(FluxMode mode);  // "txt2img", "img2img", "inpaint", "edit"
+enum class FluxMode { TextToImage, ImageToImage, Inpaint, Edit, Control };
+// "txt2img", "img2img", "inpaint", "edit", "control"
+const char* flux_mode_name(FluxMode mode);
 
 // A request with every default filled in: what actually runs, and what metadata records.
 struct FluxSettings {

@@ -169,7 +169,8 @@ std::string registry_name(const std::string& field, const json& value) {
 }
 
 // zflow's ControlNet fields: "controlnet" (a name from the server's ControlNet folder),
-// "control_image" (base64) and "control_scale"; a ControlNet and its image come together.
+// "control_image" (base64) and "control_scale"; a ControlNet needs its image, while an image
+// alone is for a model that reads one itself (FLUX.1 Canny / Depth; the model refuses it else).
 void controlnet_fields(const json& body, JobSpec& spec) {
   if (const auto it = body.find("controlnet"); it != body.end() && !it->is_null())
     spec.controlnet = registry_name("controlnet", *it);
@@ -177,8 +178,6 @@ void controlnet_fields(const json& body, JobSpec& spec) {
     spec.request.control_image = image_field("control_image", *it);
   if (const auto v = get_number(body, "control_scale", 0, 2))
     spec.request.control_scale = static_cast<float>(*v);
-  if (spec.request.control_image && spec.controlnet.empty())
-    bad("controlnet", "a control_image needs a controlnet (GET /controlnet/model_list)");
   if (!spec.controlnet.empty() && !spec.request.control_image)
     bad("control_image", "a controlnet needs its control_image (canny edges, depth, pose, ...)");
 }

@@ -59,6 +59,9 @@ TEST(Detect, FluxTransformerInEveryLayout) {
   // Fill reads 384 features a token and puts out 64.
   EXPECT_EQ(detect("flux_fill_pipeline/tiny_fill/transformer").architecture,
             "flux.1-fill transformer");
+  // Canny / Depth read 128 (the control image's latents beside the noisy ones).
+  EXPECT_EQ(detect("flux_control_pipeline/tiny_control/transformer").architecture,
+            "flux.1-canny/depth transformer");
 }
 
 TEST(Detect, Flux2TransformerInEveryLayout) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "flux_golden.h"
 #include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
@@ -24,12 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kDir = test::fixture("flux_fill_pipeline");
-const fs::path kDev = test::fixture("flux_pipeline") / "tiny_dev";
 constexpr double kMinPsnr = 40.0;
-
-fs::path tokenizer(const char* sub) {
-  return test::shared_asset(std::string("flux1_tokenizer/") + sub);
-}
 
 const test::GoldenCases& cases() {
   static const test::GoldenCases c(kDir / "flux_fill_tiny_diffusers_cases.json");
@@ -39,37 +35,19 @@ const test::GoldenCases& cases() {
 // The Fill folder holds its transformer and scheduler; the rest is the dev folder's.
 const FluxPipeline& fill_pipeline() {
   static const FluxPipeline pipe =
-      FluxPipeline::load({.model_dir = kDir / "tiny_fill",
-                          .clip = kDev / "text_encoder",
-                          .t5 = kDev / "text_encoder_2",
-                          .vae = kDev / "vae",
-                          .clip_tokenizer = tokenizer("tokenizer_clip_l"),
-                          .t5_tokenizer = tokenizer("tokenizer_t5")});
+      FluxPipeline::load(test::flux_files_beside_tiny_dev(kDir / "tiny_fill"));
   return pipe;
 }
 
 FluxRequest request_for(const nlohmann::json& c) {
-  FluxRequest r;
-  r.prompt = c["prompt"];
-  if (c.contains("prompt_2")) r.prompt_2 = c["prompt_2"].get<std::string>();
-  r.width = c["width"].get<int>();
-  r.height = c["height"].get<int>();
-  r.steps = c["steps"].get<int>();
-  r.guidance = c["guidance"].get<float>();
-  r.seed = c["seed"].get<uint64_t>();
-  r.batch = c.value("num_images", 1);
-  if (c.contains("strength")) r.strength = c["strength"].get<double>();
-  r.init_image = io::read_image(kDir / c["init_image"]);
-  r.mask = io::read_image(kDir / c["mask_image"]);
-  r.normal_math = cases().normal_math();
-  return r;
+  return test::flux_request(c, kDir, cases());
 }
 
 class FluxFillGolden : public ::testing::Test {
  protected:
   void SetUp() override {
-    ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
-    ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
+    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
+    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l/vocab.json"));
   }
   static void check(const std::string& name) {
     const nlohmann::json& c = cases().find(name);

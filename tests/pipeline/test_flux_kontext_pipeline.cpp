@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "flux_golden.h"
 #include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
@@ -25,26 +26,18 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kDir = test::fixture("flux_kontext_pipeline");
-const fs::path kDev = test::fixture("flux_pipeline") / "tiny_dev";
 constexpr double kMinPsnr = 55.0;
-
-fs::path tokenizer(const char* sub) {
-  return test::shared_asset(std::string("flux1_tokenizer/") + sub);
-}
 
 const test::GoldenCases& cases() {
   static const test::GoldenCases c(kDir / "flux_kontext_tiny_diffusers_cases.json");
   return c;
 }
 
+// The Kontext folder holds only its scheduler: the models are tiny_dev's.
 FluxFiles kontext_files() {
-  return {.model_dir = kDir / "tiny_kontext",
-          .diffusion_model = kDev / "transformer",
-          .clip = kDev / "text_encoder",
-          .t5 = kDev / "text_encoder_2",
-          .vae = kDev / "vae",
-          .clip_tokenizer = tokenizer("tokenizer_clip_l"),
-          .t5_tokenizer = tokenizer("tokenizer_t5")};
+  FluxFiles files = test::flux_files_beside_tiny_dev(kDir / "tiny_kontext");
+  files.diffusion_model = test::flux_tiny_dev() / "transformer";
+  return files;
 }
 
 const FluxPipeline& kontext_pipeline() {
@@ -53,26 +46,14 @@ const FluxPipeline& kontext_pipeline() {
 }
 
 FluxRequest request_for(const nlohmann::json& c) {
-  FluxRequest r;
-  r.prompt = c["prompt"];
-  if (c.contains("negative_prompt")) r.negative_prompt = c["negative_prompt"].get<std::string>();
-  if (c.contains("true_cfg_scale")) r.true_cfg_scale = c["true_cfg_scale"].get<float>();
-  r.width = c["width"].get<int>();
-  r.height = c["height"].get<int>();
-  r.steps = c["steps"].get<int>();
-  r.guidance = c["guidance"].get<float>();
-  r.seed = c["seed"].get<uint64_t>();
-  r.batch = c.value("num_images", 1);
-  r.reference = io::read_image(kDir / c["reference"]);
-  r.normal_math = cases().normal_math();
-  return r;
+  return test::flux_request(c, kDir, cases());
 }
 
 class FluxKontextGolden : public ::testing::Test {
  protected:
   void SetUp() override {
-    ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
-    ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
+    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
+    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l/vocab.json"));
   }
   static void check(const std::string& name) {
     const nlohmann::json& c = cases().find(name);
@@ -120,7 +101,7 @@ TEST_F(FluxKontextGolden, DetectedWithDevDefaultsAndTheReferencesSize) {
 // unlike Kontext) takes no reference.
 TEST_F(FluxKontextGolden, TheFoldersPipelineClassNamesIt) {
   FluxFiles files = kontext_files();
-  files.model_dir = kDev;
+  files.model_dir = test::flux_tiny_dev();
   files.diffusion_model.clear();
   EXPECT_EQ(FluxPipeline::load(files).variant(), FluxVariant::Dev);
   files.model_dir = test::fixture("flux_pipeline") / "tiny_schnell";

@@ -26,6 +26,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "flux_golden.h"
 #include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
@@ -41,10 +42,6 @@ namespace fs = std::filesystem;
 const fs::path kDir = test::fixture("flux_pipeline");
 constexpr double kMinPsnr = 40.0;
 
-fs::path tokenizer(const char* sub) {
-  return test::shared_asset(std::string("flux1_tokenizer/") + sub);
-}
-
 const test::GoldenCases& cases() {
   static const test::GoldenCases c(kDir / "flux_tiny_diffusers_cases.json");
   return c;
@@ -52,30 +49,21 @@ const test::GoldenCases& cases() {
 
 FluxFiles dev_files() {
   return {.model_dir = kDir / "tiny_dev",
-          .clip_tokenizer = tokenizer("tokenizer_clip_l"),
-          .t5_tokenizer = tokenizer("tokenizer_t5")};
+          .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
+          .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5")};
 }
 
 // The schnell folder holds only its transformer: the text encoders and VAE come from the dev
 // folder, given one by one.
 FluxFiles schnell_files() {
-  FluxFiles f = dev_files();
-  f.model_dir = kDir / "tiny_schnell";
-  f.clip = kDir / "tiny_dev/text_encoder";
-  f.t5 = kDir / "tiny_dev/text_encoder_2";
-  f.vae = kDir / "tiny_dev/vae";
-  return f;
+  return test::flux_files_beside_tiny_dev(kDir / "tiny_schnell");
 }
 
 // tiny_dev_scheduler_<name> holds only model_index.json and its scheduler config: the rest is
 // tiny_dev's, given one by one.
 FluxFiles dev_files_with_scheduler(const std::string& name) {
-  FluxFiles f = dev_files();
-  f.model_dir = kDir / ("tiny_dev_scheduler_" + name);
-  f.diffusion_model = kDir / "tiny_dev/transformer";
-  f.clip = kDir / "tiny_dev/text_encoder";
-  f.t5 = kDir / "tiny_dev/text_encoder_2";
-  f.vae = kDir / "tiny_dev/vae";
+  FluxFiles f = test::flux_files_beside_tiny_dev(kDir / ("tiny_dev_scheduler_" + name));
+  f.diffusion_model = test::flux_tiny_dev() / "transformer";
   return f;
 }
 
@@ -96,35 +84,15 @@ const FluxPipeline& pipeline_for(const nlohmann::json& c) {
 }
 
 FluxRequest request_for(const nlohmann::json& c) {
-  FluxRequest r;
-  r.prompt = c["prompt"];
-  if (c.contains("prompt_2")) r.prompt_2 = c["prompt_2"].get<std::string>();
-  r.width = c["width"].get<int>();
-  r.height = c["height"].get<int>();
-  r.steps = c["steps"].get<int>();
-  if (c.contains("guidance")) r.guidance = c["guidance"].get<float>();
-  if (c.contains("true_cfg_scale")) r.true_cfg_scale = c["true_cfg_scale"].get<float>();
-  if (c.contains("negative_prompt")) r.negative_prompt = c["negative_prompt"].get<std::string>();
-  if (c.contains("negative_prompt_2"))
-    r.negative_prompt_2 = c["negative_prompt_2"].get<std::string>();
-  r.seed = c["seed"].get<uint64_t>();
-  r.batch = c.value("num_images", 1);
-  if (c.contains("max_sequence_length"))
-    r.max_sequence_length = c["max_sequence_length"].get<int>();
-  if (c.contains("strength")) r.strength = c["strength"].get<double>();
-  if (c.contains("init_image")) r.init_image = io::read_image(kDir / c["init_image"]);
-  if (c.contains("mask_image")) r.mask = io::read_image(kDir / c["mask_image"]);
-  // torch.randn's float log/sin/cos follow the CPU kernel the fixture was made with.
-  r.normal_math = cases().normal_math();
-  return r;
+  return test::flux_request(c, kDir, cases());
 }
 
 // Runs the golden case `name` and compares with diffusers' images; `adjust` may change the
 // pipeline and request that run it (an equivalent way to ask for the same images).
 void check_case(const std::string& name,
                 const std::function<void(const FluxPipeline*&, FluxRequest&)>& adjust = {}) {
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l/vocab.json"));
   const nlohmann::json* found = &cases().find(name);
   const FluxPipeline* pipe = &pipeline_for(*found);
   FluxRequest request = request_for(*found);
@@ -146,8 +114,8 @@ TEST(FluxPipelineGolden, DevBatchWithPrompt2AndShortT5) {
 // images they get alone: other prompts (CLIP's and T5's), negative prompts, seeds and batch sizes,
 // with embedded guidance (dev), without (schnell) and with true CFG.
 TEST(FluxPipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_clip_l/vocab.json"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l/vocab.json"));
   for (const char* name : {"dev", "schnell", "dev_true_cfg_batch2"}) {
     const FluxPipeline& pipe = pipeline_for(cases().find(name));
     const FluxRequest a = request_for(cases().find(name));
@@ -207,7 +175,7 @@ TEST(FluxPipelineGolden, RequestShiftActsAsAStaticShiftScheduler) {
 // The scheduler values come from the folder's scheduler_config.json (as written by diffusers for
 // the fixture), and without a folder from the release's for the variant.
 TEST(FluxPipelineGolden, SchedulerConfigValues) {
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
   const FluxSchedulerConfig& dev = pipeline("dev").scheduler();
   EXPECT_TRUE(dev.use_dynamic_shifting);
   EXPECT_EQ(dev.base_shift, 0.5);
@@ -225,8 +193,8 @@ TEST(FluxPipelineGolden, SchedulerConfigValues) {
   // Single files: the release's dev config.
   FluxFiles files = dev_files_with_scheduler("dynamic");
   files.model_dir.clear();
-  files.clip_tokenizer = tokenizer("tokenizer_clip_l");
-  files.t5_tokenizer = tokenizer("tokenizer_t5");
+  files.clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l");
+  files.t5_tokenizer = test::flux1_tokenizer("tokenizer_t5");
   const FluxPipeline single = FluxPipeline::load(files);
   EXPECT_TRUE(single.scheduler().use_dynamic_shifting);
   EXPECT_EQ(single.scheduler().base_shift, 0.5);
@@ -237,7 +205,7 @@ TEST(FluxPipelineGolden, SchedulerConfigValues) {
 // and the mode (diffusers: FluxPipeline 28 steps / 3.5, FluxImg2Img- and FluxInpaintPipeline
 // 7.0 and strength 0.6; T5 length 512 dev, 256 schnell).
 TEST(FluxPipelineGolden, VariantsAndDefaults) {
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
   const FluxPipeline& dev = pipeline("dev");
   const FluxPipeline& schnell = pipeline("schnell");
   EXPECT_EQ(dev.variant(), FluxVariant::Dev);
@@ -267,7 +235,7 @@ TEST(FluxPipelineGolden, VariantsAndDefaults) {
 }
 
 TEST(FluxPipelineGolden, ProgressAndCancellation) {
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
   FluxRequest r;
   r.prompt = "a fox";
   r.width = 32;
@@ -285,7 +253,7 @@ TEST(FluxPipelineGolden, ProgressAndCancellation) {
 }
 
 TEST(FluxPipelineGolden, ErrorsNameTheProblem) {
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
   // The fixture folders have no tokenizer/: the error names the missing folder.
   EXPECT_NE(test::error_of([] {
               FluxPipeline::load({.model_dir = kDir / "tiny_dev"});
@@ -321,7 +289,7 @@ TEST(FluxPipelineGolden, ErrorsNameTheProblem) {
 // True CFG runs only with a scale above 1 AND a negative prompt; either alone, which diffusers
 // would silently ignore, is an error naming both.
 TEST(FluxPipelineGolden, TrueCfgNeedsScaleAndNegativePrompt) {
-  ZF_REQUIRE_ASSET(tokenizer("tokenizer_t5/spiece.model"));
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
   const FluxPipeline& dev = pipeline("dev");
   FluxRequest r;
   r.width = 32;

@@ -16,6 +16,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/weight_store.h"
+#include "pipeline/flux_golden.h"
 #include "pipeline/image_psnr.h"
 #include "pipeline/outpaint.h"
 #include "test_util.h"
@@ -71,6 +72,20 @@ std::map<std::string, std::string> png_text(const fs::path& path) {
     at += 12 + len;
   }
   return out;
+}
+
+// `generate` with the FLUX.1 folder `model_dir` and tiny_dev's text encoders, VAE and the real
+// tokenizers as separate files (stable-diffusion.cpp's flags). Skips without the tokenizers.
+#define ZF_REQUIRE_FLUX1_TOKENIZERS()                          \
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l")); \
+  ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5"))
+std::string flux_generate_beside_tiny_dev(const fs::path& model_dir) {
+  const fs::path dev = test::flux_tiny_dev();
+  return "generate --device cpu -m " + model_dir.string() + " --clip-l " +
+         (dev / "text_encoder").string() + " --t5xxl " + (dev / "text_encoder_2").string() +
+         " --vae " + (dev / "vae").string() + " --clip-tokenizer " +
+         test::flux1_tokenizer("tokenizer_clip_l").string() + " --t5-tokenizer " +
+         test::flux1_tokenizer("tokenizer_t5").string();
 }
 
 class GenerateCommand : public ::testing::Test {
@@ -208,13 +223,12 @@ TEST_F(GenerateCommand, ControlNetInpaintMatchesDiffusers) {
   EXPECT_EQ(j["mode"], "controlnet-inpaint");
   EXPECT_EQ(j["controlnet"], "zimage_controlnet_pipeline_tiny_v21");
   EXPECT_FALSE(j.contains("strength"));
-  // A control image without a ControlNet is refused before anything loads.
+  // Z-Image reads a control image only through a ControlNet.
   const CommandResult missing = run_zflow(model_args() + " -p x --control-image " +
                                           file("control.png") + " -o " + (out_ / "x.png").string());
   EXPECT_NE(missing.status, 0);
-  EXPECT_NE(
-      missing.output.find("--control-image " + file("control.png") + " needs --control-net FILE"),
-      std::string::npos)
+  EXPECT_NE(missing.output.find("a control image needs a ControlNet (--control-net FILE)"),
+            std::string::npos)
       << missing.output;
 }
 
@@ -406,17 +420,10 @@ TEST_F(GenerateCommand, FluxDevMatchesDiffusers) {
 // golden case "fill" (the Fill defaults of guidance 30 and strength 1 are used when not given),
 // and outpainting, which Fill needs no mask for.
 TEST_F(GenerateCommand, FluxFillMatchesDiffusers) {
-  const fs::path clip = test::shared_asset("flux1_tokenizer/tokenizer_clip_l");
-  const fs::path t5 = test::shared_asset("flux1_tokenizer/tokenizer_t5");
-  ZF_REQUIRE_ASSET(clip);
-  ZF_REQUIRE_ASSET(t5);
+  ZF_REQUIRE_FLUX1_TOKENIZERS();
   const fs::path fill = test::fixture("flux_fill_pipeline");
-  const fs::path dev = test::fixture("flux_pipeline") / "tiny_dev";
   const std::string args =
-      "generate --device cpu -m " + (fill / "tiny_fill").string() + " --clip-l " +
-      (dev / "text_encoder").string() + " --t5xxl " + (dev / "text_encoder_2").string() +
-      " --vae " + (dev / "vae").string() + " --clip-tokenizer " + clip.string() +
-      " --t5-tokenizer " + t5.string() +
+      flux_generate_beside_tiny_dev(fill / "tiny_fill") +
       " -p 'a red fox sitting in fresh snow, morning light' --steps 3 --seed 3 -i " +
       (fill / "flux_fill_tiny_diffusers_init.png").string();
   const CommandResult r =
@@ -441,21 +448,41 @@ TEST_F(GenerateCommand, FluxFillMatchesDiffusers) {
       << no_mask.output;
 }
 
+TEST_F(GenerateCommand, FluxCannyDepthMatchesDiffusers) {
+  ZF_REQUIRE_FLUX1_TOKENIZERS();
+  const fs::path dir = test::fixture("flux_control_pipeline");
+  const fs::path edges = dir / "flux_control_tiny_diffusers_control_control.png";
+  const std::string args =
+      flux_generate_beside_tiny_dev(dir / "tiny_control") +
+      " --matmul-precision fp32 -p 'a red fox sitting in fresh snow, morning light' --steps 3 "
+      "--guidance 30 --seed 3 "
+      "--control-image " +
+      edges.string();
+  const CommandResult r = run_zflow(args + " -o " + (out_ / "canny.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "canny.png"),
+                       io::read_image(dir / "flux_control_tiny_diffusers_control_0.png")),
+            40.0);  // test_flux_control_pipeline.cpp's bound
+  const auto j = nlohmann::json::parse(png_text(out_ / "canny.png").at("zflow_request"));
+  EXPECT_EQ(j["architecture"], "FLUX.1-Canny/Depth-dev");
+  EXPECT_EQ(j["mode"], "control");
+  EXPECT_EQ(j["control_image"], edges.string());
+
+  const CommandResult scaled =
+      run_zflow(args + " --control-strength 0.5 -o " + (out_ / "x.png").string());
+  EXPECT_NE(scaled.status, 0);
+  EXPECT_NE(scaled.output.find("control strength"), std::string::npos) << scaled.output;
+}
+
 TEST_F(GenerateCommand, FluxKontextMatchesDiffusers) {
-  const fs::path clip = test::shared_asset("flux1_tokenizer/tokenizer_clip_l");
-  const fs::path t5 = test::shared_asset("flux1_tokenizer/tokenizer_t5");
-  ZF_REQUIRE_ASSET(clip);
-  ZF_REQUIRE_ASSET(t5);
+  ZF_REQUIRE_FLUX1_TOKENIZERS();
   const fs::path kontext = test::fixture("flux_kontext_pipeline");
-  const fs::path dev = test::fixture("flux_pipeline") / "tiny_dev";
   const fs::path ref = kontext / "flux_kontext_tiny_diffusers_kontext_ref.png";
   const std::string args =
-      "generate --device cpu --matmul-precision fp32 -m " + (kontext / "tiny_kontext").string() +
-      " --diffusion-model " + (dev / "transformer").string() + " --clip-l " +
-      (dev / "text_encoder").string() + " --t5xxl " + (dev / "text_encoder_2").string() +
-      " --vae " + (dev / "vae").string() + " --clip-tokenizer " + clip.string() +
-      " --t5-tokenizer " + t5.string() +
-      " -p 'make the disc blue and the sky stormy' --steps 2 --guidance 2.5 --seed 4 -r " +
+      flux_generate_beside_tiny_dev(kontext / "tiny_kontext") + " --diffusion-model " +
+      (test::flux_tiny_dev() / "transformer").string() +
+      " --matmul-precision fp32 -p 'make the disc blue and the sky stormy' --steps 2 "
+      "--guidance 2.5 --seed 4 -r " +
       ref.string();
   const CommandResult r = run_zflow(args + " -W 64 -H 48 -o " + (out_ / "edit.png").string());
   ASSERT_EQ(r.status, 0) << r.output;

@@ -190,8 +190,8 @@ TEST(LoraRequest, FieldsAndA1111PromptTags) {
 }
 
 // A ControlNet by name with its control image: zflow's fields on the native and OpenAI APIs, the
-// ControlNet extension's unit on A1111's; a name without an image (or the reverse), a
-// preprocessor, or two enabled units are refused naming the field.
+// ControlNet extension's unit on A1111's; a name without an image, a preprocessor, or two enabled
+// units are refused naming the field. An image alone is FLUX.1 Canny / Depth's input.
 TEST(ControlNetRequest, EveryApiTakesOne) {
   const json fields = {{"prompt", "p"},
                        {"controlnet", "canny"},
@@ -223,7 +223,10 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
     return refusal([&] { parse_native_job(body, kLimits, "m"); });
   };
   EXPECT_EQ(native({{"controlnet", "canny"}}), (R{400, "control_image"}));
-  EXPECT_EQ(native({{"control_image", png_b64(16, 16)}}), (R{400, "controlnet"}));
+  const JobSpec image_only =
+      parse_native_job(json{{"prompt", "p"}, {"control_image", png_b64(16, 16)}}, kLimits, "m");
+  EXPECT_TRUE(image_only.controlnet.empty());
+  EXPECT_TRUE(image_only.request.control_image.has_value());
   EXPECT_EQ(native({{"controlnet", ""}, {"control_image", png_b64(16, 16)}}),
             (R{400, "controlnet"}));
   EXPECT_EQ(native({{"controlnet", "c"}, {"control_image", png_b64(16, 16)}, {"control_scale", 3}}),

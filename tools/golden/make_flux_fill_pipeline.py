@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 os.environ["ATEN_CPU_CAPABILITY"] = "avx2"  # zflow's default randn; tiny_dev was built under it too
 import numpy as np  # noqa: E402
@@ -74,31 +75,58 @@ def check_same_as_committed(pipe) -> None:
             assert torch.equal(t.float(), state[name].float()), f"{sub}.{name} differs from {DEV / sub}"
 
 
-def main() -> None:
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+def conditioned_pipeline(pipeline_class, config: dict, seed: int):
+    """pipeline_class with a tiny FLUX.1 transformer of `config` (bf16-rounded random weights, the condition's
+    columns of x_embedder (past the 64 noisy features) times CONDITION_GAIN) and tiny_dev's text encoders and VAE,
+    checked to be the committed ones."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 
-    torch.set_num_threads(1)  # summation order of the reference does not depend on the machine's cores
     dev = build_pipelines()["dev"]
     check_same_as_committed(dev)
-    gen = torch.Generator().manual_seed(SEED)
-    torch.manual_seed(SEED)
-    transformer = FluxTransformer2DModel(**FILL_TRANSFORMER, guidance_embeds=True).eval()
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(**config, guidance_embeds=True).eval()
     randomize_(transformer, gen, TRANSFORMER_GAINS)
     with torch.no_grad():
         transformer.x_embedder.weight[:, 64:] *= CONDITION_GAIN
     round_to_bf16_(transformer)
-    pipe = FluxFillPipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(**DEV_SCHEDULER),
-                            **{k: dev.components[k] for k in ("vae", "text_encoder", "text_encoder_2", "tokenizer",
-                                                              "tokenizer_2")})
+    pipe = pipeline_class(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(**DEV_SCHEDULER),
+                          **{k: dev.components[k] for k in ("vae", "text_encoder", "text_encoder_2", "tokenizer",
+                                                            "tokenizer_2")})
     pipe.set_progress_bar_config(disable=True)
+    return pipe
 
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
-    pipe.save_pretrained(str(FILL), safe_serialization=True)
+
+def save_beside_dev(pipe, out: Path, folder: Path) -> None:
+    """Empties `out` and saves the pipeline's model_index, scheduler and bf16 transformer in `folder`: the rest
+    is tiny_dev's."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    pipe.save_pretrained(str(folder), safe_serialization=True)
     for sub in ("tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2", "vae"):
-        shutil.rmtree(FILL / sub)
-    store_bf16(FILL / "transformer")
+        shutil.rmtree(folder / sub)
+    store_bf16(folder / "transformer")
+
+
+def write_cases(out: Path, prefix: str, script: str, seed: int, cases: list[dict]) -> None:
+    payload = {
+        "_meta": fixture_metadata(script, seed, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
+        "tokenizers": "../shared/assets/flux1_tokenizer",
+        "text_encoders_and_vae": str(DEV.relative_to(FLUX_OUT.parent)),
+        "cases": cases,
+    }
+    (out / f"{prefix}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out} ({total / 1e6:.2f} MB)")
+
+
+def main() -> None:
+    from diffusers import FluxFillPipeline
+
+    torch.set_num_threads(1)  # summation order of the reference does not depend on the machine's cores
+    pipe = conditioned_pipeline(FluxFillPipeline, FILL_TRANSFORMER, SEED)
+    save_beside_dev(pipe, OUT, FILL)
 
     def run(case, init, mask):
         kwargs = dict(
@@ -118,16 +146,7 @@ def main() -> None:
         )
         return pipe(**kwargs).images
 
-    cases = run_cases(OUT, PREFIX, CASES, run, inputs=make_fill_inputs())
-    payload = {
-        "_meta": fixture_metadata(__file__, SEED, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
-        "tokenizers": "../shared/assets/flux1_tokenizer",
-        "text_encoders_and_vae": str(DEV.relative_to(FLUX_OUT.parent)),
-        "cases": cases,
-    }
-    (OUT / f"{PREFIX}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
-    print(f"wrote {OUT} ({total / 1e6:.2f} MB)")
+    write_cases(OUT, PREFIX, __file__, SEED, run_cases(OUT, PREFIX, CASES, run, inputs=make_fill_inputs()))
 
 
 if __name__ == "__main__":

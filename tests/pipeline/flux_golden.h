@@ -1,0 +1,65 @@
+// What the FLUX.1 pipeline goldens share: the real tokenizers, the tiny dev folder whose text
+// encoders and VAE the Fill, Kontext and Canny / Depth folders borrow, and a golden case read as
+// a request.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "golden_cases.h"
+#include "io/image.h"
+#include "pipeline/flux_pipeline.h"
+#include "test_util.h"
+
+namespace zflow::test {
+
+inline std::filesystem::path flux1_tokenizer(const char* sub) {
+  return shared_asset(std::string("flux1_tokenizer/") + sub);
+}
+
+inline std::filesystem::path flux_tiny_dev() {
+  return fixture("flux_pipeline") / "tiny_dev";
+}
+
+// A folder holding its own scheduler (and transformer, unless `diffusion_model` says where),
+// with tiny_dev's text encoders and VAE.
+inline pipeline::FluxFiles flux_files_beside_tiny_dev(const std::filesystem::path& model_dir) {
+  return {.model_dir = model_dir,
+          .clip = flux_tiny_dev() / "text_encoder",
+          .t5 = flux_tiny_dev() / "text_encoder_2",
+          .vae = flux_tiny_dev() / "vae",
+          .clip_tokenizer = flux1_tokenizer("tokenizer_clip_l"),
+          .t5_tokenizer = flux1_tokenizer("tokenizer_t5")};
+}
+
+// A golden case as diffusers ran it; its images are files in `dir`.
+inline pipeline::FluxRequest flux_request(const nlohmann::json& c, const std::filesystem::path& dir,
+                                          const GoldenCases& cases) {
+  pipeline::FluxRequest r;
+  r.prompt = c["prompt"];
+  if (c.contains("prompt_2")) r.prompt_2 = c["prompt_2"].get<std::string>();
+  r.width = c["width"].get<int>();
+  r.height = c["height"].get<int>();
+  r.steps = c["steps"].get<int>();
+  if (c.contains("guidance")) r.guidance = c["guidance"].get<float>();
+  if (c.contains("true_cfg_scale")) r.true_cfg_scale = c["true_cfg_scale"].get<float>();
+  if (c.contains("negative_prompt")) r.negative_prompt = c["negative_prompt"].get<std::string>();
+  if (c.contains("negative_prompt_2"))
+    r.negative_prompt_2 = c["negative_prompt_2"].get<std::string>();
+  r.seed = c["seed"].get<uint64_t>();
+  r.batch = c.value("num_images", 1);
+  if (c.contains("max_sequence_length"))
+    r.max_sequence_length = c["max_sequence_length"].get<int>();
+  if (c.contains("strength")) r.strength = c["strength"].get<double>();
+  const auto image = [&](const char* key) { return io::read_image(dir / c[key]); };
+  if (c.contains("init_image")) r.init_image = image("init_image");
+  if (c.contains("mask_image")) r.mask = image("mask_image");
+  if (c.contains("reference")) r.reference = image("reference");
+  if (c.contains("control_image")) r.control_image = image("control_image");
+  // torch.randn's float log/sin/cos follow the CPU kernel the fixture was made with.
+  r.normal_math = cases.normal_math();
+  return r;
+}
+
+}  // namespace zflow::test

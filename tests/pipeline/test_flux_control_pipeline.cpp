@@ -1,0 +1,124 @@
+// FLUX.1 Canny-dev / Depth-dev against diffusers 0.42.1's FluxControlPipeline on a tiny random
+// model (tools/golden/make_flux_control_pipeline.py; a transformer reading 128 features a token,
+// with tiny_dev's text encoders and VAE and the real CLIP-L and T5 tokenizers): an edge map at
+// the output size with guidance 30, and a batch of two with a separate T5 prompt from an edge map
+// of another size. Each output must match diffusers' uint8 image with PSNR >= 40 dB (the
+// tolerance argument of test_flux_pipeline.cpp); measured 77-85 dB. The control image's columns
+// of the transformer carry a gain, so mistakes in the condition show (measured): the posterior
+// mean in place of its sample 16-18 dB, the sample drawn after the start noise 16-19 dB, a black
+// control image 34 dB (checked below).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "flux_golden.h"
+#include "golden_cases.h"
+#include "image_psnr.h"
+#include "io/image.h"
+#include "pipeline/flux_pipeline.h"
+#include "test_util.h"
+
+namespace zflow::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kDir = test::fixture("flux_control_pipeline");
+constexpr double kMinPsnr = 40.0;
+
+const test::GoldenCases& cases() {
+  static const test::GoldenCases c(kDir / "flux_control_tiny_diffusers_cases.json");
+  return c;
+}
+
+// The control folder holds its transformer and scheduler; the rest is the dev folder's.
+const FluxPipeline& control_pipeline() {
+  static const FluxPipeline pipe =
+      FluxPipeline::load(test::flux_files_beside_tiny_dev(kDir / "tiny_control"));
+  return pipe;
+}
+
+FluxRequest request_for(const nlohmann::json& c) {
+  return test::flux_request(c, kDir, cases());
+}
+
+class FluxControlGolden : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
+    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l/vocab.json"));
+  }
+  static void check(const std::string& name) {
+    const nlohmann::json& c = cases().find(name);
+    test::expect_images_match(control_pipeline().generate(request_for(c)), c["expected"], kDir,
+                              kMinPsnr, name);
+  }
+};
+
+TEST_F(FluxControlGolden, EdgeMapWithGuidance30) {
+  check("control");
+}
+TEST_F(FluxControlGolden, BatchWithPrompt2FromAnEdgeMapOfAnotherSize) {
+  check("control_batch2_resized");
+}
+
+// The control image is read: a black one misses the golden.
+TEST_F(FluxControlGolden, TheControlImageMatters) {
+  const nlohmann::json& c = cases().find("control");
+  FluxRequest r = request_for(c);
+  r.control_image->rgb.assign(r.control_image->rgb.size(), 0);
+  const io::Image want = io::read_image(kDir / c["expected"][0].get<std::string>());
+  const double psnr = test::psnr(control_pipeline().generate(r).front(), want);
+  std::printf("  black control image: PSNR %.1f dB\n", psnr);
+  EXPECT_LT(psnr, kMinPsnr);
+}
+
+TEST_F(FluxControlGolden, DetectedWithFluxControlPipelinesDefaults) {
+  const FluxPipeline& pipe = control_pipeline();
+  EXPECT_EQ(pipe.variant(), FluxVariant::ControlDev);
+  FluxRequest r = request_for(cases().find("control_batch2_resized"));
+  r.steps.reset();
+  r.guidance.reset();
+  r.width.reset();
+  r.height.reset();
+  const FluxSettings s = pipe.resolve(r);
+  EXPECT_EQ(s.mode, FluxMode::Control);
+  EXPECT_EQ(s.steps, 28);
+  EXPECT_EQ(s.guidance, 3.5f);
+  EXPECT_EQ(s.width, 80);   // the control image's size (diffusers: 1024 x 1024)
+  EXPECT_EQ(s.height, 48);  // 56 rounded down to whole 16-pixel tokens
+}
+
+TEST_F(FluxControlGolden, RefusesWhatItCannotDraw) {
+  const FluxPipeline& pipe = control_pipeline();
+  FluxRequest no_control = request_for(cases().find("control"));
+  no_control.control_image.reset();
+  EXPECT_NE(test::error_of([&] { pipe.resolve(no_control); }).find("give one (--control-image"),
+            std::string::npos);
+  FluxRequest with_init = request_for(cases().find("control"));
+  with_init.init_image = *with_init.control_image;
+  EXPECT_THROW(pipe.resolve(with_init), Error);
+  FluxRequest cfg = request_for(cases().find("control"));
+  cfg.true_cfg_scale = 3.0f;
+  cfg.negative_prompt = "blurry";
+  EXPECT_THROW(pipe.resolve(cfg), Error);
+  FluxRequest reference = request_for(cases().find("control"));
+  reference.reference = *reference.control_image;
+  EXPECT_THROW(pipe.resolve(reference), Error);
+}
+
+// FLUX.1 dev has no input for a control image.
+TEST_F(FluxControlGolden, DevRefusesAControlImage) {
+  const FluxPipeline dev =
+      FluxPipeline::load({.model_dir = test::flux_tiny_dev(),
+                          .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
+                          .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5")});
+  EXPECT_NE(test::error_of([&] {
+              dev.resolve(request_for(cases().find("control")));
+            }).find("takes no control image"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace zflow::pipeline
