@@ -264,9 +264,13 @@ Run add_generate_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("-n,--negative-prompt", o->negative_prompt,
                   "what to steer away from (CFG; FLUX.1 uses it only with --cfg-scale above 1)");
-  cmd->add_option("-W,--width", o->width, "image width, a multiple of 16 (default 1024)");
-  cmd->add_option("-H,--height", o->height, "image height, a multiple of 16 (default 1024)");
-  cmd->add_option("--steps", o->steps, "sampling steps (default: Turbo 8, Base 50)");
+  cmd->add_option("-W,--width", o->width,
+                  "image width, a multiple of 16 (default 1024, or the init, control or reference "
+                  "image's)");
+  cmd->add_option("-H,--height", o->height, "image height, a multiple of 16 (default as -W)");
+  cmd->add_option("--steps", o->steps,
+                  "sampling steps (default: the model's: Z-Image Turbo 8, Base 50; FLUX.1-dev 28, "
+                  "schnell 4, Fill 50; FLUX.2 klein 4, base and dev 50)");
   cmd->add_option("--cfg-scale", o->cfg_scale,
                   "Z-Image guidance g: pred = pos + g (pos - neg); 0 turns CFG off "
                   "(default: Turbo 0, Base 4). FLUX.1 true CFG s > 1: pred = neg + s (pos - neg) "
