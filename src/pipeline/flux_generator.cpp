@@ -77,7 +77,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
       j["init_image"] = sources.init_image;
     }
     if (s.mode == FluxMode::Inpaint) j["mask"] = sources.mask;
-    if (s.mode == FluxMode::Control) j["control_image"] = sources.control_image;
+    if (request.control_image) j["control_image"] = sources.control_image;
     if (s.mode == FluxMode::Edit)
       j["reference_images"] = sources.reference_names(request.reference_images.size());
     return {text, j};

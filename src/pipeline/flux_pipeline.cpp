@@ -64,8 +64,8 @@ FluxDefaults flux_defaults(FluxVariant variant) {
       return {4, 0.0f, 0.0f, text::kT5SchnellMaxLength};
     case FluxVariant::FillDev:
       return {50, 30.0f, 30.0f, text::kT5DevMaxLength};
-    case FluxVariant::ControlDev:  // FluxControlPipeline's (the model cards use 30 / 10, below)
-      return {28, 3.5f, 3.5f, text::kT5DevMaxLength};
+    case FluxVariant::ControlDev:  // FluxControlPipeline's and FluxControlImg2ImgPipeline's
+      return {28, 3.5f, 7.0f, text::kT5DevMaxLength};
   }
   return {};
 }
@@ -218,10 +218,12 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
            model_name_);
   ZF_CHECK(controlled || !control,
            "[flux] {} takes no control image (FLUX.1 Canny-dev and Depth-dev do)", model_name_);
-  if (controlled) {
-    ZF_CHECK(!init, "[flux] {} draws from its control image and noise: it takes no init image",
+  if (controlled) {  // with an init image: img2img as FluxControlImg2ImgPipeline
+    ZF_CHECK(!mask,
+             "[flux] {}: inpainting with a control image (diffusers' FluxControlInpaintPipeline) "
+             "is not supported yet; give -i without --mask for img2img",
              model_name_);
-    s.mode = FluxMode::Control;
+    if (!init) s.mode = FluxMode::Control;
   }
   if (request.reference) {
     ZF_CHECK(!init, "[flux] a reference image edits as FLUX.1 Kontext, which takes no init image");

@@ -1,12 +1,13 @@
 // FLUX.1 Canny-dev / Depth-dev against diffusers 0.42.1's FluxControlPipeline on a tiny random
 // model (tools/golden/make_flux_control_pipeline.py; a transformer reading 128 features a token,
 // with tiny_dev's text encoders and VAE and the real CLIP-L and T5 tokenizers): an edge map at
-// the output size with guidance 30, and a batch of two with a separate T5 prompt from an edge map
-// of another size. Each output must match diffusers' uint8 image with PSNR >= 40 dB (the
-// tolerance argument of test_flux_pipeline.cpp); measured 77-85 dB. The control image's columns
-// of the transformer carry a gain, so mistakes in the condition show (measured): the posterior
-// mean in place of its sample 16-18 dB, the sample drawn after the start noise 16-19 dB, a black
-// control image 34 dB (checked below).
+// the output size with guidance 30, a batch of two with a separate T5 prompt from an edge map of
+// another size, and (FluxControlImg2ImgPipeline) a batch of two from an init image. Each output
+// must match diffusers' uint8 image with PSNR >= 40 dB (the tolerance argument of
+// test_flux_pipeline.cpp); measured 77-85 dB. The control image's columns of the transformer carry
+// a gain, so mistakes in the condition show (measured): the posterior mean in place of its sample
+// 16-18 dB, the sample drawn after the start noise 16-19 dB, a black control image 34 dB (checked
+// below).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -62,6 +63,10 @@ TEST_F(FluxControlGolden, EdgeMapWithGuidance30) {
 TEST_F(FluxControlGolden, BatchWithPrompt2FromAnEdgeMapOfAnotherSize) {
   check("control_batch2_resized");
 }
+// FluxControlImg2ImgPipeline, with its default guidance 7.
+TEST_F(FluxControlGolden, Img2ImgBatchWithItsDefaultGuidance) {
+  check("control_img2img");
+}
 
 // The control image is read: a black one misses the golden.
 TEST_F(FluxControlGolden, TheControlImageMatters) {
@@ -96,9 +101,10 @@ TEST_F(FluxControlGolden, RefusesWhatItCannotDraw) {
   no_control.control_image.reset();
   EXPECT_NE(test::error_of([&] { pipe.resolve(no_control); }).find("give one (--control-image"),
             std::string::npos);
-  FluxRequest with_init = request_for(cases().find("control"));
-  with_init.init_image = *with_init.control_image;
-  EXPECT_THROW(pipe.resolve(with_init), Error);
+  FluxRequest inpaint = request_for(cases().find("control_img2img"));
+  inpaint.mask = *inpaint.control_image;
+  EXPECT_NE(test::error_of([&] { pipe.resolve(inpaint); }).find("FluxControlInpaintPipeline"),
+            std::string::npos);
   FluxRequest cfg = request_for(cases().find("control"));
   cfg.true_cfg_scale = 3.0f;
   cfg.negative_prompt = "blurry";

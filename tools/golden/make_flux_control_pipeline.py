@@ -4,12 +4,13 @@ Canny-dev and Depth-dev are FLUX.1-dev fine-tunes whose transformer takes, besid
 latents (64 features a token), the packed latents of the control image (an edge or depth map, 64):
 in_channels 128, out_channels 64. The control image is resized to the output size, VAE-encoded as a
 posterior sample drawn from the generator before the start noise, and normalised. Runs diffusers'
-FluxControlPipeline with torch.Generator("cpu").manual_seed(seed) and writes:
+FluxControlPipeline (and FluxControlImg2ImgPipeline, which starts from an init image part way along the schedule)
+with torch.Generator("cpu").manual_seed(seed) and writes:
   tests/fixtures/flux_control_pipeline/tiny_control/
       model_index.json (FluxControlPipeline), scheduler/ and transformer/ only: the text encoders and
       VAE are those of tests/fixtures/flux_pipeline/tiny_dev (checked bit-equal), passed separately
-  tests/fixtures/flux_control_pipeline/flux_control_tiny_diffusers_<case>_control.png
-      each case's control image (white edges on black, as a Canny map, RGB)
+  tests/fixtures/flux_control_pipeline/flux_control_tiny_diffusers_<case>_control.png, ..._init.png
+      each case's control image (white edges on black, as a Canny map, RGB), and the img2img init image
   tests/fixtures/flux_control_pipeline/flux_control_tiny_diffusers_<case>_<k>.png, ..._cases.json
       each case's uint8 output images, and the cases
 """
@@ -26,6 +27,7 @@ from PIL import Image  # noqa: E402
 from common import FIXTURES  # noqa: E402
 from make_flux_fill_pipeline import conditioned_pipeline, save_beside_dev, write_cases  # noqa: E402
 from make_flux_pipeline import PROMPT, PROMPT_2, TRANSFORMER  # noqa: E402
+from make_zimage_pipeline import make_inputs  # noqa: E402
 
 SEED = 20261207
 OUT = FIXTURES / "flux_control_pipeline"
@@ -45,6 +47,10 @@ CASES = [
     # control image of another size (Lanczos-resized by the processor), Depth's guidance 10.
     dict(name="control_batch2_resized", prompt=PROMPT, prompt_2=PROMPT_2, control_size=(80, 56), width=64,
          height=48, steps=2, guidance=10.0, num_images=2, seed=8),
+    # FluxControlImg2ImgPipeline: from an init image part way along the schedule, its default guidance (7), a
+    # batch of two (the control image's samples, then the init image's, then the noise, from one generator).
+    dict(name="control_img2img", pipeline="img2img", prompt=PROMPT, control_size=(64, 48), width=64, height=48,
+         steps=4, strength=0.7, num_images=2, seed=5),
 ]
 
 
@@ -59,30 +65,39 @@ def make_control(size) -> Image.Image:
 
 
 def main() -> None:
-    from diffusers import FluxControlPipeline
+    from diffusers import FluxControlImg2ImgPipeline, FluxControlPipeline
 
     torch.set_num_threads(1)  # summation order of the reference does not depend on the machine's cores
     pipe = conditioned_pipeline(FluxControlPipeline, CONTROL_TRANSFORMER, SEED)
     save_beside_dev(pipe, OUT, CONTROL)
+    pipes = {"txt2img": pipe, "img2img": FluxControlImg2ImgPipeline(**pipe.components)}
+    pipes["img2img"].set_progress_bar_config(disable=True)
+    init, _ = make_inputs()
+    init.save(OUT / f"{PREFIX}_init.png")
 
     entries = []
     for case in CASES:
         control = make_control(case["control_size"])
         control_name = f"{PREFIX}_{case['name']}_control.png"
         control.save(OUT / control_name)
-        images = pipe(
+        kwargs = dict(
             prompt=case["prompt"],
             prompt_2=case.get("prompt_2"),
             control_image=control,
             num_inference_steps=case["steps"],
-            guidance_scale=case["guidance"],
             num_images_per_prompt=case.get("num_images", 1),
             generator=torch.Generator("cpu").manual_seed(case["seed"]),
             width=case["width"],
             height=case["height"],
             max_sequence_length=512,
             output_type="pil",
-        ).images
+        )
+        if "guidance" in case:  # else the pipeline's default
+            kwargs["guidance_scale"] = case["guidance"]
+        img2img = case.get("pipeline") == "img2img"
+        if img2img:
+            kwargs.update(image=init, strength=case["strength"])
+        images = pipes["img2img" if img2img else "txt2img"](**kwargs).images
         files = []
         for k, im in enumerate(images):
             name = f"{PREFIX}_{case['name']}_{k}.png"
@@ -90,7 +105,10 @@ def main() -> None:
             files.append(name)
             arr = np.asarray(im)
             print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}")
-        entries.append(dict(case, control_image=control_name, expected=files))
+        entry = dict(case, control_image=control_name, expected=files)
+        if img2img:
+            entry["init_image"] = f"{PREFIX}_init.png"
+        entries.append(entry)
 
     write_cases(OUT, PREFIX, __file__, SEED, entries)
 
