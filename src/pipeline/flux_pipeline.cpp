@@ -218,13 +218,9 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
            model_name_);
   ZF_CHECK(controlled || !control,
            "[flux] {} takes no control image (FLUX.1 Canny-dev and Depth-dev do)", model_name_);
-  if (controlled) {  // with an init image: img2img as FluxControlImg2ImgPipeline
-    ZF_CHECK(!mask,
-             "[flux] {}: inpainting with a control image (diffusers' FluxControlInpaintPipeline) "
-             "is not supported yet; give -i without --mask for img2img",
-             model_name_);
-    if (!init) s.mode = FluxMode::Control;
-  }
+  // With an init image: img2img as FluxControlImg2ImgPipeline, inpaint as
+  // FluxControlInpaintPipeline.
+  if (controlled && !init) s.mode = FluxMode::Control;
   if (request.reference) {
     ZF_CHECK(!init, "[flux] a reference image edits as FLUX.1 Kontext, which takes no init image");
     ZF_CHECK(variant_ == FluxVariant::Dev || variant_ == FluxVariant::KontextDev,
@@ -357,6 +353,9 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   std::optional<Tensor> control_condition;  // a lone Canny / Depth request's
   for (const FluxRequest& r : requests) {
     Generator generator(r.seed, r.normal_math);
+    // FluxControlInpaintPipeline first encodes the masked picture, whose posterior sample it
+    // never reads: only its draw matters.
+    if (r.control_image && r.mask) generator.randn({1, channels, 2 * rows, 2 * cols});
     if (r.control_image)  // drawn before the start latents, as diffusers does
       control_condition = flux_control_condition(vae_, generator, *r.control_image, s.width,
                                                  s.height, r.batch, r.vae_tiling);

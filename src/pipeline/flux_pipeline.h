@@ -62,8 +62,8 @@ const char* flux_variant_name(FluxVariant variant);
 // model cards: dev 28 steps with embedded guidance 3.5 for text-to-image and 7.0 for img2img and
 // inpaint, T5 length 512; schnell 4 steps, no guidance, T5 length 256; Fill (FluxFillPipeline)
 // 50 steps with guidance 30, T5 length 512; Canny / Depth (FluxControlPipeline,
-// FluxControlImg2ImgPipeline) dev's, where BFL's cards use 50 steps at guidance 30 for Canny and
-// 30 at 10 for Depth: one set of weights cannot tell which it is).
+// FluxControlImg2ImgPipeline, FluxControlInpaintPipeline) dev's, where BFL's cards use 50 steps at
+// guidance 30 for Canny and 30 at 10 for Depth: one set of weights cannot tell which it is).
 struct FluxDefaults {
   int steps;
   float guidance;          // text-to-image; 0 for schnell (it has no guidance input)
@@ -108,8 +108,8 @@ struct FluxRequest {
   // Kontext: the picture to edit; without a size the output takes its Kontext resolution (by
   // design: diffusers makes 1024 x 1024 unless told). Not with an init image.
   std::optional<io::Image> reference;
-  // Canny-dev / Depth-dev: the edge or depth map to draw from (from noise, or img2img with
-  // init_image); the output's default size when there is no init image.
+  // Canny-dev / Depth-dev: the edge or depth map to draw from (from noise, or img2img and inpaint
+  // with init_image); the output's default size when there is no init image.
   std::optional<io::Image> control_image;
   std::optional<int> max_sequence_length;  // T5 tokens; default 512 dev / 256 schnell
   // A fixed shift of the sigmas instead of the scheduler config's schedule: the schedule of a

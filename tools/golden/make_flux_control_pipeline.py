@@ -4,13 +4,14 @@ Canny-dev and Depth-dev are FLUX.1-dev fine-tunes whose transformer takes, besid
 latents (64 features a token), the packed latents of the control image (an edge or depth map, 64):
 in_channels 128, out_channels 64. The control image is resized to the output size, VAE-encoded as a
 posterior sample drawn from the generator before the start noise, and normalised. Runs diffusers'
-FluxControlPipeline (and FluxControlImg2ImgPipeline, which starts from an init image part way along the schedule)
-with torch.Generator("cpu").manual_seed(seed) and writes:
+FluxControlPipeline (and FluxControlImg2ImgPipeline, which starts from an init image part way along the schedule,
+and FluxControlInpaintPipeline) with torch.Generator("cpu").manual_seed(seed) and writes:
   tests/fixtures/flux_control_pipeline/tiny_control/
       model_index.json (FluxControlPipeline), scheduler/ and transformer/ only: the text encoders and
       VAE are those of tests/fixtures/flux_pipeline/tiny_dev (checked bit-equal), passed separately
-  tests/fixtures/flux_control_pipeline/flux_control_tiny_diffusers_<case>_control.png, ..._init.png
-      each case's control image (white edges on black, as a Canny map, RGB), and the img2img init image
+  tests/fixtures/flux_control_pipeline/flux_control_tiny_diffusers_<case>_control.png
+      each case's control image (white edges on black, as a Canny map, RGB); ..._init.png, ..._mask.png the init
+      image and mask (make_zimage_pipeline.make_inputs)
   tests/fixtures/flux_control_pipeline/flux_control_tiny_diffusers_<case>_<k>.png, ..._cases.json
       each case's uint8 output images, and the cases
 """
@@ -51,6 +52,10 @@ CASES = [
     # batch of two (the control image's samples, then the init image's, then the noise, from one generator).
     dict(name="control_img2img", pipeline="img2img", prompt=PROMPT, control_size=(64, 48), width=64, height=48,
          steps=4, strength=0.7, num_images=2, seed=5),
+    # FluxControlInpaintPipeline: the masked picture's (unused) sample, the control image's, the init image's,
+    # then the noise; the kept part blended back after every step.
+    dict(name="control_inpaint", pipeline="inpaint", prompt=PROMPT, control_size=(64, 48), width=64, height=48,
+         steps=4, strength=0.8, guidance=12.0, seed=6),
 ]
 
 
@@ -65,15 +70,18 @@ def make_control(size) -> Image.Image:
 
 
 def main() -> None:
-    from diffusers import FluxControlImg2ImgPipeline, FluxControlPipeline
+    from diffusers import FluxControlImg2ImgPipeline, FluxControlInpaintPipeline, FluxControlPipeline
 
     torch.set_num_threads(1)  # summation order of the reference does not depend on the machine's cores
     pipe = conditioned_pipeline(FluxControlPipeline, CONTROL_TRANSFORMER, SEED)
     save_beside_dev(pipe, OUT, CONTROL)
-    pipes = {"txt2img": pipe, "img2img": FluxControlImg2ImgPipeline(**pipe.components)}
-    pipes["img2img"].set_progress_bar_config(disable=True)
-    init, _ = make_inputs()
+    pipes = {"txt2img": pipe, "img2img": FluxControlImg2ImgPipeline(**pipe.components),
+             "inpaint": FluxControlInpaintPipeline(**pipe.components)}
+    for p in pipes.values():
+        p.set_progress_bar_config(disable=True)
+    init, mask = make_inputs()
     init.save(OUT / f"{PREFIX}_init.png")
+    mask.save(OUT / f"{PREFIX}_mask.png")
 
     entries = []
     for case in CASES:
@@ -94,10 +102,12 @@ def main() -> None:
         )
         if "guidance" in case:  # else the pipeline's default
             kwargs["guidance_scale"] = case["guidance"]
-        img2img = case.get("pipeline") == "img2img"
-        if img2img:
+        kind = case.get("pipeline", "txt2img")
+        if kind != "txt2img":
             kwargs.update(image=init, strength=case["strength"])
-        images = pipes["img2img" if img2img else "txt2img"](**kwargs).images
+        if kind == "inpaint":
+            kwargs.update(mask_image=mask)
+        images = pipes[kind](**kwargs).images
         files = []
         for k, im in enumerate(images):
             name = f"{PREFIX}_{case['name']}_{k}.png"
@@ -106,8 +116,10 @@ def main() -> None:
             arr = np.asarray(im)
             print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}")
         entry = dict(case, control_image=control_name, expected=files)
-        if img2img:
+        if kind != "txt2img":
             entry["init_image"] = f"{PREFIX}_init.png"
+        if kind == "inpaint":
+            entry["mask_image"] = f"{PREFIX}_mask.png"
         entries.append(entry)
 
     write_cases(OUT, PREFIX, __file__, SEED, entries)
