@@ -3,11 +3,17 @@
 // a request.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "golden_cases.h"
+#include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux_pipeline.h"
 #include "test_util.h"
@@ -61,5 +67,51 @@ inline pipeline::FluxRequest flux_request(const nlohmann::json& c, const std::fi
   r.normal_math = cases.normal_math();
   return r;
 }
+
+// A golden fixture folder of one FLUX.1 pipeline: its cases, the pipeline (loaded from `files`
+// on first use), and runs held to diffusers' images.
+class FluxGolden {
+ public:
+  FluxGolden(std::filesystem::path dir, const std::string& cases_file, pipeline::FluxFiles files)
+      : dir_(std::move(dir)), cases_(dir_ / cases_file), files_(std::move(files)) {}
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const pipeline::FluxPipeline& pipeline() const {
+    if (!pipe_) pipe_.emplace(pipeline::FluxPipeline::load(files_));
+    return *pipe_;
+  }
+  pipeline::FluxRequest request(const std::string& name) const {
+    return flux_request(cases_.find(name), dir_, cases_);
+  }
+  // Case `name` as diffusers ran it: every image with PSNR >= min_db.
+  void check(const std::string& name, double min_db) const {
+    expect_images_match(pipeline().generate(request(name)), cases_.find(name)["expected"], dir_,
+                        min_db, name);
+  }
+  // The PSNR of the first image made for `r` (case `name` changed) against the case's first
+  // expected image, printed as `what`.
+  double psnr_against(const std::string& name, const pipeline::FluxRequest& r,
+                      const char* what) const {
+    const std::string expected = cases_.find(name)["expected"][0];
+    const double db = psnr(pipeline().generate(r).front(), io::read_image(dir_ / expected));
+    std::printf("  %s: PSNR %.1f dB\n", what, db);
+    return db;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  GoldenCases cases_;
+  pipeline::FluxFiles files_;
+  mutable std::optional<pipeline::FluxPipeline> pipe_;
+};
+
+// A test that skips without the real CLIP-L and T5 tokenizers (../shared/assets).
+class FluxTokenizersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ZF_REQUIRE_ASSET(flux1_tokenizer("tokenizer_t5/spiece.model"));
+    ZF_REQUIRE_ASSET(flux1_tokenizer("tokenizer_clip_l/vocab.json"));
+  }
+};
 
 }  // namespace zflow::test

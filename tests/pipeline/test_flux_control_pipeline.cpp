@@ -3,20 +3,16 @@
 // with tiny_dev's text encoders and VAE and the real CLIP-L and T5 tokenizers): an edge map at
 // the output size with guidance 30, a batch of two with a separate T5 prompt from an edge map of
 // another size, a batch of two from an init image (FluxControlImg2ImgPipeline) and an inpaint
-// (FluxControlInpaintPipeline). Each output
-// must match diffusers' uint8 image with PSNR >= 40 dB (the tolerance argument of
-// test_flux_pipeline.cpp); measured 77-85 dB. The control image's columns of the transformer carry
-// a gain, so mistakes in the condition show (measured): the posterior mean in place of its sample
-// 16-18 dB, the sample drawn after the start noise 16-19 dB, a black control image 34 dB (checked
+// (FluxControlInpaintPipeline). Each output must match diffusers' uint8 image with PSNR >= 40 dB
+// (the tolerance argument of test_flux_pipeline.cpp); measured 77-88 dB. The control image's
+// columns of the transformer carry a gain, so mistakes in the condition show (measured): the
+// posterior mean in place of its sample 16-18 dB, the sample drawn after the start noise 16-19
+// dB, the inpaint pipeline's unread draw left out 17 dB, a black control image 34 dB (checked
 // below).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
 #include "flux_golden.h"
-#include "golden_cases.h"
-#include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux_pipeline.h"
 #include "test_util.h"
@@ -29,33 +25,15 @@ namespace fs = std::filesystem;
 const fs::path kDir = test::fixture("flux_control_pipeline");
 constexpr double kMinPsnr = 40.0;
 
-const test::GoldenCases& cases() {
-  static const test::GoldenCases c(kDir / "flux_control_tiny_diffusers_cases.json");
-  return c;
+const test::FluxGolden& golden() {
+  static const test::FluxGolden g(kDir, "flux_control_tiny_diffusers_cases.json",
+                                  test::flux_files_beside_tiny_dev(kDir / "tiny_control"));
+  return g;
 }
 
-// The control folder holds its transformer and scheduler; the rest is the dev folder's.
-const FluxPipeline& control_pipeline() {
-  static const FluxPipeline pipe =
-      FluxPipeline::load(test::flux_files_beside_tiny_dev(kDir / "tiny_control"));
-  return pipe;
-}
-
-FluxRequest request_for(const nlohmann::json& c) {
-  return test::flux_request(c, kDir, cases());
-}
-
-class FluxControlGolden : public ::testing::Test {
+class FluxControlGolden : public test::FluxTokenizersTest {
  protected:
-  void SetUp() override {
-    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
-    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l/vocab.json"));
-  }
-  static void check(const std::string& name) {
-    const nlohmann::json& c = cases().find(name);
-    test::expect_images_match(control_pipeline().generate(request_for(c)), c["expected"], kDir,
-                              kMinPsnr, name);
-  }
+  static void check(const std::string& name) { golden().check(name, kMinPsnr); }
 };
 
 TEST_F(FluxControlGolden, EdgeMapWithGuidance30) {
@@ -75,19 +53,15 @@ TEST_F(FluxControlGolden, Inpaint) {
 
 // The control image is read: a black one misses the golden.
 TEST_F(FluxControlGolden, TheControlImageMatters) {
-  const nlohmann::json& c = cases().find("control");
-  FluxRequest r = request_for(c);
+  FluxRequest r = golden().request("control");
   r.control_image->rgb.assign(r.control_image->rgb.size(), 0);
-  const io::Image want = io::read_image(kDir / c["expected"][0].get<std::string>());
-  const double psnr = test::psnr(control_pipeline().generate(r).front(), want);
-  std::printf("  black control image: PSNR %.1f dB\n", psnr);
-  EXPECT_LT(psnr, kMinPsnr);
+  EXPECT_LT(golden().psnr_against("control", r, "black control image"), kMinPsnr);
 }
 
 TEST_F(FluxControlGolden, DetectedWithFluxControlPipelinesDefaults) {
-  const FluxPipeline& pipe = control_pipeline();
+  const FluxPipeline& pipe = golden().pipeline();
   EXPECT_EQ(pipe.variant(), FluxVariant::ControlDev);
-  FluxRequest r = request_for(cases().find("control_batch2_resized"));
+  FluxRequest r = golden().request("control_batch2_resized");
   r.steps.reset();
   r.guidance.reset();
   r.width.reset();
@@ -101,16 +75,16 @@ TEST_F(FluxControlGolden, DetectedWithFluxControlPipelinesDefaults) {
 }
 
 TEST_F(FluxControlGolden, RefusesWhatItCannotDraw) {
-  const FluxPipeline& pipe = control_pipeline();
-  FluxRequest no_control = request_for(cases().find("control"));
+  const FluxPipeline& pipe = golden().pipeline();
+  FluxRequest no_control = golden().request("control");
   no_control.control_image.reset();
   EXPECT_NE(test::error_of([&] { pipe.resolve(no_control); }).find("give one (--control-image"),
             std::string::npos);
-  FluxRequest cfg = request_for(cases().find("control"));
+  FluxRequest cfg = golden().request("control");
   cfg.true_cfg_scale = 3.0f;
   cfg.negative_prompt = "blurry";
   EXPECT_THROW(pipe.resolve(cfg), Error);
-  FluxRequest reference = request_for(cases().find("control"));
+  FluxRequest reference = golden().request("control");
   reference.reference = *reference.control_image;
   EXPECT_THROW(pipe.resolve(reference), Error);
 }
@@ -122,7 +96,7 @@ TEST_F(FluxControlGolden, DevRefusesAControlImage) {
                           .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
                           .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5")});
   EXPECT_NE(test::error_of([&] {
-              dev.resolve(request_for(cases().find("control")));
+              dev.resolve(golden().request("control"));
             }).find("takes no control image"),
             std::string::npos);
 }

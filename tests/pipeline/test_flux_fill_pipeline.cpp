@@ -9,12 +9,8 @@
 // 26-32 dB, an all-white mask 21.6 dB (checked below).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
 #include "flux_golden.h"
-#include "golden_cases.h"
-#include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux_pipeline.h"
 #include "test_util.h"
@@ -27,33 +23,15 @@ namespace fs = std::filesystem;
 const fs::path kDir = test::fixture("flux_fill_pipeline");
 constexpr double kMinPsnr = 40.0;
 
-const test::GoldenCases& cases() {
-  static const test::GoldenCases c(kDir / "flux_fill_tiny_diffusers_cases.json");
-  return c;
+const test::FluxGolden& golden() {
+  static const test::FluxGolden g(kDir, "flux_fill_tiny_diffusers_cases.json",
+                                  test::flux_files_beside_tiny_dev(kDir / "tiny_fill"));
+  return g;
 }
 
-// The Fill folder holds its transformer and scheduler; the rest is the dev folder's.
-const FluxPipeline& fill_pipeline() {
-  static const FluxPipeline pipe =
-      FluxPipeline::load(test::flux_files_beside_tiny_dev(kDir / "tiny_fill"));
-  return pipe;
-}
-
-FluxRequest request_for(const nlohmann::json& c) {
-  return test::flux_request(c, kDir, cases());
-}
-
-class FluxFillGolden : public ::testing::Test {
+class FluxFillGolden : public test::FluxTokenizersTest {
  protected:
-  void SetUp() override {
-    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
-    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l/vocab.json"));
-  }
-  static void check(const std::string& name) {
-    const nlohmann::json& c = cases().find(name);
-    test::expect_images_match(fill_pipeline().generate(request_for(c)), c["expected"], kDir,
-                              kMinPsnr, name);
-  }
+  static void check(const std::string& name) { golden().check(name, kMinPsnr); }
 };
 
 TEST_F(FluxFillGolden, FromNoiseWithGuidance30) {
@@ -67,9 +45,9 @@ TEST_F(FluxFillGolden, InitImageAndMaskOfAnotherSize) {
 }
 
 TEST_F(FluxFillGolden, DetectedWithFillDefaults) {
-  const FluxPipeline& pipe = fill_pipeline();
+  const FluxPipeline& pipe = golden().pipeline();
   EXPECT_EQ(pipe.variant(), FluxVariant::FillDev);
-  FluxRequest r = request_for(cases().find("fill"));
+  FluxRequest r = golden().request("fill");
   r.steps.reset();
   r.guidance.reset();
   const FluxSettings s = pipe.resolve(r);
@@ -82,24 +60,20 @@ TEST_F(FluxFillGolden, DetectedWithFillDefaults) {
 
 // The mask is read: an all-white one (repaint everything) gives another image.
 TEST_F(FluxFillGolden, TheMaskMatters) {
-  const nlohmann::json& c = cases().find("fill");
-  FluxRequest r = request_for(c);
+  FluxRequest r = golden().request("fill");
   r.mask->rgb.assign(r.mask->rgb.size(), 255);
-  const io::Image want = io::read_image(kDir / c["expected"][0].get<std::string>());
-  const double psnr = test::psnr(fill_pipeline().generate(r).front(), want);
-  std::printf("  all-white mask: PSNR %.1f dB\n", psnr);
-  EXPECT_LT(psnr, 30.0);
+  EXPECT_LT(golden().psnr_against("fill", r, "all-white mask"), 30.0);
 }
 
 TEST_F(FluxFillGolden, RefusesWhatItCannotFill) {
-  const FluxPipeline& pipe = fill_pipeline();
-  FluxRequest no_mask = request_for(cases().find("fill"));
+  const FluxPipeline& pipe = golden().pipeline();
+  FluxRequest no_mask = golden().request("fill");
   no_mask.mask.reset();
   EXPECT_THROW(pipe.resolve(no_mask), Error);
   FluxRequest no_image = no_mask;
   no_image.init_image.reset();
   EXPECT_THROW(pipe.resolve(no_image), Error);
-  FluxRequest cfg = request_for(cases().find("fill"));
+  FluxRequest cfg = golden().request("fill");
   cfg.true_cfg_scale = 3.0f;
   cfg.negative_prompt = "blurry";
   EXPECT_THROW(pipe.resolve(cfg), Error);

@@ -9,12 +9,8 @@
 // below).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
 #include "flux_golden.h"
-#include "golden_cases.h"
-#include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux_kontext.h"
 #include "pipeline/flux_pipeline.h"
@@ -28,11 +24,6 @@ namespace fs = std::filesystem;
 const fs::path kDir = test::fixture("flux_kontext_pipeline");
 constexpr double kMinPsnr = 55.0;
 
-const test::GoldenCases& cases() {
-  static const test::GoldenCases c(kDir / "flux_kontext_tiny_diffusers_cases.json");
-  return c;
-}
-
 // The Kontext folder holds only its scheduler: the models are tiny_dev's.
 FluxFiles kontext_files() {
   FluxFiles files = test::flux_files_beside_tiny_dev(kDir / "tiny_kontext");
@@ -40,26 +31,14 @@ FluxFiles kontext_files() {
   return files;
 }
 
-const FluxPipeline& kontext_pipeline() {
-  static const FluxPipeline pipe = FluxPipeline::load(kontext_files());
-  return pipe;
+const test::FluxGolden& golden() {
+  static const test::FluxGolden g(kDir, "flux_kontext_tiny_diffusers_cases.json", kontext_files());
+  return g;
 }
 
-FluxRequest request_for(const nlohmann::json& c) {
-  return test::flux_request(c, kDir, cases());
-}
-
-class FluxKontextGolden : public ::testing::Test {
+class FluxKontextGolden : public test::FluxTokenizersTest {
  protected:
-  void SetUp() override {
-    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
-    ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_clip_l/vocab.json"));
-  }
-  static void check(const std::string& name) {
-    const nlohmann::json& c = cases().find(name);
-    test::expect_images_match(kontext_pipeline().generate(request_for(c)), c["expected"], kDir,
-                              kMinPsnr, name);
-  }
+  static void check(const std::string& name) { golden().check(name, kMinPsnr); }
 };
 
 TEST_F(FluxKontextGolden, EditsALandscapeReference) {
@@ -71,19 +50,15 @@ TEST_F(FluxKontextGolden, PortraitReferenceBatchWithTrueCfg) {
 
 // Without the reference the same request is plain text-to-image, and misses.
 TEST_F(FluxKontextGolden, TheReferenceMatters) {
-  const nlohmann::json& c = cases().find("kontext");
-  FluxRequest r = request_for(c);
+  FluxRequest r = golden().request("kontext");
   r.reference.reset();
-  const io::Image want = io::read_image(kDir / c["expected"][0].get<std::string>());
-  const double psnr = test::psnr(kontext_pipeline().generate(r).front(), want);
-  std::printf("  no reference: PSNR %.1f dB\n", psnr);
-  EXPECT_LT(psnr, 30.0);
+  EXPECT_LT(golden().psnr_against("kontext", r, "no reference"), 30.0);
 }
 
 TEST_F(FluxKontextGolden, DetectedWithDevDefaultsAndTheReferencesSize) {
-  const FluxPipeline& pipe = kontext_pipeline();
+  const FluxPipeline& pipe = golden().pipeline();
   EXPECT_EQ(pipe.variant(), FluxVariant::KontextDev);
-  FluxRequest r = request_for(cases().find("kontext"));
+  FluxRequest r = golden().request("kontext");
   r.steps.reset();
   r.guidance.reset();
   r.width.reset();
@@ -107,18 +82,18 @@ TEST_F(FluxKontextGolden, TheFoldersPipelineClassNamesIt) {
   files.model_dir = test::fixture("flux_pipeline") / "tiny_schnell";
   const FluxPipeline schnell = FluxPipeline::load(files);
   ASSERT_EQ(schnell.variant(), FluxVariant::Schnell);
-  EXPECT_THROW(schnell.resolve(request_for(cases().find("kontext"))), Error);
+  EXPECT_THROW(schnell.resolve(golden().request("kontext")), Error);
 }
 
 TEST_F(FluxKontextGolden, RefusesWhatItCannotEdit) {
-  const FluxPipeline& pipe = kontext_pipeline();
-  FluxRequest with_init = request_for(cases().find("kontext"));
+  const FluxPipeline& pipe = golden().pipeline();
+  FluxRequest with_init = golden().request("kontext");
   with_init.init_image = *with_init.reference;
   EXPECT_THROW(pipe.resolve(with_init), Error);
-  FluxRequest with_strength = request_for(cases().find("kontext"));
+  FluxRequest with_strength = golden().request("kontext");
   with_strength.strength = 0.5;
   EXPECT_THROW(pipe.resolve(with_strength), Error);
-  FluxRequest tiny_reference = request_for(cases().find("kontext"));
+  FluxRequest tiny_reference = golden().request("kontext");
   tiny_reference.reference = io::Image{15, 40, std::vector<uint8_t>(15 * 40 * 3, 128)};
   EXPECT_THROW(pipe.resolve(tiny_reference), Error);
 }
