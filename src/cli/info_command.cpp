@@ -34,7 +34,8 @@ bool holds_weights(const fs::path& folder) {
   return false;
 }
 
-void describe(const std::string& label, const io::WeightStore& store, bool list_tensors) {
+void describe(const std::string& label, const fs::path& path, bool list_tensors) {
+  const io::WeightStore store = io::WeightStore::open(path);
   std::map<std::string_view, int64_t> by_dtype;
   double bytes = 0;
   int64_t params = 0;
@@ -49,7 +50,7 @@ void describe(const std::string& label, const io::WeightStore& store, bool list_
     dtypes += fmt::format("{}{} ({} params)", dtypes.empty() ? "" : ", ", d, n);
   fmt::print("{}: {} tensors, {:.3f} B params, {}, {}\n", label, store.size(), params / 1e9,
              human_bytes(bytes), dtypes);
-  if (const auto found = models::detect_component(store)) {
+  if (const auto found = models::detect_component(store, io::component_config_json(path))) {
     fmt::print("  architecture: {} ({} layout)\n  config: {}\n", found->architecture, found->layout,
                found->config);
   } else {
@@ -85,15 +86,14 @@ Run add_info_command(CLI::App& app) {
       int found = 0;
       for (const auto& entry : fs::directory_iterator(path)) {
         if (!entry.is_directory() || !holds_weights(entry.path())) continue;
-        describe(entry.path().filename().string(), io::WeightStore::open(entry.path()),
-                 opt->tensors);
+        describe(entry.path().filename().string(), entry.path(), opt->tensors);
         ++found;
       }
       if (found == 0)
         fail("[info] {}: no .safetensors files here or in its sub-folders", opt->path);
       return 0;
     }
-    describe(path.filename().string(), io::WeightStore::open(path), opt->tensors);
+    describe(path.filename().string(), path, opt->tensors);
     return 0;
   };
 }

@@ -9,9 +9,11 @@
 #include "io/key_map_qwen3.h"
 #include "io/key_map_zimage.h"
 #include "models/autoencoder_kl.h"
+#include "models/clip_text.h"
 #include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
+#include "models/t5_encoder.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 
@@ -19,14 +21,27 @@ namespace zflow::models {
 
 namespace {
 
-// The inferred configuration, or why it cannot be inferred (some fields are not in the
-// weights, e.g. a tiny model's group count): detection still reports what it found.
+namespace fs = std::filesystem;
+
+// The configuration inferred from the shapes, or why it cannot be inferred (some fields are not
+// in the weights, e.g. a tiny model's group count): detection still reports what it found.
 template <typename Infer>
 std::string config_summary(Infer infer) {
   try {
     return infer().summary();
   } catch (const Error& e) {
     return std::string("not inferable from the shapes alone: ") + e.what();
+  }
+}
+
+// The component's config.json read as Config when it has one, else as config_summary.
+template <typename Config, typename Infer>
+std::string config_summary(const std::optional<fs::path>& config_json, Infer infer) {
+  if (!config_json) return config_summary(infer);
+  try {
+    return Config::from_json_file(*config_json).summary() + " (" + config_json->string() + ")";
+  } catch (const Error& e) {
+    return e.what();
   }
 }
 
@@ -52,7 +67,8 @@ std::string with_gguf(const io::WeightStore& weights, std::string layout) {
   return fmt::format("GGUF (architecture {}; {}), {}", arch_name, types, layout);
 }
 
-std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights) {
+std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights,
+                                               const std::optional<fs::path>& config_json) {
   const io::WeightStore stripped = io::strip_zimage_prefix(weights);
   // Both layouts name the caption embedder the same; FLUX has none.
   if (!stripped.contains("cap_embedder.1.weight")) return std::nullopt;
@@ -63,12 +79,14 @@ std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights) {
           : io::original_zimage_to_diffusers(stripped, io::count_zimage_blocks(stripped));
   return DetectedComponent{
       "z-image transformer", with_gguf(weights, std::string(io::zimage_layout_name(layout))),
-      config_summary([&] { return ZImageDiTConfig::infer_from_weights(diffusers_names); })};
+      config_summary<ZImageDiTConfig>(
+          config_json, [&] { return ZImageDiTConfig::infer_from_weights(diffusers_names); })};
 }
 
 // A Z-Image ControlNet holds only its control blocks; its config is read for the released
 // transformer (30 layers, 2 refiner layers, dim 3840).
-std::optional<DetectedComponent> detect_zimage_controlnet(const io::WeightStore& weights) {
+std::optional<DetectedComponent> detect_zimage_controlnet(
+    const io::WeightStore& weights, const std::optional<fs::path>& config_json) {
   if (!weights.contains("control_all_x_embedder.2-1.weight")) return std::nullopt;
   return DetectedComponent{
       "z-image controlnet", with_gguf(weights, "VideoX-Fun / diffusers"), config_summary([&] {
@@ -76,7 +94,8 @@ std::optional<DetectedComponent> detect_zimage_controlnet(const io::WeightStore&
       })};
 }
 
-std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights) {
+std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights,
+                                             const std::optional<fs::path>& config_json) {
   // The single-stream blocks tell FLUX from other MMDiTs with the same embedder names (SD3).
   if (!any_name_ends_with(weights, "single_blocks.0.linear1.weight") &&
       !any_name_ends_with(weights, "single_transformer_blocks.0.proj_mlp.weight") &&
@@ -89,9 +108,10 @@ std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights) {
   const bool guidance = io::flux_has_guidance(own);
   const std::string shown_layout = with_gguf(weights, std::string(io::flux_layout_name(layout)));
   if (io::detect_flux_generation(own) == io::FluxGeneration::Flux2)
-    return DetectedComponent{
-        guidance ? "flux.2-dev transformer" : "flux.2-klein transformer", shown_layout,
-        config_summary([&] { return Flux2DiTConfig::infer_from_weights(diffusers_names); })};
+    return DetectedComponent{guidance ? "flux.2-dev transformer" : "flux.2-klein transformer",
+                             shown_layout, config_summary<Flux2DiTConfig>(config_json, [&] {
+                               return Flux2DiTConfig::infer_from_weights(diffusers_names);
+                             })};
   // FLUX.1 Canny / Depth read the control image's latents beside the noisy ones (twice the
   // features out), Fill the masked picture's and the folded mask too (more).
   const auto width = [&](const char* name, int d) {
@@ -104,12 +124,14 @@ std::optional<DetectedComponent> detect_flux(const io::WeightStore& weights) {
                              : in == 2 * out ? "flux.1-canny/depth transformer"
                              : guidance      ? "flux.1-dev transformer"
                                              : "flux.1-schnell transformer";
-  return DetectedComponent{architecture, shown_layout, config_summary([&] {
+  return DetectedComponent{architecture, shown_layout,
+                           config_summary<FluxDiTConfig>(config_json, [&] {
                              return FluxDiTConfig::infer_from_weights(diffusers_names);
                            })};
 }
 
-std::optional<DetectedComponent> detect_autoencoder(const io::WeightStore& weights) {
+std::optional<DetectedComponent> detect_autoencoder(const io::WeightStore& weights,
+                                                    const std::optional<fs::path>& config_json) {
   const io::WeightStore stripped = io::strip_autoencoder_prefix(weights);
   const bool has_encoder_or_decoder = any_name_ends_with(stripped, "conv_in.weight") &&
                                       (any_name_ends_with(stripped, "conv_out.weight"));
@@ -124,11 +146,13 @@ std::optional<DetectedComponent> detect_autoencoder(const io::WeightStore& weigh
   return DetectedComponent{
       stripped.contains("bn.running_mean") ? "flux.2 autoencoder kl" : "autoencoder kl",
       std::string(io::autoencoder_layout_name(layout)),
-      config_summary([&] { return AutoencoderKLConfig::infer_from_weights(diffusers_names); })};
+      config_summary<AutoencoderKLConfig>(
+          config_json, [&] { return AutoencoderKLConfig::infer_from_weights(diffusers_names); })};
 }
 
 // Qwen3 and Mistral text models (the same decoder, Mistral's without q/k norms).
-std::optional<DetectedComponent> detect_qwen3(const io::WeightStore& weights) {
+std::optional<DetectedComponent> detect_qwen3(const io::WeightStore& weights,
+                                              const std::optional<fs::path>& config_json) {
   if (io::has_llamacpp_qwen3_names(weights)) {
     const io::WeightStore model = qwen3_model_weights(weights);
     const io::GgufHeader* gguf = weights.gguf_header();
@@ -150,15 +174,42 @@ std::optional<DetectedComponent> detect_qwen3(const io::WeightStore& weights) {
       any_name_ends_with(weights, "self_attn.q_norm.weight") ? "qwen3 text encoder"
                                                              : "mistral text encoder",
       prefixed ? "transformers causal LM / ComfyUI (prefixed)" : "transformers model",
-      config_summary([&] { return Qwen3Config::infer_from_weights(model); })};
+      config_summary<Qwen3Config>(config_json,
+                                  [&] { return Qwen3Config::infer_from_weights(model); })};
+}
+
+// FLUX.1's text encoders: CLIP-L (transformers CLIPTextModel or ComfyUI's clip_l) and T5-XXL
+// (T5EncoderModel or ComfyUI's t5xxl).
+std::optional<DetectedComponent> detect_clip_text(const io::WeightStore& weights,
+                                                  const std::optional<fs::path>& config_json) {
+  if (!any_name_ends_with(weights, "embeddings.token_embedding.weight") ||
+      !any_name_ends_with(weights, "encoder.layers.0.self_attn.q_proj.weight"))
+    return std::nullopt;
+  return DetectedComponent{"clip text encoder", with_gguf(weights, "transformers"),
+                           config_summary<ClipTextConfig>(config_json, [&] {
+                             return ClipTextConfig::infer_from_weights(clip_text_weights(weights));
+                           })};
+}
+
+std::optional<DetectedComponent> detect_t5(const io::WeightStore& weights,
+                                           const std::optional<fs::path>& config_json) {
+  if (!any_name_ends_with(weights, "encoder.final_layer_norm.weight") ||
+      !any_name_ends_with(weights, "layer.0.SelfAttention.q.weight"))
+    return std::nullopt;
+  return DetectedComponent{
+      "t5 encoder", with_gguf(weights, "transformers"),
+      config_summary<T5EncoderConfig>(config_json, [&] {
+        return T5EncoderConfig::infer_from_weights(t5_encoder_weights(weights));
+      })};
 }
 
 }  // namespace
 
-std::optional<DetectedComponent> detect_component(const io::WeightStore& weights) {
-  for (auto detect :
-       {detect_zimage, detect_zimage_controlnet, detect_flux, detect_qwen3, detect_autoencoder}) {
-    if (auto found = detect(weights)) return found;
+std::optional<DetectedComponent> detect_component(const io::WeightStore& weights,
+                                                  const std::optional<fs::path>& config_json) {
+  for (auto detect : {detect_zimage, detect_zimage_controlnet, detect_flux, detect_clip_text,
+                      detect_t5, detect_qwen3, detect_autoencoder}) {
+    if (auto found = detect(weights, config_json)) return found;
   }
   return std::nullopt;
 }

@@ -39,6 +39,29 @@ TEST(Detect, EveryModelInEveryLayout) {
             "flux.2 autoencoder kl");
 }
 
+// FLUX.1's text encoders, from transformers folders and ComfyUI's single file.
+TEST(Detect, ClipAndT5TextEncoders) {
+  EXPECT_EQ(detect("clip/tiny_diffusers/text_encoder").architecture, "clip text encoder");
+  EXPECT_EQ(detect("t5/tiny_diffusers/text_encoder_2").architecture, "t5 encoder");
+  EXPECT_EQ(detect("t5/t5_tiny_comfy_weights.safetensors").architecture, "t5 encoder");
+}
+
+// A component's config.json is what `zflow info` shows, where the shapes alone cannot tell (a
+// tiny FLUX.1 transformer's head dim leaves axes_dims_rope unknown).
+TEST(Detect, ConfigJsonInPlaceOfTheShapes) {
+  const std::filesystem::path dir = test::fixture("flux_pipeline/tiny_dev/transformer");
+  const auto found = detect_component(io::WeightStore::open(dir), io::component_config_json(dir));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->config, FluxDiTConfig::from_json_file(dir / "config.json").summary() + " (" +
+                               (dir / "config.json").string() + ")");
+  EXPECT_THAT(found->config, HasSubstr("axes_dims_rope [4, 6, 6]"));
+  // A config.json that is not one is reported, not thrown.
+  const auto wrong = detect_component(io::WeightStore::open(dir),
+                                      test::fixture("flux_pipeline/tiny_dev/vae/config.json"));
+  ASSERT_TRUE(wrong.has_value());
+  EXPECT_THAT(wrong->config, HasSubstr("vae/config.json"));
+}
+
 // A ControlNet file is named as one; its config is read for the released transformer, which the
 // tiny file (dim 64) does not fit, and the summary says why.
 TEST(Detect, ZImageControlNet) {
