@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -64,6 +66,19 @@ void describe(const std::string& label, const fs::path& path, bool list_tensors)
   }
 }
 
+// A diffusers folder's pipeline class (model_index.json's _class_name: which FLUX.1 tool, or
+// Z-Image's or FLUX.2's pipeline, a folder is); nothing when there is none to read.
+void describe_pipeline(const fs::path& folder) {
+  const fs::path index = folder / "model_index.json";
+  if (!fs::is_regular_file(index)) return;
+  std::ifstream in(index);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("_class_name") && j["_class_name"].is_string())
+    fmt::print("pipeline: {} ({})\n", j["_class_name"].get<std::string>(), index.string());
+  else
+    fmt::print("pipeline: {} has no _class_name string\n", index.string());
+}
+
 }  // namespace
 
 Run add_info_command(CLI::App& app) {
@@ -83,13 +98,14 @@ Run add_info_command(CLI::App& app) {
     if (fs::is_directory(path) && !holds_weights(path)) {
       // A diffusers pipeline folder (model_index.json) or any folder of components: one
       // component per sub-folder with weights (tokenizer and scheduler folders hold none).
+      describe_pipeline(path);
       int found = 0;
       for (const auto& entry : fs::directory_iterator(path)) {
         if (!entry.is_directory() || !holds_weights(entry.path())) continue;
         describe(entry.path().filename().string(), entry.path(), opt->tensors);
         ++found;
       }
-      if (found == 0)
+      if (found == 0 && !fs::is_regular_file(path / "model_index.json"))
         fail("[info] {}: no .safetensors files here or in its sub-folders", opt->path);
       return 0;
     }

@@ -43,6 +43,18 @@ TEST(Cli, InfoDescribesAFixture) {
   EXPECT_THAT(r.output, testing::HasSubstr("model.layers.0.norm.weight BF16 [4]"));
 }
 
+// A diffusers folder's pipeline class is shown (a Kontext folder differs from dev's only there),
+// also for a folder that borrows every model (the Kontext fixture holds no weights).
+TEST(Cli, InfoNamesAFoldersPipeline) {
+  const CommandResult kontext =
+      run_zflow("info " + test::fixture("flux_kontext_pipeline/tiny_kontext").string());
+  EXPECT_EQ(kontext.status, 0) << kontext.output;
+  EXPECT_THAT(kontext.output, testing::HasSubstr("pipeline: FluxKontextPipeline ("));
+  const CommandResult dev = run_zflow("info " + test::fixture("flux_pipeline/tiny_dev").string());
+  EXPECT_THAT(dev.output, testing::HasSubstr("pipeline: FluxPipeline ("));
+  EXPECT_THAT(dev.output, testing::HasSubstr("architecture: t5 encoder"));
+}
+
 TEST(Cli, MissingFileIsOneClearLine) {
   const CommandResult r = run_zflow("info /nonexistent/model.safetensors");
   EXPECT_EQ(r.status, 1);
