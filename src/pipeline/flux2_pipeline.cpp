@@ -1,7 +1,5 @@
 #include "pipeline/flux2_pipeline.h"
 
-#include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <tuple>
 #include <utility>
@@ -34,15 +32,6 @@ constexpr const char* kFamily = "flux2";
 // klein (Flux2KleinPipeline), Mistral-Small's for dev (Flux2Pipeline).
 std::vector<int> text_taps(bool dev) {
   return dev ? std::vector<int>{10, 20, 30} : std::vector<int>{9, 18, 27};
-}
-
-// The releases are named "FLUX.2-klein-base-4B", "flux-2-klein-base-4b.safetensors".
-bool named_base(const fs::path& path) {
-  std::string name =
-      path.filename().empty() ? path.parent_path().filename().string() : path.filename().string();
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return name.find("base") != std::string::npos;
 }
 
 // [B, C, h, w] -> [B, h w, C] and back (diffusers _pack_latents, _unpack_latents_with_ids for
@@ -195,9 +184,10 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
            tok_path.string(), t.id, t.content, text_encoder.config().vocab_size);
 
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
-  const Flux2Variant variant = dev                                      ? Flux2Variant::Dev
-                               : distilled.value_or(!named_base(named)) ? Flux2Variant::Klein
-                                                                        : Flux2Variant::KleinBase;
+  const Flux2Variant variant = dev ? Flux2Variant::Dev
+                               : distilled.value_or(!name_mentions(named, "base"))
+                                   ? Flux2Variant::Klein
+                                   : Flux2Variant::KleinBase;
   Flux2Pipeline pipe(std::move(tokenizer), std::move(text_encoder), std::move(transformer),
                      std::move(vae), variant);
   pipe.defaults_ = flux2_defaults(variant);

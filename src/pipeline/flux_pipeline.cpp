@@ -118,6 +118,9 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
     return component_path(kFamily, "FLUX.1", files.model_dir, given, sub, what);
   };
   const fs::path dit_path = path_of(files.diffusion_model, "transformer", "diffusion model");
+  // A Kontext transformer has dev's shape: a lone file is known by its name (the release's
+  // "flux1-kontext-dev.safetensors").
+  kontext = kontext || (!files.diffusion_model.empty() && name_mentions(dit_path, "kontext"));
   const fs::path clip_path = path_of(files.clip, "text_encoder", "CLIP text encoder");
   const fs::path t5_path = path_of(files.t5, "text_encoder_2", "T5 text encoder");
   const fs::path vae_path = path_of(files.vae, "vae", "VAE");
@@ -374,7 +377,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   // Kontext: the reference's tokens follow the noisy ones in every forward (a lone request's).
   std::optional<Tensor> reference_tokens;
   if (first.reference) {
-    // A Kontext transformer from a single file looks like dev's; only a folder's class tells.
+    // A Kontext transformer looks like dev's: only a folder's class or a file's name tells.
     if (variant_ != FluxVariant::KontextDev)
       log::warn(
           "[flux] {} is not known to be FLUX.1 Kontext: a FLUX.1 dev transformer edits "

@@ -51,7 +51,8 @@
 
 namespace zflow::pipeline {
 
-// Kontext has dev's architecture: only a folder's FluxKontextPipeline names it.
+// Kontext has dev's architecture: a folder's FluxKontextPipeline, or a transformer file named
+// "...kontext...", names it.
 // Canny-dev and Depth-dev have one shape (ControlDev): only the control image differs.
 enum class FluxVariant { Dev, Schnell, FillDev, KontextDev, ControlDev };
 // "FLUX.1-dev" / "FLUX.1-schnell" / "FLUX.1-Fill-dev" / "FLUX.1-Kontext-dev" /
@@ -140,9 +141,10 @@ class FluxPipeline {
  public:
   // Loads every component; a missing or mismatched one gives an Error naming it and what was
   // expected. dev or schnell: the transformer's guidance embedder decides; Fill: its input width
-  // (flux_fill_in_channels); Kontext: the folder's pipeline class. The text encoders,
-  // transformer and VAE run where `placement` says (models/placement.h); tokens, latents and
-  // the schedule math stay float32 on the CPU.
+  // (flux_fill_in_channels), Canny / Depth likewise (flux_control_in_channels); Kontext: the
+  // folder's pipeline class or the transformer file's name. The text encoders, transformer and
+  // VAE run where `placement` says (models/placement.h); tokens, latents and the schedule math
+  // stay float32 on the CPU.
   static FluxPipeline load(const FluxFiles& files, const models::Placement& placement = {});
 
   FluxVariant variant() const { return variant_; }

@@ -1,5 +1,7 @@
 #include "pipeline/pipeline_files.h"
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 
 #include "io/gguf.h"
@@ -46,6 +48,14 @@ std::string what_it_holds(const fs::path& path) {
     // Not weights at all: the loader's own message says what is wrong.
   }
   return "";
+}
+
+bool name_mentions(const fs::path& path, std::string_view word) {
+  std::string name =
+      path.filename().empty() ? path.parent_path().filename().string() : path.filename().string();
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name.find(word) != std::string::npos;
 }
 
 std::optional<text::BpeTokenizer> gguf_text_encoder_tokenizer(const fs::path& given_tokenizer,

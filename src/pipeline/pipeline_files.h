@@ -36,6 +36,11 @@ std::optional<text::BpeTokenizer> gguf_text_encoder_tokenizer(
 // model zflow knows: the likely mistake behind a loader's error. Empty otherwise.
 std::string what_it_holds(const std::filesystem::path& path);
 
+// Whether a file's (or, for "folder/", the folder's) name holds `word`, any case: how a lone
+// file says which release it is where its weights cannot ("flux-2-klein-base-4b",
+// "flux1-kontext-dev").
+bool name_mentions(const std::filesystem::path& path, std::string_view word);
+
 // Runs a loader and puts the family, the component and its path in front of any error it raises:
 // "[flux] text encoder tiny/vae: ... (it holds a autoencoder kl, diffusers layout)".
 template <typename Load>

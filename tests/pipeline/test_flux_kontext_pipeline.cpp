@@ -85,6 +85,27 @@ TEST_F(FluxKontextGolden, TheFoldersPipelineClassNamesIt) {
   EXPECT_THROW(schnell.resolve(golden().request("kontext")), Error);
 }
 
+// A lone Kontext transformer has dev's shape: its name (the release's
+// "flux1-kontext-dev.safetensors") tells, as ComfyUI users load it. (The tiny one is a folder with
+// its config.json: its shapes do not give its rope axes.)
+TEST_F(FluxKontextGolden, ALoneTransformerIsKnownByItsName) {
+  const fs::path dir = fs::temp_directory_path() / "zflow_kontext_name_test";
+  fs::remove_all(dir);
+  const auto transformer_named = [&](const std::string& name) {
+    const fs::path folder = dir / name;
+    fs::create_directories(folder);
+    for (const char* file : {"config.json", "diffusion_pytorch_model.safetensors"})
+      fs::create_symlink(fs::absolute(test::flux_tiny_dev() / "transformer" / file), folder / file);
+    FluxFiles files = kontext_files();
+    files.model_dir.clear();
+    files.diffusion_model = folder;
+    return FluxPipeline::load(files).variant();
+  };
+  EXPECT_EQ(transformer_named("FLUX.1-Kontext-dev"), FluxVariant::KontextDev);
+  EXPECT_EQ(transformer_named("flux1-dev"), FluxVariant::Dev);
+  fs::remove_all(dir);
+}
+
 TEST_F(FluxKontextGolden, RefusesWhatItCannotEdit) {
   const FluxPipeline& pipe = golden().pipeline();
   FluxRequest with_init = golden().request("kontext");
