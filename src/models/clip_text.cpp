@@ -27,27 +27,8 @@ void bind_all(Binder& bind, const ClipTextConfig& c, Tensor& token, Tensor& posi
   token = bind(kTokenEmbedding, {c.vocab_size, h});
   position = bind("embeddings.position_embedding.weight", {c.max_position_embeddings, h});
   layers.clear();
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = fmt::format("encoder.layers.{}.", i);
-    Model::Layer l;
-    l.k_w = bind(p + "self_attn.k_proj.weight", {h, h});
-    l.k_b = bind(p + "self_attn.k_proj.bias", {h});
-    l.v_w = bind(p + "self_attn.v_proj.weight", {h, h});
-    l.v_b = bind(p + "self_attn.v_proj.bias", {h});
-    l.q_w = bind(p + "self_attn.q_proj.weight", {h, h});
-    l.q_b = bind(p + "self_attn.q_proj.bias", {h});
-    l.out_w = bind(p + "self_attn.out_proj.weight", {h, h});
-    l.out_b = bind(p + "self_attn.out_proj.bias", {h});
-    l.ln1_w = bind(p + "layer_norm1.weight", {h});
-    l.ln1_b = bind(p + "layer_norm1.bias", {h});
-    l.fc1_w = bind(p + "mlp.fc1.weight", {inter, h});
-    l.fc1_b = bind(p + "mlp.fc1.bias", {inter});
-    l.fc2_w = bind(p + "mlp.fc2.weight", {h, inter});
-    l.fc2_b = bind(p + "mlp.fc2.bias", {h});
-    l.ln2_w = bind(p + "layer_norm2.weight", {h});
-    l.ln2_b = bind(p + "layer_norm2.bias", {h});
-    layers.push_back(std::move(l));
-  }
+  for (int i = 0; i < c.num_hidden_layers; ++i)
+    layers.push_back(bind_clip_encoder_layer(bind, fmt::format("encoder.layers.{}.", i), h, inter));
   final_w = bind("final_layer_norm.weight", {h});
   final_b = bind("final_layer_norm.bias", {h});
 }
@@ -164,21 +145,6 @@ ClipTextModel::ClipTextModel(const ClipTextConfig& config, const io::WeightStore
            final_ln_b_);
 }
 
-// CLIPAttention: separate q, k, v projections with biases, causal, scale 1/sqrt(head_dim).
-Tensor ClipTextModel::attention(const Layer& layer, const Tensor& x) const {
-  const int64_t l = x.size(0), heads = config_.num_attention_heads, d = config_.head_dim();
-  auto heads_of = [&](const Tensor& w, const Tensor& b) {
-    return ops::linear(x, w, b).view({1, l, heads, d}).permute({0, 2, 1, 3});  // [1, H, L, D]
-  };
-  ops::AttentionMask mask;
-  mask.causal = true;
-  const Tensor out =
-      ops::attention(heads_of(layer.q_w, layer.q_b), heads_of(layer.k_w, layer.k_b),
-                     heads_of(layer.v_w, layer.v_b), 1.0f / std::sqrt(static_cast<float>(d)), mask);
-  return ops::linear(out.permute({0, 2, 1, 3}).contiguous().view({l, heads * d}), layer.out_w,
-                     layer.out_b);
-}
-
 int64_t ClipTextModel::pooled_index(std::span<const int32_t> ids) const {
   int64_t best = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -205,13 +171,11 @@ ClipTextOutput ClipTextModel::encode(std::span<const int32_t> ids) const {
   Tensor x = ops::add(ops::embedding(token_embedding_, ids, act),
                       ops::embedding(position_embedding_, positions, act));
   const float eps = config_.layer_norm_eps;
-  for (const Layer& layer : layers_) {
-    x = ops::add(x, attention(layer, ops::layer_norm(x, layer.ln1_w, layer.ln1_b, eps)));
-    const Tensor h = ops::layer_norm(x, layer.ln2_w, layer.ln2_b, eps);
-    x = ops::add(
-        x, ops::linear(ops::gelu(ops::linear(h, layer.fc1_w, layer.fc1_b), ops::GeluKind::kQuick),
-                       layer.fc2_w, layer.fc2_b));
-  }
+  const ClipEncoderLayerOptions options{.heads = config_.num_attention_heads,
+                                        .eps = eps,
+                                        .causal = true,
+                                        .activation = ops::GeluKind::kQuick};
+  for (const Layer& layer : layers_) x = clip_encoder_layer(layer, x, options);
   ClipTextOutput out;
   out.last_hidden_state =
       float32_on(ops::layer_norm(x, final_ln_w_, final_ln_b_, eps), Device::CPU).contiguous();

@@ -22,6 +22,7 @@
 
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/clip_encoder.h"
 #include "models/parameters.h"
 #include "models/placement.h"
 
@@ -75,15 +76,9 @@ class ClipTextModel {
   // eos_token_id (0 when there is none, as torch's argmax of all-false gives).
   int64_t pooled_index(std::span<const int32_t> ids) const;
 
-  struct Layer {
-    Tensor q_w, q_b, k_w, k_b, v_w, v_b, out_w, out_b;
-    Tensor ln1_w, ln1_b, ln2_w, ln2_b;
-    Tensor fc1_w, fc1_b, fc2_w, fc2_b;
-  };
+  using Layer = ClipEncoderLayer;
 
  private:
-  Tensor attention(const Layer& layer, const Tensor& x) const;
-
   ClipTextConfig config_;
   Placement placement_;
   Tensor token_embedding_, position_embedding_;
