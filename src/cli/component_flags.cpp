@@ -16,6 +16,8 @@ pipeline::ModelFiles ComponentFlags::files(const std::string& model_dir) const {
           .clip_tokenizer = clip_tokenizer,
           .t5_tokenizer = t5_tokenizer,
           .vae = vae,
+          .redux = redux,
+          .siglip = siglip,
           .fp8 = fp8,
           .offload = offload};
 }
@@ -37,6 +39,12 @@ void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& no
   cmd->add_option("--t5-tokenizer", f.t5_tokenizer,
                   "the T5 spiece.model or its folder (FLUX.1)" + note);
   cmd->add_option("--vae", f.vae, "the VAE" + note);
+  cmd->add_option("--redux", f.redux,
+                  "FLUX.1 Redux: the FLUX.1-Redux-dev folder or flux1-redux-dev.safetensors; -r "
+                  "then names the picture to make variations of");
+  cmd->add_option("--siglip", f.siglip,
+                  "the SigLIP vision tower Redux reads pictures with "
+                  "(sigclip_vision_patch14_384.safetensors; default: the Redux folder's)");
   cmd->add_flag("--fp8", f.fp8,
                 "quantise the transformer's block linears to scaled float8 e4m3 at load (half "
                 "the memory of bf16; embedders, modulation, norms and the final layer keep "

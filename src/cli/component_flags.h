@@ -12,7 +12,7 @@ namespace zflow::cli {
 
 struct ComponentFlags {
   std::string diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, clip_tokenizer, t5_tokenizer,
-      vae;
+      vae, redux, siglip;
   bool fp8 = false;
   bool offload = false;
 
@@ -21,8 +21,8 @@ struct ComponentFlags {
 };
 
 // Adds --diffusion-model, --text-encoder, --tokenizer, --clip-l, --t5xxl, --clip-tokenizer,
-// --t5-tokenizer and --vae; `note` ends every help line (e.g. " (overrides -m's)"). And --fp8
-// and --offload.
+// --t5-tokenizer, --vae, --redux and --siglip; `note` ends every help line (e.g. " (overrides
+// -m's)"). And --fp8 and --offload.
 void add_component_flags(CLI::App* cmd, ComponentFlags& flags, const std::string& note);
 
 // --matmul-precision bf16|fp32, shared by generate, serve and bench: whether CPU matmuls with

@@ -145,8 +145,9 @@ int run_generate(const GenerateOptions& o) {
   if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp")
     fail("[generate] -o {}: unknown image format '{}', expected .png, .jpg or .webp", o.output,
          ext);
-  ZF_CHECK(!o.prompt.empty() || !o.prompts_file.empty(),
-           "[generate] nothing to draw: give -p PROMPT or --prompts FILE");
+  // A reference image is something to draw from: Redux makes variations of it with no prompt.
+  ZF_CHECK(!o.prompt.empty() || !o.prompts_file.empty() || !o.reference_images.empty(),
+           "[generate] nothing to draw: give -p PROMPT, --prompts FILE or -r IMAGE");
   if (o.model_dir.empty() && o.components.diffusion_model.empty())
     fail(
         "[generate] no model: give -m DIR (a diffusers folder) or --diffusion-model FILE with "

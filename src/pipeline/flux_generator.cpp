@@ -78,8 +78,9 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     }
     if (s.mode == FluxMode::Inpaint) j["mask"] = sources.mask;
     if (request.control_image) j["control_image"] = sources.control_image;
-    if (s.mode == FluxMode::Edit)
+    if (s.mode == FluxMode::Edit || s.redux)
       j["reference_images"] = sources.reference_names(request.reference_images.size());
+    if (s.redux) j["redux"] = true;
     return {text, j};
   }
 
@@ -151,6 +152,8 @@ std::unique_ptr<ImageGenerator> load_flux_generator(const ModelFiles& files) {
                           .vae = files.vae,
                           .clip_tokenizer = files.clip_tokenizer,
                           .t5_tokenizer = files.t5_tokenizer,
+                          .redux = files.redux,
+                          .siglip = files.siglip,
                           .fp8 = files.fp8,
                           .loras = files.loras},
                          placement_for(files)));

@@ -109,6 +109,10 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
     if (!cls.starts_with("Flux"))
       fail("[flux] {}: _class_name is '{}', expected a FLUX.1 pipeline (FluxPipeline)",
            index.string(), cls);
+    ZF_CHECK(cls != "FluxPriorReduxPipeline",
+             "[flux] {} is FLUX.1 Redux, which makes no images itself: give it with --redux beside "
+             "a FLUX.1 dev or schnell model",
+             files.model_dir.string());
     kontext = cls == "FluxKontextPipeline" || cls == "FluxKontextInpaintPipeline";
     const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
     if (fs::is_regular_file(scheduler_config))
@@ -186,6 +190,10 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
       scheduler.value_or(flux1_release_scheduler(pipe.variant_ != FluxVariant::Schnell));
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
   pipe.model_name_ = (named.filename().empty() ? named.parent_path() : named).stem().string();
+  ZF_CHECK(files.siglip.empty() || !files.redux.empty(),
+           "[flux] --siglip {}: the SigLIP tower is read only for Redux (give --redux too)",
+           files.siglip.string());
+  if (!files.redux.empty()) pipe.load_redux(files, placement);
   log::info("[flux] {} as {}: {} steps, guidance {}, T5 length {}", pipe.model_name_,
             flux_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.max_sequence_length);
@@ -202,6 +210,40 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
 
 int64_t FluxPipeline::vae_scale_factor() const {
   return int64_t{1} << (vae_.config().levels() - 1);
+}
+
+void FluxPipeline::load_redux(const FluxFiles& files, const models::Placement& placement) {
+  // A diffusers FLUX.1-Redux-dev folder holds both models; a single file only the embedder.
+  const bool folder = fs::is_directory(files.redux / "image_embedder");
+  const fs::path embedder = folder ? files.redux / "image_embedder" : files.redux;
+  const fs::path tower = !files.siglip.empty() ? files.siglip
+                         : folder              ? files.redux / "image_encoder"
+                                               : fs::path();
+  ZF_CHECK(!tower.empty(),
+           "[flux] Redux {} needs SigLIP's vision tower too: give --siglip FILE "
+           "(sigclip_vision_patch14_384.safetensors) or the FLUX.1-Redux-dev folder",
+           files.redux.string());
+  auto redux = std::make_shared<const models::ReduxImageEncoder>(
+      load_component(kFamily, "Redux image embedder", embedder,
+                     [&] { return models::load_redux_image_encoder(embedder, placement); }));
+  auto siglip = std::make_shared<const models::SiglipVisionModel>(
+      load_component(kFamily, "SigLIP vision tower", tower,
+                     [&] { return models::load_siglip_vision_model(tower, placement); }));
+  ZF_CHECK(siglip->config().hidden_size == redux->image_dim(),
+           "[flux] SigLIP tower {} gives {}-wide states, but the Redux embedder {} reads {}",
+           tower.string(), siglip->config().hidden_size, embedder.string(), redux->image_dim());
+  ZF_CHECK(redux->text_dim() == transformer_.config().joint_attention_dim,
+           "[flux] Redux embedder {} makes {}-wide tokens, but the transformer reads {} (T5's)",
+           embedder.string(), redux->text_dim(), transformer_.config().joint_attention_dim);
+  siglip_ = std::move(siglip);
+  redux_ = std::move(redux);
+  log::info("[flux] Redux: {} with SigLIP {} ({} image tokens)", embedder.string(), tower.string(),
+            siglip_->config().patches());
+}
+
+Tensor FluxPipeline::redux_tokens(const io::Image& image) const {
+  const Tensor states = siglip_->encode(models::siglip_pixels(image, siglip_->config().image_size));
+  return redux_->embed(states);
 }
 
 FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
@@ -224,7 +266,13 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   // With an init image: img2img as FluxControlImg2ImgPipeline, inpaint as
   // FluxControlInpaintPipeline.
   if (controlled && !init) s.mode = FluxMode::Control;
-  if (request.reference) {
+  s.redux = request.reference && redux_;
+  if (s.redux) {
+    ZF_CHECK(variant_ != FluxVariant::KontextDev,
+             "[flux] {} with Redux: the reference image would be both Kontext's picture to edit "
+             "and Redux's to vary; load one of them",
+             model_name_);
+  } else if (request.reference) {
     ZF_CHECK(!init, "[flux] a reference image edits as FLUX.1 Kontext, which takes no init image");
     ZF_CHECK(variant_ == FluxVariant::Dev || variant_ == FluxVariant::KontextDev,
              "[flux] {} ({}) takes no reference image (FLUX.1 Kontext does)", model_name_,
@@ -262,6 +310,8 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   ZF_CHECK(!(fill || controlled) || !s.true_cfg,
            "[flux] {}: {} runs without true CFG (diffusers' {} has none)", model_name_,
            flux_variant_name(variant_), fill ? "FluxFillPipeline" : "FluxControlPipeline");
+  ZF_CHECK(!s.redux || !s.true_cfg,
+           "[flux] Redux runs without true CFG: its image tokens have no negative counterpart");
   ZF_CHECK(!s.true_cfg || request.negative_prompt,
            "[flux] true_cfg_scale {} needs a negative_prompt: true CFG steers away from it; give "
            "one, or leave true_cfg_scale at 1",
@@ -272,7 +322,9 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   s.strength = !from_image ? 1.0 : request.strength.value_or(fill ? 1.0 : 0.6);
   if (from_image) img2img_start(s.steps, s.strength);  // throws if bad
   ZF_CHECK(request.batch >= 1, "[flux] batch must be at least 1, got {}", request.batch);
-  s.max_sequence_length = request.max_sequence_length.value_or(defaults_.max_sequence_length);
+  // FluxPriorReduxPipeline encodes the prompt at T5's full 512 tokens, schnell's too.
+  s.max_sequence_length = request.max_sequence_length.value_or(
+      s.redux ? text::kT5DevMaxLength : defaults_.max_sequence_length);
   s.shift = request.shift;
   ZF_CHECK(!s.shift || (std::isfinite(*s.shift) && *s.shift > 0.0),
            "[flux] shift must be a positive number, got {}", s.shift.value_or(0.0));
@@ -332,7 +384,10 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   auto joined = [](const std::vector<Tensor>& parts) {
     return parts.size() == 1 ? parts.front() : ops::concat(parts, 0);
   };
-  const Tensor pooled = joined(pooled_parts), txt = joined(txt_parts);
+  const Tensor pooled = joined(pooled_parts);
+  Tensor txt = joined(txt_parts);
+  // Redux: the reference image's tokens after every sample's T5 states (a lone request's).
+  if (s.redux) txt = ops::concat({txt, repeat_sample(redux_tokens(*first.reference), batch)}, 1);
   const int64_t samples = s.true_cfg ? 2 * batch : batch;  // per transformer call
   log::info("[flux] prompts encoded in {:.2f} s", clock.lap());
 
@@ -376,7 +431,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
   // Kontext: the reference's tokens follow the noisy ones in every forward (a lone request's).
   std::optional<Tensor> reference_tokens;
-  if (first.reference) {
+  if (first.reference && !s.redux) {
     // A Kontext transformer looks like dev's: only a folder's class or a file's name tells.
     if (variant_ != FluxVariant::KontextDev)
       log::warn(

@@ -5,7 +5,10 @@
 // being blended back after each step. A reference image edits as FLUX.1 Kontext,
 // FluxKontextPipeline: the picture joins every forward as further tokens (flux_kontext.h). FLUX.1
 // Canny-dev and Depth-dev (known by their transformer's input width) draw from a control image,
-// equal to FluxControlPipeline: its latents join each token's features (flux_control.h).
+// equal to FluxControlPipeline: its latents join each token's features (flux_control.h). With
+// a Redux image embedder loaded, a reference image makes variations as FluxPriorReduxPipeline
+// feeds FluxPipeline: SigLIP's view of it, embedded as T5-wide tokens, follows the prompt's T5
+// states (flux_redux.h).
 //
 //   prompt   -> CLIP-L tokens (77, padded) -> pooler_output             [B, 768]
 //   prompt_2 -> T5 tokens (max_sequence_length, padded) -> last hidden state  [B, L, 4096]
@@ -33,6 +36,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -43,6 +47,8 @@
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
 #include "models/flux_dit.h"
+#include "models/flux_redux.h"
+#include "models/siglip_vision.h"
 #include "models/t5_encoder.h"
 #include "pipeline/flux_scheduler.h"
 #include "pipeline/run_control.h"
@@ -85,6 +91,11 @@ struct FluxFiles {
   std::filesystem::path vae;
   std::filesystem::path clip_tokenizer;  // vocab.json + merges.txt (tokenizer/)
   std::filesystem::path t5_tokenizer;    // spiece.model (tokenizer_2/)
+  // FLUX.1 Redux: a diffusers FLUX.1-Redux-dev folder (image_encoder/, image_embedder/) or
+  // flux1-redux-dev.safetensors; siglip: the SigLIP vision tower (a file or folder; default the
+  // Redux folder's image_encoder/).
+  std::filesystem::path redux;
+  std::filesystem::path siglip;
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
 };
@@ -107,7 +118,8 @@ struct FluxRequest {
   std::optional<io::Image> mask;        // inpaint: white = repaint; needs init_image
   std::optional<double> strength;       // default 0.6 (img2img and inpaint), Fill 1
   // Kontext: the picture to edit; without a size the output takes its Kontext resolution (by
-  // design: diffusers makes 1024 x 1024 unless told). Not with an init image.
+  // design: diffusers makes 1024 x 1024 unless told). Not with an init image. With Redux
+  // loaded: the picture to make variations of.
   std::optional<io::Image> reference;
   // Canny-dev / Depth-dev: the edge or depth map to draw from (from noise, or img2img and inpaint
   // with init_image); the output's default size when there is no init image.
@@ -135,6 +147,7 @@ struct FluxSettings {
   double strength;       // 1 for text-to-image
   int max_sequence_length;
   std::optional<double> shift;  // a fixed shift in place of the scheduler config's schedule
+  bool redux;                   // the reference image's Redux tokens follow the T5 states
 };
 
 class FluxPipeline {
@@ -177,6 +190,9 @@ class FluxPipeline {
   FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer t5_tokenizer,
                models::ClipTextModel clip, models::T5Encoder t5,
                models::FluxTransformer transformer, models::AutoencoderKL vae);
+  void load_redux(const FluxFiles& files, const models::Placement& placement);
+  // The Redux tokens of an image [(S/p)^2, T].
+  Tensor redux_tokens(const io::Image& image) const;
 
   text::ClipTokenizer clip_tokenizer_;
   text::T5Tokenizer t5_tokenizer_;
@@ -184,6 +200,8 @@ class FluxPipeline {
   models::T5Encoder t5_;
   models::FluxTransformer transformer_;
   models::AutoencoderKL vae_;
+  std::shared_ptr<const models::SiglipVisionModel> siglip_;  // both set when Redux is loaded
+  std::shared_ptr<const models::ReduxImageEncoder> redux_;
   FluxVariant variant_ = FluxVariant::Dev;
   FluxDefaults defaults_{};
   FluxSchedulerConfig scheduler_{};

@@ -125,6 +125,10 @@ class WithLoras final : public ImageGenerator {
 
 std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {
   const Family family = detect_family(files);
+  ZF_CHECK(family == Family::Flux1 || (files.redux.empty() && files.siglip.empty()),
+           "[model] --redux / --siglip: FLUX.1 Redux runs with FLUX.1 dev or schnell, and {} is "
+           "not FLUX.1",
+           (files.model_dir.empty() ? files.diffusion_model : files.model_dir).string());
   switch (family) {
     case Family::ZImage:
       return load_zimage_generator(files);

@@ -36,7 +36,9 @@ struct ModelFiles {
   std::filesystem::path clip_tokenizer;
   std::filesystem::path t5_tokenizer;
   std::filesystem::path vae;
-  Device device = Device::CPU;  // where the models run (bf16 activations on the GPU)
+  std::filesystem::path redux;   // FLUX.1 Redux: a folder or the embedder file (--redux)
+  std::filesystem::path siglip;  // its SigLIP vision tower (--siglip)
+  Device device = Device::CPU;   // where the models run (bf16 activations on the GPU)
   bool fp8 = false;      // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
   bool offload = false;  // stream transformer and text-encoder blocks from host memory (--offload)
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (--lora)

@@ -474,6 +474,35 @@ TEST_F(GenerateCommand, FluxCannyDepthMatchesDiffusers) {
   EXPECT_NE(scaled.output.find("control strength"), std::string::npos) << scaled.output;
 }
 
+// Redux from the CLI: the tiny dev folder, the tiny Redux folder and -r, as diffusers'
+// FluxPriorReduxPipeline + FluxPipeline made case "redux"; Redux is refused for other families.
+TEST_F(GenerateCommand, FluxReduxMatchesDiffusers) {
+  ZF_REQUIRE_FLUX1_TOKENIZERS();
+  const fs::path dir = test::fixture("flux_redux");
+  const fs::path picture = dir / "flux_redux_tiny_image.png";
+  const std::string args =
+      "generate --device cpu --matmul-precision fp32 -m " + test::flux_tiny_dev().string() +
+      " --clip-tokenizer " + test::flux1_tokenizer("tokenizer_clip_l").string() +
+      " --t5-tokenizer " + test::flux1_tokenizer("tokenizer_t5").string() + " --redux " +
+      (dir / "tiny_redux").string() + " -r " + picture.string() +
+      " -p 'a red fox sitting in fresh snow, morning light' -W 64 -H 48 --steps 2 "
+      "--guidance 3.5 --seed 3 -o ";
+  const CommandResult r = run_zflow(args + (out_ / "variation.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "variation.png"),
+                       io::read_image(dir / "flux_redux_tiny_redux_0.png")),
+            60.0);  // test_flux_redux_pipeline.cpp's bound
+  const auto j = nlohmann::json::parse(png_text(out_ / "variation.png").at("zflow_request"));
+  EXPECT_EQ(j["redux"], true);
+  EXPECT_EQ(j["reference_images"], nlohmann::json::array({picture.string()}));
+
+  const CommandResult zimage =
+      run_zflow(model_args() + " -p x --redux " + (dir / "tiny_redux").string() + " -o " +
+                (out_ / "x.png").string());
+  EXPECT_NE(zimage.status, 0);
+  EXPECT_NE(zimage.output.find("Redux runs with FLUX.1"), std::string::npos) << zimage.output;
+}
+
 TEST_F(GenerateCommand, FluxKontextMatchesDiffusers) {
   ZF_REQUIRE_FLUX1_TOKENIZERS();
   const fs::path kontext = test::fixture("flux_kontext_pipeline");
