@@ -13,6 +13,7 @@
 #include "models/flux2_dit.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
+#include "models/siglip_vision.h"
 #include "models/t5_encoder.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
@@ -203,12 +204,37 @@ std::optional<DetectedComponent> detect_t5(const io::WeightStore& weights,
       })};
 }
 
+// FLUX.1 Redux's two parts: SigLIP's vision tower (transformers SiglipVisionModel or ComfyUI's
+// sigclip_vision file) and the image embedder (redux_up / redux_down).
+std::optional<DetectedComponent> detect_siglip(const io::WeightStore& weights,
+                                               const std::optional<fs::path>& config_json) {
+  // CLIP's vision tower has the same names and a pre-LN ("pre_layrnorm") SigLIP lacks.
+  if (!any_name_ends_with(weights, "embeddings.patch_embedding.weight") ||
+      !any_name_ends_with(weights, "post_layernorm.weight") ||
+      any_name_ends_with(weights, "pre_layrnorm.weight"))
+    return std::nullopt;
+  return DetectedComponent{
+      "siglip vision tower", with_gguf(weights, "transformers"),
+      config_summary<SiglipVisionConfig>(config_json, [&] {
+        return SiglipVisionConfig::infer_from_weights(siglip_vision_weights(weights));
+      })};
+}
+
+std::optional<DetectedComponent> detect_redux(const io::WeightStore& weights,
+                                              const std::optional<fs::path>&) {
+  if (!weights.contains("redux_up.weight") || !weights.contains("redux_down.weight"))
+    return std::nullopt;
+  const Tensor up = weights.get("redux_up.weight"), down = weights.get("redux_down.weight");
+  return DetectedComponent{"flux.1 redux image embedder", with_gguf(weights, "BFL / diffusers"),
+                           fmt::format("image width {}, text width {}", up.size(1), down.size(0))};
+}
+
 }  // namespace
 
 std::optional<DetectedComponent> detect_component(const io::WeightStore& weights,
                                                   const std::optional<fs::path>& config_json) {
   for (auto detect : {detect_zimage, detect_zimage_controlnet, detect_flux, detect_clip_text,
-                      detect_t5, detect_qwen3, detect_autoencoder}) {
+                      detect_t5, detect_siglip, detect_redux, detect_qwen3, detect_autoencoder}) {
     if (auto found = detect(weights, config_json)) return found;
   }
   return std::nullopt;

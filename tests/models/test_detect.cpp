@@ -46,6 +46,15 @@ TEST(Detect, ClipAndT5TextEncoders) {
   EXPECT_EQ(detect("t5/t5_tiny_comfy_weights.safetensors").architecture, "t5 encoder");
 }
 
+// FLUX.1 Redux's parts.
+TEST(Detect, ReduxTowerAndEmbedder) {
+  const DetectedComponent tower = detect("flux_redux/tiny_redux/image_encoder");
+  EXPECT_EQ(tower.architecture, "siglip vision tower");
+  EXPECT_EQ(detect("flux_redux/tiny_redux/image_embedder").architecture,
+            "flux.1 redux image embedder");
+  EXPECT_EQ(detect("flux_redux/tiny_redux/image_embedder").config, "image width 32, text width 8");
+}
+
 // A component's config.json is what `zflow info` shows, where the shapes alone cannot tell (a
 // tiny FLUX.1 transformer's head dim leaves axes_dims_rope unknown).
 TEST(Detect, ConfigJsonInPlaceOfTheShapes) {
