@@ -112,6 +112,10 @@ Tensor decode_raw_tiled(const AutoencoderKL& vae, const Tensor& latent, int64_t 
   return tiled(latent, tile, tile_sample, [&](const Tensor& t) { return vae.decode_raw(t); });
 }
 
+AutoencoderKL::Posterior encode_image(const AutoencoderKL& vae, const Tensor& image, bool tiled) {
+  return tiled ? encode_tiled(vae, image, kDefaultVaeTile) : vae.encode(image);
+}
+
 AutoencoderKL::Posterior encode_tiled(const AutoencoderKL& vae, const Tensor& image,
                                       int64_t tile_sample) {
   const int64_t tile = tile_sample / checked_factor(vae, tile_sample, image);

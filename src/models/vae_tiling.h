@@ -25,6 +25,9 @@ Tensor decode_raw_tiled(const AutoencoderKL& vae, const Tensor& latent, int64_t 
 AutoencoderKL::Posterior encode_tiled(const AutoencoderKL& vae, const Tensor& image,
                                       int64_t tile_sample);
 
+// The posterior of image [B, C, H, W]: in default tiles when `tiled` (--vae-tiling), else whole.
+AutoencoderKL::Posterior encode_image(const AutoencoderKL& vae, const Tensor& image, bool tiled);
+
 // The same for a normalised latent (what the pipelines hold), like AutoencoderKL::decode.
 Tensor decode_tiled(const AutoencoderKL& vae, const Tensor& z, int64_t tile_sample);
 

@@ -16,8 +16,7 @@ Tensor flux_control_condition(const models::AutoencoderKL& vae, Generator& gener
                               const io::Image& control, int64_t width, int64_t height,
                               int64_t batch, bool vae_tiling) {
   const Tensor pixels = image_to_tensor(fit_image(control, width, height));  // [1, 3, H, W]
-  const auto posterior =
-      vae_tiling ? models::encode_tiled(vae, pixels, models::kDefaultVaeTile) : vae.encode(pixels);
+  const auto posterior = models::encode_image(vae, pixels, vae_tiling);
   // diffusers encodes the image repeated `batch` times: the same posterior for each, sampled in
   // one draw of the batch's shape.
   const models::AutoencoderKL::Posterior batched{repeat_batch(posterior.mean, batch),

@@ -53,8 +53,7 @@ Tensor flux_fill_condition(const models::AutoencoderKL& vae, Generator& generato
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t i = 0; i < plane; ++i) p[c * plane + i] *= 1.0f - m[i];
 
-  const auto posterior = vae_tiling ? models::encode_tiled(vae, picture, models::kDefaultVaeTile)
-                                    : vae.encode(picture);
+  const auto posterior = models::encode_image(vae, picture, vae_tiling);
   const Tensor masked_latents = repeat_batch(
       vae.normalize_latent(models::AutoencoderKL::sample(posterior, generator)), batch);
   const Tensor folded = repeat_batch(fold_mask(keep, f), batch);

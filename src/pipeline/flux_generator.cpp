@@ -23,8 +23,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     g.width = s.width;
     g.height = s.height;
     g.steps = s.steps;
-    g.steps_run = denoising_steps(s.steps, s.strength,
-                                  s.mode == FluxMode::ImageToImage || s.mode == FluxMode::Inpaint);
+    g.steps_run = denoising_steps(s.steps, s.strength, starts_from_image(s.mode));
     if (has_guidance()) g.guidance = s.guidance;
     g.cfg_scale = s.true_cfg_scale;
     g.shift = s.shift.value_or(0.0);  // 0: the scheduler config's schedule
@@ -37,7 +36,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     const FluxSettings s = pipe_.resolve(to_request(request));
-    const bool edits = s.mode == FluxMode::ImageToImage || s.mode == FluxMode::Inpaint;
+    const bool edits = starts_from_image(s.mode);
     std::string text = request.prompt + "\n";
     if (s.true_cfg && !request.negative_prompt.empty())
       text += "Negative prompt: " + request.negative_prompt + "\n";

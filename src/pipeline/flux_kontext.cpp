@@ -52,8 +52,7 @@ KontextReference kontext_reference(const models::AutoencoderKL& vae, const io::I
   const int64_t f = int64_t{1} << (vae.config().levels() - 1);
   const auto [width, height] = kontext_resolution(image.width, image.height, 2 * f);
   const Tensor pixels = image_to_tensor(fit_image(image, width, height));
-  const auto posterior =
-      vae_tiling ? models::encode_tiled(vae, pixels, models::kDefaultVaeTile) : vae.encode(pixels);
+  const auto posterior = models::encode_image(vae, pixels, vae_tiling);
   KontextReference r{models::flux_pack_latents(vae.normalize_latent(posterior.mean)),
                      models::flux_image_ids(height / (2 * f), width / (2 * f))};
   for (models::FluxPosition& id : r.ids) id[0] = 1.0f;

@@ -283,7 +283,7 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
     s.width = request.width.value_or(w);
     s.height = request.height.value_or(h);
   }
-  const bool from_image = s.mode == FluxMode::ImageToImage || s.mode == FluxMode::Inpaint;
+  const bool from_image = starts_from_image(s.mode);
   ZF_CHECK(!fill || s.mode == FluxMode::Inpaint,
            "[flux] {} fills the white part of a mask: give an init image and a mask (-i and "
            "--mask, or --outpaint)",
@@ -402,21 +402,21 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     scheduler.shift = *s.shift;
   }
   FlowSchedule schedule = flux1_schedule(scheduler, s.steps, rows * cols);
-  if (s.mode == FluxMode::ImageToImage || s.mode == FluxMode::Inpaint)
+  if (starts_from_image(s.mode))
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const bool fill = variant_ == FluxVariant::FillDev;
   std::vector<Tensor> starts;
-  std::optional<FlowInpaint> inpaint;       // a lone inpaint request's
-  std::optional<Tensor> fill_condition;     // a lone Fill request's
-  std::optional<Tensor> control_condition;  // a lone Canny / Depth request's
+  std::optional<FlowInpaint> inpaint;  // a lone inpaint request's
+  // A lone Fill or Canny / Depth request's condition, read beside each noisy token.
+  std::optional<Tensor> condition;
   for (const FluxRequest& r : requests) {
     Generator generator(r.seed, r.normal_math);
     // FluxControlInpaintPipeline first encodes the masked picture, whose posterior sample it
     // never reads: only its draw matters.
     if (r.control_image && r.mask) generator.randn({1, channels, 2 * rows, 2 * cols});
     if (r.control_image)  // drawn before the start latents, as diffusers does
-      control_condition = flux_control_condition(vae_, generator, *r.control_image, s.width,
-                                                 s.height, r.batch, r.vae_tiling);
+      condition = flux_control_condition(vae_, generator, *r.control_image, s.width, s.height,
+                                         r.batch, r.vae_tiling);
     // Fill starts as img2img does; its mask conditions the forwards instead of the blend.
     StartLatents start = start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols},
                                        schedule.sigmas[0], r.init_image ? &*r.init_image : nullptr,
@@ -424,8 +424,8 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     starts.push_back(std::move(start.latents));
     inpaint = std::move(start.inpaint);
     if (fill)
-      fill_condition = flux_fill_condition(vae_, generator, *r.init_image, *r.mask, s.width,
-                                           s.height, r.batch, r.vae_tiling);
+      condition = flux_fill_condition(vae_, generator, *r.init_image, *r.mask, s.width, s.height,
+                                      r.batch, r.vae_tiling);
   }
 
   std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
@@ -447,8 +447,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
     Tensor tokens = models::flux_pack_latents(s.true_cfg ? repeat_batch(x, 2) : x);
-    if (fill_condition) tokens = ops::concat({tokens, *fill_condition}, 2);
-    if (control_condition) tokens = ops::concat({tokens, *control_condition}, 2);
+    if (condition) tokens = ops::concat({tokens, *condition}, 2);
     if (reference_tokens) tokens = ops::concat({tokens, *reference_tokens}, 1);
     const Tensor out = transformer_.forward(tokens, img_ids, txt, pooled, t, guidance);
     const Tensor v =

@@ -135,6 +135,11 @@ struct FluxRequest {
 enum class FluxMode { TextToImage, ImageToImage, Inpaint, Edit, Control };
 // "txt2img", "img2img", "inpaint", "edit", "control"
 const char* flux_mode_name(FluxMode mode);
+// Whether the run starts part way down the schedule from the init image (img2img and inpaint),
+// so that a strength applies.
+inline bool starts_from_image(FluxMode mode) {
+  return mode == FluxMode::ImageToImage || mode == FluxMode::Inpaint;
+}
 
 // A request with every default filled in: what actually runs, and what metadata records.
 struct FluxSettings {

@@ -22,8 +22,7 @@ StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generato
   if (!init) return {generator.randn(shape), std::nullopt};
   const int64_t f = int64_t{1} << (vae.config().levels() - 1);  // pixels per latent cell
   const Tensor image = image_to_tensor(fit_image(*init, shape[3] * f, shape[2] * f));
-  const auto posterior =
-      vae_tiling ? models::encode_tiled(vae, image, models::kDefaultVaeTile) : vae.encode(image);
+  const auto posterior = models::encode_image(vae, image, vae_tiling);
   const Tensor image_latents = repeat_batch(
       vae.normalize_latent(models::AutoencoderKL::sample(posterior, generator)), shape[0]);
   ZF_CHECK(image_latents.shape() == shape, "[pipeline] the init image encodes to {}, expected {}",

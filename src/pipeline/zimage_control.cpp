@@ -12,8 +12,7 @@ namespace {
 // normalize(VAE.encode(image).mode()): the posterior mean, as retrieve_latents(sample_mode=
 // "argmax") takes it.
 Tensor encoded_mode(const models::AutoencoderKL& vae, const Tensor& image, bool vae_tiling) {
-  const auto posterior =
-      vae_tiling ? models::encode_tiled(vae, image, models::kDefaultVaeTile) : vae.encode(image);
+  const auto posterior = models::encode_image(vae, image, vae_tiling);
   return vae.normalize_latent(posterior.mean);
 }
 

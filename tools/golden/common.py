@@ -42,6 +42,36 @@ def fixture_metadata(script: str, seed: int | None = None, **extra) -> dict[str,
     return meta
 
 
+def save_case_images(out: Path, prefix: str, case_name: str, images) -> list[str]:
+    """Saves a pipeline case's PIL outputs as <prefix>_<case>_<k>.png in `out`, printing each one's size and
+    statistics; returns the file names."""
+    import numpy as np
+
+    files = []
+    for k, im in enumerate(images):
+        name = f"{prefix}_{case_name}_{k}.png"
+        im.save(out / name)
+        files.append(name)
+        arr = np.asarray(im)
+        print(f"{case_name}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}")
+    return files
+
+
+def write_cases(out: Path, prefix: str, script: str, seed: int | None, cases: list[dict], **fields) -> None:
+    """Writes <prefix>_cases.json: the metadata (with torch's CPU capability, which decides torch.randn's
+    math), `fields` (where the models and tokenizers are) and the cases."""
+    import torch
+
+    payload = {
+        "_meta": fixture_metadata(script, seed, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
+        **fields,
+        "cases": cases,
+    }
+    (out / f"{prefix}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out} ({total / 1e6:.2f} MB)")
+
+
 def with_sorted_header(blob: bytes) -> bytes:
     """The same safetensors file with its JSON header keys sorted.
 

@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from common import FIXTURES  # noqa: E402
-from make_flux_fill_pipeline import conditioned_pipeline, save_beside_dev, write_cases  # noqa: E402
+from common import FIXTURES, save_case_images, write_cases  # noqa: E402
+from make_flux_fill_pipeline import beside_dev_fields, conditioned_pipeline, save_beside_dev  # noqa: E402
 from make_flux_pipeline import PROMPT, PROMPT_2, TRANSFORMER  # noqa: E402
 from make_zimage_pipeline import make_inputs  # noqa: E402
 
@@ -108,13 +108,7 @@ def main() -> None:
         if kind == "inpaint":
             kwargs.update(mask_image=mask)
         images = pipes[kind](**kwargs).images
-        files = []
-        for k, im in enumerate(images):
-            name = f"{PREFIX}_{case['name']}_{k}.png"
-            im.save(OUT / name)
-            files.append(name)
-            arr = np.asarray(im)
-            print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}")
+        files = save_case_images(OUT, PREFIX, case["name"], images)
         entry = dict(case, control_image=control_name, expected=files)
         if kind != "txt2img":
             entry["init_image"] = f"{PREFIX}_init.png"
@@ -122,7 +116,7 @@ def main() -> None:
             entry["mask_image"] = f"{PREFIX}_mask.png"
         entries.append(entry)
 
-    write_cases(OUT, PREFIX, __file__, SEED, entries)
+    write_cases(OUT, PREFIX, __file__, SEED, entries, **beside_dev_fields())
 
 
 if __name__ == "__main__":

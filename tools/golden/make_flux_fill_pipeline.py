@@ -16,7 +16,6 @@ FluxFillPipeline with torch.Generator("cpu").manual_seed(seed) and writes:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from common import FIXTURES, fixture_metadata
+from common import FIXTURES, write_cases
 from make_flux_pipeline import DEV, DEV_SCHEDULER, OUT as FLUX_OUT, PROMPT, PROMPT_2, TRANSFORMER, TRANSFORMER_GAINS
 from make_flux_pipeline import build_pipelines, randomize_
 from make_zimage_pipeline import make_inputs, round_to_bf16_, run_cases, store_bf16
@@ -109,16 +108,10 @@ def save_beside_dev(pipe, out: Path, folder: Path) -> None:
     store_bf16(folder / "transformer")
 
 
-def write_cases(out: Path, prefix: str, script: str, seed: int, cases: list[dict]) -> None:
-    payload = {
-        "_meta": fixture_metadata(script, seed, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
-        "tokenizers": "../shared/assets/flux1_tokenizer",
-        "text_encoders_and_vae": str(DEV.relative_to(FLUX_OUT.parent)),
-        "cases": cases,
-    }
-    (out / f"{prefix}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"wrote {out} ({total / 1e6:.2f} MB)")
+def beside_dev_fields() -> dict:
+    """Where a fixture made by conditioned_pipeline finds its tokenizers and the models it borrows."""
+    return {"tokenizers": "../shared/assets/flux1_tokenizer",
+            "text_encoders_and_vae": str(DEV.relative_to(FLUX_OUT.parent))}
 
 
 def main() -> None:
@@ -146,7 +139,8 @@ def main() -> None:
         )
         return pipe(**kwargs).images
 
-    write_cases(OUT, PREFIX, __file__, SEED, run_cases(OUT, PREFIX, CASES, run, inputs=make_fill_inputs()))
+    write_cases(OUT, PREFIX, __file__, SEED, run_cases(OUT, PREFIX, CASES, run, inputs=make_fill_inputs()),
+                **beside_dev_fields())
 
 
 if __name__ == "__main__":

@@ -17,16 +17,14 @@ rescales any size to a megapixel).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 os.environ["ATEN_CPU_CAPABILITY"] = "avx2"  # zflow's default randn; tiny_dev was built under it too
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from common import FIXTURES, fixture_metadata  # noqa: E402
+from common import FIXTURES, save_case_images, write_cases  # noqa: E402
 from make_flux_fill_pipeline import check_same_as_committed  # noqa: E402
 from make_flux_pipeline import DEV_SCHEDULER, NEGATIVE, PROMPT, build_pipelines  # noqa: E402
 from make_zimage_pipeline import make_inputs  # noqa: E402
@@ -87,24 +85,11 @@ def main() -> None:
             max_sequence_length=512,
             output_type="pil",
         ).images
-        files = []
-        for k, im in enumerate(images):
-            name = f"{PREFIX}_{case['name']}_{k}.png"
-            im.save(OUT / name)
-            files.append(name)
-            arr = np.asarray(im)
-            print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}")
+        files = save_case_images(OUT, PREFIX, case["name"], images)
         entries.append(dict(case, reference=ref_name, expected=files))
 
-    payload = {
-        "_meta": fixture_metadata(__file__, None, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
-        "tokenizers": "../shared/assets/flux1_tokenizer",
-        "models": "flux_pipeline/tiny_dev",
-        "cases": entries,
-    }
-    (OUT / f"{PREFIX}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
-    print(f"wrote {OUT} ({total / 1e6:.2f} MB)")
+    write_cases(OUT, PREFIX, __file__, None, entries, tokenizers="../shared/assets/flux1_tokenizer",
+                models="flux_pipeline/tiny_dev")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,15 @@ FLUX.1 dev models (make_flux_pipeline.py) and writes:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 os.environ["ATEN_CPU_CAPABILITY"] = "avx2"  # zflow's default randn; tiny_dev was built under it too
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from common import FIXTURES, fixture_metadata  # noqa: E402
+from common import FIXTURES, save_case_images, write_cases  # noqa: E402
 from make_flux_fill_pipeline import check_same_as_committed  # noqa: E402
 from make_flux_pipeline import DEV, OUT as FLUX_OUT, PROMPT, PROMPT_2, build_pipelines, randomize_  # noqa: E402
 from make_zimage_pipeline import make_inputs, round_to_bf16_, store_bf16  # noqa: E402
@@ -106,24 +104,11 @@ def main() -> None:
             height=case["height"],
             output_type="pil",
         ).images
-        files = []
-        for k, im in enumerate(images):
-            name = f"{PREFIX}_{case['name']}_{k}.png"
-            im.save(OUT / name)
-            files.append(name)
-            arr = np.asarray(im)
-            print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}")
+        files = save_case_images(OUT, PREFIX, case["name"], images)
         entries.append(dict(case, reference=f"{PREFIX}_image.png", expected=files))
 
-    payload = {
-        "_meta": fixture_metadata(__file__, SEED, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
-        "tokenizers": "../shared/assets/flux1_tokenizer",
-        "models": str(DEV.relative_to(FLUX_OUT.parent)),
-        "cases": entries,
-    }
-    (OUT / f"{PREFIX}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
-    print(f"wrote {OUT} ({total / 1e6:.2f} MB)")
+    write_cases(OUT, PREFIX, __file__, SEED, entries, tokenizers="../shared/assets/flux1_tokenizer",
+                models=str(DEV.relative_to(FLUX_OUT.parent)))
 
 
 if __name__ == "__main__":
