@@ -116,8 +116,10 @@ Parts bind_all(ParameterBinder& bind, const FluxDiTConfig& c) {
     p.double_blocks.push_back(bind_double(bind, double_prefix(i), c));
   for (int i = 0; i < c.num_single_layers; ++i)
     p.single_blocks.push_back(bind_single(bind, single_prefix(i), c));
-  p.norm_out = bind_linear(bind, "norm_out.linear", d, 2 * d);
-  p.proj_out = bind_linear(bind, "proj_out", d, c.out_channels);
+  if (c.final_layer) {
+    p.norm_out = bind_linear(bind, "norm_out.linear", d, 2 * d);
+    p.proj_out = bind_linear(bind, "proj_out", d, c.out_channels);
+  }
   return p;
 }
 
@@ -238,7 +240,7 @@ FluxShapes FluxShapes::of(const io::WeightStore& w, std::string tag) {
   FluxShapes s{&w, std::move(tag)};
   s.inner_dim = s.dim("x_embedder.weight", 0);
   s.in_channels = s.dim("x_embedder.weight", 1);
-  s.out_channels = s.dim("proj_out.weight", 0);
+  s.out_channels = w.contains("proj_out.weight") ? s.dim("proj_out.weight", 0) : s.in_channels;
   s.blocks = io::count_flux_blocks(w);
   s.head_dim = s.dim(s.blocks.double_blocks > 0 ? "transformer_blocks.0.attn.norm_q.weight"
                                                 : "single_transformer_blocks.0.attn.norm_q.weight",
@@ -434,9 +436,12 @@ void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tens
   x = ops::add_gated(x, chunk(mod, 2, d), apply(blk.proj_out, ops::concat({attn, mlp}, 2)));
 }
 
-Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> img_ids,
-                                const Tensor& txt_in, const Tensor& pooled_in,
-                                std::span<const float> t, std::span<const float> guidance) const {
+FluxTransformer::Trunk FluxTransformer::run(const Tensor& x, std::span<const FluxPosition> img_ids,
+                                            const Tensor& txt_in, const Tensor& pooled_in,
+                                            std::span<const float> t,
+                                            std::span<const float> guidance,
+                                            const Tensor& image_addend, const Tensor& text_prefix,
+                                            const AfterBlock& after_block) const {
   const FluxDiTConfig& c = config_;
   auto is_activation = [](DType d) { return d == DType::F32 || d == DType::BF16; };
   ZF_CHECK(x.ndim() == 3 && x.size(0) >= 1 && x.size(1) >= 1 && x.size(2) == c.in_channels &&
@@ -460,23 +465,35 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
   ZF_CHECK(static_cast<int64_t>(guidance.size()) == (c.guidance_embeds ? batch : 0),
            "[flux] forward: {} guidance values for {} samples; the model {} a guidance embedder",
            guidance.size(), batch, c.guidance_embeds ? "has" : "has no");
+  const int64_t d = c.inner_dim();
+  ZF_CHECK(!image_addend.defined() || (image_addend.shape() == Shape{batch, n, d}),
+           "[flux] forward: image addend {}, expected [{}, {}, {}]",
+           shape_str(image_addend.shape()), batch, n, d);
+  ZF_CHECK(!text_prefix.defined() || (text_prefix.ndim() == 3 && text_prefix.size(0) == batch &&
+                                      text_prefix.size(2) == d),
+           "[flux] forward: text prefix {}, expected [{}, P, {}]", shape_str(text_prefix.shape()),
+           batch, d);
 
-  // Every input goes to the placement once; the result comes back as float32 where x was.
+  // Every input goes to the placement once.
   const Placement& at = placement_;
   const Tensor txt = at.activation(txt_in), pooled = at.activation(pooled_in);
 
   // 1. The conditioning vector; every modulation reads SiLU of it.
   const Tensor vec = ops::silu(conditioning(pooled, t, guidance));
 
-  // 2. RoPE over [text ids (all 0) ; image ids].
-  const int64_t l = txt.size(1), s = l + n;
+  // 2. Embed; a ControlNet adds its control to the image tokens and may put a token first.
+  Tensor img = apply(x_embedder_, at.activation(x));
+  if (image_addend.defined()) img = ops::add(img, image_addend);
+  Tensor ctx = apply(context_embedder_, txt);
+  if (text_prefix.defined()) ctx = ops::concat({text_prefix, ctx}, 1);
+
+  // 3. RoPE over [text ids (all 0) ; image ids].
+  const int64_t l = ctx.size(1), s = l + n;
   std::vector<float> positions(static_cast<size_t>(l) * 3, 0.0f);
   for (const FluxPosition& p : img_ids) positions.insert(positions.end(), p.begin(), p.end());
   const RopeTables rope = flux_rope_tables(positions, c.axes_dims_rope, c.rope_theta, at.device);
 
-  // 3. Embed, the double-stream blocks, then the single-stream blocks on [text ; image].
-  Tensor img = apply(x_embedder_, at.activation(x));
-  Tensor ctx = apply(context_embedder_, txt);
+  // 4. The double-stream blocks, then the single-stream blocks on [text ; image].
   const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
   for (size_t i = 0; i < double_blocks_.size(); ++i) {
     std::optional<BlockLease> lease;
@@ -484,6 +501,8 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
         block_to_run(offload_.get(), lease, i, double_blocks_[i],
                      [&](ParameterBinder& bind) { return bind_double(bind, double_prefix(i), c); }),
         img, ctx, vec, rope);
+    if (after_block)
+      if (Tensor changed = after_block(false, i, img); changed.defined()) img = std::move(changed);
   }
   Tensor joint = ops::concat({ctx, img}, 1);
   for (size_t i = 0; i < single_blocks_.size(); ++i) {
@@ -492,15 +511,64 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
         block_to_run(offload_.get(), lease, double_blocks_.size() + i, single_blocks_[i],
                      [&](ParameterBinder& bind) { return bind_single(bind, single_prefix(i), c); }),
         joint, vec, rope);
+    if (after_block)
+      if (Tensor changed = after_block(true, i, joint.slice(1, l, s)); changed.defined())
+        joint = ops::concat({joint.slice(1, 0, l), changed}, 1);
   }
+  return {std::move(joint), l, vec};
+}
 
-  // 4. AdaLayerNormContinuous on the image tokens ((scale, shift) in diffusers' order), then the
-  //    projection to the packed latent channels.
-  const int64_t d = c.inner_dim();
-  const Tensor mod = apply(norm_out_, vec);
-  const Tensor out =
-      ops::layer_norm_modulate(joint.slice(1, l, s), kNormEps, chunk(mod, 1, d), chunk(mod, 0, d));
+namespace {
+
+// The sample a ControlNet gives block `i` of `blocks` (diffusers' interval_control).
+const Tensor& control_sample(const std::vector<Tensor>& samples, size_t i, size_t blocks,
+                             bool repeat) {
+  const size_t n = samples.size();
+  return samples[repeat ? i % n : i / ((blocks + n - 1) / n)];
+}
+
+}  // namespace
+
+Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> img_ids,
+                                const Tensor& txt, const Tensor& pooled, std::span<const float> t,
+                                std::span<const float> guidance,
+                                const ControlSamples* control) const {
+  ZF_CHECK(config_.final_layer,
+           "[flux] forward: a ControlNet's trunk has no final layer (use block_outputs)");
+  AfterBlock add_control;
+  if (control && (!control->double_blocks.empty() || !control->single_blocks.empty()))
+    add_control = [&](bool single, size_t i, const Tensor& image) {
+      const std::vector<Tensor>& samples = single ? control->single_blocks : control->double_blocks;
+      if (samples.empty()) return Tensor();
+      const size_t blocks = single ? single_blocks_.size() : double_blocks_.size();
+      const Tensor& sample = control_sample(samples, i, blocks, control->repeat && !single);
+      ZF_CHECK(sample.shape() == image.shape(),
+               "[flux] forward: ControlNet sample {} for image tokens {}",
+               shape_str(sample.shape()), shape_str(image.shape()));
+      return ops::add(image, sample);
+    };
+  const Trunk trunk = run(x, img_ids, txt, pooled, t, guidance, {}, {}, add_control);
+
+  // 5. AdaLayerNormContinuous on the image tokens ((scale, shift) in diffusers' order), then the
+  //    projection to the packed latent channels; float32 where x was.
+  const int64_t d = config_.inner_dim(), l = trunk.text_tokens;
+  const Tensor mod = apply(norm_out_, trunk.vec);
+  const Tensor out = ops::layer_norm_modulate(trunk.joint.slice(1, l, trunk.joint.size(1)),
+                                              kNormEps, chunk(mod, 1, d), chunk(mod, 0, d));
   return float32_on(apply(proj_out_, out), x.device());
+}
+
+std::vector<Tensor> FluxTransformer::block_outputs(
+    const Tensor& x, std::span<const FluxPosition> img_ids, const Tensor& txt, const Tensor& pooled,
+    std::span<const float> t, std::span<const float> guidance, const Tensor& image_addend,
+    const Tensor& text_prefix) const {
+  std::vector<Tensor> outputs;
+  run(x, img_ids, txt, pooled, t, guidance, image_addend, text_prefix,
+      [&](bool, size_t, const Tensor& image) {
+        outputs.push_back(image);
+        return Tensor();
+      });
+  return outputs;
 }
 
 FluxTransformer load_flux_transformer(const io::WeightStore& weights,

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -46,6 +47,8 @@ struct FluxDiTConfig {
   bool guidance_embeds = true;                         // dev: true, schnell: false
   std::vector<int64_t> axes_dims_rope = {16, 56, 56};  // sums to the head dim
   double rope_theta = 10000.0;                         // fixed in diffusers' FluxPosEmbed
+  // norm_out and proj_out; a ControlNet's trunk (flux_controlnet.h) has neither.
+  bool final_layer = true;
 
   static FluxDiTConfig schnell();  // the release with guidance_embeds false
 
@@ -68,6 +71,7 @@ struct FluxDiTConfig {
 // What the shapes of a FLUX transformer's diffusers-named weights tell, the same in both
 // generations (their infer_from_weights start here):
 //   inner dim / in_channels: x_embedder.weight rows / columns; out_channels: proj_out rows
+//     (in_channels when there is no proj_out: a ControlNet)
 //   head dim: the first block's norm_q.weight length (heads = inner dim / head dim), which must
 //     be the release's 128: axes_dims_rope is not in the weights (an error says to give the
 //     model's config.json)
@@ -129,9 +133,29 @@ class FluxTransformer {
   // (diffusers' timestep / 1000; the model multiplies by 1000) and, for guidance-distilled
   // models, guidance[b] (the embedded guidance scale; must be empty for schnell). The tensors
   // may be float32 or bfloat16 on any device; the result is float32 on x's device.
+  //
+  // With `control`, a ControlNet's samples are added to the image tokens after the blocks
+  // (diffusers FluxTransformer2DModel.forward): with n samples, double block i gets sample
+  // i / ceil(blocks / n), or i % n when `repeat` (XLabs); single block i likewise (never
+  // repeated). They must be [B, N, inner] where the activations are (placement().activation).
+  struct ControlSamples {
+    std::vector<Tensor> double_blocks, single_blocks;
+    bool repeat = false;
+  };
   Tensor forward(const Tensor& x, std::span<const FluxPosition> img_ids, const Tensor& txt,
                  const Tensor& pooled, std::span<const float> t,
-                 std::span<const float> guidance = {}) const;
+                 std::span<const float> guidance = {},
+                 const ControlSamples* control = nullptr) const;
+
+  // For a ControlNet, whose trunk this is (config().final_layer false): the image tokens
+  // [B, N, inner] after every double block, then after every single block, of a forward on the
+  // same inputs in which `image_addend` [B, N, inner] is added to the embedded image tokens and
+  // `text_prefix` [B, P, inner], when defined, goes before the embedded text (at text position 0,
+  // as all FLUX.1 text is). Both where the activations are.
+  std::vector<Tensor> block_outputs(const Tensor& x, std::span<const FluxPosition> img_ids,
+                                    const Tensor& txt, const Tensor& pooled,
+                                    std::span<const float> t, std::span<const float> guidance,
+                                    const Tensor& image_addend, const Tensor& text_prefix) const;
 
   struct Linear {
     Tensor weight, bias;
@@ -155,6 +179,19 @@ class FluxTransformer {
   };
 
  private:
+  // What the blocks leave: the joint sequence [text ; image] and the conditioning vector.
+  struct Trunk {
+    Tensor joint;
+    int64_t text_tokens;
+    Tensor vec;
+  };
+  // Called after every block with whether it is a single one, its index, and the image tokens
+  // (of a single block: the image part of the joint sequence); a defined result replaces them.
+  using AfterBlock = std::function<Tensor(bool single, size_t index, const Tensor& image)>;
+  Trunk run(const Tensor& x, std::span<const FluxPosition> img_ids, const Tensor& txt,
+            const Tensor& pooled, std::span<const float> t, std::span<const float> guidance,
+            const Tensor& image_addend, const Tensor& text_prefix,
+            const AfterBlock& after_block) const;
   Tensor conditioning(const Tensor& pooled, std::span<const float> t,
                       std::span<const float> guidance) const;
   Tensor heads(const Linear& proj, const Tensor& x, const Tensor& norm) const;

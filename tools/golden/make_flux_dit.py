@@ -61,8 +61,13 @@ def randomize(model: torch.nn.Module, gen: torch.Generator) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) / p.shape[1] ** 0.5)
 
 
+def block_count(sd: dict, prefix: str) -> int:
+    return len({k.split(".")[1] for k in sd if k.startswith(prefix + ".")})
+
+
 def to_bfl(sd: dict) -> dict:
-    """diffusers names -> original BFL names (facts/flux.md section 2.2, read right to left)."""
+    """diffusers names -> original BFL names (facts/flux.md section 2.2, read right to left). The final layer is
+    mapped when present (a ControlNet has none)."""
     sd = dict(sd)
     out = {}
 
@@ -86,7 +91,7 @@ def to_bfl(sd: dict) -> dict:
         linear("guidance_in.out_layer", "time_text_embed.guidance_embedder.linear_2")
     linear("txt_in", "context_embedder")
     linear("img_in", "x_embedder")
-    for i in range(CONFIG["num_layers"]):
+    for i in range(block_count(sd, "transformer_blocks")):
         b, d = f"double_blocks.{i}", f"transformer_blocks.{i}"
         linear(f"{b}.img_mod.lin", f"{d}.norm1.linear")
         linear(f"{b}.txt_mod.lin", f"{d}.norm1_context.linear")
@@ -102,18 +107,19 @@ def to_bfl(sd: dict) -> dict:
         linear(f"{b}.img_mlp.2", f"{d}.ff.net.2")
         linear(f"{b}.txt_mlp.0", f"{d}.ff_context.net.0.proj")
         linear(f"{b}.txt_mlp.2", f"{d}.ff_context.net.2")
-    for i in range(CONFIG["num_single_layers"]):
+    for i in range(block_count(sd, "single_transformer_blocks")):
         b, d = f"single_blocks.{i}", f"single_transformer_blocks.{i}"
         fused(f"{b}.linear1", [f"{d}.attn.to_q", f"{d}.attn.to_k", f"{d}.attn.to_v", f"{d}.proj_mlp"])
         linear(f"{b}.linear2", f"{d}.proj_out")
         out[f"{b}.norm.query_norm.scale"] = take(f"{d}.attn.norm_q.weight")
         out[f"{b}.norm.key_norm.scale"] = take(f"{d}.attn.norm_k.weight")
         linear(f"{b}.modulation.lin", f"{d}.norm.linear")
-    linear("final_layer.linear", "proj_out")
-    # diffusers' AdaLayerNormContinuous chunks (scale, shift); BFL's final layer (shift, scale).
-    for suffix in ("weight", "bias"):
-        scale, shift = take(f"norm_out.linear.{suffix}").chunk(2, dim=0)
-        out[f"final_layer.adaLN_modulation.1.{suffix}"] = torch.cat([shift, scale], dim=0)
+    if "proj_out.weight" in sd:
+        linear("final_layer.linear", "proj_out")
+        # diffusers' AdaLayerNormContinuous chunks (scale, shift); BFL's final layer (shift, scale).
+        for suffix in ("weight", "bias"):
+            scale, shift = take(f"norm_out.linear.{suffix}").chunk(2, dim=0)
+            out[f"final_layer.adaLN_modulation.1.{suffix}"] = torch.cat([shift, scale], dim=0)
     assert not sd, f"unmapped: {sorted(sd)}"
     return out
 
