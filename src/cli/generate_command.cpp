@@ -1,6 +1,6 @@
 // `zflow generate`: text-to-image, img2img (-i), inpaint (-i with --mask), editing with
-// reference images (-r, FLUX.2 and FLUX.1 Kontext), ControlNet (--control-net, Z-Image) and
-// control images (--control-image: a Z-Image ControlNet's, or FLUX.1 Canny / Depth's) with any
+// reference images (-r, FLUX.2 and FLUX.1 Kontext), ControlNet (--control-net, Z-Image and
+// FLUX.1) and control images (--control-image: a ControlNet's, or FLUX.1 Canny / Depth's) with any
 // model family, from a diffusers folder (-m) or separate component files, for one prompt (-p) or
 // a file of them (--prompts, consecutive prompts joined into batched runs). Writes PNG (with
 // A1111 `parameters` and the full request as JSON in text chunks), JPEG or WebP by the output's
@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "io/image.h"
+#include "pipeline/flux_controlnet_input.h"
 #include "pipeline/generator.h"
 #include "pipeline/outpaint.h"
 
@@ -48,6 +49,8 @@ struct GenerateOptions {
   std::vector<std::string> reference_images;
   std::string controlnet, control_image;  // --control-net, --control-image
   std::optional<float> control_strength;
+  std::optional<double> control_start, control_end;
+  std::string control_mode;  // --control-mode NAME or N
   std::string output = "zflow.png";
   int threads = 0;
   std::string device;            // --device; empty: the default
@@ -191,6 +194,14 @@ int run_generate(const GenerateOptions& o) {
            o.controlnet);
   if (!o.control_image.empty()) request.control_image = io::read_image(o.control_image);
   request.control_scale = o.control_strength;
+  request.control_start = o.control_start;
+  request.control_end = o.control_end;
+  if (!o.control_mode.empty()) {
+    request.control_mode = pipeline::flux_union_mode(o.control_mode);
+    ZF_CHECK(request.control_mode.has_value(),
+             "[generate] --control-mode {}: expected a number or one of {}", o.control_mode,
+             pipeline::flux_union_modes());
+  }
 
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
@@ -302,14 +313,25 @@ Run add_generate_command(CLI::App& app) {
                   "a reference image to edit or draw from (FLUX.2: repeatable, the first sets "
                   "the default size; FLUX.1 Kontext: one, made at its Kontext resolution)");
   cmd->add_option("--control-net", o->controlnet,
-                  "a Z-Image ControlNet (VideoX-Fun Union 1.0 / 2.x file, or a diffusers folder)");
+                  "a ControlNet: Z-Image's (VideoX-Fun Union 1.0 / 2.x file, or a diffusers "
+                  "folder) or FLUX.1's (InstantX / Shakker-Labs / XLabs: a diffusers folder or "
+                  "file)");
   cmd->add_option(
       "--control-image", o->control_image,
       "the ControlNet's input (canny edges, depth, pose, ...; with -i and --mask a 2.x "
       "ControlNet inpaints), or what FLUX.1 Canny-dev / Depth-dev draw from (an edge or depth "
       "map)");
   cmd->add_option("--control-strength", o->control_strength,
-                  "the weight of the ControlNet's hints (default 0.75)");
+                  "the weight of the ControlNet's hints (default: Z-Image 0.75, FLUX.1 1)");
+  cmd->add_option("--control-start", o->control_start,
+                  "FLUX.1 ControlNet: the fraction of the steps before it starts acting "
+                  "(default 0)");
+  cmd->add_option("--control-end", o->control_end,
+                  "FLUX.1 ControlNet: the fraction of the steps after which it stops (default 1)");
+  cmd->add_option("--control-mode", o->control_mode,
+                  "FLUX.1 Union ControlNet: what the control image is, a number or a name of "
+                  "InstantX's and Shakker-Labs' table (" +
+                      pipeline::flux_union_modes() + ")");
   cmd->add_option("--strength", o->strength,
                   "how much of the init image to repaint, 0-1 (default 0.6, inpaint 1)");
   cmd->add_option("--max-sequence-length", o->max_sequence_length,

@@ -152,6 +152,10 @@ FluxControlNetConfig FluxControlNetConfig::from_json(const std::string& json_tex
   return c;
 }
 
+FluxControlNetConfig FluxControlNetConfig::from_json_file(const std::filesystem::path& path) {
+  return from_json(read_text_file(path, "controlnet"), path.string());
+}
+
 FluxControlNetConfig FluxControlNetConfig::infer_from_weights(const io::WeightStore& w) {
   const FluxShapes s = FluxShapes::of(w, "controlnet");
   FluxControlNetConfig c;
@@ -275,19 +279,26 @@ FluxTransformer::ControlSamples FluxControlNet::forward(
   return samples;
 }
 
+bool is_flux_controlnet(const io::WeightStore& weights) {
+  return weights.contains("controlnet_x_embedder.weight") ||
+         weights.contains("pos_embed_input.weight");
+}
+
+io::WeightStore flux_controlnet_diffusers_names(const io::WeightStore& weights) {
+  return weights.contains("pos_embed_input.weight") ? xlabs_to_diffusers(weights) : weights;
+}
+
 FluxControlNet load_flux_controlnet(const std::filesystem::path& path, const Placement& placement,
                                     const std::optional<FluxControlNetConfig>& config) {
   const io::WeightStore opened = io::WeightStore::open(path);
-  const bool xlabs = opened.contains("pos_embed_input.weight");
-  const io::WeightStore weights = xlabs ? xlabs_to_diffusers(opened) : opened;
-  ZF_CHECK(weights.contains("controlnet_x_embedder.weight"),
+  ZF_CHECK(is_flux_controlnet(opened),
            "[controlnet] {}: no 'controlnet_x_embedder.weight' (diffusers) or "
            "'pos_embed_input.weight' (XLabs): not a FLUX.1 ControlNet",
            opened.description());
+  const io::WeightStore weights = flux_controlnet_diffusers_names(opened);
   if (config) return FluxControlNet(*config, weights, placement);
   if (const auto json = io::component_config_json(path)) {
-    const FluxControlNetConfig config =
-        FluxControlNetConfig::from_json(read_text_file(*json, "controlnet"), json->string());
+    const FluxControlNetConfig config = FluxControlNetConfig::from_json_file(*json);
     log::info("[controlnet] {}: {}", weights.description(), config.summary());
     return FluxControlNet(config, weights, placement);
   }

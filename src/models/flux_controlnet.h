@@ -41,6 +41,7 @@ struct FluxControlNetConfig {
 
   // From a diffusers FluxControlNetModel config.json; errors name `source` and the field.
   static FluxControlNetConfig from_json(const std::string& json_text, const std::string& source);
+  static FluxControlNetConfig from_json_file(const std::filesystem::path& path);
   // From diffusers-named weights (see FluxShapes; num_mode: the mode embedder's rows; the hint
   // block's channels: input_hint_block.conv_out rows).
   static FluxControlNetConfig infer_from_weights(const io::WeightStore& weights);
@@ -83,6 +84,12 @@ class FluxControlNet {
   Tensor mode_embedding_;           // controlnet_mode_embedder.weight [num_mode, inner]
   std::vector<Linear> hint_convs_;  // input_hint_block: conv_in, blocks.0-5, conv_out
 };
+
+// Whether `weights` are a FLUX.1 ControlNet's: controlnet_x_embedder (diffusers) or
+// pos_embed_input (XLabs).
+bool is_flux_controlnet(const io::WeightStore& weights);
+// The weights under diffusers' names (XLabs' renamed; others as they are).
+io::WeightStore flux_controlnet_diffusers_names(const io::WeightStore& weights);
 
 // Opens a ControlNet folder or file (see above); the config is `config` when given, else the
 // folder's config.json when there is one, else inferred from the weights.

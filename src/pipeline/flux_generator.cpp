@@ -48,6 +48,11 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     if (edits) text += fmt::format(", Denoising strength: {}", s.strength);
     if (request.batch > 1)
       text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
+    if (s.controlnet)
+      text += fmt::format(
+          ", ControlNet 0: \"Model: {}, Weight: {}, Guidance Start: {}, Guidance "
+          "End: {}\"",
+          pipe_.controlnet_name(), s.control_scale, s.control_start, s.control_end);
 
     nlohmann::json j = {
         {"model", model_name()},
@@ -77,6 +82,13 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     }
     if (s.mode == FluxMode::Inpaint) j["mask"] = sources.mask;
     if (request.control_image) j["control_image"] = sources.control_image;
+    if (s.controlnet) {
+      j["controlnet"] = pipe_.controlnet_name();
+      j["control_scale"] = s.control_scale;
+      j["control_start"] = s.control_start;
+      j["control_end"] = s.control_end;
+      if (s.control_mode) j["control_mode"] = *s.control_mode;
+    }
     if (s.mode == FluxMode::Edit || s.redux)
       j["reference_images"] = sources.reference_names(request.reference_images.size());
     if (s.redux) j["redux"] = true;
@@ -96,10 +108,6 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
           "[flux] {} reference images: FLUX.1 Kontext edits one (FLUX.2 takes several as "
           "references)",
           r.reference_images.size());
-    if (r.control_scale)
-      fail(
-          "[flux] control strength: FLUX.1 Canny-dev and Depth-dev read their control image "
-          "whole (zflow runs ControlNets with Z-Image only)");
     const float cfg = r.cfg_scale.value_or(1.0f);
     const bool true_cfg = cfg > 1.0f;
     if (!true_cfg && cfg != 0.0f && cfg != 1.0f)
@@ -131,6 +139,10 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     f.mask = r.mask;
     if (!r.reference_images.empty()) f.reference = r.reference_images.front();
     f.control_image = r.control_image;
+    f.control_scale = r.control_scale;
+    f.control_start = r.control_start;
+    f.control_end = r.control_end;
+    f.control_mode = r.control_mode;
     f.strength = r.strength;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.shift = r.shift;
@@ -153,6 +165,7 @@ std::unique_ptr<ImageGenerator> load_flux_generator(const ModelFiles& files) {
                           .t5_tokenizer = files.t5_tokenizer,
                           .redux = files.redux,
                           .siglip = files.siglip,
+                          .controlnet = files.controlnet,
                           .fp8 = files.fp8,
                           .loras = files.loras},
                          placement_for(files)));

@@ -12,6 +12,7 @@
 #include "pipeline/flow_denoise.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/flux_control.h"
+#include "pipeline/flux_controlnet_input.h"
 #include "pipeline/flux_fill.h"
 #include "pipeline/flux_kontext.h"
 #include "pipeline/image_tensor.h"
@@ -194,6 +195,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
            "[flux] --siglip {}: the SigLIP tower is read only for Redux (give --redux too)",
            files.siglip.string());
   if (!files.redux.empty()) pipe.load_redux(files, placement);
+  if (!files.controlnet.empty()) pipe.load_controlnet(files.controlnet, placement);
   log::info("[flux] {} as {}: {} steps, guidance {}, T5 length {}", pipe.model_name_,
             flux_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.max_sequence_length);
@@ -241,6 +243,24 @@ void FluxPipeline::load_redux(const FluxFiles& files, const models::Placement& p
             siglip_->config().patches());
 }
 
+void FluxPipeline::load_controlnet(const fs::path& path, const models::Placement& placement) {
+  ZF_CHECK(variant_ == FluxVariant::Dev || variant_ == FluxVariant::Schnell,
+           "[flux] --control-net {}: FLUX.1 ControlNets steer dev or schnell, not {} ({})",
+           path.string(), model_name_, flux_variant_name(variant_));
+  auto controlnet = std::make_shared<const models::FluxControlNet>(load_component(
+      kFamily, "ControlNet", path, [&] { return models::load_flux_controlnet(path, placement); }));
+  const models::FluxDiTConfig& main = transformer_.config();
+  const models::FluxDiTConfig& trunk = controlnet->config().trunk;
+  ZF_CHECK(trunk.inner_dim() == main.inner_dim() && trunk.in_channels == main.in_channels &&
+               trunk.joint_attention_dim == main.joint_attention_dim &&
+               trunk.pooled_projection_dim == main.pooled_projection_dim,
+           "[flux] ControlNet {} ({}) does not fit the transformer ({}): its width, input, text "
+           "and pooled features must be the transformer's",
+           path.string(), trunk.summary(), main.summary());
+  controlnet_ = std::move(controlnet);
+  controlnet_name_ = (path.filename().empty() ? path.parent_path() : path).stem().string();
+}
+
 Tensor FluxPipeline::redux_tokens(const io::Image& image) const {
   const Tensor states = siglip_->encode(models::siglip_pixels(image, siglip_->config().image_size));
   return redux_->embed(states);
@@ -257,15 +277,20 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   s.mode = mask ? FluxMode::Inpaint : init ? FluxMode::ImageToImage : FluxMode::TextToImage;
   const bool fill = variant_ == FluxVariant::FillDev;
   const bool controlled = variant_ == FluxVariant::ControlDev;
-  ZF_CHECK(!controlled || control,
-           "[flux] {} draws what its control image shows: give one (--control-image: an edge "
-           "map for Canny-dev, a depth map for Depth-dev)",
+  s.controlnet = controlnet_ != nullptr;
+  ZF_CHECK(!(controlled || s.controlnet) || control,
+           "[flux] {} draws what its control image shows: give one (--control-image: {})",
+           s.controlnet ? "the ControlNet" : model_name_,
+           s.controlnet ? "edges, depth, pose, ... as the ControlNet was trained on"
+                        : "an edge map for Canny-dev, a depth map for Depth-dev");
+  ZF_CHECK(controlled || s.controlnet || !control,
+           "[flux] {} takes no control image without a ControlNet (--control-net; FLUX.1 "
+           "Canny-dev and Depth-dev take one alone)",
            model_name_);
-  ZF_CHECK(controlled || !control,
-           "[flux] {} takes no control image (FLUX.1 Canny-dev and Depth-dev do)", model_name_);
-  // With an init image: img2img as FluxControlImg2ImgPipeline, inpaint as
-  // FluxControlInpaintPipeline.
-  if (controlled && !init) s.mode = FluxMode::Control;
+  // With an init image: img2img as FluxControl(Net)Img2ImgPipeline, inpaint as
+  // FluxControl(Net)InpaintPipeline.
+  if ((controlled || s.controlnet) && !init) s.mode = FluxMode::Control;
+  resolve_controlnet(request, s);
   s.redux = request.reference && redux_;
   if (s.redux) {
     ZF_CHECK(variant_ != FluxVariant::KontextDev,
@@ -332,6 +357,34 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
            "[flux] max_sequence_length must be in [1, {}], got {}", kMaxT5Length,
            s.max_sequence_length);
   return s;
+}
+
+void FluxPipeline::resolve_controlnet(const FluxRequest& request, FluxSettings& s) const {
+  if (!s.controlnet) {
+    ZF_CHECK(!request.control_scale && !request.control_start && !request.control_end &&
+                 !request.control_mode,
+             "[flux] control strength, start, end and mode are a ControlNet's: load one with "
+             "--control-net");
+    return;
+  }
+  s.control_scale = request.control_scale.value_or(1.0f);
+  ZF_CHECK(std::isfinite(s.control_scale), "[flux] control strength must be finite");
+  s.control_start = request.control_start.value_or(0.0);
+  s.control_end = request.control_end.value_or(1.0);
+  ZF_CHECK(s.control_start >= 0.0 && s.control_start < s.control_end && s.control_end <= 1.0,
+           "[flux] the ControlNet's part of the schedule must satisfy 0 <= start < end <= 1; "
+           "got start {} end {}",
+           s.control_start, s.control_end);
+  s.control_mode = request.control_mode;
+  const int64_t modes = controlnet_->config().num_mode;
+  if (modes > 0)
+    ZF_CHECK(s.control_mode && *s.control_mode >= 0 && *s.control_mode < modes,
+             "[flux] the Union ControlNet needs a control mode in 0..{} (--control-mode; the "
+             "InstantX and Shakker-Labs releases: {})",
+             modes - 1, flux_union_modes());
+  else
+    ZF_CHECK(!s.control_mode,
+             "[flux] --control-mode: this ControlNet has no modes (only Union ones do)");
 }
 
 bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b) const {
@@ -409,14 +462,20 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   std::optional<FlowInpaint> inpaint;  // a lone inpaint request's
   // A lone Fill or Canny / Depth request's condition, read beside each noisy token.
   std::optional<Tensor> condition;
+  std::optional<Tensor> control_input;  // a lone ControlNet request's
   for (const FluxRequest& r : requests) {
     Generator generator(r.seed, r.normal_math);
-    // FluxControlInpaintPipeline first encodes the masked picture, whose posterior sample it
-    // never reads: only its draw matters.
-    if (r.control_image && r.mask) generator.randn({1, channels, 2 * rows, 2 * cols});
-    if (r.control_image)  // drawn before the start latents, as diffusers does
+    // Drawn before the start latents, as diffusers does.
+    if (r.control_image && s.controlnet) {
+      control_input = flux_controlnet_input(*controlnet_, vae_, generator, *r.control_image,
+                                            s.width, s.height, r.batch, r.vae_tiling);
+    } else if (r.control_image) {
+      // FluxControlInpaintPipeline first encodes the masked picture, whose posterior sample it
+      // never reads: only its draw matters.
+      if (r.mask) generator.randn({1, channels, 2 * rows, 2 * cols});
       condition = flux_control_condition(vae_, generator, *r.control_image, s.width, s.height,
                                          r.batch, r.vae_tiling);
+    }
     // Fill starts as img2img does; its mask conditions the forwards instead of the blend.
     StartLatents start = start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols},
                                        schedule.sigmas[0], r.init_image ? &*r.init_image : nullptr,
@@ -443,13 +502,37 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     img_ids.insert(img_ids.end(), reference.ids.begin(), reference.ids.end());
   }
   const std::vector<float> guidance(variant_ != FluxVariant::Schnell ? samples : 0, s.guidance);
+  // The ControlNet runs on the positive samples; its own guidance embedder (if any) reads the
+  // request's guidance, dev's default under schnell (diffusers passes guidance_scale to both).
+  std::vector<float> controlnet_guidance;
+  if (control_input && controlnet_->config().trunk.guidance_embeds)
+    controlnet_guidance.assign(
+        static_cast<size_t>(batch),
+        variant_ == FluxVariant::Schnell
+            ? first.guidance.value_or(flux_defaults(FluxVariant::Dev).guidance)
+            : s.guidance);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
     Tensor tokens = models::flux_pack_latents(s.true_cfg ? repeat_batch(x, 2) : x);
     if (condition) tokens = ops::concat({tokens, *condition}, 2);
     if (reference_tokens) tokens = ops::concat({tokens, *reference_tokens}, 1);
-    const Tensor out = transformer_.forward(tokens, img_ids, txt, pooled, t, guidance);
+    std::optional<models::FluxTransformer::ControlSamples> control_samples;
+    if (control_input &&
+        flux_controlnet_acts(i, schedule.steps(), s.control_start, s.control_end)) {
+      auto positives = [&](const Tensor& both) {
+        return s.true_cfg ? both.slice(0, 0, batch).contiguous() : both;
+      };
+      control_samples = controlnet_->forward(
+          positives(tokens), img_ids, positives(txt), positives(pooled),
+          std::span<const float>(t).first(static_cast<size_t>(batch)), controlnet_guidance,
+          *control_input, s.control_mode, s.control_scale);
+      if (s.true_cfg)  // the negative half gets the same samples
+        for (auto* part : {&control_samples->double_blocks, &control_samples->single_blocks})
+          for (Tensor& sample : *part) sample = repeat_batch(sample, 2);
+    }
+    const Tensor out = transformer_.forward(tokens, img_ids, txt, pooled, t, guidance,
+                                            control_samples ? &*control_samples : nullptr);
     const Tensor v =
         models::flux_unpack_latents(out.slice(1, 0, rows * cols).contiguous(), 2 * rows, 2 * cols);
     return s.true_cfg ? combine_guidance(v, s.true_cfg_scale) : v;

@@ -8,7 +8,10 @@
 // equal to FluxControlPipeline: its latents join each token's features (flux_control.h). With
 // a Redux image embedder loaded, a reference image makes variations as FluxPriorReduxPipeline
 // feeds FluxPipeline: SigLIP's view of it, embedded as T5-wide tokens, follows the prompt's T5
-// states (flux_redux.h).
+// states (flux_redux.h). With a ControlNet loaded (InstantX, Shakker-Labs, XLabs), a control image
+// steers text-to-image, img2img and inpaint as FluxControlNetPipeline and its img2img / inpaint
+// variants: each step the ControlNet's samples join the transformer's blocks
+// (flux_controlnet_input.h).
 //
 //   prompt   -> CLIP-L tokens (77, padded) -> pooler_output             [B, 768]
 //   prompt_2 -> T5 tokens (max_sequence_length, padded) -> last hidden state  [B, L, 4096]
@@ -46,6 +49,7 @@
 #include "io/image.h"
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
+#include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
 #include "models/flux_redux.h"
 #include "models/siglip_vision.h"
@@ -96,6 +100,8 @@ struct FluxFiles {
   // Redux folder's image_encoder/).
   std::filesystem::path redux;
   std::filesystem::path siglip;
+  // A FLUX.1 ControlNet (models/flux_controlnet.h): a diffusers folder or a file.
+  std::filesystem::path controlnet;
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
 };
@@ -122,8 +128,16 @@ struct FluxRequest {
   // loaded: the picture to make variations of.
   std::optional<io::Image> reference;
   // Canny-dev / Depth-dev: the edge or depth map to draw from (from noise, or img2img and inpaint
-  // with init_image); the output's default size when there is no init image.
+  // with init_image); the output's default size when there is no init image. With a ControlNet:
+  // its input, likewise.
   std::optional<io::Image> control_image;
+  // ControlNet: its samples' weight (default 1, diffusers' controlnet_conditioning_scale); the
+  // part of the schedule it acts on, steps i of N with start <= i / N and (i + 1) / N <= end
+  // (control_guidance_start / end, default 0 and 1); a Union ControlNet's mode (required there,
+  // refused elsewhere).
+  std::optional<float> control_scale;
+  std::optional<double> control_start, control_end;
+  std::optional<int> control_mode;
   std::optional<int> max_sequence_length;  // T5 tokens; default 512 dev / 256 schnell
   // A fixed shift of the sigmas instead of the scheduler config's schedule: the schedule of a
   // scheduler with use_dynamic_shifting false and this shift (sd.cpp's --flow-shift).
@@ -153,6 +167,11 @@ struct FluxSettings {
   int max_sequence_length;
   std::optional<double> shift;  // a fixed shift in place of the scheduler config's schedule
   bool redux;                   // the reference image's Redux tokens follow the T5 states
+  // ControlNet (controlnet true): as FluxRequest's fields, filled in.
+  bool controlnet;
+  float control_scale;
+  double control_start, control_end;
+  std::optional<int> control_mode;
 };
 
 class FluxPipeline {
@@ -169,6 +188,8 @@ class FluxPipeline {
   const FluxDefaults& defaults() const { return defaults_; }
   const std::string& model_name() const { return model_name_; }  // folder or file stem
   const models::FluxTransformer& transformer() const { return transformer_; }
+  const models::FluxControlNet* controlnet() const { return controlnet_.get(); }  // or null
+  const std::string& controlnet_name() const { return controlnet_name_; }         // its file stem
   // The folder's scheduler/scheduler_config.json, else the release's for the variant.
   const FluxSchedulerConfig& scheduler() const { return scheduler_; }
   // Pixels per latent cell (8 for the release VAE); image sides must be multiples of twice this.
@@ -196,6 +217,8 @@ class FluxPipeline {
                models::ClipTextModel clip, models::T5Encoder t5,
                models::FluxTransformer transformer, models::AutoencoderKL vae);
   void load_redux(const FluxFiles& files, const models::Placement& placement);
+  void load_controlnet(const std::filesystem::path& path, const models::Placement& placement);
+  void resolve_controlnet(const FluxRequest& request, FluxSettings& s) const;
   // The Redux tokens of an image [(S/p)^2, T].
   Tensor redux_tokens(const io::Image& image) const;
 
@@ -207,6 +230,8 @@ class FluxPipeline {
   models::AutoencoderKL vae_;
   std::shared_ptr<const models::SiglipVisionModel> siglip_;  // both set when Redux is loaded
   std::shared_ptr<const models::ReduxImageEncoder> redux_;
+  std::shared_ptr<const models::FluxControlNet> controlnet_;
+  std::string controlnet_name_;
   FluxVariant variant_ = FluxVariant::Dev;
   FluxDefaults defaults_{};
   FluxSchedulerConfig scheduler_{};

@@ -133,12 +133,14 @@ std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {
     case Family::ZImage:
       return load_zimage_generator(files);
     case Family::Flux1:
+      return load_flux_generator(files);
     case Family::Flux2:
       ZF_CHECK(files.controlnet.empty(),
-               "[model] ControlNet {}: zflow runs ControlNets with Z-Image only, and {} is FLUX",
+               "[model] ControlNet {}: zflow runs ControlNets with Z-Image and FLUX.1, and {} is "
+               "FLUX.2",
                files.controlnet.string(),
                (files.model_dir.empty() ? files.diffusion_model : files.model_dir).string());
-      return family == Family::Flux1 ? load_flux_generator(files) : load_flux2_generator(files);
+      return load_flux2_generator(files);
   }
   fail("[model] unreachable family");
 }

@@ -42,7 +42,8 @@ struct ModelFiles {
   bool fp8 = false;      // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
   bool offload = false;  // stream transformer and text-encoder blocks from host memory (--offload)
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (--lora)
-  std::filesystem::path controlnet;     // Z-Image: a ControlNet file or folder (--control-net)
+  std::filesystem::path
+      controlnet;  // a Z-Image or FLUX.1 ControlNet file or folder (--control-net)
 };
 
 // What a caller asks for. Unset optionals take the model's defaults.
@@ -66,8 +67,12 @@ struct GenerationRequest {
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
   bool vae_tiling = false;                 // decode in tiles (large images in less memory)
-  std::optional<io::Image> control_image;  // Z-Image with a ControlNet: what steers the layout
+  std::optional<io::Image> control_image;  // with a ControlNet: what steers the layout
   std::optional<float> control_scale;      // the ControlNet hints' weight
+  // FLUX.1 ControlNets: the part of the schedule they act on (fractions, diffusers'
+  // control_guidance_start / end) and a Union ControlNet's mode.
+  std::optional<double> control_start, control_end;
+  std::optional<int> control_mode;
 };
 
 // A request with every default filled in.

@@ -68,6 +68,12 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     z.vae_tiling = r.vae_tiling;
     z.control_image = r.control_image;
     if (r.control_scale) z.control_scale = *r.control_scale;
+    // A1111 clients send the whole window by default: only a narrower one is refused.
+    if (r.control_start.value_or(0.0) != 0.0 || r.control_end.value_or(1.0) != 1.0 ||
+        r.control_mode)
+      fail(
+          "[zimage] control start, end and mode are FLUX.1 ControlNet settings (Z-Image's "
+          "ControlNet acts on every step, its Union modes need none)");
     return z;
   }
 };

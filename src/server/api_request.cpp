@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/image.h"
+#include "pipeline/flux_controlnet_input.h"
 #include "pipeline/outpaint.h"
 #include "server/base64.h"
 
@@ -168,9 +169,18 @@ std::string registry_name(const std::string& field, const json& value) {
   return value.get<std::string>();
 }
 
+// A FLUX.1 ControlNet's part of the schedule, from fields named `start` and `end` (0..1).
+void control_window(const json& body, const std::string& start, const std::string& end,
+                    JobSpec& spec) {
+  spec.request.control_start = get_number(body, start, 0, 1);
+  spec.request.control_end = get_number(body, end, 0, 1);
+}
+
 // zflow's ControlNet fields: "controlnet" (a name from the server's ControlNet folder),
-// "control_image" (base64) and "control_scale"; a ControlNet needs its image, while an image
-// alone is for a model that reads one itself (FLUX.1 Canny / Depth; the model refuses it else).
+// "control_image" (base64), "control_scale", and for FLUX.1 "control_start", "control_end" and a
+// Union ControlNet's "control_mode" (a number or a name); a ControlNet needs its image, while an
+// image alone is for a model that reads one itself (FLUX.1 Canny / Depth; the model refuses it
+// else).
 void controlnet_fields(const json& body, JobSpec& spec) {
   if (const auto it = body.find("controlnet"); it != body.end() && !it->is_null())
     spec.controlnet = registry_name("controlnet", *it);
@@ -178,13 +188,24 @@ void controlnet_fields(const json& body, JobSpec& spec) {
     spec.request.control_image = image_field("control_image", *it);
   if (const auto v = get_number(body, "control_scale", 0, 2))
     spec.request.control_scale = static_cast<float>(*v);
+  control_window(body, "control_start", "control_end", spec);
+  if (const auto it = body.find("control_mode"); it != body.end() && !it->is_null()) {
+    const std::string mode = it->is_number_integer() ? std::to_string(it->get<int64_t>())
+                             : it->is_string()       ? it->get<std::string>()
+                                                     : std::string();
+    spec.request.control_mode = pipeline::flux_union_mode(mode);
+    if (!spec.request.control_mode)
+      bad("control_mode", fmt::format("expected a number or one of {}, got {}",
+                                      pipeline::flux_union_modes(), it->dump()));
+  }
   if (!spec.controlnet.empty() && !spec.request.control_image)
     bad("control_image", "a controlnet needs its control_image (canny edges, depth, pose, ...)");
 }
 
 // The A1111 ControlNet extension's unit, alwayson_scripts.controlnet.args[0]: "image" (or
 // "input_image", base64), "model" (a name, its " [hash]" suffix ignored), "weight" (default 1),
-// "enabled"; zflow runs no preprocessors, so "module" must be none.
+// "enabled", "guidance_start" / "guidance_end" (FLUX.1); zflow runs no preprocessors, so "module"
+// must be none.
 void a1111_controlnet(const json& body, JobSpec& spec) {
   const auto scripts = body.find("alwayson_scripts");
   if (scripts == body.end() || !scripts->is_object()) return;
@@ -218,6 +239,7 @@ void a1111_controlnet(const json& body, JobSpec& spec) {
   if (!unit->contains(image_key)) bad(at + ".image", "required");
   spec.request.control_image = image_field(at + "." + image_key, (*unit)[image_key]);
   spec.request.control_scale = static_cast<float>(get_number(*unit, "weight", 0, 2).value_or(1.0));
+  control_window(*unit, "guidance_start", "guidance_end", spec);
 }
 
 float lora_scale(const std::string& field, double scale) {

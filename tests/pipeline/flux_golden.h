@@ -63,6 +63,11 @@ inline pipeline::FluxRequest flux_request(const nlohmann::json& c, const std::fi
   if (c.contains("mask_image")) r.mask = image("mask_image");
   if (c.contains("reference")) r.reference = image("reference");
   if (c.contains("control_image")) r.control_image = image("control_image");
+  // ControlNet cases (make_flux_controlnet_pipeline.py).
+  if (c.contains("scale")) r.control_scale = c["scale"].get<float>();
+  if (c.contains("mode")) r.control_mode = c["mode"].get<int>();
+  if (c.contains("control_start")) r.control_start = c["control_start"].get<double>();
+  if (c.contains("control_end")) r.control_end = c["control_end"].get<double>();
   // torch.randn's float log/sin/cos follow the CPU kernel the fixture was made with.
   r.normal_math = cases.normal_math();
   return r;

@@ -474,6 +474,44 @@ TEST_F(GenerateCommand, FluxCannyDepthMatchesDiffusers) {
   EXPECT_NE(scaled.output.find("control strength"), std::string::npos) << scaled.output;
 }
 
+// A FLUX.1 ControlNet from the CLI: tiny_dev with the tiny Union ControlNet, its mode by name, as
+// diffusers' FluxControlNetPipeline made case "union"; a mode it cannot name is refused.
+TEST_F(GenerateCommand, FluxControlNetMatchesDiffusers) {
+  ZF_REQUIRE_FLUX1_TOKENIZERS();
+  const fs::path dir = test::fixture("flux_controlnet_pipeline");
+  const std::string args =
+      "generate --device cpu --matmul-precision fp32 -m " + test::flux_tiny_dev().string() +
+      " --clip-tokenizer " + test::flux1_tokenizer("tokenizer_clip_l").string() +
+      " --t5-tokenizer " + test::flux1_tokenizer("tokenizer_t5").string() + " --control-net " +
+      (dir / "union").string() + " --control-image " +
+      (dir / "flux_controlnet_tiny_diffusers_union_control.png").string() +
+      " --control-strength 0.7 -p 'a red fox sitting in fresh snow, morning light' -W 64 -H 48 "
+      "--steps 3 --guidance 3.5 --max-sequence-length 16 --seed 3";
+  const CommandResult r =
+      run_zflow(args + " --control-mode depth -o " + (out_ / "controlled.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "controlled.png"),
+                       io::read_image(dir / "flux_controlnet_tiny_diffusers_union_0.png")),
+            60.0);  // test_flux_controlnet_pipeline.cpp's bound
+  const auto j = nlohmann::json::parse(png_text(out_ / "controlled.png").at("zflow_request"));
+  EXPECT_EQ(j["mode"], "control");
+  EXPECT_EQ(j["controlnet"], "union");
+  EXPECT_EQ(j["control_mode"], 2);
+  EXPECT_EQ(j["control_scale"], 0.7f);
+  EXPECT_NE(
+      png_text(out_ / "controlled.png")
+          .at("parameters")
+          .find("ControlNet 0: \"Model: union, Weight: 0.7, Guidance Start: 0, Guidance End: 1\""),
+      std::string::npos);
+
+  const CommandResult bad =
+      run_zflow(args + " --control-mode scribble -o " + (out_ / "x.png").string());
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("--control-mode scribble: expected a number or one of canny 0"),
+            std::string::npos)
+      << bad.output;
+}
+
 // Redux from the CLI: the tiny dev folder, the tiny Redux folder and -r, as diffusers'
 // FluxPriorReduxPipeline + FluxPipeline made case "redux"; Redux is refused for other families.
 TEST_F(GenerateCommand, FluxReduxMatchesDiffusers) {

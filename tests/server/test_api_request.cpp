@@ -193,22 +193,23 @@ TEST(LoraRequest, FieldsAndA1111PromptTags) {
 // ControlNet extension's unit on A1111's; a name without an image, a preprocessor, or two enabled
 // units are refused naming the field. An image alone is FLUX.1 Canny / Depth's input.
 TEST(ControlNetRequest, EveryApiTakesOne) {
-  const json fields = {{"prompt", "p"},
-                       {"controlnet", "canny"},
-                       {"control_image", png_b64(32, 16)},
-                       {"control_scale", 0.6}};
+  const json fields = {
+      {"prompt", "p"},          {"controlnet", "canny"}, {"control_image", png_b64(32, 16)},
+      {"control_scale", 0.6},   {"control_start", 0.1},  {"control_end", 0.8},
+      {"control_mode", "depth"}};
   for (const JobSpec& s :
        {parse_native_job(fields, kLimits, "m"), parse_openai_generation(fields, kLimits, "m")}) {
     EXPECT_EQ(s.controlnet, "canny");
     ASSERT_TRUE(s.request.control_image.has_value());
     EXPECT_EQ(s.request.control_image->width, 32);
     EXPECT_FLOAT_EQ(s.request.control_scale.value_or(0), 0.6f);
+    EXPECT_EQ(s.request.control_start, 0.1);
+    EXPECT_EQ(s.request.control_end, 0.8);
+    EXPECT_EQ(s.request.control_mode, 2);  // InstantX's table
   }
-  const json unit = {{"enabled", true},
-                     {"module", "none"},
-                     {"model", "canny [a1b2c3d4]"},
-                     {"image", png_b64(16, 16)},
-                     {"weight", 0.8}};
+  const json unit = {{"enabled", true},          {"module", "none"}, {"model", "canny [a1b2c3d4]"},
+                     {"image", png_b64(16, 16)}, {"weight", 0.8},    {"guidance_start", 0.2},
+                     {"guidance_end", 0.9}};
   const JobSpec a =
       parse_a1111(json{{"prompt", "p"},
                        {"alwayson_scripts",
@@ -216,6 +217,8 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
                   false, kLimits, "m");
   EXPECT_EQ(a.controlnet, "canny");
   EXPECT_FLOAT_EQ(a.request.control_scale.value_or(0), 0.8f);
+  EXPECT_EQ(a.request.control_start, 0.2);
+  EXPECT_EQ(a.request.control_end, 0.9);
 
   using R = std::pair<int, std::string>;
   const auto native = [](json body) {
@@ -231,6 +234,14 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
             (R{400, "controlnet"}));
   EXPECT_EQ(native({{"controlnet", "c"}, {"control_image", png_b64(16, 16)}, {"control_scale", 3}}),
             (R{400, "control_scale"}));
+  EXPECT_EQ(native({{"controlnet", "c"}, {"control_image", png_b64(16, 16)}, {"control_end", 2}}),
+            (R{400, "control_end"}));
+  EXPECT_EQ(
+      native(
+          {{"controlnet", "c"}, {"control_image", png_b64(16, 16)}, {"control_mode", "scribble"}}),
+      (R{400, "control_mode"}));
+  EXPECT_EQ(native({{"controlnet", "c"}, {"control_image", png_b64(16, 16)}, {"control_mode", 1}}),
+            (R{0, ""}));
   const auto a1111 = [](const json& args) {
     return refusal([&] {
       parse_a1111(json{{"prompt", "p"}, {"alwayson_scripts", {{"controlnet", {{"args", args}}}}}},

@@ -69,6 +69,24 @@ def make_control(size) -> Image.Image:
     return Image.fromarray(np.stack([gray] * 3, -1), "RGB")
 
 
+def run_control_case(pipe, case: dict, kwargs: dict, init, mask, control_name: str, out, prefix: str) -> dict:
+    """Runs a case of a control pipeline: its kind (case "pipeline": txt2img, img2img or inpaint) adds the init
+    image, strength and mask to kwargs; saves the images and returns the case's entry for the cases file."""
+    kind = case.get("pipeline", "txt2img")
+    if kind != "txt2img":
+        kwargs.update(image=init, strength=case["strength"])
+    if kind == "inpaint":
+        kwargs.update(mask_image=mask)
+    images = pipe(**kwargs).images
+    files = save_case_images(out, prefix, case["name"], images)
+    entry = dict(case, control_image=control_name, expected=files)
+    if kind != "txt2img":
+        entry["init_image"] = f"{prefix}_init.png"
+    if kind == "inpaint":
+        entry["mask_image"] = f"{prefix}_mask.png"
+    return entry
+
+
 def main() -> None:
     from diffusers import FluxControlImg2ImgPipeline, FluxControlInpaintPipeline, FluxControlPipeline
 
@@ -102,19 +120,8 @@ def main() -> None:
         )
         if "guidance" in case:  # else the pipeline's default
             kwargs["guidance_scale"] = case["guidance"]
-        kind = case.get("pipeline", "txt2img")
-        if kind != "txt2img":
-            kwargs.update(image=init, strength=case["strength"])
-        if kind == "inpaint":
-            kwargs.update(mask_image=mask)
-        images = pipes[kind](**kwargs).images
-        files = save_case_images(OUT, PREFIX, case["name"], images)
-        entry = dict(case, control_image=control_name, expected=files)
-        if kind != "txt2img":
-            entry["init_image"] = f"{PREFIX}_init.png"
-        if kind == "inpaint":
-            entry["mask_image"] = f"{PREFIX}_mask.png"
-        entries.append(entry)
+        pipe = pipes[case.get("pipeline", "txt2img")]
+        entries.append(run_control_case(pipe, case, kwargs, init, mask, control_name, OUT, PREFIX))
 
     write_cases(OUT, PREFIX, __file__, SEED, entries, **beside_dev_fields())
 

@@ -1,0 +1,146 @@
+// FLUX.1 with a ControlNet against diffusers 0.42.1's FluxControlNetPipeline,
+// FluxControlNetImg2ImgPipeline and FluxControlNetInpaintPipeline on tiny random models
+// (tools/golden/make_flux_controlnet_pipeline.py): tiny_dev with a Union ControlNet (InstantX /
+// Shakker style: the control image's VAE latents, 3 modes) and an XLabs one (the pixels through
+// its hint block). Cases: Union mode 2 at scale 0.7; a batch of two under true CFG, the control
+// image resized, the ControlNet off for the first of 3 steps; XLabs off for the last step; Union
+// img2img; XLabs inpaint. Each output must match diffusers' uint8 image with PSNR >= 60 dB
+// (measured 80-88 dB, and identical; a fixture made on another CPU moves a few pixels by one level,
+// 77-80 dB): above test_flux_pipeline.cpp's 40 dB because the likeliest mistake, a wrong Union
+// mode, measured 47 dB on this tiny model (the mode is one of 17 text tokens; the Union cases keep
+// 16 T5 tokens so that it shows at all). The ControlNets' zero-initialised layers carry a gain, so
+// leaving the control out (20 dB), a wrong window (27 dB) or a black control image (33 dB) fall
+// far below it (checked below).
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "flux_golden.h"
+#include "io/image.h"
+#include "pipeline/flux_controlnet_input.h"
+#include "pipeline/flux_pipeline.h"
+#include "test_util.h"
+
+namespace zflow::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kDir = test::fixture("flux_controlnet_pipeline");
+constexpr double kMinPsnr = 60.0;
+constexpr const char* kCases = "flux_controlnet_tiny_diffusers_cases.json";
+
+FluxFiles files_with(const char* controlnet) {
+  return {.model_dir = test::flux_tiny_dev(),
+          .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
+          .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5"),
+          .controlnet = kDir / controlnet};
+}
+
+const test::FluxGolden& union_golden() {
+  static const test::FluxGolden g(kDir, kCases, files_with("union"));
+  return g;
+}
+const test::FluxGolden& xlabs_golden() {
+  static const test::FluxGolden g(kDir, kCases, files_with("xlabs"));
+  return g;
+}
+
+class FluxControlNetGolden : public test::FluxTokenizersTest {};
+
+TEST_F(FluxControlNetGolden, UnionModeAndScale) {
+  union_golden().check("union", kMinPsnr);
+}
+TEST_F(FluxControlNetGolden, UnionTrueCfgBatchWithAStartAndAResizedControl) {
+  union_golden().check("union_true_cfg_batch2_window", kMinPsnr);
+}
+TEST_F(FluxControlNetGolden, XLabsPixelsWithAnEnd) {
+  xlabs_golden().check("xlabs", kMinPsnr);
+}
+TEST_F(FluxControlNetGolden, UnionImg2Img) {
+  union_golden().check("union_img2img", kMinPsnr);
+}
+TEST_F(FluxControlNetGolden, XLabsInpaint) {
+  xlabs_golden().check("xlabs_inpaint", kMinPsnr);
+}
+
+// Each input of the ControlNet shows in the image.
+TEST_F(FluxControlNetGolden, TheControlMatters) {
+  const test::FluxGolden& g = union_golden();
+  FluxRequest off = g.request("union");
+  off.control_scale = 0.0f;
+  EXPECT_LT(g.psnr_against("union", off, "control strength 0"), kMinPsnr);
+  FluxRequest mode = g.request("union");
+  mode.control_mode = 0;
+  EXPECT_LT(g.psnr_against("union", mode, "another mode"), kMinPsnr);
+  FluxRequest always = g.request("union_true_cfg_batch2_window");
+  always.control_start.reset();
+  EXPECT_LT(g.psnr_against("union_true_cfg_batch2_window", always, "no start"), kMinPsnr);
+  FluxRequest black = xlabs_golden().request("xlabs");
+  black.control_image->rgb.assign(black.control_image->rgb.size(), 0);
+  EXPECT_LT(xlabs_golden().psnr_against("xlabs", black, "black control image"), kMinPsnr);
+}
+
+TEST_F(FluxControlNetGolden, SettingsAndErrors) {
+  const FluxPipeline& pipe = union_golden().pipeline();
+  ASSERT_NE(pipe.controlnet(), nullptr);
+  FluxRequest r = union_golden().request("union");
+  r.control_scale.reset();
+  const FluxSettings s = pipe.resolve(r);
+  EXPECT_EQ(s.mode, FluxMode::Control);
+  EXPECT_TRUE(s.controlnet);
+  EXPECT_EQ(s.control_scale, 1.0f);  // diffusers' controlnet_conditioning_scale
+  EXPECT_EQ(s.control_start, 0.0);
+  EXPECT_EQ(s.control_end, 1.0);
+  auto error = [&](const std::function<void(FluxRequest&)>& change) {
+    FluxRequest bad = union_golden().request("union");
+    change(bad);
+    return test::error_of([&] { pipe.resolve(bad); });
+  };
+  EXPECT_NE(error([](FluxRequest& b) { b.control_image.reset(); }).find("--control-image"),
+            std::string::npos);
+  EXPECT_NE(error([](FluxRequest& b) { b.control_mode.reset(); }).find("depth 2"),
+            std::string::npos);
+  EXPECT_NE(error([](FluxRequest& b) { b.control_mode = 3; }).find("0..2"), std::string::npos);
+  EXPECT_NE(error([](FluxRequest& b) {
+              b.control_start = 0.5;
+              b.control_end = 0.5;
+            }).find("start < end"),
+            std::string::npos);
+  FluxRequest xr = xlabs_golden().request("xlabs");
+  xr.control_mode = 1;
+  EXPECT_NE(test::error_of([&] { xlabs_golden().pipeline().resolve(xr); }).find("no modes"),
+            std::string::npos);
+}
+
+TEST(FluxControlNetInput, ScheduleWindowAndModes) {
+  // diffusers' controlnet_keep: 1 - (i / N < start or (i + 1) / N > end).
+  EXPECT_FALSE(flux_controlnet_acts(0, 3, 0.3, 1.0));
+  EXPECT_TRUE(flux_controlnet_acts(1, 3, 0.3, 1.0));
+  EXPECT_FALSE(flux_controlnet_acts(1, 3, 0.34, 1.0));  // 1 / 3 < 0.34
+  EXPECT_TRUE(flux_controlnet_acts(1, 3, 0.0, 0.7));
+  EXPECT_FALSE(flux_controlnet_acts(2, 3, 0.0, 0.7));
+  EXPECT_TRUE(flux_controlnet_acts(3, 4, 0.0, 1.0));
+  EXPECT_EQ(flux_union_mode("canny"), 0);
+  EXPECT_EQ(flux_union_mode("depth"), 2);
+  EXPECT_EQ(flux_union_mode("lq"), 6);
+  EXPECT_EQ(flux_union_mode("9"), 9);
+  EXPECT_EQ(flux_union_mode("-1"), std::nullopt);
+  EXPECT_EQ(flux_union_mode("scribble"), std::nullopt);
+  EXPECT_EQ(flux_union_mode("2x"), std::nullopt);
+}
+
+// ControlNets steer dev and schnell: another family's, or a misfit, is named.
+TEST_F(FluxControlNetGolden, RefusesMisfits) {
+  FluxFiles files = files_with("union");
+  files.controlnet =
+      test::fixture("flux_controlnet") / "union";  // inner 32, text 24: not tiny_dev's
+  EXPECT_NE(test::error_of([&] { FluxPipeline::load(files); }).find("does not fit"),
+            std::string::npos);
+  FluxFiles fill = test::flux_files_beside_tiny_dev(test::fixture("flux_fill_pipeline/tiny_fill"));
+  fill.controlnet = kDir / "union";
+  EXPECT_NE(test::error_of([&] { FluxPipeline::load(fill); }).find("steer dev or schnell"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace zflow::pipeline
