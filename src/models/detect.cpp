@@ -11,6 +11,7 @@
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
 #include "models/flux2_dit.h"
+#include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/siglip_vision.h"
@@ -92,6 +93,20 @@ std::optional<DetectedComponent> detect_zimage_controlnet(
   return DetectedComponent{
       "z-image controlnet", with_gguf(weights, "VideoX-Fun / diffusers"), config_summary([&] {
         return ZImageControlNetConfig::infer_from_weights(weights, ZImageDiTConfig{});
+      })};
+}
+
+// A FLUX.1 ControlNet has the transformer's trunk and names (so it comes before detect_flux),
+// plus its own.
+std::optional<DetectedComponent> detect_flux_controlnet(
+    const io::WeightStore& weights, const std::optional<fs::path>& config_json) {
+  if (!is_flux_controlnet(weights)) return std::nullopt;
+  const bool xlabs = !weights.contains("controlnet_x_embedder.weight");
+  return DetectedComponent{
+      "flux.1 controlnet",
+      with_gguf(weights, xlabs ? "XLabs (BFL names)" : "diffusers (InstantX / Shakker-Labs)"),
+      config_summary<FluxControlNetConfig>(config_json, [&] {
+        return FluxControlNetConfig::infer_from_weights(flux_controlnet_diffusers_names(weights));
       })};
 }
 
@@ -233,8 +248,9 @@ std::optional<DetectedComponent> detect_redux(const io::WeightStore& weights,
 
 std::optional<DetectedComponent> detect_component(const io::WeightStore& weights,
                                                   const std::optional<fs::path>& config_json) {
-  for (auto detect : {detect_zimage, detect_zimage_controlnet, detect_flux, detect_clip_text,
-                      detect_t5, detect_siglip, detect_redux, detect_qwen3, detect_autoencoder}) {
+  for (auto detect : {detect_zimage, detect_zimage_controlnet, detect_flux_controlnet, detect_flux,
+                      detect_clip_text, detect_t5, detect_siglip, detect_redux, detect_qwen3,
+                      detect_autoencoder}) {
     if (auto found = detect(weights, config_json)) return found;
   }
   return std::nullopt;

@@ -79,6 +79,21 @@ TEST(Detect, ZImageControlNet) {
   EXPECT_THAT(cn.config, HasSubstr("expected [3840, 4 x control_in_dim]"));
 }
 
+// A FLUX.1 ControlNet has the transformer's trunk but is named as what it is, from its folder
+// (config.json read) or XLabs' own file (its tiny heads of 16 leave the config uninferable).
+TEST(Detect, FluxControlNet) {
+  const std::filesystem::path dir = test::fixture("flux_controlnet/union");
+  const DetectedComponent folder =
+      detect_component(io::WeightStore::open(dir), io::component_config_json(dir)).value();
+  EXPECT_EQ(folder.architecture, "flux.1 controlnet");
+  EXPECT_THAT(folder.layout, HasSubstr("InstantX"));
+  EXPECT_THAT(folder.config, HasSubstr("Union of 5 modes"));
+  const DetectedComponent xlabs = detect("flux_controlnet/xlabs_original_bf16.safetensors");
+  EXPECT_EQ(xlabs.architecture, "flux.1 controlnet");
+  EXPECT_THAT(xlabs.layout, HasSubstr("XLabs"));
+  EXPECT_THAT(xlabs.config, HasSubstr("config.json"));
+}
+
 TEST(Detect, FluxTransformerInEveryLayout) {
   const DetectedComponent dev = detect("flux_dit/tiny_dev_diffusers/transformer");
   EXPECT_EQ(dev.architecture, "flux.1-dev transformer");
