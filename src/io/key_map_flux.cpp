@@ -245,12 +245,10 @@ bool flux_has_guidance(const WeightStore& store) {
          store.contains("time_guidance_embed.guidance_embedder.linear_1.weight");
 }
 
-std::vector<RowMapping> flux_weight_row_mappings(FluxGeneration generation,
-                                                 FluxBlockCounts counts) {
+std::vector<RowMapping> flux_row_mappings(FluxGeneration generation, FluxBlockCounts counts) {
   std::vector<RowMapping> out;
   for (const auto& [original, target] : expand_rules(generation, counts))
-    if (original.ends_with(".weight"))
-      out.push_back({original, target.names, target.split == Split::SwapHalves});
+    out.push_back({original, target.names, target.split == Split::SwapHalves});
   return out;
 }
 

@@ -71,8 +71,9 @@ FluxBlockCounts count_flux_blocks(const WeightStore& store);
 // `time_guidance_embed.guidance_embedder.*` (FLUX.2).
 bool flux_has_guidance(const WeightStore& store);
 
-// Where every original-layout `.weight` of a model with `counts` blocks lands (io/key_map.h).
-std::vector<RowMapping> flux_weight_row_mappings(FluxGeneration generation, FluxBlockCounts counts);
+// Where every original-layout tensor (weights, biases, norm scales) of a model with `counts`
+// blocks lands (io/key_map.h).
+std::vector<RowMapping> flux_row_mappings(FluxGeneration generation, FluxBlockCounts counts);
 
 // The diffusers-named store for an original-layout one of either generation. A name the table does
 // not cover, or a fused tensor whose rows do not split, is an Error naming it.

@@ -493,7 +493,7 @@ Flux2Transformer load_flux2_transformer(const io::WeightStore& weights,
   const io::FluxLayout layout = io::detect_flux_layout(own);
   const io::WeightStore named = merge_loras(
       layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own, loras,
-      io::flux_weight_row_mappings(io::FluxGeneration::Flux2, io::count_flux_blocks(own)),
+      io::flux_row_mappings(io::FluxGeneration::Flux2, io::count_flux_blocks(own)),
       "FLUX.2 transformer");
   if (!config) return Flux2Transformer(Flux2DiTConfig::infer_from_weights(named), named, placement);
   const bool has_guidance = io::flux_has_guidance(named);

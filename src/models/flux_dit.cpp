@@ -582,7 +582,7 @@ FluxTransformer load_flux_transformer(const io::WeightStore& weights,
   const io::FluxLayout layout = io::detect_flux_layout(own);
   const io::WeightStore named = merge_loras(
       layout == io::FluxLayout::Original ? io::original_flux_to_diffusers(own) : own, loras,
-      io::flux_weight_row_mappings(io::FluxGeneration::Flux1, io::count_flux_blocks(own)),
+      io::flux_row_mappings(io::FluxGeneration::Flux1, io::count_flux_blocks(own)),
       "FLUX.1 transformer");
   if (!config) return FluxTransformer(FluxDiTConfig::infer_from_weights(named), named, placement);
   const bool has_guidance = io::flux_has_guidance(named);
@@ -591,9 +591,13 @@ FluxTransformer load_flux_transformer(const io::WeightStore& weights,
         "[flux] {}: the config says guidance_embeds {} but the weights {} a guidance embedder "
         "(FLUX.1-dev has one, schnell has none)",
         weights.description(), config->guidance_embeds, has_guidance ? "have" : "have no");
+  // A LoRA may widen the input (BFL's Canny / Depth LoRAs turn dev into Canny / Depth-dev).
+  FluxDiTConfig c = *config;
+  if (!loras.empty() && named.contains("x_embedder.weight"))
+    c.in_channels = named.get("x_embedder.weight").size(1);
   log::info("[flux] {}: {} layout, {}", weights.description(), io::flux_layout_name(layout),
-            config->summary());
-  return FluxTransformer(*config, named, placement);
+            c.summary());
+  return FluxTransformer(c, named, placement);
 }
 
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,

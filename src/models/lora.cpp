@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -25,6 +26,8 @@ constexpr std::string_view kDownSuffixes[] = {".lora_A.weight", ".lora_A.default
                                               ".lora_down.weight", ".lora.down.weight"};
 constexpr std::string_view kUpSuffixes[] = {".lora_B.weight", ".lora_B.default.weight",
                                             ".lora_up.weight", ".lora.up.weight"};
+// PEFT's lora_bias: the up projection's bias, added to the module's bias.
+constexpr std::string_view kUpBiasSuffixes[] = {".lora_B.bias", ".lora_B.default.bias"};
 constexpr std::string_view kAlphaSuffix = ".alpha";
 
 // What stands before the module path, outermost first (PEFT's wrapper, diffusers' component,
@@ -57,11 +60,23 @@ std::string strip_prefixes(std::string_view name) {
   return std::string(name);
 }
 
-// A module of the model a LoRA may patch: the diffusers weights its update lands in, by rows.
+// A module of the model a LoRA may patch: the diffusers weights its update lands in, by rows,
+// and their biases (when the module has them all).
 struct Target {
   std::vector<std::string> parts;
   bool swap_halves = false;
+  std::vector<std::string> bias_parts;
 };
+
+Target target_of(const io::WeightStore& weights, std::vector<std::string> parts, bool swap) {
+  Target t{std::move(parts), swap, {}};
+  for (const std::string& part : t.parts) {
+    const std::string bias = part.substr(0, part.size() - 7) + ".bias";
+    if (!weights.contains(bias)) return {t.parts, swap, {}};
+    t.bias_parts.push_back(bias);
+  }
+  return t;
+}
 
 // Every 2-D weight under its diffusers name, then every original-layout name whose parts are
 // all present.
@@ -70,29 +85,61 @@ std::map<std::string, Target> patchable_modules(const io::WeightStore& weights,
   std::map<std::string, Target> out;
   for (const std::string& name : weights.names())
     if (name.ends_with(".weight") && weights.get(name).ndim() == 2)
-      out[match_key(std::string_view(name).substr(0, name.size() - 7))] = {{name}, false};
+      out[match_key(std::string_view(name).substr(0, name.size() - 7))] =
+          target_of(weights, {name}, false);
   for (const io::RowMapping& m : original) {
     const bool present = std::all_of(m.parts.begin(), m.parts.end(), [&](const std::string& p) {
       return weights.contains(p) && weights.get(p).ndim() == 2;
     });
     if (present && m.original.ends_with(".weight"))
       out.emplace(match_key(std::string_view(m.original).substr(0, m.original.size() - 7)),
-                  Target{m.parts, m.swap_halves});
+                  target_of(weights, m.parts, m.swap_halves));
   }
+  return out;
+}
+
+// The norm scales a LoRA may replace outright (BFL's Canny / Depth LoRAs carry new QK-norm
+// scales; diffusers' _load_norm_into_transformer): every 1-D norm weight by its diffusers name
+// and by its original one.
+std::map<std::string, std::string> replaceable_norms(const io::WeightStore& weights,
+                                                     std::span<const io::RowMapping> original) {
+  std::map<std::string, std::string> out;
+  auto is_norm = [&](const std::string& name) {
+    return name.find("norm") != std::string::npos && weights.contains(name) &&
+           weights.get(name).ndim() == 1;
+  };
+  for (const std::string& name : weights.names())
+    if (is_norm(name)) out[match_key(name)] = name;
+  for (const io::RowMapping& m : original)
+    if (m.parts.size() == 1 && !m.swap_halves && is_norm(m.parts.front()))
+      out.emplace(match_key(m.original), m.parts.front());
   return out;
 }
 
 // One module's matrices in a LoRA file.
 struct Pair {
-  std::string down, up, alpha;  // tensor names in the file ("" when absent)
+  std::string down, up, up_bias, alpha;  // tensor names in the file ("" when absent)
 };
 
-// One module of one file, to be added to its target: scale * up @ down.
+// One module of one file, to be added to its target: scale * up @ down to its weights, or
+// scale * the up bias to its biases.
 struct Update {
   const Target* target;
   const io::WeightStore* store;  // the file's tensors
-  std::string down, up;
+  std::string down, up;          // a weight update
+  std::string up_bias;           // or a bias update
   float scale;
+
+  const std::vector<std::string>& parts() const {
+    return up_bias.empty() ? target->parts : target->bias_parts;
+  }
+};
+
+// A tensor of the model a file replaces outright.
+struct Replacement {
+  std::string target;
+  const io::WeightStore* store;
+  std::string name;
 };
 
 std::optional<std::string> strip_suffix(const std::string& name,
@@ -112,6 +159,8 @@ std::map<std::string, Pair> modules_of(const io::WeightStore& file,
       out[*m].down = name;
     } else if (auto m = strip_suffix(name, kUpSuffixes)) {
       out[*m].up = name;
+    } else if (auto m = strip_suffix(name, kUpBiasSuffixes)) {
+      out[*m].up_bias = name;
     } else if (name.ends_with(kAlphaSuffix)) {
       out[name.substr(0, name.size() - kAlphaSuffix.size())].alpha = name;
     } else {
@@ -127,14 +176,25 @@ bool is_text_encoder_module(std::string_view module) {
 }
 
 // A float32 copy of the weight `name` of `weights` (never the mapped file itself, which a float32
-// weight's to(F32) would return), made once and then accumulated into.
+// weight's to(F32) would return), made once and then accumulated into. A matrix updated with
+// more columns than it has (`cols`: the Canny / Depth LoRAs widen x_embedder's input) is
+// zero-padded on the right first, as diffusers widens the layer.
 Tensor& accumulator(std::map<std::string, Tensor>& merged, const io::WeightStore& weights,
-                    const std::string& name) {
+                    const std::string& name, int64_t cols) {
   auto it = merged.find(name);
   if (it == merged.end()) {
     const Tensor w = weights.get(name);
-    Tensor copy = Tensor::empty(w.shape(), DType::F32);
-    copy.copy_from(w);
+    Tensor copy;
+    if (w.ndim() == 2 && cols > w.size(1)) {
+      const Tensor narrow = w.to(DType::F32).contiguous();
+      copy = Tensor::zeros({w.size(0), cols}, DType::F32);
+      for (int64_t r = 0; r < w.size(0); ++r)
+        std::memcpy(copy.data<float>() + r * cols, narrow.data<float>() + r * w.size(1),
+                    static_cast<size_t>(w.size(1)) * sizeof(float));
+    } else {
+      copy = Tensor::empty(w.shape(), DType::F32);
+      copy.copy_from(w);
+    }
     it = merged.emplace(name, copy).first;
   }
   return it->second;
@@ -148,16 +208,17 @@ void add_scaled(float* dst, const float* src, int64_t n, float scale) {
   });
 }
 
-// Adds one module's update to the accumulators of its target's parts.
-void merge_module(const io::WeightStore& weights, const Target& target, const Tensor& delta,
-                  float scale, std::map<std::string, Tensor>& merged) {
+// Adds one update [rows, cols] (a bias update: [rows, 1]) to the accumulators of its parts.
+void merge_update(const io::WeightStore& weights, const Update& u, const Tensor& delta,
+                  std::map<std::string, Tensor>& merged) {
   const int64_t cols = delta.size(1);
   const float* d = delta.data<float>();
+  const float scale = u.scale;
   int64_t row = 0;
-  for (const std::string& part : target.parts) {
-    Tensor& acc = accumulator(merged, weights, part);
+  for (const std::string& part : u.parts()) {
+    Tensor& acc = accumulator(merged, weights, part, cols);
     const int64_t rows = acc.size(0);
-    if (target.swap_halves) {  // the update's first half is the weight's second, and back
+    if (u.target->swap_halves) {  // the update's first half is the weight's second, and back
       const int64_t half = rows / 2;
       add_scaled(acc.data<float>() + half * cols, d, half * cols, scale);
       add_scaled(acc.data<float>(), d + half * cols, (rows - half) * cols, scale);
@@ -196,20 +257,30 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
                             std::span<const io::RowMapping> original, std::string_view what) {
   if (loras.empty()) return weights;
   const std::map<std::string, Target> modules = patchable_modules(weights, original);
+  const std::map<std::string, std::string> norms = replaceable_norms(weights, original);
   // 1. Every file's modules, checked and matched to the weights they patch (nothing computed).
   std::vector<io::WeightStore> stores;
   stores.reserve(loras.size());  // the updates point into it
   std::vector<Update> updates;
+  std::vector<Replacement> replacements;
   for (const LoraFile& lora : loras) {
     const std::string file = lora.path.string();
     stores.push_back(io::WeightStore::open(lora.path));
     const io::WeightStore& store = stores.back();
     std::vector<std::string> other;
     const std::map<std::string, Pair> pairs = modules_of(store, other);
-    ZF_CHECK(other.empty(),
-             "[lora] {}: tensor '{}' is not a LoRA down, up or alpha (LoHa, LoKr, DoRA and full "
-             "'diff' patches are not supported)",
-             file, other.empty() ? "" : other.front());
+    for (const std::string& name : other) {
+      const auto norm = norms.find(match_key(strip_prefixes(name)));
+      ZF_CHECK(norm != norms.end(),
+               "[lora] {}: tensor '{}' is not a LoRA down, up, up bias or alpha, nor a norm scale "
+               "of the {} (LoHa, LoKr, DoRA and full 'diff' patches are not supported)",
+               file, name, what);
+      const Shape want = weights.get(norm->second).shape();
+      ZF_CHECK(store.get(name).shape() == want,
+               "[lora] {}: norm scale '{}' has shape {}, but the {}'s '{}' is {}", file, name,
+               shape_str(store.get(name).shape()), what, norm->second, shape_str(want));
+      replacements.push_back({norm->second, &store, name});
+    }
     int applied = 0, skipped = 0;
     std::vector<std::string> unknown;
     for (const auto& [name, pair] : pairs) {
@@ -223,19 +294,27 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
         unknown.push_back(name);
         continue;
       }
+      const Target& t = target->second;
       ZF_CHECK(!pair.down.empty() && !pair.up.empty(), "[lora] {}: module '{}' has no {} matrix",
                file, name,
                pair.down.empty() ? "down (lora_A / lora_down)" : "up (lora_B / lora_up)");
       const Tensor down = store.get(pair.down), up = store.get(pair.up);
-      const Tensor& first = weights.get(target->second.parts.front());
+      const Tensor& first = weights.get(t.parts.front());
       int64_t out_rows = 0;
-      for (const std::string& p : target->second.parts) out_rows += weights.get(p).size(0);
+      for (const std::string& p : t.parts) out_rows += weights.get(p).size(0);
+      // A single matrix may be widened (more input columns: BFL's Canny / Depth LoRAs give
+      // x_embedder the control latents' features); a fused one may not.
+      const bool widens =
+          t.parts.size() == 1 && !t.swap_halves && down.ndim() == 2 && down.size(1) > first.size(1);
       ZF_CHECK(down.ndim() == 2 && up.ndim() == 2 && up.size(1) == down.size(0) &&
-                   up.size(0) == out_rows && down.size(1) == first.size(1),
+                   up.size(0) == out_rows && (down.size(1) == first.size(1) || widens),
                "[lora] {}: module '{}' has down {} and up {}, which do not make an update of "
                "'{}' [{}, {}]",
-               file, name, shape_str(down.shape()), shape_str(up.shape()),
-               target->second.parts.front(), out_rows, first.size(1));
+               file, name, shape_str(down.shape()), shape_str(up.shape()), t.parts.front(),
+               out_rows, first.size(1));
+      if (widens)
+        log::info("[lora] {}: '{}' widens '{}' from {} to {} input features", file, name,
+                  t.parts.front(), first.size(1), down.size(1));
       float scale = lora.scale;
       if (!pair.alpha.empty()) {
         const Tensor alpha = store.get(pair.alpha);
@@ -243,7 +322,15 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
                  pair.alpha, alpha.numel());
         scale *= alpha.to_f32_vector()[0] / static_cast<float>(down.size(0));
       }
-      updates.push_back({&target->second, &store, pair.down, pair.up, scale});
+      updates.push_back({&t, &store, pair.down, pair.up, "", scale});
+      if (!pair.up_bias.empty()) {
+        const Tensor bias = store.get(pair.up_bias);
+        ZF_CHECK(!t.bias_parts.empty() && bias.ndim() == 1 && bias.size(0) == out_rows,
+                 "[lora] {}: '{}' {} is no bias update of '{}' ({} rows{})", file, pair.up_bias,
+                 shape_str(bias.shape()), t.parts.front(), out_rows,
+                 t.bias_parts.empty() ? ", and it has no bias" : "");
+        updates.push_back({&t, &store, "", "", pair.up_bias, scale});
+      }
       ++applied;
     }
     ZF_CHECK(applied > 0, "[lora] {}: none of its {} modules is part of the {} (the first: '{}')",
@@ -254,32 +341,42 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
     if (skipped > 0)
       log::warn("[lora] {}: {} text-encoder modules left out (only the {} takes LoRAs)", file,
                 skipped, what);
-    log::info("[lora] {}: {} modules to merge into the {} at scale {}", file, applied, what,
-              lora.scale);
+    log::info("[lora] {}: {} modules to merge into the {} at scale {}{}", file, applied, what,
+              lora.scale,
+              other.empty() ? "" : fmt::format(", {} norm scales to replace", other.size()));
   }
 
   // 2. The updates weight by weight: a float32 accumulator lives from a weight's first update to
   //    its last, then is stored back in the weight's dtype, so only a few weights are ever held
   //    in float32 (never the whole model).
-  std::sort(updates.begin(), updates.end(), [](const Update& a, const Update& b) {
-    return a.target->parts.front() < b.target->parts.front();
-  });
+  std::sort(updates.begin(), updates.end(),
+            [](const Update& a, const Update& b) { return a.parts().front() < b.parts().front(); });
   std::map<std::string, int> pending;  // updates still to come, per weight
   for (const Update& u : updates)
-    for (const std::string& part : u.target->parts) ++pending[part];
+    for (const std::string& part : u.parts()) ++pending[part];
   io::WeightStore out = weights;
   std::map<std::string, Tensor> merged;  // float32 accumulators of the weights being patched
   const auto t0 = std::chrono::steady_clock::now();
   for (const Update& u : updates) {
-    const Tensor up = u.store->get(u.up).to(DType::F32).contiguous();
-    const Tensor down = u.store->get(u.down).to(DType::F32).contiguous();
-    merge_module(weights, *u.target, ops::matmul(up, down), u.scale, merged);
-    for (const std::string& part : u.target->parts) {
+    Tensor delta;
+    if (u.up_bias.empty()) {
+      const Tensor up = u.store->get(u.up).to(DType::F32).contiguous();
+      const Tensor down = u.store->get(u.down).to(DType::F32).contiguous();
+      delta = ops::matmul(up, down);
+    } else {
+      const Tensor bias = u.store->get(u.up_bias).to(DType::F32).contiguous();
+      delta = bias.view({bias.size(0), 1});
+    }
+    merge_update(weights, u, delta, merged);
+    for (const std::string& part : u.parts()) {
       if (--pending[part] > 0) continue;
       out.replace(part, stored_like(merged.at(part), weights.get(part)));
       merged.erase(part);
     }
   }
+  // 3. Replaced norm scales, whatever the LoRA's scale (as diffusers loads them).
+  for (const Replacement& r : replacements)
+    out.replace(r.target, r.store->get(r.name).to(weights.get(r.target).dtype()));
   log::info("[lora] {} updates merged into {} weights of the {} in {:.1f} s", updates.size(),
             pending.size(), what,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

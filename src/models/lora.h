@@ -13,6 +13,13 @@
 // underscores between the parts. An update of a fused original weight is split by rows over the
 // diffusers weights it became.
 //
+// BFL's FLUX.1 Canny / Depth LoRAs (flux1-canny-dev-lora.safetensors) bring three more things, as
+// diffusers' load_lora_weights reads them: PEFT's lora_B biases (scale * bias added to the
+// module's bias), a down matrix wider than the weight (x_embedder's 64 inputs become 128: the
+// weight is zero-padded, then updated, so dev becomes Canny / Depth-dev) and QK-norm scales
+// (`...norm.query_norm.scale`, or diffusers' `...norm_q.weight`) that replace the model's,
+// whatever the LoRA's scale.
+//
 // The merge is computed in float32 and stored back in the weight's dtype (float32, bf16, f16;
 // a scaled float8 weight is requantised with a new scale). A GGML block-quantised weight is
 // requantised to its own type, as stable-diffusion.cpp does, so a Q4 model stays Q4-sized with

@@ -254,6 +254,48 @@ TEST(Lora, ErrorsNameTheFileAndModule) {
   fs::remove_all(dir);
 }
 
+// BFL's Canny / Depth LoRAs, from first principles on a 2 x 2 model: lora_B's bias is added
+// (times the scale) to the module's bias, a down matrix with more columns widens the weight
+// (zero-padded, then updated), and a norm scale replaces the model's outright, whatever the scale;
+// by diffusers' names or the original ones. A bias update of the wrong length is refused.
+TEST(Lora, BiasesWideningAndNormScales) {
+  io::WeightStore model;
+  model.add("x_embedder.weight", Tensor::from_f32({2, 2}, std::vector<float>{1, 2, 3, 4}));
+  model.add("x_embedder.bias", Tensor::from_f32({2}, std::vector<float>{10, 20}));
+  model.add("blocks.0.attn.norm_q.weight", Tensor::from_f32({2}, std::vector<float>{1, 1}));
+  const std::vector<io::RowMapping> original = {
+      {"img_in.weight", {"x_embedder.weight"}},
+      {"double_blocks.0.img_attn.norm.query_norm.scale", {"blocks.0.attn.norm_q.weight"}}};
+  const fs::path dir = fs::temp_directory_path() / "zflow_lora_control_test";
+  fs::create_directories(dir);
+  // down [1, 3] = (1, 0, 2), up [2, 1] = (1, -1): B A = [[1, 0, 2], [-1, 0, -2]].
+  io::write_safetensors(
+      dir / "control.safetensors",
+      {{"img_in.lora_A.weight", Tensor::from_f32({1, 3}, std::vector<float>{1.0f, 0.0f, 2.0f})},
+       {"img_in.lora_B.weight", Tensor::from_f32({2, 1}, std::vector<float>{1.0f, -1.0f})},
+       {"img_in.lora_B.bias", Tensor::from_f32({2}, std::vector<float>{0.5f, 1.0f})},
+       {"double_blocks.0.img_attn.norm.query_norm.scale",
+        Tensor::from_f32({2}, std::vector<float>{3.0f, 4.0f})}});
+  const LoraFile half{dir / "control.safetensors", 0.5f};
+  const io::WeightStore merged = merge_loras(model, {&half, 1}, original, "test model");
+  EXPECT_EQ(merged.get("x_embedder.weight").shape(), (Shape{2, 3}));
+  EXPECT_EQ(merged.get("x_embedder.weight").to_f32_vector(),
+            (std::vector<float>{1.5f, 2, 1, 2.5f, 4, -1}));
+  EXPECT_EQ(merged.get("x_embedder.bias").to_f32_vector(), (std::vector<float>{10.25f, 20.5f}));
+  EXPECT_EQ(merged.get("blocks.0.attn.norm_q.weight").to_f32_vector(), (std::vector<float>{3, 4}));
+
+  io::write_safetensors(dir / "bad_bias.safetensors",
+                        {{"img_in.lora_A.weight", Tensor::zeros({1, 2}, DType::F32)},
+                         {"img_in.lora_B.weight", Tensor::zeros({2, 1}, DType::F32)},
+                         {"img_in.lora_B.bias", Tensor::zeros({3}, DType::F32)}});
+  const LoraFile bad{dir / "bad_bias.safetensors", 1.0f};
+  EXPECT_THAT(test::error_of([&] {
+                merge_loras(model, {&bad, 1}, original, "test model");
+              }),
+              ::testing::HasSubstr("is no bias update"));
+  fs::remove_all(dir);
+}
+
 TEST(Lora, ParsesTheCommandLineArgument) {
   EXPECT_EQ(parse_lora_argument("style.safetensors").path, "style.safetensors");
   EXPECT_EQ(parse_lora_argument("style.safetensors").scale, 1.0f);

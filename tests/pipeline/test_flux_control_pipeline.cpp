@@ -10,10 +10,12 @@
 // dB, the inpaint pipeline's unread draw left out 17 dB, a black control image 34 dB (checked
 // below).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "flux_golden.h"
 #include "io/image.h"
+#include "io/safetensors.h"
 #include "pipeline/flux_pipeline.h"
 #include "test_util.h"
 
@@ -87,6 +89,56 @@ TEST_F(FluxControlGolden, RefusesWhatItCannotDraw) {
   FluxRequest reference = golden().request("control");
   reference.reference = *reference.control_image;
   EXPECT_THROW(pipe.resolve(reference), Error);
+}
+
+// BFL's Canny / Depth LoRA releases turn dev into Canny / Depth-dev: against diffusers'
+// FluxControlPipeline with load_lora_weights (tools/golden/make_flux_control_lora.py: a tiny LoRA
+// for tiny_dev that updates every linear with PEFT's lora_B biases, widens x_embedder from 64 to
+// 128 input features and replaces every QK-norm scale; written in BFL's names as the release has
+// them, fused qkv and linear1 included). At scale 1 and 0.5 (the norms are replaced whatever the
+// scale, as diffusers does). Measured 57.7 and 55.6 dB, lower than the other goldens because zflow
+// merges the LoRA into tiny_dev's bf16 weights and stores them bf16 again, where PEFT keeps it
+// apart in float32: the bound is 50 dB, since the LoRA without its norm scales measured 43.9 dB and
+// without its biases 35.2 dB (checked below).
+const fs::path kLoraDir = test::fixture("flux_control_lora");
+constexpr double kLoraMinPsnr = 50.0;
+
+test::FluxGolden lora_golden(const char* lora_file, float scale) {
+  return test::FluxGolden(kLoraDir, "flux_control_lora_tiny_diffusers_cases.json",
+                          {.model_dir = test::flux_tiny_dev(),
+                           .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
+                           .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5"),
+                           .loras = {{kLoraDir / lora_file, scale}}});
+}
+
+TEST_F(FluxControlGolden, CannyDepthLoraOnDev) {
+  const test::FluxGolden full = lora_golden("flux_control_lora_tiny_bfl.safetensors", 1.0f);
+  EXPECT_EQ(full.pipeline().variant(), FluxVariant::ControlDev);
+  full.check("canny_lora", kLoraMinPsnr);
+  lora_golden("flux_control_lora_tiny_bfl.safetensors", 0.5f)
+      .check("canny_lora_half", kLoraMinPsnr);
+  // The same LoRA in diffusers' names.
+  lora_golden("flux_control_lora_tiny_diffusers.safetensors", 1.0f)
+      .check("canny_lora", kLoraMinPsnr);
+}
+
+// The LoRA without its lora_B biases, or without its norm scales, is another model.
+TEST_F(FluxControlGolden, CannyDepthLoraNeedsItsBiasesAndNorms) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("zflow_control_lora_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const io::WeightStore lora =
+      io::WeightStore::open(kLoraDir / "flux_control_lora_tiny_bfl.safetensors");
+  for (const std::string part : {"lora_B.bias", "_norm.scale"}) {
+    std::vector<std::pair<std::string, Tensor>> kept;
+    for (const std::string& name : lora.names())
+      if (name.find(part) == std::string::npos) kept.emplace_back(name, lora.get(name));
+    const fs::path file = dir / ("without_" + part + ".safetensors");
+    io::write_safetensors(file, kept);
+    const test::FluxGolden g = lora_golden(file.c_str(), 1.0f);
+    EXPECT_LT(g.psnr_against("canny_lora", g.request("canny_lora"), part.c_str()), kLoraMinPsnr);
+  }
+  fs::remove_all(dir);
 }
 
 // FLUX.1 dev has no input for a control image.
