@@ -22,11 +22,11 @@ os.environ["ATEN_CPU_CAPABILITY"] = "avx2"  # zflow's default randn; tiny_dev wa
 import shutil  # noqa: E402
 
 import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 
-from common import FIXTURES, fixture_metadata, save_case_images, write_cases  # noqa: E402
+from common import FIXTURES, save_case_images, save_fixture, write_cases  # noqa: E402
 from make_flux_control_pipeline import make_control  # noqa: E402
 from make_flux_fill_pipeline import beside_dev_fields, check_same_as_committed  # noqa: E402
+from make_flux_dit import bfl_table, swap_halves  # noqa: E402
 from make_flux_pipeline import PROMPT, build_pipelines  # noqa: E402
 
 SEED = 20261210
@@ -86,65 +86,23 @@ def control_lora(transformer, gen) -> dict:
     return {k: v.to(torch.bfloat16).float() for k, v in lora.items()}
 
 
-def to_bfl_lora(lora: dict, width: int) -> dict:
-    """The diffusers-named control LoRA in BFL's names (diffusers' _convert_bfl_flux_control_lora_to_diffusers read
-    backwards, written here from facts/flux.md section 2.2)."""
+def to_bfl_lora(lora: dict) -> dict:
+    """The diffusers-named control LoRA in BFL's names (make_flux_dit.bfl_table; diffusers'
+    _convert_bfl_flux_control_lora_to_diffusers reads them back): a fused module's parts share one lora_A and
+    stack their lora_B rows, the final layer's lora_B rows swap halves, the norms are `.scale`s."""
     src = {k.removeprefix("transformer."): v for k, v in lora.items()}
     out = {}
-
-    def take(name):
-        return src.pop(name)
-
-    def linear(bfl, diff):
-        for suffix in ("lora_A.weight", "lora_B.weight", "lora_B.bias"):
-            out[f"{bfl}.{suffix}"] = take(f"{diff}.{suffix}")
-
-    def fused(bfl, parts):
-        out[f"{bfl}.lora_A.weight"] = take(f"{parts[0]}.lora_A.weight")
+    for kind, bfl, diff in bfl_table(src):
+        if kind == "norm":
+            out[f"{bfl}.scale"] = src.pop(f"{diff}.weight")
+            continue
+        parts = diff if kind == "fused" else [diff]
+        out[f"{bfl}.lora_A.weight"] = src.pop(f"{parts[0]}.lora_A.weight")
         for p in parts[1:]:
-            assert torch.equal(take(f"{p}.lora_A.weight"), out[f"{bfl}.lora_A.weight"]), p
+            assert torch.equal(src.pop(f"{p}.lora_A.weight"), out[f"{bfl}.lora_A.weight"]), p
         for suffix in ("lora_B.weight", "lora_B.bias"):
-            out[f"{bfl}.{suffix}"] = torch.cat([take(f"{p}.{suffix}") for p in parts], dim=0)
-
-    linear("time_in.in_layer", "time_text_embed.timestep_embedder.linear_1")
-    linear("time_in.out_layer", "time_text_embed.timestep_embedder.linear_2")
-    linear("vector_in.in_layer", "time_text_embed.text_embedder.linear_1")
-    linear("vector_in.out_layer", "time_text_embed.text_embedder.linear_2")
-    linear("guidance_in.in_layer", "time_text_embed.guidance_embedder.linear_1")
-    linear("guidance_in.out_layer", "time_text_embed.guidance_embedder.linear_2")
-    linear("txt_in", "context_embedder")
-    linear("img_in", "x_embedder")
-    blocks = {k.split(".")[1] for k in src if k.startswith("transformer_blocks.")}
-    for i in sorted(blocks):
-        b, d = f"double_blocks.{i}", f"transformer_blocks.{i}"
-        linear(f"{b}.img_mod.lin", f"{d}.norm1.linear")
-        linear(f"{b}.txt_mod.lin", f"{d}.norm1_context.linear")
-        fused(f"{b}.img_attn.qkv", [f"{d}.attn.to_q", f"{d}.attn.to_k", f"{d}.attn.to_v"])
-        fused(f"{b}.txt_attn.qkv", [f"{d}.attn.add_q_proj", f"{d}.attn.add_k_proj", f"{d}.attn.add_v_proj"])
-        linear(f"{b}.img_attn.proj", f"{d}.attn.to_out.0")
-        linear(f"{b}.txt_attn.proj", f"{d}.attn.to_add_out")
-        linear(f"{b}.img_mlp.0", f"{d}.ff.net.0.proj")
-        linear(f"{b}.img_mlp.2", f"{d}.ff.net.2")
-        linear(f"{b}.txt_mlp.0", f"{d}.ff_context.net.0.proj")
-        linear(f"{b}.txt_mlp.2", f"{d}.ff_context.net.2")
-        out[f"{b}.img_attn.norm.query_norm.scale"] = take(f"{d}.attn.norm_q.weight")
-        out[f"{b}.img_attn.norm.key_norm.scale"] = take(f"{d}.attn.norm_k.weight")
-        out[f"{b}.txt_attn.norm.query_norm.scale"] = take(f"{d}.attn.norm_added_q.weight")
-        out[f"{b}.txt_attn.norm.key_norm.scale"] = take(f"{d}.attn.norm_added_k.weight")
-    singles = {k.split(".")[1] for k in src if k.startswith("single_transformer_blocks.")}
-    for i in sorted(singles):
-        b, d = f"single_blocks.{i}", f"single_transformer_blocks.{i}"
-        fused(f"{b}.linear1", [f"{d}.attn.to_q", f"{d}.attn.to_k", f"{d}.attn.to_v", f"{d}.proj_mlp"])
-        linear(f"{b}.linear2", f"{d}.proj_out")
-        linear(f"{b}.modulation.lin", f"{d}.norm.linear")
-        out[f"{b}.norm.query_norm.scale"] = take(f"{d}.attn.norm_q.weight")
-        out[f"{b}.norm.key_norm.scale"] = take(f"{d}.attn.norm_k.weight")
-    linear("final_layer.linear", "proj_out")
-    # AdaLayerNormContinuous chunks (scale, shift); BFL's final layer (shift, scale): lora_B's rows swap halves.
-    out["final_layer.adaLN_modulation.1.lora_A.weight"] = take("norm_out.linear.lora_A.weight")
-    for suffix in ("lora_B.weight", "lora_B.bias"):
-        scale, shift = take(f"norm_out.linear.{suffix}").chunk(2, dim=0)
-        out[f"final_layer.adaLN_modulation.1.{suffix}"] = torch.cat([shift, scale], dim=0)
+            rows = torch.cat([src.pop(f"{p}.{suffix}") for p in parts], dim=0)
+            out[f"{bfl}.{suffix}"] = swap_halves(rows) if kind == "final" else rows
     assert not src, f"unmapped: {sorted(src)}"
     return out
 
@@ -160,11 +118,10 @@ def main() -> None:
     OUT.mkdir(parents=True)
     gen = torch.Generator().manual_seed(SEED)
     lora = control_lora(dev.transformer, gen)
-    meta = fixture_metadata(__file__, SEED, rank=RANK)
-    save_file({k: v.to(torch.bfloat16) for k, v in lora.items()},
-              str(OUT / "flux_control_lora_tiny_diffusers.safetensors"), metadata=meta)
-    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in to_bfl_lora(lora, 32).items()},
-              str(OUT / "flux_control_lora_tiny_bfl.safetensors"), metadata=meta)
+    save_fixture("flux_control_lora/flux_control_lora_tiny_diffusers.safetensors",
+                 {k: v.to(torch.bfloat16) for k, v in lora.items()}, __file__, SEED, rank=RANK)
+    save_fixture("flux_control_lora/flux_control_lora_tiny_bfl.safetensors",
+                 {k: v.to(torch.bfloat16) for k, v in to_bfl_lora(lora).items()}, __file__, SEED, rank=RANK)
 
     entries = []
     for case in CASES:

@@ -65,61 +65,74 @@ def block_count(sd: dict, prefix: str) -> int:
     return len({k.split(".")[1] for k in sd if k.startswith(prefix + ".")})
 
 
+def bfl_table(names) -> list[tuple[str, str, object]]:
+    """How the diffusers modules among `names` map to BFL's (facts/flux.md section 2.2, read right to left):
+    (kind, BFL module, diffusers module or modules) with kind "linear" (a rename), "fused" (the diffusers modules'
+    rows stacked), "norm" (a QK-norm weight: BFL's `.scale`) or "final" (rows in swapped halves: diffusers'
+    AdaLayerNormContinuous chunks (scale, shift), BFL's final layer (shift, scale)). The guidance embedder and the
+    final layer are mapped when present (schnell and ControlNets lack them)."""
+    names = set(names)
+    table = [("linear", "time_in.in_layer", "time_text_embed.timestep_embedder.linear_1"),
+             ("linear", "time_in.out_layer", "time_text_embed.timestep_embedder.linear_2"),
+             ("linear", "vector_in.in_layer", "time_text_embed.text_embedder.linear_1"),
+             ("linear", "vector_in.out_layer", "time_text_embed.text_embedder.linear_2")]
+    if any(n.startswith("time_text_embed.guidance_embedder.") for n in names):
+        table += [("linear", "guidance_in.in_layer", "time_text_embed.guidance_embedder.linear_1"),
+                  ("linear", "guidance_in.out_layer", "time_text_embed.guidance_embedder.linear_2")]
+    table += [("linear", "txt_in", "context_embedder"), ("linear", "img_in", "x_embedder")]
+    for i in range(block_count(names, "transformer_blocks")):
+        b, d = f"double_blocks.{i}", f"transformer_blocks.{i}"
+        table += [
+            ("linear", f"{b}.img_mod.lin", f"{d}.norm1.linear"),
+            ("linear", f"{b}.txt_mod.lin", f"{d}.norm1_context.linear"),
+            ("fused", f"{b}.img_attn.qkv", [f"{d}.attn.to_q", f"{d}.attn.to_k", f"{d}.attn.to_v"]),
+            ("fused", f"{b}.txt_attn.qkv", [f"{d}.attn.add_q_proj", f"{d}.attn.add_k_proj", f"{d}.attn.add_v_proj"]),
+            ("norm", f"{b}.img_attn.norm.query_norm", f"{d}.attn.norm_q"),
+            ("norm", f"{b}.img_attn.norm.key_norm", f"{d}.attn.norm_k"),
+            ("norm", f"{b}.txt_attn.norm.query_norm", f"{d}.attn.norm_added_q"),
+            ("norm", f"{b}.txt_attn.norm.key_norm", f"{d}.attn.norm_added_k"),
+            ("linear", f"{b}.img_attn.proj", f"{d}.attn.to_out.0"),
+            ("linear", f"{b}.txt_attn.proj", f"{d}.attn.to_add_out"),
+            ("linear", f"{b}.img_mlp.0", f"{d}.ff.net.0.proj"),
+            ("linear", f"{b}.img_mlp.2", f"{d}.ff.net.2"),
+            ("linear", f"{b}.txt_mlp.0", f"{d}.ff_context.net.0.proj"),
+            ("linear", f"{b}.txt_mlp.2", f"{d}.ff_context.net.2"),
+        ]
+    for i in range(block_count(names, "single_transformer_blocks")):
+        b, d = f"single_blocks.{i}", f"single_transformer_blocks.{i}"
+        table += [
+            ("fused", f"{b}.linear1", [f"{d}.attn.to_q", f"{d}.attn.to_k", f"{d}.attn.to_v", f"{d}.proj_mlp"]),
+            ("linear", f"{b}.linear2", f"{d}.proj_out"),
+            ("norm", f"{b}.norm.query_norm", f"{d}.attn.norm_q"),
+            ("norm", f"{b}.norm.key_norm", f"{d}.attn.norm_k"),
+            ("linear", f"{b}.modulation.lin", f"{d}.norm.linear"),
+        ]
+    if any(n.startswith("proj_out.") for n in names):
+        table += [("linear", "final_layer.linear", "proj_out"),
+                  ("final", "final_layer.adaLN_modulation.1", "norm_out.linear")]
+    return table
+
+
+def swap_halves(t: torch.Tensor) -> torch.Tensor:
+    first, second = t.chunk(2, dim=0)
+    return torch.cat([second, first], dim=0)
+
+
 def to_bfl(sd: dict) -> dict:
-    """diffusers names -> original BFL names (facts/flux.md section 2.2, read right to left). The final layer is
-    mapped when present (a ControlNet has none)."""
+    """A FLUX.1 state dict in diffusers' names -> BFL's (bfl_table)."""
     sd = dict(sd)
     out = {}
-
-    def take(name):
-        return sd.pop(name)
-
-    def linear(bfl, diff):
+    for kind, bfl, diff in bfl_table(sd):
+        if kind == "norm":
+            out[f"{bfl}.scale"] = sd.pop(f"{diff}.weight")
+            continue
         for suffix in ("weight", "bias"):
-            out[f"{bfl}.{suffix}"] = take(f"{diff}.{suffix}")
-
-    def fused(bfl, parts):
-        for suffix in ("weight", "bias"):
-            out[f"{bfl}.{suffix}"] = torch.cat([take(f"{p}.{suffix}") for p in parts], dim=0)
-
-    linear("time_in.in_layer", "time_text_embed.timestep_embedder.linear_1")
-    linear("time_in.out_layer", "time_text_embed.timestep_embedder.linear_2")
-    linear("vector_in.in_layer", "time_text_embed.text_embedder.linear_1")
-    linear("vector_in.out_layer", "time_text_embed.text_embedder.linear_2")
-    if "time_text_embed.guidance_embedder.linear_1.weight" in sd:
-        linear("guidance_in.in_layer", "time_text_embed.guidance_embedder.linear_1")
-        linear("guidance_in.out_layer", "time_text_embed.guidance_embedder.linear_2")
-    linear("txt_in", "context_embedder")
-    linear("img_in", "x_embedder")
-    for i in range(block_count(sd, "transformer_blocks")):
-        b, d = f"double_blocks.{i}", f"transformer_blocks.{i}"
-        linear(f"{b}.img_mod.lin", f"{d}.norm1.linear")
-        linear(f"{b}.txt_mod.lin", f"{d}.norm1_context.linear")
-        fused(f"{b}.img_attn.qkv", [f"{d}.attn.to_q", f"{d}.attn.to_k", f"{d}.attn.to_v"])
-        fused(f"{b}.txt_attn.qkv", [f"{d}.attn.add_q_proj", f"{d}.attn.add_k_proj", f"{d}.attn.add_v_proj"])
-        out[f"{b}.img_attn.norm.query_norm.scale"] = take(f"{d}.attn.norm_q.weight")
-        out[f"{b}.img_attn.norm.key_norm.scale"] = take(f"{d}.attn.norm_k.weight")
-        out[f"{b}.txt_attn.norm.query_norm.scale"] = take(f"{d}.attn.norm_added_q.weight")
-        out[f"{b}.txt_attn.norm.key_norm.scale"] = take(f"{d}.attn.norm_added_k.weight")
-        linear(f"{b}.img_attn.proj", f"{d}.attn.to_out.0")
-        linear(f"{b}.txt_attn.proj", f"{d}.attn.to_add_out")
-        linear(f"{b}.img_mlp.0", f"{d}.ff.net.0.proj")
-        linear(f"{b}.img_mlp.2", f"{d}.ff.net.2")
-        linear(f"{b}.txt_mlp.0", f"{d}.ff_context.net.0.proj")
-        linear(f"{b}.txt_mlp.2", f"{d}.ff_context.net.2")
-    for i in range(block_count(sd, "single_transformer_blocks")):
-        b, d = f"single_blocks.{i}", f"single_transformer_blocks.{i}"
-        fused(f"{b}.linear1", [f"{d}.attn.to_q", f"{d}.attn.to_k", f"{d}.attn.to_v", f"{d}.proj_mlp"])
-        linear(f"{b}.linear2", f"{d}.proj_out")
-        out[f"{b}.norm.query_norm.scale"] = take(f"{d}.attn.norm_q.weight")
-        out[f"{b}.norm.key_norm.scale"] = take(f"{d}.attn.norm_k.weight")
-        linear(f"{b}.modulation.lin", f"{d}.norm.linear")
-    if "proj_out.weight" in sd:
-        linear("final_layer.linear", "proj_out")
-        # diffusers' AdaLayerNormContinuous chunks (scale, shift); BFL's final layer (shift, scale).
-        for suffix in ("weight", "bias"):
-            scale, shift = take(f"norm_out.linear.{suffix}").chunk(2, dim=0)
-            out[f"final_layer.adaLN_modulation.1.{suffix}"] = torch.cat([shift, scale], dim=0)
+            if kind == "fused":
+                out[f"{bfl}.{suffix}"] = torch.cat([sd.pop(f"{p}.{suffix}") for p in diff], dim=0)
+            elif kind == "final":
+                out[f"{bfl}.{suffix}"] = swap_halves(sd.pop(f"{diff}.{suffix}"))
+            else:
+                out[f"{bfl}.{suffix}"] = sd.pop(f"{diff}.{suffix}")
     assert not sd, f"unmapped: {sorted(sd)}"
     return out
 
