@@ -89,7 +89,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
       j["control_end"] = s.control_end;
       if (s.control_mode) j["control_mode"] = *s.control_mode;
     }
-    if (s.mode == FluxMode::Edit || s.redux)
+    if (s.mode == FluxMode::Edit || s.redux ||
+        (s.kontext_inpaint && !request.reference_images.empty()))
       j["reference_images"] = sources.reference_names(request.reference_images.size());
     if (s.redux) j["redux"] = true;
     return {text, j};

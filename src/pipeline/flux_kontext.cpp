@@ -51,6 +51,12 @@ KontextReference kontext_reference(const models::AutoencoderKL& vae, const io::I
                                    bool vae_tiling) {
   const int64_t f = int64_t{1} << (vae.config().levels() - 1);
   const auto [width, height] = kontext_resolution(image.width, image.height, 2 * f);
+  return kontext_tokens(vae, image, width, height, vae_tiling);
+}
+
+KontextReference kontext_tokens(const models::AutoencoderKL& vae, const io::Image& image,
+                                int64_t width, int64_t height, bool vae_tiling) {
+  const int64_t f = int64_t{1} << (vae.config().levels() - 1);
   const Tensor pixels = image_to_tensor(fit_image(image, width, height));
   const auto posterior = models::encode_image(vae, pixels, vae_tiling);
   KontextReference r{models::flux_pack_latents(vae.normalize_latent(posterior.mean)),

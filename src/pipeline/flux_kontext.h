@@ -6,6 +6,10 @@
 //     size it is Lanczos-resized to, from the original pixels
 //   tokens: VAE posterior mode (no noise drawn), normalised, packed 2 x 2, at positions
 //     (1, row, col), where the noisy tokens are at (0, row, col)
+// Inpainting (FluxKontextInpaintPipeline): the picture to inpaint, at its Kontext resolution, is
+// encoded by its posterior mode too; it starts the latents (strength 1 by default) and is the
+// reference, unless a separate reference image is given; the kept part is blended back after
+// every step as FluxInpaintPipeline does.
 #pragma once
 
 #include <cstdint>
@@ -32,5 +36,9 @@ struct KontextReference {
 // Resizes `image` to its Kontext resolution and encodes it. vae_tiling encodes in tiles.
 KontextReference kontext_reference(const models::AutoencoderKL& vae, const io::Image& image,
                                    bool vae_tiling);
+// The same for `image` Lanczos-resized to width x height instead (Kontext inpainting: the
+// picture to inpaint is its own reference, at the output's size).
+KontextReference kontext_tokens(const models::AutoencoderKL& vae, const io::Image& image,
+                                int64_t width, int64_t height, bool vae_tiling);
 
 }  // namespace zflow::pipeline

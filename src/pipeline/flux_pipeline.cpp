@@ -292,13 +292,25 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   if ((controlled || s.controlnet) && !init) s.mode = FluxMode::Control;
   resolve_controlnet(request, s);
   s.redux = request.reference && redux_;
+  // Kontext inpaints as FluxKontextInpaintPipeline: at the picture's Kontext resolution, which is
+  // its own reference unless another is given.
+  s.kontext_inpaint = variant_ == FluxVariant::KontextDev && mask && !s.redux;
+  if (s.kontext_inpaint) {
+    const auto [w, h] = kontext_resolution(init->width, init->height, multiple);
+    s.width = request.width.value_or(w);
+    s.height = request.height.value_or(h);
+    if (request.reference)  // checked as Kontext checks it
+      kontext_resolution(request.reference->width, request.reference->height, multiple);
+  }
   if (s.redux) {
     ZF_CHECK(variant_ != FluxVariant::KontextDev,
              "[flux] {} with Redux: the reference image would be both Kontext's picture to edit "
              "and Redux's to vary; load one of them",
              model_name_);
-  } else if (request.reference) {
-    ZF_CHECK(!init, "[flux] a reference image edits as FLUX.1 Kontext, which takes no init image");
+  } else if (request.reference && !s.kontext_inpaint) {
+    ZF_CHECK(!init,
+             "[flux] a reference image edits as FLUX.1 Kontext, which takes no init image (Kontext "
+             "inpaints one with a mask, -i and --mask: a Kontext model it knows as one)");
     ZF_CHECK(variant_ == FluxVariant::Dev || variant_ == FluxVariant::KontextDev,
              "[flux] {} ({}) takes no reference image (FLUX.1 Kontext does)", model_name_,
              flux_variant_name(variant_));
@@ -316,8 +328,9 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[flux] steps must be at least 1, got {}", s.steps);
   if (variant_ != FluxVariant::Schnell) {
-    s.guidance =
-        request.guidance.value_or(from_image ? defaults_.guidance_img2img : defaults_.guidance);
+    // FluxKontextInpaintPipeline keeps the text-to-image guidance (diffusers' 3.5).
+    s.guidance = request.guidance.value_or(
+        from_image && !s.kontext_inpaint ? defaults_.guidance_img2img : defaults_.guidance);
     ZF_CHECK(std::isfinite(s.guidance), "[flux] guidance must be finite");
   } else if (request.guidance) {
     log::warn("[flux] {} has no guidance input: guidance {} is ignored",
@@ -344,7 +357,7 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   ZF_CHECK(s.true_cfg || !request.negative_prompt,
            "[flux] negative_prompt is used only by true CFG: set true_cfg_scale above 1 too");
   ZF_CHECK(from_image || !request.strength, "[flux] strength needs an init image");
-  s.strength = !from_image ? 1.0 : request.strength.value_or(fill ? 1.0 : 0.6);
+  s.strength = !from_image ? 1.0 : request.strength.value_or(fill || s.kontext_inpaint ? 1.0 : 0.6);
   if (from_image) img2img_start(s.steps, s.strength);  // throws if bad
   ZF_CHECK(request.batch >= 1, "[flux] batch must be at least 1, got {}", request.batch);
   // FluxPriorReduxPipeline encodes the prompt at T5's full 512 tokens, schnell's too.
@@ -477,9 +490,10 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
                                          r.batch, r.vae_tiling);
     }
     // Fill starts as img2img does; its mask conditions the forwards instead of the blend.
-    StartLatents start = start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols},
-                                       schedule.sigmas[0], r.init_image ? &*r.init_image : nullptr,
-                                       r.mask && !fill ? &*r.mask : nullptr, r.vae_tiling);
+    StartLatents start =
+        start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols}, schedule.sigmas[0],
+                      r.init_image ? &*r.init_image : nullptr, r.mask && !fill ? &*r.mask : nullptr,
+                      r.vae_tiling, s.kontext_inpaint ? InitLatents::Mode : InitLatents::Sample);
     starts.push_back(std::move(start.latents));
     inpaint = std::move(start.inpaint);
     if (fill)
@@ -490,14 +504,17 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
   // Kontext: the reference's tokens follow the noisy ones in every forward (a lone request's).
   std::optional<Tensor> reference_tokens;
-  if (first.reference && !s.redux) {
+  if ((first.reference && !s.redux) || s.kontext_inpaint) {
     // A Kontext transformer looks like dev's: only a folder's class or a file's name tells.
     if (variant_ != FluxVariant::KontextDev)
       log::warn(
           "[flux] {} is not known to be FLUX.1 Kontext: a FLUX.1 dev transformer edits "
           "nothing with a reference image",
           model_name_);
-    const KontextReference reference = kontext_reference(vae_, *first.reference, first.vae_tiling);
+    const KontextReference reference =
+        first.reference
+            ? kontext_reference(vae_, *first.reference, first.vae_tiling)
+            : kontext_tokens(vae_, *first.init_image, s.width, s.height, first.vae_tiling);
     reference_tokens = repeat_batch(reference.tokens, samples);
     img_ids.insert(img_ids.end(), reference.ids.begin(), reference.ids.end());
   }

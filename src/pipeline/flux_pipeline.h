@@ -167,6 +167,9 @@ struct FluxSettings {
   int max_sequence_length;
   std::optional<double> shift;  // a fixed shift in place of the scheduler config's schedule
   bool redux;                   // the reference image's Redux tokens follow the T5 states
+  // Kontext inpainting (mode Inpaint): the init image's latents (its posterior mode), or the
+  // reference's, follow the noisy tokens in every forward.
+  bool kontext_inpaint;
   // ControlNet (controlnet true): as FluxRequest's fields, filled in.
   bool controlnet;
   float control_scale;

@@ -16,15 +16,18 @@ io::Image fit_image(const io::Image& image, int64_t width, int64_t height) {
 
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
-                           const io::Image* mask, bool vae_tiling) {
+                           const io::Image* mask, bool vae_tiling, InitLatents encoding) {
   ZF_CHECK(shape.size() == 4, "[pipeline] latent shape {} is not [B, C, h, w]", shape_str(shape));
   ZF_CHECK(init || !mask, "[pipeline] a mask needs an init image");
   if (!init) return {generator.randn(shape), std::nullopt};
   const int64_t f = int64_t{1} << (vae.config().levels() - 1);  // pixels per latent cell
   const Tensor image = image_to_tensor(fit_image(*init, shape[3] * f, shape[2] * f));
   const auto posterior = models::encode_image(vae, image, vae_tiling);
-  const Tensor image_latents = repeat_batch(
-      vae.normalize_latent(models::AutoencoderKL::sample(posterior, generator)), shape[0]);
+  const Tensor image_latents =
+      repeat_batch(vae.normalize_latent(encoding == InitLatents::Mode
+                                            ? posterior.mean
+                                            : models::AutoencoderKL::sample(posterior, generator)),
+                   shape[0]);
   ZF_CHECK(image_latents.shape() == shape, "[pipeline] the init image encodes to {}, expected {}",
            shape_str(image_latents.shape()), shape_str(shape));
   const Tensor noise = generator.randn(shape);

@@ -26,6 +26,11 @@ namespace zflow::pipeline {
 // itself when it already has that size.
 io::Image fit_image(const io::Image& image, int64_t width, int64_t height);
 
+// How the init image becomes latents: a posterior sample drawn from the generator (the FLUX.1 and
+// Z-Image img2img / inpaint pipelines) or the posterior's mode, no draw (FLUX.1 Kontext
+// inpainting).
+enum class InitLatents { Sample, Mode };
+
 struct StartLatents {
   Tensor latents;                      // [B, C, h, w] float32
   std::optional<FlowInpaint> inpaint;  // set when a mask was given
@@ -37,7 +42,8 @@ struct StartLatents {
 // vae_tiling encodes it in tiles (models/vae_tiling.h).
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
-                           const io::Image* mask, bool vae_tiling = false);
+                           const io::Image* mask, bool vae_tiling = false,
+                           InitLatents encoding = InitLatents::Sample);
 
 // The width x height a request generates at: the given sides, else the init image's rounded down
 // to multiples of `multiple` (twice the VAE factor, for the 2x2 patches), else the (Z-Image

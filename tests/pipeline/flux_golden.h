@@ -45,8 +45,8 @@ inline pipeline::FluxRequest flux_request(const nlohmann::json& c, const std::fi
   pipeline::FluxRequest r;
   r.prompt = c["prompt"];
   if (c.contains("prompt_2")) r.prompt_2 = c["prompt_2"].get<std::string>();
-  r.width = c["width"].get<int>();
-  r.height = c["height"].get<int>();
+  if (c.contains("width")) r.width = c["width"].get<int>();
+  if (c.contains("height")) r.height = c["height"].get<int>();
   r.steps = c["steps"].get<int>();
   if (c.contains("guidance")) r.guidance = c["guidance"].get<float>();
   if (c.contains("true_cfg_scale")) r.true_cfg_scale = c["true_cfg_scale"].get<float>();

@@ -55,6 +55,45 @@ TEST_F(FluxKontextGolden, TheReferenceMatters) {
   EXPECT_LT(golden().psnr_against("kontext", r, "no reference"), 30.0);
 }
 
+// Kontext inpainting against FluxKontextInpaintPipeline
+// (tools/golden/make_flux_kontext_inpaint.py): the picture at its own size (diffusers'
+// _auto_resize=False: -W / -H here) as its own reference, a batch of two under true CFG with the
+// pipeline's defaults (strength 1, guidance 3.5); and at the picture's Kontext resolution with a
+// separate reference at its own, strength 0.8. Same bound.
+const test::FluxGolden& inpaint_golden() {
+  static const test::FluxGolden g(test::fixture("flux_kontext_inpaint"),
+                                  "flux_kontext_inpaint_tiny_diffusers_cases.json",
+                                  kontext_files());
+  return g;
+}
+
+TEST_F(FluxKontextGolden, InpaintsWithThePictureAsItsOwnReference) {
+  inpaint_golden().check("kontext_inpaint", kMinPsnr);
+}
+TEST_F(FluxKontextGolden, InpaintsAtTheKontextResolutionWithAnotherReference) {
+  const FluxSettings s =
+      inpaint_golden().pipeline().resolve(inpaint_golden().request("kontext_inpaint_reference"));
+  EXPECT_EQ(s.mode, FluxMode::Inpaint);
+  EXPECT_TRUE(s.kontext_inpaint);
+  EXPECT_EQ(s.width, 1184);  // the 64x48 picture's Kontext resolution
+  EXPECT_EQ(s.height, 880);
+  inpaint_golden().check("kontext_inpaint_reference", kMinPsnr);
+}
+
+// The same request on FLUX.1 dev is FluxInpaintPipeline's inpainting (no reference tokens, the
+// picture's posterior sampled), and misses.
+TEST_F(FluxKontextGolden, InpaintingNeedsKontext) {
+  const test::FluxGolden dev(test::fixture("flux_kontext_inpaint"),
+                             "flux_kontext_inpaint_tiny_diffusers_cases.json",
+                             {.model_dir = test::flux_tiny_dev(),
+                              .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
+                              .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5")});
+  FluxRequest r = dev.request("kontext_inpaint");
+  r.strength = 1.0;
+  r.guidance = 3.5f;
+  EXPECT_LT(dev.psnr_against("kontext_inpaint", r, "FLUX.1 dev inpainting"), kMinPsnr);
+}
+
 TEST_F(FluxKontextGolden, DetectedWithDevDefaultsAndTheReferencesSize) {
   const FluxPipeline& pipe = golden().pipeline();
   EXPECT_EQ(pipe.variant(), FluxVariant::KontextDev);
