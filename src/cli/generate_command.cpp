@@ -47,6 +47,7 @@ struct GenerateOptions {
   std::string init_image, mask;
   std::string outpaint;  // --outpaint margins
   std::vector<std::string> reference_images;
+  std::optional<float> redux_strength;
   std::string controlnet, control_image;  // --control-net, --control-image
   std::optional<float> control_strength;
   std::optional<double> control_start, control_end;
@@ -189,6 +190,7 @@ int run_generate(const GenerateOptions& o) {
   }
   for (const std::string& file : o.reference_images)
     request.reference_images.push_back(io::read_image(file));
+  request.redux_strength = o.redux_strength;
   ZF_CHECK(o.controlnet.empty() || !o.control_image.empty(),
            "[generate] --control-net {} needs --control-image IMAGE (edges, depth, pose, ...)",
            o.controlnet);
@@ -311,7 +313,11 @@ Run add_generate_command(CLI::App& app) {
                   "strength defaults to 1)");
   cmd->add_option("-r,--ref-image", o->reference_images,
                   "a reference image to edit or draw from (FLUX.2: repeatable, the first sets "
-                  "the default size; FLUX.1 Kontext: one, made at its Kontext resolution)");
+                  "the default size; FLUX.1 Kontext: one, made at its Kontext resolution; Redux: "
+                  "repeatable, each picture's tokens in turn)");
+  cmd->add_option("--redux-strength", o->redux_strength,
+                  "FLUX.1 Redux: the weight of its image tokens (default 1; lower lets the prompt "
+                  "steer more)");
   cmd->add_option("--control-net", o->controlnet,
                   "a ControlNet: Z-Image's (VideoX-Fun Union 1.0 / 2.x file, or a diffusers "
                   "folder) or FLUX.1's (InstantX / Shakker-Labs / XLabs: a diffusers folder or "

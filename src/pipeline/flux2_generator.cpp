@@ -93,6 +93,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
       fail("[flux2] control image: zflow runs ControlNets with Z-Image and FLUX.1");
     if (r.shift)
       fail("[flux2] shift: FLUX.2's schedule shifts by its token and step counts (no fixed shift)");
+    if (r.redux_strength) fail("[flux2] Redux strength: Redux is FLUX.1's");
     Flux2Request f;
     f.prompt = r.prompt;
     if (!r.negative_prompt.empty()) f.negative_prompt = r.negative_prompt;

@@ -92,7 +92,10 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     if (s.mode == FluxMode::Edit || s.redux ||
         (s.kontext_inpaint && !request.reference_images.empty()))
       j["reference_images"] = sources.reference_names(request.reference_images.size());
-    if (s.redux) j["redux"] = true;
+    if (s.redux) {
+      j["redux"] = true;
+      j["redux_strength"] = s.redux_strength;
+    }
     return {text, j};
   }
 
@@ -104,11 +107,6 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
   // is given, as stable-diffusion.cpp, ComfyUI and Forge do (diffusers needs negative_prompt=""
   // for that). cfg_scale 0 or 1 means none; a negative prompt that would be ignored is an error.
   FluxRequest to_request(const GenerationRequest& r) const override {
-    if (r.reference_images.size() > 1)
-      fail(
-          "[flux] {} reference images: FLUX.1 Kontext edits one (FLUX.2 takes several as "
-          "references)",
-          r.reference_images.size());
     const float cfg = r.cfg_scale.value_or(1.0f);
     const bool true_cfg = cfg > 1.0f;
     if (!true_cfg && cfg != 0.0f && cfg != 1.0f)
@@ -138,7 +136,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     f.batch = r.batch;
     f.init_image = r.init_image;
     f.mask = r.mask;
-    if (!r.reference_images.empty()) f.reference = r.reference_images.front();
+    f.references = r.reference_images;
+    f.redux_strength = r.redux_strength;
     f.control_image = r.control_image;
     f.control_scale = r.control_scale;
     f.control_start = r.control_start;

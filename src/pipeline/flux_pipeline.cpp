@@ -291,7 +291,18 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   // FluxControl(Net)InpaintPipeline.
   if ((controlled || s.controlnet) && !init) s.mode = FluxMode::Control;
   resolve_controlnet(request, s);
-  s.redux = request.reference && redux_;
+  const io::Image* reference = request.references.empty() ? nullptr : &request.references.front();
+  s.redux = reference && redux_;
+  ZF_CHECK(s.redux || request.references.size() <= 1,
+           "[flux] {} reference images: FLUX.1 Kontext edits one (Redux varies several; FLUX.2 "
+           "takes several as references)",
+           request.references.size());
+  ZF_CHECK(s.redux || !request.redux_strength,
+           "[flux] the Redux strength weighs Redux's image tokens: load Redux (--redux) and give "
+           "its picture (-r)");
+  s.redux_strength = request.redux_strength.value_or(1.0f);
+  ZF_CHECK(std::isfinite(s.redux_strength) && s.redux_strength >= 0.0f,
+           "[flux] the Redux strength must be a number of 0 or more, got {}", s.redux_strength);
   // Kontext inpaints as FluxKontextInpaintPipeline: at the picture's Kontext resolution, which is
   // its own reference unless another is given.
   s.kontext_inpaint = variant_ == FluxVariant::KontextDev && mask && !s.redux;
@@ -299,15 +310,15 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
     const auto [w, h] = kontext_resolution(init->width, init->height, multiple);
     s.width = request.width.value_or(w);
     s.height = request.height.value_or(h);
-    if (request.reference)  // checked as Kontext checks it
-      kontext_resolution(request.reference->width, request.reference->height, multiple);
+    if (reference)  // checked as Kontext checks it
+      kontext_resolution(reference->width, reference->height, multiple);
   }
   if (s.redux) {
     ZF_CHECK(variant_ != FluxVariant::KontextDev,
              "[flux] {} with Redux: the reference image would be both Kontext's picture to edit "
              "and Redux's to vary; load one of them",
              model_name_);
-  } else if (request.reference && !s.kontext_inpaint) {
+  } else if (reference && !s.kontext_inpaint) {
     ZF_CHECK(!init,
              "[flux] a reference image edits as FLUX.1 Kontext, which takes no init image (Kontext "
              "inpaints one with a mask, -i and --mask: a Kontext model it knows as one)");
@@ -315,7 +326,7 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
              "[flux] {} ({}) takes no reference image (FLUX.1 Kontext does)", model_name_,
              flux_variant_name(variant_));
     s.mode = FluxMode::Edit;
-    const auto [w, h] = kontext_resolution(request.reference->width, request.reference->height,
+    const auto [w, h] = kontext_resolution(reference->width, reference->height,
                                            multiple);  // checks the reference
     s.width = request.width.value_or(w);
     s.height = request.height.value_or(h);
@@ -401,7 +412,7 @@ void FluxPipeline::resolve_controlnet(const FluxRequest& request, FluxSettings& 
 }
 
 bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b) const {
-  if (a.reference || b.reference) return false;  // each has its own tokens
+  if (!a.references.empty() || !b.references.empty()) return false;  // each has its own tokens
   const auto settings = resolved_text_to_image(*this, a, b);
   if (!settings) return false;
   const auto& [sa, sb] = *settings;
@@ -452,8 +463,13 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   };
   const Tensor pooled = joined(pooled_parts);
   Tensor txt = joined(txt_parts);
-  // Redux: the reference image's tokens after every sample's T5 states (a lone request's).
-  if (s.redux) txt = ops::concat({txt, repeat_sample(redux_tokens(*first.reference), batch)}, 1);
+  // Redux: the reference images' tokens after every sample's T5 states (a lone request's).
+  if (s.redux) {
+    std::vector<Tensor> parts = {txt};
+    for (const io::Image& image : first.references)
+      parts.push_back(repeat_sample(ops::mul_scalar(redux_tokens(image), s.redux_strength), batch));
+    txt = ops::concat(parts, 1);
+  }
   const int64_t samples = s.true_cfg ? 2 * batch : batch;  // per transformer call
   log::info("[flux] prompts encoded in {:.2f} s", clock.lap());
 
@@ -504,7 +520,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   std::vector<models::FluxPosition> img_ids = models::flux_image_ids(rows, cols);
   // Kontext: the reference's tokens follow the noisy ones in every forward (a lone request's).
   std::optional<Tensor> reference_tokens;
-  if ((first.reference && !s.redux) || s.kontext_inpaint) {
+  if ((!first.references.empty() && !s.redux) || s.kontext_inpaint) {
     // A Kontext transformer looks like dev's: only a folder's class or a file's name tells.
     if (variant_ != FluxVariant::KontextDev)
       log::warn(
@@ -512,8 +528,8 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
           "nothing with a reference image",
           model_name_);
     const KontextReference reference =
-        first.reference
-            ? kontext_reference(vae_, *first.reference, first.vae_tiling)
+        !first.references.empty()
+            ? kontext_reference(vae_, first.references.front(), first.vae_tiling)
             : kontext_tokens(vae_, *first.init_image, s.width, s.height, first.vae_tiling);
     reference_tokens = repeat_batch(reference.tokens, samples);
     img_ids.insert(img_ids.end(), reference.ids.begin(), reference.ids.end());

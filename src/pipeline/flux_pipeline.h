@@ -123,10 +123,13 @@ struct FluxRequest {
   std::optional<io::Image> init_image;  // img2img (or inpaint with mask)
   std::optional<io::Image> mask;        // inpaint: white = repaint; needs init_image
   std::optional<double> strength;       // default 0.6 (img2img and inpaint), Fill 1
-  // Kontext: the picture to edit; without a size the output takes its Kontext resolution (by
-  // design: diffusers makes 1024 x 1024 unless told). Not with an init image. With Redux
-  // loaded: the picture to make variations of.
-  std::optional<io::Image> reference;
+  // Kontext: the one picture to edit; without a size the output takes its Kontext resolution (by
+  // design: diffusers makes 1024 x 1024 unless told). Not with an init image, except to inpaint.
+  // With Redux loaded: the pictures to make variations of, their tokens one after another (as
+  // ComfyUI's chained StyleModelApply nodes), each times redux_strength (default 1; ComfyUI's
+  // "multiply" strength).
+  std::vector<io::Image> references;
+  std::optional<float> redux_strength;
   // Canny-dev / Depth-dev: the edge or depth map to draw from (from noise, or img2img and inpaint
   // with init_image); the output's default size when there is no init image. With a ControlNet:
   // its input, likewise.
@@ -166,7 +169,8 @@ struct FluxSettings {
   double strength;       // 1 for text-to-image
   int max_sequence_length;
   std::optional<double> shift;  // a fixed shift in place of the scheduler config's schedule
-  bool redux;                   // the reference image's Redux tokens follow the T5 states
+  bool redux;                   // the reference images' Redux tokens follow the T5 states
+  float redux_strength;         // their weight
   // Kontext inpainting (mode Inpaint): the init image's latents (its posterior mode), or the
   // reference's, follow the noisy tokens in every forward.
   bool kontext_inpaint;

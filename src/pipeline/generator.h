@@ -63,6 +63,7 @@ struct GenerationRequest {
   std::optional<io::Image> init_image;  // img2img; with mask: inpaint
   std::optional<io::Image> mask;
   std::vector<io::Image> reference_images;  // FLUX.2: images to edit or draw from; Kontext: one
+  std::optional<float> redux_strength;      // FLUX.1 Redux: its image tokens' weight
   std::optional<double> strength;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;

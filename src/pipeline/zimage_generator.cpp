@@ -44,6 +44,7 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
   ZImageRequest to_request(const GenerationRequest& r) const override {
     if (!r.reference_images.empty())
       fail("[zimage] reference images: Z-Image takes none (FLUX.2 klein edits with them)");
+    if (r.redux_strength) fail("[zimage] Redux strength: Redux is FLUX.1's");
     if (r.guidance)
       fail(
           "[zimage] guidance: Z-Image has no embedded (distilled) guidance; use cfg_scale for "

@@ -416,6 +416,8 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
       r.reference_images.push_back(image_field(fmt::format("reference_images[{}]", i), (*it)[i]));
   }
   r.strength = get_number(body, "strength", 0, 1);
+  if (const auto v = get_number(body, "redux_strength", 0, 4))
+    r.redux_strength = static_cast<float>(*v);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
   outpaint_field(body, "outpaint", r);
   spec.format = format_field(body, "output_format");

@@ -61,7 +61,11 @@ inline pipeline::FluxRequest flux_request(const nlohmann::json& c, const std::fi
   const auto image = [&](const char* key) { return io::read_image(dir / c[key]); };
   if (c.contains("init_image")) r.init_image = image("init_image");
   if (c.contains("mask_image")) r.mask = image("mask_image");
-  if (c.contains("reference")) r.reference = image("reference");
+  if (c.contains("reference")) r.references = {image("reference")};
+  if (c.contains("more_references"))
+    for (const auto& name : c["more_references"])
+      r.references.push_back(io::read_image(dir / name));
+  if (c.contains("redux_strength")) r.redux_strength = c["redux_strength"].get<float>();
   if (c.contains("control_image")) r.control_image = image("control_image");
   // ControlNet cases (make_flux_controlnet_pipeline.py).
   if (c.contains("scale")) r.control_scale = c["scale"].get<float>();

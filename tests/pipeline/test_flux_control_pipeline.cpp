@@ -87,7 +87,7 @@ TEST_F(FluxControlGolden, RefusesWhatItCannotDraw) {
   cfg.negative_prompt = "blurry";
   EXPECT_THROW(pipe.resolve(cfg), Error);
   FluxRequest reference = golden().request("control");
-  reference.reference = *reference.control_image;
+  reference.references = {*reference.control_image};
   EXPECT_THROW(pipe.resolve(reference), Error);
 }
 

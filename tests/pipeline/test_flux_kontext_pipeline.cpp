@@ -51,7 +51,7 @@ TEST_F(FluxKontextGolden, PortraitReferenceBatchWithTrueCfg) {
 // Without the reference the same request is plain text-to-image, and misses.
 TEST_F(FluxKontextGolden, TheReferenceMatters) {
   FluxRequest r = golden().request("kontext");
-  r.reference.reset();
+  r.references.clear();
   EXPECT_LT(golden().psnr_against("kontext", r, "no reference"), 30.0);
 }
 
@@ -148,13 +148,13 @@ TEST_F(FluxKontextGolden, ALoneTransformerIsKnownByItsName) {
 TEST_F(FluxKontextGolden, RefusesWhatItCannotEdit) {
   const FluxPipeline& pipe = golden().pipeline();
   FluxRequest with_init = golden().request("kontext");
-  with_init.init_image = *with_init.reference;
+  with_init.init_image = with_init.references.front();
   EXPECT_THROW(pipe.resolve(with_init), Error);
   FluxRequest with_strength = golden().request("kontext");
   with_strength.strength = 0.5;
   EXPECT_THROW(pipe.resolve(with_strength), Error);
   FluxRequest tiny_reference = golden().request("kontext");
-  tiny_reference.reference = io::Image{15, 40, std::vector<uint8_t>(15 * 40 * 3, 128)};
+  tiny_reference.references = {io::Image{15, 40, std::vector<uint8_t>(15 * 40 * 3, 128)}};
   EXPECT_THROW(pipe.resolve(tiny_reference), Error);
 }
 

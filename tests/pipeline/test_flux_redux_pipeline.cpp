@@ -1,7 +1,9 @@
 // FLUX.1 Redux against diffusers 0.42.1's FluxPriorReduxPipeline (with its text encoders) feeding
 // FluxPipeline, on tiny random models (tools/golden/make_flux_redux.py: a SigLIP tower of 16
 // patches and a Redux embedder beside the tiny FLUX.1 dev folder; real CLIP-L and T5 tokenizers):
-// variations of a 50x38 picture at 64x48, and a batch of two with a separate T5 prompt at 48x64.
+// variations of a 50x38 picture at 64x48, and a batch of two with a separate T5 prompt at 48x64;
+// and, built from diffusers' outputs in one line each (make_flux_redux.py), a Redux strength of
+// 0.4 (the image tokens times it) and two pictures (the second's tokens after the first's).
 // Each output must match diffusers' uint8 image with PSNR >= 60 dB: measured 88 dB to identical,
 // while leaving the picture's tokens out measures 47 dB on this tiny model (its text path moves
 // the image little; 60 keeps that a failure, checked below, with the margin of the other FLUX
@@ -48,10 +50,24 @@ TEST_F(FluxReduxGolden, BatchWithPrompt2) {
   check("redux_batch2_prompt2");
 }
 
+TEST_F(FluxReduxGolden, StrengthWeighsTheImageTokens) {
+  check("redux_strength");
+  // Full strength is the "redux" case, which the weaker one must not be.
+  FluxRequest full = golden().request("redux_strength");
+  full.redux_strength.reset();
+  EXPECT_LT(golden().psnr_against("redux_strength", full, "strength 1"), kMinPsnr);
+}
+TEST_F(FluxReduxGolden, TwoPicturesOneAfterTheOther) {
+  check("redux_two_images");
+  FluxRequest one = golden().request("redux_two_images");
+  one.references.pop_back();
+  EXPECT_LT(golden().psnr_against("redux_two_images", one, "the first picture alone"), kMinPsnr);
+}
+
 // Without the picture the same request is plain text-to-image, and misses.
 TEST_F(FluxReduxGolden, ThePictureMatters) {
   FluxRequest r = golden().request("redux");
-  r.reference.reset();
+  r.references.clear();
   EXPECT_LT(golden().psnr_against("redux", r, "no Redux image"), kMinPsnr);
 }
 
@@ -65,6 +81,10 @@ TEST_F(FluxReduxGolden, SettingsAndRefusals) {
   r.true_cfg_scale = 2.0f;
   r.negative_prompt = "blurry";
   EXPECT_NE(test::error_of([&] { pipe.resolve(r); }).find("Redux runs without true CFG"),
+            std::string::npos);
+  FluxRequest negative = golden().request("redux");
+  negative.redux_strength = -1.0f;
+  EXPECT_NE(test::error_of([&] { pipe.resolve(negative); }).find("Redux strength"),
             std::string::npos);
 }
 

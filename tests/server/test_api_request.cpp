@@ -295,6 +295,16 @@ TEST(NativeRequest, MapsAndRefuses) {
                   "m");
             }),
             (R{400, "reference_images"}));
+  // FLUX.1 Redux's strength: 0..4.
+  const JobSpec redux = parse_native_job(json{{"prompt", "p"},
+                                              {"reference_images", json::array({png_b64(16, 16)})},
+                                              {"redux_strength", 0.3}},
+                                         kLimits, "m");
+  EXPECT_FLOAT_EQ(redux.request.redux_strength.value_or(0), 0.3f);
+  EXPECT_EQ(refusal([] {
+              parse_native_job({{"prompt", "p"}, {"redux_strength", 9}}, kLimits, "m");
+            }),
+            (R{400, "redux_strength"}));
   EXPECT_EQ(refusal([] { parse_json_object("{\"prompt\": "); }), (R{400, ""}));
   EXPECT_EQ(refusal([] { parse_json_object("[1, 2]"); }), (R{400, ""}));
 }

@@ -10,8 +10,12 @@ FLUX.1 dev models (make_flux_pipeline.py) and writes:
       image_embedder/ (ReduxImageEncoder, bf16)
   tests/fixtures/flux_redux/flux_redux_siglip_io.safetensors
       pixel_values (the processor's output for the input image), last_hidden_state, image_embeds
-  tests/fixtures/flux_redux/flux_redux_tiny_image.png, ..._<case>_<k>.png, ..._cases.json
-      the input image (50x38: the processor resizes it), each case's uint8 outputs, and the cases
+  tests/fixtures/flux_redux/flux_redux_tiny_image.png, ..._image_b.png, ..._<case>_<k>.png, ..._cases.json
+      the input images (50x38 and 44x60: the processor resizes them), each case's uint8 outputs, and the cases
+Two cases go past what diffusers offers, built from its outputs in one line each: a Redux strength (the image
+tokens, prompt_embeds[:, 512:], times it: ComfyUI's "multiply" StyleModelApply strength; diffusers'
+prompt_embeds_scale would scale the T5 states too) and two pictures (the second's tokens after the first's, as
+ComfyUI's chained StyleModelApply nodes append them).
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ CASES = [
     # A batch of two with a separate T5 prompt.
     dict(name="redux_batch2_prompt2", prompt=PROMPT, prompt_2=PROMPT_2, width=48, height=64, steps=2,
          guidance=2.5, num_images=2, seed=11),
+    dict(name="redux_strength", prompt=PROMPT, redux_strength=0.4, width=64, height=48, steps=2, guidance=3.5,
+         seed=3),
+    dict(name="redux_two_images", prompt=PROMPT, more_images=True, width=64, height=48, steps=2, guidance=3.5,
+         seed=5),
 ]
 
 
@@ -81,6 +89,8 @@ def main() -> None:
     init, _ = make_inputs()
     image = init.resize((50, 38), Image.BICUBIC)
     image.save(OUT / f"{PREFIX}_image.png")
+    image_b = init.transpose(Image.FLIP_LEFT_RIGHT).resize((44, 60), Image.BICUBIC)
+    image_b.save(OUT / f"{PREFIX}_image_b.png")
     with torch.no_grad():
         pixels = processor.preprocess(images=image, do_resize=True, return_tensors="pt",
                                       do_convert_rgb=True)["pixel_values"]
@@ -93,8 +103,13 @@ def main() -> None:
     for case in CASES:
         with torch.no_grad():
             prior_out = prior(image=image, prompt=case["prompt"], prompt_2=case.get("prompt_2"))
+            prompt_embeds = prior_out.prompt_embeds.clone()
+            prompt_embeds[:, 512:] *= case.get("redux_strength", 1.0)
+            if case.get("more_images"):
+                other = prior(image=image_b, prompt=case["prompt"], prompt_2=case.get("prompt_2"))
+                prompt_embeds = torch.cat([prompt_embeds, other.prompt_embeds[:, 512:]], dim=1)
         images = dev(
-            prompt_embeds=prior_out.prompt_embeds,
+            prompt_embeds=prompt_embeds,
             pooled_prompt_embeds=prior_out.pooled_prompt_embeds,
             num_inference_steps=case["steps"],
             guidance_scale=case["guidance"],
@@ -105,7 +120,10 @@ def main() -> None:
             output_type="pil",
         ).images
         files = save_case_images(OUT, PREFIX, case["name"], images)
-        entries.append(dict(case, reference=f"{PREFIX}_image.png", expected=files))
+        entry = dict(case, reference=f"{PREFIX}_image.png", expected=files)
+        if entry.pop("more_images", False):
+            entry["more_references"] = [f"{PREFIX}_image_b.png"]
+        entries.append(entry)
 
     write_cases(OUT, PREFIX, __file__, SEED, entries, tokenizers="../shared/assets/flux1_tokenizer",
                 models=str(DEV.relative_to(FLUX_OUT.parent)))
