@@ -26,6 +26,7 @@
 #include "io/fp8_weights.h"
 #include "models/autoencoder_kl.h"
 #include "models/flux2_dit.h"
+#include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/zimage_controlnet.h"
@@ -241,6 +242,21 @@ std::optional<models::ZImageControlNet> bench_controlnet(const DitOptions& o,
       at);
 }
 
+// --controlnet for FLUX.1: Shakker-Labs' Union-Pro layouts with random weights, or a file.
+std::optional<models::FluxControlNet> bench_flux_controlnet(const DitOptions& o,
+                                                            const models::Placement& at) {
+  if (o.controlnet.empty()) return std::nullopt;
+  if (o.controlnet != "union-pro" && o.controlnet != "union-pro-2")
+    return models::load_flux_controlnet(o.controlnet, at);
+  const auto config = o.controlnet == "union-pro" ? models::FluxControlNetConfig::union_pro()
+                                                  : models::FluxControlNetConfig::union_pro_2();
+  return models::FluxControlNet(
+      config,
+      models::random_weights(models::flux_controlnet_parameters(config), weight_dtype(o), 2,
+                             at.offload ? Device::CPU : at.device),
+      at);
+}
+
 // ||got - want|| / ||want|| over every element, in double.
 double relative_error(const Tensor& got, const Tensor& want) {
   const Tensor g = got.to(Device::CPU).to(DType::F32).contiguous();
@@ -286,12 +302,34 @@ int run_flux_dit(const DitOptions& o, const models::Placement& at) {
   const auto ids = models::flux_image_ids(rows, cols);
   const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
   const std::vector<float> guidance(c.guidance_embeds ? static_cast<size_t>(o.batch) : 0, 3.5f);
+  // With a ControlNet, each timed forward runs it first, as every denoising step does.
+  const std::optional<models::FluxControlNet> controlnet = bench_flux_controlnet(o, at);
+  double flops = models::flux_dit_forward_flops(c, rows * cols, text_tokens);
+  Tensor control;
+  std::optional<int> mode;
+  std::vector<float> controlnet_guidance;
+  if (controlnet) {
+    const models::FluxControlNetConfig& cc = controlnet->config();
+    fmt::print("controlnet: {}\n", cc.summary());
+    flops += models::flux_controlnet_forward_flops(cc, rows * cols, text_tokens);
+    control = cc.takes_pixels() ? noise.randn({o.batch, 3, o.height, o.width})
+                                : noise.randn({o.batch, rows * cols, cc.trunk.in_channels});
+    if (cc.num_mode > 0) mode = 0;
+    if (cc.trunk.guidance_embeds) controlnet_guidance = guidance;
+  }
   Tensor out;
   timed(o, "dit",
-        fmt::format("forward {}x{} batch {}, {} text tokens", o.width, o.height, o.batch,
-                    text_tokens),
-        at, o.batch * models::flux_dit_forward_flops(c, rows * cols, text_tokens),
-        [&] { out = dit.forward(x, ids, txt, pooled, t, guidance); });
+        fmt::format("forward {}x{} batch {}, {} text tokens{}", o.width, o.height, o.batch,
+                    text_tokens, controlnet ? ", with a ControlNet" : ""),
+        at, o.batch * flops, [&] {
+          if (!controlnet) {
+            out = dit.forward(x, ids, txt, pooled, t, guidance);
+            return;
+          }
+          const auto samples =
+              controlnet->forward(x, ids, txt, pooled, t, controlnet_guidance, control, mode, 1.0f);
+          out = dit.forward(x, ids, txt, pooled, t, guidance, &samples);
+        });
   if (!o.reference.empty()) {
     const Tensor want = models::load_flux_transformer(o.reference, {}, false, at)
                             .forward(x, ids, txt, pooled, t, guidance);
@@ -349,8 +387,8 @@ int run_dit(const DitOptions& o) {
   ZF_CHECK(o.reference.empty() || !o.random_weights,
            "[bench] --reference compares two files: give --diffusion-model too");
   ZF_CHECK(o.loras.empty() || o.model == "zimage", "[bench] --lora: only with --model zimage");
-  ZF_CHECK(o.controlnet.empty() || o.model == "zimage",
-           "[bench] --controlnet: only with --model zimage");
+  ZF_CHECK(o.controlnet.empty() || o.model == "zimage" || o.model == "flux1",
+           "[bench] --controlnet: only with --model zimage or flux1");
   if (o.model == "flux1") return run_flux_dit(o, at);
   if (o.model.starts_with("flux2")) return run_flux2_dit(o, at);
   const int64_t caption_tokens = o.caption_tokens.value_or(128);
@@ -525,8 +563,9 @@ Run add_bench_command(CLI::App& app) {
   dit->add_option("--lora", dopt->loras,
                   "a LoRA FILE[:SCALE] merged into the Z-Image transformer at load (repeatable)");
   dit->add_option("--controlnet", dopt->controlnet,
-                  "also run a Z-Image ControlNet: union-1.0 or union-2.1 (the released layouts "
-                  "with random weights) or a ControlNet file");
+                  "also run a ControlNet: Z-Image's union-1.0 or union-2.1, FLUX.1's union-pro "
+                  "or union-pro-2 (the released layouts with random weights), or a ControlNet "
+                  "file");
   dit->add_option("--reference", dopt->reference,
                   "another file of the same Z-Image transformer (e.g. the bf16 one a GGUF came "
                   "from): also run it on the same inputs and print the output's relative error");

@@ -182,6 +182,36 @@ FluxControlNetConfig FluxControlNetConfig::infer_from_weights(const io::WeightSt
   return c;
 }
 
+FluxControlNetConfig FluxControlNetConfig::union_pro() {
+  FluxControlNetConfig c;
+  c.trunk.num_layers = 5;
+  c.trunk.num_single_layers = 10;
+  c.trunk.final_layer = false;
+  c.num_mode = 10;
+  return c;
+}
+
+FluxControlNetConfig FluxControlNetConfig::union_pro_2() {
+  FluxControlNetConfig c;
+  c.trunk.num_layers = 6;
+  c.trunk.num_single_layers = 0;
+  c.trunk.final_layer = false;
+  return c;
+}
+
+double flux_controlnet_forward_flops(const FluxControlNetConfig& c, int64_t image_tokens,
+                                     int64_t text_tokens) {
+  const double d = static_cast<double>(c.trunk.inner_dim());
+  const double n = static_cast<double>(image_tokens);
+  const int64_t l = text_tokens + (c.num_mode > 0 ? 1 : 0);
+  // The trunk as the transformer counts it, less its output projection (it has none), plus
+  // controlnet_x_embedder and one d x d projection of the image tokens per block.
+  const double trunk = flux_dit_forward_flops(c.trunk, image_tokens, l) -
+                       2 * n * d * static_cast<double>(c.trunk.out_channels);
+  const double blocks = c.trunk.num_layers + c.trunk.num_single_layers;
+  return trunk + 2 * n * static_cast<double>(c.trunk.in_channels) * d + blocks * 2 * n * d * d;
+}
+
 std::vector<ParameterSpec> flux_controlnet_parameters(const FluxControlNetConfig& config) {
   validate(config, "config");
   std::vector<ParameterSpec> specs = flux_dit_parameters(config.trunk);

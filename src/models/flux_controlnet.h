@@ -45,8 +45,17 @@ struct FluxControlNetConfig {
   // From diffusers-named weights (see FluxShapes; num_mode: the mode embedder's rows; the hint
   // block's channels: input_hint_block.conv_out rows).
   static FluxControlNetConfig infer_from_weights(const io::WeightStore& weights);
+  // Shakker-Labs' FLUX.1-dev-ControlNet-Union-Pro (5 double + 10 single blocks, 10 modes) and
+  // its 2.0 (6 double blocks, no modes), for speed measurements.
+  static FluxControlNetConfig union_pro();
+  static FluxControlNetConfig union_pro_2();
   std::string summary() const;
 };
+
+// Floating-point operations of one ControlNet forward for one sample (as flux_dit_forward_flops
+// counts them): its blocks, embedders and the per-block output projections.
+double flux_controlnet_forward_flops(const FluxControlNetConfig& config, int64_t image_tokens,
+                                     int64_t text_tokens);
 
 // Every parameter of the ControlNet for `config`, in diffusers' state-dict order.
 std::vector<ParameterSpec> flux_controlnet_parameters(const FluxControlNetConfig& config);

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "backend/cuda_test_util.h"
 #include "io/safetensors.h"
@@ -28,6 +29,7 @@
 #include "models/clip_text.h"
 #include "models/flux2_autoencoder.h"
 #include "models/flux2_dit.h"
+#include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/t5_encoder.h"
@@ -215,8 +217,9 @@ const fs::path kFluxFolder = test::fixture("flux_dit/tiny_dev_diffusers/transfor
 const fs::path kFluxComfy = test::fixture("flux_dit/flux_dit_tiny_schnell_comfy_bf16.safetensors");
 const fs::path kFluxIo = test::fixture("flux_dit/flux_dit_tiny_diffusers_io.safetensors");
 
+// A case's inputs (the outputs differ by fixture).
 struct FluxCase {
-  Tensor x, txt, pooled, dev, schnell_bf16w;
+  Tensor x, txt, pooled;
   std::vector<float> t, guidance;
   std::vector<FluxPosition> ids;
 };
@@ -225,8 +228,6 @@ FluxCase flux_case(const io::SafetensorsFile& io, const std::string& name) {
   FluxCase c{io.tensor(name + ".hidden_states"),
              io.tensor(name + ".encoder_hidden_states"),
              io.tensor(name + ".pooled_projections"),
-             io.tensor(name + ".dev_output"),
-             io.tensor(name + ".schnell_output_bf16w"),
              io.tensor(name + ".timestep").to_f32_vector(),
              io.tensor(name + ".guidance").to_f32_vector(),
              {}};
@@ -243,7 +244,8 @@ TEST(CudaModels, FluxDiTMatchesDiffusers) {
         load_flux_transformer(kFluxFolder, {}, false, Placement::cuda(act));
     for (const char* name : {"h4w4_txt7", "h3w5_txt5_t1", "h5w2_txt9", "batch_h2w3_txt6"}) {
       const FluxCase c = flux_case(io, name);
-      expect_close(model.forward(c.x, c.ids, c.txt, c.pooled, c.t, c.guidance), c.dev, act,
+      expect_close(model.forward(c.x, c.ids, c.txt, c.pooled, c.t, c.guidance),
+                   io.tensor(std::string(name) + ".dev_output"), act,
                    fmt::format("flux dev {}", name));
     }
   }
@@ -265,7 +267,37 @@ TEST(CudaModels, FluxSchnellComfyFileOnDeviceInputs) {
   const Tensor out = model.forward(on_gpu(c.x), c.ids, on_gpu(c.txt), on_gpu(c.pooled), c.t);
   EXPECT_EQ(out.device(), Device::CUDA);
   EXPECT_EQ(out.dtype(), DType::F32);
-  expect_close(out.to(Device::CPU), c.schnell_bf16w, DType::BF16, "flux schnell comfy");
+  expect_close(out.to(Device::CPU), io.tensor("batch_h2w3_txt6.schnell_output_bf16w"), DType::BF16,
+               "flux schnell comfy");
+}
+
+// FLUX.1 ControlNets (Union with its mode token, plain, XLabs with its hint convolutions) and the
+// transformer adding their samples, on the GPU (tools/golden/make_flux_controlnet.py).
+TEST(CudaModels, FluxControlNetMatchesDiffusers) {
+  ZF_REQUIRE_GPU();
+  const fs::path dir = test::fixture("flux_controlnet");
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(dir / "flux_controlnet_tiny_diffusers_io.safetensors");
+  const nlohmann::json cases = nlohmann::json::parse(io.metadata().at("cases"));
+  for (DType act : {DType::F32, DType::BF16}) {
+    const Placement at = Placement::cuda(act);
+    const FluxTransformer model = load_flux_transformer(
+        dir / "main_transformer.safetensors",
+        FluxDiTConfig::from_json(io.metadata().at("main"), "main config"), false, at);
+    for (const auto& [name, spec] : cases.items()) {
+      const models::FluxControlNet net =
+          models::load_flux_controlnet(dir / spec[0].get<std::string>(), at);
+      const FluxCase c = flux_case(io, name);
+      const std::optional<int> mode =
+          spec[5].is_null() ? std::nullopt : std::optional<int>(spec[5].get<int>());
+      const auto samples =
+          net.forward(c.x, c.ids, c.txt, c.pooled, c.t,
+                      net.config().trunk.guidance_embeds ? c.guidance : std::vector<float>{},
+                      io.tensor(name + ".cond"), mode, spec[6].get<float>());
+      expect_close(model.forward(c.x, c.ids, c.txt, c.pooled, c.t, c.guidance, &samples),
+                   io.tensor(name + ".output"), act, "flux controlnet " + name);
+    }
+  }
 }
 
 // ---- FLUX.2 transformer -------------------------------------------------------------------

@@ -144,6 +144,20 @@ TEST(FluxControlNet, ConfigFromJson) {
             std::string::npos);
 }
 
+// The released layouts bench measures: counted with diffusers on the meta device
+// (FluxControlNetModel(num_layers=5, num_single_layers=10, num_mode=10, guidance_embeds=True) and
+// (6, 0, no modes)): 349 tensors, 3,301,956,608 parameters; 222 and 2,140,876,800.
+TEST(FluxControlNet, ReleaseParameterLists) {
+  for (const bool pro2 : {false, true}) {
+    const auto params = models::flux_controlnet_parameters(
+        pro2 ? FluxControlNetConfig::union_pro_2() : FluxControlNetConfig::union_pro());
+    int64_t total = 0;
+    for (const auto& p : params) total += shape_numel(p.shape);
+    EXPECT_EQ(params.size(), pro2 ? 222u : 349u);
+    EXPECT_EQ(total, pro2 ? 2'140'876'800 : 3'301'956'608);
+  }
+}
+
 // The parameter list is exactly the tensors diffusers saved.
 TEST(FluxControlNet, ParameterListMatchesDiffusersCheckpoint) {
   for (const std::string net : {"union", "plain", "xlabs"}) {
