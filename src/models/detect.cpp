@@ -13,6 +13,7 @@
 #include "models/flux2_dit.h"
 #include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
+#include "models/lora.h"
 #include "models/qwen3.h"
 #include "models/siglip_vision.h"
 #include "models/t5_encoder.h"
@@ -244,13 +245,25 @@ std::optional<DetectedComponent> detect_redux(const io::WeightStore& weights,
                            fmt::format("image width {}, text width {}", up.size(1), down.size(0))};
 }
 
+// A LoRA: down / up pairs, named for the model they patch.
+std::optional<DetectedComponent> detect_lora(const io::WeightStore& weights,
+                                             const std::optional<fs::path>&) {
+  const std::optional<LoraContents> lora = inspect_lora(weights);
+  if (!lora) return std::nullopt;
+  const std::string model = lora->model == "FLUX"      ? "flux "
+                            : lora->model == "Z-Image" ? "z-image "
+                                                       : "";
+  return DetectedComponent{lora->widened_input > 0 ? "flux.1 canny/depth lora" : model + "lora",
+                           with_gguf(weights, lora->naming), lora->summary()};
+}
+
 }  // namespace
 
 std::optional<DetectedComponent> detect_component(const io::WeightStore& weights,
                                                   const std::optional<fs::path>& config_json) {
   for (auto detect : {detect_zimage, detect_zimage_controlnet, detect_flux_controlnet, detect_flux,
                       detect_clip_text, detect_t5, detect_siglip, detect_redux, detect_qwen3,
-                      detect_autoencoder}) {
+                      detect_autoencoder, detect_lora}) {
     if (auto found = detect(weights, config_json)) return found;
   }
   return std::nullopt;

@@ -239,6 +239,54 @@ Tensor stored_like(const Tensor& merged, const Tensor& original) {
 
 }  // namespace
 
+std::string LoraContents::summary() const {
+  std::string s = fmt::format("{} modules, rank {}", modules,
+                              min_rank == max_rank ? fmt::format("{}", max_rank)
+                                                   : fmt::format("{}..{}", min_rank, max_rank));
+  if (up_biases > 0) s += fmt::format(", {} up biases", up_biases);
+  if (other_tensors > 0) s += fmt::format(", {} norm scales (replacements)", other_tensors);
+  if (widened_input > 0)
+    s += fmt::format(", widens the input to {} features (Canny / Depth)", widened_input);
+  return s;
+}
+
+std::optional<LoraContents> inspect_lora(const io::WeightStore& file) {
+  std::vector<std::string> other;
+  const std::map<std::string, Pair> pairs = modules_of(file, other);
+  LoraContents c;
+  c.other_tensors = static_cast<int>(other.size());
+  for (const auto& [name, pair] : pairs) {
+    if (pair.down.empty() || pair.up.empty()) continue;
+    const Tensor down = file.get(pair.down);
+    if (down.ndim() != 2) continue;
+    const int64_t rank = down.size(0);
+    c.min_rank = c.modules == 0 ? rank : std::min(c.min_rank, rank);
+    c.max_rank = std::max(c.max_rank, rank);
+    ++c.modules;
+    if (!pair.up_bias.empty()) ++c.up_biases;
+    if (c.naming.empty())
+      c.naming = pair.down.ends_with(".lora_down.weight")   ? "kohya"
+                 : pair.down.ends_with(".lora.down.weight") ? "dotted"
+                                                            : "PEFT / diffusers";
+    const std::string module = match_key(strip_prefixes(name));
+    if (c.model.empty()) {
+      if (module.find("double_blocks") != std::string::npos ||
+          module.find("transformer_blocks") != std::string::npos)
+        c.model = "FLUX";
+      else if (module.starts_with("layers_") || module.find("noise_refiner") != std::string::npos)
+        c.model = "Z-Image";
+    }
+    // FLUX.1's packed latents have 64 features; a Canny / Depth LoRA gives it 128.
+    if ((module == "img_in" || module == "x_embedder") && down.size(1) > 64)
+      c.widened_input = down.size(1);
+  }
+  if (c.modules == 0) return std::nullopt;
+  // FLUX.2 reads 128 features itself: only a LoRA that also replaces norm scales is BFL's
+  // Canny / Depth kind.
+  if (c.other_tensors == 0) c.widened_input = 0;
+  return c;
+}
+
 LoraFile parse_lora_argument(const std::string& argument) {
   const size_t colon = argument.rfind(':');
   if (colon == std::string::npos || colon == 0) return {argument, 1.0f};

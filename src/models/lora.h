@@ -28,6 +28,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,6 +43,23 @@ struct LoraFile {
   std::filesystem::path path;
   float scale = 1.0f;  // the user's strength, times alpha / rank
 };
+
+// What a LoRA file holds, as `zflow info` tells it.
+struct LoraContents {
+  int modules = 0;                     // down / up pairs
+  int64_t min_rank = 0, max_rank = 0;  // of those pairs
+  int up_biases = 0;                   // PEFT lora_B biases
+  int other_tensors = 0;               // norm scales (Canny / Depth LoRAs) and the like
+  std::string naming;                  // "PEFT / diffusers", "kohya", "dotted"
+  std::string model;                   // "FLUX", "Z-Image", or "" when the names do not say
+  // x_embedder / img_in's input features when a pair widens FLUX.1's 64 and norm scales come
+  // with it (BFL's Canny / Depth; FLUX.2 reads 128 itself), else 0.
+  int64_t widened_input = 0;
+  std::string summary() const;  // one line
+};
+
+// nullopt when `file` has no down / up pair (not a LoRA).
+std::optional<LoraContents> inspect_lora(const io::WeightStore& file);
 
 // Parses "PATH" or "PATH:SCALE" (the CLI's --lora); a scale that is not a finite number is an
 // Error naming the flag's value.

@@ -94,6 +94,21 @@ TEST(Detect, FluxControlNet) {
   EXPECT_THAT(xlabs.config, HasSubstr("config.json"));
 }
 
+// LoRA files are named for the model they patch, in their naming; BFL's Canny / Depth kind (a
+// widened input with norm scales) as such, a FLUX.2 LoRA (128 inputs of its own) not.
+TEST(Detect, Loras) {
+  const DetectedComponent control =
+      detect("flux_control_lora/flux_control_lora_tiny_bfl.safetensors");
+  EXPECT_EQ(control.architecture, "flux.1 canny/depth lora");
+  EXPECT_THAT(control.config, HasSubstr("23 up biases, 6 norm scales"));
+  EXPECT_THAT(control.config, HasSubstr("widens the input to 128 features"));
+  EXPECT_EQ(detect("lora/flux2_lora_bfl.safetensors").architecture, "flux lora");
+  const DetectedComponent kohya = detect("lora/zimage_lora_kohya.safetensors");
+  EXPECT_EQ(kohya.architecture, "z-image lora");
+  EXPECT_EQ(kohya.layout, "kohya");
+  EXPECT_EQ(kohya.config, "34 modules, rank 4");
+}
+
 TEST(Detect, FluxTransformerInEveryLayout) {
   const DetectedComponent dev = detect("flux_dit/tiny_dev_diffusers/transformer");
   EXPECT_EQ(dev.architecture, "flux.1-dev transformer");
