@@ -100,7 +100,12 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
   }
 
  private:
-  bool has_guidance() const { return pipe_.variant() != FluxVariant::Schnell; }
+  // schnell has no guidance input; a ControlNet beside it may.
+  bool has_guidance() const {
+    const models::FluxControlNet* controlnet = pipe_.controlnet();
+    return pipe_.variant() != FluxVariant::Schnell ||
+           (controlnet && controlnet->config().trunk.guidance_embeds);
+  }
 
   // FLUX.1's classifier-free guidance is diffusers' optional "true CFG" (its guidance proper is
   // embedded): cfg_scale above 1 runs it against the negative prompt, the empty prompt when none

@@ -343,6 +343,10 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
     s.guidance = request.guidance.value_or(
         from_image && !s.kontext_inpaint ? defaults_.guidance_img2img : defaults_.guidance);
     ZF_CHECK(std::isfinite(s.guidance), "[flux] guidance must be finite");
+  } else if (controlnet_ && controlnet_->config().trunk.guidance_embeds) {
+    // schnell has no guidance input, but its ControlNet may (diffusers passes guidance_scale).
+    s.guidance = request.guidance.value_or(flux_defaults(FluxVariant::Dev).guidance);
+    ZF_CHECK(std::isfinite(s.guidance), "[flux] guidance must be finite");
   } else if (request.guidance) {
     log::warn("[flux] {} has no guidance input: guidance {} is ignored",
               flux_variant_name(variant_), *request.guidance);
@@ -536,14 +540,10 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   }
   const std::vector<float> guidance(variant_ != FluxVariant::Schnell ? samples : 0, s.guidance);
   // The ControlNet runs on the positive samples; its own guidance embedder (if any) reads the
-  // request's guidance, dev's default under schnell (diffusers passes guidance_scale to both).
+  // settings' guidance (diffusers passes guidance_scale to both).
   std::vector<float> controlnet_guidance;
   if (control_input && controlnet_->config().trunk.guidance_embeds)
-    controlnet_guidance.assign(
-        static_cast<size_t>(batch),
-        variant_ == FluxVariant::Schnell
-            ? first.guidance.value_or(flux_defaults(FluxVariant::Dev).guidance)
-            : s.guidance);
+    controlnet_guidance.assign(static_cast<size_t>(batch), s.guidance);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));

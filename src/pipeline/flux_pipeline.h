@@ -163,7 +163,7 @@ struct FluxSettings {
   FluxMode mode;
   int width, height;
   int steps;             // the full schedule's length; img2img runs steps - start of them
-  float guidance;        // the embedded guidance; 0 for schnell (unused)
+  float guidance;        // the embedded guidance; for schnell 0 (unused), or its ControlNet's
   float true_cfg_scale;  // 1: off
   bool true_cfg;         // a second pass on the negative prompt runs
   double strength;       // 1 for text-to-image

@@ -13,6 +13,8 @@
 // far below it (checked below).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "core/error.h"
 #include "flux_golden.h"
 #include "io/image.h"
@@ -127,6 +129,26 @@ TEST(FluxControlNetInput, ScheduleWindowAndModes) {
   EXPECT_EQ(flux_union_mode("-1"), std::nullopt);
   EXPECT_EQ(flux_union_mode("scribble"), std::nullopt);
   EXPECT_EQ(flux_union_mode("2x"), std::nullopt);
+}
+
+// schnell has no guidance input, but a ControlNet with a guidance embedder reads the request's
+// guidance (dev's 3.5 by default), as diffusers passes guidance_scale to it: another guidance
+// makes another image.
+TEST_F(FluxControlNetGolden, SchnellGivesItsControlNetGuidance) {
+  FluxFiles files = test::flux_files_beside_tiny_dev(test::fixture("flux_pipeline/tiny_schnell"));
+  files.controlnet = kDir / "union";
+  const FluxPipeline schnell = FluxPipeline::load(files);
+  ASSERT_EQ(schnell.variant(), FluxVariant::Schnell);
+  FluxRequest r = union_golden().request("union");
+  r.guidance.reset();
+  r.steps = 2;
+  EXPECT_EQ(schnell.resolve(r).guidance, 3.5f);
+  const io::Image a = schnell.generate(r).front();
+  r.guidance = 9.0f;
+  EXPECT_EQ(schnell.resolve(r).guidance, 9.0f);
+  const double db = test::psnr(schnell.generate(r).front(), a);
+  std::printf("  schnell, ControlNet guidance 9 against 3.5: PSNR %.1f dB\n", db);
+  EXPECT_LT(db, 60.0);
 }
 
 // ControlNets steer dev and schnell: another family's, or a misfit, is named.
