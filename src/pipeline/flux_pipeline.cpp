@@ -101,6 +101,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
   // Read before the weights, so a bad value is reported at once.
   std::optional<FluxSchedulerConfig> scheduler;
   bool kontext = false;
+  fs::path controlnet = files.controlnet;
   if (!files.model_dir.empty()) {
     const fs::path index = files.model_dir / "model_index.json";
     if (!fs::is_regular_file(index))
@@ -115,6 +116,10 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
              "a FLUX.1 dev or schnell model",
              files.model_dir.string());
     kontext = cls == "FluxKontextPipeline" || cls == "FluxKontextInpaintPipeline";
+    // A saved FluxControlNet(Img2Img / Inpaint)Pipeline holds its ControlNet beside the rest.
+    if (controlnet.empty() && cls.starts_with("FluxControlNet") &&
+        fs::is_directory(files.model_dir / "controlnet"))
+      controlnet = files.model_dir / "controlnet";
     const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
     if (fs::is_regular_file(scheduler_config))
       scheduler = read_flux_scheduler_config(scheduler_config);
@@ -195,7 +200,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
            "[flux] --siglip {}: the SigLIP tower is read only for Redux (give --redux too)",
            files.siglip.string());
   if (!files.redux.empty()) pipe.load_redux(files, placement);
-  if (!files.controlnet.empty()) pipe.load_controlnet(files.controlnet, placement);
+  if (!controlnet.empty()) pipe.load_controlnet(controlnet, placement);
   log::info("[flux] {} as {}: {} steps, guidance {}, T5 length {}", pipe.model_name_,
             flux_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.max_sequence_length);

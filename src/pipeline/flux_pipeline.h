@@ -100,7 +100,8 @@ struct FluxFiles {
   // Redux folder's image_encoder/).
   std::filesystem::path redux;
   std::filesystem::path siglip;
-  // A FLUX.1 ControlNet (models/flux_controlnet.h): a diffusers folder or a file.
+  // A FLUX.1 ControlNet (models/flux_controlnet.h): a diffusers folder or a file; default the
+  // model folder's controlnet/ when its model_index.json names a FluxControlNet pipeline.
   std::filesystem::path controlnet;
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)

@@ -13,7 +13,10 @@
 // far below it (checked below).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <fstream>
 
 #include "core/error.h"
 #include "flux_golden.h"
@@ -149,6 +152,24 @@ TEST_F(FluxControlNetGolden, SchnellGivesItsControlNetGuidance) {
   const double db = test::psnr(schnell.generate(r).front(), a);
   std::printf("  schnell, ControlNet guidance 9 against 3.5: PSNR %.1f dB\n", db);
   EXPECT_LT(db, 60.0);
+}
+
+// A saved FluxControlNetPipeline folder brings its controlnet/ along.
+TEST_F(FluxControlNetGolden, PipelineFolderWithItsControlNet) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("zflow_cn_pipeline_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  for (const char* sub : {"transformer", "text_encoder", "text_encoder_2", "vae", "scheduler"})
+    fs::create_directory_symlink(test::flux_tiny_dev() / sub, dir / sub);
+  fs::create_directory_symlink(kDir / "union", dir / "controlnet");
+  std::ofstream(dir / "model_index.json") << R"({"_class_name": "FluxControlNetPipeline"})";
+  const FluxPipeline pipe =
+      FluxPipeline::load({.model_dir = dir,
+                          .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
+                          .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5")});
+  ASSERT_NE(pipe.controlnet(), nullptr);
+  EXPECT_EQ(pipe.controlnet()->config().num_mode, 3);
+  fs::remove_all(dir);
 }
 
 // ControlNets steer dev and schnell: another family's, or a misfit, is named.
