@@ -48,10 +48,12 @@ struct GenerateOptions {
   std::string outpaint;  // --outpaint margins
   std::vector<std::string> reference_images;
   std::optional<float> redux_strength;
-  std::string controlnet, control_image;  // --control-net, --control-image
-  std::optional<float> control_strength;
-  std::optional<double> control_start, control_end;
-  std::string control_mode;  // --control-mode NAME or N
+  std::string controlnet;                   // --control-net
+  std::vector<std::string> control_images;  // --control-image, repeatable
+  // Each once (for every control image) or once per control image.
+  std::vector<float> control_strengths;
+  std::vector<double> control_starts, control_ends;
+  std::vector<std::string> control_modes;  // NAME or N
   std::string output = "zflow.png";
   int threads = 0;
   std::string device;            // --device; empty: the default
@@ -61,6 +63,43 @@ struct GenerateOptions {
   bool vae_tiling = false;
   std::vector<std::string> loras;  // --lora PATH[:SCALE], in order
 };
+
+// The i-th of a flag's values given once for every control image or once per image; `count`
+// images. An error names the flag when it is given another number of times.
+template <typename T>
+std::optional<T> per_control(const std::vector<T>& values, size_t i, size_t count,
+                             const char* flag) {
+  ZF_CHECK(values.size() <= 1 || values.size() == count,
+           "[generate] {} is given {} times for {} control images: give it once, or once per "
+           "--control-image",
+           flag, values.size(), count);
+  if (values.empty()) return std::nullopt;
+  return values.size() == 1 ? values.front() : values[i];
+}
+
+// --control-image and its settings, image by image.
+std::vector<pipeline::ControlInput> control_inputs(const GenerateOptions& o) {
+  const size_t n = o.control_images.size();
+  ZF_CHECK(n > 0 || (o.control_strengths.empty() && o.control_starts.empty() &&
+                     o.control_ends.empty() && o.control_modes.empty()),
+           "[generate] --control-strength, --control-start, --control-end and --control-mode "
+           "need --control-image");
+  std::vector<pipeline::ControlInput> controls;
+  for (size_t i = 0; i < n; ++i) {
+    pipeline::ControlInput c{io::read_image(o.control_images[i]),
+                             per_control(o.control_strengths, i, n, "--control-strength"),
+                             per_control(o.control_starts, i, n, "--control-start"),
+                             per_control(o.control_ends, i, n, "--control-end"),
+                             {}};
+    if (const auto mode = per_control(o.control_modes, i, n, "--control-mode")) {
+      c.mode = pipeline::flux_union_mode(*mode);
+      ZF_CHECK(c.mode.has_value(), "[generate] --control-mode {}: expected a number or one of {}",
+               *mode, pipeline::flux_union_modes());
+    }
+    controls.push_back(std::move(c));
+  }
+  return controls;
+}
 
 std::string lower_extension(const fs::path& path) {
   std::string ext = path.extension().string();
@@ -191,19 +230,10 @@ int run_generate(const GenerateOptions& o) {
   for (const std::string& file : o.reference_images)
     request.reference_images.push_back(io::read_image(file));
   request.redux_strength = o.redux_strength;
-  ZF_CHECK(o.controlnet.empty() || !o.control_image.empty(),
+  ZF_CHECK(o.controlnet.empty() || !o.control_images.empty(),
            "[generate] --control-net {} needs --control-image IMAGE (edges, depth, pose, ...)",
            o.controlnet);
-  if (!o.control_image.empty()) request.control_image = io::read_image(o.control_image);
-  request.control_scale = o.control_strength;
-  request.control_start = o.control_start;
-  request.control_end = o.control_end;
-  if (!o.control_mode.empty()) {
-    request.control_mode = pipeline::flux_union_mode(o.control_mode);
-    ZF_CHECK(request.control_mode.has_value(),
-             "[generate] --control-mode {}: expected a number or one of {}", o.control_mode,
-             pipeline::flux_union_modes());
-  }
+  request.controls = control_inputs(o);
 
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
@@ -232,7 +262,7 @@ int run_generate(const GenerateOptions& o) {
   // A GPU runs a batch of four in far less time than four runs; a CPU does not.
   const int join = o.join_images.value_or(files.device == Device::CUDA ? 4 : 1);
   const pipeline::ImageSources sources{o.init_image, mask_source, o.reference_images,
-                                       o.control_image};
+                                       o.control_images};
   const int total_images = o.batch * static_cast<int>(requests.size());
   int written = 0;
   for (const auto& run : join_runs(*generator, requests, join)) {
@@ -323,18 +353,19 @@ Run add_generate_command(CLI::App& app) {
                   "folder) or FLUX.1's (InstantX / Shakker-Labs / XLabs: a diffusers folder or "
                   "file)");
   cmd->add_option(
-      "--control-image", o->control_image,
+      "--control-image", o->control_images,
       "the ControlNet's input (canny edges, depth, pose, ...; with -i and --mask a 2.x "
       "ControlNet inpaints), or what FLUX.1 Canny-dev / Depth-dev draw from (an edge or depth "
       "map)");
-  cmd->add_option("--control-strength", o->control_strength,
-                  "the weight of the ControlNet's hints (default: Z-Image 0.75, FLUX.1 1)");
-  cmd->add_option("--control-start", o->control_start,
+  cmd->add_option("--control-strength", o->control_strengths,
+                  "the weight of the ControlNet's hints (default: Z-Image 0.75, FLUX.1 1); this "
+                  "and the next three: once for every control image, or once per image in order");
+  cmd->add_option("--control-start", o->control_starts,
                   "FLUX.1 ControlNet: the fraction of the steps before it starts acting "
                   "(default 0)");
-  cmd->add_option("--control-end", o->control_end,
+  cmd->add_option("--control-end", o->control_ends,
                   "FLUX.1 ControlNet: the fraction of the steps after which it stops (default 1)");
-  cmd->add_option("--control-mode", o->control_mode,
+  cmd->add_option("--control-mode", o->control_modes,
                   "FLUX.1 Union ControlNet: what the control image is, a number or a name of "
                   "InstantX's and Shakker-Labs' table (" +
                       pipeline::flux_union_modes() + ")");

@@ -89,7 +89,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
   Flux2Request to_request(const GenerationRequest& r) const override {
     if (r.cfg_normalization != 0.0f || r.cfg_truncation != 1.0)
       fail("[flux2] cfg normalization / truncation are Z-Image settings");
-    if (r.control_image || r.control_scale || r.control_start || r.control_end || r.control_mode)
+    if (!r.controls.empty())
       fail("[flux2] control image: zflow runs ControlNets with Z-Image and FLUX.1");
     if (r.shift)
       fail("[flux2] shift: FLUX.2's schedule shifts by its token and step counts (no fixed shift)");

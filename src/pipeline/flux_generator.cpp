@@ -48,11 +48,11 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     if (edits) text += fmt::format(", Denoising strength: {}", s.strength);
     if (request.batch > 1)
       text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
-    if (s.controlnet)
+    // As A1111's ControlNet extension lists its units.
+    for (size_t i = 0; i < s.controls.size(); ++i)
       text += fmt::format(
-          ", ControlNet 0: \"Model: {}, Weight: {}, Guidance Start: {}, Guidance "
-          "End: {}\"",
-          pipe_.controlnet_name(), s.control_scale, s.control_start, s.control_end);
+          ", ControlNet {}: \"Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}\"", i,
+          pipe_.controlnet_name(), s.controls[i].scale, s.controls[i].start, s.controls[i].end);
 
     nlohmann::json j = {
         {"model", model_name()},
@@ -81,13 +81,19 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
       j["init_image"] = sources.init_image;
     }
     if (s.mode == FluxMode::Inpaint) j["mask"] = sources.mask;
-    if (request.control_image) j["control_image"] = sources.control_image;
+    const std::vector<std::string> control_names = sources.control_names(request.controls.size());
     if (s.controlnet) {
       j["controlnet"] = pipe_.controlnet_name();
-      j["control_scale"] = s.control_scale;
-      j["control_start"] = s.control_start;
-      j["control_end"] = s.control_end;
-      if (s.control_mode) j["control_mode"] = *s.control_mode;
+      j["controls"] = nlohmann::json::array();
+      for (size_t i = 0; i < s.controls.size(); ++i) {
+        const FluxSettings::Control& c = s.controls[i];
+        nlohmann::json one = {
+            {"image", control_names[i]}, {"scale", c.scale}, {"start", c.start}, {"end", c.end}};
+        if (c.mode) one["mode"] = *c.mode;
+        j["controls"].push_back(one);
+      }
+    } else if (!request.controls.empty()) {
+      j["control_image"] = control_names.front();  // Canny / Depth's map
     }
     if (s.mode == FluxMode::Edit || s.redux ||
         (s.kontext_inpaint && !request.reference_images.empty()))
@@ -143,11 +149,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     f.mask = r.mask;
     f.references = r.reference_images;
     f.redux_strength = r.redux_strength;
-    f.control_image = r.control_image;
-    f.control_scale = r.control_scale;
-    f.control_start = r.control_start;
-    f.control_end = r.control_end;
-    f.control_mode = r.control_mode;
+    f.controls = r.controls;
     f.strength = r.strength;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.shift = r.shift;

@@ -275,7 +275,7 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   FluxSettings s{};
   const io::Image* init = request.init_image ? &*request.init_image : nullptr;
   const io::Image* mask = request.mask ? &*request.mask : nullptr;
-  const io::Image* control = request.control_image ? &*request.control_image : nullptr;
+  const io::Image* control = request.controls.empty() ? nullptr : &request.controls.front().image;
   const int64_t multiple = 2 * vae_scale_factor();
   std::tie(s.width, s.height) =
       checked_image_size("flux", request.width, request.height, init, mask, multiple, control);
@@ -394,30 +394,35 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
 
 void FluxPipeline::resolve_controlnet(const FluxRequest& request, FluxSettings& s) const {
   if (!s.controlnet) {
-    ZF_CHECK(!request.control_scale && !request.control_start && !request.control_end &&
-                 !request.control_mode,
-             "[flux] control strength, start, end and mode are a ControlNet's: load one with "
-             "--control-net");
+    ZF_CHECK(request.controls.size() <= 1,
+             "[flux] {} control images: FLUX.1 Canny-dev and Depth-dev draw from one (a "
+             "ControlNet, --control-net, reads several)",
+             request.controls.size());
+    for (const ControlInput& c : request.controls)
+      ZF_CHECK(!c.scale && !c.start && !c.end && !c.mode,
+               "[flux] control strength, start, end and mode are a ControlNet's: load one with "
+               "--control-net");
     return;
   }
-  s.control_scale = request.control_scale.value_or(1.0f);
-  ZF_CHECK(std::isfinite(s.control_scale), "[flux] control strength must be finite");
-  s.control_start = request.control_start.value_or(0.0);
-  s.control_end = request.control_end.value_or(1.0);
-  ZF_CHECK(s.control_start >= 0.0 && s.control_start < s.control_end && s.control_end <= 1.0,
-           "[flux] the ControlNet's part of the schedule must satisfy 0 <= start < end <= 1; "
-           "got start {} end {}",
-           s.control_start, s.control_end);
-  s.control_mode = request.control_mode;
   const int64_t modes = controlnet_->config().num_mode;
-  if (modes > 0)
-    ZF_CHECK(s.control_mode && *s.control_mode >= 0 && *s.control_mode < modes,
-             "[flux] the Union ControlNet needs a control mode in 0..{} (--control-mode; the "
-             "InstantX and Shakker-Labs releases: {})",
-             modes - 1, flux_union_modes());
-  else
-    ZF_CHECK(!s.control_mode,
-             "[flux] --control-mode: this ControlNet has no modes (only Union ones do)");
+  for (size_t i = 0; i < request.controls.size(); ++i) {
+    const ControlInput& c = request.controls[i];
+    FluxSettings::Control r{c.scale.value_or(1.0f), c.start.value_or(0.0), c.end.value_or(1.0),
+                            c.mode};
+    ZF_CHECK(std::isfinite(r.scale), "[flux] control image {}: its strength must be finite", i + 1);
+    ZF_CHECK(r.start >= 0.0 && r.start < r.end && r.end <= 1.0,
+             "[flux] control image {}: the ControlNet's part of the schedule must satisfy 0 <= "
+             "start < end <= 1; got start {} end {}",
+             i + 1, r.start, r.end);
+    if (modes > 0)
+      ZF_CHECK(r.mode && *r.mode >= 0 && *r.mode < modes,
+               "[flux] control image {}: the Union ControlNet needs a control mode in 0..{} "
+               "(--control-mode; the InstantX and Shakker-Labs releases: {})",
+               i + 1, modes - 1, flux_union_modes());
+    else
+      ZF_CHECK(!r.mode, "[flux] --control-mode: this ControlNet has no modes (only Union ones do)");
+    s.controls.push_back(r);
+  }
 }
 
 bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b) const {
@@ -500,19 +505,20 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   std::optional<FlowInpaint> inpaint;  // a lone inpaint request's
   // A lone Fill or Canny / Depth request's condition, read beside each noisy token.
   std::optional<Tensor> condition;
-  std::optional<Tensor> control_input;  // a lone ControlNet request's
+  std::vector<Tensor> control_inputs;  // a lone ControlNet request's, one per control
   for (const FluxRequest& r : requests) {
     Generator generator(r.seed, r.normal_math);
-    // Drawn before the start latents, as diffusers does.
-    if (r.control_image && s.controlnet) {
-      control_input = flux_controlnet_input(*controlnet_, vae_, generator, *r.control_image,
-                                            s.width, s.height, r.batch, r.vae_tiling);
-    } else if (r.control_image) {
+    // Drawn before the start latents, in order, as diffusers does.
+    if (s.controlnet) {
+      for (const ControlInput& c : r.controls)
+        control_inputs.push_back(flux_controlnet_input(*controlnet_, vae_, generator, c.image,
+                                                       s.width, s.height, r.batch, r.vae_tiling));
+    } else if (!r.controls.empty()) {
       // FluxControlInpaintPipeline first encodes the masked picture, whose posterior sample it
       // never reads: only its draw matters.
       if (r.mask) generator.randn({1, channels, 2 * rows, 2 * cols});
-      condition = flux_control_condition(vae_, generator, *r.control_image, s.width, s.height,
-                                         r.batch, r.vae_tiling);
+      condition = flux_control_condition(vae_, generator, r.controls.front().image, s.width,
+                                         s.height, r.batch, r.vae_tiling);
     }
     // Fill starts as img2img does; its mask conditions the forwards instead of the blend.
     StartLatents start =
@@ -547,7 +553,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   // The ControlNet runs on the positive samples; its own guidance embedder (if any) reads the
   // settings' guidance (diffusers passes guidance_scale to both).
   std::vector<float> controlnet_guidance;
-  if (control_input && controlnet_->config().trunk.guidance_embeds)
+  if (!control_inputs.empty() && controlnet_->config().trunk.guidance_embeds)
     controlnet_guidance.assign(static_cast<size_t>(batch), s.guidance);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
@@ -555,20 +561,33 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     Tensor tokens = models::flux_pack_latents(s.true_cfg ? repeat_batch(x, 2) : x);
     if (condition) tokens = ops::concat({tokens, *condition}, 2);
     if (reference_tokens) tokens = ops::concat({tokens, *reference_tokens}, 1);
+    // Each control acting at this step runs the ControlNet; their samples add up
+    // (FluxMultiControlNetModel).
     std::optional<models::FluxTransformer::ControlSamples> control_samples;
-    if (control_input &&
-        flux_controlnet_acts(i, schedule.steps(), s.control_start, s.control_end)) {
-      auto positives = [&](const Tensor& both) {
-        return s.true_cfg ? both.slice(0, 0, batch).contiguous() : both;
-      };
-      control_samples = controlnet_->forward(
-          positives(tokens), img_ids, positives(txt), positives(pooled),
-          std::span<const float>(t).first(static_cast<size_t>(batch)), controlnet_guidance,
-          *control_input, s.control_mode, s.control_scale);
-      if (s.true_cfg)  // the negative half gets the same samples
-        for (auto* part : {&control_samples->double_blocks, &control_samples->single_blocks})
-          for (Tensor& sample : *part) sample = repeat_batch(sample, 2);
+    auto positives = [&](const Tensor& both) {
+      return s.true_cfg ? both.slice(0, 0, batch).contiguous() : both;
+    };
+    for (size_t k = 0; k < control_inputs.size(); ++k) {
+      const FluxSettings::Control& c = s.controls[k];
+      if (!flux_controlnet_acts(i, schedule.steps(), c.start, c.end)) continue;
+      models::FluxTransformer::ControlSamples one =
+          controlnet_->forward(positives(tokens), img_ids, positives(txt), positives(pooled),
+                               std::span<const float>(t).first(static_cast<size_t>(batch)),
+                               controlnet_guidance, control_inputs[k], c.mode, c.scale);
+      if (!control_samples) {
+        control_samples = std::move(one);
+        continue;
+      }
+      for (size_t b = 0; b < one.double_blocks.size(); ++b)
+        control_samples->double_blocks[b] =
+            ops::add(control_samples->double_blocks[b], one.double_blocks[b]);
+      for (size_t b = 0; b < one.single_blocks.size(); ++b)
+        control_samples->single_blocks[b] =
+            ops::add(control_samples->single_blocks[b], one.single_blocks[b]);
     }
+    if (control_samples && s.true_cfg)  // the negative half gets the same samples
+      for (auto* part : {&control_samples->double_blocks, &control_samples->single_blocks})
+        for (Tensor& sample : *part) sample = repeat_batch(sample, 2);
     const Tensor out = transformer_.forward(tokens, img_ids, txt, pooled, t, guidance,
                                             control_samples ? &*control_samples : nullptr);
     const Tensor v =

@@ -54,6 +54,7 @@
 #include "models/flux_redux.h"
 #include "models/siglip_vision.h"
 #include "models/t5_encoder.h"
+#include "pipeline/control_input.h"
 #include "pipeline/flux_scheduler.h"
 #include "pipeline/run_control.h"
 #include "text/clip_tokenizer.h"
@@ -131,17 +132,14 @@ struct FluxRequest {
   // "multiply" strength).
   std::vector<io::Image> references;
   std::optional<float> redux_strength;
-  // Canny-dev / Depth-dev: the edge or depth map to draw from (from noise, or img2img and inpaint
-  // with init_image); the output's default size when there is no init image. With a ControlNet:
-  // its input, likewise.
-  std::optional<io::Image> control_image;
-  // ControlNet: its samples' weight (default 1, diffusers' controlnet_conditioning_scale); the
-  // part of the schedule it acts on, steps i of N with start <= i / N and (i + 1) / N <= end
-  // (control_guidance_start / end, default 0 and 1); a Union ControlNet's mode (required there,
-  // refused elsewhere).
-  std::optional<float> control_scale;
-  std::optional<double> control_start, control_end;
-  std::optional<int> control_mode;
+  // Canny-dev / Depth-dev: one, the edge or depth map to draw from (from noise, or img2img and
+  // inpaint with init_image), without settings. With a ControlNet: its inputs, one or several
+  // (diffusers' FluxMultiControlNetModel around one ControlNet: their samples add up), each with
+  // its weight (default 1, controlnet_conditioning_scale), the part of the schedule it acts on
+  // (steps i of N with start <= i / N and (i + 1) / N <= end: control_guidance_start / end,
+  // default 0 and 1) and, for a Union ControlNet, its mode (required there, refused elsewhere).
+  // The first sets the output's default size when there is no init image.
+  std::vector<ControlInput> controls;
   std::optional<int> max_sequence_length;  // T5 tokens; default 512 dev / 256 schnell
   // A fixed shift of the sigmas instead of the scheduler config's schedule: the schedule of a
   // scheduler with use_dynamic_shifting false and this shift (sd.cpp's --flow-shift).
@@ -175,11 +173,14 @@ struct FluxSettings {
   // Kontext inpainting (mode Inpaint): the init image's latents (its posterior mode), or the
   // reference's, follow the noisy tokens in every forward.
   bool kontext_inpaint;
-  // ControlNet (controlnet true): as FluxRequest's fields, filled in.
+  // ControlNet (controlnet true): each control's settings, filled in.
   bool controlnet;
-  float control_scale;
-  double control_start, control_end;
-  std::optional<int> control_mode;
+  struct Control {
+    float scale;
+    double start, end;
+    std::optional<int> mode;
+  };
+  std::vector<Control> controls;
 };
 
 class FluxPipeline {

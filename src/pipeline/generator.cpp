@@ -64,6 +64,13 @@ std::vector<std::string> ImageSources::reference_names(size_t count) const {
   return names;
 }
 
+std::vector<std::string> ImageSources::control_names(size_t count) const {
+  std::vector<std::string> names = control_images;
+  for (size_t i = names.size(); i < count; ++i)
+    names.push_back(fmt::format("control_images[{}]", i));
+  return names;
+}
+
 int denoising_steps(int steps, double strength, bool from_image) {
   return from_image ? steps - img2img_start(steps, strength) : steps;
 }

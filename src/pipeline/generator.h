@@ -19,6 +19,7 @@
 #include "io/image.h"
 #include "models/lora.h"
 #include "models/placement.h"
+#include "pipeline/control_input.h"
 #include "pipeline/run_control.h"
 
 namespace zflow::pipeline {
@@ -67,13 +68,10 @@ struct GenerationRequest {
   std::optional<double> strength;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
-  bool vae_tiling = false;                 // decode in tiles (large images in less memory)
-  std::optional<io::Image> control_image;  // with a ControlNet: what steers the layout
-  std::optional<float> control_scale;      // the ControlNet hints' weight
-  // FLUX.1 ControlNets: the part of the schedule they act on (fractions, diffusers'
-  // control_guidance_start / end) and a Union ControlNet's mode.
-  std::optional<double> control_start, control_end;
-  std::optional<int> control_mode;
+  bool vae_tiling = false;  // decode in tiles (large images in less memory)
+  // With a ControlNet: what steers the layout (Z-Image: one; FLUX.1: one or several); FLUX.1
+  // Canny / Depth: the one map they draw from.
+  std::vector<ControlInput> controls;
 };
 
 // A request with every default filled in.
@@ -93,11 +91,13 @@ struct ImageSources {
   std::string init_image;
   std::string mask;
   std::vector<std::string> reference_images;
-  std::string control_image;
+  std::vector<std::string> control_images;  // one per control
 
   // The files of `count` reference images, or (sent as data, as the server's are) their places
   // in the request: "reference_images[i]".
   std::vector<std::string> reference_names(size_t count) const;
+  // The same for `count` control images: "control_images[i]" where no file is known.
+  std::vector<std::string> control_names(size_t count) const;
 };
 
 // How one image was made: A1111's `parameters` text and the full request as JSON.

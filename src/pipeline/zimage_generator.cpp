@@ -35,7 +35,9 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     const ZImageSettings s = pipe_.resolve(z);
     return {a1111_parameters(z, s, model_name(), pipe_.controlnet_name(), batch_index),
             request_json(z, s, model_name(), pipe_.controlnet_name(),
-                         {sources.init_image, sources.mask, sources.control_image}, batch_index)};
+                         {sources.init_image, sources.mask,
+                          request.controls.empty() ? "" : sources.control_names(1).front()},
+                         batch_index)};
   }
 
  private:
@@ -67,14 +69,19 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     if (r.max_sequence_length) z.max_sequence_length = *r.max_sequence_length;
     z.normal_math = r.normal_math;
     z.vae_tiling = r.vae_tiling;
-    z.control_image = r.control_image;
-    if (r.control_scale) z.control_scale = *r.control_scale;
-    // A1111 clients send the whole window by default: only a narrower one is refused.
-    if (r.control_start.value_or(0.0) != 0.0 || r.control_end.value_or(1.0) != 1.0 ||
-        r.control_mode)
-      fail(
-          "[zimage] control start, end and mode are FLUX.1 ControlNet settings (Z-Image's "
-          "ControlNet acts on every step, its Union modes need none)");
+    if (r.controls.size() > 1)
+      fail("[zimage] {} control images: a Z-Image ControlNet reads one (FLUX.1's read several)",
+           r.controls.size());
+    if (!r.controls.empty()) {
+      const ControlInput& c = r.controls.front();
+      z.control_image = c.image;
+      if (c.scale) z.control_scale = *c.scale;
+      // A1111 clients send the whole window by default: only a narrower one is refused.
+      if (c.start.value_or(0.0) != 0.0 || c.end.value_or(1.0) != 1.0 || c.mode)
+        fail(
+            "[zimage] control start, end and mode are FLUX.1 ControlNet settings (Z-Image's "
+            "ControlNet acts on every step, its Union modes need none)");
+    }
     return z;
   }
 };

@@ -89,6 +89,7 @@ uint64_t seed_field(const json& body, const std::string& field) {
 
 // FLUX.2 klein edits with several reference images; each adds its tokens to every forward.
 constexpr size_t kMaxReferenceImages = 4;
+constexpr size_t kMaxControlImages = 4;  // a FLUX.1 ControlNet's controls in one request
 
 io::Image image_field(const std::string& field, const json& value) {
   if (!value.is_string()) bad(field, "expected a base64-encoded PNG, JPEG or WebP image");
@@ -169,43 +170,69 @@ std::string registry_name(const std::string& field, const json& value) {
   return value.get<std::string>();
 }
 
-// A FLUX.1 ControlNet's part of the schedule, from fields named `start` and `end` (0..1).
-void control_window(const json& body, const std::string& start, const std::string& end,
-                    JobSpec& spec) {
-  spec.request.control_start = get_number(body, start, 0, 1);
-  spec.request.control_end = get_number(body, end, 0, 1);
+// A Union ControlNet's mode at body[key]: a number or a name of InstantX's table.
+std::optional<int> control_mode_field(const json& body, const std::string& key,
+                                      const std::string& field) {
+  const auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  const std::string mode = it->is_number_integer() ? std::to_string(it->get<int64_t>())
+                           : it->is_string()       ? it->get<std::string>()
+                                                   : std::string();
+  const std::optional<int> found = pipeline::flux_union_mode(mode);
+  if (!found)
+    bad(field, fmt::format("expected a number or one of {}, got {}", pipeline::flux_union_modes(),
+                           it->dump()));
+  return found;
+}
+
+// One control from `body`: its image at `image_key`, then `scale_key` (0..2), `start_key` /
+// `end_key` (0..1, FLUX.1) and "mode" where given; errors name `prefix` + the key.
+pipeline::ControlInput control_fields(const json& body, const std::string& prefix,
+                                      const std::string& image_key, const std::string& scale_key,
+                                      const std::string& start_key, const std::string& end_key,
+                                      const std::string& mode_key) {
+  pipeline::ControlInput c{image_field(prefix + image_key, body.at(image_key)), {}, {}, {}, {}};
+  if (const auto v = get_number(body, scale_key, 0, 2)) c.scale = static_cast<float>(*v);
+  c.start = get_number(body, start_key, 0, 1);
+  c.end = get_number(body, end_key, 0, 1);
+  c.mode = control_mode_field(body, mode_key, prefix + mode_key);
+  return c;
 }
 
 // zflow's ControlNet fields: "controlnet" (a name from the server's ControlNet folder),
 // "control_image" (base64), "control_scale", and for FLUX.1 "control_start", "control_end" and a
-// Union ControlNet's "control_mode" (a number or a name); a ControlNet needs its image, while an
-// image alone is for a model that reads one itself (FLUX.1 Canny / Depth; the model refuses it
-// else).
+// Union ControlNet's "control_mode" (a number or a name); or, for a FLUX.1 ControlNet reading
+// several, "controls": [{"image", "scale", "start", "end", "mode"}, ...]. A ControlNet needs an
+// image, while an image alone is for a model that reads one itself (FLUX.1 Canny / Depth; the
+// model refuses it else).
 void controlnet_fields(const json& body, JobSpec& spec) {
   if (const auto it = body.find("controlnet"); it != body.end() && !it->is_null())
     spec.controlnet = registry_name("controlnet", *it);
   if (const auto it = body.find("control_image"); it != body.end() && !it->is_null())
-    spec.request.control_image = image_field("control_image", *it);
-  if (const auto v = get_number(body, "control_scale", 0, 2))
-    spec.request.control_scale = static_cast<float>(*v);
-  control_window(body, "control_start", "control_end", spec);
-  if (const auto it = body.find("control_mode"); it != body.end() && !it->is_null()) {
-    const std::string mode = it->is_number_integer() ? std::to_string(it->get<int64_t>())
-                             : it->is_string()       ? it->get<std::string>()
-                                                     : std::string();
-    spec.request.control_mode = pipeline::flux_union_mode(mode);
-    if (!spec.request.control_mode)
-      bad("control_mode", fmt::format("expected a number or one of {}, got {}",
-                                      pipeline::flux_union_modes(), it->dump()));
+    spec.request.controls.push_back(control_fields(body, "", "control_image", "control_scale",
+                                                   "control_start", "control_end", "control_mode"));
+  if (const auto it = body.find("controls"); it != body.end() && !it->is_null()) {
+    if (!spec.request.controls.empty())
+      bad("controls", "give either control_image or controls, not both");
+    if (!it->is_array() || it->empty() || it->size() > kMaxControlImages)
+      bad("controls", fmt::format("expected an array of 1 to {} controls", kMaxControlImages));
+    for (size_t i = 0; i < it->size(); ++i) {
+      const std::string at = fmt::format("controls[{}].", i);
+      const json& one = (*it)[i];
+      if (!one.is_object() || !one.contains("image")) bad(at + "image", "required");
+      spec.request.controls.push_back(
+          control_fields(one, at, "image", "scale", "start", "end", "mode"));
+    }
   }
-  if (!spec.controlnet.empty() && !spec.request.control_image)
+  if (!spec.controlnet.empty() && spec.request.controls.empty())
     bad("control_image", "a controlnet needs its control_image (canny edges, depth, pose, ...)");
 }
 
-// The A1111 ControlNet extension's unit, alwayson_scripts.controlnet.args[0]: "image" (or
-// "input_image", base64), "model" (a name, its " [hash]" suffix ignored), "weight" (default 1),
-// "enabled", "guidance_start" / "guidance_end" (FLUX.1); zflow runs no preprocessors, so "module"
-// must be none.
+// The A1111 ControlNet extension's units, alwayson_scripts.controlnet.args: each enabled one has
+// "image" (or "input_image", base64), "model" (a name, its " [hash]" suffix ignored; every unit
+// the same: one ControlNet per request, which FLUX.1's read several controls with), "weight"
+// (default 1), "guidance_start" / "guidance_end" (FLUX.1); zflow runs no preprocessors, so
+// "module" must be none.
 void a1111_controlnet(const json& body, JobSpec& spec) {
   const auto scripts = body.find("alwayson_scripts");
   if (scripts == body.end() || !scripts->is_object()) return;
@@ -214,32 +241,37 @@ void a1111_controlnet(const json& body, JobSpec& spec) {
   const std::string field = "alwayson_scripts.controlnet.args";
   if (!cn->is_object() || !cn->contains("args") || !(*cn)["args"].is_array())
     bad(field, "expected {\"args\": [unit, ...]}");
-  const json* unit = nullptr;
-  for (const json& u : (*cn)["args"]) {
+  const json& units = (*cn)["args"];
+  for (size_t i = 0; i < units.size(); ++i) {
+    const json& u = units[i];
+    const std::string at = fmt::format("{}[{}]", field, i);
     if (!u.is_object()) bad(field, "every unit must be an object");
     if (u.contains("enabled") && !u["enabled"].is_boolean())
-      bad(field + "[].enabled", "expected true or false");
+      bad(at + ".enabled", "expected true or false");
     if (!u.value("enabled", true)) continue;
-    if (unit != nullptr) bad(field, "only one enabled ControlNet unit is supported");
-    unit = &u;
+    if (spec.request.controls.size() == kMaxControlImages)
+      bad(field, fmt::format("at most {} enabled units", kMaxControlImages));
+    if (const auto m = get_string(u, "module"); m && *m != "none" && *m != "None")
+      bad(at + ".module",
+          fmt::format("preprocessor '{}': zflow runs none; send the processed control image "
+                      "with module none",
+                      *m));
+    if (!u.contains("model")) bad(at + ".model", "required");
+    std::string model = registry_name(at + ".model", u["model"]);
+    if (const size_t hash = model.rfind(" ["); hash != std::string::npos && model.ends_with("]"))
+      model.resize(hash);
+    if (!spec.controlnet.empty() && model != spec.controlnet)
+      bad(at + ".model", fmt::format("every enabled unit must name one ControlNet ('{}'): zflow "
+                                     "runs one per request",
+                                     spec.controlnet));
+    spec.controlnet = model;
+    const std::string image_key = u.contains("image") ? "image" : "input_image";
+    if (!u.contains(image_key)) bad(at + ".image", "required");
+    pipeline::ControlInput c =
+        control_fields(u, at + ".", image_key, "weight", "guidance_start", "guidance_end", "");
+    c.scale = c.scale.value_or(1.0f);  // the extension's default weight
+    spec.request.controls.push_back(std::move(c));
   }
-  if (unit == nullptr) return;
-  const std::string at = field + "[0]";
-  if (const auto m = get_string(*unit, "module"); m && *m != "none" && *m != "None")
-    bad(at + ".module",
-        fmt::format("preprocessor '{}': zflow runs none; send the processed control image "
-                    "with module none",
-                    *m));
-  if (!unit->contains("model")) bad(at + ".model", "required");
-  std::string model = registry_name(at + ".model", (*unit)["model"]);
-  if (const size_t hash = model.rfind(" ["); hash != std::string::npos && model.ends_with("]"))
-    model.resize(hash);
-  spec.controlnet = model;
-  const char* image_key = unit->contains("image") ? "image" : "input_image";
-  if (!unit->contains(image_key)) bad(at + ".image", "required");
-  spec.request.control_image = image_field(at + "." + image_key, (*unit)[image_key]);
-  spec.request.control_scale = static_cast<float>(get_number(*unit, "weight", 0, 2).value_or(1.0));
-  control_window(*unit, "guidance_start", "guidance_end", spec);
 }
 
 float lora_scale(const std::string& field, double scale) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -66,12 +67,22 @@ inline pipeline::FluxRequest flux_request(const nlohmann::json& c, const std::fi
     for (const auto& name : c["more_references"])
       r.references.push_back(io::read_image(dir / name));
   if (c.contains("redux_strength")) r.redux_strength = c["redux_strength"].get<float>();
-  if (c.contains("control_image")) r.control_image = image("control_image");
-  // ControlNet cases (make_flux_controlnet_pipeline.py).
-  if (c.contains("scale")) r.control_scale = c["scale"].get<float>();
-  if (c.contains("mode")) r.control_mode = c["mode"].get<int>();
-  if (c.contains("control_start")) r.control_start = c["control_start"].get<double>();
-  if (c.contains("control_end")) r.control_end = c["control_end"].get<double>();
+  // A control image with its ControlNet settings (make_flux_controlnet_pipeline.py) at `keys`
+  // (image, scale, start, end, mode) of `o`.
+  const auto control = [&](const nlohmann::json& o, const std::array<const char*, 5>& keys) {
+    pipeline::ControlInput one{io::read_image(dir / o[keys[0]]), {}, {}, {}, {}};
+    if (o.contains(keys[1])) one.scale = o[keys[1]].get<float>();
+    if (o.contains(keys[2])) one.start = o[keys[2]].get<double>();
+    if (o.contains(keys[3])) one.end = o[keys[3]].get<double>();
+    if (o.contains(keys[4])) one.mode = o[keys[4]].get<int>();
+    return one;
+  };
+  if (c.contains("control_image"))
+    r.controls.push_back(
+        control(c, {"control_image", "scale", "control_start", "control_end", "mode"}));
+  if (c.contains("controls"))
+    for (const auto& one : c["controls"])
+      r.controls.push_back(control(one, {"image", "scale", "start", "end", "mode"}));
   // torch.randn's float log/sin/cos follow the CPU kernel the fixture was made with.
   r.normal_math = cases.normal_math();
   return r;

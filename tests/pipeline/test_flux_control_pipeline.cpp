@@ -56,7 +56,7 @@ TEST_F(FluxControlGolden, Inpaint) {
 // The control image is read: a black one misses the golden.
 TEST_F(FluxControlGolden, TheControlImageMatters) {
   FluxRequest r = golden().request("control");
-  r.control_image->rgb.assign(r.control_image->rgb.size(), 0);
+  r.controls[0].image.rgb.assign(r.controls[0].image.rgb.size(), 0);
   EXPECT_LT(golden().psnr_against("control", r, "black control image"), kMinPsnr);
 }
 
@@ -79,7 +79,7 @@ TEST_F(FluxControlGolden, DetectedWithFluxControlPipelinesDefaults) {
 TEST_F(FluxControlGolden, RefusesWhatItCannotDraw) {
   const FluxPipeline& pipe = golden().pipeline();
   FluxRequest no_control = golden().request("control");
-  no_control.control_image.reset();
+  no_control.controls.clear();
   EXPECT_NE(test::error_of([&] { pipe.resolve(no_control); }).find("give one (--control-image"),
             std::string::npos);
   FluxRequest cfg = golden().request("control");
@@ -87,7 +87,7 @@ TEST_F(FluxControlGolden, RefusesWhatItCannotDraw) {
   cfg.negative_prompt = "blurry";
   EXPECT_THROW(pipe.resolve(cfg), Error);
   FluxRequest reference = golden().request("control");
-  reference.references = {*reference.control_image};
+  reference.references = {reference.controls[0].image};
   EXPECT_THROW(pipe.resolve(reference), Error);
 }
 

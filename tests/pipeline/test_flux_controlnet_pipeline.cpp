@@ -4,13 +4,13 @@
 // Shakker style: the control image's VAE latents, 3 modes) and an XLabs one (the pixels through
 // its hint block). Cases: Union mode 2 at scale 0.7; a batch of two under true CFG, the control
 // image resized, the ControlNet off for the first of 3 steps; XLabs off for the last step; Union
-// img2img; XLabs inpaint. Each output must match diffusers' uint8 image with PSNR >= 60 dB
-// (measured 80-88 dB, and identical; a fixture made on another CPU moves a few pixels by one level,
-// 77-80 dB): above test_flux_pipeline.cpp's 40 dB because the likeliest mistake, a wrong Union
-// mode, measured 47 dB on this tiny model (the mode is one of 17 text tokens; the Union cases keep
-// 16 T5 tokens so that it shows at all). The ControlNets' zero-initialised layers carry a gain, so
-// leaving the control out (20 dB), a wrong window (27 dB) or a black control image (33 dB) fall
-// far below it (checked below).
+// img2img; two controls for the Union ControlNet; XLabs inpaint. Each output must match diffusers'
+// uint8 image with PSNR >= 60 dB (measured 80-88 dB, and identical; a fixture made on another CPU
+// moves a few pixels by one level, 77-80 dB): above test_flux_pipeline.cpp's 40 dB because the
+// likeliest mistake, a wrong Union mode, measured 47 dB on this tiny model (the mode is one of 17
+// text tokens; the Union cases keep 16 T5 tokens so that it shows at all). The ControlNets'
+// zero-initialised layers carry a gain, so leaving the control out (20 dB), a wrong window (27 dB)
+// or a black control image (33 dB) fall far below it (checked below).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -68,20 +68,33 @@ TEST_F(FluxControlNetGolden, XLabsInpaint) {
   xlabs_golden().check("xlabs_inpaint", kMinPsnr);
 }
 
+// Two controls for the Union ControlNet, as FluxMultiControlNetModel around it: their samples add
+// up, each with its mode, scale and window. Either alone misses.
+TEST_F(FluxControlNetGolden, UnionTwoControls) {
+  union_golden().check("union_two_controls", kMinPsnr);
+  for (size_t dropped : {0u, 1u}) {
+    FluxRequest one = union_golden().request("union_two_controls");
+    one.controls.erase(one.controls.begin() + static_cast<std::ptrdiff_t>(dropped));
+    EXPECT_LT(union_golden().psnr_against("union_two_controls", one,
+                                          dropped == 0 ? "the second alone" : "the first alone"),
+              kMinPsnr);
+  }
+}
+
 // Each input of the ControlNet shows in the image.
 TEST_F(FluxControlNetGolden, TheControlMatters) {
   const test::FluxGolden& g = union_golden();
   FluxRequest off = g.request("union");
-  off.control_scale = 0.0f;
+  off.controls[0].scale = 0.0f;
   EXPECT_LT(g.psnr_against("union", off, "control strength 0"), kMinPsnr);
   FluxRequest mode = g.request("union");
-  mode.control_mode = 0;
+  mode.controls[0].mode = 0;
   EXPECT_LT(g.psnr_against("union", mode, "another mode"), kMinPsnr);
   FluxRequest always = g.request("union_true_cfg_batch2_window");
-  always.control_start.reset();
+  always.controls[0].start.reset();
   EXPECT_LT(g.psnr_against("union_true_cfg_batch2_window", always, "no start"), kMinPsnr);
   FluxRequest black = xlabs_golden().request("xlabs");
-  black.control_image->rgb.assign(black.control_image->rgb.size(), 0);
+  black.controls[0].image.rgb.assign(black.controls[0].image.rgb.size(), 0);
   EXPECT_LT(xlabs_golden().psnr_against("xlabs", black, "black control image"), kMinPsnr);
 }
 
@@ -89,30 +102,31 @@ TEST_F(FluxControlNetGolden, SettingsAndErrors) {
   const FluxPipeline& pipe = union_golden().pipeline();
   ASSERT_NE(pipe.controlnet(), nullptr);
   FluxRequest r = union_golden().request("union");
-  r.control_scale.reset();
+  r.controls[0].scale.reset();
   const FluxSettings s = pipe.resolve(r);
   EXPECT_EQ(s.mode, FluxMode::Control);
   EXPECT_TRUE(s.controlnet);
-  EXPECT_EQ(s.control_scale, 1.0f);  // diffusers' controlnet_conditioning_scale
-  EXPECT_EQ(s.control_start, 0.0);
-  EXPECT_EQ(s.control_end, 1.0);
+  ASSERT_EQ(s.controls.size(), 1u);
+  EXPECT_EQ(s.controls[0].scale, 1.0f);  // diffusers' controlnet_conditioning_scale
+  EXPECT_EQ(s.controls[0].start, 0.0);
+  EXPECT_EQ(s.controls[0].end, 1.0);
   auto error = [&](const std::function<void(FluxRequest&)>& change) {
     FluxRequest bad = union_golden().request("union");
     change(bad);
     return test::error_of([&] { pipe.resolve(bad); });
   };
-  EXPECT_NE(error([](FluxRequest& b) { b.control_image.reset(); }).find("--control-image"),
+  EXPECT_NE(error([](FluxRequest& b) { b.controls.clear(); }).find("--control-image"),
             std::string::npos);
-  EXPECT_NE(error([](FluxRequest& b) { b.control_mode.reset(); }).find("depth 2"),
+  EXPECT_NE(error([](FluxRequest& b) { b.controls[0].mode.reset(); }).find("depth 2"),
             std::string::npos);
-  EXPECT_NE(error([](FluxRequest& b) { b.control_mode = 3; }).find("0..2"), std::string::npos);
+  EXPECT_NE(error([](FluxRequest& b) { b.controls[0].mode = 3; }).find("0..2"), std::string::npos);
   EXPECT_NE(error([](FluxRequest& b) {
-              b.control_start = 0.5;
-              b.control_end = 0.5;
+              b.controls[0].start = 0.5;
+              b.controls[0].end = 0.5;
             }).find("start < end"),
             std::string::npos);
   FluxRequest xr = xlabs_golden().request("xlabs");
-  xr.control_mode = 1;
+  xr.controls[0].mode = 1;
   EXPECT_NE(test::error_of([&] { xlabs_golden().pipeline().resolve(xr); }).find("no modes"),
             std::string::npos);
 }

@@ -496,13 +496,43 @@ TEST_F(GenerateCommand, FluxControlNetMatchesDiffusers) {
   const auto j = nlohmann::json::parse(png_text(out_ / "controlled.png").at("zflow_request"));
   EXPECT_EQ(j["mode"], "control");
   EXPECT_EQ(j["controlnet"], "union");
-  EXPECT_EQ(j["control_mode"], 2);
-  EXPECT_EQ(j["control_scale"], 0.7f);
+  ASSERT_EQ(j["controls"].size(), 1u);
+  EXPECT_EQ(j["controls"][0]["mode"], 2);
+  EXPECT_EQ(j["controls"][0]["scale"], 0.7f);
+  EXPECT_EQ(j["controls"][0]["image"],
+            (dir / "flux_controlnet_tiny_diffusers_union_control.png").string());
   EXPECT_NE(
       png_text(out_ / "controlled.png")
           .at("parameters")
           .find("ControlNet 0: \"Model: union, Weight: 0.7, Guidance Start: 0, Guidance End: 1\""),
       std::string::npos);
+
+  // Two controls for the one ControlNet, each flag once per image (the end once for both would
+  // apply to both), as case "union_two_controls".
+  const std::string two =
+      "generate --device cpu --matmul-precision fp32 -m " + test::flux_tiny_dev().string() +
+      " --clip-tokenizer " + test::flux1_tokenizer("tokenizer_clip_l").string() +
+      " --t5-tokenizer " + test::flux1_tokenizer("tokenizer_t5").string() + " --control-net " +
+      (dir / "union").string() + " --control-image " +
+      (dir / "flux_controlnet_tiny_diffusers_union_two_controls_control0.png").string() +
+      " --control-image " +
+      (dir / "flux_controlnet_tiny_diffusers_union_two_controls_control1.png").string() +
+      " --control-mode depth --control-mode canny --control-strength 0.6 --control-strength 0.5 "
+      "--control-end 1 --control-end 0.7 -p 'a red fox sitting in fresh snow, morning light' "
+      "-W 64 -H 48 --steps 3 --guidance 3.5 --max-sequence-length 16 --seed 12";
+  const CommandResult both = run_zflow(two + " -o " + (out_ / "two.png").string());
+  ASSERT_EQ(both.status, 0) << both.output;
+  EXPECT_GE(
+      test::psnr(io::read_image(out_ / "two.png"),
+                 io::read_image(dir / "flux_controlnet_tiny_diffusers_union_two_controls_0.png")),
+      60.0);
+  const CommandResult miscounted =
+      run_zflow(two + " --control-start 0 --control-start 0.1 --control-start 0.2 -o " +
+                (out_ / "x.png").string());
+  EXPECT_NE(miscounted.status, 0);
+  EXPECT_NE(miscounted.output.find("--control-start is given 3 times for 2 control images"),
+            std::string::npos)
+      << miscounted.output;
 
   const CommandResult bad =
       run_zflow(args + " --control-mode scribble -o " + (out_ / "x.png").string());

@@ -148,9 +148,9 @@ TEST(ZImageControlNetPipeline, ImagesRecordTheControlNet) {
   const auto generator = load_generator(files);
   GenerationRequest r;
   r.prompt = "a fox";
-  r.control_image = io::read_image(kDir / "zimage_controlnet_pipeline_control.png");
-  r.control_scale = 0.6f;
-  const ImageRecord record = generator->record(r, {.control_image = "edges.png"}, 0);
+  r.controls = {
+      {io::read_image(kDir / "zimage_controlnet_pipeline_control.png"), 0.6f, {}, {}, {}}};
+  const ImageRecord record = generator->record(r, {.control_images = {"edges.png"}}, 0);
   EXPECT_THAT(
       record.parameters,
       HasSubstr("ControlNet 0: \"Model: zimage_controlnet_pipeline_tiny_v1, Weight: 0.6\""));

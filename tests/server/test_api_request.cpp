@@ -190,8 +190,9 @@ TEST(LoraRequest, FieldsAndA1111PromptTags) {
 }
 
 // A ControlNet by name with its control image: zflow's fields on the native and OpenAI APIs, the
-// ControlNet extension's unit on A1111's; a name without an image, a preprocessor, or two enabled
-// units are refused naming the field. An image alone is FLUX.1 Canny / Depth's input.
+// ControlNet extension's units on A1111's (several of one model: a FLUX.1 ControlNet reads several
+// controls; "controls" on the native API); a name without an image, a preprocessor, or units of
+// two models are refused naming the field. An image alone is FLUX.1 Canny / Depth's input.
 TEST(ControlNetRequest, EveryApiTakesOne) {
   const json fields = {
       {"prompt", "p"},          {"controlnet", "canny"}, {"control_image", png_b64(32, 16)},
@@ -200,12 +201,13 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
   for (const JobSpec& s :
        {parse_native_job(fields, kLimits, "m"), parse_openai_generation(fields, kLimits, "m")}) {
     EXPECT_EQ(s.controlnet, "canny");
-    ASSERT_TRUE(s.request.control_image.has_value());
-    EXPECT_EQ(s.request.control_image->width, 32);
-    EXPECT_FLOAT_EQ(s.request.control_scale.value_or(0), 0.6f);
-    EXPECT_EQ(s.request.control_start, 0.1);
-    EXPECT_EQ(s.request.control_end, 0.8);
-    EXPECT_EQ(s.request.control_mode, 2);  // InstantX's table
+    ASSERT_EQ(s.request.controls.size(), 1u);
+    const pipeline::ControlInput& c = s.request.controls[0];
+    EXPECT_EQ(c.image.width, 32);
+    EXPECT_FLOAT_EQ(c.scale.value_or(0), 0.6f);
+    EXPECT_EQ(c.start, 0.1);
+    EXPECT_EQ(c.end, 0.8);
+    EXPECT_EQ(c.mode, 2);  // InstantX's table
   }
   const json unit = {{"enabled", true},          {"module", "none"}, {"model", "canny [a1b2c3d4]"},
                      {"image", png_b64(16, 16)}, {"weight", 0.8},    {"guidance_start", 0.2},
@@ -216,9 +218,29 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
                         {{"controlnet", {{"args", json::array({{{"enabled", false}}, unit})}}}}}},
                   false, kLimits, "m");
   EXPECT_EQ(a.controlnet, "canny");
-  EXPECT_FLOAT_EQ(a.request.control_scale.value_or(0), 0.8f);
-  EXPECT_EQ(a.request.control_start, 0.2);
-  EXPECT_EQ(a.request.control_end, 0.9);
+  ASSERT_EQ(a.request.controls.size(), 1u);
+  EXPECT_FLOAT_EQ(a.request.controls[0].scale.value_or(0), 0.8f);
+  EXPECT_EQ(a.request.controls[0].start, 0.2);
+  EXPECT_EQ(a.request.controls[0].end, 0.9);
+  json plain = unit;
+  plain.erase("weight");
+  const JobSpec two = parse_a1111(
+      json{{"prompt", "p"},
+           {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit, plain})}}}}}},
+      false, kLimits, "m");
+  ASSERT_EQ(two.request.controls.size(), 2u);
+  EXPECT_FLOAT_EQ(two.request.controls[1].scale.value_or(0), 1.0f);  // the extension's default
+  const JobSpec several = parse_native_job(
+      json{
+          {"prompt", "p"},
+          {"controlnet", "union"},
+          {"controls", json::array({{{"image", png_b64(16, 16)}, {"mode", "canny"}, {"scale", 0.5}},
+                                    {{"image", png_b64(16, 16)}, {"mode", 2}, {"end", 0.6}}})}},
+      kLimits, "m");
+  ASSERT_EQ(several.request.controls.size(), 2u);
+  EXPECT_EQ(several.request.controls[0].mode, 0);
+  EXPECT_EQ(several.request.controls[1].mode, 2);
+  EXPECT_EQ(several.request.controls[1].end, 0.6);
 
   using R = std::pair<int, std::string>;
   const auto native = [](json body) {
@@ -229,7 +251,7 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
   const JobSpec image_only =
       parse_native_job(json{{"prompt", "p"}, {"control_image", png_b64(16, 16)}}, kLimits, "m");
   EXPECT_TRUE(image_only.controlnet.empty());
-  EXPECT_TRUE(image_only.request.control_image.has_value());
+  EXPECT_EQ(image_only.request.controls.size(), 1u);
   EXPECT_EQ(native({{"controlnet", ""}, {"control_image", png_b64(16, 16)}}),
             (R{400, "controlnet"}));
   EXPECT_EQ(native({{"controlnet", "c"}, {"control_image", png_b64(16, 16)}, {"control_scale", 3}}),
@@ -251,7 +273,16 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
   json canny = unit;
   canny["module"] = "canny";
   EXPECT_EQ(a1111(json::array({canny})), (R{400, "alwayson_scripts.controlnet.args[0].module"}));
-  EXPECT_EQ(a1111(json::array({unit, unit})), (R{400, "alwayson_scripts.controlnet.args"}));
+  json depth = unit;
+  depth["model"] = "depth";
+  EXPECT_EQ(a1111(json::array({unit, depth})),
+            (R{400, "alwayson_scripts.controlnet.args[1].model"}));
+  EXPECT_EQ(native({{"controlnet", "c"},
+                    {"control_image", png_b64(16, 16)},
+                    {"controls", json::array({{{"image", png_b64(16, 16)}}})}}),
+            (R{400, "controls"}));
+  EXPECT_EQ(native({{"controlnet", "c"}, {"controls", json::array({{{"scale", 1}}})}}),
+            (R{400, "controls[0].image"}));
   json no_image = unit;
   no_image.erase("image");
   EXPECT_EQ(a1111(json::array({no_image})), (R{400, "alwayson_scripts.controlnet.args[0].image"}));

@@ -22,7 +22,7 @@ import shutil  # noqa: E402
 
 import torch  # noqa: E402
 
-from common import FIXTURES, write_cases  # noqa: E402
+from common import FIXTURES, save_case_images, write_cases  # noqa: E402
 from make_flux_control_pipeline import make_control, run_control_case  # noqa: E402
 from make_flux_fill_pipeline import beside_dev_fields, check_same_as_committed  # noqa: E402
 from make_flux_pipeline import PROMPT, PROMPT_2, TRANSFORMER, TRANSFORMER_GAINS, build_pipelines, randomize_  # noqa: E402
@@ -59,6 +59,13 @@ CASES = [
     dict(name="union_img2img", controlnet="union", pipeline="img2img", prompt=PROMPT, control_size=(64, 48),
          mode=1, scale=0.8, width=64, height=48, steps=4, strength=0.7, guidance=7.0,
          max_sequence_length=UNION_T5_TOKENS, seed=5),
+    # Two controls for the one Union ControlNet (FluxMultiControlNetModel([union]): their samples add up), each
+    # with its mode and scale, the second (the edges mirrored) off for the last step; each control image's
+    # posterior sample drawn in turn before the noise.
+    dict(name="union_two_controls", controlnet="union", prompt=PROMPT,
+         controls=[dict(size=(64, 48), mode=2, scale=0.6), dict(size=(64, 48), mirrored=True, mode=0, scale=0.5,
+                                                                   end=0.7)],
+         width=64, height=48, steps=3, guidance=3.5, max_sequence_length=UNION_T5_TOKENS, seed=12),
     # FluxControlNetInpaintPipeline: as img2img, the kept part blended back after every step.
     dict(name="xlabs_inpaint", controlnet="xlabs", pipeline="inpaint", prompt=PROMPT, control_size=(64, 48),
          scale=1.0, width=64, height=48, steps=4, strength=0.8, guidance=5.0, seed=6),
@@ -79,6 +86,42 @@ def make_controlnet(config: dict, gen: torch.Generator):
                 p.copy_(CONTROL_GAIN * torch.randn(p.shape, generator=gen) / (p.shape[1] * 9) ** 0.5)
     round_to_bf16_(net)
     return net
+
+
+def run_multi_control_case(net, dev, case: dict) -> dict:
+    """A case of several controls for one ControlNet, as FluxControlNetPipeline runs a FluxMultiControlNetModel
+    holding it; each control's image is saved as <case>_control<i>.png."""
+    from diffusers import FluxControlNetPipeline, FluxMultiControlNetModel
+    from PIL import Image
+
+    pipe = FluxControlNetPipeline(controlnet=FluxMultiControlNetModel([net]), **{k: dev.components[k] for k in (
+        "scheduler", "transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")})
+    pipe.set_progress_bar_config(disable=True)
+    images, controls = [], []
+    for i, c in enumerate(case["controls"]):
+        image = make_control(c["size"])
+        if c.get("mirrored"):
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        name = f"{PREFIX}_{case['name']}_control{i}.png"
+        image.save(OUT / name)
+        images.append(image)
+        controls.append({k: v for k, v in dict(c, image=name).items() if k not in ("size", "mirrored")})
+    outputs = pipe(
+        prompt=case["prompt"],
+        control_image=images,
+        control_mode=[c["mode"] for c in case["controls"]],
+        controlnet_conditioning_scale=[c["scale"] for c in case["controls"]],
+        control_guidance_start=[c.get("start", 0.0) for c in case["controls"]],
+        control_guidance_end=[c.get("end", 1.0) for c in case["controls"]],
+        num_inference_steps=case["steps"],
+        guidance_scale=case["guidance"],
+        generator=torch.Generator("cpu").manual_seed(case["seed"]),
+        width=case["width"],
+        height=case["height"],
+        max_sequence_length=case["max_sequence_length"],
+        output_type="pil",
+    ).images
+    return dict(case, controls=controls, expected=save_case_images(OUT, PREFIX, case["name"], outputs))
 
 
 def main() -> None:
@@ -104,6 +147,9 @@ def main() -> None:
 
     entries = []
     for case in CASES:
+        if "controls" in case:
+            entries.append(run_multi_control_case(nets[case["controlnet"]], dev, case))
+            continue
         kind = case.get("pipeline", "txt2img")
         pipe = classes[kind](controlnet=nets[case["controlnet"]], **{k: dev.components[k] for k in (
             "scheduler", "transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")})
