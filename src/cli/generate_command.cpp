@@ -48,7 +48,7 @@ struct GenerateOptions {
   std::string outpaint;  // --outpaint margins
   std::vector<std::string> reference_images;
   std::optional<float> redux_strength;
-  std::string controlnet;                   // --control-net
+  std::vector<std::string> controlnets;     // --control-net, repeatable (FLUX.1)
   std::vector<std::string> control_images;  // --control-image, repeatable
   // Each once (for every control image) or once per control image.
   std::vector<float> control_strengths;
@@ -230,14 +230,14 @@ int run_generate(const GenerateOptions& o) {
   for (const std::string& file : o.reference_images)
     request.reference_images.push_back(io::read_image(file));
   request.redux_strength = o.redux_strength;
-  ZF_CHECK(o.controlnet.empty() || !o.control_images.empty(),
+  ZF_CHECK(o.controlnets.empty() || !o.control_images.empty(),
            "[generate] --control-net {} needs --control-image IMAGE (edges, depth, pose, ...)",
-           o.controlnet);
+           o.controlnets.front());
   request.controls = control_inputs(o);
 
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
-  files.controlnet = o.controlnet;
+  files.controlnets.assign(o.controlnets.begin(), o.controlnets.end());
   for (const std::string& argument : o.loras) {  // checked before any model loads
     const models::LoraFile lora = models::parse_lora_argument(argument);
     ZF_CHECK(fs::is_regular_file(lora.path), "[lora] --lora {}: no such LoRA file", argument);
@@ -348,10 +348,10 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("--redux-strength", o->redux_strength,
                   "FLUX.1 Redux: the weight of its image tokens (default 1; lower lets the prompt "
                   "steer more)");
-  cmd->add_option("--control-net", o->controlnet,
+  cmd->add_option("--control-net", o->controlnets,
                   "a ControlNet: Z-Image's (VideoX-Fun Union 1.0 / 2.x file, or a diffusers "
                   "folder) or FLUX.1's (InstantX / Shakker-Labs / XLabs: a diffusers folder or "
-                  "file)");
+                  "file; repeatable: side by side, one --control-image each)");
   cmd->add_option(
       "--control-image", o->control_images,
       "the ControlNet's input (canny edges, depth, pose, ...; with -i and --mask a 2.x "

@@ -1,6 +1,9 @@
 #include "pipeline/flux_generator.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "core/error.h"
 #include "pipeline/flux_pipeline.h"
@@ -52,7 +55,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     for (size_t i = 0; i < s.controls.size(); ++i)
       text += fmt::format(
           ", ControlNet {}: \"Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}\"", i,
-          pipe_.controlnet_name(), s.controls[i].scale, s.controls[i].start, s.controls[i].end);
+          pipe_.controlnet_names()[s.controls[i].net], s.controls[i].scale, s.controls[i].start,
+          s.controls[i].end);
 
     nlohmann::json j = {
         {"model", model_name()},
@@ -83,7 +87,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     if (s.mode == FluxMode::Inpaint) j["mask"] = sources.mask;
     const std::vector<std::string> control_names = sources.control_names(request.controls.size());
     if (s.controlnet) {
-      j["controlnet"] = pipe_.controlnet_name();
+      j["controlnet"] = fmt::format("{}", fmt::join(pipe_.controlnet_names(), ", "));
       j["controls"] = nlohmann::json::array();
       for (size_t i = 0; i < s.controls.size(); ++i) {
         const FluxSettings::Control& c = s.controls[i];
@@ -108,9 +112,10 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
  private:
   // schnell has no guidance input; a ControlNet beside it may.
   bool has_guidance() const {
-    const models::FluxControlNet* controlnet = pipe_.controlnet();
+    const auto& nets = pipe_.controlnets();
     return pipe_.variant() != FluxVariant::Schnell ||
-           (controlnet && controlnet->config().trunk.guidance_embeds);
+           std::any_of(nets.begin(), nets.end(),
+                       [](const auto& net) { return net->config().trunk.guidance_embeds; });
   }
 
   // FLUX.1's classifier-free guidance is diffusers' optional "true CFG" (its guidance proper is
@@ -172,7 +177,7 @@ std::unique_ptr<ImageGenerator> load_flux_generator(const ModelFiles& files) {
                           .t5_tokenizer = files.t5_tokenizer,
                           .redux = files.redux,
                           .siglip = files.siglip,
-                          .controlnet = files.controlnet,
+                          .controlnets = files.controlnets,
                           .fp8 = files.fp8,
                           .loras = files.loras},
                          placement_for(files)));

@@ -1,5 +1,6 @@
 #include "pipeline/flux_pipeline.h"
 
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 #include <utility>
@@ -101,7 +102,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
   // Read before the weights, so a bad value is reported at once.
   std::optional<FluxSchedulerConfig> scheduler;
   bool kontext = false;
-  fs::path controlnet = files.controlnet;
+  std::vector<fs::path> controlnets = files.controlnets;
   if (!files.model_dir.empty()) {
     const fs::path index = files.model_dir / "model_index.json";
     if (!fs::is_regular_file(index))
@@ -117,9 +118,9 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
              files.model_dir.string());
     kontext = cls == "FluxKontextPipeline" || cls == "FluxKontextInpaintPipeline";
     // A saved FluxControlNet(Img2Img / Inpaint)Pipeline holds its ControlNet beside the rest.
-    if (controlnet.empty() && cls.starts_with("FluxControlNet") &&
+    if (controlnets.empty() && cls.starts_with("FluxControlNet") &&
         fs::is_directory(files.model_dir / "controlnet"))
-      controlnet = files.model_dir / "controlnet";
+      controlnets.push_back(files.model_dir / "controlnet");
     const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
     if (fs::is_regular_file(scheduler_config))
       scheduler = read_flux_scheduler_config(scheduler_config);
@@ -200,7 +201,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
            "[flux] --siglip {}: the SigLIP tower is read only for Redux (give --redux too)",
            files.siglip.string());
   if (!files.redux.empty()) pipe.load_redux(files, placement);
-  if (!controlnet.empty()) pipe.load_controlnet(controlnet, placement);
+  if (!controlnets.empty()) pipe.load_controlnets(controlnets, placement);
   log::info("[flux] {} as {}: {} steps, guidance {}, T5 length {}", pipe.model_name_,
             flux_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.max_sequence_length);
@@ -248,22 +249,37 @@ void FluxPipeline::load_redux(const FluxFiles& files, const models::Placement& p
             siglip_->config().patches());
 }
 
-void FluxPipeline::load_controlnet(const fs::path& path, const models::Placement& placement) {
-  ZF_CHECK(variant_ == FluxVariant::Dev || variant_ == FluxVariant::Schnell,
-           "[flux] --control-net {}: FLUX.1 ControlNets steer dev or schnell, not {} ({})",
-           path.string(), model_name_, flux_variant_name(variant_));
-  auto controlnet = std::make_shared<const models::FluxControlNet>(load_component(
-      kFamily, "ControlNet", path, [&] { return models::load_flux_controlnet(path, placement); }));
-  const models::FluxDiTConfig& main = transformer_.config();
-  const models::FluxDiTConfig& trunk = controlnet->config().trunk;
-  ZF_CHECK(trunk.inner_dim() == main.inner_dim() && trunk.in_channels == main.in_channels &&
-               trunk.joint_attention_dim == main.joint_attention_dim &&
-               trunk.pooled_projection_dim == main.pooled_projection_dim,
-           "[flux] ControlNet {} ({}) does not fit the transformer ({}): its width, input, text "
-           "and pooled features must be the transformer's",
-           path.string(), trunk.summary(), main.summary());
-  controlnet_ = std::move(controlnet);
-  controlnet_name_ = (path.filename().empty() ? path.parent_path() : path).stem().string();
+void FluxPipeline::load_controlnets(std::span<const fs::path> paths,
+                                    const models::Placement& placement) {
+  for (const fs::path& path : paths) {
+    ZF_CHECK(variant_ == FluxVariant::Dev || variant_ == FluxVariant::Schnell,
+             "[flux] --control-net {}: FLUX.1 ControlNets steer dev or schnell, not {} ({})",
+             path.string(), model_name_, flux_variant_name(variant_));
+    auto controlnet = std::make_shared<const models::FluxControlNet>(
+        load_component(kFamily, "ControlNet", path,
+                       [&] { return models::load_flux_controlnet(path, placement); }));
+    const models::FluxDiTConfig& main = transformer_.config();
+    const models::FluxControlNetConfig& c = controlnet->config();
+    ZF_CHECK(c.trunk.inner_dim() == main.inner_dim() && c.trunk.in_channels == main.in_channels &&
+                 c.trunk.joint_attention_dim == main.joint_attention_dim &&
+                 c.trunk.pooled_projection_dim == main.pooled_projection_dim,
+             "[flux] ControlNet {} ({}) does not fit the transformer ({}): its width, input, text "
+             "and pooled features must be the transformer's",
+             path.string(), c.trunk.summary(), main.summary());
+    // Side by side, their samples add block by block: the same blocks, fed the same way.
+    if (!controlnets_.empty()) {
+      const models::FluxControlNetConfig& first = controlnets_.front()->config();
+      ZF_CHECK(c.trunk.num_layers == first.trunk.num_layers &&
+                   c.trunk.num_single_layers == first.trunk.num_single_layers &&
+                   c.takes_pixels() == first.takes_pixels(),
+               "[flux] ControlNet {} ({}) cannot run beside {} ({}): side by side, ControlNets "
+               "need the same blocks and the same kind of control (latents or pixels)",
+               path.string(), c.summary(), controlnet_names_.front(), first.summary());
+    }
+    controlnets_.push_back(std::move(controlnet));
+    controlnet_names_.push_back(
+        (path.filename().empty() ? path.parent_path() : path).stem().string());
+  }
 }
 
 Tensor FluxPipeline::redux_tokens(const io::Image& image) const {
@@ -282,7 +298,7 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   s.mode = mask ? FluxMode::Inpaint : init ? FluxMode::ImageToImage : FluxMode::TextToImage;
   const bool fill = variant_ == FluxVariant::FillDev;
   const bool controlled = variant_ == FluxVariant::ControlDev;
-  s.controlnet = controlnet_ != nullptr;
+  s.controlnet = !controlnets_.empty();
   ZF_CHECK(!(controlled || s.controlnet) || control,
            "[flux] {} draws what its control image shows: give one (--control-image: {})",
            s.controlnet ? "the ControlNet" : model_name_,
@@ -348,8 +364,9 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
     s.guidance = request.guidance.value_or(
         from_image && !s.kontext_inpaint ? defaults_.guidance_img2img : defaults_.guidance);
     ZF_CHECK(std::isfinite(s.guidance), "[flux] guidance must be finite");
-  } else if (controlnet_ && controlnet_->config().trunk.guidance_embeds) {
-    // schnell has no guidance input, but its ControlNet may (diffusers passes guidance_scale).
+  } else if (std::any_of(controlnets_.begin(), controlnets_.end(),
+                         [](const auto& net) { return net->config().trunk.guidance_embeds; })) {
+    // schnell has no guidance input, but a ControlNet may (diffusers passes guidance_scale).
     s.guidance = request.guidance.value_or(flux_defaults(FluxVariant::Dev).guidance);
     ZF_CHECK(std::isfinite(s.guidance), "[flux] guidance must be finite");
   } else if (request.guidance) {
@@ -404,11 +421,16 @@ void FluxPipeline::resolve_controlnet(const FluxRequest& request, FluxSettings& 
                "--control-net");
     return;
   }
-  const int64_t modes = controlnet_->config().num_mode;
+  // One ControlNet reads every control; several read one each, in order.
+  const size_t nets = controlnets_.size();
+  ZF_CHECK(nets == 1 || request.controls.size() == nets,
+           "[flux] {} ControlNets side by side read one control image each: give {}, got {}", nets,
+           nets, request.controls.size());
   for (size_t i = 0; i < request.controls.size(); ++i) {
     const ControlInput& c = request.controls[i];
     FluxSettings::Control r{c.scale.value_or(1.0f), c.start.value_or(0.0), c.end.value_or(1.0),
-                            c.mode};
+                            c.mode, nets == 1 ? 0 : i};
+    const int64_t modes = controlnets_[r.net]->config().num_mode;
     ZF_CHECK(std::isfinite(r.scale), "[flux] control image {}: its strength must be finite", i + 1);
     ZF_CHECK(r.start >= 0.0 && r.start < r.end && r.end <= 1.0,
              "[flux] control image {}: the ControlNet's part of the schedule must satisfy 0 <= "
@@ -510,9 +532,10 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     Generator generator(r.seed, r.normal_math);
     // Drawn before the start latents, in order, as diffusers does.
     if (s.controlnet) {
-      for (const ControlInput& c : r.controls)
-        control_inputs.push_back(flux_controlnet_input(*controlnet_, vae_, generator, c.image,
-                                                       s.width, s.height, r.batch, r.vae_tiling));
+      for (size_t k = 0; k < r.controls.size(); ++k)
+        control_inputs.push_back(flux_controlnet_input(*controlnets_[s.controls[k].net], vae_,
+                                                       generator, r.controls[k].image, s.width,
+                                                       s.height, r.batch, r.vae_tiling));
     } else if (!r.controls.empty()) {
       // FluxControlInpaintPipeline first encodes the masked picture, whose posterior sample it
       // never reads: only its draw matters.
@@ -550,18 +573,16 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     img_ids.insert(img_ids.end(), reference.ids.begin(), reference.ids.end());
   }
   const std::vector<float> guidance(variant_ != FluxVariant::Schnell ? samples : 0, s.guidance);
-  // The ControlNet runs on the positive samples; its own guidance embedder (if any) reads the
-  // settings' guidance (diffusers passes guidance_scale to both).
-  std::vector<float> controlnet_guidance;
-  if (!control_inputs.empty() && controlnet_->config().trunk.guidance_embeds)
-    controlnet_guidance.assign(static_cast<size_t>(batch), s.guidance);
+  // The ControlNets run on the positive samples; a guidance embedder reads the settings' guidance
+  // (diffusers passes guidance_scale to them and the transformer).
+  const std::vector<float> controlnet_guidance(static_cast<size_t>(batch), s.guidance);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
     Tensor tokens = models::flux_pack_latents(s.true_cfg ? repeat_batch(x, 2) : x);
     if (condition) tokens = ops::concat({tokens, *condition}, 2);
     if (reference_tokens) tokens = ops::concat({tokens, *reference_tokens}, 1);
-    // Each control acting at this step runs the ControlNet; their samples add up
+    // Each control acting at this step runs its ControlNet; their samples add up
     // (FluxMultiControlNetModel).
     std::optional<models::FluxTransformer::ControlSamples> control_samples;
     auto positives = [&](const Tensor& both) {
@@ -570,10 +591,13 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     for (size_t k = 0; k < control_inputs.size(); ++k) {
       const FluxSettings::Control& c = s.controls[k];
       if (!flux_controlnet_acts(i, schedule.steps(), c.start, c.end)) continue;
-      models::FluxTransformer::ControlSamples one =
-          controlnet_->forward(positives(tokens), img_ids, positives(txt), positives(pooled),
-                               std::span<const float>(t).first(static_cast<size_t>(batch)),
-                               controlnet_guidance, control_inputs[k], c.mode, c.scale);
+      const models::FluxControlNet& net = *controlnets_[c.net];
+      models::FluxTransformer::ControlSamples one = net.forward(
+          positives(tokens), img_ids, positives(txt), positives(pooled),
+          std::span<const float>(t).first(static_cast<size_t>(batch)),
+          net.config().trunk.guidance_embeds ? std::span<const float>(controlnet_guidance)
+                                             : std::span<const float>{},
+          control_inputs[k], c.mode, c.scale);
       if (!control_samples) {
         control_samples = std::move(one);
         continue;

@@ -101,9 +101,10 @@ struct FluxFiles {
   // Redux folder's image_encoder/).
   std::filesystem::path redux;
   std::filesystem::path siglip;
-  // A FLUX.1 ControlNet (models/flux_controlnet.h): a diffusers folder or a file; default the
-  // model folder's controlnet/ when its model_index.json names a FluxControlNet pipeline.
-  std::filesystem::path controlnet;
+  // FLUX.1 ControlNets (models/flux_controlnet.h): diffusers folders or files; default the model
+  // folder's controlnet/ when its model_index.json names a FluxControlNet pipeline. Several run
+  // side by side, control image k read by ControlNet k (diffusers' FluxMultiControlNetModel).
+  std::vector<std::filesystem::path> controlnets;
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
 };
@@ -173,12 +174,14 @@ struct FluxSettings {
   // Kontext inpainting (mode Inpaint): the init image's latents (its posterior mode), or the
   // reference's, follow the noisy tokens in every forward.
   bool kontext_inpaint;
-  // ControlNet (controlnet true): each control's settings, filled in.
+  // ControlNet (controlnet true): each control's settings, filled in, and the ControlNet that
+  // reads it.
   bool controlnet;
   struct Control {
     float scale;
     double start, end;
     std::optional<int> mode;
+    size_t net;
   };
   std::vector<Control> controls;
 };
@@ -197,8 +200,11 @@ class FluxPipeline {
   const FluxDefaults& defaults() const { return defaults_; }
   const std::string& model_name() const { return model_name_; }  // folder or file stem
   const models::FluxTransformer& transformer() const { return transformer_; }
-  const models::FluxControlNet* controlnet() const { return controlnet_.get(); }  // or null
-  const std::string& controlnet_name() const { return controlnet_name_; }         // its file stem
+  // The ControlNets loaded (none, one, or several side by side), and their file stems.
+  const std::vector<std::shared_ptr<const models::FluxControlNet>>& controlnets() const {
+    return controlnets_;
+  }
+  const std::vector<std::string>& controlnet_names() const { return controlnet_names_; }
   // The folder's scheduler/scheduler_config.json, else the release's for the variant.
   const FluxSchedulerConfig& scheduler() const { return scheduler_; }
   // Pixels per latent cell (8 for the release VAE); image sides must be multiples of twice this.
@@ -226,7 +232,8 @@ class FluxPipeline {
                models::ClipTextModel clip, models::T5Encoder t5,
                models::FluxTransformer transformer, models::AutoencoderKL vae);
   void load_redux(const FluxFiles& files, const models::Placement& placement);
-  void load_controlnet(const std::filesystem::path& path, const models::Placement& placement);
+  void load_controlnets(std::span<const std::filesystem::path> paths,
+                        const models::Placement& placement);
   void resolve_controlnet(const FluxRequest& request, FluxSettings& s) const;
   // The Redux tokens of an image [(S/p)^2, T].
   Tensor redux_tokens(const io::Image& image) const;
@@ -239,8 +246,8 @@ class FluxPipeline {
   models::AutoencoderKL vae_;
   std::shared_ptr<const models::SiglipVisionModel> siglip_;  // both set when Redux is loaded
   std::shared_ptr<const models::ReduxImageEncoder> redux_;
-  std::shared_ptr<const models::FluxControlNet> controlnet_;
-  std::string controlnet_name_;
+  std::vector<std::shared_ptr<const models::FluxControlNet>> controlnets_;
+  std::vector<std::string> controlnet_names_;
   FluxVariant variant_ = FluxVariant::Dev;
   FluxDefaults defaults_{};
   FluxSchedulerConfig scheduler_{};

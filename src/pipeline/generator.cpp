@@ -142,10 +142,10 @@ std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {
     case Family::Flux1:
       return load_flux_generator(files);
     case Family::Flux2:
-      ZF_CHECK(files.controlnet.empty(),
+      ZF_CHECK(files.controlnets.empty(),
                "[model] ControlNet {}: zflow runs ControlNets with Z-Image and FLUX.1, and {} is "
                "FLUX.2",
-               files.controlnet.string(),
+               files.controlnets.empty() ? "" : files.controlnets.front().string(),
                (files.model_dir.empty() ? files.diffusion_model : files.model_dir).string());
       return load_flux2_generator(files);
   }

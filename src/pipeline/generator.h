@@ -43,8 +43,8 @@ struct ModelFiles {
   bool fp8 = false;      // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
   bool offload = false;  // stream transformer and text-encoder blocks from host memory (--offload)
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (--lora)
-  std::filesystem::path
-      controlnet;  // a Z-Image or FLUX.1 ControlNet file or folder (--control-net)
+  // ControlNet files or folders (--control-net): Z-Image's one, or FLUX.1's one or several.
+  std::vector<std::filesystem::path> controlnets;
 };
 
 // What a caller asks for. Unset optionals take the model's defaults.

@@ -86,6 +86,14 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
   }
 };
 
+// Z-Image runs one ControlNet.
+std::filesystem::path one_controlnet(const std::vector<std::filesystem::path>& controlnets) {
+  ZF_CHECK(controlnets.size() <= 1,
+           "[zimage] {} ControlNets: Z-Image runs one (FLUX.1 runs several side by side)",
+           controlnets.size());
+  return controlnets.empty() ? std::filesystem::path() : controlnets.front();
+}
+
 }  // namespace
 
 std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
@@ -97,7 +105,7 @@ std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
                             .tokenizer = files.tokenizer,
                             .fp8 = files.fp8,
                             .loras = files.loras,
-                            .controlnet = files.controlnet},
+                            .controlnet = one_controlnet(files.controlnets)},
                            placement_for(files)));
 }
 

@@ -138,7 +138,7 @@ std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(
     if (found == controlnets_.end())
       fail("[server] ControlNet '{}' is not one this server offers (GET /controlnet/model_list)",
            controlnet);
-    files.controlnet = found->path;
+    files.controlnets = {found->path};
     name += fmt::format(" <controlnet:{}>", controlnet);
   }
   {

@@ -38,7 +38,7 @@ FluxFiles files_with(const char* controlnet) {
   return {.model_dir = test::flux_tiny_dev(),
           .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
           .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5"),
-          .controlnet = kDir / controlnet};
+          .controlnets = {kDir / controlnet}};
 }
 
 const test::FluxGolden& union_golden() {
@@ -81,6 +81,23 @@ TEST_F(FluxControlNetGolden, UnionTwoControls) {
   }
 }
 
+// Two ControlNets side by side, one control image each (FluxMultiControlNetModel([union, plain])):
+// their samples add up; control k goes to ControlNet k, so their order matters.
+TEST_F(FluxControlNetGolden, TwoControlNetsSideBySide) {
+  FluxFiles files = files_with("union");
+  files.controlnets.push_back(kDir / "plain");
+  const test::FluxGolden g(kDir, kCases, files);
+  g.check("union_plain_side_by_side", kMinPsnr);
+  FluxRequest one = g.request("union_plain_side_by_side");
+  one.controls.pop_back();
+  EXPECT_NE(test::error_of([&] { g.pipeline().resolve(one); }).find("give 2, got 1"),
+            std::string::npos);
+  // XLabs' pixels cannot run beside Union's latents.
+  files.controlnets.back() = kDir / "xlabs";
+  EXPECT_NE(test::error_of([&] { FluxPipeline::load(files); }).find("cannot run beside"),
+            std::string::npos);
+}
+
 // Each input of the ControlNet shows in the image.
 TEST_F(FluxControlNetGolden, TheControlMatters) {
   const test::FluxGolden& g = union_golden();
@@ -100,7 +117,7 @@ TEST_F(FluxControlNetGolden, TheControlMatters) {
 
 TEST_F(FluxControlNetGolden, SettingsAndErrors) {
   const FluxPipeline& pipe = union_golden().pipeline();
-  ASSERT_NE(pipe.controlnet(), nullptr);
+  ASSERT_EQ(pipe.controlnets().size(), 1u);
   FluxRequest r = union_golden().request("union");
   r.controls[0].scale.reset();
   const FluxSettings s = pipe.resolve(r);
@@ -153,7 +170,7 @@ TEST(FluxControlNetInput, ScheduleWindowAndModes) {
 // makes another image.
 TEST_F(FluxControlNetGolden, SchnellGivesItsControlNetGuidance) {
   FluxFiles files = test::flux_files_beside_tiny_dev(test::fixture("flux_pipeline/tiny_schnell"));
-  files.controlnet = kDir / "union";
+  files.controlnets = {kDir / "union"};
   const FluxPipeline schnell = FluxPipeline::load(files);
   ASSERT_EQ(schnell.variant(), FluxVariant::Schnell);
   FluxRequest r = union_golden().request("union");
@@ -181,20 +198,20 @@ TEST_F(FluxControlNetGolden, PipelineFolderWithItsControlNet) {
       FluxPipeline::load({.model_dir = dir,
                           .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
                           .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5")});
-  ASSERT_NE(pipe.controlnet(), nullptr);
-  EXPECT_EQ(pipe.controlnet()->config().num_mode, 3);
+  ASSERT_EQ(pipe.controlnets().size(), 1u);
+  EXPECT_EQ(pipe.controlnets().front()->config().num_mode, 3);
   fs::remove_all(dir);
 }
 
 // ControlNets steer dev and schnell: another family's, or a misfit, is named.
 TEST_F(FluxControlNetGolden, RefusesMisfits) {
   FluxFiles files = files_with("union");
-  files.controlnet =
-      test::fixture("flux_controlnet") / "union";  // inner 32, text 24: not tiny_dev's
+  // inner 32, text 24: not tiny_dev's
+  files.controlnets = {test::fixture("flux_controlnet") / "union"};
   EXPECT_NE(test::error_of([&] { FluxPipeline::load(files); }).find("does not fit"),
             std::string::npos);
   FluxFiles fill = test::flux_files_beside_tiny_dev(test::fixture("flux_fill_pipeline/tiny_fill"));
-  fill.controlnet = kDir / "union";
+  fill.controlnets = {kDir / "union"};
   EXPECT_NE(test::error_of([&] { FluxPipeline::load(fill); }).find("steer dev or schnell"),
             std::string::npos);
 }

@@ -144,7 +144,7 @@ TEST(ZImageControlNetPipeline, ImagesRecordTheControlNet) {
   ModelFiles files;
   files.model_dir = kModel;
   files.tokenizer = test::shared_asset("qwen3_tokenizer");
-  files.controlnet = kDir / "zimage_controlnet_pipeline_tiny_v1.safetensors";
+  files.controlnets = {kDir / "zimage_controlnet_pipeline_tiny_v1.safetensors"};
   const auto generator = load_generator(files);
   GenerationRequest r;
   r.prompt = "a fox";

@@ -177,7 +177,8 @@ TEST_F(HttpServerTest, ControlNetsByName) {
                .dump());
   ASSERT_EQ(status, 200) << body.dump();
   ASSERT_FALSE(loaded_files_.empty());
-  EXPECT_EQ(loaded_files_[0].controlnet, "/controlnets/canny.safetensors");
+  EXPECT_EQ(loaded_files_[0].controlnets,
+            std::vector<std::filesystem::path>{"/controlnets/canny.safetensors"});
   EXPECT_EQ(registry_->loaded(), std::vector<std::string>{"fake-a <controlnet:canny>"});
 
   std::tie(status, body) =

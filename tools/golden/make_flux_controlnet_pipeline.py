@@ -35,6 +35,8 @@ CONTROLNETS = {
     "union": dict(TRANSFORMER, num_layers=1, num_single_layers=1, num_mode=3, guidance_embeds=True),
     "xlabs": dict(TRANSFORMER, num_layers=1, num_single_layers=0, patch_size=2, conditioning_embedding_channels=16,
                   guidance_embeds=True),
+    # Union's blocks without modes, to run beside it.
+    "plain": dict(TRANSFORMER, num_layers=1, num_single_layers=1, guidance_embeds=True),
 }
 # The layers diffusers starts at zero, and the hint block's convolutions, get weights of this scale (over
 # sqrt(fan_in)), so the control shows through.
@@ -66,6 +68,12 @@ CASES = [
          controls=[dict(size=(64, 48), mode=2, scale=0.6), dict(size=(64, 48), mirrored=True, mode=0, scale=0.5,
                                                                    end=0.7)],
          width=64, height=48, steps=3, guidance=3.5, max_sequence_length=UNION_T5_TOKENS, seed=12),
+    # Two ControlNets side by side (FluxMultiControlNetModel([union, plain])), one control image each; the plain
+    # one acts from step 2 of 3.
+    dict(name="union_plain_side_by_side", controlnet=["union", "plain"], prompt=PROMPT,
+         controls=[dict(size=(64, 48), mode=2, scale=0.7), dict(size=(64, 48), mirrored=True, scale=0.6,
+                                                                   start=0.3)],
+         width=64, height=48, steps=3, guidance=3.5, max_sequence_length=UNION_T5_TOKENS, seed=13),
     # FluxControlNetInpaintPipeline: as img2img, the kept part blended back after every step.
     dict(name="xlabs_inpaint", controlnet="xlabs", pipeline="inpaint", prompt=PROMPT, control_size=(64, 48),
          scale=1.0, width=64, height=48, steps=4, strength=0.8, guidance=5.0, seed=6),
@@ -88,13 +96,13 @@ def make_controlnet(config: dict, gen: torch.Generator):
     return net
 
 
-def run_multi_control_case(net, dev, case: dict) -> dict:
-    """A case of several controls for one ControlNet, as FluxControlNetPipeline runs a FluxMultiControlNetModel
-    holding it; each control's image is saved as <case>_control<i>.png."""
+def run_multi_control_case(nets, dev, case: dict) -> dict:
+    """A case of several controls, as FluxControlNetPipeline runs a FluxMultiControlNetModel holding `nets` (one:
+    it reads every control; several: one control each); each control's image is saved as <case>_control<i>.png."""
     from diffusers import FluxControlNetPipeline, FluxMultiControlNetModel
     from PIL import Image
 
-    pipe = FluxControlNetPipeline(controlnet=FluxMultiControlNetModel([net]), **{k: dev.components[k] for k in (
+    pipe = FluxControlNetPipeline(controlnet=FluxMultiControlNetModel(nets), **{k: dev.components[k] for k in (
         "scheduler", "transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")})
     pipe.set_progress_bar_config(disable=True)
     images, controls = [], []
@@ -109,7 +117,7 @@ def run_multi_control_case(net, dev, case: dict) -> dict:
     outputs = pipe(
         prompt=case["prompt"],
         control_image=images,
-        control_mode=[c["mode"] for c in case["controls"]],
+        control_mode=[c.get("mode") for c in case["controls"]],
         controlnet_conditioning_scale=[c["scale"] for c in case["controls"]],
         control_guidance_start=[c.get("start", 0.0) for c in case["controls"]],
         control_guidance_end=[c.get("end", 1.0) for c in case["controls"]],
@@ -148,7 +156,8 @@ def main() -> None:
     entries = []
     for case in CASES:
         if "controls" in case:
-            entries.append(run_multi_control_case(nets[case["controlnet"]], dev, case))
+            names = case["controlnet"] if isinstance(case["controlnet"], list) else [case["controlnet"]]
+            entries.append(run_multi_control_case([nets[n] for n in names], dev, case))
             continue
         kind = case.get("pipeline", "txt2img")
         pipe = classes[kind](controlnet=nets[case["controlnet"]], **{k: dev.components[k] for k in (
