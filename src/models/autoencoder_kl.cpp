@@ -13,6 +13,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "io/key_map_autoencoder.h"
+#include "models/config_json.h"
 
 namespace zflow::models {
 namespace {
@@ -159,13 +160,7 @@ std::string AutoencoderKLConfig::summary() const {
 
 AutoencoderKLConfig AutoencoderKLConfig::from_json(const std::string& json_text,
                                                    const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[vae] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[vae] {}: expected a JSON object", source);
+  const nlohmann::json j = parse_config_json(json_text, "vae", source);
   AutoencoderKLConfig c;
   auto read = [&](const char* key, auto& field) {
     if (!j.contains(key) || j[key].is_null()) return;

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/log.h"
+#include "models/config_json.h"
 
 namespace zflow::models {
 namespace {
@@ -54,13 +55,7 @@ std::string ClipTextConfig::summary() const {
 }
 
 ClipTextConfig ClipTextConfig::from_json(const std::string& json_text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[clip text] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[clip text] {}: expected a JSON object", source);
+  nlohmann::json j = parse_config_json(json_text, "clip text", source);
   // A full CLIPConfig keeps the text model's fields in text_config.
   if (j.contains("text_config") && j["text_config"].is_object()) j = j["text_config"];
   auto read = [&](const char* key, auto& field) {

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "io/fp8_weights.h"
 #include "io/key_map_flux.h"
+#include "models/config_json.h"
 #include "models/flux_dit.h"
 #include "models/timestep_embedding.h"
 
@@ -195,16 +196,7 @@ std::string Flux2DiTConfig::summary() const {
 }
 
 Flux2DiTConfig Flux2DiTConfig::from_json(const std::string& json_text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[flux2] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[flux2] {}: expected a JSON object", source);
-  if (j.contains("_class_name") && j["_class_name"] != "Flux2Transformer2DModel")
-    fail("[flux2] {}: _class_name is {}, expected \"Flux2Transformer2DModel\"", source,
-         j["_class_name"].dump());
+  const nlohmann::json j = parse_config_json(json_text, "flux2", source, "Flux2Transformer2DModel");
   Flux2DiTConfig c;
   auto read = [&](const char* key, auto& field) {
     if (!j.contains(key) || j[key].is_null()) return;

@@ -10,6 +10,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "io/key_map_flux.h"
+#include "models/config_json.h"
 #include "models/offload.h"
 
 namespace zflow::models {
@@ -122,16 +123,7 @@ std::string FluxControlNetConfig::summary() const {
 
 FluxControlNetConfig FluxControlNetConfig::from_json(const std::string& json_text,
                                                      const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[controlnet] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[controlnet] {}: expected a JSON object", source);
-  if (j.contains("_class_name") && j["_class_name"] != "FluxControlNetModel")
-    fail("[controlnet] {}: _class_name is {}, expected \"FluxControlNetModel\"", source,
-         j["_class_name"].dump());
+  nlohmann::json j = parse_config_json(json_text, "controlnet", source, "FluxControlNetModel");
   FluxControlNetConfig c;
   auto read = [&](const char* key, int64_t& field) {
     if (!j.contains(key) || j[key].is_null()) return;

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "io/fp8_weights.h"
 #include "io/key_map_flux.h"
+#include "models/config_json.h"
 #include "models/timestep_embedding.h"
 
 namespace zflow::models {
@@ -186,16 +187,7 @@ std::string FluxDiTConfig::summary() const {
 }
 
 FluxDiTConfig FluxDiTConfig::from_json(const std::string& json_text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[flux] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[flux] {}: expected a JSON object", source);
-  if (j.contains("_class_name") && j["_class_name"] != "FluxTransformer2DModel")
-    fail("[flux] {}: _class_name is {}, expected \"FluxTransformer2DModel\"", source,
-         j["_class_name"].dump());
+  const nlohmann::json j = parse_config_json(json_text, "flux", source, "FluxTransformer2DModel");
   FluxDiTConfig c;
   c.guidance_embeds = false;  // diffusers' default when the field is absent
   auto read = [&](const char* key, auto& field) {

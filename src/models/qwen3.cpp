@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "io/gguf.h"
 #include "io/key_map_qwen3.h"
+#include "models/config_json.h"
 
 namespace zflow::models {
 namespace {
@@ -93,13 +94,7 @@ std::string Qwen3Config::summary() const {
 }
 
 Qwen3Config Qwen3Config::from_json(const std::string& json_text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[qwen3] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[qwen3] {}: expected a JSON object", source);
+  const nlohmann::json j = parse_config_json(json_text, "qwen3", source);
   auto read_from = [&](const nlohmann::json& obj, const char* key, auto& field) {
     if (!obj.contains(key) || obj[key].is_null()) return false;
     try {

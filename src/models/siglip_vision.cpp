@@ -10,6 +10,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "io/image_resize.h"
+#include "models/config_json.h"
 
 namespace zflow::models {
 namespace {
@@ -55,13 +56,7 @@ std::string SiglipVisionConfig::summary() const {
 
 SiglipVisionConfig SiglipVisionConfig::from_json(const std::string& json_text,
                                                  const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[siglip] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[siglip] {}: expected a JSON object", source);
+  nlohmann::json j = parse_config_json(json_text, "siglip", source);
   // A full SiglipConfig keeps the vision tower's fields in vision_config.
   if (j.contains("vision_config") && j["vision_config"].is_object()) j = j["vision_config"];
   auto read = [&](const char* key, auto& field) {

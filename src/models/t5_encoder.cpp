@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/log.h"
+#include "models/config_json.h"
 #include "models/parameters.h"
 
 namespace zflow::models {
@@ -69,13 +70,7 @@ std::string T5EncoderConfig::summary() const {
 
 T5EncoderConfig T5EncoderConfig::from_json(const std::string& json_text,
                                            const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[t5] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[t5] {}: expected a JSON object", source);
+  const nlohmann::json j = parse_config_json(json_text, "t5", source);
   auto read = [&](const char* key, auto& field) {
     if (!j.contains(key) || j[key].is_null()) return false;
     try {

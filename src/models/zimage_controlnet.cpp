@@ -10,6 +10,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "io/key_map_zimage.h"
+#include "models/config_json.h"
 #include "models/offload.h"
 #include "models/parameters.h"
 
@@ -112,16 +113,8 @@ std::string ZImageControlNetConfig::summary() const {
 ZImageControlNetConfig ZImageControlNetConfig::from_json(const std::string& json_text,
                                                          const std::string& source,
                                                          const ZImageDiTConfig& main) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[controlnet] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[controlnet] {}: expected a JSON object", source);
-  if (j.contains("_class_name") && j["_class_name"] != "ZImageControlNetModel")
-    fail("[controlnet] {}: _class_name is {}, expected \"ZImageControlNetModel\"", source,
-         j["_class_name"].dump());
+  const nlohmann::json j =
+      parse_config_json(json_text, "controlnet", source, "ZImageControlNetModel");
   auto read = [&](const char* key, auto& field) {
     if (!j.contains(key) || j[key].is_null()) return;
     try {

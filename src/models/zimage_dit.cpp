@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "io/fp8_weights.h"
 #include "io/key_map_zimage.h"
+#include "models/config_json.h"
 #include "models/timestep_embedding.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_tokens.h"
@@ -157,16 +158,8 @@ std::string ZImageDiTConfig::summary() const {
 
 ZImageDiTConfig ZImageDiTConfig::from_json(const std::string& json_text,
                                            const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[zimage] {}: not valid JSON: {}", source, e.what());
-  }
-  ZF_CHECK(j.is_object(), "[zimage] {}: expected a JSON object", source);
-  if (j.contains("_class_name") && j["_class_name"] != "ZImageTransformer2DModel")
-    fail("[zimage] {}: _class_name is {}, expected \"ZImageTransformer2DModel\"", source,
-         j["_class_name"].dump());
+  const nlohmann::json j =
+      parse_config_json(json_text, "zimage", source, "ZImageTransformer2DModel");
   ZImageDiTConfig c;
   auto read = [&](const char* key, auto& field) {
     if (!j.contains(key) || j[key].is_null()) return;

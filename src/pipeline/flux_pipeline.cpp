@@ -576,6 +576,12 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   // The ControlNets run on the positive samples; a guidance embedder reads the settings' guidance
   // (diffusers passes guidance_scale to them and the transformer).
   const std::vector<float> controlnet_guidance(static_cast<size_t>(batch), s.guidance);
+  auto positives = [&](const Tensor& both) {
+    return s.true_cfg ? both.slice(0, 0, batch).contiguous() : both;
+  };
+  // The texts do not change from step to step: their positive halves are cut once.
+  const Tensor controlnet_txt = control_inputs.empty() ? Tensor() : positives(txt);
+  const Tensor controlnet_pooled = control_inputs.empty() ? Tensor() : positives(pooled);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
@@ -585,15 +591,13 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     // Each control acting at this step runs its ControlNet; their samples add up
     // (FluxMultiControlNetModel).
     std::optional<models::FluxTransformer::ControlSamples> control_samples;
-    auto positives = [&](const Tensor& both) {
-      return s.true_cfg ? both.slice(0, 0, batch).contiguous() : both;
-    };
+    const Tensor controlnet_tokens = control_inputs.empty() ? Tensor() : positives(tokens);
     for (size_t k = 0; k < control_inputs.size(); ++k) {
       const FluxSettings::Control& c = s.controls[k];
       if (!flux_controlnet_acts(i, schedule.steps(), c.start, c.end)) continue;
       const models::FluxControlNet& net = *controlnets_[c.net];
       models::FluxTransformer::ControlSamples one = net.forward(
-          positives(tokens), img_ids, positives(txt), positives(pooled),
+          controlnet_tokens, img_ids, controlnet_txt, controlnet_pooled,
           std::span<const float>(t).first(static_cast<size_t>(batch)),
           net.config().trunk.guidance_embeds ? std::span<const float>(controlnet_guidance)
                                              : std::span<const float>{},
