@@ -1,7 +1,8 @@
 // The Z-Image diffusion transformer ("S3-DiT", diffusers ZImageTransformer2DModel), text to
-// image mode, built to diffusers' module tree so weights bind by their diffusers names:
+// image and Omni modes, built to diffusers' module tree so weights bind by their diffusers names:
 //   all_x_embedder.2-1, noise_refiner.{i}, context_refiner.{i}, t_embedder.mlp.{0,2},
 //   cap_embedder.{0,1}, x_pad_token, cap_pad_token, layers.{i}, all_final_layer.2-1
+//   Omni (siglip_feat_dim set): siglip_embedder.{0,1}, siglip_refiner.{i}, siglip_pad_token
 //   block: attention.{to_q, to_k, to_v, to_out.0, norm_q, norm_k}, feed_forward.w{1,2,3},
 //          attention_norm{1,2}, ffn_norm{1,2}, adaLN_modulation.0 (modulated blocks)
 // Reference: diffusers 0.42.1 models/transformers/transformer_z_image.py; the step-by-step
@@ -46,6 +47,7 @@ struct ZImageDiTConfig {
   float t_scale = 1000.0f;
   std::vector<int64_t> axes_dims = {32, 48, 48};      // sums to the head dim
   std::vector<int64_t> axes_lens = {1536, 512, 512};  // RoPE table sizes per axis
+  int64_t siglip_feat_dim = 0;  // Omni: SigLIP 2 features per condition patch; 0 without
 
   int64_t head_dim() const { return dim / n_heads; }
   int64_t adaln_dim() const { return std::min<int64_t>(dim, 256); }  // ADALN_EMBED_DIM
@@ -54,9 +56,8 @@ struct ZImageDiTConfig {
   }
   int64_t patch_features() const { return patch_size * patch_size * in_channels; }
 
-  // From a diffusers transformer/config.json; absent fields keep the defaults above. Omni
-  // (siglip_feat_dim set), several patch sizes or a frame patch other than 1 are errors
-  // naming the field.
+  // From a diffusers transformer/config.json; absent fields keep the defaults above. Several
+  // patch sizes or a frame patch other than 1 are errors naming the field.
   static ZImageDiTConfig from_json(const std::string& json_text, const std::string& source);
   static ZImageDiTConfig from_json_file(const std::filesystem::path& path);
 
@@ -66,6 +67,7 @@ struct ZImageDiTConfig {
   //     without QK norm, the release head dim 128
   //   n_layers / n_refiner_layers: how many layers.{i} / noise_refiner.{i} exist
   //   cap_feat_dim: cap_embedder.0.weight length;  qk_norm: whether norm_q is present
+  //   siglip_feat_dim: siglip_embedder.0.weight length, when present
   //   rope_theta, axes_dims, axes_lens, t_scale, norm_eps are not in the weights: the
   //   release values (an error if axes_dims then does not sum to the head dim).
   // Logs one line with what it found.
@@ -99,6 +101,14 @@ struct ZImageControl {
   float scale = 1.0f;
 };
 
+struct ZImageTokenLayout;  // every stage's token positions (zimage_dit.cpp)
+
+// A condition image of an Omni forward, the same for every sample of the batch.
+struct ZImageOmniCondition {
+  Tensor latents;  // [in_channels, h, w], h and w multiples of the patch size
+  Tensor siglip;   // [rows, cols, siglip_feat_dim]: its SigLIP 2 features (a model with SigLIP)
+};
+
 class ZImageTransformer {
  public:
   // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an
@@ -121,6 +131,18 @@ class ZImageTransformer {
   Tensor forward(const Tensor& latents, std::span<const float> t,
                  const std::vector<Tensor>& captions, const ZImageControl* control = nullptr) const;
 
+  // Omni mode (diffusers' forward with nested lists, as ZImageOmniPipeline calls it): each
+  // sample is the condition images (clean), then its target latents[b] (noisy), with one caption
+  // segment per image and at least one more, captions[b][j] = [L, cap_feat_dim] (segments before
+  // the target's are the condition images' and must pad to the same lengths in every sample).
+  // Condition tokens are modulated with the embedding of t = 1, the rest with t[b]'s; a model
+  // with SigLIP also reads each condition's SigLIP grid. Token positions follow diffusers 0.42.1
+  // exactly, quirks included (facts/zimage.md 1.7; sequences_omni in the .cpp). Returns the raw
+  // output for the targets [B, in_channels, H, W] float32 on the latents' device.
+  Tensor forward_omni(const Tensor& latents, std::span<const float> t,
+                      const std::vector<std::vector<Tensor>>& captions,
+                      const std::vector<ZImageOmniCondition>& conditions) const;
+
   struct Linear {
     Tensor weight, bias;  // bias may be undefined
   };
@@ -134,21 +156,35 @@ class ZImageTransformer {
 
  private:
   struct Sequence;      // token rows of one stage, with RoPE tables and the key mask
-  struct Sequences;     // the three stages' for one input shape
+  struct Sequences;     // the stages' for one input shape
   struct RopeCache;     // the last shape's Sequences, on the placement's device
   struct ControlChain;  // a ControlNet's chain of control blocks, advanced one hint at a time
+  // The adaLN input of a run of token rows: `noisy` [B, adaln_dim] for all of them, except (Omni)
+  // the first `clean_rows`, which take `clean`.
+  struct Modulation {
+    Tensor noisy, clean;
+    int64_t clean_rows = 0;
+  };
   std::shared_ptr<const Sequences> sequences(int64_t ht, int64_t wt,
                                              const std::vector<int64_t>& cap_len) const;
+  // The cached Sequences when `key` is the last one's, else make()'s.
+  std::shared_ptr<const Sequences> cached(const std::vector<int64_t>& key,
+                                          const std::function<ZImageTokenLayout()>& make) const;
   Tensor timestep_embedding(std::span<const float> t) const;
-  Tensor block(const Block& b, const Tensor& x, const Sequence& seq, const Tensor& adaln) const;
+  Tensor block(const Block& b, const Tensor& x, const Sequence& seq, const Modulation& mod) const;
+  Tensor block(const Block& b, const Tensor& x, const Sequence& seq, const Tensor& adaln) const {
+    return block(b, x, seq, Modulation{adaln});
+  }
   // after(i, x), when given, runs on block i's output (a ControlNet adds its hints there).
   Tensor run_blocks(const std::vector<Block>& blocks, size_t first, Tensor x, const Sequence& seq,
-                    const Tensor& adaln,
+                    const Modulation& mod,
                     const std::function<Tensor(size_t, Tensor)>& after = {}) const;
+  // Latents [B, C, h, w] as x_embedder tokens [B, padded length, dim], pad rows x_pad_token.
+  Tensor embed_image(const Tensor& latents) const;
   Tensor control_tokens(const ZImageControl& control, int64_t batch, int64_t x_len,
                         int64_t n_img) const;
   Tensor attention(const Block& b, const Tensor& x, const Sequence& seq) const;
-  Tensor final_layer(const Tensor& x, const Tensor& adaln) const;
+  Tensor final_layer(const Tensor& x, const Modulation& mod) const;
 
   ZImageDiTConfig config_;
   Placement placement_;
@@ -160,6 +196,10 @@ class ZImageTransformer {
   Linear cap_linear_;
   Tensor x_pad_token_, cap_pad_token_;  // [dim] in the activation dtype
   std::vector<Block> noise_refiner_, context_refiner_, layers_;
+  // Omni's SigLIP path (siglip_feat_dim > 0); its refiner blocks are never streamed.
+  Tensor siglip_norm_, siglip_pad_token_;
+  Linear siglip_linear_;
+  std::vector<Block> siglip_refiner_;
   std::shared_ptr<OffloadedBlocks> offload_;  // --offload: the blocks' weights, streamed
 };
 

@@ -97,7 +97,9 @@ TEST(ZImageDiT, ConfigFromJson) {
   EXPECT_EQ(c.axes_dims, (std::vector<int64_t>{8, 12, 12}));
   EXPECT_EQ(c.axes_lens, (std::vector<int64_t>{256, 64, 64}));
   EXPECT_EQ(c.ffn_dim(), 170);  // int(64 / 3 * 8)
-  EXPECT_THROW(ZImageDiTConfig::from_json(R"({"siglip_feat_dim": 1152})", "omni.json"), Error);
+  EXPECT_EQ(c.siglip_feat_dim, 0);
+  EXPECT_EQ(ZImageDiTConfig::from_json(R"({"siglip_feat_dim": 1152})", "omni.json").siglip_feat_dim,
+            1152);
   EXPECT_THROW(ZImageDiTConfig::from_json(R"({"axes_dims": [8, 8, 8]})", "bad.json"), Error);
 }
 
