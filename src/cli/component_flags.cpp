@@ -44,7 +44,8 @@ void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& no
                   "then names the picture to make variations of");
   cmd->add_option("--siglip", f.siglip,
                   "the SigLIP vision tower Redux reads pictures with "
-                  "(sigclip_vision_patch14_384.safetensors; default: the Redux folder's)");
+                  "(sigclip_vision_patch14_384.safetensors; default: the Redux folder's), or "
+                  "Z-Image Omni's SigLIP 2 tower (default: the model folder's siglip/)");
   cmd->add_flag("--fp8", f.fp8,
                 "quantise the transformer's block linears to scaled float8 e4m3 at load (half "
                 "the memory of bf16; embedders, modulation, norms and the final layer keep "

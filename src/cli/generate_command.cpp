@@ -344,7 +344,8 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("-r,--ref-image", o->reference_images,
                   "a reference image to edit or draw from (FLUX.2: repeatable, the first sets "
                   "the default size; FLUX.1 Kontext: one, made at its Kontext resolution; Redux: "
-                  "repeatable, each picture's tokens in turn)");
+                  "repeatable, each picture's tokens in turn; Z-Image Omni: repeatable, the last "
+                  "sets the default size)");
   cmd->add_option("--redux-strength", o->redux_strength,
                   "FLUX.1 Redux: the weight of its image tokens (default 1; lower lets the prompt "
                   "steer more)");

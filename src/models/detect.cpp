@@ -15,6 +15,7 @@
 #include "models/flux_dit.h"
 #include "models/lora.h"
 #include "models/qwen3.h"
+#include "models/siglip2_vision.h"
 #include "models/siglip_vision.h"
 #include "models/t5_encoder.h"
 #include "models/zimage_controlnet.h"
@@ -80,10 +81,12 @@ std::optional<DetectedComponent> detect_zimage(const io::WeightStore& weights,
       layout == io::ZImageLayout::Diffusers
           ? stripped
           : io::original_zimage_to_diffusers(stripped, io::count_zimage_blocks(stripped));
-  return DetectedComponent{
-      "z-image transformer", with_gguf(weights, std::string(io::zimage_layout_name(layout))),
-      config_summary<ZImageDiTConfig>(
-          config_json, [&] { return ZImageDiTConfig::infer_from_weights(diffusers_names); })};
+  const bool omni = stripped.contains("siglip_embedder.1.weight");
+  return DetectedComponent{omni ? "z-image omni transformer" : "z-image transformer",
+                           with_gguf(weights, std::string(io::zimage_layout_name(layout))),
+                           config_summary<ZImageDiTConfig>(config_json, [&] {
+                             return ZImageDiTConfig::infer_from_weights(diffusers_names);
+                           })};
 }
 
 // A Z-Image ControlNet holds only its control blocks; its config is read for the released
@@ -221,7 +224,8 @@ std::optional<DetectedComponent> detect_t5(const io::WeightStore& weights,
 }
 
 // FLUX.1 Redux's two parts: SigLIP's vision tower (transformers SiglipVisionModel or ComfyUI's
-// sigclip_vision file) and the image embedder (redux_up / redux_down).
+// sigclip_vision file) and the image embedder (redux_up / redux_down); Z-Image Omni's SigLIP 2
+// tower.
 std::optional<DetectedComponent> detect_siglip(const io::WeightStore& weights,
                                                const std::optional<fs::path>& config_json) {
   // CLIP's vision tower has the same names and a pre-LN ("pre_layrnorm") SigLIP lacks.
@@ -229,11 +233,18 @@ std::optional<DetectedComponent> detect_siglip(const io::WeightStore& weights,
       !any_name_ends_with(weights, "post_layernorm.weight") ||
       any_name_ends_with(weights, "pre_layrnorm.weight"))
     return std::nullopt;
-  return DetectedComponent{
-      "siglip vision tower", with_gguf(weights, "transformers"),
-      config_summary<SiglipVisionConfig>(config_json, [&] {
-        return SiglipVisionConfig::infer_from_weights(siglip_vision_weights(weights));
-      })};
+  // SigLIP 2's NaFlex tower (Z-Image Omni's) embeds patches with a linear, SigLIP's with a
+  // convolution.
+  const io::WeightStore tower = siglip_vision_weights(weights);
+  if (tower.get("embeddings.patch_embedding.weight").ndim() == 2)
+    return DetectedComponent{"siglip 2 vision tower", with_gguf(weights, "transformers"),
+                             config_summary<Siglip2VisionConfig>(config_json, [&] {
+                               return Siglip2VisionConfig::infer_from_weights(tower);
+                             })};
+  return DetectedComponent{"siglip vision tower", with_gguf(weights, "transformers"),
+                           config_summary<SiglipVisionConfig>(config_json, [&] {
+                             return SiglipVisionConfig::infer_from_weights(tower);
+                           })};
 }
 
 std::optional<DetectedComponent> detect_redux(const io::WeightStore& weights,

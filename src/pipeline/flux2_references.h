@@ -9,16 +9,29 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <utility>
 
 #include "io/image.h"
 
 namespace zflow::pipeline {
 
+// Z-Image Omni prepares its condition images the same way with the same processor, except that
+// an image past 1024 x 1024 pixels is resized to about the requested output's area when a size is
+// given: `target_area`; `family` names the model in errors.
+inline constexpr double kFlux2ReferenceArea = 1024.0 * 1024.0;
+
 // The reference as the pipeline encodes it; `index` names it in errors.
-io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t index);
+io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t index,
+                                double target_area = kFlux2ReferenceArea,
+                                std::string_view family = "flux2");
 // Its checks and its width x height, without preparing the pixels.
-std::pair<int, int> flux2_reference_size(const io::Image& image, int64_t multiple, size_t index);
+std::pair<int, int> flux2_reference_size(const io::Image& image, int64_t multiple, size_t index,
+                                         double target_area = kFlux2ReferenceArea,
+                                         std::string_view family = "flux2");
+// The first step alone: past 1024 x 1024 pixels, Lanczos to about target_area (what Omni's SigLIP
+// reads, uncropped).
+io::Image flux2_area_resized(const io::Image& image, double target_area = kFlux2ReferenceArea);
 
 // The init image as Flux2KleinInpaintPipeline prepares it: past 1024 x 1024 pixels resized to
 // about that area as a reference is, then Lanczos-resized (not cropped: resize_mode "default") to

@@ -132,9 +132,13 @@ class WithLoras final : public ImageGenerator {
 
 std::unique_ptr<ImageGenerator> load_family(const ModelFiles& files) {
   const Family family = detect_family(files);
-  ZF_CHECK(family == Family::Flux1 || (files.redux.empty() && files.siglip.empty()),
-           "[model] --redux / --siglip: FLUX.1 Redux runs with FLUX.1 dev or schnell, and {} is "
-           "not FLUX.1",
+  ZF_CHECK(family == Family::Flux1 || files.redux.empty(),
+           "[model] --redux: FLUX.1 Redux runs with FLUX.1 dev or schnell, and {} is not FLUX.1",
+           (files.model_dir.empty() ? files.diffusion_model : files.model_dir).string());
+  // --siglip is Redux's SigLIP tower, or Z-Image Omni's SigLIP 2 one.
+  ZF_CHECK(family != Family::Flux2 || files.siglip.empty(),
+           "[model] --siglip: a SigLIP tower is for FLUX.1 Redux or Z-Image Omni, and {} is "
+           "FLUX.2",
            (files.model_dir.empty() ? files.diffusion_model : files.model_dir).string());
   switch (family) {
     case Family::ZImage:

@@ -13,7 +13,9 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
  public:
   using PipelineGenerator::PipelineGenerator;
 
-  std::string architecture() const override { return zimage_variant_name(pipe_.variant()); }
+  std::string architecture() const override {
+    return pipe_.omni() ? "Z-Image Omni" : zimage_variant_name(pipe_.variant());
+  }
 
   GenerationSettings resolve(const GenerationRequest& request) const override {
     const ZImageSettings s = pipe_.resolve(to_request(request));
@@ -36,7 +38,8 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     return {a1111_parameters(z, s, model_name(), pipe_.controlnet_name(), batch_index),
             request_json(z, s, model_name(), pipe_.controlnet_name(),
                          {sources.init_image, sources.mask,
-                          request.controls.empty() ? "" : sources.control_names(1).front()},
+                          request.controls.empty() ? "" : sources.control_names(1).front(),
+                          sources.reference_names(request.reference_images.size())},
                          batch_index)};
   }
 
@@ -44,8 +47,6 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
   // Z-Image's guidance is classifier-free only: the model embeds none, so a request for embedded
   // guidance is a mistake worth naming rather than ignoring.
   ZImageRequest to_request(const GenerationRequest& r) const override {
-    if (!r.reference_images.empty())
-      fail("[zimage] reference images: Z-Image takes none (FLUX.2 klein edits with them)");
     if (r.redux_strength) fail("[zimage] Redux strength: Redux is FLUX.1's");
     if (r.guidance)
       fail(
@@ -69,6 +70,7 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     if (r.max_sequence_length) z.max_sequence_length = *r.max_sequence_length;
     z.normal_math = r.normal_math;
     z.vae_tiling = r.vae_tiling;
+    z.references = r.reference_images;
     if (r.controls.size() > 1)
       fail("[zimage] {} control images: a Z-Image ControlNet reads one (FLUX.1's read several)",
            r.controls.size());
@@ -105,7 +107,8 @@ std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
                             .tokenizer = files.tokenizer,
                             .fp8 = files.fp8,
                             .loras = files.loras,
-                            .controlnet = one_controlnet(files.controlnets)},
+                            .controlnet = one_controlnet(files.controlnets),
+                            .siglip = files.siglip},
                            placement_for(files)));
 }
 

@@ -52,7 +52,9 @@ nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& 
       {"max_sequence_length", request.max_sequence_length},
   };
   if (starts_from_image(settings.mode)) j["strength"] = settings.strength;
-  if (settings.mode != ZImageMode::TextToImage) j["init_image"] = sources.init_image;
+  if (settings.mode != ZImageMode::TextToImage && settings.mode != ZImageMode::Omni)
+    j["init_image"] = sources.init_image;
+  if (!request.references.empty()) j["reference_images"] = sources.reference_images;
   if (settings.mode == ZImageMode::Inpaint || settings.mode == ZImageMode::ControlInpaint)
     j["mask"] = sources.mask;
   if (settings.controlled) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <vector>
 
 #include "pipeline/zimage_pipeline.h"
 
@@ -16,6 +17,7 @@ struct ZImageSources {
   std::string init_image;
   std::string mask;
   std::string control_image;
+  std::vector<std::string> reference_images;  // Omni's condition images
 };
 
 // A1111's layout:

@@ -17,6 +17,7 @@
 #include "pipeline/shared_forwards.h"
 #include "pipeline/start_latents.h"
 #include "pipeline/zimage_control.h"
+#include "pipeline/zimage_omni.h"
 #include "pipeline/zimage_sampler.h"
 #include "sampling/flow_schedule.h"
 #include "text/chat_template.h"
@@ -44,6 +45,8 @@ const char* zimage_mode_name(ZImageMode mode) {
       return "inpaint";
     case ZImageMode::ControlInpaint:
       return "controlnet-inpaint";
+    case ZImageMode::Omni:
+      return "omni";
   }
   return "?";
 }
@@ -149,6 +152,24 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Plac
     const fs::path& c = files.controlnet;
     pipe.controlnet_name_ = (c.filename().empty() ? c.parent_path() : c).stem().string();
   }
+  if (pipe.omni()) {
+    ZF_CHECK(files.controlnet.empty(), "[zimage] {}: an Omni model takes no ControlNet",
+             pipe.model_name_);
+    const fs::path siglip = component_path("zimage", "Z-Image Omni", files.model_dir, files.siglip,
+                                           "siglip", "SigLIP 2 tower (--siglip)");
+    pipe.siglip_ = load_component("zimage", "SigLIP 2 tower", siglip, [&] {
+      return models::load_siglip2_vision_model(siglip, placement);
+    });
+    const fs::path processor = files.model_dir / "siglip_processor" / "preprocessor_config.json";
+    if (!files.model_dir.empty() && fs::is_regular_file(processor))
+      pipe.siglip_processor_ = models::Siglip2ProcessorConfig::from_json_file(processor);
+    log::info("[zimage] Omni: SigLIP 2 patches of {} pixels, at most {}",
+              pipe.siglip_processor_.patch_size, pipe.siglip_processor_.max_num_patches);
+  } else {
+    ZF_CHECK(files.siglip.empty(),
+             "[zimage] --siglip {}: a SigLIP 2 tower is for Z-Image Omni models; {} is not one",
+             files.siglip.string(), pipe.model_name_);
+  }
   log::info("[zimage] {} as {}: {} steps, g {}, shift {}", pipe.model_name_,
             zimage_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.shift);
@@ -181,13 +202,25 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
            "[zimage] a control image needs a ControlNet (--control-net FILE)");
   ZF_CHECK(request.control_scale >= 0.0f, "[zimage] control scale must be >= 0, got {}",
            request.control_scale);
-  // The size comes from the init image, else from the control image, else the defaults.
-  std::tie(s.width, s.height) = checked_image_size("zimage", request.width, request.height, init,
-                                                   mask, 2 * vae_scale_factor(), control);
-  s.controlled = control != nullptr;
-  s.mode = mask   ? (control ? ZImageMode::ControlInpaint : ZImageMode::Inpaint)
-           : init ? ZImageMode::ImageToImage
-                  : ZImageMode::TextToImage;
+  ZF_CHECK(omni() || request.references.empty(),
+           "[zimage] reference images: {} is not an Omni model (Z-Image Omni edits with them)",
+           model_name_);
+  if (omni()) {
+    ZF_CHECK(!init && !mask,
+             "[zimage] an Omni model has no img2img or inpainting: give the picture "
+             "as a reference image (-r) to edit it");
+    std::tie(s.width, s.height) =
+        zimage_omni_size(request.references, request.width, request.height, 2 * vae_scale_factor());
+    s.mode = ZImageMode::Omni;
+  } else {
+    // The size comes from the init image, else from the control image, else the defaults.
+    std::tie(s.width, s.height) = checked_image_size("zimage", request.width, request.height, init,
+                                                     mask, 2 * vae_scale_factor(), control);
+    s.controlled = control != nullptr;
+    s.mode = mask   ? (control ? ZImageMode::ControlInpaint : ZImageMode::Inpaint)
+             : init ? ZImageMode::ImageToImage
+                    : ZImageMode::TextToImage;
+  }
   s.steps = request.steps.value_or(defaults_.steps);
   ZF_CHECK(s.steps >= 1, "[zimage] steps must be at least 1, got {}", s.steps);
   s.guidance = request.guidance.value_or(defaults_.guidance);
@@ -207,7 +240,9 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
 
 bool ZImagePipeline::can_share_forwards(const ZImageRequest& a, const ZImageRequest& b) const {
   const auto settings = resolved_text_to_image(*this, a, b);
-  if (!settings || a.control_image || b.control_image) return false;
+  if (!settings || a.control_image || b.control_image || !a.references.empty() ||
+      !b.references.empty())
+    return false;
   const auto& [sa, sb] = *settings;
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
          sa.guidance == sb.guidance && sa.shift == sb.shift &&
@@ -243,12 +278,25 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
     positive_text.push_back(text_index(r.prompt));
     if (cfg) negative_text.push_back(text_index(r.negative_prompt));
   }
+  // Omni: each text in segments around the condition images, every segment encoded alone.
+  const size_t n_images = first.references.size();
   std::vector<std::vector<int32_t>> ids;
+  std::vector<size_t> segments;  // per text
   for (const std::string& text : texts) {
-    const auto tokens = text::encode_zimage_prompt(tokenizer_, text, first.max_sequence_length);
-    ids.emplace_back(tokens.real_ids().begin(), tokens.real_ids().end());
+    const auto tokens =
+        omni()
+            ? text::encode_zimage_omni_prompt(tokenizer_, text, n_images, first.max_sequence_length)
+            : std::vector{text::encode_zimage_prompt(tokenizer_, text, first.max_sequence_length)};
+    for (const text::PromptTokens& t : tokens)
+      ids.emplace_back(t.real_ids().begin(), t.real_ids().end());
+    segments.push_back(tokens.size());
   }
-  const std::vector<Tensor> embeddings = text_encoder_.encode_batch(ids);
+  const std::vector<Tensor> encoded = text_encoder_.encode_batch(ids);
+  std::vector<ZImageCaption> embeddings;
+  for (auto next = encoded.begin(); const size_t n : segments) {
+    embeddings.emplace_back(next, next + static_cast<std::ptrdiff_t>(n));
+    next += static_cast<std::ptrdiff_t>(n);
+  }
   log::info("[zimage] {} prompt(s) encoded in {:.2f} s", texts.size(), clock.lap());
 
   // Start latents, request by request from its own seed (start_latents.h: the posterior sample
@@ -257,7 +305,8 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
   FlowSchedule schedule = zimage_schedule(s.steps, s.shift);
   if (from_image) schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const int64_t cells = 2 * vae_scale_factor();
-  std::vector<Tensor> positive, negative, starts;
+  std::vector<ZImageCaption> positive, negative;
+  std::vector<Tensor> starts;
   std::optional<FlowInpaint> inpaint;  // a lone inpaint request's
   for (size_t i = 0; i < requests.size(); ++i) {
     const ZImageRequest& r = requests[i];
@@ -287,9 +336,20 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
         first.control_scale};
     log::info("[zimage] control image encoded in {:.2f} s", clock.lap());
   }
+  // Omni's condition images, made once: every forward of the run gets the same.
+  std::vector<models::ZImageOmniCondition> conditions;
+  if (n_images > 0) {
+    conditions =
+        zimage_omni_conditions(first.references, first.width, first.height, vae_,
+                               siglip_ ? &*siglip_ : nullptr, siglip_processor_, first.vae_tiling);
+    log::info("[zimage] {} condition image(s) encoded in {:.2f} s", n_images, clock.lap());
+  }
   const ZImageDenoiser model = [&](const Tensor& x, std::span<const float> t,
-                                   const std::vector<Tensor>& captions) {
-    return transformer_.forward(x, t, captions, control_input ? &*control_input : nullptr);
+                                   const std::vector<ZImageCaption>& captions) {
+    if (omni()) return transformer_.forward_omni(x, t, captions, conditions);
+    std::vector<Tensor> texts;
+    for (const ZImageCaption& caption : captions) texts.push_back(caption.front());
+    return transformer_.forward(x, t, texts, control_input ? &*control_input : nullptr);
   };
   const ZImageGuidance guidance{s.guidance, first.cfg_normalization, first.cfg_truncation};
   const Tensor latents = zimage_denoise(

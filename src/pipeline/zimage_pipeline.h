@@ -26,6 +26,13 @@
 // also works with plain img2img (diffusers has no such pipeline; the control input is the same).
 // Without a size, the output takes the init image's, else the control image's (diffusers'
 // ControlNet pipelines default to 1024 whatever their docstring says).
+//
+// An Omni model (its transformer has siglip_feat_dim; diffusers' ZImageOmniPipeline) takes
+// condition images (`references`: a picture to edit, or several to combine) and runs as that
+// pipeline does: the prompt in segments around the images (text/chat_template.h), the images
+// prepared by zimage_omni.h, every forward over [conditions ; target] (forward_omni). Without
+// references it generates from text in Omni's own layout. It has no img2img, inpaint or
+// ControlNet.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +46,7 @@
 #include "io/image.h"
 #include "models/autoencoder_kl.h"
 #include "models/qwen3.h"
+#include "models/siglip2_vision.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 #include "pipeline/run_control.h"
@@ -70,6 +78,7 @@ struct ZImageFiles {
   bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
   std::filesystem::path controlnet;     // a Z-Image ControlNet file or folder, when wanted
+  std::filesystem::path siglip;         // Omni: its SigLIP 2 tower, when not model_dir's siglip/
 };
 
 struct ZImageRequest {
@@ -92,11 +101,13 @@ struct ZImageRequest {
   bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
   std::optional<io::Image> control_image;  // needs a ControlNet: edges, depth, pose, ...
   float control_scale = 0.75f;             // every hint's weight (diffusers' default)
+  std::vector<io::Image> references;       // Omni: condition images, to edit or combine
 };
 
-// ControlInpaint: init image, mask and control image with a 2.x ControlNet (see above).
-enum class ZImageMode { TextToImage, ImageToImage, Inpaint, ControlInpaint };
-// "txt2img", "img2img", "inpaint", "controlnet-inpaint"
+// ControlInpaint: init image, mask and control image with a 2.x ControlNet (see above); Omni: an
+// Omni model's run, with or without condition images.
+enum class ZImageMode { TextToImage, ImageToImage, Inpaint, ControlInpaint, Omni };
+// "txt2img", "img2img", "inpaint", "controlnet-inpaint", "omni"
 const char* zimage_mode_name(ZImageMode mode);
 // Whether the run starts part way down the schedule from the init image (img2img and inpaint; a
 // ControlNet inpaint starts from noise), so that a strength applies.
@@ -135,6 +146,8 @@ class ZImagePipeline {
     return controlnet_ ? &*controlnet_ : nullptr;
   }
   const std::string& controlnet_name() const { return controlnet_name_; }  // its file stem
+  // An Omni model: takes condition images (ZImageRequest::references).
+  bool omni() const { return transformer_.config().siglip_feat_dim > 0; }
   // Pixels per latent cell (8 for the release VAE); image sides must be multiples of twice this.
   int64_t vae_scale_factor() const;
 
@@ -168,6 +181,8 @@ class ZImagePipeline {
   std::string model_name_;
   std::optional<models::ZImageControlNet> controlnet_;
   std::string controlnet_name_;
+  std::optional<models::Siglip2VisionModel> siglip_;  // Omni's
+  models::Siglip2ProcessorConfig siglip_processor_;
 };
 
 }  // namespace zflow::pipeline

@@ -6,9 +6,9 @@
 namespace zflow::pipeline {
 
 Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSchedule& schedule,
-                      const std::vector<Tensor>& positive, const std::vector<Tensor>& negative,
-                      const ZImageGuidance& guidance, const ZImageInpaint* inpaint,
-                      const RunControl& control) {
+                      const std::vector<ZImageCaption>& positive,
+                      const std::vector<ZImageCaption>& negative, const ZImageGuidance& guidance,
+                      const ZImageInpaint* inpaint, const RunControl& control) {
   ZF_CHECK(latents.ndim() == 4 && latents.dtype() == DType::F32,
            "[zimage] latents must be float32 [B, C, h, w], got {} {}", dtype_name(latents.dtype()),
            shape_str(latents.shape()));
@@ -21,7 +21,7 @@ Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSch
   ZF_CHECK(schedule.sigmas.size() == schedule.timesteps.size() + 1 && schedule.steps() > 0,
            "[zimage] malformed schedule: {} sigmas for {} steps", schedule.sigmas.size(),
            schedule.steps());
-  std::vector<Tensor> both = positive;
+  std::vector<ZImageCaption> both = positive;
   both.insert(both.end(), negative.begin(), negative.end());
   const int64_t per_sample = latents.numel() / batch;
 

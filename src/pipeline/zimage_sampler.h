@@ -25,10 +25,14 @@
 
 namespace zflow::pipeline {
 
-// The transformer as the loop calls it: latents [N, 16, h, w] float32, N model times, N captions
-// [L_i, cap_dim]; returns the raw output [N, 16, h, w] float32 (x0 - eps, NOT yet negated).
+// A sample's caption: its segments [L_j, cap_dim], one for the text-to-image models; Omni has
+// one per image and more (models/zimage_dit.h forward_omni).
+using ZImageCaption = std::vector<Tensor>;
+
+// The transformer as the loop calls it: latents [N, 16, h, w] float32, N model times, N captions;
+// returns the raw output [N, 16, h, w] float32 (x0 - eps, NOT yet negated).
 using ZImageDenoiser = std::function<Tensor(const Tensor& latents, std::span<const float> t,
-                                            const std::vector<Tensor>& captions)>;
+                                            const std::vector<ZImageCaption>& captions)>;
 
 // Inpainting's per-step blend inputs (mask [1, 1, h, w], image_latents and noise [B, 16, h, w]).
 using ZImageInpaint = FlowInpaint;
@@ -38,8 +42,8 @@ using ZImageInpaint = FlowInpaint;
 // negative holds B captions whenever guidance.scale > 0. Throws Cancelled when control.stop is
 // requested before a step.
 Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSchedule& schedule,
-                      const std::vector<Tensor>& positive, const std::vector<Tensor>& negative,
-                      const ZImageGuidance& guidance, const ZImageInpaint* inpaint,
-                      const RunControl& control);
+                      const std::vector<ZImageCaption>& positive,
+                      const std::vector<ZImageCaption>& negative, const ZImageGuidance& guidance,
+                      const ZImageInpaint* inpaint, const RunControl& control);
 
 }  // namespace zflow::pipeline

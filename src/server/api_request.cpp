@@ -87,7 +87,8 @@ uint64_t seed_field(const json& body, const std::string& field) {
   return std::random_device{}();
 }
 
-// FLUX.2 klein edits with several reference images; each adds its tokens to every forward.
+// FLUX.2 klein and Z-Image Omni edit with several reference images; each adds its tokens to
+// every forward.
 constexpr size_t kMaxReferenceImages = 4;
 constexpr size_t kMaxControlImages = 4;  // a FLUX.1 ControlNet's controls in one request
 

@@ -36,6 +36,27 @@ PromptTokens encode_zimage_prompt(const BpeTokenizer& tokenizer, std::string_vie
   return padded_ids(tokenizer, zimage_prompt_text(prompt), max_length, "Z-Image");
 }
 
+std::vector<std::string> zimage_omni_prompt_texts(std::string_view prompt, size_t images) {
+  if (images == 0) return {zimage_prompt_text(prompt)};
+  std::vector<std::string> texts = {"<|im_start|>user\n<|vision_start|>"};
+  texts.insert(texts.end(), images - 1, "<|vision_end|><|vision_start|>");
+  std::string text = "<|vision_end|>";
+  text += prompt;
+  text += "<|im_end|>\n<|im_start|>assistant\n<|vision_start|>";
+  texts.push_back(std::move(text));
+  texts.emplace_back("<|vision_end|><|im_end|>");
+  return texts;
+}
+
+std::vector<PromptTokens> encode_zimage_omni_prompt(const BpeTokenizer& tokenizer,
+                                                    std::string_view prompt, size_t images,
+                                                    size_t max_length) {
+  std::vector<PromptTokens> segments;
+  for (const std::string& text : zimage_omni_prompt_texts(prompt, images))
+    segments.push_back(padded_ids(tokenizer, text, max_length, "Z-Image Omni"));
+  return segments;
+}
+
 std::string flux2_klein_prompt_text(std::string_view prompt) {
   return zimage_prompt_text(prompt) + "<think>\n\n</think>\n\n";
 }

@@ -41,6 +41,18 @@ std::string zimage_prompt_text(std::string_view prompt);
 PromptTokens encode_zimage_prompt(const BpeTokenizer& tokenizer, std::string_view prompt,
                                   size_t max_length = kZImageMaxSequenceLength);
 
+// Z-Image Omni (diffusers ZImageOmniPipeline._encode_prompt): with n >= 1 condition images the
+// prompt becomes n + 2 segments, each tokenized on its own as above:
+//   "<|im_start|>user\n<|vision_start|>", then n - 1 times "<|vision_end|><|vision_start|>",
+//   "<|vision_end|>" + prompt + "<|im_end|>\n<|im_start|>assistant\n<|vision_start|>",
+//   "<|vision_end|><|im_end|>"
+// (segment j's end is where image j sits; the text encoder reads only the text). Without
+// images, the one Z-Image prompt text.
+std::vector<std::string> zimage_omni_prompt_texts(std::string_view prompt, size_t images);
+std::vector<PromptTokens> encode_zimage_omni_prompt(const BpeTokenizer& tokenizer,
+                                                    std::string_view prompt, size_t images,
+                                                    size_t max_length = kZImageMaxSequenceLength);
+
 // FLUX.2 klein (diffusers Flux2KleinPipeline._get_qwen3_prompt_embeds) uses the same template
 // with enable_thinking=False, which closes an empty think block:
 //   "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"

@@ -99,6 +99,35 @@ TEST(CudaModels, ZImageDiTMatchesDiffusers) {
   }
 }
 
+// Omni mode (tools/golden/make_zimage_omni.py): two condition images with SigLIP grids, a ragged
+// batch of two; the clean rows' modulation splits each block's norms at one row.
+TEST(CudaModels, ZImageOmniMatchesDiffusers) {
+  ZF_REQUIRE_GPU();
+  const fs::path dir = test::fixture("zimage_omni");
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(dir / "zimage_omni_transformer_io.safetensors");
+  const std::vector<float> t = io.tensor("t").to_f32_vector();
+  std::vector<std::vector<Tensor>> captions(2);
+  for (int b = 0; b < 2; ++b)
+    for (int j = 0; j < 4; ++j) captions[b].push_back(io.tensor(fmt::format("caption{}.{}", b, j)));
+  const std::vector<ZImageOmniCondition> conditions = {{io.tensor("cond0"), io.tensor("siglip0")},
+                                                       {io.tensor("cond1"), io.tensor("siglip1")}};
+  const Tensor latents = Tensor::from_f32({2, 16, 6, 8}, [&] {
+    std::vector<float> v = io.tensor("target0").to_f32_vector();
+    const std::vector<float> w = io.tensor("target1").to_f32_vector();
+    v.insert(v.end(), w.begin(), w.end());
+    return v;
+  }());
+  for (DType act : {DType::F32, DType::BF16}) {
+    const ZImageTransformer model = load_zimage_transformer(dir / "tiny_omni" / "transformer",
+                                                            std::nullopt, Placement::cuda(act));
+    const Tensor out = model.forward_omni(latents, t, captions, conditions).to(Device::CPU);
+    for (int b = 0; b < 2; ++b)
+      expect_close(out.select(0, b).contiguous(), io.tensor(fmt::format("out{}", b)), act,
+                   fmt::format("zimage omni {}", b));
+  }
+}
+
 // Inputs already on the GPU (bf16 latents and captions) give a float32 result on the GPU.
 TEST(CudaModels, ZImageDiTKeepsDeviceInputsOnTheDevice) {
   ZF_REQUIRE_GPU();

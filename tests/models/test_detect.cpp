@@ -55,6 +55,12 @@ TEST(Detect, ReduxTowerAndEmbedder) {
   EXPECT_EQ(detect("flux_redux/tiny_redux/image_embedder").config, "image width 32, text width 8");
 }
 
+// Z-Image Omni's transformer and SigLIP 2 tower (a linear patch embedding, not SigLIP's conv).
+TEST(Detect, ZImageOmniParts) {
+  EXPECT_EQ(detect("zimage_omni/tiny_omni/transformer").architecture, "z-image omni transformer");
+  EXPECT_EQ(detect("zimage_omni/tiny_omni/siglip").architecture, "siglip 2 vision tower");
+}
+
 // A component's config.json is what `zflow info` shows, where the shapes alone cannot tell (a
 // tiny FLUX.1 transformer's head dim leaves axes_dims_rope unknown).
 TEST(Detect, ConfigJsonInPlaceOfTheShapes) {

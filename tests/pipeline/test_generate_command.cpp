@@ -596,6 +596,34 @@ TEST_F(GenerateCommand, FluxKontextMatchesDiffusers) {
   EXPECT_NE(two.output.find("2 reference images"), std::string::npos) << two.output;
 }
 
+// Z-Image Omni from the command line: the golden case "edit" (one condition image with -r, the
+// output at its size), with the tiny Z-Image text encoder and VAE given as files.
+TEST_F(GenerateCommand, ZImageOmniMatchesDiffusers) {
+  const fs::path omni = test::fixture("zimage_omni");
+  const fs::path picture = omni / "zimage_omni_tiny_a.png";
+  const std::string args =
+      "generate --device cpu --matmul-precision fp32 -m " + (omni / "tiny_omni").string() +
+      " --text-encoder " + (kDir / "tiny" / "text_encoder").string() + " --vae " +
+      (kDir / "tiny" / "vae").string() + " --tokenizer " + tokenizer_.string() +
+      " -p 'make the disc a blue moon over the snow' --steps 3 --cfg-scale 0 "
+      "--seed 4 -r " +
+      picture.string() + " -o ";
+  const CommandResult r = run_zflow(args + (out_ / "edit.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "edit.png"),
+                       io::read_image(omni / "zimage_omni_tiny_edit_0.png")),
+            60.0);  // test_zimage_omni_pipeline.cpp's bound
+  const auto j = nlohmann::json::parse(png_text(out_ / "edit.png").at("zflow_request"));
+  EXPECT_EQ(j["mode"], "omni");
+  EXPECT_EQ(j["reference_images"], nlohmann::json::array({picture.string()}));
+
+  // A plain Z-Image model takes no reference image.
+  const CommandResult plain =
+      run_zflow(model_args() + " -p x -r " + picture.string() + " -o " + (out_ / "x.png").string());
+  EXPECT_NE(plain.status, 0);
+  EXPECT_NE(plain.output.find("not an Omni model"), std::string::npos) << plain.output;
+}
+
 TEST_F(GenerateCommand, Flux2KleinMatchesDiffusers) {
   const fs::path flux2 = test::fixture("flux2_pipeline");
   auto args = [&](const char* model) {

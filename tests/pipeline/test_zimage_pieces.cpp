@@ -148,7 +148,7 @@ TEST(ZImagePieces, EulerStepScaleNoiseAndBlend) {
 struct AffineModel {
   std::vector<int64_t>* batches;
   Tensor operator()(const Tensor& latents, std::span<const float> t,
-                    const std::vector<Tensor>& captions) const {
+                    const std::vector<ZImageCaption>& captions) const {
     EXPECT_EQ(static_cast<size_t>(latents.size(0)), t.size());
     EXPECT_EQ(static_cast<size_t>(latents.size(0)), captions.size());
     batches->push_back(latents.size(0));
@@ -156,13 +156,13 @@ struct AffineModel {
     const int64_t per = out.numel() / out.size(0);
     for (int64_t b = 0; b < out.size(0); ++b)
       for (int64_t i = 0; i < per; ++i)
-        out.data<float>()[b * per + i] += captions[static_cast<size_t>(b)].data<float>()[0];
+        out.data<float>()[b * per + i] += captions[static_cast<size_t>(b)][0].data<float>()[0];
     return out;
   }
 };
 
-Tensor caption(float c) {
-  return Tensor::from_f32({1, 1}, std::vector<float>{c});
+ZImageCaption caption(float c) {
+  return {Tensor::from_f32({1, 1}, std::vector<float>{c})};
 }
 
 TEST(ZImagePieces, LoopBatchesCfgAndTruncates) {
@@ -170,7 +170,7 @@ TEST(ZImagePieces, LoopBatchesCfgAndTruncates) {
   const FlowSchedule schedule{{1.0f, 0.5f, 0.0f}, {1000.0f, 500.0f}};
   std::vector<int64_t> batches;
   const Tensor x0 = Tensor::from_f32({2, 1, 1, 1}, std::vector<float>{1, 2});
-  const std::vector<Tensor> pos = {caption(1), caption(1)}, neg = {caption(0), caption(0)};
+  const std::vector<ZImageCaption> pos = {caption(1), caption(1)}, neg = {caption(0), caption(0)};
   const Tensor out = zimage_denoise(AffineModel{&batches}, x0, schedule, pos, neg,
                                     {2.0f, 0.0f, 0.25}, nullptr, {});
   EXPECT_EQ(batches, (std::vector<int64_t>{4, 2}));  // [pos; neg] in one forward, then pos only

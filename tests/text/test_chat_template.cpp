@@ -52,5 +52,23 @@ TEST(ChatTemplate, EmptyPromptIsEightTokens) {
             (std::vector<int32_t>{151644, 872, 198, 151645, 198, 151644, 77091, 198}));
 }
 
+TEST(ChatTemplate, ZImageOmniSegmentsAroundTheImages) {
+  ZF_REQUIRE_ASSET(test::qwen3_tokenizer_json());
+  // The same ids as above for the template pieces; <|vision_start|> 151652, <|vision_end|>
+  // 151653 (tokenizer.json's added tokens), two images, an empty prompt.
+  const auto segments = text::encode_zimage_omni_prompt(test::qwen3_tokenizer(), "", 2);
+  const std::vector<std::vector<int32_t>> want = {{151644, 872, 198, 151652},
+                                                  {151653, 151652},
+                                                  {151653, 151645, 198, 151644, 77091, 198, 151652},
+                                                  {151653, 151645}};
+  ASSERT_EQ(segments.size(), want.size());
+  for (size_t j = 0; j < want.size(); ++j)
+    EXPECT_EQ(std::vector<int32_t>(segments[j].real_ids().begin(), segments[j].real_ids().end()),
+              want[j]);
+  // Without images: the Z-Image prompt.
+  EXPECT_EQ(text::zimage_omni_prompt_texts("a cat", 0),
+            std::vector<std::string>{text::zimage_prompt_text("a cat")});
+}
+
 }  // namespace
 }  // namespace zflow
