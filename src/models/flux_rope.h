@@ -13,8 +13,8 @@
 
 namespace zflow::models {
 
-// Tables [1, S, sum(axes_dims) / 2]. `positions` holds S tokens' positions, axes_dims.size() values each, token after token. The
-// tables are made on the CPU and put on `device`.
+// Tables [1, S, sum(axes_dims) / 2]. `positions` holds S tokens' positions, axes_dims.size() values
+// each, token after token. The tables are made on the CPU and put on `device`.
 RopeTables flux_rope_tables(std::span<const float> positions, std::span<const int64_t> axes_dims,
                             double theta, Device device);
 

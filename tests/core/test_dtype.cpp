@@ -66,7 +66,8 @@ TEST(DType, KnownValues) {
   EXPECT_EQ(f32_to_f8e5m2_bits(1e6f), 0x7C);
   EXPECT_EQ(f32_to_f16_bits(65520.0f), 0x7C00);  // tie between 65504 and 65536: even is inf
   EXPECT_EQ(f32_to_f16_bits(65519.0f), 0x7BFF);
-  EXPECT_TRUE(std::isnan(bf16_bits_to_f32(f32_to_bf16_bits(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(
+      std::isnan(bf16_bits_to_f32(f32_to_bf16_bits(std::numeric_limits<float>::quiet_NaN()))));
   EXPECT_EQ(f32_to_f16_bits(-std::numeric_limits<float>::infinity()), 0xFC00);
 }
 
