@@ -320,11 +320,15 @@ Flux2Transformer::Flux2Transformer(const Flux2DiTConfig& config, const io::Weigh
 }
 
 // QK-normed, rotated q and k and plain v [B, S, H, hd] of the joint sequence -> unmasked SDPA
-// with scale 1/sqrt(hd): [B, S, inner].
-Tensor Flux2Transformer::attend(const Tensor& q, const Tensor& k, const Tensor& v) const {
+// with scale 1/sqrt(hd): [B, S, inner]. A reference cache's keys and values join this sequence's
+// (their order does not matter to attention); the reference pass keeps its own.
+Tensor Flux2Transformer::attend(const Tensor& q, const Tensor& k, const Tensor& v, KvUse kv) const {
   const int64_t b = q.size(0), s = q.size(1), hd = config_.attention_head_dim;
+  if (kv.keep) *kv.keep = {k.contiguous(), v.contiguous()};
   auto heads_first = [](const Tensor& x) { return x.permute({0, 2, 1, 3}); };
-  const Tensor o = ops::attention(heads_first(q), heads_first(k), heads_first(v),
+  const Tensor keys = kv.extra ? ops::concat({k, kv.extra->k}, 1) : k;
+  const Tensor values = kv.extra ? ops::concat({v, kv.extra->v}, 1) : v;
+  const Tensor o = ops::attention(heads_first(q), heads_first(keys), heads_first(values),
                                   1.0f / std::sqrt(static_cast<float>(hd)));
   return o.permute({0, 2, 1, 3}).contiguous().view({b, s, config_.inner_dim()});
 }
@@ -333,14 +337,16 @@ Tensor Flux2Transformer::attend(const Tensor& q, const Tensor& k, const Tensor& 
 // attend jointly over [text ; image], and update with gated residuals:
 //   x += gate1 * out(attn(LN(x) * (1 + scale1) + shift1))
 //   x += gate2 * SwiGLU(LN(x) * (1 + scale2) + shift2)
-void Flux2Transformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt,
-                                    const Tensor& mod_img, const Tensor& mod_txt,
-                                    const RopeTables& rope) const {
-  const int64_t d = config_.inner_dim(), l = txt.size(1), s = l + img.size(1);
+void Flux2Transformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor* txt,
+                                    const Modulations& mod, const RopeTables& rope,
+                                    KvUse kv) const {
+  const int64_t d = config_.inner_dim(), l = txt ? txt->size(1) : 0, s = l + img.size(1);
   const float eps = static_cast<float>(config_.eps);
   const int64_t heads = config_.num_attention_heads, hd = config_.attention_head_dim;
-  const Tensor ni = ops::layer_norm_modulate(img, eps, chunk(mod_img, 0, d), chunk(mod_img, 1, d));
-  const Tensor nt = ops::layer_norm_modulate(txt, eps, chunk(mod_txt, 0, d), chunk(mod_txt, 1, d));
+  const Tensor ni = ops::layer_norm_modulate(img, eps, chunk(mod.img, 0, d), chunk(mod.img, 1, d));
+  const Tensor nt =
+      txt ? ops::layer_norm_modulate(*txt, eps, chunk(mod.txt, 0, d), chunk(mod.txt, 1, d))
+          : Tensor{};
   // Each stream's QK-norm, then RoPE at its own rows of the joint tables.
   auto project = [&](const Tensor& w, const Tensor& x) {
     return ops::linear(x, w).view({x.size(0), x.size(1), heads, hd});
@@ -350,28 +356,29 @@ void Flux2Transformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor&
     return ops::rms_norm_rope(project(w, x), norm, eps, rope.cos.slice(1, from, to),
                               rope.sin.slice(1, from, to), ops::RopeLayout::kInterleaved);
   };
-  const Tensor q = ops::concat(
-      {rotated(blk.txt.q, nt, blk.txt.norm_q, 0, l), rotated(blk.img.q, ni, blk.img.norm_q, l, s)},
-      1);
-  const Tensor k = ops::concat(
-      {rotated(blk.txt.k, nt, blk.txt.norm_k, 0, l), rotated(blk.img.k, ni, blk.img.norm_k, l, s)},
-      1);
-  const Tensor v = ops::concat({project(blk.txt.v, nt), project(blk.img.v, ni)}, 1);
-  const Tensor o = attend(q, k, v);
-  auto update = [&](const Stream& st, Tensor& x, const Tensor& mod, const Tensor& attn) {
-    x = ops::add_gated(x, chunk(mod, 2, d), ops::linear(attn, st.out));
-    const Tensor n = ops::layer_norm_modulate(x, eps, chunk(mod, 3, d), chunk(mod, 4, d));
-    x = ops::add_gated(x, chunk(mod, 5, d), swiglu_mlp(st.mlp, n));
+  auto joint = [&](Tensor text, Tensor image) {
+    return txt ? ops::concat({std::move(text), std::move(image)}, 1) : image;
   };
-  update(blk.img, img, mod_img, o.slice(1, l, s));
-  update(blk.txt, txt, mod_txt, o.slice(1, 0, l));
+  const Tensor q = joint(txt ? rotated(blk.txt.q, nt, blk.txt.norm_q, 0, l) : Tensor{},
+                         rotated(blk.img.q, ni, blk.img.norm_q, l, s));
+  const Tensor k = joint(txt ? rotated(blk.txt.k, nt, blk.txt.norm_k, 0, l) : Tensor{},
+                         rotated(blk.img.k, ni, blk.img.norm_k, l, s));
+  const Tensor v = joint(txt ? project(blk.txt.v, nt) : Tensor{}, project(blk.img.v, ni));
+  const Tensor o = attend(q, k, v, kv);
+  auto update = [&](const Stream& st, Tensor& x, const Tensor& m, const Tensor& attn) {
+    x = ops::add_gated(x, chunk(m, 2, d), ops::linear(attn, st.out));
+    const Tensor n = ops::layer_norm_modulate(x, eps, chunk(m, 3, d), chunk(m, 4, d));
+    x = ops::add_gated(x, chunk(m, 5, d), swiglu_mlp(st.mlp, n));
+  };
+  update(blk.img, img, mod.img, o.slice(1, l, s));
+  if (txt) update(blk.txt, *txt, mod.txt, o.slice(1, 0, l));
 }
 
 // Flux2SingleTransformerBlock on the joint sequence x[B, S, inner], attention and MLP in
 // parallel from one projection: n = LN(x) * (1 + scale) + shift, [q k v gate value] = W n,
 //   x += gate_mod * out(cat(attn(q, k, v), silu(gate) * value))
 void Flux2Transformer::single_block(const SingleBlock& blk, Tensor& x, const Tensor& mod,
-                                    const RopeTables& rope) const {
+                                    const RopeTables& rope, KvUse kv) const {
   const int64_t d = config_.inner_dim(), m = config_.mlp_hidden_dim();
   const int64_t b = x.size(0), s = x.size(1), heads = config_.num_attention_heads,
                 hd = config_.attention_head_dim;
@@ -385,26 +392,94 @@ void Flux2Transformer::single_block(const SingleBlock& blk, Tensor& x, const Ten
   auto rotated = [&](const Tensor& h, const Tensor& norm) {
     return ops::rms_norm_rope(h, norm, eps, rope.cos, rope.sin, ops::RopeLayout::kInterleaved);
   };
-  const Tensor attn = attend(rotated(part(0), blk.norm_q), rotated(part(1), blk.norm_k), part(2));
+  const Tensor attn =
+      attend(rotated(part(0), blk.norm_q), rotated(part(1), blk.norm_k), part(2), kv);
   const Tensor mlp =
       ops::silu_mul(y.slice(2, 3 * d, 3 * d + m), y.slice(2, 3 * d + m, 3 * d + 2 * m));
   x = ops::add_gated(x, chunk(mod, 2, d), ops::linear(ops::concat({attn, mlp}, 2), blk.out));
 }
 
+// The conditioning vector: timestep_embedder(sinusoid(t * 1000)) [+ guidance_embedder(sinusoid(
+// g * 1000))]; every modulation reads SiLU of it, and the three shared modulations are computed
+// once.
+Flux2Transformer::Modulations Flux2Transformer::modulations(std::span<const float> t,
+                                                            std::span<const float> guidance) const {
+  const Flux2DiTConfig& c = config_;
+  auto features = [&](std::span<const float> v) {
+    std::vector<float> scaled(v.begin(), v.end());
+    for (float& e : scaled) e *= kTimeScale;
+    return placement_.activation(timestep_features(scaled, c.timestep_guidance_channels));
+  };
+  Tensor temb = silu_mlp(time_embedder_, features(t));
+  if (c.guidance_embeds) temb = ops::add(temb, silu_mlp(guidance_embedder_, features(guidance)));
+  const Tensor vec = ops::silu(temb);
+  return {vec, ops::linear(vec, modulation_img_), ops::linear(vec, modulation_txt_),
+          ops::linear(vec, modulation_single_)};
+}
+
+// RoPE over [text (0, 0, 0, k) for k < text_tokens ; image ids], one table for the joint sequence.
+RopeTables Flux2Transformer::rope_tables(int64_t text_tokens,
+                                         std::span<const Flux2Position> img_ids) const {
+  const Flux2DiTConfig& c = config_;
+  const size_t axes = c.axes_dims_rope.size();
+  std::vector<float> positions;
+  positions.reserve(static_cast<size_t>(text_tokens + std::ssize(img_ids)) * axes);
+  auto add_position = [&](const Flux2Position& p) {
+    positions.insert(positions.end(), p.begin(), p.begin() + static_cast<ptrdiff_t>(axes));
+  };
+  for (int64_t k = 0; k < text_tokens; ++k) add_position({0.0f, 0.0f, 0.0f, static_cast<float>(k)});
+  for (const Flux2Position& p : img_ids) add_position(p);
+  return flux_rope_tables(positions, c.axes_dims_rope, c.rope_theta, placement_.device);
+}
+
+Tensor Flux2Transformer::run_blocks(Tensor img, Tensor* txt, const Modulations& mod,
+                                    const RopeTables& rope,
+                                    const std::function<KvUse(size_t)>& kv) const {
+  const Flux2DiTConfig& c = config_;
+  const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
+  for (size_t i = 0; i < double_blocks_.size(); ++i) {
+    std::optional<BlockLease> lease;
+    double_block(
+        block_to_run(offload_.get(), lease, i, double_blocks_[i],
+                     [&](ParameterBinder& bind) { return bind_double(bind, double_prefix(i), c); }),
+        img, txt, mod, rope, kv(i));
+  }
+  Tensor joint = txt ? ops::concat({*txt, img}, 1) : img;
+  for (size_t i = 0; i < single_blocks_.size(); ++i) {
+    const size_t at = double_blocks_.size() + i;
+    std::optional<BlockLease> lease;
+    single_block(
+        block_to_run(offload_.get(), lease, at, single_blocks_[i],
+                     [&](ParameterBinder& bind) { return bind_single(bind, single_prefix(i), c); }),
+        joint, mod.single, rope, kv(at));
+  }
+  return joint;
+}
+
+namespace {
+
+void check_tokens(const Tensor& x, int64_t in_channels, std::string_view what) {
+  auto is_activation = [](DType d) { return d == DType::F32 || d == DType::BF16; };
+  ZF_CHECK(x.ndim() == 3 && x.size(0) >= 1 && x.size(1) >= 1 && x.size(2) == in_channels &&
+               is_activation(x.dtype()),
+           "[flux2] {}: tokens {} {}, expected F32 or BF16 [B, N, {}]", what, shape_str(x.shape()),
+           dtype_name(x.dtype()), in_channels);
+}
+
+}  // namespace
+
 Tensor Flux2Transformer::forward(const Tensor& x, std::span<const Flux2Position> img_ids,
                                  const Tensor& txt_in, std::span<const float> t,
-                                 std::span<const float> guidance) const {
+                                 std::span<const float> guidance,
+                                 const Flux2ReferenceCache* references) const {
   const Flux2DiTConfig& c = config_;
-  auto is_activation = [](DType d) { return d == DType::F32 || d == DType::BF16; };
-  ZF_CHECK(x.ndim() == 3 && x.size(0) >= 1 && x.size(1) >= 1 && x.size(2) == c.in_channels &&
-               is_activation(x.dtype()),
-           "[flux2] forward: image tokens {} {}, expected F32 or BF16 [B, N, {}]",
-           shape_str(x.shape()), dtype_name(x.dtype()), c.in_channels);
+  check_tokens(x, c.in_channels, "forward: image");
   const int64_t batch = x.size(0), n = x.size(1);
   ZF_CHECK(static_cast<int64_t>(img_ids.size()) == n, "[flux2] forward: {} image ids for {} tokens",
            img_ids.size(), n);
   ZF_CHECK(txt_in.ndim() == 3 && txt_in.size(0) == batch && txt_in.size(1) >= 1 &&
-               txt_in.size(2) == c.joint_attention_dim && is_activation(txt_in.dtype()),
+               txt_in.size(2) == c.joint_attention_dim &&
+               (txt_in.dtype() == DType::F32 || txt_in.dtype() == DType::BF16),
            "[flux2] forward: text states {} {}, expected F32 or BF16 [{}, L, {}]",
            shape_str(txt_in.shape()), dtype_name(txt_in.dtype()), batch, c.joint_attention_dim);
   ZF_CHECK(static_cast<int64_t>(t.size()) == batch, "[flux2] forward: {} timesteps for {} samples",
@@ -412,65 +487,50 @@ Tensor Flux2Transformer::forward(const Tensor& x, std::span<const Flux2Position>
   ZF_CHECK(static_cast<int64_t>(guidance.size()) == (c.guidance_embeds ? batch : 0),
            "[flux2] forward: {} guidance values for {} samples; the model {} a guidance embedder",
            guidance.size(), batch, c.guidance_embeds ? "has" : "has no");
+  if (references)
+    ZF_CHECK(references->blocks.size() == double_blocks_.size() + single_blocks_.size() &&
+                 references->blocks.front().k.size(0) == batch,
+             "[flux2] forward: a reference cache of {} blocks for batch {}, expected {} blocks "
+             "for batch {}",
+             references->blocks.size(), references->blocks.front().k.size(0),
+             double_blocks_.size() + single_blocks_.size(), batch);
 
   // Every input goes to the placement once; the result comes back as float32 where x was.
   const Placement& at = placement_;
-  const Tensor txt = at.activation(txt_in);
+  Tensor ctx = ops::linear(at.activation(txt_in), context_embedder_);
+  const int64_t l = ctx.size(1), s = l + n;
+  const Modulations mod = modulations(t, guidance);
+  const Tensor joint =
+      run_blocks(ops::linear(at.activation(x), x_embedder_), &ctx, mod, rope_tables(l, img_ids),
+                 [&](size_t i) { return KvUse{references ? &references->blocks[i] : nullptr}; });
 
-  // 1. The conditioning vector: timestep_embedder(sinusoid(t * 1000))
-  //    [+ guidance_embedder(sinusoid(g * 1000))]; every modulation reads SiLU of it, and the
-  //    three shared modulations are computed once.
-  auto features = [&](std::span<const float> v) {
-    std::vector<float> scaled(v.begin(), v.end());
-    for (float& e : scaled) e *= kTimeScale;
-    return at.activation(timestep_features(scaled, c.timestep_guidance_channels));
-  };
-  Tensor temb = silu_mlp(time_embedder_, features(t));
-  if (c.guidance_embeds) temb = ops::add(temb, silu_mlp(guidance_embedder_, features(guidance)));
-  const Tensor vec = ops::silu(temb);
-  const Tensor mod_img = ops::linear(vec, modulation_img_);
-  const Tensor mod_txt = ops::linear(vec, modulation_txt_);
-  const Tensor mod_single = ops::linear(vec, modulation_single_);
-
-  // 2. RoPE over [text (0, 0, 0, k) ; image ids], one table for the joint sequence.
-  const int64_t l = txt.size(1), s = l + n;
-  const size_t axes = c.axes_dims_rope.size();
-  std::vector<float> positions;
-  positions.reserve(static_cast<size_t>(s) * axes);
-  auto add_position = [&](const Flux2Position& p) {
-    positions.insert(positions.end(), p.begin(), p.begin() + static_cast<ptrdiff_t>(axes));
-  };
-  for (int64_t k = 0; k < l; ++k) add_position({0.0f, 0.0f, 0.0f, static_cast<float>(k)});
-  for (const Flux2Position& p : img_ids) add_position(p);
-  const RopeTables rope = flux_rope_tables(positions, c.axes_dims_rope, c.rope_theta, at.device);
-
-  // 3. Embed, the double-stream blocks, then the single-stream blocks on [text ; image].
-  Tensor img = ops::linear(at.activation(x), x_embedder_);
-  Tensor ctx = ops::linear(txt, context_embedder_);
-  const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
-  for (size_t i = 0; i < double_blocks_.size(); ++i) {
-    std::optional<BlockLease> lease;
-    double_block(
-        block_to_run(offload_.get(), lease, i, double_blocks_[i],
-                     [&](ParameterBinder& bind) { return bind_double(bind, double_prefix(i), c); }),
-        img, ctx, mod_img, mod_txt, rope);
-  }
-  Tensor joint = ops::concat({ctx, img}, 1);
-  for (size_t i = 0; i < single_blocks_.size(); ++i) {
-    std::optional<BlockLease> lease;
-    single_block(
-        block_to_run(offload_.get(), lease, double_blocks_.size() + i, single_blocks_[i],
-                     [&](ParameterBinder& bind) { return bind_single(bind, single_prefix(i), c); }),
-        joint, mod_single, rope);
-  }
-
-  // 4. AdaLayerNormContinuous on the image tokens ((scale, shift) in diffusers' order), then the
-  //    projection to the latent channels.
+  // AdaLayerNormContinuous on the image tokens ((scale, shift) in diffusers' order), then the
+  // projection to the latent channels.
   const int64_t d = c.inner_dim();
-  const Tensor mod = ops::linear(vec, norm_out_);
+  const Tensor out_mod = ops::linear(mod.vec, norm_out_);
   const Tensor out = ops::layer_norm_modulate(joint.slice(1, l, s), static_cast<float>(c.eps),
-                                              chunk(mod, 1, d), chunk(mod, 0, d));
+                                              chunk(out_mod, 1, d), chunk(out_mod, 0, d));
   return float32_on(ops::linear(out, proj_out_), x.device());
+}
+
+Flux2ReferenceCache Flux2Transformer::reference_cache(const Tensor& refs,
+                                                      std::span<const Flux2Position> ref_ids,
+                                                      float t_ref,
+                                                      std::span<const float> guidance) const {
+  check_tokens(refs, config_.in_channels, "reference cache: reference");
+  const int64_t batch = refs.size(0);
+  ZF_CHECK(static_cast<int64_t>(ref_ids.size()) == refs.size(1),
+           "[flux2] reference cache: {} ids for {} reference tokens", ref_ids.size(), refs.size(1));
+  ZF_CHECK(static_cast<int64_t>(guidance.size()) == (config_.guidance_embeds ? batch : 0),
+           "[flux2] reference cache: {} guidance values for {} samples", guidance.size(), batch);
+  Flux2ReferenceCache cache;
+  cache.blocks.resize(double_blocks_.size() + single_blocks_.size());
+  run_blocks(ops::linear(placement_.activation(refs), x_embedder_), nullptr,
+             modulations(std::vector<float>(static_cast<size_t>(batch), t_ref), guidance),
+             rope_tables(0, ref_ids), [&](size_t i) {
+               return KvUse{nullptr, &cache.blocks[i]};
+             });
+  return cache;
 }
 
 Flux2Transformer load_flux2_transformer(const io::WeightStore& weights,

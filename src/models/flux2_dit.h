@@ -18,6 +18,7 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -98,6 +99,18 @@ using Flux2Position = std::array<float, 4>;
 // Flux2Pipeline._prepare_latent_ids / _prepare_image_ids).
 std::vector<Flux2Position> flux2_image_ids(int64_t rows, int64_t cols, float t = 0.0f);
 
+// FLUX.2 klein KV's reference tokens (diffusers Flux2KleinKVPipeline): they attend only to each
+// other and are modulated at a fixed time, so every block's keys and values for them are the same
+// at every step. reference_cache() computes them once; a forward given the cache appends them to
+// each attention's keys and values, which is what diffusers' "extract" step and its "cached"
+// steps both compute.
+struct Flux2ReferenceCache {
+  struct Kv {
+    Tensor k, v;  // [B, R, heads, head_dim]: after QK-norm and RoPE, as attention reads them
+  };
+  std::vector<Kv> blocks;  // the double blocks', then the single blocks'
+};
+
 class Flux2Transformer {
  public:
   // Binds every parameter by its diffusers name; a missing or wrong-shaped tensor gives an error
@@ -114,8 +127,16 @@ class Flux2Transformer {
   // pipeline places them), sigmas t[b] in [0, 1] (the model multiplies by 1000) and, for
   // guidance-distilled models (dev), guidance[b]; empty for klein. The tensors may be float32 or
   // bfloat16 on any device; the result is float32 on x's device.
+  // With `references`, every attention also reads the cached reference keys and values
+  // (their batch must be x's).
   Tensor forward(const Tensor& x, std::span<const Flux2Position> img_ids, const Tensor& txt,
-                 std::span<const float> t, std::span<const float> guidance = {}) const;
+                 std::span<const float> t, std::span<const float> guidance = {},
+                 const Flux2ReferenceCache* references = nullptr) const;
+
+  // The reference tokens refs[B, R, in_channels] at ref_ids run alone through every block,
+  // modulated at time t_ref (klein KV: 0) and, for dev, guidance; each block's keys and values.
+  Flux2ReferenceCache reference_cache(const Tensor& refs, std::span<const Flux2Position> ref_ids,
+                                      float t_ref, std::span<const float> guidance = {}) const;
 
   struct Mlp {  // Linear -> activation -> Linear, bias-free
     Tensor first, second;
@@ -135,11 +156,29 @@ class Flux2Transformer {
   };
 
  private:
-  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) const;
-  void double_block(const DoubleBlock& b, Tensor& img, Tensor& txt, const Tensor& mod_img,
-                    const Tensor& mod_txt, const RopeTables& rope) const;
-  void single_block(const SingleBlock& b, Tensor& x, const Tensor& mod,
-                    const RopeTables& rope) const;
+  // What a block does with reference keys and values: appends `extra`'s to its own (a step
+  // with a reference cache), or keeps its own in `keep` (the reference pass).
+  struct KvUse {
+    const Flux2ReferenceCache::Kv* extra = nullptr;
+    Flux2ReferenceCache::Kv* keep = nullptr;
+  };
+  // The modulation inputs for times t (and guidance): SiLU of the conditioning vector, and the
+  // three shared modulations computed from it.
+  struct Modulations {
+    Tensor vec, img, txt, single;
+  };
+  Modulations modulations(std::span<const float> t, std::span<const float> guidance) const;
+  RopeTables rope_tables(int64_t text_tokens, std::span<const Flux2Position> img_ids) const;
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, KvUse kv) const;
+  // txt null: the image stream alone (the reference pass).
+  void double_block(const DoubleBlock& b, Tensor& img, Tensor* txt, const Modulations& mod,
+                    const RopeTables& rope, KvUse kv) const;
+  void single_block(const SingleBlock& b, Tensor& x, const Tensor& mod, const RopeTables& rope,
+                    KvUse kv) const;
+  // Every block in order over img (and txt, then [txt ; img]); kv(i) for block i. Returns the
+  // joint sequence after the last single block.
+  Tensor run_blocks(Tensor img, Tensor* txt, const Modulations& mod, const RopeTables& rope,
+                    const std::function<KvUse(size_t)>& kv) const;
 
   Flux2DiTConfig config_;
   Placement placement_;
