@@ -66,6 +66,8 @@ const char* flux2_variant_name(Flux2Variant variant) {
   switch (variant) {
     case Flux2Variant::Klein:
       return "FLUX.2-klein";
+    case Flux2Variant::KleinKv:
+      return "FLUX.2-klein-kv";
     case Flux2Variant::KleinBase:
       return "FLUX.2-klein-base";
     case Flux2Variant::Dev:
@@ -80,6 +82,7 @@ Flux2Defaults flux2_defaults(Flux2Variant variant) {
   // Flux2Pipeline (dev): 50 steps, embedded guidance 4, no CFG.
   switch (variant) {
     case Flux2Variant::Klein:
+    case Flux2Variant::KleinKv:
       return {4, 1.0f, 0.0f};
     case Flux2Variant::KleinBase:
       return {50, 4.0f, 0.0f};
@@ -103,6 +106,7 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
   std::optional<FluxSchedulerConfig> scheduler;
   std::optional<bool> distilled;
   std::optional<bool> dev_folder;  // model_index.json's class: Flux2Pipeline is dev
+  bool kv_folder = false;          // Flux2KleinKVPipeline
   if (!files.model_dir.empty()) {
     const fs::path index = files.model_dir / "model_index.json";
     if (!fs::is_regular_file(index))
@@ -110,10 +114,13 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
            files.model_dir.string());
     const nlohmann::json json = read_json_file(index, kFamily);
     const std::string cls = json.value("_class_name", "");
-    if (cls != "Flux2KleinPipeline" && cls != "Flux2Pipeline")
-      fail("[flux2] {}: _class_name is '{}', expected \"Flux2KleinPipeline\" or \"Flux2Pipeline\"",
-           index.string(), cls);
+    if (cls != "Flux2KleinPipeline" && cls != "Flux2KleinKVPipeline" && cls != "Flux2Pipeline")
+      fail(
+          "[flux2] {}: _class_name is '{}', expected \"Flux2KleinPipeline\", "
+          "\"Flux2KleinKVPipeline\" or \"Flux2Pipeline\"",
+          index.string(), cls);
     dev_folder = cls == "Flux2Pipeline";
+    kv_folder = cls == "Flux2KleinKVPipeline";
     if (json.contains("is_distilled")) {
       ZF_CHECK(json["is_distilled"].is_boolean(), "[flux2] {}: is_distilled must be true or false",
                index.string());
@@ -184,7 +191,10 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
            tok_path.string(), t.id, t.content, text_encoder.config().vocab_size);
 
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
-  const Flux2Variant variant = dev ? Flux2Variant::Dev
+  const bool kv = kv_folder || (files.model_dir.empty() &&
+                                (name_mentions(named, "-kv") || name_mentions(named, "_kv")));
+  const Flux2Variant variant = dev  ? Flux2Variant::Dev
+                               : kv ? Flux2Variant::KleinKv
                                : distilled.value_or(!name_mentions(named, "base"))
                                    ? Flux2Variant::Klein
                                    : Flux2Variant::KleinBase;
@@ -196,6 +206,7 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
   log::info("[flux2] {} as {} ({}): {} steps, CFG {}, guidance {}", pipe.model_name_,
             flux2_variant_name(variant),
             dev         ? "its guidance embedder"
+            : kv        ? (kv_folder ? "model_index.json's class" : "by its name")
             : distilled ? "model_index.json's is_distilled"
                         : "by its name",
             pipe.defaults_.steps, pipe.defaults_.cfg_scale, pipe.defaults_.guidance);
@@ -209,9 +220,10 @@ Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
            : init       ? Flux2Mode::ImageToImage
                         : Flux2Mode::TextToImage;
   if (init || request.mask) {
-    ZF_CHECK(variant_ != Flux2Variant::Dev,
-             "[flux2] FLUX.2-dev takes no init image or mask (diffusers inpaints with klein "
-             "only); give the image as a reference image to edit it");
+    ZF_CHECK(variant_ != Flux2Variant::Dev && variant_ != Flux2Variant::KleinKv,
+             "[flux2] {} takes no init image or mask (diffusers inpaints with klein and klein "
+             "base only); give the image as a reference image to edit it",
+             flux2_variant_name(variant_));
     ZF_CHECK(init, "[flux2] a mask needs an init image to inpaint");
   }
   ZF_CHECK(init || !request.strength, "[flux2] strength needs an init image");
@@ -384,17 +396,26 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
     }
   }
   const Tensor ref_tokens = refs.tokens.defined() ? repeat_batch(refs.tokens, samples) : Tensor{};
-  std::vector<models::Flux2Position> ids = models::flux2_image_ids(rows, cols);
-  ids.insert(ids.end(), refs.ids.begin(), refs.ids.end());
-  if (!refs.ids.empty()) log::info("[flux2] {} reference tokens encoded", refs.ids.size());
   // dev's embedded guidance, the same for every sample; klein has no guidance input.
   const std::vector<float> guidance(variant_ == Flux2Variant::Dev ? samples : 0, s.guidance);
+  // klein KV runs its references once, at time 0; the others join every forward with them.
+  std::optional<models::Flux2ReferenceCache> cache;
+  if (ref_tokens.defined() && variant_ == Flux2Variant::KleinKv)
+    cache = transformer_.reference_cache(ref_tokens, refs.ids, 0.0f, guidance);
+  const bool joined = ref_tokens.defined() && !cache;
+  std::vector<models::Flux2Position> ids = models::flux2_image_ids(rows, cols);
+  if (joined) ids.insert(ids.end(), refs.ids.begin(), refs.ids.end());
+  if (!refs.ids.empty())
+    log::info("[flux2] {} reference tokens encoded{} in {:.2f} s", refs.ids.size(),
+              cache ? ", their keys and values cached" : "", clock.lap());
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
     Tensor tokens = to_tokens(s.cfg ? repeat_batch(x, 2) : x);
-    if (ref_tokens.defined()) tokens = ops::concat({tokens, ref_tokens}, 1);
-    const Tensor out = transformer_.forward(tokens, ids, txt, t, guidance).slice(1, 0, rows * cols);
+    if (joined) tokens = ops::concat({tokens, ref_tokens}, 1);
+    const Tensor out =
+        transformer_.forward(tokens, ids, txt, t, guidance, cache ? &*cache : nullptr)
+            .slice(1, 0, rows * cols);
     const Tensor v = from_tokens(out, rows, cols);
     return s.cfg ? combine_guidance(v, s.cfg_scale) : v;
   };

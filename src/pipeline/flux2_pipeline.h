@@ -28,6 +28,10 @@
 //     normalised latent (the posterior mean), flattened to tokens at (10 + 10 n, i, j, 0) for the
 //     n-th, and appended after the image tokens of every forward; the prediction keeps the image
 //     tokens. The output size defaults to the first reference's.
+//   klein KV (Flux2KleinKVPipeline; FLUX.2-klein-9b-kv): its reference tokens attend only to
+//     each other and are modulated at time 0, so they run once, before the first step; every
+//     step's attention then reads their cached keys and values (models/flux2_dit.h). No init
+//     image (diffusers has no KV inpainting pipeline).
 //   the autoencoder's BatchNorm denormalisation, unpatchify and decode; uint8 as
 //     VaeImageProcessor.
 // The batch of N images is one batched forward per step over one noise tensor [N, ...], as
@@ -56,10 +60,11 @@ namespace zflow::pipeline {
 
 enum class Flux2Variant {
   Klein,      // step-distilled: 4 steps, no CFG
+  KleinKv,    // klein 9B KV: as Klein, its reference tokens computed once (models/flux2_dit.h)
   KleinBase,  // undistilled: 50 steps, CFG 4
   Dev,        // guidance-distilled: 50 steps, embedded guidance 4, no CFG
 };
-// "FLUX.2-klein", "FLUX.2-klein-base", "FLUX.2-dev"
+// "FLUX.2-klein", "FLUX.2-klein-kv", "FLUX.2-klein-base", "FLUX.2-dev"
 const char* flux2_variant_name(Flux2Variant variant);
 
 struct Flux2Defaults {
@@ -122,7 +127,8 @@ class Flux2Pipeline {
   // Loads every component; a missing or mismatched one gives an Error naming it and what was
   // expected. Dev or klein: the transformer's guidance embedder (and model_index.json's class,
   // which must agree). Klein or its base: model_index.json's is_distilled, else the name (a
-  // folder or file named "...base..." is the base, as the releases are named).
+  // folder or file named "...base..." is the base, as the releases are named). Klein KV:
+  // model_index.json's Flux2KleinKVPipeline, else a name with "-kv" or "_kv".
   static Flux2Pipeline load(const Flux2Files& files, const models::Placement& placement = {});
 
   Flux2Variant variant() const { return variant_; }
