@@ -387,6 +387,28 @@ TEST(CudaModels, Flux2KleinComfyFileOnDeviceInputs) {
   expect_close(out.to(Device::CPU), c.klein_bf16w, DType::BF16, "flux.2 klein comfy");
 }
 
+// klein KV's reference cache (tools/golden/make_flux2_klein_kv.py): the references' keys and
+// values kept on the GPU, read by an extract-time and a later forward.
+TEST(CudaModels, Flux2KleinKvCacheMatchesDiffusers) {
+  ZF_REQUIRE_GPU();
+  const fs::path dir = test::fixture("flux2_pipeline");
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(dir / "flux2_kv_tiny_diffusers_transformer_io.safetensors");
+  const std::vector<Flux2Position> ref_ids = flux2_image_ids(4, 5, 10.0f);
+  const std::vector<Flux2Position> img_ids = flux2_image_ids(3, 4);
+  for (DType act : {DType::F32, DType::BF16}) {
+    const Flux2Transformer model = load_flux2_transformer(
+        dir / "tiny_klein" / "transformer", std::nullopt, false, Placement::cuda(act));
+    const Flux2ReferenceCache cache = model.reference_cache(io.tensor("refs"), ref_ids, 0.0f);
+    expect_close(model.forward(io.tensor("img"), img_ids, io.tensor("txt"),
+                               std::vector<float>{0.8f, 0.8f}, {}, &cache),
+                 io.tensor("extract"), act, "flux.2 klein kv extract");
+    expect_close(model.forward(io.tensor("img_later"), img_ids, io.tensor("txt"),
+                               std::vector<float>{0.3f, 0.3f}, {}, &cache),
+                 io.tensor("cached"), act, "flux.2 klein kv cached");
+  }
+}
+
 // ---- FLUX.1 text encoders ------------------------------------------------------------------
 
 const fs::path kT5Folder = test::fixture("t5/tiny_diffusers/text_encoder_2");
