@@ -32,7 +32,7 @@ DType target_type(const std::string& name) {
 // the family it descends from, and both FLUX generations "flux": its loader tells them apart by
 // their tensors).
 std::string gguf_architecture(const std::string& detected) {
-  if (detected == "z-image transformer") return "lumina2";
+  if (detected == "z-image transformer" || detected == "z-image omni transformer") return "lumina2";
   if (detected.rfind("flux.1", 0) == 0 || detected.rfind("flux.2", 0) == 0) return "flux";
   if (detected == "qwen3 text encoder") return "qwen3";
   return "";

@@ -179,6 +179,15 @@ TEST(Cli, ConvertWritesAGgufThatLoadsBack) {
               testing::HasSubstr("GGUF (architecture flux"));
   fs::remove(out);
 
+  // Z-Image Omni: written as "lumina2" too, its SigLIP embedder kept.
+  const CommandResult omni =
+      run_zflow("convert " + test::fixture("zimage_omni/tiny_omni/transformer").string() + " -o " +
+                out.string() + " --type q8_0");
+  ASSERT_EQ(omni.status, 0) << omni.output;
+  EXPECT_THAT(omni.output, testing::HasSubstr("(z-image omni transformer)"));
+  EXPECT_TRUE(io::WeightStore::open(out).contains("siglip_embedder.1.weight"));
+  fs::remove(out);
+
   const CommandResult vae = run_zflow(
       "convert " + test::fixture("zimage_pipeline/tiny/vae").string() + " -o /tmp/never.gguf");
   EXPECT_EQ(vae.status, 1);
