@@ -46,7 +46,9 @@ Family detect_family(const ModelFiles& files) {
   if (files.diffusion_model.empty())
     fail("[model] no model: give a diffusers folder or a diffusion model file");
   const auto found = models::detect_component(io::WeightStore::open(files.diffusion_model));
-  if (found && found->architecture == "z-image transformer") return Family::ZImage;
+  if (found && (found->architecture == "z-image transformer" ||
+                found->architecture == "z-image omni transformer"))
+    return Family::ZImage;
   if (found && found->architecture.rfind("flux.1", 0) == 0) return Family::Flux1;
   if (found && found->architecture.rfind("flux.2", 0) == 0) return Family::Flux2;
   fail(

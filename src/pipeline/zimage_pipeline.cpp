@@ -161,8 +161,16 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Plac
       return models::load_siglip2_vision_model(siglip, placement);
     });
     const fs::path processor = files.model_dir / "siglip_processor" / "preprocessor_config.json";
+    // Without the folder's processor config: the tower's patch size and the processor's
+    // default patch budget.
+    pipe.siglip_processor_.patch_size = pipe.siglip_->config().patch_size;
     if (!files.model_dir.empty() && fs::is_regular_file(processor))
       pipe.siglip_processor_ = models::Siglip2ProcessorConfig::from_json_file(processor);
+    ZF_CHECK(pipe.siglip_processor_.patch_size == pipe.siglip_->config().patch_size,
+             "[zimage] {}: the SigLIP 2 processor cuts {}-pixel patches, but the tower {} reads "
+             "{}-pixel ones",
+             processor.string(), pipe.siglip_processor_.patch_size, siglip.string(),
+             pipe.siglip_->config().patch_size);
     log::info("[zimage] Omni: SigLIP 2 patches of {} pixels, at most {}",
               pipe.siglip_processor_.patch_size, pipe.siglip_processor_.max_num_patches);
   } else {

@@ -617,6 +617,17 @@ TEST_F(GenerateCommand, ZImageOmniMatchesDiffusers) {
   EXPECT_EQ(j["mode"], "omni");
   EXPECT_EQ(j["reference_images"], nlohmann::json::array({picture.string()}));
 
+  // The same model as separate files: known as Omni by its transformer, its SigLIP 2 tower given
+  // with --siglip (the processor's defaults then: at most 256 patches, so another image).
+  const CommandResult files = run_zflow(
+      "generate --device cpu --diffusion-model " + (omni / "tiny_omni" / "transformer").string() +
+      " --siglip " + (omni / "tiny_omni" / "siglip").string() + " --text-encoder " +
+      (kDir / "tiny" / "text_encoder").string() + " --vae " + (kDir / "tiny" / "vae").string() +
+      " --tokenizer " + tokenizer_.string() + " -p x --steps 1 -r " + picture.string() + " -o " +
+      (out_ / "files.png").string());
+  ASSERT_EQ(files.status, 0) << files.output;
+  EXPECT_EQ(io::read_image(out_ / "files.png").width, 80);
+
   // A plain Z-Image model takes no reference image.
   const CommandResult plain =
       run_zflow(model_args() + " -p x -r " + picture.string() + " -o " + (out_ / "x.png").string());
