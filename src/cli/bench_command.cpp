@@ -221,6 +221,8 @@ struct DitOptions : Common {
   std::string reference;  // a second transformer file: report the output's error against it
   std::vector<std::string> loras;  // FILE[:SCALE], merged into the Z-Image transformer at load
   std::string controlnet;          // union-1.0 / union-2.1 (random weights) or a ControlNet file
+  int references = 0;              // FLUX.2: reference images of the output's size
+  bool kv = false;                 // FLUX.2: the references as klein KV's cache
 };
 
 // --controlnet for a Z-Image transformer `main`: a released Union layout with random weights,
@@ -342,8 +344,10 @@ int run_flux_dit(const DitOptions& o, const models::Placement& at) {
 int run_flux2_dit(const DitOptions& o, const models::Placement& at) {
   const int64_t text_tokens = o.caption_tokens.value_or(512);
   const auto t0 = std::chrono::steady_clock::now();
-  models::Flux2DiTConfig release =
-      o.model == "flux2-dev" ? models::Flux2DiTConfig{} : models::Flux2DiTConfig::klein_4b();
+  models::Flux2DiTConfig release = o.model == "flux2-dev" ? models::Flux2DiTConfig{}
+                                   : o.model == "flux2-klein-9b"
+                                       ? models::Flux2DiTConfig::klein_9b()
+                                       : models::Flux2DiTConfig::klein_4b();
   if (o.layers > 0) {
     release.num_single_layers = o.layers * release.num_single_layers / release.num_layers;
     release.num_layers = o.layers;
@@ -366,15 +370,45 @@ int run_flux2_dit(const DitOptions& o, const models::Placement& at) {
   const auto ids = models::flux2_image_ids(rows, cols);
   const std::vector<float> t(static_cast<size_t>(o.batch), 0.5f);
   const std::vector<float> guidance(c.guidance_embeds ? static_cast<size_t>(o.batch) : 0, 4.0f);
+  // --references: N pictures of the output's size, joined to every forward as klein and dev edit,
+  // or (--kv) run once into klein KV's cache (timed on its own) that every forward reads.
+  const int64_t n_img = rows * cols, n_ref = o.references * n_img;
+  Tensor x_in = x;
+  std::vector<models::Flux2Position> all_ids = ids;
+  std::optional<models::Flux2ReferenceCache> cache;
+  if (n_ref > 0) {
+    const Tensor refs = noise.randn({o.batch, n_ref, c.in_channels});
+    std::vector<models::Flux2Position> ref_ids;
+    for (int n = 0; n < o.references; ++n) {
+      const auto grid = models::flux2_image_ids(rows, cols, 10.0f + 10.0f * static_cast<float>(n));
+      ref_ids.insert(ref_ids.end(), grid.begin(), grid.end());
+    }
+    if (o.kv) {
+      timed(o, "dit-reference-cache", fmt::format("{} reference tokens, batch {}", n_ref, o.batch),
+            at, o.batch * models::flux2_dit_forward_flops(c, n_ref, 0),
+            [&] { cache = dit.reference_cache(refs, ref_ids, 0.0f, guidance); });
+    } else {
+      x_in = ops::concat({x, refs}, 1);
+      all_ids.insert(all_ids.end(), ref_ids.begin(), ref_ids.end());
+    }
+  }
   Tensor out;
+  const std::string refs_note =
+      n_ref == 0 ? "" : fmt::format(", {} reference tokens{}", n_ref, o.kv ? " cached" : "");
   timed(o, "dit",
-        fmt::format("forward {}x{} batch {}, {} text tokens", o.width, o.height, o.batch,
-                    text_tokens),
-        at, o.batch * models::flux2_dit_forward_flops(c, rows * cols, text_tokens),
-        [&] { out = dit.forward(x, ids, txt, t, guidance); });
+        fmt::format("forward {}x{} batch {}, {} text tokens{}", o.width, o.height, o.batch,
+                    text_tokens, refs_note),
+        at,
+        o.batch * models::flux2_dit_forward_flops(c, cache ? n_img : n_img + n_ref, text_tokens,
+                                                  cache ? n_ref : 0),
+        [&] {
+          out = dit.forward(x_in, all_ids, txt, t, guidance, cache ? &*cache : nullptr)
+                    .slice(1, 0, n_img);
+        });
   if (!o.reference.empty()) {
     const Tensor want = models::load_flux2_transformer(o.reference, {}, false, at)
-                            .forward(x, ids, txt, t, guidance);
+                            .forward(x_in, all_ids, txt, t, guidance, cache ? &*cache : nullptr)
+                            .slice(1, 0, n_img);
     fmt::print("relative error against {}: {:.3e}\n", o.reference, relative_error(out, want));
   }
   return 0;
@@ -387,6 +421,9 @@ int run_dit(const DitOptions& o) {
   ZF_CHECK(o.reference.empty() || !o.random_weights,
            "[bench] --reference compares two files: give --diffusion-model too");
   ZF_CHECK(o.loras.empty() || o.model == "zimage", "[bench] --lora: only with --model zimage");
+  ZF_CHECK(o.references >= 0 && (o.references == 0 || o.model.starts_with("flux2")),
+           "[bench] --references: only with a FLUX.2 model, and not negative");
+  ZF_CHECK(!o.kv || o.references > 0, "[bench] --kv caches reference images: give --references");
   ZF_CHECK(o.controlnet.empty() || o.model == "zimage" || o.model == "flux1",
            "[bench] --controlnet: only with --model zimage or flux1");
   if (o.model == "flux1") return run_flux_dit(o, at);
@@ -547,9 +584,9 @@ Run add_bench_command(CLI::App& app) {
   auto dopt = std::make_shared<DitOptions>();
   add_common_options(dit, *dopt, "--diffusion-model", "a transformer file or folder");
   dit->add_option("--model", dopt->model,
-                  "which architecture: zimage, flux1 (FLUX.1-dev), flux2-klein (FLUX.2 klein 4B) "
-                  "or flux2-dev")
-      ->check(CLI::IsMember({"zimage", "flux1", "flux2-klein", "flux2-dev"}))
+                  "which architecture: zimage, flux1 (FLUX.1-dev), flux2-klein (FLUX.2 klein 4B), "
+                  "flux2-klein-9b or flux2-dev")
+      ->check(CLI::IsMember({"zimage", "flux1", "flux2-klein", "flux2-klein-9b", "flux2-dev"}))
       ->capture_default_str();
   dit->add_option("-W,--width", dopt->width, "image width in pixels")->capture_default_str();
   dit->add_option("-H,--height", dopt->height, "image height in pixels")->capture_default_str();
@@ -569,6 +606,12 @@ Run add_bench_command(CLI::App& app) {
   dit->add_option("--reference", dopt->reference,
                   "another file of the same Z-Image transformer (e.g. the bf16 one a GGUF came "
                   "from): also run it on the same inputs and print the output's relative error");
+  dit->add_option("--references", dopt->references,
+                  "FLUX.2: this many reference images of the output's size join every forward, "
+                  "as editing runs them");
+  dit->add_flag("--kv", dopt->kv,
+                "FLUX.2 with --references: run them once into klein KV's key/value cache (timed "
+                "apart), which every timed forward reads");
 
   auto* te = cmd->add_subcommand("text-encoder", "the Qwen3 text encoder Z-Image uses");
   auto to = std::make_shared<TextEncoderOptions>();

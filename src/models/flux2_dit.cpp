@@ -271,15 +271,16 @@ io::WeightStore flux2_dit_random_weights(const Flux2DiTConfig& config, DType dty
   return random_weights(flux2_dit_parameters(config), dtype, seed, device);
 }
 
-double flux2_dit_forward_flops(const Flux2DiTConfig& c, int64_t image_tokens, int64_t text_tokens) {
+double flux2_dit_forward_flops(const Flux2DiTConfig& c, int64_t image_tokens, int64_t text_tokens,
+                               int64_t cached_reference_tokens) {
   const double d = static_cast<double>(c.inner_dim()), m = static_cast<double>(c.mlp_hidden_dim());
   const double n = static_cast<double>(image_tokens), l = static_cast<double>(text_tokens);
-  const double s = n + l;
+  const double s = n + l, keys = s + static_cast<double>(cached_reference_tokens);
   // Per token and block: a double block's stream runs q, k, v, out (4 d^2) and its SwiGLU MLP
   // (d 2m in, m d out); a single block runs the fused projection (d (3d + 2m)) and the output
   // ((d + m) d). Attention: q k^T and p v, 2 s^2 d multiply-adds.
-  const double per_double = 2 * s * (4 * d * d + 3 * d * m) + 4 * s * s * d;
-  const double per_single = 2 * s * (d * (3 * d + 2 * m) + (d + m) * d) + 4 * s * s * d;
+  const double per_double = 2 * s * (4 * d * d + 3 * d * m) + 4 * s * keys * d;
+  const double per_single = 2 * s * (d * (3 * d + 2 * m) + (d + m) * d) + 4 * s * keys * d;
   const double embed = 2 * n * static_cast<double>(c.in_channels) * d +
                        2 * l * static_cast<double>(c.joint_attention_dim) * d +
                        2 * n * d * static_cast<double>(c.out_channels);

@@ -86,10 +86,10 @@ io::WeightStore flux2_dit_random_weights(const Flux2DiTConfig& config, DType dty
 
 // Floating-point operations (2 x multiply-adds) of one forward for one sample with `image_tokens`
 // image (and reference) tokens and `text_tokens` text tokens: every linear applied per token and
-// the attention matmuls (4 S^2 D per block, S = image + text tokens). The per-sample modulation
-// GEMVs are left out.
+// the attention matmuls (4 S^2 D per block, S = image + text tokens; with `cached_reference_tokens`
+// R from a reference cache, 4 S (S + R) D). The per-sample modulation GEMVs are left out.
 double flux2_dit_forward_flops(const Flux2DiTConfig& config, int64_t image_tokens,
-                               int64_t text_tokens);
+                               int64_t text_tokens, int64_t cached_reference_tokens = 0);
 
 // A token's position (t, h, w, l) as diffusers passes img_ids / txt_ids.
 using Flux2Position = std::array<float, 4>;

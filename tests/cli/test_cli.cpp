@@ -102,6 +102,24 @@ TEST(Cli, BenchPipelineRunsEndToEnd) {
   EXPECT_THAT(none.output, testing::HasSubstr("needs --tokenizer"));
 }
 
+// FLUX.2 editing in the benchmark: reference tokens joined, or klein KV's cache (timed apart);
+// the flags are refused where they mean nothing.
+TEST(Cli, BenchFlux2References) {
+  const std::string args =
+      "bench dit --model flux2-klein --random-weights --layers 1 -W 32 -H 32 --caption-tokens 4 "
+      "--repeat 1 --references 1";
+  const CommandResult joined = run_zflow(args);
+  ASSERT_EQ(joined.status, 0) << joined.output;
+  EXPECT_THAT(joined.output, testing::HasSubstr("4 reference tokens,"));
+  const CommandResult kv = run_zflow(args + " --kv");
+  ASSERT_EQ(kv.status, 0) << kv.output;
+  EXPECT_THAT(kv.output, testing::HasSubstr("4 reference tokens cached"));
+  EXPECT_THAT(run_zflow("bench dit --random-weights --references 1").output,
+              testing::HasSubstr("--references: only with a FLUX.2 model"));
+  EXPECT_THAT(run_zflow("bench dit --model flux2-klein --random-weights --kv").output,
+              testing::HasSubstr("give --references"));
+}
+
 // --device cuda where there is no GPU (a CPU-only build, or no device): one line naming the flag,
 // before anything is loaded. On a machine with a GPU the flag is accepted instead.
 TEST(Cli, DeviceCudaWithoutAGpuIsOneLineNamingTheFlag) {
