@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -43,6 +44,11 @@ ImageFormat detect_image_format(std::span<const uint8_t> bytes);
 // Decodes PNG, JPEG or WebP bytes into RGB. `source` names the file in errors.
 Image decode_image(std::span<const uint8_t> bytes, const std::string& source);
 Image read_image(const std::filesystem::path& path);
+// The alpha channel decode_image drops: width * height bytes, row-major, for a PNG with an alpha
+// channel or a tRNS chunk (16-bit alpha keeps its high byte); nullopt for a PNG without alpha and
+// for JPEG and WebP. Malformed data is an Error as for decode_image.
+std::optional<std::vector<uint8_t>> decode_alpha(std::span<const uint8_t> bytes,
+                                                 const std::string& source);
 
 // PNG text chunks as (keyword, text) pairs, both UTF-8. A keyword must be 1-79 Latin-1
 // characters (PNG spec 11.3.4.2); the text may be anything.

@@ -2,14 +2,19 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "io/image.h"
 
 namespace zflow::io::detail {
 
 Image decode_png(std::span<const uint8_t> bytes, const std::string& source);
+// The alpha plane of a PNG with an alpha channel or a tRNS chunk; nullopt for one without.
+std::optional<std::vector<uint8_t>> decode_png_alpha(std::span<const uint8_t> bytes,
+                                                     const std::string& source);
 Image decode_jpeg(std::span<const uint8_t> bytes, const std::string& source);
 Image decode_webp(std::span<const uint8_t> bytes, const std::string& source);
 

@@ -93,6 +93,25 @@ bool read_rows_frame(png_structp png, png_infop info, const PngIhdr* ihdr, bool 
   return true;
 }
 
+// The transforms to 8-bit RGBA for an image with alpha (an alpha channel or tRNS), then every row.
+bool read_rgba_rows_frame(png_structp png, png_infop info, const PngIhdr* ihdr, png_bytepp rows,
+                          size_t rowbytes) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  if (ihdr->color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (ihdr->color_type == PNG_COLOR_TYPE_GRAY && ihdr->bit_depth < 8)
+    png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (ihdr->bit_depth == 16) png_set_strip_16(png);
+  png_set_gray_to_rgb(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  if (png_get_channels(png, info) != 4 || png_get_bit_depth(png, info) != 8 ||
+      png_get_rowbytes(png, info) != rowbytes)
+    png_error(png, "unexpected row layout after the RGBA transforms");
+  png_read_image(png, rows);
+  return true;
+}
+
 struct ReadStructs {
   png_structp png = nullptr;
   png_infop info = nullptr;
@@ -172,6 +191,32 @@ Image decode_png(std::span<const uint8_t> bytes, const std::string& source) {
     }
   }
   return image;
+}
+
+std::optional<std::vector<uint8_t>> decode_png_alpha(std::span<const uint8_t> bytes,
+                                                     const std::string& source) {
+  PngInput in{};
+  in.data = bytes.data();
+  in.size = bytes.size();
+  ReadStructs s;
+  s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &in.error, on_png_error, on_png_warning);
+  if (s.png) s.info = png_create_info_struct(s.png);
+  if (!s.png || !s.info) fail("[image] {}: libpng could not allocate its reader", source);
+  png_set_read_fn(s.png, &in, on_png_read);
+  check_ihdr_before_reading(bytes, source);
+  PngIhdr ihdr{};
+  if (!read_info_frame(s.png, s.info, &ihdr)) fail_png(in, source);
+  check_dimensions(ihdr.width, ihdr.height, "PNG", source);
+  if ((ihdr.color_type & PNG_COLOR_MASK_ALPHA) == 0 && !png_get_valid(s.png, s.info, PNG_INFO_tRNS))
+    return std::nullopt;
+  const size_t w = ihdr.width, h = ihdr.height, rowbytes = 4 * w;
+  std::vector<uint8_t> rgba(rowbytes * h);
+  std::vector<png_bytep> rows(h);
+  for (size_t y = 0; y < h; ++y) rows[y] = rgba.data() + y * rowbytes;
+  if (!read_rgba_rows_frame(s.png, s.info, &ihdr, rows.data(), rowbytes)) fail_png(in, source);
+  std::vector<uint8_t> alpha(w * h);
+  for (size_t i = 0; i < w * h; ++i) alpha[i] = rgba[4 * i + 3];
+  return alpha;
 }
 
 }  // namespace detail

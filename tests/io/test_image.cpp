@@ -156,6 +156,29 @@ TEST(ImageDecode, MatchesPillowConvertRgb) {
   }
 }
 
+// A PNG's alpha plane equals Pillow's convert("RGBA") alpha (alpha channels 8- and 16-bit,
+// grey+alpha, a palette's tRNS, interlaced); a PNG without alpha, JPEG and WebP give none.
+TEST(ImageDecode, AlphaMatchesPillow) {
+  const auto json = manifest();
+  int with_alpha = 0;
+  for (const auto& [name, entry] : json["images"].items()) {
+    SCOPED_TRACE(name);
+    const auto alpha = decode_alpha(read_bytes(image_fixture(name)), name);
+    if (!entry.contains("alpha")) {
+      EXPECT_FALSE(alpha.has_value());
+      continue;
+    }
+    ++with_alpha;
+    ASSERT_TRUE(alpha.has_value());
+    EXPECT_EQ(*alpha, read_bytes(image_fixture(entry["alpha"].get<std::string>())));
+  }
+  EXPECT_GE(with_alpha, 5);
+  EXPECT_THROW(decode_alpha(std::vector<uint8_t>{}, "empty"), Error);
+  auto truncated = read_bytes(image_fixture("png_rgba.png"));
+  truncated.resize(truncated.size() / 2);
+  EXPECT_THROW(decode_alpha(truncated, "half"), Error);
+}
+
 TEST(ImageDecode, FormatComesFromMagicBytesNotTheName) {
   const auto bytes = read_bytes(image_fixture("jpeg_420.jpg"));
   EXPECT_EQ(detect_image_format(bytes), ImageFormat::JPEG);

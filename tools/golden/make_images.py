@@ -1,7 +1,8 @@
 """Image-file fixtures: small odd-sized PNG, JPEG and WebP files written by Pillow (or by
 the raw PNG writer below, for the PNG kinds Pillow cannot write), each with the RGB pixels
 Pillow decodes from it (`Image.open(p).convert("RGB")`, what diffusers and A1111 do) as a
-raw .rgb file beside it. tests/io/test_image.cpp decodes each file and compares.
+raw .rgb file beside it, and for PNGs with alpha the alpha plane Pillow reads (`convert("RGBA")`) as
+a raw .alpha file. tests/io/test_image.cpp decodes each file and compares.
 
 Writes tests/fixtures/images/*.{png,jpg,webp,rgb}, tests/fixtures/images/manifest.json and
 a seed corpus fuzz/corpus/image_decode/. Run: /work/venv-golden/bin/python tools/golden/make_images.py
@@ -120,9 +121,17 @@ def main() -> None:
         with Image.open(OUT / name) as im:
             entry.update(pillow_mode=im.mode, format=im.format, width=im.width, height=im.height)
             expected = im.convert("RGB")
+            # A PNG's alpha as Pillow gives it (an alpha channel, or a palette's tRNS): what an
+            # OpenAI-style edit mask is read from.
+            has_alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
+            alpha = im.convert("RGBA").getchannel("A") if name.endswith(".png") and has_alpha else None
         rgb_name = name.rsplit(".", 1)[0] + ".rgb"
         (OUT / rgb_name).write_bytes(expected.tobytes())
         entry["rgb"] = rgb_name
+        if alpha is not None:
+            alpha_name = name.rsplit(".", 1)[0] + ".alpha"
+            (OUT / alpha_name).write_bytes(alpha.tobytes())
+            entry["alpha"] = alpha_name
 
     # Text chunks as A1111 writes them (PngInfo.add_text): tEXt when Latin-1 fits, else iTXt.
     info = PngImagePlugin.PngInfo()
