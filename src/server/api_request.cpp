@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 
 #include "core/error.h"
 #include "io/image.h"
@@ -357,6 +358,61 @@ json parse_json_object(const std::string& body) {
   return j;
 }
 
+namespace {
+
+// OpenAI sizes: "auto" or WIDTHxHEIGHT.
+void size_field(const json& body, const std::string& field, const RequestLimits& limits,
+                pipeline::GenerationRequest& r) {
+  const auto size = get_string(body, field);
+  if (!size || *size == "auto") return;
+  int w = 0, h = 0;
+  char x = 0;
+  if (std::sscanf(size->c_str(), "%d%c%d", &w, &x, &h) != 3 || x != 'x' ||
+      fmt::format("{}x{}", w, h) != *size)
+    bad(field, fmt::format("expected WIDTHxHEIGHT such as 1024x1024, got '{}'", *size));
+  check_side(field, w, limits);
+  check_side(field, h, limits);
+  r.width = w;
+  r.height = h;
+}
+
+void b64_json_only(const json& body) {
+  if (const auto rf = get_string(body, "response_format"); rf && *rf != "b64_json")
+    bad("response_format", fmt::format("only b64_json is served, got '{}'", *rf));
+}
+
+io::Image decoded(const std::string& field, const std::string& bytes) {
+  try {
+    return io::decode_image(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+                            field);
+  } catch (const Error& e) {
+    bad(field, e.what());
+  }
+}
+
+// OpenAI's mask: alpha 0 marks what to edit; as zflow's mask (white = repaint) 255 - alpha. A
+// mask without alpha is taken as a grey mask already.
+io::Image edit_mask(const std::string& bytes, const io::Image& image) {
+  io::Image mask = decoded("mask", bytes);
+  if (mask.width != image.width || mask.height != image.height)
+    bad("mask", fmt::format("the mask is {}x{} but the image is {}x{}: they must match", mask.width,
+                            mask.height, image.width, image.height));
+  std::optional<std::vector<uint8_t>> alpha;
+  try {
+    alpha = io::decode_alpha(
+        std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), "mask");
+  } catch (const Error& e) {
+    bad("mask", e.what());
+  }
+  if (alpha)
+    for (size_t i = 0; i < alpha->size(); ++i)
+      std::fill_n(mask.rgb.begin() + 3 * static_cast<std::ptrdiff_t>(i), 3,
+                  static_cast<uint8_t>(255 - (*alpha)[i]));
+  return mask;
+}
+
+}  // namespace
+
 JobSpec parse_openai_generation(const json& body, const RequestLimits& limits,
                                 const std::string& default_model) {
   JobSpec spec;
@@ -366,22 +422,62 @@ JobSpec parse_openai_generation(const json& body, const RequestLimits& limits,
   spec.loras = loras_field(body, "loras", limits);
   controlnet_fields(body, spec);
   r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));
-  if (const auto size = get_string(body, "size"); size && *size != "auto") {
-    int w = 0, h = 0;
-    char x = 0;
-    if (std::sscanf(size->c_str(), "%d%c%d", &w, &x, &h) != 3 || x != 'x' ||
-        fmt::format("{}x{}", w, h) != *size)
-      bad("size", fmt::format("expected WIDTHxHEIGHT such as 1024x1024, got '{}'", *size));
-    check_side("size", w, limits);
-    check_side("size", h, limits);
-    r.width = w;
-    r.height = h;
-  }
-  if (const auto rf = get_string(body, "response_format"); rf && *rf != "b64_json")
-    bad("response_format", fmt::format("only b64_json is served, got '{}'", *rf));
+  size_field(body, "size", limits, r);
+  b64_json_only(body);
   spec.format = format_field(body, "output_format");
   sampler_field(body, "sampler");
   common_fields(body, limits, r);
+  return spec;
+}
+
+json openai_form_fields(const std::vector<std::pair<std::string, std::string>>& fields) {
+  static const std::set<std::string> text = {
+      "prompt",        "negative_prompt", "model",      "size", "response_format",
+      "output_format", "quality",         "background", "user", "input_fidelity"};
+  json body = json::object();
+  for (const auto& [name, value] : fields) {
+    if (!text.contains(name)) {
+      const json parsed = json::parse(value, nullptr, false);
+      if (parsed.is_number() || parsed.is_boolean()) {
+        body[name] = parsed;
+        continue;
+      }
+    }
+    body[name] = value;
+  }
+  return body;
+}
+
+JobSpec parse_openai_edit(const OpenAiEdit& edit, const RequestLimits& limits,
+                          const std::string& default_model) {
+  const json& body = edit.fields;
+  JobSpec spec;
+  auto& r = spec.request;
+  r.prompt = prompt_field(body, "prompt", true, limits);
+  spec.model = model_field(body, "model", default_model);
+  spec.loras = loras_field(body, "loras", limits);
+  r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));
+  size_field(body, "size", limits, r);
+  b64_json_only(body);
+  spec.format = format_field(body, "output_format");
+  sampler_field(body, "sampler");
+  common_fields(body, limits, r);
+  if (edit.images.empty()) bad("image", "expected one or more image files to edit");
+  if (edit.images.size() > kMaxReferenceImages)
+    bad("image", fmt::format("at most {} images, got {}", kMaxReferenceImages, edit.images.size()));
+  std::vector<io::Image> images;
+  for (size_t i = 0; i < edit.images.size(); ++i)
+    images.push_back(
+        decoded(edit.images.size() == 1 ? "image" : fmt::format("image[{}]", i), edit.images[i]));
+  if (edit.mask) {
+    r.mask = edit_mask(*edit.mask, images.front());
+    r.init_image = std::move(images.front());
+    images.erase(images.begin());
+    r.strength = get_number(body, "strength", 0, 1);
+  } else if (body.contains("strength")) {
+    bad("strength", "strength applies to inpainting: send a mask too");
+  }
+  r.reference_images = std::move(images);
   return spec;
 }
 

@@ -5,8 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "server/job.h"
 
@@ -41,6 +44,23 @@ nlohmann::json parse_json_object(const std::string& body);
 // name (the caller checks they exist), merged into the model in order.
 JobSpec parse_openai_generation(const nlohmann::json& body, const RequestLimits& limits,
                                 const std::string& default_model);
+// OpenAI's POST /v1/images/edits. `fields` are its other fields (a form's text fields, strings
+// holding numbers where numbers are expected, or a JSON body's); `images` the bytes of its image
+// files (`image` / `image[]`, 1 to 4), `mask` its mask file's. Without a mask the images are
+// reference images to edit (FLUX.2, FLUX.1 Kontext, Z-Image Omni); with one the first image is
+// inpainted where the mask is transparent (OpenAI's rule: alpha 0 = edit; a mask without alpha is
+// read as zflow's grey mask, white = edit) and any others are its reference images.
+struct OpenAiEdit {
+  nlohmann::json fields = nlohmann::json::object();
+  std::vector<std::string> images;
+  std::optional<std::string> mask;
+};
+JobSpec parse_openai_edit(const OpenAiEdit& edit, const RequestLimits& limits,
+                          const std::string& default_model);
+// A form's text fields as parse_openai_edit reads them: numbers and booleans where the text is
+// one, except in the fields that are text (prompt, model, size, formats).
+nlohmann::json openai_form_fields(const std::vector<std::pair<std::string, std::string>>& fields);
+
 // A1111 also takes LoRAs as its prompt tags, <lora:NAME> or <lora:NAME:SCALE>, which are cut out
 // of the prompt (after any in the `loras` field).
 JobSpec parse_a1111(const nlohmann::json& body, bool img2img, const RequestLimits& limits,

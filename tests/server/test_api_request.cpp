@@ -2,9 +2,13 @@
 // is refused with the status and the field named.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "io/image.h"
 #include "server/api_request.h"
 #include "server/base64.h"
+#include "test_util.h"
 
 namespace zflow::server {
 namespace {
@@ -98,6 +102,80 @@ TEST(OpenAiRequest, RefusesBadFieldsByName) {
               parse_openai_generation({{"prompt", "x"}}, kLimits, "");
             }),
             (R{404, "model"}));
+}
+
+std::string png_bytes(int w, int h, uint8_t value = 7) {
+  const auto bytes =
+      io::encode_png(io::Image{w, h, std::vector<uint8_t>(size_t(w) * h * 3, value)});
+  return {bytes.begin(), bytes.end()};
+}
+
+std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(OpenAiEditRequest, ImagesAreReferencesWithoutAMask) {
+  const OpenAiEdit edit{openai_form_fields({{"prompt", "make it blue"},
+                                            {"n", "2"},
+                                            {"size", "64x48"},
+                                            {"seed", "7"},
+                                            {"model", "m2"}}),
+                        {png_bytes(40, 30), png_bytes(50, 20)},
+                        std::nullopt};
+  const JobSpec s = parse_openai_edit(edit, kLimits, "m1");
+  EXPECT_EQ(s.model, "m2");
+  EXPECT_EQ(s.request.batch, 2);
+  EXPECT_EQ(s.request.seed, 7u);
+  EXPECT_EQ(s.request.width, 64);
+  ASSERT_EQ(s.request.reference_images.size(), 2u);
+  EXPECT_EQ(s.request.reference_images[1].width, 50);
+  EXPECT_FALSE(s.request.init_image);
+  EXPECT_FALSE(s.request.mask);
+}
+
+// OpenAI's mask marks what to edit with alpha 0; zflow's mask is white there: 255 - alpha
+// (png_rgba.png's alpha, as Pillow reads it, is beside it in the fixtures).
+TEST(OpenAiEditRequest, AMaskInpaintsTheFirstImage) {
+  const std::filesystem::path images = test::fixture("images");
+  const std::string mask = file_bytes(images / "png_rgba.png");
+  const std::string alpha = file_bytes(images / "png_rgba.alpha");
+  const OpenAiEdit edit{openai_form_fields({{"prompt", "123"}, {"strength", "0.5"}}),
+                        {png_bytes(37, 23), png_bytes(64, 64)},
+                        mask};
+  const JobSpec s = parse_openai_edit(edit, kLimits, "m1");
+  EXPECT_EQ(s.request.prompt, "123");  // text fields stay text
+  ASSERT_TRUE(s.request.init_image && s.request.mask);
+  EXPECT_EQ(s.request.init_image->width, 37);
+  EXPECT_EQ(s.request.strength, 0.5);
+  ASSERT_EQ(s.request.reference_images.size(), 1u);
+  ASSERT_EQ(s.request.mask->rgb.size(), 3 * alpha.size());
+  for (size_t i = 0; i < alpha.size(); ++i)
+    ASSERT_EQ(s.request.mask->rgb[3 * i + 1], 255 - static_cast<uint8_t>(alpha[i])) << i;
+  // A mask without alpha is read as a grey mask, white = edit.
+  const OpenAiEdit grey{json{{"prompt", "p"}}, {png_bytes(8, 8)}, png_bytes(8, 8, 200)};
+  EXPECT_EQ(parse_openai_edit(grey, kLimits, "m1").request.mask->rgb[0], 200);
+}
+
+TEST(OpenAiEditRequest, RefusesBadInputByName) {
+  const json p = {{"prompt", "p"}};
+  auto refused = [&](OpenAiEdit edit) {
+    return refusal([&] { parse_openai_edit(edit, kLimits, "m"); });
+  };
+  EXPECT_EQ(refused({p, {}, std::nullopt}), std::make_pair(400, std::string("image")));
+  EXPECT_EQ(refused({p, std::vector<std::string>(5, png_bytes(8, 8)), std::nullopt}),
+            std::make_pair(400, std::string("image")));
+  EXPECT_EQ(refused({p, {"not an image"}, std::nullopt}),
+            std::make_pair(400, std::string("image")));
+  EXPECT_EQ(refused({p, {png_bytes(8, 8)}, png_bytes(8, 9)}),
+            std::make_pair(400, std::string("mask")));
+  EXPECT_EQ(refused({json{{"prompt", "p"}, {"strength", 0.5}}, {png_bytes(8, 8)}, std::nullopt}),
+            std::make_pair(400, std::string("strength")));
+  EXPECT_EQ(
+      refused({json{{"prompt", "p"}, {"response_format", "url"}}, {png_bytes(8, 8)}, std::nullopt}),
+      std::make_pair(400, std::string("response_format")));
+  EXPECT_EQ(refused({json::object(), {png_bytes(8, 8)}, std::nullopt}),
+            std::make_pair(400, std::string("prompt")));
 }
 
 TEST(A1111Request, MapsTxt2imgAndImg2img) {

@@ -104,6 +104,41 @@ TEST_F(HttpServerTest, OpenAiGenerationsAndModels) {
   EXPECT_EQ(io::detect_image_format(bytes), io::ImageFormat::JPEG);
 }
 
+// /v1/images/edits as OpenAI's SDKs send it (multipart: files and text fields) and as JSON. The
+// fake inpaints at the init image's size, so the mask path shows in the answer's size.
+TEST_F(HttpServerTest, OpenAiEdits) {
+  start();
+  auto png = [](int w, int h, uint8_t v) {
+    const auto bytes = io::encode_png(io::Image{w, h, std::vector<uint8_t>(size_t(w) * h * 3, v)});
+    return std::string(bytes.begin(), bytes.end());
+  };
+  const httplib::MultipartFormDataItems form = {{"image[]", png(40, 24, 9), "a.png", "image/png"},
+                                                {"image[]", png(16, 16, 9), "b.png", "image/png"},
+                                                {"mask", png(40, 24, 255), "mask.png", "image/png"},
+                                                {"prompt", "paint it blue", "", ""},
+                                                {"n", "2", "", ""},
+                                                {"seed", "5", "", ""}};
+  const auto res = client_->Post("/v1/images/edits", form);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json body = json::parse(res->body);
+  ASSERT_EQ(body["data"].size(), 2u);
+  EXPECT_EQ(decode(body["data"][0]["b64_json"]).width, 40);
+  EXPECT_EQ(body["data"][0]["seed"], 5);
+
+  // JSON with base64 images and no mask: reference images, the size asked for.
+  const std::string small = png(8, 8, 1);
+  const std::string b64 = base64_encode(std::vector<uint8_t>(small.begin(), small.end()));
+  const auto [status, edited] =
+      post("/v1/images/edits", json{{"prompt", "p"}, {"image", {b64}}, {"size", "48x32"}}.dump());
+  ASSERT_EQ(status, 200) << edited.dump();
+  EXPECT_EQ(decode(edited["data"][0]["b64_json"]).width, 48);
+
+  const auto [bad, error] = post("/v1/images/edits", json{{"prompt", "p"}}.dump());
+  EXPECT_EQ(bad, 400);
+  EXPECT_EQ(error["error"]["param"], "image");
+}
+
 TEST_F(HttpServerTest, A1111Api) {
   start();
   auto [status, body] = post("/sdapi/v1/txt2img",
