@@ -141,6 +141,49 @@ TEST(CudaPipeline, Flux2KleinTinyInFloat32MatchesDiffusers) {
   }
 }
 
+// Z-Image Omni (condition image, SigLIP 2, per-token modulation) and FLUX.2 klein KV (its
+// reference cache) on the GPU in float32 against diffusers' images: the golden cases "edit" and
+// "kv_edit", at the CPU goldens' 40 dB (their quirks and the plain-klein handling measure less).
+TEST(CudaPipeline, ZImageOmniAndKleinKvInFloat32MatchDiffusers) {
+  ZF_REQUIRE_GPU();
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const fs::path omni = test::fixture("zimage_omni");
+  const ZImagePipeline zimage =
+      ZImagePipeline::load({.model_dir = omni / "tiny_omni",
+                            .text_encoder = kDir / "tiny" / "text_encoder",
+                            .vae = kDir / "tiny" / "vae",
+                            .tokenizer = test::shared_asset("qwen3_tokenizer")},
+                           models::Placement::cuda(DType::F32));
+  ZImageRequest z;
+  z.prompt = "make the disc a blue moon over the snow";
+  z.references = {io::read_image(omni / "zimage_omni_tiny_a.png")};
+  z.steps = 3;
+  z.guidance = 0.0f;
+  z.seed = 4;
+  const double omni_db =
+      test::psnr(zimage.generate(z).at(0), io::read_image(omni / "zimage_omni_tiny_edit_0.png"));
+  std::printf("  z-image omni: PSNR %.1f dB against diffusers\n", omni_db);
+  EXPECT_GE(omni_db, 40.0);
+
+  const fs::path dir = test::fixture("flux2_pipeline");
+  const fs::path klein = dir / "tiny_klein";
+  const Flux2Pipeline kv = Flux2Pipeline::load({.model_dir = dir / "tiny_klein_kv",
+                                                .diffusion_model = klein / "transformer",
+                                                .text_encoder = klein / "text_encoder",
+                                                .tokenizer = test::shared_asset("qwen3_tokenizer"),
+                                                .vae = klein / "vae"},
+                                               models::Placement::cuda(DType::F32));
+  Flux2Request f;
+  f.prompt = "a red fox sitting in fresh snow, morning light";
+  f.references = {io::read_image(dir / "flux2_tiny_diffusers_ref_a.png")};
+  f.steps = 3;
+  f.seed = 41;
+  const double kv_db = test::psnr(kv.generate(f).at(0),
+                                  io::read_image(dir / "flux2_kv_tiny_diffusers_kv_edit_0.png"));
+  std::printf("  flux.2 klein kv: PSNR %.1f dB against diffusers\n", kv_db);
+  EXPECT_GE(kv_db, 40.0);
+}
+
 // FLUX.2-dev's left-padded Mistral prompt and embedded guidance on the GPU: the golden case "dev".
 TEST(CudaPipeline, Flux2DevTinyInFloat32MatchesDiffusers) {
   ZF_REQUIRE_GPU();
