@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cmath>
 #include <numbers>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -98,10 +99,11 @@ struct Taps {
   std::vector<int32_t> weights;
 };
 
-Taps compute_taps(int in_size, int out_size, const Kernel& kernel) {
-  // Pillow passes the source box as floats; for whole-image sizes (<= 2^24) the float
-  // difference is exact, so scale is in_size / out_size in double.
-  const double scale = static_cast<double>(in_size) / out_size;
+// The source box along this axis is [in0, in1) (the whole side unless Image.resize got a box).
+Taps compute_taps(int in_size, int out_size, const Kernel& kernel, double in0, double in1) {
+  // Pillow passes the source box as floats; for whole-pixel boxes (<= 2^24) the float
+  // difference is exact, so scale is (in1 - in0) / out_size in double.
+  const double scale = (in1 - in0) / out_size;
   // Shrinking widens the kernel by the reduction factor (it then averages, not samples).
   const double filterscale = std::max(scale, 1.0);
   const double support = kernel.support * filterscale;
@@ -114,7 +116,7 @@ Taps compute_taps(int in_size, int out_size, const Kernel& kernel) {
   taps.weights.assign(static_cast<size_t>(out_size) * taps.stride, 0);
   std::vector<double> w(taps.stride);
   for (int xx = 0; xx < out_size; ++xx) {
-    const double center = (xx + 0.5) * scale;
+    const double center = in0 + (xx + 0.5) * scale;
     // Truncation toward zero (C's int cast) is Pillow's rounding here; negatives clamp.
     const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);
     const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size);
@@ -200,24 +202,26 @@ void vertical_pass(const uint8_t* in, int width, const Taps& taps, uint8_t* out)
 // sides of the boundary.
 template <int C>
 std::vector<uint8_t> convolve_resize(const uint8_t* in, int width, int height, int new_width,
-                                     int new_height, const Kernel& kernel) {
+                                     int new_height, const Kernel& kernel, const Box& box) {
   const bool vertical_first = new_height < height && height - new_height > 2 * (width - new_width);
   std::vector<uint8_t> tmp;
   const uint8_t* src = in;
   int w = width, h = height;
   auto horizontal = [&] {
     std::vector<uint8_t> out(static_cast<size_t>(new_width) * h * C);
-    horizontal_pass<C>(src, w, h, compute_taps(w, new_width, kernel), out.data());
+    horizontal_pass<C>(src, w, h, compute_taps(w, new_width, kernel, box[0], box[2]), out.data());
     w = new_width;
     return out;
   };
   auto vertical = [&] {
     std::vector<uint8_t> out(static_cast<size_t>(w) * new_height * C);
-    vertical_pass<C>(src, w, compute_taps(h, new_height, kernel), out.data());
+    vertical_pass<C>(src, w, compute_taps(h, new_height, kernel, box[1], box[3]), out.data());
     h = new_height;
     return out;
   };
-  const bool need_horizontal = new_width != width, need_vertical = new_height != height;
+  // As Pillow decides it (its box[2] is compared with the output width).
+  const bool need_horizontal = new_width != width || box[0] != 0 || box[2] != new_width;
+  const bool need_vertical = new_height != height || box[1] != 0 || box[3] != new_height;
   if (vertical_first) {
     tmp = vertical();
     src = tmp.data();
@@ -289,13 +293,18 @@ void check_sizes(int width, int height, size_t bytes, int channels, int new_widt
 
 template <int C>
 std::vector<uint8_t> resize_pixels(const uint8_t* in, int width, int height, int new_width,
-                                   int new_height, ResampleFilter filter) {
+                                   int new_height, ResampleFilter filter,
+                                   std::optional<Box> box = std::nullopt) {
+  const Box whole = {0.0, 0.0, static_cast<double>(width), static_cast<double>(height)};
   // Image.resize returns a copy when the size does not change, whatever the filter.
-  if (new_width == width && new_height == height)
+  if (new_width == width && new_height == height && box.value_or(whole) == whole)
     return {in, in + static_cast<size_t>(width) * height * C};
-  if (filter == ResampleFilter::Nearest)
+  if (filter == ResampleFilter::Nearest) {
+    ZF_CHECK(!box, "[resize] a source box is only implemented for the convolution filters");
     return nearest_resize<C>(in, width, height, new_width, new_height);
-  return convolve_resize<C>(in, width, height, new_width, new_height, kernel_of(filter));
+  }
+  return convolve_resize<C>(in, width, height, new_width, new_height, kernel_of(filter),
+                            box.value_or(whole));
 }
 
 constexpr std::string_view kFilterNames[] = {"nearest", "box",     "bilinear",
@@ -325,6 +334,21 @@ Image resize_image(const Image& image, int width, int height, ResampleFilter fil
   out.width = width;
   out.height = height;
   out.rgb = resize_pixels<3>(image.rgb.data(), image.width, image.height, width, height, filter);
+  return out;
+}
+
+Image resize_image_box(const Image& image, int width, int height, ResampleFilter filter,
+                       const Box& box) {
+  check_sizes(image.width, image.height, image.rgb.size(), 3, width, height, "RGB");
+  ZF_CHECK(box[0] >= 0 && box[1] >= 0 && box[2] >= box[0] && box[3] >= box[1] &&
+               box[2] <= image.width && box[3] <= image.height,
+           "[resize] box ({}, {}, {}, {}) is not within the {}x{} image", box[0], box[1], box[2],
+           box[3], image.width, image.height);
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.rgb = resize_pixels<3>(image.rgb.data(), image.width, image.height, width, height, filter,
+                             box);
   return out;
 }
 

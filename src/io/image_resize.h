@@ -17,6 +17,7 @@
 // tests/io/test_image_resize.cpp checks every filter bit-exact against Pillow's output.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -39,6 +40,14 @@ ResampleFilter resample_filter_from_name(std::string_view name);
 // `image` resized to width x height. Throws zflow::Error when the image is empty or
 // malformed, or the target size is not positive or exceeds kMaxImageSide / kMaxImagePixels.
 Image resize_image(const Image& image, int width, int height, ResampleFilter filter);
+
+// Pillow's Image.resize((width, height), filter, box): the source rectangle box = (left, top,
+// right, bottom) in pixel coordinates, which may be empty (a zero-height box at row y gives rows
+// that blend the source rows around y: diffusers' resize_mode "fill" uses such strips) resized to
+// width x height. Convolution filters only.
+using Box = std::array<double, 4>;
+Image resize_image_box(const Image& image, int width, int height, ResampleFilter filter,
+                       const Box& box);
 
 // The same on a greyscale plane (Pillow mode "L"): `grey` holds width * height bytes,
 // row-major; returns new_width * new_height bytes.
