@@ -42,6 +42,7 @@ struct GenerateOptions {
   float cfg_normalization = 0.0f;
   double cfg_truncation = 1.0;
   std::optional<double> shift, strength;
+  std::optional<int> mask_crop;
   std::optional<uint64_t> seed;
   int batch = 1;
   std::string init_image, mask;
@@ -210,6 +211,7 @@ int run_generate(const GenerateOptions& o) {
   request.cfg_truncation = o.cfg_truncation;
   request.shift = o.shift;
   request.strength = o.strength;
+  request.mask_crop_padding = o.mask_crop;
   request.batch = o.batch;
   request.max_sequence_length = o.max_sequence_length;
   request.normal_math = o.torch_rng == "avx2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
@@ -337,6 +339,11 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");
   cmd->add_option("--mask", o->mask, "inpaint the white part of this mask (needs -i)");
+  cmd->add_option("--mask-crop", o->mask_crop,
+                  "inpaint only the masked area: the box around the mask plus this many pixels, "
+                  "brought to the output size (-W/-H, default the picture's), then pasted back "
+                  "into the whole picture (diffusers' padding_mask_crop, A1111's 'Only masked')")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--outpaint", o->outpaint,
                   "grow the -i picture by these margins and draw them: N pixels on every side, "
                   "or LEFT,TOP,RIGHT,BOTTOM (the canvas is widened to whole 16-pixel tokens; "

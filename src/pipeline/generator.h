@@ -66,6 +66,9 @@ struct GenerationRequest {
   std::vector<io::Image> reference_images;  // FLUX.2: images to edit or draw from; Kontext: one
   std::optional<float> redux_strength;      // FLUX.1 Redux: its image tokens' weight
   std::optional<double> strength;
+  // Inpaint only the masked area plus this many pixels around it, at the output size, pasted
+  // back into the whole picture (pipeline/mask_crop.h).
+  std::optional<int> mask_crop_padding;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
   bool vae_tiling = false;  // decode in tiles (large images in less memory)

@@ -1,0 +1,260 @@
+#include "pipeline/mask_crop.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "io/image_resize.h"
+#include "pipeline/image_tensor.h"
+
+namespace zflow::pipeline {
+
+namespace {
+
+constexpr auto kLanczos = io::ResampleFilter::Lanczos;  // VaeImageProcessor's resample
+constexpr int kMultiple = 16;  // every zflow model's pixels per latent token
+
+uint8_t grey_at(const io::Image& image, size_t i) {
+  return pillow_luma(image.rgb[3 * i], image.rgb[3 * i + 1], image.rgb[3 * i + 2]);
+}
+
+// Pillow's paste of `src` with its top-left corner at (x, y); what falls outside is dropped.
+void paste(io::Image& dst, const io::Image& src, int x, int y) {
+  for (int row = std::max(0, -y); row < src.height && y + row < dst.height; ++row) {
+    const int from = std::max(0, -x), to = std::min(src.width, dst.width - x);
+    if (to <= from) return;
+    std::copy_n(src.rgb.begin() + (static_cast<size_t>(row) * src.width + from) * 3,
+                static_cast<size_t>(to - from) * 3,
+                dst.rgb.begin() + (static_cast<size_t>(y + row) * dst.width + x + from) * 3);
+  }
+}
+
+io::Image black(int width, int height) {
+  return {width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3, 0)};
+}
+
+io::Image crop(const io::Image& image, const CropBox& box) {
+  io::Image out = black(box.width(), box.height());
+  paste(out, image, -box.x1, -box.y1);
+  return out;
+}
+
+// _resize_and_crop: scaled to cover width x height, centred, the excess cut.
+io::Image resize_and_crop(const io::Image& image, int width, int height) {
+  const double ratio = static_cast<double>(width) / height;
+  const double src_ratio = static_cast<double>(image.width) / image.height;
+  const int src_w = ratio > src_ratio ? width : image.width * height / image.height;
+  const int src_h = ratio <= src_ratio ? height : image.height * width / image.width;
+  io::Image out = black(width, height);
+  paste(out, io::resize_image(image, src_w, src_h, kLanczos), width / 2 - src_w / 2,
+        height / 2 - src_h / 2);
+  return out;
+}
+
+// Pillow's fixed-point helpers (libImaging/ImagingUtils.h).
+uint32_t shift_div255(uint32_t a) {
+  return ((a >> 8) + a) >> 8;
+}
+uint32_t div255(uint32_t a) {
+  return shift_div255(a + 128);
+}
+
+}  // namespace
+
+CropBox mask_crop_box(const io::Image& mask, int width, int height, int padding) {
+  ZF_CHECK(width > 0 && height > 0 && padding >= 0,
+           "[mask crop] output {}x{} and padding {} must be positive (padding may be 0)", width,
+           height, padding);
+  const int w = mask.width, h = mask.height;
+  int left = w, right = -1, top = h, bottom = -1;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      if (grey_at(mask, static_cast<size_t>(y) * w + x) != 0) {
+        left = std::min(left, x);
+        right = std::max(right, x);
+        top = std::min(top, y);
+        bottom = std::max(bottom, y);
+      }
+  ZF_CHECK(right >= 0, "[mask crop] the mask is black everywhere: there is nothing to inpaint");
+  int x1 = std::max(left - padding, 0), y1 = std::max(top - padding, 0);
+  int x2 = std::min(right + 1 + padding, w), y2 = std::min(bottom + 1 + padding, h);
+  // Widen the shorter side to the output's ratio, centred, pushed back inside the picture.
+  const double ratio_crop = static_cast<double>(x2 - x1) / (y2 - y1);
+  const double ratio = static_cast<double>(width) / height;
+  auto widen = [](int& lo, int& hi, int diff, int limit) {
+    lo -= diff / 2;
+    hi += diff - diff / 2;
+    if (hi >= limit) {
+      const int over = hi - limit;
+      hi -= over;
+      lo -= over;
+    }
+    if (lo < 0) {
+      hi -= lo;
+      lo = 0;
+    }
+    if (hi >= limit) hi = limit;
+  };
+  if (ratio_crop > ratio)
+    widen(y1, y2, static_cast<int>((x2 - x1) / ratio - (y2 - y1)), h);
+  else
+    widen(x1, x2, static_cast<int>((y2 - y1) * ratio - (x2 - x1)), w);
+  return {x1, y1, x2, y2};
+}
+
+io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, int height) {
+  const io::Image part = crop(image, box);
+  const double ratio = static_cast<double>(width) / height;
+  const double src_ratio = static_cast<double>(part.width) / part.height;
+  const int src_w = ratio < src_ratio ? width : part.width * height / part.height;
+  const int src_h = ratio >= src_ratio ? height : part.height * width / part.width;
+  const io::Image resized = io::resize_image(part, src_w, src_h, kLanczos);
+  io::Image out = black(width, height);
+  paste(out, resized, width / 2 - src_w / 2, height / 2 - src_h / 2);
+  // The bands left over repeat the resized picture's edge: Pillow resizes a zero-height (or
+  // zero-width) box at the edge, which blends the rows (columns) next to it, with Image.resize's
+  // default filter, bicubic (diffusers passes none there).
+  constexpr auto kBicubic = io::ResampleFilter::Bicubic;
+  const double rw = resized.width, rh = resized.height;
+  if (ratio < src_ratio) {
+    const int fill = height / 2 - src_h / 2;
+    if (fill > 0) {
+      paste(out, io::resize_image_box(resized, width, fill, kBicubic, {0, 0, rw, 0}), 0, 0);
+      paste(out, io::resize_image_box(resized, width, fill, kBicubic, {0, rh, rw, rh}), 0,
+            fill + src_h);
+    }
+  } else if (ratio > src_ratio) {
+    const int fill = width / 2 - src_w / 2;
+    if (fill > 0) {
+      paste(out, io::resize_image_box(resized, fill, height, kBicubic, {0, 0, 0, rh}), 0, 0);
+      paste(out, io::resize_image_box(resized, fill, height, kBicubic, {rw, 0, rw, rh}),
+            fill + src_w, 0);
+    }
+  }
+  return out;
+}
+
+io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
+                             const io::Image& generated, const CropBox& box) {
+  ZF_CHECK(mask.width == original.width && mask.height == original.height,
+           "[mask crop] the mask is {}x{} but the picture {}x{}", mask.width, mask.height,
+           original.width, original.height);
+  // The generated crop on black, at the box.
+  io::Image out = black(original.width, original.height);
+  paste(out, resize_and_crop(generated, box.width(), box.height()), box.x1, box.y1);
+  // The original where the mask is not white: pasted into transparent RGBa through the inverted
+  // mask (a = 255 - mask), back to RGBA, then alpha-composited over the generated picture.
+  const size_t n = static_cast<size_t>(original.width) * original.height;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t a = 255u - grey_at(mask, i);
+    if (a == 0) continue;
+    for (size_t c = 0; c < 3; ++c) {
+      uint32_t src = div255(original.rgb[3 * i + c] * a);  // premultiplied
+      if (a != 255) src = std::min<uint32_t>(255u * src / a, 255u);
+      const uint32_t coef1 = a << 7, coef2 = (255u - a) << 7;  // PRECISION_BITS 7, dst alpha 255
+      const uint32_t sum = src * coef1 + out.rgb[3 * i + c] * coef2;
+      out.rgb[3 * i + c] = static_cast<uint8_t>(shift_div255(sum + (0x80u << 7)) >> 7);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+class MaskCropGenerator final : public ImageGenerator {
+ public:
+  explicit MaskCropGenerator(std::unique_ptr<ImageGenerator> inner) : inner_(std::move(inner)) {}
+
+  const std::string& model_name() const override { return inner_->model_name(); }
+  std::string architecture() const override { return inner_->architecture(); }
+
+  GenerationSettings resolve(const GenerationRequest& request) const override {
+    GenerationSettings s = inner_->resolve(cropped(request).request);
+    if (request.mask_crop_padding) {
+      s.mode += " (masked area)";
+      s.width = request.init_image->width;
+      s.height = request.init_image->height;
+    }
+    return s;
+  }
+
+  std::vector<io::Image> generate(const GenerationRequest& request,
+                                  const RunControl& control) const override {
+    return std::move(generate_together({&request, 1}, control).front());
+  }
+
+  bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const override {
+    return !a.mask_crop_padding && !b.mask_crop_padding && inner_->can_share_forwards(a, b);
+  }
+
+  std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
+                                                        const RunControl& control) const override {
+    std::vector<Cropped> runs;
+    std::vector<GenerationRequest> inner_requests;
+    for (const GenerationRequest& r : requests) {
+      runs.push_back(cropped(r));
+      inner_requests.push_back(runs.back().request);
+    }
+    std::vector<std::vector<io::Image>> images = inner_->generate_together(inner_requests, control);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (!requests[i].mask_crop_padding) continue;
+      for (io::Image& image : images[i])
+        image = paste_through_mask(*requests[i].mask, *requests[i].init_image, image, runs[i].box);
+    }
+    return images;
+  }
+
+  ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
+                     int batch_index) const override {
+    ImageRecord r = inner_->record(cropped(request).request, sources, batch_index);
+    if (request.mask_crop_padding) {
+      // A1111's infotext keys for "Only masked".
+      r.parameters += fmt::format(", Inpaint area: Only masked, Masked area padding: {}",
+                                  *request.mask_crop_padding);
+      r.request["mask_crop_padding"] = *request.mask_crop_padding;
+    }
+    return r;
+  }
+
+ private:
+  struct Cropped {
+    GenerationRequest request;
+    CropBox box;
+  };
+
+  // The request the model runs: the picture and mask cut around the mask, at the output size
+  // (the request's, else the picture's rounded down to whole tokens).
+  static Cropped cropped(const GenerationRequest& r) {
+    if (!r.mask_crop_padding) return {r, {}};
+    ZF_CHECK(r.init_image && r.mask,
+             "[mask crop] inpainting only the masked area needs a picture and a mask");
+    Cropped c{r, {}};
+    const int width = r.width.value_or(r.init_image->width / kMultiple * kMultiple);
+    const int height = r.height.value_or(r.init_image->height / kMultiple * kMultiple);
+    ZF_CHECK(width > 0 && height > 0,
+             "[mask crop] the picture {}x{} is smaller than one {}-pixel token; give a size",
+             r.init_image->width, r.init_image->height, kMultiple);
+    ZF_CHECK(r.mask->width == r.init_image->width && r.mask->height == r.init_image->height,
+             "[mask crop] the mask is {}x{} but the picture {}x{}: they must match", r.mask->width,
+             r.mask->height, r.init_image->width, r.init_image->height);
+    c.box = mask_crop_box(*r.mask, width, height, *r.mask_crop_padding);
+    c.request.init_image = crop_and_fill(*r.init_image, c.box, width, height);
+    c.request.mask = crop_and_fill(*r.mask, c.box, width, height);
+    c.request.width = width;
+    c.request.height = height;
+    c.request.mask_crop_padding.reset();
+    return c;
+  }
+
+  std::unique_ptr<ImageGenerator> inner_;
+};
+
+}  // namespace
+
+std::unique_ptr<ImageGenerator> with_mask_crop(std::unique_ptr<ImageGenerator> inner) {
+  return std::make_unique<MaskCropGenerator>(std::move(inner));
+}
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,42 @@
+// Inpainting only the masked area (diffusers' padding_mask_crop, AUTOMATIC1111's "Only masked"):
+// the rectangle around the mask, widened by a padding and then to the output's aspect ratio, is
+// cut out of the picture and the mask and brought to the output size; the pipeline inpaints that
+// at full resolution; the result goes back into the whole picture through the mask. Each step is
+// diffusers 0.42.1's VaeImageProcessor (get_crop_region, preprocess with crops_coords and
+// resize_mode "fill", apply_overlay) with Pillow 13's arithmetic (Lanczos resizes, RGBa paste,
+// alpha_composite), equal to it byte for byte.
+#pragma once
+
+#include <memory>
+
+#include "io/image.h"
+#include "pipeline/generator.h"
+
+namespace zflow::pipeline {
+
+struct CropBox {
+  int x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // [x1, x2) x [y1, y2) in the picture
+  int width() const { return x2 - x1; }
+  int height() const { return y2 - y1; }
+  bool operator==(const CropBox&) const = default;
+};
+
+// get_crop_region: the columns and rows holding a non-zero mask pixel (grey as Pillow's "L"),
+// `padding` more on each side within the picture, then widened (centred, pushed back inside)
+// to width:height. A mask with no non-zero pixel is an Error.
+CropBox mask_crop_box(const io::Image& mask, int width, int height, int padding);
+
+// The picture (or mask) cut to `box` and resized to width x height keeping its aspect ratio,
+// the rest filled with its stretched edge rows or columns (resize_mode "fill").
+io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, int height);
+
+// apply_overlay: `generated` resized to cover `box` (resize_mode "crop") and placed there on
+// black, then the original picture composited over it wherever the mask is not white.
+io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
+                             const io::Image& generated, const CropBox& box);
+
+// A generator that runs requests with GenerationRequest::mask_crop_padding this way around
+// `inner` (every other request passes through unchanged).
+std::unique_ptr<ImageGenerator> with_mask_crop(std::unique_ptr<ImageGenerator> inner);
+
+}  // namespace zflow::pipeline
