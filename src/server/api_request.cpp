@@ -91,7 +91,8 @@ uint64_t seed_field(const json& body, const std::string& field) {
 // FLUX.2 klein and Z-Image Omni edit with several reference images; each adds its tokens to
 // every forward.
 constexpr size_t kMaxReferenceImages = 4;
-constexpr size_t kMaxControlImages = 4;  // a FLUX.1 ControlNet's controls in one request
+constexpr size_t kMaxControlImages = 4;        // a FLUX.1 ControlNet's controls in one request
+constexpr int64_t kMaxMaskCropPadding = 4096;  // pixels around the mask (inpainting only it)
 
 io::Image image_field(const std::string& field, const json& value) {
   if (!value.is_string()) bad(field, "expected a base64-encoded PNG, JPEG or WebP image");
@@ -516,6 +517,14 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
     if (const auto m = body.find("mask"); m != body.end() && !m->is_null())
       r.mask = image_field("mask", *m);
     r.strength = get_number(body, "denoising_strength", 0, 1).value_or(0.75);
+    // "Inpaint area: Only masked", with its padding (A1111's default 32).
+    if (const auto it = body.find("inpaint_full_res"); it != body.end() && !it->is_null()) {
+      if (!it->is_boolean() && !it->is_number_integer())
+        bad("inpaint_full_res", fmt::format("expected true or false, got {}", it->dump()));
+      if (r.mask && (it->is_boolean() ? it->get<bool>() : it->get<int64_t>() != 0))
+        r.mask_crop_padding = static_cast<int>(
+            get_int(body, "inpaint_full_res_padding", 0, kMaxMaskCropPadding).value_or(32));
+    }
   }
   return spec;
 }
@@ -549,6 +558,10 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     r.redux_strength = static_cast<float>(*v);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
   outpaint_field(body, "outpaint", r);
+  if (const auto v = get_int(body, "mask_crop_padding", 0, kMaxMaskCropPadding)) {
+    if (!r.mask) bad("mask_crop_padding", "inpainting only the masked area needs a mask");
+    r.mask_crop_padding = static_cast<int>(*v);
+  }
   spec.format = format_field(body, "output_format");
   if (const auto it = body.find("preview"); it != body.end() && !it->is_null()) {
     if (!it->is_boolean())

@@ -178,6 +178,28 @@ TEST(OpenAiEditRequest, RefusesBadInputByName) {
             std::make_pair(400, std::string("prompt")));
 }
 
+// Inpainting only the masked area: A1111's inpaint_full_res (+ padding, default 32) and the
+// native mask_crop_padding; only with a mask.
+TEST(MaskCropRequest, A1111AndNative) {
+  const std::string init = png_b64(32, 32);
+  json body = {
+      {"prompt", "p"}, {"init_images", {init}}, {"mask", init}, {"inpaint_full_res", true}};
+  EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.mask_crop_padding, 32);
+  body["inpaint_full_res_padding"] = 12;
+  EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.mask_crop_padding, 12);
+  body["inpaint_full_res"] = 0;  // "Whole picture"
+  EXPECT_FALSE(parse_a1111(body, true, kLimits, "m").request.mask_crop_padding);
+  body.erase("mask");
+  body["inpaint_full_res"] = true;
+  EXPECT_FALSE(parse_a1111(body, true, kLimits, "m").request.mask_crop_padding);
+
+  json native = {{"prompt", "p"}, {"init_image", init}, {"mask", init}, {"mask_crop_padding", 8}};
+  EXPECT_EQ(parse_native_job(native, kLimits, "m").request.mask_crop_padding, 8);
+  native.erase("mask");
+  EXPECT_EQ(refusal([&] { parse_native_job(native, kLimits, "m"); }),
+            std::make_pair(400, std::string("mask_crop_padding")));
+}
+
 TEST(A1111Request, MapsTxt2imgAndImg2img) {
   const JobSpec t = parse_a1111(json{{"prompt", "p"},
                                      {"negative_prompt", "n"},
