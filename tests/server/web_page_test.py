@@ -166,11 +166,18 @@ def main():
         page.click("#generate")
         _, caption = newest_result(page, 6)
         assert "Denoising strength: 0.5" in caption, caption
+        # Only the masked area, padded: inpainted at the size asked for, pasted back at the picture's.
+        page.fill("#mask_crop_padding", "8")
+        page.click("#generate")
+        size, caption = newest_result(page, 7)
+        assert size == [64, 48], size
+        assert "Inpaint area: Only masked, Masked area padding: 8" in caption, caption
+        page.fill("#mask_crop_padding", "")
         # Outpainting margins instead of the mask: the canvas, 16 pixels wider on the left.
         page.set_input_files("#mask", files=[])
         page.fill("#outpaint", "16,0,0,0")
         page.click("#generate")
-        size, _ = newest_result(page, 7)
+        size, _ = newest_result(page, 8)
         assert size == [80, 48], size
 
         # The model is now loaded, and the list says so.
@@ -182,7 +189,7 @@ def main():
     shutil.rmtree(loras)
     shutil.rmtree(controlnets)
     print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
-          "init images, outpainting: ok")
+          "init images, masked-area inpainting, outpainting: ok")
 
 
 if __name__ == "__main__":
