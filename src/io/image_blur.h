@@ -1,0 +1,16 @@
+// Pillow's ImageFilter.GaussianBlur(radius) on an 8-bit RGB image, byte for byte (Pillow 13,
+// libImaging/BoxBlur.c): three passes of an extended box blur along the rows, then three along the
+// columns, the box's half-width chosen so the passes approximate a Gaussian of standard deviation
+// `radius` (Gwosdek et al., SSVM 2011), its fractional part weighting the two outermost pixels;
+// edges repeat the border pixel; 24-bit fixed point. diffusers' VaeImageProcessor.blur softens
+// inpainting masks with it.
+#pragma once
+
+#include "io/image.h"
+
+namespace zflow::io {
+
+// radius 0 returns the image unchanged; a negative or non-finite radius is an Error.
+Image gaussian_blur(const Image& image, float radius);
+
+}  // namespace zflow::io
