@@ -43,6 +43,7 @@ struct GenerateOptions {
   double cfg_truncation = 1.0;
   std::optional<double> shift, strength;
   std::optional<int> mask_crop;
+  std::optional<float> mask_blur;
   std::optional<uint64_t> seed;
   int batch = 1;
   std::string init_image, mask;
@@ -212,6 +213,7 @@ int run_generate(const GenerateOptions& o) {
   request.shift = o.shift;
   request.strength = o.strength;
   request.mask_crop_padding = o.mask_crop;
+  request.mask_blur = o.mask_blur;
   request.batch = o.batch;
   request.max_sequence_length = o.max_sequence_length;
   request.normal_math = o.torch_rng == "avx2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
@@ -343,6 +345,10 @@ Run add_generate_command(CLI::App& app) {
                   "inpaint only the masked area: the box around the mask plus this many pixels, "
                   "brought to the output size (-W/-H, default the picture's), then pasted back "
                   "into the whole picture (diffusers' padding_mask_crop, A1111's 'Only masked')")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--mask-blur", o->mask_blur,
+                  "soften the mask first: Pillow's Gaussian blur of this radius in pixels "
+                  "(diffusers' mask_processor.blur; A1111's mask blur)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--outpaint", o->outpaint,
                   "grow the -i picture by these margins and draw them: N pixels on every side, "

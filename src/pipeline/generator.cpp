@@ -173,7 +173,7 @@ models::Placement placement_for(const ModelFiles& files) {
 
 std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
   placement_for(files);  // refuses --offload without a GPU before any file is read
-  std::unique_ptr<ImageGenerator> generator = with_mask_crop(load_family(files));
+  std::unique_ptr<ImageGenerator> generator = with_mask_preparation(load_family(files));
   if (files.loras.empty()) return generator;
   return std::make_unique<WithLoras>(std::move(generator), files.loras);
 }

@@ -69,6 +69,8 @@ struct GenerationRequest {
   // Inpaint only the masked area plus this many pixels around it, at the output size, pasted
   // back into the whole picture (pipeline/mask_crop.h).
   std::optional<int> mask_crop_padding;
+  // Soften the mask first: Pillow's GaussianBlur of this radius (diffusers' mask_processor.blur).
+  std::optional<float> mask_blur;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
   bool vae_tiling = false;  // decode in tiles (large images in less memory)

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/image_blur.h"
 #include "io/image_resize.h"
 #include "pipeline/image_tensor.h"
 
@@ -163,9 +164,9 @@ io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
 
 namespace {
 
-class MaskCropGenerator final : public ImageGenerator {
+class MaskPreparation final : public ImageGenerator {
  public:
-  explicit MaskCropGenerator(std::unique_ptr<ImageGenerator> inner) : inner_(std::move(inner)) {}
+  explicit MaskPreparation(std::unique_ptr<ImageGenerator> inner) : inner_(std::move(inner)) {}
 
   const std::string& model_name() const override { return inner_->model_name(); }
   std::string architecture() const override { return inner_->architecture(); }
@@ -186,7 +187,7 @@ class MaskCropGenerator final : public ImageGenerator {
   }
 
   bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const override {
-    return !a.mask_crop_padding && !b.mask_crop_padding && inner_->can_share_forwards(a, b);
+    return !prepares(a) && !prepares(b) && inner_->can_share_forwards(a, b);
   }
 
   std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
@@ -201,7 +202,7 @@ class MaskCropGenerator final : public ImageGenerator {
     for (size_t i = 0; i < requests.size(); ++i) {
       if (!requests[i].mask_crop_padding) continue;
       for (io::Image& image : images[i])
-        image = paste_through_mask(*requests[i].mask, *requests[i].init_image, image, runs[i].box);
+        image = paste_through_mask(runs[i].mask, *requests[i].init_image, image, runs[i].box);
     }
     return images;
   }
@@ -209,6 +210,10 @@ class MaskCropGenerator final : public ImageGenerator {
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     ImageRecord r = inner_->record(cropped(request).request, sources, batch_index);
+    if (request.mask_blur && request.mask) {
+      r.parameters += fmt::format(", Mask blur: {}", *request.mask_blur);  // A1111's key
+      r.request["mask_blur"] = *request.mask_blur;
+    }
     if (request.mask_crop_padding) {
       // A1111's infotext keys for "Only masked".
       r.parameters += fmt::format(", Inpaint area: Only masked, Masked area padding: {}",
@@ -219,18 +224,27 @@ class MaskCropGenerator final : public ImageGenerator {
   }
 
  private:
+  static bool prepares(const GenerationRequest& r) {
+    return r.mask_crop_padding || (r.mask_blur && r.mask);
+  }
+
   struct Cropped {
     GenerationRequest request;
     CropBox box;
+    io::Image mask;  // the whole picture's mask, blurred: what the result is pasted through
   };
 
-  // The request the model runs: the picture and mask cut around the mask, at the output size
-  // (the request's, else the picture's rounded down to whole tokens).
+  // The request the model runs: the mask blurred; with a padding, the picture and mask cut
+  // around the mask at the output size (the request's, else the picture's rounded down to
+  // whole tokens).
   static Cropped cropped(const GenerationRequest& r) {
-    if (!r.mask_crop_padding) return {r, {}};
+    Cropped c{r, {}, {}};
+    if (r.mask_blur && r.mask) c.request.mask = io::gaussian_blur(*r.mask, *r.mask_blur);
+    c.request.mask_blur.reset();
+    if (!r.mask_crop_padding) return c;
     ZF_CHECK(r.init_image && r.mask,
              "[mask crop] inpainting only the masked area needs a picture and a mask");
-    Cropped c{r, {}};
+    c.mask = *c.request.mask;
     const int width = r.width.value_or(r.init_image->width / kMultiple * kMultiple);
     const int height = r.height.value_or(r.init_image->height / kMultiple * kMultiple);
     ZF_CHECK(width > 0 && height > 0,
@@ -239,9 +253,9 @@ class MaskCropGenerator final : public ImageGenerator {
     ZF_CHECK(r.mask->width == r.init_image->width && r.mask->height == r.init_image->height,
              "[mask crop] the mask is {}x{} but the picture {}x{}: they must match", r.mask->width,
              r.mask->height, r.init_image->width, r.init_image->height);
-    c.box = mask_crop_box(*r.mask, width, height, *r.mask_crop_padding);
+    c.box = mask_crop_box(c.mask, width, height, *r.mask_crop_padding);
     c.request.init_image = crop_and_fill(*r.init_image, c.box, width, height);
-    c.request.mask = crop_and_fill(*r.mask, c.box, width, height);
+    c.request.mask = crop_and_fill(c.mask, c.box, width, height);
     c.request.width = width;
     c.request.height = height;
     c.request.mask_crop_padding.reset();
@@ -253,8 +267,8 @@ class MaskCropGenerator final : public ImageGenerator {
 
 }  // namespace
 
-std::unique_ptr<ImageGenerator> with_mask_crop(std::unique_ptr<ImageGenerator> inner) {
-  return std::make_unique<MaskCropGenerator>(std::move(inner));
+std::unique_ptr<ImageGenerator> with_mask_preparation(std::unique_ptr<ImageGenerator> inner) {
+  return std::make_unique<MaskPreparation>(std::move(inner));
 }
 
 }  // namespace zflow::pipeline

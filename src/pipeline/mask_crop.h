@@ -35,8 +35,9 @@ io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, i
 io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
                              const io::Image& generated, const CropBox& box);
 
-// A generator that runs requests with GenerationRequest::mask_crop_padding this way around
-// `inner` (every other request passes through unchanged).
-std::unique_ptr<ImageGenerator> with_mask_crop(std::unique_ptr<ImageGenerator> inner);
+// A generator that prepares masks around `inner`: GenerationRequest::mask_blur softens the mask
+// first (io/image_blur.h), then a request with mask_crop_padding runs this way; every other
+// request passes through unchanged.
+std::unique_ptr<ImageGenerator> with_mask_preparation(std::unique_ptr<ImageGenerator> inner);
 
 }  // namespace zflow::pipeline

@@ -93,6 +93,7 @@ uint64_t seed_field(const json& body, const std::string& field) {
 constexpr size_t kMaxReferenceImages = 4;
 constexpr size_t kMaxControlImages = 4;        // a FLUX.1 ControlNet's controls in one request
 constexpr int64_t kMaxMaskCropPadding = 4096;  // pixels around the mask (inpainting only it)
+constexpr double kMaxMaskBlur = 256;           // the mask's Gaussian blur radius, pixels
 
 io::Image image_field(const std::string& field, const json& value) {
   if (!value.is_string()) bad(field, "expected a base64-encoded PNG, JPEG or WebP image");
@@ -517,6 +518,8 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
     if (const auto m = body.find("mask"); m != body.end() && !m->is_null())
       r.mask = image_field("mask", *m);
     r.strength = get_number(body, "denoising_strength", 0, 1).value_or(0.75);
+    if (const auto v = get_number(body, "mask_blur", 0, kMaxMaskBlur); v && *v > 0 && r.mask)
+      r.mask_blur = static_cast<float>(*v);
     // "Inpaint area: Only masked", with its padding (A1111's default 32).
     if (const auto it = body.find("inpaint_full_res"); it != body.end() && !it->is_null()) {
       if (!it->is_boolean() && !it->is_number_integer())
@@ -558,6 +561,10 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     r.redux_strength = static_cast<float>(*v);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
   outpaint_field(body, "outpaint", r);
+  if (const auto v = get_number(body, "mask_blur", 0, kMaxMaskBlur)) {
+    if (!r.mask) bad("mask_blur", "blurring the mask needs a mask");
+    r.mask_blur = static_cast<float>(*v);
+  }
   if (const auto v = get_int(body, "mask_crop_padding", 0, kMaxMaskCropPadding)) {
     if (!r.mask) bad("mask_crop_padding", "inpainting only the masked area needs a mask");
     r.mask_crop_padding = static_cast<int>(*v);

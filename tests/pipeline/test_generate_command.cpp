@@ -667,6 +667,16 @@ TEST_F(GenerateCommand, MaskCropMatchesDiffusers) {
   const auto j = nlohmann::json::parse(png_text(out_ / "f1.png").at("zflow_request"));
   EXPECT_EQ(j["mask_crop_padding"], 8);
 
+  // The mask softened first (--mask-blur: diffusers' mask_processor.blur, then the same run).
+  r = run_zflow(flux1 + " --mask-crop 8 --mask-blur 4 -W 64 -H 48" + common +
+                (out_ / "blur.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(test::psnr(io::read_image(out_ / "blur.png"),
+                       io::read_image(dir / "mask_crop_flux1_inpaint_blur_0.png")),
+            40.0);
+  EXPECT_EQ(nlohmann::json::parse(png_text(out_ / "blur.png").at("zflow_request"))["mask_blur"],
+            4.0);
+
   const std::string flux2 =
       "generate -m " + (test::fixture("flux2_pipeline") / "tiny_klein").string() + " --tokenizer " +
       tokenizer_.string() + " --seed 6 --mask " + (dir / "mask_crop_mask_edge.png").string();

@@ -193,9 +193,21 @@ TEST(MaskCropRequest, A1111AndNative) {
   body["inpaint_full_res"] = true;
   EXPECT_FALSE(parse_a1111(body, true, kLimits, "m").request.mask_crop_padding);
 
-  json native = {{"prompt", "p"}, {"init_image", init}, {"mask", init}, {"mask_crop_padding", 8}};
+  body["mask"] = init;
+  body["mask_blur"] = 4;  // A1111's mask blur, softening the mask
+  EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.mask_blur, 4.0f);
+
+  json native = {{"prompt", "p"},
+                 {"init_image", init},
+                 {"mask", init},
+                 {"mask_blur", 2.5},
+                 {"mask_crop_padding", 8}};
   EXPECT_EQ(parse_native_job(native, kLimits, "m").request.mask_crop_padding, 8);
-  native.erase("mask");
+  EXPECT_EQ(parse_native_job(native, kLimits, "m").request.mask_blur, 2.5f);
+  native.erase("mask");  // both need one: the first refused is named
+  EXPECT_EQ(refusal([&] { parse_native_job(native, kLimits, "m"); }),
+            std::make_pair(400, std::string("mask_blur")));
+  native.erase("mask_blur");
   EXPECT_EQ(refusal([&] { parse_native_job(native, kLimits, "m"); }),
             std::make_pair(400, std::string("mask_crop_padding")));
 }

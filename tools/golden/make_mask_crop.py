@@ -9,6 +9,7 @@ resize them to the output size keeping the aspect ratio, filling any rest with s
   mask_crop_steps.json + mask_crop_<case>_{image,mask,overlay}.png, mask_crop_generated_<case>.png
       the processor's steps on their own: each case's crop box, the cropped-and-filled picture and mask, and the
       overlay of a made-up generated image
+  mask_crop_blur_<source>_<radius>.png      ImageFilter.GaussianBlur (VaeImageProcessor.blur) of masks and the picture
   mask_crop_<pipeline case>_<k>.png, mask_crop_cases.json
       FluxInpaintPipeline on the tiny FLUX.1 dev model (make_flux_pipeline.py) with padding_mask_crop, and
       Flux2KleinInpaintPipeline on tiny_klein (make_flux2_pipeline.py): outputs at the whole picture's size
@@ -46,9 +47,16 @@ STEPS = [
     dict(name="thin_64x48_pad2", mask="thin", width=64, height=48, pad=2),
 ]
 
+# Masks softened as diffusers' VaeImageProcessor.blur does it (ImageFilter.GaussianBlur), and the picture itself:
+# radii below one box pixel, typical, fractional, and larger than the image.
+BLURS = [("blob", 4.0), ("blob", 0.7), ("edge", 2.5), ("thin", 33.0), ("picture", 3.0)]
+
 CASES = [
     dict(name="flux1_inpaint", pipeline="flux1", mask="blob", width=64, height=48, pad=8, steps=3, strength=0.9,
          guidance=3.5, seed=5),
+    # The mask softened first with mask_processor.blur, as diffusers' docs suggest.
+    dict(name="flux1_inpaint_blur", pipeline="flux1", mask="blob", blur=4.0, width=64, height=48, pad=8, steps=3,
+         strength=0.9, guidance=3.5, seed=5),
     # Flux2KleinInpaintPipeline inpaints at the picture's size rounded down to whole tokens (96x64).
     dict(name="flux2_inpaint", pipeline="flux2", mask="edge", pad=12, steps=3, strength=0.9, seed=6),
 ]
@@ -105,6 +113,19 @@ def processor_steps(image: Image.Image, mask_images: dict[str, Image.Image]) -> 
     return entries
 
 
+def blurs(image: Image.Image, mask_images: dict[str, Image.Image]) -> list[dict]:
+    from PIL import ImageFilter
+
+    entries = []
+    for source, radius in BLURS:
+        src = image if source == "picture" else mask_images[source]
+        name = f"mask_crop_blur_{source}_{radius:g}.png"
+        src.filter(ImageFilter.GaussianBlur(radius)).save(OUT / name)
+        entries.append(dict(source="mask_crop_picture.png" if source == "picture" else f"mask_crop_mask_{source}.png",
+                            radius=radius, expected=name))
+    return entries
+
+
 def run_pipelines(image: Image.Image, mask_images: dict[str, Image.Image]) -> list[dict]:
     from diffusers import FlowMatchEulerDiscreteScheduler, Flux2KleinInpaintPipeline, FluxInpaintPipeline
 
@@ -127,6 +148,8 @@ def run_pipelines(image: Image.Image, mask_images: dict[str, Image.Image]) -> li
         pipe = pipes[case["pipeline"]]
         pipe.set_progress_bar_config(disable=True)
         mask = mask_images[case["mask"]]
+        if "blur" in case:
+            mask = processor.blur(mask, case["blur"])
         kwargs = dict(prompt=make_flux_pipeline.PROMPT, num_inference_steps=case["steps"], strength=case["strength"],
                       generator=torch.Generator("cpu").manual_seed(case["seed"]), output_type="pil")
         if "guidance" in case:
@@ -163,12 +186,14 @@ def main() -> None:
     for name, mask in mask_images.items():
         mask.save(OUT / f"mask_crop_mask_{name}.png")
     steps = processor_steps(image, mask_images)
+    blurred = blurs(image, mask_images)
     cases = run_pipelines(image, mask_images)
     payload = {
         "_meta": fixture_metadata(__file__, None, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
         "picture": "mask_crop_picture.png",
         "masks": {name: f"mask_crop_mask_{name}.png" for name in mask_images},
         "steps": steps,
+        "blurs": blurred,
         "cases": cases,
         "flux1_model": "flux_pipeline/tiny_dev",
         "flux2_model": "flux2_pipeline/tiny_klein",
