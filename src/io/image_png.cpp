@@ -146,24 +146,35 @@ void check_ihdr_before_reading(std::span<const uint8_t> bytes, const std::string
          bytes.size(), width, height);
 }
 
+// A libpng reader over `bytes` with the header read and the size checked: what both decoders
+// start from. Not movable: libpng holds pointers into it.
+struct PngReader {
+  PngInput in{};
+  ReadStructs s;
+  PngIhdr ihdr{};
+
+  PngReader(std::span<const uint8_t> bytes, const std::string& source) {
+    in.data = bytes.data();
+    in.size = bytes.size();
+    s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &in.error, on_png_error, on_png_warning);
+    if (s.png) s.info = png_create_info_struct(s.png);
+    if (!s.png || !s.info) fail("[image] {}: libpng could not allocate its reader", source);
+    png_set_read_fn(s.png, &in, on_png_read);
+    check_ihdr_before_reading(bytes, source);
+    if (!read_info_frame(s.png, s.info, &ihdr)) fail_png(in, source);
+    detail::check_dimensions(ihdr.width, ihdr.height, "PNG", source);
+  }
+  PngReader(const PngReader&) = delete;
+  PngReader& operator=(const PngReader&) = delete;
+};
+
 }  // namespace
 
 namespace detail {
 
 Image decode_png(std::span<const uint8_t> bytes, const std::string& source) {
-  PngInput in{};
-  in.data = bytes.data();
-  in.size = bytes.size();
-  ReadStructs s;
-  s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &in.error, on_png_error, on_png_warning);
-  if (s.png) s.info = png_create_info_struct(s.png);
-  if (!s.png || !s.info) fail("[image] {}: libpng could not allocate its reader", source);
-  png_set_read_fn(s.png, &in, on_png_read);
-
-  check_ihdr_before_reading(bytes, source);
-  PngIhdr ihdr{};
-  if (!read_info_frame(s.png, s.info, &ihdr)) fail_png(in, source);
-  check_dimensions(ihdr.width, ihdr.height, "PNG", source);
+  PngReader r(bytes, source);
+  const PngIhdr& ihdr = r.ihdr;
 
   // Pillow opens 16-bit grey as mode I;16, and its I;16 -> RGB conversion clamps each
   // sample to 255 (so 256..65535 all become white) instead of taking the high byte as it
@@ -180,8 +191,8 @@ Image decode_png(std::span<const uint8_t> bytes, const std::string& source) {
   uint8_t* base = raw_grey16 ? grey16.data() : image.rgb.data();
   std::vector<png_bytep> rows(h);
   for (size_t y = 0; y < h; ++y) rows[y] = base + y * rowbytes;
-  if (!read_rows_frame(s.png, s.info, &ihdr, raw_grey16, rows.data(), rowbytes))
-    fail_png(in, source);
+  if (!read_rows_frame(r.s.png, r.s.info, &ihdr, raw_grey16, rows.data(), rowbytes))
+    fail_png(r.in, source);
 
   if (raw_grey16) {
     for (size_t i = 0; i < w * h; ++i) {
@@ -195,25 +206,17 @@ Image decode_png(std::span<const uint8_t> bytes, const std::string& source) {
 
 std::optional<std::vector<uint8_t>> decode_png_alpha(std::span<const uint8_t> bytes,
                                                      const std::string& source) {
-  PngInput in{};
-  in.data = bytes.data();
-  in.size = bytes.size();
-  ReadStructs s;
-  s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &in.error, on_png_error, on_png_warning);
-  if (s.png) s.info = png_create_info_struct(s.png);
-  if (!s.png || !s.info) fail("[image] {}: libpng could not allocate its reader", source);
-  png_set_read_fn(s.png, &in, on_png_read);
-  check_ihdr_before_reading(bytes, source);
-  PngIhdr ihdr{};
-  if (!read_info_frame(s.png, s.info, &ihdr)) fail_png(in, source);
-  check_dimensions(ihdr.width, ihdr.height, "PNG", source);
-  if ((ihdr.color_type & PNG_COLOR_MASK_ALPHA) == 0 && !png_get_valid(s.png, s.info, PNG_INFO_tRNS))
+  PngReader r(bytes, source);
+  const PngIhdr& ihdr = r.ihdr;
+  if ((ihdr.color_type & PNG_COLOR_MASK_ALPHA) == 0 &&
+      !png_get_valid(r.s.png, r.s.info, PNG_INFO_tRNS))
     return std::nullopt;
   const size_t w = ihdr.width, h = ihdr.height, rowbytes = 4 * w;
   std::vector<uint8_t> rgba(rowbytes * h);
   std::vector<png_bytep> rows(h);
   for (size_t y = 0; y < h; ++y) rows[y] = rgba.data() + y * rowbytes;
-  if (!read_rgba_rows_frame(s.png, s.info, &ihdr, rows.data(), rowbytes)) fail_png(in, source);
+  if (!read_rgba_rows_frame(r.s.png, r.s.info, &ihdr, rows.data(), rowbytes))
+    fail_png(r.in, source);
   std::vector<uint8_t> alpha(w * h);
   for (size_t i = 0; i < w * h; ++i) alpha[i] = rgba[4 * i + 3];
   return alpha;

@@ -54,4 +54,20 @@ Tensor clip_encoder_layer(const ClipEncoderLayer& layer, const Tensor& x,
                                  layer.fc2_w, layer.fc2_b));
 }
 
+const nlohmann::json& siglip_vision_fields(const nlohmann::json& config) {
+  const auto it = config.find("vision_config");
+  return it != config.end() && it->is_object() ? *it : config;
+}
+
+void check_siglip_tower_fields(const ConfigFields& fields, std::string_view tag,
+                               const std::string& source, std::string_view model) {
+  int64_t channels = 3;
+  if (fields.read("num_channels", channels) && channels != 3)
+    fail("[{}] {}: num_channels is {}; only RGB (3) is implemented", tag, source, channels);
+  std::string act;
+  if (fields.read("hidden_act", act) && act != "gelu_pytorch_tanh")
+    fail("[{}] {}: hidden_act is \"{}\"; only gelu_pytorch_tanh ({}) is implemented", tag, source,
+         act, model);
+}
+
 }  // namespace zflow::models

@@ -1,4 +1,4 @@
-// The pre-LayerNorm encoder layer CLIP's text model and SigLIP's vision tower share
+// The pre-LayerNorm encoder layer CLIP's text model and SigLIP's vision towers share
 // (transformers CLIPEncoderLayer, SiglipEncoderLayer), under the same names:
 //   <prefix>self_attn.{q,k,v,out}_proj.{weight [D, D], bias [D]}
 //   <prefix>layer_norm{1,2}.{weight, bias} [D]
@@ -10,8 +10,12 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+#include <string_view>
+
 #include "backend/ops.h"
 #include "core/tensor.h"
+#include "models/config_json.h"
 #include "models/parameters.h"
 
 namespace zflow::models {
@@ -36,5 +40,14 @@ struct ClipEncoderLayerOptions {
 // One sequence x [L, D] through the layer.
 Tensor clip_encoder_layer(const ClipEncoderLayer& layer, const Tensor& x,
                           const ClipEncoderLayerOptions& options);
+
+// The vision tower's fields of a transformers SigLIP (1 or 2) config.json: the object itself, or
+// a full SiglipConfig / Siglip2Config's vision_config.
+const nlohmann::json& siglip_vision_fields(const nlohmann::json& config);
+// The settings both SigLIP towers are built for: RGB input (num_channels 3) and
+// gelu_pytorch_tanh; anything else is an error naming the field, `tag` and `source` (`model`
+// names the tower in it: "SigLIP", "SigLIP 2").
+void check_siglip_tower_fields(const ConfigFields& fields, std::string_view tag,
+                               const std::string& source, std::string_view model);
 
 }  // namespace zflow::models

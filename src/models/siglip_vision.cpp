@@ -56,33 +56,17 @@ std::string SiglipVisionConfig::summary() const {
 
 SiglipVisionConfig SiglipVisionConfig::from_json(const std::string& json_text,
                                                  const std::string& source) {
-  nlohmann::json j = parse_config_json(json_text, "siglip", source);
-  // A full SiglipConfig keeps the vision tower's fields in vision_config.
-  if (j.contains("vision_config") && j["vision_config"].is_object()) j = j["vision_config"];
-  auto read = [&](const char* key, auto& field) {
-    if (!j.contains(key) || j[key].is_null()) return false;
-    try {
-      j[key].get_to(field);
-    } catch (const nlohmann::json::exception&) {
-      fail("[siglip] {}: field '{}' has the wrong type: {}", source, key, j[key].dump());
-    }
-    return true;
-  };
+  const nlohmann::json j = parse_config_json(json_text, "siglip", source);
+  const ConfigFields f(siglip_vision_fields(j), "siglip", source);
   SiglipVisionConfig c;
-  read("hidden_size", c.hidden_size);
-  read("intermediate_size", c.intermediate_size);
-  read("num_hidden_layers", c.num_hidden_layers);
-  read("num_attention_heads", c.num_attention_heads);
-  read("image_size", c.image_size);
-  read("patch_size", c.patch_size);
-  read("layer_norm_eps", c.layer_norm_eps);
-  int64_t channels = 3;
-  if (read("num_channels", channels) && channels != 3)
-    fail("[siglip] {}: num_channels is {}; only RGB (3) is implemented", source, channels);
-  std::string act;
-  if (read("hidden_act", act) && act != "gelu_pytorch_tanh")
-    fail("[siglip] {}: hidden_act is \"{}\"; only gelu_pytorch_tanh (SigLIP) is implemented",
-         source, act);
+  f.read("hidden_size", c.hidden_size);
+  f.read("intermediate_size", c.intermediate_size);
+  f.read("num_hidden_layers", c.num_hidden_layers);
+  f.read("num_attention_heads", c.num_attention_heads);
+  f.read("image_size", c.image_size);
+  f.read("patch_size", c.patch_size);
+  f.read("layer_norm_eps", c.layer_norm_eps);
+  check_siglip_tower_fields(f, "siglip", source, "SigLIP");
   validate(c, source);
   return c;
 }

@@ -789,6 +789,21 @@ Tensor ZImageTransformer::embed_image(const Tensor& latents) const {
   return x;
 }
 
+Tensor ZImageTransformer::embed_run(const Tensor& feats, const Tensor& norm, const Linear& linear,
+                                    const Tensor& pad_token) const {
+  const int64_t n = feats.size(1), padded = zimage_padded_length(n);
+  Tensor rows = feats;
+  if (padded > n)
+    rows = ops::concat({feats, Tensor::zeros({1, padded - n, feats.size(2)}, placement_.activations,
+                                             placement_.device)},
+                       1);
+  const Tensor e =
+      ops::linear(ops::rms_norm(rows, norm, config_.norm_eps), linear.weight, linear.bias);
+  return padded > n
+             ? ops::fill_rows(e, pad_token, std::vector<int64_t>{n}, std::vector<int64_t>{padded})
+             : e;
+}
+
 Tensor ZImageTransformer::forward_omni(const Tensor& latents_in, std::span<const float> t,
                                        const std::vector<std::vector<Tensor>>& captions,
                                        const std::vector<ZImageOmniCondition>& conditions) const {
@@ -891,19 +906,9 @@ Tensor ZImageTransformer::forward_omni(const Tensor& latents_in, std::span<const
   std::vector<Tensor> rows;
   for (int64_t b = 0; b < batch; ++b) {
     std::vector<Tensor> segs;
-    for (const Tensor& seg : captions[b]) {
-      const int64_t len = seg.size(0), padded = zimage_padded_length(len);
-      Tensor r = at.activation(seg).unsqueeze(0);
-      if (padded > len)
-        r = ops::concat(
-            {r, Tensor::zeros({1, padded - len, c.cap_feat_dim}, at.activations, at.device)}, 1);
-      Tensor e = ops::linear(ops::rms_norm(r, cap_norm_, c.norm_eps), cap_linear_.weight,
-                             cap_linear_.bias);
-      if (padded > len)
-        e = ops::fill_rows(e, cap_pad_token_, std::vector<int64_t>{len},
-                           std::vector<int64_t>{padded});
-      segs.push_back(e);
-    }
+    for (const Tensor& seg : captions[b])
+      segs.push_back(
+          embed_run(at.activation(seg).unsqueeze(0), cap_norm_, cap_linear_, cap_pad_token_));
     if (cap_len[b] < cap_max)
       segs.push_back(Tensor::zeros({1, cap_max - cap_len[b], d}, at.activations, at.device));
     rows.push_back(segs.size() == 1 ? segs[0] : ops::concat(segs, 1));
@@ -920,18 +925,6 @@ Tensor ZImageTransformer::forward_omni(const Tensor& latents_in, std::span<const
   int64_t siglip_clean = 0;
   if (with_siglip) {
     std::vector<Tensor> sig_runs;
-    auto pad_run = [&](Tensor feats, int64_t n) {  // [1, n, S] -> embedded [1, padded, D]
-      const int64_t padded = zimage_padded_length(n);
-      if (padded > n)
-        feats = ops::concat(
-            {feats, Tensor::zeros({1, padded - n, c.siglip_feat_dim}, at.activations, at.device)},
-            1);
-      Tensor e = ops::linear(ops::rms_norm(feats, siglip_norm_, c.norm_eps), siglip_linear_.weight,
-                             siglip_linear_.bias);
-      return padded > n ? ops::fill_rows(e, siglip_pad_token_, std::vector<int64_t>{n},
-                                         std::vector<int64_t>{padded})
-                        : e;
-    };
     for (const ZImageOmniCondition& cond : conditions) {
       const int64_t n = cond.siglip.size(0) * cond.siglip.size(1);
       const Tensor channel_major = at.activation(cond.siglip)
@@ -939,7 +932,7 @@ Tensor ZImageTransformer::forward_omni(const Tensor& latents_in, std::span<const
                                        .permute({1, 0})
                                        .contiguous()
                                        .view({1, n, c.siglip_feat_dim});
-      sig_runs.push_back(pad_run(channel_major, n));
+      sig_runs.push_back(embed_run(channel_major, siglip_norm_, siglip_linear_, siglip_pad_token_));
       siglip_clean += sig_runs.back().size(1);
     }
     const int64_t n_pad = kZImageSeqMultiple;

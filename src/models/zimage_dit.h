@@ -181,6 +181,10 @@ class ZImageTransformer {
                     const std::function<Tensor(size_t, Tensor)>& after = {}) const;
   // Latents [B, C, h, w] as x_embedder tokens [B, padded length, dim], pad rows x_pad_token.
   Tensor embed_image(const Tensor& latents) const;
+  // Omni's caption segments and SigLIP grids: feats [1, n, F] padded with zero rows to a
+  // multiple of 32, RMSNorm(norm) + linear, the pad rows replaced by pad_token.
+  Tensor embed_run(const Tensor& feats, const Tensor& norm, const Linear& linear,
+                   const Tensor& pad_token) const;
   Tensor control_tokens(const ZImageControl& control, int64_t batch, int64_t x_len,
                         int64_t n_img) const;
   Tensor attention(const Block& b, const Tensor& x, const Sequence& seq) const;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "io/image_paste.h"
 #include "io/image_resize.h"
 
 namespace zflow::pipeline {
@@ -72,12 +73,7 @@ io::Image flux2_reference_image(const io::Image& image, int64_t multiple, size_t
                                 double target_area, std::string_view family) {
   const auto [cw, ch] = flux2_reference_size(image, multiple, index, target_area, family);
   const io::Image resized = flux2_area_resized(image, target_area);
-  const int left = (resized.width - cw) / 2, top = (resized.height - ch) / 2;
-  io::Image out{cw, ch, std::vector<uint8_t>(static_cast<size_t>(cw) * ch * 3)};
-  for (int y = 0; y < ch; ++y)
-    std::copy_n(resized.rgb.begin() + (static_cast<size_t>(top + y) * resized.width + left) * 3,
-                static_cast<size_t>(cw) * 3, out.rgb.begin() + static_cast<size_t>(y) * cw * 3);
-  return out;
+  return io::crop_image(resized, (resized.width - cw) / 2, (resized.height - ch) / 2, cw, ch);
 }
 
 }  // namespace zflow::pipeline

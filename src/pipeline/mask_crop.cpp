@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/image_blur.h"
+#include "io/image_paste.h"
 #include "io/image_resize.h"
 #include "pipeline/image_tensor.h"
 
@@ -21,25 +22,8 @@ uint8_t grey_at(const io::Image& image, size_t i) {
   return pillow_luma(image.rgb[3 * i], image.rgb[3 * i + 1], image.rgb[3 * i + 2]);
 }
 
-// Pillow's paste of `src` with its top-left corner at (x, y); what falls outside is dropped.
-void paste(io::Image& dst, const io::Image& src, int x, int y) {
-  for (int row = std::max(0, -y); row < src.height && y + row < dst.height; ++row) {
-    const int from = std::max(0, -x), to = std::min(src.width, dst.width - x);
-    if (to <= from) return;
-    std::copy_n(src.rgb.begin() + (static_cast<size_t>(row) * src.width + from) * 3,
-                static_cast<size_t>(to - from) * 3,
-                dst.rgb.begin() + (static_cast<size_t>(y + row) * dst.width + x + from) * 3);
-  }
-}
-
 io::Image black(int width, int height) {
   return {width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3, 0)};
-}
-
-io::Image crop(const io::Image& image, const CropBox& box) {
-  io::Image out = black(box.width(), box.height());
-  paste(out, image, -box.x1, -box.y1);
-  return out;
 }
 
 // _resize_and_crop: scaled to cover width x height, centred, the excess cut.
@@ -49,7 +33,7 @@ io::Image resize_and_crop(const io::Image& image, int width, int height) {
   const int src_w = ratio > src_ratio ? width : image.width * height / image.height;
   const int src_h = ratio <= src_ratio ? height : image.height * width / image.width;
   io::Image out = black(width, height);
-  paste(out, io::resize_image(image, src_w, src_h, kLanczos), width / 2 - src_w / 2,
+  io::paste_image(out, io::resize_image(image, src_w, src_h, kLanczos), width / 2 - src_w / 2,
         height / 2 - src_h / 2);
   return out;
 }
@@ -106,14 +90,14 @@ CropBox mask_crop_box(const io::Image& mask, int width, int height, int padding)
 }
 
 io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, int height) {
-  const io::Image part = crop(image, box);
+  const io::Image part = io::crop_image(image, box.x1, box.y1, box.width(), box.height());
   const double ratio = static_cast<double>(width) / height;
   const double src_ratio = static_cast<double>(part.width) / part.height;
   const int src_w = ratio < src_ratio ? width : part.width * height / part.height;
   const int src_h = ratio >= src_ratio ? height : part.height * width / part.width;
   const io::Image resized = io::resize_image(part, src_w, src_h, kLanczos);
   io::Image out = black(width, height);
-  paste(out, resized, width / 2 - src_w / 2, height / 2 - src_h / 2);
+  io::paste_image(out, resized, width / 2 - src_w / 2, height / 2 - src_h / 2);
   // The bands left over repeat the resized picture's edge: Pillow resizes a zero-height (or
   // zero-width) box at the edge, which blends the rows (columns) next to it, with Image.resize's
   // default filter, bicubic (diffusers passes none there).
@@ -122,15 +106,15 @@ io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, i
   if (ratio < src_ratio) {
     const int fill = height / 2 - src_h / 2;
     if (fill > 0) {
-      paste(out, io::resize_image_box(resized, width, fill, kBicubic, {0, 0, rw, 0}), 0, 0);
-      paste(out, io::resize_image_box(resized, width, fill, kBicubic, {0, rh, rw, rh}), 0,
+      io::paste_image(out, io::resize_image_box(resized, width, fill, kBicubic, {0, 0, rw, 0}), 0, 0);
+      io::paste_image(out, io::resize_image_box(resized, width, fill, kBicubic, {0, rh, rw, rh}), 0,
             fill + src_h);
     }
   } else if (ratio > src_ratio) {
     const int fill = width / 2 - src_w / 2;
     if (fill > 0) {
-      paste(out, io::resize_image_box(resized, fill, height, kBicubic, {0, 0, 0, rh}), 0, 0);
-      paste(out, io::resize_image_box(resized, fill, height, kBicubic, {rw, 0, rw, rh}),
+      io::paste_image(out, io::resize_image_box(resized, fill, height, kBicubic, {0, 0, 0, rh}), 0, 0);
+      io::paste_image(out, io::resize_image_box(resized, fill, height, kBicubic, {rw, 0, rw, rh}),
             fill + src_w, 0);
     }
   }
@@ -144,7 +128,7 @@ io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
            original.width, original.height);
   // The generated crop on black, at the box.
   io::Image out = black(original.width, original.height);
-  paste(out, resize_and_crop(generated, box.width(), box.height()), box.x1, box.y1);
+  io::paste_image(out, resize_and_crop(generated, box.width(), box.height()), box.x1, box.y1);
   // The original where the mask is not white: pasted into transparent RGBa through the inverted
   // mask (a = 255 - mask), back to RGBA, then alpha-composited over the generated picture.
   const size_t n = static_cast<size_t>(original.width) * original.height;
