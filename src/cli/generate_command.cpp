@@ -24,6 +24,7 @@
 #include "pipeline/flux_controlnet_input.h"
 #include "pipeline/generator.h"
 #include "pipeline/outpaint.h"
+#include "sampling/flow_sampler.h"
 
 namespace zflow::cli {
 
@@ -42,6 +43,7 @@ struct GenerateOptions {
   float cfg_normalization = 0.0f;
   double cfg_truncation = 1.0;
   std::optional<double> shift, strength;
+  std::string sampler = "euler", scheduler = "simple";
   std::optional<int> mask_crop;
   std::optional<float> mask_blur;
   std::optional<uint64_t> seed;
@@ -101,6 +103,17 @@ std::vector<pipeline::ControlInput> control_inputs(const GenerateOptions& o) {
     controls.push_back(std::move(c));
   }
   return controls;
+}
+
+SamplingChoice sampling_choice(const std::string& sampler, const std::string& scheduler) {
+  const auto solver = parse_flow_sampler(sampler);
+  if (!solver)
+    fail("[generate] --sampler {}: unknown sampler; zflow has {}", sampler, flow_sampler_choices());
+  const auto spacing = parse_sigma_schedule(scheduler);
+  if (!spacing)
+    fail("[generate] --scheduler {}: unknown schedule; zflow has {}", scheduler,
+         sigma_schedule_choices());
+  return {*solver, *spacing};
 }
 
 std::string lower_extension(const fs::path& path) {
@@ -211,6 +224,7 @@ int run_generate(const GenerateOptions& o) {
   request.cfg_normalization = o.cfg_normalization;
   request.cfg_truncation = o.cfg_truncation;
   request.shift = o.shift;
+  request.sampling = sampling_choice(o.sampler, o.scheduler);
   request.strength = o.strength;
   request.mask_crop_padding = o.mask_crop;
   request.mask_blur = o.mask_blur;
@@ -337,6 +351,15 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("--shift", o->shift,
                   "sigma schedule shift (default: the model's: Z-Image 3 or 6; FLUX.1-dev shifts "
                   "by image size, schnell none); for FLUX.1 a fixed shift in their place");
+  cmd->add_option("--sampler", o->sampler,
+                  "how each step moves the latents: euler (the models' own, one model call a "
+                  "step), heun (two calls a step, second order), dpm++2m (one call, second order "
+                  "from the step before); ComfyUI's and A1111's names work too")
+      ->capture_default_str();
+  cmd->add_option("--scheduler", o->scheduler,
+                  "the sigmas' spacing between the model's first and last: simple (the model's "
+                  "shifted schedule), karras, exponential or beta (diffusers' use_*_sigmas)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed (default: random; always printed)");
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");

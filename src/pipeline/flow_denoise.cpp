@@ -4,11 +4,24 @@
 
 #include "core/error.h"
 #include "pipeline/flow_euler.h"
+#include "pipeline/flow_solvers.h"
 
 namespace zflow::pipeline {
 
+namespace {
+
+Tensor checked_velocity(const FlowVelocity& velocity, const Tensor& latents, int step) {
+  Tensor v = velocity(latents, step).contiguous();
+  ZF_CHECK(v.dtype() == DType::F32 && v.shape() == latents.shape(),
+           "[denoise] the model gave {} {} for latents {}", dtype_name(v.dtype()),
+           shape_str(v.shape()), shape_str(latents.shape()));
+  return v;
+}
+
+}  // namespace
+
 Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSchedule& schedule,
-                    const FlowInpaint* inpaint, const RunControl& control) {
+                    const FlowInpaint* inpaint, const RunControl& control, FlowSampler sampler) {
   ZF_CHECK(latents.dtype() == DType::F32 && latents.ndim() >= 1,
            "[denoise] latents must be float32, got {} {}", dtype_name(latents.dtype()),
            shape_str(latents.shape()));
@@ -17,15 +30,37 @@ Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSche
            schedule.steps());
   latents = latents.contiguous().clone();
   const auto start = std::chrono::steady_clock::now();
+  Tensor previous_estimate;  // DPM++ 2M: x0 of the step before
   for (int i = 0; i < schedule.steps(); ++i) {
     if (control.stop.stop_requested()) throw Cancelled();
-    const Tensor v = velocity(latents, i).contiguous();
-    ZF_CHECK(v.dtype() == DType::F32 && v.shape() == latents.shape(),
-             "[denoise] the model gave {} {} for latents {}", dtype_name(v.dtype()),
-             shape_str(v.shape()), shape_str(latents.shape()));
+    const Tensor v = checked_velocity(velocity, latents, i);
     const size_t at = static_cast<size_t>(i);
-    if (control.on_estimate) control.on_estimate(clean_estimate(latents, v, schedule.sigmas[at]));
-    euler_step(latents, v, schedule.sigmas[at], schedule.sigmas[at + 1]);
+    const float sigma = schedule.sigmas[at], sigma_next = schedule.sigmas[at + 1];
+    const bool wants_estimate = control.on_estimate || sampler == FlowSampler::kDpmPP2M;
+    const Tensor estimate = wants_estimate ? clean_estimate(latents, v, sigma) : Tensor();
+    if (control.on_estimate) control.on_estimate(estimate);
+    switch (sampler) {
+      case FlowSampler::kEuler:
+        euler_step(latents, v, sigma, sigma_next);
+        break;
+      case FlowSampler::kHeun:
+        if (sigma_next == 0.0f || i + 1 == schedule.steps()) {  // no second call at sigma 0
+          euler_step(latents, v, sigma, sigma_next);
+        } else {
+          Tensor predicted = latents.clone();
+          euler_step(predicted, v, sigma, sigma_next);
+          if (control.stop.stop_requested()) throw Cancelled();
+          heun_step(latents, v, checked_velocity(velocity, predicted, i + 1), sigma, sigma_next);
+        }
+        break;
+      case FlowSampler::kDpmPP2M: {
+        const bool first = i == 0;
+        dpmpp_2m_step(latents, estimate, first ? nullptr : &previous_estimate,
+                      first ? sigma : schedule.sigmas[at - 1], sigma, sigma_next);
+        previous_estimate = estimate;
+        break;
+      }
+    }
     if (inpaint) {
       const bool last = i + 1 == schedule.steps();
       const Tensor known =

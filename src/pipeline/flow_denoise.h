@@ -1,8 +1,10 @@
-// The flow-matching Euler loop every family's pipeline runs (diffusers 0.42.1: the denoising loop
-// of ZImagePipeline, FluxPipeline and their img2img / inpaint variants), independent of the model
-// so it can be tested with a stand-in. Per step i:
+// The flow-matching sampling loop every family's pipeline runs (diffusers 0.42.1: the denoising
+// loop of ZImagePipeline, FluxPipeline and their img2img / inpaint variants), independent of the
+// model so it can be tested with a stand-in. Per step i:
 //   v = velocity(latents, i)                               (the scheduler's model_output)
-//   latents += (sigma_{i+1} - sigma_i) * v                 (float32, flow_euler.h)
+//   latents moved from sigma_i to sigma_{i+1} by the sampler: Euler
+//     latents += (sigma_{i+1} - sigma_i) * v (float32, flow_euler.h), or Heun / DPM++ 2M
+//     (flow_solvers.h); Heun asks velocity(x2, i + 1) for its second call
 //   inpaint: latents = (1 - m) * known + m * latents, known = scale_noise(image_latents, noise,
 //            sigma_{i+1}), or the clean image_latents after the last step
 //   control.on_step after the step; control.stop checked before it (throws Cancelled);
@@ -13,6 +15,7 @@
 
 #include "core/tensor.h"
 #include "pipeline/run_control.h"
+#include "sampling/flow_sampler.h"
 #include "sampling/flow_schedule.h"
 
 namespace zflow::pipeline {
@@ -29,8 +32,9 @@ struct FlowInpaint {
 using FlowVelocity = std::function<Tensor(const Tensor& latents, int step)>;
 
 // Runs every step of `schedule` (already cut to the img2img start: sigmas[0] is where latents
-// are) and returns the final latents.
+// are) with `sampler` and returns the final latents.
 Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSchedule& schedule,
-                    const FlowInpaint* inpaint, const RunControl& control);
+                    const FlowInpaint* inpaint, const RunControl& control,
+                    FlowSampler sampler = FlowSampler::kEuler);
 
 }  // namespace zflow::pipeline

@@ -36,9 +36,9 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     std::string text = request.prompt + "\n";
     if (s.cfg && !request.negative_prompt.empty())
       text += "Negative prompt: " + request.negative_prompt + "\n";
-    text +=
-        fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
-                    s.steps, s.cfg_scale, request.seed, s.width, s.height, model_name());
+    text += fmt::format("Steps: {}, {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}", s.steps,
+                        a1111_sampling_fields(request.sampling), s.cfg_scale, request.seed, s.width,
+                        s.height, model_name());
     // The embedded guidance as Forge writes FLUX's.
     if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
     const bool edits = s.mode != Flux2Mode::TextToImage;
@@ -53,7 +53,8 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
         {"width", s.width},
         {"height", s.height},
         {"steps", s.steps},
-        {"sampler", "euler"},
+        {"sampler", flow_sampler_name(request.sampling.sampler)},
+        {"scheduler", sigma_schedule_name(request.sampling.schedule)},
         {"cfg_scale", s.cfg_scale},
         {"seed", request.seed},
         {"rng",
@@ -107,6 +108,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     f.init_image = r.init_image;
     f.strength = r.strength;
     f.mask = r.mask;
+    f.sampling = r.sampling;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.normal_math = r.normal_math;
     f.vae_tiling = r.vae_tiling;

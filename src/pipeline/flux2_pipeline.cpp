@@ -295,7 +295,7 @@ bool Flux2Pipeline::can_share_forwards(const Flux2Request& a, const Flux2Request
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
          sa.cfg_scale == sb.cfg_scale && sa.guidance == sb.guidance &&
          sa.max_sequence_length == sb.max_sequence_length && a.normal_math == b.normal_math &&
-         a.vae_tiling == b.vae_tiling;
+         a.vae_tiling == b.vae_tiling && a.sampling == b.sampling;
 }
 
 std::vector<io::Image> Flux2Pipeline::generate(const Flux2Request& request,
@@ -359,7 +359,8 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
   // Noise [B, 128, h, w], request by request from its own seed; the loop runs on these unpacked
   // latents (every update is element-wise) and flattens them to tokens for each call.
   const int64_t rows = s.height / scale_factor(), cols = s.width / scale_factor();
-  FlowSchedule schedule = flux2_klein_schedule(scheduler_, s.steps, rows * cols);
+  FlowSchedule schedule = respace(flux2_klein_schedule(scheduler_, s.steps, rows * cols),
+                                  requests.front().sampling.schedule);
   std::vector<Tensor> noise;
   for (const Flux2Request& r : requests) {
     Generator generator(r.seed, r.normal_math);
@@ -420,7 +421,8 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
     return s.cfg ? combine_guidance(v, s.cfg_scale) : v;
   };
   const RunControl run = with_previews(control, [this](const Tensor& z) { return vae_.decode(z); });
-  latents = flow_denoise(velocity, latents, schedule, inpaint ? &*inpaint : nullptr, run);
+  latents = flow_denoise(velocity, latents, schedule, inpaint ? &*inpaint : nullptr, run,
+                         requests.front().sampling.sampler);
   const double denoise_seconds = clock.lap();
   log::info("[flux2] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());

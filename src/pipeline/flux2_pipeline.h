@@ -54,6 +54,7 @@
 #include "models/qwen3.h"
 #include "pipeline/flux_scheduler.h"
 #include "pipeline/run_control.h"
+#include "sampling/flow_sampler.h"
 #include "text/bpe_tokenizer.h"
 
 namespace zflow::pipeline {
@@ -105,6 +106,7 @@ struct Flux2Request {
   std::optional<io::Image> init_image;  // klein: img2img, or inpaint with a mask
   std::optional<io::Image> mask;        // white: repaint; any size (Lanczos to the init's)
   std::optional<double> strength;       // how much of the schedule runs from the init image; 0.8
+  SamplingChoice sampling;              // default: Euler on the scheduler's schedule, as diffusers
 };
 
 enum class Flux2Mode { TextToImage, ImageToImage, Inpaint };

@@ -43,7 +43,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     std::string text = request.prompt + "\n";
     if (s.true_cfg && !request.negative_prompt.empty())
       text += "Negative prompt: " + request.negative_prompt + "\n";
-    text += fmt::format("Steps: {}, Sampler: Euler, CFG scale: {}", s.steps, s.true_cfg_scale);
+    text += fmt::format("Steps: {}, {}, CFG scale: {}", s.steps,
+                        a1111_sampling_fields(request.sampling), s.true_cfg_scale);
     if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
     if (s.shift) text += fmt::format(", Shift: {}", *s.shift);
     text += fmt::format(", Seed: {}, Size: {}x{}, Model: {}", request.seed, s.width, s.height,
@@ -66,7 +67,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
         {"width", s.width},
         {"height", s.height},
         {"steps", s.steps},
-        {"sampler", "euler"},
+        {"sampler", flow_sampler_name(request.sampling.sampler)},
+        {"scheduler", sigma_schedule_name(request.sampling.schedule)},
         {"seed", request.seed},
         {"rng",
          request.normal_math == NormalMath::Avx2Cephes ? "torch-cpu-avx2" : "torch-cpu-libm"},
@@ -158,6 +160,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     f.strength = r.strength;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.shift = r.shift;
+    f.sampling = r.sampling;
     f.normal_math = r.normal_math;
     f.vae_tiling = r.vae_tiling;
     return f;

@@ -455,7 +455,7 @@ bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
          sa.guidance == sb.guidance && sa.true_cfg_scale == sb.true_cfg_scale &&
          sa.max_sequence_length == sb.max_sequence_length && sa.shift == sb.shift &&
-         a.normal_math == b.normal_math && a.vae_tiling == b.vae_tiling;
+         a.normal_math == b.normal_math && a.vae_tiling == b.vae_tiling && a.sampling == b.sampling;
 }
 
 std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
@@ -519,7 +519,8 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     scheduler.use_dynamic_shifting = false;
     scheduler.shift = *s.shift;
   }
-  FlowSchedule schedule = flux1_schedule(scheduler, s.steps, rows * cols);
+  FlowSchedule schedule =
+      respace(flux1_schedule(scheduler, s.steps, rows * cols), first.sampling.schedule);
   if (starts_from_image(s.mode))
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const bool fill = variant_ == FluxVariant::FillDev;
@@ -622,8 +623,9 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
         models::flux_unpack_latents(out.slice(1, 0, rows * cols).contiguous(), 2 * rows, 2 * cols);
     return s.true_cfg ? combine_guidance(v, s.true_cfg_scale) : v;
   };
-  const Tensor latents = flow_denoise(velocity, joined(starts), schedule,
-                                      inpaint ? &*inpaint : nullptr, with_previews(control, vae_));
+  const Tensor latents =
+      flow_denoise(velocity, joined(starts), schedule, inpaint ? &*inpaint : nullptr,
+                   with_previews(control, vae_), first.sampling.sampler);
   const double denoise_seconds = clock.lap();
   log::info("[flux] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());

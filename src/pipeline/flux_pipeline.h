@@ -57,6 +57,7 @@
 #include "pipeline/control_input.h"
 #include "pipeline/flux_scheduler.h"
 #include "pipeline/run_control.h"
+#include "sampling/flow_sampler.h"
 #include "text/clip_tokenizer.h"
 #include "text/t5_tokenizer.h"
 
@@ -145,6 +146,7 @@ struct FluxRequest {
   // A fixed shift of the sigmas instead of the scheduler config's schedule: the schedule of a
   // scheduler with use_dynamic_shifting false and this shift (sd.cpp's --flow-shift).
   std::optional<double> shift;
+  SamplingChoice sampling;  // default: Euler on the scheduler's schedule, as diffusers
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
   bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
 };

@@ -21,6 +21,7 @@
 #include "models/placement.h"
 #include "pipeline/control_input.h"
 #include "pipeline/run_control.h"
+#include "sampling/flow_sampler.h"
 
 namespace zflow::pipeline {
 
@@ -59,6 +60,7 @@ struct GenerationRequest {
   float cfg_normalization = 0.0f;  // Z-Image only
   double cfg_truncation = 1.0;     // Z-Image only
   std::optional<double> shift;
+  SamplingChoice sampling;  // the sampler and sigma schedule (default: Euler on the model's)
   uint64_t seed = 0;
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img; with mask: inpaint

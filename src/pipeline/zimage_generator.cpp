@@ -62,6 +62,7 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     z.cfg_normalization = r.cfg_normalization;
     z.cfg_truncation = r.cfg_truncation;
     z.shift = r.shift;
+    z.sampling = r.sampling;
     z.seed = r.seed;
     z.batch = r.batch;
     z.init_image = r.init_image;

@@ -23,7 +23,8 @@ struct ZImageSources {
 // A1111's layout:
 //   <prompt>
 //   Negative prompt: <negative>                      (only when CFG runs and it is not empty)
-//   Steps: 8, Sampler: Euler, CFG scale: 0, Seed: 42, Size: 1024x1024, Model: <name>[, ...]
+//   Steps: 8, Sampler: Euler[, Schedule type: Karras], CFG scale: 0, Seed: 42, Size: 1024x1024,
+//   Model: <name>[, ...]
 // CFG scale is Z-Image's g (A1111's usual scale would be 1 + g). Extra keys follow when they
 // apply: Denoising strength, CFG normalization, CFG truncation, Shift, Batch size, Batch pos, and
 // the ControlNet as A1111's ControlNet extension writes it (ControlNet 0: "Model: .., Weight: ..").

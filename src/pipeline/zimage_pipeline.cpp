@@ -256,7 +256,7 @@ bool ZImagePipeline::can_share_forwards(const ZImageRequest& a, const ZImageRequ
          sa.guidance == sb.guidance && sa.shift == sb.shift &&
          a.cfg_normalization == b.cfg_normalization && a.cfg_truncation == b.cfg_truncation &&
          a.max_sequence_length == b.max_sequence_length && a.normal_math == b.normal_math &&
-         a.vae_tiling == b.vae_tiling;
+         a.vae_tiling == b.vae_tiling && a.sampling == b.sampling;
 }
 
 std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
@@ -310,7 +310,7 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
   // Start latents, request by request from its own seed (start_latents.h: the posterior sample
   // first, then the noise), so that each request starts where it would alone.
   const bool from_image = starts_from_image(s.mode);
-  FlowSchedule schedule = zimage_schedule(s.steps, s.shift);
+  FlowSchedule schedule = respace(zimage_schedule(s.steps, s.shift), first.sampling.schedule);
   if (from_image) schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const int64_t cells = 2 * vae_scale_factor();
   std::vector<ZImageCaption> positive, negative;
@@ -360,9 +360,10 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
     return transformer_.forward(x, t, texts, control_input ? &*control_input : nullptr);
   };
   const ZImageGuidance guidance{s.guidance, first.cfg_normalization, first.cfg_truncation};
-  const Tensor latents = zimage_denoise(
-      model, starts.size() == 1 ? starts.front() : ops::concat(starts, 0), schedule, positive,
-      negative, guidance, inpaint ? &*inpaint : nullptr, with_previews(control, vae_));
+  const Tensor latents =
+      zimage_denoise(model, starts.size() == 1 ? starts.front() : ops::concat(starts, 0), schedule,
+                     positive, negative, guidance, inpaint ? &*inpaint : nullptr,
+                     with_previews(control, vae_), first.sampling.sampler);
   const double denoise_seconds = clock.lap();
   log::info("[zimage] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());

@@ -50,6 +50,7 @@
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 #include "pipeline/run_control.h"
+#include "sampling/flow_sampler.h"
 #include "text/bpe_tokenizer.h"
 
 namespace zflow::pipeline {
@@ -91,6 +92,7 @@ struct ZImageRequest {
   float cfg_normalization = 0.0f;  // k > 0 caps ||pred|| at k ||pos|| (diffusers True = 1)
   double cfg_truncation = 1.0;     // steps with 1 - sigma > c run without CFG
   std::optional<double> shift;     // default: the scheduler config's, else the variant's
+  SamplingChoice sampling;         // default: Euler on the shifted schedule, as diffusers
   uint64_t seed = 0;
   int batch = 1;
   std::optional<io::Image> init_image;              // img2img (or inpaint with mask)

@@ -7,7 +7,7 @@
 //       [latents; latents] with captions [pos_1..pos_B, neg_1..neg_B]
 //   and otherwise a forward over latents with the positive captions only;
 //   pred_j = apply_zimage_cfg(out_j, out_{B+j}) (or out_j), velocity = -pred;
-//   latents += (sigma_{i+1} - sigma_i) * velocity              (float32 throughout)
+//   latents moved to sigma_{i+1} by the sampler (flow_denoise.h)  (float32 throughout)
 //   inpaint: latents = (1 - m) * known + m * latents, where known is
 //       scale_noise(image_latents, noise, sigma_{i+1}) and the clean image_latents on the last
 //       step.
@@ -44,6 +44,7 @@ using ZImageInpaint = FlowInpaint;
 Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSchedule& schedule,
                       const std::vector<ZImageCaption>& positive,
                       const std::vector<ZImageCaption>& negative, const ZImageGuidance& guidance,
-                      const ZImageInpaint* inpaint, const RunControl& control);
+                      const ZImageInpaint* inpaint, const RunControl& control,
+                      FlowSampler sampler = FlowSampler::kEuler);
 
 }  // namespace zflow::pipeline

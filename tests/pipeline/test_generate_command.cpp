@@ -291,6 +291,37 @@ TEST_F(GenerateCommand, CfgFlagsMatchDiffusers) {
   EXPECT_LT(test::psnr(io::read_image(out_ / "b.png"), want), 40.0);  // k = 3 caps less
 }
 
+// --sampler and --scheduler reach the loop (the sampler golden "zimage_heun_karras_cfg", made by
+// k-diffusion's Heun over diffusers' Karras sigmas) and the record; unknown names are one line
+// listing zflow's.
+TEST_F(GenerateCommand, SamplerFlagsMatchTheReferenceAndAreRecorded) {
+  const std::string args = model_args() + " -p '" + kPrompt +
+                           "' -n 'blurry, low quality' -W 48 -H 64 --steps 4 --cfg-scale 4 "
+                           "--cfg-truncation 0.8 --seed 7 -o " +
+                           (out_ / "heun.png").string();
+  const CommandResult r = run_zflow(args + " --sampler Heun --scheduler karras");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const fs::path golden = test::fixture("sampler_pipeline");
+  const io::Image want = io::read_image(golden / "sampler_pipeline_zimage_heun_karras_cfg_0.png");
+  EXPECT_GE(test::psnr(io::read_image(out_ / "heun.png"), want), 40.0);
+  const auto text = png_text(out_ / "heun.png");
+  EXPECT_NE(text.at("parameters").find("Sampler: Heun, Schedule type: Karras,"), std::string::npos)
+      << text.at("parameters");
+  const auto record = nlohmann::json::parse(text.at("zflow_request"));
+  EXPECT_EQ(record.at("sampler"), "heun");
+  EXPECT_EQ(record.at("scheduler"), "karras");
+
+  const CommandResult bad = run_zflow(args + " --sampler euler_a");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(
+      bad.output,
+      ::testing::HasSubstr("--sampler euler_a: unknown sampler; zflow has euler, heun, dpm++2m"));
+  const CommandResult bad_schedule = run_zflow(args + " --scheduler sgm_uniform");
+  EXPECT_NE(bad_schedule.status, 0);
+  EXPECT_THAT(bad_schedule.output,
+              ::testing::HasSubstr("--scheduler sgm_uniform: unknown schedule"));
+}
+
 // --lora reaches the transformer: a LoRA whose update is zero leaves the golden image as it is,
 // the same LoRA with a non-zero up matrix changes it, and a missing file is one line naming it.
 TEST_F(GenerateCommand, LoraFlagMergesIntoTheTransformer) {

@@ -1,0 +1,23 @@
+// The element-wise updates of the higher-order samplers (sampling/flow_sampler.h), in float32 with
+// the operation order of k-diffusion 0.1.1 on torch tensors, so trajectories match it to float32
+// rounding. The Euler update and x0 = x - sigma * v are in flow_euler.h.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace zflow::pipeline {
+
+// Heun's corrector, in place: latents += (sigma_next - sigma) * (v + v_next) / 2, where v is the
+// velocity at (latents, sigma) and v_next the one at the Euler prediction (x2, sigma_next).
+void heun_step(Tensor& latents, const Tensor& v, const Tensor& v_next, float sigma,
+               float sigma_next);
+
+// DPM-Solver++(2M), in place. With t = -log sigma and h = t_next - t:
+//   x' = (e^-t_next / e^-t) x - expm1(-h) D
+// where D is `denoised` (x0 at sigma) on a first-order step (`previous` null, or sigma_next 0:
+// then x' = D), and otherwise D = (1 + 1/(2r)) denoised - 1/(2r) previous, r = h_last / h with
+// h_last = t - t_prev, `previous` the x0 of the step before at sigma_prev.
+void dpmpp_2m_step(Tensor& latents, const Tensor& denoised, const Tensor* previous,
+                   float sigma_prev, float sigma, float sigma_next);
+
+}  // namespace zflow::pipeline
