@@ -10,6 +10,7 @@
 #include "io/image.h"
 #include "pipeline/flux_controlnet_input.h"
 #include "pipeline/outpaint.h"
+#include "sampling/flow_sampler.h"
 #include "server/base64.h"
 
 namespace zflow::server {
@@ -114,13 +115,36 @@ OutputFormat format_field(const json& body, const std::string& field) {
   bad(field, fmt::format("expected png, jpeg or webp, got '{}'", *f));
 }
 
-// Only the flow-matching Euler sampler exists; other names would silently mean something else.
-void sampler_field(const json& body, const std::string& field) {
-  auto s = get_string(body, field);
-  if (!s || s->empty()) return;
-  std::transform(s->begin(), s->end(), s->begin(), [](unsigned char c) { return std::tolower(c); });
-  if (*s != "euler" && *s != "flow_euler" && *s != "euler_flow")
-    bad(field, fmt::format("unknown sampler '{}'; this server has: Euler", *s));
+SigmaSchedule schedule_named(const std::string& field, const std::string& name) {
+  const auto schedule = parse_sigma_schedule(name);
+  if (!schedule)
+    bad(field,
+        fmt::format("unknown schedule '{}'; this server has: {}", name, sigma_schedule_choices()));
+  return *schedule;
+}
+
+// The sampler under `field` and the sigma schedule under "scheduler" (both optional). An unknown
+// name is an error: another sampler would silently make another picture. A1111 before 1.9 named
+// the schedule in the sampler ("DPM++ 2M Karras"), which is read too; "scheduler" wins.
+void sampling_fields(const json& body, const std::string& field, pipeline::GenerationRequest& r) {
+  if (const auto name = get_string(body, field); name && !name->empty()) {
+    std::string sampler = *name;
+    if (!parse_flow_sampler(sampler)) {
+      const size_t space = sampler.rfind(' ');
+      if (space != std::string::npos && parse_flow_sampler(sampler.substr(0, space)) &&
+          parse_sigma_schedule(sampler.substr(space + 1))) {
+        r.sampling.schedule = *parse_sigma_schedule(sampler.substr(space + 1));
+        sampler.resize(space);
+      }
+    }
+    const auto parsed = parse_flow_sampler(sampler);
+    if (!parsed)
+      bad(field,
+          fmt::format("unknown sampler '{}'; this server has: {}", *name, flow_sampler_choices()));
+    r.sampling.sampler = *parsed;
+  }
+  if (const auto name = get_string(body, "scheduler"); name && !name->empty())
+    r.sampling.schedule = schedule_named("scheduler", *name);
 }
 
 // The fields every API shares under the same names (zflow's extensions to OpenAI's API).
@@ -427,7 +451,7 @@ JobSpec parse_openai_generation(const json& body, const RequestLimits& limits,
   size_field(body, "size", limits, r);
   b64_json_only(body);
   spec.format = format_field(body, "output_format");
-  sampler_field(body, "sampler");
+  sampling_fields(body, "sampler", r);
   common_fields(body, limits, r);
   return spec;
 }
@@ -462,7 +486,7 @@ JobSpec parse_openai_edit(const OpenAiEdit& edit, const RequestLimits& limits,
   size_field(body, "size", limits, r);
   b64_json_only(body);
   spec.format = format_field(body, "output_format");
-  sampler_field(body, "sampler");
+  sampling_fields(body, "sampler", r);
   common_fields(body, limits, r);
   if (edit.images.empty()) bad("image", "expected one or more image files to edit");
   if (edit.images.size() > kMaxReferenceImages)
@@ -503,8 +527,8 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   r.batch = static_cast<int>(get_int(body, "batch_size", 1, limits.max_batch).value_or(1));
   if (get_int(body, "n_iter", 1, 1000).value_or(1) != 1)
     bad("n_iter", "only 1 is supported; ask for several images with batch_size");
-  sampler_field(body, "sampler_name");
-  sampler_field(body, "sampler_index");
+  // sampler_index is the older name of sampler_name.
+  sampling_fields(body, body.contains("sampler_name") ? "sampler_name" : "sampler_index", r);
   common_fields(body, limits, r);
   // Forge's name for FLUX's embedded guidance.
   if (const auto v = get_number(body, "distilled_cfg_scale", 0, 100))
@@ -543,7 +567,7 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
   r.width = side_field(body, "width", limits);
   r.height = side_field(body, "height", limits);
   r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));
-  sampler_field(body, "sampler");
+  sampling_fields(body, "sampler", r);
   common_fields(body, limits, r);
   if (const auto it = body.find("init_image"); it != body.end() && !it->is_null())
     r.init_image = image_field("init_image", *it);

@@ -1,7 +1,8 @@
 // The AUTOMATIC1111 web UI's API (/sdapi/v1/...), as existing clients call it: txt2img, img2img,
-// progress, interrupt, options (the model switch), sd-models, loras and samplers.
+// progress, interrupt, options (the model switch), sd-models, loras, samplers and schedulers.
 #include <chrono>
 
+#include "sampling/flow_sampler.h"
 #include "server/base64.h"
 #include "server/server_state.h"
 
@@ -28,7 +29,8 @@ std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
               {"subseed", -1},
               {"width", first.value("width", json())},
               {"height", first.value("height", json())},
-              {"sampler_name", "Euler"},
+              {"sampler_name", flow_sampler_display_name(spec.request.sampling.sampler)},
+              {"scheduler", sigma_schedule_name(spec.request.sampling.schedule)},
               {"cfg_scale", first.value("guidance", json())},
               {"steps", first.value("steps", json())},
               {"batch_size", n},
@@ -146,9 +148,21 @@ void add_a1111_routes(ServerState& s) {
   });
 
   s.http.Get("/sdapi/v1/samplers", [](const httplib::Request&, httplib::Response& res) {
-    send_json(
-        res, 200,
-        json::array({{{"name", "Euler"}, {"aliases", {"euler"}}, {"options", json::object()}}}));
+    json samplers = json::array();
+    for (const FlowSampler sampler :
+         {FlowSampler::kEuler, FlowSampler::kHeun, FlowSampler::kDpmPP2M})
+      samplers.push_back({{"name", flow_sampler_display_name(sampler)},
+                          {"aliases", {flow_sampler_name(sampler)}},
+                          {"options", json::object()}});
+    send_json(res, 200, samplers);
+  });
+  s.http.Get("/sdapi/v1/schedulers", [](const httplib::Request&, httplib::Response& res) {
+    json schedules = json::array();
+    for (const SigmaSchedule schedule : {SigmaSchedule::kSimple, SigmaSchedule::kKarras,
+                                         SigmaSchedule::kExponential, SigmaSchedule::kBeta})
+      schedules.push_back(
+          {{"name", sigma_schedule_name(schedule)}, {"label", sigma_schedule_label(schedule)}});
+    send_json(res, 200, schedules);
   });
 }
 

@@ -97,7 +97,8 @@ TEST(OpenAiRequest, RefusesBadFieldsByName) {
   EXPECT_EQ(parse({{"prompt", "x"}, {"steps", 10000}}), (R{400, "steps"}));
   EXPECT_EQ(parse({{"prompt", "x"}, {"cfg_scale", "high"}}), (R{400, "cfg_scale"}));
   EXPECT_EQ(parse({{"prompt", "x"}, {"seed", "7"}}), (R{400, "seed"}));
-  EXPECT_EQ(parse({{"prompt", "x"}, {"sampler", "DPM++ 2M"}}), (R{400, "sampler"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"sampler", "DDIM"}}), (R{400, "sampler"}));
+  EXPECT_EQ(parse({{"prompt", "x"}, {"scheduler", "sgm_uniform"}}), (R{400, "scheduler"}));
   EXPECT_EQ(refusal([] {
               parse_openai_generation({{"prompt", "x"}}, kLimits, "");
             }),
@@ -232,7 +233,8 @@ TEST(A1111Request, MapsTxt2imgAndImg2img) {
   EXPECT_EQ(t.request.batch, 3);
   EXPECT_FLOAT_EQ(*t.request.cfg_scale, 4.0f);
   EXPECT_FLOAT_EQ(*t.request.guidance, 3.5f);
-  EXPECT_LT(t.request.seed, uint64_t{1} << 32);  // -1 draws a 32-bit seed
+  EXPECT_EQ(t.request.sampling, SamplingChoice{});  // "Euler" on the model's schedule
+  EXPECT_LT(t.request.seed, uint64_t{1} << 32);     // -1 draws a 32-bit seed
   EXPECT_FALSE(t.request.init_image);
 
   const JobSpec i = parse_a1111(json{{"prompt", "p"},
@@ -247,6 +249,30 @@ TEST(A1111Request, MapsTxt2imgAndImg2img) {
   EXPECT_DOUBLE_EQ(*i.request.strength, 0.4);
 }
 
+// The sampler and schedule under every API's names: zflow's and ComfyUI's in the native job,
+// A1111's display names, its separate scheduler, and its older sampler names that carried the
+// schedule ("DPM++ 2M Karras"), where an explicit scheduler wins.
+TEST(A1111Request, ReadsSamplersAndSchedules) {
+  const auto sampling = [](json body) {
+    return parse_a1111(body, false, kLimits, "m").request.sampling;
+  };
+  using S = SamplingChoice;
+  EXPECT_EQ(sampling({{"sampler_name", "DPM++ 2M"}, {"scheduler", "Karras"}}),
+            (S{FlowSampler::kDpmPP2M, SigmaSchedule::kKarras}));
+  EXPECT_EQ(sampling({{"sampler_name", "DPM++ 2M Karras"}}),
+            (S{FlowSampler::kDpmPP2M, SigmaSchedule::kKarras}));
+  EXPECT_EQ(sampling({{"sampler_name", "DPM++ 2M Karras"}, {"scheduler", "beta"}}),
+            (S{FlowSampler::kDpmPP2M, SigmaSchedule::kBeta}));
+  EXPECT_EQ(sampling({{"sampler_index", "Heun"}, {"scheduler", "Automatic"}}),
+            (S{FlowSampler::kHeun, SigmaSchedule::kSimple}));
+  EXPECT_EQ(sampling({{"sampler_name", ""}, {"scheduler", ""}}), S{});
+  EXPECT_EQ(
+      parse_native_job({{"prompt", "p"}, {"sampler", "dpmpp_2m"}, {"scheduler", "exponential"}},
+                       kLimits, "m")
+          .request.sampling,
+      (S{FlowSampler::kDpmPP2M, SigmaSchedule::kExponential}));
+}
+
 TEST(A1111Request, RefusesBadFieldsByName) {
   using R = std::pair<int, std::string>;
   const auto parse = [](json body, bool img2img) {
@@ -256,6 +282,8 @@ TEST(A1111Request, RefusesBadFieldsByName) {
   EXPECT_EQ(parse({{"height", 0}}, false), (R{400, "height"}));
   EXPECT_EQ(parse({{"n_iter", 2}}, false), (R{400, "n_iter"}));
   EXPECT_EQ(parse({{"sampler_name", "DDIM"}}, false), (R{400, "sampler_name"}));
+  EXPECT_EQ(parse({{"sampler_name", "DPM++ 2M Uniform"}}, false), (R{400, "sampler_name"}));
+  EXPECT_EQ(parse({{"scheduler", "Align Your Steps"}}, false), (R{400, "scheduler"}));
   EXPECT_EQ(parse({{"override_settings", 5}}, false), (R{400, "override_settings"}));
   EXPECT_EQ(parse({{"prompt", "p"}}, true), (R{400, "init_images"}));
   EXPECT_EQ(parse({{"init_images", {"%%%"}}}, true), (R{400, "init_images[0]"}));

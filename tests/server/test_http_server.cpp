@@ -166,7 +166,13 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_EQ(get("/sdapi/v1/options").second["sd_model_checkpoint"], "fake-b");
   EXPECT_EQ(post("/sdapi/v1/options", R"({"sd_model_checkpoint": "nope"})").first, 404);
   EXPECT_EQ(get("/sdapi/v1/sd-models").second.size(), 3u);
-  EXPECT_EQ(get("/sdapi/v1/samplers").second[0]["name"], "Euler");
+  const json samplers = get("/sdapi/v1/samplers").second;
+  ASSERT_EQ(samplers.size(), 3u);
+  EXPECT_EQ(samplers[0]["name"], "Euler");
+  EXPECT_EQ(samplers[2]["name"], "DPM++ 2M");
+  const json schedules = get("/sdapi/v1/schedulers").second;
+  ASSERT_EQ(schedules.size(), 4u);
+  EXPECT_EQ(schedules[1]["label"], "Karras");
   EXPECT_EQ(get("/sdapi/v1/progress").second["progress"], 0.0);
 }
 

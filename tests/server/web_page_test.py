@@ -90,6 +90,8 @@ def main():
         page.fill("#steps", "3")
         page.fill("#seed", "77")
         page.fill("#n", "2")
+        page.select_option("#sampler", "dpm++2m")
+        page.select_option("#scheduler", "karras")
         page.click("#generate")
         expect(page.locator("figure.result")).to_have_count(2, timeout=30000)
         expect(page.locator("#status")).to_contain_text("done in")
@@ -100,6 +102,7 @@ def main():
         assert size == [48, 32], size
         caption = first.locator("figcaption").inner_text()
         assert "a lighthouse at dusk" in caption and "Steps: 3" in caption and "Seed: 77" in caption, caption
+        assert "Sampler: DPM++ 2M, Schedule type: Karras" in caption, caption
         link = first.locator("a")
         assert link.get_attribute("download").endswith(".png"), link.get_attribute("download")
         assert link.get_attribute("href").startswith("data:image/png;base64,")
