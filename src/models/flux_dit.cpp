@@ -433,7 +433,8 @@ FluxTransformer::Trunk FluxTransformer::run(const Tensor& x, std::span<const Flu
                                             std::span<const float> t,
                                             std::span<const float> guidance,
                                             const Tensor& image_addend, const Tensor& text_prefix,
-                                            const AfterBlock& after_block) const {
+                                            const AfterBlock& after_block,
+                                            FirstBlockCache* cache) const {
   const FluxDiTConfig& c = config_;
   auto is_activation = [](DType d) { return d == DType::F32 || d == DType::BF16; };
   ZF_CHECK(x.ndim() == 3 && x.size(0) >= 1 && x.size(1) >= 1 && x.size(2) == c.in_channels &&
@@ -489,12 +490,16 @@ FluxTransformer::Trunk FluxTransformer::run(const Tensor& x, std::span<const Flu
   const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
   for (size_t i = 0; i < double_blocks_.size(); ++i) {
     std::optional<BlockLease> lease;
+    const Tensor input = img;
     double_block(
         block_to_run(offload_.get(), lease, i, double_blocks_[i],
                      [&](ParameterBinder& bind) { return bind_double(bind, double_prefix(i), c); }),
         img, ctx, vec, rope);
     if (after_block)
       if (Tensor changed = after_block(false, i, img); changed.defined()) img = std::move(changed);
+    // Every later block skipped: the text stream is not read again.
+    if (cache && i == 0 && !cache->first_block_done(input, img))
+      return {ops::concat({ctx, cache->last_block_done({})}, 1), l, vec};
   }
   Tensor joint = ops::concat({ctx, img}, 1);
   for (size_t i = 0; i < single_blocks_.size(); ++i) {
@@ -507,6 +512,8 @@ FluxTransformer::Trunk FluxTransformer::run(const Tensor& x, std::span<const Flu
       if (Tensor changed = after_block(true, i, joint.slice(1, l, s)); changed.defined())
         joint = ops::concat({joint.slice(1, 0, l), changed}, 1);
   }
+  if (cache)
+    joint = ops::concat({joint.slice(1, 0, l), cache->last_block_done(joint.slice(1, l, s))}, 1);
   return {std::move(joint), l, vec};
 }
 
@@ -523,10 +530,15 @@ const Tensor& control_sample(const std::vector<Tensor>& samples, size_t i, size_
 
 Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> img_ids,
                                 const Tensor& txt, const Tensor& pooled, std::span<const float> t,
-                                std::span<const float> guidance,
-                                const ControlSamples* control) const {
+                                std::span<const float> guidance, const ControlSamples* control,
+                                FirstBlockCache* cache) const {
   ZF_CHECK(config_.final_layer,
            "[flux] forward: a ControlNet's trunk has no final layer (use block_outputs)");
+  ZF_CHECK(!cache || (!control && !double_blocks_.empty() &&
+                      double_blocks_.size() + single_blocks_.size() >= 2),
+           "[flux] first-block cache: {}",
+           control ? "not with a ControlNet (its samples join the later blocks)"
+                   : "the model has one block");
   AfterBlock add_control;
   if (control && (!control->double_blocks.empty() || !control->single_blocks.empty()))
     add_control = [&](bool single, size_t i, const Tensor& image) {
@@ -539,7 +551,7 @@ Tensor FluxTransformer::forward(const Tensor& x, std::span<const FluxPosition> i
                shape_str(sample.shape()), shape_str(image.shape()));
       return ops::add(image, sample);
     };
-  const Trunk trunk = run(x, img_ids, txt, pooled, t, guidance, {}, {}, add_control);
+  const Trunk trunk = run(x, img_ids, txt, pooled, t, guidance, {}, {}, add_control, cache);
 
   // 5. AdaLayerNormContinuous on the image tokens ((scale, shift) in diffusers' order), then the
   //    projection to the packed latent channels; float32 where x was.

@@ -25,6 +25,7 @@
 #include "core/tensor.h"
 #include "io/key_map_flux.h"
 #include "io/weight_store.h"
+#include "models/first_block_cache.h"
 #include "models/flux_rope.h"
 #include "models/lora.h"
 #include "models/offload.h"
@@ -142,10 +143,13 @@ class FluxTransformer {
     std::vector<Tensor> double_blocks, single_blocks;
     bool repeat = false;
   };
+  // With `cache`, the blocks after the first double block run as first_block_cache.h says, on
+  // the image stream (the head is double block 0, the tail the last single block); not with a
+  // ControlNet's samples.
   Tensor forward(const Tensor& x, std::span<const FluxPosition> img_ids, const Tensor& txt,
                  const Tensor& pooled, std::span<const float> t,
-                 std::span<const float> guidance = {},
-                 const ControlSamples* control = nullptr) const;
+                 std::span<const float> guidance = {}, const ControlSamples* control = nullptr,
+                 FirstBlockCache* cache = nullptr) const;
 
   // For a ControlNet, whose trunk this is (config().final_layer false): the image tokens
   // [B, N, inner] after every double block, then after every single block, of a forward on the
@@ -190,8 +194,8 @@ class FluxTransformer {
   using AfterBlock = std::function<Tensor(bool single, size_t index, const Tensor& image)>;
   Trunk run(const Tensor& x, std::span<const FluxPosition> img_ids, const Tensor& txt,
             const Tensor& pooled, std::span<const float> t, std::span<const float> guidance,
-            const Tensor& image_addend, const Tensor& text_prefix,
-            const AfterBlock& after_block) const;
+            const Tensor& image_addend, const Tensor& text_prefix, const AfterBlock& after_block,
+            FirstBlockCache* cache = nullptr) const;
   Tensor conditioning(const Tensor& pooled, std::span<const float> t,
                       std::span<const float> guidance) const;
   Tensor heads(const Linear& proj, const Tensor& x, const Tensor& norm) const;

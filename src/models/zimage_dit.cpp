@@ -458,11 +458,14 @@ Tensor ZImageTransformer::attention(const Block& blk, const Tensor& x, const Seq
                      blk.to_out.weight);
 }
 
-// The blocks over x, in order; with --offload, block i is stream position first + i.
+// The blocks over x, in order; with --offload, block i is stream position first + i. With a
+// cache, the blocks after the first run only when it says so.
 Tensor ZImageTransformer::run_blocks(const std::vector<Block>& blocks, size_t first, Tensor x,
                                      const Sequence& seq, const Modulation& mod,
-                                     const std::function<Tensor(size_t, Tensor)>& after) const {
+                                     const std::function<Tensor(size_t, Tensor)>& after,
+                                     FirstBlockCache* cache) const {
   for (size_t i = 0; i < blocks.size(); ++i) {
+    const Tensor input = x;
     std::optional<BlockLease> lease;
     const Block blk = block_to_run(offload_.get(), lease, first + i, blocks[i], [&](Binder& bind) {
       const std::string& prefix = offload_->prefix(first + i);
@@ -471,8 +474,9 @@ Tensor ZImageTransformer::run_blocks(const std::vector<Block>& blocks, size_t fi
     });
     x = block(blk, x, seq, mod);
     if (after) x = after(i, std::move(x));
+    if (cache && i == 0 && !cache->first_block_done(input, x)) return cache->last_block_done({});
   }
-  return x;
+  return cache ? cache->last_block_done(x) : x;
 }
 
 // The ControlNet's stream c through a chain of control blocks (VideoX-Fun's
@@ -651,9 +655,12 @@ std::shared_ptr<const ZImageTransformer::Sequences> ZImageTransformer::sequences
 }
 
 Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const float> t,
-                                  const std::vector<Tensor>& captions,
-                                  const ZImageControl* control) const {
+                                  const std::vector<Tensor>& captions, const ZImageControl* control,
+                                  FirstBlockCache* cache) const {
   const ZImageDiTConfig& c = config_;
+  ZF_CHECK(!cache || (!control && layers_.size() >= 2), "[zimage] first-block cache: {}",
+           control ? "not with a ControlNet (its hints join the later layers)"
+                   : "the model has one main layer");
   const int64_t p = c.patch_size;
   auto is_activation = [](DType d) { return d == DType::F32 || d == DType::BF16; };
   ZF_CHECK(latents_in.ndim() == 4 && latents_in.size(1) == c.in_channels &&
@@ -770,7 +777,7 @@ Tensor ZImageTransformer::forward(const Tensor& latents_in, std::span<const floa
       return ops::add(h, ops::mul_scalar(chain->advance(), control->scale));
     };
   }
-  u = run_blocks(layers_, 2 * n_refiner, u, seq->unified, Modulation{adaln}, add_hint);
+  u = run_blocks(layers_, 2 * n_refiner, u, seq->unified, Modulation{adaln}, add_hint, cache);
 
   // 6. Final layer; the first N tokens of each sample are the image.
   const Tensor out =

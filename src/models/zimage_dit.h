@@ -23,6 +23,7 @@
 
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/first_block_cache.h"
 #include "models/lora.h"
 #include "models/offload.h"
 #include "models/parameters.h"
@@ -128,8 +129,11 @@ class ZImageTransformer {
   // added as its authors' code adds them (VideoX-Fun; facts/zimage.md 6.4): refiner hint j
   // after noise-refiner layer j, hint n after main layer control_layers_places[n], each times
   // the scale; its blocks run interleaved with the main ones, so one hint is alive at a time.
+  // With `cache`, the main layers run as first_block_cache.h says (not with a ControlNet; the
+  // model needs two layers or more).
   Tensor forward(const Tensor& latents, std::span<const float> t,
-                 const std::vector<Tensor>& captions, const ZImageControl* control = nullptr) const;
+                 const std::vector<Tensor>& captions, const ZImageControl* control = nullptr,
+                 FirstBlockCache* cache = nullptr) const;
 
   // Omni mode (diffusers' forward with nested lists, as ZImageOmniPipeline calls it): each
   // sample is the condition images (clean), then its target latents[b] (noisy), with one caption
@@ -177,8 +181,8 @@ class ZImageTransformer {
   }
   // after(i, x), when given, runs on block i's output (a ControlNet adds its hints there).
   Tensor run_blocks(const std::vector<Block>& blocks, size_t first, Tensor x, const Sequence& seq,
-                    const Modulation& mod,
-                    const std::function<Tensor(size_t, Tensor)>& after = {}) const;
+                    const Modulation& mod, const std::function<Tensor(size_t, Tensor)>& after = {},
+                    FirstBlockCache* cache = nullptr) const;
   // Latents [B, C, h, w] as x_embedder tokens [B, padded length, dim], pad rows x_pad_token.
   Tensor embed_image(const Tensor& latents) const;
   // Omni's caption segments and SigLIP grids: feats [1, n, F] padded with zero rows to a

@@ -95,6 +95,8 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     if (r.shift)
       fail("[flux2] shift: FLUX.2's schedule shifts by its token and step counts (no fixed shift)");
     if (r.redux_strength) fail("[flux2] Redux strength: Redux is FLUX.1's");
+    if (r.first_block_cache)
+      fail("[flux2] first-block cache: zflow runs it with Z-Image and FLUX.1");
     Flux2Request f;
     f.prompt = r.prompt;
     if (!r.negative_prompt.empty()) f.negative_prompt = r.negative_prompt;

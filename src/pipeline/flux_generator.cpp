@@ -50,6 +50,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     text += fmt::format(", Seed: {}, Size: {}x{}, Model: {}", request.seed, s.width, s.height,
                         model_name());
     if (edits) text += fmt::format(", Denoising strength: {}", s.strength);
+    if (request.first_block_cache)
+      text += fmt::format(", First block cache: {}", *request.first_block_cache);
     if (request.batch > 1)
       text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
     // As A1111's ControlNet extension lists its units.
@@ -78,6 +80,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     };
     if (has_guidance()) j["guidance"] = s.guidance;
     if (s.shift) j["shift"] = *s.shift;
+    if (request.first_block_cache) j["first_block_cache"] = *request.first_block_cache;
     if (s.true_cfg) {
       j["negative_prompt"] = request.negative_prompt;
       j["cfg_scale"] = s.true_cfg_scale;
@@ -161,6 +164,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.shift = r.shift;
     f.sampling = r.sampling;
+    f.first_block_cache = r.first_block_cache;
     f.normal_math = r.normal_math;
     f.vae_tiling = r.vae_tiling;
     return f;

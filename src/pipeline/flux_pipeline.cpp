@@ -406,6 +406,13 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   ZF_CHECK(s.max_sequence_length >= 1 && s.max_sequence_length <= kMaxT5Length,
            "[flux] max_sequence_length must be in [1, {}], got {}", kMaxT5Length,
            s.max_sequence_length);
+  if (const auto& threshold = request.first_block_cache) {
+    ZF_CHECK(*threshold > 0.0f && std::isfinite(*threshold),
+             "[flux] first-block cache threshold must be positive, got {}", *threshold);
+    ZF_CHECK(!s.controlnet,
+             "[flux] first-block cache: not with a ControlNet (zflow caches runs "
+             "without one)");
+  }
   return s;
 }
 
@@ -455,7 +462,10 @@ bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
          sa.guidance == sb.guidance && sa.true_cfg_scale == sb.true_cfg_scale &&
          sa.max_sequence_length == sb.max_sequence_length && sa.shift == sb.shift &&
-         a.normal_math == b.normal_math && a.vae_tiling == b.vae_tiling && a.sampling == b.sampling;
+         a.normal_math == b.normal_math && a.vae_tiling == b.vae_tiling &&
+         a.sampling == b.sampling &&
+         // the cache decides on the whole batch, which would tie the requests together
+         !a.first_block_cache && !b.first_block_cache;
 }
 
 std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
@@ -583,6 +593,10 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   // The texts do not change from step to step: their positive halves are cut once.
   const Tensor controlnet_txt = control_inputs.empty() ? Tensor() : positives(txt);
   const Tensor controlnet_pooled = control_inputs.empty() ? Tensor() : positives(pooled);
+  // diffusers' FluxPipeline runs true CFG's passes in cache contexts "cond" and "uncond": the
+  // halves of the batched forward keep their own state.
+  std::optional<models::FirstBlockCache> cache;
+  if (first.first_block_cache) cache.emplace(*first.first_block_cache, s.true_cfg ? 2 : 1);
   const FlowVelocity velocity = [&](const Tensor& x, int i) {
     const std::vector<float> t(static_cast<size_t>(samples),
                                flux_model_time(schedule.timesteps[static_cast<size_t>(i)]));
@@ -618,7 +632,8 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
       for (auto* part : {&control_samples->double_blocks, &control_samples->single_blocks})
         for (Tensor& sample : *part) sample = repeat_batch(sample, 2);
     const Tensor out = transformer_.forward(tokens, img_ids, txt, pooled, t, guidance,
-                                            control_samples ? &*control_samples : nullptr);
+                                            control_samples ? &*control_samples : nullptr,
+                                            cache ? &*cache : nullptr);
     const Tensor v =
         models::flux_unpack_latents(out.slice(1, 0, rows * cols).contiguous(), 2 * rows, 2 * cols);
     return s.true_cfg ? combine_guidance(v, s.true_cfg_scale) : v;
@@ -629,6 +644,9 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   const double denoise_seconds = clock.lap();
   log::info("[flux] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());
+  if (cache)
+    log::info("[flux] first-block cache: {} of {} forwards ran one block", cache->skipped_calls(),
+              cache->calls());
   const Tensor image = first.vae_tiling
                            ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
                            : vae_.decode(latents);

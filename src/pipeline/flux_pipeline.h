@@ -147,6 +147,9 @@ struct FluxRequest {
   // scheduler with use_dynamic_shifting false and this shift (sd.cpp's --flow-shift).
   std::optional<double> shift;
   SamplingChoice sampling;  // default: Euler on the scheduler's schedule, as diffusers
+  // A threshold (models/first_block_cache.h); the cond and uncond passes of true CFG keep their
+  // own state, as diffusers' cache_context("cond") / ("uncond").
+  std::optional<float> first_block_cache;
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
   bool vae_tiling = false;  // encode and decode in 1024-pixel tiles (diffusers' enable_tiling())
 };

@@ -61,6 +61,9 @@ struct GenerationRequest {
   double cfg_truncation = 1.0;     // Z-Image only
   std::optional<double> shift;
   SamplingChoice sampling;  // the sampler and sigma schedule (default: Euler on the model's)
+  // First Block Cache's threshold (models/first_block_cache.h): later blocks are skipped on steps
+  // where the first block's residual changed by at most this much. Z-Image and FLUX.1.
+  std::optional<float> first_block_cache;
   uint64_t seed = 0;
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img; with mask: inpaint

@@ -34,7 +34,7 @@ io::Image resize_and_crop(const io::Image& image, int width, int height) {
   const int src_h = ratio <= src_ratio ? height : image.height * width / image.width;
   io::Image out = black(width, height);
   io::paste_image(out, io::resize_image(image, src_w, src_h, kLanczos), width / 2 - src_w / 2,
-        height / 2 - src_h / 2);
+                  height / 2 - src_h / 2);
   return out;
 }
 
@@ -106,16 +106,18 @@ io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, i
   if (ratio < src_ratio) {
     const int fill = height / 2 - src_h / 2;
     if (fill > 0) {
-      io::paste_image(out, io::resize_image_box(resized, width, fill, kBicubic, {0, 0, rw, 0}), 0, 0);
+      io::paste_image(out, io::resize_image_box(resized, width, fill, kBicubic, {0, 0, rw, 0}), 0,
+                      0);
       io::paste_image(out, io::resize_image_box(resized, width, fill, kBicubic, {0, rh, rw, rh}), 0,
-            fill + src_h);
+                      fill + src_h);
     }
   } else if (ratio > src_ratio) {
     const int fill = width / 2 - src_w / 2;
     if (fill > 0) {
-      io::paste_image(out, io::resize_image_box(resized, fill, height, kBicubic, {0, 0, 0, rh}), 0, 0);
+      io::paste_image(out, io::resize_image_box(resized, fill, height, kBicubic, {0, 0, 0, rh}), 0,
+                      0);
       io::paste_image(out, io::resize_image_box(resized, fill, height, kBicubic, {rw, 0, rw, rh}),
-            fill + src_w, 0);
+                      fill + src_w, 0);
     }
   }
   return out;

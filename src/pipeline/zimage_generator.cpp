@@ -63,6 +63,7 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     z.cfg_truncation = r.cfg_truncation;
     z.shift = r.shift;
     z.sampling = r.sampling;
+    z.first_block_cache = r.first_block_cache;
     z.seed = r.seed;
     z.batch = r.batch;
     z.init_image = r.init_image;

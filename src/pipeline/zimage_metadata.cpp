@@ -21,6 +21,8 @@ std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings&
   if (cfg && request.cfg_truncation < 1.0)
     text += fmt::format(", CFG truncation: {}", request.cfg_truncation);
   text += fmt::format(", Shift: {}", settings.shift);
+  if (request.first_block_cache)
+    text += fmt::format(", First block cache: {}", *request.first_block_cache);
   if (request.batch > 1)
     text += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
   if (settings.controlled)
@@ -53,6 +55,7 @@ nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& 
       {"max_sequence_length", request.max_sequence_length},
   };
   if (starts_from_image(settings.mode)) j["strength"] = settings.strength;
+  if (request.first_block_cache) j["first_block_cache"] = *request.first_block_cache;
   if (settings.mode != ZImageMode::TextToImage && settings.mode != ZImageMode::Omni)
     j["init_image"] = sources.init_image;
   if (!request.references.empty()) j["reference_images"] = sources.reference_images;

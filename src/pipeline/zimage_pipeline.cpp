@@ -243,6 +243,15 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
   if (from_image) img2img_start(s.steps, s.strength);  // throws if bad
   ZF_CHECK(request.batch >= 1, "[zimage] batch must be at least 1, got {}", request.batch);
   ZF_CHECK(request.max_sequence_length >= 1, "[zimage] max_sequence_length must be >= 1");
+  if (const auto& threshold = request.first_block_cache) {
+    ZF_CHECK(*threshold > 0.0f && std::isfinite(*threshold),
+             "[zimage] first-block cache threshold must be positive, got {}", *threshold);
+    ZF_CHECK(!s.controlled && !omni(),
+             "[zimage] first-block cache: not with {} (zflow caches plain runs)",
+             omni() ? "an Omni model" : "a ControlNet");
+    ZF_CHECK(transformer_.config().n_layers >= 2,
+             "[zimage] first-block cache: {}'s transformer has one main layer", model_name_);
+  }
   return s;
 }
 
@@ -256,7 +265,9 @@ bool ZImagePipeline::can_share_forwards(const ZImageRequest& a, const ZImageRequ
          sa.guidance == sb.guidance && sa.shift == sb.shift &&
          a.cfg_normalization == b.cfg_normalization && a.cfg_truncation == b.cfg_truncation &&
          a.max_sequence_length == b.max_sequence_length && a.normal_math == b.normal_math &&
-         a.vae_tiling == b.vae_tiling && a.sampling == b.sampling;
+         a.vae_tiling == b.vae_tiling && a.sampling == b.sampling &&
+         // the cache decides on the whole batch, which would tie the requests together
+         !a.first_block_cache && !b.first_block_cache;
 }
 
 std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
@@ -352,12 +363,17 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
                                siglip_ ? &*siglip_ : nullptr, siglip_processor_, first.vae_tiling);
     log::info("[zimage] {} condition image(s) encoded in {:.2f} s", n_images, clock.lap());
   }
+  // One cache state for the run's every forward (CFG's halves share it: diffusers' Z-Image
+  // pipeline batches them in one call).
+  std::optional<models::FirstBlockCache> cache;
+  if (first.first_block_cache) cache.emplace(*first.first_block_cache, 1);
   const ZImageDenoiser model = [&](const Tensor& x, std::span<const float> t,
                                    const std::vector<ZImageCaption>& captions) {
     if (omni()) return transformer_.forward_omni(x, t, captions, conditions);
     std::vector<Tensor> texts;
     for (const ZImageCaption& caption : captions) texts.push_back(caption.front());
-    return transformer_.forward(x, t, texts, control_input ? &*control_input : nullptr);
+    return transformer_.forward(x, t, texts, control_input ? &*control_input : nullptr,
+                                cache ? &*cache : nullptr);
   };
   const ZImageGuidance guidance{s.guidance, first.cfg_normalization, first.cfg_truncation};
   const Tensor latents =
@@ -367,6 +383,9 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
   const double denoise_seconds = clock.lap();
   log::info("[zimage] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());
+  if (cache)
+    log::info("[zimage] first-block cache: {} of {} forwards ran one main layer",
+              cache->skipped_calls(), cache->calls());
   const Tensor image = first.vae_tiling
                            ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
                            : vae_.decode(latents);

@@ -87,12 +87,13 @@ struct ZImageRequest {
   std::string negative_prompt;  // used only when g > 0; "" as in diffusers when unset
   std::optional<int> width;     // default 1024, or the init image's width
   std::optional<int> height;
-  std::optional<int> steps;        // default: the variant's
-  std::optional<float> guidance;   // g; default: the variant's
-  float cfg_normalization = 0.0f;  // k > 0 caps ||pred|| at k ||pos|| (diffusers True = 1)
-  double cfg_truncation = 1.0;     // steps with 1 - sigma > c run without CFG
-  std::optional<double> shift;     // default: the scheduler config's, else the variant's
-  SamplingChoice sampling;         // default: Euler on the shifted schedule, as diffusers
+  std::optional<int> steps;                // default: the variant's
+  std::optional<float> guidance;           // g; default: the variant's
+  float cfg_normalization = 0.0f;          // k > 0 caps ||pred|| at k ||pos|| (diffusers True = 1)
+  double cfg_truncation = 1.0;             // steps with 1 - sigma > c run without CFG
+  std::optional<double> shift;             // default: the scheduler config's, else the variant's
+  SamplingChoice sampling;                 // default: Euler on the shifted schedule, as diffusers
+  std::optional<float> first_block_cache;  // a threshold: models/first_block_cache.h
   uint64_t seed = 0;
   int batch = 1;
   std::optional<io::Image> init_image;              // img2img (or inpaint with mask)

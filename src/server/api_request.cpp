@@ -154,6 +154,8 @@ void common_fields(const json& body, const RequestLimits& limits, pipeline::Gene
   if (const auto v = get_number(body, "cfg_scale", 0, 100)) r.cfg_scale = static_cast<float>(*v);
   if (const auto v = get_number(body, "guidance", 0, 100)) r.guidance = static_cast<float>(*v);
   if (const auto v = get_number(body, "shift", 0.01, 100)) r.shift = *v;
+  if (const auto v = get_number(body, "first_block_cache", 0.001, 10))
+    r.first_block_cache = static_cast<float>(*v);
   r.seed = seed_field(body, "seed");
 }
 

@@ -184,6 +184,49 @@ TEST(CudaPipeline, ZImageOmniAndKleinKvInFloat32MatchDiffusers) {
   EXPECT_GE(kv_db, 40.0);
 }
 
+// The other samplers and First Block Cache on the GPU in float32 (the cache's statistic comes
+// back to the host every step): the golden cases "zimage_heun_karras_cfg" (Heun over Karras
+// sigmas with CFG) and "zimage_cfg" (7 of 10 calls skipped), at the CPU goldens' 40 dB.
+TEST(CudaPipeline, SamplersAndFirstBlockCacheInFloat32MatchDiffusers) {
+  ZF_REQUIRE_GPU();
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const fs::path cache_dir = test::fixture("first_block_cache");
+  const ZImagePipeline pipe =
+      ZImagePipeline::load({.model_dir = kDir / "tiny",
+                            .diffusion_model = cache_dir / "zimage_transformer",
+                            .tokenizer = test::shared_asset("qwen3_tokenizer")},
+                           models::Placement::cuda(DType::F32));
+  ZImageRequest r;
+  r.prompt = "a lighthouse in a storm, oil painting";
+  r.negative_prompt = "blurry, low quality";
+  r.width = r.height = 48;
+  r.steps = 10;
+  r.guidance = 4.0f;
+  r.seed = 7;
+  r.first_block_cache = 0.84f;
+  const double cache_db = test::psnr(
+      pipe.generate(r).at(0), io::read_image(cache_dir / "first_block_cache_zimage_cfg_0.png"));
+  std::printf("  first-block cache: PSNR %.1f dB against diffusers\n", cache_db);
+  EXPECT_GE(cache_db, 40.0);
+
+  const ZImagePipeline tiny = load_tiny(models::Placement::cuda(DType::F32));
+  ZImageRequest h;
+  h.prompt = "a red fox sitting in fresh snow, morning light";
+  h.negative_prompt = "blurry, low quality";
+  h.width = 48;
+  h.height = 64;
+  h.steps = 4;
+  h.guidance = 4.0f;
+  h.cfg_truncation = 0.8;
+  h.seed = 7;
+  h.sampling = {FlowSampler::kHeun, SigmaSchedule::kKarras};
+  const double heun_db = test::psnr(
+      tiny.generate(h).at(0), io::read_image(test::fixture("sampler_pipeline") /
+                                             "sampler_pipeline_zimage_heun_karras_cfg_0.png"));
+  std::printf("  heun, karras: PSNR %.1f dB against diffusers\n", heun_db);
+  EXPECT_GE(heun_db, 40.0);
+}
+
 // FLUX.2-dev's left-padded Mistral prompt and embedded guidance on the GPU: the golden case "dev".
 TEST(CudaPipeline, Flux2DevTinyInFloat32MatchesDiffusers) {
   ZF_REQUIRE_GPU();

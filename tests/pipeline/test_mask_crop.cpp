@@ -67,9 +67,9 @@ TEST(MaskCrop, CropAndFillIsPillowsBytes) {
     SCOPED_TRACE(step["name"].get<std::string>());
     const auto b = step["box"].get<std::vector<int>>();
     const CropBox box{b[0], b[1], b[2], b[3]};
-    EXPECT_EQ(
-        differing(crop_and_fill(picture, box, step["width"], step["height"]), image(step["cropped_image"])),
-        0);
+    EXPECT_EQ(differing(crop_and_fill(picture, box, step["width"], step["height"]),
+                        image(step["cropped_image"])),
+              0);
     // The mask the same way, grey.
     const io::Image mask = crop_and_fill(mask_of(step), box, step["width"], step["height"]);
     EXPECT_EQ(differing(mask, image(step["cropped_mask"])), 0);

@@ -17,6 +17,7 @@
 #include "image_psnr.h"
 #include "pipeline/zimage_pipeline.h"
 #include "test_util.h"
+#include "zimage_golden.h"
 
 namespace zflow::pipeline {
 namespace {
@@ -47,17 +48,7 @@ const ZImagePipeline& zimage() {
 }
 
 ZImageRequest zimage_request(const nlohmann::json& c) {
-  ZImageRequest r;
-  r.prompt = c["prompt"];
-  r.negative_prompt = c.value("negative_prompt", "");
-  r.width = c["width"].get<int>();
-  r.height = c["height"].get<int>();
-  r.steps = c["steps"].get<int>();
-  r.guidance = c["guidance"].get<float>();
-  r.cfg_truncation = c.value("cfg_truncation", 1.0);
-  r.seed = c["seed"].get<uint64_t>();
-  r.batch = c.value("num_images", 1);
-  r.normal_math = cases().normal_math();
+  ZImageRequest r = test::zimage_txt2img_request(c, cases().normal_math());
   r.sampling = sampling_of(c);
   return r;
 }

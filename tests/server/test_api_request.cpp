@@ -266,6 +266,13 @@ TEST(A1111Request, ReadsSamplersAndSchedules) {
   EXPECT_EQ(sampling({{"sampler_index", "Heun"}, {"scheduler", "Automatic"}}),
             (S{FlowSampler::kHeun, SigmaSchedule::kSimple}));
   EXPECT_EQ(sampling({{"sampler_name", ""}, {"scheduler", ""}}), S{});
+  EXPECT_FLOAT_EQ(
+      *parse_a1111({{"first_block_cache", 0.1}}, false, kLimits, "m").request.first_block_cache,
+      0.1f);
+  EXPECT_EQ(refusal([] {
+              parse_a1111({{"first_block_cache", 0}}, false, kLimits, "m");
+            }),
+            (std::pair<int, std::string>{400, "first_block_cache"}));
   EXPECT_EQ(
       parse_native_job({{"prompt", "p"}, {"sampler", "dpmpp_2m"}, {"scheduler", "exponential"}},
                        kLimits, "m")
