@@ -353,10 +353,12 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("--shift", o->shift,
                   "sigma schedule shift (default: the model's: Z-Image 3 or 6; FLUX.1-dev shifts "
                   "by image size, schnell none); for FLUX.1 a fixed shift in their place");
-  cmd->add_option("--sampler", o->sampler,
-                  "how each step moves the latents: euler (the models' own, one model call a "
-                  "step), heun (two calls a step, second order), dpm++2m (one call, second order "
-                  "from the step before); ComfyUI's and A1111's names work too")
+  cmd->add_option(
+         "--sampler", o->sampler,
+         "how each step moves the latents: euler (the models' own, one model call a "
+         "step), heun (two calls a step, second order), dpm++2m (one call, second order "
+         "from the step before), res_multistep (ComfyUI's, its Z-Image default: second order, "
+         "one call); ComfyUI's and A1111's names work too")
       ->capture_default_str();
   cmd->add_option("--scheduler", o->scheduler,
                   "the sigmas' spacing between the model's first and last: simple (the model's "

@@ -30,13 +30,15 @@ Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSche
            schedule.steps());
   latents = latents.contiguous().clone();
   const auto start = std::chrono::steady_clock::now();
-  Tensor previous_estimate;  // DPM++ 2M: x0 of the step before
+  Tensor previous_estimate;  // the multistep samplers: x0 of the step before
   for (int i = 0; i < schedule.steps(); ++i) {
     if (control.stop.stop_requested()) throw Cancelled();
     const Tensor v = checked_velocity(velocity, latents, i);
     const size_t at = static_cast<size_t>(i);
     const float sigma = schedule.sigmas[at], sigma_next = schedule.sigmas[at + 1];
-    const bool wants_estimate = control.on_estimate || sampler == FlowSampler::kDpmPP2M;
+    const bool multistep =
+        sampler == FlowSampler::kDpmPP2M || sampler == FlowSampler::kResMultistep;
+    const bool wants_estimate = control.on_estimate || multistep;
     const Tensor estimate = wants_estimate ? clean_estimate(latents, v, sigma) : Tensor();
     if (control.on_estimate) control.on_estimate(estimate);
     switch (sampler) {
@@ -60,6 +62,14 @@ Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSche
         previous_estimate = estimate;
         break;
       }
+      case FlowSampler::kResMultistep:
+        if (i == 0 || sigma_next == 0.0f)
+          euler_step(latents, v, sigma, sigma_next);
+        else
+          res_multistep_step(latents, estimate, previous_estimate, schedule.sigmas[at - 1], sigma,
+                             sigma_next);
+        previous_estimate = estimate;
+        break;
     }
     if (inpaint) {
       const bool last = i + 1 == schedule.steps();

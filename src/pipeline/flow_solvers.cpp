@@ -74,4 +74,27 @@ void dpmpp_2m_step(Tensor& latents, const Tensor& denoised, const Tensor* previo
   }
 }
 
+void res_multistep_step(Tensor& latents, const Tensor& denoised, const Tensor& previous,
+                        float sigma_prev, float sigma, float sigma_next) {
+  check_like("res_multistep_step", latents, denoised);
+  check_like("res_multistep_step", latents, previous);
+  const float t = lambda_of(sigma), t_next = lambda_of(sigma_next), t_prev = lambda_of(sigma_prev);
+  const float h = t_next - t;
+  const float c2 = (t_prev - t) / h;
+  const float phi1 = std::expm1(-h) / -h;
+  const float phi2 = (phi1 - 1.0f) / -h;
+  // torch.nan_to_num(..., nan=0): a zero-length step leaves 0 / 0 behind.
+  const auto finite_or_zero = [](float v) { return std::isnan(v) ? 0.0f : v; };
+  const float b1 = finite_or_zero(phi1 - phi2 / c2), b2 = finite_or_zero(phi2 / c2);
+  const float keep = std::exp(-h);
+  float* x = latents.data<float>();
+  const float* d = denoised.data<float>();
+  const float* old = previous.data<float>();
+  for (int64_t i = 0; i < latents.numel(); ++i) {
+    const float a = keep * x[i];
+    const float mixed = b1 * d[i] + b2 * old[i];
+    x[i] = a + h * mixed;
+  }
+}
+
 }  // namespace zflow::pipeline

@@ -20,4 +20,12 @@ void heun_step(Tensor& latents, const Tensor& v, const Tensor& v_next, float sig
 void dpmpp_2m_step(Tensor& latents, const Tensor& denoised, const Tensor* previous,
                    float sigma_prev, float sigma, float sigma_next);
 
+// ComfyUI's RES multistep (eta 0), in place, with t = -log sigma and h = t_next - t:
+//   x' = e^-h x + h (b1 D + b2 D_prev),  b1 = phi1(-h) - phi2(-h) / c2,  b2 = phi2(-h) / c2,
+//   c2 = (t_prev - t) / h,  phi1(z) = expm1(z) / z,  phi2(z) = (phi1(z) - 1) / z
+// where D is `denoised` (x0 at sigma) and D_prev `previous` (x0 at sigma_prev). The caller takes
+// Euler steps where there is no previous x0 or sigma_next is 0.
+void res_multistep_step(Tensor& latents, const Tensor& denoised, const Tensor& previous,
+                        float sigma_prev, float sigma, float sigma_next);
+
 }  // namespace zflow::pipeline

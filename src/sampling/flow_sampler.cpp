@@ -12,11 +12,12 @@ struct NamedSampler {
   FlowSampler sampler;
 };
 
-constexpr std::array<NamedSampler, 4> kNames{{
+constexpr std::array<NamedSampler, 5> kNames{{
     {"euler", FlowSampler::kEuler},
     {"heun", FlowSampler::kHeun},
     {"dpm++2m", FlowSampler::kDpmPP2M},
     {"dpmpp2m", FlowSampler::kDpmPP2M},
+    {"resmultistep", FlowSampler::kResMultistep},
 }};
 
 }  // namespace
@@ -29,6 +30,8 @@ std::string_view flow_sampler_name(FlowSampler sampler) {
       return "heun";
     case FlowSampler::kDpmPP2M:
       return "dpm++2m";
+    case FlowSampler::kResMultistep:
+      return "res_multistep";
   }
   return "euler";
 }
@@ -41,6 +44,8 @@ std::string_view flow_sampler_display_name(FlowSampler sampler) {
       return "Heun";
     case FlowSampler::kDpmPP2M:
       return "DPM++ 2M";
+    case FlowSampler::kResMultistep:
+      return "RES multistep";
   }
   return "Euler";
 }
@@ -57,7 +62,7 @@ std::optional<FlowSampler> parse_flow_sampler(std::string_view name) {
 }
 
 std::string_view flow_sampler_choices() {
-  return "euler, heun, dpm++2m";
+  return "euler, heun, dpm++2m, res_multistep";
 }
 
 std::string a1111_sampling_fields(const SamplingChoice& choice) {

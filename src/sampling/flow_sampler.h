@@ -8,6 +8,11 @@
 //             Euler on the last step (to sigma' = 0)               two calls (one on the last step)
 //   dpm++2m   DPM-Solver++(2M) in lambda = -log sigma with the previous step's x0 (first-order on
 //             the first and the last step)                        one call per step
+//   res_multistep  ComfyUI's deterministic RES multistep (Zhang et al. 2023, arXiv 2308.02157):
+//             the exponential integrator in lambda that is exact when x0 is linear in lambda,
+//             x' = e^-h x + h (b1 x0 + b2 x0_prev), b1 = phi1(-h) - phi2(-h) / c2,
+//             b2 = phi2(-h) / c2, c2 = (lambda_prev - lambda) / h; Euler on the first and the
+//             last step. ComfyUI's Z-Image template samples with it.    one call per step
 // Euler is also diffusers' FlowMatchEulerDiscreteScheduler step, the one every pipeline defaults
 // to.
 #pragma once
@@ -24,19 +29,24 @@ enum class FlowSampler {
   kEuler,
   kHeun,
   kDpmPP2M,
+  kResMultistep,
 };
 
-// The name the CLI, the server and the image record use: euler, heun, dpm++2m.
+// Every sampler, in the order lists show them.
+inline constexpr FlowSampler kFlowSamplers[] = {FlowSampler::kEuler, FlowSampler::kHeun,
+                                                FlowSampler::kDpmPP2M, FlowSampler::kResMultistep};
+
+// The name the CLI, the server and the image record use: euler, heun, dpm++2m, res_multistep.
 std::string_view flow_sampler_name(FlowSampler sampler);
 
-// A1111's display name: Euler, Heun, DPM++ 2M.
+// A1111's display name: Euler, Heun, DPM++ 2M, RES multistep.
 std::string_view flow_sampler_display_name(FlowSampler sampler);
 
 // Reads a name case-insensitively, ignoring spaces, '_' and '-': zflow's and stable-diffusion.cpp's
 // (dpm++2m), ComfyUI's (dpmpp_2m) and A1111's (DPM++ 2M).
 std::optional<FlowSampler> parse_flow_sampler(std::string_view name);
 
-// The names parse_flow_sampler reads, for messages: "euler, heun, dpm++2m".
+// The names parse_flow_sampler reads, for messages: "euler, heun, dpm++2m, res_multistep".
 std::string_view flow_sampler_choices();
 
 // What a request picks: the solver and the sigma spacing (defaults: the model's own, Euler on its

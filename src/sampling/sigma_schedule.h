@@ -23,6 +23,11 @@ enum class SigmaSchedule {
   kBeta,         // min + (max - min) * BetaPPF(1 - ramp; 0.6, 0.6), "Beta sampling is all you need"
 };
 
+// Every schedule, in the order lists show them.
+inline constexpr SigmaSchedule kSigmaSchedules[] = {SigmaSchedule::kSimple, SigmaSchedule::kKarras,
+                                                    SigmaSchedule::kExponential,
+                                                    SigmaSchedule::kBeta};
+
 // The name the CLI, the server and the image record use: simple, karras, exponential, beta.
 std::string_view sigma_schedule_name(SigmaSchedule schedule);
 

@@ -149,8 +149,7 @@ void add_a1111_routes(ServerState& s) {
 
   s.http.Get("/sdapi/v1/samplers", [](const httplib::Request&, httplib::Response& res) {
     json samplers = json::array();
-    for (const FlowSampler sampler :
-         {FlowSampler::kEuler, FlowSampler::kHeun, FlowSampler::kDpmPP2M})
+    for (const FlowSampler sampler : kFlowSamplers)
       samplers.push_back({{"name", flow_sampler_display_name(sampler)},
                           {"aliases", {flow_sampler_name(sampler)}},
                           {"options", json::object()}});
@@ -158,8 +157,7 @@ void add_a1111_routes(ServerState& s) {
   });
   s.http.Get("/sdapi/v1/schedulers", [](const httplib::Request&, httplib::Response& res) {
     json schedules = json::array();
-    for (const SigmaSchedule schedule : {SigmaSchedule::kSimple, SigmaSchedule::kKarras,
-                                         SigmaSchedule::kExponential, SigmaSchedule::kBeta})
+    for (const SigmaSchedule schedule : kSigmaSchedules)
       schedules.push_back(
           {{"name", sigma_schedule_name(schedule)}, {"label", sigma_schedule_label(schedule)}});
     send_json(res, 200, schedules);

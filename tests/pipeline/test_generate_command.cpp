@@ -315,7 +315,8 @@ TEST_F(GenerateCommand, SamplerFlagsMatchTheReferenceAndAreRecorded) {
   EXPECT_NE(bad.status, 0);
   EXPECT_THAT(
       bad.output,
-      ::testing::HasSubstr("--sampler euler_a: unknown sampler; zflow has euler, heun, dpm++2m"));
+      ::testing::HasSubstr(
+          "--sampler euler_a: unknown sampler; zflow has euler, heun, dpm++2m, res_multistep"));
   const CommandResult bad_schedule = run_zflow(args + " --scheduler sgm_uniform");
   EXPECT_NE(bad_schedule.status, 0);
   EXPECT_THAT(bad_schedule.output,
