@@ -45,6 +45,9 @@ struct GenerateOptions {
   std::optional<double> shift, strength;
   std::string sampler = "euler", scheduler = "simple";
   std::optional<float> first_block_cache;
+  std::optional<double> hires_scale, hires_strength;
+  std::optional<int> hires_steps;
+  std::string hires_upscaler = "lanczos";
   std::optional<int> mask_crop;
   std::optional<float> mask_blur;
   std::optional<uint64_t> seed;
@@ -115,6 +118,18 @@ SamplingChoice sampling_choice(const std::string& sampler, const std::string& sc
     fail("[generate] --scheduler {}: unknown schedule; zflow has {}", scheduler,
          sigma_schedule_choices());
   return {*solver, *spacing};
+}
+
+// The hires fix the --hires-* flags ask for: any of them turns it on.
+std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o) {
+  if (!o.hires_scale && !o.hires_strength && !o.hires_steps) return std::nullopt;
+  pipeline::HiresFix h;
+  if (o.hires_scale) h.scale = *o.hires_scale;
+  if (o.hires_strength) h.strength = *o.hires_strength;
+  h.steps = o.hires_steps;
+  h.upscaler =
+      o.hires_upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
+  return h;
 }
 
 std::string lower_extension(const fs::path& path) {
@@ -227,6 +242,7 @@ int run_generate(const GenerateOptions& o) {
   request.shift = o.shift;
   request.sampling = sampling_choice(o.sampler, o.scheduler);
   request.first_block_cache = o.first_block_cache;
+  request.hires = hires_fix(o);
   request.strength = o.strength;
   request.mask_crop_padding = o.mask_crop;
   request.mask_blur = o.mask_blur;
@@ -370,6 +386,21 @@ Run add_generate_command(CLI::App& app) {
                   "added then (diffusers' FirstBlockCache; Z-Image and FLUX.1; 0.05-0.2 trades "
                   "a little detail for up to about twice the speed on long schedules)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--hires-scale", o->hires_scale,
+                  "hires fix: make the picture at -W x -H, upscale it by this (to whole 16-pixel "
+                  "tokens) and repaint it there by img2img (A1111's hires fix; default 2 when "
+                  "another --hires flag is given)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--hires-strength", o->hires_strength,
+                  "hires fix: how much of the upscaled picture the second pass repaints, 0-1 "
+                  "(default 0.6)");
+  cmd->add_option("--hires-steps", o->hires_steps,
+                  "hires fix: the second pass's steps (default: --steps)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--hires-upscaler", o->hires_upscaler,
+                  "hires fix: how the picture is upscaled: lanczos or nearest")
+      ->check(CLI::IsMember({"lanczos", "nearest"}))
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed (default: random; always printed)");
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");

@@ -12,6 +12,7 @@
 #include "models/detect.h"
 #include "pipeline/flux2_generator.h"
 #include "pipeline/flux_generator.h"
+#include "pipeline/hires_fix.h"
 #include "pipeline/mask_crop.h"
 #include "pipeline/zimage_generator.h"
 #include "sampling/flow_schedule.h"
@@ -173,7 +174,8 @@ models::Placement placement_for(const ModelFiles& files) {
 
 std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
   placement_for(files);  // refuses --offload without a GPU before any file is read
-  std::unique_ptr<ImageGenerator> generator = with_mask_preparation(load_family(files));
+  std::unique_ptr<ImageGenerator> generator =
+      with_hires_fix(with_mask_preparation(load_family(files)));
   if (files.loras.empty()) return generator;
   return std::make_unique<WithLoras>(std::move(generator), files.loras);
 }

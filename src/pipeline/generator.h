@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "io/image.h"
+#include "io/image_resize.h"
 #include "models/lora.h"
 #include "models/placement.h"
 #include "pipeline/control_input.h"
@@ -49,6 +50,18 @@ struct ModelFiles {
 };
 
 // What a caller asks for. Unset optionals take the model's defaults.
+// A1111's hires fix (pipeline/hires_fix.h): after text-to-image, the picture is upscaled to the
+// hires size and repainted there by img2img.
+struct HiresFix {
+  double scale = 2.0;         // the hires size: the first picture's times this, in whole tokens,
+  int width = 0, height = 0;  // unless these give it (0: from the scale, or the other side)
+  std::optional<int> steps;   // the second pass's schedule (default: the first's)
+  double strength = 0.6;      // how much of it the second pass repaints (img2img's default)
+  io::ResampleFilter upscaler = io::ResampleFilter::Lanczos;  // Lanczos or Nearest
+
+  bool operator==(const HiresFix&) const = default;
+};
+
 struct GenerationRequest {
   std::string prompt;
   std::string negative_prompt;
@@ -64,6 +77,7 @@ struct GenerationRequest {
   // First Block Cache's threshold (models/first_block_cache.h): later blocks are skipped on steps
   // where the first block's residual changed by at most this much. Z-Image and FLUX.1.
   std::optional<float> first_block_cache;
+  std::optional<HiresFix> hires;  // text-to-image only
   uint64_t seed = 0;
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img; with mask: inpaint

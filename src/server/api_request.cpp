@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/image.h"
 #include "pipeline/flux_controlnet_input.h"
+#include "pipeline/hires_fix.h"
 #include "pipeline/outpaint.h"
 #include "sampling/flow_sampler.h"
 #include "server/base64.h"
@@ -53,6 +54,15 @@ std::optional<double> get_number(const json& body, const std::string& field, dou
   const double v = it->get<double>();
   if (!(v >= lo && v <= hi)) bad(field, fmt::format("expected {}..{}, got {}", lo, hi, v));
   return v;
+}
+
+// true / false, or A1111's 1 / 0.
+std::optional<bool> get_flag(const json& body, const std::string& field) {
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_number_integer()) return it->get<int64_t>() != 0;
+  bad(field, fmt::format("expected true or false, got {}", it->dump()));
 }
 
 std::string prompt_field(const json& body, const std::string& field, bool required,
@@ -145,6 +155,53 @@ void sampling_fields(const json& body, const std::string& field, pipeline::Gener
   }
   if (const auto name = get_string(body, "scheduler"); name && !name->empty())
     r.sampling.schedule = schedule_named("scheduler", *name);
+}
+
+// Where an API keeps the hires fix's settings.
+struct HiresKeys {
+  const char *scale, *width, *height, *steps, *strength, *upscaler;
+};
+constexpr HiresKeys kA1111Hires{"hr_scale",           "hr_resize_x",
+                                "hr_resize_y",        "hr_second_pass_steps",
+                                "denoising_strength", "hr_upscaler"};
+constexpr HiresKeys kZflowHires{"hires_scale", "hires_width",    "hires_height",
+                                "hires_steps", "hires_strength", "hires_upscaler"};
+
+// The hires fix (pipeline/hires_fix.h) from `keys`; its size is held to the limits (for the
+// request's size, or 1024 where the model picks).
+void hires_fields(const json& body, const HiresKeys& keys, const RequestLimits& limits,
+                  pipeline::GenerationRequest& r) {
+  pipeline::HiresFix h;
+  if (const auto v = get_number(body, keys.scale, 0.01, 8)) h.scale = *v;
+  h.width = static_cast<int>(get_int(body, keys.width, 0, limits.max_side).value_or(0));
+  h.height = static_cast<int>(get_int(body, keys.height, 0, limits.max_side).value_or(0));
+  if (const auto v = get_int(body, keys.steps, 0, limits.max_steps); v && *v > 0)
+    h.steps = static_cast<int>(*v);
+  if (const auto v = get_number(body, keys.strength, 0, 1)) {
+    if (*v == 0) bad(keys.strength, "the hires pass repaints a part above 0");
+    h.strength = *v;
+  }
+  if (const auto name = get_string(body, keys.upscaler); name && !name->empty()) {
+    std::string lower = *name;
+    std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (lower == "nearest")
+      h.upscaler = io::ResampleFilter::Nearest;
+    else if (lower != "lanczos")
+      bad(keys.upscaler, fmt::format("unknown upscaler '{}'; zflow upscales the picture with "
+                                     "Lanczos or Nearest (no latent or model upscalers)",
+                                     *name));
+  }
+  if (r.init_image) bad(keys.scale, "the hires fix follows text-to-image, not img2img");
+  try {
+    const auto [w, h2] = pipeline::hires_size(h, r.width.value_or(1024), r.height.value_or(1024));
+    check_side(keys.width, w, limits);
+    check_side(keys.height, h2, limits);
+  } catch (const ApiError&) {
+    throw;
+  } catch (const Error& e) {
+    bad(keys.scale, e.what());
+  }
+  r.hires = h;
 }
 
 // The fields every API shares under the same names (zflow's extensions to OpenAI's API).
@@ -529,6 +586,8 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   r.batch = static_cast<int>(get_int(body, "batch_size", 1, limits.max_batch).value_or(1));
   if (get_int(body, "n_iter", 1, 1000).value_or(1) != 1)
     bad("n_iter", "only 1 is supported; ask for several images with batch_size");
+  if (!img2img && get_flag(body, "enable_hr").value_or(false))
+    hires_fields(body, kA1111Hires, limits, r);
   // sampler_index is the older name of sampler_name.
   sampling_fields(body, body.contains("sampler_name") ? "sampler_name" : "sampler_index", r);
   common_fields(body, limits, r);
@@ -547,13 +606,9 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
     if (const auto v = get_number(body, "mask_blur", 0, kMaxMaskBlur); v && *v > 0 && r.mask)
       r.mask_blur = static_cast<float>(*v);
     // "Inpaint area: Only masked", with its padding (A1111's default 32).
-    if (const auto it = body.find("inpaint_full_res"); it != body.end() && !it->is_null()) {
-      if (!it->is_boolean() && !it->is_number_integer())
-        bad("inpaint_full_res", fmt::format("expected true or false, got {}", it->dump()));
-      if (r.mask && (it->is_boolean() ? it->get<bool>() : it->get<int64_t>() != 0))
-        r.mask_crop_padding = static_cast<int>(
-            get_int(body, "inpaint_full_res_padding", 0, kMaxMaskCropPadding).value_or(32));
-    }
+    if (get_flag(body, "inpaint_full_res").value_or(false) && r.mask)
+      r.mask_crop_padding = static_cast<int>(
+          get_int(body, "inpaint_full_res_padding", 0, kMaxMaskCropPadding).value_or(32));
   }
   return spec;
 }
@@ -595,6 +650,12 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     if (!r.mask) bad("mask_crop_padding", "inpainting only the masked area needs a mask");
     r.mask_crop_padding = static_cast<int>(*v);
   }
+  for (const char* key : {kZflowHires.scale, kZflowHires.width, kZflowHires.height,
+                          kZflowHires.steps, kZflowHires.strength})
+    if (body.contains(key) && !body[key].is_null()) {
+      hires_fields(body, kZflowHires, limits, r);
+      break;
+    }
   spec.format = format_field(body, "output_format");
   if (const auto it = body.find("preview"); it != body.end() && !it->is_null()) {
     if (!it->is_boolean())

@@ -340,6 +340,26 @@ TEST_F(GenerateCommand, FirstBlockCacheFlagMatchesDiffusersHooks) {
   EXPECT_FLOAT_EQ(nlohmann::json::parse(text.at("zflow_request")).at("first_block_cache"), 0.95f);
 }
 
+// --hires-scale runs the hires fix (the golden "turbo_2x" of make_hires_fix.py: diffusers'
+// txt2img, Pillow's Lanczos 2x, img2img at 0.6) and records it as A1111 does.
+TEST_F(GenerateCommand, HiresFlagsMatchTheChainedReference) {
+  const CommandResult r = run_zflow(model_args() + " -p '" + kPrompt +
+                                    "' -W 32 -H 32 --steps 4 --cfg-scale 0 --seed 42 "
+                                    "--hires-scale 2 -o " +
+                                    (out_ / "hires.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const fs::path dir = test::fixture("hires_fix");
+  const io::Image got = io::read_image(out_ / "hires.png");
+  EXPECT_EQ(got.width, 64);
+  EXPECT_GE(test::psnr(got, io::read_image(dir / "hires_fix_turbo_2x_final_0.png")), 40.0);
+  const auto text = png_text(out_ / "hires.png");
+  EXPECT_NE(text.at("parameters").find("Size: 32x32"), std::string::npos);
+  EXPECT_NE(text.at("parameters")
+                .find(", Denoising strength: 0.6, Hires resize: 64x64, Hires upscaler: Lanczos"),
+            std::string::npos)
+      << text.at("parameters");
+}
+
 // --lora reaches the transformer: a LoRA whose update is zero leaves the golden image as it is,
 // the same LoRA with a non-zero up matrix changes it, and a missing file is one line naming it.
 TEST_F(GenerateCommand, LoraFlagMergesIntoTheTransformer) {

@@ -280,6 +280,43 @@ TEST(A1111Request, ReadsSamplersAndSchedules) {
       (S{FlowSampler::kDpmPP2M, SigmaSchedule::kExponential}));
 }
 
+// A1111's hires fix (enable_hr with hr_scale or hr_resize_x / _y, hr_second_pass_steps,
+// denoising_strength, hr_upscaler) and zflow's hires_* fields; the hires size is held to the
+// server's limits, and upscalers zflow does not have are refused by name.
+TEST(A1111Request, ReadsTheHiresFix) {
+  const auto parse = [](json body) { return parse_a1111(body, false, kLimits, "m").request; };
+  const auto r = parse({{"width", 512},
+                        {"height", 512},
+                        {"enable_hr", true},
+                        {"hr_scale", 1.5},
+                        {"hr_second_pass_steps", 12},
+                        {"denoising_strength", 0.4},
+                        {"hr_upscaler", "Nearest"}});
+  ASSERT_TRUE(r.hires);
+  EXPECT_DOUBLE_EQ(r.hires->scale, 1.5);
+  EXPECT_EQ(r.hires->steps, 12);
+  EXPECT_DOUBLE_EQ(r.hires->strength, 0.4);
+  EXPECT_EQ(r.hires->upscaler, io::ResampleFilter::Nearest);
+  EXPECT_FALSE(parse({{"enable_hr", false}, {"hr_scale", 2}}).hires);
+  const auto sized = parse({{"enable_hr", 1}, {"hr_resize_x", 1024}});
+  ASSERT_TRUE(sized.hires);
+  EXPECT_EQ(sized.hires->width, 1024);
+  EXPECT_EQ(sized.hires->upscaler, io::ResampleFilter::Lanczos);  // absent: Lanczos
+  using R = std::pair<int, std::string>;
+  const auto refusal_of = [](json body) {
+    return refusal([&] { parse_a1111(body, false, kLimits, "m"); });
+  };
+  EXPECT_EQ(refusal_of({{"enable_hr", true}, {"hr_upscaler", "Latent"}}), (R{400, "hr_upscaler"}));
+  EXPECT_EQ(refusal_of({{"width", 1024}, {"height", 1024}, {"enable_hr", true}, {"hr_scale", 4}}),
+            (R{400, "hr_resize_x"}));  // 4096 is over --max-size
+  EXPECT_EQ(refusal_of({{"enable_hr", true}, {"denoising_strength", 0}}),
+            (R{400, "denoising_strength"}));
+  const auto native = parse_native_job(
+      {{"prompt", "p"}, {"width", 256}, {"height", 256}, {"hires_scale", 2}}, kLimits, "m");
+  ASSERT_TRUE(native.request.hires);
+  EXPECT_DOUBLE_EQ(native.request.hires->scale, 2.0);
+}
+
 TEST(A1111Request, RefusesBadFieldsByName) {
   using R = std::pair<int, std::string>;
   const auto parse = [](json body, bool img2img) {

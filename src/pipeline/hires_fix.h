@@ -1,0 +1,25 @@
+// AUTOMATIC1111's hires fix (txt2img with enable_hr; stable-diffusion.cpp's --hires): the picture
+// is made at the request's size, upscaled in pixels with Pillow's Lanczos (or nearest) filter to
+// the hires size, and repainted there by the model's own img2img (diffusers' *Img2ImgPipeline)
+// with the hires steps and strength. Image k of a batch is repainted alone with seed + k, as
+// A1111 seeds the images of a batch. Models are trained near 1024², so this is how they make
+// 2048² pictures that hold together.
+#pragma once
+
+#include <memory>
+#include <utility>
+
+#include "pipeline/generator.h"
+
+namespace zflow::pipeline {
+
+// The hires size for a first picture of width x height: the given width and height, or one of
+// them with the other kept in proportion (A1111's hr_resize_x / hr_resize_y), or the size times
+// the scale; rounded down to whole 16-pixel tokens. An Error when that leaves nothing.
+std::pair<int, int> hires_size(const HiresFix& hires, int width, int height);
+
+// A generator that runs requests with GenerationRequest::hires this way around `inner`; every
+// other request passes through unchanged.
+std::unique_ptr<ImageGenerator> with_hires_fix(std::unique_ptr<ImageGenerator> inner);
+
+}  // namespace zflow::pipeline

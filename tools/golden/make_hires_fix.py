@@ -1,0 +1,80 @@
+"""Golden hires-fix runs: diffusers' pipelines chained as AUTOMATIC1111's hires fix chains its passes.
+
+On the tiny Z-Image pipeline (make_zimage_pipeline.py's folder, loaded as make_sampler_pipelines.py
+loads it): ZImagePipeline makes the picture at the first size, Pillow resizes the 8-bit result to
+the hires size (LANCZOS, or NEAREST), and ZImageImg2ImgPipeline repaints it there at the hires
+strength; image k of a batch is repainted alone with seed + k (A1111 seeds a batch's images
+seed + k).
+
+Writes tests/fixtures/hires_fix/: each case's first pictures, upscaled pictures and final 8-bit
+outputs, and hires_fix_cases.json.
+
+Run: ~/.venvs/zflow-golden/bin/python tools/golden/make_hires_fix.py
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import torch
+from diffusers import ZImageImg2ImgPipeline
+from PIL import Image
+
+from common import FIXTURES, fixture_metadata
+from make_sampler_pipelines import load_zimage
+
+OUT = FIXTURES / "hires_fix"
+PREFIX = "hires_fix"
+FILTERS = {"lanczos": Image.LANCZOS, "nearest": Image.NEAREST}
+
+CASES = [
+    dict(name="turbo_2x", prompt="a red fox sitting in fresh snow, morning light", guidance=0.0, steps=4,
+         seed=42, width=32, height=32, hires_width=64, hires_height=64, hires_strength=0.6, upscaler="lanczos"),
+    dict(name="cfg_batch2_nearest", prompt="a lighthouse in a storm, oil painting",
+         negative_prompt="blurry, low quality", guidance=4.0, steps=4, seed=7, width=48, height=32, num_images=2,
+         hires_width=80, hires_height=48, hires_strength=0.5, hires_steps=6, upscaler="nearest"),
+]
+
+
+def main() -> None:
+    torch.set_num_threads(1)  # summation order of the reference does not depend on the machine's cores
+    txt2img = load_zimage()
+    img2img = ZImageImg2ImgPipeline(**txt2img.components)
+    for pipe in (txt2img, img2img):
+        pipe.set_progress_bar_config(disable=True)
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir(parents=True)
+
+    entries = []
+    for case in CASES:
+        common = dict(prompt=case["prompt"], negative_prompt=case.get("negative_prompt"),
+                      guidance_scale=case["guidance"], output_type="pil")
+        drafts = txt2img(width=case["width"], height=case["height"], num_inference_steps=case["steps"],
+                         num_images_per_prompt=case.get("num_images", 1),
+                         generator=torch.Generator("cpu").manual_seed(case["seed"]), **common).images
+        files = []
+        for k, draft in enumerate(drafts):
+            upscaled = draft.resize((case["hires_width"], case["hires_height"]), FILTERS[case["upscaler"]])
+            final = img2img(image=upscaled, strength=case["hires_strength"],
+                            num_inference_steps=case.get("hires_steps", case["steps"]),
+                            generator=torch.Generator("cpu").manual_seed(case["seed"] + k), **common).images[0]
+            assert final.size == (case["hires_width"], case["hires_height"])
+            for what, im in (("draft", draft), ("upscaled", upscaled), ("final", final)):
+                im.save(OUT / f"{PREFIX}_{case['name']}_{what}_{k}.png")
+            files.append(f"{PREFIX}_{case['name']}_final_{k}.png")
+            print(f"{case['name']}[{k}]: {draft.size} -> {final.size}")
+        entries.append(dict(case, expected=files))
+
+    payload = {
+        "_meta": fixture_metadata(__file__, None, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
+        "model": "zimage_pipeline/tiny",
+        "cases": entries,
+    }
+    (OUT / f"{PREFIX}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
