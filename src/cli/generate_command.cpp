@@ -374,7 +374,8 @@ Run add_generate_command(CLI::App& app) {
          "how each step moves the latents: euler (the models' own, one model call a "
          "step), heun (two calls a step, second order), dpm++2m (one call, second order "
          "from the step before), res_multistep (ComfyUI's, its Z-Image default: second order, "
-         "one call); ComfyUI's and A1111's names work too")
+         "one call), euler_a and lcm (fresh noise every step, from seed + 1 as ComfyUI draws "
+         "it); ComfyUI's and A1111's names work too")
       ->capture_default_str();
   cmd->add_option("--scheduler", o->scheduler,
                   "the sigmas' spacing between the model's first and last: simple (the model's "

@@ -1,12 +1,18 @@
 #include "pipeline/flow_denoise.h"
 
 #include <chrono>
+#include <memory>
 
 #include "core/error.h"
 #include "pipeline/flow_euler.h"
 #include "pipeline/flow_solvers.h"
 
 namespace zflow::pipeline {
+
+FlowNoise sampler_noise(uint64_t seed, NormalMath math, Shape shape) {
+  auto generator = std::make_shared<Generator>(seed + 1, math);
+  return [generator, shape = std::move(shape)] { return generator->randn(shape); };
+}
 
 namespace {
 
@@ -21,7 +27,10 @@ Tensor checked_velocity(const FlowVelocity& velocity, const Tensor& latents, int
 }  // namespace
 
 Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSchedule& schedule,
-                    const FlowInpaint* inpaint, const RunControl& control, FlowSampler sampler) {
+                    const FlowInpaint* inpaint, const RunControl& control, FlowSampler sampler,
+                    const FlowNoise& noise) {
+  ZF_CHECK(!is_stochastic(sampler) || noise, "[denoise] the {} sampler needs a noise source",
+           flow_sampler_name(sampler));
   ZF_CHECK(latents.dtype() == DType::F32 && latents.ndim() >= 1,
            "[denoise] latents must be float32, got {} {}", dtype_name(latents.dtype()),
            shape_str(latents.shape()));
@@ -38,7 +47,7 @@ Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSche
     const float sigma = schedule.sigmas[at], sigma_next = schedule.sigmas[at + 1];
     const bool multistep =
         sampler == FlowSampler::kDpmPP2M || sampler == FlowSampler::kResMultistep;
-    const bool wants_estimate = control.on_estimate || multistep;
+    const bool wants_estimate = control.on_estimate || multistep || is_stochastic(sampler);
     const Tensor estimate = wants_estimate ? clean_estimate(latents, v, sigma) : Tensor();
     if (control.on_estimate) control.on_estimate(estimate);
     switch (sampler) {
@@ -62,6 +71,18 @@ Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSche
         previous_estimate = estimate;
         break;
       }
+      case FlowSampler::kEulerAncestral:
+      case FlowSampler::kLcm:
+        if (sigma_next == 0.0f) {  // the last step lands on the clean estimate
+          latents = estimate.clone();
+        } else {
+          const Tensor fresh = noise().contiguous();
+          if (sampler == FlowSampler::kLcm)
+            lcm_step(latents, estimate, fresh, sigma_next);
+          else
+            euler_ancestral_step(latents, estimate, fresh, sigma, sigma_next);
+        }
+        break;
       case FlowSampler::kResMultistep:
         if (i == 0 || sigma_next == 0.0f)
           euler_step(latents, v, sigma, sigma_next);

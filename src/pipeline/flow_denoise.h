@@ -13,6 +13,7 @@
 
 #include <functional>
 
+#include "core/rng.h"
 #include "core/tensor.h"
 #include "pipeline/run_control.h"
 #include "sampling/flow_sampler.h"
@@ -31,10 +32,17 @@ struct FlowInpaint {
 // latents' shape.
 using FlowVelocity = std::function<Tensor(const Tensor& latents, int step)>;
 
+// Fresh standard normal noise of the latents' shape (float32), for the stochastic samplers.
+using FlowNoise = std::function<Tensor()>;
+
+// The noise the pipelines give a stochastic sampler: torch.randn of `shape` from a generator
+// seeded seed + 1, continued step after step (ComfyUI's noise sampler on a CPU).
+FlowNoise sampler_noise(uint64_t seed, NormalMath math, Shape shape);
+
 // Runs every step of `schedule` (already cut to the img2img start: sigmas[0] is where latents
 // are) with `sampler` and returns the final latents.
 Tensor flow_denoise(const FlowVelocity& velocity, Tensor latents, const FlowSchedule& schedule,
                     const FlowInpaint* inpaint, const RunControl& control,
-                    FlowSampler sampler = FlowSampler::kEuler);
+                    FlowSampler sampler = FlowSampler::kEuler, const FlowNoise& noise = {});
 
 }  // namespace zflow::pipeline

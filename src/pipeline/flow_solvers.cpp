@@ -74,6 +74,40 @@ void dpmpp_2m_step(Tensor& latents, const Tensor& denoised, const Tensor* previo
   }
 }
 
+void euler_ancestral_step(Tensor& latents, const Tensor& denoised, const Tensor& noise, float sigma,
+                          float sigma_next) {
+  check_like("euler_ancestral_step", latents, denoised);
+  check_like("euler_ancestral_step", latents, noise);
+  // ComfyUI's float32 scalars: eta = 1 keeps downstep_ratio = 1 + (sigma' / sigma - 1).
+  const float downstep_ratio = 1.0f + (sigma_next / sigma - 1.0f);
+  const float sigma_down = sigma_next * downstep_ratio;
+  const float alpha_next = 1.0f - sigma_next, alpha_down = 1.0f - sigma_down;
+  const float renoise =
+      std::sqrt(sigma_next * sigma_next -
+                sigma_down * sigma_down * (alpha_next * alpha_next) / (alpha_down * alpha_down));
+  const float ratio = sigma_down / sigma, rescale = alpha_next / alpha_down;
+  float* x = latents.data<float>();
+  const float* d = denoised.data<float>();
+  const float* n = noise.data<float>();
+  for (int64_t i = 0; i < latents.numel(); ++i) {
+    const float down = ratio * x[i] + (1.0f - ratio) * d[i];
+    x[i] = rescale * down + n[i] * renoise;
+  }
+}
+
+void lcm_step(Tensor& latents, const Tensor& denoised, const Tensor& noise, float sigma_next) {
+  check_like("lcm_step", latents, denoised);
+  check_like("lcm_step", latents, noise);
+  float* x = latents.data<float>();
+  const float* d = denoised.data<float>();
+  const float* n = noise.data<float>();
+  for (int64_t i = 0; i < latents.numel(); ++i) {
+    const float a = sigma_next * n[i];
+    const float b = (1.0f - sigma_next) * d[i];
+    x[i] = a + b;
+  }
+}
+
 void res_multistep_step(Tensor& latents, const Tensor& denoised, const Tensor& previous,
                         float sigma_prev, float sigma, float sigma_next) {
   check_like("res_multistep_step", latents, denoised);

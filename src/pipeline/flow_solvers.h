@@ -20,6 +20,19 @@ void heun_step(Tensor& latents, const Tensor& v, const Tensor& v_next, float sig
 void dpmpp_2m_step(Tensor& latents, const Tensor& denoised, const Tensor* previous,
                    float sigma_prev, float sigma, float sigma_next);
 
+// ComfyUI's Euler ancestral for flow models (sample_euler_ancestral_RF, eta 1), in place, for
+// sigma_next > 0: with sigma_d = sigma_next * (sigma_next / sigma),
+//   x = (sigma_d / sigma) x + (1 - sigma_d / sigma) D
+//   x = ((1 - sigma_next) / (1 - sigma_d)) x + noise * sqrt(sigma_next^2 - sigma_d^2 (1 -
+//       sigma_next)^2 / (1 - sigma_d)^2)
+// (the caller lands on D itself when sigma_next is 0).
+void euler_ancestral_step(Tensor& latents, const Tensor& denoised, const Tensor& noise, float sigma,
+                          float sigma_next);
+
+// ComfyUI's LCM step on a flow model, in place: x = sigma_next * noise + (1 - sigma_next) * D
+// (D itself when sigma_next is 0).
+void lcm_step(Tensor& latents, const Tensor& denoised, const Tensor& noise, float sigma_next);
+
 // ComfyUI's RES multistep (eta 0), in place, with t = -log sigma and h = t_next - t:
 //   x' = e^-h x + h (b1 D + b2 D_prev),  b1 = phi1(-h) - phi2(-h) / c2,  b2 = phi2(-h) / c2,
 //   c2 = (t_prev - t) / h,  phi1(z) = expm1(z) / z,  phi2(z) = (phi1(z) - 1) / z

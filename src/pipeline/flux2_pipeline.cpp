@@ -295,7 +295,8 @@ bool Flux2Pipeline::can_share_forwards(const Flux2Request& a, const Flux2Request
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&
          sa.cfg_scale == sb.cfg_scale && sa.guidance == sb.guidance &&
          sa.max_sequence_length == sb.max_sequence_length && a.normal_math == b.normal_math &&
-         a.vae_tiling == b.vae_tiling && a.sampling == b.sampling;
+         a.vae_tiling == b.vae_tiling && a.sampling == b.sampling &&
+         !is_stochastic(a.sampling.sampler);
 }
 
 std::vector<io::Image> Flux2Pipeline::generate(const Flux2Request& request,
@@ -421,8 +422,10 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
     return s.cfg ? combine_guidance(v, s.cfg_scale) : v;
   };
   const RunControl run = with_previews(control, [this](const Tensor& z) { return vae_.decode(z); });
-  latents = flow_denoise(velocity, latents, schedule, inpaint ? &*inpaint : nullptr, run,
-                         requests.front().sampling.sampler);
+  latents = flow_denoise(
+      velocity, latents, schedule, inpaint ? &*inpaint : nullptr, run,
+      requests.front().sampling.sampler,
+      sampler_noise(requests.front().seed, requests.front().normal_math, latents.shape()));
   const double denoise_seconds = clock.lap();
   log::info("[flux2] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());

@@ -463,7 +463,7 @@ bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b
          sa.guidance == sb.guidance && sa.true_cfg_scale == sb.true_cfg_scale &&
          sa.max_sequence_length == sb.max_sequence_length && sa.shift == sb.shift &&
          a.normal_math == b.normal_math && a.vae_tiling == b.vae_tiling &&
-         a.sampling == b.sampling &&
+         a.sampling == b.sampling && !is_stochastic(a.sampling.sampler) &&
          // the cache decides on the whole batch, which would tie the requests together
          !a.first_block_cache && !b.first_block_cache;
 }
@@ -638,9 +638,10 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
         models::flux_unpack_latents(out.slice(1, 0, rows * cols).contiguous(), 2 * rows, 2 * cols);
     return s.true_cfg ? combine_guidance(v, s.true_cfg_scale) : v;
   };
-  const Tensor latents =
-      flow_denoise(velocity, joined(starts), schedule, inpaint ? &*inpaint : nullptr,
-                   with_previews(control, vae_), first.sampling.sampler);
+  const Tensor start = joined(starts);
+  const Tensor latents = flow_denoise(velocity, start, schedule, inpaint ? &*inpaint : nullptr,
+                                      with_previews(control, vae_), first.sampling.sampler,
+                                      sampler_noise(first.seed, first.normal_math, start.shape()));
   const double denoise_seconds = clock.lap();
   log::info("[flux] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());

@@ -266,6 +266,7 @@ bool ZImagePipeline::can_share_forwards(const ZImageRequest& a, const ZImageRequ
          a.cfg_normalization == b.cfg_normalization && a.cfg_truncation == b.cfg_truncation &&
          a.max_sequence_length == b.max_sequence_length && a.normal_math == b.normal_math &&
          a.vae_tiling == b.vae_tiling && a.sampling == b.sampling &&
+         !is_stochastic(a.sampling.sampler) &&  // its noise is the request's own
          // the cache decides on the whole batch, which would tie the requests together
          !a.first_block_cache && !b.first_block_cache;
 }
@@ -376,10 +377,11 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
                                 cache ? &*cache : nullptr);
   };
   const ZImageGuidance guidance{s.guidance, first.cfg_normalization, first.cfg_truncation};
-  const Tensor latents =
-      zimage_denoise(model, starts.size() == 1 ? starts.front() : ops::concat(starts, 0), schedule,
-                     positive, negative, guidance, inpaint ? &*inpaint : nullptr,
-                     with_previews(control, vae_), first.sampling.sampler);
+  const Tensor start = starts.size() == 1 ? starts.front() : ops::concat(starts, 0);
+  const Tensor latents = zimage_denoise(
+      model, start, schedule, positive, negative, guidance, inpaint ? &*inpaint : nullptr,
+      with_previews(control, vae_), first.sampling.sampler,
+      sampler_noise(first.seed, first.normal_math, start.shape()));
   const double denoise_seconds = clock.lap();
   log::info("[zimage] {} steps in {:.2f} s ({:.2f} s/step)", schedule.steps(), denoise_seconds,
             denoise_seconds / schedule.steps());

@@ -8,8 +8,8 @@ namespace zflow::pipeline {
 Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSchedule& schedule,
                       const std::vector<ZImageCaption>& positive,
                       const std::vector<ZImageCaption>& negative, const ZImageGuidance& guidance,
-                      const ZImageInpaint* inpaint, const RunControl& control,
-                      FlowSampler sampler) {
+                      const ZImageInpaint* inpaint, const RunControl& control, FlowSampler sampler,
+                      const FlowNoise& noise) {
   ZF_CHECK(latents.ndim() == 4 && latents.dtype() == DType::F32,
            "[zimage] latents must be float32 [B, C, h, w], got {} {}", dtype_name(latents.dtype()),
            shape_str(latents.shape()));
@@ -56,7 +56,7 @@ Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSch
     }
     return v;
   };
-  return flow_denoise(velocity, latents, schedule, inpaint, control, sampler);
+  return flow_denoise(velocity, latents, schedule, inpaint, control, sampler, noise);
 }
 
 }  // namespace zflow::pipeline

@@ -45,6 +45,6 @@ Tensor zimage_denoise(const ZImageDenoiser& model, Tensor latents, const FlowSch
                       const std::vector<ZImageCaption>& positive,
                       const std::vector<ZImageCaption>& negative, const ZImageGuidance& guidance,
                       const ZImageInpaint* inpaint, const RunControl& control,
-                      FlowSampler sampler = FlowSampler::kEuler);
+                      FlowSampler sampler = FlowSampler::kEuler, const FlowNoise& noise = {});
 
 }  // namespace zflow::pipeline

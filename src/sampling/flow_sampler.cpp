@@ -12,12 +12,15 @@ struct NamedSampler {
   FlowSampler sampler;
 };
 
-constexpr std::array<NamedSampler, 5> kNames{{
+constexpr std::array<NamedSampler, 8> kNames{{
     {"euler", FlowSampler::kEuler},
     {"heun", FlowSampler::kHeun},
     {"dpm++2m", FlowSampler::kDpmPP2M},
     {"dpmpp2m", FlowSampler::kDpmPP2M},
     {"resmultistep", FlowSampler::kResMultistep},
+    {"eulera", FlowSampler::kEulerAncestral},
+    {"eulerancestral", FlowSampler::kEulerAncestral},
+    {"lcm", FlowSampler::kLcm},
 }};
 
 }  // namespace
@@ -32,6 +35,10 @@ std::string_view flow_sampler_name(FlowSampler sampler) {
       return "dpm++2m";
     case FlowSampler::kResMultistep:
       return "res_multistep";
+    case FlowSampler::kEulerAncestral:
+      return "euler_a";
+    case FlowSampler::kLcm:
+      return "lcm";
   }
   return "euler";
 }
@@ -46,6 +53,10 @@ std::string_view flow_sampler_display_name(FlowSampler sampler) {
       return "DPM++ 2M";
     case FlowSampler::kResMultistep:
       return "RES multistep";
+    case FlowSampler::kEulerAncestral:
+      return "Euler a";
+    case FlowSampler::kLcm:
+      return "LCM";
   }
   return "Euler";
 }
@@ -62,7 +73,7 @@ std::optional<FlowSampler> parse_flow_sampler(std::string_view name) {
 }
 
 std::string_view flow_sampler_choices() {
-  return "euler, heun, dpm++2m, res_multistep";
+  return "euler, heun, dpm++2m, res_multistep, euler_a, lcm";
 }
 
 std::string a1111_sampling_fields(const SamplingChoice& choice) {

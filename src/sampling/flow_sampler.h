@@ -13,6 +13,12 @@
 //             x' = e^-h x + h (b1 x0 + b2 x0_prev), b1 = phi1(-h) - phi2(-h) / c2,
 //             b2 = phi2(-h) / c2, c2 = (lambda_prev - lambda) / h; Euler on the first and the
 //             last step. ComfyUI's Z-Image template samples with it.    one call per step
+//   euler_a   ComfyUI's Euler ancestral for flow models (eta 1): Euler down to
+//             sigma_d = sigma'^2 / sigma, then the signal scaled to 1 - sigma' and fresh noise
+//             added to bring the noise back to sigma'                  one call per step
+//   lcm       ComfyUI's LCM: the clean estimate, noised afresh to sigma' one call per step
+// The last two draw noise every step (FlowNoise); ComfyUI on a CPU draws it from a generator
+// seeded seed + 1, which the pipelines do too.
 // Euler is also diffusers' FlowMatchEulerDiscreteScheduler step, the one every pipeline defaults
 // to.
 #pragma once
@@ -30,23 +36,33 @@ enum class FlowSampler {
   kHeun,
   kDpmPP2M,
   kResMultistep,
+  kEulerAncestral,
+  kLcm,
 };
 
 // Every sampler, in the order lists show them.
-inline constexpr FlowSampler kFlowSamplers[] = {FlowSampler::kEuler, FlowSampler::kHeun,
-                                                FlowSampler::kDpmPP2M, FlowSampler::kResMultistep};
+inline constexpr FlowSampler kFlowSamplers[] = {
+    FlowSampler::kEuler,        FlowSampler::kHeun,           FlowSampler::kDpmPP2M,
+    FlowSampler::kResMultistep, FlowSampler::kEulerAncestral, FlowSampler::kLcm};
 
-// The name the CLI, the server and the image record use: euler, heun, dpm++2m, res_multistep.
+// Whether the sampler adds fresh noise on its steps.
+constexpr bool is_stochastic(FlowSampler sampler) {
+  return sampler == FlowSampler::kEulerAncestral || sampler == FlowSampler::kLcm;
+}
+
+// The name the CLI, the server and the image record use: euler, heun, dpm++2m, res_multistep,
+// euler_a, lcm.
 std::string_view flow_sampler_name(FlowSampler sampler);
 
-// A1111's display name: Euler, Heun, DPM++ 2M, RES multistep.
+// A1111's display name: Euler, Heun, DPM++ 2M, RES multistep, Euler a, LCM.
 std::string_view flow_sampler_display_name(FlowSampler sampler);
 
 // Reads a name case-insensitively, ignoring spaces, '_' and '-': zflow's and stable-diffusion.cpp's
 // (dpm++2m), ComfyUI's (dpmpp_2m) and A1111's (DPM++ 2M).
 std::optional<FlowSampler> parse_flow_sampler(std::string_view name);
 
-// The names parse_flow_sampler reads, for messages: "euler, heun, dpm++2m, res_multistep".
+// The names parse_flow_sampler reads, for messages: "euler, heun, dpm++2m, res_multistep, euler_a,
+// lcm".
 std::string_view flow_sampler_choices();
 
 // What a request picks: the solver and the sigma spacing (defaults: the model's own, Euler on its

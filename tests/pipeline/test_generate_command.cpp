@@ -295,11 +295,13 @@ TEST_F(GenerateCommand, CfgFlagsMatchDiffusers) {
 // k-diffusion's Heun over diffusers' Karras sigmas) and the record; unknown names are one line
 // listing zflow's.
 TEST_F(GenerateCommand, SamplerFlagsMatchTheReferenceAndAreRecorded) {
-  const std::string args = model_args() + " -p '" + kPrompt +
-                           "' -n 'blurry, low quality' -W 48 -H 64 --steps 4 --cfg-scale 4 "
-                           "--cfg-truncation 0.8 --seed 7 -o " +
-                           (out_ / "heun.png").string();
-  const CommandResult r = run_zflow(args + " --sampler Heun --scheduler karras");
+  const auto args = [&](const char* file) {
+    return model_args() + " -p '" + kPrompt +
+           "' -n 'blurry, low quality' -W 48 -H 64 --steps 4 --cfg-scale 4 --cfg-truncation 0.8 "
+           "--seed 7 -o " +
+           (out_ / file).string();
+  };
+  const CommandResult r = run_zflow(args("heun.png") + " --sampler Heun --scheduler karras");
   ASSERT_EQ(r.status, 0) << r.output;
   const fs::path golden = test::fixture("sampler_pipeline");
   const io::Image want = io::read_image(golden / "sampler_pipeline_zimage_heun_karras_cfg_0.png");
@@ -311,13 +313,21 @@ TEST_F(GenerateCommand, SamplerFlagsMatchTheReferenceAndAreRecorded) {
   EXPECT_EQ(record.at("sampler"), "heun");
   EXPECT_EQ(record.at("scheduler"), "karras");
 
-  const CommandResult bad = run_zflow(args + " --sampler euler_a");
+  // A stochastic sampler's noise comes from the seed: the same command makes the same picture.
+  for (const char* name : {"a.png", "b.png"}) {
+    const CommandResult again = run_zflow(args(name) + " --sampler euler_a");
+    ASSERT_EQ(again.status, 0) << again.output;
+  }
+  EXPECT_EQ(test::psnr(io::read_image(out_ / "a.png"), io::read_image(out_ / "b.png")), INFINITY);
+  EXPECT_LT(test::psnr(io::read_image(out_ / "a.png"), want), 40.0);  // not Heun's picture
+
+  const CommandResult bad = run_zflow(args("x.png") + " --sampler ddim");
   EXPECT_NE(bad.status, 0);
-  EXPECT_THAT(
-      bad.output,
-      ::testing::HasSubstr(
-          "--sampler euler_a: unknown sampler; zflow has euler, heun, dpm++2m, res_multistep"));
-  const CommandResult bad_schedule = run_zflow(args + " --scheduler sgm_uniform");
+  EXPECT_THAT(bad.output,
+              ::testing::HasSubstr(
+                  "--sampler ddim: unknown sampler; zflow has euler, heun, dpm++2m, res_multistep, "
+                  "euler_a, lcm"));
+  const CommandResult bad_schedule = run_zflow(args("x.png") + " --scheduler sgm_uniform");
   EXPECT_NE(bad_schedule.status, 0);
   EXPECT_THAT(bad_schedule.output,
               ::testing::HasSubstr("--scheduler sgm_uniform: unknown schedule"));

@@ -266,6 +266,7 @@ TEST(A1111Request, ReadsSamplersAndSchedules) {
   EXPECT_EQ(sampling({{"sampler_index", "Heun"}, {"scheduler", "Automatic"}}),
             (S{FlowSampler::kHeun, SigmaSchedule::kSimple}));
   EXPECT_EQ(sampling({{"sampler_name", ""}, {"scheduler", ""}}), S{});
+  EXPECT_EQ(sampling({{"sampler_name", "Euler a"}}), S{FlowSampler::kEulerAncestral});
   EXPECT_FLOAT_EQ(
       *parse_a1111({{"first_block_cache", 0.1}}, false, kLimits, "m").request.first_block_cache,
       0.1f);

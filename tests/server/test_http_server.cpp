@@ -167,7 +167,7 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_EQ(post("/sdapi/v1/options", R"({"sd_model_checkpoint": "nope"})").first, 404);
   EXPECT_EQ(get("/sdapi/v1/sd-models").second.size(), 3u);
   const json samplers = get("/sdapi/v1/samplers").second;
-  ASSERT_EQ(samplers.size(), 4u);
+  ASSERT_EQ(samplers.size(), std::size(kFlowSamplers));
   EXPECT_EQ(samplers[0]["name"], "Euler");
   EXPECT_EQ(samplers[2]["name"], "DPM++ 2M");
   const json schedules = get("/sdapi/v1/schedulers").second;
