@@ -37,8 +37,8 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     if (s.cfg && !request.negative_prompt.empty())
       text += "Negative prompt: " + request.negative_prompt + "\n";
     text += fmt::format("Steps: {}, {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}", s.steps,
-                        a1111_sampling_fields(request.sampling), s.cfg_scale, request.seed, s.width,
-                        s.height, model_name());
+                        a1111_sampling_fields({request.sampling.sampler, s.schedule}), s.cfg_scale,
+                        request.seed, s.width, s.height, model_name());
     // The embedded guidance as Forge writes FLUX's.
     if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
     const bool edits = s.mode != Flux2Mode::TextToImage;
@@ -54,7 +54,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
         {"height", s.height},
         {"steps", s.steps},
         {"sampler", flow_sampler_name(request.sampling.sampler)},
-        {"scheduler", sigma_schedule_name(request.sampling.schedule)},
+        {"scheduler", sigma_schedule_name(s.schedule)},
         {"cfg_scale", s.cfg_scale},
         {"seed", request.seed},
         {"rng",

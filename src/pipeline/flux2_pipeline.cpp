@@ -103,7 +103,7 @@ Flux2Pipeline::Flux2Pipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEnco
 
 Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placement& placement) {
   // Read before the weights, so a bad value is reported at once.
-  std::optional<FluxSchedulerConfig> scheduler;
+  std::optional<SchedulerConfig> scheduler;
   std::optional<bool> distilled;
   std::optional<bool> dev_folder;  // model_index.json's class: Flux2Pipeline is dev
   bool kv_folder = false;          // Flux2KleinKVPipeline
@@ -128,7 +128,7 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
     }
     const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
     if (fs::is_regular_file(scheduler_config))
-      scheduler = read_flux_scheduler_config(scheduler_config);
+      scheduler = read_scheduler_config(scheduler_config, "flux2");
   }
   auto path_of = [&](const fs::path& given, const char* sub, const char* what) {
     return component_path(kFamily, "FLUX.2", files.model_dir, given, sub, what);
@@ -284,6 +284,7 @@ Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
       request.max_sequence_length.value_or(static_cast<int>(text::kFlux2KleinMaxSequenceLength));
   ZF_CHECK(s.max_sequence_length >= 1 && s.max_sequence_length <= 2048,
            "[flux2] max_sequence_length must be in [1, 2048], got {}", s.max_sequence_length);
+  s.schedule = effective_schedule(scheduler_, request.sampling.schedule);
   return s;
 }
 
@@ -360,8 +361,8 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
   // Noise [B, 128, h, w], request by request from its own seed; the loop runs on these unpacked
   // latents (every update is element-wise) and flattens them to tokens for each call.
   const int64_t rows = s.height / scale_factor(), cols = s.width / scale_factor();
-  FlowSchedule schedule = respace(flux2_klein_schedule(scheduler_, s.steps, rows * cols),
-                                  requests.front().sampling.schedule);
+  FlowSchedule schedule =
+      respace(flux2_klein_schedule(scheduler_, s.steps, rows * cols), s.schedule);
   std::vector<Tensor> noise;
   for (const Flux2Request& r : requests) {
     Generator generator(r.seed, r.normal_math);

@@ -52,8 +52,8 @@
 #include "models/flux2_autoencoder.h"
 #include "models/flux2_dit.h"
 #include "models/qwen3.h"
-#include "pipeline/flux_scheduler.h"
 #include "pipeline/run_control.h"
+#include "pipeline/scheduler_config.h"
 #include "sampling/flow_sampler.h"
 #include "text/bpe_tokenizer.h"
 
@@ -118,9 +118,10 @@ struct Flux2Settings {
   double strength;  // 1 for text-to-image
   int width, height;
   int steps;
-  float cfg_scale;  // 1: none
-  bool cfg;         // a second half of the batch runs on the negative prompt
-  float guidance;   // the embedded guidance; 0 for klein (no guidance input)
+  float cfg_scale;         // 1: none
+  bool cfg;                // a second half of the batch runs on the negative prompt
+  float guidance;          // the embedded guidance; 0 for klein (no guidance input)
+  SigmaSchedule schedule;  // the request's, or for "simple" the scheduler config's respacing
   int max_sequence_length;
 };
 
@@ -176,7 +177,7 @@ class Flux2Pipeline {
   models::Flux2Autoencoder vae_;
   Flux2Variant variant_ = Flux2Variant::Klein;
   Flux2Defaults defaults_{};
-  FluxSchedulerConfig scheduler_{};
+  SchedulerConfig scheduler_{};
   std::string model_name_;
 };
 

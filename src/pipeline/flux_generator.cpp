@@ -44,7 +44,8 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     if (s.true_cfg && !request.negative_prompt.empty())
       text += "Negative prompt: " + request.negative_prompt + "\n";
     text += fmt::format("Steps: {}, {}, CFG scale: {}", s.steps,
-                        a1111_sampling_fields(request.sampling), s.true_cfg_scale);
+                        a1111_sampling_fields({request.sampling.sampler, s.schedule}),
+                        s.true_cfg_scale);
     if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
     if (s.shift) text += fmt::format(", Shift: {}", *s.shift);
     text += fmt::format(", Seed: {}, Size: {}x{}, Model: {}", request.seed, s.width, s.height,
@@ -70,7 +71,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
         {"height", s.height},
         {"steps", s.steps},
         {"sampler", flow_sampler_name(request.sampling.sampler)},
-        {"scheduler", sigma_schedule_name(request.sampling.schedule)},
+        {"scheduler", sigma_schedule_name(s.schedule)},
         {"seed", request.seed},
         {"rng",
          request.normal_math == NormalMath::Avx2Cephes ? "torch-cpu-avx2" : "torch-cpu-libm"},

@@ -100,7 +100,7 @@ FluxPipeline::FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer
 
 FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement& placement) {
   // Read before the weights, so a bad value is reported at once.
-  std::optional<FluxSchedulerConfig> scheduler;
+  std::optional<SchedulerConfig> scheduler;
   bool kontext = false;
   std::vector<fs::path> controlnets = files.controlnets;
   if (!files.model_dir.empty()) {
@@ -123,7 +123,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
       controlnets.push_back(files.model_dir / "controlnet");
     const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
     if (fs::is_regular_file(scheduler_config))
-      scheduler = read_flux_scheduler_config(scheduler_config);
+      scheduler = read_scheduler_config(scheduler_config, "flux");
   }
   auto path_of = [&](const fs::path& given, const char* sub, const char* what) {
     return component_path(kFamily, "FLUX.1", files.model_dir, given, sub, what);
@@ -205,7 +205,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
   log::info("[flux] {} as {}: {} steps, guidance {}, T5 length {}", pipe.model_name_,
             flux_variant_name(pipe.variant_), pipe.defaults_.steps, pipe.defaults_.guidance,
             pipe.defaults_.max_sequence_length);
-  const FluxSchedulerConfig& sc = pipe.scheduler_;
+  const SchedulerConfig& sc = pipe.scheduler_;
   if (sc.use_dynamic_shifting)
     log::info("[flux] schedule ({}): dynamic shift {} .. {} over {} .. {} image tokens",
               scheduler ? "scheduler_config.json" : "release default", sc.base_shift, sc.max_shift,
@@ -401,6 +401,7 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   s.max_sequence_length = request.max_sequence_length.value_or(
       s.redux ? text::kT5DevMaxLength : defaults_.max_sequence_length);
   s.shift = request.shift;
+  s.schedule = effective_schedule(scheduler_, request.sampling.schedule);
   ZF_CHECK(!s.shift || (std::isfinite(*s.shift) && *s.shift > 0.0),
            "[flux] shift must be a positive number, got {}", s.shift.value_or(0.0));
   ZF_CHECK(s.max_sequence_length >= 1 && s.max_sequence_length <= kMaxT5Length,
@@ -524,13 +525,12 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   const int64_t cells = 2 * vae_scale_factor();
   const int64_t rows = s.height / cells, cols = s.width / cells;
   const int64_t channels = vae_.config().latent_channels;
-  FluxSchedulerConfig scheduler = scheduler_;
+  SchedulerConfig scheduler = scheduler_;
   if (s.shift) {
     scheduler.use_dynamic_shifting = false;
     scheduler.shift = *s.shift;
   }
-  FlowSchedule schedule =
-      respace(flux1_schedule(scheduler, s.steps, rows * cols), first.sampling.schedule);
+  FlowSchedule schedule = respace(flux1_schedule(scheduler, s.steps, rows * cols), s.schedule);
   if (starts_from_image(s.mode))
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const bool fill = variant_ == FluxVariant::FillDev;

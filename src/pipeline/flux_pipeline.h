@@ -55,8 +55,8 @@
 #include "models/siglip_vision.h"
 #include "models/t5_encoder.h"
 #include "pipeline/control_input.h"
-#include "pipeline/flux_scheduler.h"
 #include "pipeline/run_control.h"
+#include "pipeline/scheduler_config.h"
 #include "sampling/flow_sampler.h"
 #include "text/clip_tokenizer.h"
 #include "text/t5_tokenizer.h"
@@ -174,6 +174,7 @@ struct FluxSettings {
   double strength;       // 1 for text-to-image
   int max_sequence_length;
   std::optional<double> shift;  // a fixed shift in place of the scheduler config's schedule
+  SigmaSchedule schedule;       // the request's, or for "simple" the scheduler config's respacing
   bool redux;                   // the reference images' Redux tokens follow the T5 states
   float redux_strength;         // their weight
   // Kontext inpainting (mode Inpaint): the init image's latents (its posterior mode), or the
@@ -211,7 +212,7 @@ class FluxPipeline {
   }
   const std::vector<std::string>& controlnet_names() const { return controlnet_names_; }
   // The folder's scheduler/scheduler_config.json, else the release's for the variant.
-  const FluxSchedulerConfig& scheduler() const { return scheduler_; }
+  const SchedulerConfig& scheduler() const { return scheduler_; }
   // Pixels per latent cell (8 for the release VAE); image sides must be multiples of twice this.
   int64_t vae_scale_factor() const;
 
@@ -255,7 +256,7 @@ class FluxPipeline {
   std::vector<std::string> controlnet_names_;
   FluxVariant variant_ = FluxVariant::Dev;
   FluxDefaults defaults_{};
-  FluxSchedulerConfig scheduler_{};
+  SchedulerConfig scheduler_{};
   std::string model_name_;
 };
 

@@ -11,9 +11,10 @@ std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings&
   const bool cfg = settings.guidance > 0.0f;
   if (cfg && !request.negative_prompt.empty())
     text += "Negative prompt: " + request.negative_prompt + "\n";
-  text += fmt::format("Steps: {}, {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
-                      settings.steps, a1111_sampling_fields(request.sampling), settings.guidance,
-                      request.seed, settings.width, settings.height, model_name);
+  text +=
+      fmt::format("Steps: {}, {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}", settings.steps,
+                  a1111_sampling_fields({request.sampling.sampler, settings.schedule}),
+                  settings.guidance, request.seed, settings.width, settings.height, model_name);
   if (starts_from_image(settings.mode))
     text += fmt::format(", Denoising strength: {}", settings.strength);
   if (cfg && request.cfg_normalization > 0.0f)
@@ -47,7 +48,7 @@ nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& 
       {"cfg_truncation", request.cfg_truncation},
       {"shift", settings.shift},
       {"sampler", flow_sampler_name(request.sampling.sampler)},
-      {"scheduler", sigma_schedule_name(request.sampling.schedule)},
+      {"scheduler", sigma_schedule_name(settings.schedule)},
       {"seed", request.seed},
       {"rng", request.normal_math == NormalMath::Avx2Cephes ? "torch-cpu-avx2" : "torch-cpu-libm"},
       {"batch", request.batch},

@@ -69,7 +69,7 @@ ZImagePipeline::ZImagePipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEn
       vae_(std::move(vae)) {}
 
 ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Placement& placement) {
-  std::optional<double> scheduler_shift;
+  std::optional<SchedulerConfig> scheduler;
   if (!files.model_dir.empty()) {
     const fs::path index = files.model_dir / "model_index.json";
     if (!fs::is_regular_file(index))
@@ -79,12 +79,9 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Plac
     if (!cls.starts_with("ZImage"))
       fail("[zimage] {}: _class_name is '{}', expected a Z-Image pipeline (ZImagePipeline)",
            index.string(), cls);
-    const fs::path scheduler = files.model_dir / "scheduler" / "scheduler_config.json";
-    if (fs::is_regular_file(scheduler)) {
-      const auto config = read_json_file(scheduler, "zimage");
-      if (config.contains("shift") && config["shift"].is_number())
-        scheduler_shift = config["shift"].get<double>();
-    }
+    const fs::path scheduler_config = files.model_dir / "scheduler" / "scheduler_config.json";
+    if (fs::is_regular_file(scheduler_config))
+      scheduler = read_scheduler_config(scheduler_config, "zimage");
   }
   const fs::path dit_path = component_path("zimage", "Z-Image", files.model_dir,
                                            files.diffusion_model, "transformer", "diffusion model");
@@ -137,13 +134,16 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Plac
   ZImageVariant variant = ZImageVariant::Base;
   if (names.find("turbo") != std::string::npos)
     variant = ZImageVariant::Turbo;
-  else if (scheduler_shift)
-    variant = *scheduler_shift <= 4.5 ? ZImageVariant::Turbo : ZImageVariant::Base;
+  else if (scheduler)
+    variant = scheduler->shift <= 4.5 ? ZImageVariant::Turbo : ZImageVariant::Base;
   const fs::path named = files.model_dir.empty() ? files.diffusion_model : files.model_dir;
   ZImagePipeline pipe = assemble(
       std::move(tokenizer), std::move(text_encoder), std::move(transformer), std::move(vae),
       variant, (named.filename().empty() ? named.parent_path() : named).stem().string());
-  if (scheduler_shift) pipe.defaults_.shift = *scheduler_shift;
+  if (scheduler) {
+    pipe.scheduler_ = *scheduler;
+    pipe.defaults_.shift = scheduler->shift;
+  }
   if (!files.controlnet.empty()) {
     pipe.controlnet_ = load_component("zimage", "ControlNet", files.controlnet, [&] {
       return models::load_zimage_controlnet(files.controlnet, pipe.transformer_.config(),
@@ -193,6 +193,7 @@ ZImagePipeline ZImagePipeline::assemble(text::BpeTokenizer tokenizer,
                       std::move(vae));
   pipe.variant_ = variant;
   pipe.defaults_ = zimage_defaults(variant);
+  pipe.scheduler_.shift = pipe.defaults_.shift;  // a static shift, as the releases' configs
   pipe.model_name_ = std::move(model_name);
   return pipe;
 }
@@ -236,6 +237,7 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
   ZF_CHECK(request.cfg_normalization >= 0.0f, "[zimage] cfg normalization must be >= 0, got {}",
            request.cfg_normalization);
   s.shift = request.shift.value_or(defaults_.shift);
+  s.schedule = effective_schedule(scheduler_, request.sampling.schedule);
   ZF_CHECK(s.shift > 0.0, "[zimage] shift must be positive, got {}", s.shift);
   const bool from_image = starts_from_image(s.mode);
   s.strength =
@@ -322,7 +324,10 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
   // Start latents, request by request from its own seed (start_latents.h: the posterior sample
   // first, then the noise), so that each request starts where it would alone.
   const bool from_image = starts_from_image(s.mode);
-  FlowSchedule schedule = respace(zimage_schedule(s.steps, s.shift), first.sampling.schedule);
+  const int64_t tokens =
+      (s.height / (2 * vae_scale_factor())) * (s.width / (2 * vae_scale_factor()));
+  FlowSchedule schedule =
+      respace(zimage_config_schedule(scheduler_, s.steps, first.shift, tokens), s.schedule);
   if (from_image) schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
   const int64_t cells = 2 * vae_scale_factor();
   std::vector<ZImageCaption> positive, negative;

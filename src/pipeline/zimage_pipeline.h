@@ -50,6 +50,7 @@
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 #include "pipeline/run_control.h"
+#include "pipeline/scheduler_config.h"
 #include "sampling/flow_sampler.h"
 #include "text/bpe_tokenizer.h"
 
@@ -125,8 +126,9 @@ struct ZImageSettings {
   int steps;  // the full schedule's length; img2img runs steps - start of them
   float guidance;
   double shift;
-  double strength;  // 1 for text-to-image and ControlNet inpainting
-  bool controlled;  // a control image steers the run
+  SigmaSchedule schedule;  // the request's, or for "simple" the scheduler config's respacing
+  double strength;         // 1 for text-to-image and ControlNet inpainting
+  bool controlled;         // a control image steers the run
 };
 
 class ZImagePipeline {
@@ -181,6 +183,7 @@ class ZImagePipeline {
   models::AutoencoderKL vae_;
   ZImageVariant variant_ = ZImageVariant::Turbo;
   ZImageDefaults defaults_{};
+  SchedulerConfig scheduler_{};  // scheduler/scheduler_config.json, or the variant's static shift
   std::string model_name_;
   std::optional<models::ZImageControlNet> controlnet_;
   std::string controlnet_name_;

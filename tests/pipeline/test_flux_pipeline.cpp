@@ -176,7 +176,7 @@ TEST(FluxPipelineGolden, RequestShiftActsAsAStaticShiftScheduler) {
 // the fixture), and without a folder from the release's for the variant.
 TEST(FluxPipelineGolden, SchedulerConfigValues) {
   ZF_REQUIRE_ASSET(test::flux1_tokenizer("tokenizer_t5/spiece.model"));
-  const FluxSchedulerConfig& dev = pipeline("dev").scheduler();
+  const SchedulerConfig& dev = pipeline("dev").scheduler();
   EXPECT_TRUE(dev.use_dynamic_shifting);
   EXPECT_EQ(dev.base_shift, 0.5);
   EXPECT_EQ(dev.max_shift, 1.15);

@@ -10,6 +10,9 @@
 // mixed up fails. zflow matches these cases at 88 dB to identical.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <fstream>
 #include <string>
 
 #include "flux_golden.h"
@@ -101,6 +104,34 @@ TEST(SamplerPipelineGolden, Flux1DevDpmPP2MKarras) {
 }
 TEST(SamplerPipelineGolden, Flux1DevHeunBeta) {
   check_flux("flux_heun_beta");
+}
+
+// A folder whose scheduler config respaces its sigmas (a diffusers pipeline saved with
+// use_beta_sigmas) runs that schedule when the request leaves it to the model ("simple"), as
+// diffusers does with that folder: the golden case "zimage_euler_beta"; another choice replaces
+// it.
+TEST(SamplerPipelineGolden, TheFoldersRespacingIsTheModelsSchedule) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const fs::path tiny = test::fixture("zimage_pipeline") / "tiny";
+  const fs::path dir =
+      fs::temp_directory_path() / ("zflow_beta_folder_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "scheduler");
+  for (const char* part : {"model_index.json", "text_encoder", "transformer", "vae"})
+    fs::create_symlink(fs::absolute(tiny / part), dir / part);
+  nlohmann::json config =
+      nlohmann::json::parse(std::ifstream(tiny / "scheduler" / "scheduler_config.json"));
+  config["use_beta_sigmas"] = true;
+  std::ofstream(dir / "scheduler" / "scheduler_config.json") << config.dump();
+  const ZImagePipeline pipe =
+      ZImagePipeline::load({.model_dir = dir, .tokenizer = test::shared_asset("qwen3_tokenizer")});
+  fs::remove_all(dir);
+  const nlohmann::json& c = cases().find("zimage_euler_beta");
+  ZImageRequest r = test::zimage_txt2img_request(c, cases().normal_math());
+  EXPECT_EQ(pipe.resolve(r).schedule, SigmaSchedule::kBeta);
+  test::expect_images_match(pipe.generate(r), c["expected"], kDir, kMinPsnr, "folder's beta");
+  r.sampling.schedule = SigmaSchedule::kKarras;
+  EXPECT_EQ(pipe.resolve(r).schedule, SigmaSchedule::kKarras);
 }
 
 // Requests with different sampling never share forwards (each runs its own loop).

@@ -19,6 +19,7 @@
 
 #include "core/rng.h"
 #include "pipeline/flow_denoise.h"
+#include "pipeline/scheduler_config.h"
 #include "sampling/flow_sampler.h"
 #include "sampling/sigma_schedule.h"
 #include "test_util.h"
@@ -53,6 +54,11 @@ FlowSchedule model_schedule(const nlohmann::json& c) {
   const auto seq = c.at("image_seq_len").get<int64_t>();
   if (family == "flux1_dev") return flux1_dev_schedule(steps, seq);
   if (family == "flux2") return flux2_schedule(steps, seq);
+  if (family == "zimage_dynamic") {  // a Z-Image scheduler config that shifts dynamically
+    pipeline::SchedulerConfig dynamic;
+    dynamic.use_dynamic_shifting = true;
+    return pipeline::zimage_config_schedule(dynamic, steps, std::nullopt, seq);
+  }
   fail("[test] unknown family {}", family);
 }
 
@@ -63,7 +69,7 @@ std::string describe(const nlohmann::json& c) {
 
 TEST(SigmaSchedule, RespacingMatchesDiffusers) {
   const auto& cases = golden().at("schedules");
-  ASSERT_EQ(cases.size(), 24u);
+  ASSERT_EQ(cases.size(), 30u);
   for (const auto& c : cases) {
     const FlowSchedule got =
         respace(model_schedule(c), schedule_named(c.at("respacing").get<std::string>()));

@@ -45,14 +45,14 @@ FIXTURE = "samplers/flow_samplers.json"
 SEED = 20261207
 
 
-def zimage_schedule(steps: int, shift: float, respacing: str) -> FlowMatchEulerDiscreteScheduler:
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000, shift=shift, use_dynamic_shifting=False, **RESPACING.get(respacing, {})
-    )
+def zimage_schedule(steps: int, shift: float, respacing: str, dynamic_seq: int | None = None):
+    """ZImagePipeline's schedule; with dynamic_seq, for a scheduler config that shifts dynamically
+    (mu from the config's line at that many tokens, as the pipeline computes it)."""
+    config = dict(FLUX_DYNAMIC_CONFIG) if dynamic_seq else dict(num_train_timesteps=1000, shift=shift)
+    scheduler = FlowMatchEulerDiscreteScheduler(**config, **RESPACING.get(respacing, {}))
     scheduler.sigma_min = 0.0  # as ZImagePipeline sets it
-    zimage_retrieve_timesteps(
-        scheduler, steps, "cpu", sigmas=get_default_z_image_sigmas(steps), mu=calculate_shift(4096)
-    )
+    mu = calculate_shift(dynamic_seq or 4096, 256, 4096, 0.5, 1.15)
+    zimage_retrieve_timesteps(scheduler, steps, "cpu", sigmas=get_default_z_image_sigmas(steps), mu=mu)
     return scheduler
 
 
@@ -77,6 +77,9 @@ def schedule_cases() -> list[dict]:
             mu = calculate_shift(seq, 256, 4096, 0.5, 1.15)
             cases.append(record(flux_schedule(steps, mu, respacing), family="flux1_dev", steps=steps,
                                 image_seq_len=seq, respacing=respacing))
+        for seq in (1024, 4096):
+            cases.append(record(zimage_schedule(8, 3.0, respacing, dynamic_seq=seq), family="zimage_dynamic",
+                                steps=8, image_seq_len=seq, respacing=respacing))
         mu = compute_empirical_mu(image_seq_len=4096, num_steps=4)
         cases.append(record(flux_schedule(4, mu, respacing), family="flux2", steps=4, image_seq_len=4096,
                             respacing=respacing))

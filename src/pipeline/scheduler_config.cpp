@@ -1,4 +1,4 @@
-#include "pipeline/flux_scheduler.h"
+#include "pipeline/scheduler_config.h"
 
 #include <fmt/format.h>
 
@@ -16,9 +16,9 @@ using nlohmann::json;
 
 class ConfigReader {
  public:
-  explicit ConfigReader(const std::filesystem::path& path)
-      : path_(path.string()), config_(read_json_file(path, "flux")) {
-    if (!config_.is_object()) fail("[flux] {}: expected a JSON object", path_);
+  ConfigReader(const std::filesystem::path& path, const char* family)
+      : family_(family), path_(path.string()), config_(read_json_file(path, family)) {
+    if (!config_.is_object()) fail("[{}] {}: expected a JSON object", family_, path_);
   }
 
   const json* find(const char* field) const {
@@ -27,7 +27,7 @@ class ConfigReader {
   }
 
   [[noreturn]] void bad(const char* field, const std::string& what) const {
-    fail("[flux] {}: {} {}", path_, field, what);
+    fail("[{}] {}: {} {}", family_, path_, field, what);
   }
 
   void read_bool(const char* field, bool& out) const {
@@ -67,14 +67,15 @@ class ConfigReader {
   }
 
  private:
+  const char* family_;
   std::string path_;
   json config_;
 };
 
 }  // namespace
 
-FluxSchedulerConfig flux1_release_scheduler(bool dev) {
-  FluxSchedulerConfig c;
+SchedulerConfig flux1_release_scheduler(bool dev) {
+  SchedulerConfig c;
   if (dev) {
     c.use_dynamic_shifting = true;
     c.shift = 3.0;  // unused while dynamic, as in the release file
@@ -82,25 +83,37 @@ FluxSchedulerConfig flux1_release_scheduler(bool dev) {
   return c;
 }
 
-FluxSchedulerConfig read_flux_scheduler_config(const std::filesystem::path& path) {
-  const ConfigReader r(path);
-  r.require_value("_class_name", "FlowMatchEulerDiscreteScheduler", "FLUX.1's Euler sampler");
-  r.require_value("num_train_timesteps", 1000, "the timestep scale FLUX.1 is trained with");
+SchedulerConfig read_scheduler_config(const std::filesystem::path& path, const char* family) {
+  const ConfigReader r(path, family);
+  r.require_value("_class_name", "FlowMatchEulerDiscreteScheduler",
+                  "the flow-matching scheduler the models ship with; pick samplers with --sampler");
+  r.require_value("num_train_timesteps", 1000, "the timestep scale the models are trained with");
   r.require_value("time_shift_type", "exponential", "the linear time shift is not supported");
   r.require_off("shift_terminal", "stretching the schedule to a terminal sigma");
-  r.require_off("use_karras_sigmas", "Karras sigmas");
-  r.require_off("use_exponential_sigmas", "exponential sigmas");
-  r.require_off("use_beta_sigmas", "beta sigmas");
   r.require_off("invert_sigmas", "an inverted schedule");
   r.require_off("stochastic_sampling", "stochastic sampling");
 
-  FluxSchedulerConfig c;
+  SchedulerConfig c;
   r.read_bool("use_dynamic_shifting", c.use_dynamic_shifting);
   r.read_number("shift", c.shift);
   r.read_number("base_shift", c.base_shift);
   r.read_number("max_shift", c.max_shift);
   r.read_length("base_image_seq_len", c.base_image_seq_len);
   r.read_length("max_image_seq_len", c.max_image_seq_len);
+  int respacings = 0;
+  for (const auto& [field, schedule] :
+       {std::pair{"use_karras_sigmas", SigmaSchedule::kKarras},
+        std::pair{"use_exponential_sigmas", SigmaSchedule::kExponential},
+        std::pair{"use_beta_sigmas", SigmaSchedule::kBeta}}) {
+    bool on = false;
+    r.read_bool(field, on);
+    if (!on) continue;
+    c.respacing = schedule;
+    if (++respacings > 1)
+      r.bad(field,
+            "is true beside another of use_karras_sigmas, use_exponential_sigmas and "
+            "use_beta_sigmas: one at most, as diffusers requires");
+  }
   if (!(c.shift > 0.0)) r.bad("shift", fmt::format("must be positive, got {}", c.shift));
   if (c.max_image_seq_len <= c.base_image_seq_len)
     r.bad("max_image_seq_len", fmt::format("({}) must be greater than base_image_seq_len ({})",
@@ -108,7 +121,16 @@ FluxSchedulerConfig read_flux_scheduler_config(const std::filesystem::path& path
   return c;
 }
 
-FlowSchedule flux1_schedule(const FluxSchedulerConfig& config, int steps, int64_t image_seq_len) {
+FlowSchedule zimage_config_schedule(const SchedulerConfig& config, int steps,
+                                    std::optional<double> shift, int64_t image_seq_len) {
+  if (!config.use_dynamic_shifting || shift)
+    return zimage_schedule(steps, shift.value_or(config.shift));
+  const double mu = flux1_mu(image_seq_len, config.base_image_seq_len, config.max_image_seq_len,
+                             config.base_shift, config.max_shift);
+  return dynamic_shift(steps, mu, SigmaSpacing::kTorchF32);
+}
+
+FlowSchedule flux1_schedule(const SchedulerConfig& config, int steps, int64_t image_seq_len) {
   if (!config.use_dynamic_shifting)
     return static_shift(steps, config.shift, SigmaSpacing::kNumpyF64);
   const double mu = flux1_mu(image_seq_len, config.base_image_seq_len, config.max_image_seq_len,
@@ -116,15 +138,14 @@ FlowSchedule flux1_schedule(const FluxSchedulerConfig& config, int steps, int64_
   return dynamic_shift(steps, mu, SigmaSpacing::kNumpyF64);
 }
 
-FluxSchedulerConfig flux2_release_scheduler() {
-  FluxSchedulerConfig c;
+SchedulerConfig flux2_release_scheduler() {
+  SchedulerConfig c;
   c.use_dynamic_shifting = true;
   c.shift = 3.0;
   return c;
 }
 
-FlowSchedule flux2_klein_schedule(const FluxSchedulerConfig& config, int steps,
-                                  int64_t image_seq_len) {
+FlowSchedule flux2_klein_schedule(const SchedulerConfig& config, int steps, int64_t image_seq_len) {
   if (!config.use_dynamic_shifting)
     return static_shift(steps, config.shift, SigmaSpacing::kNumpyF64);
   return flux2_schedule(steps, image_seq_len);

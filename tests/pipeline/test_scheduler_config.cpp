@@ -1,4 +1,4 @@
-// FLUX.1's scheduler config: what read_flux_scheduler_config takes from a scheduler_config.json,
+// A model folder's scheduler config: what read_scheduler_config takes from a scheduler_config.json,
 // the errors for bad values (naming the file and the field), and that flux1_schedule builds the
 // release schedules (checked against diffusers in test_flow_schedule) from the release configs.
 // The schedules from non-release configs are checked end to end against diffusers in
@@ -9,7 +9,7 @@
 #include <cmath>
 #include <fstream>
 
-#include "pipeline/flux_scheduler.h"
+#include "pipeline/scheduler_config.h"
 #include "test_util.h"
 
 namespace zflow::pipeline {
@@ -17,7 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class FluxSchedulerConfigTest : public ::testing::Test {
+class SchedulerConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("zflow_flux_scheduler_" + std::to_string(getpid()));
@@ -33,7 +33,7 @@ class FluxSchedulerConfigTest : public ::testing::Test {
   // The error for a config; it must name the file.
   std::string error_for(const std::string& json) const {
     const fs::path path = write(json);
-    const std::string e = test::error_of([&] { read_flux_scheduler_config(path); });
+    const std::string e = test::error_of([&] { read_scheduler_config(path, "flux"); });
     EXPECT_NE(e.find(path.string()), std::string::npos) << e;
     return e;
   }
@@ -41,12 +41,13 @@ class FluxSchedulerConfigTest : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(FluxSchedulerConfigTest, ReadsTheFieldsAndDefaultsTheRestAsTheSchedulerClass) {
-  FluxSchedulerConfig c = read_flux_scheduler_config(write(R"({
+TEST_F(SchedulerConfigTest, ReadsTheFieldsAndDefaultsTheRestAsTheSchedulerClass) {
+  SchedulerConfig c = read_scheduler_config(write(R"({
     "_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000,
     "use_dynamic_shifting": true, "shift": 2.5, "base_shift": 0.25, "max_shift": 2,
     "base_image_seq_len": 64, "max_image_seq_len": 2048.0, "shift_terminal": null,
-    "use_karras_sigmas": false, "time_shift_type": "exponential", "stochastic_sampling": false})"));
+    "use_karras_sigmas": false, "time_shift_type": "exponential", "stochastic_sampling": false})"),
+                                            "flux");
   EXPECT_TRUE(c.use_dynamic_shifting);
   EXPECT_EQ(c.shift, 2.5);
   EXPECT_EQ(c.base_shift, 0.25);
@@ -54,7 +55,8 @@ TEST_F(FluxSchedulerConfigTest, ReadsTheFieldsAndDefaultsTheRestAsTheSchedulerCl
   EXPECT_EQ(c.base_image_seq_len, 64);
   EXPECT_EQ(c.max_image_seq_len, 2048);
   // FlowMatchEulerDiscreteScheduler's own defaults for what the file leaves out.
-  c = read_flux_scheduler_config(write("{}"));
+  c = read_scheduler_config(write("{}"), "flux");
+  EXPECT_EQ(c.respacing, SigmaSchedule::kSimple);
   EXPECT_FALSE(c.use_dynamic_shifting);
   EXPECT_EQ(c.shift, 1.0);
   EXPECT_EQ(c.base_shift, 0.5);
@@ -63,7 +65,7 @@ TEST_F(FluxSchedulerConfigTest, ReadsTheFieldsAndDefaultsTheRestAsTheSchedulerCl
   EXPECT_EQ(c.max_image_seq_len, 4096);
 }
 
-TEST_F(FluxSchedulerConfigTest, BadValuesNameTheField) {
+TEST_F(SchedulerConfigTest, BadValuesNameTheField) {
   auto has = [](const std::string& e, const char* text) {
     return e.find(text) != std::string::npos;
   };
@@ -88,7 +90,7 @@ TEST_F(FluxSchedulerConfigTest, BadValuesNameTheField) {
   EXPECT_TRUE(has(e, "expected a JSON object")) << e;
 }
 
-TEST_F(FluxSchedulerConfigTest, SettingsZflowDoesNotRunAreRefused) {
+TEST_F(SchedulerConfigTest, SettingsZflowDoesNotRunAreRefused) {
   auto refused = [&](const std::string& json, const char* field) {
     const std::string e = error_for(json);
     EXPECT_NE(e.find(std::string(field) + " is "), std::string::npos) << e;
@@ -97,14 +99,44 @@ TEST_F(FluxSchedulerConfigTest, SettingsZflowDoesNotRunAreRefused) {
   refused(R"({"num_train_timesteps": 500})", "num_train_timesteps");
   refused(R"({"time_shift_type": "linear"})", "time_shift_type");
   refused(R"({"shift_terminal": 0.1})", "shift_terminal");
-  refused(R"({"use_karras_sigmas": true})", "use_karras_sigmas");
-  refused(R"({"use_exponential_sigmas": true})", "use_exponential_sigmas");
-  refused(R"({"use_beta_sigmas": true})", "use_beta_sigmas");
+  refused(R"({"use_karras_sigmas": true, "use_beta_sigmas": true})", "use_beta_sigmas");
   refused(R"({"invert_sigmas": true})", "invert_sigmas");
   refused(R"({"stochastic_sampling": true})", "stochastic_sampling");
   // Their defaults are fine, however written.
-  EXPECT_NO_THROW(read_flux_scheduler_config(
-      write(R"({"num_train_timesteps": 1000.0, "shift_terminal": 0, "invert_sigmas": false})")));
+  EXPECT_NO_THROW(read_scheduler_config(
+      write(R"({"num_train_timesteps": 1000.0, "shift_terminal": 0, "invert_sigmas": false})"),
+      "flux"));
+}
+
+// The respacing flags become the model's own schedule, which a request's "simple" means and
+// another choice replaces.
+TEST_F(SchedulerConfigTest, RespacingFlagsAreTheModelsSchedule) {
+  for (const auto& [flag, schedule] :
+       {std::pair{"use_karras_sigmas", SigmaSchedule::kKarras},
+        std::pair{"use_exponential_sigmas", SigmaSchedule::kExponential},
+        std::pair{"use_beta_sigmas", SigmaSchedule::kBeta}}) {
+    const SchedulerConfig c =
+        read_scheduler_config(write(std::string("{\"") + flag + "\": true}"), "zimage");
+    EXPECT_EQ(c.respacing, schedule) << flag;
+    EXPECT_EQ(effective_schedule(c, SigmaSchedule::kSimple), schedule) << flag;
+    EXPECT_EQ(effective_schedule(c, SigmaSchedule::kExponential), SigmaSchedule::kExponential);
+  }
+  const std::string e = error_for(R"({"use_beta_sigmas": true, "use_karras_sigmas": true})");
+  EXPECT_NE(e.find("one at most"), std::string::npos) << e;
+}
+
+// Z-Image's schedule from a config: static at the given or the config's shift, or dynamic with
+// mu on the config's line for its token count, on torch's float32 linspace.
+TEST(ZImageSchedule, FromTheConfig) {
+  SchedulerConfig c;
+  c.shift = 3.0;
+  EXPECT_EQ(zimage_config_schedule(c, 8, std::nullopt, 4096).sigmas,
+            zimage_schedule(8, 3.0).sigmas);
+  EXPECT_EQ(zimage_config_schedule(c, 8, 6.0, 4096).sigmas, zimage_schedule(8, 6.0).sigmas);
+  c.use_dynamic_shifting = true;
+  EXPECT_EQ(zimage_config_schedule(c, 8, std::nullopt, 4096).sigmas,
+            dynamic_shift(8, flux1_mu(4096), SigmaSpacing::kTorchF32).sigmas);
+  EXPECT_EQ(zimage_config_schedule(c, 8, 2.0, 4096).sigmas, zimage_schedule(8, 2.0).sigmas);
 }
 
 // The release configs give exactly the presets that match diffusers' FLUX.1 schedules.
@@ -119,7 +151,7 @@ TEST(FluxSchedule, ReleaseConfigsGiveTheReleaseSchedules) {
   }
   // Other constants move mu along their own line: (64, 1.0) to (1088, 2.0) puts 576 tokens at
   // mu = 1.5, so sigma 0.5 becomes e^1.5 / (e^1.5 + 1).
-  FluxSchedulerConfig c = flux1_release_scheduler(true);
+  SchedulerConfig c = flux1_release_scheduler(true);
   c.base_shift = 1.0;
   c.max_shift = 2.0;
   c.base_image_seq_len = 64;
