@@ -1,14 +1,20 @@
 // `zflow info PATH`: what a model file or folder holds — per component, the tensor
-// count, the dtypes, the size, and (with --tensors) every tensor.
+// count, the dtypes, the size, and (with --tensors) every tensor — or, for a picture, its size
+// and the text it carries (how zflow, A1111 or ComfyUI made it).
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file_io.h"
+#include "io/image.h"
 #include "io/weight_store.h"
 #include "models/detect.h"
 
@@ -68,6 +74,27 @@ void describe(const std::string& label, const fs::path& path, bool list_tensors)
 
 // A diffusers folder's pipeline class (model_index.json's _class_name: which FLUX.1 tool, or
 // Z-Image's or FLUX.2's pipeline, a folder is); nothing when there is none to read.
+bool is_picture(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::ranges::transform(ext, ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".webp";
+}
+
+// A picture's size and its text chunks, the request JSON zflow writes pretty-printed.
+void describe_picture(const fs::path& path) {
+  const std::string file = read_text_file(path, "info");
+  const std::span bytes(reinterpret_cast<const uint8_t*>(file.data()), file.size());
+  const io::Image image = io::decode_image(bytes, path.string());
+  fmt::print("{}: {}x{}\n", path.filename().string(), image.width, image.height);
+  const io::PngText text = io::decode_text(bytes, path.string());
+  if (text.empty()) fmt::print("  no text chunks (how it was made is not recorded)\n");
+  for (const auto& [key, value] : text) {
+    const nlohmann::json parsed = nlohmann::json::parse(value, nullptr, false);
+    const bool object = !parsed.is_discarded() && parsed.is_object();
+    fmt::print("{}:\n{}\n", key, object ? parsed.dump(2) : value);
+  }
+}
+
 void describe_pipeline(const fs::path& folder) {
   const fs::path index = folder / "model_index.json";
   if (!fs::is_regular_file(index)) return;
@@ -88,13 +115,19 @@ Run add_info_command(CLI::App& app) {
     bool tensors = false;
   };
   auto opt = std::make_shared<Options>();
-  cmd->add_option("path", opt->path, "a .safetensors file, a sharded index, or a model folder")
+  cmd->add_option("path", opt->path,
+                  "a .safetensors or .gguf file, a sharded index, a model folder, or a picture "
+                  "(.png, .jpg, .webp: its size and recorded parameters)")
       ->required();
   cmd->add_flag("--tensors", opt->tensors, "list every tensor");
   return [opt] {
     fs::path path = fs::path(opt->path).lexically_normal();
     if (path.filename().empty()) path = path.parent_path();  // "folder/" names the folder
     if (!fs::exists(path)) fail("[info] {}: no such file or folder", opt->path);
+    if (fs::is_regular_file(path) && is_picture(path)) {
+      describe_picture(path);
+      return 0;
+    }
     if (fs::is_directory(path) && !holds_weights(path)) {
       // A diffusers pipeline folder (model_index.json) or any folder of components: one
       // component per sub-folder with weights (tokenizer and scheduler folders hold none).

@@ -52,6 +52,12 @@ std::optional<std::vector<uint8_t>> decode_alpha(std::span<const uint8_t> bytes,
   return detail::decode_png_alpha(bytes, source);
 }
 
+PngText decode_text(std::span<const uint8_t> bytes, const std::string& source) {
+  if (bytes.empty()) fail("[image] {}: the file is empty", source);
+  if (detect_image_format(bytes) != ImageFormat::PNG) return {};
+  return detail::decode_png_text(bytes, source);
+}
+
 Image decode_image(std::span<const uint8_t> bytes, const std::string& source) {
   if (bytes.empty()) fail("[image] {}: the file is empty", source);
   switch (detect_image_format(bytes)) {

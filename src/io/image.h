@@ -54,6 +54,11 @@ std::optional<std::vector<uint8_t>> decode_alpha(std::span<const uint8_t> bytes,
 // characters (PNG spec 11.3.4.2); the text may be anything.
 using PngText = std::vector<std::pair<std::string, std::string>>;
 
+// The text chunks (tEXt, zTXt, iTXt) before a PNG's image data, in file order, Latin-1 ones
+// converted to UTF-8: where zflow, A1111 and ComfyUI keep how a picture was made. Empty for
+// JPEG and WebP; malformed data is an Error as for decode_image.
+PngText decode_text(std::span<const uint8_t> bytes, const std::string& source);
+
 // Encoders. Each checks that `image` is well formed (rgb.size() == 3 * width * height).
 // PNG text goes out the way Pillow's PngInfo.add_text (used by A1111 for `parameters`)
 // writes it: a tEXt chunk in Latin-1 when every character fits, otherwise an

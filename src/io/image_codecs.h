@@ -15,6 +15,7 @@ Image decode_png(std::span<const uint8_t> bytes, const std::string& source);
 // The alpha plane of a PNG with an alpha channel or a tRNS chunk; nullopt for one without.
 std::optional<std::vector<uint8_t>> decode_png_alpha(std::span<const uint8_t> bytes,
                                                      const std::string& source);
+PngText decode_png_text(std::span<const uint8_t> bytes, const std::string& source);
 Image decode_jpeg(std::span<const uint8_t> bytes, const std::string& source);
 Image decode_webp(std::span<const uint8_t> bytes, const std::string& source);
 

@@ -146,7 +146,21 @@ void check_ihdr_before_reading(std::span<const uint8_t> bytes, const std::string
          bytes.size(), width, height);
 }
 
-// A libpng reader over `bytes` with the header read and the size checked: what both decoders
+// Latin-1 bytes (tEXt, zTXt and every keyword) as UTF-8: each byte is its code point.
+std::string latin1_to_utf8(std::string_view latin1) {
+  std::string out;
+  for (const unsigned char c : latin1) {
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+  return out;
+}
+
+// A libpng reader over `bytes` with the header read and the size checked: what the decoders
 // start from. Not movable: libpng holds pointers into it.
 struct PngReader {
   PngInput in{};
@@ -220,6 +234,23 @@ std::optional<std::vector<uint8_t>> decode_png_alpha(std::span<const uint8_t> by
   std::vector<uint8_t> alpha(w * h);
   for (size_t i = 0; i < w * h; ++i) alpha[i] = rgba[4 * i + 3];
   return alpha;
+}
+
+PngText decode_png_text(std::span<const uint8_t> bytes, const std::string& source) {
+  // png_read_info (in the reader) has read every chunk before the first IDAT, texts included.
+  PngReader r(bytes, source);
+  png_textp texts = nullptr;
+  const int count = png_get_text(r.s.png, r.s.info, &texts, nullptr);
+  PngText out;
+  for (int i = 0; i < count; ++i) {
+    const png_text& t = texts[i];
+    const bool utf8 =
+        t.compression == PNG_ITXT_COMPRESSION_NONE || t.compression == PNG_ITXT_COMPRESSION_zTXt;
+    const size_t length = utf8 ? t.itxt_length : t.text_length;
+    const std::string text(t.text ? t.text : "", t.text ? length : 0);
+    out.emplace_back(latin1_to_utf8(t.key), utf8 ? text : latin1_to_utf8(text));
+  }
+  return out;
 }
 
 }  // namespace detail

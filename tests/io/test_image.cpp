@@ -249,6 +249,19 @@ TEST(ImageEncode, TextChunksAreThoseOfPillowPngInfo) {
   EXPECT_EQ(ours[1].data, std::string("prompt\0\0\0\0\0", 11) + text[1].second);
 }
 
+// decode_text reads back what Pillow wrote (make_images.py gave PngInfo.add_text these two
+// texts): the Latin-1 tEXt as UTF-8, the iTXt as it is; JPEG and WebP carry none here.
+TEST(ImageDecode, TextChunksReadBackAsPillowWroteThem) {
+  const PngText want = {{"parameters", "a caf\u00e9 at dusk\nSteps: 8, Seed: 42"},
+                        {"prompt", "\u4e00\u53ea\u732b\u5728\u6708\u5149\u4e0b"}};
+  const auto pillow = read_bytes(image_fixture("png_text_pillow.png"));
+  EXPECT_EQ(decode_text(pillow, "png_text_pillow.png"), want);
+  EXPECT_EQ(decode_text(encode_png(pattern(5, 4), want), "ours"), want);
+  EXPECT_TRUE(decode_text(encode_jpeg(pattern(5, 4)), "jpeg").empty());
+  EXPECT_THROW(decode_text(std::vector<uint8_t>(pillow.begin(), pillow.begin() + 20), "cut"),
+               Error);
+}
+
 TEST(ImageEncode, TextChunksComeBeforeImageData) {
   const auto chunks = png_chunks(encode_png(pattern(3, 3), {{"k", "v"}}));
   ASSERT_GE(chunks.size(), 4u);

@@ -368,6 +368,12 @@ TEST_F(GenerateCommand, HiresFlagsMatchTheChainedReference) {
                 .find(", Denoising strength: 0.6, Hires resize: 64x64, Hires upscaler: Lanczos"),
             std::string::npos)
       << text.at("parameters");
+  // zflow info reads it back: the size, A1111's parameters, the request pretty-printed.
+  const CommandResult info = run_zflow("info " + (out_ / "hires.png").string());
+  ASSERT_EQ(info.status, 0) << info.output;
+  EXPECT_THAT(info.output, ::testing::HasSubstr("hires.png: 64x64\nparameters:\n"));
+  EXPECT_THAT(info.output, ::testing::HasSubstr("Hires resize: 64x64"));
+  EXPECT_THAT(info.output, ::testing::HasSubstr("\n  \"sampler\": \"euler\",\n"));
 }
 
 // --lora reaches the transformer: a LoRA whose update is zero leaves the golden image as it is,
