@@ -613,6 +613,97 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   return spec;
 }
 
+json parse_infotext(const std::string& infotext) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= infotext.size()) {
+    const size_t end = infotext.find('\n', start);
+    lines.push_back(
+        infotext.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  json out = json::object();
+  // The last line holds the settings when it reads "Key: value, ..." (A1111 needs three of them).
+  std::string settings;
+  if (lines.size() > 1 && std::count(lines.back().begin(), lines.back().end(), ':') >= 3) {
+    settings = lines.back();
+    lines.pop_back();
+  }
+  std::string prompt, negative;
+  bool in_negative = false;
+  for (const std::string& line : lines) {
+    std::string_view text = line;
+    if (text.starts_with("Negative prompt:")) {
+      in_negative = true;
+      text.remove_prefix(16);
+      while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    }
+    std::string& part = in_negative ? negative : prompt;
+    if (!part.empty()) part += '\n';
+    part += text;
+  }
+  out["Prompt"] = prompt;
+  out["Negative prompt"] = negative;
+  // Key: value pairs split at commas outside double quotes; quoted values lose their quotes.
+  size_t at = 0;
+  while (at < settings.size()) {
+    while (at < settings.size() && settings[at] == ' ') ++at;
+    const size_t colon = settings.find(':', at);
+    if (colon == std::string::npos) break;
+    const std::string key = settings.substr(at, colon - at);
+    size_t v = colon + 1;
+    while (v < settings.size() && settings[v] == ' ') ++v;
+    std::string value;
+    if (v < settings.size() && settings[v] == '"') {
+      size_t q = v + 1;
+      while (q < settings.size() && settings[q] != '"') {
+        if (settings[q] == '\\' && q + 1 < settings.size()) ++q;
+        value += settings[q++];
+      }
+      at = settings.find(',', q);
+    } else {
+      const size_t comma = settings.find(',', v);
+      value = settings.substr(v, comma == std::string::npos ? std::string::npos : comma - v);
+      at = comma;
+    }
+    out[key] = value;
+    if (key == "Size") {
+      const size_t x = value.find('x');
+      if (x != std::string::npos) {
+        out["Size-1"] = value.substr(0, x);
+        out["Size-2"] = value.substr(x + 1);
+      }
+    }
+    if (at == std::string::npos) break;
+    ++at;
+  }
+  return out;
+}
+
+json png_info(const json& body) {
+  const auto image = get_string(body, "image");
+  if (!image) bad("image", "required: the picture, base64-encoded");
+  const auto bytes = base64_decode(*image);
+  if (!bytes) bad("image", "not valid base64");
+  io::PngText text;
+  try {
+    io::decode_image(*bytes, "image");  // a picture at all, or a clear error
+    text = io::decode_text(*bytes, "image");
+  } catch (const Error& e) {
+    bad("image", e.what());
+  }
+  json items = json::object();
+  std::string info;
+  for (const auto& [key, value] : text) {
+    if (key == "parameters")
+      info = value;
+    else
+      items[key] = value;
+  }
+  return {{"info", info}, {"items", items}, {"parameters", parse_infotext(info)}};
+}
+
 JobSpec parse_native_job(const json& body, const RequestLimits& limits,
                          const std::string& default_model) {
   JobSpec spec;

@@ -65,6 +65,15 @@ nlohmann::json openai_form_fields(const std::vector<std::pair<std::string, std::
 // of the prompt (after any in the `loras` field).
 JobSpec parse_a1111(const nlohmann::json& body, bool img2img, const RequestLimits& limits,
                     const std::string& default_model);
+// A1111's POST /sdapi/v1/png-info: the picture in `image` (base64) read for the text it carries:
+// {"info": its A1111 `parameters` text, "items": every other text chunk, "parameters": the
+// infotext taken apart as A1111's parse_generation_parameters does (Prompt, Negative prompt, each
+// "Key: value" of the last line, Size-1 / Size-2)}.
+nlohmann::json png_info(const nlohmann::json& body);
+
+// The infotext's fields, as the "parameters" of png_info.
+nlohmann::json parse_infotext(const std::string& infotext);
+
 JobSpec parse_native_job(const nlohmann::json& body, const RequestLimits& limits,
                          const std::string& default_model);
 

@@ -1,5 +1,6 @@
 // The AUTOMATIC1111 web UI's API (/sdapi/v1/...), as existing clients call it: txt2img, img2img,
-// progress, interrupt, options (the model switch), sd-models, loras, samplers and schedulers.
+// png-info, progress, interrupt, options (the model switch), sd-models, loras, samplers and
+// schedulers.
 #include <chrono>
 
 #include "sampling/flow_sampler.h"
@@ -30,7 +31,7 @@ std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
               {"width", first.value("width", json())},
               {"height", first.value("height", json())},
               {"sampler_name", flow_sampler_display_name(spec.request.sampling.sampler)},
-              {"scheduler", sigma_schedule_name(spec.request.sampling.schedule)},
+              {"scheduler", first.value("scheduler", json())},  // the schedule that ran
               {"cfg_scale", first.value("guidance", json())},
               {"steps", first.value("steps", json())},
               {"batch_size", n},
@@ -65,6 +66,10 @@ void add_a1111_routes(ServerState& s) {
   });
   s.http.Post("/sdapi/v1/img2img", [&s](const httplib::Request& req, httplib::Response& res) {
     generate(s, req, res, true);
+  });
+
+  s.http.Post("/sdapi/v1/png-info", [](const httplib::Request& req, httplib::Response& res) {
+    answer(res, [&] { send_json(res, 200, png_info(parse_json_object(req.body))); });
   });
 
   s.http.Get("/sdapi/v1/progress", [&s](const httplib::Request&, httplib::Response& res) {

@@ -318,6 +318,35 @@ TEST(A1111Request, ReadsTheHiresFix) {
   EXPECT_DOUBLE_EQ(native.request.hires->scale, 2.0);
 }
 
+// A1111's png-info: the parameters text, the other chunks, and the infotext taken apart as A1111
+// does (a multi-line prompt, the negative prompt, quoted values with commas, Size-1 / Size-2).
+TEST(A1111Request, PngInfoTakesTheInfotextApart) {
+  const std::string infotext =
+      "a fox\nin snow\nNegative prompt: blurry\nSteps: 8, Sampler: DPM++ 2M, Schedule type: "
+      "Karras, Size: 64x48, ControlNet 0: \"Model: union, Weight: 0.7\", Seed: 42";
+  const auto png = io::encode_png(io::Image{2, 2, std::vector<uint8_t>(12, 9)},
+                                  {{"parameters", infotext}, {"zflow_request", "{\"seed\": 42}"}});
+  const json info = png_info({{"image", base64_encode(png)}});
+  EXPECT_EQ(info["info"], infotext);
+  EXPECT_EQ(info["items"], (json{{"zflow_request", "{\"seed\": 42}"}}));
+  const json& p = info["parameters"];
+  EXPECT_EQ(p["Prompt"], "a fox\nin snow");
+  EXPECT_EQ(p["Negative prompt"], "blurry");
+  EXPECT_EQ(p["Steps"], "8");
+  EXPECT_EQ(p["Schedule type"], "Karras");
+  EXPECT_EQ(p["ControlNet 0"], "Model: union, Weight: 0.7");
+  EXPECT_EQ(p["Seed"], "42");
+  EXPECT_EQ(p["Size-1"], "64");
+  EXPECT_EQ(p["Size-2"], "48");
+  EXPECT_EQ(parse_infotext("just a prompt")["Prompt"], "just a prompt");
+  using R = std::pair<int, std::string>;
+  EXPECT_EQ(refusal([] { png_info(json::object()); }), (R{400, "image"}));
+  EXPECT_EQ(refusal([] {
+              png_info({{"image", base64_encode(std::string_view("no picture"))}});
+            }),
+            (R{400, "image"}));
+}
+
 TEST(A1111Request, RefusesBadFieldsByName) {
   using R = std::pair<int, std::string>;
   const auto parse = [](json body, bool img2img) {

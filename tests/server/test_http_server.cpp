@@ -152,6 +152,12 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_EQ(info["all_seeds"], json::array({9, 9}));
   EXPECT_EQ(info["steps"], 4);
   EXPECT_EQ(info["sd_model_name"], "fake-a");
+  // png-info reads the picture's parameters back (the fake model records them too).
+  const auto [png_status, png] =
+      post("/sdapi/v1/png-info", json{{"image", body["images"][0]}}.dump());
+  ASSERT_EQ(png_status, 200) << png.dump();
+  EXPECT_EQ(png["info"], info["infotexts"][0]);
+  EXPECT_EQ(post("/sdapi/v1/png-info", R"({"image": "%%%"})").first, 400);
 
   const std::string init =
       base64_encode(io::encode_png(io::Image{16, 16, std::vector<uint8_t>(16 * 16 * 3, 200)}));
