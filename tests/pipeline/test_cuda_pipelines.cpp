@@ -11,12 +11,14 @@
 #include <cstdio>
 
 #include "backend/cuda_test_util.h"
+#include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/flux2_pipeline.h"
 #include "pipeline/flux_pipeline.h"
 #include "pipeline/zimage_pipeline.h"
 #include "test_util.h"
+#include "zimage_golden.h"
 
 namespace zflow::pipeline {
 namespace {
@@ -196,33 +198,23 @@ TEST(CudaPipeline, SamplersAndFirstBlockCacheInFloat32MatchDiffusers) {
                             .diffusion_model = cache_dir / "zimage_transformer",
                             .tokenizer = test::shared_asset("qwen3_tokenizer")},
                            models::Placement::cuda(DType::F32));
-  ZImageRequest r;
-  r.prompt = "a lighthouse in a storm, oil painting";
-  r.negative_prompt = "blurry, low quality";
-  r.width = r.height = 48;
-  r.steps = 10;
-  r.guidance = 4.0f;
-  r.seed = 7;
-  r.first_block_cache = 0.84f;
+  const test::GoldenCases cache_cases(cache_dir / "first_block_cache_cases.json");
+  const nlohmann::json& c = cache_cases.find("zimage_cfg");
+  ZImageRequest r = test::zimage_txt2img_request(c, cache_cases.normal_math());
+  r.first_block_cache = c["threshold"].get<float>();
   const double cache_db = test::psnr(
-      pipe.generate(r).at(0), io::read_image(cache_dir / "first_block_cache_zimage_cfg_0.png"));
+      pipe.generate(r).at(0), io::read_image(cache_dir / c["expected"][0].get<std::string>()));
   std::printf("  first-block cache: PSNR %.1f dB against diffusers\n", cache_db);
   EXPECT_GE(cache_db, 40.0);
 
+  const fs::path sampler_dir = test::fixture("sampler_pipeline");
+  const test::GoldenCases sampler_cases(sampler_dir / "sampler_pipeline_cases.json");
+  const nlohmann::json& h = sampler_cases.find("zimage_heun_karras_cfg");
+  ZImageRequest heun = test::zimage_txt2img_request(h, sampler_cases.normal_math());
+  heun.sampling = {FlowSampler::kHeun, SigmaSchedule::kKarras};
   const ZImagePipeline tiny = load_tiny(models::Placement::cuda(DType::F32));
-  ZImageRequest h;
-  h.prompt = "a red fox sitting in fresh snow, morning light";
-  h.negative_prompt = "blurry, low quality";
-  h.width = 48;
-  h.height = 64;
-  h.steps = 4;
-  h.guidance = 4.0f;
-  h.cfg_truncation = 0.8;
-  h.seed = 7;
-  h.sampling = {FlowSampler::kHeun, SigmaSchedule::kKarras};
   const double heun_db = test::psnr(
-      tiny.generate(h).at(0), io::read_image(test::fixture("sampler_pipeline") /
-                                             "sampler_pipeline_zimage_heun_karras_cfg_0.png"));
+      tiny.generate(heun).at(0), io::read_image(sampler_dir / h["expected"][0].get<std::string>()));
   std::printf("  heun, karras: PSNR %.1f dB against diffusers\n", heun_db);
   EXPECT_GE(heun_db, 40.0);
 }

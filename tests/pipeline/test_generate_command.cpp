@@ -334,20 +334,20 @@ TEST_F(GenerateCommand, SamplerFlagsMatchTheReferenceAndAreRecorded) {
 }
 
 // --first-block-cache reaches the transformer (the golden "zimage_turbo" of
-// make_first_block_cache.py, which skips 13 of its 16 steps' later layers) and the record.
+// make_first_block_cache.py, which skips 9 of its 16 steps' later layers) and the record.
 TEST_F(GenerateCommand, FirstBlockCacheFlagMatchesDiffusersHooks) {
   const fs::path dir = test::fixture("first_block_cache");
   const CommandResult r = run_zflow(
       model_args() + " --diffusion-model " + (dir / "zimage_transformer").string() + " -p '" +
-      kPrompt + "' -W 64 -H 48 --steps 16 --seed 42 --first-block-cache 0.95 -o " +
+      kPrompt + "' -W 64 -H 48 --steps 16 --seed 42 --first-block-cache 0.65 -o " +
       (out_ / "cached.png").string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_THAT(r.output, ::testing::HasSubstr("first-block cache: 13 of 16 forwards ran one"));
+  EXPECT_THAT(r.output, ::testing::HasSubstr("first-block cache: 9 of 16 forwards ran one"));
   const io::Image want = io::read_image(dir / "first_block_cache_zimage_turbo_0.png");
   EXPECT_GE(test::psnr(io::read_image(out_ / "cached.png"), want), 40.0);
   const auto text = png_text(out_ / "cached.png");
-  EXPECT_NE(text.at("parameters").find(", First block cache: 0.95"), std::string::npos);
-  EXPECT_FLOAT_EQ(nlohmann::json::parse(text.at("zflow_request")).at("first_block_cache"), 0.95f);
+  EXPECT_NE(text.at("parameters").find(", First block cache: 0.65"), std::string::npos);
+  EXPECT_FLOAT_EQ(nlohmann::json::parse(text.at("zflow_request")).at("first_block_cache"), 0.65f);
 }
 
 // --hires-scale runs the hires fix (the golden "turbo_2x" of make_hires_fix.py: diffusers'

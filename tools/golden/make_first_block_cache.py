@@ -128,6 +128,7 @@ def main() -> None:
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
     gen = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(SEED)  # the models' default initialisation, which randomize_ scales
     zimage, flux = load_zimage(), load_flux()
     zimage.transformer = zimage_transformer(gen)
     flux.transformer = flux_transformer(gen)
