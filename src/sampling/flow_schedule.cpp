@@ -42,21 +42,11 @@ std::vector<float> torch_linspace_f32(int steps) {
   return out;
 }
 
-// np.linspace(1.0, 1/N, N) in float64 (i*step + start, last value set to the end exactly),
-// then .astype(np.float32) in set_timesteps: round to nearest.
+// np.linspace(1.0, 1/N, N) in float64, then .astype(np.float32) in set_timesteps: round to
+// nearest.
 std::vector<float> numpy_linspace_f64_to_f32(int steps) {
-  const double start = 1.0;
-  const double end = 1.0 / steps;
-  std::vector<float> out(steps);
-  if (steps == 1) {
-    out[0] = static_cast<float>(start);
-    return out;
-  }
-  const double step = (end - start) / (steps - 1);
-  for (int i = 0; i < steps - 1; ++i)
-    out[i] = static_cast<float>(static_cast<double>(i) * step + start);
-  out[steps - 1] = static_cast<float>(end);
-  return out;
+  const std::vector<double> grid = numpy_linspace(1.0, 1.0 / steps, steps);
+  return {grid.begin(), grid.end()};
 }
 
 // Appends the terminal sigma 0 and derives the timesteps, as set_timesteps steps 5 and 6 do.
@@ -70,6 +60,17 @@ FlowSchedule finish(std::vector<float> shifted) {
 }
 
 }  // namespace
+
+std::vector<double> numpy_linspace(double start, double stop, int n) {
+  ZF_CHECK(n >= 1, "[flow_schedule] numpy_linspace: n must be at least 1, got {}", n);
+  std::vector<double> out(static_cast<size_t>(n), start);
+  if (n == 1) return out;
+  const double step = (stop - start) / (n - 1);
+  for (int i = 0; i < n - 1; ++i)
+    out[static_cast<size_t>(i)] = static_cast<double>(i) * step + start;
+  out.back() = stop;
+  return out;
+}
 
 FlowSchedule FlowSchedule::starting_at(int start) const {
   ZF_CHECK(start >= 0 && start < steps(),

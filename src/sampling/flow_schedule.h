@@ -39,6 +39,9 @@ enum class SigmaSpacing {
   kNumpyF64,
 };
 
+// np.linspace(start, stop, n) in float64: i * step + start, the last value exactly stop (n >= 1).
+std::vector<double> numpy_linspace(double start, double stop, int n);
+
 // The N unshifted sigmas linspace(1, 1/N, N) as `spacing` computes them.
 std::vector<float> linear_sigmas(int steps, SigmaSpacing spacing);
 

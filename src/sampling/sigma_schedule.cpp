@@ -30,16 +30,6 @@ constexpr std::array<NamedSchedule, 6> kNames{{
     {"beta", SigmaSchedule::kBeta},
 }};
 
-// np.linspace(0, 1, n) in float64: i * step + start, the last value exactly 1.
-std::vector<double> unit_ramp(int n) {
-  std::vector<double> ramp(static_cast<size_t>(n), 0.0);
-  if (n == 1) return ramp;
-  const double step = 1.0 / static_cast<double>(n - 1);
-  for (int i = 0; i < n - 1; ++i) ramp[static_cast<size_t>(i)] = static_cast<double>(i) * step;
-  ramp.back() = 1.0;
-  return ramp;
-}
-
 // The continued fraction of I_x(a, b) (modified Lentz), which converges fast for
 // x < (a + 1) / (a + b + 2); the caller uses the symmetry I_x(a, b) = 1 - I_{1-x}(b, a) otherwise.
 double incomplete_beta_fraction(double a, double b, double x) {
@@ -152,7 +142,7 @@ FlowSchedule respace(const FlowSchedule& model, SigmaSchedule schedule) {
   // The ends: the first and the last sigma before the terminal 0, as Python floats.
   const double sigma_max = model.sigmas.front();
   const double sigma_min = model.sigmas[static_cast<size_t>(n - 1)];
-  const std::vector<double> ramp = unit_ramp(n);
+  const std::vector<double> ramp = numpy_linspace(0.0, 1.0, n);
 
   std::vector<double> spaced(static_cast<size_t>(n));
   switch (schedule) {
@@ -165,13 +155,8 @@ FlowSchedule respace(const FlowSchedule& model, SigmaSchedule schedule) {
       break;
     }
     case SigmaSchedule::kExponential: {
-      // np.linspace(log max, log min, n): i * step + start, the last value exactly log min.
-      const double start = std::log(sigma_max), stop = std::log(sigma_min);
-      const double step = n > 1 ? (stop - start) / static_cast<double>(n - 1) : 0.0;
-      for (int i = 0; i < n; ++i) {
-        const double log_sigma = i == n - 1 && n > 1 ? stop : static_cast<double>(i) * step + start;
-        spaced[static_cast<size_t>(i)] = std::exp(log_sigma);
-      }
+      const std::vector<double> logs = numpy_linspace(std::log(sigma_max), std::log(sigma_min), n);
+      for (size_t i = 0; i < spaced.size(); ++i) spaced[i] = std::exp(logs[i]);
       break;
     }
     case SigmaSchedule::kBeta: {

@@ -24,10 +24,8 @@ Run: ~/.venvs/zflow-golden/bin/python tools/golden/make_first_block_cache.py
 
 from __future__ import annotations
 
-import json
 import shutil
 
-import numpy as np
 import torch
 from diffusers import FluxTransformer2DModel, ZImageTransformer2DModel
 from diffusers.hooks import FirstBlockCacheConfig, apply_first_block_cache
@@ -38,7 +36,7 @@ from diffusers.models.transformers.transformer_z_image import ZImageTransformerB
 
 import make_flux_pipeline as flux_fixture
 import make_zimage_pipeline as zimage_fixture
-from common import FIXTURES, fixture_metadata
+from common import FIXTURES, save_case_images, write_cases
 from make_sampler_pipelines import load_flux, load_zimage
 
 OUT = FIXTURES / "first_block_cache"
@@ -151,27 +149,16 @@ def main() -> None:
         if best is None or best[3].count(False) < 2:
             raise SystemExit(f"{case['name']}: no threshold gives a clear mix of decisions")
         threshold, images, statistics, made = best
-        files = []
-        for k, im in enumerate(images):
-            name = f"{PREFIX}_{case['name']}_{k}.png"
-            im.save(OUT / name)
-            files.append(name)
+        files = save_case_images(OUT, PREFIX, case["name"], images)
         skipped = made.count(False)
         print(f"{case['name']}: threshold {threshold}, {skipped} of {len(made)} calls skipped, "
               f"statistics {[None if s is None else round(s, 3) for s in statistics]}")
         entries.append(dict(case, threshold=threshold, expected=files, calls=len(made), skipped_calls=skipped,
                             runs_later_blocks=made, statistics=statistics))
 
-    payload = {
-        "_meta": fixture_metadata(__file__, SEED, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
-        "zimage_model": "zimage_pipeline/tiny",
-        "zimage_transformer": "first_block_cache/zimage_transformer",
-        "flux_model": "flux_pipeline/tiny_dev",
-        "flux_transformer": "first_block_cache/flux_transformer",
-        "cases": entries,
-    }
-    (OUT / f"{PREFIX}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {OUT}")
+    write_cases(OUT, PREFIX, __file__, SEED, entries, zimage_model="zimage_pipeline/tiny",
+                zimage_transformer="first_block_cache/zimage_transformer", flux_model="flux_pipeline/tiny_dev",
+                flux_transformer="first_block_cache/flux_transformer")
 
 
 if __name__ == "__main__":

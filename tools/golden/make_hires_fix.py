@@ -14,14 +14,13 @@ Run: ~/.venvs/zflow-golden/bin/python tools/golden/make_hires_fix.py
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import torch
 from diffusers import ZImageImg2ImgPipeline
 from PIL import Image
 
-from common import FIXTURES, fixture_metadata
+from common import FIXTURES, write_cases
 from make_sampler_pipelines import load_zimage
 
 OUT = FIXTURES / "hires_fix"
@@ -67,13 +66,7 @@ def main() -> None:
             print(f"{case['name']}[{k}]: {draft.size} -> {final.size}")
         entries.append(dict(case, expected=files))
 
-    payload = {
-        "_meta": fixture_metadata(__file__, None, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
-        "model": "zimage_pipeline/tiny",
-        "cases": entries,
-    }
-    (OUT / f"{PREFIX}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {OUT}")
+    write_cases(OUT, PREFIX, __file__, None, entries, model="zimage_pipeline/tiny")
 
 
 if __name__ == "__main__":

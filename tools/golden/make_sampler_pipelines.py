@@ -33,7 +33,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, ZImagePipel
 from PIL import Image
 from transformers import AutoTokenizer, CLIPTokenizer, T5TokenizerFast
 
-from common import FIXTURES, REPO, fixture_metadata
+from common import FIXTURES, REPO, save_case_images, write_cases
 from kdiffusion_samplers import KD_SAMPLERS, RESPACING
 
 OUT = FIXTURES / "sampler_pipeline"
@@ -188,23 +188,11 @@ def main() -> None:
     for is_flux, cases, pipe in [(False, ZIMAGE_CASES, zimage), (True, FLUX_CASES, flux)]:
         for case in cases:
             pipe.scheduler = scheduler_for(base_configs[is_flux], case)
-            files = []
-            for k, im in enumerate(run(pipe, case, is_flux)):
-                name = f"{PREFIX}_{case['name']}_{k}.png"
-                im.save(OUT / name)
-                files.append(name)
-                arr = np.asarray(im)
-                print(f"{case['name']}[{k}]: {im.size}, mean {arr.mean():.1f}, std {arr.std():.1f}")
+            files = save_case_images(OUT, PREFIX, case["name"], run(pipe, case, is_flux))
             entries.append(dict(case, family="flux1" if is_flux else "zimage", expected=files))
 
-    payload = {
-        "_meta": fixture_metadata(__file__, None, torch_cpu_capability=torch.backends.cpu.get_cpu_capability()),
-        "zimage_model": "zimage_pipeline/tiny",
-        "flux_model": "flux_pipeline/tiny_dev",
-        "cases": entries,
-    }
-    (OUT / f"{PREFIX}_cases.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {OUT}")
+    write_cases(OUT, PREFIX, __file__, None, entries, zimage_model="zimage_pipeline/tiny",
+                flux_model="flux_pipeline/tiny_dev")
 
 
 if __name__ == "__main__":
