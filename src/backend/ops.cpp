@@ -451,4 +451,11 @@ Tensor clamp(const Tensor& x, float lo, float hi) {
   return cpu::clamp(x.contiguous(), lo, hi);
 }
 
+Tensor leaky_relu(const Tensor& x, float negative_slope) {
+  const Device dev = common_device("leaky_relu", {&x});
+  require_activation("leaky_relu", "x", x);
+  ZF_DISPATCH_CUDA(dev, "leaky_relu", cuda::leaky_relu(x.contiguous(), negative_slope));
+  return cpu::leaky_relu(x.contiguous(), negative_slope);
+}
+
 }  // namespace zflow::ops

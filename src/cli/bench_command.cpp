@@ -25,12 +25,14 @@
 #include "core/thread_pool.h"
 #include "io/fp8_weights.h"
 #include "models/autoencoder_kl.h"
+#include "models/esrgan.h"
 #include "models/flux2_dit.h"
 #include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
+#include "pipeline/upscale.h"
 #include "pipeline/zimage_pipeline.h"
 #include "text/bpe_tokenizer.h"
 
@@ -209,6 +211,37 @@ int run_vae(const VaeOptions& o) {
   if (o.encode)
     timed(o, "vae", fmt::format("encode {}x{} batch {}", o.width, o.height, o.batch), at, 0,
           [&] { vae.encode(image); });
+  return 0;
+}
+
+struct UpscaleOptions : Common {
+  int64_t width = 512, height = 512;  // the input picture's
+};
+
+// An ESRGAN upscaler (RealESRGAN_x4plus's architecture with random weights, or a file) on one
+// picture, tiled as `zflow upscale` runs it.
+int run_upscale(const UpscaleOptions& o) {
+  const models::Placement at = prepare(o, "--upscale-model");
+  ZF_CHECK(o.width > 0 && o.height > 0, "[bench] -W and -H must be positive, got {}x{}", o.width,
+           o.height);
+  const auto t0 = std::chrono::steady_clock::now();
+  const models::EsrganConfig release;
+  const models::Esrgan model =
+      o.random_weights ? models::Esrgan(release,
+                                        models::random_weights(models::esrgan_parameters(release),
+                                                               weight_dtype(o), 1, at.device),
+                                        at)
+                       : models::load_esrgan(o.weights_path, at);
+  const models::EsrganConfig& c = model.config();
+  announce("esrgan", c.summary(), o, t0);
+  Tensor image = Tensor::empty({1, c.in_channels, o.height, o.width}, DType::F32);
+  float* x = image.data<float>();
+  for (int64_t i = 0; i < image.numel(); ++i) x[i] = static_cast<float>(i * 7919 % 256) / 255.0f;
+  timed(o, "upscale",
+        fmt::format("{}x{} -> {}x{}", o.width, o.height, o.width * model.scale(),
+                    o.height * model.scale()),
+        at, models::esrgan_flops(c, o.height, o.width),
+        [&] { pipeline::upscale_tiled(model, image); });
   return 0;
 }
 
@@ -635,8 +668,16 @@ Run add_bench_command(CLI::App& app) {
   pl->add_option("--layers", po->layers,
                  "transformer and text-encoder layers (random weights; default: the release's)");
 
+  auto* up = cmd->add_subcommand(
+      "upscale", "an ESRGAN upscaler (RealESRGAN_x4plus's architecture) on one picture, tiled");
+  auto uo = std::make_shared<UpscaleOptions>();
+  add_common_options(up, *uo, "--upscale-model", "an ESRGAN model file");
+  up->add_option("-W,--width", uo->width, "input width in pixels")->capture_default_str();
+  up->add_option("-H,--height", uo->height, "input height in pixels")->capture_default_str();
+
   return [=] {
     if (vae->parsed()) return run_vae(*vo);
+    if (up->parsed()) return run_upscale(*uo);
     if (dit->parsed()) return run_dit(*dopt);
     if (pl->parsed()) return run_pipeline(*po);
     return run_text_encoder(*to);

@@ -16,5 +16,6 @@ Run add_tokenize_command(CLI::App& app);
 Run add_generate_command(CLI::App& app);
 Run add_serve_command(CLI::App& app);
 Run add_convert_command(CLI::App& app);
+Run add_upscale_command(CLI::App& app);
 
 }  // namespace zflow::cli

@@ -1,5 +1,7 @@
 #include "cli/component_flags.h"
 
+#include <filesystem>
+
 #include "backend/cpu/gemm.h"
 #include "backend/device.h"
 #include "core/error.h"
@@ -90,6 +92,16 @@ Device resolve_device(const std::string& device) {
            "-DZFLOW_CUDA=ON, or use --device cpu)");
   ZF_CHECK(gpu, "[device] --device cuda: no CUDA device found on this machine (use --device cpu)");
   return Device::CUDA;
+}
+
+std::shared_ptr<const models::Esrgan> load_upscale_model(const std::string& path,
+                                                         const std::string& flag, Device device) {
+  ZF_CHECK(std::filesystem::is_regular_file(path),
+           "[upscale] {} {}: no such file (expected an ESRGAN model: RealESRGAN_x4plus, "
+           "4x-UltraSharp, ... as safetensors)",
+           flag, path);
+  return std::make_shared<const models::Esrgan>(
+      models::load_esrgan(path, models::Placement::on(device)));
 }
 
 }  // namespace zflow::cli

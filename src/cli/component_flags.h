@@ -4,8 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <memory>
 #include <string>
 
+#include "models/esrgan.h"
 #include "pipeline/generator.h"
 
 namespace zflow::cli {
@@ -38,5 +40,9 @@ void add_device_flag(CLI::App* cmd, std::string& device);
 // a GPU is present, else cpu. "cuda" in a CPU-only build or without a GPU is a one-line Error
 // naming the flag.
 Device resolve_device(const std::string& device);
+
+// The ESRGAN upscaler file a flag names, loaded onto `device`; errors name the flag.
+std::shared_ptr<const models::Esrgan> load_upscale_model(const std::string& path,
+                                                         const std::string& flag, Device device);
 
 }  // namespace zflow::cli

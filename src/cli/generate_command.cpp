@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include "pipeline/flux_controlnet_input.h"
 #include "pipeline/generator.h"
 #include "pipeline/outpaint.h"
+#include "pipeline/upscale.h"
 #include "sampling/flow_sampler.h"
 
 namespace zflow::cli {
@@ -48,6 +50,8 @@ struct GenerateOptions {
   std::optional<double> hires_scale, hires_strength;
   std::optional<int> hires_steps;
   std::string hires_upscaler = "lanczos";
+  std::string upscale_model;  // --upscale-model: every picture upscaled by it at the end
+  int upscale_repeats = 1;
   std::optional<int> mask_crop;
   std::optional<float> mask_blur;
   std::optional<uint64_t> seed;
@@ -120,16 +124,35 @@ SamplingChoice sampling_choice(const std::string& sampler, const std::string& sc
   return {*solver, *spacing};
 }
 
-// The hires fix the --hires-* flags ask for: any of them turns it on.
-std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o) {
+// The hires fix the --hires-* flags ask for: any of them turns it on. An upscaler that is not a
+// filter's name is an ESRGAN model file, loaded onto `device`.
+std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o, Device device) {
   if (!o.hires_scale && !o.hires_strength && !o.hires_steps) return std::nullopt;
   pipeline::HiresFix h;
   if (o.hires_scale) h.scale = *o.hires_scale;
   if (o.hires_strength) h.strength = *o.hires_strength;
   h.steps = o.hires_steps;
-  h.upscaler =
-      o.hires_upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
+  if (o.hires_upscaler == "nearest" || o.hires_upscaler == "lanczos") {
+    h.upscaler =
+        o.hires_upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
+  } else {
+    h.upscale_model = load_upscale_model(o.hires_upscaler, "--hires-upscaler", device);
+    h.upscale_model_name = fs::path(o.hires_upscaler).stem().string();
+  }
   return h;
+}
+
+// The finished picture upscaled --upscale-repeats times by the --upscale-model, as
+// stable-diffusion.cpp's --upscale-model does; the record says so with A1111's extras keys.
+io::Image upscale_repeatedly(const models::Esrgan& model, io::Image image, const GenerateOptions& o,
+                             pipeline::ImageRecord& record) {
+  for (int i = 0; i < o.upscale_repeats; ++i) image = pipeline::upscale_image(model, image);
+  const std::string name = fs::path(o.upscale_model).stem().string();
+  const int factor = static_cast<int>(std::lround(std::pow(model.scale(), o.upscale_repeats)));
+  record.parameters +=
+      fmt::format(", Postprocess upscale by: {}, Postprocess upscaler: {}", factor, name);
+  record.request["upscale"] = {{"model", name}, {"repeats", o.upscale_repeats}};
+  return image;
 }
 
 std::string lower_extension(const fs::path& path) {
@@ -242,7 +265,6 @@ int run_generate(const GenerateOptions& o) {
   request.shift = o.shift;
   request.sampling = sampling_choice(o.sampler, o.scheduler);
   request.first_block_cache = o.first_block_cache;
-  request.hires = hires_fix(o);
   request.strength = o.strength;
   request.mask_crop_padding = o.mask_crop;
   request.mask_blur = o.mask_blur;
@@ -273,6 +295,11 @@ int run_generate(const GenerateOptions& o) {
 
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
+  request.hires = hires_fix(o, files.device);
+  const std::shared_ptr<const models::Esrgan> upscaler =
+      o.upscale_model.empty()
+          ? nullptr
+          : load_upscale_model(o.upscale_model, "--upscale-model", files.device);
   files.controlnets.assign(o.controlnets.begin(), o.controlnets.end());
   for (const std::string& argument : o.loras) {  // checked before any model loads
     const models::LoraFile lora = models::parse_lora_argument(argument);
@@ -315,10 +342,12 @@ int run_generate(const GenerateOptions& o) {
     for (size_t r = 0; r < run.size(); ++r) {
       for (int k = 0; k < static_cast<int>(images[r].size()); ++k) {
         const fs::path path = output_path(o.output, written++, total_images);
-        const pipeline::ImageRecord record = generator->record(run[r], sources, k);
+        pipeline::ImageRecord record = generator->record(run[r], sources, k);
+        io::Image& image = images[r][static_cast<size_t>(k)];
+        if (upscaler) image = upscale_repeatedly(*upscaler, image, o, record);
         const io::PngText text = {{"parameters", record.parameters},
                                   {"zflow_request", record.request.dump()}};
-        io::write_image(path, images[r][static_cast<size_t>(k)], text);
+        io::write_image(path, image, text);
         fmt::print("wrote {}\n", path.string());
       }
     }
@@ -399,8 +428,17 @@ Run add_generate_command(CLI::App& app) {
                   "hires fix: the second pass's steps (default: --steps)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--hires-upscaler", o->hires_upscaler,
-                  "hires fix: how the picture is upscaled: lanczos or nearest")
-      ->check(CLI::IsMember({"lanczos", "nearest"}))
+                  "hires fix: how the picture is upscaled: lanczos, nearest, or an ESRGAN model "
+                  "file (RealESRGAN_x4plus, 4x-UltraSharp, ...: run until the hires size is "
+                  "covered, then Lanczos to it)")
+      ->capture_default_str();
+  cmd->add_option("--upscale-model", o->upscale_model,
+                  "upscale every finished picture with this ESRGAN model file (safetensors: "
+                  "ESRGAN, Real-ESRGAN, BSRGAN layouts), in 512-pixel tiles")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--upscale-repeats", o->upscale_repeats,
+                  "how many times --upscale-model runs on each picture")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed (default: random; always printed)");
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);

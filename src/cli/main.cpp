@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add(zflow::cli::add_generate_command);
   add(zflow::cli::add_serve_command);
   add(zflow::cli::add_convert_command);
+  add(zflow::cli::add_upscale_command);
 
   try {
     app.parse(argc, argv);

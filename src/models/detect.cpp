@@ -5,11 +5,13 @@
 #include "core/error.h"
 #include "io/gguf.h"
 #include "io/key_map_autoencoder.h"
+#include "io/key_map_esrgan.h"
 #include "io/key_map_flux.h"
 #include "io/key_map_qwen3.h"
 #include "io/key_map_zimage.h"
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
+#include "models/esrgan.h"
 #include "models/flux2_dit.h"
 #include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
@@ -256,6 +258,16 @@ std::optional<DetectedComponent> detect_redux(const io::WeightStore& weights,
                            fmt::format("image width {}, text width {}", up.size(1), down.size(0))};
 }
 
+// An ESRGAN upscaler (RRDBNet) in any of its layouts.
+std::optional<DetectedComponent> detect_esrgan(const io::WeightStore& weights,
+                                               const std::optional<fs::path>&) {
+  const auto layout = io::detect_esrgan_layout(weights);
+  if (!layout) return std::nullopt;
+  return DetectedComponent{
+      "esrgan upscaler", with_gguf(weights, std::string(io::esrgan_layout_name(*layout))),
+      EsrganConfig::infer_from_weights(io::esrgan_to_basicsr(weights)).summary()};
+}
+
 // A LoRA: down / up pairs, named for the model they patch.
 std::optional<DetectedComponent> detect_lora(const io::WeightStore& weights,
                                              const std::optional<fs::path>&) {
@@ -274,7 +286,7 @@ std::optional<DetectedComponent> detect_component(const io::WeightStore& weights
                                                   const std::optional<fs::path>& config_json) {
   for (auto detect : {detect_zimage, detect_zimage_controlnet, detect_flux_controlnet, detect_flux,
                       detect_clip_text, detect_t5, detect_siglip, detect_redux, detect_qwen3,
-                      detect_autoencoder, detect_lora}) {
+                      detect_autoencoder, detect_esrgan, detect_lora}) {
     if (auto found = detect(weights, config_json)) return found;
   }
   return std::nullopt;

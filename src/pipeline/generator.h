@@ -24,6 +24,10 @@
 #include "pipeline/run_control.h"
 #include "sampling/flow_sampler.h"
 
+namespace zflow::models {
+class Esrgan;
+}
+
 namespace zflow::pipeline {
 
 // Where a model's components are: a diffusers folder, or each file on its own (a file given on
@@ -58,6 +62,10 @@ struct HiresFix {
   std::optional<int> steps;   // the second pass's schedule (default: the first's)
   double strength = 0.6;      // how much of it the second pass repaints (img2img's default)
   io::ResampleFilter upscaler = io::ResampleFilter::Lanczos;  // Lanczos or Nearest
+  // Or an ESRGAN model (A1111's "R-ESRGAN 4x+", "4x-UltraSharp", ...): passes of it until the
+  // hires size is covered, then Lanczos (pipeline/upscale.h); its name goes in the infotext.
+  std::shared_ptr<const models::Esrgan> upscale_model;
+  std::string upscale_model_name;
 
   bool operator==(const HiresFix&) const = default;
 };

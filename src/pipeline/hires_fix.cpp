@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "pipeline/upscale.h"
 
 namespace zflow::pipeline {
 
@@ -12,8 +13,14 @@ namespace {
 
 constexpr int kMultiple = 16;  // the pixels of one latent token, every family's
 
-const char* upscaler_name(io::ResampleFilter filter) {
-  return filter == io::ResampleFilter::Nearest ? "Nearest" : "Lanczos";
+std::string upscaler_name(const HiresFix& hires) {
+  if (hires.upscale_model) return hires.upscale_model_name;
+  return hires.upscaler == io::ResampleFilter::Nearest ? "Nearest" : "Lanczos";
+}
+
+io::Image upscaled(const HiresFix& hires, const io::Image& draft, int width, int height) {
+  if (hires.upscale_model) return upscale_image_to(*hires.upscale_model, draft, width, height);
+  return io::resize_image(draft, width, height, hires.upscaler);
 }
 
 class HiresFixGenerator final : public ImageGenerator {
@@ -47,12 +54,11 @@ class HiresFixGenerator final : public ImageGenerator {
         inner_->generate(first_pass(request), counted(control, 0, p.total.steps_run));
     std::vector<io::Image> out;
     for (size_t k = 0; k < drafts.size(); ++k) {
-      const io::Image upscaled =
-          io::resize_image(drafts[k], p.total.width, p.total.height, request.hires->upscaler);
+      io::Image big = upscaled(*request.hires, drafts[k], p.total.width, p.total.height);
       drafts[k] = io::Image{};  // keep one draft at a time beside the big pictures
       const int done = p.first_steps + static_cast<int>(k) * p.second_steps;
       out.push_back(inner_
-                        ->generate(second_pass(request, upscaled, static_cast<int>(k)),
+                        ->generate(second_pass(request, std::move(big), static_cast<int>(k)),
                                    counted(control, done, p.total.steps_run))
                         .front());
     }
@@ -69,11 +75,11 @@ class HiresFixGenerator final : public ImageGenerator {
     r.parameters += fmt::format(", Denoising strength: {}, Hires resize: {}x{}", h.strength,
                                 p.total.width, p.total.height);
     if (h.steps) r.parameters += fmt::format(", Hires steps: {}", *h.steps);
-    r.parameters += fmt::format(", Hires upscaler: {}", upscaler_name(h.upscaler));
+    r.parameters += fmt::format(", Hires upscaler: {}", upscaler_name(h));
     r.request["hires"] = {{"width", p.total.width},
                           {"height", p.total.height},
                           {"strength", h.strength},
-                          {"upscaler", upscaler_name(h.upscaler)},
+                          {"upscaler", upscaler_name(h)},
                           {"seed", request.seed + static_cast<uint64_t>(batch_index)}};
     if (h.steps) r.request["hires"]["steps"] = *h.steps;
     return r;

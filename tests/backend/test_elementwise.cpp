@@ -23,7 +23,7 @@ TEST(Elementwise, MatchDefinitions) {
   const Tensor b = test::random_tensor({2, 3, 5, 7}, 42, -8.0f, 8.0f);
   const auto av = test::as_double(a), bv = test::as_double(b);
   std::vector<double> silu(av.size()), ex(av.size()), sum(av.size()), prod(av.size()),
-      scaled(av.size()), shifted(av.size()), clamped(av.size());
+      scaled(av.size()), shifted(av.size()), clamped(av.size()), leaky(av.size());
   for (size_t i = 0; i < av.size(); ++i) {
     silu[i] = av[i] / (1.0 + std::exp(-av[i]));
     ex[i] = std::exp(av[i]);
@@ -32,6 +32,7 @@ TEST(Elementwise, MatchDefinitions) {
     scaled[i] = static_cast<float>(av[i] * 0.3611f);
     shifted[i] = static_cast<float>(av[i] + 0.1159f);
     clamped[i] = std::clamp(av[i], -1.0, 1.0);
+    leaky[i] = av[i] >= 0.0 ? av[i] : static_cast<float>(av[i] * 0.2f);
   }
   EXPECT_LE(elementwise_relative(ops::silu(a), silu), 1e-6);
   EXPECT_LE(elementwise_relative(ops::exp(a), ex), 1e-6);
@@ -40,6 +41,7 @@ TEST(Elementwise, MatchDefinitions) {
   EXPECT_EQ(elementwise_relative(ops::mul_scalar(a, 0.3611f), scaled), 0.0);
   EXPECT_EQ(elementwise_relative(ops::add_scalar(a, 0.1159f), shifted), 0.0);
   EXPECT_EQ(elementwise_relative(ops::clamp(a, -1.0f, 1.0f), clamped), 0.0);
+  EXPECT_EQ(elementwise_relative(ops::leaky_relu(a, 0.2f), leaky), 0.0);
 }
 
 TEST(Pad2d, PlacesInputAndZeros) {

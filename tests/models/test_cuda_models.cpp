@@ -27,6 +27,7 @@
 #include "io/safetensors.h"
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
+#include "models/esrgan.h"
 #include "models/flux2_autoencoder.h"
 #include "models/flux2_dit.h"
 #include "models/flux_controlnet.h"
@@ -457,6 +458,22 @@ TEST(CudaModels, AutoencoderMatchesDiffusers) {
     expect_close(p.logvar, io.tensor("posterior_logvar"), act, "vae posterior logvar");
     expect_close(vae.decode(io.tensor("z")), io.tensor("decoded"), act, "vae decode");
   }
+}
+
+// ---- ESRGAN upscalers ----------------------------------------------------------------------
+
+TEST(CudaModels, EsrganMatchesSpandrel) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(test::fixture("esrgan/esrgan_io.safetensors"));
+  for (DType act : {DType::F32, DType::BF16})
+    for (const auto& [name, file] :
+         {std::pair{"x4", "x4_basicsr"}, {"x2", "x2_basicsr"}, {"plus_x4", "plus_x4_original"}}) {
+      const Esrgan model = load_esrgan(
+          test::fixture(fmt::format("esrgan/esrgan_{}.safetensors", file)), Placement::cuda(act));
+      expect_close(model.upscale(io.tensor("image")), io.tensor(std::string(name) + "_output"), act,
+                   std::string("esrgan ") + name);
+    }
 }
 
 // Random weights made on the device bind and run (what `zflow bench --device cuda` does).

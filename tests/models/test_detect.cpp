@@ -55,6 +55,20 @@ TEST(Detect, ReduxTowerAndEmbedder) {
   EXPECT_EQ(detect("flux_redux/tiny_redux/image_embedder").config, "image width 32, text width 8");
 }
 
+// ESRGAN upscalers in their three layouts.
+TEST(Detect, EsrganUpscalers) {
+  for (const auto& [file, layout] : {std::pair{"x4_basicsr", "BasicSR (Real-ESRGAN)"},
+                                     {"x4_original", "original ESRGAN"},
+                                     {"x4_bsrgan", "BSRGAN / RealSR"}}) {
+    const DetectedComponent c = detect(std::string("esrgan/esrgan_") + file + ".safetensors");
+    EXPECT_EQ(c.architecture, "esrgan upscaler");
+    EXPECT_EQ(c.layout, layout);
+    EXPECT_EQ(c.config, "4x, 1 RRDB block, 8 features, growth 32");
+  }
+  EXPECT_EQ(detect("esrgan/esrgan_x2_basicsr.safetensors").config,
+            "2x (unshuffle 2), 2 RRDB blocks, 8 features, growth 32");
+}
+
 // Z-Image Omni's transformer and SigLIP 2 tower (a linear patch embedding, not SigLIP's conv).
 TEST(Detect, ZImageOmniParts) {
   EXPECT_EQ(detect("zimage_omni/tiny_omni/transformer").architecture, "z-image omni transformer");

@@ -19,6 +19,7 @@
 #include "pipeline/flux_golden.h"
 #include "pipeline/image_psnr.h"
 #include "pipeline/outpaint.h"
+#include "pipeline/upscale.h"
 #include "test_util.h"
 
 namespace zflow {
@@ -374,6 +375,59 @@ TEST_F(GenerateCommand, HiresFlagsMatchTheChainedReference) {
   EXPECT_THAT(info.output, ::testing::HasSubstr("hires.png: 64x64\nparameters:\n"));
   EXPECT_THAT(info.output, ::testing::HasSubstr("Hires resize: 64x64"));
   EXPECT_THAT(info.output, ::testing::HasSubstr("\n  \"sampler\": \"euler\",\n"));
+}
+
+// --upscale-model upscales the finished picture (stable-diffusion.cpp's flag) and records it with
+// A1111's extras keys; --hires-upscaler takes a model file too.
+TEST_F(GenerateCommand, UpscaleModelUpscalesTheFinishedPicture) {
+  const fs::path esrgan = test::fixture("esrgan/esrgan_x2_basicsr.safetensors");
+  const CommandResult r = run_zflow(model_args() + " -p '" + kPrompt +
+                                    "' -W 32 -H 32 --steps 4 --cfg-scale 0 --seed 42 "
+                                    "--hires-scale 2 --upscale-model " +
+                                    esrgan.string() + " -o " + (out_ / "big.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const io::Image final = io::read_image(test::fixture("hires_fix/hires_fix_turbo_2x_final_0.png"));
+  const io::Image got = io::read_image(out_ / "big.png");
+  ASSERT_EQ(got.width, 128);
+  EXPECT_GE(test::psnr(got, pipeline::upscale_image(models::load_esrgan(esrgan), final)), 40.0);
+  const auto text = png_text(out_ / "big.png");
+  EXPECT_THAT(
+      text.at("parameters"),
+      ::testing::EndsWith(", Postprocess upscale by: 2, Postprocess upscaler: esrgan_x2_basicsr"));
+  EXPECT_EQ(nlohmann::json::parse(text.at("zflow_request")).at("upscale").at("repeats"), 1);
+
+  const CommandResult bad = run_zflow(model_args() + " -p x --hires-scale 2 --hires-upscaler " +
+                                      (out_ / "no_such.safetensors").string());
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, ::testing::HasSubstr("--hires-upscaler"));
+}
+
+// `zflow upscale` against spandrel's 8-bit output of the tiny 4x network (make_esrgan.py).
+TEST_F(GenerateCommand, UpscaleCommandMatchesSpandrel) {
+  const fs::path dir = test::fixture("esrgan");
+  const std::string common = "upscale -i " + (dir / "esrgan_picture.png").string() +
+                             " --upscale-model " +
+                             (dir / "esrgan_x4_original.safetensors").string();
+  const CommandResult r = run_zflow(common + " -o " + (out_ / "up.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(
+      test::psnr(io::read_image(out_ / "up.png"), io::read_image(dir / "esrgan_x4_picture.png")),
+      40.0);
+  EXPECT_EQ(png_text(out_ / "up.png").at("postprocessing"),
+            "Postprocess upscale by: 4, Postprocess upscaler: esrgan_x4_original");
+  // A width alone keeps the aspect ratio (13 x 11 -> 30 x 25), reached by Lanczos after a pass.
+  ASSERT_EQ(run_zflow(common + " -W 30 -o " + (out_ / "w.png").string()).status, 0);
+  const io::Image w = io::read_image(out_ / "w.png");
+  EXPECT_EQ(std::pair(w.width, w.height), std::pair(30, 25));
+  const CommandResult two = run_zflow(common + " -i " + (dir / "esrgan_picture.png").string() +
+                                      " -o " + (out_ / "two.png").string());
+  EXPECT_NE(two.status, 0);
+  EXPECT_THAT(two.output, ::testing::HasSubstr("2 inputs need a %d in the output name"));
+  const CommandResult wrong =
+      run_zflow("upscale -i " + (dir / "esrgan_picture.png").string() + " --upscale-model " +
+                test::fixture("lora/flux_lora_bfl.safetensors").string());
+  EXPECT_NE(wrong.status, 0);
+  EXPECT_THAT(wrong.output, ::testing::HasSubstr("not an ESRGAN (RRDBNet) upscaler"));
 }
 
 // --lora reaches the transformer: a LoRA whose update is zero leaves the golden image as it is,

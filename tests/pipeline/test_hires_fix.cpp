@@ -2,8 +2,9 @@
 // Pillow's resize and ZImageImg2ImgPipeline chained as A1111 chains its passes
 // (tools/golden/make_hires_fix.py): a 2x Lanczos upscale without CFG, and a batch of two with CFG,
 // nearest upscaling, their own second-pass steps and a size given outright, each image repainted
-// with seed + k. 40 dB on the 8-bit output, as every pipeline golden; repainting image 1 with
-// the batch's own seed instead lands far below it (checked).
+// with seed + k; and an ESRGAN upscaler (spandrel's network, then Lanczos to the hires size). 40 dB
+// on the 8-bit output, as every pipeline golden; repainting image 1 with the batch's own seed
+// instead lands far below it (checked).
 #include <gtest/gtest.h>
 
 #include "golden_cases.h"
@@ -11,6 +12,7 @@
 #include "io/image.h"
 #include "pipeline/generator.h"
 #include "pipeline/hires_fix.h"
+#include "pipeline/upscale.h"
 #include "test_util.h"
 
 namespace zflow::pipeline {
@@ -49,8 +51,14 @@ GenerationRequest request_for(const nlohmann::json& c) {
   h.height = c["hires_height"].get<int>();
   h.strength = c["hires_strength"].get<double>();
   if (c.contains("hires_steps")) h.steps = c["hires_steps"].get<int>();
-  h.upscaler =
-      c["upscaler"] == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
+  const std::string upscaler = c["upscaler"];
+  if (upscaler == "nearest" || upscaler == "lanczos") {
+    h.upscaler = upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
+  } else {
+    h.upscale_model =
+        std::make_shared<models::Esrgan>(models::load_esrgan(test::fixture(upscaler)));
+    h.upscale_model_name = "tiny-esrgan";
+  }
   r.hires = h;
   return r;
 }
@@ -103,6 +111,25 @@ TEST(HiresFixGolden, BatchRepaintsEachImageWithItsOwnSeed) {
             std::string::npos)
       << record.parameters;
   EXPECT_EQ(record.request["hires"]["seed"], 8);
+}
+
+TEST(HiresFixGolden, EsrganUpscalerThenLanczosMatchesTheChainedReference) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const nlohmann::json& c = cases().find("turbo_esrgan");
+  const GenerationRequest r = request_for(c);
+  // The upscaled picture itself: spandrel's output rounded, then Pillow's Lanczos, so all but
+  // pixels a rounding boundary away agree.
+  const io::Image draft = io::read_image(kDir / "hires_fix_turbo_esrgan_draft_0.png");
+  const io::Image upscaled = io::read_image(kDir / "hires_fix_turbo_esrgan_upscaled_0.png");
+  EXPECT_GE(test::psnr(upscale_image_to(*r.hires->upscale_model, draft, 64, 48), upscaled),
+            kMinPsnr);
+  // Lanczos alone makes another picture.
+  EXPECT_LT(test::psnr(io::resize_image(draft, 64, 48, io::ResampleFilter::Lanczos), upscaled),
+            20.0);
+  test::expect_images_match(generator().generate(r, {}), c["expected"], kDir, kMinPsnr, "esrgan");
+  const ImageRecord record = generator().record(r, {}, 0);
+  EXPECT_NE(record.parameters.find("Hires upscaler: tiny-esrgan"), std::string::npos)
+      << record.parameters;
 }
 
 // A1111's sizes: the scale rounded down to whole tokens, or one side given and the other kept in

@@ -89,4 +89,8 @@ Tensor clamp(const Tensor& x, float lo, float hi) {
   return map(x, [lo, hi](float v) { return std::clamp(v, lo, hi); });
 }
 
+Tensor leaky_relu(const Tensor& x, float negative_slope) {
+  return map(x, [negative_slope](float v) { return v >= 0.0f ? v : v * negative_slope; });
+}
+
 }  // namespace zflow::cpu

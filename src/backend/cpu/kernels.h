@@ -49,6 +49,7 @@ enum class Binary { Add, Mul, SiluMul };
 Tensor binary(const Tensor& a, const Tensor& b, Binary op);
 Tensor affine_scalar(const Tensor& x, float mul, float add);  // x * mul + add
 Tensor clamp(const Tensor& x, float lo, float hi);
+Tensor leaky_relu(const Tensor& x, float negative_slope);
 
 // A small vector (bias, gamma) widened to float32; empty when `t` is undefined.
 std::vector<float> widen(const Tensor& t);

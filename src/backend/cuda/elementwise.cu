@@ -71,6 +71,10 @@ struct Clamp {
   float lo, hi;
   __device__ float operator()(float v, float) const { return fminf(fmaxf(v, lo), hi); }
 };
+struct LeakyRelu {
+  float slope;
+  __device__ float operator()(float v, float) const { return v >= 0.0f ? v : v * slope; }
+};
 struct Add {
   __device__ float operator()(float a, float b) const { return a + b; }
 };
@@ -121,6 +125,8 @@ cudaError_t launch_map(MapOp op, Act t, const void* a, const void* b, void* y, i
       return map<false>(t, a, b, y, n, Affine{p0, p1}, stream);
     case MapOp::Clamp:
       return map<false>(t, a, b, y, n, Clamp{p0, p1}, stream);
+    case MapOp::LeakyRelu:
+      return map<false>(t, a, b, y, n, LeakyRelu{p0}, stream);
     case MapOp::Add:
       return map<true>(t, a, b, y, n, Add{}, stream);
     case MapOp::Mul:

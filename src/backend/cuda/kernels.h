@@ -49,6 +49,7 @@ Tensor unary(const Tensor& x, Unary op);
 Tensor binary(const Tensor& a, const Tensor& b, Binary op);
 Tensor affine_scalar(const Tensor& x, float mul, float add);  // x * mul + add
 Tensor clamp(const Tensor& x, float lo, float hi);
+Tensor leaky_relu(const Tensor& x, float negative_slope);
 
 Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
 // Parts already checked (one dtype, dims agreeing outside `dim`) and contiguous on the GPU.

@@ -51,6 +51,7 @@ enum class MapOp : int {
   GeluQuick,  // y = f(a)
   Affine,     // y = a * p0 + p1
   Clamp,      // y = clamp(a, p0, p1)
+  LeakyRelu,  // y = a >= 0 ? a : a * p0
   Add,
   Mul,
   SiluMul,  // y = f(a, b)

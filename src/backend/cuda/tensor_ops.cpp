@@ -107,6 +107,10 @@ Tensor clamp(const Tensor& x, float lo, float hi) {
   return map(x, nullptr, MapOp::Clamp, lo, hi);
 }
 
+Tensor leaky_relu(const Tensor& x, float negative_slope) {
+  return map(x, nullptr, MapOp::LeakyRelu, negative_slope);
+}
+
 Tensor softmax(const Tensor& x) {
   return rows(x, RowOp::Softmax, {}, {}, 0.0f, {}, "softmax_kernel");
 }
