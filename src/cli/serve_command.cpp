@@ -24,6 +24,7 @@ struct ServeOptions {
   std::string models_folder;
   std::string lora_folder;        // --lora-dir: the LoRAs requests may name
   std::string controlnet_folder;  // --controlnet-dir: the Z-Image ControlNets requests may name
+  std::string upscaler_folder;    // --upscaler-dir: the ESRGAN upscalers requests may name
   ComponentFlags components;      // one model given by its files
   server::ServerOptions server;
   double memory_budget_gb = 0;
@@ -74,6 +75,9 @@ int run_serve(ServeOptions o) {
                             : server::scan_weight_folder(o.lora_folder, "LoRA"),
       o.controlnet_folder.empty() ? std::vector<server::LoraEntry>{}
                                   : server::scan_weight_folder(o.controlnet_folder, "ControlNet"));
+  if (!o.upscaler_folder.empty())
+    models.set_upscalers(server::scan_weight_folder(o.upscaler_folder, "upscaler"),
+                         resolve_device(o.device));
   server::ApiServer api(o.server, models);
   const int port = api.bind();
   for (const auto& e : models.entries())
@@ -112,6 +116,9 @@ Run add_serve_command(CLI::App& app) {
                   "(\"controlnet\": NAME with a \"control_image\", or A1111's "
                   "alwayson_scripts.controlnet); a model with a ControlNet is loaded as a model "
                   "of its own");
+  cmd->add_option("--upscaler-dir", o->upscaler_folder,
+                  "a folder of ESRGAN upscaler .safetensors files requests may name (A1111's "
+                  "hr_upscaler and extras upscaler_1, the jobs' hires_upscaler)");
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key,

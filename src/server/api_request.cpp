@@ -157,6 +157,18 @@ void sampling_fields(const json& body, const std::string& field, pipeline::Gener
     r.sampling.schedule = schedule_named("scheduler", *name);
 }
 
+// A registry name, a LoRA's, a ControlNet's or an upscaler's as a request gives it: never a path
+// (the registry refuses names it does not offer), so only its length is checked here.
+bool plausible_name(const std::string& name) {
+  return !name.empty() && name.size() <= 255;
+}
+
+std::string registry_name(const std::string& field, const json& value) {
+  if (!value.is_string() || !plausible_name(value.get<std::string>()))
+    bad(field, fmt::format("expected a name, got {}", value.dump()));
+  return value.get<std::string>();
+}
+
 // Where an API keeps the hires fix's settings.
 struct HiresKeys {
   const char *scale, *width, *height, *steps, *strength, *upscaler;
@@ -170,7 +182,8 @@ constexpr HiresKeys kZflowHires{"hires_scale", "hires_width",    "hires_height",
 // The hires fix (pipeline/hires_fix.h) from `keys`; its size is held to the limits (for the
 // request's size, or 1024 where the model picks).
 void hires_fields(const json& body, const HiresKeys& keys, const RequestLimits& limits,
-                  pipeline::GenerationRequest& r) {
+                  JobSpec& spec) {
+  pipeline::GenerationRequest& r = spec.request;
   pipeline::HiresFix h;
   if (const auto v = get_number(body, keys.scale, 0.01, 8)) h.scale = *v;
   h.width = static_cast<int>(get_int(body, keys.width, 0, limits.max_side).value_or(0));
@@ -186,10 +199,13 @@ void hires_fields(const json& body, const HiresKeys& keys, const RequestLimits& 
     std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
     if (lower == "nearest")
       h.upscaler = io::ResampleFilter::Nearest;
-    else if (lower != "lanczos")
-      bad(keys.upscaler, fmt::format("unknown upscaler '{}'; zflow upscales the picture with "
-                                     "Lanczos or Nearest (no latent or model upscalers)",
+    else if (lower.starts_with("latent"))
+      bad(keys.upscaler, fmt::format("'{}': zflow upscales the picture, not the latent: use "
+                                     "Lanczos, Nearest or an upscaler model "
+                                     "(GET /sdapi/v1/upscalers)",
                                      *name));
+    else if (lower != "lanczos" && lower != "none")
+      spec.upscaler = registry_name(keys.upscaler, *name);  // the caller checks it exists
   }
   if (r.init_image) bad(keys.scale, "the hires fix follows text-to-image, not img2img");
   try {
@@ -243,18 +259,6 @@ void outpaint_field(const json& body, const std::string& field, pipeline::Genera
   } catch (const Error& e) {
     bad(field, e.what());
   }
-}
-
-// A registry name, a LoRA's or a ControlNet's as a request gives it: never a path (the registry
-// refuses names it does not offer), so only its length is checked here.
-bool plausible_name(const std::string& name) {
-  return !name.empty() && name.size() <= 255;
-}
-
-std::string registry_name(const std::string& field, const json& value) {
-  if (!value.is_string() || !plausible_name(value.get<std::string>()))
-    bad(field, fmt::format("expected a name, got {}", value.dump()));
-  return value.get<std::string>();
 }
 
 // A Union ControlNet's mode at body[key]: a number or a name of InstantX's table.
@@ -587,7 +591,7 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   if (get_int(body, "n_iter", 1, 1000).value_or(1) != 1)
     bad("n_iter", "only 1 is supported; ask for several images with batch_size");
   if (!img2img && get_flag(body, "enable_hr").value_or(false))
-    hires_fields(body, kA1111Hires, limits, r);
+    hires_fields(body, kA1111Hires, limits, spec);
   // sampler_index is the older name of sampler_name.
   sampling_fields(body, body.contains("sampler_name") ? "sampler_name" : "sampler_index", r);
   common_fields(body, limits, r);
@@ -704,6 +708,51 @@ json png_info(const json& body) {
   return {{"info", info}, {"items", items}, {"parameters", parse_infotext(info)}};
 }
 
+JobSpec parse_a1111_extras(const json& body, const RequestLimits& limits,
+                           const std::string& default_model) {
+  if (default_model.empty()) throw ApiError(404, "", "no models are configured");
+  for (const char* field :
+       {"gfpgan_visibility", "codeformer_visibility", "extras_upscaler_2_visibility"})
+    if (get_number(body, field, 0, 1).value_or(0) > 0)
+      bad(field, "face restoration and a second upscaler are not offered");
+  const auto it = body.find("image");
+  if (it == body.end() || it->is_null()) bad("image", "expected a base64 image to upscale");
+  UpscaleSpec u;
+  u.image = image_field("image", *it);
+  u.upscaler_label = get_string(body, "upscaler_1").value_or("None");
+  std::string lower = u.upscaler_label;
+  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower == "nearest")
+    u.filter = io::ResampleFilter::Nearest;
+  else if (lower != "none" && lower != "lanczos")
+    u.upscaler = registry_name("upscaler_1", u.upscaler_label);  // the caller checks it exists
+  // A1111's Upscaler.upscale: the size the scale gives, rounded down to multiples of 8.
+  double scale = 2.0;
+  const auto mode = get_int(body, "resize_mode", 0, 1).value_or(0);
+  if (mode == 0) {
+    scale = get_number(body, "upscaling_resize", 0.01, 8).value_or(2.0);
+  } else {
+    u.crop_width =
+        static_cast<int>(get_int(body, "upscaling_resize_w", 8, 4 * limits.max_side).value_or(512));
+    u.crop_height =
+        static_cast<int>(get_int(body, "upscaling_resize_h", 8, 4 * limits.max_side).value_or(512));
+    scale = std::max(static_cast<double>(u.crop_width) / u.image.width,
+                     static_cast<double>(u.crop_height) / u.image.height);
+    if (!get_flag(body, "upscaling_crop").value_or(true)) u.crop_width = u.crop_height = 0;
+  }
+  u.width = static_cast<int>(u.image.width * scale) / 8 * 8;
+  u.height = static_cast<int>(u.image.height * scale) / 8 * 8;
+  if (u.width < 8 || u.height < 8 || u.width > 4 * limits.max_side ||
+      u.height > 4 * limits.max_side)
+    bad(mode == 0 ? "upscaling_resize" : "upscaling_resize_w",
+        fmt::format("the output would be {}x{}; this server makes 8 to {} pixels a side", u.width,
+                    u.height, 4 * limits.max_side));
+  JobSpec spec;
+  spec.model = default_model;  // the queue's model check; an upscale loads none
+  spec.upscale = std::move(u);
+  return spec;
+}
+
 JobSpec parse_native_job(const json& body, const RequestLimits& limits,
                          const std::string& default_model) {
   JobSpec spec;
@@ -744,7 +793,7 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
   for (const char* key : {kZflowHires.scale, kZflowHires.width, kZflowHires.height,
                           kZflowHires.steps, kZflowHires.strength})
     if (body.contains(key) && !body[key].is_null()) {
-      hires_fields(body, kZflowHires, limits, r);
+      hires_fields(body, kZflowHires, limits, spec);
       break;
     }
   spec.format = format_field(body, "output_format");

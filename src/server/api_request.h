@@ -65,6 +65,14 @@ nlohmann::json openai_form_fields(const std::vector<std::pair<std::string, std::
 // of the prompt (after any in the `loras` field).
 JobSpec parse_a1111(const nlohmann::json& body, bool img2img, const RequestLimits& limits,
                     const std::string& default_model);
+// A1111's POST /sdapi/v1/extra-single-image: `image` (base64) upscaled by `upscaler_1` (a name
+// of GET /sdapi/v1/upscalers: None, Lanczos, Nearest or one of the server's upscaler models; the
+// caller checks it exists), by `upscaling_resize` (resize_mode 0, default 2) or to
+// `upscaling_resize_w` x `upscaling_resize_h` (resize_mode 1, covered and then centre-cropped
+// unless `upscaling_crop` is false), A1111's sizes rounded down to multiples of 8. The output is
+// held to 4 x the largest generation side. Face restoration and a second upscaler are refused.
+JobSpec parse_a1111_extras(const nlohmann::json& body, const RequestLimits& limits,
+                           const std::string& default_model);
 // A1111's POST /sdapi/v1/png-info: the picture in `image` (base64) read for the text it carries:
 // {"info": its A1111 `parameters` text, "items": every other text chunk, "parameters": the
 // infotext taken apart as A1111's parse_generation_parameters does (Prompt, Negative prompt, each

@@ -36,14 +36,28 @@ enum class OutputFormat { Png, Jpeg, Webp };
 const char* output_format_name(OutputFormat format);  // "png", "jpeg", "webp"
 const char* output_format_mime(OutputFormat format);
 
+// A1111's extras (POST /sdapi/v1/extra-single-image): one picture made larger, queued like a
+// generation so it never shares the device with one.
+struct UpscaleSpec {
+  io::Image image;
+  std::string upscaler;  // a registry upscaler name, or "" for the filter alone
+  io::ResampleFilter filter = io::ResampleFilter::Lanczos;
+  int width = 0, height = 0;  // the size it is brought to
+  // The canvas it is then centred on (A1111's upscaling_crop), or 0 x 0 for none.
+  int crop_width = 0, crop_height = 0;
+  std::string upscaler_label;  // as the infotext names it
+};
+
 // What a job is asked to do.
 struct JobSpec {
   std::string model;              // a registry name, never a path
   std::vector<LoraChoice> loras;  // registry LoRA names, merged into the model in order
   std::string controlnet;         // a registry ControlNet name, or "" for none
+  std::string upscaler;           // the hires fix's: a registry upscaler name, or "" for a filter
   pipeline::GenerationRequest request;
   OutputFormat format = OutputFormat::Png;
-  bool preview = false;  // small preview images with the progress (native jobs)
+  bool preview = false;                // small preview images with the progress (native jobs)
+  std::optional<UpscaleSpec> upscale;  // set: this job upscales a picture instead of generating
 };
 
 // One finished image, already encoded in the job's format.

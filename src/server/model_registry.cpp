@@ -119,6 +119,28 @@ bool ModelRegistry::has_controlnet(const std::string& name) const {
                      [&](const LoraEntry& c) { return c.name == name; });
 }
 
+void ModelRegistry::set_upscalers(std::vector<LoraEntry> upscalers, Device device) {
+  upscalers_ = std::move(upscalers);
+  upscaler_device_ = device;
+}
+
+bool ModelRegistry::has_upscaler(const std::string& name) const {
+  return std::any_of(upscalers_.begin(), upscalers_.end(),
+                     [&](const LoraEntry& u) { return u.name == name; });
+}
+
+std::shared_ptr<const models::Esrgan> ModelRegistry::acquire_upscaler(const std::string& name) {
+  const auto entry = std::find_if(upscalers_.begin(), upscalers_.end(),
+                                  [&](const LoraEntry& u) { return u.name == name; });
+  ZF_CHECK(entry != upscalers_.end(), "[server] no upscaler named '{}'", name);
+  const std::lock_guard lock(mu_);
+  auto& slot = loaded_upscalers_[name];
+  if (!slot)
+    slot = std::make_shared<const models::Esrgan>(
+        models::load_esrgan(entry->path, models::Placement::on(upscaler_device_)));
+  return slot;
+}
+
 std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(
     const std::string& model, std::span<const LoraChoice> loras, const std::string& controlnet) {
   const ModelEntry& e = entry(model);

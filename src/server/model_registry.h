@@ -1,6 +1,6 @@
 // The models a server may run, by name: named on the command line or found in a models folder,
 // loaded on first use and kept while they fit a memory budget, the least recently used evicted
-// first. LoRAs and Z-Image ControlNets likewise come from one folder each, by name; a model with
+// first. LoRAs, ControlNets and upscalers likewise come from one folder each, by name; a model with
 // LoRAs merged in, or with a ControlNet, is loaded and kept as a model of its own. Requests name
 // models and LoRAs only by these names, so no request can reach a file outside the configured
 // folders.
@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -17,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "models/esrgan.h"
 #include "pipeline/generator.h"
 
 namespace zflow::server {
@@ -71,6 +73,15 @@ class ModelRegistry {
   const std::vector<LoraEntry>& controlnets() const { return controlnets_; }
   bool has_controlnet(const std::string& name) const;
 
+  // ESRGAN upscalers (--upscaler-dir), by name, for the hires fix and A1111's extras: loaded on
+  // first use onto `device` and kept (tens of megabytes each, outside the budget). Set before the
+  // server starts.
+  void set_upscalers(std::vector<LoraEntry> upscalers, Device device);
+  const std::vector<LoraEntry>& upscalers() const { return upscalers_; }
+  bool has_upscaler(const std::string& name) const;
+  // Throws Error for an unknown name or a file that fails to load.
+  std::shared_ptr<const models::Esrgan> acquire_upscaler(const std::string& name);
+
   // The named model with `loras` merged in, in that order (none: the model as it is), and the
   // named ControlNet ("": none), loading it first if needed (which may evict others that no job
   // is using). Throws Error for an unknown model, LoRA or ControlNet name, or a model that fails
@@ -96,7 +107,10 @@ class ModelRegistry {
   Loader loader_;
   const std::vector<LoraEntry> loras_;
   const std::vector<LoraEntry> controlnets_;
+  std::vector<LoraEntry> upscalers_;
+  Device upscaler_device_ = Device::CPU;
   mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const models::Esrgan>> loaded_upscalers_;
   std::list<Loaded> loaded_;  // most recently used first
   std::string default_;
 };

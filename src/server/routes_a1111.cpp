@@ -1,6 +1,6 @@
 // The AUTOMATIC1111 web UI's API (/sdapi/v1/...), as existing clients call it: txt2img, img2img,
-// png-info, progress, interrupt, options (the model switch), sd-models, loras, samplers and
-// schedulers.
+// extras' single-image upscaling, png-info, progress, interrupt, options (the model switch),
+// sd-models, loras, upscalers, samplers and schedulers.
 #include <chrono>
 
 #include "sampling/flow_sampler.h"
@@ -66,6 +66,38 @@ void add_a1111_routes(ServerState& s) {
   });
   s.http.Post("/sdapi/v1/img2img", [&s](const httplib::Request& req, httplib::Response& res) {
     generate(s, req, res, true);
+  });
+
+  // The extras tab's upscaling: {"html_info", "image"}.
+  s.http.Post(
+      "/sdapi/v1/extra-single-image", [&s](const httplib::Request& req, httplib::Response& res) {
+        answer(res, [&] {
+          JobSpec spec = parse_a1111_extras(parse_json_object(req.body), s.options.limits,
+                                            s.models.default_model());
+          const JobStatus status = run_to_completion(s, std::move(spec), "", ClientConnection(req));
+          const JobImage& image = status.images.at(0);
+          send_json(res, 200,
+                    {{"html_info", "<p>" + image.parameters + "</p>"},
+                     {"image", base64_encode(image.encoded)}});
+        });
+      });
+
+  // A1111's upscaler list: its built-in filters and the server's models (--upscaler-dir).
+  s.http.Get("/sdapi/v1/upscalers", [&s](const httplib::Request&, httplib::Response& res) {
+    json upscalers = json::array();
+    for (const char* filter : {"None", "Lanczos", "Nearest"})
+      upscalers.push_back({{"name", filter},
+                           {"model_name", nullptr},
+                           {"model_path", nullptr},
+                           {"model_url", nullptr},
+                           {"scale", 4}});
+    for (const LoraEntry& u : s.models.upscalers())
+      upscalers.push_back({{"name", u.name},
+                           {"model_name", "ESRGAN"},
+                           {"model_path", u.path.filename().string()},
+                           {"model_url", nullptr},
+                           {"scale", 4}});
+    send_json(res, 200, upscalers);
   });
 
   s.http.Post("/sdapi/v1/png-info", [](const httplib::Request& req, httplib::Response& res) {

@@ -7,6 +7,9 @@
 
 #include "core/log.h"
 #include "io/image.h"
+#include "io/image_paste.h"
+#include "io/image_resize.h"
+#include "pipeline/upscale.h"
 
 namespace zflow::server {
 
@@ -66,6 +69,15 @@ std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& mod
     throw ApiError(404, "controlnet",
                    "ControlNet '" + spec.controlnet +
                        "' is not one this server offers (GET /controlnet/model_list)");
+  if (!spec.upscaler.empty() && !s.models.has_upscaler(spec.upscaler))
+    throw ApiError(
+        404, model_field == "sd_model_checkpoint" ? "hr_upscaler" : "hires_upscaler",
+        "upscaler '" + spec.upscaler + "' is not one this server offers (GET /sdapi/v1/upscalers)");
+  if (spec.upscale && !spec.upscale->upscaler.empty() &&
+      !s.models.has_upscaler(spec.upscale->upscaler))
+    throw ApiError(404, "upscaler_1",
+                   "upscaler '" + spec.upscale->upscaler +
+                       "' is not one this server offers (GET /sdapi/v1/upscalers)");
   return s.queue.submit(std::move(spec));
 }
 
@@ -110,15 +122,52 @@ std::string encode(const io::Image& image, OutputFormat format, const JobImage& 
   return {bytes.begin(), bytes.end()};
 }
 
+// The job's request with its hires upscaler model in place of the name.
+pipeline::GenerationRequest runnable_request(const JobSpec& spec, ModelRegistry& models) {
+  pipeline::GenerationRequest r = spec.request;
+  if (!spec.upscaler.empty() && r.hires) {
+    r.hires->upscale_model = models.acquire_upscaler(spec.upscaler);
+    r.hires->upscale_model_name = spec.upscaler;
+  }
+  return r;
+}
+
+// An extras job: the picture upscaled (by the model, then Lanczos; or by the filter alone) to its
+// size and centred on its canvas, as A1111's extras do it.
+std::vector<JobImage> run_upscale(Job& job, ModelRegistry& models) {
+  const UpscaleSpec& u = *job.spec().upscale;
+  job.set_progress(0, 1);
+  io::Image out = u.upscaler.empty()
+                      ? io::resize_image(u.image, u.width, u.height, u.filter)
+                      : pipeline::upscale_image_to(*models.acquire_upscaler(u.upscaler), u.image,
+                                                   u.width, u.height);
+  if (u.crop_width > 0) {
+    io::Image canvas{u.crop_width, u.crop_height,
+                     std::vector<uint8_t>(static_cast<size_t>(u.crop_width) * u.crop_height * 3)};
+    io::paste_image(canvas, out, u.crop_width / 2 - out.width / 2,
+                    u.crop_height / 2 - out.height / 2);
+    out = std::move(canvas);
+  }
+  job.set_progress(1, 1);
+  JobImage image;
+  image.parameters = fmt::format("Postprocess upscale by: {:.4g}, Postprocess upscaler: {}",
+                                 static_cast<double>(u.width) / u.image.width, u.upscaler_label);
+  image.record = {{"upscaler", u.upscaler_label}, {"width", out.width}, {"height", out.height}};
+  const auto png = io::encode_png(out, {{"postprocessing", image.parameters}});
+  image.encoded.assign(png.begin(), png.end());
+  return {std::move(image)};
+}
+
 }  // namespace
 
 std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& models) {
   const JobSpec& f = first.spec();
+  if (f.upscale) return [](const Job&) { return false; };
   auto generator = models.acquire(f.model, f.loras, f.controlnet);
   return [generator = std::move(generator), &f](const Job& other) {
     const JobSpec& o = other.spec();
-    return o.model == f.model && o.loras == f.loras && o.controlnet == f.controlnet &&
-           generator->can_share_forwards(f.request, o.request);
+    return !o.upscale && o.model == f.model && o.loras == f.loras && o.controlnet == f.controlnet &&
+           o.upscaler == f.upscaler && generator->can_share_forwards(f.request, o.request);
   };
 }
 
@@ -126,12 +175,14 @@ std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::sto
                                             ModelRegistry& models, Metrics& metrics,
                                             const RequestLimits& limits) {
   const JobSpec& first = jobs.front()->spec();
+  if (first.upscale) return {run_upscale(*jobs.front(), models)};
   const auto generator = models.acquire(first.model, first.loras, first.controlnet);
   std::vector<pipeline::GenerationRequest> requests;
   for (Job* job : jobs) {
+    requests.push_back(runnable_request(job->spec(), models));
     pipeline::GenerationSettings settings;
     try {
-      settings = generator->resolve(job->spec().request);
+      settings = generator->resolve(requests.back());
     } catch (const Error& e) {
       throw RejectedByModel(e.what());
     }
@@ -142,7 +193,6 @@ std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::sto
           "{} (--max-size): send width and height, or smaller images",
           settings.width, settings.height, limits.max_side));
     job->set_progress(0, settings.steps_run);
-    requests.push_back(job->spec().request);
   }
 
   pipeline::RunControl control;
@@ -174,7 +224,7 @@ std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::sto
     const JobSpec& spec = jobs[j]->spec();
     out.emplace_back();
     for (size_t k = 0; k < images[j].size(); ++k) {
-      const pipeline::ImageRecord record = generator->record(spec.request, {}, static_cast<int>(k));
+      const pipeline::ImageRecord record = generator->record(requests[j], {}, static_cast<int>(k));
       JobImage image{"", record.parameters, record.request};
       image.encoded = encode(images[j][k], spec.format, image);
       out.back().push_back(std::move(image));

@@ -316,6 +316,57 @@ TEST(A1111Request, ReadsTheHiresFix) {
       {{"prompt", "p"}, {"width", 256}, {"height", 256}, {"hires_scale", 2}}, kLimits, "m");
   ASSERT_TRUE(native.request.hires);
   EXPECT_DOUBLE_EQ(native.request.hires->scale, 2.0);
+  // Another name is an upscaler model of the server's (the caller checks it exists).
+  const JobSpec model =
+      parse_a1111({{"enable_hr", true}, {"hr_upscaler", "4x-UltraSharp"}}, false, kLimits, "m");
+  EXPECT_EQ(model.upscaler, "4x-UltraSharp");
+  EXPECT_EQ(
+      parse_native_job({{"prompt", "p"}, {"hires_scale", 2}, {"hires_upscaler", "RealESRGAN"}},
+                       kLimits, "m")
+          .upscaler,
+      "RealESRGAN");
+  EXPECT_EQ(
+      parse_a1111({{"enable_hr", true}, {"hr_upscaler", "Lanczos"}}, false, kLimits, "m").upscaler,
+      "");
+}
+
+// A1111's extras: the size by scale or to a box (covered, then centred), rounded down to
+// multiples of 8 as A1111's Upscaler.upscale does; the upscaler by name.
+TEST(A1111Request, ReadsExtrasUpscaling) {
+  const std::string png =
+      base64_encode(io::encode_png(io::Image{30, 20, std::vector<uint8_t>(1800, 7)}));
+  const JobSpec by_scale = parse_a1111_extras(
+      {{"image", png}, {"upscaling_resize", 2.5}, {"upscaler_1", "R-ESRGAN 4x+"}}, kLimits, "m");
+  ASSERT_TRUE(by_scale.upscale);
+  EXPECT_EQ(by_scale.model, "m");
+  EXPECT_EQ(by_scale.upscale->upscaler, "R-ESRGAN 4x+");
+  EXPECT_EQ(std::pair(by_scale.upscale->width, by_scale.upscale->height), std::pair(72, 48));
+  EXPECT_EQ(by_scale.upscale->crop_width, 0);
+  const JobSpec boxed = parse_a1111_extras({{"image", png},
+                                            {"resize_mode", 1},
+                                            {"upscaling_resize_w", 100},
+                                            {"upscaling_resize_h", 100},
+                                            {"upscaler_1", "Nearest"}},
+                                           kLimits, "m");
+  ASSERT_TRUE(boxed.upscale);
+  EXPECT_EQ(boxed.upscale->upscaler, "");
+  EXPECT_EQ(boxed.upscale->filter, io::ResampleFilter::Nearest);
+  // Covering 100 x 100 takes 5x: 150 x 100, rounded down to 144 x 96, centred on 100 x 100.
+  EXPECT_EQ(std::pair(boxed.upscale->width, boxed.upscale->height), std::pair(144, 96));
+  EXPECT_EQ(std::pair(boxed.upscale->crop_width, boxed.upscale->crop_height), std::pair(100, 100));
+  using R = std::pair<int, std::string>;
+  const auto refusal_of = [](json body) {
+    return refusal([&] { parse_a1111_extras(body, kLimits, "m"); });
+  };
+  EXPECT_EQ(refusal_of(json::object()), (R{400, "image"}));
+  EXPECT_EQ(refusal_of({{"image", png}, {"gfpgan_visibility", 0.5}}),
+            (R{400, "gfpgan_visibility"}));
+  RequestLimits small;
+  small.max_side = 16;  // outputs up to 64 pixels a side
+  EXPECT_EQ(refusal([&] {
+              parse_a1111_extras({{"image", png}, {"upscaling_resize", 2.5}}, small, "m");
+            }),
+            (R{400, "upscaling_resize"}));
 }
 
 // A1111's png-info: the parameters text, the other chunks, and the infotext taken apart as A1111

@@ -1,6 +1,7 @@
 // The HTTP server end to end in-process, over fake models: every route of the three APIs, the
 // events stream, and the promised refusals (400/401/404/409/413/422/429) with JSON bodies.
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -12,8 +13,12 @@
 
 #include "fake_generator.h"
 #include "io/image.h"
+#include "io/image_resize.h"
+#include "pipeline/hires_fix.h"
+#include "pipeline/image_psnr.h"
 #include "server/base64.h"
 #include "server/http_server.h"
+#include "test_util.h"
 
 namespace zflow::server {
 namespace {
@@ -31,10 +36,14 @@ class HttpServerTest : public ::testing::Test {
         [this](const pipeline::ModelFiles& f) -> std::unique_ptr<pipeline::ImageGenerator> {
           if (f.model_dir == "broken") fail("[fake] broken/transformer: file is truncated");
           loaded_files_.push_back(f);
-          return std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_);
+          // As load_generator: the hires fix around the model.
+          return pipeline::with_hires_fix(
+              std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_));
         },
         std::vector<LoraEntry>{{"ink", "/loras/ink.safetensors"}},
         std::vector<LoraEntry>{{"canny", "/controlnets/canny.safetensors"}});
+    registry_->set_upscalers(
+        {{"tiny-4x", zflow::test::fixture("esrgan/esrgan_x4_basicsr.safetensors")}}, Device::CPU);
     options.port = 0;
     server_ = std::make_unique<ApiServer>(options, *registry_);
     port_ = server_->bind();
@@ -233,6 +242,49 @@ TEST_F(HttpServerTest, ControlNetsByName) {
            json{{"prompt", "p"}, {"controlnet", "../canny"}, {"control_image", image}}.dump());
   EXPECT_EQ(status, 404) << body.dump();
   EXPECT_EQ(body["error"]["param"], "controlnet");
+}
+
+// Upscalers by name from the server's folder: listed as A1111 lists them, run by the extras
+// endpoint (A1111's sizes: multiples of 8, reached by the model and then Lanczos) and by the hires
+// fix; an unknown name is a 404 naming the field.
+TEST_F(HttpServerTest, UpscalersByName) {
+  start();
+  json names = json::array();
+  for (const json& u : get("/sdapi/v1/upscalers").second) names.push_back(u["name"]);
+  EXPECT_EQ(names, (json{"None", "Lanczos", "Nearest", "tiny-4x"}));
+
+  const std::filesystem::path dir = zflow::test::fixture("esrgan");
+  const io::Image picture = io::read_image(dir / "esrgan_picture.png");  // 13 x 11
+  const std::string image = base64_encode(io::encode_png(picture));
+  auto [status, body] =
+      post("/sdapi/v1/extra-single-image",
+           json{{"image", image}, {"upscaling_resize", 4}, {"upscaler_1", "tiny-4x"}}.dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  const io::Image up = decode(body["image"]);
+  EXPECT_EQ(std::pair(up.width, up.height), std::pair(48, 40));  // 52 x 44 rounded down to 8s
+  const io::Image want = io::resize_image(io::read_image(dir / "esrgan_x4_picture.png"), 48, 40,
+                                          io::ResampleFilter::Lanczos);
+  EXPECT_GE(zflow::test::psnr(up, want), 40.0);
+  EXPECT_EQ(body["html_info"],
+            "<p>Postprocess upscale by: 3.692, Postprocess upscaler: tiny-4x</p>");
+
+  std::tie(status, body) = post("/sdapi/v1/extra-single-image",
+                                json{{"image", image}, {"upscaler_1", "../tiny-4x"}}.dump());
+  EXPECT_EQ(status, 404) << body.dump();
+  EXPECT_EQ(body["error"]["param"], "upscaler_1");
+
+  std::tie(status, body) =
+      post("/sdapi/v1/txt2img",
+           json{{"prompt", "p"}, {"enable_hr", true}, {"hr_scale", 2}, {"hr_upscaler", "tiny-4x"}}
+               .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(decode(body["images"][0]).width, 64);
+  EXPECT_THAT(json::parse(body["info"].get<std::string>())["infotexts"][0].get<std::string>(),
+              ::testing::HasSubstr("Hires upscaler: tiny-4x"));
+  std::tie(status, body) =
+      post("/v1/jobs", json{{"prompt", "p"}, {"hires_scale", 2}, {"hires_upscaler", "x"}}.dump());
+  EXPECT_EQ(status, 404) << body.dump();
+  EXPECT_EQ(body["error"]["param"], "hires_upscaler");
 }
 
 TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
