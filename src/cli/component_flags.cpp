@@ -98,7 +98,7 @@ std::shared_ptr<const models::Esrgan> load_upscale_model(const std::string& path
                                                          const std::string& flag, Device device) {
   ZF_CHECK(std::filesystem::is_regular_file(path),
            "[upscale] {} {}: no such file (expected an ESRGAN model: RealESRGAN_x4plus, "
-           "4x-UltraSharp, ... as safetensors)",
+           "4x-UltraSharp, ...: safetensors or .pth)",
            flag, path);
   return std::make_shared<const models::Esrgan>(
       models::load_esrgan(path, models::Placement::on(device)));

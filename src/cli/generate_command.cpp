@@ -432,9 +432,10 @@ Run add_generate_command(CLI::App& app) {
                   "file (RealESRGAN_x4plus, 4x-UltraSharp, ...: run until the hires size is "
                   "covered, then Lanczos to it)")
       ->capture_default_str();
-  cmd->add_option("--upscale-model", o->upscale_model,
-                  "upscale every finished picture with this ESRGAN model file (safetensors: "
-                  "ESRGAN, Real-ESRGAN, BSRGAN layouts), in 512-pixel tiles")
+  cmd->add_option(
+         "--upscale-model", o->upscale_model,
+         "upscale every finished picture with this ESRGAN model file (safetensors or .pth: "
+         "ESRGAN, Real-ESRGAN, BSRGAN layouts), in 512-pixel tiles")
       ->check(CLI::ExistingFile);
   cmd->add_option("--upscale-repeats", o->upscale_repeats,
                   "how many times --upscale-model runs on each picture")

@@ -37,7 +37,9 @@ std::string human_bytes(double bytes) {
 bool holds_weights(const fs::path& folder) {
   for (const auto& entry : fs::directory_iterator(folder)) {
     const std::string name = entry.path().filename().string();
-    if (name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json")) return true;
+    if (name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json") ||
+        name.ends_with(".pth") || name.ends_with(".ckpt"))
+      return true;
   }
   return false;
 }

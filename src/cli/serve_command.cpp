@@ -116,9 +116,10 @@ Run add_serve_command(CLI::App& app) {
                   "(\"controlnet\": NAME with a \"control_image\", or A1111's "
                   "alwayson_scripts.controlnet); a model with a ControlNet is loaded as a model "
                   "of its own");
-  cmd->add_option("--upscaler-dir", o->upscaler_folder,
-                  "a folder of ESRGAN upscaler .safetensors files requests may name (A1111's "
-                  "hr_upscaler and extras upscaler_1, the jobs' hires_upscaler)");
+  cmd->add_option(
+      "--upscaler-dir", o->upscaler_folder,
+      "a folder of ESRGAN upscaler files (.safetensors or .pth) requests may name (A1111's "
+      "hr_upscaler and extras upscaler_1, the jobs' hires_upscaler)");
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key,

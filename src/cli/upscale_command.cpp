@@ -97,9 +97,10 @@ Run add_upscale_command(CLI::App& app) {
   cmd->add_option("-i,--input", o->inputs, "a picture (PNG, JPEG or WebP); repeatable")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--upscale-model", o->model,
-                  "the ESRGAN model file (safetensors or GGUF: ESRGAN, Real-ESRGAN and BSRGAN "
-                  "layouts; 1x, 2x, 4x or 8x)")
+  cmd->add_option(
+         "--upscale-model", o->model,
+         "the ESRGAN model file (safetensors, .pth or GGUF: ESRGAN, Real-ESRGAN and BSRGAN "
+         "layouts; 1x, 2x, 4x or 8x)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", o->output,

@@ -16,6 +16,7 @@
 #include "io/fp8_weights.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "io/torch_checkpoint.h"
 
 namespace zflow::io {
 
@@ -229,6 +230,9 @@ WeightStore WeightStore::open(const fs::path& path) {
     fail("[load] {}: no such file or folder", path.string());
   } else if (ends_with(path.filename().string(), ".json")) {
     store = open_index(path, quantization);
+  } else if (looks_like_torch_checkpoint(path)) {
+    for (auto& [name, tensor] : read_torch_checkpoint(path))
+      store.add(name, std::move(tensor), path.string());
   } else if (starts_with_gguf_magic(path)) {
     std::shared_ptr<const GgufHeader> header;
     store = open_gguf(path, header);

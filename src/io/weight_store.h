@@ -1,5 +1,5 @@
 // WeightStore: the weights of one model component by name, gathered from a single
-// safetensors or GGUF file, a sharded set (`*.safetensors.index.json`) or a folder, with
+// safetensors, GGUF or PyTorch checkpoint (.pth / .pt / .ckpt, io/torch_checkpoint.h) file, a sharded set (`*.safetensors.index.json`) or a folder, with
 // zero-copy tensors over the memory-mapped files (GGUF block-quantised tensors stay in their
 // block dtype; ComfyUI float8 weights stay float8 with their scale, io/fp8_weights.h). Models bind
 // their parameters by name through get(), which checks shapes and names the file in every error.

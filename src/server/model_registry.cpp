@@ -29,11 +29,24 @@ std::vector<LoraEntry> scan_weight_folder(const fs::path& folder, std::string_vi
   if (!fs::is_directory(folder))
     fail("[server] {} folder {} is not a folder", what, folder.string());
   std::vector<LoraEntry> found;
-  for (const auto& e : fs::directory_iterator(folder))
-    if (e.is_regular_file() && e.path().extension() == ".safetensors")
+  for (const auto& e : fs::directory_iterator(folder)) {
+    const std::string ext = e.path().extension().string();
+    if (e.is_regular_file() &&
+        (ext == ".safetensors" || ext == ".pth" || ext == ".pt" || ext == ".ckpt"))
       found.push_back({e.path().stem().string(), e.path()});
-  std::sort(found.begin(), found.end(),
-            [](const LoraEntry& a, const LoraEntry& b) { return a.name < b.name; });
+  }
+  // By name, a safetensors file before a checkpoint of the same stem, which is then left out.
+  std::sort(found.begin(), found.end(), [](const LoraEntry& a, const LoraEntry& b) {
+    return std::pair(a.name, a.path.extension() != ".safetensors") <
+           std::pair(b.name, b.path.extension() != ".safetensors");
+  });
+  const auto same =
+      std::unique(found.begin(), found.end(), [&](const LoraEntry& a, const LoraEntry& b) {
+        if (a.name != b.name) return false;
+        log::info("[server] {} {}: {} has the same name; left out", what, a.name, b.path.string());
+        return true;
+      });
+  found.erase(same, found.end());
   return found;
 }
 

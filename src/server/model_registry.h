@@ -40,8 +40,9 @@ struct LoraChoice {
   float scale = 1.0f;
   bool operator==(const LoraChoice&) const = default;
 };
-// Every .safetensors file of `folder` (not its subfolders), sorted by name; `what` ("LoRA",
-// "ControlNet") names the folder in errors.
+// Every .safetensors file of `folder` (not its subfolders), and every PyTorch checkpoint (.pth,
+// .pt, .ckpt: most upscalers are published so) whose stem no safetensors file has, sorted by name;
+// `what` ("LoRA", "ControlNet", "upscaler") names the folder in errors.
 std::vector<LoraEntry> scan_weight_folder(const std::filesystem::path& folder,
                                           std::string_view what);
 // "<lora:style:0.8> <lora:ink:0.5>", as A1111 writes them: how a loaded model with LoRAs is named.

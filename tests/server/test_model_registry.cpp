@@ -105,17 +105,19 @@ TEST(ModelRegistry, LoadsAModelWithLorasAsAModelOfItsOwn) {
   }
 }
 
-TEST(ModelRegistry, ScansALoraFolderForSafetensorsFiles) {
+TEST(ModelRegistry, ScansAFolderForSafetensorsFilesAndCheckpoints) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("zflow_loras_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir / "sub");
-  for (const char* f : {"b.safetensors", "a.safetensors", "notes.txt", "sub/c.safetensors"})
+  for (const char* f : {"b.safetensors", "a.safetensors", "notes.txt", "sub/c.safetensors",
+                        "4x-UltraSharp.pth", "b.pth"})
     std::ofstream(dir / f) << "x";
   const std::vector<LoraEntry> found = scan_weight_folder(dir, "LoRA");
-  ASSERT_EQ(found.size(), 2u);
-  EXPECT_EQ(found[0].name, "a");
-  EXPECT_EQ(found[1].name, "b");
-  EXPECT_EQ(found[1].path, dir / "b.safetensors");
+  ASSERT_EQ(found.size(), 3u);
+  EXPECT_EQ(found[0].name, "4x-UltraSharp");  // PyTorch checkpoints too
+  EXPECT_EQ(found[1].name, "a");
+  EXPECT_EQ(found[2].name, "b");
+  EXPECT_EQ(found[2].path, dir / "b.safetensors");  // before the checkpoint of the same name
   std::filesystem::remove_all(dir);
   EXPECT_THROW(scan_weight_folder(dir, "LoRA"), Error);
 }
