@@ -708,17 +708,17 @@ json png_info(const json& body) {
   return {{"info", info}, {"items", items}, {"parameters", parse_infotext(info)}};
 }
 
-JobSpec parse_a1111_extras(const json& body, const RequestLimits& limits,
-                           const std::string& default_model) {
+namespace {
+
+// The extras' fields for `images` (the field each came from, and the picture).
+JobSpec extras_spec(const json& body, std::vector<std::pair<std::string, io::Image>> images,
+                    const RequestLimits& limits, const std::string& default_model) {
   if (default_model.empty()) throw ApiError(404, "", "no models are configured");
   for (const char* field :
        {"gfpgan_visibility", "codeformer_visibility", "extras_upscaler_2_visibility"})
     if (get_number(body, field, 0, 1).value_or(0) > 0)
       bad(field, "face restoration and a second upscaler are not offered");
-  const auto it = body.find("image");
-  if (it == body.end() || it->is_null()) bad("image", "expected a base64 image to upscale");
   UpscaleSpec u;
-  u.image = image_field("image", *it);
   u.upscaler_label = get_string(body, "upscaler_1").value_or("None");
   std::string lower = u.upscaler_label;
   std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -726,31 +726,64 @@ JobSpec parse_a1111_extras(const json& body, const RequestLimits& limits,
     u.filter = io::ResampleFilter::Nearest;
   else if (lower != "none" && lower != "lanczos")
     u.upscaler = registry_name("upscaler_1", u.upscaler_label);  // the caller checks it exists
-  // A1111's Upscaler.upscale: the size the scale gives, rounded down to multiples of 8.
-  double scale = 2.0;
   const auto mode = get_int(body, "resize_mode", 0, 1).value_or(0);
-  if (mode == 0) {
-    scale = get_number(body, "upscaling_resize", 0.01, 8).value_or(2.0);
-  } else {
+  const double by = get_number(body, "upscaling_resize", 0.01, 8).value_or(2.0);
+  if (mode == 1) {
     u.crop_width =
         static_cast<int>(get_int(body, "upscaling_resize_w", 8, 4 * limits.max_side).value_or(512));
     u.crop_height =
         static_cast<int>(get_int(body, "upscaling_resize_h", 8, 4 * limits.max_side).value_or(512));
-    scale = std::max(static_cast<double>(u.crop_width) / u.image.width,
-                     static_cast<double>(u.crop_height) / u.image.height);
-    if (!get_flag(body, "upscaling_crop").value_or(true)) u.crop_width = u.crop_height = 0;
   }
-  u.width = static_cast<int>(u.image.width * scale) / 8 * 8;
-  u.height = static_cast<int>(u.image.height * scale) / 8 * 8;
-  if (u.width < 8 || u.height < 8 || u.width > 4 * limits.max_side ||
-      u.height > 4 * limits.max_side)
-    bad(mode == 0 ? "upscaling_resize" : "upscaling_resize_w",
-        fmt::format("the output would be {}x{}; this server makes 8 to {} pixels a side", u.width,
-                    u.height, 4 * limits.max_side));
+  for (auto& [field, image] : images) {
+    // A1111's Upscaler.upscale: the size the scale gives, rounded down to multiples of 8; a box
+    // is covered.
+    const double scale = mode == 0 ? by
+                                   : std::max(static_cast<double>(u.crop_width) / image.width,
+                                              static_cast<double>(u.crop_height) / image.height);
+    UpscaleSpec::Picture p{std::move(image), 0, 0};
+    p.width = static_cast<int>(p.image.width * scale) / 8 * 8;
+    p.height = static_cast<int>(p.image.height * scale) / 8 * 8;
+    if (p.width < 8 || p.height < 8 || p.width > 4 * limits.max_side ||
+        p.height > 4 * limits.max_side)
+      bad(mode == 0 ? "upscaling_resize" : "upscaling_resize_w",
+          fmt::format("{} would be {}x{}; this server makes 8 to {} pixels a side", field, p.width,
+                      p.height, 4 * limits.max_side));
+    u.pictures.push_back(std::move(p));
+  }
+  if (mode == 1 && !get_flag(body, "upscaling_crop").value_or(true))
+    u.crop_width = u.crop_height = 0;
   JobSpec spec;
   spec.model = default_model;  // the queue's model check; an upscale loads none
   spec.upscale = std::move(u);
   return spec;
+}
+
+}  // namespace
+
+JobSpec parse_a1111_extras(const json& body, const RequestLimits& limits,
+                           const std::string& default_model) {
+  const auto it = body.find("image");
+  if (it == body.end() || it->is_null()) bad("image", "expected a base64 image to upscale");
+  std::vector<std::pair<std::string, io::Image>> images;
+  images.emplace_back("image", image_field("image", *it));
+  return extras_spec(body, std::move(images), limits, default_model);
+}
+
+JobSpec parse_a1111_extras_batch(const json& body, const RequestLimits& limits,
+                                 const std::string& default_model) {
+  const auto it = body.find("imageList");
+  if (it == body.end() || !it->is_array() || it->empty() ||
+      it->size() > static_cast<size_t>(limits.max_batch))
+    bad("imageList", fmt::format("expected 1 to {} pictures, [{{\"data\": base64, \"name\"}}]",
+                                 limits.max_batch));
+  std::vector<std::pair<std::string, io::Image>> images;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& item = (*it)[i];
+    const std::string field = fmt::format("imageList[{}].data", i);
+    if (!item.is_object() || !item.contains("data")) bad(field, "expected a base64 image");
+    images.emplace_back(field, image_field(field, item["data"]));
+  }
+  return extras_spec(body, std::move(images), limits, default_model);
 }
 
 JobSpec parse_native_job(const json& body, const RequestLimits& limits,

@@ -73,6 +73,10 @@ JobSpec parse_a1111(const nlohmann::json& body, bool img2img, const RequestLimit
 // held to 4 x the largest generation side. Face restoration and a second upscaler are refused.
 JobSpec parse_a1111_extras(const nlohmann::json& body, const RequestLimits& limits,
                            const std::string& default_model);
+// POST /sdapi/v1/extra-batch-images: the same for `imageList`, [{"data": base64, "name"}], at most
+// the server's batch size of pictures.
+JobSpec parse_a1111_extras_batch(const nlohmann::json& body, const RequestLimits& limits,
+                                 const std::string& default_model);
 // A1111's POST /sdapi/v1/png-info: the picture in `image` (base64) read for the text it carries:
 // {"info": its A1111 `parameters` text, "items": every other text chunk, "parameters": the
 // infotext taken apart as A1111's parse_generation_parameters does (Prompt, Negative prompt, each

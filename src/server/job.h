@@ -36,14 +36,17 @@ enum class OutputFormat { Png, Jpeg, Webp };
 const char* output_format_name(OutputFormat format);  // "png", "jpeg", "webp"
 const char* output_format_mime(OutputFormat format);
 
-// A1111's extras (POST /sdapi/v1/extra-single-image): one picture made larger, queued like a
-// generation so it never shares the device with one.
+// A1111's extras (POST /sdapi/v1/extra-single-image, extra-batch-images): pictures made larger,
+// queued like a generation so they never share the device with one.
 struct UpscaleSpec {
-  io::Image image;
+  struct Picture {
+    io::Image image;
+    int width = 0, height = 0;  // the size it is brought to
+  };
+  std::vector<Picture> pictures;
   std::string upscaler;  // a registry upscaler name, or "" for the filter alone
   io::ResampleFilter filter = io::ResampleFilter::Lanczos;
-  int width = 0, height = 0;  // the size it is brought to
-  // The canvas it is then centred on (A1111's upscaling_crop), or 0 x 0 for none.
+  // The canvas each is then centred on (A1111's upscaling_crop), or 0 x 0 for none.
   int crop_width = 0, crop_height = 0;
   std::string upscaler_label;  // as the infotext names it
 };

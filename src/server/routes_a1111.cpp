@@ -1,5 +1,5 @@
 // The AUTOMATIC1111 web UI's API (/sdapi/v1/...), as existing clients call it: txt2img, img2img,
-// extras' single-image upscaling, png-info, progress, interrupt, options (the model switch),
+// extras' upscaling (single and batch), png-info, progress, interrupt, options (the model switch),
 // sd-models, loras, upscalers, samplers and schedulers.
 #include <chrono>
 
@@ -79,6 +79,21 @@ void add_a1111_routes(ServerState& s) {
           send_json(res, 200,
                     {{"html_info", "<p>" + image.parameters + "</p>"},
                      {"image", base64_encode(image.encoded)}});
+        });
+      });
+
+  s.http.Post(
+      "/sdapi/v1/extra-batch-images", [&s](const httplib::Request& req, httplib::Response& res) {
+        answer(res, [&] {
+          JobSpec spec = parse_a1111_extras_batch(parse_json_object(req.body), s.options.limits,
+                                                  s.models.default_model());
+          const JobStatus status = run_to_completion(s, std::move(spec), "", ClientConnection(req));
+          json images = json::array();
+          for (const JobImage& image : status.images)
+            images.push_back(base64_encode(image.encoded));
+          send_json(
+              res, 200,
+              {{"html_info", "<p>" + status.images.at(0).parameters + "</p>"}, {"images", images}});
         });
       });
 

@@ -132,30 +132,35 @@ pipeline::GenerationRequest runnable_request(const JobSpec& spec, ModelRegistry&
   return r;
 }
 
-// An extras job: the picture upscaled (by the model, then Lanczos; or by the filter alone) to its
-// size and centred on its canvas, as A1111's extras do it.
+// An extras job: each picture upscaled (by the model, then Lanczos; or by the filter alone) to
+// its size and centred on the canvas, as A1111's extras do it.
 std::vector<JobImage> run_upscale(Job& job, ModelRegistry& models) {
   const UpscaleSpec& u = *job.spec().upscale;
-  job.set_progress(0, 1);
-  io::Image out = u.upscaler.empty()
-                      ? io::resize_image(u.image, u.width, u.height, u.filter)
-                      : pipeline::upscale_image_to(*models.acquire_upscaler(u.upscaler), u.image,
-                                                   u.width, u.height);
-  if (u.crop_width > 0) {
-    io::Image canvas{u.crop_width, u.crop_height,
-                     std::vector<uint8_t>(static_cast<size_t>(u.crop_width) * u.crop_height * 3)};
-    io::paste_image(canvas, out, u.crop_width / 2 - out.width / 2,
-                    u.crop_height / 2 - out.height / 2);
-    out = std::move(canvas);
+  const int count = static_cast<int>(u.pictures.size());
+  job.set_progress(0, count);
+  const auto model = u.upscaler.empty() ? nullptr : models.acquire_upscaler(u.upscaler);
+  std::vector<JobImage> out;
+  for (const UpscaleSpec::Picture& p : u.pictures) {
+    if (job.stop_token().stop_requested()) throw pipeline::Cancelled();
+    io::Image big = model ? pipeline::upscale_image_to(*model, p.image, p.width, p.height)
+                          : io::resize_image(p.image, p.width, p.height, u.filter);
+    if (u.crop_width > 0) {
+      io::Image canvas{u.crop_width, u.crop_height,
+                       std::vector<uint8_t>(static_cast<size_t>(u.crop_width) * u.crop_height * 3)};
+      io::paste_image(canvas, big, u.crop_width / 2 - big.width / 2,
+                      u.crop_height / 2 - big.height / 2);
+      big = std::move(canvas);
+    }
+    JobImage image;
+    image.parameters = fmt::format("Postprocess upscale by: {:.4g}, Postprocess upscaler: {}",
+                                   static_cast<double>(p.width) / p.image.width, u.upscaler_label);
+    image.record = {{"upscaler", u.upscaler_label}, {"width", big.width}, {"height", big.height}};
+    const auto png = io::encode_png(big, {{"postprocessing", image.parameters}});
+    image.encoded.assign(png.begin(), png.end());
+    out.push_back(std::move(image));
+    job.set_progress(static_cast<int>(out.size()), count);
   }
-  job.set_progress(1, 1);
-  JobImage image;
-  image.parameters = fmt::format("Postprocess upscale by: {:.4g}, Postprocess upscaler: {}",
-                                 static_cast<double>(u.width) / u.image.width, u.upscaler_label);
-  image.record = {{"upscaler", u.upscaler_label}, {"width", out.width}, {"height", out.height}};
-  const auto png = io::encode_png(out, {{"postprocessing", image.parameters}});
-  image.encoded.assign(png.begin(), png.end());
-  return {std::move(image)};
+  return out;
 }
 
 }  // namespace

@@ -340,7 +340,9 @@ TEST(A1111Request, ReadsExtrasUpscaling) {
   ASSERT_TRUE(by_scale.upscale);
   EXPECT_EQ(by_scale.model, "m");
   EXPECT_EQ(by_scale.upscale->upscaler, "R-ESRGAN 4x+");
-  EXPECT_EQ(std::pair(by_scale.upscale->width, by_scale.upscale->height), std::pair(72, 48));
+  ASSERT_EQ(by_scale.upscale->pictures.size(), 1u);
+  EXPECT_EQ(std::pair(by_scale.upscale->pictures[0].width, by_scale.upscale->pictures[0].height),
+            std::pair(72, 48));
   EXPECT_EQ(by_scale.upscale->crop_width, 0);
   const JobSpec boxed = parse_a1111_extras({{"image", png},
                                             {"resize_mode", 1},
@@ -352,7 +354,8 @@ TEST(A1111Request, ReadsExtrasUpscaling) {
   EXPECT_EQ(boxed.upscale->upscaler, "");
   EXPECT_EQ(boxed.upscale->filter, io::ResampleFilter::Nearest);
   // Covering 100 x 100 takes 5x: 150 x 100, rounded down to 144 x 96, centred on 100 x 100.
-  EXPECT_EQ(std::pair(boxed.upscale->width, boxed.upscale->height), std::pair(144, 96));
+  EXPECT_EQ(std::pair(boxed.upscale->pictures[0].width, boxed.upscale->pictures[0].height),
+            std::pair(144, 96));
   EXPECT_EQ(std::pair(boxed.upscale->crop_width, boxed.upscale->crop_height), std::pair(100, 100));
   using R = std::pair<int, std::string>;
   const auto refusal_of = [](json body) {
@@ -361,6 +364,24 @@ TEST(A1111Request, ReadsExtrasUpscaling) {
   EXPECT_EQ(refusal_of(json::object()), (R{400, "image"}));
   EXPECT_EQ(refusal_of({{"image", png}, {"gfpgan_visibility", 0.5}}),
             (R{400, "gfpgan_visibility"}));
+  // A batch: each picture its own size.
+  const std::string wide =
+      base64_encode(io::encode_png(io::Image{40, 10, std::vector<uint8_t>(1200, 7)}));
+  const JobSpec batch = parse_a1111_extras_batch(
+      {{"imageList", {{{"data", png}, {"name", "a"}}, {{"data", wide}, {"name", "b"}}}}}, kLimits,
+      "m");
+  ASSERT_TRUE(batch.upscale);
+  ASSERT_EQ(batch.upscale->pictures.size(), 2u);
+  EXPECT_EQ(batch.upscale->pictures[1].width, 80);
+  EXPECT_EQ(batch.upscale->pictures[1].height, 16);  // 20 rounded down to a multiple of 8
+  EXPECT_EQ(refusal([] {
+              parse_a1111_extras_batch({{"imageList", json::array()}}, kLimits, "m");
+            }),
+            (R{400, "imageList"}));
+  EXPECT_EQ(refusal([] {
+              parse_a1111_extras_batch({{"imageList", {{{"data", "%%%"}}}}}, kLimits, "m");
+            }),
+            (R{400, "imageList[0].data"}));
   RequestLimits small;
   small.max_side = 16;  // outputs up to 64 pixels a side
   EXPECT_EQ(refusal([&] {

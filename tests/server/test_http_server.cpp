@@ -268,6 +268,17 @@ TEST_F(HttpServerTest, UpscalersByName) {
   EXPECT_EQ(body["html_info"],
             "<p>Postprocess upscale by: 3.692, Postprocess upscaler: tiny-4x</p>");
 
+  std::tie(status, body) =
+      post("/sdapi/v1/extra-batch-images",
+           json{{"imageList", {{{"data", image}, {"name", "a"}}, {{"data", image}, {"name", "b"}}}},
+                {"upscaling_resize", 2},
+                {"upscaler_1", "Nearest"}}
+               .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_EQ(body["images"].size(), 2u);
+  EXPECT_EQ(decode(body["images"][1]).rgb,
+            io::resize_image(picture, 24, 16, io::ResampleFilter::Nearest).rgb);
+
   std::tie(status, body) = post("/sdapi/v1/extra-single-image",
                                 json{{"image", image}, {"upscaler_1", "../tiny-4x"}}.dump());
   EXPECT_EQ(status, 404) << body.dump();
