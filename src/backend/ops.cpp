@@ -458,4 +458,13 @@ Tensor leaky_relu(const Tensor& x, float negative_slope) {
   return cpu::leaky_relu(x.contiguous(), negative_slope);
 }
 
+Tensor prelu(const Tensor& x, const Tensor& slope) {
+  const Device dev = common_device("prelu", {&x, &slope});
+  require_activation("prelu", "x", x);
+  ZF_CHECK(x.ndim() >= 2, "[prelu] x must be [B, C, ...], got {}", shape_str(x.shape()));
+  const Tensor s = weight("prelu", "slope", slope, {x.size(1)});
+  ZF_DISPATCH_CUDA(dev, "prelu", cuda::prelu(x.contiguous(), s));
+  return cpu::prelu(x.contiguous(), s);
+}
+
 }  // namespace zflow::ops

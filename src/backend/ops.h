@@ -140,6 +140,9 @@ Tensor exp(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 // x where x >= 0, else x * negative_slope (torch's LeakyReLU; ESRGAN's activation, slope 0.2).
 Tensor leaky_relu(const Tensor& x, float negative_slope);
+// x where x >= 0, else x * slope[c] for x[B, C, ...] (torch's PReLU with one slope per channel,
+// a weight [C]; Real-ESRGAN Compact's activation).
+Tensor prelu(const Tensor& x, const Tensor& slope);
 
 // A gated residual of token sequences x, r [B, L, D] with a per-sample gate [B, D] of x's dtype
 // (FLUX's adaLN-Zero): y[b, l, :] = x[b, l, :] + gate[b, :] * r[b, l, :]. Implemented in

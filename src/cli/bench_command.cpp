@@ -30,6 +30,7 @@
 #include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
+#include "models/srvgg_compact.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 #include "pipeline/upscale.h"
@@ -215,33 +216,45 @@ int run_vae(const VaeOptions& o) {
 }
 
 struct UpscaleOptions : Common {
-  int64_t width = 512, height = 512;  // the input picture's
+  int64_t width = 512, height = 512;    // the input picture's
+  std::string architecture = "esrgan";  // with random weights: esrgan or compact
 };
 
-// An ESRGAN upscaler (RealESRGAN_x4plus's architecture with random weights, or a file) on one
-// picture, tiled as `zflow upscale` runs it.
+// The release architecture with random weights: RealESRGAN_x4plus's RRDBNet or
+// realesr-general-x4v3's Compact network.
+std::unique_ptr<models::Upscaler> random_upscaler(const UpscaleOptions& o,
+                                                  const models::Placement& at) {
+  if (o.architecture == "compact") {
+    const models::CompactConfig release;
+    return std::make_unique<models::SrvggCompact>(
+        release,
+        models::random_weights(models::compact_parameters(release), weight_dtype(o), 1, at.device),
+        at);
+  }
+  const models::EsrganConfig release;
+  return std::make_unique<models::Esrgan>(
+      release,
+      models::random_weights(models::esrgan_parameters(release), weight_dtype(o), 1, at.device),
+      at);
+}
+
+// An upscaler (a release architecture with random weights, or a file) on one picture, tiled as
+// `zflow upscale` runs it.
 int run_upscale(const UpscaleOptions& o) {
   const models::Placement at = prepare(o, "--upscale-model");
   ZF_CHECK(o.width > 0 && o.height > 0, "[bench] -W and -H must be positive, got {}x{}", o.width,
            o.height);
   const auto t0 = std::chrono::steady_clock::now();
-  const models::EsrganConfig release;
-  const models::Esrgan model =
-      o.random_weights ? models::Esrgan(release,
-                                        models::random_weights(models::esrgan_parameters(release),
-                                                               weight_dtype(o), 1, at.device),
-                                        at)
-                       : models::load_esrgan(o.weights_path, at);
-  const models::EsrganConfig& c = model.config();
-  announce("esrgan", c.summary(), o, t0);
-  Tensor image = Tensor::empty({1, c.in_channels, o.height, o.width}, DType::F32);
+  const std::unique_ptr<models::Upscaler> model =
+      o.random_weights ? random_upscaler(o, at) : models::load_upscaler(o.weights_path, at);
+  announce("upscaler", model->summary(), o, t0);
+  Tensor image = Tensor::empty({1, model->in_channels(), o.height, o.width}, DType::F32);
   float* x = image.data<float>();
   for (int64_t i = 0; i < image.numel(); ++i) x[i] = static_cast<float>(i * 7919 % 256) / 255.0f;
   timed(o, "upscale",
-        fmt::format("{}x{} -> {}x{}", o.width, o.height, o.width * model.scale(),
-                    o.height * model.scale()),
-        at, models::esrgan_flops(c, o.height, o.width),
-        [&] { pipeline::upscale_tiled(model, image); });
+        fmt::format("{}x{} -> {}x{}", o.width, o.height, o.width * model->scale(),
+                    o.height * model->scale()),
+        at, model->flops(o.height, o.width), [&] { pipeline::upscale_tiled(*model, image); });
   return 0;
 }
 
@@ -669,9 +682,16 @@ Run add_bench_command(CLI::App& app) {
                  "transformer and text-encoder layers (random weights; default: the release's)");
 
   auto* up = cmd->add_subcommand(
-      "upscale", "an ESRGAN upscaler (RealESRGAN_x4plus's architecture) on one picture, tiled");
+      "upscale",
+      "an upscaler (RealESRGAN_x4plus's or realesr-general-x4v3's architecture, or a "
+      "file) on one picture, tiled");
   auto uo = std::make_shared<UpscaleOptions>();
-  add_common_options(up, *uo, "--upscale-model", "an ESRGAN model file");
+  add_common_options(up, *uo, "--upscale-model", "an upscaler model file (ESRGAN or Compact)");
+  up->add_option("--architecture", uo->architecture,
+                 "with --random-weights: esrgan (RealESRGAN_x4plus) or compact "
+                 "(realesr-general-x4v3)")
+      ->check(CLI::IsMember({"esrgan", "compact"}))
+      ->capture_default_str();
   up->add_option("-W,--width", uo->width, "input width in pixels")->capture_default_str();
   up->add_option("-H,--height", uo->height, "input height in pixels")->capture_default_str();
 

@@ -94,14 +94,13 @@ Device resolve_device(const std::string& device) {
   return Device::CUDA;
 }
 
-std::shared_ptr<const models::Esrgan> load_upscale_model(const std::string& path,
-                                                         const std::string& flag, Device device) {
+std::shared_ptr<const models::Upscaler> load_upscale_model(const std::string& path,
+                                                           const std::string& flag, Device device) {
   ZF_CHECK(std::filesystem::is_regular_file(path),
-           "[upscale] {} {}: no such file (expected an ESRGAN model: RealESRGAN_x4plus, "
-           "4x-UltraSharp, ...: safetensors or .pth)",
+           "[upscale] {} {}: no such file (expected an ESRGAN or Real-ESRGAN Compact model: "
+           "RealESRGAN_x4plus, 4x-UltraSharp, realesr-general-x4v3, ...: safetensors or .pth)",
            flag, path);
-  return std::make_shared<const models::Esrgan>(
-      models::load_esrgan(path, models::Placement::on(device)));
+  return models::load_upscaler(path, models::Placement::on(device));
 }
 
 }  // namespace zflow::cli

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "models/esrgan.h"
+#include "models/upscaler.h"
 #include "pipeline/generator.h"
 
 namespace zflow::cli {
@@ -42,7 +42,7 @@ void add_device_flag(CLI::App* cmd, std::string& device);
 Device resolve_device(const std::string& device);
 
 // The ESRGAN upscaler file a flag names, loaded onto `device`; errors name the flag.
-std::shared_ptr<const models::Esrgan> load_upscale_model(const std::string& path,
-                                                         const std::string& flag, Device device);
+std::shared_ptr<const models::Upscaler> load_upscale_model(const std::string& path,
+                                                           const std::string& flag, Device device);
 
 }  // namespace zflow::cli

@@ -125,7 +125,7 @@ SamplingChoice sampling_choice(const std::string& sampler, const std::string& sc
 }
 
 // The hires fix the --hires-* flags ask for: any of them turns it on. An upscaler that is not a
-// filter's name is an ESRGAN model file, loaded onto `device`.
+// filter's name is an upscaler model file, loaded onto `device`.
 std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o, Device device) {
   if (!o.hires_scale && !o.hires_strength && !o.hires_steps) return std::nullopt;
   pipeline::HiresFix h;
@@ -144,8 +144,8 @@ std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o, Device dev
 
 // The finished picture upscaled --upscale-repeats times by the --upscale-model, as
 // stable-diffusion.cpp's --upscale-model does; the record says so with A1111's extras keys.
-io::Image upscale_repeatedly(const models::Esrgan& model, io::Image image, const GenerateOptions& o,
-                             pipeline::ImageRecord& record) {
+io::Image upscale_repeatedly(const models::Upscaler& model, io::Image image,
+                             const GenerateOptions& o, pipeline::ImageRecord& record) {
   for (int i = 0; i < o.upscale_repeats; ++i) image = pipeline::upscale_image(model, image);
   const std::string name = fs::path(o.upscale_model).stem().string();
   const int factor = static_cast<int>(std::lround(std::pow(model.scale(), o.upscale_repeats)));
@@ -296,7 +296,7 @@ int run_generate(const GenerateOptions& o) {
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
   request.hires = hires_fix(o, files.device);
-  const std::shared_ptr<const models::Esrgan> upscaler =
+  const std::shared_ptr<const models::Upscaler> upscaler =
       o.upscale_model.empty()
           ? nullptr
           : load_upscale_model(o.upscale_model, "--upscale-model", files.device);
@@ -428,14 +428,15 @@ Run add_generate_command(CLI::App& app) {
                   "hires fix: the second pass's steps (default: --steps)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--hires-upscaler", o->hires_upscaler,
-                  "hires fix: how the picture is upscaled: lanczos, nearest, or an ESRGAN model "
-                  "file (RealESRGAN_x4plus, 4x-UltraSharp, ...: run until the hires size is "
+                  "hires fix: how the picture is upscaled: lanczos, nearest, or an upscaler model "
+                  "file (ESRGAN or Real-ESRGAN Compact: RealESRGAN_x4plus, 4x-UltraSharp, "
+                  "realesr-general-x4v3, ...: run until the hires size is "
                   "covered, then Lanczos to it)")
       ->capture_default_str();
   cmd->add_option(
          "--upscale-model", o->upscale_model,
-         "upscale every finished picture with this ESRGAN model file (safetensors or .pth: "
-         "ESRGAN, Real-ESRGAN, BSRGAN layouts), in 512-pixel tiles")
+         "upscale every finished picture with this upscaler model file (safetensors or .pth: "
+         "ESRGAN, Real-ESRGAN, BSRGAN, Real-ESRGAN Compact), in 512-pixel tiles")
       ->check(CLI::ExistingFile);
   cmd->add_option("--upscale-repeats", o->upscale_repeats,
                   "how many times --upscale-model runs on each picture")

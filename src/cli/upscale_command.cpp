@@ -91,16 +91,17 @@ int run_upscale(const UpscaleOptions& o) {
 }  // namespace
 
 Run add_upscale_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "upscale", "make pictures larger with an ESRGAN model (Real-ESRGAN, 4x-UltraSharp, ...)");
+  auto* cmd = app.add_subcommand("upscale",
+                                 "make pictures larger with an upscaler model (ESRGAN, "
+                                 "Real-ESRGAN, 4x-UltraSharp, Compact, ...)");
   auto o = std::make_shared<UpscaleOptions>();
   cmd->add_option("-i,--input", o->inputs, "a picture (PNG, JPEG or WebP); repeatable")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option(
          "--upscale-model", o->model,
-         "the ESRGAN model file (safetensors, .pth or GGUF: ESRGAN, Real-ESRGAN and BSRGAN "
-         "layouts; 1x, 2x, 4x or 8x)")
+         "the upscaler model file (safetensors, .pth or GGUF: ESRGAN, Real-ESRGAN and BSRGAN "
+         "layouts, Real-ESRGAN Compact; 1x, 2x, 4x or 8x)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", o->output,

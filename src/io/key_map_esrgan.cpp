@@ -7,14 +7,6 @@
 namespace zflow::io {
 namespace {
 
-// Real-ESRGAN's checkpoints keep the averaged weights under `params_ema` (and some under `params`).
-WeightStore without_checkpoint_prefix(const WeightStore& store) {
-  for (const char* prefix : {"params_ema.", "params."})
-    if (store.contains(std::string(prefix) + "conv_first.weight"))
-      return store.with_prefix_removed(prefix);
-  return store;
-}
-
 // The numbered layers of an original-layout file: model.{i}.weight for the top-level convs.
 struct OriginalLayers {
   int blocks = 0;  // model.1.sub.{blocks} is the trunk conv
@@ -80,6 +72,13 @@ std::optional<std::string> bsrgan_to_basicsr(const std::string& name) {
 
 }  // namespace
 
+WeightStore without_basicsr_prefix(const WeightStore& store) {
+  for (const std::string prefix : {"params_ema.", "params."})
+    for (const auto& name : store.names())
+      if (name.starts_with(prefix)) return store.with_prefix_removed(prefix);
+  return store;
+}
+
 std::string_view esrgan_layout_name(EsrganLayout layout) {
   switch (layout) {
     case EsrganLayout::BasicSR:
@@ -93,7 +92,7 @@ std::string_view esrgan_layout_name(EsrganLayout layout) {
 }
 
 std::optional<EsrganLayout> detect_esrgan_layout(const WeightStore& store) {
-  const WeightStore s = without_checkpoint_prefix(store);
+  const WeightStore s = without_basicsr_prefix(store);
   if (s.contains("conv_first.weight") && s.contains("body.0.rdb1.conv1.weight"))
     return EsrganLayout::BasicSR;
   if (s.contains("model.0.weight") && s.contains("model.1.sub.0.RDB1.conv1.0.weight"))
@@ -104,7 +103,7 @@ std::optional<EsrganLayout> detect_esrgan_layout(const WeightStore& store) {
 }
 
 WeightStore esrgan_to_basicsr(const WeightStore& store) {
-  const WeightStore s = without_checkpoint_prefix(store);
+  const WeightStore s = without_basicsr_prefix(store);
   const std::optional<EsrganLayout> layout = detect_esrgan_layout(s);
   ZF_CHECK(layout.has_value(),
            "[load] {}: not an ESRGAN (RRDBNet) upscaler: expected 'conv_first.weight' with "

@@ -20,6 +20,11 @@
 
 namespace zflow::io {
 
+// BasicSR's checkpoints (Real-ESRGAN's releases: ESRGAN and Compact networks) keep the weights
+// under `params_ema` (the averaged ones, preferred as BasicSR's loader prefers them) or `params`;
+// the tensors under the first of these a store has, without it, else the store as it is.
+WeightStore without_basicsr_prefix(const WeightStore& store);
+
 enum class EsrganLayout { BasicSR, Original, Bsrgan };
 std::string_view esrgan_layout_name(EsrganLayout layout);
 

@@ -19,7 +19,9 @@
 #include "models/qwen3.h"
 #include "models/siglip2_vision.h"
 #include "models/siglip_vision.h"
+#include "models/srvgg_compact.h"
 #include "models/t5_encoder.h"
+#include "models/upscaler.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 
@@ -268,6 +270,15 @@ std::optional<DetectedComponent> detect_esrgan(const io::WeightStore& weights,
       EsrganConfig::infer_from_weights(io::esrgan_to_basicsr(weights)).summary()};
 }
 
+// Real-ESRGAN's compact upscaler (SRVGGNetCompact), as Real-ESRGAN saves it or without `params`.
+std::optional<DetectedComponent> detect_compact_upscaler(const io::WeightStore& weights,
+                                                         const std::optional<fs::path>&) {
+  const io::WeightStore unnested = io::without_basicsr_prefix(weights);
+  if (detect_upscaler(unnested) != UpscalerArchitecture::Compact) return std::nullopt;
+  return DetectedComponent{"real-esrgan compact upscaler", with_gguf(weights, "BasicSR"),
+                           CompactConfig::infer_from_weights(unnested).summary()};
+}
+
 // A LoRA: down / up pairs, named for the model they patch.
 std::optional<DetectedComponent> detect_lora(const io::WeightStore& weights,
                                              const std::optional<fs::path>&) {
@@ -286,7 +297,7 @@ std::optional<DetectedComponent> detect_component(const io::WeightStore& weights
                                                   const std::optional<fs::path>& config_json) {
   for (auto detect : {detect_zimage, detect_zimage_controlnet, detect_flux_controlnet, detect_flux,
                       detect_clip_text, detect_t5, detect_siglip, detect_redux, detect_qwen3,
-                      detect_autoencoder, detect_esrgan, detect_lora}) {
+                      detect_autoencoder, detect_esrgan, detect_compact_upscaler, detect_lora}) {
     if (auto found = detect(weights, config_json)) return found;
   }
   return std::nullopt;

@@ -118,7 +118,7 @@ EsrganConfig EsrganConfig::infer_from_weights(const io::WeightStore& weights) {
 }
 
 std::string EsrganConfig::summary() const {
-  return fmt::format("{}x{}{}, {} RRDB block{}, {} features, growth {}", scale(),
+  return fmt::format("{}x ESRGAN{}{}, {} RRDB block{}, {} features, growth {}", scale(),
                      unshuffle > 1 ? fmt::format(" (unshuffle {})", unshuffle) : "",
                      plus ? ", ESRGAN+" : "", blocks, blocks == 1 ? "" : "s", features, growth);
 }

@@ -24,6 +24,7 @@
 #include "io/weight_store.h"
 #include "models/parameters.h"
 #include "models/placement.h"
+#include "models/upscaler.h"
 
 namespace zflow::models {
 
@@ -46,7 +47,7 @@ struct EsrganConfig {
   // spandrel infers it (network input channels 4x or 16x the output's). Errors name the file.
   static EsrganConfig infer_from_weights(const io::WeightStore& weights);
 
-  std::string summary() const;  // "4x, 23 blocks, 64 features, growth 32"
+  std::string summary() const;  // "4x ESRGAN, 23 RRDB blocks, 64 features, growth 32"
 };
 
 // Every parameter for `config`, by its BasicSR name, in binding order.
@@ -55,7 +56,7 @@ std::vector<ParameterSpec> esrgan_parameters(const EsrganConfig& config);
 // Floating-point operations (2 x multiply-adds) of one run on a height x width picture.
 double esrgan_flops(const EsrganConfig& config, int64_t height, int64_t width);
 
-class Esrgan {
+class Esrgan final : public Upscaler {
  public:
   // Binds every parameter by its BasicSR name (missing or wrong-shaped tensors are errors naming
   // them and the file), then puts them where `placement` says.
@@ -64,11 +65,15 @@ class Esrgan {
 
   const EsrganConfig& config() const { return config_; }
   const Placement& placement() const { return placement_; }
-  int scale() const { return config_.scale(); }
 
-  // The upscaled pictures [B, out, H * scale, W * scale] for image [B, in, H, W] (RGB in [0, 1],
-  // float32 on the CPU), float32 on the CPU and not clamped.
-  Tensor upscale(const Tensor& image) const;
+  std::string summary() const override { return config_.summary(); }
+  int scale() const override { return config_.scale(); }
+  int64_t in_channels() const override { return config_.in_channels; }
+  int64_t out_channels() const override { return config_.out_channels; }
+  double flops(int64_t height, int64_t width) const override {
+    return esrgan_flops(config_, height, width);
+  }
+  Tensor upscale(const Tensor& image) const override;
 
   struct Conv {
     Tensor weight, bias;  // bias undefined for ESRGAN+'s conv1x1

@@ -25,7 +25,7 @@
 #include "sampling/flow_sampler.h"
 
 namespace zflow::models {
-class Esrgan;
+class Upscaler;
 }
 
 namespace zflow::pipeline {
@@ -64,7 +64,7 @@ struct HiresFix {
   io::ResampleFilter upscaler = io::ResampleFilter::Lanczos;  // Lanczos or Nearest
   // Or an ESRGAN model (A1111's "R-ESRGAN 4x+", "4x-UltraSharp", ...): passes of it until the
   // hires size is covered, then Lanczos (pipeline/upscale.h); its name goes in the infotext.
-  std::shared_ptr<const models::Esrgan> upscale_model;
+  std::shared_ptr<const models::Upscaler> upscale_model;
   std::string upscale_model_name;
 
   bool operator==(const HiresFix&) const = default;

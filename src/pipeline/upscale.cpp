@@ -36,10 +36,10 @@ std::vector<std::vector<float>> edge_ramps(int64_t length, int64_t feather) {
   return factors;
 }
 
-Tensor upscale_one(const models::Esrgan& model, const Tensor& image, int tile, int overlap) {
+Tensor upscale_one(const models::Upscaler& model, const Tensor& image, int tile, int overlap) {
   const int64_t h = image.size(2), w = image.size(3);
   if (h <= tile && w <= tile) return model.upscale(image);
-  const int64_t s = model.scale(), out_c = model.config().out_channels;
+  const int64_t s = model.scale(), out_c = model.out_channels();
   const int64_t oh = h * s, ow = w * s;
   std::vector<float> sum(static_cast<size_t>(out_c * oh * ow), 0.0f), weight(sum.size(), 0.0f);
   const std::vector<int64_t> ys = tile_starts(h, tile, overlap), xs = tile_starts(w, tile, overlap);
@@ -71,7 +71,7 @@ Tensor upscale_one(const models::Esrgan& model, const Tensor& image, int tile, i
 
 }  // namespace
 
-Tensor upscale_tiled(const models::Esrgan& model, const Tensor& image,
+Tensor upscale_tiled(const models::Upscaler& model, const Tensor& image,
                      const UpscaleTiling& tiling) {
   const int tile = tiling.tile, overlap = tiling.overlap;
   ZF_CHECK(tile > overlap && overlap >= 0, "[upscale] tile {} must be larger than its overlap {}",
@@ -84,11 +84,11 @@ Tensor upscale_tiled(const models::Esrgan& model, const Tensor& image,
   return outputs.size() == 1 ? outputs[0] : ops::concat(outputs, 0);
 }
 
-io::Image upscale_image(const models::Esrgan& model, const io::Image& image,
+io::Image upscale_image(const models::Upscaler& model, const io::Image& image,
                         const UpscaleTiling& tiling) {
-  ZF_CHECK(model.config().in_channels == 3 && model.config().out_channels == 3,
-           "[upscale] the model maps {} channels to {}; pictures need 3 to 3",
-           model.config().in_channels, model.config().out_channels);
+  ZF_CHECK(model.in_channels() == 3 && model.out_channels() == 3,
+           "[upscale] the model maps {} channels to {}; pictures need 3 to 3", model.in_channels(),
+           model.out_channels());
   const int64_t h = image.height, w = image.width, plane = h * w;
   Tensor in = Tensor::empty({1, 3, h, w}, DType::F32);
   float* x = in.data<float>();
@@ -109,7 +109,7 @@ io::Image upscale_image(const models::Esrgan& model, const io::Image& image,
   return out;
 }
 
-io::Image upscale_image_to(const models::Esrgan& model, const io::Image& image, int width,
+io::Image upscale_image_to(const models::Upscaler& model, const io::Image& image, int width,
                            int height, const UpscaleTiling& tiling) {
   io::Image out = image;
   for (int pass = 0; pass < 3 && (out.width < width || out.height < height); ++pass) {

@@ -1,4 +1,4 @@
-// Upscaling pictures with an ESRGAN model (models/esrgan.h) the way the tools users know run it:
+// Upscaling pictures with an ESRGAN model (models/upscaler.h) the way the tools users know run it:
 //   - ComfyUI's "Upscale Image (using Model)" (comfy.utils.tiled_scale): the picture is cut into
 //     tiles of 512 pixels starting every 512 - 32, the last ones shorter; each tile's output is
 //     weighted by a mask that ramps from 1/(32 s) to 1 over the 32 s pixels at every edge (s the
@@ -10,7 +10,7 @@
 
 #include "core/tensor.h"
 #include "io/image.h"
-#include "models/esrgan.h"
+#include "models/upscaler.h"
 
 namespace zflow::pipeline {
 
@@ -22,17 +22,17 @@ struct UpscaleTiling {
 
 // image [B, C, H, W] (RGB in [0, 1], float32 on the CPU) upscaled tile by tile as ComfyUI does;
 // float32, not clamped.
-Tensor upscale_tiled(const models::Esrgan& model, const Tensor& image,
+Tensor upscale_tiled(const models::Upscaler& model, const Tensor& image,
                      const UpscaleTiling& tiling = {});
 
 // One pass of the model over an 8-bit picture: v / 255 in, clamp(0, 1) * 255 rounded half to even
 // out (A1111's and spandrel's conversion).
-io::Image upscale_image(const models::Esrgan& model, const io::Image& image,
+io::Image upscale_image(const models::Upscaler& model, const io::Image& image,
                         const UpscaleTiling& tiling = {});
 
 // A1111's Upscaler.upscale: passes of the model (at most three, stopping early when one no longer
 // grows it) until the picture is at least width x height, then Pillow's Lanczos to exactly that.
-io::Image upscale_image_to(const models::Esrgan& model, const io::Image& image, int width,
+io::Image upscale_image_to(const models::Upscaler& model, const io::Image& image, int width,
                            int height, const UpscaleTiling& tiling = {});
 
 }  // namespace zflow::pipeline

@@ -142,15 +142,13 @@ bool ModelRegistry::has_upscaler(const std::string& name) const {
                      [&](const LoraEntry& u) { return u.name == name; });
 }
 
-std::shared_ptr<const models::Esrgan> ModelRegistry::acquire_upscaler(const std::string& name) {
+std::shared_ptr<const models::Upscaler> ModelRegistry::acquire_upscaler(const std::string& name) {
   const auto entry = std::find_if(upscalers_.begin(), upscalers_.end(),
                                   [&](const LoraEntry& u) { return u.name == name; });
   ZF_CHECK(entry != upscalers_.end(), "[server] no upscaler named '{}'", name);
   const std::lock_guard lock(mu_);
   auto& slot = loaded_upscalers_[name];
-  if (!slot)
-    slot = std::make_shared<const models::Esrgan>(
-        models::load_esrgan(entry->path, models::Placement::on(upscaler_device_)));
+  if (!slot) slot = models::load_upscaler(entry->path, models::Placement::on(upscaler_device_));
   return slot;
 }
 

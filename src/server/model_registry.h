@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "models/esrgan.h"
+#include "models/upscaler.h"
 #include "pipeline/generator.h"
 
 namespace zflow::server {
@@ -81,7 +81,7 @@ class ModelRegistry {
   const std::vector<LoraEntry>& upscalers() const { return upscalers_; }
   bool has_upscaler(const std::string& name) const;
   // Throws Error for an unknown name or a file that fails to load.
-  std::shared_ptr<const models::Esrgan> acquire_upscaler(const std::string& name);
+  std::shared_ptr<const models::Upscaler> acquire_upscaler(const std::string& name);
 
   // The named model with `loras` merged in, in that order (none: the model as it is), and the
   // named ControlNet ("": none), loading it first if needed (which may evict others that no job
@@ -111,7 +111,7 @@ class ModelRegistry {
   std::vector<LoraEntry> upscalers_;
   Device upscaler_device_ = Device::CPU;
   mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const models::Esrgan>> loaded_upscalers_;
+  std::map<std::string, std::shared_ptr<const models::Upscaler>> loaded_upscalers_;
   std::list<Loaded> loaded_;  // most recently used first
   std::string default_;
 };

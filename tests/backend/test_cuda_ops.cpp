@@ -45,6 +45,8 @@ TEST(CudaOps, Elementwise) {
   compare_with_cpu("add_scalar", {{a}}, [](const Args& x) { return ops::add_scalar(x[0], 0.3f); });
   compare_with_cpu("clamp", {{a}}, [](const Args& x) { return ops::clamp(x[0], -1.0f, 2.0f); });
   compare_with_cpu("leaky_relu", {{a}}, [](const Args& x) { return ops::leaky_relu(x[0], 0.2f); });
+  compare_with_cpu("prelu", {{a}, weight(random_tensor({77}, 3, -0.5f, 0.5f).to(DType::BF16))},
+                   [](const Args& x) { return ops::prelu(x[0], x[1]); });
   // A contiguous slice starting 77 * 129 elements in (not a multiple of 16 bytes in either
   // dtype) takes the unaligned path; a strided view is made contiguous first.
   compare_with_cpu("silu on an unaligned slice", {{a}},

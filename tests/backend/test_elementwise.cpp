@@ -1,10 +1,14 @@
 // Elementwise ops, pad2d and nearest upsampling against their definitions. The
 // data-movement ops must be exact; the transcendental ones are held to 1e-6 relative
 // per element (float32 exp and division round to within a few ulp).
+#include <gmock/gmock.h>
+
+#include <array>
 #include <cmath>
 
 #include "backend/ops.h"
 #include "op_test_util.h"
+#include "test_util.h"
 
 namespace zflow {
 namespace {
@@ -42,6 +46,20 @@ TEST(Elementwise, MatchDefinitions) {
   EXPECT_EQ(elementwise_relative(ops::add_scalar(a, 0.1159f), shifted), 0.0);
   EXPECT_EQ(elementwise_relative(ops::clamp(a, -1.0f, 1.0f), clamped), 0.0);
   EXPECT_EQ(elementwise_relative(ops::leaky_relu(a, 0.2f), leaky), 0.0);
+}
+
+TEST(Elementwise, PreluScalesNegativesByTheirChannelsSlope) {
+  const Tensor x = test::random_tensor({2, 3, 5, 7}, 43, -4.0f, 4.0f);
+  const Tensor slope = Tensor::from_f32({3}, std::array{0.25f, -0.5f, 2.0f}).to(DType::BF16);
+  const auto xv = test::as_double(x);
+  std::vector<double> want(xv.size());
+  for (size_t i = 0; i < xv.size(); ++i) {
+    const float s = std::array{0.25f, -0.5f, 2.0f}[i / 35 % 3];
+    want[i] = xv[i] >= 0.0 ? xv[i] : static_cast<float>(xv[i] * s);
+  }
+  EXPECT_EQ(elementwise_relative(ops::prelu(x, slope), want), 0.0);
+  EXPECT_THAT(test::error_of([&] { ops::prelu(x, Tensor::zeros({4}, DType::F32)); }),
+              testing::HasSubstr("[prelu] slope"));
 }
 
 TEST(Pad2d, PlacesInputAndZeros) {

@@ -34,6 +34,7 @@
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
 #include "models/t5_encoder.h"
+#include "models/upscaler.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
 #include "test_util.h"
@@ -476,7 +477,21 @@ TEST(CudaModels, EsrganMatchesSpandrel) {
     }
 }
 
-// Random weights made on the device bind and run (what `zflow bench --device cuda` does).
+// Real-ESRGAN Compact: the convs and PReLUs on the GPU, the pixel shuffle and residual on the host.
+TEST(CudaModels, CompactUpscalerMatchesSpandrel) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io =
+      io::SafetensorsFile::open(test::fixture("compact_upscaler/compact_io.safetensors"));
+  for (DType act : {DType::F32, DType::BF16})
+    for (const auto& [name, file] :
+         {std::pair{"x4", "compact_x4_params.pth"}, {"x2", "compact_x2.safetensors"}}) {
+      const auto model = load_upscaler(test::fixture(std::string("compact_upscaler/") + file),
+                                       Placement::cuda(act));
+      expect_close(model->upscale(io.tensor("image")), io.tensor(std::string(name) + "_output"),
+                   act, std::string("compact ") + name);
+    }
+}
+
 // FLUX.2's autoencoder: the KL network on the GPU, the patchify and BatchNorm on the host.
 TEST(CudaModels, Flux2AutoencoderMatchesPipeline) {
   ZF_REQUIRE_GPU();

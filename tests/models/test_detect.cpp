@@ -63,10 +63,19 @@ TEST(Detect, EsrganUpscalers) {
     const DetectedComponent c = detect(std::string("esrgan/esrgan_") + file + ".safetensors");
     EXPECT_EQ(c.architecture, "esrgan upscaler");
     EXPECT_EQ(c.layout, layout);
-    EXPECT_EQ(c.config, "4x, 1 RRDB block, 8 features, growth 32");
+    EXPECT_EQ(c.config, "4x ESRGAN, 1 RRDB block, 8 features, growth 32");
   }
   EXPECT_EQ(detect("esrgan/esrgan_x2_basicsr.safetensors").config,
-            "2x (unshuffle 2), 2 RRDB blocks, 8 features, growth 32");
+            "2x ESRGAN (unshuffle 2), 2 RRDB blocks, 8 features, growth 32");
+}
+
+// Real-ESRGAN's compact upscaler, nested under `params` in a .pth as released, or bare.
+TEST(Detect, CompactUpscalers) {
+  const DetectedComponent pth = detect("compact_upscaler/compact_x4_params.pth");
+  EXPECT_EQ(pth.architecture, "real-esrgan compact upscaler");
+  EXPECT_EQ(pth.config, "4x Compact, 2 convs, 8 features");
+  EXPECT_EQ(detect("compact_upscaler/compact_x2.safetensors").config,
+            "2x Compact, 1 conv, 8 features");
 }
 
 // Z-Image Omni's transformer and SigLIP 2 tower (a linear patch embedding, not SigLIP's conv).

@@ -389,7 +389,7 @@ TEST_F(GenerateCommand, UpscaleModelUpscalesTheFinishedPicture) {
   const io::Image final = io::read_image(test::fixture("hires_fix/hires_fix_turbo_2x_final_0.png"));
   const io::Image got = io::read_image(out_ / "big.png");
   ASSERT_EQ(got.width, 128);
-  EXPECT_GE(test::psnr(got, pipeline::upscale_image(models::load_esrgan(esrgan), final)), 40.0);
+  EXPECT_GE(test::psnr(got, pipeline::upscale_image(*models::load_upscaler(esrgan), final)), 40.0);
   const auto text = png_text(out_ / "big.png");
   EXPECT_THAT(
       text.at("parameters"),
@@ -427,7 +427,21 @@ TEST_F(GenerateCommand, UpscaleCommandMatchesSpandrel) {
       run_zflow("upscale -i " + (dir / "esrgan_picture.png").string() + " --upscale-model " +
                 test::fixture("lora/flux_lora_bfl.safetensors").string());
   EXPECT_NE(wrong.status, 0);
-  EXPECT_THAT(wrong.output, ::testing::HasSubstr("not an ESRGAN (RRDBNet) upscaler"));
+  EXPECT_THAT(wrong.output, ::testing::HasSubstr("not an upscaler zflow runs"));
+}
+
+// The same with Real-ESRGAN's compact network, as it is published (a .pth nesting `params`).
+TEST_F(GenerateCommand, UpscaleCommandRunsCompactPth) {
+  const fs::path dir = test::fixture("compact_upscaler");
+  const CommandResult r =
+      run_zflow("upscale -i " + (dir / "compact_picture.png").string() + " --upscale-model " +
+                (dir / "compact_x4_params.pth").string() + " -o " + (out_ / "up.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GE(
+      test::psnr(io::read_image(out_ / "up.png"), io::read_image(dir / "compact_x4_picture.png")),
+      40.0);
+  EXPECT_EQ(png_text(out_ / "up.png").at("postprocessing"),
+            "Postprocess upscale by: 4, Postprocess upscaler: compact_x4_params");
 }
 
 // --lora reaches the transformer: a LoRA whose update is zero leaves the golden image as it is,

@@ -55,8 +55,7 @@ GenerationRequest request_for(const nlohmann::json& c) {
   if (upscaler == "nearest" || upscaler == "lanczos") {
     h.upscaler = upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
   } else {
-    h.upscale_model =
-        std::make_shared<models::Esrgan>(models::load_esrgan(test::fixture(upscaler)));
+    h.upscale_model = models::load_upscaler(test::fixture(upscaler));
     h.upscale_model_name = "tiny-esrgan";
   }
   r.hires = h;

@@ -8,6 +8,7 @@
 
 #include "io/image_resize.h"
 #include "io/safetensors.h"
+#include "models/esrgan.h"
 #include "pipeline/upscale.h"
 #include "test_util.h"
 

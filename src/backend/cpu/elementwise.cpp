@@ -93,4 +93,24 @@ Tensor leaky_relu(const Tensor& x, float negative_slope) {
   return map(x, [negative_slope](float v) { return v >= 0.0f ? v : v * negative_slope; });
 }
 
+Tensor prelu(const Tensor& x, const Tensor& slope) {
+  Tensor y = Tensor::empty(x.shape(), DType::F32);
+  if (y.numel() == 0) return y;
+  const std::vector<float> a = widen(slope);
+  const int64_t channels = x.size(1), plane = x.numel() / (x.size(0) * channels);
+  const float* in = x.data<float>();
+  float* out = y.data<float>();
+  parallel_for(
+      x.size(0) * channels,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p) {
+          const float s = a[static_cast<size_t>(p % channels)];
+          for (int64_t i = p * plane; i < (p + 1) * plane; ++i)
+            out[i] = in[i] >= 0.0f ? in[i] : in[i] * s;
+        }
+      },
+      std::max<int64_t>(1, kGrain / plane));
+  return y;
+}
+
 }  // namespace zflow::cpu

@@ -104,7 +104,27 @@ cudaError_t map(Act t, const void* a, const void* b, void* y, int64_t n, Op op,
   });
 }
 
+template <typename T>
+__global__ void prelu_kernel(const T* __restrict__ x, WeightRef slope, T* __restrict__ y, int64_t n,
+                             int64_t channels, int64_t plane) {
+  ZF_GRID_STRIDE(i, n) {
+    const float v = to_float(x[i]);
+    y[i] = from_float<T>(v >= 0.0f ? v : v * load(slope, i / plane % channels));
+  }
+}
+
 }  // namespace
+
+cudaError_t launch_prelu(Act t, const void* x, WeightRef slope, void* y, int64_t n,
+                         int64_t channels, int64_t plane, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  return with_act(t, [&](auto zero) {
+    using T = decltype(zero);
+    prelu_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+        static_cast<const T*>(x), slope, static_cast<T*>(y), n, channels, plane);
+    return cudaGetLastError();
+  });
+}
 
 cudaError_t launch_map(MapOp op, Act t, const void* a, const void* b, void* y, int64_t n, float p0,
                        float p1, cudaStream_t stream) {

@@ -50,6 +50,7 @@ Tensor binary(const Tensor& a, const Tensor& b, Binary op);
 Tensor affine_scalar(const Tensor& x, float mul, float add);  // x * mul + add
 Tensor clamp(const Tensor& x, float lo, float hi);
 Tensor leaky_relu(const Tensor& x, float negative_slope);
+Tensor prelu(const Tensor& x, const Tensor& slope);  // slope [C], any float dtype
 
 Tensor add_gated(const Tensor& x, const Tensor& gate, const Tensor& r);
 // Parts already checked (one dtype, dims agreeing outside `dim`) and contiguous on the GPU.

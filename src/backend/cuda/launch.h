@@ -58,6 +58,9 @@ enum class MapOp : int {
 };
 cudaError_t launch_map(MapOp op, Act t, const void* a, const void* b, void* y, int64_t n, float p0,
                        float p1, cudaStream_t stream);
+// y = x >= 0 ? x : x * slope[c] over n elements of x[B, C, plane].
+cudaError_t launch_prelu(Act t, const void* x, WeightRef slope, void* y, int64_t n,
+                         int64_t channels, int64_t plane, cudaStream_t stream);
 
 // ---- rows over the last dim (norms.cu) ----------------------------------------------------
 enum class RowOp : int { Softmax, RmsNorm, LayerNorm };

@@ -111,6 +111,16 @@ Tensor leaky_relu(const Tensor& x, float negative_slope) {
   return map(x, nullptr, MapOp::LeakyRelu, negative_slope);
 }
 
+Tensor prelu(const Tensor& x, const Tensor& slope) {
+  Tensor y = like(x);
+  const int64_t channels = x.size(1);
+  if (y.numel() == 0) return y;
+  check_launch(launch_prelu(act_of(x), x.raw(), weight_ref(slope), y.raw(), x.numel(), channels,
+                            x.numel() / (x.size(0) * channels), context().stream),
+               "prelu_kernel");
+  return y;
+}
+
 Tensor softmax(const Tensor& x) {
   return rows(x, RowOp::Softmax, {}, {}, 0.0f, {}, "softmax_kernel");
 }

@@ -1,0 +1,47 @@
+// Picture upscaling networks, as ComfyUI's "Load Upscale Model" (spandrel) and A1111's upscalers
+// load them: one interface over the architectures zflow runs, and the loader that tells them
+// apart by their weights' names.
+//   ESRGAN (RRDBNet: ESRGAN, Real-ESRGAN x4plus / x2plus, BSRGAN, 4x-UltraSharp, ...)
+//   models/esrgan.h Real-ESRGAN Compact (SRVGGNetCompact: realesr-general-x4v3,
+//   realesr-animevideov3) models/srvgg_compact.h
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/tensor.h"
+#include "io/weight_store.h"
+#include "models/placement.h"
+
+namespace zflow::models {
+
+class Upscaler {
+ public:
+  virtual ~Upscaler() = default;
+
+  virtual std::string summary() const = 0;  // "4x ESRGAN, 23 RRDB blocks, ..."
+  virtual int scale() const = 0;            // how many times larger the output is
+  virtual int64_t in_channels() const = 0;
+  virtual int64_t out_channels() const = 0;
+  // Floating-point operations (2 x multiply-adds) of one run on a height x width picture.
+  virtual double flops(int64_t height, int64_t width) const = 0;
+
+  // The upscaled pictures [B, out, H * scale, W * scale] for image [B, in, H, W] (RGB in [0, 1],
+  // float32 on the CPU), float32 on the CPU and not clamped.
+  virtual Tensor upscale(const Tensor& image) const = 0;
+};
+
+enum class UpscalerArchitecture { Esrgan, Compact };
+
+// Which architecture the weights are (BasicSR's `params_ema` / `params` nesting already removed),
+// as spandrel tells them apart; nullopt when they are neither.
+std::optional<UpscalerArchitecture> detect_upscaler(const io::WeightStore& weights);
+
+// The network in a file (safetensors, PyTorch checkpoint or GGUF) of either architecture, its
+// parameters put where `placement` says. A file that is neither is an error naming it.
+std::unique_ptr<Upscaler> load_upscaler(const std::filesystem::path& path,
+                                        const Placement& placement = {});
+
+}  // namespace zflow::models
