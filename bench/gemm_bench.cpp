@@ -39,16 +39,18 @@ struct BenchShape {
 
 // Z-Image DiT at 512 x 512: 1024 image tokens + 32 caption tokens, hidden 3840, FFN 10240,
 // Linear weights stored N x K in bf16; a short caption alone (128 tokens) packs B for few
-// rows. VAE decoder: a 3x3 conv at 512 channels on a 256x256
-// map as an im2col GEMM (weights 512 x 4608), and its last conv, 128 channels to RGB (a
-// degenerate N = 3). Attention per head: head_dim 128.
+// rows. Convolutions (backend/cpu/conv2d.cpp: out[Cout, pixels] = w @ col, the columns
+// in bf16 for a bf16 weight): the VAE decoder's 3x3 conv at 512 channels on a 128x128 map
+// (weights 512 x 4608) and its last conv, 128 channels to RGB (a degenerate M = 3); a 3x3 conv
+// at 64 channels (Real-ESRGAN Compact, 128x128). Attention per head: head_dim 128.
 const BenchShape kShapes[] = {
     {"dit_qkv_proj", 1056, 3840, 3840, true, DType::BF16},
     {"dit_ffn_up", 1056, 10240, 3840, true, DType::BF16},
     {"dit_ffn_down", 1056, 3840, 10240, true, DType::BF16},
     {"text_128_tokens", 128, 3840, 3840, true, DType::BF16},
-    {"vae_conv3x3_512", 65536, 512, 4608, true, DType::F32},
-    {"vae_conv_out", 65536, 3, 1152, true, DType::F32},
+    {"vae_conv3x3_512", 512, 16384, 4608, false, DType::BF16},
+    {"vae_conv_out", 3, 65536, 1152, false, DType::BF16},
+    {"conv3x3_64", 64, 16384, 576, false, DType::BF16},
     {"attn_scores", 1024, 1024, 128, true, DType::F32},
     {"attn_values", 1024, 128, 1024, false, DType::F32},
     {"dit_qkv_f16", 1056, 3840, 3840, true, DType::F16},

@@ -3,9 +3,15 @@
 // Tolerance 2e-6 of the output scale for float32 and for 16-bit weights (the reference
 // uses the same widened 16-bit values, so only float32 accumulation order differs; sums
 // of a few hundred products lose ~1e-7 relative).
+#include <cmath>
+#include <limits>
+
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_kernels.h"
 #include "backend/ops.h"
 #include "core/error.h"
 #include "op_test_util.h"
+#include "test_util.h"
 
 namespace zflow {
 namespace {
@@ -74,10 +80,46 @@ TEST(Conv2d, ChunkedOutputRowsMatch) {
              7);
 }
 
-// The 1x1 path reads x transposed in place; 1024 x 1100 pixels x 8 outputs fill more
-// than the 32 MB result scratch, so it too works in two chunks.
+// 1024 x 1100 pixels of a 1x1 conv: 8.8 MB of columns per input channel, so four channels
+// overflow the 32 MB scratch and the pointwise conv too works in chunks.
 TEST(Conv2d, ChunkedPointwiseMatches) {
-  check_conv({{1, 2, 1024, 1100}, {8, 2, 1, 1}, 1, {}, true}, DType::F32, 9);
+  check_conv({{1, 4, 1024, 1100}, {8, 4, 1, 1}, 1, {}, true}, DType::F32, 9);
+}
+
+// Under MatmulPrecision::Bfloat16, on a processor with the bfloat16-pair kernel, a bf16 weight's
+// columns are written in bfloat16, rounded as gemm rounds a Linear's activations: against the
+// definition on x rounded to bfloat16 (products of two bfloat16 values are exact in float32)
+// only float32 summation order remains, so the float32 tolerance holds. Elsewhere the columns
+// stay float32 and x is compared as it is. A NaN in x reaches the outputs that read it.
+TEST(Conv2d, Bfloat16ColumnsRoundOnlyTheInput) {
+  const test::ScopedMatmulPrecision bf16(cpu::MatmulPrecision::Bfloat16);
+  const bool pairs = cpu::gemm_default_isa(DType::BF16) == cpu::GemmIsa::Avx512Bf16;
+  const std::vector<ConvCase> cases = {
+      {{2, 17, 9, 13}, {33, 17, 3, 3}, 1, ops::Padding2d::uniform(1), true},
+      {{1, 5, 10, 7}, {3, 5, 3, 3}, 2, {0, 1, 0, 1}, true},
+      {{1, 6, 9, 13}, {4, 6, 1, 1}, 1, {}, false},
+      {{1, 64, 130, 130}, {5, 64, 3, 3}, 1, ops::Padding2d::uniform(1), true},  // two chunks
+  };
+  uint32_t seed = 101;
+  for (const ConvCase& cc : cases) {
+    const Tensor x = test::random_tensor(cc.x, seed++, -3.0f, 3.0f);
+    const Tensor w = test::random_tensor(cc.w, seed++).to(DType::BF16);
+    const Tensor b = cc.bias ? test::random_tensor({cc.w[0]}, seed++) : Tensor{};
+    const Tensor seen = pairs ? x.to(DType::BF16).to(DType::F32) : x;
+    EXPECT_LE(test::relative_error(ops::conv2d(x, w, b, cc.stride, cc.pad),
+                                   conv_reference(seen, w, b, cc.stride, cc.pad)),
+              2e-6)
+        << "x " << shape_str(cc.x) << " w " << shape_str(cc.w) << " pairs " << pairs;
+  }
+  Tensor x = test::random_tensor({1, 2, 5, 5}, 7);
+  x.data<float>()[12] = std::numeric_limits<float>::quiet_NaN();  // channel 0, pixel (2, 2)
+  const std::vector<float> y =
+      ops::conv2d(x, test::random_tensor({1, 2, 3, 3}, 8).to(DType::BF16), {}, 1, 1)
+          .to_f32_vector();
+  for (int64_t r = 0; r < 5; ++r)
+    for (int64_t c = 0; c < 5; ++c)
+      EXPECT_EQ(std::isnan(y[r * 5 + c]), std::abs(r - 2) <= 1 && std::abs(c - 2) <= 1)
+          << r << " " << c;
 }
 
 TEST(Conv2d, RejectsMismatchedChannelsAndCudaTensors) {

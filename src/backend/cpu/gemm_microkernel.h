@@ -334,10 +334,14 @@ void pack_bf16_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, int6
       for (int64_t p = 0; p < whole; ++p) put(p, c, row[2 * p], row[2 * p + 1]);
       if (ks > whole) put(whole, c, row[2 * whole], 0);
     }
-  } else {  // B is K x N: a pair joins two rows
+  } else {  // B is K x N (a convolution's columns): a pair joins two rows
     for (int64_t p = 0; p < ks; ++p) {
       const uint16_t* lo = b + (p0 + 2 * p) * g.ldb + j;
       const uint16_t* hi = 2 * p + 1 < kc ? lo + g.ldb : nullptr;
+      if (hi != nullptr && cols == NR) {  // a full width of known size: vectorised
+        for (int64_t c = 0; c < NR; ++c) put(p, c, lo[c], hi[c]);
+        continue;
+      }
       for (int64_t c = 0; c < cols; ++c) put(p, c, lo[c], hi != nullptr ? hi[c] : 0);
     }
   }
