@@ -30,6 +30,7 @@
 #include "models/flux_controlnet.h"
 #include "models/flux_dit.h"
 #include "models/qwen3.h"
+#include "models/span.h"
 #include "models/srvgg_compact.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
@@ -220,10 +221,17 @@ struct UpscaleOptions : Common {
   std::string architecture = "esrgan";  // with random weights: esrgan or compact
 };
 
-// The release architecture with random weights: RealESRGAN_x4plus's RRDBNet or
-// realesr-general-x4v3's Compact network.
+// The release architecture with random weights: RealESRGAN_x4plus's RRDBNet, realesr-general-x4v3's
+// Compact network or a 48-feature 4x SPAN.
 std::unique_ptr<models::Upscaler> random_upscaler(const UpscaleOptions& o,
                                                   const models::Placement& at) {
+  if (o.architecture == "span") {
+    const models::SpanConfig release;
+    return std::make_unique<models::Span>(
+        release,
+        models::random_weights(models::span_parameters(release), weight_dtype(o), 1, at.device),
+        at);
+  }
   if (o.architecture == "compact") {
     const models::CompactConfig release;
     return std::make_unique<models::SrvggCompact>(
@@ -686,11 +694,12 @@ Run add_bench_command(CLI::App& app) {
       "an upscaler (RealESRGAN_x4plus's or realesr-general-x4v3's architecture, or a "
       "file) on one picture, tiled");
   auto uo = std::make_shared<UpscaleOptions>();
-  add_common_options(up, *uo, "--upscale-model", "an upscaler model file (ESRGAN or Compact)");
+  add_common_options(up, *uo, "--upscale-model",
+                     "an upscaler model file (ESRGAN, Compact or SPAN)");
   up->add_option("--architecture", uo->architecture,
-                 "with --random-weights: esrgan (RealESRGAN_x4plus) or compact "
-                 "(realesr-general-x4v3)")
-      ->check(CLI::IsMember({"esrgan", "compact"}))
+                 "with --random-weights: esrgan (RealESRGAN_x4plus), compact "
+                 "(realesr-general-x4v3) or span (4x-ClearRealityV1's 48 features)")
+      ->check(CLI::IsMember({"esrgan", "compact", "span"}))
       ->capture_default_str();
   up->add_option("-W,--width", uo->width, "input width in pixels")->capture_default_str();
   up->add_option("-H,--height", uo->height, "input height in pixels")->capture_default_str();

@@ -97,7 +97,7 @@ Device resolve_device(const std::string& device) {
 std::shared_ptr<const models::Upscaler> load_upscale_model(const std::string& path,
                                                            const std::string& flag, Device device) {
   ZF_CHECK(std::filesystem::is_regular_file(path),
-           "[upscale] {} {}: no such file (expected an ESRGAN or Real-ESRGAN Compact model: "
+           "[upscale] {} {}: no such file (expected an ESRGAN, Real-ESRGAN Compact or SPAN model: "
            "RealESRGAN_x4plus, 4x-UltraSharp, realesr-general-x4v3, ...: safetensors or .pth)",
            flag, path);
   return models::load_upscaler(path, models::Placement::on(device));

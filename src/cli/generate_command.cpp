@@ -429,14 +429,14 @@ Run add_generate_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--hires-upscaler", o->hires_upscaler,
                   "hires fix: how the picture is upscaled: lanczos, nearest, or an upscaler model "
-                  "file (ESRGAN or Real-ESRGAN Compact: RealESRGAN_x4plus, 4x-UltraSharp, "
+                  "file (ESRGAN, Real-ESRGAN Compact or SPAN: RealESRGAN_x4plus, 4x-UltraSharp, "
                   "realesr-general-x4v3, ...: run until the hires size is "
                   "covered, then Lanczos to it)")
       ->capture_default_str();
   cmd->add_option(
          "--upscale-model", o->upscale_model,
          "upscale every finished picture with this upscaler model file (safetensors or .pth: "
-         "ESRGAN, Real-ESRGAN, BSRGAN, Real-ESRGAN Compact), in 512-pixel tiles")
+         "ESRGAN, Real-ESRGAN, BSRGAN, Real-ESRGAN Compact, SPAN), in 512-pixel tiles")
       ->check(CLI::ExistingFile);
   cmd->add_option("--upscale-repeats", o->upscale_repeats,
                   "how many times --upscale-model runs on each picture")

@@ -24,8 +24,9 @@ struct ServeOptions {
   std::string models_folder;
   std::string lora_folder;        // --lora-dir: the LoRAs requests may name
   std::string controlnet_folder;  // --controlnet-dir: the Z-Image ControlNets requests may name
-  std::string upscaler_folder;    // --upscaler-dir: the ESRGAN upscalers requests may name
-  ComponentFlags components;      // one model given by its files
+  std::string
+      upscaler_folder;  // --upscaler-dir: the upscalers (ESRGAN, Compact, SPAN) requests may name
+  ComponentFlags components;  // one model given by its files
   server::ServerOptions server;
   double memory_budget_gb = 0;
   std::optional<int> join_images;  // --join-jobs; unset: by device
@@ -116,10 +117,10 @@ Run add_serve_command(CLI::App& app) {
                   "(\"controlnet\": NAME with a \"control_image\", or A1111's "
                   "alwayson_scripts.controlnet); a model with a ControlNet is loaded as a model "
                   "of its own");
-  cmd->add_option(
-      "--upscaler-dir", o->upscaler_folder,
-      "a folder of ESRGAN upscaler files (.safetensors or .pth) requests may name (A1111's "
-      "hr_upscaler and extras upscaler_1, the jobs' hires_upscaler)");
+  cmd->add_option("--upscaler-dir", o->upscaler_folder,
+                  "a folder of upscaler files (ESRGAN, Real-ESRGAN Compact, SPAN; .safetensors or "
+                  ".pth) requests may name (A1111's "
+                  "hr_upscaler and extras upscaler_1, the jobs' hires_upscaler)");
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key,

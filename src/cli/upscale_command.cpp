@@ -1,4 +1,4 @@
-// `zflow upscale`: pictures made larger by an ESRGAN model (RealESRGAN_x4plus, 4x-UltraSharp, ...),
+// `zflow upscale`: pictures made larger by an upscaler model (ESRGAN, Real-ESRGAN Compact, SPAN),
 // in overlapping tiles as ComfyUI's "Upscale Image (using Model)" runs it: A1111's extras tab and
 // stable-diffusion.cpp's upscale mode. A PNG keeps its text chunks (how it was made) and gains
 // A1111's `postprocessing` one.
@@ -93,7 +93,7 @@ int run_upscale(const UpscaleOptions& o) {
 Run add_upscale_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("upscale",
                                  "make pictures larger with an upscaler model (ESRGAN, "
-                                 "Real-ESRGAN, 4x-UltraSharp, Compact, ...)");
+                                 "Real-ESRGAN, 4x-UltraSharp, Compact, SPAN, ...)");
   auto o = std::make_shared<UpscaleOptions>();
   cmd->add_option("-i,--input", o->inputs, "a picture (PNG, JPEG or WebP); repeatable")
       ->required()
@@ -101,7 +101,7 @@ Run add_upscale_command(CLI::App& app) {
   cmd->add_option(
          "--upscale-model", o->model,
          "the upscaler model file (safetensors, .pth or GGUF: ESRGAN, Real-ESRGAN and BSRGAN "
-         "layouts, Real-ESRGAN Compact; 1x, 2x, 4x or 8x)")
+         "layouts, Real-ESRGAN Compact, SPAN; 1x, 2x, 4x or 8x)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", o->output,

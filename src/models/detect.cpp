@@ -19,6 +19,7 @@
 #include "models/qwen3.h"
 #include "models/siglip2_vision.h"
 #include "models/siglip_vision.h"
+#include "models/span.h"
 #include "models/srvgg_compact.h"
 #include "models/t5_encoder.h"
 #include "models/upscaler.h"
@@ -270,6 +271,14 @@ std::optional<DetectedComponent> detect_esrgan(const io::WeightStore& weights,
       EsrganConfig::infer_from_weights(io::esrgan_to_basicsr(weights)).summary()};
 }
 
+// A SPAN upscaler.
+std::optional<DetectedComponent> detect_span_upscaler(const io::WeightStore& weights,
+                                                      const std::optional<fs::path>&) {
+  if (detect_upscaler(weights) != UpscalerArchitecture::Span) return std::nullopt;
+  return DetectedComponent{"span upscaler", with_gguf(weights, "SPAN"),
+                           SpanConfig::infer_from_weights(weights).summary()};
+}
+
 // Real-ESRGAN's compact upscaler (SRVGGNetCompact), as Real-ESRGAN saves it or without `params`.
 std::optional<DetectedComponent> detect_compact_upscaler(const io::WeightStore& weights,
                                                          const std::optional<fs::path>&) {
@@ -295,9 +304,10 @@ std::optional<DetectedComponent> detect_lora(const io::WeightStore& weights,
 
 std::optional<DetectedComponent> detect_component(const io::WeightStore& weights,
                                                   const std::optional<fs::path>& config_json) {
-  for (auto detect : {detect_zimage, detect_zimage_controlnet, detect_flux_controlnet, detect_flux,
-                      detect_clip_text, detect_t5, detect_siglip, detect_redux, detect_qwen3,
-                      detect_autoencoder, detect_esrgan, detect_compact_upscaler, detect_lora}) {
+  for (auto detect :
+       {detect_zimage, detect_zimage_controlnet, detect_flux_controlnet, detect_flux,
+        detect_clip_text, detect_t5, detect_siglip, detect_redux, detect_qwen3, detect_autoencoder,
+        detect_esrgan, detect_compact_upscaler, detect_span_upscaler, detect_lora}) {
     if (auto found = detect(weights, config_json)) return found;
   }
   return std::nullopt;

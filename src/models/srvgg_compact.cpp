@@ -27,20 +27,15 @@ std::vector<SrvggCompact::Layer> bind_all(ParameterBinder& bind, const CompactCo
   return layers;
 }
 
-// torch.pixel_shuffle(y, s) + F.interpolate(x, scale_factor=s, mode="nearest") on the CPU.
+// pixel_shuffle(y, s) + F.interpolate(x, scale_factor=s, mode="nearest") on the CPU.
 Tensor shuffled_plus_nearest(const Tensor& y, const Tensor& x, int s) {
+  Tensor out = pixel_shuffle(y, s);
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  Tensor out = Tensor::empty({b, c, h * s, w * s}, DType::F32);
-  const float* src = y.data<float>();
   const float* base = x.data<float>();
   float* dst = out.data<float>();
-  for (int64_t n = 0; n < b; ++n)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t r = 0; r < h * s; ++r)
-        for (int64_t q = 0; q < w * s; ++q) {
-          const int64_t from = ((n * c + ch) * s * s + (r % s) * s + q % s) * h * w;
-          *dst++ = src[from + (r / s) * w + q / s] + base[((n * c + ch) * h + r / s) * w + q / s];
-        }
+  for (int64_t n = 0; n < b * c; ++n)
+    for (int64_t r = 0; r < h * s; ++r)
+      for (int64_t q = 0; q < w * s; ++q) *dst++ += base[(n * h + r / s) * w + q / s];
   return out;
 }
 
@@ -72,24 +67,13 @@ CompactConfig CompactConfig::infer_from_weights(const io::WeightStore& weights) 
   c.in_channels = first.size(1);
   c.features = first.size(0);
   c.convs = (highest - 2) / 2;
-  // spandrel's get_scale_and_output_channels: out * s² with out the input's channels if that
-  // divides into a square, else 3, 4 or 1.
-  const int64_t shuffled = last.size(0);
-  bool found = false;
-  for (int64_t out : {c.in_channels, int64_t{3}, int64_t{4}, int64_t{1}}) {
-    if (shuffled % out != 0) continue;
-    int64_t s = 1;
-    while (s * s < shuffled / out) ++s;
-    if (s * s != shuffled / out || s > 8) continue;
-    c.out_channels = out;
-    c.scale = static_cast<int>(s);
-    found = true;
-    break;
-  }
-  ZF_CHECK(found,
+  const auto split = split_shuffled_channels(last.size(0), c.in_channels);
+  ZF_CHECK(split.has_value(),
            "[compact] {}: the last conv's {} outputs are no output channel count times a square "
            "scale up to 8",
-           source, shuffled);
+           source, last.size(0));
+  c.out_channels = split->channels;
+  c.scale = split->scale;
   // The network adds its input to its output, so both have one channel count.
   ZF_CHECK(c.out_channels == c.in_channels,
            "[compact] {}: {} input channels cannot be added to {} output channels", source,

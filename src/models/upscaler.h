@@ -1,9 +1,11 @@
 // Picture upscaling networks, as ComfyUI's "Load Upscale Model" (spandrel) and A1111's upscalers
 // load them: one interface over the architectures zflow runs, and the loader that tells them
 // apart by their weights' names.
-//   ESRGAN (RRDBNet: ESRGAN, Real-ESRGAN x4plus / x2plus, BSRGAN, 4x-UltraSharp, ...)
-//   models/esrgan.h Real-ESRGAN Compact (SRVGGNetCompact: realesr-general-x4v3,
-//   realesr-animevideov3) models/srvgg_compact.h
+//   - ESRGAN's RRDBNet (ESRGAN, Real-ESRGAN x4plus / x2plus, BSRGAN, 4x-UltraSharp, ...):
+//     models/esrgan.h
+//   - Real-ESRGAN Compact (SRVGGNetCompact: realesr-general-x4v3, realesr-animevideov3):
+//     models/srvgg_compact.h
+//   - SPAN (4x-ClearRealityV1, the Nomos SPAN models, ...): models/span.h
 #pragma once
 
 #include <filesystem>
@@ -33,7 +35,21 @@ class Upscaler {
   virtual Tensor upscale(const Tensor& image) const = 0;
 };
 
-enum class UpscalerArchitecture { Esrgan, Compact };
+// torch.pixel_shuffle on the CPU: channel c * s² + i * s + j of cell (y, x) of y[B, C s², H, W]
+// (float32) becomes pixel (y * s + i, x * s + j) of channel c, [B, C, H s, W s]. The last step
+// of the upscalers that upsample by sub-pixel convolution.
+Tensor pixel_shuffle(const Tensor& y, int s);
+
+// The output channels and scale of a pixel-shuffle upsampler from its conv's `shuffled` outputs,
+// as spandrel's get_scale_and_output_channels guesses them: channels * scale² with channels the
+// input's if that leaves a square, else 3, 4 or 1; nullopt when none does (or the scale is over 8).
+struct ShuffledChannels {
+  int64_t channels;
+  int scale;
+};
+std::optional<ShuffledChannels> split_shuffled_channels(int64_t shuffled, int64_t in_channels);
+
+enum class UpscalerArchitecture { Esrgan, Compact, Span };
 
 // Which architecture the weights are (BasicSR's `params_ema` / `params` nesting already removed),
 // as spandrel tells them apart; nullopt when they are neither.

@@ -62,7 +62,7 @@ struct HiresFix {
   std::optional<int> steps;   // the second pass's schedule (default: the first's)
   double strength = 0.6;      // how much of it the second pass repaints (img2img's default)
   io::ResampleFilter upscaler = io::ResampleFilter::Lanczos;  // Lanczos or Nearest
-  // Or an ESRGAN model (A1111's "R-ESRGAN 4x+", "4x-UltraSharp", ...): passes of it until the
+  // Or an upscaler model (A1111's "R-ESRGAN 4x+", "4x-UltraSharp", ...): passes of it until the
   // hires size is covered, then Lanczos (pipeline/upscale.h); its name goes in the infotext.
   std::shared_ptr<const models::Upscaler> upscale_model;
   std::string upscale_model_name;

@@ -1,4 +1,5 @@
-// Upscaling pictures with an ESRGAN model (models/upscaler.h) the way the tools users know run it:
+// Upscaling pictures with an upscaler model (models/upscaler.h) the way the tools users know run
+// it:
 //   - ComfyUI's "Upscale Image (using Model)" (comfy.utils.tiled_scale): the picture is cut into
 //     tiles of 512 pixels starting every 512 - 32, the last ones shorter; each tile's output is
 //     weighted by a mask that ramps from 1/(32 s) to 1 over the 32 s pixels at every edge (s the

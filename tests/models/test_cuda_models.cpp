@@ -477,18 +477,24 @@ TEST(CudaModels, EsrganMatchesSpandrel) {
     }
 }
 
-// Real-ESRGAN Compact: the convs and PReLUs on the GPU, the pixel shuffle and residual on the host.
-TEST(CudaModels, CompactUpscalerMatchesSpandrel) {
+// Real-ESRGAN Compact and SPAN: their convs and activations on the GPU, the pixel shuffle (and
+// Compact's residual, SPAN's input norm) on the host.
+TEST(CudaModels, CompactAndSpanUpscalersMatchSpandrel) {
   ZF_REQUIRE_GPU();
-  const io::SafetensorsFile io =
-      io::SafetensorsFile::open(test::fixture("compact_upscaler/compact_io.safetensors"));
+  struct Case {
+    const char *io, *file, *output;
+  };
   for (DType act : {DType::F32, DType::BF16})
-    for (const auto& [name, file] :
-         {std::pair{"x4", "compact_x4_params.pth"}, {"x2", "compact_x2.safetensors"}}) {
-      const auto model = load_upscaler(test::fixture(std::string("compact_upscaler/") + file),
-                                       Placement::cuda(act));
-      expect_close(model->upscale(io.tensor("image")), io.tensor(std::string(name) + "_output"),
-                   act, std::string("compact ") + name);
+    for (const Case& c : {Case{"compact_upscaler/compact_io",
+                               "compact_upscaler/compact_x4_params.pth", "x4_output"},
+                          Case{"compact_upscaler/compact_io",
+                               "compact_upscaler/compact_x2.safetensors", "x2_output"},
+                          Case{"span/span_io", "span/span_x4.safetensors", "x4_output"},
+                          Case{"span/span_io", "span/span_x2_no_norm.pth", "x2_output"}}) {
+      const io::SafetensorsFile io =
+          io::SafetensorsFile::open(test::fixture(std::string(c.io) + ".safetensors"));
+      const auto model = load_upscaler(test::fixture(c.file), Placement::cuda(act));
+      expect_close(model->upscale(io.tensor("image")), io.tensor(c.output), act, c.file);
     }
 }
 

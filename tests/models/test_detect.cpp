@@ -78,6 +78,12 @@ TEST(Detect, CompactUpscalers) {
             "2x Compact, 1 conv, 8 features");
 }
 
+TEST(Detect, SpanUpscalers) {
+  const DetectedComponent c = detect("span/span_x2_no_norm.pth");
+  EXPECT_EQ(c.architecture, "span upscaler");
+  EXPECT_EQ(c.config, "2x SPAN, 4 features, no input norm");
+}
+
 // Z-Image Omni's transformer and SigLIP 2 tower (a linear patch embedding, not SigLIP's conv).
 TEST(Detect, ZImageOmniParts) {
   EXPECT_EQ(detect("zimage_omni/tiny_omni/transformer").architecture, "z-image omni transformer");

@@ -42,6 +42,19 @@ def fixture_metadata(script: str, seed: int | None = None, **extra) -> dict[str,
     return meta
 
 
+def upscaler_setup(seed: int, out: Path, height: int = 11, width: int = 13):
+    """The start every upscaler golden shares: torch single-threaded and seeded, `out` made, and a random 8-bit RGB
+    picture [1, 3, height, width] (int64 values 0-255) with its float image (/ 255, as ComfyUI passes pictures to
+    upscale models)."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    picture = torch.randint(0, 256, (1, 3, height, width), generator=torch.Generator().manual_seed(seed))
+    return picture, picture.float() / 255
+
+
 def save_case_images(out: Path, prefix: str, case_name: str, images) -> list[str]:
     """Saves a pipeline case's PIL outputs as <prefix>_<case>_<k>.png in `out`, printing each one's size and
     statistics; returns the file names."""

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import FIXTURES, fixture_metadata, save_fixture, with_sorted_header  # noqa: E402
+from common import FIXTURES, fixture_metadata, save_fixture, upscaler_setup, with_sorted_header  # noqa: E402
 
 SEED = 20261207
 OUT = FIXTURES / "esrgan"
@@ -110,11 +110,7 @@ def main() -> None:
     from spandrel import ModelLoader
     from spandrel.architectures.ESRGAN import ESRGAN
 
-    torch.set_num_threads(1)
-    torch.manual_seed(SEED)
-    OUT.mkdir(parents=True, exist_ok=True)
-    picture = torch.randint(0, 256, (1, 3, HEIGHT, WIDTH), generator=torch.Generator().manual_seed(SEED))
-    image = picture.float() / 255
+    picture, image = upscaler_setup(SEED, OUT, HEIGHT, WIDTH)
     io = {"image": image}
     for name, hyper in NETWORKS.items():
         net = ESRGAN(out_nc=3, num_filters=8, **hyper).eval()
