@@ -97,7 +97,9 @@ class HiresFixGenerator final : public ImageGenerator {
     return first;
   }
 
-  // Image k's second pass: img2img from the upscaled picture with seed + k.
+  // Image k's second pass: img2img from the upscaled picture with seed + k. Control images stay:
+  // they steer both passes (A1111's ControlNet extension does the same), each pass fitting them to
+  // its own size.
   static GenerationRequest second_pass(const GenerationRequest& r, io::Image upscaled, int k) {
     GenerationRequest second = first_pass(r);
     second.width = upscaled.width;
@@ -115,7 +117,6 @@ class HiresFixGenerator final : public ImageGenerator {
     ZF_CHECK(!r.init_image && !r.mask,
              "[hires] the hires fix follows text-to-image: no init image or mask (img2img "
              "already works at the size asked for)");
-    ZF_CHECK(r.controls.empty(), "[hires] the hires fix does not take control images yet");
     ZF_CHECK(r.hires->strength > 0.0 && r.hires->strength <= 1.0,
              "[hires] strength must be in (0, 1], got {}", r.hires->strength);
     ZF_CHECK(!r.hires->steps || *r.hires->steps >= 1, "[hires] steps must be at least 1, got {}",

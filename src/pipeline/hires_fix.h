@@ -1,7 +1,8 @@
 // AUTOMATIC1111's hires fix (txt2img with enable_hr; stable-diffusion.cpp's --hires): the picture
 // is made at the request's size, upscaled in pixels with Pillow's Lanczos (or nearest) filter, or
 // by an upscaler model and then Lanczos (pipeline/upscale.h), to the hires size, and repainted
-// there by the model's own img2img (diffusers' *Img2ImgPipeline) with the hires steps and strength.
+// there by the model's own img2img (diffusers' *Img2ImgPipeline) with the hires steps and strength,
+// the same control images steering it when a ControlNet steered the first pass.
 // Image k of a batch is repainted alone with seed + k, as A1111 seeds the images of a batch. Models
 // are trained near 1024², so this is how they make 2048² pictures that hold together.
 #pragma once

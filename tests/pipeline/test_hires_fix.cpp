@@ -7,6 +7,9 @@
 // instead lands far below it (checked).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
+#include "flux_golden.h"
 #include "golden_cases.h"
 #include "image_psnr.h"
 #include "io/image.h"
@@ -146,6 +149,62 @@ TEST(HiresFix, SizesAreA1111sInWholeTokens) {
   h.scale = 0.01;
   EXPECT_NE(test::error_of([&] { hires_size(h, 512, 512); }).find("under one 16-pixel token"),
             std::string::npos);
+}
+
+// With a ControlNet the control image steers both passes: FLUX.1-dev's tiny pipeline with its
+// Union ControlNet against diffusers' FluxControlNetPipeline, Pillow and
+// FluxControlNetImg2ImgPipeline chained (make_hires_fix_controlnet.py), a batch of two. The second
+// pass with the control at strength 0 lands far below the threshold.
+class HiresFixControlNet : public test::FluxTokenizersTest {};
+
+TEST_F(HiresFixControlNet, SecondPassKeepsTheControlAsDiffusersChained) {
+  const fs::path dir = test::fixture("hires_fix_controlnet");
+  const test::GoldenCases flux_cases(dir / "hires_fix_controlnet_cases.json");
+  const nlohmann::json& c = flux_cases.find("union_batch2");
+  const std::unique_ptr<ImageGenerator> g =
+      load_generator({.model_dir = test::flux_tiny_dev(),
+                      .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
+                      .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5"),
+                      .controlnets = {test::fixture("flux_controlnet_pipeline") / "union"}});
+  GenerationRequest r;
+  r.prompt = c["prompt"];
+  r.width = c["width"].get<int>();
+  r.height = c["height"].get<int>();
+  r.steps = c["steps"].get<int>();
+  r.guidance = c["guidance"].get<float>();
+  r.seed = c["seed"].get<uint64_t>();
+  r.batch = c["num_images"].get<int>();
+  r.max_sequence_length = c["max_sequence_length"].get<size_t>();
+  r.normal_math = flux_cases.normal_math();
+  r.controls = {ControlInput{.image = io::read_image(dir / c["control_image"].get<std::string>()),
+                             .scale = c["scale"].get<float>(),
+                             .mode = c["mode"].get<int>()}};
+  HiresFix h;
+  h.width = c["hires_width"].get<int>();
+  h.height = c["hires_height"].get<int>();
+  h.strength = c["hires_strength"].get<double>();
+  r.hires = h;
+  const std::vector<io::Image> images = g->generate(r, {});
+  ASSERT_EQ(images.size(), 2u);
+  for (size_t k = 0; k < images.size(); ++k) {
+    const double psnr =
+        test::psnr(images[k], io::read_image(dir / c["expected"][k].get<std::string>()));
+    std::printf("  image %zu with the control in both passes: PSNR %.1f dB\n", k, psnr);
+    EXPECT_GE(psnr, kMinPsnr) << "image " << k;
+  }
+  // The second pass of image 0 alone, from the reference's upscaled picture, with the control off.
+  GenerationRequest second = r;
+  second.hires.reset();
+  second.batch = 1;
+  second.width = h.width;
+  second.height = h.height;
+  second.init_image = io::read_image(dir / "hires_fix_controlnet_union_batch2_upscaled_0.png");
+  second.strength = h.strength;
+  second.controls[0].scale = 0.0f;
+  const double without = test::psnr(g->generate(second, {}).front(),
+                                    io::read_image(dir / c["expected"][0].get<std::string>()));
+  std::printf("  image 0 without the control in its second pass: PSNR %.1f dB\n", without);
+  EXPECT_LT(without, kMinPsnr);
 }
 
 TEST(HiresFixGolden, RefusalsNameWhatIsWrong) {
