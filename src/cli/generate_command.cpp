@@ -55,6 +55,8 @@ struct GenerateOptions {
   std::optional<int> mask_crop;
   std::optional<float> mask_blur;
   std::optional<uint64_t> seed;
+  std::optional<uint64_t> variation_seed;  // A1111's, used when variation_strength > 0
+  float variation_strength = 0.0f;
   int batch = 1;
   std::string init_image, mask;
   std::string outpaint;  // --outpaint margins
@@ -274,6 +276,9 @@ int run_generate(const GenerateOptions& o) {
   request.vae_tiling = o.vae_tiling;
   // torch seeds its CPU generator with the low 32 bits only, so a random seed is drawn there.
   request.seed = o.seed ? *o.seed : std::random_device{}();
+  if (o.variation_strength > 0.0f)
+    request.variation = pipeline::VariationSeed{
+        o.variation_seed ? *o.variation_seed : std::random_device{}(), o.variation_strength};
   if (!o.init_image.empty()) request.init_image = io::read_image(o.init_image);
   if (!o.mask.empty()) request.mask = io::read_image(o.mask);
   std::string mask_source = o.mask;
@@ -306,8 +311,8 @@ int run_generate(const GenerateOptions& o) {
     ZF_CHECK(fs::is_regular_file(lora.path), "[lora] --lora {}: no such LoRA file", argument);
     files.loras.push_back(lora);
   }
-  // -p, or one request per line of --prompts, prompt i with seed + i (what -p with that seed
-  // makes).
+  // -p, or one request per line of --prompts, prompt i with seed + i (and variation seed + i, as
+  // A1111 counts subseeds): what -p with those seeds makes.
   const std::vector<std::string> prompts =
       o.prompts_file.empty() ? std::vector<std::string>{o.prompt} : read_prompts(o.prompts_file);
   std::vector<pipeline::GenerationRequest> requests;
@@ -315,6 +320,7 @@ int run_generate(const GenerateOptions& o) {
     pipeline::GenerationRequest r = request;
     r.prompt = prompts[i];
     r.seed = request.seed + i;
+    if (r.variation) r.variation->seed += i;
     requests.push_back(std::move(r));
   }
   const auto generator = pipeline::load_generator(files);
@@ -443,6 +449,13 @@ Run add_generate_command(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed (default: random; always printed)");
+  cmd->add_option("--variation-seed", o->variation_seed,
+                  "A1111's variation seed: bend the start noise towards this seed's (default: "
+                  "random; with --variation-strength)");
+  cmd->add_option("--variation-strength", o->variation_strength,
+                  "how far towards the variation seed's noise, 0-1: small values keep the "
+                  "picture's composition and vary its details, 1 is the variation seed's picture")
+      ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");
   cmd->add_option("--mask", o->mask, "inpaint the white part of this mask (needs -i)");

@@ -39,6 +39,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     text += fmt::format("Steps: {}, {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}", s.steps,
                         a1111_sampling_fields({request.sampling.sampler, s.schedule}), s.cfg_scale,
                         request.seed, s.width, s.height, model_name());
+    text += variation_infotext(request.variation);
     // The embedded guidance as Forge writes FLUX's.
     if (has_guidance()) text += fmt::format(", Distilled CFG Scale: {}", s.guidance);
     const bool edits = s.mode != Flux2Mode::TextToImage;
@@ -65,6 +66,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     };
     if (s.cfg) j["negative_prompt"] = request.negative_prompt;
     if (has_guidance()) j["guidance"] = s.guidance;
+    if (varies(request.variation)) j["variation"] = variation_json(request.variation);
     if (edits) {
       j["strength"] = s.strength;
       j["init_image"] = sources.init_image;
@@ -106,6 +108,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     f.cfg_scale = r.cfg_scale;
     f.guidance = r.guidance;
     f.seed = r.seed;
+    f.variation = r.variation;
     f.batch = r.batch;
     f.init_image = r.init_image;
     f.strength = r.strength;

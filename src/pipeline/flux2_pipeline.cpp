@@ -366,7 +366,8 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
   std::vector<Tensor> noise;
   for (const Flux2Request& r : requests) {
     Generator generator(r.seed, r.normal_math);
-    noise.push_back(generator.randn({r.batch, vae_.latent_channels(), rows, cols}));
+    noise.push_back(varied_noise(generator.randn({r.batch, vae_.latent_channels(), rows, cols}),
+                                 r.variation, r.normal_math));
   }
   Tensor latents = noise.size() == 1 ? noise.front() : ops::concat(noise, 0);
 

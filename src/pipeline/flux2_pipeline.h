@@ -54,6 +54,7 @@
 #include "models/qwen3.h"
 #include "pipeline/run_control.h"
 #include "pipeline/scheduler_config.h"
+#include "pipeline/variation_seed.h"
 #include "sampling/flow_sampler.h"
 #include "text/bpe_tokenizer.h"
 
@@ -98,6 +99,9 @@ struct Flux2Request {
   std::optional<float> cfg_scale;  // default: the variant's; above 1 runs CFG (klein base)
   std::optional<float> guidance;   // default: the variant's; dev's embedded guidance
   uint64_t seed = 0;
+  // A1111's variation seed (pipeline/variation_seed.h): the start noise bent towards another
+  // seed's.
+  std::optional<VariationSeed> variation;
   int batch = 1;
   std::optional<int> max_sequence_length;           // text ids per prompt, template included; 512
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match

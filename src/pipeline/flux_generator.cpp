@@ -50,6 +50,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     if (s.shift) text += fmt::format(", Shift: {}", *s.shift);
     text += fmt::format(", Seed: {}, Size: {}x{}, Model: {}", request.seed, s.width, s.height,
                         model_name());
+    text += variation_infotext(request.variation);
     if (edits) text += fmt::format(", Denoising strength: {}", s.strength);
     if (request.first_block_cache)
       text += fmt::format(", First block cache: {}", *request.first_block_cache);
@@ -80,6 +81,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
         {"max_sequence_length", s.max_sequence_length},
     };
     if (has_guidance()) j["guidance"] = s.guidance;
+    if (varies(request.variation)) j["variation"] = variation_json(request.variation);
     if (s.shift) j["shift"] = *s.shift;
     if (request.first_block_cache) j["first_block_cache"] = *request.first_block_cache;
     if (s.true_cfg) {
@@ -155,6 +157,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
       f.negative_prompt = r.negative_prompt;
     }
     f.seed = r.seed;
+    f.variation = r.variation;
     f.batch = r.batch;
     f.init_image = r.init_image;
     f.mask = r.mask;

@@ -555,10 +555,10 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
                                          s.height, r.batch, r.vae_tiling);
     }
     // Fill starts as img2img does; its mask conditions the forwards instead of the blend.
-    StartLatents start =
-        start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols}, schedule.sigmas[0],
-                      r.init_image ? &*r.init_image : nullptr, r.mask && !fill ? &*r.mask : nullptr,
-                      r.vae_tiling, s.kontext_inpaint ? InitLatents::Mode : InitLatents::Sample);
+    StartLatents start = start_latents(
+        vae_, generator, {r.batch, channels, 2 * rows, 2 * cols}, schedule.sigmas[0],
+        r.init_image ? &*r.init_image : nullptr, r.mask && !fill ? &*r.mask : nullptr, r.vae_tiling,
+        s.kontext_inpaint ? InitLatents::Mode : InitLatents::Sample, r.variation);
     starts.push_back(std::move(start.latents));
     inpaint = std::move(start.inpaint);
     if (fill)

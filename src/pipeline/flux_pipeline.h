@@ -57,6 +57,7 @@
 #include "pipeline/control_input.h"
 #include "pipeline/run_control.h"
 #include "pipeline/scheduler_config.h"
+#include "pipeline/variation_seed.h"
 #include "sampling/flow_sampler.h"
 #include "text/clip_tokenizer.h"
 #include "text/t5_tokenizer.h"
@@ -123,6 +124,9 @@ struct FluxRequest {
   std::optional<std::string> negative_prompt;
   std::optional<std::string> negative_prompt_2;
   uint64_t seed = 0;
+  // A1111's variation seed (pipeline/variation_seed.h): the start noise bent towards another
+  // seed's.
+  std::optional<VariationSeed> variation;
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img (or inpaint with mask)
   std::optional<io::Image> mask;        // inpaint: white = repaint; needs init_image

@@ -22,6 +22,7 @@
 #include "models/placement.h"
 #include "pipeline/control_input.h"
 #include "pipeline/run_control.h"
+#include "pipeline/variation_seed.h"
 #include "sampling/flow_sampler.h"
 
 namespace zflow::models {
@@ -87,6 +88,9 @@ struct GenerationRequest {
   std::optional<float> first_block_cache;
   std::optional<HiresFix> hires;  // text-to-image only
   uint64_t seed = 0;
+  // A1111's variation seed (pipeline/variation_seed.h): the start noise bent towards another
+  // seed's.
+  std::optional<VariationSeed> variation;
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img; with mask: inpaint
   std::optional<io::Image> mask;

@@ -108,6 +108,8 @@ class HiresFixGenerator final : public ImageGenerator {
     if (r.hires->steps) second.steps = r.hires->steps;
     second.strength = r.hires->strength;
     second.seed = r.seed + static_cast<uint64_t>(k);
+    if (second.variation)
+      second.variation->seed += static_cast<uint64_t>(k);  // A1111's subseed + k
     second.batch = 1;
     return second;
   }

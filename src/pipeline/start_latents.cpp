@@ -16,10 +16,14 @@ io::Image fit_image(const io::Image& image, int64_t width, int64_t height) {
 
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
-                           const io::Image* mask, bool vae_tiling, InitLatents encoding) {
+                           const io::Image* mask, bool vae_tiling, InitLatents encoding,
+                           const std::optional<VariationSeed>& variation) {
   ZF_CHECK(shape.size() == 4, "[pipeline] latent shape {} is not [B, C, h, w]", shape_str(shape));
   ZF_CHECK(init || !mask, "[pipeline] a mask needs an init image");
-  if (!init) return {generator.randn(shape), std::nullopt};
+  const auto noise_of = [&] {
+    return varied_noise(generator.randn(shape), variation, generator.normal_math());
+  };
+  if (!init) return {noise_of(), std::nullopt};
   const int64_t f = int64_t{1} << (vae.config().levels() - 1);  // pixels per latent cell
   const Tensor image = image_to_tensor(fit_image(*init, shape[3] * f, shape[2] * f));
   const auto posterior = models::encode_image(vae, image, vae_tiling);
@@ -30,7 +34,7 @@ StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generato
                    shape[0]);
   ZF_CHECK(image_latents.shape() == shape, "[pipeline] the init image encodes to {}, expected {}",
            shape_str(image_latents.shape()), shape_str(shape));
-  const Tensor noise = generator.randn(shape);
+  const Tensor noise = noise_of();
   StartLatents s{scale_noise(image_latents, noise, start_sigma), std::nullopt};
   if (mask)
     s.inpaint = FlowInpaint{

@@ -18,6 +18,7 @@
 #include "io/image.h"
 #include "models/autoencoder_kl.h"
 #include "pipeline/flow_denoise.h"
+#include "pipeline/variation_seed.h"
 
 namespace zflow::pipeline {
 
@@ -39,11 +40,13 @@ struct StartLatents {
 // shape = [B, C, h, w] of the latent grid; start_sigma is schedule.sigmas[0] after the img2img
 // cut. init may be null (text-to-image); mask needs init. An init image or mask of another size
 // is first resized to the output's with Pillow's Lanczos, as diffusers' image processor does.
-// vae_tiling encodes it in tiles (models/vae_tiling.h).
+// vae_tiling encodes it in tiles (models/vae_tiling.h). A variation seed bends the noise
+// (pipeline/variation_seed.h), in the generator's normal math.
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
                            const io::Image* mask, bool vae_tiling = false,
-                           InitLatents encoding = InitLatents::Sample);
+                           InitLatents encoding = InitLatents::Sample,
+                           const std::optional<VariationSeed>& variation = std::nullopt);
 
 // The width x height a request generates at: the given sides, else the init image's rounded down
 // to multiples of `multiple` (twice the VAE factor, for the 2x2 patches), else the (Z-Image

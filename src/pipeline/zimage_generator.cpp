@@ -65,6 +65,7 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     z.sampling = r.sampling;
     z.first_block_cache = r.first_block_cache;
     z.seed = r.seed;
+    z.variation = r.variation;
     z.batch = r.batch;
     z.init_image = r.init_image;
     z.mask = r.mask;

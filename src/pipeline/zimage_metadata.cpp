@@ -15,6 +15,7 @@ std::string a1111_parameters(const ZImageRequest& request, const ZImageSettings&
       fmt::format("Steps: {}, {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}", settings.steps,
                   a1111_sampling_fields({request.sampling.sampler, settings.schedule}),
                   settings.guidance, request.seed, settings.width, settings.height, model_name);
+  text += variation_infotext(request.variation);
   if (starts_from_image(settings.mode))
     text += fmt::format(", Denoising strength: {}", settings.strength);
   if (cfg && request.cfg_normalization > 0.0f)
@@ -56,6 +57,7 @@ nlohmann::json request_json(const ZImageRequest& request, const ZImageSettings& 
       {"max_sequence_length", request.max_sequence_length},
   };
   if (starts_from_image(settings.mode)) j["strength"] = settings.strength;
+  if (varies(request.variation)) j["variation"] = variation_json(request.variation);
   if (request.first_block_cache) j["first_block_cache"] = *request.first_block_cache;
   if (settings.mode != ZImageMode::TextToImage && settings.mode != ZImageMode::Omni)
     j["init_image"] = sources.init_image;

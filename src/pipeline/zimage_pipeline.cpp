@@ -343,7 +343,8 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
     Generator generator(r.seed, r.normal_math);
     StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
                                        from_image && r.init_image ? &*r.init_image : nullptr,
-                                       from_image && r.mask ? &*r.mask : nullptr, r.vae_tiling);
+                                       from_image && r.mask ? &*r.mask : nullptr, r.vae_tiling,
+                                       InitLatents::Sample, r.variation);
     starts.push_back(std::move(start.latents));
     inpaint = std::move(start.inpaint);
   }

@@ -51,6 +51,7 @@
 #include "models/zimage_dit.h"
 #include "pipeline/run_control.h"
 #include "pipeline/scheduler_config.h"
+#include "pipeline/variation_seed.h"
 #include "sampling/flow_sampler.h"
 #include "text/bpe_tokenizer.h"
 
@@ -96,6 +97,9 @@ struct ZImageRequest {
   SamplingChoice sampling;                 // default: Euler on the shifted schedule, as diffusers
   std::optional<float> first_block_cache;  // a threshold: models/first_block_cache.h
   uint64_t seed = 0;
+  // A1111's variation seed (pipeline/variation_seed.h): the start noise bent towards another
+  // seed's.
+  std::optional<VariationSeed> variation;
   int batch = 1;
   std::optional<io::Image> init_image;              // img2img (or inpaint with mask)
   std::optional<io::Image> mask;                    // inpaint: white = repaint; needs init_image

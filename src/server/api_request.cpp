@@ -232,6 +232,15 @@ void common_fields(const json& body, const RequestLimits& limits, pipeline::Gene
   r.seed = seed_field(body, "seed");
 }
 
+// A1111's variation seed: `strength_key` in [0, 1] (0, the default, turns it off) and the other
+// seed in `seed_key` (absent or negative: a random one, as A1111 draws a subseed of -1).
+void variation_fields(const json& body, const std::string& seed_key,
+                      const std::string& strength_key, pipeline::GenerationRequest& r) {
+  const auto strength = get_number(body, strength_key, 0, 1);
+  if (!strength || *strength == 0.0) return;
+  r.variation = pipeline::VariationSeed{seed_field(body, seed_key), static_cast<float>(*strength)};
+}
+
 // Outpainting margins: N pixels on every side or [LEFT, TOP, RIGHT, BOTTOM]; the init image
 // becomes the grown canvas and the mask its margins (pipeline/outpaint.h).
 void outpaint_field(const json& body, const std::string& field, pipeline::GenerationRequest& r) {
@@ -595,6 +604,7 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   // sampler_index is the older name of sampler_name.
   sampling_fields(body, body.contains("sampler_name") ? "sampler_name" : "sampler_index", r);
   common_fields(body, limits, r);
+  variation_fields(body, "subseed", "subseed_strength", r);
   // Forge's name for FLUX's embedded guidance.
   if (const auto v = get_number(body, "distilled_cfg_scale", 0, 100))
     r.guidance = static_cast<float>(*v);
@@ -799,6 +809,7 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
   r.batch = static_cast<int>(get_int(body, "n", 1, limits.max_batch).value_or(1));
   sampling_fields(body, "sampler", r);
   common_fields(body, limits, r);
+  variation_fields(body, "variation_seed", "variation_strength", r);
   if (const auto it = body.find("init_image"); it != body.end() && !it->is_null())
     r.init_image = image_field("init_image", *it);
   if (const auto it = body.find("mask"); it != body.end() && !it->is_null())

@@ -27,7 +27,9 @@ std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
               {"seed", seed},
               // One noise tensor serves the whole batch (diffusers' num_images_per_prompt).
               {"all_seeds", json::array_t(n, seed)},
-              {"subseed", -1},
+              {"subseed", spec.request.variation ? json(spec.request.variation->seed) : json(-1)},
+              {"subseed_strength",
+               spec.request.variation ? json(spec.request.variation->strength) : json(0)},
               {"width", first.value("width", json())},
               {"height", first.value("height", json())},
               {"sampler_name", flow_sampler_display_name(spec.request.sampling.sampler)},
@@ -53,6 +55,7 @@ void generate(ServerState& s, const httplib::Request& req, httplib::Response& re
     body.erase("init_images");
     body.erase("mask");
     body["seed"] = spec.request.seed;
+    if (spec.request.variation) body["subseed"] = spec.request.variation->seed;
     send_json(res, 200,
               {{"images", images}, {"parameters", body}, {"info", a1111_info(spec, status)}});
   });

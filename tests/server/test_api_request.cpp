@@ -281,6 +281,25 @@ TEST(A1111Request, ReadsSamplersAndSchedules) {
       (S{FlowSampler::kDpmPP2M, SigmaSchedule::kExponential}));
 }
 
+// A1111's variation seed (subseed, subseed_strength; a negative subseed is a random one) and the
+// native jobs' variation_seed / variation_strength; strength 0 turns it off.
+TEST(A1111Request, ReadsTheVariationSeed) {
+  const auto a1111 = [](json body) { return parse_a1111(body, false, kLimits, "m").request; };
+  EXPECT_EQ(a1111({{"subseed", 7}, {"subseed_strength", 0.25}}).variation,
+            (pipeline::VariationSeed{7, 0.25f}));
+  EXPECT_FALSE(a1111({{"subseed", 7}, {"subseed_strength", 0}}).variation.has_value());
+  EXPECT_FALSE(a1111({{"subseed", 7}}).variation.has_value());
+  EXPECT_TRUE(a1111({{"subseed", -1}, {"subseed_strength", 0.5}}).variation.has_value());
+  EXPECT_EQ(refusal([&] {
+              a1111({{"subseed_strength", 1.5}});
+            }),
+            (std::pair<int, std::string>{400, "subseed_strength"}));
+  EXPECT_EQ(parse_native_job({{"prompt", "p"}, {"variation_seed", 3}, {"variation_strength", 1}},
+                             kLimits, "m")
+                .request.variation,
+            (pipeline::VariationSeed{3, 1.0f}));
+}
+
 // A1111's hires fix (enable_hr with hr_scale or hr_resize_x / _y, hr_second_pass_steps,
 // denoising_strength, hr_upscaler) and zflow's hires_* fields; the hires size is held to the
 // server's limits, and upscalers zflow does not have are refused by name.
