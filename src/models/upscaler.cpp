@@ -44,18 +44,45 @@ std::optional<UpscalerArchitecture> detect_upscaler(const io::WeightStore& weigh
   return std::nullopt;
 }
 
-std::unique_ptr<Upscaler> load_upscaler(const std::filesystem::path& path,
-                                        const Placement& placement) {
-  const io::WeightStore weights = io::without_basicsr_prefix(io::WeightStore::open(path));
+namespace {
+
+struct Opened {
+  io::WeightStore weights;
+  UpscalerArchitecture architecture;
+};
+
+Opened open_upscaler(const std::filesystem::path& path) {
+  io::WeightStore weights = io::without_basicsr_prefix(io::WeightStore::open(path));
   const std::optional<UpscalerArchitecture> arch = detect_upscaler(weights);
   ZF_CHECK(arch.has_value(),
            "[upscale] {}: not an upscaler zflow runs (ESRGAN / RRDBNet: conv_first, model.0 or "
            "RRDB_trunk weights; Real-ESRGAN Compact: body.0 and body.1; SPAN: conv_1.sk, "
            "block_1 .. block_6, conv_cat, upsampler.0)",
            path.string());
-  if (*arch == UpscalerArchitecture::Span)
+  return {std::move(weights), *arch};
+}
+
+}  // namespace
+
+UpscalerDescription describe_upscaler(const std::filesystem::path& path) {
+  const Opened o = open_upscaler(path);
+  switch (o.architecture) {
+    case UpscalerArchitecture::Span:
+      return {"SPAN", SpanConfig::infer_from_weights(o.weights).scale};
+    case UpscalerArchitecture::Compact:
+      return {"RealESRGAN Compact", CompactConfig::infer_from_weights(o.weights).scale};
+    case UpscalerArchitecture::Esrgan:
+      break;
+  }
+  return {"ESRGAN", EsrganConfig::infer_from_weights(io::esrgan_to_basicsr(o.weights)).scale()};
+}
+
+std::unique_ptr<Upscaler> load_upscaler(const std::filesystem::path& path,
+                                        const Placement& placement) {
+  const auto [weights, arch] = open_upscaler(path);
+  if (arch == UpscalerArchitecture::Span)
     return std::make_unique<Span>(SpanConfig::infer_from_weights(weights), weights, placement);
-  if (*arch == UpscalerArchitecture::Compact)
+  if (arch == UpscalerArchitecture::Compact)
     return std::make_unique<SrvggCompact>(CompactConfig::infer_from_weights(weights), weights,
                                           placement);
   const io::WeightStore basicsr = io::esrgan_to_basicsr(weights);

@@ -55,6 +55,14 @@ enum class UpscalerArchitecture { Esrgan, Compact, Span };
 // as spandrel tells them apart; nullopt when they are neither.
 std::optional<UpscalerArchitecture> detect_upscaler(const io::WeightStore& weights);
 
+// What a file's upscaler is without building it: its architecture's name (spandrel's: "ESRGAN",
+// "RealESRGAN Compact", "SPAN") and scale. The same errors as load_upscaler.
+struct UpscalerDescription {
+  std::string architecture;
+  int scale = 1;
+};
+UpscalerDescription describe_upscaler(const std::filesystem::path& path);
+
 // The network in a file (safetensors, PyTorch checkpoint or GGUF) of either architecture, its
 // parameters put where `placement` says. A file that is neither is an error naming it.
 std::unique_ptr<Upscaler> load_upscaler(const std::filesystem::path& path,

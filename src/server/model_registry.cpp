@@ -133,8 +133,24 @@ bool ModelRegistry::has_controlnet(const std::string& name) const {
 }
 
 void ModelRegistry::set_upscalers(std::vector<LoraEntry> upscalers, Device device) {
-  upscalers_ = std::move(upscalers);
+  upscalers_.clear();
+  upscaler_descriptions_.clear();
+  for (LoraEntry& u : upscalers) {
+    try {
+      upscaler_descriptions_[u.name] = models::describe_upscaler(u.path);
+      upscalers_.push_back(std::move(u));
+    } catch (const Error& e) {
+      log::warn("[server] --upscaler-dir: {} is left out: {}", u.path.string(), e.what());
+    }
+  }
   upscaler_device_ = device;
+}
+
+const models::UpscalerDescription& ModelRegistry::upscaler_description(
+    const std::string& name) const {
+  const auto it = upscaler_descriptions_.find(name);
+  ZF_CHECK(it != upscaler_descriptions_.end(), "[server] no upscaler named '{}'", name);
+  return it->second;
 }
 
 bool ModelRegistry::has_upscaler(const std::string& name) const {

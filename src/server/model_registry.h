@@ -74,12 +74,14 @@ class ModelRegistry {
   const std::vector<LoraEntry>& controlnets() const { return controlnets_; }
   bool has_controlnet(const std::string& name) const;
 
-  // ESRGAN upscalers (--upscaler-dir), by name, for the hires fix and A1111's extras: loaded on
-  // first use onto `device` and kept (tens of megabytes each, outside the budget). Set before the
-  // server starts.
+  // Upscalers (--upscaler-dir), by name, for the hires fix and A1111's extras: loaded on first use
+  // onto `device` and kept (tens of megabytes each, outside the budget). Set before the server
+  // starts; each file is read for its architecture and scale then, and one that is no upscaler
+  // zflow runs is left out with a warning naming it.
   void set_upscalers(std::vector<LoraEntry> upscalers, Device device);
   const std::vector<LoraEntry>& upscalers() const { return upscalers_; }
   bool has_upscaler(const std::string& name) const;
+  const models::UpscalerDescription& upscaler_description(const std::string& name) const;
   // Throws Error for an unknown name or a file that fails to load.
   std::shared_ptr<const models::Upscaler> acquire_upscaler(const std::string& name);
 
@@ -109,6 +111,7 @@ class ModelRegistry {
   const std::vector<LoraEntry> loras_;
   const std::vector<LoraEntry> controlnets_;
   std::vector<LoraEntry> upscalers_;
+  std::map<std::string, models::UpscalerDescription> upscaler_descriptions_;
   Device upscaler_device_ = Device::CPU;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const models::Upscaler>> loaded_upscalers_;

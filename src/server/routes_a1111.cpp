@@ -109,12 +109,14 @@ void add_a1111_routes(ServerState& s) {
                            {"model_path", nullptr},
                            {"model_url", nullptr},
                            {"scale", 4}});
-    for (const LoraEntry& u : s.models.upscalers())
+    for (const LoraEntry& u : s.models.upscalers()) {
+      const models::UpscalerDescription& d = s.models.upscaler_description(u.name);
       upscalers.push_back({{"name", u.name},
-                           {"model_name", "ESRGAN"},
+                           {"model_name", d.architecture},
                            {"model_path", u.path.filename().string()},
                            {"model_url", nullptr},
-                           {"scale", 4}});
+                           {"scale", d.scale}});
+    }
     send_json(res, 200, upscalers);
   });
 

@@ -43,7 +43,10 @@ class HttpServerTest : public ::testing::Test {
         std::vector<LoraEntry>{{"ink", "/loras/ink.safetensors"}},
         std::vector<LoraEntry>{{"canny", "/controlnets/canny.safetensors"}});
     registry_->set_upscalers(
-        {{"tiny-4x", zflow::test::fixture("esrgan/esrgan_x4_basicsr.safetensors")}}, Device::CPU);
+        {{"tiny-4x", zflow::test::fixture("esrgan/esrgan_x4_basicsr.safetensors")},
+         {"compact-2x", zflow::test::fixture("compact_upscaler/compact_x2.safetensors")},
+         {"not-an-upscaler", zflow::test::fixture("lora/flux_lora_bfl.safetensors")}},
+        Device::CPU);
     options.port = 0;
     server_ = std::make_unique<ApiServer>(options, *registry_);
     port_ = server_->bind();
@@ -244,14 +247,20 @@ TEST_F(HttpServerTest, ControlNetsByName) {
   EXPECT_EQ(body["error"]["param"], "controlnet");
 }
 
-// Upscalers by name from the server's folder: listed as A1111 lists them, run by the extras
-// endpoint (A1111's sizes: multiples of 8, reached by the model and then Lanczos) and by the hires
-// fix; an unknown name is a 404 naming the field.
+// Upscalers by name from the server's folder: listed as A1111 lists them (with each file's
+// architecture and scale; a file that is no upscaler left out), run by the extras endpoint (A1111's
+// sizes: multiples of 8, reached by the model and then Lanczos) and by the hires fix; an unknown
+// name is a 404 naming the field.
 TEST_F(HttpServerTest, UpscalersByName) {
   start();
   json names = json::array();
-  for (const json& u : get("/sdapi/v1/upscalers").second) names.push_back(u["name"]);
-  EXPECT_EQ(names, (json{"None", "Lanczos", "Nearest", "tiny-4x"}));
+  const json listed = get("/sdapi/v1/upscalers").second;
+  for (const json& u : listed) names.push_back(u["name"]);
+  EXPECT_EQ(names, (json{"None", "Lanczos", "Nearest", "tiny-4x", "compact-2x"}));
+  EXPECT_EQ(listed[3]["model_name"], "ESRGAN");
+  EXPECT_EQ(listed[3]["scale"], 4);
+  EXPECT_EQ(listed[4]["model_name"], "RealESRGAN Compact");
+  EXPECT_EQ(listed[4]["scale"], 2);
 
   const std::filesystem::path dir = zflow::test::fixture("esrgan");
   const io::Image picture = io::read_image(dir / "esrgan_picture.png");  // 13 x 11
