@@ -44,6 +44,13 @@ bool holds_weights(const fs::path& folder) {
   return false;
 }
 
+// 4920, 16.7 M, 6.15 B: an upscaler's parameters read as plainly as a transformer's.
+std::string human_count(int64_t n) {
+  if (n < 1'000'000) return std::to_string(n);
+  if (n < 1'000'000'000) return fmt::format("{:.1f} M", static_cast<double>(n) / 1e6);
+  return fmt::format("{:.2f} B", static_cast<double>(n) / 1e9);
+}
+
 void describe(const std::string& label, const fs::path& path, bool list_tensors) {
   const io::WeightStore store = io::WeightStore::open(path);
   std::map<std::string_view, int64_t> by_dtype;
@@ -58,7 +65,7 @@ void describe(const std::string& label, const fs::path& path, bool list_tensors)
   std::string dtypes;
   for (const auto& [d, n] : by_dtype)
     dtypes += fmt::format("{}{} ({} params)", dtypes.empty() ? "" : ", ", d, n);
-  fmt::print("{}: {} tensors, {:.3f} B params, {}, {}\n", label, store.size(), params / 1e9,
+  fmt::print("{}: {} tensors, {} params, {}, {}\n", label, store.size(), human_count(params),
              human_bytes(bytes), dtypes);
   if (const auto found = models::detect_component(store, io::component_config_json(path))) {
     fmt::print("  architecture: {} ({} layout)\n  config: {}\n", found->architecture, found->layout,
