@@ -299,15 +299,25 @@ pipeline::ControlInput control_fields(const json& body, const std::string& prefi
   return c;
 }
 
-// zflow's ControlNet fields: "controlnet" (a name from the server's ControlNet folder),
-// "control_image" (base64), "control_scale", and for FLUX.1 "control_start", "control_end" and a
-// Union ControlNet's "control_mode" (a number or a name); or, for a FLUX.1 ControlNet reading
-// several, "controls": [{"image", "scale", "start", "end", "mode"}, ...]. A ControlNet needs an
-// image, while an image alone is for a model that reads one itself (FLUX.1 Canny / Depth; the
-// model refuses it else).
+// zflow's ControlNet fields: "controlnet" (a name from the server's ControlNet folder, or for
+// FLUX.1 an array of names run side by side, control k read by ControlNet k), "control_image"
+// (base64), "control_scale", and for FLUX.1 "control_start", "control_end" and a Union
+// ControlNet's "control_mode" (a number or a name); or, for FLUX.1 ControlNets reading several,
+// "controls": [{"image", "scale", "start", "end", "mode"}, ...]. A ControlNet needs an image,
+// while an image alone is for a model that reads one itself (FLUX.1 Canny / Depth; the model
+// refuses it else).
 void controlnet_fields(const json& body, JobSpec& spec) {
-  if (const auto it = body.find("controlnet"); it != body.end() && !it->is_null())
-    spec.controlnet = registry_name("controlnet", *it);
+  if (const auto it = body.find("controlnet"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) {
+      spec.controlnets = {registry_name("controlnet", *it)};
+    } else {
+      if (it->empty() || it->size() > kMaxControlImages)
+        bad("controlnet",
+            fmt::format("expected a name or an array of 1 to {} names", kMaxControlImages));
+      for (size_t i = 0; i < it->size(); ++i)
+        spec.controlnets.push_back(registry_name(fmt::format("controlnet[{}]", i), (*it)[i]));
+    }
+  }
   if (const auto it = body.find("control_image"); it != body.end() && !it->is_null())
     spec.request.controls.push_back(control_fields(body, "", "control_image", "control_scale",
                                                    "control_start", "control_end", "control_mode"));
@@ -324,15 +334,16 @@ void controlnet_fields(const json& body, JobSpec& spec) {
           control_fields(one, at, "image", "scale", "start", "end", "mode"));
     }
   }
-  if (!spec.controlnet.empty() && spec.request.controls.empty())
+  if (!spec.controlnets.empty() && spec.request.controls.empty())
     bad("control_image", "a controlnet needs its control_image (canny edges, depth, pose, ...)");
 }
 
 // The A1111 ControlNet extension's units, alwayson_scripts.controlnet.args: each enabled one has
-// "image" (or "input_image", base64), "model" (a name, its " [hash]" suffix ignored; every unit
-// the same: one ControlNet per request, which FLUX.1's read several controls with), "weight"
+// "image" (or "input_image", base64), "model" (a name, its " [hash]" suffix ignored), "weight"
 // (default 1), "guidance_start" / "guidance_end" (FLUX.1); zflow runs no preprocessors, so
-// "module" must be none.
+// "module" must be none. Units that all name one model give it every control (a FLUX.1 ControlNet
+// reads several); units that name different models run those side by side, unit k's control
+// read by its own model, so each model may then be named once.
 void a1111_controlnet(const json& body, JobSpec& spec) {
   const auto scripts = body.find("alwayson_scripts");
   if (scripts == body.end() || !scripts->is_object()) return;
@@ -342,6 +353,7 @@ void a1111_controlnet(const json& body, JobSpec& spec) {
   if (!cn->is_object() || !cn->contains("args") || !(*cn)["args"].is_array())
     bad(field, "expected {\"args\": [unit, ...]}");
   const json& units = (*cn)["args"];
+  std::vector<std::string> models;  // the enabled units' models, in order
   for (size_t i = 0; i < units.size(); ++i) {
     const json& u = units[i];
     const std::string at = fmt::format("{}[{}]", field, i);
@@ -360,17 +372,26 @@ void a1111_controlnet(const json& body, JobSpec& spec) {
     std::string model = registry_name(at + ".model", u["model"]);
     if (const size_t hash = model.rfind(" ["); hash != std::string::npos && model.ends_with("]"))
       model.resize(hash);
-    if (!spec.controlnet.empty() && model != spec.controlnet)
-      bad(at + ".model", fmt::format("every enabled unit must name one ControlNet ('{}'): zflow "
-                                     "runs one per request",
-                                     spec.controlnet));
-    spec.controlnet = model;
+    models.push_back(model);
     const std::string image_key = u.contains("image") ? "image" : "input_image";
     if (!u.contains(image_key)) bad(at + ".image", "required");
     pipeline::ControlInput c =
         control_fields(u, at + ".", image_key, "weight", "guidance_start", "guidance_end", "");
     c.scale = c.scale.value_or(1.0f);  // the extension's default weight
     spec.request.controls.push_back(std::move(c));
+  }
+  if (models.empty()) return;
+  std::vector<std::string> distinct = models;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  if (distinct.size() == 1) {
+    spec.controlnets = {models.front()};
+  } else if (distinct.size() == models.size()) {
+    spec.controlnets = models;
+  } else {
+    bad(field,
+        "units of several ControlNets run side by side, one unit each: name each model "
+        "once (or every unit the same model)");
   }
 }
 

@@ -55,8 +55,10 @@ struct UpscaleSpec {
 struct JobSpec {
   std::string model;              // a registry name, never a path
   std::vector<LoraChoice> loras;  // registry LoRA names, merged into the model in order
-  std::string controlnet;         // a registry ControlNet name, or "" for none
-  std::string upscaler;           // the hires fix's: a registry upscaler name, or "" for a filter
+  // Registry ControlNet names: none, one (reading every control), or several side by side
+  // (FLUX.1: control k read by ControlNet k).
+  std::vector<std::string> controlnets;
+  std::string upscaler;  // the hires fix's: a registry upscaler name, or "" for a filter
   pipeline::GenerationRequest request;
   OutputFormat format = OutputFormat::Png;
   bool preview = false;                // small preview images with the progress (native jobs)

@@ -169,7 +169,8 @@ std::shared_ptr<const models::Upscaler> ModelRegistry::acquire_upscaler(const st
 }
 
 std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(
-    const std::string& model, std::span<const LoraChoice> loras, const std::string& controlnet) {
+    const std::string& model, std::span<const LoraChoice> loras,
+    std::span<const std::string> controlnets) {
   const ModelEntry& e = entry(model);
   pipeline::ModelFiles files = e.files;
   for (const LoraChoice& choice : loras) {
@@ -181,13 +182,13 @@ std::shared_ptr<const pipeline::ImageGenerator> ModelRegistry::acquire(
     files.loras.push_back({found->path, choice.scale});
   }
   std::string name = loras.empty() ? model : model + " " + lora_tags(loras);
-  if (!controlnet.empty()) {
+  for (const std::string& controlnet : controlnets) {
     const auto found = std::find_if(controlnets_.begin(), controlnets_.end(),
                                     [&](const LoraEntry& c) { return c.name == controlnet; });
     if (found == controlnets_.end())
       fail("[server] ControlNet '{}' is not one this server offers (GET /controlnet/model_list)",
            controlnet);
-    files.controlnets = {found->path};
+    files.controlnets.push_back(found->path);
     name += fmt::format(" <controlnet:{}>", controlnet);
   }
   {

@@ -86,14 +86,14 @@ class ModelRegistry {
   std::shared_ptr<const models::Upscaler> acquire_upscaler(const std::string& name);
 
   // The named model with `loras` merged in, in that order (none: the model as it is), and the
-  // named ControlNet ("": none), loading it first if needed (which may evict others that no job
-  // is using). Throws Error for an unknown model, LoRA or ControlNet name, or a model that fails
-  // to load.
-  std::shared_ptr<const pipeline::ImageGenerator> acquire(const std::string& name,
-                                                          std::span<const LoraChoice> loras = {},
-                                                          const std::string& controlnet = {});
-  // Most recently used first; a model with LoRAs as "name <lora:style:0.8>", with a ControlNet as
-  // "name <controlnet:canny>".
+  // named ControlNets beside it (none, one, or several side by side), loading it first if needed
+  // (which may evict others that no job is using). Throws Error for an unknown model, LoRA or
+  // ControlNet name, or a model that fails to load (a Z-Image model with two ControlNets, say).
+  std::shared_ptr<const pipeline::ImageGenerator> acquire(
+      const std::string& name, std::span<const LoraChoice> loras = {},
+      std::span<const std::string> controlnets = {});
+  // Most recently used first; a model with LoRAs as "name <lora:style:0.8>", with ControlNets as
+  // "name <controlnet:canny> <controlnet:depth>".
   std::vector<std::string> loaded() const;
 
  private:

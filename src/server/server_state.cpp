@@ -65,10 +65,11 @@ std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& mod
       throw ApiError(
           404, "loras",
           "LoRA '" + lora.name + "' is not one this server offers (GET /sdapi/v1/loras)");
-  if (!spec.controlnet.empty() && !s.models.has_controlnet(spec.controlnet))
-    throw ApiError(404, "controlnet",
-                   "ControlNet '" + spec.controlnet +
-                       "' is not one this server offers (GET /controlnet/model_list)");
+  for (const std::string& controlnet : spec.controlnets)
+    if (!s.models.has_controlnet(controlnet))
+      throw ApiError(404, "controlnet",
+                     "ControlNet '" + controlnet +
+                         "' is not one this server offers (GET /controlnet/model_list)");
   if (!spec.upscaler.empty() && !s.models.has_upscaler(spec.upscaler))
     throw ApiError(
         404, model_field == "sd_model_checkpoint" ? "hr_upscaler" : "hires_upscaler",
@@ -168,11 +169,12 @@ std::vector<JobImage> run_upscale(Job& job, ModelRegistry& models) {
 std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& models) {
   const JobSpec& f = first.spec();
   if (f.upscale) return [](const Job&) { return false; };
-  auto generator = models.acquire(f.model, f.loras, f.controlnet);
+  auto generator = models.acquire(f.model, f.loras, f.controlnets);
   return [generator = std::move(generator), &f](const Job& other) {
     const JobSpec& o = other.spec();
-    return !o.upscale && o.model == f.model && o.loras == f.loras && o.controlnet == f.controlnet &&
-           o.upscaler == f.upscaler && generator->can_share_forwards(f.request, o.request);
+    return !o.upscale && o.model == f.model && o.loras == f.loras &&
+           o.controlnets == f.controlnets && o.upscaler == f.upscaler &&
+           generator->can_share_forwards(f.request, o.request);
   };
 }
 
@@ -181,7 +183,7 @@ std::vector<std::vector<JobImage>> run_jobs(std::span<Job* const> jobs, std::sto
                                             const RequestLimits& limits) {
   const JobSpec& first = jobs.front()->spec();
   if (first.upscale) return {run_upscale(*jobs.front(), models)};
-  const auto generator = models.acquire(first.model, first.loras, first.controlnet);
+  const auto generator = models.acquire(first.model, first.loras, first.controlnets);
   std::vector<pipeline::GenerationRequest> requests;
   for (Job* job : jobs) {
     requests.push_back(runnable_request(job->spec(), models));

@@ -496,8 +496,9 @@ TEST(LoraRequest, FieldsAndA1111PromptTags) {
 
 // A ControlNet by name with its control image: zflow's fields on the native and OpenAI APIs, the
 // ControlNet extension's units on A1111's (several of one model: a FLUX.1 ControlNet reads several
-// controls; "controls" on the native API); a name without an image, a preprocessor, or units of
-// two models are refused naming the field. An image alone is FLUX.1 Canny / Depth's input.
+// controls; "controls" on the native API; units of several models, or the native API's array of
+// names, run them side by side); a name without an image, a preprocessor, or a model named twice
+// among several are refused naming the field. An image alone is FLUX.1 Canny / Depth's input.
 TEST(ControlNetRequest, EveryApiTakesOne) {
   const json fields = {
       {"prompt", "p"},          {"controlnet", "canny"}, {"control_image", png_b64(32, 16)},
@@ -505,7 +506,7 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
       {"control_mode", "depth"}};
   for (const JobSpec& s :
        {parse_native_job(fields, kLimits, "m"), parse_openai_generation(fields, kLimits, "m")}) {
-    EXPECT_EQ(s.controlnet, "canny");
+    EXPECT_EQ(s.controlnets, std::vector<std::string>{"canny"});
     ASSERT_EQ(s.request.controls.size(), 1u);
     const pipeline::ControlInput& c = s.request.controls[0];
     EXPECT_EQ(c.image.width, 32);
@@ -522,7 +523,7 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
                        {"alwayson_scripts",
                         {{"controlnet", {{"args", json::array({{{"enabled", false}}, unit})}}}}}},
                   false, kLimits, "m");
-  EXPECT_EQ(a.controlnet, "canny");
+  EXPECT_EQ(a.controlnets, std::vector<std::string>{"canny"});
   ASSERT_EQ(a.request.controls.size(), 1u);
   EXPECT_FLOAT_EQ(a.request.controls[0].scale.value_or(0), 0.8f);
   EXPECT_EQ(a.request.controls[0].start, 0.2);
@@ -555,7 +556,7 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
   EXPECT_EQ(native({{"controlnet", "canny"}}), (R{400, "control_image"}));
   const JobSpec image_only =
       parse_native_job(json{{"prompt", "p"}, {"control_image", png_b64(16, 16)}}, kLimits, "m");
-  EXPECT_TRUE(image_only.controlnet.empty());
+  EXPECT_TRUE(image_only.controlnets.empty());
   EXPECT_EQ(image_only.request.controls.size(), 1u);
   EXPECT_EQ(native({{"controlnet", ""}, {"control_image", png_b64(16, 16)}}),
             (R{400, "controlnet"}));
@@ -578,10 +579,27 @@ TEST(ControlNetRequest, EveryApiTakesOne) {
   json canny = unit;
   canny["module"] = "canny";
   EXPECT_EQ(a1111(json::array({canny})), (R{400, "alwayson_scripts.controlnet.args[0].module"}));
+  // Units of two models run them side by side, one unit each; naming one of them twice is refused.
   json depth = unit;
   depth["model"] = "depth";
-  EXPECT_EQ(a1111(json::array({unit, depth})),
-            (R{400, "alwayson_scripts.controlnet.args[1].model"}));
+  const JobSpec side_by_side = parse_a1111(
+      json{{"prompt", "p"},
+           {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit, depth})}}}}}},
+      false, kLimits, "m");
+  EXPECT_EQ(side_by_side.controlnets, (std::vector<std::string>{"canny", "depth"}));
+  EXPECT_EQ(side_by_side.request.controls.size(), 2u);
+  EXPECT_EQ(a1111(json::array({unit, depth, unit})), (R{400, "alwayson_scripts.controlnet.args"}));
+  EXPECT_EQ(parse_native_job(json{{"prompt", "p"},
+                                  {"controlnet", json::array({"union", "plain"})},
+                                  {"controls", json::array({{{"image", png_b64(16, 16)}},
+                                                            {{"image", png_b64(16, 16)}}})}},
+                             kLimits, "m")
+                .controlnets,
+            (std::vector<std::string>{"union", "plain"}));
+  EXPECT_EQ(native({{"controlnet", json::array()}, {"control_image", png_b64(16, 16)}}),
+            (R{400, "controlnet"}));
+  EXPECT_EQ(native({{"controlnet", json::array({"a", 5})}, {"control_image", png_b64(16, 16)}}),
+            (R{400, "controlnet[1]"}));
   EXPECT_EQ(native({{"controlnet", "c"},
                     {"control_image", png_b64(16, 16)},
                     {"controls", json::array({{{"image", png_b64(16, 16)}}})}}),

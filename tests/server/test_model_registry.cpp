@@ -105,6 +105,33 @@ TEST(ModelRegistry, LoadsAModelWithLorasAsAModelOfItsOwn) {
   }
 }
 
+// ControlNets beside a model, one or several side by side (in order), each set a model of its own.
+TEST(ModelRegistry, LoadsAModelWithControlNetsBesideIt) {
+  test::FakeGate gate;
+  std::vector<pipeline::ModelFiles> loaded;
+  ModelRegistry r({{"a", {.model_dir = "a"}, 10}}, 0,
+                  [&](const pipeline::ModelFiles& f) {
+                    loaded.push_back(f);
+                    return std::make_unique<test::FakeGenerator>(f.model_dir.string(), gate);
+                  },
+                  {}, {{"canny", "/cn/canny.safetensors"}, {"depth", "/cn/depth.safetensors"}});
+  const std::vector<std::string> both = {"depth", "canny"}, one = {"canny"};
+  r.acquire("a", {}, both);
+  r.acquire("a", {}, one);
+  r.acquire("a", {}, both);  // cached
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_EQ(loaded[0].controlnets,
+            (std::vector<std::filesystem::path>{"/cn/depth.safetensors", "/cn/canny.safetensors"}));
+  EXPECT_EQ(loaded[1].controlnets, (std::vector<std::filesystem::path>{"/cn/canny.safetensors"}));
+  EXPECT_EQ(r.loaded(), (std::vector<std::string>{"a <controlnet:depth> <controlnet:canny>",
+                                                  "a <controlnet:canny>"}));
+  const std::vector<std::string> unknown = {"canny", "pose"};
+  EXPECT_NE(zflow::test::error_of([&] {
+              r.acquire("a", {}, unknown);
+            }).find("ControlNet 'pose' is not one this server offers"),
+            std::string::npos);
+}
+
 TEST(ModelRegistry, ScansAFolderForSafetensorsFilesAndCheckpoints) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("zflow_loras_" + std::to_string(getpid()));
