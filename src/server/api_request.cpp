@@ -745,18 +745,30 @@ namespace {
 JobSpec extras_spec(const json& body, std::vector<std::pair<std::string, io::Image>> images,
                     const RequestLimits& limits, const std::string& default_model) {
   if (default_model.empty()) throw ApiError(404, "", "no models are configured");
-  for (const char* field :
-       {"gfpgan_visibility", "codeformer_visibility", "extras_upscaler_2_visibility"})
+  for (const char* field : {"gfpgan_visibility", "codeformer_visibility"})
     if (get_number(body, field, 0, 1).value_or(0) > 0)
-      bad(field, "face restoration and a second upscaler are not offered");
+      bad(field, "face restoration is not offered");
+  // A1111's names: None (Lanczos to the size), Lanczos, Nearest, or a model of the server's.
+  const auto upscaler = [&](const std::string& field) {
+    UpscaleSpec::Upscaler c;
+    c.label = get_string(body, field).value_or("None");
+    std::string lower = c.label;
+    std::ranges::transform(lower, lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (lower == "nearest")
+      c.filter = io::ResampleFilter::Nearest;
+    else if (lower != "none" && lower != "lanczos")
+      c.model = registry_name(field, c.label);  // the caller checks it exists
+    return c;
+  };
   UpscaleSpec u;
-  u.upscaler_label = get_string(body, "upscaler_1").value_or("None");
-  std::string lower = u.upscaler_label;
-  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (lower == "nearest")
-    u.filter = io::ResampleFilter::Nearest;
-  else if (lower != "none" && lower != "lanczos")
-    u.upscaler = registry_name("upscaler_1", u.upscaler_label);  // the caller checks it exists
+  u.first = upscaler("upscaler_1");
+  // As A1111: a second upscaler named None does nothing, whatever its visibility.
+  const float visibility =
+      static_cast<float>(get_number(body, "extras_upscaler_2_visibility", 0, 1).value_or(0));
+  if (visibility > 0 && get_string(body, "upscaler_2").value_or("None") != "None") {
+    u.second = upscaler("upscaler_2");
+    u.second_visibility = visibility;
+  }
   const auto mode = get_int(body, "resize_mode", 0, 1).value_or(0);
   const double by = get_number(body, "upscaling_resize", 0.01, 8).value_or(2.0);
   if (mode == 1) {

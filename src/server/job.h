@@ -43,12 +43,20 @@ struct UpscaleSpec {
     io::Image image;
     int width = 0, height = 0;  // the size it is brought to
   };
+  // How a picture is brought to its size: an upscaler model, else a filter alone.
+  struct Upscaler {
+    std::string model;  // a registry upscaler name, or "" for the filter
+    io::ResampleFilter filter = io::ResampleFilter::Lanczos;
+    std::string label;  // as the infotext names it
+  };
   std::vector<Picture> pictures;
-  std::string upscaler;  // a registry upscaler name, or "" for the filter alone
-  io::ResampleFilter filter = io::ResampleFilter::Lanczos;
+  Upscaler first;
+  // A1111's upscaler_2: a second upscale of each picture blended into the first with this weight
+  // (Pillow's Image.blend); 0 for none.
+  Upscaler second;
+  float second_visibility = 0.0f;
   // The canvas each is then centred on (A1111's upscaling_crop), or 0 x 0 for none.
   int crop_width = 0, crop_height = 0;
-  std::string upscaler_label;  // as the infotext names it
 };
 
 // What a job is asked to do.

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "io/image.h"
+#include "io/image_blend.h"
 #include "io/image_paste.h"
 #include "io/image_resize.h"
 #include "pipeline/upscale.h"
@@ -74,11 +75,13 @@ std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& mod
     throw ApiError(
         404, model_field == "sd_model_checkpoint" ? "hr_upscaler" : "hires_upscaler",
         "upscaler '" + spec.upscaler + "' is not one this server offers (GET /sdapi/v1/upscalers)");
-  if (spec.upscale && !spec.upscale->upscaler.empty() &&
-      !s.models.has_upscaler(spec.upscale->upscaler))
-    throw ApiError(404, "upscaler_1",
-                   "upscaler '" + spec.upscale->upscaler +
-                       "' is not one this server offers (GET /sdapi/v1/upscalers)");
+  if (spec.upscale)
+    for (const auto& [field, choice] : {std::pair{"upscaler_1", &spec.upscale->first},
+                                        std::pair{"upscaler_2", &spec.upscale->second}})
+      if (!choice->model.empty() && !s.models.has_upscaler(choice->model))
+        throw ApiError(404, field,
+                       "upscaler '" + choice->model +
+                           "' is not one this server offers (GET /sdapi/v1/upscalers)");
   return s.queue.submit(std::move(spec));
 }
 
@@ -139,12 +142,22 @@ std::vector<JobImage> run_upscale(Job& job, ModelRegistry& models) {
   const UpscaleSpec& u = *job.spec().upscale;
   const int count = static_cast<int>(u.pictures.size());
   job.set_progress(0, count);
-  const auto model = u.upscaler.empty() ? nullptr : models.acquire_upscaler(u.upscaler);
+  const auto model_of = [&](const UpscaleSpec::Upscaler& c) {
+    return c.model.empty() ? nullptr : models.acquire_upscaler(c.model);
+  };
+  const auto first = model_of(u.first);
+  const auto second = u.second_visibility > 0 ? model_of(u.second) : nullptr;
+  const auto upscaled = [](const UpscaleSpec::Upscaler& c, const models::Upscaler* model,
+                           const UpscaleSpec::Picture& p) {
+    return model ? pipeline::upscale_image_to(*model, p.image, p.width, p.height)
+                 : io::resize_image(p.image, p.width, p.height, c.filter);
+  };
   std::vector<JobImage> out;
   for (const UpscaleSpec::Picture& p : u.pictures) {
     if (job.stop_token().stop_requested()) throw pipeline::Cancelled();
-    io::Image big = model ? pipeline::upscale_image_to(*model, p.image, p.width, p.height)
-                          : io::resize_image(p.image, p.width, p.height, u.filter);
+    io::Image big = upscaled(u.first, first.get(), p);
+    if (u.second_visibility > 0)
+      big = io::blend_images(big, upscaled(u.second, second.get(), p), u.second_visibility);
     if (u.crop_width > 0) {
       io::Image canvas{u.crop_width, u.crop_height,
                        std::vector<uint8_t>(static_cast<size_t>(u.crop_width) * u.crop_height * 3)};
@@ -154,8 +167,13 @@ std::vector<JobImage> run_upscale(Job& job, ModelRegistry& models) {
     }
     JobImage image;
     image.parameters = fmt::format("Postprocess upscale by: {:.4g}, Postprocess upscaler: {}",
-                                   static_cast<double>(p.width) / p.image.width, u.upscaler_label);
-    image.record = {{"upscaler", u.upscaler_label}, {"width", big.width}, {"height", big.height}};
+                                   static_cast<double>(p.width) / p.image.width, u.first.label);
+    image.record = {{"upscaler", u.first.label}, {"width", big.width}, {"height", big.height}};
+    if (u.second_visibility > 0) {
+      image.parameters += ", Postprocess upscaler 2: " + u.second.label;
+      image.record["upscaler_2"] = u.second.label;
+      image.record["upscaler_2_visibility"] = u.second_visibility;
+    }
     const auto png = io::encode_png(big, {{"postprocessing", image.parameters}});
     image.encoded.assign(png.begin(), png.end());
     out.push_back(std::move(image));

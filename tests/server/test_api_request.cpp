@@ -358,7 +358,8 @@ TEST(A1111Request, ReadsExtrasUpscaling) {
       {{"image", png}, {"upscaling_resize", 2.5}, {"upscaler_1", "R-ESRGAN 4x+"}}, kLimits, "m");
   ASSERT_TRUE(by_scale.upscale);
   EXPECT_EQ(by_scale.model, "m");
-  EXPECT_EQ(by_scale.upscale->upscaler, "R-ESRGAN 4x+");
+  EXPECT_EQ(by_scale.upscale->first.model, "R-ESRGAN 4x+");
+  EXPECT_EQ(by_scale.upscale->second_visibility, 0.0f);
   ASSERT_EQ(by_scale.upscale->pictures.size(), 1u);
   EXPECT_EQ(std::pair(by_scale.upscale->pictures[0].width, by_scale.upscale->pictures[0].height),
             std::pair(72, 48));
@@ -370,8 +371,8 @@ TEST(A1111Request, ReadsExtrasUpscaling) {
                                             {"upscaler_1", "Nearest"}},
                                            kLimits, "m");
   ASSERT_TRUE(boxed.upscale);
-  EXPECT_EQ(boxed.upscale->upscaler, "");
-  EXPECT_EQ(boxed.upscale->filter, io::ResampleFilter::Nearest);
+  EXPECT_EQ(boxed.upscale->first.model, "");
+  EXPECT_EQ(boxed.upscale->first.filter, io::ResampleFilter::Nearest);
   // Covering 100 x 100 takes 5x: 150 x 100, rounded down to 144 x 96, centred on 100 x 100.
   EXPECT_EQ(std::pair(boxed.upscale->pictures[0].width, boxed.upscale->pictures[0].height),
             std::pair(144, 96));
@@ -383,6 +384,21 @@ TEST(A1111Request, ReadsExtrasUpscaling) {
   EXPECT_EQ(refusal_of(json::object()), (R{400, "image"}));
   EXPECT_EQ(refusal_of({{"image", png}, {"gfpgan_visibility", 0.5}}),
             (R{400, "gfpgan_visibility"}));
+  // A second upscaler blended in; named None it does nothing, as in A1111.
+  const JobSpec blended = parse_a1111_extras({{"image", png},
+                                              {"upscaler_1", "4x-UltraSharp"},
+                                              {"upscaler_2", "Nearest"},
+                                              {"extras_upscaler_2_visibility", 0.3}},
+                                             kLimits, "m");
+  EXPECT_EQ(blended.upscale->second.filter, io::ResampleFilter::Nearest);
+  EXPECT_EQ(blended.upscale->second.label, "Nearest");
+  EXPECT_FLOAT_EQ(blended.upscale->second_visibility, 0.3f);
+  EXPECT_EQ(
+      parse_a1111_extras({{"image", png}, {"extras_upscaler_2_visibility", 0.3}}, kLimits, "m")
+          .upscale->second_visibility,
+      0.0f);
+  EXPECT_EQ(refusal_of({{"image", png}, {"extras_upscaler_2_visibility", 1.5}}),
+            (R{400, "extras_upscaler_2_visibility"}));
   // A batch: each picture its own size.
   const std::string wide =
       base64_encode(io::encode_png(io::Image{40, 10, std::vector<uint8_t>(1200, 7)}));

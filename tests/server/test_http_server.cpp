@@ -13,6 +13,7 @@
 
 #include "fake_generator.h"
 #include "io/image.h"
+#include "io/image_blend.h"
 #include "io/image_resize.h"
 #include "pipeline/hires_fix.h"
 #include "pipeline/image_psnr.h"
@@ -287,6 +288,29 @@ TEST_F(HttpServerTest, UpscalersByName) {
   ASSERT_EQ(body["images"].size(), 2u);
   EXPECT_EQ(decode(body["images"][1]).rgb,
             io::resize_image(picture, 24, 16, io::ResampleFilter::Nearest).rgb);
+
+  // A second upscaler, blended in with its visibility (Pillow's Image.blend).
+  std::tie(status, body) =
+      post("/sdapi/v1/extra-single-image", json{{"image", image},
+                                                {"upscaling_resize", 2},
+                                                {"upscaler_1", "Nearest"},
+                                                {"upscaler_2", "Lanczos"},
+                                                {"extras_upscaler_2_visibility", 0.25}}
+                                               .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(decode(body["image"]).rgb,
+            io::blend_images(io::resize_image(picture, 24, 16, io::ResampleFilter::Nearest),
+                             io::resize_image(picture, 24, 16, io::ResampleFilter::Lanczos), 0.25f)
+                .rgb);
+  EXPECT_EQ(body["html_info"],
+            "<p>Postprocess upscale by: 1.846, Postprocess upscaler: Nearest, Postprocess upscaler "
+            "2: Lanczos</p>");
+  std::tie(status, body) =
+      post("/sdapi/v1/extra-single-image",
+           json{{"image", image}, {"upscaler_2", "missing"}, {"extras_upscaler_2_visibility", 0.5}}
+               .dump());
+  EXPECT_EQ(status, 404) << body.dump();
+  EXPECT_EQ(body["error"]["param"], "upscaler_2");
 
   std::tie(status, body) = post("/sdapi/v1/extra-single-image",
                                 json{{"image", image}, {"upscaler_1", "../tiny-4x"}}.dump());
