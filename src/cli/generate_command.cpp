@@ -54,6 +54,7 @@ struct GenerateOptions {
   int upscale_repeats = 1;
   std::optional<int> mask_crop;
   std::optional<float> mask_blur;
+  std::string masked_content;
   std::optional<uint64_t> seed;
   std::optional<uint64_t> variation_seed;  // A1111's, used when variation_strength > 0
   float variation_strength = 0.0f;
@@ -290,6 +291,11 @@ int run_generate(const GenerateOptions& o) {
     mask_source =
         "outpaint " + pipeline::format_outpaint_margins(pipeline::apply_outpaint(request, margins));
   }
+  if (!o.masked_content.empty()) {
+    ZF_CHECK(request.mask, "[generate] --masked-content {} needs --mask or --outpaint",
+             o.masked_content);
+    request.masked_content = *pipeline::parse_masked_content(o.masked_content);
+  }
   for (const std::string& file : o.reference_images)
     request.reference_images.push_back(io::read_image(file));
   request.redux_strength = o.redux_strength;
@@ -468,6 +474,11 @@ Run add_generate_command(CLI::App& app) {
                   "soften the mask first: Pillow's Gaussian blur of this radius in pixels "
                   "(diffusers' mask_processor.blur; A1111's mask blur)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--masked-content", o->masked_content,
+                  "what the masked area starts from (A1111's masked content): original (the "
+                  "default), fill (painted over with its surroundings' colours), latent-noise or "
+                  "latent-nothing (fill, then the masked latents replaced by noise or zero)")
+      ->check(CLI::IsMember({"original", "fill", "latent-noise", "latent-nothing"}));
   cmd->add_option("--outpaint", o->outpaint,
                   "grow the -i picture by these margins and draw them: N pixels on every side, "
                   "or LEFT,TOP,RIGHT,BOTTOM (the canvas is widened to whole 16-pixel tokens; "

@@ -84,23 +84,29 @@ void blur_lines(std::vector<uint8_t>& data, int lines, int n, size_t line_step, 
 
 }  // namespace
 
-Image gaussian_blur(const Image& image, float radius) {
+void gaussian_blur_interleaved(std::span<uint8_t> pixels, int width, int height, int channels,
+                               float radius) {
   ZF_CHECK(std::isfinite(radius) && radius >= 0.0f,
            "[image] blur radius must be a finite number >= 0, got {}", radius);
-  ZF_CHECK(image.width > 0 && image.height > 0 &&
-               image.rgb.size() == static_cast<size_t>(image.width) * image.height * 3,
-           "[image] cannot blur a malformed {}x{} image", image.width, image.height);
-  if (radius == 0.0f) return image;
+  ZF_CHECK(width > 0 && height > 0 && channels > 0 &&
+               pixels.size() == static_cast<size_t>(width) * height * channels,
+           "[image] cannot blur a malformed {}x{} image of {} channels", width, height, channels);
+  if (radius == 0.0f) return;
   const BoxWeights w = weights(box_radius(radius, kPasses));
-  Image out = image;
   // Each channel of each row, then of each column (Pillow blurs the transposed image's rows).
-  for (size_t c = 0; c < 3; ++c) {
-    std::vector<uint8_t> plane(static_cast<size_t>(image.width) * image.height);
-    for (size_t i = 0; i < plane.size(); ++i) plane[i] = out.rgb[3 * i + c];
-    blur_lines(plane, image.height, image.width, static_cast<size_t>(image.width), 1, w);
-    blur_lines(plane, image.width, image.height, 1, static_cast<size_t>(image.width), w);
-    for (size_t i = 0; i < plane.size(); ++i) out.rgb[3 * i + c] = plane[i];
+  const size_t n = static_cast<size_t>(width) * height, stride = static_cast<size_t>(channels);
+  std::vector<uint8_t> plane(n);
+  for (size_t c = 0; c < stride; ++c) {
+    for (size_t i = 0; i < n; ++i) plane[i] = pixels[stride * i + c];
+    blur_lines(plane, height, width, static_cast<size_t>(width), 1, w);
+    blur_lines(plane, width, height, 1, static_cast<size_t>(width), w);
+    for (size_t i = 0; i < n; ++i) pixels[stride * i + c] = plane[i];
   }
+}
+
+Image gaussian_blur(const Image& image, float radius) {
+  Image out = image;
+  gaussian_blur_interleaved(out.rgb, image.width, image.height, 3, radius);
   return out;
 }
 

@@ -113,6 +113,7 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     f.init_image = r.init_image;
     f.strength = r.strength;
     f.mask = r.mask;
+    f.masked_content = r.masked_content;
     f.sampling = r.sampling;
     if (r.max_sequence_length) f.max_sequence_length = static_cast<int>(*r.max_sequence_length);
     f.normal_math = r.normal_math;

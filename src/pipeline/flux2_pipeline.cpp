@@ -12,6 +12,7 @@
 #include "pipeline/flow_euler.h"
 #include "pipeline/flux2_references.h"
 #include "pipeline/image_tensor.h"
+#include "pipeline/masked_content.h"
 #include "pipeline/pipeline_files.h"
 #include "pipeline/preview.h"
 #include "pipeline/shared_forwards.h"
@@ -384,12 +385,15 @@ std::vector<std::vector<io::Image>> Flux2Pipeline::generate_together(
     const Tensor image_latents = repeat_batch(encoded, batch);
     schedule = schedule.starting_at(img2img_start(s.steps, s.strength));
     const Tensor noise_all = latents;
-    latents = scale_noise(image_latents, noise_all, schedule.sigmas.front());
+    Tensor start = image_latents;
     if (first.mask) {
       inpaint = FlowInpaint{
           preprocess_mask_bilinear(fit_image(*first.mask, s.width, s.height), rows, cols),
           image_latents, noise_all};
+      start = latents_with_masked_content(image_latents, noise_all, inpaint->mask,
+                                          first.masked_content);
     }
+    latents = scale_noise(start, noise_all, schedule.sigmas.front());
   }
   {
     References others = encode_references(first.references, first.init_image ? 20.0f : 10.0f);

@@ -52,6 +52,7 @@
 #include "models/flux2_autoencoder.h"
 #include "models/flux2_dit.h"
 #include "models/qwen3.h"
+#include "pipeline/masked_content.h"
 #include "pipeline/run_control.h"
 #include "pipeline/scheduler_config.h"
 #include "pipeline/variation_seed.h"
@@ -109,8 +110,11 @@ struct Flux2Request {
   std::vector<io::Image> references;    // images to edit or draw from (klein's multi-reference)
   std::optional<io::Image> init_image;  // klein: img2img, or inpaint with a mask
   std::optional<io::Image> mask;        // white: repaint; any size (Lanczos to the init's)
-  std::optional<double> strength;       // how much of the schedule runs from the init image; 0.8
-  SamplingChoice sampling;              // default: Euler on the scheduler's schedule, as diffusers
+  // What the masked area's latents start from (A1111's latent masked content modes; the pixel
+  // fill happens before, pipeline/mask_crop.h).
+  MaskedContent masked_content = MaskedContent::Original;
+  std::optional<double> strength;  // how much of the schedule runs from the init image; 0.8
+  SamplingChoice sampling;         // default: Euler on the scheduler's schedule, as diffusers
 };
 
 enum class Flux2Mode { TextToImage, ImageToImage, Inpaint };

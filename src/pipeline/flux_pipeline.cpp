@@ -554,13 +554,14 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
       condition = flux_control_condition(vae_, generator, r.controls.front().image, s.width,
                                          s.height, r.batch, r.vae_tiling);
     }
-    // Fill starts as img2img does; its mask conditions the forwards instead of the blend.
+    // Fill starts as img2img does (its mask shaping only a latent masked content); the mask
+    // conditions its forwards instead of the blend.
     StartLatents start = start_latents(
         vae_, generator, {r.batch, channels, 2 * rows, 2 * cols}, schedule.sigmas[0],
-        r.init_image ? &*r.init_image : nullptr, r.mask && !fill ? &*r.mask : nullptr, r.vae_tiling,
-        s.kontext_inpaint ? InitLatents::Mode : InitLatents::Sample, r.variation);
+        r.init_image ? &*r.init_image : nullptr, r.mask ? &*r.mask : nullptr, r.vae_tiling,
+        s.kontext_inpaint ? InitLatents::Mode : InitLatents::Sample, r.variation, r.masked_content);
     starts.push_back(std::move(start.latents));
-    inpaint = std::move(start.inpaint);
+    if (!fill) inpaint = std::move(start.inpaint);
     if (fill)
       condition = flux_fill_condition(vae_, generator, *r.init_image, *r.mask, s.width, s.height,
                                       r.batch, r.vae_tiling);

@@ -55,6 +55,7 @@
 #include "models/siglip_vision.h"
 #include "models/t5_encoder.h"
 #include "pipeline/control_input.h"
+#include "pipeline/masked_content.h"
 #include "pipeline/run_control.h"
 #include "pipeline/scheduler_config.h"
 #include "pipeline/variation_seed.h"
@@ -130,7 +131,10 @@ struct FluxRequest {
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img (or inpaint with mask)
   std::optional<io::Image> mask;        // inpaint: white = repaint; needs init_image
-  std::optional<double> strength;       // default 0.6 (img2img and inpaint), Fill 1
+  // What the masked area's latents start from (A1111's latent masked content modes; the pixel
+  // fill happens before, pipeline/mask_crop.h).
+  MaskedContent masked_content = MaskedContent::Original;
+  std::optional<double> strength;  // default 0.6 (img2img and inpaint), Fill 1
   // Kontext: the one picture to edit; without a size the output takes its Kontext resolution (by
   // design: diffusers makes 1024 x 1024 unless told). Not with an init image, except to inpaint.
   // With Redux loaded: the pictures to make variations of, their tokens one after another (as

@@ -21,6 +21,7 @@
 #include "models/lora.h"
 #include "models/placement.h"
 #include "pipeline/control_input.h"
+#include "pipeline/masked_content.h"
 #include "pipeline/run_control.h"
 #include "pipeline/variation_seed.h"
 #include "sampling/flow_sampler.h"
@@ -102,6 +103,8 @@ struct GenerationRequest {
   std::optional<int> mask_crop_padding;
   // Soften the mask first: Pillow's GaussianBlur of this radius (diffusers' mask_processor.blur).
   std::optional<float> mask_blur;
+  // What the masked area holds when inpainting starts (A1111's "Masked content").
+  MaskedContent masked_content = MaskedContent::Original;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
   bool vae_tiling = false;  // decode in tiles (large images in less memory)

@@ -9,7 +9,10 @@
 #include "io/image_blur.h"
 #include "io/image_paste.h"
 #include "io/image_resize.h"
+#include "pipeline/image_rgba.h"
 #include "pipeline/image_tensor.h"
+#include "pipeline/masked_content.h"
+#include "pipeline/start_latents.h"
 
 namespace zflow::pipeline {
 
@@ -36,14 +39,6 @@ io::Image resize_and_crop(const io::Image& image, int width, int height) {
   io::paste_image(out, io::resize_image(image, src_w, src_h, kLanczos), width / 2 - src_w / 2,
                   height / 2 - src_h / 2);
   return out;
-}
-
-// Pillow's fixed-point helpers (libImaging/ImagingUtils.h).
-uint32_t shift_div255(uint32_t a) {
-  return ((a >> 8) + a) >> 8;
-}
-uint32_t div255(uint32_t a) {
-  return shift_div255(a + 128);
 }
 
 }  // namespace
@@ -132,20 +127,12 @@ io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
   io::Image out = black(original.width, original.height);
   io::paste_image(out, resize_and_crop(generated, box.width(), box.height()), box.x1, box.y1);
   // The original where the mask is not white: pasted into transparent RGBa through the inverted
-  // mask (a = 255 - mask), back to RGBA, then alpha-composited over the generated picture.
-  const size_t n = static_cast<size_t>(original.width) * original.height;
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t a = 255u - grey_at(mask, i);
-    if (a == 0) continue;
-    for (size_t c = 0; c < 3; ++c) {
-      uint32_t src = div255(original.rgb[3 * i + c] * a);  // premultiplied
-      if (a != 255) src = std::min<uint32_t>(255u * src / a, 255u);
-      const uint32_t coef1 = a << 7, coef2 = (255u - a) << 7;  // PRECISION_BITS 7, dst alpha 255
-      const uint32_t sum = src * coef1 + out.rgb[3 * i + c] * coef2;
-      out.rgb[3 * i + c] = static_cast<uint8_t>(shift_div255(sum + (0x80u << 7)) >> 7);
-    }
-  }
-  return out;
+  // mask, back to RGBA, then alpha-composited over the generated picture.
+  RgbaImage composite = opaque(out);
+  RgbaImage kept = paste_outside_mask(original, mask);
+  unpremultiply(kept);
+  alpha_composite(composite, kept);
+  return drop_alpha(composite);
 }
 
 namespace {
@@ -200,6 +187,11 @@ class MaskPreparation final : public ImageGenerator {
       r.parameters += fmt::format(", Mask blur: {}", *request.mask_blur);  // A1111's key
       r.request["mask_blur"] = *request.mask_blur;
     }
+    if (request.mask && request.masked_content != MaskedContent::Original) {
+      const std::string_view name = masked_content_name(request.masked_content);
+      r.parameters += fmt::format(", Masked content: {}", name);  // A1111's key
+      r.request["masked_content"] = name;
+    }
     if (request.mask_crop_padding) {
       // A1111's infotext keys for "Only masked".
       r.parameters += fmt::format(", Inpaint area: Only masked, Masked area padding: {}",
@@ -211,7 +203,12 @@ class MaskPreparation final : public ImageGenerator {
 
  private:
   static bool prepares(const GenerationRequest& r) {
-    return r.mask_crop_padding || (r.mask_blur && r.mask);
+    return r.mask_crop_padding || (r.mask && (r.mask_blur || fills(r)));
+  }
+
+  // Every masked content but the original paints the masked area over first (A1111's fill).
+  static bool fills(const GenerationRequest& r) {
+    return r.init_image && r.mask && r.masked_content != MaskedContent::Original;
   }
 
   struct Cropped {
@@ -222,8 +219,18 @@ class MaskPreparation final : public ImageGenerator {
 
   // The request the model runs: the mask blurred; with a padding, the picture and mask cut
   // around the mask at the output size (the request's, else the picture's rounded down to
-  // whole tokens).
+  // whole tokens); then the masked area filled as the masked content says, with the mask the
+  // model reads (fitted to the picture's size as the pipelines fit it).
   static Cropped cropped(const GenerationRequest& r) {
+    Cropped c = cut_out(r);
+    if (fills(r))
+      c.request.init_image = fill_masked_area(
+          *c.request.init_image,
+          fit_image(*c.request.mask, c.request.init_image->width, c.request.init_image->height));
+    return c;
+  }
+
+  static Cropped cut_out(const GenerationRequest& r) {
     Cropped c{r, {}, {}};
     if (r.mask_blur && r.mask) c.request.mask = io::gaussian_blur(*r.mask, *r.mask_blur);
     c.request.mask_blur.reset();

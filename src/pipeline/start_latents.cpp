@@ -17,7 +17,7 @@ io::Image fit_image(const io::Image& image, int64_t width, int64_t height) {
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
                            const io::Image* mask, bool vae_tiling, InitLatents encoding,
-                           const std::optional<VariationSeed>& variation) {
+                           const std::optional<VariationSeed>& variation, MaskedContent content) {
   ZF_CHECK(shape.size() == 4, "[pipeline] latent shape {} is not [B, C, h, w]", shape_str(shape));
   ZF_CHECK(init || !mask, "[pipeline] a mask needs an init image");
   const auto noise_of = [&] {
@@ -35,12 +35,12 @@ StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generato
   ZF_CHECK(image_latents.shape() == shape, "[pipeline] the init image encodes to {}, expected {}",
            shape_str(image_latents.shape()), shape_str(shape));
   const Tensor noise = noise_of();
-  StartLatents s{scale_noise(image_latents, noise, start_sigma), std::nullopt};
-  if (mask)
-    s.inpaint = FlowInpaint{
-        preprocess_mask(fit_image(*mask, shape[3] * f, shape[2] * f), shape[2], shape[3]),
-        image_latents, noise};
-  return s;
+  if (!mask) return {scale_noise(image_latents, noise, start_sigma), std::nullopt};
+  Tensor latent_mask =
+      preprocess_mask(fit_image(*mask, shape[3] * f, shape[2] * f), shape[2], shape[3]);
+  const Tensor start = latents_with_masked_content(image_latents, noise, latent_mask, content);
+  return {scale_noise(start, noise, start_sigma),
+          FlowInpaint{std::move(latent_mask), image_latents, noise}};
 }
 
 std::pair<int, int> checked_image_size(std::string_view family, std::optional<int> width,

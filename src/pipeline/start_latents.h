@@ -18,6 +18,7 @@
 #include "io/image.h"
 #include "models/autoencoder_kl.h"
 #include "pipeline/flow_denoise.h"
+#include "pipeline/masked_content.h"
 #include "pipeline/variation_seed.h"
 
 namespace zflow::pipeline {
@@ -41,12 +42,15 @@ struct StartLatents {
 // cut. init may be null (text-to-image); mask needs init. An init image or mask of another size
 // is first resized to the output's with Pillow's Lanczos, as diffusers' image processor does.
 // vae_tiling encodes it in tiles (models/vae_tiling.h). A variation seed bends the noise
-// (pipeline/variation_seed.h), in the generator's normal math.
+// (pipeline/variation_seed.h), in the generator's normal math. With a mask, A1111's latent masked
+// content modes start the masked cells from the noise or from zero (pipeline/masked_content.h);
+// the inpaint blend keeps the init image's latents.
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
                            const Shape& shape, float start_sigma, const io::Image* init,
                            const io::Image* mask, bool vae_tiling = false,
                            InitLatents encoding = InitLatents::Sample,
-                           const std::optional<VariationSeed>& variation = std::nullopt);
+                           const std::optional<VariationSeed>& variation = std::nullopt,
+                           MaskedContent content = MaskedContent::Original);
 
 // The width x height a request generates at: the given sides, else the init image's rounded down
 // to multiples of `multiple` (twice the VAE factor, for the 2x2 patches), else the (Z-Image

@@ -344,7 +344,7 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
     StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
                                        from_image && r.init_image ? &*r.init_image : nullptr,
                                        from_image && r.mask ? &*r.mask : nullptr, r.vae_tiling,
-                                       InitLatents::Sample, r.variation);
+                                       InitLatents::Sample, r.variation, r.masked_content);
     starts.push_back(std::move(start.latents));
     inpaint = std::move(start.inpaint);
   }

@@ -49,6 +49,7 @@
 #include "models/siglip2_vision.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
+#include "pipeline/masked_content.h"
 #include "pipeline/run_control.h"
 #include "pipeline/scheduler_config.h"
 #include "pipeline/variation_seed.h"
@@ -101,8 +102,11 @@ struct ZImageRequest {
   // seed's.
   std::optional<VariationSeed> variation;
   int batch = 1;
-  std::optional<io::Image> init_image;              // img2img (or inpaint with mask)
-  std::optional<io::Image> mask;                    // inpaint: white = repaint; needs init_image
+  std::optional<io::Image> init_image;  // img2img (or inpaint with mask)
+  std::optional<io::Image> mask;        // inpaint: white = repaint; needs init_image
+  // What the masked area's latents start from (A1111's latent masked content modes; the pixel
+  // fill happens before, pipeline/mask_crop.h).
+  MaskedContent masked_content = MaskedContent::Original;
   std::optional<double> strength;                   // default 0.6 for img2img, 1.0 for inpaint
   size_t max_sequence_length = 512;                 // tokens per prompt including the chat template
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match

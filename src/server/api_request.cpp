@@ -640,6 +640,12 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
     r.strength = get_number(body, "denoising_strength", 0, 1).value_or(0.75);
     if (const auto v = get_number(body, "mask_blur", 0, kMaxMaskBlur); v && *v > 0 && r.mask)
       r.mask_blur = static_cast<float>(*v);
+    // "Masked content": 0 fill (A1111's API default), 1 original, 2 latent noise, 3 latent nothing.
+    constexpr pipeline::MaskedContent kInpaintingFill[] = {
+        pipeline::MaskedContent::Fill, pipeline::MaskedContent::Original,
+        pipeline::MaskedContent::LatentNoise, pipeline::MaskedContent::LatentNothing};
+    if (r.mask)
+      r.masked_content = kInpaintingFill[get_int(body, "inpainting_fill", 0, 3).value_or(0)];
     // "Inpaint area: Only masked", with its padding (A1111's default 32).
     if (get_flag(body, "inpaint_full_res").value_or(false) && r.mask)
       r.mask_crop_padding = static_cast<int>(
@@ -859,6 +865,15 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     r.redux_strength = static_cast<float>(*v);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
   outpaint_field(body, "outpaint", r);
+  if (const auto name = get_string(body, "masked_content"); name && !name->empty()) {
+    if (!r.mask) bad("masked_content", "what the masked area starts from needs a mask");
+    const auto content = pipeline::parse_masked_content(*name);
+    if (!content)
+      bad("masked_content",
+          fmt::format("expected original, fill, latent noise or latent nothing, got \"{}\"",
+                      *name));
+    r.masked_content = *content;
+  }
   if (const auto v = get_number(body, "mask_blur", 0, kMaxMaskBlur)) {
     if (!r.mask) bad("mask_blur", "blurring the mask needs a mask");
     r.mask_blur = static_cast<float>(*v);

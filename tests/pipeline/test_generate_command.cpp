@@ -18,6 +18,7 @@
 #include "io/weight_store.h"
 #include "pipeline/flux_golden.h"
 #include "pipeline/image_psnr.h"
+#include "pipeline/masked_content.h"
 #include "pipeline/outpaint.h"
 #include "pipeline/upscale.h"
 #include "test_util.h"
@@ -203,6 +204,32 @@ TEST_F(GenerateCommand, InpaintFromFilesMatchesDiffusers) {
   const auto j = nlohmann::json::parse(text.at("zflow_request"));
   EXPECT_EQ(j["mode"], "inpaint");
   EXPECT_EQ(j["strength"], 0.7);
+}
+
+// --masked-content fill inpaints the picture A1111's fill makes (pipeline/masked_content.h), as
+// if that picture were the -i file; it needs a mask.
+TEST_F(GenerateCommand, MaskedContentFillsTheMaskedArea) {
+  const std::string init = (kDir / "zimage_tiny_diffusers_init.png").string();
+  const std::string mask = (kDir / "zimage_tiny_diffusers_mask.png").string();
+  const std::string args =
+      model_args() + " -p '" + kPrompt + "' --steps 3 --strength 0.7 --seed 10 --mask " + mask;
+  CommandResult r =
+      run_zflow(args + " -i " + init + " --masked-content fill -o " + (out_ / "fill.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  io::write_png(out_ / "filled.png",
+                pipeline::fill_masked_area(io::read_image(init), io::read_image(mask)));
+  r = run_zflow(args + " -i " + (out_ / "filled.png").string() + " -o " +
+                (out_ / "by_hand.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(io::read_image(out_ / "fill.png").rgb, io::read_image(out_ / "by_hand.png").rgb);
+  EXPECT_NE(png_text(out_ / "fill.png").at("parameters").find(", Masked content: fill"),
+            std::string::npos);
+
+  r = run_zflow(model_args() + " -p x -i " + init + " --masked-content latent-noise -o " +
+                (out_ / "x.png").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--masked-content latent-noise needs --mask"), std::string::npos)
+      << r.output;
 }
 
 // ControlNet inpainting from the command line: the golden case "v21_inpaint" of

@@ -213,6 +213,40 @@ TEST(MaskCropRequest, A1111AndNative) {
             std::make_pair(400, std::string("mask_crop_padding")));
 }
 
+// A1111's inpainting_fill (0 fill, its API's default; 1 original; 2 latent noise; 3 latent
+// nothing) and the native masked_content by name; only with a mask.
+TEST(MaskedContentRequest, A1111AndNative) {
+  using pipeline::MaskedContent;
+  const std::string init = png_b64(32, 32);
+  json body = {{"prompt", "p"}, {"init_images", {init}}, {"mask", init}};
+  EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.masked_content, MaskedContent::Fill);
+  const MaskedContent modes[] = {MaskedContent::Fill, MaskedContent::Original,
+                                 MaskedContent::LatentNoise, MaskedContent::LatentNothing};
+  for (int k = 0; k < 4; ++k) {
+    body["inpainting_fill"] = k;
+    EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.masked_content, modes[k]) << k;
+  }
+  body["inpainting_fill"] = 4;
+  EXPECT_EQ(refusal([&] { parse_a1111(body, true, kLimits, "m"); }),
+            std::make_pair(400, std::string("inpainting_fill")));
+  body.erase("mask");  // img2img without a mask: nothing to fill
+  body["inpainting_fill"] = 0;
+  EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.masked_content, MaskedContent::Original);
+
+  json native = {{"prompt", "p"}, {"init_image", init}, {"mask", init}};
+  EXPECT_EQ(parse_native_job(native, kLimits, "m").request.masked_content, MaskedContent::Original);
+  native["masked_content"] = "latent noise";
+  EXPECT_EQ(parse_native_job(native, kLimits, "m").request.masked_content,
+            MaskedContent::LatentNoise);
+  native["masked_content"] = "noise";
+  EXPECT_EQ(refusal([&] { parse_native_job(native, kLimits, "m"); }),
+            std::make_pair(400, std::string("masked_content")));
+  native["masked_content"] = "fill";
+  native.erase("mask");
+  EXPECT_EQ(refusal([&] { parse_native_job(native, kLimits, "m"); }),
+            std::make_pair(400, std::string("masked_content")));
+}
+
 TEST(A1111Request, MapsTxt2imgAndImg2img) {
   const JobSpec t = parse_a1111(json{{"prompt", "p"},
                                      {"negative_prompt", "n"},

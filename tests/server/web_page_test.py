@@ -176,17 +176,23 @@ def main():
         assert size == [64, 48], size
         assert "Inpaint area: Only masked, Masked area padding: 8" in caption, caption
         page.fill("#mask_crop_padding", "")
+        # The masked area painted over with its surroundings first (A1111's masked content).
+        page.select_option("#masked_content", "fill")
+        page.click("#generate")
+        _, caption = newest_result(page, 8)
+        assert "Masked content: fill" in caption, caption
+        page.select_option("#masked_content", "original")
         # Outpainting margins instead of the mask: the canvas, 16 pixels wider on the left.
         page.set_input_files("#mask", files=[])
         page.fill("#outpaint", "16,0,0,0")
         page.click("#generate")
-        size, _ = newest_result(page, 8)
+        size, _ = newest_result(page, 9)
         assert size == [80, 48], size
         # A variation seed: the seed's noise bent towards seed 5's, recorded with A1111's keys.
         page.fill("#variation_strength", "0.1")
         page.fill("#variation_seed", "5")
         page.click("#generate")
-        _, caption = newest_result(page, 9)
+        _, caption = newest_result(page, 10)
         assert "Variation seed: 5, Variation seed strength: 0.1" in caption, caption
 
         # The model is now loaded, and the list says so.
@@ -198,7 +204,7 @@ def main():
     shutil.rmtree(loras)
     shutil.rmtree(controlnets)
     print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
-          "init images, masked-area inpainting, outpainting, variation seeds: ok")
+          "init images, masked-area inpainting, masked content, outpainting, variation seeds: ok")
 
 
 if __name__ == "__main__":
