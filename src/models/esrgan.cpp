@@ -148,24 +148,17 @@ double esrgan_flops(const EsrganConfig& config, int64_t height, int64_t width) {
 Esrgan::Esrgan(const EsrganConfig& config, const io::WeightStore& weights,
                const Placement& placement)
     : config_(config), placement_(placement) {
-  ParameterBinder bind(&weights, config_.summary());
-  Bound b = bind_all(bind, config_);
-  const std::vector<ParameterSpec> bound = bind.take_specs();
-  if (placement_.device != Device::CPU) {
-    const io::WeightStore placed = place_weights(weights, bound, placement_, "esrgan");
-    ParameterBinder bind_placed(&placed);
-    b = bind_all(bind_placed, config_);
-  }
+  size_t bound = 0;
+  Bound b = bind_placed(
+      weights, placement_, "esrgan", config_.summary(),
+      [&](ParameterBinder& bind) { return bind_all(bind, config_); }, &bound);
+  warn_unread_tensors(weights, bound, "esrgan", config_.summary());
   conv_first_ = std::move(b.conv_first);
   conv_body_ = std::move(b.conv_body);
   conv_hr_ = std::move(b.conv_hr);
   conv_last_ = std::move(b.conv_last);
   body_ = std::move(b.body);
   conv_up_ = std::move(b.conv_up);
-  if (bound.size() != weights.size())
-    log::warn("[esrgan] {}: {} of its {} tensors are not part of the network ({})",
-              weights.description(), weights.size() - bound.size(), weights.size(),
-              config_.summary());
 }
 
 Tensor Esrgan::dense_block(const DenseBlock& block, const Tensor& x) const {

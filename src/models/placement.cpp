@@ -120,4 +120,11 @@ io::WeightStore place_weights(const io::WeightStore& weights,
   return placed;
 }
 
+void warn_unread_tensors(const io::WeightStore& weights, size_t bound, std::string_view what,
+                         const std::string& config_summary) {
+  if (bound == weights.size()) return;
+  log::warn("[{}] {}: {} of its {} tensors are not part of the network ({})", what,
+            weights.description(), weights.size() - bound, weights.size(), config_summary);
+}
+
 }  // namespace zflow::models

@@ -55,4 +55,28 @@ io::WeightStore place_weights(const io::WeightStore& weights,
                               const std::vector<ParameterSpec>& params, const Placement& placement,
                               std::string_view what, std::span<const std::string> on_host = {});
 
+// What `bind_all(ParameterBinder&)` binds from `weights` (its errors naming `config_summary`), and
+// off the CPU bound again from those parameters placed on the device: the bind, place, rebind
+// the models without streamed blocks share. `count`, when given, receives how many tensors were
+// bound.
+template <typename BindAll>
+auto bind_placed(const io::WeightStore& weights, const Placement& placement, std::string_view what,
+                 std::string config_summary, BindAll&& bind_all, size_t* count = nullptr) {
+  ParameterBinder bind(&weights, std::move(config_summary));
+  auto bound = bind_all(bind);
+  const std::vector<ParameterSpec> specs = bind.take_specs();
+  if (count) *count = specs.size();
+  if (placement.device != Device::CPU) {
+    const io::WeightStore placed = place_weights(weights, specs, placement, what);
+    ParameterBinder bind_on_device(&placed);
+    bound = bind_all(bind_on_device);
+  }
+  return bound;
+}
+
+// A warning that `weights` holds tensors the network did not read (`bound` of them it did): a
+// file for a larger or different network of the same family, worth telling the user about.
+void warn_unread_tensors(const io::WeightStore& weights, size_t bound, std::string_view what,
+                         const std::string& config_summary);
+
 }  // namespace zflow::models

@@ -192,18 +192,11 @@ Span::Span(const SpanConfig& config, const io::WeightStore& weights, const Place
     : config_(config), placement_(placement) {
   ParameterBinder bind_in_file(&weights, config_.summary());
   const FileWeights file = bind_file(bind_in_file, config_);
-  const size_t bound = bind_in_file.take_specs().size() + (config_.norm ? 0 : 1);
-  if (bound != weights.size())
-    log::warn("[span] {}: {} of its {} tensors are not part of the network ({})",
-              weights.description(), weights.size() - bound, weights.size(), config_.summary());
+  warn_unread_tensors(weights, bind_in_file.take_specs().size() + (config_.norm ? 0 : 1), "span",
+                      config_.summary());
   const io::WeightStore folded = folded_store(file);
-  ParameterBinder bind(&folded);
-  Folded m = bind_folded(bind, config_);
-  if (placement_.device != Device::CPU) {
-    const io::WeightStore placed = place_weights(folded, bind.take_specs(), placement_, "span");
-    ParameterBinder bind_placed(&placed);
-    m = bind_folded(bind_placed, config_);
-  }
+  Folded m = bind_placed(folded, placement_, "span", config_.summary(),
+                         [&](ParameterBinder& bind) { return bind_folded(bind, config_); });
   conv_1_ = std::move(m.conv_1);
   conv_2_ = std::move(m.conv_2);
   conv_cat_ = std::move(m.cat);

@@ -96,18 +96,11 @@ std::vector<ParameterSpec> compact_parameters(const CompactConfig& config) {
 SrvggCompact::SrvggCompact(const CompactConfig& config, const io::WeightStore& weights,
                            const Placement& placement)
     : config_(config), placement_(placement) {
-  ParameterBinder bind(&weights, config_.summary());
-  layers_ = bind_all(bind, config_);
-  const std::vector<ParameterSpec> bound = bind.take_specs();
-  if (placement_.device != Device::CPU) {
-    const io::WeightStore placed = place_weights(weights, bound, placement_, "compact");
-    ParameterBinder bind_placed(&placed);
-    layers_ = bind_all(bind_placed, config_);
-  }
-  if (bound.size() != weights.size())
-    log::warn("[compact] {}: {} of its {} tensors are not part of the network ({})",
-              weights.description(), weights.size() - bound.size(), weights.size(),
-              config_.summary());
+  size_t bound = 0;
+  layers_ = bind_placed(
+      weights, placement_, "compact", config_.summary(),
+      [&](ParameterBinder& bind) { return bind_all(bind, config_); }, &bound);
+  warn_unread_tensors(weights, bound, "compact", config_.summary());
 }
 
 double SrvggCompact::flops(int64_t height, int64_t width) const {
