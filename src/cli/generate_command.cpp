@@ -138,6 +138,8 @@ std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o, Device dev
   if (o.hires_upscaler == "nearest" || o.hires_upscaler == "lanczos") {
     h.upscaler =
         o.hires_upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
+  } else if (const auto latent = pipeline::parse_latent_upscale(o.hires_upscaler)) {
+    h.latent_upscaler = latent;
   } else {
     h.upscale_model = load_upscale_model(o.hires_upscaler, "--hires-upscaler", device);
     h.upscale_model_name = fs::path(o.hires_upscaler).stem().string();
@@ -440,10 +442,13 @@ Run add_generate_command(CLI::App& app) {
                   "hires fix: the second pass's steps (default: --steps)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--hires-upscaler", o->hires_upscaler,
-                  "hires fix: how the picture is upscaled: lanczos, nearest, or an upscaler model "
+                  "hires fix: how the picture is upscaled: lanczos, nearest, an upscaler model "
                   "file (ESRGAN, Real-ESRGAN Compact or SPAN: RealESRGAN_x4plus, 4x-UltraSharp, "
                   "realesr-general-x4v3, ...: run until the hires size is "
-                  "covered, then Lanczos to it)")
+                  "covered, then Lanczos to it), or A1111's latent upscalers, which resize the "
+                  "latents (Z-Image, FLUX.1): latent (bilinear), latent-antialiased, "
+                  "latent-bicubic, latent-bicubic-antialiased, latent-nearest, "
+                  "latent-nearest-exact")
       ->capture_default_str();
   cmd->add_option(
          "--upscale-model", o->upscale_model,

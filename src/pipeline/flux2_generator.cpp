@@ -110,6 +110,9 @@ class Flux2Generator final : public PipelineGenerator<Flux2Pipeline, Flux2Reques
     f.seed = r.seed;
     f.variation = r.variation;
     f.batch = r.batch;
+    ZF_CHECK(!r.init_latents,
+             "[flux2] init latents: FLUX.2 starts img2img from an init image (latent upscalers "
+             "work with Z-Image and FLUX.1)");
     f.init_image = r.init_image;
     f.strength = r.strength;
     f.mask = r.mask;

@@ -161,6 +161,7 @@ class FluxGenerator final : public PipelineGenerator<FluxPipeline, FluxRequest> 
     f.batch = r.batch;
     f.init_image = r.init_image;
     f.mask = r.mask;
+    f.init_latents = r.init_latents;
     f.masked_content = r.masked_content;
     f.references = r.reference_images;
     f.redux_strength = r.redux_strength;

@@ -293,9 +293,21 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
   const io::Image* mask = request.mask ? &*request.mask : nullptr;
   const io::Image* control = request.controls.empty() ? nullptr : &request.controls.front().image;
   const int64_t multiple = 2 * vae_scale_factor();
-  std::tie(s.width, s.height) =
-      checked_image_size("flux", request.width, request.height, init, mask, multiple, control);
-  s.mode = mask ? FluxMode::Inpaint : init ? FluxMode::ImageToImage : FluxMode::TextToImage;
+  const bool from_latents = request.init_latents.has_value();
+  if (from_latents) {
+    ZF_CHECK(!init && !mask && request.references.empty(),
+             "[flux] init latents start an img2img of their own: no init image, mask or "
+             "reference image with them");
+    std::tie(s.width, s.height) =
+        init_latents_size("flux", *request.init_latents, request.width, request.height,
+                          vae_scale_factor(), vae_.config().latent_channels, multiple);
+  } else {
+    std::tie(s.width, s.height) =
+        checked_image_size("flux", request.width, request.height, init, mask, multiple, control);
+  }
+  s.mode = mask                   ? FluxMode::Inpaint
+           : init || from_latents ? FluxMode::ImageToImage
+                                  : FluxMode::TextToImage;
   const bool fill = variant_ == FluxVariant::FillDev;
   const bool controlled = variant_ == FluxVariant::ControlDev;
   s.controlnet = !controlnets_.empty();
@@ -310,7 +322,7 @@ FluxSettings FluxPipeline::resolve(const FluxRequest& request) const {
            model_name_);
   // With an init image: img2img as FluxControl(Net)Img2ImgPipeline, inpaint as
   // FluxControl(Net)InpaintPipeline.
-  if ((controlled || s.controlnet) && !init) s.mode = FluxMode::Control;
+  if ((controlled || s.controlnet) && !init && !from_latents) s.mode = FluxMode::Control;
   resolve_controlnet(request, s);
   const io::Image* reference = request.references.empty() ? nullptr : &request.references.front();
   s.redux = reference && redux_;
@@ -476,6 +488,22 @@ std::vector<io::Image> FluxPipeline::generate(const FluxRequest& request,
 
 std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     std::span<const FluxRequest> requests, const RunControl& control) const {
+  const Tensor latents = denoise_together(requests, control);
+  Stopwatch clock;
+  const Tensor image = requests.front().vae_tiling
+                           ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
+                           : vae_.decode(latents);
+  log::info("[flux] decoded in {:.2f} s", clock.lap());
+  return split_by_request(tensor_to_images(image), requests);
+}
+
+std::vector<Tensor> FluxPipeline::generate_latents(const FluxRequest& request,
+                                                   const RunControl& control) const {
+  return split_batch(denoise_together({&request, 1}, control));
+}
+
+Tensor FluxPipeline::denoise_together(std::span<const FluxRequest> requests,
+                                      const RunControl& control) const {
   require_shareable("flux", *this, requests);
   const FluxRequest& first = requests.front();
   const FluxSettings s = resolve(first);
@@ -556,10 +584,15 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
     }
     // Fill starts as img2img does (its mask shaping only a latent masked content); the mask
     // conditions its forwards instead of the blend.
-    StartLatents start = start_latents(
-        vae_, generator, {r.batch, channels, 2 * rows, 2 * cols}, schedule.sigmas[0],
-        r.init_image ? &*r.init_image : nullptr, r.mask ? &*r.mask : nullptr, r.vae_tiling,
-        s.kontext_inpaint ? InitLatents::Mode : InitLatents::Sample, r.variation, r.masked_content);
+    StartLatents start =
+        start_latents(vae_, generator, {r.batch, channels, 2 * rows, 2 * cols}, schedule.sigmas[0],
+                      {.init = r.init_image ? &*r.init_image : nullptr,
+                       .init_latents = r.init_latents ? &*r.init_latents : nullptr,
+                       .mask = r.mask ? &*r.mask : nullptr,
+                       .content = r.masked_content,
+                       .vae_tiling = r.vae_tiling,
+                       .encoding = s.kontext_inpaint ? InitLatents::Mode : InitLatents::Sample,
+                       .variation = r.variation});
     starts.push_back(std::move(start.latents));
     if (!fill) inpaint = std::move(start.inpaint);
     if (fill)
@@ -649,11 +682,7 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   if (cache)
     log::info("[flux] first-block cache: {} of {} forwards ran one block", cache->skipped_calls(),
               cache->calls());
-  const Tensor image = first.vae_tiling
-                           ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
-                           : vae_.decode(latents);
-  log::info("[flux] decoded in {:.2f} s", clock.lap());
-  return split_by_request(tensor_to_images(image), requests);
+  return latents;
 }
 
 }  // namespace zflow::pipeline

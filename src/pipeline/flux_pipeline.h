@@ -134,6 +134,9 @@ struct FluxRequest {
   // What the masked area's latents start from (A1111's latent masked content modes; the pixel
   // fill happens before, pipeline/mask_crop.h).
   MaskedContent masked_content = MaskedContent::Original;
+  // Or img2img from latents (a latent upscaler's, pipeline/latent_upscale.h): the model's own
+  // normalised latents [1, C, h, w], whose grid sets the size; not with an init image.
+  std::optional<Tensor> init_latents;
   std::optional<double> strength;  // default 0.6 (img2img and inpaint), Fill 1
   // Kontext: the one picture to edit; without a size the output takes its Kontext resolution (by
   // design: diffusers makes 1024 x 1024 unless told). Not with an init image, except to inpaint.
@@ -241,7 +244,14 @@ class FluxPipeline {
   std::vector<std::vector<io::Image>> generate_together(std::span<const FluxRequest> requests,
                                                         const RunControl& control = {}) const;
 
+  // request.batch images' final latents, undecoded: [1, C, h, w] each, the normalised latent grid
+  // (what a latent upscaler resizes for the hires fix's second pass, init_latents).
+  std::vector<Tensor> generate_latents(const FluxRequest& request,
+                                       const RunControl& control = {}) const;
+
  private:
+  // Everything but the decode: the requests' latents [summed batch, C, h, w].
+  Tensor denoise_together(std::span<const FluxRequest> requests, const RunControl& control) const;
   FluxPipeline(text::ClipTokenizer clip_tokenizer, text::T5Tokenizer t5_tokenizer,
                models::ClipTextModel clip, models::T5Encoder t5,
                models::FluxTransformer transformer, models::AutoencoderKL vae);

@@ -107,6 +107,11 @@ class WithLoras final : public ImageGenerator {
                                                         const RunControl& control) const override {
     return inner_->generate_together(requests, control);
   }
+  bool hands_over_latents() const override { return inner_->hands_over_latents(); }
+  std::vector<Tensor> generate_latents(const GenerationRequest& request,
+                                       const RunControl& control) const override {
+    return inner_->generate_latents(request, control);
+  }
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     ImageRecord r = inner_->record(request, sources, batch_index);
@@ -170,6 +175,14 @@ models::Placement placement_for(const ModelFiles& files) {
   models::Placement placement = models::Placement::on(files.device);
   placement.offload = files.offload;
   return placement;
+}
+
+std::vector<Tensor> ImageGenerator::generate_latents(const GenerationRequest&,
+                                                     const RunControl&) const {
+  fail(
+      "[hires] {} cannot hand over its latents: latent upscalers work with Z-Image and FLUX.1; "
+      "name a pixel upscaler (Lanczos, Nearest or an upscaler model)",
+      architecture());
 }
 
 std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {

@@ -21,6 +21,7 @@
 #include "models/lora.h"
 #include "models/placement.h"
 #include "pipeline/control_input.h"
+#include "pipeline/latent_upscale.h"
 #include "pipeline/masked_content.h"
 #include "pipeline/run_control.h"
 #include "pipeline/variation_seed.h"
@@ -64,6 +65,8 @@ struct HiresFix {
   std::optional<int> steps;   // the second pass's schedule (default: the first's)
   double strength = 0.6;      // how much of it the second pass repaints (img2img's default)
   io::ResampleFilter upscaler = io::ResampleFilter::Lanczos;  // Lanczos or Nearest
+  // Or one of A1111's latent upscalers: the first pass's latents resized, no VAE round trip.
+  std::optional<LatentUpscale> latent_upscaler;
   // Or an upscaler model (A1111's "R-ESRGAN 4x+", "4x-UltraSharp", ...): passes of it until the
   // hires size is covered, then Lanczos (pipeline/upscale.h); its name goes in the infotext.
   std::shared_ptr<const models::Upscaler> upscale_model;
@@ -94,6 +97,9 @@ struct GenerationRequest {
   std::optional<VariationSeed> variation;
   int batch = 1;
   std::optional<io::Image> init_image;  // img2img; with mask: inpaint
+  // Or img2img from the model's own latents (generate_latents' form; the hires fix's latent
+  // upscalers): Z-Image and FLUX.1.
+  std::optional<Tensor> init_latents;
   std::optional<io::Image> mask;
   std::vector<io::Image> reference_images;  // FLUX.2: images to edit or draw from; Kontext: one
   std::optional<float> redux_strength;      // FLUX.1 Redux: its image tokens' weight
@@ -169,6 +175,14 @@ class ImageGenerator {
 
   virtual ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                              int batch_index) const = 0;
+
+  // Whether generate_latents works and requests take init_latents (Z-Image and FLUX.1).
+  virtual bool hands_over_latents() const { return false; }
+  // request.batch images' final latents, undecoded: [1, C, h, w] each, the model's normalised
+  // latent grid, for a latent upscaler (pipeline/latent_upscale.h) to resize. An Error where the
+  // family cannot hand them over (this default).
+  virtual std::vector<Tensor> generate_latents(const GenerationRequest& request,
+                                               const RunControl& control) const;
 };
 
 // The denoising steps a run of `steps` takes: all of them for text-to-image, the last

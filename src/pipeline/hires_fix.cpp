@@ -15,6 +15,7 @@ constexpr int kMultiple = 16;  // the pixels of one latent token, every family's
 
 std::string upscaler_name(const HiresFix& hires) {
   if (hires.upscale_model) return hires.upscale_model_name;
+  if (hires.latent_upscaler) return std::string(latent_upscale_name(*hires.latent_upscaler));
   return hires.upscaler == io::ResampleFilter::Nearest ? "Nearest" : "Lanczos";
 }
 
@@ -50,19 +51,41 @@ class HiresFixGenerator final : public ImageGenerator {
       return inner_->generate_together(requests, control);
     const GenerationRequest& request = requests.front();
     const Plan p = plan(request);
-    std::vector<io::Image> drafts =
-        inner_->generate(first_pass(request), counted(control, 0, p.total.steps_run));
+    const RunControl first_control = counted(control, 0, p.total.steps_run);
+    auto second_control = [&](size_t k) {
+      return counted(control, p.first_steps + static_cast<int>(k) * p.second_steps,
+                     p.total.steps_run);
+    };
     std::vector<io::Image> out;
+    if (const auto mode = request.hires->latent_upscaler) {
+      // A1111's latent upscale: the first pass's latents resized to the hires grid.
+      std::vector<Tensor> drafts = inner_->generate_latents(first_pass(request), first_control);
+      for (size_t k = 0; k < drafts.size(); ++k) {
+        const int64_t cell = p.first_width / drafts[k].size(3);  // pixels per latent cell
+        GenerationRequest second =
+            second_pass(request, p.total.width, p.total.height, static_cast<int>(k));
+        second.init_latents =
+            upscale_latents(drafts[k], p.total.height / cell, p.total.width / cell, *mode);
+        out.push_back(inner_->generate(second, second_control(k)).front());
+      }
+      return {std::move(out)};
+    }
+    std::vector<io::Image> drafts = inner_->generate(first_pass(request), first_control);
     for (size_t k = 0; k < drafts.size(); ++k) {
-      io::Image big = upscaled(*request.hires, drafts[k], p.total.width, p.total.height);
+      GenerationRequest second =
+          second_pass(request, p.total.width, p.total.height, static_cast<int>(k));
+      second.init_image = upscaled(*request.hires, drafts[k], p.total.width, p.total.height);
       drafts[k] = io::Image{};  // keep one draft at a time beside the big pictures
-      const int done = p.first_steps + static_cast<int>(k) * p.second_steps;
-      out.push_back(inner_
-                        ->generate(second_pass(request, std::move(big), static_cast<int>(k)),
-                                   counted(control, done, p.total.steps_run))
-                        .front());
+      out.push_back(inner_->generate(second, second_control(k)).front());
     }
     return {std::move(out)};
+  }
+
+  bool hands_over_latents() const override { return inner_->hands_over_latents(); }
+  std::vector<Tensor> generate_latents(const GenerationRequest& request,
+                                       const RunControl& control) const override {
+    ZF_CHECK(!request.hires, "[hires] the hires fix hands over pictures, not latents");
+    return inner_->generate_latents(request, control);
   }
 
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
@@ -89,6 +112,7 @@ class HiresFixGenerator final : public ImageGenerator {
   struct Plan {
     GenerationSettings total;  // the final size; steps_run counts both passes
     int first_steps = 0, second_steps = 0;
+    int first_width = 0;  // the first pass's
   };
 
   static GenerationRequest first_pass(const GenerationRequest& r) {
@@ -97,14 +121,13 @@ class HiresFixGenerator final : public ImageGenerator {
     return first;
   }
 
-  // Image k's second pass: img2img from the upscaled picture with seed + k. Control images stay:
-  // they steer both passes (A1111's ControlNet extension does the same), each pass fitting them to
-  // its own size.
-  static GenerationRequest second_pass(const GenerationRequest& r, io::Image upscaled, int k) {
+  // Image k's second pass at width x height, with seed + k: img2img from the upscaled picture or
+  // latents the caller sets. Control images stay: they steer both passes (A1111's ControlNet
+  // extension does the same), each pass fitting them to its own size.
+  static GenerationRequest second_pass(const GenerationRequest& r, int width, int height, int k) {
     GenerationRequest second = first_pass(r);
-    second.width = upscaled.width;
-    second.height = upscaled.height;
-    second.init_image = std::move(upscaled);
+    second.width = width;
+    second.height = height;
     if (r.hires->steps) second.steps = r.hires->steps;
     second.strength = r.hires->strength;
     second.seed = r.seed + static_cast<uint64_t>(k);
@@ -123,14 +146,18 @@ class HiresFixGenerator final : public ImageGenerator {
              "[hires] strength must be in (0, 1], got {}", r.hires->strength);
     ZF_CHECK(!r.hires->steps || *r.hires->steps >= 1, "[hires] steps must be at least 1, got {}",
              r.hires->steps.value_or(0));
+    ZF_CHECK(!r.hires->latent_upscaler || inner_->hands_over_latents(),
+             "[hires] {} resizes latents, which {} cannot hand over (Z-Image and FLUX.1 can); "
+             "name a pixel upscaler (Lanczos, Nearest or an upscaler model)",
+             upscaler_name(*r.hires), inner_->architecture());
     const GenerationSettings first = inner_->resolve(first_pass(r));
     const auto [width, height] = hires_size(*r.hires, first.width, first.height);
-    io::Image placeholder;
-    placeholder.width = width;
-    placeholder.height = height;
-    placeholder.rgb.assign(static_cast<size_t>(width) * height * 3, 0);
-    const GenerationSettings second = inner_->resolve(second_pass(r, std::move(placeholder), 0));
-    Plan p{first, first.steps_run, second.steps_run};
+    // The second pass checked as an img2img from a picture: one from latents runs the same.
+    GenerationRequest second_request = second_pass(r, width, height, 0);
+    second_request.init_image =
+        io::Image{width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
+    const GenerationSettings second = inner_->resolve(second_request);
+    Plan p{first, first.steps_run, second.steps_run, first.width};
     p.total.mode += " + hires fix";
     p.total.width = width;
     p.total.height = height;

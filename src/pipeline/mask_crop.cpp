@@ -180,6 +180,14 @@ class MaskPreparation final : public ImageGenerator {
     return images;
   }
 
+  bool hands_over_latents() const override { return inner_->hands_over_latents(); }
+  std::vector<Tensor> generate_latents(const GenerationRequest& request,
+                                       const RunControl& control) const override {
+    ZF_CHECK(!prepares(request),
+             "[mask crop] a run with a mask to prepare hands over pictures, not latents");
+    return inner_->generate_latents(request, control);
+  }
+
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     ImageRecord r = inner_->record(cropped(request).request, sources, batch_index);

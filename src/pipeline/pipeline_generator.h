@@ -43,7 +43,21 @@ class PipelineGenerator : public ImageGenerator {
     return pipe_.generate_together(mapped, control);
   }
 
+  bool hands_over_latents() const override { return kHandsOverLatents; }
+
+  std::vector<Tensor> generate_latents(const GenerationRequest& request,
+                                       const RunControl& control) const override {
+    if constexpr (kHandsOverLatents)
+      return pipe_.generate_latents(to_request(request), control);
+    else
+      return ImageGenerator::generate_latents(request, control);
+  }
+
  protected:
+  static constexpr bool kHandsOverLatents = requires(const Pipeline& pipe, const Request& r) {
+    pipe.generate_latents(r, RunControl{});
+  };
+
   virtual Request to_request(const GenerationRequest& request) const = 0;
 
   Pipeline pipe_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/tensor.h"
 #include "io/image.h"
 
 namespace zflow::pipeline {
@@ -52,6 +53,13 @@ std::vector<std::vector<io::Image>> split_by_request(std::vector<io::Image> imag
     next += r.batch;
   }
   return per_request;
+}
+
+// A batch [N, ...] as N tensors [1, ...], each its own copy.
+inline std::vector<Tensor> split_batch(const Tensor& batch) {
+  std::vector<Tensor> out;
+  for (int64_t i = 0; i < batch.size(0); ++i) out.push_back(batch.slice(0, i, i + 1).clone());
+  return out;
 }
 
 }  // namespace zflow::pipeline

@@ -38,19 +38,30 @@ struct StartLatents {
   std::optional<FlowInpaint> inpaint;  // set when a mask was given
 };
 
+// What the latents start from, besides the noise.
+struct StartFrom {
+  // The init image (null: text-to-image). Of another size it is first resized to the output's
+  // with Pillow's Lanczos, as diffusers' image processor does; vae_tiling encodes it in tiles
+  // (models/vae_tiling.h).
+  const io::Image* init = nullptr;
+  // Or the init latents themselves, normalised [1, C, h, w] (a latent upscaler's): used as they
+  // are, no encoding and no draw, as diffusers' img2img takes latents passed as its image.
+  const Tensor* init_latents = nullptr;
+  // Inpainting's mask (needs init), resized like it. A1111's latent masked content modes start
+  // the masked cells from the noise or from zero (pipeline/masked_content.h); the inpaint blend
+  // keeps the init image's latents.
+  const io::Image* mask = nullptr;
+  MaskedContent content = MaskedContent::Original;
+  bool vae_tiling = false;
+  InitLatents encoding = InitLatents::Sample;
+  // Bends the noise (pipeline/variation_seed.h), in the generator's normal math.
+  std::optional<VariationSeed> variation;
+};
+
 // shape = [B, C, h, w] of the latent grid; start_sigma is schedule.sigmas[0] after the img2img
-// cut. init may be null (text-to-image); mask needs init. An init image or mask of another size
-// is first resized to the output's with Pillow's Lanczos, as diffusers' image processor does.
-// vae_tiling encodes it in tiles (models/vae_tiling.h). A variation seed bends the noise
-// (pipeline/variation_seed.h), in the generator's normal math. With a mask, A1111's latent masked
-// content modes start the masked cells from the noise or from zero (pipeline/masked_content.h);
-// the inpaint blend keeps the init image's latents.
+// cut.
 StartLatents start_latents(const models::AutoencoderKL& vae, Generator& generator,
-                           const Shape& shape, float start_sigma, const io::Image* init,
-                           const io::Image* mask, bool vae_tiling = false,
-                           InitLatents encoding = InitLatents::Sample,
-                           const std::optional<VariationSeed>& variation = std::nullopt,
-                           MaskedContent content = MaskedContent::Original);
+                           const Shape& shape, float start_sigma, const StartFrom& from = {});
 
 // The width x height a request generates at: the given sides, else the init image's rounded down
 // to multiples of `multiple` (twice the VAE factor, for the 2x2 patches), else the (Z-Image
@@ -61,5 +72,12 @@ std::pair<int, int> checked_image_size(std::string_view family, std::optional<in
                                        std::optional<int> height, const io::Image* init,
                                        const io::Image* mask, int64_t multiple,
                                        const io::Image* control = nullptr);
+
+// The width x height init latents [1, C, h, w] stand for, w and h times `cell` pixels per latent
+// cell: checked for the model's `channels`, a grid of whole `multiple`-pixel patches and the
+// sides asked for (which may be left unset). Errors start with [family].
+std::pair<int, int> init_latents_size(std::string_view family, const Tensor& latents,
+                                      std::optional<int> width, std::optional<int> height,
+                                      int64_t cell, int64_t channels, int64_t multiple);
 
 }  // namespace zflow::pipeline

@@ -69,6 +69,7 @@ class ZImageGenerator final : public PipelineGenerator<ZImagePipeline, ZImageReq
     z.batch = r.batch;
     z.init_image = r.init_image;
     z.mask = r.mask;
+    z.init_latents = r.init_latents;
     z.masked_content = r.masked_content;
     z.strength = r.strength;
     if (r.max_sequence_length) z.max_sequence_length = *r.max_sequence_length;

@@ -215,12 +215,20 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
            "[zimage] reference images: {} is not an Omni model (Z-Image Omni edits with them)",
            model_name_);
   if (omni()) {
-    ZF_CHECK(!init && !mask,
+    ZF_CHECK(!init && !mask && !request.init_latents,
              "[zimage] an Omni model has no img2img or inpainting: give the picture "
              "as a reference image (-r) to edit it");
     std::tie(s.width, s.height) =
         zimage_omni_size(request.references, request.width, request.height, 2 * vae_scale_factor());
     s.mode = ZImageMode::Omni;
+  } else if (request.init_latents) {
+    ZF_CHECK(!init && !mask && !control,
+             "[zimage] init latents start an img2img of their own: no init image, mask or "
+             "control image with them");
+    std::tie(s.width, s.height) = init_latents_size(
+        "zimage", *request.init_latents, request.width, request.height, vae_scale_factor(),
+        transformer_.config().in_channels, 2 * vae_scale_factor());
+    s.mode = ZImageMode::ImageToImage;
   } else {
     // The size comes from the init image, else from the control image, else the defaults.
     std::tie(s.width, s.height) = checked_image_size("zimage", request.width, request.height, init,
@@ -280,6 +288,22 @@ std::vector<io::Image> ZImagePipeline::generate(const ZImageRequest& request,
 
 std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
     std::span<const ZImageRequest> requests, const RunControl& control) const {
+  const Tensor latents = denoise_together(requests, control);
+  Stopwatch clock;
+  const Tensor image = requests.front().vae_tiling
+                           ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
+                           : vae_.decode(latents);
+  log::info("[zimage] decoded in {:.2f} s", clock.lap());
+  return split_by_request(tensor_to_images(image), requests);
+}
+
+std::vector<Tensor> ZImagePipeline::generate_latents(const ZImageRequest& request,
+                                                     const RunControl& control) const {
+  return split_batch(denoise_together({&request, 1}, control));
+}
+
+Tensor ZImagePipeline::denoise_together(std::span<const ZImageRequest> requests,
+                                        const RunControl& control) const {
   require_shareable("zimage", *this, requests);
   const ZImageRequest& first = requests.front();
   const ZImageSettings s = resolve(first);
@@ -341,10 +365,14 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
     const Shape shape{r.batch, transformer_.config().in_channels, 2 * (s.height / cells),
                       2 * (s.width / cells)};
     Generator generator(r.seed, r.normal_math);
-    StartLatents start = start_latents(vae_, generator, shape, schedule.sigmas[0],
-                                       from_image && r.init_image ? &*r.init_image : nullptr,
-                                       from_image && r.mask ? &*r.mask : nullptr, r.vae_tiling,
-                                       InitLatents::Sample, r.variation, r.masked_content);
+    StartLatents start =
+        start_latents(vae_, generator, shape, schedule.sigmas[0],
+                      {.init = from_image && r.init_image ? &*r.init_image : nullptr,
+                       .init_latents = r.init_latents ? &*r.init_latents : nullptr,
+                       .mask = from_image && r.mask ? &*r.mask : nullptr,
+                       .content = r.masked_content,
+                       .vae_tiling = r.vae_tiling,
+                       .variation = r.variation});
     starts.push_back(std::move(start.latents));
     inpaint = std::move(start.inpaint);
   }
@@ -394,12 +422,7 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
   if (cache)
     log::info("[zimage] first-block cache: {} of {} forwards ran one main layer",
               cache->skipped_calls(), cache->calls());
-  const Tensor image = first.vae_tiling
-                           ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
-                           : vae_.decode(latents);
-  log::info("[zimage] decoded in {:.2f} s", clock.lap());
-
-  return split_by_request(tensor_to_images(image), requests);
+  return latents;
 }
 
 }  // namespace zflow::pipeline

@@ -107,6 +107,9 @@ struct ZImageRequest {
   // What the masked area's latents start from (A1111's latent masked content modes; the pixel
   // fill happens before, pipeline/mask_crop.h).
   MaskedContent masked_content = MaskedContent::Original;
+  // Or img2img from latents (a latent upscaler's, pipeline/latent_upscale.h): the model's own
+  // normalised latents [1, C, h, w], whose grid sets the size; not with an init image.
+  std::optional<Tensor> init_latents;
   std::optional<double> strength;                   // default 0.6 for img2img, 1.0 for inpaint
   size_t max_sequence_length = 512;                 // tokens per prompt including the chat template
   NormalMath normal_math = NormalMath::Avx2Cephes;  // which torch CPU kernel's randn to match
@@ -181,7 +184,14 @@ class ZImagePipeline {
   std::vector<std::vector<io::Image>> generate_together(std::span<const ZImageRequest> requests,
                                                         const RunControl& control = {}) const;
 
+  // request.batch images' final latents, undecoded: [1, C, h, w] each, the normalised latent grid
+  // (what a latent upscaler resizes for the hires fix's second pass, init_latents).
+  std::vector<Tensor> generate_latents(const ZImageRequest& request,
+                                       const RunControl& control = {}) const;
+
  private:
+  // Everything but the decode: the requests' latents [summed batch, C, h, w].
+  Tensor denoise_together(std::span<const ZImageRequest> requests, const RunControl& control) const;
   ZImagePipeline(text::BpeTokenizer tokenizer, models::Qwen3TextEncoder text_encoder,
                  models::ZImageTransformer transformer, models::AutoencoderKL vae);
 

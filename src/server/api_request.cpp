@@ -172,12 +172,14 @@ std::string registry_name(const std::string& field, const json& value) {
 // Where an API keeps the hires fix's settings.
 struct HiresKeys {
   const char *scale, *width, *height, *steps, *strength, *upscaler;
+  // Without an upscaler named: A1111's default, the latent upscaler "Latent"; else Lanczos.
+  bool latent_by_default;
 };
-constexpr HiresKeys kA1111Hires{"hr_scale",           "hr_resize_x",
-                                "hr_resize_y",        "hr_second_pass_steps",
-                                "denoising_strength", "hr_upscaler"};
-constexpr HiresKeys kZflowHires{"hires_scale", "hires_width",    "hires_height",
-                                "hires_steps", "hires_strength", "hires_upscaler"};
+constexpr HiresKeys kA1111Hires{
+    "hr_scale",           "hr_resize_x", "hr_resize_y", "hr_second_pass_steps",
+    "denoising_strength", "hr_upscaler", true};
+constexpr HiresKeys kZflowHires{"hires_scale",    "hires_width",    "hires_height", "hires_steps",
+                                "hires_strength", "hires_upscaler", false};
 
 // The hires fix (pipeline/hires_fix.h) from `keys`; its size is held to the limits (for the
 // request's size, or 1024 where the model picks).
@@ -199,13 +201,17 @@ void hires_fields(const json& body, const HiresKeys& keys, const RequestLimits& 
     std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
     if (lower == "nearest")
       h.upscaler = io::ResampleFilter::Nearest;
+    else if (const auto latent = pipeline::parse_latent_upscale(*name))
+      h.latent_upscaler = latent;
     else if (lower.starts_with("latent"))
-      bad(keys.upscaler, fmt::format("'{}': zflow upscales the picture, not the latent: use "
-                                     "Lanczos, Nearest or an upscaler model "
-                                     "(GET /sdapi/v1/upscalers)",
+      bad(keys.upscaler, fmt::format("'{}': the latent upscalers are Latent, Latent "
+                                     "(antialiased), Latent (bicubic), Latent (bicubic "
+                                     "antialiased), Latent (nearest) and Latent (nearest-exact)",
                                      *name));
     else if (lower != "lanczos" && lower != "none")
       spec.upscaler = registry_name(keys.upscaler, *name);  // the caller checks it exists
+  } else if (keys.latent_by_default) {
+    h.latent_upscaler = pipeline::LatentUpscale::Bilinear;
   }
   if (r.init_image) bad(keys.scale, "the hires fix follows text-to-image, not img2img");
   try {

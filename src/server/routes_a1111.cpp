@@ -120,6 +120,17 @@ void add_a1111_routes(ServerState& s) {
     send_json(res, 200, upscalers);
   });
 
+  // A1111's latent upscalers, for hr_upscaler (pipeline/latent_upscale.h).
+  s.http.Get("/sdapi/v1/latent-upscale-modes", [](const httplib::Request&, httplib::Response& res) {
+    json modes = json::array();
+    for (const auto mode :
+         {pipeline::LatentUpscale::Bilinear, pipeline::LatentUpscale::BilinearAntialiased,
+          pipeline::LatentUpscale::Bicubic, pipeline::LatentUpscale::BicubicAntialiased,
+          pipeline::LatentUpscale::Nearest, pipeline::LatentUpscale::NearestExact})
+      modes.push_back({{"name", pipeline::latent_upscale_name(mode)}});
+    send_json(res, 200, modes);
+  });
+
   s.http.Post("/sdapi/v1/png-info", [](const httplib::Request& req, httplib::Response& res) {
     answer(res, [&] { send_json(res, 200, png_info(parse_json_object(req.body))); });
   });

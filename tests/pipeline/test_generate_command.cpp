@@ -402,6 +402,15 @@ TEST_F(GenerateCommand, HiresFlagsMatchTheChainedReference) {
   EXPECT_THAT(info.output, ::testing::HasSubstr("hires.png: 64x64\nparameters:\n"));
   EXPECT_THAT(info.output, ::testing::HasSubstr("Hires resize: 64x64"));
   EXPECT_THAT(info.output, ::testing::HasSubstr("\n  \"sampler\": \"euler\",\n"));
+
+  // A1111's latent upscalers by their names or written with dashes (test_hires_fix.cpp checks
+  // their pictures).
+  const CommandResult latent = run_zflow(model_args() + " -p x -W 32 -H 32 --steps 2 " +
+                                         "--hires-scale 2 --hires-upscaler latent-bicubic -o " +
+                                         (out_ / "latent.png").string());
+  ASSERT_EQ(latent.status, 0) << latent.output;
+  EXPECT_THAT(png_text(out_ / "latent.png").at("parameters"),
+              ::testing::HasSubstr("Hires upscaler: Latent (bicubic)"));
 }
 
 // --upscale-model upscales the finished picture (stable-diffusion.cpp's flag) and records it with

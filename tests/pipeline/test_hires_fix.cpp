@@ -38,17 +38,20 @@ const ImageGenerator& generator() {
   return *g;
 }
 
-GenerationRequest request_for(const nlohmann::json& c) {
+// A golden case's request: Z-Image's guidance is its CFG scale, FLUX.1's (family "flux") its
+// embedded guidance.
+GenerationRequest request_for(const nlohmann::json& c,
+                              NormalMath normal_math = cases().normal_math()) {
   GenerationRequest r;
   r.prompt = c["prompt"];
   r.negative_prompt = c.value("negative_prompt", "");
   r.width = c["width"].get<int>();
   r.height = c["height"].get<int>();
   r.steps = c["steps"].get<int>();
-  r.cfg_scale = c["guidance"].get<float>();
+  (c.value("family", "zimage") == "flux" ? r.guidance : r.cfg_scale) = c["guidance"].get<float>();
   r.seed = c["seed"].get<uint64_t>();
   r.batch = c.value("num_images", 1);
-  r.normal_math = cases().normal_math();
+  r.normal_math = normal_math;
   HiresFix h;
   h.width = c["hires_width"].get<int>();
   h.height = c["hires_height"].get<int>();
@@ -57,6 +60,8 @@ GenerationRequest request_for(const nlohmann::json& c) {
   const std::string upscaler = c["upscaler"];
   if (upscaler == "nearest" || upscaler == "lanczos") {
     h.upscaler = upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
+  } else if (const auto latent = parse_latent_upscale(upscaler)) {
+    h.latent_upscaler = latent;
   } else {
     h.upscale_model = models::load_upscaler(test::fixture(upscaler));
     h.upscale_model_name = "tiny-esrgan";
@@ -132,6 +137,59 @@ TEST(HiresFixGolden, EsrganUpscalerThenLanczosMatchesTheChainedReference) {
   const ImageRecord record = generator().record(r, {}, 0);
   EXPECT_NE(record.parameters.find("Hires upscaler: tiny-esrgan"), std::string::npos)
       << record.parameters;
+}
+
+// A1111's latent upscalers (tools/golden/make_latent_hires_fix.py): the first pass's latents,
+// resized by torch's interpolate, start the second pass without a VAE round trip. Z-Image with
+// "Latent" (bilinear) and a CFG batch of two with "Latent (bicubic antialiased)" and its own
+// second-pass steps; FLUX.1-dev with "Latent (nearest-exact)". 40 dB on the 8-bit output. The same
+// run through a Lanczos upscale of the picture lands far below it.
+TEST(HiresFixGolden, LatentUpscalersMatchDiffusersChained) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  ZF_REQUIRE_ASSET(test::shared_asset("flux1_tokenizer/tokenizer_t5/spiece.model"));
+  const fs::path dir = test::fixture("latent_hires_fix");
+  const test::GoldenCases latent_cases(dir / "latent_hires_fix_cases.json");
+  const std::unique_ptr<ImageGenerator> flux =
+      load_generator({.model_dir = test::flux_tiny_dev(),
+                      .clip_tokenizer = test::flux1_tokenizer("tokenizer_clip_l"),
+                      .t5_tokenizer = test::flux1_tokenizer("tokenizer_t5")});
+  for (const char* name : {"zimage_latent", "zimage_bicubic_aa_batch2", "flux_nearest_exact"}) {
+    SCOPED_TRACE(name);
+    const nlohmann::json& c = latent_cases.find(name);
+    const bool is_flux = c["family"] == "flux";
+    const GenerationRequest r = request_for(c, latent_cases.normal_math());
+    ASSERT_TRUE(r.hires->latent_upscaler);
+    const ImageGenerator& g = is_flux ? *flux : generator();
+    const std::vector<io::Image> images = g.generate(r, {});
+    test::expect_images_match(images, c["expected"], dir, kMinPsnr, name);
+    const ImageRecord record = g.record(r, {}, 0);
+    EXPECT_NE(record.parameters.find("Hires upscaler: " + c["upscaler"].get<std::string>()),
+              std::string::npos)
+        << record.parameters;
+    if (!is_flux) continue;
+    GenerationRequest pixels = r;
+    pixels.hires->latent_upscaler.reset();
+    const double db = test::psnr(g.generate(pixels, {}).front(), images.front());
+    std::printf("  through a Lanczos upscale of the picture instead: PSNR %.1f dB\n", db);
+    EXPECT_LT(db, kMinPsnr);
+  }
+}
+
+// FLUX.2 cannot hand its latents over: a latent upscaler is refused before anything runs.
+TEST(HiresFix, LatentUpscalerNeedsAFamilyWithLatents) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const std::unique_ptr<ImageGenerator> klein =
+      load_generator({.model_dir = test::fixture("flux2_pipeline") / "tiny_klein",
+                      .tokenizer = test::shared_asset("qwen3_tokenizer")});
+  GenerationRequest r;
+  r.prompt = "a fox";
+  r.width = r.height = 32;
+  r.steps = 2;
+  HiresFix h;
+  h.latent_upscaler = LatentUpscale::Bilinear;
+  r.hires = h;
+  EXPECT_NE(test::error_of([&] { klein->resolve(r); }).find("Latent resizes latents, which"),
+            std::string::npos);
 }
 
 // A1111's sizes: the scale rounded down to whole tokens, or one side given and the other kept in

@@ -111,8 +111,8 @@ TEST(MaskedContent, StartLatentsOfTheLatentModes) {
   constexpr float kSigma = 0.6f;
   auto start = [&](MaskedContent content) {
     Generator generator(11);
-    return start_latents(vae, generator, shape, kSigma, &picture, &mask, false, InitLatents::Sample,
-                         std::nullopt, content);
+    return start_latents(vae, generator, shape, kSigma,
+                         {.init = &picture, .mask = &mask, .content = content});
   };
   const StartLatents original = start(MaskedContent::Original);
   ASSERT_TRUE(original.inpaint);

@@ -355,12 +355,18 @@ TEST(A1111Request, ReadsTheHiresFix) {
   const auto sized = parse({{"enable_hr", 1}, {"hr_resize_x", 1024}});
   ASSERT_TRUE(sized.hires);
   EXPECT_EQ(sized.hires->width, 1024);
-  EXPECT_EQ(sized.hires->upscaler, io::ResampleFilter::Lanczos);  // absent: Lanczos
+  // Absent: A1111's default, the latent upscaler "Latent" (bilinear).
+  EXPECT_EQ(sized.hires->latent_upscaler, pipeline::LatentUpscale::Bilinear);
+  EXPECT_EQ(parse({{"enable_hr", true}, {"hr_upscaler", "Latent (bicubic antialiased)"}})
+                .hires->latent_upscaler,
+            pipeline::LatentUpscale::BicubicAntialiased);
+  EXPECT_FALSE(parse({{"enable_hr", true}, {"hr_upscaler", "Lanczos"}}).hires->latent_upscaler);
   using R = std::pair<int, std::string>;
   const auto refusal_of = [](json body) {
     return refusal([&] { parse_a1111(body, false, kLimits, "m"); });
   };
-  EXPECT_EQ(refusal_of({{"enable_hr", true}, {"hr_upscaler", "Latent"}}), (R{400, "hr_upscaler"}));
+  EXPECT_EQ(refusal_of({{"enable_hr", true}, {"hr_upscaler", "Latent (sharp)"}}),
+            (R{400, "hr_upscaler"}));
   EXPECT_EQ(refusal_of({{"width", 1024}, {"height", 1024}, {"enable_hr", true}, {"hr_scale", 4}}),
             (R{400, "hr_resize_x"}));  // 4096 is over --max-size
   EXPECT_EQ(refusal_of({{"enable_hr", true}, {"denoising_strength", 0}}),
@@ -369,6 +375,7 @@ TEST(A1111Request, ReadsTheHiresFix) {
       {{"prompt", "p"}, {"width", 256}, {"height", 256}, {"hires_scale", 2}}, kLimits, "m");
   ASSERT_TRUE(native.request.hires);
   EXPECT_DOUBLE_EQ(native.request.hires->scale, 2.0);
+  EXPECT_FALSE(native.request.hires->latent_upscaler);  // zflow's own default: Lanczos
   // Another name is an upscaler model of the server's (the caller checks it exists).
   const JobSpec model =
       parse_a1111({{"enable_hr", true}, {"hr_upscaler", "4x-UltraSharp"}}, false, kLimits, "m");

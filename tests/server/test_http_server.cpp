@@ -262,6 +262,13 @@ TEST_F(HttpServerTest, UpscalersByName) {
   EXPECT_EQ(listed[3]["scale"], 4);
   EXPECT_EQ(listed[4]["model_name"], "RealESRGAN Compact");
   EXPECT_EQ(listed[4]["scale"], 2);
+  EXPECT_EQ(get("/sdapi/v1/latent-upscale-modes").second,
+            (json{{{"name", "Latent"}},
+                  {{"name", "Latent (antialiased)"}},
+                  {{"name", "Latent (bicubic)"}},
+                  {{"name", "Latent (bicubic antialiased)"}},
+                  {{"name", "Latent (nearest)"}},
+                  {{"name", "Latent (nearest-exact)"}}}));
 
   const std::filesystem::path dir = zflow::test::fixture("esrgan");
   const io::Image picture = io::read_image(dir / "esrgan_picture.png");  // 13 x 11

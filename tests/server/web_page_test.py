@@ -195,6 +195,19 @@ def main():
         _, caption = newest_result(page, 10)
         assert "Variation seed: 5, Variation seed strength: 0.1" in caption, caption
 
+        # The hires fix with one of A1111's latent upscalers, listed after the pixel ones.
+        page.set_input_files("#init_image", files=[])
+        for field in ("#outpaint", "#strength", "#variation_strength", "#variation_seed"):
+            page.fill(field, "")
+        page.fill("#width", "32")
+        page.fill("#height", "32")
+        page.fill("#hires_scale", "2")
+        page.select_option("#hires_upscaler", "Latent (bicubic)")
+        page.click("#generate")
+        size, caption = newest_result(page, 11)
+        assert size == [64, 64], size
+        assert "Hires upscaler: Latent (bicubic)" in caption, caption
+
         # The model is now loaded, and the list says so.
         page.reload()
         expect(page.locator("#model option")).to_have_text("tiny (loaded)")
@@ -204,7 +217,7 @@ def main():
     shutil.rmtree(loras)
     shutil.rmtree(controlnets)
     print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
-          "init images, masked-area inpainting, masked content, outpainting, variation seeds: ok")
+          "init images, masked-area inpainting, masked content, outpainting, variation seeds, latent hires fix: ok")
 
 
 if __name__ == "__main__":
