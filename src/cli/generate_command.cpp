@@ -55,6 +55,7 @@ struct GenerateOptions {
   std::optional<int> mask_crop;
   std::optional<float> mask_blur;
   std::string masked_content;
+  bool invert_mask = false;
   std::optional<uint64_t> seed;
   std::optional<uint64_t> variation_seed;  // A1111's, used when variation_strength > 0
   float variation_strength = 0.0f;
@@ -293,6 +294,10 @@ int run_generate(const GenerateOptions& o) {
     mask_source =
         "outpaint " + pipeline::format_outpaint_margins(pipeline::apply_outpaint(request, margins));
   }
+  if (o.invert_mask) {
+    ZF_CHECK(!o.mask.empty(), "[generate] --invert-mask needs --mask");
+    request.invert_mask = true;
+  }
   if (!o.masked_content.empty()) {
     ZF_CHECK(request.mask, "[generate] --masked-content {} needs --mask or --outpaint",
              o.masked_content);
@@ -479,6 +484,9 @@ Run add_generate_command(CLI::App& app) {
                   "soften the mask first: Pillow's Gaussian blur of this radius in pixels "
                   "(diffusers' mask_processor.blur; A1111's mask blur)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--invert-mask", o->invert_mask,
+                "repaint what the mask leaves black instead of its white part (A1111's 'Inpaint "
+                "not masked')");
   cmd->add_option("--masked-content", o->masked_content,
                   "what the masked area starts from (A1111's masked content): original (the "
                   "default), fill (painted over with its surroundings' colours), latent-noise or "

@@ -111,6 +111,9 @@ struct GenerationRequest {
   std::optional<float> mask_blur;
   // What the masked area holds when inpainting starts (A1111's "Masked content").
   MaskedContent masked_content = MaskedContent::Original;
+  // Repaint what the mask leaves black instead (A1111's "Inpaint not masked"): the mask's grey
+  // inverted before it is blurred or used.
+  bool invert_mask = false;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
   bool vae_tiling = false;  // decode in tiles (large images in less memory)

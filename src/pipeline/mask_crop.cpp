@@ -25,6 +25,14 @@ uint8_t grey_at(const io::Image& image, size_t i) {
   return pillow_luma(image.rgb[3 * i], image.rgb[3 * i + 1], image.rgb[3 * i + 2]);
 }
 
+// ImageOps.invert of the mask's grey: 255 - grey, as grey RGB.
+io::Image inverted(const io::Image& mask) {
+  io::Image out = mask;
+  for (size_t i = 0; i < out.rgb.size() / 3; ++i)
+    std::fill_n(&out.rgb[3 * i], 3, static_cast<uint8_t>(255 - grey_at(mask, i)));
+  return out;
+}
+
 io::Image black(int width, int height) {
   return {width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3, 0)};
 }
@@ -191,6 +199,10 @@ class MaskPreparation final : public ImageGenerator {
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     ImageRecord r = inner_->record(cropped(request).request, sources, batch_index);
+    if (request.invert_mask && request.mask) {
+      r.parameters += ", Mask mode: Inpaint not masked";  // A1111's key
+      r.request["invert_mask"] = true;
+    }
     if (request.mask_blur && request.mask) {
       r.parameters += fmt::format(", Mask blur: {}", *request.mask_blur);  // A1111's key
       r.request["mask_blur"] = *request.mask_blur;
@@ -211,7 +223,7 @@ class MaskPreparation final : public ImageGenerator {
 
  private:
   static bool prepares(const GenerationRequest& r) {
-    return r.mask_crop_padding || (r.mask && (r.mask_blur || fills(r)));
+    return r.mask_crop_padding || (r.mask && (r.mask_blur || r.invert_mask || fills(r)));
   }
 
   // Every masked content but the original paints the masked area over first (A1111's fill).
@@ -240,7 +252,9 @@ class MaskPreparation final : public ImageGenerator {
 
   static Cropped cut_out(const GenerationRequest& r) {
     Cropped c{r, {}, {}};
-    if (r.mask_blur && r.mask) c.request.mask = io::gaussian_blur(*r.mask, *r.mask_blur);
+    if (r.invert_mask && r.mask) c.request.mask = inverted(*r.mask);
+    if (r.mask_blur && r.mask) c.request.mask = io::gaussian_blur(*c.request.mask, *r.mask_blur);
+    c.request.invert_mask = false;
     c.request.mask_blur.reset();
     if (!r.mask_crop_padding) return c;
     ZF_CHECK(r.init_image && r.mask,

@@ -35,8 +35,8 @@ io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, i
 io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
                              const io::Image& generated, const CropBox& box);
 
-// A generator that prepares masks around `inner`: GenerationRequest::mask_blur softens the mask
-// first (io/image_blur.h), then a request with mask_crop_padding runs this way, and a masked
+// A generator that prepares masks around `inner`: GenerationRequest::invert_mask inverts the mask
+// and mask_blur softens it first (io/image_blur.h), then a request with mask_crop_padding runs this way, and a masked
 // content other than the original fills the masked area of the picture the model inpaints
 // (pipeline/masked_content.h); every other request passes through unchanged.
 std::unique_ptr<ImageGenerator> with_mask_preparation(std::unique_ptr<ImageGenerator> inner);

@@ -652,6 +652,8 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
         pipeline::MaskedContent::LatentNoise, pipeline::MaskedContent::LatentNothing};
     if (r.mask)
       r.masked_content = kInpaintingFill[get_int(body, "inpainting_fill", 0, 3).value_or(0)];
+    // "Mask mode: Inpaint not masked".
+    r.invert_mask = r.mask && get_int(body, "inpainting_mask_invert", 0, 1).value_or(0) == 1;
     // "Inpaint area: Only masked", with its padding (A1111's default 32).
     if (get_flag(body, "inpaint_full_res").value_or(false) && r.mask)
       r.mask_crop_padding = static_cast<int>(
@@ -871,6 +873,10 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     r.redux_strength = static_cast<float>(*v);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
   outpaint_field(body, "outpaint", r);
+  if (get_flag(body, "invert_mask").value_or(false)) {
+    if (!r.mask) bad("invert_mask", "inverting the mask needs a mask");
+    r.invert_mask = true;
+  }
   if (const auto name = get_string(body, "masked_content"); name && !name->empty()) {
     if (!r.mask) bad("masked_content", "what the masked area starts from needs a mask");
     const auto content = pipeline::parse_masked_content(*name);

@@ -139,12 +139,18 @@ TEST(MaskedContent, StartLatentsOfTheLatentModes) {
   }
 }
 
+const ImageGenerator& tiny_zimage() {
+  static const std::unique_ptr<ImageGenerator> gen =
+      load_generator({.model_dir = test::fixture("zimage_pipeline/tiny"),
+                      .tokenizer = test::shared_asset("qwen3_tokenizer")});
+  return *gen;
+}
+
 // Through the generator: the fill modes inpaint the filled picture, exactly as a request sending
 // the filled picture itself; the record names the mode as A1111's infotext does.
 TEST(MaskedContent, GeneratorFillsBeforeInpainting) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
-  const auto gen = load_generator({.model_dir = test::fixture("zimage_pipeline/tiny"),
-                                   .tokenizer = test::shared_asset("qwen3_tokenizer")});
+  const ImageGenerator* gen = &tiny_zimage();
   const auto [picture, mask] = picture_and_mask();
   GenerationRequest r;
   r.prompt = "a cat";
@@ -167,6 +173,31 @@ TEST(MaskedContent, GeneratorFillsBeforeInpainting) {
   EXPECT_NE(rec.parameters.find(", Masked content: latent nothing"), std::string::npos)
       << rec.parameters;
   EXPECT_EQ(rec.request.at("masked_content"), "latent nothing");
+}
+
+// An inverted mask (A1111's "Inpaint not masked") repaints what the mask leaves black: exactly a
+// request whose mask is 255 - grey, filled there too; the record says so with A1111's key.
+TEST(MaskedContent, InvertedMaskRepaintsTheUnmaskedPart) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const auto [picture, mask] = picture_and_mask();
+  GenerationRequest r;
+  r.prompt = "a cat";
+  r.steps = 3;
+  r.seed = 4;
+  r.strength = 0.7;
+  r.init_image = picture;
+  r.mask = mask;
+  r.masked_content = MaskedContent::Fill;
+  r.invert_mask = true;
+  GenerationRequest by_hand = r;
+  by_hand.invert_mask = false;
+  for (uint8_t& v : by_hand.mask->rgb) v = static_cast<uint8_t>(255 - v);  // grey: luma = v
+  EXPECT_EQ(tiny_zimage().generate(r, {}).front().rgb,
+            tiny_zimage().generate(by_hand, {}).front().rgb);
+  const ImageRecord rec = tiny_zimage().record(r, {}, 0);
+  EXPECT_NE(rec.parameters.find(", Mask mode: Inpaint not masked"), std::string::npos)
+      << rec.parameters;
+  EXPECT_EQ(rec.request.at("invert_mask"), true);
 }
 
 }  // namespace

@@ -226,6 +226,9 @@ TEST(MaskedContentRequest, A1111AndNative) {
     body["inpainting_fill"] = k;
     EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.masked_content, modes[k]) << k;
   }
+  body["inpainting_mask_invert"] = 1;  // "Inpaint not masked"
+  EXPECT_TRUE(parse_a1111(body, true, kLimits, "m").request.invert_mask);
+  body.erase("inpainting_mask_invert");
   body["inpainting_fill"] = 4;
   EXPECT_EQ(refusal([&] { parse_a1111(body, true, kLimits, "m"); }),
             std::make_pair(400, std::string("inpainting_fill")));
@@ -238,6 +241,9 @@ TEST(MaskedContentRequest, A1111AndNative) {
   native["masked_content"] = "latent noise";
   EXPECT_EQ(parse_native_job(native, kLimits, "m").request.masked_content,
             MaskedContent::LatentNoise);
+  native["invert_mask"] = true;
+  EXPECT_TRUE(parse_native_job(native, kLimits, "m").request.invert_mask);
+  native.erase("invert_mask");
   native["masked_content"] = "noise";
   EXPECT_EQ(refusal([&] { parse_native_job(native, kLimits, "m"); }),
             std::make_pair(400, std::string("masked_content")));
