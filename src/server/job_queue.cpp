@@ -109,7 +109,9 @@ size_t JobQueue::depth() const {
 
 std::shared_ptr<Job> JobQueue::running() const {
   std::lock_guard lock(mu_);
-  return running_.empty() ? nullptr : running_.front();
+  for (const auto& job : running_)
+    if (!is_final(job->status().state)) return job;
+  return nullptr;
 }
 
 size_t JobQueue::running_count() const {

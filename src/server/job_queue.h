@@ -76,8 +76,10 @@ class JobQueue {
   // 1 for the next job to run, 0 when not waiting.
   size_t position(const std::string& id) const;
   size_t depth() const;
-  std::shared_ptr<Job> running() const;  // the first job of the run, if one runs
-  size_t running_count() const;          // the jobs of the run
+  // The first job of the run still running: a job that has finished (its waiter may already have
+  // answered) while the worker has yet to retire it does not count.
+  std::shared_ptr<Job> running() const;
+  size_t running_count() const;  // the jobs of the run
 
  private:
   void work();
