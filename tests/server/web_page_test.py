@@ -182,17 +182,23 @@ def main():
         _, caption = newest_result(page, 8)
         assert "Masked content: fill" in caption, caption
         page.select_option("#masked_content", "original")
+        # The mask inverted: what it leaves black is repainted.
+        page.check("#invert_mask")
+        page.click("#generate")
+        _, caption = newest_result(page, 9)
+        assert "Mask mode: Inpaint not masked" in caption, caption
+        page.uncheck("#invert_mask")
         # Outpainting margins instead of the mask: the canvas, 16 pixels wider on the left.
         page.set_input_files("#mask", files=[])
         page.fill("#outpaint", "16,0,0,0")
         page.click("#generate")
-        size, _ = newest_result(page, 9)
+        size, _ = newest_result(page, 10)
         assert size == [80, 48], size
         # A variation seed: the seed's noise bent towards seed 5's, recorded with A1111's keys.
         page.fill("#variation_strength", "0.1")
         page.fill("#variation_seed", "5")
         page.click("#generate")
-        _, caption = newest_result(page, 10)
+        _, caption = newest_result(page, 11)
         assert "Variation seed: 5, Variation seed strength: 0.1" in caption, caption
 
         # The hires fix with one of A1111's latent upscalers, listed after the pixel ones.
@@ -204,7 +210,7 @@ def main():
         page.fill("#hires_scale", "2")
         page.select_option("#hires_upscaler", "Latent (bicubic)")
         page.click("#generate")
-        size, caption = newest_result(page, 11)
+        size, caption = newest_result(page, 12)
         assert size == [64, 64], size
         assert "Hires upscaler: Latent (bicubic)" in caption, caption
 
@@ -217,7 +223,7 @@ def main():
     shutil.rmtree(loras)
     shutil.rmtree(controlnets)
     print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
-          "init images, masked-area inpainting, masked content, outpainting, variation seeds, latent hires fix: ok")
+          "init images, masked-area inpainting, masked content, inverted masks, outpainting, variation seeds, latent hires fix: ok")
 
 
 if __name__ == "__main__":
