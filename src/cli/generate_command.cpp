@@ -56,6 +56,7 @@ struct GenerateOptions {
   std::optional<float> mask_blur;
   std::string masked_content;
   bool invert_mask = false;
+  std::string resize_mode = "stretch";
   std::optional<uint64_t> seed;
   std::optional<uint64_t> variation_seed;  // A1111's, used when variation_strength > 0
   float variation_strength = 0.0f;
@@ -294,6 +295,11 @@ int run_generate(const GenerateOptions& o) {
     mask_source =
         "outpaint " + pipeline::format_outpaint_margins(pipeline::apply_outpaint(request, margins));
   }
+  if (o.resize_mode != "stretch") {
+    ZF_CHECK(!o.init_image.empty(), "[generate] --resize-mode {} needs -i", o.resize_mode);
+    request.resize_mode =
+        o.resize_mode == "crop" ? pipeline::ResizeMode::Crop : pipeline::ResizeMode::Fill;
+  }
   if (o.invert_mask) {
     ZF_CHECK(!o.mask.empty(), "[generate] --invert-mask needs --mask");
     request.invert_mask = true;
@@ -484,6 +490,11 @@ Run add_generate_command(CLI::App& app) {
                   "soften the mask first: Pillow's Gaussian blur of this radius in pixels "
                   "(diffusers' mask_processor.blur; A1111's mask blur)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--resize-mode", o->resize_mode,
+                  "an -i picture of another aspect ratio than -W x -H: stretch (the default), "
+                  "crop (cover, cut the excess) or fill (fit, stretch the edges into the bands): "
+                  "A1111's just resize / crop and resize / resize and fill")
+      ->check(CLI::IsMember({"stretch", "crop", "fill"}));
   cmd->add_flag("--invert-mask", o->invert_mask,
                 "repaint what the mask leaves black instead of its white part (A1111's 'Inpaint "
                 "not masked')");

@@ -56,6 +56,14 @@ struct ModelFiles {
   std::vector<std::filesystem::path> controlnets;
 };
 
+// How an init image (and its mask) of another aspect ratio comes to the output size: A1111's
+// img2img resize_mode 0-2, diffusers' VaeImageProcessor resize_mode "default", "crop", "fill".
+enum class ResizeMode {
+  Stretch,  // resized to the size outright (the pipelines' own Lanczos resize)
+  Crop,     // resized to cover it, centred, the excess cut
+  Fill,     // resized to fit in it, centred, the bands filled with its stretched edge rows
+};
+
 // What a caller asks for. Unset optionals take the model's defaults.
 // A1111's hires fix (pipeline/hires_fix.h): after text-to-image, the picture is upscaled to the
 // hires size and repainted there by img2img.
@@ -96,7 +104,8 @@ struct GenerationRequest {
   // seed's.
   std::optional<VariationSeed> variation;
   int batch = 1;
-  std::optional<io::Image> init_image;  // img2img; with mask: inpaint
+  std::optional<io::Image> init_image;           // img2img; with mask: inpaint
+  ResizeMode resize_mode = ResizeMode::Stretch;  // for an init image of another aspect ratio
   // Or img2img from the model's own latents (generate_latents' form; the hires fix's latent
   // upscalers): Z-Image and FLUX.1.
   std::optional<Tensor> init_latents;

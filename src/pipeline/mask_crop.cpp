@@ -126,6 +126,18 @@ io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, i
   return out;
 }
 
+io::Image resize_to(const io::Image& image, int width, int height, ResizeMode mode) {
+  switch (mode) {
+    case ResizeMode::Stretch:
+      return io::resize_image(image, width, height, kLanczos);
+    case ResizeMode::Crop:
+      return resize_and_crop(image, width, height);
+    case ResizeMode::Fill:
+      return crop_and_fill(image, {0, 0, image.width, image.height}, width, height);
+  }
+  fail("[image] unknown resize mode");
+}
+
 io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
                              const io::Image& generated, const CropBox& box) {
   ZF_CHECK(mask.width == original.width && mask.height == original.height,
@@ -199,6 +211,8 @@ class MaskPreparation final : public ImageGenerator {
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     ImageRecord r = inner_->record(cropped(request).request, sources, batch_index);
+    if (resizes(request))
+      r.request["resize_mode"] = request.resize_mode == ResizeMode::Crop ? "crop" : "fill";
     if (request.invert_mask && request.mask) {
       r.parameters += ", Mask mode: Inpaint not masked";  // A1111's key
       r.request["invert_mask"] = true;
@@ -223,7 +237,12 @@ class MaskPreparation final : public ImageGenerator {
 
  private:
   static bool prepares(const GenerationRequest& r) {
-    return r.mask_crop_padding || (r.mask && (r.mask_blur || r.invert_mask || fills(r)));
+    return r.mask_crop_padding || resizes(r) ||
+           (r.mask && (r.mask_blur || r.invert_mask || fills(r)));
+  }
+
+  static bool resizes(const GenerationRequest& r) {
+    return r.init_image && r.resize_mode != ResizeMode::Stretch && !r.mask_crop_padding;
   }
 
   // Every masked content but the original paints the masked area over first (A1111's fill).
@@ -252,7 +271,19 @@ class MaskPreparation final : public ImageGenerator {
 
   static Cropped cut_out(const GenerationRequest& r) {
     Cropped c{r, {}, {}};
-    if (r.invert_mask && r.mask) c.request.mask = inverted(*r.mask);
+    c.request.resize_mode = ResizeMode::Stretch;
+    if (resizes(r)) {
+      const int width = r.width.value_or(r.init_image->width / kMultiple * kMultiple);
+      const int height = r.height.value_or(r.init_image->height / kMultiple * kMultiple);
+      ZF_CHECK(width > 0 && height > 0,
+               "[image] the picture {}x{} is smaller than one {}-pixel token; give a size",
+               r.init_image->width, r.init_image->height, kMultiple);
+      c.request.init_image = resize_to(*r.init_image, width, height, r.resize_mode);
+      if (r.mask) c.request.mask = resize_to(*r.mask, width, height, r.resize_mode);
+      c.request.width = width;
+      c.request.height = height;
+    }
+    if (r.invert_mask && r.mask) c.request.mask = inverted(*c.request.mask);
     if (r.mask_blur && r.mask) c.request.mask = io::gaussian_blur(*c.request.mask, *r.mask_blur);
     c.request.invert_mask = false;
     c.request.mask_blur.reset();

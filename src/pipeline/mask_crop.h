@@ -30,15 +30,22 @@ CropBox mask_crop_box(const io::Image& mask, int width, int height, int padding)
 // the rest filled with its stretched edge rows or columns (resize_mode "fill").
 io::Image crop_and_fill(const io::Image& image, const CropBox& box, int width, int height);
 
+// The picture (or mask) brought to width x height as `mode` says: Stretch, Pillow's Lanczos
+// resize; Crop, resize_mode "crop"; Fill, resize_mode "fill" (crop_and_fill of the whole picture).
+io::Image resize_to(const io::Image& image, int width, int height, ResizeMode mode);
+
 // apply_overlay: `generated` resized to cover `box` (resize_mode "crop") and placed there on
 // black, then the original picture composited over it wherever the mask is not white.
 io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
                              const io::Image& generated, const CropBox& box);
 
-// A generator that prepares masks around `inner`: GenerationRequest::invert_mask inverts the mask
-// and mask_blur softens it first (io/image_blur.h), then a request with mask_crop_padding runs this way, and a masked
-// content other than the original fills the masked area of the picture the model inpaints
-// (pipeline/masked_content.h); every other request passes through unchanged.
+// A generator that prepares init images and masks around `inner`: a resize mode other than
+// Stretch brings them to the output size first (not with mask_crop_padding, whose cut-out is
+// filled at the output's aspect ratio anyway, as A1111 ignores it there), then
+// GenerationRequest::invert_mask inverts the mask and mask_blur softens it (io/image_blur.h), then
+// a request with mask_crop_padding runs this way, and a masked content other than the original
+// fills the masked area of the picture the model inpaints (pipeline/masked_content.h); every other
+// request passes through unchanged.
 std::unique_ptr<ImageGenerator> with_mask_preparation(std::unique_ptr<ImageGenerator> inner);
 
 }  // namespace zflow::pipeline

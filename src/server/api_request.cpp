@@ -644,6 +644,15 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
     if (const auto m = body.find("mask"); m != body.end() && !m->is_null())
       r.mask = image_field("mask", *m);
     r.strength = get_number(body, "denoising_strength", 0, 1).value_or(0.75);
+    // 0 just resize, 1 crop and resize, 2 resize and fill; 3 (latent upscale) is not offered.
+    const auto resize = get_int(body, "resize_mode", 0, 3).value_or(0);
+    if (resize == 3)
+      bad("resize_mode",
+          "3 (just resize, latent upscale) is not offered: 0 just resize, 1 crop "
+          "and resize, 2 resize and fill");
+    constexpr pipeline::ResizeMode kResizeModes[] = {
+        pipeline::ResizeMode::Stretch, pipeline::ResizeMode::Crop, pipeline::ResizeMode::Fill};
+    r.resize_mode = kResizeModes[resize];
     if (const auto v = get_number(body, "mask_blur", 0, kMaxMaskBlur); v && *v > 0 && r.mask)
       r.mask_blur = static_cast<float>(*v);
     // "Masked content": 0 fill (A1111's API default), 1 original, 2 latent noise, 3 latent nothing.
@@ -873,6 +882,15 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     r.redux_strength = static_cast<float>(*v);
   if (r.mask && !r.init_image) bad("mask", "a mask needs init_image (the image to inpaint)");
   outpaint_field(body, "outpaint", r);
+  if (const auto mode = get_string(body, "resize_mode"); mode && !mode->empty()) {
+    if (!r.init_image) bad("resize_mode", "resizing needs init_image");
+    if (*mode == "crop")
+      r.resize_mode = pipeline::ResizeMode::Crop;
+    else if (*mode == "fill")
+      r.resize_mode = pipeline::ResizeMode::Fill;
+    else if (*mode != "stretch")
+      bad("resize_mode", fmt::format("expected stretch, crop or fill, got \"{}\"", *mode));
+  }
   if (get_flag(body, "invert_mask").value_or(false)) {
     if (!r.mask) bad("invert_mask", "inverting the mask needs a mask");
     r.invert_mask = true;

@@ -11,8 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/image_resize.h"
 #include "models/autoencoder_kl.h"
 #include "pipeline/generator.h"
+#include "pipeline/mask_crop.h"
 #include "pipeline/start_latents.h"
 #include "test_util.h"
 
@@ -198,6 +200,36 @@ TEST(MaskedContent, InvertedMaskRepaintsTheUnmaskedPart) {
   EXPECT_NE(rec.parameters.find(", Mask mode: Inpaint not masked"), std::string::npos)
       << rec.parameters;
   EXPECT_EQ(rec.request.at("invert_mask"), true);
+}
+
+// A picture of another aspect ratio with its mask, cropped or filled to the output size (A1111's
+// resize modes 1 and 2): exactly a request sending both already brought there by resize_to
+// (diffusers' resize modes, test_mask_crop.cpp).
+TEST(MaskedContent, ResizeModesBringThePictureAndMaskToTheSize) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const auto [square, square_mask] = picture_and_mask();
+  const io::Image picture = io::resize_image(square, 48, 32, io::ResampleFilter::Lanczos);
+  const io::Image mask = io::resize_image(square_mask, 48, 32, io::ResampleFilter::Lanczos);
+  for (const ResizeMode mode : {ResizeMode::Crop, ResizeMode::Fill}) {
+    GenerationRequest r;
+    r.prompt = "a cat";
+    r.width = r.height = 32;
+    r.steps = 3;
+    r.seed = 4;
+    r.strength = 0.7;
+    r.init_image = picture;
+    r.mask = mask;
+    r.resize_mode = mode;
+    GenerationRequest by_hand = r;
+    by_hand.resize_mode = ResizeMode::Stretch;
+    by_hand.init_image = resize_to(picture, 32, 32, mode);
+    by_hand.mask = resize_to(mask, 32, 32, mode);
+    const io::Image got = tiny_zimage().generate(r, {}).front();
+    EXPECT_EQ(got.rgb, tiny_zimage().generate(by_hand, {}).front().rgb);
+    by_hand.init_image = picture;  // stretched instead
+    by_hand.mask = mask;
+    EXPECT_NE(got.rgb, tiny_zimage().generate(by_hand, {}).front().rgb);
+  }
 }
 
 }  // namespace

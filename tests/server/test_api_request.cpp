@@ -226,6 +226,12 @@ TEST(MaskedContentRequest, A1111AndNative) {
     body["inpainting_fill"] = k;
     EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.masked_content, modes[k]) << k;
   }
+  body["resize_mode"] = 1;  // crop and resize
+  EXPECT_EQ(parse_a1111(body, true, kLimits, "m").request.resize_mode, pipeline::ResizeMode::Crop);
+  body["resize_mode"] = 3;  // latent upscale: refused
+  EXPECT_EQ(refusal([&] { parse_a1111(body, true, kLimits, "m"); }),
+            std::make_pair(400, std::string("resize_mode")));
+  body.erase("resize_mode");
   body["inpainting_mask_invert"] = 1;  // "Inpaint not masked"
   EXPECT_TRUE(parse_a1111(body, true, kLimits, "m").request.invert_mask);
   body.erase("inpainting_mask_invert");
@@ -241,6 +247,12 @@ TEST(MaskedContentRequest, A1111AndNative) {
   native["masked_content"] = "latent noise";
   EXPECT_EQ(parse_native_job(native, kLimits, "m").request.masked_content,
             MaskedContent::LatentNoise);
+  native["resize_mode"] = "fill";
+  EXPECT_EQ(parse_native_job(native, kLimits, "m").request.resize_mode, pipeline::ResizeMode::Fill);
+  native["resize_mode"] = "cover";
+  EXPECT_EQ(refusal([&] { parse_native_job(native, kLimits, "m"); }),
+            std::make_pair(400, std::string("resize_mode")));
+  native.erase("resize_mode");
   native["invert_mask"] = true;
   EXPECT_TRUE(parse_native_job(native, kLimits, "m").request.invert_mask);
   native.erase("invert_mask");
