@@ -75,6 +75,9 @@ struct HiresFix {
   io::ResampleFilter upscaler = io::ResampleFilter::Lanczos;  // Lanczos or Nearest
   // Or one of A1111's latent upscalers: the first pass's latents resized, no VAE round trip.
   std::optional<LatentUpscale> latent_upscaler;
+  // The latent upscaler is a default no one asked for (A1111's, when a request names none): a
+  // model that cannot hand over its latents upscales with `upscaler` instead of refusing.
+  bool latent_by_default = false;
   // Or an upscaler model (A1111's "R-ESRGAN 4x+", "4x-UltraSharp", ...): passes of it until the
   // hires size is covered, then Lanczos (pipeline/upscale.h); its name goes in the infotext.
   std::shared_ptr<const models::Upscaler> upscale_model;

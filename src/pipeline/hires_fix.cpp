@@ -33,7 +33,7 @@ class HiresFixGenerator final : public ImageGenerator {
 
   GenerationSettings resolve(const GenerationRequest& request) const override {
     if (!request.hires) return inner_->resolve(request);
-    return plan(request).total;
+    return plan(as_run(request)).total;
   }
 
   std::vector<io::Image> generate(const GenerationRequest& request,
@@ -49,7 +49,7 @@ class HiresFixGenerator final : public ImageGenerator {
                                                         const RunControl& control) const override {
     if (requests.size() != 1 || !requests.front().hires)
       return inner_->generate_together(requests, control);
-    const GenerationRequest& request = requests.front();
+    const GenerationRequest request = as_run(requests.front());
     const Plan p = plan(request);
     const RunControl first_control = counted(control, 0, p.total.steps_run);
     auto second_control = [&](size_t k) {
@@ -91,9 +91,10 @@ class HiresFixGenerator final : public ImageGenerator {
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
     if (!request.hires) return inner_->record(request, sources, batch_index);
-    const HiresFix& h = *request.hires;
-    const Plan p = plan(request);
-    ImageRecord r = inner_->record(first_pass(request), sources, batch_index);
+    const GenerationRequest run = as_run(request);
+    const HiresFix& h = *run.hires;
+    const Plan p = plan(run);
+    ImageRecord r = inner_->record(first_pass(run), sources, batch_index);
     // A1111's infotext keys for its hires fix.
     r.parameters += fmt::format(", Denoising strength: {}, Hires resize: {}x{}", h.strength,
                                 p.total.width, p.total.height);
@@ -114,6 +115,15 @@ class HiresFixGenerator final : public ImageGenerator {
     int first_steps = 0, second_steps = 0;
     int first_width = 0;  // the first pass's
   };
+
+  // The request as it runs here: a latent upscaler that was only a default gives way to the pixel
+  // upscaler where the model cannot hand over its latents.
+  GenerationRequest as_run(const GenerationRequest& r) const {
+    GenerationRequest run = r;
+    if (run.hires->latent_by_default && !inner_->hands_over_latents())
+      run.hires->latent_upscaler.reset();
+    return run;
+  }
 
   static GenerationRequest first_pass(const GenerationRequest& r) {
     GenerationRequest first = r;

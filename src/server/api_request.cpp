@@ -212,6 +212,7 @@ void hires_fields(const json& body, const HiresKeys& keys, const RequestLimits& 
       spec.upscaler = registry_name(keys.upscaler, *name);  // the caller checks it exists
   } else if (keys.latent_by_default) {
     h.latent_upscaler = pipeline::LatentUpscale::Bilinear;
+    h.latent_by_default = true;  // FLUX.2, which cannot, upscales with Lanczos instead
   }
   if (r.init_image) bad(keys.scale, "the hires fix follows text-to-image, not img2img");
   try {

@@ -175,7 +175,8 @@ TEST(HiresFixGolden, LatentUpscalersMatchDiffusersChained) {
   }
 }
 
-// FLUX.2 cannot hand its latents over: a latent upscaler is refused before anything runs.
+// FLUX.2 cannot hand its latents over: a latent upscaler asked for is refused before anything
+// runs; one that was only A1111's default gives way to Lanczos.
 TEST(HiresFix, LatentUpscalerNeedsAFamilyWithLatents) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   const std::unique_ptr<ImageGenerator> klein =
@@ -190,6 +191,10 @@ TEST(HiresFix, LatentUpscalerNeedsAFamilyWithLatents) {
   r.hires = h;
   EXPECT_NE(test::error_of([&] { klein->resolve(r); }).find("Latent resizes latents, which"),
             std::string::npos);
+  r.hires->latent_by_default = true;
+  EXPECT_EQ(klein->resolve(r).width, 64);
+  EXPECT_NE(klein->record(r, {}, 0).parameters.find("Hires upscaler: Lanczos"), std::string::npos);
+  EXPECT_EQ(klein->generate(r, {}).front().width, 64);
 }
 
 // A1111's sizes: the scale rounded down to whole tokens, or one side given and the other kept in

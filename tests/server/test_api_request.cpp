@@ -375,6 +375,7 @@ TEST(A1111Request, ReadsTheHiresFix) {
   EXPECT_EQ(sized.hires->width, 1024);
   // Absent: A1111's default, the latent upscaler "Latent" (bilinear).
   EXPECT_EQ(sized.hires->latent_upscaler, pipeline::LatentUpscale::Bilinear);
+  EXPECT_TRUE(sized.hires->latent_by_default);  // a model without latents takes Lanczos
   EXPECT_EQ(parse({{"enable_hr", true}, {"hr_upscaler", "Latent (bicubic antialiased)"}})
                 .hires->latent_upscaler,
             pipeline::LatentUpscale::BicubicAntialiased);
