@@ -151,7 +151,7 @@ TEST_F(QueueFixture, KeepsOnlyTheNewestFinishedJobs) {
   for (int i = 0; i < 4; ++i) jobs.push_back(queue.submit(spec("p")));
   for (auto& j : jobs) j->wait_until_final();
   // The worker retires a job just after finishing it; wait for the last one to be retired.
-  for (int i = 0; i < 200 && queue.running(); ++i) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 200 && queue.running_count() > 0; ++i) std::this_thread::sleep_for(1ms);
   EXPECT_EQ(queue.find(jobs[0]->id()), nullptr);
   EXPECT_EQ(queue.find(jobs[1]->id()), nullptr);
   EXPECT_EQ(queue.find(jobs[3]->id()), jobs[3]);
