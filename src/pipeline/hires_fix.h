@@ -2,7 +2,9 @@
 // is made at the request's size, upscaled in pixels with Pillow's Lanczos (or nearest) filter, or
 // by an upscaler model and then Lanczos (pipeline/upscale.h), to the hires size, and repainted
 // there by the model's own img2img (diffusers' *Img2ImgPipeline) with the hires steps and strength,
-// the same control images steering it when a ControlNet steered the first pass.
+// the same control images steering it when a ControlNet steered the first pass. With one of A1111's
+// latent upscalers (pipeline/latent_upscale.h) the first pass's latents are resized instead and
+// the second pass starts from them (Z-Image and FLUX.1).
 // Image k of a batch is repainted alone with seed + k, as A1111 seeds the images of a batch. Models
 // are trained near 1024², so this is how they make 2048² pictures that hold together.
 #pragma once
