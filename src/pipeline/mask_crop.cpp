@@ -165,7 +165,8 @@ class MaskPreparation final : public ImageGenerator {
   std::string architecture() const override { return inner_->architecture(); }
 
   GenerationSettings resolve(const GenerationRequest& request) const override {
-    GenerationSettings s = inner_->resolve(cropped(request).request);
+    // The fill changes pixels only: checking needs the cut-out alone.
+    GenerationSettings s = inner_->resolve(cut_out(request).request);
     if (request.mask_crop_padding) {
       s.mode += " (masked area)";
       s.width = request.init_image->width;
@@ -210,7 +211,7 @@ class MaskPreparation final : public ImageGenerator {
 
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
-    ImageRecord r = inner_->record(cropped(request).request, sources, batch_index);
+    ImageRecord r = inner_->record(cut_out(request).request, sources, batch_index);
     if (resizes(request))
       r.request["resize_mode"] = request.resize_mode == ResizeMode::Crop ? "crop" : "fill";
     if (request.invert_mask && request.mask) {
@@ -269,6 +270,8 @@ class MaskPreparation final : public ImageGenerator {
     return c;
   }
 
+  // The request brought to the output size, its mask inverted, blurred and cut around: all but
+  // the fill.
   static Cropped cut_out(const GenerationRequest& r) {
     Cropped c{r, {}, {}};
     c.request.resize_mode = ResizeMode::Stretch;

@@ -148,12 +148,8 @@ const ImageGenerator& tiny_zimage() {
   return *gen;
 }
 
-// Through the generator: the fill modes inpaint the filled picture, exactly as a request sending
-// the filled picture itself; the record names the mode as A1111's infotext does.
-TEST(MaskedContent, GeneratorFillsBeforeInpainting) {
-  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
-  const ImageGenerator* gen = &tiny_zimage();
-  const auto [picture, mask] = picture_and_mask();
+// A 3-step inpaint of `picture` under `mask` at strength 0.7.
+GenerationRequest inpaint_request(const io::Image& picture, const io::Image& mask) {
   GenerationRequest r;
   r.prompt = "a cat";
   r.steps = 3;
@@ -161,6 +157,16 @@ TEST(MaskedContent, GeneratorFillsBeforeInpainting) {
   r.strength = 0.7;
   r.init_image = picture;
   r.mask = mask;
+  return r;
+}
+
+// Through the generator: the fill modes inpaint the filled picture, exactly as a request sending
+// the filled picture itself; the record names the mode as A1111's infotext does.
+TEST(MaskedContent, GeneratorFillsBeforeInpainting) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const ImageGenerator* gen = &tiny_zimage();
+  const auto [picture, mask] = picture_and_mask();
+  GenerationRequest r = inpaint_request(picture, mask);
   r.masked_content = MaskedContent::Fill;
   const std::vector<io::Image> filled = gen->generate(r, {});
   GenerationRequest by_hand = r;
@@ -182,13 +188,7 @@ TEST(MaskedContent, GeneratorFillsBeforeInpainting) {
 TEST(MaskedContent, InvertedMaskRepaintsTheUnmaskedPart) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   const auto [picture, mask] = picture_and_mask();
-  GenerationRequest r;
-  r.prompt = "a cat";
-  r.steps = 3;
-  r.seed = 4;
-  r.strength = 0.7;
-  r.init_image = picture;
-  r.mask = mask;
+  GenerationRequest r = inpaint_request(picture, mask);
   r.masked_content = MaskedContent::Fill;
   r.invert_mask = true;
   GenerationRequest by_hand = r;
@@ -211,14 +211,8 @@ TEST(MaskedContent, ResizeModesBringThePictureAndMaskToTheSize) {
   const io::Image picture = io::resize_image(square, 48, 32, io::ResampleFilter::Lanczos);
   const io::Image mask = io::resize_image(square_mask, 48, 32, io::ResampleFilter::Lanczos);
   for (const ResizeMode mode : {ResizeMode::Crop, ResizeMode::Fill}) {
-    GenerationRequest r;
-    r.prompt = "a cat";
+    GenerationRequest r = inpaint_request(picture, mask);
     r.width = r.height = 32;
-    r.steps = 3;
-    r.seed = 4;
-    r.strength = 0.7;
-    r.init_image = picture;
-    r.mask = mask;
     r.resize_mode = mode;
     GenerationRequest by_hand = r;
     by_hand.resize_mode = ResizeMode::Stretch;
