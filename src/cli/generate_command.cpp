@@ -50,6 +50,9 @@ struct GenerateOptions {
   std::optional<double> hires_scale, hires_strength;
   std::optional<int> hires_steps;
   std::string hires_upscaler = "lanczos";
+  std::string hires_model;  // --hires-model: the second pass on another model's folder
+  std::optional<std::string> hires_prompt, hires_negative_prompt, hires_sampler, hires_scheduler;
+  std::optional<float> hires_cfg_scale, hires_guidance;
   std::string upscale_model;  // --upscale-model: every picture upscaled by it at the end
   int upscale_repeats = 1;
   std::optional<int> mask_crop;
@@ -130,21 +133,46 @@ SamplingChoice sampling_choice(const std::string& sampler, const std::string& sc
 }
 
 // The hires fix the --hires-* flags ask for: any of them turns it on. An upscaler that is not a
-// filter's name is an upscaler model file, loaded onto `device`.
-std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o, Device device) {
-  if (!o.hires_scale && !o.hires_strength && !o.hires_steps) return std::nullopt;
+// filter's name is an upscaler model file, loaded onto the device `files` run on; --hires-model is
+// loaded as `files` say (device, --fp8, --offload), without their LoRAs.
+std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o,
+                                            const pipeline::ModelFiles& files) {
+  if (!o.hires_scale && !o.hires_strength && !o.hires_steps && o.hires_model.empty() &&
+      !o.hires_prompt && !o.hires_negative_prompt && !o.hires_sampler && !o.hires_scheduler &&
+      !o.hires_cfg_scale && !o.hires_guidance)
+    return std::nullopt;
   pipeline::HiresFix h;
   if (o.hires_scale) h.scale = *o.hires_scale;
   if (o.hires_strength) h.strength = *o.hires_strength;
   h.steps = o.hires_steps;
+  h.prompt = o.hires_prompt;
+  h.negative_prompt = o.hires_negative_prompt;
+  h.cfg_scale = o.hires_cfg_scale;
+  h.guidance = o.hires_guidance;
+  if (o.hires_sampler) {
+    h.sampler = parse_flow_sampler(*o.hires_sampler);
+    ZF_CHECK(h.sampler, "[generate] --hires-sampler {}: unknown sampler; zflow has {}",
+             *o.hires_sampler, flow_sampler_choices());
+  }
+  if (o.hires_scheduler) {
+    h.schedule = parse_sigma_schedule(*o.hires_scheduler);
+    ZF_CHECK(h.schedule, "[generate] --hires-scheduler {}: unknown schedule; zflow has {}",
+             *o.hires_scheduler, sigma_schedule_choices());
+  }
   if (o.hires_upscaler == "nearest" || o.hires_upscaler == "lanczos") {
     h.upscaler =
         o.hires_upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
   } else if (const auto latent = pipeline::parse_latent_upscale(o.hires_upscaler)) {
     h.latent_upscaler = latent;
   } else {
-    h.upscale_model = load_upscale_model(o.hires_upscaler, "--hires-upscaler", device);
+    h.upscale_model = load_upscale_model(o.hires_upscaler, "--hires-upscaler", files.device);
     h.upscale_model_name = fs::path(o.hires_upscaler).stem().string();
+  }
+  if (!o.hires_model.empty()) {
+    h.model = pipeline::load_generator({.model_dir = o.hires_model,
+                                        .device = files.device,
+                                        .fp8 = files.fp8,
+                                        .offload = files.offload});
   }
   return h;
 }
@@ -319,7 +347,7 @@ int run_generate(const GenerateOptions& o) {
 
   pipeline::ModelFiles files = o.components.files(o.model_dir);
   files.device = resolve_device(o.device);
-  request.hires = hires_fix(o, files.device);
+  request.hires = hires_fix(o, files);
   const std::shared_ptr<const models::Upscaler> upscaler =
       o.upscale_model.empty()
           ? nullptr
@@ -461,6 +489,27 @@ Run add_generate_command(CLI::App& app) {
                   "latent-bicubic, latent-bicubic-antialiased, latent-nearest, "
                   "latent-nearest-exact")
       ->capture_default_str();
+  cmd->add_option("--hires-model", o->hires_model,
+                  "hires fix: repaint with another model's diffusers folder (A1111's hires "
+                  "checkpoint: draft with Z-Image-Turbo, repaint with FLUX.1-dev), which takes its "
+                  "own defaults for steps, CFG and guidance unless the --hires flags set them; a "
+                  "latent upscaler hands Z-Image latents to FLUX.1 and back (one latent space)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--hires-prompt", o->hires_prompt,
+                  "hires fix: the second pass's prompt (default: -p)");
+  cmd->add_option("--hires-negative-prompt", o->hires_negative_prompt,
+                  "hires fix: the second pass's negative prompt (default: -n, where the second "
+                  "pass's model uses one)");
+  cmd->add_option("--hires-sampler", o->hires_sampler,
+                  "hires fix: the second pass's sampler (default: --sampler)");
+  cmd->add_option("--hires-scheduler", o->hires_scheduler,
+                  "hires fix: the second pass's sigma schedule (default: --scheduler)");
+  cmd->add_option("--hires-cfg-scale", o->hires_cfg_scale,
+                  "hires fix: the second pass's --cfg-scale (default: --cfg-scale, or with "
+                  "--hires-model that model's)");
+  cmd->add_option("--hires-guidance", o->hires_guidance,
+                  "hires fix: the second pass's --guidance (default: --guidance, or with "
+                  "--hires-model that model's img2img default: FLUX.1-dev 7, as diffusers)");
   cmd->add_option(
          "--upscale-model", o->upscale_model,
          "upscale every finished picture with this upscaler model file (safetensors or .pth: "

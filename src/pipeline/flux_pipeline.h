@@ -55,6 +55,7 @@
 #include "models/siglip_vision.h"
 #include "models/t5_encoder.h"
 #include "pipeline/control_input.h"
+#include "pipeline/latent_space.h"
 #include "pipeline/masked_content.h"
 #include "pipeline/run_control.h"
 #include "pipeline/scheduler_config.h"
@@ -243,6 +244,9 @@ class FluxPipeline {
   // than one request must pass can_share_forwards with the first.
   std::vector<std::vector<io::Image>> generate_together(std::span<const FluxRequest> requests,
                                                         const RunControl& control = {}) const;
+
+  // The grid of generate_latents and of a request's init_latents: the autoencoder's.
+  LatentSpace latent_space() const { return latent_space_of(vae_); }
 
   // request.batch images' final latents, undecoded: [1, C, h, w] each, the normalised latent grid
   // (what a latent upscaler resizes for the hires fix's second pass, init_latents).

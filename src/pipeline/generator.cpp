@@ -107,7 +107,7 @@ class WithLoras final : public ImageGenerator {
                                                         const RunControl& control) const override {
     return inner_->generate_together(requests, control);
   }
-  bool hands_over_latents() const override { return inner_->hands_over_latents(); }
+  std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
   std::vector<Tensor> generate_latents(const GenerationRequest& request,
                                        const RunControl& control) const override {
     return inner_->generate_latents(request, control);

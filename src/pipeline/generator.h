@@ -21,6 +21,7 @@
 #include "models/lora.h"
 #include "models/placement.h"
 #include "pipeline/control_input.h"
+#include "pipeline/latent_space.h"
 #include "pipeline/latent_upscale.h"
 #include "pipeline/masked_content.h"
 #include "pipeline/run_control.h"
@@ -32,6 +33,8 @@ class Upscaler;
 }
 
 namespace zflow::pipeline {
+
+class ImageGenerator;
 
 // Where a model's components are: a diffusers folder, or each file on its own (a file given on
 // its own overrides the folder's component). Which fields a family uses: Z-Image and FLUX.2 klein
@@ -82,6 +85,19 @@ struct HiresFix {
   // hires size is covered, then Lanczos (pipeline/upscale.h); its name goes in the infotext.
   std::shared_ptr<const models::Upscaler> upscale_model;
   std::string upscale_model_name;
+  // The second pass on another model (A1111's hr_checkpoint_name; null: this one), as a
+  // Z-Image-Turbo draft is repainted by FLUX.1-dev. What was set for the first model gives way to
+  // the second's defaults: steps (unless `steps` gives them), CFG, guidance, shift, the
+  // sequence length, First Block Cache; control images, references and Redux stay with the first.
+  // A latent upscaler hands the latents over where both models share their latent space.
+  std::shared_ptr<const ImageGenerator> model;
+  // The second pass's own text and sampling (A1111's hr_prompt, hr_negative_prompt,
+  // hr_sampler_name, hr_scheduler; Forge's hr_cfg and hr_distilled_cfg); unset: the request's, or
+  // with another model its defaults for cfg_scale and guidance.
+  std::optional<std::string> prompt, negative_prompt;
+  std::optional<FlowSampler> sampler;
+  std::optional<SigmaSchedule> schedule;
+  std::optional<float> cfg_scale, guidance;
 
   bool operator==(const HiresFix&) const = default;
 };
@@ -191,8 +207,9 @@ class ImageGenerator {
   virtual ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                              int batch_index) const = 0;
 
-  // Whether generate_latents works and requests take init_latents (Z-Image and FLUX.1).
-  virtual bool hands_over_latents() const { return false; }
+  // The latent grid generate_latents hands over and init_latents take (Z-Image and FLUX.1, both
+  // FLUX.1's autoencoder's); none where the family cannot hand its latents over.
+  virtual std::optional<LatentSpace> latent_space() const { return std::nullopt; }
   // request.batch images' final latents, undecoded: [1, C, h, w] each, the model's normalised
   // latent grid, for a latent upscaler (pipeline/latent_upscale.h) to resize. An Error where the
   // family cannot hand them over (this default).

@@ -24,6 +24,17 @@ io::Image upscaled(const HiresFix& hires, const io::Image& draft, int width, int
   return io::resize_image(draft, width, height, hires.upscaler);
 }
 
+io::Image blank_picture(int width, int height) {
+  return {width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
+}
+
+// An infotext value as A1111's quote() writes it: as it is, or as a JSON string where a comma,
+// colon or line break would split it.
+std::string quoted(const std::string& text) {
+  if (text.find_first_of(",:\n") == std::string::npos) return text;
+  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 class HiresFixGenerator final : public ImageGenerator {
  public:
   explicit HiresFixGenerator(std::unique_ptr<ImageGenerator> inner) : inner_(std::move(inner)) {}
@@ -56,6 +67,7 @@ class HiresFixGenerator final : public ImageGenerator {
       return counted(control, p.first_steps + static_cast<int>(k) * p.second_steps,
                      p.total.steps_run);
     };
+    const ImageGenerator& repainter = second_model(request);
     std::vector<io::Image> out;
     if (const auto mode = request.hires->latent_upscaler) {
       // A1111's latent upscale: the first pass's latents resized to the hires grid.
@@ -66,7 +78,7 @@ class HiresFixGenerator final : public ImageGenerator {
             second_pass(request, p.total.width, p.total.height, static_cast<int>(k));
         second.init_latents =
             upscale_latents(drafts[k], p.total.height / cell, p.total.width / cell, *mode);
-        out.push_back(inner_->generate(second, second_control(k)).front());
+        out.push_back(repainter.generate(second, second_control(k)).front());
       }
       return {std::move(out)};
     }
@@ -76,12 +88,12 @@ class HiresFixGenerator final : public ImageGenerator {
           second_pass(request, p.total.width, p.total.height, static_cast<int>(k));
       second.init_image = upscaled(*request.hires, drafts[k], p.total.width, p.total.height);
       drafts[k] = io::Image{};  // keep one draft at a time beside the big pictures
-      out.push_back(inner_->generate(second, second_control(k)).front());
+      out.push_back(repainter.generate(second, second_control(k)).front());
     }
     return {std::move(out)};
   }
 
-  bool hands_over_latents() const override { return inner_->hands_over_latents(); }
+  std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
   std::vector<Tensor> generate_latents(const GenerationRequest& request,
                                        const RunControl& control) const override {
     ZF_CHECK(!request.hires, "[hires] the hires fix hands over pictures, not latents");
@@ -100,12 +112,42 @@ class HiresFixGenerator final : public ImageGenerator {
                                 p.total.width, p.total.height);
     if (h.steps) r.parameters += fmt::format(", Hires steps: {}", *h.steps);
     r.parameters += fmt::format(", Hires upscaler: {}", upscaler_name(h));
-    r.request["hires"] = {{"width", p.total.width},
-                          {"height", p.total.height},
-                          {"strength", h.strength},
-                          {"upscaler", upscaler_name(h)},
-                          {"seed", request.seed + static_cast<uint64_t>(batch_index)}};
-    if (h.steps) r.request["hires"]["steps"] = *h.steps;
+    nlohmann::json& j = r.request["hires"];
+    j = {{"width", p.total.width},
+         {"height", p.total.height},
+         {"strength", h.strength},
+         {"upscaler", upscaler_name(h)},
+         {"seed", request.seed + static_cast<uint64_t>(batch_index)}};
+    if (h.steps) j["steps"] = *h.steps;
+    // What the second pass did differently, under A1111's and Forge's infotext keys.
+    if (h.model) {
+      r.parameters += ", Hires checkpoint: " + quoted(h.model->model_name());
+      j["model"] = h.model->model_name();
+    }
+    if (h.sampler && *h.sampler != run.sampling.sampler) {
+      r.parameters += fmt::format(", Hires sampler: {}", flow_sampler_display_name(*h.sampler));
+      j["sampler"] = flow_sampler_name(*h.sampler);
+    }
+    if (h.schedule && *h.schedule != run.sampling.schedule) {
+      r.parameters += fmt::format(", Hires schedule type: {}", sigma_schedule_label(*h.schedule));
+      j["scheduler"] = sigma_schedule_name(*h.schedule);
+    }
+    if (h.prompt && *h.prompt != run.prompt) {
+      r.parameters += ", Hires prompt: " + quoted(*h.prompt);
+      j["prompt"] = *h.prompt;
+    }
+    if (h.negative_prompt && *h.negative_prompt != run.negative_prompt) {
+      r.parameters += ", Hires negative prompt: " + quoted(*h.negative_prompt);
+      j["negative_prompt"] = *h.negative_prompt;
+    }
+    if (h.cfg_scale) {
+      r.parameters += fmt::format(", Hires CFG Scale: {}", *h.cfg_scale);
+      j["cfg_scale"] = *h.cfg_scale;
+    }
+    if (h.guidance) {
+      r.parameters += fmt::format(", Hires Distilled CFG Scale: {}", *h.guidance);
+      j["guidance"] = *h.guidance;
+    }
     return r;
   }
 
@@ -116,12 +158,23 @@ class HiresFixGenerator final : public ImageGenerator {
     int first_width = 0;  // the first pass's
   };
 
+  // The model that repaints: the hires fix's own, else this one.
+  const ImageGenerator& second_model(const GenerationRequest& r) const {
+    return r.hires->model ? *r.hires->model : *inner_;
+  }
+
+  // Whether the first pass's latents mean the same to the second pass's model.
+  bool latents_fit(const GenerationRequest& r) const {
+    const auto from = inner_->latent_space();
+    const auto to = second_model(r).latent_space();
+    return from && to && *from == *to;
+  }
+
   // The request as it runs here: a latent upscaler that was only a default gives way to the pixel
-  // upscaler where the model cannot hand over its latents.
+  // upscaler where the latents cannot be handed over.
   GenerationRequest as_run(const GenerationRequest& r) const {
     GenerationRequest run = r;
-    if (run.hires->latent_by_default && !inner_->hands_over_latents())
-      run.hires->latent_upscaler.reset();
+    if (run.hires->latent_by_default && !latents_fit(run)) run.hires->latent_upscaler.reset();
     return run;
   }
 
@@ -132,19 +185,60 @@ class HiresFixGenerator final : public ImageGenerator {
   }
 
   // Image k's second pass at width x height, with seed + k: img2img from the upscaled picture or
-  // latents the caller sets. Control images stay: they steer both passes (A1111's ControlNet
-  // extension does the same), each pass fitting them to its own size.
-  static GenerationRequest second_pass(const GenerationRequest& r, int width, int height, int k) {
+  // latents the caller sets. Control images stay on the same model: they steer both passes
+  // (A1111's ControlNet extension does the same), each pass fitting them to its own size.
+  GenerationRequest second_pass(const GenerationRequest& r, int width, int height, int k) const {
+    const HiresFix& h = *r.hires;
     GenerationRequest second = first_pass(r);
+    if (h.model) {
+      // Another model: what was set for the first gives way to the second's defaults.
+      second.steps.reset();
+      second.cfg_scale.reset();
+      second.guidance.reset();
+      second.shift.reset();
+      second.cfg_normalization = GenerationRequest{}.cfg_normalization;
+      second.cfg_truncation = GenerationRequest{}.cfg_truncation;
+      second.max_sequence_length.reset();
+      second.first_block_cache.reset();
+      second.controls.clear();
+      second.reference_images.clear();
+      second.redux_strength.reset();
+    }
+    if (h.prompt) second.prompt = *h.prompt;
+    if (h.negative_prompt) second.negative_prompt = *h.negative_prompt;
+    if (h.sampler) second.sampling.sampler = *h.sampler;
+    if (h.schedule) second.sampling.schedule = *h.schedule;
+    if (h.cfg_scale) second.cfg_scale = h.cfg_scale;
+    if (h.guidance) second.guidance = h.guidance;
     second.width = width;
     second.height = height;
-    if (r.hires->steps) second.steps = r.hires->steps;
-    second.strength = r.hires->strength;
+    if (h.steps) second.steps = h.steps;
+    second.strength = h.strength;
     second.seed = r.seed + static_cast<uint64_t>(k);
     if (second.variation)
       second.variation->seed += static_cast<uint64_t>(k);  // A1111's subseed + k
     second.batch = 1;
+    // The request's negative prompt goes to another model where that model takes it: FLUX.1
+    // refuses one it would not use (it uses one only under true CFG), so a Z-Image draft's goes
+    // to FLUX.1-dev only with a hires CFG scale, and to Z-Image or FLUX.2 base as A1111 sends it.
+    if (h.model && !h.negative_prompt && !accepts(*h.model, second)) {
+      GenerationRequest without = second;
+      without.negative_prompt.clear();
+      if (accepts(*h.model, without)) second = std::move(without);
+    }
     return second;
+  }
+
+  // Whether `model` takes a second pass (checked as an img2img from a picture: one from latents
+  // runs the same).
+  static bool accepts(const ImageGenerator& model, GenerationRequest pass) {
+    pass.init_image = blank_picture(*pass.width, *pass.height);
+    try {
+      model.resolve(pass);
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
   }
 
   // Both passes checked before anything runs, so a request the second cannot serve fails first.
@@ -156,23 +250,46 @@ class HiresFixGenerator final : public ImageGenerator {
              "[hires] strength must be in (0, 1], got {}", r.hires->strength);
     ZF_CHECK(!r.hires->steps || *r.hires->steps >= 1, "[hires] steps must be at least 1, got {}",
              r.hires->steps.value_or(0));
-    ZF_CHECK(!r.hires->latent_upscaler || inner_->hands_over_latents(),
-             "[hires] {} resizes latents, which {} cannot hand over (Z-Image and FLUX.1 can); "
-             "name a pixel upscaler (Lanczos, Nearest or an upscaler model)",
-             upscaler_name(*r.hires), inner_->architecture());
+    if (r.hires->latent_upscaler) check_latents_fit(r);
     const GenerationSettings first = inner_->resolve(first_pass(r));
     const auto [width, height] = hires_size(*r.hires, first.width, first.height);
     // The second pass checked as an img2img from a picture: one from latents runs the same.
     GenerationRequest second_request = second_pass(r, width, height, 0);
-    second_request.init_image =
-        io::Image{width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
-    const GenerationSettings second = inner_->resolve(second_request);
+    second_request.init_image = blank_picture(width, height);
+    GenerationSettings second;
+    try {
+      second = second_model(r).resolve(second_request);
+    } catch (const Error& e) {
+      if (!r.hires->model) throw;
+      fail("[hires] the second pass on {}: {}", r.hires->model->model_name(), e.what());
+    }
     Plan p{first, first.steps_run, second.steps_run, first.width};
     p.total.mode += " + hires fix";
     p.total.width = width;
     p.total.height = height;
     p.total.steps_run = first.steps_run + r.batch * second.steps_run;
     return p;
+  }
+
+  // A latent upscaler needs latents the second pass's model reads as the first's model meant them.
+  void check_latents_fit(const GenerationRequest& r) const {
+    const std::string upscaler = upscaler_name(*r.hires);
+    const auto from = inner_->latent_space();
+    ZF_CHECK(from,
+             "[hires] {} resizes latents, which {} cannot hand over (Z-Image and FLUX.1 can); "
+             "name a pixel upscaler (Lanczos, Nearest or an upscaler model)",
+             upscaler, inner_->architecture());
+    const ImageGenerator& repainter = second_model(r);
+    const auto to = repainter.latent_space();
+    ZF_CHECK(to,
+             "[hires] {} hands latents to the second pass, which {} cannot start from (Z-Image "
+             "and FLUX.1 can); name a pixel upscaler (Lanczos, Nearest or an upscaler model)",
+             upscaler, repainter.architecture());
+    ZF_CHECK(*from == *to,
+             "[hires] {} hands {}'s latents ({}) to {}, whose latents differ ({}); name a pixel "
+             "upscaler (Lanczos, Nearest or an upscaler model)",
+             upscaler, inner_->architecture(), describe(*from), repainter.architecture(),
+             describe(*to));
   }
 
   // `control` with its progress counted over both passes: `done` steps before this run's.

@@ -4,7 +4,9 @@
 // there by the model's own img2img (diffusers' *Img2ImgPipeline) with the hires steps and strength,
 // the same control images steering it when a ControlNet steered the first pass. With one of A1111's
 // latent upscalers (pipeline/latent_upscale.h) the first pass's latents are resized instead and
-// the second pass starts from them (Z-Image and FLUX.1).
+// the second pass starts from them (Z-Image and FLUX.1). The second pass may run on another model
+// (HiresFix::model: draft with Z-Image-Turbo, repaint with FLUX.1-dev), with its own prompt,
+// sampler and guidance; Z-Image and FLUX.1 share their latent space, so latents pass between them.
 // Image k of a batch is repainted alone with seed + k, as A1111 seeds the images of a batch. Models
 // are trained near 1024², so this is how they make 2048² pictures that hold together.
 #pragma once

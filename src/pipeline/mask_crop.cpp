@@ -201,7 +201,7 @@ class MaskPreparation final : public ImageGenerator {
     return images;
   }
 
-  bool hands_over_latents() const override { return inner_->hands_over_latents(); }
+  std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
   std::vector<Tensor> generate_latents(const GenerationRequest& request,
                                        const RunControl& control) const override {
     ZF_CHECK(!prepares(request),

@@ -43,7 +43,12 @@ class PipelineGenerator : public ImageGenerator {
     return pipe_.generate_together(mapped, control);
   }
 
-  bool hands_over_latents() const override { return kHandsOverLatents; }
+  std::optional<LatentSpace> latent_space() const override {
+    if constexpr (kHandsOverLatents)
+      return pipe_.latent_space();
+    else
+      return std::nullopt;
+  }
 
   std::vector<Tensor> generate_latents(const GenerationRequest& request,
                                        const RunControl& control) const override {

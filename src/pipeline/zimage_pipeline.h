@@ -49,6 +49,7 @@
 #include "models/siglip2_vision.h"
 #include "models/zimage_controlnet.h"
 #include "models/zimage_dit.h"
+#include "pipeline/latent_space.h"
 #include "pipeline/masked_content.h"
 #include "pipeline/run_control.h"
 #include "pipeline/scheduler_config.h"
@@ -183,6 +184,9 @@ class ZImagePipeline {
   // than one request must pass can_share_forwards with the first.
   std::vector<std::vector<io::Image>> generate_together(std::span<const ZImageRequest> requests,
                                                         const RunControl& control = {}) const;
+
+  // The grid of generate_latents and of a request's init_latents: the autoencoder's.
+  LatentSpace latent_space() const { return latent_space_of(vae_); }
 
   // request.batch images' final latents, undecoded: [1, C, h, w] each, the normalised latent grid
   // (what a latent upscaler resizes for the hires fix's second pass, init_latents).

@@ -133,25 +133,38 @@ SigmaSchedule schedule_named(const std::string& field, const std::string& name) 
   return *schedule;
 }
 
-// The sampler under `field` and the sigma schedule under "scheduler" (both optional). An unknown
-// name is an error: another sampler would silently make another picture. A1111 before 1.9 named
-// the schedule in the sampler ("DPM++ 2M Karras"), which is read too; "scheduler" wins.
+// A sampler's name as the APIs take it, under `field`: the solver, and the schedule A1111 before
+// 1.9 named after it ("DPM++ 2M Karras"). An unknown name is an error: another sampler would
+// silently make another picture.
+struct SamplerName {
+  FlowSampler sampler;
+  std::optional<SigmaSchedule> schedule;
+};
+SamplerName sampler_named(const std::string& field, const std::string& name) {
+  std::string sampler = name;
+  std::optional<SigmaSchedule> schedule;
+  if (!parse_flow_sampler(sampler)) {
+    const size_t space = sampler.rfind(' ');
+    if (space != std::string::npos && parse_flow_sampler(sampler.substr(0, space)) &&
+        parse_sigma_schedule(sampler.substr(space + 1))) {
+      schedule = parse_sigma_schedule(sampler.substr(space + 1));
+      sampler.resize(space);
+    }
+  }
+  const auto parsed = parse_flow_sampler(sampler);
+  if (!parsed)
+    bad(field,
+        fmt::format("unknown sampler '{}'; this server has: {}", name, flow_sampler_choices()));
+  return {*parsed, schedule};
+}
+
+// The sampler under `field` and the sigma schedule under "scheduler" (both optional); "scheduler"
+// wins over a schedule in the sampler's name.
 void sampling_fields(const json& body, const std::string& field, pipeline::GenerationRequest& r) {
   if (const auto name = get_string(body, field); name && !name->empty()) {
-    std::string sampler = *name;
-    if (!parse_flow_sampler(sampler)) {
-      const size_t space = sampler.rfind(' ');
-      if (space != std::string::npos && parse_flow_sampler(sampler.substr(0, space)) &&
-          parse_sigma_schedule(sampler.substr(space + 1))) {
-        r.sampling.schedule = *parse_sigma_schedule(sampler.substr(space + 1));
-        sampler.resize(space);
-      }
-    }
-    const auto parsed = parse_flow_sampler(sampler);
-    if (!parsed)
-      bad(field,
-          fmt::format("unknown sampler '{}'; this server has: {}", *name, flow_sampler_choices()));
-    r.sampling.sampler = *parsed;
+    const SamplerName s = sampler_named(field, *name);
+    r.sampling.sampler = s.sampler;
+    if (s.schedule) r.sampling.schedule = *s.schedule;
   }
   if (const auto name = get_string(body, "scheduler"); name && !name->empty())
     r.sampling.schedule = schedule_named("scheduler", *name);
@@ -169,17 +182,64 @@ std::string registry_name(const std::string& field, const json& value) {
   return value.get<std::string>();
 }
 
-// Where an API keeps the hires fix's settings.
+// Where an API keeps the hires fix's settings; nullptr where it has no such field.
 struct HiresKeys {
   const char *scale, *width, *height, *steps, *strength, *upscaler;
   // Without an upscaler named: A1111's default, the latent upscaler "Latent"; else Lanczos.
   bool latent_by_default;
+  // The second pass's own model, texts, sampling and guidance.
+  const char *model, *prompt, *negative_prompt, *sampler, *scheduler, *cfg_scale, *guidance;
 };
-constexpr HiresKeys kA1111Hires{
-    "hr_scale",           "hr_resize_x", "hr_resize_y", "hr_second_pass_steps",
-    "denoising_strength", "hr_upscaler", true};
-constexpr HiresKeys kZflowHires{"hires_scale",    "hires_width",    "hires_height", "hires_steps",
-                                "hires_strength", "hires_upscaler", false};
+// A1111's hr_cfg / hr_distilled_cfg (Forge's) are left out: Forge clients send its defaults (1 and
+// 3.5) whether or not they mean them.
+constexpr HiresKeys kA1111Hires{"hr_scale",
+                                "hr_resize_x",
+                                "hr_resize_y",
+                                "hr_second_pass_steps",
+                                "denoising_strength",
+                                "hr_upscaler",
+                                true,
+                                "hr_checkpoint_name",
+                                "hr_prompt",
+                                "hr_negative_prompt",
+                                "hr_sampler_name",
+                                "hr_scheduler",
+                                nullptr,
+                                nullptr};
+constexpr HiresKeys kZflowHires{
+    "hires_scale",     "hires_width",           "hires_height",  "hires_steps",
+    "hires_strength",  "hires_upscaler",        false,           "hires_model",
+    "hires_prompt",    "hires_negative_prompt", "hires_sampler", "hires_scheduler",
+    "hires_cfg_scale", "hires_guidance"};
+
+// A1111's way of saying "as the first pass" in its hr_* name fields.
+bool means_same(const std::optional<std::string>& name) {
+  return !name || name->empty() || name->starts_with("Use same ");
+}
+
+// The hires fix's second pass on its own terms (model, prompts, sampling, guidance), where the
+// request gives them.
+void hires_second_pass_fields(const json& body, const HiresKeys& keys, const RequestLimits& limits,
+                              JobSpec& spec, pipeline::HiresFix& h) {
+  if (const auto name = get_string(body, keys.model); !means_same(name))
+    spec.hires_model = registry_name(keys.model, *name);  // the caller checks it exists
+  if (auto text = prompt_field(body, keys.prompt, false, limits); !text.empty())
+    h.prompt = std::move(text);
+  if (auto text = prompt_field(body, keys.negative_prompt, false, limits); !text.empty())
+    h.negative_prompt = std::move(text);
+  if (const auto name = get_string(body, keys.sampler); !means_same(name)) {
+    const SamplerName s = sampler_named(keys.sampler, *name);
+    h.sampler = s.sampler;
+    h.schedule = s.schedule;
+  }
+  if (const auto name = get_string(body, keys.scheduler); !means_same(name))
+    h.schedule = schedule_named(keys.scheduler, *name);
+  if (keys.cfg_scale)
+    if (const auto v = get_number(body, keys.cfg_scale, 0, 100))
+      h.cfg_scale = static_cast<float>(*v);
+  if (keys.guidance)
+    if (const auto v = get_number(body, keys.guidance, 0, 100)) h.guidance = static_cast<float>(*v);
+}
 
 // The hires fix (pipeline/hires_fix.h) from `keys`; its size is held to the limits (for the
 // request's size, or 1024 where the model picks).
@@ -214,6 +274,7 @@ void hires_fields(const json& body, const HiresKeys& keys, const RequestLimits& 
     h.latent_upscaler = pipeline::LatentUpscale::Bilinear;
     h.latent_by_default = true;  // FLUX.2, which cannot, upscales with Lanczos instead
   }
+  hires_second_pass_fields(body, keys, limits, spec, h);
   if (r.init_image) bad(keys.scale, "the hires fix follows text-to-image, not img2img");
   try {
     const auto [w, h2] = pipeline::hires_size(h, r.width.value_or(1024), r.height.value_or(1024));
@@ -913,9 +974,12 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     if (!r.mask) bad("mask_crop_padding", "inpainting only the masked area needs a mask");
     r.mask_crop_padding = static_cast<int>(*v);
   }
-  for (const char* key : {kZflowHires.scale, kZflowHires.width, kZflowHires.height,
-                          kZflowHires.steps, kZflowHires.strength})
-    if (body.contains(key) && !body[key].is_null()) {
+  for (const char* key :
+       {kZflowHires.scale, kZflowHires.width, kZflowHires.height, kZflowHires.steps,
+        kZflowHires.strength, kZflowHires.model, kZflowHires.prompt, kZflowHires.negative_prompt,
+        kZflowHires.sampler, kZflowHires.scheduler, kZflowHires.cfg_scale, kZflowHires.guidance})
+    if (const auto it = body.find(key);
+        it != body.end() && !it->is_null() && !(it->is_string() && it->empty())) {
       hires_fields(body, kZflowHires, limits, spec);
       break;
     }

@@ -66,7 +66,8 @@ struct JobSpec {
   // Registry ControlNet names: none, one (reading every control), or several side by side
   // (FLUX.1: control k read by ControlNet k).
   std::vector<std::string> controlnets;
-  std::string upscaler;  // the hires fix's: a registry upscaler name, or "" for a filter
+  std::string upscaler;     // the hires fix's: a registry upscaler name, or "" for a filter
+  std::string hires_model;  // the hires fix's second pass on another registry model, or ""
   pipeline::GenerationRequest request;
   OutputFormat format = OutputFormat::Png;
   bool preview = false;                // small preview images with the progress (native jobs)

@@ -75,6 +75,10 @@ std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& mod
     throw ApiError(
         404, model_field == "sd_model_checkpoint" ? "hr_upscaler" : "hires_upscaler",
         "upscaler '" + spec.upscaler + "' is not one this server offers (GET /sdapi/v1/upscalers)");
+  if (!spec.hires_model.empty() && !s.models.contains(spec.hires_model))
+    throw ApiError(
+        404, model_field == "sd_model_checkpoint" ? "hr_checkpoint_name" : "hires_model",
+        "model '" + spec.hires_model + "' is not one this server offers (GET /v1/models)");
   if (spec.upscale)
     for (const auto& [field, choice] : {std::pair{"upscaler_1", &spec.upscale->first},
                                         std::pair{"upscaler_2", &spec.upscale->second}})
@@ -126,13 +130,16 @@ std::string encode(const io::Image& image, OutputFormat format, const JobImage& 
   return {bytes.begin(), bytes.end()};
 }
 
-// The job's request with its hires upscaler model in place of the name.
+// The job's request with its hires upscaler and second model in place of their names (the job's
+// own model named again is the job's model as it is, LoRAs and all).
 pipeline::GenerationRequest runnable_request(const JobSpec& spec, ModelRegistry& models) {
   pipeline::GenerationRequest r = spec.request;
   if (!spec.upscaler.empty() && r.hires) {
     r.hires->upscale_model = models.acquire_upscaler(spec.upscaler);
     r.hires->upscale_model_name = spec.upscaler;
   }
+  if (!spec.hires_model.empty() && spec.hires_model != spec.model && r.hires)
+    r.hires->model = models.acquire(spec.hires_model);
   return r;
 }
 
@@ -192,7 +199,7 @@ std::function<bool(const Job&)> joiner_for(const Job& first, ModelRegistry& mode
     const JobSpec& o = other.spec();
     return !o.upscale && o.model == f.model && o.loras == f.loras &&
            o.controlnets == f.controlnets && o.upscaler == f.upscaler &&
-           generator->can_share_forwards(f.request, o.request);
+           o.hires_model == f.hires_model && generator->can_share_forwards(f.request, o.request);
   };
 }
 

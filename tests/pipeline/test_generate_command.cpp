@@ -413,6 +413,43 @@ TEST_F(GenerateCommand, HiresFlagsMatchTheChainedReference) {
               ::testing::HasSubstr("Hires upscaler: Latent (bicubic)"));
 }
 
+// --hires-model repaints with another model's folder: the golden "flux_to_zimage_lanczos_batch2" of
+// make_hires_model.py, a FLUX.1-dev batch of two repainted by Z-Image with CFG 4 against a negative
+// prompt of its own; the second folder is the tiny Z-Image one with its tokenizer beside, as a
+// downloaded diffusers folder holds it.
+TEST_F(GenerateCommand, HiresModelRepaintsWithAnotherFolder) {
+  ZF_REQUIRE_FLUX1_TOKENIZERS();
+  const fs::path second = out_ / "Z-Image";
+  fs::create_directories(second);
+  for (const char* part : {"model_index.json", "scheduler", "text_encoder", "transformer", "vae"})
+    fs::create_symlink(fs::absolute(kDir / "tiny" / part), second / part);
+  fs::create_directory_symlink(fs::absolute(tokenizer_), second / "tokenizer");
+  const CommandResult r = run_zflow(
+      flux_generate_beside_tiny_dev(test::flux_tiny_dev()) +
+      " -p 'a cabin by a lake at dusk' -W 32 -H 32 --steps 3 --guidance 3.5 --seed 5 -b 2 "
+      "--hires-scale 1.5 --hires-strength 0.5 --hires-steps 4 --hires-cfg-scale 4 "
+      "--hires-negative-prompt 'blurry, low quality' --hires-model " +
+      second.string() + " -o " + (out_ / "cabin.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const fs::path dir = test::fixture("hires_model");
+  for (int k = 0; k < 2; ++k) {
+    const std::string name = "cabin_" + std::to_string(k) + ".png";
+    const io::Image got = io::read_image(out_ / name);
+    EXPECT_EQ(got.width, 48);
+    EXPECT_GE(test::psnr(got, io::read_image(dir / ("hires_model_flux_to_zimage_lanczos_batch2_" +
+                                                    std::to_string(k) + ".png"))),
+              40.0)
+        << name;
+  }
+  EXPECT_THAT(png_text(out_ / "cabin_1.png").at("parameters"),
+              ::testing::HasSubstr("Hires checkpoint: Z-Image, Hires negative prompt: \"blurry, "
+                                   "low quality\", Hires CFG Scale: 4"));
+
+  const CommandResult bad = run_zflow(model_args() + " -p x --hires-sampler nope");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, ::testing::HasSubstr("--hires-sampler nope: unknown sampler"));
+}
+
 // --upscale-model upscales the finished picture (stable-diffusion.cpp's flag) and records it with
 // A1111's extras keys; --hires-upscaler takes a model file too.
 TEST_F(GenerateCommand, UpscaleModelUpscalesTheFinishedPicture) {

@@ -11,6 +11,7 @@
 
 #include "flux_golden.h"
 #include "golden_cases.h"
+#include "hires_golden.h"
 #include "image_psnr.h"
 #include "io/image.h"
 #include "pipeline/generator.h"
@@ -38,36 +39,9 @@ const ImageGenerator& generator() {
   return *g;
 }
 
-// A golden case's request: Z-Image's guidance is its CFG scale, FLUX.1's (family "flux") its
-// embedded guidance.
 GenerationRequest request_for(const nlohmann::json& c,
                               NormalMath normal_math = cases().normal_math()) {
-  GenerationRequest r;
-  r.prompt = c["prompt"];
-  r.negative_prompt = c.value("negative_prompt", "");
-  r.width = c["width"].get<int>();
-  r.height = c["height"].get<int>();
-  r.steps = c["steps"].get<int>();
-  (c.value("family", "zimage") == "flux" ? r.guidance : r.cfg_scale) = c["guidance"].get<float>();
-  r.seed = c["seed"].get<uint64_t>();
-  r.batch = c.value("num_images", 1);
-  r.normal_math = normal_math;
-  HiresFix h;
-  h.width = c["hires_width"].get<int>();
-  h.height = c["hires_height"].get<int>();
-  h.strength = c["hires_strength"].get<double>();
-  if (c.contains("hires_steps")) h.steps = c["hires_steps"].get<int>();
-  const std::string upscaler = c["upscaler"];
-  if (upscaler == "nearest" || upscaler == "lanczos") {
-    h.upscaler = upscaler == "nearest" ? io::ResampleFilter::Nearest : io::ResampleFilter::Lanczos;
-  } else if (const auto latent = parse_latent_upscale(upscaler)) {
-    h.latent_upscaler = latent;
-  } else {
-    h.upscale_model = models::load_upscaler(test::fixture(upscaler));
-    h.upscale_model_name = "tiny-esrgan";
-  }
-  r.hires = h;
-  return r;
+  return test::hires_case_request(c, normal_math);
 }
 
 TEST(HiresFixGolden, Lanczos2xMatchesDiffusersChained) {

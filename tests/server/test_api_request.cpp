@@ -409,6 +409,57 @@ TEST(A1111Request, ReadsTheHiresFix) {
       "");
 }
 
+// The hires fix's second pass on its own terms: A1111's hr_checkpoint_name, hr_prompt,
+// hr_negative_prompt, hr_sampler_name and hr_scheduler ("Use same ..." and "" meaning the first
+// pass's), and zflow's hires_* names, which also take the CFG scale and guidance and turn the
+// hires fix on by themselves.
+TEST(A1111Request, ReadsTheHiresSecondPassSettings) {
+  const JobSpec a1111 = parse_a1111({{"prompt", "a fox"},
+                                     {"enable_hr", true},
+                                     {"hr_checkpoint_name", "FLUX.1-dev"},
+                                     {"hr_prompt", "a fox, detailed fur"},
+                                     {"hr_negative_prompt", ""},
+                                     {"hr_sampler_name", "DPM++ 2M Karras"},
+                                     {"hr_scheduler", "Use same scheduler"},
+                                     {"hr_cfg", 1.0}},
+                                    false, kLimits, "m");
+  EXPECT_EQ(a1111.hires_model, "FLUX.1-dev");
+  const pipeline::HiresFix& h = *a1111.request.hires;
+  EXPECT_EQ(h.prompt, "a fox, detailed fur");
+  EXPECT_FALSE(h.negative_prompt);
+  EXPECT_EQ(h.sampler, FlowSampler::kDpmPP2M);
+  EXPECT_EQ(h.schedule, SigmaSchedule::kKarras);
+  EXPECT_FALSE(h.cfg_scale) << "Forge's hr_cfg is not read";
+  const JobSpec same = parse_a1111({{"enable_hr", true},
+                                    {"hr_checkpoint_name", "Use same checkpoint"},
+                                    {"hr_sampler_name", "Use same sampler"}},
+                                   false, kLimits, "m");
+  EXPECT_EQ(same.hires_model, "");
+  EXPECT_FALSE(same.request.hires->sampler);
+  EXPECT_EQ(refusal([&] {
+              parse_a1111({{"enable_hr", true}, {"hr_sampler_name", "DDIM"}}, false, kLimits, "m");
+            }),
+            (std::pair<int, std::string>{400, "hr_sampler_name"}));
+
+  const JobSpec native = parse_native_job({{"prompt", "p"},
+                                           {"hires_model", "Z-Image"},
+                                           {"hires_cfg_scale", 4},
+                                           {"hires_guidance", 3.5},
+                                           {"hires_negative_prompt", "blurry"},
+                                           {"hires_scheduler", "beta"}},
+                                          kLimits, "m");
+  ASSERT_TRUE(native.request.hires) << "a hires_* field alone turns the hires fix on";
+  EXPECT_EQ(native.hires_model, "Z-Image");
+  EXPECT_EQ(native.request.hires->cfg_scale, 4.0f);
+  EXPECT_EQ(native.request.hires->guidance, 3.5f);
+  EXPECT_EQ(native.request.hires->negative_prompt, "blurry");
+  EXPECT_EQ(native.request.hires->schedule, SigmaSchedule::kBeta);
+  EXPECT_EQ(refusal([&] {
+              parse_native_job({{"prompt", "p"}, {"hires_cfg_scale", "high"}}, kLimits, "m");
+            }),
+            (std::pair<int, std::string>{400, "hires_cfg_scale"}));
+}
+
 // A1111's extras: the size by scale or to a box (covered, then centred), rounded down to
 // multiples of 8 as A1111's Upscaler.upscale does; the upscaler by name.
 TEST(A1111Request, ReadsExtrasUpscaling) {

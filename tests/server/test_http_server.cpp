@@ -338,6 +338,36 @@ TEST_F(HttpServerTest, UpscalersByName) {
   EXPECT_EQ(body["error"]["param"], "hires_upscaler");
 }
 
+// The hires fix's second pass on another of the server's models (A1111's hr_checkpoint_name,
+// zflow's hires_model), loaded beside the first; unknown names are refused by field.
+TEST_F(HttpServerTest, HiresModelByName) {
+  start();
+  auto [status, body] = post("/sdapi/v1/txt2img", json{{"prompt", "p"},
+                                                       {"width", 32},
+                                                       {"height", 32},
+                                                       {"enable_hr", true},
+                                                       {"hr_scale", 2},
+                                                       {"hr_checkpoint_name", "fake-b"}}
+                                                      .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(decode(body["images"][0]).width, 64);
+  EXPECT_THAT(json::parse(body["info"].get<std::string>())["infotexts"][0].get<std::string>(),
+              ::testing::HasSubstr("Hires upscaler: Lanczos, Hires checkpoint: fake-b"));
+  ASSERT_EQ(loaded_files_.size(), 2u);
+  EXPECT_EQ(loaded_files_[0].model_dir, "a");
+  EXPECT_EQ(loaded_files_[1].model_dir, "b");
+
+  std::tie(status, body) =
+      post("/sdapi/v1/txt2img",
+           json{{"prompt", "p"}, {"enable_hr", true}, {"hr_checkpoint_name", "fake-zzz"}}.dump());
+  EXPECT_EQ(status, 404) << body.dump();
+  EXPECT_EQ(body["error"]["param"], "hr_checkpoint_name");
+  std::tie(status, body) =
+      post("/v1/jobs", json{{"prompt", "p"}, {"hires_model", "../fake-b"}}.dump());
+  EXPECT_EQ(status, 404) << body.dump();
+  EXPECT_EQ(body["error"]["param"], "hires_model");
+}
+
 TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
   start();
   auto [status, job] =

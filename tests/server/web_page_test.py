@@ -213,6 +213,13 @@ def main():
         size, caption = newest_result(page, 12)
         assert size == [64, 64], size
         assert "Hires upscaler: Latent (bicubic)" in caption, caption
+        # The hires model list holds the server's models; the job's own model repaints as itself.
+        expect(page.locator("#hires_model option")).to_have_text(["the same model", "tiny"])
+        page.select_option("#hires_model", "tiny")
+        page.click("#generate")
+        size, caption = newest_result(page, 13)
+        assert size == [64, 64], size
+        assert "Hires checkpoint" not in caption, caption
 
         # The model is now loaded, and the list says so.
         page.reload()
@@ -223,7 +230,7 @@ def main():
     shutil.rmtree(loras)
     shutil.rmtree(controlnets)
     print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
-          "init images, masked-area inpainting, masked content, inverted masks, outpainting, variation seeds, latent hires fix: ok")
+          "init images, masked-area inpainting, masked content, inverted masks, outpainting, variation seeds, latent hires fix, hires model: ok")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,15 @@ CASES = [
 ]
 
 
+def resized_latents(latents: torch.Tensor, k: int, case: dict) -> torch.Tensor:
+    """Image k's latents brought to the case's hires grid by its A1111 latent upscaler, as A1111's sample_hr_pass."""
+    cell = case["width"] // latents.shape[-1]
+    mode, antialias = MODES[case["upscaler"]]
+    return torch.nn.functional.interpolate(latents[k : k + 1], size=(case["hires_height"] // cell,
+                                                                     case["hires_width"] // cell),
+                                           mode=mode, antialias=antialias)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     zimage = load_zimage()
@@ -64,13 +73,9 @@ def main() -> None:
                           generator=torch.Generator("cpu").manual_seed(case["seed"]), **common).images
         if is_flux:
             latents = txt2img._unpack_latents(latents, case["height"], case["width"], txt2img.vae_scale_factor)
-        cell = case["width"] // latents.shape[-1]
-        mode, antialias = MODES[case["upscaler"]]
         files = []
         for k in range(latents.shape[0]):
-            big = torch.nn.functional.interpolate(
-                latents[k : k + 1], size=(case["hires_height"] // cell, case["hires_width"] // cell), mode=mode,
-                antialias=antialias)
+            big = resized_latents(latents, k, case)
             final = img2img(image=big, width=case["hires_width"], height=case["hires_height"],
                             strength=case["hires_strength"], num_inference_steps=case.get("hires_steps", case["steps"]),
                             generator=torch.Generator("cpu").manual_seed(case["seed"] + k), **common).images[0]
