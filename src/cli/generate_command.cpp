@@ -75,6 +75,7 @@ struct GenerateOptions {
   std::vector<double> control_starts, control_ends;
   std::vector<std::string> control_modes;  // NAME or N
   std::string output = "zflow.png";
+  std::string preview_path;  // --preview-path: the first image's preview after every step
   int threads = 0;
   std::string device;            // --device; empty: the default
   std::string matmul_precision;  // --matmul-precision; empty: the default
@@ -190,6 +191,13 @@ io::Image upscale_repeatedly(const models::Upscaler& model, io::Image image,
   return image;
 }
 
+// A preview written beside its path and renamed over it, so a viewer never reads half a file.
+void write_preview(const fs::path& path, const io::Image& preview) {
+  const fs::path partial = path.string() + ".partial.png";
+  io::write_image(partial, preview);
+  fs::rename(partial, path);
+}
+
 std::string lower_extension(const fs::path& path) {
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
@@ -277,6 +285,9 @@ int run_generate(const GenerateOptions& o) {
   if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp")
     fail("[generate] -o {}: unknown image format '{}', expected .png, .jpg or .webp", o.output,
          ext);
+  ZF_CHECK(o.preview_path.empty() || lower_extension(o.preview_path) == ".png",
+           "[generate] --preview-path {}: previews are PNG files, expected a .png name",
+           o.preview_path);
   // A reference image is something to draw from: Redux makes variations of it with no prompt.
   ZF_CHECK(!o.prompt.empty() || !o.prompts_file.empty() || !o.reference_images.empty(),
            "[generate] nothing to draw: give -p PROMPT, --prompts FILE or -r IMAGE");
@@ -390,6 +401,10 @@ int run_generate(const GenerateOptions& o) {
       ProgressBar bar;
       pipeline::RunControl control;
       control.on_step = [&bar](const pipeline::StepProgress& p) { bar.update(p); };
+      if (!o.preview_path.empty())
+        control.on_preview = [&o](const std::vector<io::Image>& previews) {
+          write_preview(o.preview_path, previews.front());
+        };
       images = generator->generate_together(run, control);
     }
     for (size_t r = 0; r < run.size(); ++r) {
@@ -510,6 +525,10 @@ Run add_generate_command(CLI::App& app) {
   cmd->add_option("--hires-guidance", o->hires_guidance,
                   "hires fix: the second pass's --guidance (default: --guidance, or with "
                   "--hires-model that model's img2img default: FLUX.1-dev 7, as diffusers)");
+  cmd->add_option("--preview-path", o->preview_path,
+                  "after every step, write a small preview of the first image to this PNG "
+                  "(stable-diffusion.cpp's flag): the current estimate of the picture, decoded "
+                  "from its latents at most 16 cells a side");
   cmd->add_option(
          "--upscale-model", o->upscale_model,
          "upscale every finished picture with this upscaler model file (safetensors or .pth: "

@@ -413,6 +413,26 @@ TEST_F(GenerateCommand, HiresFlagsMatchTheChainedReference) {
               ::testing::HasSubstr("Hires upscaler: Latent (bicubic)"));
 }
 
+// --preview-path keeps a small preview of the first image after every step. At 32x32 the preview
+// grid is the whole latent grid, and the last step's clean estimate, x - sigma v, is the Euler step
+// to sigma 0 itself: the last preview is the picture.
+TEST_F(GenerateCommand, PreviewPathHoldsTheLastStepsEstimate) {
+  const fs::path preview = out_ / "preview.png";
+  const CommandResult r =
+      run_zflow(model_args() + " -p '" + kPrompt + "' -W 32 -H 32 --steps 3 --seed 9 -b 2 " +
+                "--preview-path " + preview.string() + " -o " + (out_ / "fox.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const io::Image got = io::read_image(preview);
+  EXPECT_EQ(got.width, 32);
+  EXPECT_GE(test::psnr(got, io::read_image(out_ / "fox_0.png")), 40.0);
+  EXPECT_LT(test::psnr(got, io::read_image(out_ / "fox_1.png")), 40.0) << "the first image's";
+  EXPECT_FALSE(fs::exists(out_ / "preview.png.partial.png"));
+
+  const CommandResult bad = run_zflow(model_args() + " -p x --preview-path p.jpg");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, ::testing::HasSubstr("--preview-path p.jpg"));
+}
+
 // --hires-model repaints with another model's folder: the golden "flux_to_zimage_lanczos_batch2" of
 // make_hires_model.py, a FLUX.1-dev batch of two repainted by Z-Image with CFG 4 against a negative
 // prompt of its own; the second folder is the tiny Z-Image one with its tokenizer beside, as a
