@@ -668,8 +668,29 @@ JobSpec parse_openai_edit(const OpenAiEdit& edit, const RequestLimits& limits,
   return spec;
 }
 
+// A1111 fields that would change the picture in ways zflow does not offer: refused, not ignored.
+// Clients send them at their defaults (false, empty, "None", 0 or -1), which pass.
+void refuse_unoffered_a1111(const json& body) {
+  if (get_flag(body, "restore_faces").value_or(false))
+    bad("restore_faces", "face restoration is not offered");
+  if (get_flag(body, "tiling").value_or(false)) bad("tiling", "seamless tiling is not offered");
+  const auto named = [&](const char* field) {
+    const auto name = get_string(body, field);
+    return name && !name->empty() && *name != "None";
+  };
+  if (named("refiner_checkpoint"))
+    bad("refiner_checkpoint",
+        "switching models partway through the steps is not offered; to repaint the picture with "
+        "another model after the first pass, send enable_hr with hr_checkpoint_name");
+  if (named("script_name")) bad("script_name", "scripts are not offered");
+  for (const char* field : {"seed_resize_from_w", "seed_resize_from_h"})
+    if (get_int(body, field, -1, 1 << 20).value_or(-1) > 0)
+      bad(field, "resizing the seed's noise from another size is not offered");
+}
+
 JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
                     const std::string& default_model) {
+  refuse_unoffered_a1111(body);
   JobSpec spec;
   auto& r = spec.request;
   r.prompt = prompt_field(body, "prompt", false, limits);

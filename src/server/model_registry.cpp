@@ -227,4 +227,16 @@ std::vector<std::string> ModelRegistry::loaded() const {
   return names;
 }
 
+std::vector<std::string> ModelRegistry::unload_idle() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> names;
+  std::erase_if(loaded_, [&](const Loaded& l) {
+    if (l.generator.use_count() > 1) return false;  // a job holds it
+    log::info("[server] unloading model {}", l.name);
+    names.push_back(l.name);
+    return true;
+  });
+  return names;
+}
+
 }  // namespace zflow::server

@@ -95,6 +95,9 @@ class ModelRegistry {
   // Most recently used first; a model with LoRAs as "name <lora:style:0.8>", with ControlNets as
   // "name <controlnet:canny> <controlnet:depth>".
   std::vector<std::string> loaded() const;
+  // Lets go of every loaded model no job is using (A1111's unload-checkpoint: the memory back for
+  // other programs; the next request loads its model again). Returns their names.
+  std::vector<std::string> unload_idle();
 
  private:
   const ModelEntry& entry(const std::string& name) const;

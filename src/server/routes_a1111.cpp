@@ -181,6 +181,23 @@ void add_a1111_routes(ServerState& s) {
     });
   });
 
+  // Let go of the models no job is using; the next request loads its own again.
+  s.http.Post("/sdapi/v1/unload-checkpoint", [&s](const httplib::Request&, httplib::Response& res) {
+    s.models.unload_idle();
+    send_json(res, 200, nullptr);
+  });
+  // What A1111 clients list on connecting, which zflow has none of: VAE files to swap in (each
+  // model decodes with its own), face restorers, saved prompt styles, textual-inversion
+  // embeddings.
+  for (const char* path :
+       {"/sdapi/v1/sd-vae", "/sdapi/v1/face-restorers", "/sdapi/v1/prompt-styles"})
+    s.http.Get(path, [](const httplib::Request&, httplib::Response& res) {
+      send_json(res, 200, json::array());
+    });
+  s.http.Get("/sdapi/v1/embeddings", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"loaded", json::object()}, {"skipped", json::object()}});
+  });
+
   s.http.Get("/sdapi/v1/sd-models", [&s](const httplib::Request&, httplib::Response& res) {
     json models = json::array();
     for (const ModelEntry& e : s.models.entries())

@@ -583,6 +583,22 @@ TEST(A1111Request, RefusesBadFieldsByName) {
             (R{400, "init_images[0]"}));
   EXPECT_EQ(parse({{"init_images", {png_b64(16, 16)}}, {"denoising_strength", 2}}, true),
             (R{400, "denoising_strength"}));
+  // What would change the picture in a way zflow does not offer is refused, not ignored; at the
+  // defaults clients send, it passes.
+  EXPECT_EQ(parse({{"restore_faces", true}}, false), (R{400, "restore_faces"}));
+  EXPECT_EQ(parse({{"tiling", true}}, false), (R{400, "tiling"}));
+  EXPECT_EQ(parse({{"refiner_checkpoint", "FLUX.1-dev"}}, false), (R{400, "refiner_checkpoint"}));
+  EXPECT_EQ(parse({{"script_name", "x/y/z plot"}}, false), (R{400, "script_name"}));
+  EXPECT_EQ(parse({{"seed_resize_from_w", 512}, {"seed_resize_from_h", 512}}, false),
+            (R{400, "seed_resize_from_w"}));
+  EXPECT_NO_THROW(parse_a1111({{"restore_faces", false},
+                               {"tiling", false},
+                               {"refiner_checkpoint", nullptr},
+                               {"refiner_switch_at", 0.8},
+                               {"script_name", ""},
+                               {"seed_resize_from_w", -1},
+                               {"seed_resize_from_h", 0}},
+                              false, kLimits, "m"));
 }
 
 // Every API takes "loras" by name and scale; A1111 also takes its prompt tags, which leave the

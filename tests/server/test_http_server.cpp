@@ -193,6 +193,19 @@ TEST_F(HttpServerTest, A1111Api) {
   ASSERT_EQ(schedules.size(), 4u);
   EXPECT_EQ(schedules[1]["label"], "Karras");
   EXPECT_EQ(get("/sdapi/v1/progress").second["progress"], 0.0);
+
+  // What clients list on connecting, which zflow has none of.
+  for (const char* path :
+       {"/sdapi/v1/sd-vae", "/sdapi/v1/face-restorers", "/sdapi/v1/prompt-styles"})
+    EXPECT_EQ(get(path), (std::pair{200, json::array()})) << path;
+  EXPECT_EQ(get("/sdapi/v1/embeddings").second,
+            (json{{"loaded", json::object()}, {"skipped", json::object()}}));
+  // unload-checkpoint lets go of the idle models; the next request loads its own again.
+  EXPECT_EQ(registry_->loaded(), (std::vector<std::string>{"fake-a"}));
+  EXPECT_EQ(post("/sdapi/v1/unload-checkpoint", "").first, 200);
+  EXPECT_TRUE(registry_->loaded().empty());
+  EXPECT_EQ(post("/sdapi/v1/txt2img", R"({"prompt": "p", "width": 16, "height": 16})").first, 200);
+  EXPECT_EQ(registry_->loaded(), (std::vector<std::string>{"fake-b"}));
 }
 
 // LoRAs by name from the server's folder: listed, taken from an A1111 prompt's tags or a `loras`
