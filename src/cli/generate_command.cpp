@@ -27,6 +27,7 @@
 #include "pipeline/outpaint.h"
 #include "pipeline/upscale.h"
 #include "sampling/flow_sampler.h"
+#include "text/dynamic_prompt.h"
 
 namespace zflow::cli {
 
@@ -39,6 +40,9 @@ struct GenerateOptions {
   ComponentFlags components;
   std::string prompt, negative_prompt;
   std::string prompts_file;        // --prompts: one prompt a line
+  bool dynamic_prompts = false;    // -p / --prompts lines are Dynamic Prompts templates
+  std::string wildcards;           // --wildcards: their wildcard files' folder
+  size_t max_prompts = 1000;       // --max-prompts: the most prompts the templates expand to
   std::optional<int> join_images;  // --join; unset: by device
   std::optional<int> width, height, steps;
   std::optional<float> cfg_scale, guidance;
@@ -235,6 +239,30 @@ std::vector<std::string> read_prompts(const std::string& path) {
   return prompts;
 }
 
+// Every prompt the templates stand for (text/dynamic_prompt.h), template by template, at most
+// --max-prompts in all (a warning says when that cuts the list short).
+std::vector<std::string> expanded_prompts(const std::vector<std::string>& templates,
+                                          const GenerateOptions& o) {
+  const text::WildcardLines wildcards =
+      o.wildcards.empty() ? text::WildcardLines{} : text::wildcard_folder(o.wildcards);
+  std::vector<std::string> prompts;
+  for (const std::string& t : templates) {
+    // One more than fits, to tell a cut list from one that ends there.
+    for (std::string& p :
+         text::expand_dynamic_prompt(t, wildcards, o.max_prompts + 1 - prompts.size())) {
+      if (prompts.size() == o.max_prompts) {
+        log::warn(
+            "[generate] the templates stand for more than {} prompts; making the first {} "
+            "(--max-prompts)",
+            o.max_prompts, o.max_prompts);
+        return prompts;
+      }
+      prompts.push_back(std::move(p));
+    }
+  }
+  return prompts;
+}
+
 // Consecutive requests in runs of at most `max_images` images that share forwards.
 std::vector<std::vector<pipeline::GenerationRequest>> join_runs(
     const pipeline::ImageGenerator& generator,
@@ -371,8 +399,9 @@ int run_generate(const GenerateOptions& o) {
   }
   // -p, or one request per line of --prompts, prompt i with seed + i (and variation seed + i, as
   // A1111 counts subseeds): what -p with those seeds makes.
-  const std::vector<std::string> prompts =
+  std::vector<std::string> prompts =
       o.prompts_file.empty() ? std::vector<std::string>{o.prompt} : read_prompts(o.prompts_file);
+  if (o.dynamic_prompts || !o.wildcards.empty()) prompts = expanded_prompts(prompts, o);
   std::vector<pipeline::GenerationRequest> requests;
   for (size_t i = 0; i < prompts.size(); ++i) {
     pipeline::GenerationRequest r = request;
@@ -435,6 +464,19 @@ Run add_generate_command(CLI::App& app) {
                   "a text file of prompts, one a line (blank lines and # comments skipped): -b "
                   "images of each, prompt i with seed + i; images numbered in order")
       ->excludes(prompt);
+  cmd->add_flag("--dynamic-prompts", o->dynamic_prompts,
+                "read -p (or each --prompts line) as a Dynamic Prompts template and make every "
+                "prompt it stands for, prompt i with seed + i: {red|blue} picks one option, "
+                "{2$$a|b|c} two in every order, __name__ a line of the --wildcards file "
+                "name.txt (the A1111 extension's syntax and order)");
+  cmd->add_option("--wildcards", o->wildcards,
+                  "the folder of wildcard files for __name__ in a template (implies "
+                  "--dynamic-prompts)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--max-prompts", o->max_prompts,
+                  "with --dynamic-prompts: make at most this many prompts, in order")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--join", o->join_images,
                   "with --prompts: up to N images of consecutive prompts in one batched run, each "
                   "prompt's images the ones it makes alone (default: 4 on a GPU, 1 on the CPU)")

@@ -413,6 +413,32 @@ TEST_F(GenerateCommand, HiresFlagsMatchTheChainedReference) {
               ::testing::HasSubstr("Hires upscaler: Latent (bicubic)"));
 }
 
+// --dynamic-prompts makes every prompt a template stands for (text/dynamic_prompt.h checks the
+// expansion against the extension's library), prompt i with seed + i as --prompts does: image 3
+// is what -p with the fourth prompt and seed + 3 makes. --max-prompts cuts the list, saying so.
+TEST_F(GenerateCommand, DynamicPromptsMakeEveryPromptOfTheTemplate) {
+  const std::string common = model_args() + " -W 32 -H 32 --steps 2 ";
+  const fs::path wildcards = test::fixture("dynamic_prompts/wildcards");
+  const CommandResult r =
+      run_zflow(common + "-p 'a {red|blue} fox __setting__' --wildcards " + wildcards.string() +
+                " --seed 40 --max-prompts 4 -o " + (out_ / "fox_%d.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, ::testing::HasSubstr("more than 4 prompts; making the first 4"));
+  EXPECT_FALSE(fs::exists(out_ / "fox_4.png"));
+  const std::string parameters = png_text(out_ / "fox_3.png").at("parameters");
+  EXPECT_THAT(parameters, ::testing::StartsWith("a blue fox in a sunlit kitchen\n"));
+  EXPECT_THAT(parameters, ::testing::HasSubstr("Seed: 43,"));
+
+  const CommandResult alone = run_zflow(
+      common + "-p 'a blue fox in a sunlit kitchen' --seed 43 -o " + (out_ / "alone.png").string());
+  ASSERT_EQ(alone.status, 0) << alone.output;
+  EXPECT_EQ(io::read_image(out_ / "alone.png").rgb, io::read_image(out_ / "fox_3.png").rgb);
+
+  const CommandResult bad = run_zflow(common + "-p 'a {red|blue fox' --dynamic-prompts");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, ::testing::HasSubstr("the '{' at character 3 is never closed"));
+}
+
 // --preview-path keeps a small preview of the first image after every step. At 32x32 the preview
 // grid is the whole latent grid, and the last step's clean estimate, x - sigma v, is the Euler step
 // to sigma 0 itself: the last preview is the picture.
