@@ -290,8 +290,9 @@ Flux2Settings Flux2Pipeline::resolve(const Flux2Request& request) const {
 }
 
 bool Flux2Pipeline::can_share_forwards(const Flux2Request& a, const Flux2Request& b) const {
-  if (!a.references.empty() || !b.references.empty()) return false;
-  const auto settings = resolved_text_to_image(*this, a, b);
+  // References condition only their own request's images; img2img runs alone.
+  if (!a.references.empty() || !b.references.empty() || a.init_image || b.init_image) return false;
+  const auto settings = resolved_shareable(*this, a, b);
   if (!settings) return false;
   const auto& [sa, sb] = *settings;
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&

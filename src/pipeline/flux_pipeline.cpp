@@ -468,8 +468,10 @@ void FluxPipeline::resolve_controlnet(const FluxRequest& request, FluxSettings& 
 }
 
 bool FluxPipeline::can_share_forwards(const FluxRequest& a, const FluxRequest& b) const {
-  if (!a.references.empty() || !b.references.empty()) return false;  // each has its own tokens
-  const auto settings = resolved_text_to_image(*this, a, b);
+  // References and control maps condition only their own request's images.
+  if (!a.references.empty() || !b.references.empty() || !a.controls.empty() || !b.controls.empty())
+    return false;
+  const auto settings = resolved_shareable(*this, a, b);
   if (!settings) return false;
   const auto& [sa, sb] = *settings;
   return sa.width == sb.width && sa.height == sb.height && sa.steps == sb.steps &&

@@ -63,34 +63,27 @@ class HiresFixGenerator final : public ImageGenerator {
     const GenerationRequest request = as_run(requests.front());
     const Plan p = plan(request);
     const RunControl first_control = counted(control, 0, p.total.steps_run);
-    auto second_control = [&](size_t k) {
-      return counted(control, p.first_steps + static_cast<int>(k) * p.second_steps,
-                     p.total.steps_run);
-    };
-    const ImageGenerator& repainter = second_model(request);
-    std::vector<io::Image> out;
+    std::vector<GenerationRequest> seconds;  // image k's second pass
     if (const auto mode = request.hires->latent_upscaler) {
       // A1111's latent upscale: the first pass's latents resized to the hires grid.
       std::vector<Tensor> drafts = inner_->generate_latents(first_pass(request), first_control);
       for (size_t k = 0; k < drafts.size(); ++k) {
         const int64_t cell = p.first_width / drafts[k].size(3);  // pixels per latent cell
-        GenerationRequest second =
-            second_pass(request, p.total.width, p.total.height, static_cast<int>(k));
+        GenerationRequest& second = seconds.emplace_back(
+            second_pass(request, p.total.width, p.total.height, static_cast<int>(k)));
         second.init_latents =
             upscale_latents(drafts[k], p.total.height / cell, p.total.width / cell, *mode);
-        out.push_back(repainter.generate(second, second_control(k)).front());
       }
-      return {std::move(out)};
+    } else {
+      std::vector<io::Image> drafts = inner_->generate(first_pass(request), first_control);
+      for (size_t k = 0; k < drafts.size(); ++k) {
+        GenerationRequest& second = seconds.emplace_back(
+            second_pass(request, p.total.width, p.total.height, static_cast<int>(k)));
+        second.init_image = upscaled(*request.hires, drafts[k], p.total.width, p.total.height);
+        drafts[k] = io::Image{};  // each draft let go once it is upscaled
+      }
     }
-    std::vector<io::Image> drafts = inner_->generate(first_pass(request), first_control);
-    for (size_t k = 0; k < drafts.size(); ++k) {
-      GenerationRequest second =
-          second_pass(request, p.total.width, p.total.height, static_cast<int>(k));
-      second.init_image = upscaled(*request.hires, drafts[k], p.total.width, p.total.height);
-      drafts[k] = io::Image{};  // keep one draft at a time beside the big pictures
-      out.push_back(repainter.generate(second, second_control(k)).front());
-    }
-    return {std::move(out)};
+    return {repaint(second_model(request), seconds, p, control)};
   }
 
   std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
@@ -155,7 +148,8 @@ class HiresFixGenerator final : public ImageGenerator {
   struct Plan {
     GenerationSettings total;  // the final size; steps_run counts both passes
     int first_steps = 0, second_steps = 0;
-    int first_width = 0;  // the first pass's
+    int first_width = 0;   // the first pass's
+    bool batched = false;  // the second passes run in one batched run
   };
 
   // The model that repaints: the hires fix's own, else this one.
@@ -241,6 +235,28 @@ class HiresFixGenerator final : public ImageGenerator {
     }
   }
 
+  // The second passes: in one batched run where they can share forwards (A1111 repaints a batch
+  // together; each image still gets what it would alone), else one after another.
+  static std::vector<io::Image> repaint(const ImageGenerator& repainter,
+                                        const std::vector<GenerationRequest>& seconds,
+                                        const Plan& p, const RunControl& control) {
+    std::vector<io::Image> out;
+    if (p.batched) {
+      for (auto& images :
+           repainter.generate_together(seconds, counted(control, p.first_steps, p.total.steps_run)))
+        out.push_back(std::move(images.front()));
+      return out;
+    }
+    for (size_t k = 0; k < seconds.size(); ++k)
+      out.push_back(
+          repainter
+              .generate(seconds[k],
+                        counted(control, p.first_steps + static_cast<int>(k) * p.second_steps,
+                                p.total.steps_run))
+              .front());
+    return out;
+  }
+
   // Both passes checked before anything runs, so a request the second cannot serve fails first.
   Plan plan(const GenerationRequest& r) const {
     ZF_CHECK(!r.init_image && !r.mask,
@@ -263,11 +279,15 @@ class HiresFixGenerator final : public ImageGenerator {
       if (!r.hires->model) throw;
       fail("[hires] the second pass on {}: {}", r.hires->model->model_name(), e.what());
     }
-    Plan p{first, first.steps_run, second.steps_run, first.width};
+    GenerationRequest next_request = second_pass(r, width, height, 1);
+    next_request.init_image = second_request.init_image;
+    const bool batched =
+        r.batch > 1 && second_model(r).can_share_forwards(second_request, next_request);
+    Plan p{first, first.steps_run, second.steps_run, first.width, batched};
     p.total.mode += " + hires fix";
     p.total.width = width;
     p.total.height = height;
-    p.total.steps_run = first.steps_run + r.batch * second.steps_run;
+    p.total.steps_run = first.steps_run + (batched ? 1 : r.batch) * second.steps_run;
     return p;
   }
 

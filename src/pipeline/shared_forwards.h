@@ -15,14 +15,27 @@
 
 namespace zflow::pipeline {
 
-// The resolved settings of a and b, or nothing when either starts from an image (img2img and
-// inpaint run alone) or is refused by the model (it then runs, and fails, on its own).
+// Whether r starts from a picture, or from latents handed over (img2img), not from noise alone.
+template <typename Request>
+bool starts_from_picture(const Request& r) {
+  if constexpr (requires { r.init_latents; })
+    if (r.init_latents) return true;
+  return r.init_image.has_value();
+}
+
+// The resolved settings of a and b, or nothing where what they start from keeps them apart:
+// inpainting runs alone (its mask blends into every step), text-to-image and img2img do not mix,
+// and img2img requests share one strength (their schedules then start at the same step, each
+// from its own picture); or where either is refused by the model (it then runs, and fails, on its
+// own).
 template <typename Pipeline, typename Request>
-auto resolved_text_to_image(const Pipeline& pipe, const Request& a, const Request& b)
+auto resolved_shareable(const Pipeline& pipe, const Request& a, const Request& b)
     -> std::optional<std::pair<decltype(pipe.resolve(a)), decltype(pipe.resolve(a))>> {
-  if (a.init_image || a.mask || b.init_image || b.mask) return std::nullopt;
+  if (a.mask || b.mask || starts_from_picture(a) != starts_from_picture(b)) return std::nullopt;
   try {
-    return std::pair{pipe.resolve(a), pipe.resolve(b)};
+    auto settings = std::pair{pipe.resolve(a), pipe.resolve(b)};
+    if (settings.first.strength != settings.second.strength) return std::nullopt;
+    return settings;
   } catch (const Error&) {
     return std::nullopt;
   }
@@ -36,7 +49,8 @@ void require_shareable(std::string_view family, const Pipeline& pipe,
   for (const Request& r : requests.subspan(1))
     ZF_CHECK(pipe.can_share_forwards(requests.front(), r),
              "[{}] generate_together: a request's settings differ from the first's (only "
-             "text-to-image requests that differ in prompts, seeds and batch sizes share forwards)",
+             "requests that differ in prompts, seeds, batch sizes and init pictures share "
+             "forwards)",
              family);
 }
 

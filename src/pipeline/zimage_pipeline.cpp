@@ -266,7 +266,7 @@ ZImageSettings ZImagePipeline::resolve(const ZImageRequest& request) const {
 }
 
 bool ZImagePipeline::can_share_forwards(const ZImageRequest& a, const ZImageRequest& b) const {
-  const auto settings = resolved_text_to_image(*this, a, b);
+  const auto settings = resolved_shareable(*this, a, b);
   if (!settings || a.control_image || b.control_image || !a.references.empty() ||
       !b.references.empty())
     return false;

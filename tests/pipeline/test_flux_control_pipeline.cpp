@@ -53,6 +53,12 @@ TEST_F(FluxControlGolden, Inpaint) {
   check("control_inpaint");
 }
 
+// Each request's control map conditions only its own images, so requests with maps run alone.
+TEST_F(FluxControlGolden, RequestsWithControlMapsRunAlone) {
+  const FluxRequest r = golden().request("control");
+  EXPECT_FALSE(golden().pipeline().can_share_forwards(r, r));
+}
+
 // The control image is read: a black one misses the golden.
 TEST_F(FluxControlGolden, TheControlImageMatters) {
   FluxRequest r = golden().request("control");

@@ -22,6 +22,8 @@
 // base_shift, max_shift, base_image_seq_len or max_image_seq_len 20-25 dB.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -137,7 +139,25 @@ TEST(FluxPipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
   other.height = *a.height + 16;
   EXPECT_FALSE(dev.can_share_forwards(a, other));
   const FluxRequest img2img = request_for(cases().find("dev_img2img"));
-  EXPECT_FALSE(dev.can_share_forwards(img2img, img2img));
+  EXPECT_FALSE(dev.can_share_forwards(a, img2img));
+  other = img2img;
+  other.strength = *img2img.strength / 2;  // its schedule starts at another step
+  EXPECT_FALSE(dev.can_share_forwards(img2img, other));
+  const FluxRequest inpaint = request_for(cases().find("dev_inpaint"));
+  EXPECT_FALSE(dev.can_share_forwards(inpaint, inpaint));
+
+  // img2img requests at one strength share forwards too, each from its own picture and seed, with
+  // and without true CFG.
+  for (const char* name : {"dev_img2img", "schnell_img2img_true_cfg"}) {
+    const FluxPipeline& pipe = pipeline_for(cases().find(name));
+    const FluxRequest first = request_for(cases().find(name));
+    FluxRequest second = first;
+    std::reverse(second.init_image->rgb.begin(), second.init_image->rgb.end());
+    second.prompt = "a lighthouse on a cliff at dusk";
+    second.seed = first.seed + 5;
+    second.batch = 2;
+    test::expect_together_as_alone(pipe, std::vector<FluxRequest>{first, second}, name);
+  }
 }
 
 TEST(FluxPipelineGolden, DevImageToImage) {

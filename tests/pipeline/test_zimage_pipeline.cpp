@@ -11,6 +11,8 @@
 // normalisation, strength, step count or seed moves the image to 15-36 dB (measured in Python).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <unistd.h>
 #include <cmath>
 #include <fstream>
@@ -112,7 +114,7 @@ TEST(ZImagePipelineGolden, RequestsRunTogetherAsTheyRunAlone) {
   }
 }
 
-TEST(ZImagePipelineGolden, OnlyEqualTextToImageSettingsShareForwards) {
+TEST(ZImagePipelineGolden, OnlyEqualSettingsShareForwards) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   const ZImagePipeline& pipe = tiny_pipeline();
   const ZImageRequest a = request_for(cases().find("turbo"));
@@ -129,8 +131,28 @@ TEST(ZImagePipelineGolden, OnlyEqualTextToImageSettingsShareForwards) {
   other.width = 17;  // refused by the model: it runs, and fails, alone
   EXPECT_FALSE(pipe.can_share_forwards(a, other));
   const ZImageRequest img2img = request_for(cases().find("img2img"));
-  EXPECT_FALSE(pipe.can_share_forwards(img2img, img2img));
+  EXPECT_FALSE(pipe.can_share_forwards(a, img2img));
   EXPECT_THROW(pipe.generate_together(std::vector<ZImageRequest>{a, img2img}), Error);
+  other = img2img;
+  other.strength = *img2img.strength / 2;  // its schedule starts at another step
+  EXPECT_FALSE(pipe.can_share_forwards(img2img, other));
+  const ZImageRequest inpaint = request_for(cases().find("inpaint"));
+  EXPECT_FALSE(pipe.can_share_forwards(inpaint, inpaint));
+}
+
+// img2img requests at one strength share forwards too (a batch of hires-fix second passes, a
+// server joining img2img jobs), each from its own picture and seed, as it runs alone.
+TEST(ZImagePipelineGolden, Img2ImgRequestsRunTogetherAsTheyRunAlone) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const ZImagePipeline& pipe = tiny_pipeline();
+  const ZImageRequest a = request_for(cases().find("img2img_batch2"));
+  ZImageRequest b = a, c = a;
+  std::reverse(b.init_image->rgb.begin(), b.init_image->rgb.end());  // another picture
+  b.prompt = "a lighthouse in a storm";
+  b.seed = a.seed + 3;
+  b.batch = 1;
+  c.seed = 5;
+  test::expect_together_as_alone(pipe, std::vector<ZImageRequest>{a, b, c}, "img2img");
 }
 
 TEST(ZImagePipelineGolden, ImageToImage) {
