@@ -69,7 +69,8 @@ struct Affine {
 };
 struct Clamp {
   float lo, hi;
-  __device__ float operator()(float v, float) const { return fminf(fmaxf(v, lo), hi); }
+  // NaN stays NaN, as std::clamp on the CPU leaves it (fmaxf would turn it into lo).
+  __device__ float operator()(float v, float) const { return v != v ? v : fminf(fmaxf(v, lo), hi); }
 };
 struct LeakyRelu {
   float slope;

@@ -28,18 +28,20 @@ __global__ void dequantize_kernel(const uint8_t* __restrict__ codes, float scale
 // float max. NaN (bits above +inf) wins, and then the whole tensor quantises to NaN, as in torch.
 template <typename T>
 __global__ void amax_kernel(const T* __restrict__ x, int64_t n, unsigned* __restrict__ amax) {
-  float m = 0.0f;
-  ZF_GRID_STRIDE(i, n) m = fmaxf(m, fabsf(to_float(x[i])));
+  // On the bits throughout: fmaxf would drop a NaN.
+  unsigned m = 0;
+  ZF_GRID_STRIDE(i, n) m = max(m, __float_as_uint(fabsf(to_float(x[i]))));
   for (int offset = 16; offset > 0; offset /= 2)
-    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, offset));
-  if ((threadIdx.x & 31) == 0) atomicMax(amax, __float_as_uint(m));
+    m = max(m, __shfl_xor_sync(0xFFFFFFFFu, m, offset));
+  if ((threadIdx.x & 31) == 0) atomicMax(amax, m);
 }
 
 template <typename T>
 __global__ void quantize_kernel(const T* __restrict__ x, int64_t n, const float* __restrict__ amax,
                                 float* __restrict__ scale_out, uint8_t* __restrict__ q) {
   const float a = *amax;
-  const float scale = a > 0.0f ? a / kE4M3Max : 1.0f;
+  // A NaN amax makes a NaN scale, and every code NaN.
+  const float scale = a > 0.0f || a != a ? a / kE4M3Max : 1.0f;
   const float inverse = 1.0f / scale;
   if (blockIdx.x == 0 && threadIdx.x == 0) *scale_out = scale;
   ZF_GRID_STRIDE(i, n) {
