@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -80,7 +81,8 @@ using ProblemKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, 
                               int, uint32_t, uint32_t, uint32_t, uint32_t>;
 
 std::mutex g_cache_mutex;
-std::map<ProblemKey, cublasLtMatmulAlgo_t> g_algo_cache;
+// cuBLASLt's pick per problem, or none where its heuristic found no algorithm.
+std::map<ProblemKey, std::optional<cublasLtMatmulAlgo_t>> g_algo_cache;
 
 }  // namespace
 
@@ -89,7 +91,15 @@ bool fp8_gemm_supported(int64_t n, int64_t k) {
 }
 
 void gemm(const GemmDesc& g) {
-  if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  ZF_CHECK(try_gemm(g),
+           "[cuda] cuBLASLt has no algorithm for a {}{} GEMM m {} n {} k {} (batch {}, "
+           "alignments {}/{}/{} bytes)",
+           g.fp8 ? "FP8 -> " : "", dtype_name(g.dtype), g.m, g.n, g.k, g.batch, alignment(g.b),
+           alignment(g.a), alignment(g.d));
+}
+
+bool try_gemm(const GemmDesc& g) {
+  if (g.m == 0 || g.n == 0 || g.batch == 0) return true;
   ZF_CHECK(g.dtype == DType::F32 || g.dtype == DType::BF16,
            "[cuda] a GEMM runs in F32 or BF16, got {}", dtype_name(g.dtype));
   ZF_CHECK(g.k > 0, "[cuda] a GEMM needs k >= 1 (m {}, n {})", g.m, g.n);
@@ -138,7 +148,7 @@ void gemm(const GemmDesc& g) {
                        align_b,
                        align_d,
                        align_bias};
-  cublasLtMatmulAlgo_t algo;
+  std::optional<cublasLtMatmulAlgo_t> algo;
   {
     std::lock_guard lock(g_cache_mutex);
     auto it = g_algo_cache.find(key);
@@ -155,18 +165,15 @@ void gemm(const GemmDesc& g) {
       int found = 0;
       ZF_LT(cublasLtMatmulAlgoGetHeuristic(ctx.lt, op.h, lt_a.h, lt_b.h, lt_d.h, lt_d.h, pref.h, 1,
                                            &result, &found));
-      ZF_CHECK(found > 0,
-               "[cuda] cuBLASLt has no algorithm for a {}{} GEMM m {} n {} k {} (batch {}, "
-               "alignments {}/{}/{} bytes)",
-               g.fp8 ? "FP8 -> " : "", dtype_name(g.dtype), g.m, g.n, g.k, g.batch, align_b,
-               align_a, align_d);
-      algo = result.algo;
+      if (found > 0) algo = result.algo;
       g_algo_cache.emplace(key, algo);
     }
   }
+  if (!algo) return false;
   const float alpha = g.fp8 ? g.alpha : 1.0f, beta = 0.0f;
   ZF_LT(cublasLtMatmul(ctx.lt, op.h, &alpha, g.b, lt_a.h, g.a, lt_b.h, &beta, g.d, lt_d.h, g.d,
-                       lt_d.h, &algo, ctx.workspace, ctx.workspace_bytes, ctx.stream));
+                       lt_d.h, &*algo, ctx.workspace, ctx.workspace_bytes, ctx.stream));
+  return true;
 }
 
 }  // namespace zflow::cuda

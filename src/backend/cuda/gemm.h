@@ -34,6 +34,9 @@ struct GemmDesc {
 // and K and N multiples of 16 (its alignment rule for e4m3 operands).
 bool fp8_gemm_supported(int64_t n, int64_t k);
 
-void gemm(const GemmDesc& g);
+void gemm(const GemmDesc& g);  // an Error where cuBLASLt has no algorithm for it
+// The same, false (nothing queued) where cuBLASLt has no algorithm for it: a caller with another
+// way to the product takes that instead.
+bool try_gemm(const GemmDesc& g);
 
 }  // namespace zflow::cuda

@@ -6,6 +6,8 @@
 // BF16 activations on sm_89+ runs the FP8 tensor-core matmul instead: the activations are
 // quantised to e4m3 per tensor (scale from their absolute maximum, as ComfyUI does for layers
 // without an input scale), the product accumulates in fp32 and lands in BF16.
+#include <optional>
+
 #include "backend/cuda/context.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
@@ -43,8 +45,10 @@ GemmDesc linear_gemm(DType dtype, int64_t m, int64_t n, int64_t k, const void* a
   return g;
 }
 
-// y[m, n] = x[m, k] @ w^T * scale (+ b) with x quantised to e4m3 here.
-Tensor linear_fp8(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m, Shape out_shape) {
+// y[m, n] = x[m, k] @ w^T * scale (+ b) with x quantised to e4m3 here; nothing where cuBLASLt
+// has no FP8 algorithm for the shape (the caller then widens the weight).
+std::optional<Tensor> linear_fp8(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m,
+                                 Shape out_shape) {
   const int64_t n = w.size(0), k = w.size(1);
   Tensor xq = Tensor::empty({m, k}, DType::U8, Device::CUDA);
   Tensor scratch = Tensor::empty({2}, DType::F32, Device::CUDA);  // amax, then x's scale
@@ -58,7 +62,7 @@ Tensor linear_fp8(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m, 
   g.fp8 = true;
   g.a_scale = amax + 1;
   g.alpha = w.scale();
-  gemm(g);
+  if (!try_gemm(g)) return std::nullopt;
   return y;
 }
 
@@ -75,7 +79,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     return Tensor::zeros(out_shape, t, Device::CUDA);
   }
   if (w.dtype() == DType::F8_E4M3 && t == DType::BF16 && fp8_gemm_supported(n, k))
-    return linear_fp8(x, w, b, m, out_shape);
+    if (std::optional<Tensor> y = linear_fp8(x, w, b, m, out_shape)) return std::move(*y);
   Tensor y = Tensor::empty(out_shape, t, Device::CUDA);
   const Tensor wc = dtype_is_float8(w.dtype()) ? widen_float8(w, t) : w.to(t);
   const Tensor bc = b.defined() ? b.to(t) : Tensor{};
