@@ -63,6 +63,7 @@ struct GenerateOptions {
   std::optional<float> mask_blur;
   std::string masked_content;
   bool invert_mask = false;
+  bool round_mask = false, overlay_original = false;
   std::string resize_mode = "stretch";
   std::optional<uint64_t> seed;
   std::optional<uint64_t> variation_seed;  // A1111's, used when variation_strength > 0
@@ -367,6 +368,11 @@ int run_generate(const GenerateOptions& o) {
     request.resize_mode =
         o.resize_mode == "crop" ? pipeline::ResizeMode::Crop : pipeline::ResizeMode::Fill;
   }
+  for (const auto& [flag, on] : {std::pair{"--round-mask", o.round_mask},
+                                 std::pair{"--overlay-original", o.overlay_original}})
+    ZF_CHECK(!on || request.mask, "[generate] {} shapes inpainting: give --mask too", flag);
+  request.round_mask = o.round_mask;
+  request.overlay_original = o.overlay_original;
   if (o.invert_mask) {
     ZF_CHECK(!o.mask.empty(), "[generate] --invert-mask needs --mask");
     request.invert_mask = true;
@@ -605,6 +611,13 @@ Run add_generate_command(CLI::App& app) {
                   "crop (cover, cut the excess) or fill (fit, stretch the edges into the bands): "
                   "A1111's just resize / crop and resize / resize and fill")
       ->check(CLI::IsMember({"stretch", "crop", "fill"}));
+  cmd->add_flag("--round-mask", o->round_mask,
+                "inpaint: round the mask to black and white (grey above 128 white) before "
+                "inverting and blurring it, as A1111 does");
+  cmd->add_flag("--overlay-original", o->overlay_original,
+                "inpaint: lay the picture back over the result wherever the mask leaves it, as "
+                "A1111 does after every inpaint, so the rest keeps its exact pixels instead of "
+                "coming back through the VAE");
   cmd->add_flag("--invert-mask", o->invert_mask,
                 "repaint what the mask leaves black instead of its white part (A1111's 'Inpaint "
                 "not masked')");

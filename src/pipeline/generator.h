@@ -142,6 +142,11 @@ struct GenerationRequest {
   // Repaint what the mask leaves black instead (A1111's "Inpaint not masked"): the mask's grey
   // inverted before it is blurred or used.
   bool invert_mask = false;
+  // A1111's inpainting, which these two make: the mask's grey rounded to black and white first
+  // (its mask_round), and the original picture pasted back over the result wherever the mask
+  // leaves it (its overlay), so the kept area keeps its exact pixels (pipeline/mask_crop.h).
+  bool round_mask = false;
+  bool overlay_original = false;
   std::optional<size_t> max_sequence_length;
   NormalMath normal_math = NormalMath::Avx2Cephes;
   bool vae_tiling = false;  // decode in tiles (large images in less memory)

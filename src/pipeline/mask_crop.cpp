@@ -25,12 +25,29 @@ uint8_t grey_at(const io::Image& image, size_t i) {
   return pillow_luma(image.rgb[3 * i], image.rgb[3 * i + 1], image.rgb[3 * i + 2]);
 }
 
-// ImageOps.invert of the mask's grey: 255 - grey, as grey RGB.
-io::Image inverted(const io::Image& mask) {
+// The mask's grey with `f` applied to each value, as grey RGB.
+template <typename F>
+io::Image map_grey(const io::Image& mask, F f) {
   io::Image out = mask;
   for (size_t i = 0; i < out.rgb.size() / 3; ++i)
-    std::fill_n(&out.rgb[3 * i], 3, static_cast<uint8_t>(255 - grey_at(mask, i)));
+    std::fill_n(&out.rgb[3 * i], 3, static_cast<uint8_t>(f(grey_at(mask, i))));
   return out;
+}
+
+// ImageOps.invert of the mask's grey: 255 - grey.
+io::Image inverted(const io::Image& mask) {
+  return map_grey(mask, [](int grey) { return 255 - grey; });
+}
+
+// `original` where the mask is not white, over `base`: pasted into transparent RGBa through the
+// inverted mask, back to RGBA, then alpha-composited (diffusers' and A1111's apply_overlay).
+io::Image composite_outside_mask(const io::Image& mask, const io::Image& original,
+                                 const io::Image& base) {
+  RgbaImage composite = opaque(base);
+  RgbaImage kept = paste_outside_mask(original, mask);
+  unpremultiply(kept);
+  alpha_composite(composite, kept);
+  return drop_alpha(composite);
 }
 
 io::Image black(int width, int height) {
@@ -146,13 +163,23 @@ io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
   // The generated crop on black, at the box.
   io::Image out = black(original.width, original.height);
   io::paste_image(out, resize_and_crop(generated, box.width(), box.height()), box.x1, box.y1);
-  // The original where the mask is not white: pasted into transparent RGBa through the inverted
-  // mask, back to RGBA, then alpha-composited over the generated picture.
-  RgbaImage composite = opaque(out);
-  RgbaImage kept = paste_outside_mask(original, mask);
-  unpremultiply(kept);
-  alpha_composite(composite, kept);
-  return drop_alpha(composite);
+  return composite_outside_mask(mask, original, out);
+}
+
+io::Image rounded_mask(const io::Image& mask) {
+  return map_grey(mask, [](int grey) { return grey > 128 ? 255 : 0; });
+}
+
+io::Image overlay_original(const io::Image& mask, const io::Image& original,
+                           const io::Image& generated) {
+  ZF_CHECK(mask.width == original.width && mask.height == original.height &&
+               generated.width == original.width && generated.height == original.height,
+           "[inpaint] the overlay needs the mask ({}x{}), the picture ({}x{}) and the result "
+           "({}x{}) at one size",
+           mask.width, mask.height, original.width, original.height, generated.width,
+           generated.height);
+  const io::Image doubled = map_grey(mask, [](int grey) { return std::min(2 * grey, 255); });
+  return composite_outside_mask(doubled, original, generated);
 }
 
 namespace {
@@ -194,9 +221,12 @@ class MaskPreparation final : public ImageGenerator {
     }
     std::vector<std::vector<io::Image>> images = inner_->generate_together(inner_requests, control);
     for (size_t i = 0; i < requests.size(); ++i) {
-      if (!requests[i].mask_crop_padding) continue;
-      for (io::Image& image : images[i])
-        image = paste_through_mask(runs[i].mask, *requests[i].init_image, image, runs[i].box);
+      if (requests[i].mask_crop_padding) {
+        for (io::Image& image : images[i])
+          image = paste_through_mask(runs[i].mask, *requests[i].init_image, image, runs[i].box);
+      } else if (overlays(requests[i])) {
+        for (io::Image& image : images[i]) image = overlaid(runs[i], image);
+      }
     }
     return images;
   }
@@ -218,6 +248,8 @@ class MaskPreparation final : public ImageGenerator {
       r.parameters += ", Mask mode: Inpaint not masked";  // A1111's key
       r.request["invert_mask"] = true;
     }
+    if (request.round_mask && request.mask) r.request["round_mask"] = true;
+    if (overlays(request)) r.request["overlay_original"] = true;
     if (request.mask_blur && request.mask) {
       r.parameters += fmt::format(", Mask blur: {}", *request.mask_blur);  // A1111's key
       r.request["mask_blur"] = *request.mask_blur;
@@ -239,7 +271,13 @@ class MaskPreparation final : public ImageGenerator {
  private:
   static bool prepares(const GenerationRequest& r) {
     return r.mask_crop_padding || resizes(r) ||
-           (r.mask && (r.mask_blur || r.invert_mask || fills(r)));
+           (r.mask && (r.mask_blur || r.invert_mask || r.round_mask || fills(r))) || overlays(r);
+  }
+
+  // The whole picture inpainted, then the original laid back over it (A1111's overlay; with a
+  // padding, the paste-back does it).
+  static bool overlays(const GenerationRequest& r) {
+    return r.overlay_original && r.init_image && r.mask && !r.mask_crop_padding;
   }
 
   static bool resizes(const GenerationRequest& r) {
@@ -254,8 +292,16 @@ class MaskPreparation final : public ImageGenerator {
   struct Cropped {
     GenerationRequest request;
     CropBox box;
-    io::Image mask;  // the whole picture's mask, blurred: what the result is pasted through
+    io::Image mask;      // the whole picture's mask, blurred: what the result is pasted through
+    io::Image original;  // the picture before the masked content fill, for the overlay
   };
+
+  // The result with the original over it through the prepared mask, both at the result's size
+  // (as A1111 brings them to the output size first).
+  static io::Image overlaid(const Cropped& run, const io::Image& generated) {
+    return overlay_original(fit_image(*run.request.mask, generated.width, generated.height),
+                            fit_image(run.original, generated.width, generated.height), generated);
+  }
 
   // The request the model runs: the mask blurred; with a padding, the picture and mask cut
   // around the mask at the output size (the request's, else the picture's rounded down to
@@ -263,6 +309,7 @@ class MaskPreparation final : public ImageGenerator {
   // model reads (fitted to the picture's size as the pipelines fit it).
   static Cropped cropped(const GenerationRequest& r) {
     Cropped c = cut_out(r);
+    if (overlays(r)) c.original = *c.request.init_image;
     if (fills(r))
       c.request.init_image = fill_masked_area(
           *c.request.init_image,
@@ -273,7 +320,7 @@ class MaskPreparation final : public ImageGenerator {
   // The request brought to the output size, its mask inverted, blurred and cut around: all but
   // the fill.
   static Cropped cut_out(const GenerationRequest& r) {
-    Cropped c{r, {}, {}};
+    Cropped c{r, {}, {}, {}};
     c.request.resize_mode = ResizeMode::Stretch;
     if (resizes(r)) {
       const int width = r.width.value_or(r.init_image->width / kMultiple * kMultiple);
@@ -286,9 +333,12 @@ class MaskPreparation final : public ImageGenerator {
       c.request.width = width;
       c.request.height = height;
     }
+    if (r.round_mask && r.mask) c.request.mask = rounded_mask(*c.request.mask);
     if (r.invert_mask && r.mask) c.request.mask = inverted(*c.request.mask);
     if (r.mask_blur && r.mask) c.request.mask = io::gaussian_blur(*c.request.mask, *r.mask_blur);
     c.request.invert_mask = false;
+    c.request.round_mask = false;
+    c.request.overlay_original = false;
     c.request.mask_blur.reset();
     if (!r.mask_crop_padding) return c;
     ZF_CHECK(r.init_image && r.mask,

@@ -39,6 +39,18 @@ io::Image resize_to(const io::Image& image, int width, int height, ResizeMode mo
 io::Image paste_through_mask(const io::Image& mask, const io::Image& original,
                              const io::Image& generated, const CropBox& box);
 
+// A1111's create_binary_mask with mask_round (its default): the mask's grey above 128 white, the
+// rest black, before it is inverted or blurred.
+io::Image rounded_mask(const io::Image& mask);
+
+// A1111's overlay after inpainting the whole picture (StableDiffusionProcessingImg2Img's
+// mask_for_overlay = clip(2 * mask), then apply_overlay): the original composited over
+// `generated` through the inverse of the mask's grey doubled, so it shows wholly wherever the mask
+// is under half white, and what the mask keeps keeps its pixels exactly instead of coming back
+// through the VAE. All three at one size.
+io::Image overlay_original(const io::Image& mask, const io::Image& original,
+                           const io::Image& generated);
+
 // A generator that prepares init images and masks around `inner`: a resize mode other than
 // Stretch brings them to the output size first (not with mask_crop_padding, whose cut-out is
 // filled at the output's aspect ratio anyway, as A1111 ignores it there), then

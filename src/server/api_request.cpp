@@ -724,8 +724,13 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
       bad("init_images", "expected an array with one base64 image");
     if (it->size() > 1) bad("init_images", "only one init image is supported");
     r.init_image = image_field("init_images[0]", (*it)[0]);
-    if (const auto m = body.find("mask"); m != body.end() && !m->is_null())
+    if (const auto m = body.find("mask"); m != body.end() && !m->is_null()) {
       r.mask = image_field("mask", *m);
+      // As A1111 inpaints: the mask rounded to black and white first (its mask_round default),
+      // the picture laid back over the result wherever the mask leaves it.
+      r.round_mask = get_flag(body, "mask_round").value_or(true);
+      r.overlay_original = true;
+    }
     r.strength = get_number(body, "denoising_strength", 0, 1).value_or(0.75);
     // 0 just resize, 1 crop and resize, 2 resize and fill; 3 (latent upscale) is not offered.
     const auto resize = get_int(body, "resize_mode", 0, 3).value_or(0);
@@ -974,6 +979,12 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     else if (*mode != "stretch")
       bad("resize_mode", fmt::format("expected stretch, crop or fill, got \"{}\"", *mode));
   }
+  for (auto [field, flag] :
+       {std::pair{"round_mask", &r.round_mask}, std::pair{"overlay_original", &r.overlay_original}})
+    if (get_flag(body, field).value_or(false)) {
+      if (!r.mask) bad(field, "it shapes inpainting, which needs a mask");
+      *flag = true;
+    }
   if (get_flag(body, "invert_mask").value_or(false)) {
     if (!r.mask) bad("invert_mask", "inverting the mask needs a mask");
     r.invert_mask = true;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "inpaint_fixture.h"
 #include "io/image_resize.h"
 #include "models/autoencoder_kl.h"
 #include "pipeline/generator.h"
@@ -87,20 +88,6 @@ TEST(MaskedContent, LatentModesReplaceTheMaskedCells) {
   }
 }
 
-// A 32x32 picture with a square mask over its top-left quarter (and a grey ramp elsewhere).
-std::pair<io::Image, io::Image> picture_and_mask() {
-  io::Image picture{32, 32, std::vector<uint8_t>(32 * 32 * 3)};
-  io::Image mask{32, 32, std::vector<uint8_t>(32 * 32 * 3, 0)};
-  for (int y = 0; y < 32; ++y)
-    for (int x = 0; x < 32; ++x)
-      for (int c = 0; c < 3; ++c) {
-        const size_t i = 3 * (static_cast<size_t>(y) * 32 + x) + c;
-        picture.rgb[i] = static_cast<uint8_t>(7 * x + 5 * y + 40 * c);
-        if (x < 16 && y < 16) mask.rgb[i] = 255;
-      }
-  return {picture, mask};
-}
-
 // Start latents with the same seed under each mode: outside the mask every mode starts as the
 // original does; inside, latent noise starts from the noise itself (sigma n + (1 - sigma) n) and
 // latent nothing from sigma n; the blend keeps the image's latents.
@@ -139,25 +126,6 @@ TEST(MaskedContent, StartLatentsOfTheLatentModes) {
                 original.inpaint->image_latents.data<float>()[i]);
     }
   }
-}
-
-const ImageGenerator& tiny_zimage() {
-  static const std::unique_ptr<ImageGenerator> gen =
-      load_generator({.model_dir = test::fixture("zimage_pipeline/tiny"),
-                      .tokenizer = test::shared_asset("qwen3_tokenizer")});
-  return *gen;
-}
-
-// A 3-step inpaint of `picture` under `mask` at strength 0.7.
-GenerationRequest inpaint_request(const io::Image& picture, const io::Image& mask) {
-  GenerationRequest r;
-  r.prompt = "a cat";
-  r.steps = 3;
-  r.seed = 4;
-  r.strength = 0.7;
-  r.init_image = picture;
-  r.mask = mask;
-  return r;
 }
 
 // Through the generator: the fill modes inpaint the filled picture, exactly as a request sending

@@ -265,6 +265,31 @@ TEST(MaskedContentRequest, A1111AndNative) {
             std::make_pair(400, std::string("masked_content")));
 }
 
+// A1111 inpaints with its mask rounded (mask_round, default true) and the picture laid back over
+// the result, so its API does too; native jobs ask for either.
+TEST(MaskedContentRequest, A1111RoundsTheMaskAndOverlaysThePicture) {
+  const std::string init = png_b64(32, 32);
+  json body = {{"prompt", "p"}, {"init_images", {init}}, {"mask", init}};
+  pipeline::GenerationRequest r = parse_a1111(body, true, kLimits, "m").request;
+  EXPECT_TRUE(r.round_mask);
+  EXPECT_TRUE(r.overlay_original);
+  body["mask_round"] = false;
+  EXPECT_FALSE(parse_a1111(body, true, kLimits, "m").request.round_mask);
+  body.erase("mask");
+  r = parse_a1111(body, true, kLimits, "m").request;
+  EXPECT_FALSE(r.round_mask || r.overlay_original) << "img2img without a mask";
+
+  json native = {{"prompt", "p"}, {"init_image", init}, {"mask", init}};
+  EXPECT_FALSE(parse_native_job(native, kLimits, "m").request.overlay_original);
+  native["overlay_original"] = true;
+  native["round_mask"] = true;
+  r = parse_native_job(native, kLimits, "m").request;
+  EXPECT_TRUE(r.overlay_original && r.round_mask);
+  native.erase("mask");
+  EXPECT_EQ(refusal([&] { parse_native_job(native, kLimits, "m"); }),
+            std::make_pair(400, std::string("round_mask")));
+}
+
 TEST(A1111Request, MapsTxt2imgAndImg2img) {
   const JobSpec t = parse_a1111(json{{"prompt", "p"},
                                      {"negative_prompt", "n"},
