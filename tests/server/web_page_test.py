@@ -182,6 +182,8 @@ def main():
         _, caption = newest_result(page, 8)
         assert "Masked content: fill" in caption, caption
         page.select_option("#masked_content", "original")
+        # A1111's overlay keeps the rest of the picture exactly, on unless unchecked.
+        expect(page.locator("#overlay_original")).to_be_checked()
         # The mask inverted: what it leaves black is repainted.
         page.check("#invert_mask")
         page.click("#generate")
