@@ -69,6 +69,7 @@ struct GenerateOptions {
   std::optional<uint64_t> variation_seed;  // A1111's, used when variation_strength > 0
   float variation_strength = 0.0f;
   int batch = 1;
+  bool seed_per_image = false;  // A1111's batches
   std::string init_image, mask;
   std::string outpaint;  // --outpaint margins
   std::vector<std::string> reference_images;
@@ -344,6 +345,7 @@ int run_generate(const GenerateOptions& o) {
   request.mask_crop_padding = o.mask_crop;
   request.mask_blur = o.mask_blur;
   request.batch = o.batch;
+  request.seed_per_image = o.seed_per_image;
   request.max_sequence_length = o.max_sequence_length;
   request.normal_math = o.torch_rng == "avx2" ? NormalMath::Avx2Cephes : NormalMath::Libm;
   request.vae_tiling = o.vae_tiling;
@@ -594,7 +596,13 @@ Run add_generate_command(CLI::App& app) {
                   "how far towards the variation seed's noise, 0-1: small values keep the "
                   "picture's composition and vary its details, 1 is the variation seed's picture")
       ->check(CLI::Range(0.0f, 1.0f));
-  cmd->add_option("-b,--batch", o->batch, "images in one batch")->check(CLI::PositiveNumber);
+  cmd->add_option("-b,--batch", o->batch,
+                  "images in one batch (their noise drawn from --seed's generator together, as "
+                  "diffusers and ComfyUI draw it)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--seed-per-image", o->seed_per_image,
+                "image k of the batch from seed + k instead, as A1111 and stable-diffusion.cpp "
+                "seed a batch: any image made again alone with its seed (one batched run still)");
   cmd->add_option("-i,--init-image", o->init_image, "start from this image (img2img)");
   cmd->add_option("--mask", o->mask, "inpaint the white part of this mask (needs -i)");
   cmd->add_option("--mask-crop", o->mask_crop,

@@ -14,6 +14,7 @@
 #include "pipeline/flux_generator.h"
 #include "pipeline/hires_fix.h"
 #include "pipeline/mask_crop.h"
+#include "pipeline/seed_per_image.h"
 #include "pipeline/zimage_generator.h"
 #include "sampling/flow_schedule.h"
 
@@ -188,7 +189,7 @@ std::vector<Tensor> ImageGenerator::generate_latents(const GenerationRequest&,
 std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
   placement_for(files);  // refuses --offload without a GPU before any file is read
   std::unique_ptr<ImageGenerator> generator =
-      with_hires_fix(with_mask_preparation(load_family(files)));
+      with_seed_per_image(with_hires_fix(with_mask_preparation(load_family(files))));
   if (files.loras.empty()) return generator;
   return std::make_unique<WithLoras>(std::move(generator), files.loras);
 }

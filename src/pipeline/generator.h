@@ -119,6 +119,9 @@ struct GenerationRequest {
   std::optional<float> first_block_cache;
   std::optional<HiresFix> hires;  // text-to-image only
   uint64_t seed = 0;
+  // A1111's batches (pipeline/seed_per_image.h): image k from its own seed + k, not the whole
+  // batch's noise from one generator (diffusers', the default).
+  bool seed_per_image = false;
   // A1111's variation seed (pipeline/variation_seed.h): the start noise bent towards another
   // seed's.
   std::optional<VariationSeed> variation;

@@ -312,16 +312,6 @@ class HiresFixGenerator final : public ImageGenerator {
              describe(*to));
   }
 
-  // `control` with its progress counted over both passes: `done` steps before this run's.
-  static RunControl counted(const RunControl& control, int done, int total) {
-    RunControl c = control;
-    if (control.on_step)
-      c.on_step = [on_step = control.on_step, done, total](const StepProgress& p) {
-        on_step({done + p.step, total, p.elapsed_seconds});
-      };
-    return c;
-  }
-
   std::unique_ptr<ImageGenerator> inner_;
 };
 

@@ -31,6 +31,17 @@ struct RunControl {
   std::function<void(const Tensor&)> on_estimate;
 };
 
+// `control` for one run of several in a row: its steps reported after the `done` steps of the
+// runs before it, out of `total` in all.
+inline RunControl counted(const RunControl& control, int done, int total) {
+  RunControl c = control;
+  if (control.on_step)
+    c.on_step = [on_step = control.on_step, done, total](const StepProgress& p) {
+      on_step({done + p.step, total, p.elapsed_seconds});
+    };
+  return c;
+}
+
 // Thrown when RunControl::stop was requested; the partial result is dropped.
 class Cancelled : public Error {
  public:

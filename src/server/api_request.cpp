@@ -706,9 +706,16 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   a1111_controlnet(body, spec);
   r.width = side_field(body, "width", limits);
   r.height = side_field(body, "height", limits);
+  // A1111's batches: image k from seed + k, n_iter batches of batch_size in a row (here one run
+  // of them all where they share forwards).
+  r.seed_per_image = true;
   r.batch = static_cast<int>(get_int(body, "batch_size", 1, limits.max_batch).value_or(1));
-  if (get_int(body, "n_iter", 1, 1000).value_or(1) != 1)
-    bad("n_iter", "only 1 is supported; ask for several images with batch_size");
+  if (const auto n_iter = get_int(body, "n_iter", 1, limits.max_batch); n_iter && *n_iter > 1) {
+    if (r.batch * *n_iter > limits.max_batch)
+      bad("n_iter", fmt::format("{} batches of {} is over this server's {} images a request",
+                                *n_iter, r.batch, limits.max_batch));
+    r.batch *= static_cast<int>(*n_iter);
+  }
   if (!img2img && get_flag(body, "enable_hr").value_or(false))
     hires_fields(body, kA1111Hires, limits, spec);
   // sampler_index is the older name of sampler_name.
@@ -979,6 +986,7 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
     else if (*mode != "stretch")
       bad("resize_mode", fmt::format("expected stretch, crop or fill, got \"{}\"", *mode));
   }
+  r.seed_per_image = get_flag(body, "seed_per_image").value_or(false);
   for (auto [field, flag] :
        {std::pair{"round_mask", &r.round_mask}, std::pair{"overlay_original", &r.overlay_original}})
     if (get_flag(body, field).value_or(false)) {

@@ -17,17 +17,23 @@ using nlohmann::json;
 std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
   const json first = status.images.empty() ? json::object() : status.images.front().record;
   const size_t n = status.images.size();
-  json infotexts = json::array();
-  for (const JobImage& image : status.images) infotexts.push_back(image.parameters);
+  // Each image's own seed and subseed (seed + k, subseed + k: A1111's batches).
+  json infotexts = json::array(), seeds = json::array(), subseeds = json::array();
+  for (const JobImage& image : status.images) {
+    infotexts.push_back(image.parameters);
+    seeds.push_back(image.record.value("seed", json()));
+    const json variation = image.record.value("variation", json());
+    subseeds.push_back(variation.is_object() ? variation.value("seed", json(-1)) : json(-1));
+  }
   const auto seed = first.value("seed", json());
   return json{{"prompt", spec.request.prompt},
               {"all_prompts", json::array_t(n, spec.request.prompt)},
               {"negative_prompt", spec.request.negative_prompt},
               {"all_negative_prompts", json::array_t(n, spec.request.negative_prompt)},
               {"seed", seed},
-              // One noise tensor serves the whole batch (diffusers' num_images_per_prompt).
-              {"all_seeds", json::array_t(n, seed)},
+              {"all_seeds", seeds},
               {"subseed", spec.request.variation ? json(spec.request.variation->seed) : json(-1)},
+              {"all_subseeds", subseeds},
               {"subseed_strength",
                spec.request.variation ? json(spec.request.variation->strength) : json(0)},
               {"width", first.value("width", json())},

@@ -308,6 +308,10 @@ TEST(A1111Request, MapsTxt2imgAndImg2img) {
   EXPECT_EQ(t.request.width, 64);
   EXPECT_EQ(t.request.height, 32);
   EXPECT_EQ(t.request.batch, 3);
+  EXPECT_TRUE(t.request.seed_per_image);  // A1111's batches: image k from seed + k
+  EXPECT_TRUE(parse_native_job({{"prompt", "p"}, {"seed_per_image", true}}, kLimits, "m")
+                  .request.seed_per_image);
+  EXPECT_EQ(parse_a1111({{"batch_size", 3}, {"n_iter", 2}}, false, kLimits, "m").request.batch, 6);
   EXPECT_FLOAT_EQ(*t.request.cfg_scale, 4.0f);
   EXPECT_FLOAT_EQ(*t.request.guidance, 3.5f);
   EXPECT_EQ(t.request.sampling, SamplingChoice{});  // "Euler" on the model's schedule
@@ -597,7 +601,7 @@ TEST(A1111Request, RefusesBadFieldsByName) {
   };
   EXPECT_EQ(parse({{"width", 100}}, false), (R{400, "width"}));
   EXPECT_EQ(parse({{"height", 0}}, false), (R{400, "height"}));
-  EXPECT_EQ(parse({{"n_iter", 2}}, false), (R{400, "n_iter"}));
+  EXPECT_EQ(parse({{"n_iter", 5}, {"batch_size", 2}}, false), (R{400, "n_iter"}));  // over 8
   EXPECT_EQ(parse({{"sampler_name", "DDIM"}}, false), (R{400, "sampler_name"}));
   EXPECT_EQ(parse({{"sampler_name", "DPM++ 2M Uniform"}}, false), (R{400, "sampler_name"}));
   EXPECT_EQ(parse({{"scheduler", "Align Your Steps"}}, false), (R{400, "scheduler"}));

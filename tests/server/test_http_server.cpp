@@ -17,6 +17,7 @@
 #include "io/image_resize.h"
 #include "pipeline/hires_fix.h"
 #include "pipeline/image_psnr.h"
+#include "pipeline/seed_per_image.h"
 #include "server/base64.h"
 #include "server/http_server.h"
 #include "test_util.h"
@@ -37,9 +38,9 @@ class HttpServerTest : public ::testing::Test {
         [this](const pipeline::ModelFiles& f) -> std::unique_ptr<pipeline::ImageGenerator> {
           if (f.model_dir == "broken") fail("[fake] broken/transformer: file is truncated");
           loaded_files_.push_back(f);
-          // As load_generator: the hires fix around the model.
-          return pipeline::with_hires_fix(
-              std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_));
+          // As load_generator: A1111's seeds per image and the hires fix around the model.
+          return pipeline::with_seed_per_image(pipeline::with_hires_fix(
+              std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_)));
         },
         std::vector<LoraEntry>{{"ink", "/loras/ink.safetensors"}},
         std::vector<LoraEntry>{{"canny", "/controlnets/canny.safetensors"}});
@@ -162,7 +163,8 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_EQ(decode(body["images"][1]).width, 32);
   EXPECT_EQ(body["parameters"]["seed"], 9);
   const json info = json::parse(body["info"].get<std::string>());
-  EXPECT_EQ(info["all_seeds"], json::array({9, 9}));
+  EXPECT_EQ(info["all_seeds"], json::array({9, 10}));  // A1111's: image k from seed + k
+  EXPECT_EQ(decode(body["images"][1]).rgb[0], 10);     // the fake paints seed % 251
   EXPECT_EQ(info["steps"], 4);
   EXPECT_EQ(info["sd_model_name"], "fake-a");
   // png-info reads the picture's parameters back (the fake model records them too).

@@ -1,0 +1,127 @@
+#include "pipeline/seed_per_image.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+#include <utility>
+
+namespace zflow::pipeline {
+
+namespace {
+
+bool per_image(const GenerationRequest& r) {
+  return r.seed_per_image && r.batch > 1;
+}
+
+// The request as the inner generator sees it: its first image's where it runs per image.
+GenerationRequest first_image(const GenerationRequest& r) {
+  return per_image(r) ? image_request(r, 0) : r;
+}
+
+class SeedPerImage final : public ImageGenerator {
+ public:
+  explicit SeedPerImage(std::unique_ptr<ImageGenerator> inner) : inner_(std::move(inner)) {}
+
+  const std::string& model_name() const override { return inner_->model_name(); }
+  std::string architecture() const override { return inner_->architecture(); }
+
+  GenerationSettings resolve(const GenerationRequest& request) const override {
+    if (!per_image(request)) return inner_->resolve(request);
+    GenerationSettings s = inner_->resolve(image_request(request, 0));
+    if (!inner_->can_share_forwards(image_request(request, 0), image_request(request, 1)))
+      s.steps_run *= request.batch;  // one run per image
+    return s;
+  }
+
+  std::vector<io::Image> generate(const GenerationRequest& request,
+                                  const RunControl& control) const override {
+    return std::move(generate_together({&request, 1}, control).front());
+  }
+
+  bool can_share_forwards(const GenerationRequest& a, const GenerationRequest& b) const override {
+    return inner_->can_share_forwards(first_image(a), first_image(b));
+  }
+
+  std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
+                                                        const RunControl& control) const override {
+    if (std::none_of(requests.begin(), requests.end(), per_image))
+      return inner_->generate_together(requests, control);
+    // Every image a request of its own where the request runs per image.
+    std::vector<GenerationRequest> runs;
+    std::vector<size_t> counts;  // how many of `runs` each request became
+    for (const GenerationRequest& r : requests) {
+      const int n = per_image(r) ? r.batch : 1;
+      for (int k = 0; k < n; ++k) runs.push_back(per_image(r) ? image_request(r, k) : r);
+      counts.push_back(static_cast<size_t>(n));
+    }
+    std::vector<std::vector<io::Image>> made;
+    if (shareable(runs)) {
+      made = inner_->generate_together(runs, control);
+    } else {
+      // One after another, progress counted over all of them.
+      std::vector<int> steps;
+      for (const GenerationRequest& r : runs) steps.push_back(inner_->resolve(r).steps_run);
+      const int total = std::accumulate(steps.begin(), steps.end(), 0);
+      for (int i = 0, done = 0; i < static_cast<int>(runs.size()); done += steps[i++])
+        made.push_back(inner_->generate(runs[i], counted(control, done, total)));
+    }
+    std::vector<std::vector<io::Image>> out;
+    auto next = made.begin();
+    for (const size_t n : counts) {
+      std::vector<io::Image>& images = out.emplace_back();
+      for (size_t i = 0; i < n; ++i, ++next)
+        for (io::Image& image : *next) images.push_back(std::move(image));
+    }
+    return out;
+  }
+
+  std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
+  std::vector<Tensor> generate_latents(const GenerationRequest& request,
+                                       const RunControl& control) const override {
+    if (!per_image(request)) return inner_->generate_latents(request, control);
+    std::vector<Tensor> out;
+    for (int k = 0; k < request.batch; ++k)
+      for (Tensor& t : inner_->generate_latents(image_request(request, k), control))
+        out.push_back(std::move(t));
+    return out;
+  }
+
+  ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
+                     int batch_index) const override {
+    if (!per_image(request)) return inner_->record(request, sources, batch_index);
+    ImageRecord r = inner_->record(image_request(request, batch_index), sources, 0);
+    // A1111's keys for an image's place in its batch.
+    r.parameters += fmt::format(", Batch size: {}, Batch pos: {}", request.batch, batch_index);
+    r.request["batch"] = request.batch;
+    r.request["batch_index"] = batch_index;
+    r.request["seed_per_image"] = true;
+    return r;
+  }
+
+ private:
+  bool shareable(const std::vector<GenerationRequest>& runs) const {
+    for (size_t i = 1; i < runs.size(); ++i)
+      if (!inner_->can_share_forwards(runs.front(), runs[i])) return false;
+    return true;
+  }
+
+  std::unique_ptr<ImageGenerator> inner_;
+};
+
+}  // namespace
+
+GenerationRequest image_request(const GenerationRequest& request, int k) {
+  GenerationRequest r = request;
+  r.batch = 1;
+  r.seed_per_image = false;
+  r.seed += static_cast<uint64_t>(k);
+  if (r.variation) r.variation->seed += static_cast<uint64_t>(k);  // A1111's subseed + k
+  return r;
+}
+
+std::unique_ptr<ImageGenerator> with_seed_per_image(std::unique_ptr<ImageGenerator> inner) {
+  return std::make_unique<SeedPerImage>(std::move(inner));
+}
+
+}  // namespace zflow::pipeline

@@ -1,0 +1,85 @@
+// A1111's batches (pipeline/seed_per_image.h) through the generator every caller uses, from their
+// definition: image k of a batch is exactly the one-image request with seed + k (and variation
+// seed + k), made in one batched run where the images share forwards and one after another where
+// they cannot (the hires fix), progress counted over all of it; the record gives each image its
+// own seed and its place in the batch, as A1111's infotext does.
+#include "pipeline/seed_per_image.h"
+
+#include <gtest/gtest.h>
+
+#include "inpaint_fixture.h"
+#include "test_util.h"
+
+namespace zflow::pipeline {
+namespace {
+
+GenerationRequest batch_of_three() {
+  GenerationRequest r;
+  r.prompt = "a red fox in the snow";
+  r.width = r.height = 32;
+  r.steps = 3;
+  r.seed = 40;
+  r.batch = 3;
+  r.seed_per_image = true;
+  return r;
+}
+
+TEST(SeedPerImage, ImageKIsSeedPlusKAlone) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  GenerationRequest r = batch_of_three();
+  r.variation = VariationSeed{7, 0.3f};
+  std::vector<int> steps;
+  RunControl control;
+  control.on_step = [&](const StepProgress& p) {
+    steps.push_back(p.step);
+    EXPECT_EQ(p.steps, 3) << "the three images in one batched run";
+  };
+  const std::vector<io::Image> images = tiny_zimage().generate(r, control);
+  ASSERT_EQ(images.size(), 3u);
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
+  for (int k = 0; k < 3; ++k) {
+    GenerationRequest alone = r;
+    alone.seed_per_image = false;
+    alone.batch = 1;
+    alone.seed = r.seed + static_cast<uint64_t>(k);
+    alone.variation->seed = 7 + static_cast<uint64_t>(k);
+    EXPECT_EQ(images[static_cast<size_t>(k)].rgb, tiny_zimage().generate(alone, {}).front().rgb)
+        << "image " << k;
+  }
+  GenerationRequest one_draw = r;
+  one_draw.seed_per_image = false;  // diffusers' batch: one generator for all three
+  EXPECT_NE(tiny_zimage().generate(one_draw, {})[1].rgb, images[1].rgb);
+
+  const ImageRecord record = tiny_zimage().record(r, {}, 2);
+  EXPECT_NE(record.parameters.find("Seed: 42,"), std::string::npos) << record.parameters;
+  EXPECT_NE(record.parameters.find("Variation seed: 9,"), std::string::npos) << record.parameters;
+  EXPECT_TRUE(record.parameters.ends_with(", Batch size: 3, Batch pos: 2")) << record.parameters;
+  EXPECT_EQ(record.request["seed"], 42);
+  EXPECT_EQ(record.request["batch_index"], 2);
+  EXPECT_EQ(tiny_zimage().resolve(r).steps_run, 3);
+}
+
+// With the hires fix each image runs alone, both passes, one after another.
+TEST(SeedPerImage, ImagesThatCannotShareRunOneAfterAnother) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  GenerationRequest r = batch_of_three();
+  r.batch = 2;
+  r.hires = HiresFix{.scale = 1.5, .strength = 0.5};
+  std::vector<int> steps;
+  RunControl control;
+  control.on_step = [&](const StepProgress& p) {
+    steps.push_back(p.step);
+    // Each image: 3 first steps, then img2img's 3 - int(3 - 3 * 0.5) of 3.
+    EXPECT_EQ(p.steps, 2 * (3 + 2));
+  };
+  const std::vector<io::Image> images = tiny_zimage().generate(r, control);
+  ASSERT_EQ(images.size(), 2u);
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(tiny_zimage().resolve(r).steps_run, 10);
+  GenerationRequest second = image_request(r, 1);
+  EXPECT_EQ(second.seed, 41u);
+  EXPECT_EQ(images[1].rgb, tiny_zimage().generate(second, {}).front().rgb);
+}
+
+}  // namespace
+}  // namespace zflow::pipeline
