@@ -189,7 +189,7 @@ std::vector<Tensor> ImageGenerator::generate_latents(const GenerationRequest&,
 std::unique_ptr<ImageGenerator> load_generator(const ModelFiles& files) {
   placement_for(files);  // refuses --offload without a GPU before any file is read
   std::unique_ptr<ImageGenerator> generator =
-      with_seed_per_image(with_hires_fix(with_mask_preparation(load_family(files))));
+      with_hires_fix(with_seed_per_image(with_mask_preparation(load_family(files))));
   if (files.loras.empty()) return generator;
   return std::make_unique<WithLoras>(std::move(generator), files.loras);
 }

@@ -2,7 +2,8 @@
 // any image of it is made again alone with its seed. diffusers and ComfyUI draw a whole batch's
 // noise from one generator instead, zflow's default. A request with
 // GenerationRequest::seed_per_image runs as its images' one-image requests: in one batched run
-// where they share forwards (as fast as a batch), else one after another (the hires fix).
+// where they share forwards (as fast as a batch), else one after another (inpainting). The hires
+// fix runs around it, so both its passes stay batched.
 #pragma once
 
 #include <memory>

@@ -1,8 +1,9 @@
 // A1111's batches (pipeline/seed_per_image.h) through the generator every caller uses, from their
 // definition: image k of a batch is exactly the one-image request with seed + k (and variation
 // seed + k), made in one batched run where the images share forwards and one after another where
-// they cannot (the hires fix), progress counted over all of it; the record gives each image its
-// own seed and its place in the batch, as A1111's infotext does.
+// they cannot (inpainting), progress counted over all of it, the hires fix batching both its
+// passes; the record gives each image its own seed and its place in the batch, as A1111's
+// infotext does.
 #include "pipeline/seed_per_image.h"
 
 #include <gtest/gtest.h>
@@ -59,8 +60,30 @@ TEST(SeedPerImage, ImageKIsSeedPlusKAlone) {
   EXPECT_EQ(tiny_zimage().resolve(r).steps_run, 3);
 }
 
-// With the hires fix each image runs alone, both passes, one after another.
+// Inpainting's images cannot share forwards (each mask blends into every step): they run one
+// after another.
 TEST(SeedPerImage, ImagesThatCannotShareRunOneAfterAnother) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  const auto [picture, mask] = picture_and_mask();
+  GenerationRequest r = inpaint_request(picture, mask);
+  r.batch = 2;
+  r.seed_per_image = true;
+  std::vector<int> steps;
+  RunControl control;
+  control.on_step = [&](const StepProgress& p) {
+    steps.push_back(p.step);
+    EXPECT_EQ(p.steps, 2 * 3) << "each image: img2img's 3 - int(3 - 3 * 0.7) steps of 3";
+  };
+  const std::vector<io::Image> images = tiny_zimage().generate(r, control);
+  ASSERT_EQ(images.size(), 2u);
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(tiny_zimage().resolve(r).steps_run, 6);
+  EXPECT_EQ(images[1].rgb, tiny_zimage().generate(image_request(r, 1), {}).front().rgb);
+}
+
+// The hires fix keeps its passes batched: the first pass's images from seed + k in one run, then
+// the second passes (seed + k too) in another; image k is the one-image request with seed + k.
+TEST(SeedPerImage, HiresFixBatchesBothPasses) {
   ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
   GenerationRequest r = batch_of_three();
   r.batch = 2;
@@ -69,16 +92,17 @@ TEST(SeedPerImage, ImagesThatCannotShareRunOneAfterAnother) {
   RunControl control;
   control.on_step = [&](const StepProgress& p) {
     steps.push_back(p.step);
-    // Each image: 3 first steps, then img2img's 3 - int(3 - 3 * 0.5) of 3.
-    EXPECT_EQ(p.steps, 2 * (3 + 2));
+    EXPECT_EQ(p.steps, 3 + 2) << "3 first steps, then img2img's 3 - int(3 - 3 * 0.5)";
   };
   const std::vector<io::Image> images = tiny_zimage().generate(r, control);
   ASSERT_EQ(images.size(), 2u);
-  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
-  EXPECT_EQ(tiny_zimage().resolve(r).steps_run, 10);
-  GenerationRequest second = image_request(r, 1);
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5}));
+  const GenerationRequest second = image_request(r, 1);
   EXPECT_EQ(second.seed, 41u);
   EXPECT_EQ(images[1].rgb, tiny_zimage().generate(second, {}).front().rgb);
+  const ImageRecord record = tiny_zimage().record(r, {}, 1);
+  EXPECT_NE(record.parameters.find("Seed: 41,"), std::string::npos) << record.parameters;
+  EXPECT_EQ(record.request["hires"]["seed"], 41);
 }
 
 }  // namespace

@@ -38,8 +38,8 @@ class HttpServerTest : public ::testing::Test {
         [this](const pipeline::ModelFiles& f) -> std::unique_ptr<pipeline::ImageGenerator> {
           if (f.model_dir == "broken") fail("[fake] broken/transformer: file is truncated");
           loaded_files_.push_back(f);
-          // As load_generator: A1111's seeds per image and the hires fix around the model.
-          return pipeline::with_seed_per_image(pipeline::with_hires_fix(
+          // As load_generator: the hires fix and A1111's seeds per image around the model.
+          return pipeline::with_hires_fix(pipeline::with_seed_per_image(
               std::make_unique<test::FakeGenerator>("fake-" + f.model_dir.string(), gate_)));
         },
         std::vector<LoraEntry>{{"ink", "/loras/ink.safetensors"}},
