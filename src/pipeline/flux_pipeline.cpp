@@ -499,9 +499,9 @@ std::vector<std::vector<io::Image>> FluxPipeline::generate_together(
   return split_by_request(tensor_to_images(image), requests);
 }
 
-std::vector<Tensor> FluxPipeline::generate_latents(const FluxRequest& request,
-                                                   const RunControl& control) const {
-  return split_batch(denoise_together({&request, 1}, control));
+std::vector<Tensor> FluxPipeline::generate_latents_together(std::span<const FluxRequest> requests,
+                                                            const RunControl& control) const {
+  return split_batch(denoise_together(requests, control));
 }
 
 Tensor FluxPipeline::denoise_together(std::span<const FluxRequest> requests,

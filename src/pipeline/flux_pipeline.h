@@ -248,10 +248,11 @@ class FluxPipeline {
   // The grid of generate_latents and of a request's init_latents: the autoencoder's.
   LatentSpace latent_space() const { return latent_space_of(vae_); }
 
-  // request.batch images' final latents, undecoded: [1, C, h, w] each, the normalised latent grid
-  // (what a latent upscaler resizes for the hires fix's second pass, init_latents).
-  std::vector<Tensor> generate_latents(const FluxRequest& request,
-                                       const RunControl& control = {}) const;
+  // The requests' images' final latents, undecoded, in order: [1, C, h, w] each, the normalised
+  // latent grid (what a latent upscaler resizes for the hires fix's second pass, init_latents).
+  // The requests share forwards as in generate_together.
+  std::vector<Tensor> generate_latents_together(std::span<const FluxRequest> requests,
+                                                const RunControl& control = {}) const;
 
  private:
   // Everything but the decode: the requests' latents [summed batch, C, h, w].

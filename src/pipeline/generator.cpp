@@ -109,9 +109,9 @@ class WithLoras final : public ImageGenerator {
     return inner_->generate_together(requests, control);
   }
   std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
-  std::vector<Tensor> generate_latents(const GenerationRequest& request,
-                                       const RunControl& control) const override {
-    return inner_->generate_latents(request, control);
+  std::vector<Tensor> generate_latents_together(std::span<const GenerationRequest> requests,
+                                                const RunControl& control) const override {
+    return inner_->generate_latents_together(requests, control);
   }
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,
                      int batch_index) const override {
@@ -178,8 +178,8 @@ models::Placement placement_for(const ModelFiles& files) {
   return placement;
 }
 
-std::vector<Tensor> ImageGenerator::generate_latents(const GenerationRequest&,
-                                                     const RunControl&) const {
+std::vector<Tensor> ImageGenerator::generate_latents_together(std::span<const GenerationRequest>,
+                                                              const RunControl&) const {
   fail(
       "[hires] {} cannot hand over its latents: latent upscalers work with Z-Image and FLUX.1; "
       "name a pixel upscaler (Lanczos, Nearest or an upscaler model)",

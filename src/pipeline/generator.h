@@ -218,11 +218,17 @@ class ImageGenerator {
   // The latent grid generate_latents hands over and init_latents take (Z-Image and FLUX.1, both
   // FLUX.1's autoencoder's); none where the family cannot hand its latents over.
   virtual std::optional<LatentSpace> latent_space() const { return std::nullopt; }
-  // request.batch images' final latents, undecoded: [1, C, h, w] each, the model's normalised
-  // latent grid, for a latent upscaler (pipeline/latent_upscale.h) to resize. An Error where the
-  // family cannot hand them over (this default).
-  virtual std::vector<Tensor> generate_latents(const GenerationRequest& request,
-                                               const RunControl& control) const;
+  // The requests' images' final latents, undecoded, in order: [1, C, h, w] each, the model's
+  // normalised latent grid, for a latent upscaler (pipeline/latent_upscale.h) to resize. More than
+  // one request must pass can_share_forwards with the first. An Error where the family cannot hand
+  // them over (this default).
+  virtual std::vector<Tensor> generate_latents_together(std::span<const GenerationRequest> requests,
+                                                        const RunControl& control) const;
+  // request.batch images' final latents: generate_latents_together of the one request.
+  std::vector<Tensor> generate_latents(const GenerationRequest& request,
+                                       const RunControl& control) const {
+    return generate_latents_together({&request, 1}, control);
+  }
 };
 
 // The denoising steps a run of `steps` takes: all of them for text-to-image, the last

@@ -87,10 +87,12 @@ class HiresFixGenerator final : public ImageGenerator {
   }
 
   std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
-  std::vector<Tensor> generate_latents(const GenerationRequest& request,
-                                       const RunControl& control) const override {
-    ZF_CHECK(!request.hires, "[hires] the hires fix hands over pictures, not latents");
-    return inner_->generate_latents(request, control);
+  std::vector<Tensor> generate_latents_together(std::span<const GenerationRequest> requests,
+                                                const RunControl& control) const override {
+    ZF_CHECK(std::none_of(requests.begin(), requests.end(),
+                          [](const GenerationRequest& r) { return r.hires.has_value(); }),
+             "[hires] the hires fix hands over pictures, not latents");
+    return inner_->generate_latents_together(requests, control);
   }
 
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,

@@ -232,11 +232,11 @@ class MaskPreparation final : public ImageGenerator {
   }
 
   std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
-  std::vector<Tensor> generate_latents(const GenerationRequest& request,
-                                       const RunControl& control) const override {
-    ZF_CHECK(!prepares(request),
+  std::vector<Tensor> generate_latents_together(std::span<const GenerationRequest> requests,
+                                                const RunControl& control) const override {
+    ZF_CHECK(std::none_of(requests.begin(), requests.end(), prepares),
              "[mask crop] a run with a mask to prepare hands over pictures, not latents");
-    return inner_->generate_latents(request, control);
+    return inner_->generate_latents_together(requests, control);
   }
 
   ImageRecord record(const GenerationRequest& request, const ImageSources& sources,

@@ -50,17 +50,21 @@ class PipelineGenerator : public ImageGenerator {
       return std::nullopt;
   }
 
-  std::vector<Tensor> generate_latents(const GenerationRequest& request,
-                                       const RunControl& control) const override {
-    if constexpr (kHandsOverLatents)
-      return pipe_.generate_latents(to_request(request), control);
-    else
-      return ImageGenerator::generate_latents(request, control);
+  std::vector<Tensor> generate_latents_together(std::span<const GenerationRequest> requests,
+                                                const RunControl& control) const override {
+    if constexpr (kHandsOverLatents) {
+      std::vector<Request> mapped;
+      for (const GenerationRequest& r : requests) mapped.push_back(to_request(r));
+      return pipe_.generate_latents_together(mapped, control);
+    } else {
+      return ImageGenerator::generate_latents_together(requests, control);
+    }
   }
 
  protected:
-  static constexpr bool kHandsOverLatents = requires(const Pipeline& pipe, const Request& r) {
-    pipe.generate_latents(r, RunControl{});
+  static constexpr bool kHandsOverLatents =
+      requires(const Pipeline& pipe, std::span<const Request> r) {
+    pipe.generate_latents_together(r, RunControl{});
   };
 
   virtual Request to_request(const GenerationRequest& request) const = 0;

@@ -45,30 +45,20 @@ class SeedPerImage final : public ImageGenerator {
 
   std::vector<std::vector<io::Image>> generate_together(std::span<const GenerationRequest> requests,
                                                         const RunControl& control) const override {
-    if (std::none_of(requests.begin(), requests.end(), per_image))
-      return inner_->generate_together(requests, control);
-    // Every image a request of its own where the request runs per image.
-    std::vector<GenerationRequest> runs;
-    std::vector<size_t> counts;  // how many of `runs` each request became
-    for (const GenerationRequest& r : requests) {
-      const int n = per_image(r) ? r.batch : 1;
-      for (int k = 0; k < n; ++k) runs.push_back(per_image(r) ? image_request(r, k) : r);
-      counts.push_back(static_cast<size_t>(n));
-    }
+    const Flat flat = flattened(requests);
+    if (flat.runs.size() == requests.size()) return inner_->generate_together(requests, control);
     std::vector<std::vector<io::Image>> made;
-    if (shareable(runs)) {
-      made = inner_->generate_together(runs, control);
+    if (shareable(flat.runs)) {
+      made = inner_->generate_together(flat.runs, control);
     } else {
-      // One after another, progress counted over all of them.
-      std::vector<int> steps;
-      for (const GenerationRequest& r : runs) steps.push_back(inner_->resolve(r).steps_run);
-      const int total = std::accumulate(steps.begin(), steps.end(), 0);
-      for (int i = 0, done = 0; i < static_cast<int>(runs.size()); done += steps[i++])
-        made.push_back(inner_->generate(runs[i], counted(control, done, total)));
+      one_after_another(flat.runs, control, [&](const GenerationRequest& r, const RunControl& c) {
+        made.push_back(inner_->generate(r, c));
+      });
     }
+    // Back to one list per request: request i's are the next counts[i] runs' images.
     std::vector<std::vector<io::Image>> out;
     auto next = made.begin();
-    for (const size_t n : counts) {
+    for (const size_t n : flat.counts) {
       std::vector<io::Image>& images = out.emplace_back();
       for (size_t i = 0; i < n; ++i, ++next)
         for (io::Image& image : *next) images.push_back(std::move(image));
@@ -77,13 +67,15 @@ class SeedPerImage final : public ImageGenerator {
   }
 
   std::optional<LatentSpace> latent_space() const override { return inner_->latent_space(); }
-  std::vector<Tensor> generate_latents(const GenerationRequest& request,
-                                       const RunControl& control) const override {
-    if (!per_image(request)) return inner_->generate_latents(request, control);
+  std::vector<Tensor> generate_latents_together(std::span<const GenerationRequest> requests,
+                                                const RunControl& control) const override {
+    const Flat flat = flattened(requests);
+    if (flat.runs.size() == requests.size() || shareable(flat.runs))
+      return inner_->generate_latents_together(flat.runs, control);
     std::vector<Tensor> out;
-    for (int k = 0; k < request.batch; ++k)
-      for (Tensor& t : inner_->generate_latents(image_request(request, k), control))
-        out.push_back(std::move(t));
+    one_after_another(flat.runs, control, [&](const GenerationRequest& r, const RunControl& c) {
+      for (Tensor& t : inner_->generate_latents(r, c)) out.push_back(std::move(t));
+    });
     return out;
   }
 
@@ -100,6 +92,33 @@ class SeedPerImage final : public ImageGenerator {
   }
 
  private:
+  // The requests as the inner generator runs them: each image a request of its own where its
+  // request runs per image; counts[i] is how many runs request i became.
+  struct Flat {
+    std::vector<GenerationRequest> runs;
+    std::vector<size_t> counts;
+  };
+  static Flat flattened(std::span<const GenerationRequest> requests) {
+    Flat flat;
+    for (const GenerationRequest& r : requests) {
+      const int n = per_image(r) ? r.batch : 1;
+      for (int k = 0; k < n; ++k) flat.runs.push_back(per_image(r) ? image_request(r, k) : r);
+      flat.counts.push_back(static_cast<size_t>(n));
+    }
+    return flat;
+  }
+
+  // `each(run, control)` for run after run, progress counted over all of them.
+  template <typename Each>
+  void one_after_another(const std::vector<GenerationRequest>& runs, const RunControl& control,
+                         Each each) const {
+    std::vector<int> steps;
+    for (const GenerationRequest& r : runs) steps.push_back(inner_->resolve(r).steps_run);
+    const int total = std::accumulate(steps.begin(), steps.end(), 0);
+    for (size_t i = 0, done = 0; i < runs.size(); done += steps[i++])
+      each(runs[i], counted(control, static_cast<int>(done), total));
+  }
+
   bool shareable(const std::vector<GenerationRequest>& runs) const {
     for (size_t i = 1; i < runs.size(); ++i)
       if (!inner_->can_share_forwards(runs.front(), runs[i])) return false;

@@ -297,9 +297,9 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
   return split_by_request(tensor_to_images(image), requests);
 }
 
-std::vector<Tensor> ZImagePipeline::generate_latents(const ZImageRequest& request,
-                                                     const RunControl& control) const {
-  return split_batch(denoise_together({&request, 1}, control));
+std::vector<Tensor> ZImagePipeline::generate_latents_together(
+    std::span<const ZImageRequest> requests, const RunControl& control) const {
+  return split_batch(denoise_together(requests, control));
 }
 
 Tensor ZImagePipeline::denoise_together(std::span<const ZImageRequest> requests,

@@ -88,18 +88,24 @@ TEST(SeedPerImage, HiresFixBatchesBothPasses) {
   GenerationRequest r = batch_of_three();
   r.batch = 2;
   r.hires = HiresFix{.scale = 1.5, .strength = 0.5};
-  std::vector<int> steps;
-  RunControl control;
-  control.on_step = [&](const StepProgress& p) {
-    steps.push_back(p.step);
-    EXPECT_EQ(p.steps, 3 + 2) << "3 first steps, then img2img's 3 - int(3 - 3 * 0.5)";
-  };
-  const std::vector<io::Image> images = tiny_zimage().generate(r, control);
-  ASSERT_EQ(images.size(), 2u);
-  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5}));
-  const GenerationRequest second = image_request(r, 1);
-  EXPECT_EQ(second.seed, 41u);
-  EXPECT_EQ(images[1].rgb, tiny_zimage().generate(second, {}).front().rgb);
+  // With a pixel upscaler and with A1111's default latent one (the latents handed over batched).
+  for (const auto latent :
+       {std::optional<LatentUpscale>{}, std::optional{LatentUpscale::Bilinear}}) {
+    SCOPED_TRACE(latent ? "latent" : "pixels");
+    r.hires->latent_upscaler = latent;
+    std::vector<int> steps;
+    RunControl control;
+    control.on_step = [&](const StepProgress& p) {
+      steps.push_back(p.step);
+      EXPECT_EQ(p.steps, 3 + 2) << "3 first steps, then img2img's 3 - int(3 - 3 * 0.5)";
+    };
+    const std::vector<io::Image> images = tiny_zimage().generate(r, control);
+    ASSERT_EQ(images.size(), 2u);
+    EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5}));
+    const GenerationRequest second = image_request(r, 1);
+    EXPECT_EQ(second.seed, 41u);
+    EXPECT_EQ(images[1].rgb, tiny_zimage().generate(second, {}).front().rgb);
+  }
   const ImageRecord record = tiny_zimage().record(r, {}, 1);
   EXPECT_NE(record.parameters.find("Seed: 41,"), std::string::npos) << record.parameters;
   EXPECT_EQ(record.request["hires"]["seed"], 41);
