@@ -116,6 +116,10 @@ AutoencoderKL::Posterior encode_image(const AutoencoderKL& vae, const Tensor& im
   return tiled ? encode_tiled(vae, image, kDefaultVaeTile) : vae.encode(image);
 }
 
+Tensor decode_latents(const AutoencoderKL& vae, const Tensor& z, bool tiled) {
+  return tiled ? decode_tiled(vae, z, kDefaultVaeTile) : vae.decode(z);
+}
+
 AutoencoderKL::Posterior encode_tiled(const AutoencoderKL& vae, const Tensor& image,
                                       int64_t tile_sample) {
   const int64_t tile = tile_sample / checked_factor(vae, tile_sample, image);

@@ -31,4 +31,7 @@ AutoencoderKL::Posterior encode_image(const AutoencoderKL& vae, const Tensor& im
 // The same for a normalised latent (what the pipelines hold), like AutoencoderKL::decode.
 Tensor decode_tiled(const AutoencoderKL& vae, const Tensor& z, int64_t tile_sample);
 
+// Normalised latents decoded: in default tiles when `tiled` (--vae-tiling), else whole.
+Tensor decode_latents(const AutoencoderKL& vae, const Tensor& z, bool tiled);
+
 }  // namespace zflow::models

@@ -224,8 +224,13 @@ class MaskPreparation final : public ImageGenerator {
       if (requests[i].mask_crop_padding) {
         for (io::Image& image : images[i])
           image = paste_through_mask(runs[i].mask, *requests[i].init_image, image, runs[i].box);
-      } else if (overlays(requests[i])) {
-        for (io::Image& image : images[i]) image = overlaid(runs[i], image);
+      } else if (overlays(requests[i]) && !images[i].empty()) {
+        // The mask and picture at the results' size (every image of a request has it), as A1111
+        // brings them to the output size first.
+        const int w = images[i].front().width, h = images[i].front().height;
+        const io::Image mask = fit_image(*runs[i].request.mask, w, h);
+        const io::Image original = fit_image(runs[i].original, w, h);
+        for (io::Image& image : images[i]) image = overlay_original(mask, original, image);
       }
     }
     return images;
@@ -295,13 +300,6 @@ class MaskPreparation final : public ImageGenerator {
     io::Image mask;      // the whole picture's mask, blurred: what the result is pasted through
     io::Image original;  // the picture before the masked content fill, for the overlay
   };
-
-  // The result with the original over it through the prepared mask, both at the result's size
-  // (as A1111 brings them to the output size first).
-  static io::Image overlaid(const Cropped& run, const io::Image& generated) {
-    return overlay_original(fit_image(*run.request.mask, generated.width, generated.height),
-                            fit_image(run.original, generated.width, generated.height), generated);
-  }
 
   // The request the model runs: the mask blurred; with a padding, the picture and mask cut
   // around the mask at the output size (the request's, else the picture's rounded down to

@@ -290,9 +290,7 @@ std::vector<std::vector<io::Image>> ZImagePipeline::generate_together(
     std::span<const ZImageRequest> requests, const RunControl& control) const {
   const Tensor latents = denoise_together(requests, control);
   Stopwatch clock;
-  const Tensor image = requests.front().vae_tiling
-                           ? models::decode_tiled(vae_, latents, models::kDefaultVaeTile)
-                           : vae_.decode(latents);
+  const Tensor image = models::decode_latents(vae_, latents, requests.front().vae_tiling);
   log::info("[zimage] decoded in {:.2f} s", clock.lap());
   return split_by_request(tensor_to_images(image), requests);
 }
