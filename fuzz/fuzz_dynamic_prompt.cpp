@@ -1,7 +1,8 @@
-// Fuzzes the Dynamic Prompts template expander: any text, with wildcards whose lines are
-// templates themselves (one refers to itself, another to a wildcard that does not exist). Any
-// zflow::Error is a correct rejection; any other exception, crash, sanitizer report or timeout is
-// a bug, in particular expansion work that grows past the cap on prompts.
+// Fuzzes the Dynamic Prompts template expander in both modes: any text, with wildcards whose
+// lines are templates themselves (one refers to itself, another to a wildcard that does not
+// exist). Any zflow::Error is a correct rejection; any other exception, crash, sanitizer report
+// or timeout is a bug, in particular expansion work that grows past the cap on prompts or their
+// length.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,10 +20,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (name == "c") return std::vector<std::string>{"__missing__"};
     zflow::fail("[fuzz] no wildcard {}", name);
   };
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
-    const std::vector<std::string> prompts = zflow::text::expand_dynamic_prompt(
-        std::string_view(reinterpret_cast<const char*>(data), size), wildcards, kMaxPrompts);
+    const std::vector<std::string> prompts =
+        zflow::text::expand_dynamic_prompt(text, wildcards, kMaxPrompts);
     if (prompts.empty() || prompts.size() > kMaxPrompts) __builtin_trap();
+  } catch (const zflow::Error&) {
+  }
+  try {
+    const uint64_t seed = size > 0 ? data[0] * 0x9e3779b97f4a7c15ull : 0;
+    if (zflow::text::sample_dynamic_prompts(text, wildcards, seed, 3).size() != 3) __builtin_trap();
   } catch (const zflow::Error&) {
   }
   return 0;

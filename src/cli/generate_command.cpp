@@ -41,6 +41,7 @@ struct GenerateOptions {
   std::string prompt, negative_prompt;
   std::string prompts_file;        // --prompts: one prompt a line
   bool dynamic_prompts = false;    // -p / --prompts lines are Dynamic Prompts templates
+  size_t random_prompts = 0;       // --random-prompts: that many drawn from each, else all
   std::string wildcards;           // --wildcards: their wildcard files' folder
   size_t max_prompts = 1000;       // --max-prompts: the most prompts the templates expand to
   std::optional<int> join_images;  // --join; unset: by device
@@ -241,28 +242,52 @@ std::vector<std::string> read_prompts(const std::string& path) {
   return prompts;
 }
 
-// Every prompt the templates stand for (text/dynamic_prompt.h), template by template, at most
-// --max-prompts in all (a warning says when that cuts the list short).
-std::vector<std::string> expanded_prompts(const std::vector<std::string>& templates,
-                                          const GenerateOptions& o) {
+// A request's prompt and negative prompt.
+struct PromptPair {
+  std::string prompt, negative;
+};
+
+// What the templates stand for (text/dynamic_prompt.h), template by template, as the Dynamic
+// Prompts extension makes them, the negative prompt read as a template too. Random mode
+// (--random-prompts N): N from each template, pair j (counted over all templates) drawn with
+// seed + j, the seed its request gets. Combinatorial: every prompt with every negative prompt
+// (positive varying slowest), at most --max-prompts in all (a warning says when that cuts the
+// list short).
+std::vector<PromptPair> expanded_prompts(const std::vector<std::string>& templates,
+                                         const GenerateOptions& o, uint64_t seed) {
   const text::WildcardLines wildcards =
       o.wildcards.empty() ? text::WildcardLines{} : text::wildcard_folder(o.wildcards);
-  std::vector<std::string> prompts;
+  std::vector<PromptPair> pairs;
+  if (o.random_prompts > 0) {
+    for (const std::string& t : templates) {
+      const uint64_t first = seed + pairs.size();
+      const std::vector<std::string> prompts =
+          text::sample_dynamic_prompts(t, wildcards, first, o.random_prompts);
+      const std::vector<std::string> negatives =
+          text::sample_dynamic_prompts(o.negative_prompt, wildcards, first, o.random_prompts);
+      for (size_t i = 0; i < prompts.size(); ++i) pairs.push_back({prompts[i], negatives[i]});
+    }
+    return pairs;
+  }
+  // One more than fits, to tell a cut list from one that ends there.
+  const std::vector<std::string> negatives =
+      text::expand_dynamic_prompt(o.negative_prompt, wildcards, o.max_prompts + 1);
   for (const std::string& t : templates) {
-    // One more than fits, to tell a cut list from one that ends there.
-    for (std::string& p :
-         text::expand_dynamic_prompt(t, wildcards, o.max_prompts + 1 - prompts.size())) {
-      if (prompts.size() == o.max_prompts) {
-        log::warn(
-            "[generate] the templates stand for more than {} prompts; making the first {} "
-            "(--max-prompts)",
-            o.max_prompts, o.max_prompts);
-        return prompts;
+    for (const std::string& p :
+         text::expand_dynamic_prompt(t, wildcards, o.max_prompts + 1 - pairs.size())) {
+      for (const std::string& negative : negatives) {
+        if (pairs.size() == o.max_prompts) {
+          log::warn(
+              "[generate] the templates stand for more than {} prompts; making the first {} "
+              "(--max-prompts)",
+              o.max_prompts, o.max_prompts);
+          return pairs;
+        }
+        pairs.push_back({p, negative});
       }
-      prompts.push_back(std::move(p));
     }
   }
-  return prompts;
+  return pairs;
 }
 
 // Consecutive requests in runs of at most `max_images` images that share forwards.
@@ -407,13 +432,19 @@ int run_generate(const GenerateOptions& o) {
   }
   // -p, or one request per line of --prompts, prompt i with seed + i (and variation seed + i, as
   // A1111 counts subseeds): what -p with those seeds makes.
-  std::vector<std::string> prompts =
+  const std::vector<std::string> lines =
       o.prompts_file.empty() ? std::vector<std::string>{o.prompt} : read_prompts(o.prompts_file);
-  if (o.dynamic_prompts || !o.wildcards.empty()) prompts = expanded_prompts(prompts, o);
+  std::vector<PromptPair> prompts;
+  if (o.dynamic_prompts || o.random_prompts > 0 || !o.wildcards.empty()) {
+    prompts = expanded_prompts(lines, o, request.seed);
+  } else {
+    for (const std::string& line : lines) prompts.push_back({line, o.negative_prompt});
+  }
   std::vector<pipeline::GenerationRequest> requests;
   for (size_t i = 0; i < prompts.size(); ++i) {
     pipeline::GenerationRequest r = request;
-    r.prompt = prompts[i];
+    r.prompt = prompts[i].prompt;
+    r.negative_prompt = prompts[i].negative;
     r.seed = request.seed + i;
     if (r.variation) r.variation->seed += i;
     requests.push_back(std::move(r));
@@ -472,14 +503,21 @@ Run add_generate_command(CLI::App& app) {
                   "a text file of prompts, one a line (blank lines and # comments skipped): -b "
                   "images of each, prompt i with seed + i; images numbered in order")
       ->excludes(prompt);
-  cmd->add_flag("--dynamic-prompts", o->dynamic_prompts,
-                "read -p (or each --prompts line) as a Dynamic Prompts template and make every "
-                "prompt it stands for, prompt i with seed + i: {red|blue} picks one option, "
-                "{2$$a|b|c} two in every order, __name__ a line of the --wildcards file "
-                "name.txt (the A1111 extension's syntax and order)");
+  auto* dynamic = cmd->add_flag(
+      "--dynamic-prompts", o->dynamic_prompts,
+      "read -p (or each --prompts line) and -n as Dynamic Prompts templates and make every "
+      "prompt they stand for, prompt i with seed + i: {red|blue} picks one option, {2$$a|b|c} "
+      "two in every order, __name__ a line of the --wildcards file name.txt (the A1111 "
+      "extension's syntax and combinatorial order; every prompt with every negative prompt)");
+  cmd->add_option("--random-prompts", o->random_prompts,
+                  "read -p (or each --prompts line) and -n as Dynamic Prompts templates and draw "
+                  "N prompts from each, prompt i and its request from seed + i (the A1111 "
+                  "extension's random mode: the same picks as it makes for those seeds)")
+      ->check(CLI::PositiveNumber)
+      ->excludes(dynamic);
   cmd->add_option("--wildcards", o->wildcards,
                   "the folder of wildcard files for __name__ in a template (implies "
-                  "--dynamic-prompts)")
+                  "--dynamic-prompts unless --random-prompts)")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--max-prompts", o->max_prompts,
                   "with --dynamic-prompts: make at most this many prompts, in order")

@@ -161,41 +161,12 @@ Generator::Generator(uint64_t seed, NormalMath math) : math_(math) {
 void Generator::manual_seed(uint64_t seed) {
   seed_ = seed;
   // torch keeps the 64-bit seed but the engine only sees its low 32 bits.
-  state_[0] = static_cast<uint32_t>(seed);
-  for (int i = 1; i < kStateWords; ++i) {
-    const uint32_t prev = state_[i - 1];
-    state_[i] = 1812433253u * (prev ^ (prev >> 30)) + static_cast<uint32_t>(i);
-  }
-  next_ = kStateWords;
+  engine_.seed(static_cast<uint32_t>(seed));
   cached_normal_.reset();
 }
 
-// Advances all 624 words at once (the standard mt19937 twist).
-void Generator::refill() {
-  constexpr int kShift = 397;
-  auto twist = [](uint32_t upper_from, uint32_t lower_from) {
-    const uint32_t mixed = (upper_from & 0x80000000u) | (lower_from & 0x7fffffffu);
-    return (mixed >> 1) ^ ((lower_from & 1u) ? 0x9908b0dfu : 0u);
-  };
-  int i = 0;
-  for (; i < kStateWords - kShift; ++i) {
-    state_[i] = state_[i + kShift] ^ twist(state_[i], state_[i + 1]);
-  }
-  for (; i < kStateWords - 1; ++i) {
-    state_[i] = state_[i + kShift - kStateWords] ^ twist(state_[i], state_[i + 1]);
-  }
-  state_[i] = state_[kShift - 1] ^ twist(state_[i], state_[0]);
-  next_ = 0;
-}
-
 uint32_t Generator::random() {
-  if (next_ == kStateWords) refill();
-  uint32_t y = state_[next_++];
-  y ^= y >> 11;
-  y ^= (y << 7) & 0x9d2c5680u;
-  y ^= (y << 15) & 0xefc60000u;
-  y ^= y >> 18;
-  return y;
+  return engine_.next();
 }
 
 uint64_t Generator::random64() {

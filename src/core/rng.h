@@ -23,10 +23,10 @@
 //    different bits on an AVX2 machine and on an AVX512 one. NormalMath names the variant.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
 
+#include "core/mt19937.h"
 #include "core/tensor.h"
 
 namespace zflow {
@@ -63,16 +63,12 @@ class Generator {
   Tensor randn(const Shape& shape);
 
  private:
-  static constexpr int kStateWords = 624;
-
-  void refill();
   double scalar_normal();
   void normal_fill(float* out, int64_t n);
 
   uint64_t seed_ = 0;
   NormalMath math_;
-  std::array<uint32_t, kStateWords> state_{};
-  int next_ = kStateWords;  // index of the next untempered word; kStateWords: refill first
+  Mt19937 engine_;
   std::optional<double> cached_normal_;
 };
 

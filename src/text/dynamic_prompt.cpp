@@ -11,10 +11,13 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/python_random.h"
 
 namespace zflow::text {
 
 namespace {
+
+enum class Mode { Combinatorial, Random };
 
 struct Part;
 using Template = std::vector<Part>;  // its parts' prompts, one after the other
@@ -24,11 +27,24 @@ struct Part {
   enum class Kind { Text, Variant, Wildcard } kind = Kind::Text;
   std::string text;               // the literal, or the wildcard's name
   std::vector<Template> options;  // a variant's
+  std::vector<double> weights;    // its options' ("0.5::"; 1 without one)
   // A variant that takes several different options ({lo-hi$$sep$$...}); one otherwise.
   bool several = false;
   size_t lo = 1, hi = 1;
   std::string separator = ",";
+
+  // Equal in structure, as dynamicprompts compares its commands.
+  bool operator==(const Part&) const = default;
 };
+
+// Nesting doubles a prompt per level ({2$${2$$...}}): past this it is an error, not a hang.
+constexpr size_t kMaxPromptChars = size_t{1} << 16;
+
+std::string joined_prompt(std::string head, std::string_view rest) {
+  ZF_CHECK(head.size() + rest.size() <= kMaxPromptChars,
+           "[prompt] the template makes a prompt longer than {} characters", kMaxPromptChars);
+  return head += rest;
+}
 
 bool is_digit(char c) {
   return std::isdigit(static_cast<unsigned char>(c)) != 0;
@@ -36,7 +52,8 @@ bool is_digit(char c) {
 
 class Parser {
  public:
-  Parser(std::string_view text, std::string where) : s_(text), where_(std::move(where)) {}
+  Parser(std::string_view text, std::string where, Mode mode)
+      : s_(text), where_(std::move(where)), mode_(mode) {}
 
   Template parse() { return parse_template(false); }
 
@@ -85,9 +102,12 @@ class Parser {
     ZF_CHECK(++depth_ <= kMaxDepth, "[prompt] {}: braces nest more than {} deep at character {}",
              where_, kMaxDepth, open + 1);
     Part v{Part::Kind::Variant};
+    parse_sampling_method();
     parse_count(v);
     while (true) {
-      v.options.push_back(option(parse_template(true)));
+      auto [option, weight] = weighed(parse_template(true));
+      v.options.push_back(std::move(option));
+      v.weights.push_back(weight);
       ZF_CHECK(i_ < s_.size(), "[prompt] {}: the '{{' at character {} is never closed", where_,
                open + 1);
       if (s_[i_++] == '}') {
@@ -136,29 +156,99 @@ class Parser {
   }
 
   // An option as dynamicprompts reads it: its leading spaces dropped, then a weight "N::".
-  static Template option(Template t) {
-    if (t.empty() || t.front().kind != Part::Kind::Text) return t;
+  static std::pair<Template, double> weighed(Template t) {
+    double weight = 1.0;
+    if (t.empty() || t.front().kind != Part::Kind::Text) return {std::move(t), weight};
     std::string& text = t.front().text;
     text.erase(0, text.find_first_not_of(" \t\n\r"));
     size_t j = 0;
     while (j < text.size() && (is_digit(text[j]) || text[j] == '.')) ++j;
     if (j > 0 && text.compare(j, 2, "::") == 0 &&
-        text.find_first_of("0123456789") < j)  // a number, not dots alone
+        text.find_first_of("0123456789") < j) {  // a number, not dots alone
+      weight = std::strtod(text.substr(0, j).c_str(), nullptr);
       text.erase(0, j + 2);
+    }
     if (text.empty()) t.erase(t.begin());
-    return t;
+    return {std::move(t), weight};
+  }
+
+  // A variant's prefix naming how to sample it: '!' combinatorially, '~' at random, '@' in turn.
+  // Only the mode's own is taken (in random mode '!' too, which dynamicprompts samples at random
+  // there), so a prefix never changes what it stands for.
+  void parse_sampling_method() {
+    if (i_ == s_.size() || (s_[i_] != '!' && s_[i_] != '~' && s_[i_] != '@')) return;
+    const char method = s_[i_];
+    ZF_CHECK(method == '!' || (method == '~' && mode_ == Mode::Random),
+             "[prompt] {}: the sampling method '{}' at character {} is not supported in {} mode",
+             where_, method, i_ + 1, mode_ == Mode::Random ? "random" : "combinatorial");
+    ++i_;
   }
 
   static constexpr int kMaxDepth = 64;
   std::string_view s_;
   std::string where_;
+  Mode mode_;
   size_t i_ = 0;
   int depth_ = 0;
 };
 
+// The wildcard files' lines as templates, each file read and parsed once, and the wildcards
+// being expanded, so that one which refers back to itself stops with an error.
+class WildcardBook {
+ public:
+  WildcardBook(const WildcardLines& wildcards, Mode mode) : wildcards_(wildcards), mode_(mode) {}
+
+  // `expand(lines)` over the lines of wildcard `name` (sorted, blank ones and # comments left
+  // out), with `name` open meanwhile.
+  template <class Expand>
+  auto expanding(const std::string& name, Expand&& expand) {
+    ZF_CHECK(std::find(open_.begin(), open_.end(), name) == open_.end(),
+             "[prompt] wildcard __{}__ refers to itself (through {})", name,
+             fmt::join(open_, ", "));
+    const std::vector<Template>& lines = this->lines(name);
+    open_.push_back(name);
+    auto out = expand(lines);
+    open_.pop_back();
+    return out;
+  }
+
+ private:
+  const std::vector<Template>& lines(const std::string& name) {
+    if (const auto it = parsed_.find(name); it != parsed_.end()) return it->second;
+    ZF_CHECK(wildcards_, "[prompt] __{}__: no wildcard folder was given", name);
+    std::vector<std::string> lines;
+    for (std::string line : wildcards_(name)) {
+      line.erase(0, line.find_first_not_of(" \t\r"));
+      line.erase(line.find_last_not_of(" \t\r") + 1);
+      if (!line.empty() && line[0] != '#') lines.push_back(std::move(line));
+    }
+    ZF_CHECK(!lines.empty(), "[prompt] wildcard __{}__ has no lines", name);
+    std::sort(lines.begin(), lines.end());
+    std::vector<Template> options;
+    for (const std::string& line : lines)
+      options.push_back(
+          Parser(line, fmt::format("wildcard __{}__, line '{}'", name, line), mode_).parse());
+    return parsed_[name] = std::move(options);
+  }
+
+  const WildcardLines& wildcards_;
+  const Mode mode_;
+  std::map<std::string, std::vector<Template>> parsed_;
+  std::vector<std::string> open_;  // the wildcards being expanded, outermost first
+};
+
+// {2$$__colors__}, {__colors__}: a variant whose one option is a wildcard alone takes its lines
+// as options.
+const std::string* lone_wildcard(const Part& variant) {
+  if (variant.options.size() != 1 || variant.options[0].size() != 1) return nullptr;
+  const Part& only = variant.options[0][0];
+  return only.kind == Part::Kind::Wildcard ? &only.text : nullptr;
+}
+
+// Every prompt, in the order of dynamicprompts' CombinatorialPromptGenerator.
 class Expander {
  public:
-  Expander(const WildcardLines& wildcards, size_t cap) : wildcards_(wildcards), cap_(cap) {}
+  Expander(WildcardBook& book, size_t cap) : book_(book), cap_(cap) {}
 
   // The prompts of parts [begin, end) of t: each of the first part's with each of the rest's,
   // the first part varying slowest (itertools.product), at most cap_.
@@ -171,7 +261,7 @@ class Expander {
     for (const std::string& h : head)
       for (const std::string& rest : tail) {
         if (out.size() == cap_) return out;
-        out.push_back(h + rest);
+        out.push_back(joined_prompt(h, rest));
       }
     return out;
   }
@@ -184,24 +274,17 @@ class Expander {
       case Part::Kind::Wildcard:
         return expand_wildcard(p.text, p);
       case Part::Kind::Variant:
-        // {2$$__colors__}: several of the wildcard's lines.
-        if (p.several && p.options.size() == 1 && p.options[0].size() == 1 &&
-            p.options[0][0].kind == Part::Kind::Wildcard)
-          return expand_wildcard(p.options[0][0].text, p);
+        if (const std::string* name = lone_wildcard(p); name && p.several)
+          return expand_wildcard(*name, p);
         return expand_options(p.options, p);
     }
     return {};
   }
 
-  // The wildcard's lines as `p`'s options; one that refers back to itself is an error.
+  // The wildcard's lines as `p`'s options.
   std::vector<std::string> expand_wildcard(const std::string& name, const Part& p) {
-    ZF_CHECK(std::find(open_.begin(), open_.end(), name) == open_.end(),
-             "[prompt] wildcard __{}__ refers to itself (through {})", name,
-             fmt::join(open_, ", "));
-    open_.push_back(name);
-    std::vector<std::string> out = expand_options(wildcard(name), p);
-    open_.pop_back();
-    return out;
+    return book_.expanding(
+        name, [&](const std::vector<Template>& lines) { return expand_options(lines, p); });
   }
 
   // One option's prompts after another's; or for `several`, every ordered choice of k different
@@ -254,29 +337,86 @@ class Expander {
     }
   }
 
-  // A wildcard's lines as templates: sorted, blank ones and # comments left out.
-  const std::vector<Template>& wildcard(const std::string& name) {
-    if (const auto it = parsed_.find(name); it != parsed_.end()) return it->second;
-    ZF_CHECK(wildcards_, "[prompt] __{}__: no wildcard folder was given", name);
-    std::vector<std::string> lines;
-    for (std::string line : wildcards_(name)) {
-      line.erase(0, line.find_first_not_of(" \t\r"));
-      line.erase(line.find_last_not_of(" \t\r") + 1);
-      if (!line.empty() && line[0] != '#') lines.push_back(std::move(line));
-    }
-    ZF_CHECK(!lines.empty(), "[prompt] wildcard __{}__ has no lines", name);
-    std::sort(lines.begin(), lines.end());
-    std::vector<Template> options;
-    for (const std::string& line : lines)
-      options.push_back(
-          Parser(line, fmt::format("wildcard __{}__, line '{}'", name, line)).parse());
-    return parsed_[name] = std::move(options);
+  WildcardBook& book_;
+  const size_t cap_;
+};
+
+// One prompt drawn as dynamicprompts' RandomSampler draws it, draw for draw from the same
+// Python Random: parts left to right; a wildcard takes one of its lines (random.choice); a
+// variant of several options first draws how many (randint over its count cut to the options),
+// then which, one at a time without replacement (random.choices by weight), and only then
+// samples the chosen ones, joined by its separator.
+class RandomSampler {
+ public:
+  RandomSampler(WildcardBook& book, PythonRandom& random) : book_(book), random_(random) {}
+
+  std::string sample(const Template& t) {
+    std::string out;
+    for (const Part& p : t) out = joined_prompt(std::move(out), sample(p));
+    return out;
   }
 
-  const WildcardLines& wildcards_;
-  const size_t cap_;
-  std::map<std::string, std::vector<Template>> parsed_;
-  std::vector<std::string> open_;  // the wildcards being expanded, outermost first
+ private:
+  std::string sample(const Part& p) {
+    switch (p.kind) {
+      case Part::Kind::Text:
+        return p.text;
+      case Part::Kind::Wildcard:
+        return book_.expanding(p.text, [&](const std::vector<Template>& lines) {
+          return sample(lines[random_.choice(lines.size())]);
+        });
+      case Part::Kind::Variant:
+        if (const std::string* name = lone_wildcard(p))
+          return book_.expanding(*name, [&](const std::vector<Template>& lines) {
+            return sample_options(lines, std::vector<double>(lines.size(), 1.0), p);
+          });
+        return sample_options(p.options, p.weights, p);
+    }
+    return {};
+  }
+
+  std::string sample_options(const std::vector<Template>& options, std::vector<double> weights,
+                             const Part& p) {
+    if (options.size() == 1) {
+      // A wildcard's one line that is itself a lone wildcard is taken as a variant again, its
+      // count cut to the one line.
+      if (options[0].size() == 1 && options[0][0].kind == Part::Kind::Wildcard) {
+        Part again = p;
+        again.options = options;
+        again.weights = weights;
+        again.lo = std::min<size_t>(p.lo, 1);
+        again.hi = std::min<size_t>(p.hi, 1);
+        return sample(again);
+      }
+      return sample(options[0]);
+    }
+    const size_t lo = std::min(p.lo, options.size()), hi = std::min(p.hi, options.size());
+    const auto count =
+        static_cast<size_t>(random_.randint(static_cast<int64_t>(lo), static_cast<int64_t>(hi)));
+    std::vector<const Template*> left;
+    for (const Template& option : options) left.push_back(&option);
+    std::vector<const Template*> chosen;
+    for (size_t k = 0; k < count; ++k) {
+      const Template* pick = left[random_.choices(weights)];
+      chosen.push_back(pick);
+      // As dynamicprompts removes it: the first option equal to the pick, and the first weight
+      // equal to that option's (not always its own when weights repeat).
+      const auto first = static_cast<size_t>(
+          std::find_if(left.begin(), left.end(), [&](const Template* o) { return *o == *pick; }) -
+          left.begin());
+      weights.erase(std::find(weights.begin(), weights.end(), weights[first]));
+      left.erase(left.begin() + static_cast<std::ptrdiff_t>(first));
+    }
+    std::string out;
+    for (size_t k = 0; k < chosen.size(); ++k) {
+      if (k > 0) out = joined_prompt(std::move(out), p.separator);
+      out = joined_prompt(std::move(out), sample(*chosen[k]));
+    }
+    return out;
+  }
+
+  WildcardBook& book_;
+  PythonRandom& random_;
 };
 
 }  // namespace
@@ -296,8 +436,22 @@ WildcardLines wildcard_folder(const std::filesystem::path& folder) {
 
 std::vector<std::string> expand_dynamic_prompt(std::string_view text,
                                                const WildcardLines& wildcards, size_t max_prompts) {
-  const Template t = Parser(text, "prompt").parse();
-  return Expander(wildcards, max_prompts).expand(t);
+  const Template t = Parser(text, "prompt", Mode::Combinatorial).parse();
+  WildcardBook book(wildcards, Mode::Combinatorial);
+  return Expander(book, max_prompts).expand(t);
+}
+
+std::vector<std::string> sample_dynamic_prompts(std::string_view text,
+                                                const WildcardLines& wildcards, uint64_t seed,
+                                                size_t count) {
+  const Template t = Parser(text, "prompt", Mode::Random).parse();
+  WildcardBook book(wildcards, Mode::Random);
+  std::vector<std::string> prompts;
+  for (size_t i = 0; i < count; ++i) {
+    PythonRandom random(seed + i);
+    prompts.push_back(RandomSampler(book, random).sample(t));
+  }
+  return prompts;
 }
 
 }  // namespace zflow::text

@@ -439,6 +439,34 @@ TEST_F(GenerateCommand, DynamicPromptsMakeEveryPromptOfTheTemplate) {
   EXPECT_THAT(bad.output, ::testing::HasSubstr("the '{' at character 3 is never closed"));
 }
 
+// --random-prompts N draws N prompts from the template in the extension's random mode, prompt i
+// and its request from seed + i, the negative prompt drawn as a template too: the picks are
+// dynamicprompts' own for those seeds (random_prompts_cases.json, seeds 0 to 7 first).
+TEST_F(GenerateCommand, RandomPromptsDrawEachPromptFromItsSeed) {
+  std::ifstream in(test::fixture("dynamic_prompts/random_prompts_cases.json"));
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  const nlohmann::json& positive = golden["cases"][1];
+  const nlohmann::json& negative = golden["cases"][2];
+  ASSERT_EQ(golden["seeds"][7], "7");
+  const CommandResult r = run_zflow(
+      model_args() + " -W 32 -H 32 --steps 2 --cfg-scale 2 -p '" +
+      positive["template"].get<std::string>() + "' -n '" + negative["template"].get<std::string>() +
+      "' --random-prompts 3 --seed 5 -o " + (out_ / "mug_%d.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_FALSE(fs::exists(out_ / "mug_3.png"));
+  for (int i = 0; i < 3; ++i) {
+    const std::string parameters = png_text(out_ / fmt::format("mug_{}.png", i)).at("parameters");
+    EXPECT_THAT(parameters,
+                ::testing::StartsWith(
+                    positive["expected"][5 + i].get<std::string>() +
+                    "\nNegative prompt: " + negative["expected"][5 + i].get<std::string>() + "\n"));
+    EXPECT_THAT(parameters, ::testing::HasSubstr(fmt::format("Seed: {},", 5 + i)));
+  }
+  const CommandResult both = run_zflow(model_args() + " -p x --random-prompts 2 --dynamic-prompts");
+  EXPECT_NE(both.status, 0);
+  EXPECT_THAT(both.output, ::testing::HasSubstr("--dynamic-prompts excludes --random-prompts"));
+}
+
 // --preview-path keeps a small preview of the first image after every step. At 32x32 the preview
 // grid is the whole latent grid, and the last step's clean estimate, x - sigma v, is the Euler step
 // to sigma 0 itself: the last preview is the picture.

@@ -2,13 +2,18 @@
 // dynamicprompts' CombinatorialPromptGenerator (tools/golden/make_dynamic_prompts.py): every case's
 // prompts, in order, exactly — variants nested and weighted, several options in every order with
 // counts, ranges and separators, wildcard files (sorted, comments out, nested, inside counts),
-// Chinese text, line breaks and the cap on the number of prompts. Then the errors where the
-// library carries on quietly.
+// Chinese text, line breaks and the cap on the number of prompts. Random mode against its
+// RandomPromptGenerator (random_prompts_cases.json): each template's prompt for each of 14 seeds
+// up to 3e15, exactly — weights (zero and repeated ones), counts, wildcards as variants, the
+// mode's prefixes. Then the errors where the library carries on quietly.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include <fstream>
+#include <functional>
 
 #include "test_util.h"
 #include "text/dynamic_prompt.h"
@@ -31,6 +36,30 @@ TEST(DynamicPrompt, ExpandsAsDynamicPromptsCombinatorialGenerator) {
   }
 }
 
+TEST(DynamicPrompt, DrawsAsDynamicPromptsRandomGenerator) {
+  std::ifstream in(kDir / "random_prompts_cases.json");
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  const WildcardLines wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
+  ASSERT_GE(golden["cases"].size(), 25u);
+  ASSERT_GE(golden["seeds"].size(), 10u);
+  for (const nlohmann::json& c : golden["cases"]) {
+    const std::string templ = c["template"];
+    SCOPED_TRACE(templ);
+    // Each seed alone, as sample_dynamic_prompts numbers them from the first.
+    for (size_t i = 0; i < golden["seeds"].size(); ++i) {
+      const uint64_t seed = std::stoull(golden["seeds"][i].get<std::string>());
+      EXPECT_EQ(sample_dynamic_prompts(templ, wildcards, seed, 1),
+                std::vector<std::string>{c["expected"][i].get<std::string>()})
+          << "seed " << seed;
+    }
+  }
+  // Consecutive seeds in one call (the golden's first eight are 0 to 7).
+  const nlohmann::json& first = golden["cases"][1];
+  const auto expected = first["expected"].get<std::vector<std::string>>();
+  EXPECT_EQ(sample_dynamic_prompts(first["template"].get<std::string>(), wildcards, 0, 8),
+            std::vector<std::string>(expected.begin(), expected.begin() + 8));
+}
+
 TEST(DynamicPrompt, ErrorsNameThePlace) {
   const WildcardLines wildcards = wildcard_folder(kDir / "wildcards");
   const auto error = [&](std::string_view templ) {
@@ -42,6 +71,15 @@ TEST(DynamicPrompt, ErrorsNameThePlace) {
   EXPECT_NE(error(std::string(100, '{')).find("braces nest more than 64 deep at character 65"),
             std::string::npos);
   EXPECT_NE(error("{3-1$$a|b}").find("runs from 3 down to 1"), std::string::npos);
+  EXPECT_NE(error("x {~a|b}")
+                .find("the sampling method '~' at character 4 is not supported in "
+                      "combinatorial mode"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] {
+              sample_dynamic_prompts("{@a|b}", wildcards, 1, 1);
+            }).find("the sampling method '@' at character 2 is not supported in random mode"),
+            std::string::npos);
+  EXPECT_EQ(expand_dynamic_prompt("{!a|b}", wildcards, 10), (std::vector<std::string>{"a", "b"}));
   EXPECT_NE(error("a __glazes__ cup").find("wildcard __glazes__: no file"), std::string::npos);
   EXPECT_NE(error("__../secret__").find("a name inside the wildcard folder"), std::string::npos);
   EXPECT_NE(test::error_of([] {
@@ -56,6 +94,18 @@ TEST(DynamicPrompt, ErrorsNameThePlace) {
               expand_dynamic_prompt("__a__", loop, 10);
             }).find("wildcard __a__ refers to itself (through a, b)"),
             std::string::npos);
+  // Wildcards that double the prompt at each level stop at 64 Ki characters in both modes.
+  const WildcardLines doubling = [](const std::string& name) {
+    const int level = std::stoi(name.substr(1));
+    const std::string below = fmt::format("__w{}__", level - 1);
+    return std::vector<std::string>{level == 0 ? "ab" : below + below};
+  };
+  for (const auto& make :
+       {std::function([&] { expand_dynamic_prompt("__w16__", doubling, 2); }),
+        std::function([&] { sample_dynamic_prompts("__w16__", doubling, 1, 1); })})
+    EXPECT_NE(test::error_of(make).find("a prompt longer than 65536 characters"),
+              std::string::npos);
+  EXPECT_EQ(expand_dynamic_prompt("__w15__", doubling, 2).front().size(), 65536u);
   // Underscores that do not enclose a name, and an empty template, are text.
   EXPECT_EQ(expand_dynamic_prompt("snake__ case __x", wildcards, 10),
             (std::vector<std::string>{"snake__ case __x"}));

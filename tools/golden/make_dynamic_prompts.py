@@ -1,8 +1,10 @@
-"""Golden expansions of prompt templates in the Dynamic Prompts syntax (A1111's sd-dynamic-prompts extension): its
-library's CombinatorialPromptGenerator, every prompt a template stands for in its order, with a folder of wildcard
-files.
+"""Golden expansions of prompt templates in the Dynamic Prompts syntax (A1111's sd-dynamic-prompts extension), with a
+folder of wildcard files: its library's CombinatorialPromptGenerator (every prompt a template stands for, in its
+order) and RandomPromptGenerator (one prompt per seed, as the extension draws image i's prompt with image i's seed).
+And the draws of CPython's random.Random they rest on.
 
-Writes tests/fixtures/dynamic_prompts/: the wildcard folder (wildcards/) and dynamic_prompts_cases.json.
+Writes tests/fixtures/dynamic_prompts/: the wildcard folder (wildcards/), dynamic_prompts_cases.json,
+random_prompts_cases.json and python_random.json.
 
 Run: ~/.venvs/zflow-golden/bin/python tools/golden/make_dynamic_prompts.py
 """
@@ -10,10 +12,11 @@ Run: ~/.venvs/zflow-golden/bin/python tools/golden/make_dynamic_prompts.py
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 
-from dynamicprompts.generators import CombinatorialPromptGenerator
+from dynamicprompts.generators import CombinatorialPromptGenerator, RandomPromptGenerator
 from dynamicprompts.wildcards import WildcardManager
 
 from common import FIXTURES, fixture_metadata
@@ -26,6 +29,8 @@ WILDCARDS = {
     "colors": ["# the glazes we sell", "sage green", "", "cobalt {blue|navy}", "ivory", "  terracotta  "],
     "product/material": ["stoneware", "porcelain with __colors__ rim"],
     "setting": ["on a linen tablecloth", "on a walnut shelf, morning light", "in a sunlit kitchen"],
+    "alias": ["__colors__"],
+    "single": ["matte"],
 }
 
 TEMPLATES = [
@@ -58,6 +63,63 @@ TEMPLATES = [
 ]
 
 
+# Random mode: every template drawn with each of these seeds.
+SEEDS = [0, 1, 2, 3, 4, 5, 6, 7, 41, 1000, 2**31 - 1, 2**32 - 1, 2**32, 3_000_000_000_123]
+
+RANDOM_TEMPLATES = [
+    "no braces, a plain prompt",
+    "a {red|blue} {mug|bowl} {on a shelf|in a kitchen|}",
+    "x {a|{b|{c|d}}} y",
+    "{0.5::matte|2::glossy| 1.5:: satin } finish",
+    "{3::a|0::b|1::c}",
+    "{2$$1::a|2::b|1::c|2::d}",
+    "{2$$red|green|blue}",
+    "{1-3$$ and $$salt|pepper|oil|vinegar}",
+    "{-2$$a|b|c}",
+    "{2-$$a|b|c|d}",
+    "{0$$a|b}x",
+    "{0-1$$a|b}",
+    "{3$$a|b}",
+    "{2$$a|a|b}",
+    "{2$$2::a|1::a|1::b}",
+    "{a|}{|b}{|}",
+    "{single}",
+    "{~a|b|c} {!d|e}",
+    "a __colors__ vase",
+    "a __product/material__ cup __setting__",
+    "{__colors__}",
+    "{2$$__colors__}",
+    "{2$$ + $$__setting__}",
+    "{__single__}",
+    "{2$$__alias__}",
+    "__alias__",
+    "{__colors__|plain white} plate",
+    "一只{红色|蓝色|绿色}的猫, {坐着|躺着}",
+    "{a|b} {c|d} {e|f} {g|h} {i|j|k|l|m|n|o|p|q}",
+]
+
+
+def python_random_cases() -> list[dict]:
+    """What the C++ PythonRandom is checked against: each seed's raw words and the draws dynamicprompts makes."""
+    cases = []
+    for seed in [0, 1, 5489, 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**63 + 12345, 2**64 - 1]:
+        r = random.Random(seed)
+        words = [r.getrandbits(32) for _ in range(8)]
+        r.seed(seed)
+        draws = dict(
+            bits=[r.getrandbits(k) for k in (1, 5, 17, 31, 32)],
+            below=[r.randrange(n) for n in (1, 1, 2, 3, 7, 1000, 2**31 + 3, 2**32 - 1)],
+            randint=[r.randint(lo, hi) for lo, hi in ((1, 1), (0, 0), (0, 1), (2, 4), (-3, 3))],
+            random=[r.random() for _ in range(4)],
+            choices=[
+                r.choices(range(len(w)), weights=w, k=1)[0]
+                for w in ([1.0, 1.0], [0.5, 2.0, 1.5], [3.0, 0.0, 1.0], [0.0, 1e-300, 0.0], [1.0] * 9)
+            ],
+        )
+        cases.append(dict(seed=str(seed), words=words, draws=draws))
+    return cases
+
+
 def main() -> None:
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -74,6 +136,20 @@ def main() -> None:
         print(f"{template!r}: {len(prompts)} prompts")
     payload = {"_meta": fixture_metadata(__file__, None), "wildcards": "wildcards", "cases": cases}
     (OUT / "dynamic_prompts_cases.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+
+    random_cases = []
+    for template in RANDOM_TEMPLATES:
+        # A fresh generator per template, as the extension makes one per batch; it reseeds for every prompt.
+        generator = RandomPromptGenerator(wildcard_manager=WildcardManager(folder))
+        prompts = generator.generate(template, len(SEEDS), seeds=SEEDS)
+        random_cases.append(dict(template=template, expected=prompts))
+        print(f"{template!r}: {prompts[:3]} ...")
+    payload = {"_meta": fixture_metadata(__file__, None), "wildcards": "wildcards", "seeds": [str(s) for s in SEEDS],
+               "cases": random_cases}
+    (OUT / "random_prompts_cases.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+
+    payload = {"_meta": fixture_metadata(__file__, None), "cases": python_random_cases()}
+    (OUT / "python_random.json").write_text(json.dumps(payload, indent=1) + "\n")
 
 
 if __name__ == "__main__":
