@@ -33,6 +33,7 @@ struct ServeOptions {
   int threads = 0;
   std::string device;            // --device; empty: the default
   std::string matmul_precision;  // --matmul-precision; empty: the default
+  bool dynamic_prompts = false;  // --dynamic-prompts: prompts are templates unless a job says
 };
 
 std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
@@ -55,6 +56,7 @@ std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
 int run_serve(ServeOptions o) {
   if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
   apply_matmul_precision(o.matmul_precision);
+  if (o.dynamic_prompts) o.server.prompt_templates = server::PromptTemplates{};
   if (o.server.api_key.empty())
     if (const char* key = std::getenv("ZFLOW_API_KEY")) o.server.api_key = key;
   // A GPU runs a batch of four in far less time than four runs; a CPU does not.
@@ -121,6 +123,14 @@ Run add_serve_command(CLI::App& app) {
                   "a folder of upscaler files (ESRGAN, Real-ESRGAN Compact, SPAN; .safetensors or "
                   ".pth) requests may name (A1111's "
                   "hr_upscaler and extras upscaler_1, the jobs' hires_upscaler)");
+  cmd->add_flag("--dynamic-prompts", o->dynamic_prompts,
+                "read every job's prompt and negative prompt as Dynamic Prompts templates in "
+                "random mode, image k's drawn from its seed + k, unless the job says otherwise "
+                "(as A1111 with the extension installed: A1111 requests turn it off or to "
+                "combinatorial in alwayson_scripts, jobs with \"dynamic_prompts\")");
+  cmd->add_option("--wildcards", o->server.wildcards,
+                  "the folder of wildcard files for __name__ in templates")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "port (0: any free one)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key,

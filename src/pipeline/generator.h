@@ -122,6 +122,9 @@ struct GenerationRequest {
   // A1111's batches (pipeline/seed_per_image.h): image k from its own seed + k, not the whole
   // batch's noise from one generator (diffusers', the default).
   bool seed_per_image = false;
+  // With seed_per_image, image k's own prompt and negative prompt (the Dynamic Prompts
+  // extension draws one per image from its seed); empty: `prompt` and `negative_prompt` for all.
+  std::vector<std::string> image_prompts, image_negative_prompts;
   // A1111's variation seed (pipeline/variation_seed.h): the start noise bent towards another
   // seed's.
   std::optional<VariationSeed> variation;

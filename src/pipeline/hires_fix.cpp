@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "pipeline/seed_per_image.h"
 #include "pipeline/upscale.h"
 
 namespace zflow::pipeline {
@@ -112,7 +113,7 @@ class HiresFixGenerator final : public ImageGenerator {
          {"height", p.total.height},
          {"strength", h.strength},
          {"upscaler", upscaler_name(h)},
-         {"seed", request.seed + static_cast<uint64_t>(batch_index)}};
+         {"seed", image_request(run, batch_index).seed}};
     if (h.steps) j["steps"] = *h.steps;
     // What the second pass did differently, under A1111's and Forge's infotext keys.
     if (h.model) {
@@ -185,7 +186,8 @@ class HiresFixGenerator final : public ImageGenerator {
   // (A1111's ControlNet extension does the same), each pass fitting them to its own size.
   GenerationRequest second_pass(const GenerationRequest& r, int width, int height, int k) const {
     const HiresFix& h = *r.hires;
-    GenerationRequest second = first_pass(r);
+    // Batch 1, seed + k (or variation seed + k), image k's own prompts.
+    GenerationRequest second = first_pass(image_request(r, k));
     if (h.model) {
       // Another model: what was set for the first gives way to the second's defaults.
       second.steps.reset();
@@ -210,10 +212,6 @@ class HiresFixGenerator final : public ImageGenerator {
     second.height = height;
     if (h.steps) second.steps = h.steps;
     second.strength = h.strength;
-    second.seed = r.seed + static_cast<uint64_t>(k);
-    if (second.variation)
-      second.variation->seed += static_cast<uint64_t>(k);  // A1111's subseed + k
-    second.batch = 1;
     // The request's negative prompt goes to another model where that model takes it: FLUX.1
     // refuses one it would not use (it uses one only under true CFG), so a Z-Image draft's goes
     // to FLUX.1-dev only with a hires CFG scale, and to Z-Image or FLUX.2 base as A1111 sends it.

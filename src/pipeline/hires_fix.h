@@ -7,7 +7,8 @@
 // the second pass starts from them (Z-Image and FLUX.1). The second pass may run on another model
 // (HiresFix::model: draft with Z-Image-Turbo, repaint with FLUX.1-dev), with its own prompt,
 // sampler and guidance; Z-Image and FLUX.1 share their latent space, so latents pass between them.
-// Image k of a batch is repainted with seed + k, as A1111 seeds the images of a batch; the second
+// Image k of a batch is repainted with seed + k (or variation seed + k), as A1111 seeds the images
+// of a batch; the second
 // passes run as one batched run where the model can share their forwards (each image still the
 // one it would be alone), else one after another. Models
 // are trained near 1024², so this is how they make 2048² pictures that hold together.

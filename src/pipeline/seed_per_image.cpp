@@ -11,7 +11,21 @@ namespace zflow::pipeline {
 namespace {
 
 bool per_image(const GenerationRequest& r) {
-  return r.seed_per_image && r.batch > 1;
+  return r.seed_per_image &&
+         (r.batch > 1 || !r.image_prompts.empty() || !r.image_negative_prompts.empty());
+}
+
+// Image prompts come one per image, and only where each image is a request of its own.
+void check_image_prompts(const GenerationRequest& r) {
+  for (const auto& [field, prompts] :
+       {std::pair{"image_prompts", &r.image_prompts},
+        std::pair{"image_negative_prompts", &r.image_negative_prompts}}) {
+    if (prompts->empty()) continue;
+    ZF_CHECK(r.seed_per_image, "[request] {}: prompts of each image's own need seeds per image",
+             field);
+    ZF_CHECK(prompts->size() == static_cast<size_t>(r.batch),
+             "[request] {}: {} prompts for a batch of {}", field, prompts->size(), r.batch);
+  }
 }
 
 // The request as the inner generator sees it: its first image's where it runs per image.
@@ -27,9 +41,11 @@ class SeedPerImage final : public ImageGenerator {
   std::string architecture() const override { return inner_->architecture(); }
 
   GenerationSettings resolve(const GenerationRequest& request) const override {
+    check_image_prompts(request);
     if (!per_image(request)) return inner_->resolve(request);
     GenerationSettings s = inner_->resolve(image_request(request, 0));
-    if (!inner_->can_share_forwards(image_request(request, 0), image_request(request, 1)))
+    if (request.batch > 1 &&
+        !inner_->can_share_forwards(image_request(request, 0), image_request(request, 1)))
       s.steps_run *= request.batch;  // one run per image
     return s;
   }
@@ -134,8 +150,18 @@ GenerationRequest image_request(const GenerationRequest& request, int k) {
   GenerationRequest r = request;
   r.batch = 1;
   r.seed_per_image = false;
-  r.seed += static_cast<uint64_t>(k);
-  if (r.variation) r.variation->seed += static_cast<uint64_t>(k);  // A1111's subseed + k
+  // A1111 counts the variation seed where there is one (its subseed + k) and keeps the seed, so
+  // a batch of variations varies one picture; the seed otherwise.
+  if (r.variation)
+    r.variation->seed += static_cast<uint64_t>(k);
+  else
+    r.seed += static_cast<uint64_t>(k);
+  const auto take = [k](std::vector<std::string>& own, std::string& prompt) {
+    if (static_cast<size_t>(k) < own.size()) prompt = std::move(own[static_cast<size_t>(k)]);
+    own.clear();
+  };
+  take(r.image_prompts, r.prompt);
+  take(r.image_negative_prompts, r.negative_prompt);
   return r;
 }
 

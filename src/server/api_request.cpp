@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 #include <random>
 #include <set>
 
@@ -668,6 +670,58 @@ JobSpec parse_openai_edit(const OpenAiEdit& edit, const RequestLimits& limits,
   return spec;
 }
 
+// The Dynamic Prompts extension's alwayson_scripts entry ("Dynamic Prompts v2.17.1": {"args":
+// [...]}, its title with any version): its positional arguments, as its process() takes them.
+// Enabled (the default), the prompts are templates: random mode, or combinatorial with its
+// batches and max generations; what zflow does not offer (magic prompts, I'm feeling lucky,
+// attention grabbing, fixed or unlinked seeds, Jinja, no images) is refused when turned on.
+void a1111_dynamic_prompts(const json& body, JobSpec& spec) {
+  const auto scripts = body.find("alwayson_scripts");
+  if (scripts == body.end() || !scripts->is_object()) return;
+  for (const auto& [name, entry] : scripts->items()) {
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!lower.starts_with("dynamic prompts") || entry.is_null()) continue;
+    const std::string field = fmt::format("alwayson_scripts.{}.args", name);
+    if (!entry.is_object() || !entry.contains("args") || !entry["args"].is_array())
+      bad(field, "expected {\"args\": [is_enabled, is_combinatorial, ...]}");
+    const json& args = entry["args"];
+    const auto arg = [&](size_t i) { return i < args.size() ? args[i] : json(); };
+    const auto flag = [&](size_t i, bool fallback) {
+      const json a = arg(i);
+      if (a.is_null()) return fallback;
+      if (!a.is_boolean()) bad(fmt::format("{}[{}]", field, i), "expected true or false");
+      return a.get<bool>();
+    };
+    const auto count = [&](size_t i, int64_t fallback, int64_t lo) {
+      const json a = arg(i);
+      if (a.is_null()) return fallback;
+      if (!a.is_number_integer() || a.get<int64_t>() < lo || a.get<int64_t>() > (1 << 20))
+        bad(fmt::format("{}[{}]", field, i), fmt::format("expected a whole number from {}", lo));
+      return a.get<int64_t>();
+    };
+    if (!flag(0, true)) {
+      spec.templates = PromptTemplates{.mode = PromptTemplates::Mode::Off};
+      return;
+    }
+    static constexpr std::pair<size_t, const char*> kUnoffered[] = {
+        {3, "magic prompts"},    {4, "I'm feeling lucky"},   {5, "attention grabbing"},
+        {10, "a fixed seed"},    {11, "unlinking the seed"}, {13, "Jinja templates"},
+        {14, "making no images"}};
+    for (const auto& [i, what] : kUnoffered)
+      if (flag(i, false))
+        bad(fmt::format("{}[{}]", field, i), fmt::format("{} is not offered", what));
+    PromptTemplates t;
+    if (flag(1, false)) {
+      t.mode = PromptTemplates::Mode::Combinatorial;
+      t.repeats = static_cast<int>(count(2, 1, 1));
+      t.max_prompts = static_cast<size_t>(count(15, 0, 0));
+    }
+    spec.templates = t;
+  }
+}
+
 // A1111 fields that would change the picture in ways zflow does not offer: refused, not ignored.
 // Clients send them at their defaults (false, empty, "None", 0 or -1), which pass.
 void refuse_unoffered_a1111(const json& body) {
@@ -704,6 +758,7 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   spec.loras = loras_field(body, "loras", limits);
   take_prompt_loras(r.prompt, spec.loras, limits);
   a1111_controlnet(body, spec);
+  a1111_dynamic_prompts(body, spec);
   r.width = side_field(body, "width", limits);
   r.height = side_field(body, "height", limits);
   // A1111's batches: image k from seed + k, n_iter batches of batch_size in a row (here one run
@@ -987,6 +1042,16 @@ JobSpec parse_native_job(const json& body, const RequestLimits& limits,
       bad("resize_mode", fmt::format("expected stretch, crop or fill, got \"{}\"", *mode));
   }
   r.seed_per_image = get_flag(body, "seed_per_image").value_or(false);
+  if (const auto mode = get_string(body, "dynamic_prompts"); mode && !mode->empty()) {
+    using Mode = PromptTemplates::Mode;
+    static const std::map<std::string, Mode> kModes = {
+        {"off", Mode::Off}, {"random", Mode::Random}, {"combinatorial", Mode::Combinatorial}};
+    const auto it = kModes.find(*mode);
+    if (it == kModes.end())
+      bad("dynamic_prompts",
+          fmt::format("expected off, random or combinatorial, got \"{}\"", *mode));
+    spec.templates = PromptTemplates{.mode = it->second};
+  }
   for (auto [field, flag] :
        {std::pair{"round_mask", &r.round_mask}, std::pair{"overlay_original", &r.overlay_original}})
     if (get_flag(body, field).value_or(false)) {

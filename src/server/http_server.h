@@ -23,6 +23,10 @@ struct ServerOptions {
   size_t max_body_bytes = 64u << 20;
   int io_timeout_seconds = 30;  // a client silent this long while sending or reading is dropped
   RequestLimits limits;
+  // Prompts read as Dynamic Prompts templates where a request does not say (the A1111 extension
+  // installed), and the folder of their __name__ wildcard files.
+  std::optional<PromptTemplates> prompt_templates;
+  std::string wildcards;
 };
 
 class ApiServer {

@@ -59,6 +59,17 @@ struct UpscaleSpec {
   int crop_width = 0, crop_height = 0;
 };
 
+// A job's prompt and negative prompt read as Dynamic Prompts templates (text/dynamic_prompt.h),
+// expanded when the job is submitted into each image's own prompts (expand_prompt_templates).
+struct PromptTemplates {
+  // Off: the prompts as they are (a client that said so, where the server's default is on).
+  // Random: the extension's default, image k's prompts drawn from its seed + k. Combinatorial:
+  // every prompt with every negative prompt, an image each, seeds from seed + k.
+  enum class Mode { Off, Random, Combinatorial } mode = Mode::Random;
+  size_t max_prompts = 0;  // combinatorial: at most this many (0: what a request may hold)
+  int repeats = 1;         // combinatorial: the whole list this many times (its "batches")
+};
+
 // What a job is asked to do.
 struct JobSpec {
   std::string model;              // a registry name, never a path
@@ -69,6 +80,7 @@ struct JobSpec {
   std::string upscaler;     // the hires fix's: a registry upscaler name, or "" for a filter
   std::string hires_model;  // the hires fix's second pass on another registry model, or ""
   pipeline::GenerationRequest request;
+  std::optional<PromptTemplates> templates;  // unset: the server's default
   OutputFormat format = OutputFormat::Png;
   bool preview = false;                // small preview images with the progress (native jobs)
   std::optional<UpscaleSpec> upscale;  // set: this job upscales a picture instead of generating

@@ -5,6 +5,7 @@
 
 #include "sampling/flow_sampler.h"
 #include "server/base64.h"
+#include "server/prompt_templates.h"
 #include "server/server_state.h"
 
 namespace zflow::server {
@@ -17,8 +18,17 @@ using nlohmann::json;
 std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
   const json first = status.images.empty() ? json::object() : status.images.front().record;
   const size_t n = status.images.size();
-  // Each image's own seed and subseed (seed + k, subseed + k: A1111's batches).
+  // Each image's own seed and subseed (seed + k, or subseed + k with one: A1111's batches).
   json infotexts = json::array(), seeds = json::array(), subseeds = json::array();
+  // Each image's own prompts where templates gave it some (the Dynamic Prompts extension's
+  // all_prompts), the prompt itself staying the template.
+  const pipeline::GenerationRequest& r = spec.request;
+  json prompts = json::array(), negative_prompts = json::array();
+  for (size_t k = 0; k < n; ++k) {
+    prompts.push_back(k < r.image_prompts.size() ? r.image_prompts[k] : r.prompt);
+    negative_prompts.push_back(k < r.image_negative_prompts.size() ? r.image_negative_prompts[k]
+                                                                   : r.negative_prompt);
+  }
   for (const JobImage& image : status.images) {
     infotexts.push_back(image.parameters);
     seeds.push_back(image.record.value("seed", json()));
@@ -26,10 +36,10 @@ std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
     subseeds.push_back(variation.is_object() ? variation.value("seed", json(-1)) : json(-1));
   }
   const auto seed = first.value("seed", json());
-  return json{{"prompt", spec.request.prompt},
-              {"all_prompts", json::array_t(n, spec.request.prompt)},
-              {"negative_prompt", spec.request.negative_prompt},
-              {"all_negative_prompts", json::array_t(n, spec.request.negative_prompt)},
+  return json{{"prompt", r.prompt},
+              {"all_prompts", prompts},
+              {"negative_prompt", r.negative_prompt},
+              {"all_negative_prompts", negative_prompts},
               {"seed", seed},
               {"all_seeds", seeds},
               {"subseed", spec.request.variation ? json(spec.request.variation->seed) : json(-1)},
@@ -53,6 +63,9 @@ void generate(ServerState& s, const httplib::Request& req, httplib::Response& re
   answer(res, [&] {
     json body = parse_json_object(req.body);
     JobSpec spec = parse_a1111(body, img2img, s.options.limits, s.models.default_model());
+    // Here, not at submission, so that `info` lists each image's prompts.
+    expand_prompt_templates(spec, s.options.prompt_templates, s.options.wildcards,
+                            s.options.limits);
     const JobStatus status =
         run_to_completion(s, spec, "sd_model_checkpoint", ClientConnection(req));
     json images = json::array();

@@ -11,6 +11,7 @@
 #include "io/image_paste.h"
 #include "io/image_resize.h"
 #include "pipeline/upscale.h"
+#include "server/prompt_templates.h"
 
 namespace zflow::server {
 
@@ -58,6 +59,7 @@ void answer(httplib::Response& res, const std::function<void()>& body) {
 }
 
 std::shared_ptr<Job> submit(ServerState& s, JobSpec spec, const std::string& model_field) {
+  expand_prompt_templates(spec, s.options.prompt_templates, s.options.wildcards, s.options.limits);
   if (!s.models.contains(spec.model))
     throw ApiError(404, model_field,
                    "model '" + spec.model + "' is not one this server offers (GET /v1/models)");

@@ -1,9 +1,11 @@
 // A1111's batches (pipeline/seed_per_image.h) through the generator every caller uses, from their
-// definition: image k of a batch is exactly the one-image request with seed + k (and variation
-// seed + k), made in one batched run where the images share forwards and one after another where
-// they cannot (inpainting), progress counted over all of it, the hires fix batching both its
-// passes; the record gives each image its own seed and its place in the batch, as A1111's
-// infotext does.
+// definition: image k of a batch is exactly the one-image request with seed + k (with a variation
+// seed: the seed kept and variation seed + k, as A1111's processing.py counts all_subseeds), made
+// in one batched run where the images share forwards and one after another where they cannot
+// (inpainting), progress counted over all of it, the hires fix batching both its passes; the record
+// gives each image its own seed and its place in the batch, as A1111's infotext does. Images with
+// prompts of their own (Dynamic Prompts' random mode) are each the one-image request with its
+// prompts, in both passes of the hires fix.
 #include "pipeline/seed_per_image.h"
 
 #include <gtest/gtest.h>
@@ -42,7 +44,6 @@ TEST(SeedPerImage, ImageKIsSeedPlusKAlone) {
     GenerationRequest alone = r;
     alone.seed_per_image = false;
     alone.batch = 1;
-    alone.seed = r.seed + static_cast<uint64_t>(k);
     alone.variation->seed = 7 + static_cast<uint64_t>(k);
     EXPECT_EQ(images[static_cast<size_t>(k)].rgb, tiny_zimage().generate(alone, {}).front().rgb)
         << "image " << k;
@@ -52,10 +53,15 @@ TEST(SeedPerImage, ImageKIsSeedPlusKAlone) {
   EXPECT_NE(tiny_zimage().generate(one_draw, {})[1].rgb, images[1].rgb);
 
   const ImageRecord record = tiny_zimage().record(r, {}, 2);
-  EXPECT_NE(record.parameters.find("Seed: 42,"), std::string::npos) << record.parameters;
+  EXPECT_NE(record.parameters.find("Seed: 40,"), std::string::npos) << record.parameters;
   EXPECT_NE(record.parameters.find("Variation seed: 9,"), std::string::npos) << record.parameters;
   EXPECT_TRUE(record.parameters.ends_with(", Batch size: 3, Batch pos: 2")) << record.parameters;
-  EXPECT_EQ(record.request["seed"], 42);
+  EXPECT_EQ(record.request["seed"], 40);
+  // Without a variation seed the seed is counted.
+  GenerationRequest plain = r;
+  plain.variation.reset();
+  EXPECT_EQ(tiny_zimage().record(plain, {}, 2).request["seed"], 42);
+  EXPECT_EQ(image_request(plain, 2).seed, 42u);
   EXPECT_EQ(record.request["batch_index"], 2);
   EXPECT_EQ(tiny_zimage().resolve(r).steps_run, 3);
 }
@@ -109,6 +115,52 @@ TEST(SeedPerImage, HiresFixBatchesBothPasses) {
   const ImageRecord record = tiny_zimage().record(r, {}, 1);
   EXPECT_NE(record.parameters.find("Seed: 41,"), std::string::npos) << record.parameters;
   EXPECT_EQ(record.request["hires"]["seed"], 41);
+}
+
+TEST(SeedPerImage, ImagesWithPromptsOfTheirOwn) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));
+  GenerationRequest r = batch_of_three();
+  r.batch = 2;
+  r.cfg_scale = 2.0f;
+  r.image_prompts = {"a red fox in the snow", "a grey wolf at dusk"};
+  r.image_negative_prompts = {"blurry", "dark"};
+  r.hires = HiresFix{.scale = 1.5, .strength = 0.5};
+  for (const bool hires : {false, true}) {
+    SCOPED_TRACE(hires ? "hires" : "one pass");
+    GenerationRequest run = r;
+    if (!hires) run.hires.reset();
+    const std::vector<io::Image> images = tiny_zimage().generate(run, {});
+    ASSERT_EQ(images.size(), 2u);
+    for (int k = 0; k < 2; ++k) {
+      GenerationRequest alone = run;
+      alone.image_prompts.clear();
+      alone.image_negative_prompts.clear();
+      alone.seed_per_image = false;
+      alone.batch = 1;
+      alone.seed = r.seed + static_cast<uint64_t>(k);
+      alone.prompt = r.image_prompts[static_cast<size_t>(k)];
+      alone.negative_prompt = r.image_negative_prompts[static_cast<size_t>(k)];
+      EXPECT_EQ(images[static_cast<size_t>(k)].rgb, tiny_zimage().generate(alone, {}).front().rgb)
+          << "image " << k;
+    }
+    const ImageRecord record = tiny_zimage().record(run, {}, 1);
+    EXPECT_TRUE(record.parameters.starts_with("a grey wolf at dusk\nNegative prompt: dark\n"))
+        << record.parameters;
+    EXPECT_EQ(record.request["prompt"], "a grey wolf at dusk");
+  }
+  // One prompt each, and only with seeds per image.
+  GenerationRequest short_list = r;
+  short_list.image_prompts.pop_back();
+  EXPECT_NE(test::error_of([&] {
+              tiny_zimage().resolve(short_list);
+            }).find("image_prompts: 1 prompts for a batch of 2"),
+            std::string::npos);
+  GenerationRequest one_draw = r;
+  one_draw.seed_per_image = false;
+  EXPECT_NE(test::error_of([&] {
+              tiny_zimage().resolve(one_draw);
+            }).find("image_prompts: prompts of each image's own need seeds per image"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "fake_generator.h"
@@ -208,6 +209,60 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_TRUE(registry_->loaded().empty());
   EXPECT_EQ(post("/sdapi/v1/txt2img", R"({"prompt": "p", "width": 16, "height": 16})").first, 200);
   EXPECT_EQ(registry_->loaded(), (std::vector<std::string>{"fake-b"}));
+}
+
+// Dynamic Prompts templates as A1111 with the extension installed runs them: by the server's
+// default (--dynamic-prompts) each image k's prompt drawn from seed + k with the server's
+// wildcards (dynamicprompts' picks, random_prompts_cases.json), `info` listing them and each
+// infotext beginning with its own; the prompt itself stays the template. A request turns it off
+// in alwayson_scripts; a native job asks by name.
+TEST_F(HttpServerTest, DynamicPromptsAsTheA1111Extension) {
+  ServerOptions options;
+  options.prompt_templates = PromptTemplates{};
+  options.wildcards = zflow::test::fixture("dynamic_prompts/wildcards").string();
+  start(options);
+  std::ifstream in(zflow::test::fixture("dynamic_prompts/random_prompts_cases.json"));
+  const json golden = json::parse(in);
+  const json& c = golden["cases"][19];  // "a __product/material__ cup __setting__"
+  ASSERT_EQ(c["template"], "a __product/material__ cup __setting__");
+  auto [status, body] = post(
+      "/sdapi/v1/txt2img",
+      json{{"prompt", c["template"]}, {"width", 16}, {"height", 16}, {"seed", 1}, {"batch_size", 3}}
+          .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  const json info = json::parse(body["info"].get<std::string>());
+  EXPECT_EQ(info["prompt"], c["template"]);
+  EXPECT_EQ(info["all_seeds"], json::array({1, 2, 3}));
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(info["all_prompts"][k], c["expected"][1 + k]) << k;
+    EXPECT_TRUE(info["infotexts"][k].get<std::string>().starts_with(
+        c["expected"][1 + k].get<std::string>() + "\n"))
+        << info["infotexts"][k];
+  }
+
+  std::tie(status, body) =
+      post("/sdapi/v1/txt2img",
+           json{{"prompt", "a {red|blue} fox"},
+                {"width", 16},
+                {"height", 16},
+                {"alwayson_scripts", {{"dynamic prompts v2.17.1", {{"args", {false}}}}}}}
+               .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(json::parse(body["info"].get<std::string>())["all_prompts"][0], "a {red|blue} fox");
+
+  std::tie(status, body) = post("/v1/jobs", json{{"prompt", "a {red|blue} {fox|owl}"},
+                                                 {"width", 16},
+                                                 {"height", 16},
+                                                 {"dynamic_prompts", "combinatorial"}}
+                                                .dump());
+  ASSERT_EQ(status, 202) << body.dump();
+  const std::string job = "/v1/jobs/" + body["id"].get<std::string>();
+  for (int i = 0; i < 500 && get(job).second["state"] != "completed"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const json result = get(job).second;
+  ASSERT_EQ(result["images"].size(), 4u) << result.dump();
+  EXPECT_EQ(result["images"][3]["request"]["prompt"], "a blue owl");
+  EXPECT_EQ(post("/sdapi/v1/txt2img", R"({"prompt": "a {red|blue fox"})").first, 400);
 }
 
 // LoRAs by name from the server's folder: listed, taken from an A1111 prompt's tags or a `loras`

@@ -223,6 +223,15 @@ def main():
         assert size == [64, 64], size
         assert "Hires checkpoint" not in caption, caption
 
+        # A prompt template made into every prompt it stands for, an image each.
+        page.fill("#hires_scale", "")
+        page.fill("#prompt", "a {red|blue} lighthouse")
+        page.select_option("#dynamic_prompts", "combinatorial")
+        page.click("#generate")
+        newest_result(page, 15)
+        captions = page.locator("figure.result figcaption").all_inner_texts()[:2]
+        assert sorted(c.split("\n")[0] for c in captions) == ["a blue lighthouse", "a red lighthouse"], captions
+
         # The model is now loaded, and the list says so.
         page.reload()
         expect(page.locator("#model option")).to_have_text("tiny (loaded)")
@@ -232,7 +241,7 @@ def main():
     shutil.rmtree(loras)
     shutil.rmtree(controlnets)
     print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
-          "init images, masked-area inpainting, masked content, inverted masks, outpainting, variation seeds, latent hires fix, hires model: ok")
+          "init images, masked-area inpainting, masked content, inverted masks, outpainting, variation seeds, latent hires fix, hires model, prompt templates: ok")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+#include "server/prompt_templates.h"
+
+#include <fmt/format.h>
+
+#include "text/dynamic_prompt.h"
+
+namespace zflow::server {
+
+namespace {
+
+// `expand()`, its zflow::Error an ApiError 400 naming `field`.
+template <typename Expand>
+std::vector<std::string> expanded(const char* field, Expand&& expand) {
+  try {
+    return expand();
+  } catch (const Error& e) {
+    throw ApiError(400, field, fmt::format("{}: {}", field, e.what()));
+  }
+}
+
+}  // namespace
+
+void expand_prompt_templates(JobSpec& spec, const std::optional<PromptTemplates>& server_default,
+                             const std::filesystem::path& wildcard_folder,
+                             const RequestLimits& limits) {
+  const std::optional<PromptTemplates> t = spec.templates ? spec.templates : server_default;
+  spec.templates = PromptTemplates{.mode = PromptTemplates::Mode::Off};  // expanded once only
+  if (!t || t->mode == PromptTemplates::Mode::Off || spec.upscale) return;
+  pipeline::GenerationRequest& r = spec.request;
+  const text::WildcardLines wildcards =
+      wildcard_folder.empty() ? text::WildcardLines{} : text::wildcard_folder(wildcard_folder);
+  r.seed_per_image = true;
+  if (t->mode == PromptTemplates::Mode::Random) {
+    // A batch of variations (one seed, variation seeds + k) keeps one prompt, drawn from the
+    // seed: the extension freezes it there.
+    const auto count = static_cast<size_t>(r.batch);
+    const size_t draws = r.variation ? 1 : count;
+    r.image_prompts = expanded(
+        "prompt", [&] { return text::sample_dynamic_prompts(r.prompt, wildcards, r.seed, draws); });
+    r.image_negative_prompts = expanded("negative_prompt", [&] {
+      return text::sample_dynamic_prompts(r.negative_prompt, wildcards, r.seed, draws);
+    });
+    r.image_prompts.resize(count, r.image_prompts.front());
+    r.image_negative_prompts.resize(count, r.image_negative_prompts.front());
+    return;
+  }
+  // Combinatorial: one more than a request may hold, to tell a list that is too long.
+  const auto cap = static_cast<size_t>(limits.max_batch) + 1;
+  const size_t max_prompts = t->max_prompts > 0 ? t->max_prompts : cap;
+  const std::vector<std::string> prompts = expanded("prompt", [&] {
+    return text::expand_dynamic_prompt(r.prompt, wildcards, std::min(max_prompts, cap));
+  });
+  const std::vector<std::string> negatives = expanded("negative_prompt", [&] {
+    return text::expand_dynamic_prompt(r.negative_prompt, wildcards, std::min(max_prompts, cap));
+  });
+  // Every prompt with every negative prompt, the positive varying slowest, at most max_prompts.
+  std::vector<std::string> own, own_negative;
+  for (const std::string& prompt : prompts)
+    for (const std::string& negative : negatives)
+      if (own.size() < max_prompts) {
+        own.push_back(prompt);
+        own_negative.push_back(negative);
+      }
+  if (own.size() * static_cast<size_t>(t->repeats) > static_cast<size_t>(limits.max_batch))
+    throw ApiError(
+        400, "prompt",
+        fmt::format("prompt: the templates stand for {}{} images{}, over this "
+                    "server's {} a request",
+                    own.size() >= cap ? "more than " : "",
+                    own.size() >= cap ? limits.max_batch : own.size(),
+                    t->repeats > 1 ? fmt::format(" {} times", t->repeats) : "", limits.max_batch));
+  r.image_prompts.clear();
+  r.image_negative_prompts.clear();
+  for (int pass = 0; pass < t->repeats; ++pass) {
+    r.image_prompts.insert(r.image_prompts.end(), own.begin(), own.end());
+    r.image_negative_prompts.insert(r.image_negative_prompts.end(), own_negative.begin(),
+                                    own_negative.end());
+  }
+  r.batch = static_cast<int>(r.image_prompts.size());
+}
+
+}  // namespace zflow::server
