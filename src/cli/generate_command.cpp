@@ -28,6 +28,7 @@
 #include "pipeline/upscale.h"
 #include "sampling/flow_sampler.h"
 #include "text/dynamic_prompt.h"
+#include "text/wildcard_folder.h"
 
 namespace zflow::cli {
 

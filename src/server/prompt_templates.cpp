@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "text/dynamic_prompt.h"
+#include "text/wildcard_folder.h"
 
 namespace zflow::server {
 

@@ -198,8 +198,8 @@ class WildcardBook {
  public:
   WildcardBook(const WildcardLines& wildcards, Mode mode) : wildcards_(wildcards), mode_(mode) {}
 
-  // `expand(lines)` over the lines of wildcard `name` (sorted, blank ones and # comments left
-  // out), with `name` open meanwhile.
+  // `expand(lines)` over the lines of wildcard `name` (blank ones and # comments left out, each
+  // once, sorted), with `name` open meanwhile.
   template <class Expand>
   auto expanding(const std::string& name, Expand&& expand) {
     ZF_CHECK(std::find(open_.begin(), open_.end(), name) == open_.end(),
@@ -224,6 +224,7 @@ class WildcardBook {
     }
     ZF_CHECK(!lines.empty(), "[prompt] wildcard __{}__ has no lines", name);
     std::sort(lines.begin(), lines.end());
+    lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
     std::vector<Template> options;
     for (const std::string& line : lines)
       options.push_back(
@@ -420,19 +421,6 @@ class RandomSampler {
 };
 
 }  // namespace
-
-WildcardLines wildcard_folder(const std::filesystem::path& folder) {
-  return [folder](const std::string& name) {
-    ZF_CHECK(name.find("..") == std::string::npos && !name.starts_with('/'),
-             "[prompt] wildcard __{}__: a name inside the wildcard folder is expected", name);
-    const std::filesystem::path file = folder / (name + ".txt");
-    std::ifstream in(file);
-    ZF_CHECK(in.good(), "[prompt] wildcard __{}__: no file {}", name, file.string());
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
-    return lines;
-  };
-}
 
 std::vector<std::string> expand_dynamic_prompt(std::string_view text,
                                                const WildcardLines& wildcards, size_t max_prompts) {

@@ -11,9 +11,10 @@
 //   {2$$a|b|c}       two different options in every order, joined by ","; {1-3$$...} one to
 //                    three, {-2$$...} one or two, {2-$$...} two or more; {2$$ and $$a|b|c} joins
 //                    them with " and "; counts past the options are cut to them
-//   __name__         a line of the wildcard file name.txt (or __sub/name__ for sub/name.txt):
-//                    its lines in sorted order, blank ones and # comments left out, each itself
-//                    a template
+//   __name__         a line of the wildcard file name.txt (or __sub/name__ for sub/name.txt; see
+//                    text/wildcard_folder.h for globs and files in subfolders): its lines each
+//                    once in sorted order, blank ones and # comments left out, each itself a
+//                    template
 //
 // Text outside braces is kept as it is (a stray '}' or '|' included). Where dynamicprompts
 // quietly carries on, zflow stops with an error naming the place: an unclosed '{', a malformed
@@ -22,7 +23,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -32,9 +32,6 @@ namespace zflow::text {
 
 // A wildcard's raw lines, by name ("colors", "sub/wood"); an Error for an unknown one.
 using WildcardLines = std::function<std::vector<std::string>(const std::string& name)>;
-
-// The wildcard files of `folder`: NAME.txt below it, read as UTF-8 text.
-WildcardLines wildcard_folder(const std::filesystem::path& folder);
 
 // The first `max_prompts` prompts `text` stands for (a text without braces or wildcards stands
 // for itself). Errors name the character where the template goes wrong.

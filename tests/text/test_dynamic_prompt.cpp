@@ -2,10 +2,12 @@
 // dynamicprompts' CombinatorialPromptGenerator (tools/golden/make_dynamic_prompts.py): every case's
 // prompts, in order, exactly — variants nested and weighted, several options in every order with
 // counts, ranges and separators, wildcard files (sorted, comments out, nested, inside counts),
-// Chinese text, line breaks and the cap on the number of prompts. Random mode against its
-// RandomPromptGenerator (random_prompts_cases.json): each template's prompt for each of 14 seeds
-// up to 3e15, exactly — weights (zero and repeated ones), counts, wildcards as variants, the
-// mode's prefixes. Then the errors where the library carries on quietly.
+// Chinese text, line breaks, the cap on the number of prompts, and wildcard files found as its
+// WildcardManager finds them (globs, subfolders, the recursive retry, hidden folders skipped,
+// repeated lines made once). Random mode against its RandomPromptGenerator
+// (random_prompts_cases.json): each template's prompt for each of 14 seeds up to 3e15, exactly —
+// weights (zero and repeated ones), counts, wildcards as variants, the mode's prefixes. Then the
+// errors where the library carries on quietly.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +19,7 @@
 
 #include "test_util.h"
 #include "text/dynamic_prompt.h"
+#include "text/wildcard_folder.h"
 
 namespace zflow::text {
 namespace {
@@ -80,7 +83,9 @@ TEST(DynamicPrompt, ErrorsNameThePlace) {
             }).find("the sampling method '@' at character 2 is not supported in random mode"),
             std::string::npos);
   EXPECT_EQ(expand_dynamic_prompt("{!a|b}", wildcards, 10), (std::vector<std::string>{"a", "b"}));
-  EXPECT_NE(error("a __glazes__ cup").find("wildcard __glazes__: no file"), std::string::npos);
+  EXPECT_NE(
+      error("a __enamels__ cup").find("wildcard __enamels__: no file enamels.txt (or matching it)"),
+      std::string::npos);
   EXPECT_NE(error("__../secret__").find("a name inside the wildcard folder"), std::string::npos);
   EXPECT_NE(test::error_of([] {
               expand_dynamic_prompt("__a__", {}, 10);

@@ -31,6 +31,12 @@ WILDCARDS = {
     "setting": ["on a linen tablecloth", "on a walnut shelf, morning light", "in a sunlit kitchen"],
     "alias": ["__colors__"],
     "single": ["matte"],
+    # Found by a glob, or from a subfolder by the recursive retry (__animals__); lines repeated across and within files
+    # are made once.
+    "pack/animals": ["fox", "owl", "fox", "heron"],
+    "pack/deep/animals": ["owl", "lynx"],
+    "pack/glazes": ["celadon", "tenmoku"],
+    ".hidden/animals": ["never read"],
 }
 
 TEMPLATES = [
@@ -56,6 +62,11 @@ TEMPLATES = [
     ("{2$$__colors__}", MAX_PROMPTS),
     ("{__colors__|plain white} plate", MAX_PROMPTS),
     ("stray } and | stay", MAX_PROMPTS),
+    ("a __animals__", MAX_PROMPTS),
+    ("a __pack/*__", MAX_PROMPTS),
+    ("a __*/glazes__ __col*__ __product/?aterial__", MAX_PROMPTS),
+    ("__deep/animals__ and __/pack//glazes/__", MAX_PROMPTS),
+    ("{2$$__pack/[ag]*__}", MAX_PROMPTS),
     ("一只{红色|蓝色}的猫, {坐着|躺着}", MAX_PROMPTS),
     ("line one\nline two {a|b}", MAX_PROMPTS),
     ("{a|b} {c|d} {e|f} {g|h}", 5),
@@ -94,6 +105,8 @@ RANDOM_TEMPLATES = [
     "{2$$__alias__}",
     "__alias__",
     "{__colors__|plain white} plate",
+    "a __animals__ on __pack/*__",
+    "{2$$ and $$__*animals__}",
     "一只{红色|蓝色|绿色}的猫, {坐着|躺着}",
     "{a|b} {c|d} {e|f} {g|h} {i|j|k|l|m|n|o|p|q}",
 ]
