@@ -34,6 +34,7 @@ struct ServeOptions {
   std::string device;            // --device; empty: the default
   std::string matmul_precision;  // --matmul-precision; empty: the default
   bool dynamic_prompts = false;  // --dynamic-prompts: prompts are templates unless a job says
+  std::string styles_file;       // --styles: A1111's styles.csv
 };
 
 std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
@@ -57,6 +58,7 @@ int run_serve(ServeOptions o) {
   if (o.threads > 0) ThreadPool::set_compute_threads(o.threads);
   apply_matmul_precision(o.matmul_precision);
   if (o.dynamic_prompts) o.server.prompt_templates = server::PromptTemplates{};
+  if (!o.styles_file.empty()) o.server.styles = text::read_prompt_styles(o.styles_file);
   if (o.server.api_key.empty())
     if (const char* key = std::getenv("ZFLOW_API_KEY")) o.server.api_key = key;
   // A GPU runs a batch of four in far less time than four runs; a CPU does not.
@@ -128,6 +130,10 @@ Run add_serve_command(CLI::App& app) {
                 "random mode, image k's drawn from its seed + k, unless the job says otherwise "
                 "(as A1111 with the extension installed: A1111 requests turn it off or to "
                 "combinatorial in alwayson_scripts, jobs with \"dynamic_prompts\")");
+  cmd->add_option("--styles", o->styles_file,
+                  "an A1111 styles.csv (name, prompt, negative_prompt) whose styles requests may "
+                  "name (A1111's \"styles\": [...]; GET /sdapi/v1/prompt-styles lists them)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--wildcards", o->server.wildcards,
                   "the folder of wildcard files for __name__ in templates")
       ->check(CLI::ExistingDirectory);

@@ -8,6 +8,7 @@
 
 #include "server/api_request.h"
 #include "server/model_registry.h"
+#include "text/prompt_styles.h"
 
 namespace zflow::server {
 
@@ -27,6 +28,7 @@ struct ServerOptions {
   // installed), and the folder of their __name__ wildcard files.
   std::optional<PromptTemplates> prompt_templates;
   std::string wildcards;
+  std::vector<text::PromptStyle> styles;  // A1111's prompt styles requests may name
 };
 
 class ApiServer {

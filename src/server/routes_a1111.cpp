@@ -5,7 +5,7 @@
 
 #include "sampling/flow_sampler.h"
 #include "server/base64.h"
-#include "server/prompt_templates.h"
+#include "server/job_prompts.h"
 #include "server/server_state.h"
 
 namespace zflow::server {
@@ -15,13 +15,15 @@ namespace {
 using nlohmann::json;
 
 // A1111's `info` is a JSON document inside a string, describing the batch.
-std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
+// `body` is the request as sent: A1111's `prompt` and `negative_prompt` are those, before styles
+// and templates.
+std::string a1111_info(const json& body, const JobSpec& spec, const JobStatus& status) {
   const json first = status.images.empty() ? json::object() : status.images.front().record;
   const size_t n = status.images.size();
   // Each image's own seed and subseed (seed + k, or subseed + k with one: A1111's batches).
   json infotexts = json::array(), seeds = json::array(), subseeds = json::array();
   // Each image's own prompts where templates gave it some (the Dynamic Prompts extension's
-  // all_prompts), the prompt itself staying the template.
+  // all_prompts), with its styles.
   const pipeline::GenerationRequest& r = spec.request;
   json prompts = json::array(), negative_prompts = json::array();
   for (size_t k = 0; k < n; ++k) {
@@ -36,9 +38,13 @@ std::string a1111_info(const JobSpec& spec, const JobStatus& status) {
     subseeds.push_back(variation.is_object() ? variation.value("seed", json(-1)) : json(-1));
   }
   const auto seed = first.value("seed", json());
-  return json{{"prompt", r.prompt},
+  const auto sent = [&](const char* field) {
+    const auto it = body.find(field);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  return json{{"prompt", sent("prompt")},
               {"all_prompts", prompts},
-              {"negative_prompt", r.negative_prompt},
+              {"negative_prompt", sent("negative_prompt")},
               {"all_negative_prompts", negative_prompts},
               {"seed", seed},
               {"all_seeds", seeds},
@@ -63,6 +69,7 @@ void generate(ServerState& s, const httplib::Request& req, httplib::Response& re
   answer(res, [&] {
     json body = parse_json_object(req.body);
     JobSpec spec = parse_a1111(body, img2img, s.options.limits, s.models.default_model());
+    apply_prompt_styles(body, spec, s.options.styles);
     // Here, not at submission, so that `info` lists each image's prompts.
     expand_prompt_templates(spec, s.options.prompt_templates, s.options.wildcards,
                             s.options.limits);
@@ -76,7 +83,7 @@ void generate(ServerState& s, const httplib::Request& req, httplib::Response& re
     body["seed"] = spec.request.seed;
     if (spec.request.variation) body["subseed"] = spec.request.variation->seed;
     send_json(res, 200,
-              {{"images", images}, {"parameters", body}, {"info", a1111_info(spec, status)}});
+              {{"images", images}, {"parameters", body}, {"info", a1111_info(body, spec, status)}});
   });
 }
 
@@ -205,11 +212,18 @@ void add_a1111_routes(ServerState& s) {
     s.models.unload_idle();
     send_json(res, 200, nullptr);
   });
+  // The prompt styles requests may name (zflow serve --styles, A1111's styles.csv).
+  s.http.Get("/sdapi/v1/prompt-styles", [&s](const httplib::Request&, httplib::Response& res) {
+    json styles = json::array();
+    for (const text::PromptStyle& style : s.options.styles)
+      styles.push_back({{"name", style.name},
+                        {"prompt", style.prompt},
+                        {"negative_prompt", style.negative_prompt}});
+    send_json(res, 200, styles);
+  });
   // What A1111 clients list on connecting, which zflow has none of: VAE files to swap in (each
-  // model decodes with its own), face restorers, saved prompt styles, textual-inversion
-  // embeddings.
-  for (const char* path :
-       {"/sdapi/v1/sd-vae", "/sdapi/v1/face-restorers", "/sdapi/v1/prompt-styles"})
+  // model decodes with its own), face restorers, textual-inversion embeddings.
+  for (const char* path : {"/sdapi/v1/sd-vae", "/sdapi/v1/face-restorers"})
     s.http.Get(path, [](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, json::array());
     });

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "server/base64.h"
+#include "server/job_prompts.h"
 #include "server/server_state.h"
 
 namespace zflow::server {
@@ -51,10 +52,10 @@ std::string event(const char* name, const json& data) {
 void add_job_routes(ServerState& s) {
   s.http.Post("/v1/jobs", [&s](const httplib::Request& req, httplib::Response& res) {
     answer(res, [&] {
-      const auto job = submit(
-          s,
-          parse_native_job(parse_json_object(req.body), s.options.limits, s.models.default_model()),
-          "model");
+      const json body = parse_json_object(req.body);
+      JobSpec spec = parse_native_job(body, s.options.limits, s.models.default_model());
+      apply_prompt_styles(body, spec, s.options.styles);
+      const auto job = submit(s, std::move(spec), "model");
       res.set_header("Location", "/v1/jobs/" + job->id());
       send_json(res, 202, status_json(s, *job, job->status(), false));
     });

@@ -11,7 +11,7 @@
 #include "io/image_paste.h"
 #include "io/image_resize.h"
 #include "pipeline/upscale.h"
-#include "server/prompt_templates.h"
+#include "server/job_prompts.h"
 
 namespace zflow::server {
 

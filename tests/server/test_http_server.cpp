@@ -76,6 +76,13 @@ class HttpServerTest : public ::testing::Test {
     return {res ? res->status : 0, res ? json::parse(res->body, nullptr, false) : json()};
   }
 
+  // The job's status once it is `state` (waiting up to 5 s).
+  json job_when(const std::string& id, const char* state) {
+    for (int i = 0; i < 500 && get("/v1/jobs/" + id).second["state"] != state; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return get("/v1/jobs/" + id).second;
+  }
+
   static io::Image decode(const std::string& b64) {
     const auto bytes = base64_decode(b64);
     EXPECT_TRUE(bytes);
@@ -256,13 +263,50 @@ TEST_F(HttpServerTest, DynamicPromptsAsTheA1111Extension) {
                                                  {"dynamic_prompts", "combinatorial"}}
                                                 .dump());
   ASSERT_EQ(status, 202) << body.dump();
-  const std::string job = "/v1/jobs/" + body["id"].get<std::string>();
-  for (int i = 0; i < 500 && get(job).second["state"] != "completed"; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  const json result = get(job).second;
+  const json result = job_when(body["id"], "completed");
   ASSERT_EQ(result["images"].size(), 4u) << result.dump();
   EXPECT_EQ(result["images"][3]["request"]["prompt"], "a blue owl");
   EXPECT_EQ(post("/sdapi/v1/txt2img", R"({"prompt": "a {red|blue fox"})").first, 400);
+}
+
+// A1111's prompt styles from the server's styles.csv: listed, added to the prompts of A1111
+// requests and jobs that name them, in order (text/prompt_styles.h checks the merging); `info`
+// keeps the prompt as sent and lists the styled ones; an unknown name is a 400 naming it.
+TEST_F(HttpServerTest, PromptStylesByName) {
+  ServerOptions options;
+  options.styles = text::read_prompt_styles(zflow::test::fixture("prompt_styles/styles.csv"));
+  start(options);
+  const json listed = get("/sdapi/v1/prompt-styles").second;
+  ASSERT_EQ(listed.size(), options.styles.size());
+  EXPECT_EQ(listed[0],
+            (json{{"name", "Cinematic"},
+                  {"prompt", "cinematic still of {prompt}, shallow depth of field, film grain"},
+                  {"negative_prompt", "cartoon, drawing"}}));
+  auto [status, body] = post("/sdapi/v1/txt2img", json{{"prompt", "a red mug"},
+                                                       {"negative_prompt", "blurry"},
+                                                       {"styles", {"Cinematic", "Product"}},
+                                                       {"width", 16},
+                                                       {"height", 16}}
+                                                      .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  const json info = json::parse(body["info"].get<std::string>());
+  EXPECT_EQ(info["prompt"], "a red mug");
+  EXPECT_EQ(info["all_prompts"][0],
+            "cinematic still of a red mug, shallow depth of field, film grain, studio lighting");
+  EXPECT_EQ(info["all_negative_prompts"][0], "blurry, cartoon, drawing, white background");
+  EXPECT_TRUE(info["infotexts"][0].get<std::string>().starts_with("cinematic still of a red mug"));
+
+  std::tie(status, body) = post(
+      "/v1/jobs",
+      json{{"prompt", "a fox"}, {"styles", {"中文风格"}}, {"width", 16}, {"height", 16}}.dump());
+  ASSERT_EQ(status, 202) << body.dump();
+  EXPECT_EQ(job_when(body["id"], "completed")["images"][0]["request"]["prompt"], "水墨画, a fox");
+
+  std::tie(status, body) = post("/sdapi/v1/txt2img", R"({"prompt": "p", "styles": ["Noir"]})");
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(body["error"]["param"], "styles");
+  EXPECT_THAT(body["error"]["message"].get<std::string>(), ::testing::HasSubstr("'Noir'"));
+  EXPECT_EQ(post("/v1/jobs", R"({"prompt": "p", "styles": "Cinematic"})").first, 400);
 }
 
 // LoRAs by name from the server's folder: listed, taken from an A1111 prompt's tags or a `loras`
@@ -475,10 +519,7 @@ TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
                });
   gate_.release();
   // The preview job runs on to its end; the gate must not be closed on it again below.
-  const std::string preview_id = job["id"];
-  for (int i = 0; i < 500 && get("/v1/jobs/" + preview_id).second["state"] != "completed"; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_EQ(get("/v1/jobs/" + preview_id).second["state"], "completed");
+  ASSERT_EQ(job_when(job["id"], "completed")["state"], "completed");
   const size_t at = previews.find("\"preview\":\"");
   ASSERT_NE(at, std::string::npos) << previews;
   const std::string b64 = previews.substr(at + 11, previews.find('"', at + 11) - at - 11);
@@ -505,9 +546,7 @@ TEST_F(HttpServerTest, NativeJobsWithEventsAndCancellation) {
   ASSERT_TRUE(del);
   EXPECT_EQ(del->status, 200);
   gate_.release();
-  for (int i = 0; i < 500 && get("/v1/jobs/" + slow).second["state"] != "cancelled"; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  EXPECT_EQ(get("/v1/jobs/" + slow).second["state"], "cancelled");
+  EXPECT_EQ(job_when(slow, "cancelled")["state"], "cancelled");
   EXPECT_EQ(get("/v1/jobs/job-0-nothing").first, 404);
 }
 

@@ -1,9 +1,9 @@
-// Dynamic Prompts templates in server jobs (server/prompt_templates.h): random mode gives image k
+// Dynamic Prompts templates in server jobs (server/job_prompts.h): random mode gives image k
 // the prompt the extension's library draws for seed + k (its goldens, random_prompts_cases.json),
 // a batch of variations one frozen prompt; combinatorial mode every prompt with every negative
 // prompt, an image each, within max generations, repeats and the server's batch limit. Then how
 // A1111's alwayson_scripts entry and the native field choose the mode, and what they refuse.
-#include "server/prompt_templates.h"
+#include "server/job_prompts.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,8 @@
-#include "server/prompt_templates.h"
+#include "server/job_prompts.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "text/dynamic_prompt.h"
 #include "text/wildcard_folder.h"
@@ -20,6 +22,32 @@ std::vector<std::string> expanded(const char* field, Expand&& expand) {
 }
 
 }  // namespace
+
+void apply_prompt_styles(const nlohmann::json& body, JobSpec& spec,
+                         const std::vector<text::PromptStyle>& styles) {
+  const auto it = body.find("styles");
+  if (it == body.end() || it->is_null()) return;
+  if (!it->is_array()) throw ApiError(400, "styles", "styles: expected a list of style names");
+  pipeline::GenerationRequest& r = spec.request;
+  for (const nlohmann::json& name : *it) {
+    if (!name.is_string()) throw ApiError(400, "styles", "styles: expected a list of style names");
+    const auto style = std::find_if(styles.begin(), styles.end(), [&](const text::PromptStyle& s) {
+      return s.name == name.get<std::string>();
+    });
+    if (style == styles.end())
+      throw ApiError(400, "styles",
+                     fmt::format("styles: '{}' is not one of this server's styles (GET "
+                                 "/sdapi/v1/prompt-styles)",
+                                 name.get<std::string>()));
+    r.prompt = text::with_style(style->prompt, r.prompt);
+    r.negative_prompt = text::with_style(style->negative_prompt, r.negative_prompt);
+    if (r.hires && r.hires->prompt)
+      r.hires->prompt = text::with_style(style->prompt, *r.hires->prompt);
+    if (r.hires && r.hires->negative_prompt)
+      r.hires->negative_prompt =
+          text::with_style(style->negative_prompt, *r.hires->negative_prompt);
+  }
+}
 
 void expand_prompt_templates(JobSpec& spec, const std::optional<PromptTemplates>& server_default,
                              const std::filesystem::path& wildcard_folder,
