@@ -22,6 +22,7 @@ from serve_fixture import ROOT, zflow_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # A tiny Z-Image ControlNet (Union 1.0 layout) made for the served tiny model.
+STYLES = os.path.join(ROOT, "tests", "fixtures", "prompt_styles", "styles.csv")
 CONTROLNET = os.path.join(ROOT, "tests", "fixtures", "zimage_controlnet_pipeline",
                           "zimage_controlnet_pipeline_tiny_v1.safetensors")
 
@@ -73,7 +74,8 @@ def main():
     write_lora(os.path.join(loras, "sharp.safetensors"))
     controlnets = tempfile.mkdtemp(prefix="zflow_controlnets_")
     os.symlink(CONTROLNET, os.path.join(controlnets, "edges.safetensors"))
-    with zflow_server(sys.argv[1], ["--lora-dir", loras, "--controlnet-dir", controlnets]) as base, \
+    with zflow_server(sys.argv[1], ["--lora-dir", loras, "--controlnet-dir", controlnets,
+                                    "--styles", STYLES]) as base, \
             sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
@@ -232,6 +234,15 @@ def main():
         captions = page.locator("figure.result figcaption").all_inner_texts()[:2]
         assert sorted(c.split("\n")[0] for c in captions) == ["a blue lighthouse", "a red lighthouse"], captions
 
+        # Prompt styles from the server's styles.csv, added to the prompt as A1111 adds them.
+        page.select_option("#dynamic_prompts", "")
+        page.fill("#prompt", "a lighthouse")
+        page.select_option("#styles", ["Cinematic", "Product"])
+        page.click("#generate")
+        _, caption = newest_result(page, 16)
+        assert caption.startswith(
+            "cinematic still of a lighthouse, shallow depth of field, film grain, studio lighting\n"), caption
+
         # The model is now loaded, and the list says so.
         page.reload()
         expect(page.locator("#model option")).to_have_text("tiny (loaded)")
@@ -241,7 +252,7 @@ def main():
     shutil.rmtree(loras)
     shutil.rmtree(controlnets)
     print("web page test: model list, generation with progress, gallery, errors, LoRAs, ControlNets, "
-          "init images, masked-area inpainting, masked content, inverted masks, outpainting, variation seeds, latent hires fix, hires model, prompt templates: ok")
+          "init images, masked-area inpainting, masked content, inverted masks, outpainting, variation seeds, latent hires fix, hires model, prompt templates, styles: ok")
 
 
 if __name__ == "__main__":
