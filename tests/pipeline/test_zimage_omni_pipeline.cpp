@@ -108,6 +108,7 @@ TEST(ZImageOmniGolden, SettingsAndRefusals) {
 }
 
 TEST(ZImageOmniGolden, MissingSiglipIsNamed) {
+  ZF_REQUIRE_ASSET(test::shared_asset("qwen3_tokenizer/tokenizer.json"));  // loaded before it
   ZImageFiles files = omni_files();
   files.siglip = kDir / "no_such_tower";
   EXPECT_NE(test::error_of([&] { ZImagePipeline::load(files); }).find("no_such_tower"),
