@@ -216,6 +216,13 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_TRUE(registry_->loaded().empty());
   EXPECT_EQ(post("/sdapi/v1/txt2img", R"({"prompt": "p", "width": 16, "height": 16})").first, 200);
   EXPECT_EQ(registry_->loaded(), (std::vector<std::string>{"fake-b"}));
+  // send_images false answers the info alone.
+  std::tie(status, body) = post(
+      "/sdapi/v1/txt2img", R"({"prompt": "p", "width": 16, "height": 16, "send_images": false})");
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_TRUE(body["images"].empty());
+  EXPECT_EQ(json::parse(body["info"].get<std::string>())["all_seeds"].size(), 1u);
+  EXPECT_EQ(post("/sdapi/v1/txt2img", R"({"prompt": "p", "send_images": "no"})").first, 400);
 }
 
 // Dynamic Prompts templates as A1111 with the extension installed runs them: by the server's
