@@ -6,6 +6,7 @@
 // A1111 `parameters` and the full request as JSON in text chunks), JPEG or WebP by the output's
 // extension.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include "pipeline/upscale.h"
 #include "sampling/flow_sampler.h"
 #include "text/dynamic_prompt.h"
+#include "text/prompt_styles.h"
 #include "text/wildcard_folder.h"
 
 namespace zflow::cli {
@@ -40,12 +42,14 @@ struct GenerateOptions {
   std::string model_dir;
   ComponentFlags components;
   std::string prompt, negative_prompt;
-  std::string prompts_file;        // --prompts: one prompt a line
-  bool dynamic_prompts = false;    // -p / --prompts lines are Dynamic Prompts templates
-  size_t random_prompts = 0;       // --random-prompts: that many drawn from each, else all
-  std::string wildcards;           // --wildcards: their wildcard files' folder
-  size_t max_prompts = 1000;       // --max-prompts: the most prompts the templates expand to
-  std::optional<int> join_images;  // --join; unset: by device
+  std::string prompts_file;         // --prompts: one prompt a line
+  bool dynamic_prompts = false;     // -p / --prompts lines are Dynamic Prompts templates
+  size_t random_prompts = 0;        // --random-prompts: that many drawn from each, else all
+  std::string styles_file;          // --styles: an A1111 styles.csv
+  std::vector<std::string> styles;  // --style: the names of its styles to add, in order
+  std::string wildcards;            // --wildcards: their wildcard files' folder
+  size_t max_prompts = 1000;        // --max-prompts: the most prompts the templates expand to
+  std::optional<int> join_images;   // --join; unset: by device
   std::optional<int> width, height, steps;
   std::optional<float> cfg_scale, guidance;
   float cfg_normalization = 0.0f;
@@ -336,7 +340,46 @@ class ProgressBar {
   bool drawn_ = false;
 };
 
-int run_generate(const GenerateOptions& o) {
+// The --style styles of --styles, in the order given.
+std::vector<text::PromptStyle> chosen_styles(const GenerateOptions& o) {
+  if (o.styles.empty()) return {};
+  ZF_CHECK(!o.styles_file.empty(), "[generate] --style needs --styles FILE (an A1111 styles.csv)");
+  const std::vector<text::PromptStyle> all = text::read_prompt_styles(o.styles_file);
+  std::vector<text::PromptStyle> chosen;
+  for (const std::string& name : o.styles) {
+    const auto it = std::find_if(all.begin(), all.end(),
+                                 [&](const text::PromptStyle& s) { return s.name == name; });
+    if (it == all.end()) {
+      std::vector<std::string> names;
+      for (const text::PromptStyle& s : all) names.push_back(s.name);
+      fail("[generate] --style {}: not a style of {} (it has: {})", name, o.styles_file,
+           fmt::join(names, ", "));
+    }
+    chosen.push_back(*it);
+  }
+  return chosen;
+}
+
+// `text` with each style's `part` (its prompt or negative prompt) added in turn, as A1111 does.
+std::string styled(std::string text, const std::vector<text::PromptStyle>& styles,
+                   std::string text::PromptStyle::*part) {
+  for (const text::PromptStyle& style : styles) text = text::with_style(style.*part, text);
+  return text;
+}
+
+int run_generate(const GenerateOptions& given) {
+  // The options with the --style styles added to every prompt they hold.
+  const std::vector<text::PromptStyle> styles = chosen_styles(given);
+  GenerateOptions o = given;
+  if (!styles.empty()) {
+    o.prompt = styled(o.prompt, styles, &text::PromptStyle::prompt);
+    o.negative_prompt = styled(o.negative_prompt, styles, &text::PromptStyle::negative_prompt);
+    if (o.hires_prompt)
+      o.hires_prompt = styled(*o.hires_prompt, styles, &text::PromptStyle::prompt);
+    if (o.hires_negative_prompt)
+      o.hires_negative_prompt =
+          styled(*o.hires_negative_prompt, styles, &text::PromptStyle::negative_prompt);
+  }
   const std::string ext = lower_extension(o.output);
   if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp")
     fail("[generate] -o {}: unknown image format '{}', expected .png, .jpg or .webp", o.output,
@@ -433,8 +476,11 @@ int run_generate(const GenerateOptions& o) {
   }
   // -p, or one request per line of --prompts, prompt i with seed + i (and variation seed + i, as
   // A1111 counts subseeds): what -p with those seeds makes.
-  const std::vector<std::string> lines =
-      o.prompts_file.empty() ? std::vector<std::string>{o.prompt} : read_prompts(o.prompts_file);
+  std::vector<std::string> lines = {o.prompt};
+  if (!o.prompts_file.empty()) {
+    lines = read_prompts(o.prompts_file);
+    for (std::string& line : lines) line = styled(line, styles, &text::PromptStyle::prompt);
+  }
   std::vector<PromptPair> prompts;
   if (o.dynamic_prompts || o.random_prompts > 0 || !o.wildcards.empty()) {
     prompts = expanded_prompts(lines, o, request.seed);
@@ -520,6 +566,14 @@ Run add_generate_command(CLI::App& app) {
                   "the folder of wildcard files for __name__ in a template (implies "
                   "--dynamic-prompts unless --random-prompts)")
       ->check(CLI::ExistingDirectory);
+  cmd->add_option("--styles", o->styles_file,
+                  "an A1111 styles.csv (name, prompt, negative_prompt) for --style")
+      ->check(CLI::ExistingFile);
+  cmd->add_option(
+      "--style", o->styles,
+      "add this style of --styles to the prompts (repeatable, in order: its text with "
+      "{prompt} in it takes the prompt there, else follows it after \", \"; its negative "
+      "prompt likewise), as A1111 adds prompt styles");
   cmd->add_option("--max-prompts", o->max_prompts,
                   "with --dynamic-prompts: make at most this many prompts, in order")
       ->capture_default_str()

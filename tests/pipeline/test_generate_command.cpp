@@ -467,6 +467,27 @@ TEST_F(GenerateCommand, RandomPromptsDrawEachPromptFromItsSeed) {
   EXPECT_THAT(both.output, ::testing::HasSubstr("--dynamic-prompts excludes --random-prompts"));
 }
 
+// --style adds A1111 prompt styles of --styles to the prompt and negative prompt in turn
+// (text/prompt_styles.h checks the reading and merging against A1111's rules); an unknown name
+// lists the file's.
+TEST_F(GenerateCommand, StylesAddToThePrompts) {
+  const std::string styles = test::fixture("prompt_styles/styles.csv").string();
+  const CommandResult r = run_zflow(
+      model_args() + " -W 32 -H 32 --steps 2 --cfg-scale 2 -p 'a red mug' -n blurry --styles " +
+      styles + " --style Cinematic --style Product -o " + (out_ / "mug.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(png_text(out_ / "mug.png").at("parameters"),
+              ::testing::StartsWith("cinematic still of a red mug, shallow depth of field, film "
+                                    "grain, studio lighting\nNegative prompt: blurry, cartoon, "
+                                    "drawing, white background\n"));
+  const CommandResult bad = run_zflow(model_args() + " -p x --styles " + styles + " --style Noir");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, ::testing::HasSubstr("--style Noir: not a style of"));
+  EXPECT_THAT(bad.output, ::testing::HasSubstr("it has: Cinematic, Product,"));
+  const CommandResult lone = run_zflow(model_args() + " -p x --style Noir");
+  EXPECT_THAT(lone.output, ::testing::HasSubstr("--style needs --styles FILE"));
+}
+
 // --preview-path keeps a small preview of the first image after every step. At 32x32 the preview
 // grid is the whole latent grid, and the last step's clean estimate, x - sigma v, is the Euler step
 // to sigma 0 itself: the last preview is the picture.
