@@ -270,6 +270,26 @@ void add_a1111_routes(ServerState& s) {
   s.http.Get("/controlnet/module_list", [](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"module_list", json::array({"none"})}});
   });
+  // Clients look for the ControlNet extension here before sending its units.
+  s.http.Get("/controlnet/version", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"version", 2}});
+  });
+
+  // The scripts: no selectable ones (script_name is refused), and the always-on ones whose
+  // alwayson_scripts entries zflow reads, so clients that look before sending find them.
+  s.http.Get("/sdapi/v1/scripts", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"txt2img", json::array()}, {"img2img", json::array()}});
+  });
+  s.http.Get("/sdapi/v1/script-info", [](const httplib::Request&, httplib::Response& res) {
+    json scripts = json::array();
+    for (const char* name : {"controlnet", "dynamic prompts v2.17.1"})
+      for (const bool img2img : {false, true})
+        scripts.push_back({{"name", name},
+                           {"is_alwayson", true},
+                           {"is_img2img", img2img},
+                           {"args", json::array()}});
+    send_json(res, 200, scripts);
+  });
 
   s.http.Get("/sdapi/v1/samplers", [](const httplib::Request&, httplib::Response& res) {
     json samplers = json::array();

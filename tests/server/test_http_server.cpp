@@ -216,6 +216,14 @@ TEST_F(HttpServerTest, A1111Api) {
   EXPECT_TRUE(registry_->loaded().empty());
   EXPECT_EQ(post("/sdapi/v1/txt2img", R"({"prompt": "p", "width": 16, "height": 16})").first, 200);
   EXPECT_EQ(registry_->loaded(), (std::vector<std::string>{"fake-b"}));
+  // The always-on scripts whose entries zflow reads, as clients look for them.
+  EXPECT_EQ(get("/sdapi/v1/scripts").second,
+            (json{{"txt2img", json::array()}, {"img2img", json::array()}}));
+  const json scripts = get("/sdapi/v1/script-info").second;
+  ASSERT_EQ(scripts.size(), 4u);
+  EXPECT_EQ(scripts[2]["name"], "dynamic prompts v2.17.1");
+  EXPECT_EQ(scripts[2]["is_alwayson"], true);
+  EXPECT_EQ(get("/controlnet/version").second["version"], 2);
   // send_images false answers the info alone.
   std::tie(status, body) = post(
       "/sdapi/v1/txt2img", R"({"prompt": "p", "width": 16, "height": 16, "send_images": false})");
