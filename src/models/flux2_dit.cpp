@@ -16,6 +16,7 @@
 #include "io/fp8_weights.h"
 #include "io/key_map_flux.h"
 #include "models/config_json.h"
+#include "models/flux_block_names.h"
 #include "models/flux_dit.h"
 #include "models/timestep_embedding.h"
 
@@ -75,21 +76,6 @@ Model::SingleBlock bind_single(ParameterBinder& bind, const std::string& p,
   return b;
 }
 
-std::string double_prefix(size_t i) {
-  return fmt::format("transformer_blocks.{}", i);
-}
-std::string single_prefix(size_t i) {
-  return fmt::format("single_transformer_blocks.{}", i);
-}
-
-// The blocks in the order a forward runs them, as --offload streams them.
-std::vector<std::string> block_prefixes(const Flux2DiTConfig& c) {
-  std::vector<std::string> prefixes;
-  for (int i = 0; i < c.num_layers; ++i) prefixes.push_back(double_prefix(i) + ".");
-  for (int i = 0; i < c.num_single_layers; ++i) prefixes.push_back(single_prefix(i) + ".");
-  return prefixes;
-}
-
 // The whole tree in diffusers' state-dict order.
 Parts bind_all(ParameterBinder& bind, const Flux2DiTConfig& c) {
   const int64_t d = c.inner_dim(), tc = c.timestep_guidance_channels;
@@ -105,9 +91,9 @@ Parts bind_all(ParameterBinder& bind, const Flux2DiTConfig& c) {
   p.x_embedder = bind("x_embedder.weight", {d, c.in_channels});
   p.context_embedder = bind("context_embedder.weight", {d, c.joint_attention_dim});
   for (int i = 0; i < c.num_layers; ++i)
-    p.double_blocks.push_back(bind_double(bind, double_prefix(i), c));
+    p.double_blocks.push_back(bind_double(bind, double_block_name(i), c));
   for (int i = 0; i < c.num_single_layers; ++i)
-    p.single_blocks.push_back(bind_single(bind, single_prefix(i), c));
+    p.single_blocks.push_back(bind_single(bind, single_block_name(i), c));
   p.norm_out = bind("norm_out.linear.weight", {2 * d, d});
   p.proj_out = bind("proj_out.weight", {c.out_channels, d});
   return p;
@@ -301,7 +287,8 @@ Flux2Transformer::Flux2Transformer(const Flux2DiTConfig& config, const io::Weigh
     : config_(validated(config, weights.description())), placement_(placement) {
   std::vector<ParameterSpec> used;
   Parts p =
-      bind_placed(weights, placement_, config_.summary(), block_prefixes(config_), "flux2",
+      bind_placed(weights, placement_, config_.summary(),
+                  flux_block_prefixes(config_.num_layers, config_.num_single_layers), "flux2",
                   offload_, used, [&](ParameterBinder& bind) { return bind_all(bind, config_); });
   x_embedder_ = p.x_embedder;
   context_embedder_ = p.context_embedder;
@@ -440,19 +427,21 @@ Tensor Flux2Transformer::run_blocks(Tensor img, Tensor* txt, const Modulations& 
   const std::unique_lock<std::mutex> streaming = lock_blocks(offload_.get());
   for (size_t i = 0; i < double_blocks_.size(); ++i) {
     std::optional<BlockLease> lease;
-    double_block(
-        block_to_run(offload_.get(), lease, i, double_blocks_[i],
-                     [&](ParameterBinder& bind) { return bind_double(bind, double_prefix(i), c); }),
-        img, txt, mod, rope, kv(i));
+    double_block(block_to_run(offload_.get(), lease, i, double_blocks_[i],
+                              [&](ParameterBinder& bind) {
+                                return bind_double(bind, double_block_name(i), c);
+                              }),
+                 img, txt, mod, rope, kv(i));
   }
   Tensor joint = txt ? ops::concat({*txt, img}, 1) : img;
   for (size_t i = 0; i < single_blocks_.size(); ++i) {
     const size_t at = double_blocks_.size() + i;
     std::optional<BlockLease> lease;
-    single_block(
-        block_to_run(offload_.get(), lease, at, single_blocks_[i],
-                     [&](ParameterBinder& bind) { return bind_single(bind, single_prefix(i), c); }),
-        joint, mod.single, rope, kv(at));
+    single_block(block_to_run(offload_.get(), lease, at, single_blocks_[i],
+                              [&](ParameterBinder& bind) {
+                                return bind_single(bind, single_block_name(i), c);
+                              }),
+                 joint, mod.single, rope, kv(at));
   }
   return joint;
 }

@@ -16,6 +16,7 @@
 #include "io/fp8_weights.h"
 #include "io/key_map_flux.h"
 #include "models/config_json.h"
+#include "models/flux_block_names.h"
 #include "models/timestep_embedding.h"
 
 namespace zflow::models {
@@ -84,21 +85,6 @@ Model::SingleBlock bind_single(ParameterBinder& bind, const std::string& p,
   return b;
 }
 
-std::string double_prefix(size_t i) {
-  return fmt::format("transformer_blocks.{}", i);
-}
-std::string single_prefix(size_t i) {
-  return fmt::format("single_transformer_blocks.{}", i);
-}
-
-// The blocks in the order a forward runs them, as --offload streams them.
-std::vector<std::string> block_prefixes(const FluxDiTConfig& c) {
-  std::vector<std::string> prefixes;
-  for (int i = 0; i < c.num_layers; ++i) prefixes.push_back(double_prefix(i) + ".");
-  for (int i = 0; i < c.num_single_layers; ++i) prefixes.push_back(single_prefix(i) + ".");
-  return prefixes;
-}
-
 // The whole tree in diffusers' state-dict order.
 Parts bind_all(ParameterBinder& bind, const FluxDiTConfig& c) {
   const int64_t d = c.inner_dim();
@@ -114,9 +100,9 @@ Parts bind_all(ParameterBinder& bind, const FluxDiTConfig& c) {
   p.context_embedder = bind_linear(bind, "context_embedder", c.joint_attention_dim, d);
   p.x_embedder = bind_linear(bind, "x_embedder", c.in_channels, d);
   for (int i = 0; i < c.num_layers; ++i)
-    p.double_blocks.push_back(bind_double(bind, double_prefix(i), c));
+    p.double_blocks.push_back(bind_double(bind, double_block_name(i), c));
   for (int i = 0; i < c.num_single_layers; ++i)
-    p.single_blocks.push_back(bind_single(bind, single_prefix(i), c));
+    p.single_blocks.push_back(bind_single(bind, single_block_name(i), c));
   if (c.final_layer) {
     p.norm_out = bind_linear(bind, "norm_out.linear", d, 2 * d);
     p.proj_out = bind_linear(bind, "proj_out", d, c.out_channels);
@@ -335,8 +321,9 @@ FluxTransformer::FluxTransformer(const FluxDiTConfig& config, const io::WeightSt
     : config_(validated(config, weights.description())), placement_(placement) {
   std::vector<ParameterSpec> used;
   Parts p =
-      bind_placed(weights, placement_, config_.summary(), block_prefixes(config_), "flux", offload_,
-                  used, [&](ParameterBinder& bind) { return bind_all(bind, config_); });
+      bind_placed(weights, placement_, config_.summary(),
+                  flux_block_prefixes(config_.num_layers, config_.num_single_layers), "flux",
+                  offload_, used, [&](ParameterBinder& bind) { return bind_all(bind, config_); });
   x_embedder_ = p.x_embedder;
   context_embedder_ = p.context_embedder;
   norm_out_ = p.norm_out;
@@ -491,10 +478,11 @@ FluxTransformer::Trunk FluxTransformer::run(const Tensor& x, std::span<const Flu
   for (size_t i = 0; i < double_blocks_.size(); ++i) {
     std::optional<BlockLease> lease;
     const Tensor input = img;
-    double_block(
-        block_to_run(offload_.get(), lease, i, double_blocks_[i],
-                     [&](ParameterBinder& bind) { return bind_double(bind, double_prefix(i), c); }),
-        img, ctx, vec, rope);
+    double_block(block_to_run(offload_.get(), lease, i, double_blocks_[i],
+                              [&](ParameterBinder& bind) {
+                                return bind_double(bind, double_block_name(i), c);
+                              }),
+                 img, ctx, vec, rope);
     if (after_block)
       if (Tensor changed = after_block(false, i, img); changed.defined()) img = std::move(changed);
     // Every later block skipped: the text stream is not read again.
@@ -504,10 +492,11 @@ FluxTransformer::Trunk FluxTransformer::run(const Tensor& x, std::span<const Flu
   Tensor joint = ops::concat({ctx, img}, 1);
   for (size_t i = 0; i < single_blocks_.size(); ++i) {
     std::optional<BlockLease> lease;
-    single_block(
-        block_to_run(offload_.get(), lease, double_blocks_.size() + i, single_blocks_[i],
-                     [&](ParameterBinder& bind) { return bind_single(bind, single_prefix(i), c); }),
-        joint, vec, rope);
+    single_block(block_to_run(offload_.get(), lease, double_blocks_.size() + i, single_blocks_[i],
+                              [&](ParameterBinder& bind) {
+                                return bind_single(bind, single_block_name(i), c);
+                              }),
+                 joint, vec, rope);
     if (after_block)
       if (Tensor changed = after_block(true, i, joint.slice(1, l, s)); changed.defined())
         joint = ops::concat({joint.slice(1, 0, l), changed}, 1);
