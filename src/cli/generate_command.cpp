@@ -347,39 +347,28 @@ std::vector<text::PromptStyle> chosen_styles(const GenerateOptions& o) {
   const std::vector<text::PromptStyle> all = text::read_prompt_styles(o.styles_file);
   std::vector<text::PromptStyle> chosen;
   for (const std::string& name : o.styles) {
-    const auto it = std::find_if(all.begin(), all.end(),
-                                 [&](const text::PromptStyle& s) { return s.name == name; });
-    if (it == all.end()) {
+    const text::PromptStyle* style = text::find_prompt_style(all, name);
+    if (!style) {
       std::vector<std::string> names;
       for (const text::PromptStyle& s : all) names.push_back(s.name);
       fail("[generate] --style {}: not a style of {} (it has: {})", name, o.styles_file,
            fmt::join(names, ", "));
     }
-    chosen.push_back(*it);
+    chosen.push_back(*style);
   }
   return chosen;
-}
-
-// `text` with each style's `part` (its prompt or negative prompt) added in turn, as A1111 does.
-std::string styled(std::string text, const std::vector<text::PromptStyle>& styles,
-                   std::string text::PromptStyle::*part) {
-  for (const text::PromptStyle& style : styles) text = text::with_style(style.*part, text);
-  return text;
 }
 
 int run_generate(const GenerateOptions& given) {
   // The options with the --style styles added to every prompt they hold.
   const std::vector<text::PromptStyle> styles = chosen_styles(given);
+  const auto positive = &text::PromptStyle::prompt, negative = &text::PromptStyle::negative_prompt;
   GenerateOptions o = given;
-  if (!styles.empty()) {
-    o.prompt = styled(o.prompt, styles, &text::PromptStyle::prompt);
-    o.negative_prompt = styled(o.negative_prompt, styles, &text::PromptStyle::negative_prompt);
-    if (o.hires_prompt)
-      o.hires_prompt = styled(*o.hires_prompt, styles, &text::PromptStyle::prompt);
-    if (o.hires_negative_prompt)
-      o.hires_negative_prompt =
-          styled(*o.hires_negative_prompt, styles, &text::PromptStyle::negative_prompt);
-  }
+  o.prompt = text::with_styles(o.prompt, styles, positive);
+  o.negative_prompt = text::with_styles(o.negative_prompt, styles, negative);
+  if (o.hires_prompt) o.hires_prompt = text::with_styles(*o.hires_prompt, styles, positive);
+  if (o.hires_negative_prompt)
+    o.hires_negative_prompt = text::with_styles(*o.hires_negative_prompt, styles, negative);
   const std::string ext = lower_extension(o.output);
   if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp")
     fail("[generate] -o {}: unknown image format '{}', expected .png, .jpg or .webp", o.output,
@@ -479,7 +468,7 @@ int run_generate(const GenerateOptions& given) {
   std::vector<std::string> lines = {o.prompt};
   if (!o.prompts_file.empty()) {
     lines = read_prompts(o.prompts_file);
-    for (std::string& line : lines) line = styled(line, styles, &text::PromptStyle::prompt);
+    for (std::string& line : lines) line = text::with_styles(line, styles, positive);
   }
   std::vector<PromptPair> prompts;
   if (o.dynamic_prompts || o.random_prompts > 0 || !o.wildcards.empty()) {

@@ -14,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "server/http_server.h"
 #include "server/model_registry.h"
+#include "text/wildcard_folder.h"
 
 namespace zflow::cli {
 
@@ -35,6 +36,7 @@ struct ServeOptions {
   std::string matmul_precision;  // --matmul-precision; empty: the default
   bool dynamic_prompts = false;  // --dynamic-prompts: prompts are templates unless a job says
   std::string styles_file;       // --styles: A1111's styles.csv
+  std::string wildcards_folder;  // --wildcards
 };
 
 std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
@@ -59,6 +61,7 @@ int run_serve(ServeOptions o) {
   apply_matmul_precision(o.matmul_precision);
   if (o.dynamic_prompts) o.server.prompt_templates = server::PromptTemplates{};
   if (!o.styles_file.empty()) o.server.styles = text::read_prompt_styles(o.styles_file);
+  if (!o.wildcards_folder.empty()) o.server.wildcards = text::wildcard_folder(o.wildcards_folder);
   if (o.server.api_key.empty())
     if (const char* key = std::getenv("ZFLOW_API_KEY")) o.server.api_key = key;
   // A GPU runs a batch of four in far less time than four runs; a CPU does not.
@@ -134,7 +137,7 @@ Run add_serve_command(CLI::App& app) {
                   "an A1111 styles.csv (name, prompt, negative_prompt) whose styles requests may "
                   "name (A1111's \"styles\": [...]; GET /sdapi/v1/prompt-styles lists them)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--wildcards", o->server.wildcards,
+  cmd->add_option("--wildcards", o->wildcards_folder,
                   "the folder of wildcard files for __name__ in templates")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--host", o->server.host, "address to listen on")->capture_default_str();

@@ -759,6 +759,7 @@ JobSpec parse_a1111(const json& body, bool img2img, const RequestLimits& limits,
   take_prompt_loras(r.prompt, spec.loras, limits);
   a1111_controlnet(body, spec);
   a1111_dynamic_prompts(body, spec);
+  spec.send_images = get_flag(body, "send_images").value_or(true);
   r.width = side_field(body, "width", limits);
   r.height = side_field(body, "height", limits);
   // A1111's batches: image k from seed + k, n_iter batches of batch_size in a row (here one run

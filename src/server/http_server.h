@@ -8,6 +8,7 @@
 
 #include "server/api_request.h"
 #include "server/model_registry.h"
+#include "text/dynamic_prompt.h"
 #include "text/prompt_styles.h"
 
 namespace zflow::server {
@@ -27,7 +28,7 @@ struct ServerOptions {
   // Prompts read as Dynamic Prompts templates where a request does not say (the A1111 extension
   // installed), and the folder of their __name__ wildcard files.
   std::optional<PromptTemplates> prompt_templates;
-  std::string wildcards;
+  text::WildcardLines wildcards;          // empty: none
   std::vector<text::PromptStyle> styles;  // A1111's prompt styles requests may name
 };
 

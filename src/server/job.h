@@ -83,6 +83,7 @@ struct JobSpec {
   std::optional<PromptTemplates> templates;  // unset: the server's default
   OutputFormat format = OutputFormat::Png;
   bool preview = false;                // small preview images with the progress (native jobs)
+  bool send_images = true;             // A1111's send_images: false answers without the pictures
   std::optional<UpscaleSpec> upscale;  // set: this job upscales a picture instead of generating
 };
 

@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-
-#include "text/dynamic_prompt.h"
-#include "text/wildcard_folder.h"
+#include <span>
 
 namespace zflow::server {
 
@@ -21,6 +19,17 @@ std::vector<std::string> expanded(const char* field, Expand&& expand) {
   }
 }
 
+// The styles added to every prompt the request holds: A1111 styles its hires prompts too.
+void add_styles(pipeline::GenerationRequest& r, std::span<const text::PromptStyle> styles) {
+  const auto positive = &text::PromptStyle::prompt, negative = &text::PromptStyle::negative_prompt;
+  r.prompt = text::with_styles(r.prompt, styles, positive);
+  r.negative_prompt = text::with_styles(r.negative_prompt, styles, negative);
+  if (r.hires && r.hires->prompt)
+    r.hires->prompt = text::with_styles(*r.hires->prompt, styles, positive);
+  if (r.hires && r.hires->negative_prompt)
+    r.hires->negative_prompt = text::with_styles(*r.hires->negative_prompt, styles, negative);
+}
+
 }  // namespace
 
 void apply_prompt_styles(const nlohmann::json& body, JobSpec& spec,
@@ -28,49 +37,39 @@ void apply_prompt_styles(const nlohmann::json& body, JobSpec& spec,
   const auto it = body.find("styles");
   if (it == body.end() || it->is_null()) return;
   if (!it->is_array()) throw ApiError(400, "styles", "styles: expected a list of style names");
-  pipeline::GenerationRequest& r = spec.request;
+  std::vector<text::PromptStyle> chosen;
   for (const nlohmann::json& name : *it) {
     if (!name.is_string()) throw ApiError(400, "styles", "styles: expected a list of style names");
-    const auto style = std::find_if(styles.begin(), styles.end(), [&](const text::PromptStyle& s) {
-      return s.name == name.get<std::string>();
-    });
-    if (style == styles.end())
+    const text::PromptStyle* style = text::find_prompt_style(styles, name.get<std::string>());
+    if (!style)
       throw ApiError(400, "styles",
                      fmt::format("styles: '{}' is not one of this server's styles (GET "
                                  "/sdapi/v1/prompt-styles)",
                                  name.get<std::string>()));
-    r.prompt = text::with_style(style->prompt, r.prompt);
-    r.negative_prompt = text::with_style(style->negative_prompt, r.negative_prompt);
-    if (r.hires && r.hires->prompt)
-      r.hires->prompt = text::with_style(style->prompt, *r.hires->prompt);
-    if (r.hires && r.hires->negative_prompt)
-      r.hires->negative_prompt =
-          text::with_style(style->negative_prompt, *r.hires->negative_prompt);
+    chosen.push_back(*style);
   }
+  add_styles(spec.request, chosen);
 }
 
 void expand_prompt_templates(JobSpec& spec, const std::optional<PromptTemplates>& server_default,
-                             const std::filesystem::path& wildcard_folder,
-                             const RequestLimits& limits) {
+                             const text::WildcardLines& wildcards, const RequestLimits& limits) {
   const std::optional<PromptTemplates> t = spec.templates ? spec.templates : server_default;
   spec.templates = PromptTemplates{.mode = PromptTemplates::Mode::Off};  // expanded once only
   if (!t || t->mode == PromptTemplates::Mode::Off || spec.upscale) return;
   pipeline::GenerationRequest& r = spec.request;
-  const text::WildcardLines wildcards =
-      wildcard_folder.empty() ? text::WildcardLines{} : text::wildcard_folder(wildcard_folder);
   r.seed_per_image = true;
   if (t->mode == PromptTemplates::Mode::Random) {
     // A batch of variations (one seed, variation seeds + k) keeps one prompt, drawn from the
     // seed: the extension freezes it there.
     const auto count = static_cast<size_t>(r.batch);
-    const size_t draws = r.variation ? 1 : count;
-    r.image_prompts = expanded(
-        "prompt", [&] { return text::sample_dynamic_prompts(r.prompt, wildcards, r.seed, draws); });
-    r.image_negative_prompts = expanded("negative_prompt", [&] {
-      return text::sample_dynamic_prompts(r.negative_prompt, wildcards, r.seed, draws);
-    });
-    r.image_prompts.resize(count, r.image_prompts.front());
-    r.image_negative_prompts.resize(count, r.image_negative_prompts.front());
+    const auto draw = [&](const char* field, const std::string& text) {
+      std::vector<std::string> drawn = expanded(field, [&] {
+        return text::sample_dynamic_prompts(text, wildcards, r.seed, r.variation ? 1 : count);
+      });
+      return r.variation ? std::vector<std::string>(count, drawn.front()) : drawn;
+    };
+    r.image_prompts = draw("prompt", r.prompt);
+    r.image_negative_prompts = draw("negative_prompt", r.negative_prompt);
     return;
   }
   // Combinatorial: one more than a request may hold, to tell a list that is too long.

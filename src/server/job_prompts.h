@@ -1,12 +1,12 @@
 // What a job's prompts become before it runs, in A1111's order: the prompt styles it names added
 // (text/prompt_styles.h), then Dynamic Prompts templates expanded into the request's own prompts
 // for each image (GenerationRequest::image_prompts), each image with its seed + k, as the A1111
-// extension does for a batch. The server's wildcard folder holds the __name__ files.
+// extension does for a batch, __name__ read from the server's wildcard folder.
 #pragma once
 
-#include <filesystem>
 #include <vector>
 
+#include "text/dynamic_prompt.h"
 #include "text/prompt_styles.h"
 
 #include "server/api_request.h"
@@ -23,7 +23,6 @@ void apply_prompt_styles(const nlohmann::json& body, JobSpec& spec,
 // second call changes nothing; the prompt stays the template, as A1111 keeps it. An ApiError 400
 // names the prompt field that goes wrong, or the batch limit a combinatorial template goes past.
 void expand_prompt_templates(JobSpec& spec, const std::optional<PromptTemplates>& server_default,
-                             const std::filesystem::path& wildcard_folder,
-                             const RequestLimits& limits);
+                             const text::WildcardLines& wildcards, const RequestLimits& limits);
 
 }  // namespace zflow::server

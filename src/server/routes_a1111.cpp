@@ -69,11 +69,6 @@ void generate(ServerState& s, const httplib::Request& req, httplib::Response& re
   answer(res, [&] {
     json body = parse_json_object(req.body);
     JobSpec spec = parse_a1111(body, img2img, s.options.limits, s.models.default_model());
-    // send_images false: A1111 answers the info without the pictures.
-    const auto send = body.find("send_images");
-    if (send != body.end() && !send->is_null() && !send->is_boolean())
-      throw ApiError(400, "send_images", "send_images: expected true or false");
-    const bool send_images = send == body.end() || send->is_null() || send->get<bool>();
     apply_prompt_styles(body, spec, s.options.styles);
     // Here, not at submission, so that `info` lists each image's prompts.
     expand_prompt_templates(spec, s.options.prompt_templates, s.options.wildcards,
@@ -81,7 +76,7 @@ void generate(ServerState& s, const httplib::Request& req, httplib::Response& re
     const JobStatus status =
         run_to_completion(s, spec, "sd_model_checkpoint", ClientConnection(req));
     json images = json::array();
-    if (send_images)
+    if (spec.send_images)
       for (const JobImage& image : status.images) images.push_back(base64_encode(image.encoded));
     // The parameters echo the request, minus the (large) input images, with the seed used.
     body.erase("init_images");

@@ -127,4 +127,16 @@ std::string with_style(const std::string& style, const std::string& prompt) {
   return s.empty() ? p : p + ", " + s;
 }
 
+std::string with_styles(std::string text, std::span<const PromptStyle> styles,
+                        std::string PromptStyle::*part) {
+  for (const PromptStyle& style : styles) text = with_style(style.*part, text);
+  return text;
+}
+
+const PromptStyle* find_prompt_style(std::span<const PromptStyle> styles, std::string_view name) {
+  const auto it = std::find_if(styles.begin(), styles.end(),
+                               [&](const PromptStyle& s) { return s.name == name; });
+  return it == styles.end() ? nullptr : &*it;
+}
+
 }  // namespace zflow::text

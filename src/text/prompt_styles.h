@@ -5,7 +5,9 @@
 #pragma once
 
 #include <filesystem>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace zflow::text {
@@ -21,5 +23,13 @@ std::vector<PromptStyle> read_prompt_styles(const std::filesystem::path& file);
 
 // `prompt` with `style` (one style's prompt or negative prompt) added, as A1111's merge_prompts.
 std::string with_style(const std::string& style, const std::string& prompt);
+
+// `text` with the `part` (&PromptStyle::prompt or ::negative_prompt) of each style added in turn,
+// as A1111 adds the styles a request names.
+std::string with_styles(std::string text, std::span<const PromptStyle> styles,
+                        std::string PromptStyle::*part);
+
+// The style of that name, or null.
+const PromptStyle* find_prompt_style(std::span<const PromptStyle> styles, std::string_view name);
 
 }  // namespace zflow::text

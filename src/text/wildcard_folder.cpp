@@ -46,16 +46,12 @@ std::vector<std::string> read_lines(const std::filesystem::path& file) {
 }  // namespace
 
 WildcardLines wildcard_folder(const std::filesystem::path& folder) {
-  // Listed once, on the first wildcard asked for.
-  auto files = std::make_shared<std::vector<std::pair<std::string, std::filesystem::path>>>();
-  auto listed = std::make_shared<bool>(false);
-  return [folder, files, listed](const std::string& name) {
+  // Listed once, here; read-only afterwards, so one may serve several threads.
+  auto files = std::make_shared<const std::vector<std::pair<std::string, std::filesystem::path>>>(
+      wildcard_files(folder));
+  return [folder, files](const std::string& name) {
     ZF_CHECK(name.find("..") == std::string::npos,
              "[prompt] wildcard __{}__: a name inside the wildcard folder is expected", name);
-    if (!*listed) {
-      *files = wildcard_files(folder);
-      *listed = true;
-    }
     // As dynamicprompts cleans a name: separators made one '/', none at either end.
     std::string pattern;
     for (char c : name) {

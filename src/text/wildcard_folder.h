@@ -12,7 +12,8 @@
 
 namespace zflow::text {
 
-// The folder's wildcards; an Error for a name no file matches.
+// The folder's wildcards, its files listed now (files added later are not seen; their lines are
+// read when asked for); an Error for a name no file matches. Safe to call from several threads.
 WildcardLines wildcard_folder(const std::filesystem::path& folder);
 
 }  // namespace zflow::text

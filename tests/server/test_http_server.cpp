@@ -22,6 +22,7 @@
 #include "server/base64.h"
 #include "server/http_server.h"
 #include "test_util.h"
+#include "text/wildcard_folder.h"
 
 namespace zflow::server {
 namespace {
@@ -241,7 +242,7 @@ TEST_F(HttpServerTest, A1111Api) {
 TEST_F(HttpServerTest, DynamicPromptsAsTheA1111Extension) {
   ServerOptions options;
   options.prompt_templates = PromptTemplates{};
-  options.wildcards = zflow::test::fixture("dynamic_prompts/wildcards").string();
+  options.wildcards = text::wildcard_folder(zflow::test::fixture("dynamic_prompts/wildcards"));
   start(options);
   std::ifstream in(zflow::test::fixture("dynamic_prompts/random_prompts_cases.json"));
   const json golden = json::parse(in);

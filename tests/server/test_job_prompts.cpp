@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "test_util.h"
+#include "text/wildcard_folder.h"
 
 namespace zflow::server {
 namespace {
@@ -17,7 +18,8 @@ namespace {
 using nlohmann::json;
 using Mode = PromptTemplates::Mode;
 
-const std::filesystem::path kWildcards = test::fixture("dynamic_prompts/wildcards");
+const text::WildcardLines kWildcards =
+    text::wildcard_folder(test::fixture("dynamic_prompts/wildcards"));
 
 json random_golden() {
   std::ifstream in(test::fixture("dynamic_prompts/random_prompts_cases.json"));
