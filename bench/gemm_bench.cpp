@@ -65,6 +65,9 @@ const BenchShape kShapes[] = {
     // Float8 e4m3 weights (ComfyUI fp8 files, --fp8): one byte a value, widened as packed; the
     // per-tensor scale is gemm's alpha.
     {"zimage_256_f8_e4m3", 256, 3840, 3840, true, DType::F8_E4M3},
+    // Int8 weights (ComfyUI int8_tensorwise files): the integer product of ops::linear's W8A8,
+    // without its per-row activation quantisation and rescale.
+    {"zimage_256_i8", 256, 3840, 3840, true, DType::I8},
 };
 
 double process_cpu_seconds() {

@@ -35,7 +35,7 @@ Tensor weight(const char* op, const char* what, const Tensor& t, const Shape& ex
 // A matrix weight that may also be in a GGML block type or (scaled) float8 (linear,
 // embedding): kernels dequantise it as they read it.
 Tensor matrix_weight(const char* op, const char* what, const Tensor& t, const Shape& expected) {
-  if (!dtype_is_quantized(t.dtype()) && !dtype_is_float8(t.dtype()))
+  if (!dtype_is_quantized(t.dtype()) && !dtype_is_float8(t.dtype()) && t.row_scales().empty())
     return weight(op, what, t, expected);
   ZF_CHECK(t.shape() == expected, "[{}] {} has shape {}, expected {}", op, what,
            shape_str(t.shape()), shape_str(expected));
@@ -57,6 +57,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const int64_t n = w.size(0), k = x.size(-1);
   const Tensor wc = matrix_weight("linear", "w", w, {n, k});
   const Tensor bc = optional_vector("linear", "b", b, n);
+  ZF_CHECK(dev == Device::CPU || w.row_scales().empty(),
+           "[linear] an int8 weight with row scales runs on the CPU (placing a model on the GPU "
+           "dequantises it)");
   ZF_DISPATCH_CUDA(dev, "linear", cuda::linear(x.contiguous(), wc, bc));
   return cpu::linear(x.contiguous(), wc, bc);
 }
@@ -298,11 +301,12 @@ Tensor add_gated_rms_norm(const Tensor& x, const Tensor& gate, const Tensor& r, 
 Tensor embedding(const Tensor& table, std::span<const int32_t> ids, DType dtype) {
   const Device dev = common_device("embedding", {&table});
   require_rank("embedding", "table", table, 2);
-  ZF_CHECK(is_weight_dtype(table.dtype()) || dtype_is_quantized(table.dtype()) ||
-               (dtype_is_float8(table.dtype()) && dev == Device::CPU),
-           "[embedding] table must be F32, BF16, F16, a GGML block type or (on the CPU) "
-           "float8, got {}",
-           dtype_name(table.dtype()));
+  ZF_CHECK(
+      is_weight_dtype(table.dtype()) || dtype_is_quantized(table.dtype()) ||
+          ((dtype_is_float8(table.dtype()) || !table.row_scales().empty()) && dev == Device::CPU),
+      "[embedding] table must be F32, BF16, F16, a GGML block type or (on the CPU) "
+      "float8 or int8 with row scales, got {}",
+      dtype_name(table.dtype()));
   for (size_t i = 0; i < ids.size(); ++i)
     ZF_CHECK(ids[i] >= 0 && ids[i] < table.size(0),
              "[embedding] id {} at position {} is outside the table of {} rows", ids[i], i,

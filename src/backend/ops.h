@@ -37,6 +37,8 @@ namespace zflow::ops {
 // Or float8 (F8_E4M3 / F8_E5M2) with its per-tensor scale (Tensor::scale()): one byte a value
 // in memory; the CPU widens it as it packs and applies the scale to the product; the GPU runs
 // an FP8 tensor-core matmul (sm_89+, bf16 activations) or widens it to the activation dtype.
+// Or int8 with row scales (Tensor::row_scales(), ComfyUI's int8_tensorwise): on the CPU as
+// ComfyUI runs it, activations quantised per row to int8 (backend/cpu/linear_int8.cpp).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
 
 // Batched matmul: a[..., M, K] @ b[..., K, N] (same leading dims).

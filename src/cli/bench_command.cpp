@@ -24,6 +24,7 @@
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "io/fp8_weights.h"
+#include "io/int8_weights.h"
 #include "models/autoencoder_kl.h"
 #include "models/esrgan.h"
 #include "models/flux2_dit.h"
@@ -48,6 +49,7 @@ struct Common {
   std::string weights_path;
   std::string dtype = "bf16";
   bool fp8 = false;
+  bool int8 = false;
   bool offload = false;
   int repeat = 1;
   int threads = 0;
@@ -67,6 +69,9 @@ void add_common_options(CLI::App* cmd, Common& o, const std::string& file_flag,
       ->capture_default_str();
   cmd->add_flag("--fp8", o.fp8,
                 "transformers: block linears quantised to scaled float8 e4m3 at load");
+  cmd->add_flag("--int8", o.int8,
+                "transformers with random weights: block linears quantised as ComfyUI's int8 "
+                "convrot files are (ConvRot groups of 256, row scales; W8A8 on the CPU)");
   cmd->add_flag("--offload", o.offload,
                 "transformers and text encoders: blocks streamed from host memory (GPU only)");
   cmd->add_option("--repeat", o.repeat, "timed runs")
@@ -96,8 +101,9 @@ DType weight_dtype(const Common& o) {
 }
 
 // Random transformer weights as --fp8 would load them.
-io::WeightStore fp8_if(const Common& o, io::WeightStore weights) {
-  return o.fp8 ? io::quantize_weights_fp8(weights) : weights;
+io::WeightStore quantize_if(const Common& o, io::WeightStore weights) {
+  if (o.fp8) return io::quantize_weights_fp8(weights);
+  return o.int8 ? io::quantize_weights_int8(weights) : weights;
 }
 
 // Where the bench runs, checked before anything is built.
@@ -106,6 +112,9 @@ models::Placement prepare(const Common& o, const std::string& file_flag) {
   apply_matmul_precision(o.matmul_precision);
   ZF_CHECK(o.random_weights == o.weights_path.empty(),
            "[bench] give exactly one of --random-weights and {} FILE", file_flag);
+  ZF_CHECK(!o.int8 || (o.random_weights && !o.fp8),
+           "[bench] --int8 quantises random weights (an int8 file is read as it is), without "
+           "--fp8");
   models::Placement at = models::Placement::on(resolve_device(o.device));
   ZF_CHECK(!o.offload || at.device == Device::CUDA,
            "[bench] --offload streams weights to a GPU; it needs --device cuda");
@@ -153,6 +162,7 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
                         {"activations", std::string(dtype_name(at.activations))},
                         {"weights", o.random_weights ? "random " + o.dtype : o.weights_path},
                         {"fp8", o.fp8},
+                        {"int8", o.int8},
                         {"offload", at.offload},
                         {"run", r + 1},
                         {"seconds", s},
@@ -174,9 +184,10 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
 // "<component>: <config> (<weights>), ready in N s": what was built and how long it took.
 void announce(const std::string& component, const std::string& config_summary, const Common& o,
               std::chrono::steady_clock::time_point t0) {
-  fmt::print("{}: {} ({}{}{}), ready in {:.2f} s\n", component, config_summary,
+  fmt::print("{}: {} ({}{}{}{}), ready in {:.2f} s\n", component, config_summary,
              o.random_weights ? "random " + o.dtype + " weights" : o.weights_path,
-             o.fp8 ? ", --fp8" : "", o.offload ? ", --offload" : "", seconds_since(t0));
+             o.fp8 ? ", --fp8" : "", o.int8 ? ", --int8" : "", o.offload ? ", --offload" : "",
+             seconds_since(t0));
 }
 
 void check_size(int64_t width, int64_t height) {
@@ -340,13 +351,14 @@ int run_flux_dit(const DitOptions& o, const models::Placement& at) {
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
   const models::FluxTransformer dit =
       o.random_weights
-          ? models::FluxTransformer(release,
-                                    // --fp8 quantises host weights, which the model then uploads
-                                    // once; --offload copies host weights into pinned memory.
-                                    fp8_if(o, models::flux_dit_random_weights(
-                                                  release, weight_dtype(o), 1,
-                                                  o.fp8 || o.offload ? Device::CPU : at.device)),
-                                    at)
+          ? models::FluxTransformer(
+                release,
+                // --fp8 quantises host weights, which the model then uploads
+                // once; --offload copies host weights into pinned memory.
+                quantize_if(o, models::flux_dit_random_weights(
+                                   release, weight_dtype(o), 1,
+                                   o.fp8 || o.int8 || o.offload ? Device::CPU : at.device)),
+                at)
           : models::load_flux_transformer(o.weights_path, {}, o.fp8, at);
   const auto& c = dit.config();
   announce("flux.1 transformer", c.summary(), o, t0);
@@ -409,11 +421,12 @@ int run_flux2_dit(const DitOptions& o, const models::Placement& at) {
   ZF_CHECK(o.layers == 0 || o.random_weights, "[bench] --layers only applies to --random-weights");
   const models::Flux2Transformer dit =
       o.random_weights
-          ? models::Flux2Transformer(release,
-                                     fp8_if(o, models::flux2_dit_random_weights(
-                                                   release, weight_dtype(o), 1,
-                                                   o.fp8 || o.offload ? Device::CPU : at.device)),
-                                     at)
+          ? models::Flux2Transformer(
+                release,
+                quantize_if(o, models::flux2_dit_random_weights(
+                                   release, weight_dtype(o), 1,
+                                   o.fp8 || o.int8 || o.offload ? Device::CPU : at.device)),
+                at)
           : models::load_flux2_transformer(o.weights_path, {}, o.fp8, at);
   const auto& c = dit.config();
   announce("flux.2 transformer", c.summary(), o, t0);
@@ -491,12 +504,12 @@ int run_dit(const DitOptions& o) {
   for (const std::string& l : o.loras) loras.push_back(models::parse_lora_argument(l));
   // --fp8 quantises host weights, which the model then uploads once; --offload copies host
   // weights into pinned memory; LoRAs are merged on the host.
-  const bool on_host = o.fp8 || o.offload || !loras.empty();
+  const bool on_host = o.fp8 || o.int8 || o.offload || !loras.empty();
   const models::ZImageTransformer dit =
       o.random_weights
           ? models::load_zimage_transformer(
-                fp8_if(o, models::zimage_dit_random_weights(release, weight_dtype(o), 1,
-                                                            on_host ? Device::CPU : at.device)),
+                quantize_if(o, models::zimage_dit_random_weights(
+                                   release, weight_dtype(o), 1, on_host ? Device::CPU : at.device)),
                 release, at, loras)
           : models::load_zimage_transformer(o.weights_path, std::nullopt, at, o.fp8, loras);
   const auto& c = dit.config();
@@ -589,13 +602,14 @@ int run_pipeline(const PipelineOptions& o) {
       dit.n_layers = o.layers;
     }
     const models::AutoencoderKLConfig vae;
-    const Device host_first = o.fp8 || o.offload ? Device::CPU : at.device;
+    const Device host_first = o.fp8 || o.int8 || o.offload ? Device::CPU : at.device;
     return pipeline::ZImagePipeline::assemble(
         text::load_bpe_tokenizer(o.tokenizer),
         models::Qwen3TextEncoder(
             qwen, models::qwen3_random_weights(qwen, weight_dtype(o), 1, host_first), at),
         models::ZImageTransformer(
-            dit, fp8_if(o, models::zimage_dit_random_weights(dit, weight_dtype(o), 1, host_first)),
+            dit,
+            quantize_if(o, models::zimage_dit_random_weights(dit, weight_dtype(o), 1, host_first)),
             at),
         models::AutoencoderKL(
             vae, models::autoencoder_kl_random_weights(vae, weight_dtype(o), 1, at.device), at),

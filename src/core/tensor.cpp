@@ -10,7 +10,9 @@
 
 #include "core/device_memory.h"
 #include "core/error.h"
+#include "core/hadamard.h"
 #include "core/host_memory.h"
+#include "core/thread_pool.h"
 
 namespace zflow {
 
@@ -130,6 +132,43 @@ Tensor Tensor::with_scale(float scale) const {
   return t;
 }
 
+std::span<const float> Tensor::row_scales() const {
+  if (!row_scales_) return {};
+  return std::span(row_scales_->values)
+      .subspan(static_cast<size_t>(first_row_), static_cast<size_t>(shape_[0]));
+}
+
+int64_t Tensor::hadamard_group() const {
+  return row_scales_ ? row_scales_->hadamard_group : 0;
+}
+
+Tensor Tensor::with_row_scales(std::vector<float> scales, int64_t hadamard_group) const {
+  ZF_CHECK(dtype_ == DType::I8 && ndim() == 2 && strides_.back() == 1,
+           "[tensor] only 2-D I8 tensors with contiguous rows carry row scales, got {} {}",
+           dtype_name(dtype_), shape_str(shape_));
+  ZF_CHECK(static_cast<int64_t>(scales.size()) == shape_[0],
+           "[tensor] {} row scales for an I8 tensor of shape {}", scales.size(), shape_str(shape_));
+  ZF_CHECK(
+      hadamard_group == 0 || (is_hadamard_group(hadamard_group) && shape_[1] % hadamard_group == 0),
+      "[tensor] a ConvRot group of {} does not divide rows of {} values (expected a power "
+      "of four dividing them)",
+      hadamard_group, shape_[1]);
+  Tensor t = *this;
+  t.row_scales_ = std::make_shared<const RowScales>(RowScales{std::move(scales), hadamard_group});
+  t.first_row_ = 0;
+  return t;
+}
+
+void Tensor::check_no_row_scales(const char* what) const {
+  ZF_CHECK(!row_scales_,
+           "[tensor] {} of an int8 weight with row scales {} (only its rows can be sliced)", what,
+           shape_str(shape_));
+}
+
+bool Tensor::same_row_scales(const Tensor& other) const {
+  return row_scales_ == other.row_scales_ && (!row_scales_ || first_row_ == other.first_row_);
+}
+
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
   for (int i = ndim() - 1; i >= 0; --i) {
@@ -140,6 +179,7 @@ bool Tensor::is_contiguous() const {
 }
 
 Tensor Tensor::view(Shape shape) const {
+  check_no_row_scales("a view");
   ZF_CHECK(is_contiguous(), "[view] tensor of shape {} is not contiguous", shape_str(shape_));
   int infer = -1;
   int64_t known = 1;
@@ -172,12 +212,18 @@ Tensor Tensor::slice(int dim, int64_t start, int64_t end) const {
              "[slice] {} of a {} tensor {} along its blocks must keep whole blocks of {}",
              fmt::format("[{}, {})", start, end), dtype_name(dtype_), shape_str(shape_),
              dtype_block_size(dtype_));
+  if (d == 0) {
+    t.first_row_ += start;
+  } else {
+    check_no_row_scales("a slice across the rows");
+  }
   t.offset_ += dtype_nbytes(dtype_, start * strides_[d]);
   t.shape_[d] = end - start;
   return t;
 }
 
 Tensor Tensor::select(int dim, int64_t index) const {
+  check_no_row_scales("a selection");
   const int d = normalize_dim(dim, ndim());
   Tensor t = slice(d, index, index + 1);
   t.shape_.erase(t.shape_.begin() + d);
@@ -188,6 +234,7 @@ Tensor Tensor::select(int dim, int64_t index) const {
 Tensor Tensor::permute(const std::vector<int>& order) const {
   ZF_CHECK(static_cast<int>(order.size()) == ndim(), "[permute] order has {} dims, tensor {}",
            order.size(), shape_str(shape_));
+  check_no_row_scales("a permutation");
   Tensor t = *this;
   std::vector<bool> seen(order.size());
   for (size_t i = 0; i < order.size(); ++i) {
@@ -201,6 +248,7 @@ Tensor Tensor::permute(const std::vector<int>& order) const {
 }
 
 Tensor Tensor::unsqueeze(int dim) const {
+  check_no_row_scales("an unsqueeze");
   const int d = normalize_dim(dim, ndim() + 1);
   Tensor t = *this;
   const int64_t stride = d < ndim() ? strides_[d] * shape_[d] : 1;
@@ -247,9 +295,26 @@ void Tensor::copy_from(const Tensor& src) {
   ZF_CHECK(scale_ == 1.0f || (dtype_ == src.dtype_ && scale_ == src.scale_),
            "[copy] cannot copy {} (scale {}) into a {} tensor with scale {}",
            dtype_name(src.dtype_), src.scale_, dtype_name(dtype_), scale_);
+  // Int8 rows with scales copy as bytes into a tensor holding the same scales, or dequantise
+  // into one without; quantising into row scales is not a copy (io/int8_weights.h does it).
+  ZF_CHECK(!row_scales_ || same_row_scales(src),
+           "[copy] cannot copy {} {} into an int8 tensor with other row scales",
+           dtype_name(src.dtype_), shape_str(src.shape_));
   if (numel() == 0) return;
   const Device dst_device = device(), src_device = src.device();
-  if (dst_device == Device::CPU && src_device == Device::CPU) {
+  if (src.row_scales_ && !row_scales_) {
+    ZF_CHECK(src_device == Device::CPU && dtype_is_float(dtype_),
+             "[copy] an int8 tensor with row scales dequantises on the host, into a float dtype "
+             "(asked: {} on {})",
+             dtype_name(dtype_), device_name(dst_device));
+    if (dst_device == Device::CPU) {
+      dequantize_rows_on_host(src);
+    } else {
+      Tensor staged = empty(shape_, dtype_);
+      staged.dequantize_rows_on_host(src);
+      device_memory::copy(raw(), dst_device, staged.raw(), Device::CPU, nbytes());
+    }
+  } else if (dst_device == Device::CPU && src_device == Device::CPU) {
     copy_on_host(src);
   } else if (dst_device == src_device) {
     ZF_CHECK(src.scale_ == scale_,
@@ -277,6 +342,25 @@ void Tensor::copy_from(const Tensor& src) {
       copy_on_host(host);
     }
   }
+}
+
+void Tensor::dequantize_rows_on_host(const Tensor& src) {
+  // Each row: widened to float32, times its scale, rotated out of ConvRot's basis, then into
+  // this tensor's dtype (comfy-kitchen's dequantize_int8_convrot_weight: q.float() * scale,
+  // then the rotation, in float32).
+  const std::span<const float> scales = src.row_scales();
+  const int64_t rows = src.shape_[0], cols = src.shape_[1], group = src.hadamard_group();
+  char* dst = static_cast<char*>(raw());
+  parallel_for(rows, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = begin; r < end; ++r) {
+      const auto* q = static_cast<const int8_t*>(src.raw()) + r * src.strides_[0];
+      for (int64_t c = 0; c < cols; ++c) row[c] = static_cast<float>(q[c]) * scales[r];
+      if (group > 0) rotate_hadamard_groups(row.data(), cols, group);
+      zflow::from_f32(row.data(), dst + dtype_nbytes(dtype_, r * cols), dtype_,
+                      static_cast<size_t>(cols));
+    }
+  });
 }
 
 void Tensor::copy_on_host(const Tensor& src) {
@@ -330,6 +414,8 @@ void Tensor::copy_on_host(const Tensor& src) {
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_, device()).with_scale(scale_);
+  t.row_scales_ = row_scales_;
+  t.first_row_ = first_row_;
   t.copy_from(*this);
   return t;
 }
@@ -348,6 +434,8 @@ Tensor Tensor::to(DType dtype) const {
 Tensor Tensor::to(Device device) const {
   if (device == this->device()) return *this;
   Tensor t = empty(shape_, dtype_, device).with_scale(scale_);
+  t.row_scales_ = row_scales_;
+  t.first_row_ = first_row_;
   t.copy_from(*this);
   return t;
 }

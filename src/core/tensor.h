@@ -86,6 +86,16 @@ class Tensor {
   float scale() const { return scale_; }
   // This tensor (a view) with a scale; only float8 tensors (F8_E4M3, F8_E5M2) carry one.
   Tensor with_scale(float scale) const;
+  // The per-row scales of an int8 weight (ComfyUI's int8_tensorwise, io/int8_weights.h): row
+  // r's values are its stored integers times row_scales()[r], then, when hadamard_group() > 0,
+  // rotated back out of ConvRot's basis (core/hadamard.h). Empty (and 0) for every other
+  // tensor. Slices along dim 0 keep their rows' scales, same-dtype copies keep them, other
+  // views are refused; a conversion to another dtype applies them, so to(DType::F32) gives
+  // the true values.
+  std::span<const float> row_scales() const;
+  int64_t hadamard_group() const;
+  // This 2-D I8 tensor (a view) with one scale per row and ConvRot's group (0: not rotated).
+  Tensor with_row_scales(std::vector<float> scales, int64_t hadamard_group) const;
   Device device() const { return storage_ ? storage_->device : Device::CPU; }
   bool is_contiguous() const;
   const std::shared_ptr<Storage>& storage() const { return storage_; }
@@ -119,6 +129,9 @@ class Tensor {
   int normalize_dim(int dim, int rank) const;
   void copy_on_host(const Tensor& src);  // both on the host, same shape, dst contiguous
   void check_dtype(DType expected) const;
+  void check_no_row_scales(const char* what) const;
+  bool same_row_scales(const Tensor& other) const;
+  void dequantize_rows_on_host(const Tensor& src);  // src has row scales, this does not
 
   std::shared_ptr<Storage> storage_;
   size_t offset_ = 0;  // bytes
@@ -126,6 +139,12 @@ class Tensor {
   std::vector<int64_t> strides_;  // elements
   DType dtype_ = DType::F32;
   float scale_ = 1.0f;
+  struct RowScales {
+    std::vector<float> values;  // one per row of the tensor they were given to
+    int64_t hadamard_group = 0;
+  };
+  std::shared_ptr<const RowScales> row_scales_;
+  int64_t first_row_ = 0;  // this view's first row in row_scales_->values
 };
 
 std::vector<int64_t> contiguous_strides(std::span<const int64_t> shape);

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
+#include "io/comfy_quant.h"
 #include "io/gguf_convert.h"
 
 namespace zflow::io {
@@ -15,44 +15,11 @@ namespace {
 
 constexpr float kE4M3Max = 448.0f;
 
-// The float8 dtype a ComfyUI format string names; an Error for every other format.
-DType format_dtype(const std::string& format, const std::string& layer, const std::string& where) {
+// The dtype a ComfyUI format (comfy_quant_format: one zflow reads) is stored in.
+DType stored_dtype(const std::string& format) {
   if (format == "float8_e4m3fn") return DType::F8_E4M3;
   if (format == "float8_e5m2") return DType::F8_E5M2;
-  fail(
-      "[load] {}: layer '{}' is quantised as '{}'; zflow reads the float8 formats "
-      "(float8_e4m3fn, float8_e5m2), not this one",
-      where, layer, format);
-}
-
-// A layer's format entry: {"format": "...", ...} or, as some converters write it, "...".
-std::string format_of(const nlohmann::json& conf, const std::string& layer,
-                      const std::string& where) {
-  if (conf.is_string()) return conf.get<std::string>();
-  if (conf.is_object() && conf.contains("format") && conf["format"].is_string())
-    return conf["format"].get<std::string>();
-  fail("[load] {}: layer '{}' has quantisation settings {} without a \"format\" string", where,
-       layer, conf.dump());
-}
-
-nlohmann::json parse_json(const std::string& text, const std::string& what,
-                          const std::string& where) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[load] {}: {} is not valid JSON: {}", where, what, e.what());
-  }
-}
-
-// `_quantization_metadata`: every layer it lists must be in a format we read.
-void check_quantization_metadata(const std::string& text, const std::string& where) {
-  const nlohmann::json doc = parse_json(text, "_quantization_metadata", where);
-  if (!doc.is_object() || !doc.contains("layers")) return;
-  const nlohmann::json& layers = doc["layers"];
-  ZF_CHECK(layers.is_object(), "[load] {}: _quantization_metadata 'layers' is not an object",
-           where);
-  for (const auto& [layer, conf] : layers.items())
-    format_dtype(format_of(conf, layer, where), layer, where);
+  return DType::I8;
 }
 
 // The one value of a scale tensor (float32 in ComfyUI's files; any float type accepted).
@@ -86,8 +53,7 @@ float round_to(float x, DType dtype) {
 
 void resolve_fp8_weights(WeightStore& store,
                          const std::vector<std::string>& quantization_metadata) {
-  for (const std::string& text : quantization_metadata)
-    check_quantization_metadata(text, store.description());
+  comfy_quant_metadata_layers(quantization_metadata, store.description());  // formats we read
   int scaled = 0, plain = 0, widened = 0;
   for (const std::string& name : store.names()) {
     if (!store.contains(name)) continue;  // removed as a companion of an earlier weight
@@ -96,18 +62,11 @@ void resolve_fp8_weights(WeightStore& store,
     const std::string where = store.source_of(name);
     if (name.ends_with(".weight")) {
       const std::string layer = name.substr(0, name.size() - 7);
-      if (const std::string key = layer + ".comfy_quant"; store.contains(key)) {
-        const Tensor bytes = store.get(key).contiguous();
-        ZF_CHECK(bytes.dtype() == DType::U8 && bytes.ndim() == 1,
-                 "[load] {}: '{}' is {} {}, expected uint8 JSON bytes", where, key,
-                 dtype_name(bytes.dtype()), shape_str(bytes.shape()));
-        const std::string text(static_cast<const char*>(bytes.raw()),
-                               static_cast<size_t>(bytes.numel()));
-        const DType format = format_dtype(
-            format_of(parse_json(text, "'" + key + "'", where), layer, where), layer, where);
-        ZF_CHECK(format == t.dtype(), "[load] {}: '{}' is stored as {} but '{}' says {}", where,
-                 name, dtype_name(t.dtype()), key, dtype_name(format));
-        store.remove(key);
+      if (const auto settings = take_comfy_quant(store, layer)) {
+        const std::string format = comfy_quant_format(*settings, layer, where);
+        ZF_CHECK(stored_dtype(format) == t.dtype(),
+                 "[load] {}: '{}' is stored as {} but its comfy_quant says '{}'", where, name,
+                 dtype_name(t.dtype()), format);
       }
       const std::string new_scale = layer + ".weight_scale", old_scale = layer + ".scale_weight";
       ZF_CHECK(!(store.contains(new_scale) && store.contains(old_scale)),

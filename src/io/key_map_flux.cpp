@@ -286,9 +286,12 @@ WeightStore original_flux_to_diffusers(const WeightStore& store) {
              store.source_of(name), name, shape_str(t.shape()), width);
     if (target.split == Split::SwapHalves) {
       const int64_t half = sizes[0];
-      Tensor swapped = Tensor::empty(t.shape(), t.dtype());
-      swapped.slice(0, 0, half).copy_from(t.slice(0, half, rows));
-      swapped.slice(0, half, rows).copy_from(t.slice(0, 0, half));
+      // Int8 rows would need their scales swapped too: such a layer (no published file has
+      // one; ComfyUI keeps modulation in bf16) is dequantised instead.
+      const Tensor src = t.row_scales().empty() ? t : t.to(DType::F32);
+      Tensor swapped = Tensor::empty(src.shape(), src.dtype());
+      swapped.slice(0, 0, half).copy_from(src.slice(0, half, rows));
+      swapped.slice(0, half, rows).copy_from(src.slice(0, 0, half));
       out.add(target.names[0], swapped, store.source_of(name));
       continue;
     }

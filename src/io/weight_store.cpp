@@ -15,6 +15,7 @@
 #include "core/memory_usage.h"
 #include "io/fp8_weights.h"
 #include "io/gguf.h"
+#include "io/int8_weights.h"
 #include "io/safetensors.h"
 #include "io/torch_checkpoint.h"
 
@@ -241,7 +242,10 @@ WeightStore WeightStore::open(const fs::path& path) {
     add_file(store, SafetensorsFile::open(path), quantization);
   }
   store.description_ = path.string();
-  if (!store.gguf_) resolve_fp8_weights(store, quantization);
+  if (!store.gguf_) {
+    resolve_int8_weights(store, quantization);
+    resolve_fp8_weights(store, quantization);
+  }
   return store;
 }
 

@@ -1,8 +1,9 @@
 // WeightStore: the weights of one model component by name, gathered from a single
-// safetensors, GGUF or PyTorch checkpoint (.pth / .pt / .ckpt, io/torch_checkpoint.h) file, a sharded set (`*.safetensors.index.json`) or a folder, with
-// zero-copy tensors over the memory-mapped files (GGUF block-quantised tensors stay in their
-// block dtype; ComfyUI float8 weights stay float8 with their scale, io/fp8_weights.h). Models bind
-// their parameters by name through get(), which checks shapes and names the file in every error.
+// safetensors, GGUF or PyTorch checkpoint (.pth / .pt / .ckpt, io/torch_checkpoint.h) file, a
+// sharded set (`*.safetensors.index.json`) or a folder, with zero-copy tensors over the
+// memory-mapped files (GGUF block-quantised tensors stay in their block dtype; ComfyUI float8
+// weights stay float8 with their scale, io/fp8_weights.h). Models bind their parameters by name
+// through get(), which checks shapes and names the file in every error.
 #pragma once
 
 #include <filesystem>
@@ -37,7 +38,8 @@ class WeightStore {
   // *.safetensors.index.json, or a folder holding safetensors files or one index. GGUF tensor
   // names are kept as stored; a ComfyUI-GGUF `comfy.gguf.orig_shape.<name>` key gives a
   // tensor its original shape (dequantised to float32 when that shape splits its blocks).
-  // Safetensors float8 weights are paired with their scales (resolve_fp8_weights).
+  // Safetensors float8 and int8 weights are paired with their scales (resolve_fp8_weights,
+  // resolve_int8_weights).
   static WeightStore open(const std::filesystem::path& path);
 
   // Adds a tensor by hand (tests, random weights, converted layouts).

@@ -17,6 +17,7 @@
 #include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 #include "io/fp8_weights.h"
+#include "io/int8_weights.h"
 
 namespace zflow::models {
 namespace {
@@ -232,6 +233,11 @@ void merge_update(const io::WeightStore& weights, const Update& u, const Tensor&
 // The merged weight in the dtype the model had it in (see lora.h).
 Tensor stored_like(const Tensor& merged, const Tensor& original) {
   if (dtype_is_float8(original.dtype())) return io::quantize_fp8_e4m3(merged);
+  if (!original.row_scales().empty()) {  // ComfyUI requantises with the layer's own settings
+    const int64_t group = original.hadamard_group();
+    return io::quantize_int8_rows(merged,
+                                  merged.size(1) % std::max<int64_t>(group, 1) == 0 ? group : 0);
+  }
   if (dtype_is_quantized(original.dtype()))
     return merged.to(can_quantize(original.dtype()) ? original.dtype() : DType::BF16);
   return merged.to(original.dtype());

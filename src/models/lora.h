@@ -21,7 +21,8 @@
 // whatever the LoRA's scale.
 //
 // The merge is computed in float32 and stored back in the weight's dtype (float32, bf16, f16;
-// a scaled float8 weight is requantised with a new scale). A GGML block-quantised weight is
+// a scaled float8 weight is requantised with a new scale, an int8 one with new row scales in its
+// ConvRot basis, as ComfyUI requantises its quantised layers). A GGML block-quantised weight is
 // requantised to its own type, as stable-diffusion.cpp does, so a Q4 model stays Q4-sized with
 // a LoRA (the merged values are rounded once more, to that type's step); the types zflow cannot
 // write (Q2_K, Q3_K) become bf16 instead.

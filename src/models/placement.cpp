@@ -73,9 +73,11 @@ class UploadProgress {
 // for the FP8 matmuls; GGML block-quantised matrices stay quantised (linear and embedding
 // dequantise them on the device as they run), which is what lets a Q4 model fit a small GPU;
 // other float weights take the activation dtype (a block-quantised vector or conv kernel,
-// dequantised on the host); integer tensors keep theirs.
+// dequantised on the host), as do int8 weights with row scales (no GPU kernel runs ComfyUI's
+// int8 matmul yet); integer tensors keep theirs.
 DType placed_dtype(const Tensor& t, const Placement& placement) {
-  const bool keep = t.dtype() == DType::F8_E4M3 || !dtype_is_float(t.dtype()) ||
+  const bool keep = t.dtype() == DType::F8_E4M3 ||
+                    (!dtype_is_float(t.dtype()) && t.row_scales().empty()) ||
                     (dtype_is_quantized(t.dtype()) && t.ndim() == 2);
   return keep ? t.dtype() : placement.activations;
 }

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "io/fp8_weights.h"
+#include "io/int8_weights.h"
 #include "io/safetensors.h"
 #include "models/flux2_dit.h"
 #include "models/flux_dit.h"
@@ -156,7 +157,8 @@ TEST(Lora, FluxKohyaLayoutMatchesDiffusers) {
 // ---- Stored dtypes and errors -------------------------------------------------------------------
 
 // A patched bf16 weight stays bf16; a patched block-quantised one is requantised to its type, as
-// is a scaled float8 one; weights the LoRA does not touch are the same tensors.
+// are a scaled float8 one and an int8 one (in its ConvRot basis); weights the LoRA does not touch
+// are the same tensors.
 TEST(Lora, MergedWeightsKeepOrWidenTheirDtype) {
   const io::WeightStore folder = io::WeightStore::open(kZImageFolder);
   io::WeightStore mixed;
@@ -165,9 +167,11 @@ TEST(Lora, MergedWeightsKeepOrWidenTheirDtype) {
     const bool q8 = name.find("feed_forward") != std::string::npos && t.ndim() == 2 &&
                     t.size(1) % dtype_block_size(DType::Q8_0) == 0;
     const bool fp8 = name == "layers.0.attention.to_k.weight";
-    mixed.add(name, q8    ? t.to(DType::Q8_0)
-                    : fp8 ? io::quantize_fp8_e4m3(t)
-                          : (t.ndim() == 2 ? t.to(DType::BF16) : t));
+    const bool int8 = name == "layers.0.attention.to_v.weight";
+    mixed.add(name, q8     ? t.to(DType::Q8_0)
+                    : fp8  ? io::quantize_fp8_e4m3(t)
+                    : int8 ? io::quantize_int8_rows(t, 16)
+                           : (t.ndim() == 2 ? t.to(DType::BF16) : t));
   }
   const LoraFile lora{kLoraDir / "zimage_lora_peft.safetensors", 1.0f};
   const io::WeightStore merged = merge_loras(mixed, {&lora, 1}, {}, "Z-Image transformer");
@@ -180,10 +184,20 @@ TEST(Lora, MergedWeightsKeepOrWidenTheirDtype) {
   io::WeightStore widened;
   for (const std::string& name : mixed.names())
     widened.add(name, name == w1 ? mixed.get(name).to(DType::F32) : mixed.get(name));
-  const Tensor want =
-      merge_loras(widened, {&lora, 1}, {}, "Z-Image transformer").get(w1).to(DType::Q8_0);
+  const std::string v = "layers.0.attention.to_v.weight";
+  widened.replace(v, mixed.get(v).to(DType::F32));
+  const io::WeightStore merged_widened =
+      merge_loras(widened, {&lora, 1}, {}, "Z-Image transformer");
+  const Tensor want = merged_widened.get(w1).to(DType::Q8_0);
   ASSERT_EQ(patched.nbytes(), want.nbytes());
   EXPECT_EQ(std::memcmp(patched.raw(), want.raw(), want.nbytes()), 0);
+  // Int8: the float32 merge of its dequantised values, quantised again with its ConvRot group.
+  const Tensor patched_v = merged.get(v);
+  ASSERT_EQ(patched_v.dtype(), DType::I8);
+  EXPECT_EQ(patched_v.hadamard_group(), 16);
+  const Tensor want_v = io::quantize_int8_rows(merged_widened.get(v), 16);
+  EXPECT_EQ(std::memcmp(patched_v.raw(), want_v.raw(), want_v.nbytes()), 0);
+  EXPECT_TRUE(std::ranges::equal(patched_v.row_scales(), want_v.row_scales()));
   // A scaled float8 weight is requantised: float8 again, with the scale of its new values.
   const Tensor k = merged.get("layers.0.attention.to_k.weight");
   EXPECT_EQ(k.dtype(), DType::F8_E4M3);

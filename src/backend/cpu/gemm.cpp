@@ -124,9 +124,9 @@ void check_args(const GemmArgs& g) {
              g.k, g.ldb, block);
   } else {
     ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16 ||
-                 dtype_is_float8(g.b_dtype),
-             "[gemm] B dtype {} is not supported, expected F32, BF16, F16, F8_E4M3, F8_E5M2 or a "
-             "GGML block type",
+                 dtype_is_float8(g.b_dtype) || g.b_dtype == DType::I8,
+             "[gemm] B dtype {} is not supported, expected F32, BF16, F16, F8_E4M3, F8_E5M2, I8 "
+             "or a GGML block type",
              dtype_name(g.b_dtype));
   }
   ZF_CHECK(g.m >= 0 && g.n >= 0 && g.k >= 0, "[gemm] negative size: m={} n={} k={}", g.m, g.n, g.k);
@@ -287,8 +287,10 @@ GemmIsa gemm_default_isa(DType b_dtype) {
   static const GemmIsa float32 = fastest_float32_isa();
   static const bool bf16 = isa_available(GemmIsa::Avx512Bf16);
   if (forced) return *forced;
-  const bool pairs_fit =
-      b_dtype == DType::BF16 || dtype_is_float8(b_dtype) || dtype_is_quantized(b_dtype);
+  // Int8 weights are exact in bfloat16, as are the integer activations ops::linear pairs them
+  // with (backend/cpu/linear_int8.cpp).
+  const bool pairs_fit = b_dtype == DType::BF16 || dtype_is_float8(b_dtype) ||
+                         dtype_is_quantized(b_dtype) || b_dtype == DType::I8;
   return bf16 && pairs_fit && matmul_precision() == MatmulPrecision::Bfloat16 ? GemmIsa::Avx512Bf16
                                                                               : float32;
 }

@@ -130,8 +130,9 @@ inline const std::array<float, 256>& float8_table(DType type) {
   return type == DType::F8_E4M3 ? e4m3 : e5m2;
 }
 
-// Widens n stored values of B (float32, bfloat16, float16 or float8) to float32. A float8
-// weight's per-tensor scale is not applied here: gemm's caller folds it into alpha.
+// Widens n stored values of B (float32, bfloat16, float16, float8 or int8) to float32. A float8
+// weight's per-tensor scale and an int8 weight's row scales are not applied here: gemm's
+// caller folds the one into alpha and applies the others to the output.
 template <class Ops>
 void widen(const void* src, DType type, float* dst, int64_t n) {
   if (dtype_is_float8(type)) {
@@ -145,6 +146,9 @@ void widen(const void* src, DType type, float* dst, int64_t n) {
   } else if (type == DType::F32) {
     const auto* s = static_cast<const float*>(src);
     for (int64_t i = 0; i < n; ++i) dst[i] = s[i];
+  } else if (type == DType::I8) {
+    const auto* s = static_cast<const int8_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
   } else if (type == DType::BF16) {  // bfloat16 is the top half of a float32: exact
     const auto* s = static_cast<const uint16_t*>(src);
     for (int64_t i = 0; i < n; ++i) dst[i] = __builtin_bit_cast(float, uint32_t{s[i]} << 16);

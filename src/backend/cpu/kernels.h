@@ -11,6 +11,9 @@
 namespace zflow::cpu {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor linear_int8_rows(const Tensor& x, const Tensor& w, const Tensor& b);  // linear_int8.cpp
+// out[m, N] = x[m, K] @ w[N, K]^T (contiguous rows), w in its stored dtype times its scale().
+void linear_product(const float* x, int64_t m, const Tensor& w, float* out);
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride,
               ops::Padding2d padding);

@@ -8,33 +8,39 @@
 
 namespace zflow::cpu {
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+void linear_product(const float* x, int64_t m, const Tensor& w, float* out) {
   const int64_t n = w.size(0), k = w.size(1);
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    std::fill(out, out + m * n, 0.0f);
+    return;
+  }
+  GemmArgs g;
+  g.trans_b = true;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = x;
+  g.lda = k;
+  g.b = w.raw();
+  g.b_dtype = w.dtype();
+  g.ldb = k;
+  g.c = out;
+  g.ldc = n;
+  g.alpha = w.scale();
+  gemm(g);
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (!w.row_scales().empty()) return linear_int8_rows(x, w, b);
+  const int64_t n = w.size(0);
   const int64_t m = shape_numel(std::span(x.shape()).first(x.shape().size() - 1));
   Shape out_shape = x.shape();
   out_shape.back() = n;
   Tensor y = Tensor::empty(out_shape, DType::F32);
   float* out = y.data<float>();  // [m, n]
-  if (m == 0 || n == 0) return y;
-  if (k == 0) {
-    std::fill(out, out + m * n, 0.0f);
-  } else {
-    GemmArgs g;
-    g.trans_b = true;
-    g.m = m;
-    g.n = n;
-    g.k = k;
-    g.a = x.data<float>();
-    g.lda = k;
-    g.b = w.raw();
-    g.b_dtype = w.dtype();
-    g.ldb = k;
-    g.c = out;
-    g.ldc = n;
-    g.alpha = w.scale();
-    gemm(g);
-  }
-  if (b.defined()) {
+  linear_product(x.data<float>(), m, w, out);
+  if (b.defined() && m > 0) {
     const std::vector<float> bias = widen(b);
     parallel_for(
         m,
