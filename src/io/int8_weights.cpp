@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/hadamard.h"
+#include "core/int8_rows.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "io/comfy_quant.h"
@@ -105,13 +106,8 @@ Tensor quantize_int8_rows(const Tensor& w, int64_t hadamard_group) {
     for (int64_t r = begin; r < end; ++r) {
       std::copy_n(values.data<float>() + r * cols, cols, row.begin());
       if (hadamard_group > 0) rotate_hadamard_groups(row.data(), cols, hadamard_group);
-      float amax = 0.0f;
-      for (float v : row) amax = std::max(amax, std::fabs(v));
-      const float scale = std::max(amax / 127.0f, 1e-30f);
-      auto* out = static_cast<int8_t*>(q.raw()) + r * cols;
-      for (int64_t c = 0; c < cols; ++c)
-        out[c] = static_cast<int8_t>(std::clamp(std::nearbyint(row[c] / scale), -128.0f, 127.0f));
-      scales[r] = scale;
+      scales[r] = int8_row_scale(row.data(), cols);
+      quantize_int8_row(row.data(), cols, scales[r], static_cast<int8_t*>(q.raw()) + r * cols);
     }
   });
   return q.with_row_scales(std::move(scales), hadamard_group);

@@ -201,7 +201,7 @@ Problem make_problem(const Case& cs, std::mt19937& rng) {
   for (auto& v : p.a) v = dist(rng);
   std::vector<float>& b_f32 = p.b_f32;
   b_f32.resize(static_cast<size_t>(b_rows * g.ldb));
-  for (auto& v : b_f32) v = dist(rng);
+  for (auto& v : b_f32) v = cs.b_dtype == DType::I8 ? std::round(127 * dist(rng)) : dist(rng);
   p.b.resize(dtype_nbytes(cs.b_dtype, static_cast<int64_t>(b_f32.size())));
   from_f32(b_f32.data(), p.b.data(), cs.b_dtype, b_f32.size());
   to_f32(p.b.data(), cs.b_dtype, b_f32.data(), b_f32.size());  // the values B really holds
@@ -289,7 +289,8 @@ TEST(Gemm, MatchesReferenceForEveryKernel) {
   for (const Shape& s : kShapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})
-        for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3, DType::F8_E5M2}) {
+        for (DType dt :
+             {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3, DType::F8_E5M2, DType::I8}) {
           const Case cs{
               s, ta, tb, dt, variant % 3 == 0 ? 0 : 3, alphas[variant % 4], betas[variant % 4]};
           ++variant;

@@ -161,6 +161,10 @@ void widen(const void* src, DType type, float* dst, int64_t n) {
 // one for the type, else the portable definition.
 template <class Ops>
 void dequantize(DType type, const uint8_t* blocks, float* dst, int64_t n) {
+  if (type == DType::I8) {  // int8 rows (their scales are applied to gemm's output)
+    widen<Ops>(blocks, type, dst, n);
+    return;
+  }
   if constexpr (requires { Ops::dequantize(type, blocks, dst, n); }) {
     if (Ops::dequantize(type, blocks, dst, n)) return;
   }
@@ -186,7 +190,8 @@ inline constexpr int64_t kPrefetchRowsAhead = 4;
 // ones.
 inline constexpr int64_t kBlockRun = 256;
 
-// Dequantises `len` values (whole blocks) of Linear weight row `row` from depth `depth` into
+// Dequantises `len` values (whole blocks; any run for I8) of Linear weight row `row` from depth
+// `depth` into
 // `dst`, first asking for the same run of the row kPrefetchRowsAhead on when it is below
 // `row_end`.
 template <class Ops>
@@ -353,10 +358,11 @@ void pack_bf16_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, int6
     for (int64_t c = cols; c < NR; ++c) out[p * NR + c] = 0.0f;
 }
 
-// A full sliver of a GGML block-quantised Linear weight: each column's run of depths is
-// dequantised and rounded to bfloat16 in place of the float32 sliver and its fold, and the runs'
-// pairs are transposed in registers. The packed bits equal the fold's (the same rounding);
-// depth ranges are whole blocks (gemm's rule), so every run holds a multiple of 16 pairs.
+// A full sliver of a GGML block-quantised (or int8) Linear weight: each column's run of depths
+// is dequantised and rounded to bfloat16 in place of the float32 sliver and its fold, and the
+// runs' pairs are transposed in registers. The packed bits equal the fold's (the same rounding);
+// depth ranges are whole blocks (gemm's rule; for int8 the caller checks kc is a multiple of 32),
+// so every run holds a multiple of 16 pairs.
 template <class Ops, int NR>
 void pack_blocks_pairs_sliver(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j, float* out) {
   constexpr int64_t kRun = kBlockRun;
@@ -386,7 +392,9 @@ void pack_b_pairs(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t
       continue;
     }
     if constexpr (requires { Ops::to_bf16(sliver, nullptr, int64_t{}); }) {
-      if (dtype_is_quantized(g.b_dtype) && cols == NR && NR % 16 == 0) {
+      const bool runs =
+          dtype_is_quantized(g.b_dtype) || (g.b_dtype == DType::I8 && g.trans_b && kc % 32 == 0);
+      if (runs && cols == NR && NR % 16 == 0) {
         pack_blocks_pairs_sliver<Ops, NR>(g, p0, kc, j0 + js, out);
         continue;
       }

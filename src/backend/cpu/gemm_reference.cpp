@@ -32,7 +32,7 @@ void gemm_reference(const GemmArgs& g) {
     return;
   }
   ZF_CHECK(g.b_dtype == DType::F32 || g.b_dtype == DType::BF16 || g.b_dtype == DType::F16 ||
-               dtype_is_float8(g.b_dtype),
+               dtype_is_float8(g.b_dtype) || g.b_dtype == DType::I8,
            "[gemm] B dtype {} is not supported", dtype_name(g.b_dtype));
   for (int64_t i = 0; i < g.m; ++i) {
     for (int64_t j = 0; j < g.n; ++j) {

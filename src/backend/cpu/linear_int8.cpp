@@ -12,6 +12,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "core/hadamard.h"
+#include "core/int8_rows.h"
 #include "core/thread_pool.h"
 
 namespace zflow::cpu {
@@ -36,12 +37,8 @@ Tensor linear_int8_rows(const Tensor& x, const Tensor& w, const Tensor& b) {
           float* row = qs + r * k;
           std::copy_n(xs + r * k, k, row);
           if (group > 0) rotate_hadamard_groups(row, k, group);
-          float amax = 0.0f;
-          for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(row[i]));
-          const float s = std::max(amax / 127.0f, 1e-30f);
-          for (int64_t i = 0; i < k; ++i)
-            row[i] = std::clamp(std::nearbyint(row[i] / s), -128.0f, 127.0f);
-          x_scale[r] = s;
+          x_scale[r] = int8_row_scale(row, k);
+          quantize_int8_row(row, k, x_scale[r], row);
         }
       },
       16);
