@@ -30,6 +30,10 @@ constexpr std::string_view kUpSuffixes[] = {".lora_B.weight", ".lora_B.default.w
 // PEFT's lora_bias: the up projection's bias, added to the module's bias.
 constexpr std::string_view kUpBiasSuffixes[] = {".lora_B.bias", ".lora_B.default.bias"};
 constexpr std::string_view kAlphaSuffix = ".alpha";
+// LyCORIS's LoKr and LoHa tensors (its own and kohya's naming; ComfyUI reads them alike).
+constexpr std::string_view kLyCorisSuffixes[] = {
+    ".lokr_w1",   ".lokr_w1_a", ".lokr_w1_b", ".lokr_w2",   ".lokr_w2_a",
+    ".lokr_w2_b", ".hada_w1_a", ".hada_w1_b", ".hada_w2_a", ".hada_w2_b"};
 
 // What stands before the module path, outermost first (PEFT's wrapper, diffusers' component,
 // ComfyUI's and kohya's model prefixes).
@@ -117,22 +121,37 @@ std::map<std::string, std::string> replaceable_norms(const io::WeightStore& weig
   return out;
 }
 
-// One module's matrices in a LoRA file.
-struct Pair {
-  std::string down, up, up_bias, alpha;  // tensor names in the file ("" when absent)
+// One module's tensors in a LoRA file, by their names in the file ("" when absent): a LoRA's
+// down and up matrices (and PEFT's up bias), or LyCORIS's LoKr / LoHa tensors by suffix.
+struct Module {
+  std::string down, up, up_bias, alpha;
+  std::map<std::string, std::string, std::less<>> lycoris;  // "lokr_w1" -> tensor name
+
+  bool is_lokr() const { return lycoris.contains("lokr_w1") || lycoris.contains("lokr_w1_a"); }
+  bool is_loha() const { return lycoris.contains("hada_w1_a"); }
+  // A LyCORIS tensor of this module; an Error naming the module when it is missing.
+  Tensor get(const io::WeightStore& file, std::string_view suffix,
+             const std::string& module) const {
+    const auto it = lycoris.find(suffix);
+    ZF_CHECK(it != lycoris.end(), "[lora] {}: module '{}' has no '{}'", file.description(), module,
+             suffix);
+    return file.get(it->second);
+  }
 };
 
-// One module of one file, to be added to its target: scale * up @ down to its weights, or
-// scale * the up bias to its biases.
+// One module of one file, to be added to its target: scale * its weight update (LoRA up @ down,
+// LoKr kron(w1, w2), LoHa (w1a @ w1b) * (w2a @ w2b)) to its weights, or scale * the up bias to
+// its biases.
 struct Update {
   const Target* target;
   const io::WeightStore* store;  // the file's tensors
-  std::string down, up;          // a weight update
-  std::string up_bias;           // or a bias update
+  const Module* module;
+  std::string name;  // the module's name in the file
+  bool bias;         // the up bias, not the weight
   float scale;
 
   const std::vector<std::string>& parts() const {
-    return up_bias.empty() ? target->parts : target->bias_parts;
+    return bias ? target->bias_parts : target->parts;
   }
 };
 
@@ -152,11 +171,13 @@ std::optional<std::string> strip_suffix(const std::string& name,
 
 // The file's modules by their name in the file (prefix included), and the tensors it holds that
 // are none of a module's down, up or alpha.
-std::map<std::string, Pair> modules_of(const io::WeightStore& file,
-                                       std::vector<std::string>& other) {
-  std::map<std::string, Pair> out;
+std::map<std::string, Module> modules_of(const io::WeightStore& file,
+                                         std::vector<std::string>& other) {
+  std::map<std::string, Module> out;
   for (const std::string& name : file.names()) {
-    if (auto m = strip_suffix(name, kDownSuffixes)) {
+    if (auto m = strip_suffix(name, kLyCorisSuffixes)) {
+      out[*m].lycoris[name.substr(m->size() + 1)] = name;
+    } else if (auto m = strip_suffix(name, kDownSuffixes)) {
       out[*m].down = name;
     } else if (auto m = strip_suffix(name, kUpSuffixes)) {
       out[*m].up = name;
@@ -169,6 +190,98 @@ std::map<std::string, Pair> modules_of(const io::WeightStore& file,
     }
   }
   return out;
+}
+
+// The update a module makes: [rows, cols], and the rank its alpha is divided by (0: alpha is not
+// applied, as for a LoKr with both halves whole). Checks the module's tensors fit together.
+struct UpdateShape {
+  int64_t rows = 0, cols = 0, rank = 0;
+};
+
+// A LoKr half: `lokr_wN` whole, or `lokr_wN_a @ lokr_wN_b` (rank: their inner size).
+UpdateShape lokr_half(const io::WeightStore& file, const Module& m, const std::string& name,
+                      const std::string& half) {
+  if (m.lycoris.contains(half)) {
+    const Tensor w = m.get(file, half, name);
+    ZF_CHECK(w.ndim() == 2, "[lora] {}: '{}.{}' has shape {}, expected a matrix",
+             file.description(), name, half, shape_str(w.shape()));
+    return {w.size(0), w.size(1), 0};
+  }
+  const Tensor a = m.get(file, half + "_a", name), b = m.get(file, half + "_b", name);
+  ZF_CHECK(a.ndim() == 2 && b.ndim() == 2 && a.size(1) == b.size(0),
+           "[lora] {}: module '{}' has {}_a {} and {}_b {}, which do not multiply (a Tucker "
+           "factorisation is not supported)",
+           file.description(), name, half, shape_str(a.shape()), half, shape_str(b.shape()));
+  return {a.size(0), b.size(1), a.size(1)};
+}
+
+UpdateShape update_shape(const io::WeightStore& file, const Module& m, const std::string& name) {
+  const std::string& source = file.description();
+  if (m.is_lokr()) {  // kron(w1, w2); rank from the first factorised half (LyCORIS's rule)
+    const UpdateShape w1 = lokr_half(file, m, name, "lokr_w1");
+    const UpdateShape w2 = lokr_half(file, m, name, "lokr_w2");
+    return {w1.rows * w2.rows, w1.cols * w2.cols, w1.rank > 0 ? w1.rank : w2.rank};
+  }
+  if (m.is_loha()) {  // (w1a @ w1b) * (w2a @ w2b)
+    const Tensor a1 = m.get(file, "hada_w1_a", name), b1 = m.get(file, "hada_w1_b", name);
+    const Tensor a2 = m.get(file, "hada_w2_a", name), b2 = m.get(file, "hada_w2_b", name);
+    ZF_CHECK(a1.ndim() == 2 && b1.ndim() == 2 && a1.size(1) == b1.size(0) &&
+                 a2.shape() == a1.shape() && b2.shape() == b1.shape(),
+             "[lora] {}: LoHa module '{}' has w1 {} @ {} and w2 {} @ {}, expected two equal "
+             "products (a Tucker factorisation is not supported)",
+             source, name, shape_str(a1.shape()), shape_str(b1.shape()), shape_str(a2.shape()),
+             shape_str(b2.shape()));
+    return {a1.size(0), b1.size(1), b1.size(0)};
+  }
+  ZF_CHECK(m.lycoris.empty(), "[lora] {}: module '{}' has '{}' without a LoKr w1 or LoHa w1",
+           source, name, m.lycoris.begin()->second);
+  ZF_CHECK(!m.down.empty() && !m.up.empty(), "[lora] {}: module '{}' has no {} matrix", source,
+           name, m.down.empty() ? "down (lora_A / lora_down)" : "up (lora_B / lora_up)");
+  const Tensor down = file.get(m.down), up = file.get(m.up);
+  ZF_CHECK(down.ndim() == 2 && up.ndim() == 2 && up.size(1) == down.size(0),
+           "[lora] {}: module '{}' has down {} and up {}, which do not multiply", source, name,
+           shape_str(down.shape()), shape_str(up.shape()));
+  return {up.size(0), down.size(1), down.size(0)};
+}
+
+Tensor f32_matrix(const Tensor& t) {
+  return t.to(DType::F32).contiguous();
+}
+
+// kron(a, b)[i * rb + k, j * cb + l] = a[i, j] * b[k, l].
+Tensor kronecker(const Tensor& a, const Tensor& b) {
+  const int64_t ra = a.size(0), ca = a.size(1), rb = b.size(0), cb = b.size(1);
+  Tensor out = Tensor::empty({ra * rb, ca * cb}, DType::F32);
+  const float *x = a.data<float>(), *y = b.data<float>();
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < ra; ++i)
+    for (int64_t k = 0; k < rb; ++k)
+      for (int64_t j = 0; j < ca; ++j)
+        for (int64_t l = 0; l < cb; ++l)
+          o[(i * rb + k) * ca * cb + j * cb + l] = x[i * ca + j] * y[k * cb + l];
+  return out;
+}
+
+// The module's weight update at strength 1 before its alpha scale, float32 [rows, cols].
+Tensor weight_update(const io::WeightStore& file, const Module& m, const std::string& name) {
+  auto product = [&](const std::string& a, const std::string& b) {
+    return ops::matmul(f32_matrix(m.get(file, a, name)), f32_matrix(m.get(file, b, name)));
+  };
+  if (m.is_lokr()) {
+    auto half = [&](const std::string& h) {
+      return m.lycoris.contains(h) ? f32_matrix(m.get(file, h, name)) : product(h + "_a", h + "_b");
+    };
+    return kronecker(half("lokr_w1"), half("lokr_w2"));
+  }
+  if (m.is_loha()) {
+    Tensor w = product("hada_w1_a", "hada_w1_b");
+    const Tensor w2 = product("hada_w2_a", "hada_w2_b");
+    float* p = w.data<float>();
+    const float* q = w2.data<float>();
+    for (int64_t i = 0; i < w.numel(); ++i) p[i] *= q[i];
+    return w;
+  }
+  return ops::matmul(f32_matrix(file.get(m.up)), f32_matrix(file.get(m.down)));
 }
 
 bool is_text_encoder_module(std::string_view module) {
@@ -258,22 +371,25 @@ std::string LoraContents::summary() const {
 
 std::optional<LoraContents> inspect_lora(const io::WeightStore& file) {
   std::vector<std::string> other;
-  const std::map<std::string, Pair> pairs = modules_of(file, other);
+  const std::map<std::string, Module> modules = modules_of(file, other);
   LoraContents c;
   c.other_tensors = static_cast<int>(other.size());
-  for (const auto& [name, pair] : pairs) {
-    if (pair.down.empty() || pair.up.empty()) continue;
-    const Tensor down = file.get(pair.down);
-    if (down.ndim() != 2) continue;
-    const int64_t rank = down.size(0);
-    c.min_rank = c.modules == 0 ? rank : std::min(c.min_rank, rank);
-    c.max_rank = std::max(c.max_rank, rank);
+  for (const auto& [name, m] : modules) {
+    if (m.lycoris.empty() && (m.down.empty() || m.up.empty() || file.get(m.down).ndim() != 2))
+      continue;
+    const UpdateShape shape = update_shape(file, m, name);
+    if (shape.rank > 0) {
+      c.min_rank = c.min_rank == 0 ? shape.rank : std::min(c.min_rank, shape.rank);
+      c.max_rank = std::max(c.max_rank, shape.rank);
+    }
     ++c.modules;
-    if (!pair.up_bias.empty()) ++c.up_biases;
+    if (!m.up_bias.empty()) ++c.up_biases;
     if (c.naming.empty())
-      c.naming = pair.down.ends_with(".lora_down.weight")   ? "kohya"
-                 : pair.down.ends_with(".lora.down.weight") ? "dotted"
-                                                            : "PEFT / diffusers";
+      c.naming = m.is_lokr()                             ? "LyCORIS LoKr"
+                 : m.is_loha()                           ? "LyCORIS LoHa"
+                 : m.down.ends_with(".lora_down.weight") ? "kohya"
+                 : m.down.ends_with(".lora.down.weight") ? "dotted"
+                                                         : "PEFT / diffusers";
     const std::string module = match_key(strip_prefixes(name));
     if (c.model.empty()) {
       if (module.find("double_blocks") != std::string::npos ||
@@ -283,8 +399,8 @@ std::optional<LoraContents> inspect_lora(const io::WeightStore& file) {
         c.model = "Z-Image";
     }
     // FLUX.1's packed latents have 64 features; a Canny / Depth LoRA gives it 128.
-    if ((module == "img_in" || module == "x_embedder") && down.size(1) > 64)
-      c.widened_input = down.size(1);
+    if ((module == "img_in" || module == "x_embedder") && m.lycoris.empty() && shape.cols > 64)
+      c.widened_input = shape.cols;
   }
   if (c.modules == 0) return std::nullopt;
   // FLUX.2 reads 128 features itself: only a LoRA that also replaces norm scales is BFL's
@@ -310,11 +426,13 @@ LoraFile parse_lora_argument(const std::string& argument) {
 io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const LoraFile> loras,
                             std::span<const io::RowMapping> original, std::string_view what) {
   if (loras.empty()) return weights;
-  const std::map<std::string, Target> modules = patchable_modules(weights, original);
+  const std::map<std::string, Target> targets = patchable_modules(weights, original);
   const std::map<std::string, std::string> norms = replaceable_norms(weights, original);
   // 1. Every file's modules, checked and matched to the weights they patch (nothing computed).
   std::vector<io::WeightStore> stores;
-  stores.reserve(loras.size());  // the updates point into it
+  std::vector<std::map<std::string, Module>> file_modules;
+  stores.reserve(loras.size());  // the updates point into both
+  file_modules.reserve(loras.size());
   std::vector<Update> updates;
   std::vector<Replacement> replacements;
   for (const LoraFile& lora : loras) {
@@ -322,12 +440,14 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
     stores.push_back(io::WeightStore::open(lora.path));
     const io::WeightStore& store = stores.back();
     std::vector<std::string> other;
-    const std::map<std::string, Pair> pairs = modules_of(store, other);
+    const std::map<std::string, Module>& modules =
+        file_modules.emplace_back(modules_of(store, other));
     for (const std::string& name : other) {
       const auto norm = norms.find(match_key(strip_prefixes(name)));
       ZF_CHECK(norm != norms.end(),
-               "[lora] {}: tensor '{}' is not a LoRA down, up, up bias or alpha, nor a norm scale "
-               "of the {} (LoHa, LoKr, DoRA and full 'diff' patches are not supported)",
+               "[lora] {}: tensor '{}' is not a LoRA down, up, up bias or alpha, a LoKr or LoHa "
+               "matrix, nor a norm scale of the {} (DoRA, Tucker-factorised LyCORIS and full "
+               "'diff' patches are not supported)",
                file, name, what);
       const Shape want = weights.get(norm->second).shape();
       ZF_CHECK(store.get(name).shape() == want,
@@ -337,58 +457,52 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
     }
     int applied = 0, skipped = 0;
     std::vector<std::string> unknown;
-    for (const auto& [name, pair] : pairs) {
-      const std::string module = strip_prefixes(name);
-      if (is_text_encoder_module(name) || is_text_encoder_module(module)) {
+    for (const auto& [name, module] : modules) {
+      const std::string path = strip_prefixes(name);
+      if (is_text_encoder_module(name) || is_text_encoder_module(path)) {
         ++skipped;
         continue;
       }
-      const auto target = modules.find(match_key(module));
-      if (target == modules.end()) {
+      const auto target = targets.find(match_key(path));
+      if (target == targets.end()) {
         unknown.push_back(name);
         continue;
       }
       const Target& t = target->second;
-      ZF_CHECK(!pair.down.empty() && !pair.up.empty(), "[lora] {}: module '{}' has no {} matrix",
-               file, name,
-               pair.down.empty() ? "down (lora_A / lora_down)" : "up (lora_B / lora_up)");
-      const Tensor down = store.get(pair.down), up = store.get(pair.up);
+      const UpdateShape shape = update_shape(store, module, name);
       const Tensor& first = weights.get(t.parts.front());
       int64_t out_rows = 0;
       for (const std::string& p : t.parts) out_rows += weights.get(p).size(0);
-      // A single matrix may be widened (more input columns: BFL's Canny / Depth LoRAs give
-      // x_embedder the control latents' features); a fused one may not.
-      const bool widens =
-          t.parts.size() == 1 && !t.swap_halves && down.ndim() == 2 && down.size(1) > first.size(1);
-      ZF_CHECK(down.ndim() == 2 && up.ndim() == 2 && up.size(1) == down.size(0) &&
-                   up.size(0) == out_rows && (down.size(1) == first.size(1) || widens),
-               "[lora] {}: module '{}' has down {} and up {}, which do not make an update of "
-               "'{}' [{}, {}]",
-               file, name, shape_str(down.shape()), shape_str(up.shape()), t.parts.front(),
-               out_rows, first.size(1));
+      // A single matrix may be widened by a LoRA (more input columns: BFL's Canny / Depth LoRAs
+      // give x_embedder the control latents' features); a fused one may not.
+      const bool widens = t.parts.size() == 1 && !t.swap_halves && module.lycoris.empty() &&
+                          shape.cols > first.size(1);
+      ZF_CHECK(shape.rows == out_rows && (shape.cols == first.size(1) || widens),
+               "[lora] {}: module '{}' makes a [{}, {}] update, which does not fit '{}' [{}, {}]",
+               file, name, shape.rows, shape.cols, t.parts.front(), out_rows, first.size(1));
       if (widens)
         log::info("[lora] {}: '{}' widens '{}' from {} to {} input features", file, name,
-                  t.parts.front(), first.size(1), down.size(1));
+                  t.parts.front(), first.size(1), shape.cols);
       float scale = lora.scale;
-      if (!pair.alpha.empty()) {
-        const Tensor alpha = store.get(pair.alpha);
+      if (!module.alpha.empty() && shape.rank > 0) {
+        const Tensor alpha = store.get(module.alpha);
         ZF_CHECK(alpha.numel() == 1, "[lora] {}: '{}' holds {} values, expected one", file,
-                 pair.alpha, alpha.numel());
-        scale *= alpha.to_f32_vector()[0] / static_cast<float>(down.size(0));
+                 module.alpha, alpha.numel());
+        scale *= alpha.to_f32_vector()[0] / static_cast<float>(shape.rank);
       }
-      updates.push_back({&t, &store, pair.down, pair.up, "", scale});
-      if (!pair.up_bias.empty()) {
-        const Tensor bias = store.get(pair.up_bias);
+      updates.push_back({&t, &store, &module, name, false, scale});
+      if (!module.up_bias.empty()) {
+        const Tensor bias = store.get(module.up_bias);
         ZF_CHECK(!t.bias_parts.empty() && bias.ndim() == 1 && bias.size(0) == out_rows,
-                 "[lora] {}: '{}' {} is no bias update of '{}' ({} rows{})", file, pair.up_bias,
+                 "[lora] {}: '{}' {} is no bias update of '{}' ({} rows{})", file, module.up_bias,
                  shape_str(bias.shape()), t.parts.front(), out_rows,
                  t.bias_parts.empty() ? ", and it has no bias" : "");
-        updates.push_back({&t, &store, "", "", pair.up_bias, scale});
+        updates.push_back({&t, &store, &module, name, true, scale});
       }
       ++applied;
     }
     ZF_CHECK(applied > 0, "[lora] {}: none of its {} modules is part of the {} (the first: '{}')",
-             file, pairs.size(), what, unknown.empty() ? "" : unknown.front());
+             file, modules.size(), what, unknown.empty() ? "" : unknown.front());
     if (!unknown.empty())
       log::warn("[lora] {}: {} modules are not part of the {} and were left out (the first: '{}')",
                 file, unknown.size(), what, unknown.front());
@@ -413,12 +527,10 @@ io::WeightStore merge_loras(const io::WeightStore& weights, std::span<const Lora
   const auto t0 = std::chrono::steady_clock::now();
   for (const Update& u : updates) {
     Tensor delta;
-    if (u.up_bias.empty()) {
-      const Tensor up = u.store->get(u.up).to(DType::F32).contiguous();
-      const Tensor down = u.store->get(u.down).to(DType::F32).contiguous();
-      delta = ops::matmul(up, down);
+    if (!u.bias) {
+      delta = weight_update(*u.store, *u.module, u.name);
     } else {
-      const Tensor bias = u.store->get(u.up_bias).to(DType::F32).contiguous();
+      const Tensor bias = u.store->get(u.module->up_bias).to(DType::F32).contiguous();
       delta = bias.view({bias.size(0), 1});
     }
     merge_update(weights, u, delta, merged);

@@ -7,6 +7,11 @@
 //   PEFT / diffusers:  <module>.lora_A.weight, <module>.lora_B.weight (also .lora_A.default.weight)
 //   kohya:             <module>.lora_down.weight, <module>.lora_up.weight, <module>.alpha
 //   dotted:            <module>.lora.down.weight, <module>.lora.up.weight
+// or LyCORIS's other updates, each with its `alpha`:
+//   LoKr:  kron(w1, w2) * alpha / rank, w1 = <module>.lokr_w1 or lokr_w1_a @ lokr_w1_b, w2 the
+//          same; rank the inner size of the first factorised half (neither: scale 1)
+//   LoHa:  (hada_w1_a @ hada_w1_b) * (hada_w2_a @ hada_w2_b) elementwise, * alpha / rank
+// (Tucker factorisations, lokr_t2 / hada_t1 / hada_t2, are refused: convolutions only),
 // with <module> under a prefix (transformer., diffusion_model., model.diffusion_model.,
 // base_model.model., lora_unet_) in the model's diffusers names or its original ones (BFL /
 // ComfyUI: FLUX's fused qkv and linear1, Z-Image's fused qkv; io/key_map.h), dots or kohya's

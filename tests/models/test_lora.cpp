@@ -13,6 +13,7 @@
 
 #include "io/fp8_weights.h"
 #include "io/int8_weights.h"
+#include "io/key_map_zimage.h"
 #include "io/safetensors.h"
 #include "models/flux2_dit.h"
 #include "models/flux_dit.h"
@@ -213,6 +214,49 @@ TEST(Lora, MergedWeightsKeepOrWidenTheirDtype) {
   EXPECT_GT(moved, 1e-3);
 }
 
+// LyCORIS LoKr and LoHa files (tools/golden/make_lycoris.py), in kohya's names and in ComfyUI's
+// original ones (a LoKr on the fused noise_refiner qkv, split by rows), against the updates
+// LyCORIS's functional API makes: every patched weight must be W + strength * update. The
+// updates cover a LoKr with one half whole, with both factorised (alpha / rank), with both whole
+// (alpha not applied), and LoHa. Tolerance 1e-5 of the update's scale: both sides compute the
+// same float32 products (Kronecker, Hadamard) and differ in summation order only.
+TEST(Lora, LyCorisLoKrAndLoHaMatchLyCoris) {
+  const io::WeightStore folder = io::WeightStore::open(kZImageFolder);
+  const std::vector<io::RowMapping> original =
+      io::zimage_weight_row_mappings(io::count_zimage_blocks(folder));
+  const io::SafetensorsFile updates =
+      io::SafetensorsFile::open(kLoraDir / "lycoris_tiny_updates.safetensors");
+  for (const std::string file : {"kohya", "comfy"})
+    for (float strength : {1.0f, 0.6f}) {
+      const LoraFile lora{kLoraDir / ("zimage_lycoris_" + file + ".safetensors"), strength};
+      const io::WeightStore merged =
+          merge_loras(folder, {&lora, 1}, original, "Z-Image transformer");
+      int checked = 0;
+      for (const auto& info : updates.tensors()) {
+        if (!info.name.starts_with(file + ".")) continue;
+        const std::string weight = info.name.substr(file.size() + 1);
+        const std::vector<float> before = folder.get(weight).to_f32_vector(),
+                                 after = merged.get(weight).to_f32_vector(),
+                                 want = updates.tensor(info.name).to_f32_vector();
+        ASSERT_EQ(after.size(), want.size()) << weight;
+        double err = 0, scale = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+          err = std::max(err, std::abs(double(after[i]) - before[i] - strength * want[i]));
+          scale = std::max(scale, std::abs(double(strength * want[i])));
+        }
+        EXPECT_LE(err / scale, 1e-5) << file << " " << weight << " at " << strength;
+        ++checked;
+      }
+      EXPECT_EQ(checked, file == "kohya" ? 5 : 7);
+    }
+  // What `zflow info` says of them.
+  const auto contents =
+      inspect_lora(io::WeightStore::open(kLoraDir / "zimage_lycoris_comfy.safetensors"));
+  ASSERT_TRUE(contents.has_value());
+  EXPECT_EQ(contents->modules, 5);
+  EXPECT_EQ(contents->model, "Z-Image");
+}
+
 // Two files patching the same weights add up: the same LoRA twice at 0.5 is the LoRA once at 1
 // (each weight is finished only after its last update, whichever file it comes from).
 TEST(Lora, UpdatesFromSeveralFilesAddUp) {
@@ -257,14 +301,25 @@ TEST(Lora, ErrorsNameTheFileAndModule) {
   io::write_safetensors(
       dir / "bad_rank.safetensors",
       {{q + ".lora_A.weight", down}, {q + ".lora_B.weight", Tensor::zeros({64, 3}, DType::F32)}});
-  EXPECT_THAT(
-      zimage_error(dir / "bad_rank.safetensors"),
-      AllOf(HasSubstr("bad_rank.safetensors"), HasSubstr(q), HasSubstr("do not make an update")));
+  EXPECT_THAT(zimage_error(dir / "bad_rank.safetensors"),
+              AllOf(HasSubstr("bad_rank.safetensors"), HasSubstr(q), HasSubstr("do not multiply")));
   io::write_safetensors(dir / "no_up.safetensors", {{q + ".lora_A.weight", down}});
   EXPECT_THAT(zimage_error(dir / "no_up.safetensors"), HasSubstr("has no up"));
-  io::write_safetensors(dir / "loha.safetensors",
-                        {{"lora_unet_layers_0_attention_to_q.hada_w1_a", down}});
-  EXPECT_THAT(zimage_error(dir / "loha.safetensors"), HasSubstr("LoHa, LoKr"));
+  const std::string k = "lora_unet_layers_0_attention_to_q";
+  io::write_safetensors(dir / "loha.safetensors", {{k + ".hada_w1_a", down}});
+  EXPECT_THAT(zimage_error(dir / "loha.safetensors"), AllOf(HasSubstr(k), HasSubstr("hada_w1_b")));
+  // kron([4, 4], [8, 8]) is [32, 32], not to_q's [64, 64].
+  io::write_safetensors(dir / "lokr.safetensors",
+                        {{k + ".lokr_w1", Tensor::zeros({4, 4}, DType::F32)},
+                         {k + ".lokr_w2", Tensor::zeros({8, 8}, DType::F32)}});
+  EXPECT_THAT(zimage_error(dir / "lokr.safetensors"),
+              AllOf(HasSubstr(k), HasSubstr("[32, 32] update"), HasSubstr("[64, 64]")));
+  io::write_safetensors(dir / "tucker.safetensors",
+                        {{k + ".lokr_w1", Tensor::zeros({8, 8}, DType::F32)},
+                         {k + ".lokr_w2", Tensor::zeros({8, 8}, DType::F32)},
+                         {k + ".lokr_t2", Tensor::zeros({2, 2}, DType::F32)}});
+  EXPECT_THAT(zimage_error(dir / "tucker.safetensors"),
+              AllOf(HasSubstr("lokr_t2"), HasSubstr("Tucker")));
   fs::remove_all(dir);
 }
 
