@@ -130,6 +130,30 @@ TEST(CudaModels, ZImageOmniMatchesDiffusers) {
   }
 }
 
+// ComfyUI's int8 file (tools/golden/make_int8_weights.py) on the GPU: its int8 layers are
+// dequantised as they are placed (no W8A8 kernel runs there yet), so the reference is the CPU
+// running the same dequantised weights (Tensor::to applies the row scales and the rotation).
+TEST(CudaModels, ZImageInt8FileRunsDequantised) {
+  ZF_REQUIRE_GPU();
+  const io::SafetensorsFile io = io::SafetensorsFile::open(kDitIo);
+  const ZImageDiTConfig config = ZImageDiTConfig::from_json_file(kDitFolder / "config.json");
+  const io::WeightStore int8 =
+      io::WeightStore::open(test::fixture("zimage_dit/zimage_dit_tiny_comfy_int8.safetensors"));
+  io::WeightStore dequantised = int8;
+  for (const std::string& name : int8.names())
+    if (!int8.get(name).row_scales().empty())
+      dequantised.replace(name, int8.get(name).to(DType::F32));
+  const ZImageTransformer cpu = load_zimage_transformer(dequantised, config);
+  for (DType act : {DType::F32, DType::BF16}) {
+    const ZImageTransformer gpu = load_zimage_transformer(int8, config, Placement::cuda(act));
+    for (const char* name : {"h6w10_cap31_t03", "batch_sq8_cap33_cap5"}) {
+      const DitCase c = dit_case(io, name);
+      expect_close(gpu.forward(c.latents, c.t, c.captions), cpu.forward(c.latents, c.t, c.captions),
+                   act, std::string("int8 ") + name);
+    }
+  }
+}
+
 // Inputs already on the GPU (bf16 latents and captions) give a float32 result on the GPU.
 TEST(CudaModels, ZImageDiTKeepsDeviceInputsOnTheDevice) {
   ZF_REQUIRE_GPU();
