@@ -350,6 +350,9 @@ void Tensor::dequantize_rows_on_host(const Tensor& src) {
   // then the rotation, in float32).
   const std::span<const float> scales = src.row_scales();
   const int64_t rows = src.shape_[0], cols = src.shape_[1], group = src.hadamard_group();
+  // Checked here: nothing may throw on the pool's threads.
+  ZF_CHECK(cols % dtype_block_size(dtype_) == 0,
+           "[copy] rows of {} values do not fill whole {} blocks", cols, dtype_name(dtype_));
   char* dst = static_cast<char*>(raw());
   parallel_for(rows, [&](int64_t begin, int64_t end) {
     std::vector<float> row(static_cast<size_t>(cols));

@@ -97,6 +97,9 @@ Tensor quantize_int8_rows(const Tensor& w, int64_t hadamard_group) {
   ZF_CHECK(w.ndim() == 2 && dtype_is_float(w.dtype()) && !dtype_is_quantized(w.dtype()),
            "[int8] quantising needs a float matrix, got {} {}", dtype_name(w.dtype()),
            shape_str(w.shape()));
+  ZF_CHECK(
+      hadamard_group == 0 || (is_hadamard_group(hadamard_group) && w.size(1) % hadamard_group == 0),
+      "[int8] a ConvRot group of {} does not divide rows of {} values", hadamard_group, w.size(1));
   const Tensor values = w.to(Device::CPU).to(DType::F32).contiguous();
   const int64_t rows = w.size(0), cols = w.size(1);
   Tensor q = Tensor::empty({rows, cols}, DType::I8);

@@ -100,5 +100,31 @@ TEST(Tensor, Float8ScaleTravelsWithTheValues) {
   EXPECT_THROW(codes.with_scale(NAN), Error);
 }
 
+// Int8 rows with scales (ComfyUI's int8 weights): values are code * row scale (no rotation
+// here: group 0), kept by slices of rows and copies, dequantised by conversions, and every view
+// that would mix rows and scales is refused.
+TEST(Tensor, Int8RowScales) {
+  Tensor codes = Tensor::empty({3, 4}, DType::I8);
+  for (int i = 0; i < 12; ++i) static_cast<int8_t*>(codes.raw())[i] = static_cast<int8_t>(i - 6);
+  const std::vector<float> scales = {0.5f, 2.0f, -1.0f};
+  const Tensor w = codes.with_row_scales(scales, 0);
+  const std::vector<float> values = w.to_f32_vector();
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(values[i], static_cast<float>(i - 6) * scales[i / 4]) << i;
+  const Tensor rows = w.slice(0, 1, 3);
+  ASSERT_EQ(rows.row_scales().size(), 2u);
+  EXPECT_EQ(rows.row_scales()[0], 2.0f);
+  EXPECT_EQ(rows.to(DType::BF16).to_f32_vector()[0], -4.0f);  // code -2 times 2
+  const Tensor copy = w.clone();
+  EXPECT_NE(copy.raw(), w.raw());
+  EXPECT_EQ(copy.to_f32_vector(), values);
+  EXPECT_THROW(w.view({12}), Error);
+  EXPECT_THROW(w.slice(1, 0, 2), Error);
+  EXPECT_THROW(w.permute({1, 0}), Error);
+  EXPECT_THROW(Tensor::empty({3, 4}, DType::I32).copy_from(w), Error);  // not a float dtype
+  EXPECT_THROW(Tensor::zeros({3, 4}, DType::F32).with_row_scales({1, 1, 1}, 0), Error);
+  EXPECT_THROW(codes.with_row_scales({1, 1}, 0), Error);
+  EXPECT_THROW(codes.with_row_scales({1, 1, 1}, 16), Error);  // 16 does not divide 4
+}
+
 }  // namespace
 }  // namespace zflow
