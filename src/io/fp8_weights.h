@@ -16,7 +16,9 @@
 // layers without one.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -46,8 +48,14 @@ Tensor quantize_fp8_e4m3(const Tensor& t);
 // final layer (io/gguf_convert.h, kHighPrecisionParts).
 bool fp8_quantizes(const std::string& name, const Tensor& t);
 
-// The store with every tensor fp8_quantizes() picks quantised by quantize_fp8_e4m3 (the rest
-// shared, not copied). Logs how many tensors and bytes were quantised.
+// The store with every tensor fp8_quantizes() picks replaced by quantise(tensor) (the rest
+// shared, not copied). Logs "[tag] ...: N matrices quantised to `what`" with the bytes before
+// and after. `--fp8` and `bench --int8` (io/int8_weights.h) quantise through it.
+WeightStore quantize_picked_matrices(const WeightStore& store,
+                                     const std::function<Tensor(const Tensor&)>& quantise,
+                                     std::string_view tag, std::string_view what);
+
+// quantize_picked_matrices with quantize_fp8_e4m3.
 WeightStore quantize_weights_fp8(const WeightStore& store);
 
 }  // namespace zflow::io

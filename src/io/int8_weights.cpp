@@ -118,21 +118,10 @@ Tensor quantize_int8_rows(const Tensor& w, int64_t hadamard_group) {
 
 WeightStore quantize_weights_int8(const WeightStore& store) {
   constexpr int64_t kGroup = 256;  // the published files' convrot_groupsize
-  WeightStore out = store;
-  int count = 0;
-  size_t before = 0, after = 0;
-  for (const std::string& name : store.names()) {
-    const Tensor t = store.get(name);
-    if (!fp8_quantizes(name, t)) continue;
-    const Tensor q = quantize_int8_rows(t, t.size(1) % kGroup == 0 ? kGroup : 0);
-    before += t.nbytes();
-    after += q.nbytes();
-    out.replace(name, q);
-    ++count;
-  }
-  log::info("[int8] {}: {} matrices quantised to int8 with row scales, {:.1f} MB -> {:.1f} MB",
-            store.description(), count, before / 1e6, after / 1e6);
-  return out;
+  return quantize_picked_matrices(
+      store,
+      [](const Tensor& t) { return quantize_int8_rows(t, t.size(1) % kGroup == 0 ? kGroup : 0); },
+      "int8", "int8 with row scales");
 }
 
 }  // namespace zflow::io
