@@ -21,6 +21,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_kernels.h"
+#include "backend/cpu/gemm_s8.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 
@@ -70,6 +71,19 @@ const BenchShape kShapes[] = {
     {"zimage_256_i8", 256, 3840, 3840, true, DType::I8},
 };
 
+// gemm_s8 (int8 x int8 in int32, AVX-512 VNNI) on the same projections: the products of
+// ops::linear's W8A8 for int8 weights, with the rescale fused, without the activations'
+// quantisation.
+struct BenchShapeS8 {
+  const char* name;
+  int64_t m, n, k;
+};
+const BenchShapeS8 kShapesS8[] = {
+    {"dit_qkv_proj", 1056, 3840, 3840},
+    {"dit_ffn_down", 1056, 3840, 10240},
+    {"zimage_256_s8", 256, 3840, 3840},
+};
+
 double process_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -96,6 +110,32 @@ int simd_floats(GemmIsa isa) {
       return 32;
   }
   return 1;
+}
+
+// The least wall time and CPU time per thread of `run`, over at least two runs and the budget.
+template <class Run>
+std::pair<double, double> best_times(const Run& run, double budget_s, int threads) {
+  double best = 1e30, best_cpu = 1e30, used = 0.0;
+  for (int i = 0; i < 2 || used < budget_s; ++i) {
+    const double cpu0 = process_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, dt);
+    best_cpu = std::min(best_cpu, (process_cpu_seconds() - cpu0) / threads);
+    used += dt;
+  }
+  return {best, best_cpu};
+}
+
+void print_row(const char* kernel, const char* shape, int64_t m, int64_t n, int64_t k, bool trans_b,
+               const char* b_dtype, double flops, std::pair<double, double> times, double peak) {
+  const double gflops = flops / times.first * 1e-9, cpu_gflops = flops / times.second * 1e-9;
+  std::printf("%-10s %-16s %6lld %6lld %6lld %-7s %5s %9.2f %9.1f %5.1f%% %9.1f %5.1f%%\n", kernel,
+              shape, static_cast<long long>(m), static_cast<long long>(n),
+              static_cast<long long>(k), trans_b ? "yes" : "no", b_dtype, times.first * 1e3, gflops,
+              100.0 * gflops / peak, cpu_gflops, 100.0 * cpu_gflops / peak);
+  std::fflush(stdout);
 }
 
 }  // namespace
@@ -162,27 +202,43 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * s.m * s.n * s.k;
     for (GemmIsa isa : isas) {
       if (!only_kernel.empty() && only_kernel != zflow::cpu::gemm_isa_name(isa)) continue;
-      double best = 1e30, best_cpu = 1e30, used = 0.0;
-      for (int run = 0; run < 2 || used < budget_s; ++run) {
-        const double cpu0 = process_cpu_seconds();
-        const auto t0 = std::chrono::steady_clock::now();
-        zflow::cpu::gemm_with_isa(isa, g);
-        const double dt =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        best = std::min(best, dt);
-        best_cpu = std::min(best_cpu, (process_cpu_seconds() - cpu0) / threads);
-        used += dt;
-      }
-      const double gflops = flops / best * 1e-9, cpu_gflops = flops / best_cpu * 1e-9;
-      const double peak = peak_of(isa);
-      std::printf("%-10s %-16s %6lld %6lld %6lld %-7s %5s %9.2f %9.1f %5.1f%% %9.1f %5.1f%%\n",
-                  std::string(zflow::cpu::gemm_isa_name(isa)).c_str(), s.name,
-                  static_cast<long long>(s.m), static_cast<long long>(s.n),
-                  static_cast<long long>(s.k), s.trans_b ? "yes" : "no",
-                  std::string(zflow::dtype_name(s.b_dtype)).c_str(), best * 1e3, gflops,
-                  100.0 * gflops / peak, cpu_gflops, 100.0 * cpu_gflops / peak);
-      std::fflush(stdout);
+      const auto times = best_times([&] { zflow::cpu::gemm_with_isa(isa, g); }, budget_s, threads);
+      print_row(std::string(zflow::cpu::gemm_isa_name(isa)).c_str(), s.name, s.m, s.n, s.k,
+                s.trans_b, std::string(zflow::dtype_name(s.b_dtype)).c_str(), flops, times,
+                peak_of(isa));
     }
+  }
+
+  if (!zflow::cpu::gemm_s8_available() || (!only_kernel.empty() && only_kernel != "avx512vnni"))
+    return 0;
+  // vpdpbusd: four multiply-adds in each of 16 lanes, on the same 2 pipes.
+  const double s8_peak = threads * ghz * 2 * 64 * 2;
+  std::printf("peak assumed for avx512vnni (gemm_s8): %.0f GOP/s\n", s8_peak);
+  std::uniform_int_distribution<int> code(-128, 127);
+  for (const BenchShapeS8& s : kShapesS8) {
+    if (!only_shape.empty() && only_shape != s.name) continue;
+    std::vector<int8_t> a(static_cast<size_t>(s.m * s.k)), b(static_cast<size_t>(s.n * s.k));
+    for (auto& v : a) v = static_cast<int8_t>(code(rng));
+    for (auto& v : b) v = static_cast<int8_t>(code(rng));
+    std::vector<float> row_scale(static_cast<size_t>(s.m), 1e-3f),
+        col_scale(static_cast<size_t>(s.n), 1e-3f), bias(static_cast<size_t>(s.n), 0.5f),
+        c(static_cast<size_t>(s.m * s.n));
+    zflow::cpu::GemmS8Args g;
+    g.m = s.m;
+    g.n = s.n;
+    g.k = s.k;
+    g.a = a.data();
+    g.lda = s.k;
+    g.b = b.data();
+    g.ldb = s.k;
+    g.row_scale = row_scale.data();
+    g.col_scale = col_scale.data();
+    g.bias = bias.data();
+    g.c = c.data();
+    g.ldc = s.n;
+    const auto times = best_times([&] { zflow::cpu::gemm_s8(g); }, budget_s, threads);
+    print_row("avx512vnni", s.name, s.m, s.n, s.k, true, "I8", 2.0 * s.m * s.n * s.k, times,
+              s8_peak);
   }
   return 0;
 }

@@ -10,9 +10,14 @@
 
 namespace zflow {
 
+// A row holding a NaN gets a NaN scale, as torch's amax propagates it: the NaN shows in every
+// output of that row instead of vanishing into a code.
 inline float int8_row_scale(const float* x, int64_t n) {
   float amax = 0.0f;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i])) return x[i];
+    amax = std::max(amax, std::fabs(x[i]));
+  }
   return std::max(amax / 127.0f, 1e-30f);
 }
 

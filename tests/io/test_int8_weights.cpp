@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "backend/cpu/gemm_s8.h"
+#include "backend/cpu/kernels.h"
 #include "backend/ops.h"
 #include "io/fp8_weights.h"
 #include "io/safetensors.h"
@@ -112,6 +114,21 @@ TEST(Int8Weights, LinearMatchesComfyKitchenInBothMatmulPrecisions) {
       EXPECT_LE(err, 1e-5) << c.name << " precision " << static_cast<int>(precision);
       ::testing::Test::RecordProperty(c.name + " vs comfy-kitchen", fmt::format("{:.3g}", err));
     }
+  }
+}
+
+// The two ways the CPU multiplies the codes, gemm_s8's integer kernel and gemm in floats, sum
+// the same integers exactly and then round the same three steps: equal to the bit.
+TEST(Int8Weights, IntegerAndFloatProductsAreEqual) {
+  if (!cpu::gemm_s8_available()) GTEST_SKIP() << "no AVX-512 VNNI here";
+  const auto f = io::SafetensorsFile::open(kCases);
+  for (const Case& c : kAll) {
+    const Tensor w = resolved_weight(f, c), x = f.tensor(c.name + ".x"),
+                 b = f.tensor(c.name + ".b");
+    const Tensor integer = cpu::linear_int8_rows(x, w, b, cpu::Int8Products::Integer);
+    const Tensor floats = cpu::linear_int8_rows(x, w, b, cpu::Int8Products::Float);
+    ASSERT_EQ(integer.numel(), floats.numel());
+    EXPECT_EQ(0, std::memcmp(integer.raw(), floats.raw(), integer.nbytes())) << c.name;
   }
 }
 

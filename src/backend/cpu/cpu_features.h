@@ -15,6 +15,7 @@ struct CpuFeatures {
   bool avx512f = false;      // includes the operating system saving the zmm state
   bool avx512bw = false;     // 8- and 16-bit lanes (vpermw)
   bool avx512_bf16 = false;  // vdpbf16ps
+  bool avx512_vnni = false;  // vpdpbusd
 };
 
 const CpuFeatures& cpu_features();

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/gemm_driver.h"
 #include "backend/cpu/gemm_kernels.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -18,36 +19,9 @@ namespace zflow::cpu {
 
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
-int64_t round_up(int64_t a, int64_t b) {
-  return ceil_div(a, b) * b;
-}
-
-// A packing buffer per thread, kept between calls so steady-state gemm does not allocate
-// (nor fault in fresh pages). 64-byte aligned: packed slivers are read as full vectors.
-class PackBuffer {
- public:
-  PackBuffer() = default;
-  PackBuffer(const PackBuffer&) = delete;
-  PackBuffer& operator=(const PackBuffer&) = delete;
-  ~PackBuffer() { std::free(data_); }
-  float* get(int64_t floats) {
-    if (floats > capacity_) {
-      std::free(data_);
-      const size_t bytes = static_cast<size_t>(round_up(floats * 4, 64));
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-      ZF_CHECK(data_ != nullptr, "[gemm] cannot allocate a {}-byte packing buffer", bytes);
-      capacity_ = floats;
-    }
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  int64_t capacity_ = 0;
-};
+using gemm_detail::ceil_div;
+using gemm_detail::PackBuffer;
+using gemm_detail::round_up;
 
 std::atomic<MatmulPrecision> g_matmul_precision{MatmulPrecision::Bfloat16};
 
@@ -171,8 +145,8 @@ void gemm_region(const GemmKernel& kern, const GemmArgs& g, int64_t m0, int64_t 
   const int64_t mr = bk.mr, nr = bk.nr;
   // Packed blocks hold ceil(kc / depth_per_slot) slots per row; the buffers, sized in
   // depths, always have room.
-  float* a_pack = t_pack_a.get(round_up(std::min<int64_t>(bk.mc, m1 - m0), mr) * bk.kc);
-  float* b_pack = t_pack_b.get(round_up(std::min<int64_t>(bk.nc, n1 - n0), nr) * bk.kc);
+  float* a_pack = t_pack_a.get<float>(round_up(std::min<int64_t>(bk.mc, m1 - m0), mr) * bk.kc);
+  float* b_pack = t_pack_b.get<float>(round_up(std::min<int64_t>(bk.nc, n1 - n0), nr) * bk.kc);
   alignas(64) float tile[kMaxTile];
 
   for (int64_t jc = n0; jc < n1; jc += bk.nc) {
@@ -211,44 +185,6 @@ void gemm_region(const GemmKernel& kern, const GemmArgs& g, int64_t m0, int64_t 
       }
     }
   }
-}
-
-// How C is cut between threads: a grid of tm x tn regions, one per thread. Cutting along
-// N shares out the packing of B (each thread packs only its columns) but makes every
-// thread pack all of A; cutting along M the reverse. Pick the grid whose slowest
-// thread does the least work: its padded multiply-adds plus the elements it packs.
-struct Grid {
-  int64_t tm = 1, tn = 1;
-  int64_t rows = 0, cols = 0;  // per region, multiples of the tile
-};
-
-Grid choose_grid(const GemmBlocking& bk, int64_t m, int64_t n, int64_t k, int threads) {
-  // A packed element (load, widen, transpose, store) costs about as much as this many
-  // multiply-adds at full FMA throughput; a thread needs about this much work to be worth
-  // waking (a wake-up costs a few microseconds).
-  constexpr double kPackCost = 16.0;
-  constexpr double kMinWorkPerThread = 1 << 18;
-  const double work = static_cast<double>(m) * n * k;
-  const int t_max = static_cast<int>(
-      std::clamp<double>(work / kMinWorkPerThread, 1.0, static_cast<double>(threads)));
-  Grid best;
-  double best_cost = -1.0;
-  for (int t = t_max; t >= 1 && t >= t_max - 1; --t) {
-    for (int64_t tm = 1; tm <= t; ++tm) {
-      if (t % tm != 0) continue;
-      const int64_t tn = t / tm;
-      const int64_t rows = round_up(ceil_div(m, tm), bk.mr);
-      const int64_t cols = round_up(ceil_div(n, tn), bk.nr);
-      const double pack =
-          static_cast<double>(rows) * k * ceil_div(cols, bk.nc) + static_cast<double>(cols) * k;
-      const double cost = static_cast<double>(rows) * cols * k + kPackCost * pack;
-      if (best_cost < 0.0 || cost < best_cost) {
-        best_cost = cost;
-        best = {tm, tn, rows, cols};
-      }
-    }
-  }
-  return best;
 }
 
 }  // namespace
@@ -322,17 +258,10 @@ void gemm_with_kernel(const GemmKernel& kern, const GemmArgs& g) {
   ZF_CHECK(kern.depth_per_slot == 1 || kern.blocking.kc <= kMaxPairDepth,
            "[gemm] a depth block of {} is deeper than the {} a bfloat16-pair kernel packs",
            kern.blocking.kc, kMaxPairDepth);
-  const Grid grid = choose_grid(kern.blocking, g.m, g.n, g.k, ThreadPool::compute().threads());
-  if (grid.tm * grid.tn == 1) {
-    gemm_region(kern, g, 0, g.m, 0, g.n);
-    return;
-  }
-  parallel_for(grid.tm * grid.tn, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t m0 = (t / grid.tn) * grid.rows, n0 = (t % grid.tn) * grid.cols;
-      const int64_t m1 = std::min(g.m, m0 + grid.rows), n1 = std::min(g.n, n0 + grid.cols);
-      if (m0 < m1 && n0 < n1) gemm_region(kern, g, m0, m1, n0, n1);
-    }
+  const gemm_detail::Grid grid =
+      gemm_detail::choose_grid(kern.blocking, g.m, g.n, g.k, ThreadPool::compute().threads());
+  gemm_detail::run_grid(grid, g.m, g.n, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    gemm_region(kern, g, m0, m1, n0, n1);
   });
 }
 

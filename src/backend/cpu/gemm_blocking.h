@@ -15,12 +15,16 @@
 //   avx2    (16 ymm): 6 x 16  -> 12 acc + 2 B + 1 A = 15; 12 FMAs per 2 loads + 6 broadcasts
 //   avx512  (32 zmm): 12 x 32 -> 24 acc + 2 B + 1 A = 27; 24 FMAs per 2 loads + 12 broadcasts
 //   avx512bf16: the same tile; each slot is a pair of bfloat16 depths, each step a vdpbf16ps
+//   avx512vnni (gemm_s8): the same tile of int32 sums; each slot four int8 depths, each step
+//     a vpdpbusd
 //
 // kc: the B sliver (kc x nr floats) must stay in L1 (32 KB on Zen 3/4 and Skylake, 48 KB
 // on Ice Lake / Sapphire Rapids) next to the streamed A sliver, and kc should be long enough
 // that loading and storing the C tile (once per kc) is cheap against kc FMAs per element.
 //   avx2: 256 x 16 x 4 B = 16 KB;  avx512: 192 x 32 x 4 B = 24 KB;  scalar: 256 x 8 x 4 = 8 KB;
 //   avx512bf16: 384 depths = 192 pair slots x 32 x 4 B = 24 KB (kc counts depths, not slots).
+//   avx512vnni: 768 depths = 192 four-byte slots x 32 x 4 B = 24 KB, as avx512bf16 (on Zen 4,
+//   gemm_bench's Z-Image projections: 780 GOP/s against 705-725 at 256 or 512 depths).
 // mc: the packed A block (mc x kc) should fill about half of L2 (256 KB on older Intel,
 // 512 KB - 2 MB elsewhere): avx2 144 x 256 x 4 B = 144 KB; avx512 192 x 192 x 4 B = 144 KB.
 // Multiples of mr so only the last sliver of a thread's region is partial.
@@ -36,5 +40,6 @@ inline constexpr GemmBlocking kGemmBlockingScalar{4, 8, 128, 256, 2048};
 inline constexpr GemmBlocking kGemmBlockingAvx2{6, 16, 144, 256, 2048};
 inline constexpr GemmBlocking kGemmBlockingAvx512{12, 32, 192, 192, 2048};
 inline constexpr GemmBlocking kGemmBlockingAvx512Bf16{12, 32, 192, 384, 2048};
+inline constexpr GemmBlocking kGemmBlockingAvx512Vnni{12, 32, 192, 768, 2048};
 
 }  // namespace zflow::cpu

@@ -53,42 +53,8 @@ struct Avx512Bf16Ops : Avx512Ops {
           reinterpret_cast<__m256i*>(dst + i),
           reinterpret_cast<__m256i>(_mm512_maskz_cvtneps_pbh(0xFFFF, _mm512_loadu_ps(src + i))));
   }
-  // The classic three-stage transpose: 32-bit then 64-bit interleaves of row pairs leave, in
-  // 128-bit lane L of u[4k + m], rows 4k..4k+3 of column 4L + m; two 128-bit shuffles then
-  // gather lane L of u[m], u[4 + m], u[8 + m], u[12 + m] into output row 4L + m.
-  // (The zero-masked forms with every lane set compute the plain ones; the plain ones trip
-  // GCC 12's false "may be used uninitialized" warning.)
-  static __m512i lo32(__m512i a, __m512i b) { return _mm512_maskz_unpacklo_epi32(0xFFFF, a, b); }
-  static __m512i hi32(__m512i a, __m512i b) { return _mm512_maskz_unpackhi_epi32(0xFFFF, a, b); }
-  static __m512i lo64(__m512i a, __m512i b) { return _mm512_maskz_unpacklo_epi64(0xFF, a, b); }
-  static __m512i hi64(__m512i a, __m512i b) { return _mm512_maskz_unpackhi_epi64(0xFF, a, b); }
-  template <int kLanes>
-  static __m512i lanes(__m512i a, __m512i b) {
-    return _mm512_maskz_shuffle_i32x4(0xFFFF, a, b, kLanes);
-  }
   static void transpose_pairs_16(const uint16_t* src, int64_t ld, float* dst, int64_t ldd) {
-    __m512i a[16], t[16], u[16];
-    for (int r = 0; r < 16; ++r) a[r] = _mm512_loadu_si512(src + r * ld);
-    for (int k = 0; k < 8; ++k) {
-      t[2 * k] = lo32(a[2 * k], a[2 * k + 1]);
-      t[2 * k + 1] = hi32(a[2 * k], a[2 * k + 1]);
-    }
-    for (int k = 0; k < 4; ++k) {
-      u[4 * k] = lo64(t[4 * k], t[4 * k + 2]);
-      u[4 * k + 1] = hi64(t[4 * k], t[4 * k + 2]);
-      u[4 * k + 2] = lo64(t[4 * k + 1], t[4 * k + 3]);
-      u[4 * k + 3] = hi64(t[4 * k + 1], t[4 * k + 3]);
-    }
-    for (int m = 0; m < 4; ++m) {
-      const __m512i w0 = lanes<0x44>(u[m], u[4 + m]);
-      const __m512i w1 = lanes<0xEE>(u[m], u[4 + m]);
-      const __m512i w2 = lanes<0x44>(u[8 + m], u[12 + m]);
-      const __m512i w3 = lanes<0xEE>(u[8 + m], u[12 + m]);
-      _mm512_storeu_si512(dst + (0 + m) * ldd, lanes<0x88>(w0, w2));
-      _mm512_storeu_si512(dst + (4 + m) * ldd, lanes<0xDD>(w0, w2));
-      _mm512_storeu_si512(dst + (8 + m) * ldd, lanes<0x88>(w1, w3));
-      _mm512_storeu_si512(dst + (12 + m) * ldd, lanes<0xDD>(w1, w3));
-    }
+    transpose_words_16x16(src, ld * 2, dst, ldd * 4);
   }
 };
 

@@ -11,7 +11,11 @@
 namespace zflow::cpu {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
-Tensor linear_int8_rows(const Tensor& x, const Tensor& w, const Tensor& b);  // linear_int8.cpp
+// How linear_int8_rows multiplies the int8 codes (the results are equal; tests run both):
+// gemm_s8's integer kernel, gemm in floats, or the first where the processor has it.
+enum class Int8Products { Fastest, Integer, Float };
+Tensor linear_int8_rows(const Tensor& x, const Tensor& w, const Tensor& b,
+                        Int8Products products = Int8Products::Fastest);  // linear_int8.cpp
 // out[m, N] = x[m, K] @ w[N, K]^T (contiguous rows), w in its stored dtype times its scale().
 void linear_product(const float* x, int64_t m, const Tensor& w, float* out);
 Tensor matmul(const Tensor& a, const Tensor& b);
