@@ -24,8 +24,6 @@
 #include "core/memory_usage.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
-#include "io/fp8_weights.h"
-#include "io/int8_weights.h"
 #include "models/autoencoder_kl.h"
 #include "models/esrgan.h"
 #include "models/flux2_dit.h"
@@ -71,8 +69,9 @@ void add_common_options(CLI::App* cmd, Common& o, const std::string& file_flag,
   cmd->add_flag("--fp8", o.fp8,
                 "transformers: block linears quantised to scaled float8 e4m3 at load");
   cmd->add_flag("--int8", o.int8,
-                "transformers with random weights: block linears quantised as ComfyUI's int8 "
-                "convrot files are (ConvRot groups of 256, row scales; W8A8 on the CPU)");
+                "transformers: block linears quantised at load as ComfyUI's int8 convrot files "
+                "are (ConvRot groups of 256, row scales; W8A8 on the CPU)")
+      ->excludes("--fp8");
   cmd->add_flag("--offload", o.offload,
                 "transformers and text encoders: blocks streamed from host memory (GPU only)");
   cmd->add_option("--repeat", o.repeat, "timed runs")
@@ -101,10 +100,14 @@ DType weight_dtype(const Common& o) {
       o.dtype);
 }
 
-// Random transformer weights as --fp8 would load them.
-io::WeightStore quantize_if(const Common& o, io::WeightStore weights) {
-  if (o.fp8) return io::quantize_weights_fp8(weights);
-  return o.int8 ? io::quantize_weights_int8(weights) : weights;
+io::LoadQuantization quantization(const Common& o) {
+  return o.fp8 ? io::LoadQuantization::Fp8
+               : (o.int8 ? io::LoadQuantization::Int8 : io::LoadQuantization::None);
+}
+
+// Random transformer weights as --fp8 or --int8 would load them.
+io::WeightStore quantize_if(const Common& o, io::WeightStore weights, Device device) {
+  return io::quantize_at_load(weights, quantization(o), device);
 }
 
 // Where the bench runs, checked before anything is built.
@@ -113,9 +116,6 @@ models::Placement prepare(const Common& o, const std::string& file_flag) {
   apply_matmul_precision(o.matmul_precision);
   ZF_CHECK(o.random_weights == o.weights_path.empty(),
            "[bench] give exactly one of --random-weights and {} FILE", file_flag);
-  ZF_CHECK(!o.int8 || (o.random_weights && !o.fp8),
-           "[bench] --int8 quantises random weights (an int8 file is read as it is), without "
-           "--fp8");
   models::Placement at = models::Placement::on(resolve_device(o.device));
   ZF_CHECK(!o.offload || at.device == Device::CUDA,
            "[bench] --offload streams weights to a GPU; it needs --device cuda");
@@ -366,11 +366,13 @@ int run_flux_dit(const DitOptions& o, const models::Placement& at) {
                 release,
                 // --fp8 quantises host weights, which the model then uploads
                 // once; --offload copies host weights into pinned memory.
-                quantize_if(o, models::flux_dit_random_weights(
-                                   release, weight_dtype(o), 1,
-                                   o.fp8 || o.int8 || o.offload ? Device::CPU : at.device)),
+                quantize_if(o,
+                            models::flux_dit_random_weights(
+                                release, weight_dtype(o), 1,
+                                o.fp8 || o.int8 || o.offload ? Device::CPU : at.device),
+                            at.device),
                 at)
-          : models::load_flux_transformer(o.weights_path, {}, o.fp8, at);
+          : models::load_flux_transformer(o.weights_path, {}, quantization(o), at);
   const auto& c = dit.config();
   announce("flux.1 transformer", c.summary(), o, t0);
   const int64_t rows = o.height / 16, cols = o.width / 16;
@@ -410,7 +412,7 @@ int run_flux_dit(const DitOptions& o, const models::Placement& at) {
           out = dit.forward(x, ids, txt, pooled, t, guidance, &samples);
         });
   if (!o.reference.empty()) {
-    const Tensor want = models::load_flux_transformer(o.reference, {}, false, at)
+    const Tensor want = models::load_flux_transformer(o.reference, {}, {}, at)
                             .forward(x, ids, txt, pooled, t, guidance);
     fmt::print("relative error against {}: {:.3e}\n", o.reference, relative_error(out, want));
   }
@@ -434,11 +436,13 @@ int run_flux2_dit(const DitOptions& o, const models::Placement& at) {
       o.random_weights
           ? models::Flux2Transformer(
                 release,
-                quantize_if(o, models::flux2_dit_random_weights(
-                                   release, weight_dtype(o), 1,
-                                   o.fp8 || o.int8 || o.offload ? Device::CPU : at.device)),
+                quantize_if(o,
+                            models::flux2_dit_random_weights(
+                                release, weight_dtype(o), 1,
+                                o.fp8 || o.int8 || o.offload ? Device::CPU : at.device),
+                            at.device),
                 at)
-          : models::load_flux2_transformer(o.weights_path, {}, o.fp8, at);
+          : models::load_flux2_transformer(o.weights_path, {}, quantization(o), at);
   const auto& c = dit.config();
   announce("flux.2 transformer", c.summary(), o, t0);
   const int64_t rows = o.height / 16, cols = o.width / 16;
@@ -484,7 +488,7 @@ int run_flux2_dit(const DitOptions& o, const models::Placement& at) {
                     .slice(1, 0, n_img);
         });
   if (!o.reference.empty()) {
-    const Tensor want = models::load_flux2_transformer(o.reference, {}, false, at)
+    const Tensor want = models::load_flux2_transformer(o.reference, {}, {}, at)
                             .forward(x_in, all_ids, txt, t, guidance, cache ? &*cache : nullptr)
                             .slice(1, 0, n_img);
     fmt::print("relative error against {}: {:.3e}\n", o.reference, relative_error(out, want));
@@ -519,10 +523,13 @@ int run_dit(const DitOptions& o) {
   const models::ZImageTransformer dit =
       o.random_weights
           ? models::load_zimage_transformer(
-                quantize_if(o, models::zimage_dit_random_weights(
-                                   release, weight_dtype(o), 1, on_host ? Device::CPU : at.device)),
+                quantize_if(o,
+                            models::zimage_dit_random_weights(release, weight_dtype(o), 1,
+                                                              on_host ? Device::CPU : at.device),
+                            at.device),
                 release, at, loras)
-          : models::load_zimage_transformer(o.weights_path, std::nullopt, at, o.fp8, loras);
+          : models::load_zimage_transformer(o.weights_path, std::nullopt, at, quantization(o),
+                                            loras);
   const auto& c = dit.config();
   announce("z-image transformer", c.summary(), o, t0);
   Generator noise(0);
@@ -620,17 +627,19 @@ int run_pipeline(const PipelineOptions& o) {
             qwen, models::qwen3_random_weights(qwen, weight_dtype(o), 1, host_first), at),
         models::ZImageTransformer(
             dit,
-            quantize_if(o, models::zimage_dit_random_weights(dit, weight_dtype(o), 1, host_first)),
+            quantize_if(o, models::zimage_dit_random_weights(dit, weight_dtype(o), 1, host_first),
+                        at.device),
             at),
         models::AutoencoderKL(
             vae, models::autoencoder_kl_random_weights(vae, weight_dtype(o), 1, at.device), at),
         pipeline::ZImageVariant::Turbo, "random");
   };
   const pipeline::ZImagePipeline pipe =
-      o.random_weights
-          ? random_pipeline()
-          : pipeline::ZImagePipeline::load(
-                {.model_dir = o.weights_path, .tokenizer = o.tokenizer, .fp8 = o.fp8}, at);
+      o.random_weights ? random_pipeline()
+                       : pipeline::ZImagePipeline::load({.model_dir = o.weights_path,
+                                                         .tokenizer = o.tokenizer,
+                                                         .quantize = quantization(o)},
+                                                        at);
   announce("z-image pipeline", pipe.model_name(), o, t0);
   pipeline::ZImageRequest request;
   request.prompt = "a red fox standing in fresh snow at dawn, photograph";

@@ -15,7 +15,7 @@ namespace zflow::cli {
 struct ComponentFlags {
   std::string diffusion_model, text_encoder, tokenizer, clip_l, t5xxl, clip_tokenizer, t5_tokenizer,
       vae, redux, siglip;
-  bool fp8 = false;
+  bool fp8 = false, int8 = false;
   bool offload = false;
 
   // The files, with `model_dir` as the folder the unnamed components come from (may be empty).
@@ -24,7 +24,7 @@ struct ComponentFlags {
 
 // Adds --diffusion-model, --text-encoder, --tokenizer, --clip-l, --t5xxl, --clip-tokenizer,
 // --t5-tokenizer, --vae, --redux and --siglip; `note` ends every help line (e.g. " (overrides
-// -m's)"). And --fp8 and --offload.
+// -m's)"). And --fp8, --int8 and --offload.
 void add_component_flags(CLI::App* cmd, ComponentFlags& flags, const std::string& note);
 
 // --matmul-precision bf16|fp32, shared by generate, serve and bench: whether CPU matmuls with

@@ -184,7 +184,7 @@ std::optional<pipeline::HiresFix> hires_fix(const GenerateOptions& o,
   if (!o.hires_model.empty()) {
     h.model = pipeline::load_generator({.model_dir = o.hires_model,
                                         .device = files.device,
-                                        .fp8 = files.fp8,
+                                        .quantize = files.quantize,
                                         .offload = files.offload});
   }
   return h;

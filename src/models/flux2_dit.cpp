@@ -13,8 +13,8 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/log.h"
-#include "io/fp8_weights.h"
 #include "io/key_map_flux.h"
+#include "io/load_quantization.h"
 #include "models/config_json.h"
 #include "models/flux_block_names.h"
 #include "models/flux_dit.h"
@@ -550,13 +550,13 @@ Flux2Transformer load_flux2_transformer(const io::WeightStore& weights,
 }
 
 Flux2Transformer load_flux2_transformer(const std::filesystem::path& path,
-                                        const std::optional<Flux2DiTConfig>& config, bool fp8,
-                                        const Placement& placement,
+                                        const std::optional<Flux2DiTConfig>& config,
+                                        io::LoadQuantization quantize, const Placement& placement,
                                         std::span<const LoraFile> loras) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
-      fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
+      io::quantize_at_load(io::WeightStore::open(where), quantize, placement.device);
   // The first step would otherwise fault the mapped weights in from disk between its matmuls.
   if (placement.device == Device::CPU) io::read_ahead_in_background(weights, "flux2");
   if (config) return load_flux2_transformer(weights, config, placement, loras);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/load_quantization.h"
 #include "io/weight_store.h"
 #include "models/flux_rope.h"
 #include "models/lora.h"
@@ -196,12 +197,13 @@ class Flux2Transformer {
 // prefix as ComfyUI writes them). The config is `config` when given, else the folder's
 // config.json (folders and index files only), else inferred from the weights. dev or klein: the
 // weights decide (guidance embedder present or not); a config saying otherwise is an Error.
-// With `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h).
+// `quantize` (--fp8, --int8) quantises the block linears as they load (io/load_quantization.h).
 // The `loras` (PEFT / diffusers or BFL names) are merged into the weights before they are bound
 // (models/lora.h).
 Flux2Transformer load_flux2_transformer(const std::filesystem::path& path,
                                         const std::optional<Flux2DiTConfig>& config = {},
-                                        bool fp8 = false, const Placement& placement = {},
+                                        io::LoadQuantization quantize = {},
+                                        const Placement& placement = {},
                                         std::span<const LoraFile> loras = {});
 Flux2Transformer load_flux2_transformer(const io::WeightStore& weights,
                                         const std::optional<Flux2DiTConfig>& config = {},

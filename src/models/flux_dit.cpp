@@ -13,8 +13,8 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/log.h"
-#include "io/fp8_weights.h"
 #include "io/key_map_flux.h"
+#include "io/load_quantization.h"
 #include "models/config_json.h"
 #include "models/flux_block_names.h"
 #include "models/timestep_embedding.h"
@@ -594,12 +594,13 @@ FluxTransformer load_flux_transformer(const io::WeightStore& weights,
 }
 
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,
-                                      const std::optional<FluxDiTConfig>& config, bool fp8,
-                                      const Placement& placement, std::span<const LoraFile> loras) {
+                                      const std::optional<FluxDiTConfig>& config,
+                                      io::LoadQuantization quantize, const Placement& placement,
+                                      std::span<const LoraFile> loras) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
-      fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
+      io::quantize_at_load(io::WeightStore::open(where), quantize, placement.device);
   // The first step would otherwise fault the mapped weights in from disk between its matmuls.
   if (placement.device == Device::CPU) io::read_ahead_in_background(weights, "flux");
   if (config) return load_flux_transformer(weights, config, placement, loras);

@@ -24,6 +24,7 @@
 
 #include "core/tensor.h"
 #include "io/key_map_flux.h"
+#include "io/load_quantization.h"
 #include "io/weight_store.h"
 #include "models/first_block_cache.h"
 #include "models/flux_rope.h"
@@ -221,11 +222,12 @@ class FluxTransformer {
 // else the folder's config.json (folders and index files only), else inferred from the weights.
 // dev or schnell: the weights decide (guidance embedder present or not); a config saying
 // otherwise is an Error.
-// With `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h).
+// `quantize` (--fp8, --int8) quantises the block linears as they load (io/load_quantization.h).
 // The `loras` are merged into the weights before they are bound (models/lora.h).
 FluxTransformer load_flux_transformer(const std::filesystem::path& path,
                                       const std::optional<FluxDiTConfig>& config = {},
-                                      bool fp8 = false, const Placement& placement = {},
+                                      io::LoadQuantization quantize = {},
+                                      const Placement& placement = {},
                                       std::span<const LoraFile> loras = {});
 FluxTransformer load_flux_transformer(const io::WeightStore& weights,
                                       const std::optional<FluxDiTConfig>& config = {},

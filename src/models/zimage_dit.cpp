@@ -17,8 +17,8 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/log.h"
-#include "io/fp8_weights.h"
 #include "io/key_map_zimage.h"
+#include "io/load_quantization.h"
 #include "models/config_json.h"
 #include "models/timestep_embedding.h"
 #include "models/zimage_controlnet.h"
@@ -995,12 +995,12 @@ ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,
 
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
                                           const std::optional<ZImageDiTConfig>& config,
-                                          const Placement& placement, bool fp8,
+                                          const Placement& placement, io::LoadQuantization quantize,
                                           std::span<const LoraFile> loras) {
   // A model folder (model_index.json, transformer/, vae/, ...) holds the transformer below.
   const std::filesystem::path where = io::component_folder(path, "transformer");
   const io::WeightStore weights =
-      fp8 ? io::quantize_weights_fp8(io::WeightStore::open(where)) : io::WeightStore::open(where);
+      io::quantize_at_load(io::WeightStore::open(where), quantize, placement.device);
   // The first step would otherwise fault the mapped weights in from disk between its matmuls.
   if (placement.device == Device::CPU) io::read_ahead_in_background(weights, "zimage");
   if (config) return load_zimage_transformer(weights, config, placement, loras);

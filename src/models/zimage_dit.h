@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/load_quantization.h"
 #include "io/weight_store.h"
 #include "models/first_block_cache.h"
 #include "models/lora.h"
@@ -222,12 +223,13 @@ ZImageTransformer::Linear bind_zimage_linear(ParameterBinder& bind, const std::s
 // safetensors + index), its *.safetensors.index.json, a model folder holding transformer/,
 // or a single file in either layout (diffusers names, or ComfyUI / original names with an
 // optional `model.diffusion_model.` prefix). The config is `config` when given, else the
-// folder's config.json (folders and index files only), else inferred from the weights. With
-// `fp8`, the block linears are quantised to scaled e4m3 as they load (io/fp8_weights.h). The
-// `loras` are merged into the weights before they are bound (models/lora.h).
+// folder's config.json (folders and index files only), else inferred from the weights.
+// `quantize` (--fp8, --int8) quantises the block linears as they load (io/load_quantization.h).
+// The `loras` are merged into the weights before they are bound (models/lora.h).
 ZImageTransformer load_zimage_transformer(const std::filesystem::path& path,
                                           const std::optional<ZImageDiTConfig>& config = {},
-                                          const Placement& placement = {}, bool fp8 = false,
+                                          const Placement& placement = {},
+                                          io::LoadQuantization quantize = {},
                                           std::span<const LoraFile> loras = {});
 // The same from weights already opened.
 ZImageTransformer load_zimage_transformer(const io::WeightStore& weights,

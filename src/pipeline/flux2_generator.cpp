@@ -135,7 +135,7 @@ std::unique_ptr<ImageGenerator> load_flux2_generator(const ModelFiles& files) {
                            .text_encoder = files.text_encoder,
                            .tokenizer = files.tokenizer,
                            .vae = files.vae,
-                           .fp8 = files.fp8,
+                           .quantize = files.quantize,
                            .loras = files.loras},
                           placement_for(files)));
 }

@@ -140,7 +140,7 @@ Flux2Pipeline Flux2Pipeline::load(const Flux2Files& files, const models::Placeme
 
   // The transformer first: its guidance embedder tells dev (Mistral) from klein (Qwen3).
   auto transformer = load_component(kFamily, "diffusion model", dit_path, [&] {
-    return models::load_flux2_transformer(dit_path, std::nullopt, files.fp8, placement,
+    return models::load_flux2_transformer(dit_path, std::nullopt, files.quantize, placement,
                                           files.loras);
   });
   const auto& dit = transformer.config();

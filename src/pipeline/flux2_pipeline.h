@@ -87,7 +87,7 @@ struct Flux2Files {
   std::filesystem::path text_encoder;
   std::filesystem::path tokenizer;  // tokenizer.json (tokenizer/); Mistral's: or vocab + merges
   std::filesystem::path vae;
-  bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
+  io::LoadQuantization quantize = {};   // the transformer's block linears quantised at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
 };
 

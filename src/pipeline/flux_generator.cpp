@@ -191,7 +191,7 @@ std::unique_ptr<ImageGenerator> load_flux_generator(const ModelFiles& files) {
                           .redux = files.redux,
                           .siglip = files.siglip,
                           .controlnets = files.controlnets,
-                          .fp8 = files.fp8,
+                          .quantize = files.quantize,
                           .loras = files.loras},
                          placement_for(files)));
 }

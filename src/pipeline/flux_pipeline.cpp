@@ -148,7 +148,7 @@ FluxPipeline FluxPipeline::load(const FluxFiles& files, const models::Placement&
   auto t5 = load_component(kFamily, "T5 text encoder", t5_path,
                            [&] { return models::load_t5_encoder(t5_path, {}, placement); });
   auto transformer = load_component(kFamily, "diffusion model", dit_path, [&] {
-    return models::load_flux_transformer(dit_path, {}, files.fp8, placement, files.loras);
+    return models::load_flux_transformer(dit_path, {}, files.quantize, placement, files.loras);
   });
   auto vae = load_component(kFamily, "VAE", vae_path,
                             [&] { return models::load_autoencoder_kl(vae_path, {}, placement); });

@@ -109,7 +109,7 @@ struct FluxFiles {
   // folder's controlnet/ when its model_index.json names a FluxControlNet pipeline. Several run
   // side by side, control image k read by ControlNet k (diffusers' FluxMultiControlNetModel).
   std::vector<std::filesystem::path> controlnets;
-  bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
+  io::LoadQuantization quantize = {};   // the transformer's block linears quantised at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
 };
 

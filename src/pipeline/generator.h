@@ -18,6 +18,7 @@
 #include "core/tensor.h"
 #include "io/image.h"
 #include "io/image_resize.h"
+#include "io/load_quantization.h"
 #include "models/lora.h"
 #include "models/placement.h"
 #include "pipeline/control_input.h"
@@ -52,7 +53,8 @@ struct ModelFiles {
   std::filesystem::path redux;   // FLUX.1 Redux: a folder or the embedder file (--redux)
   std::filesystem::path siglip;  // its SigLIP vision tower (--siglip)
   Device device = Device::CPU;   // where the models run (bf16 activations on the GPU)
-  bool fp8 = false;      // quantise the transformer's block linears to scaled e4m3 at load (--fp8)
+  // The transformer's block linears quantised at load (--fp8 or --int8).
+  io::LoadQuantization quantize = {};
   bool offload = false;  // stream transformer and text-encoder blocks from host memory (--offload)
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (--lora)
   // ControlNet files or folders (--control-net): Z-Image's one, or FLUX.1's one or several.

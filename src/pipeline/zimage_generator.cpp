@@ -110,7 +110,7 @@ std::unique_ptr<ImageGenerator> load_zimage_generator(const ModelFiles& files) {
                             .text_encoder = files.text_encoder,
                             .vae = files.vae,
                             .tokenizer = files.tokenizer,
-                            .fp8 = files.fp8,
+                            .quantize = files.quantize,
                             .loras = files.loras,
                             .controlnet = one_controlnet(files.controlnets),
                             .siglip = files.siglip},

@@ -104,7 +104,7 @@ ZImagePipeline ZImagePipeline::load(const ZImageFiles& files, const models::Plac
     return models::load_qwen3_text_encoder(te_path, std::nullopt, placement);
   });
   auto transformer = load_component("zimage", "diffusion model", dit_path, [&] {
-    return models::load_zimage_transformer(dit_path, std::nullopt, placement, files.fp8,
+    return models::load_zimage_transformer(dit_path, std::nullopt, placement, files.quantize,
                                            files.loras);
   });
   auto vae = load_component("zimage", "VAE", vae_path, [&] {

@@ -80,7 +80,7 @@ struct ZImageFiles {
   std::filesystem::path text_encoder;
   std::filesystem::path vae;
   std::filesystem::path tokenizer;
-  bool fp8 = false;  // the transformer's block linears quantised to scaled e4m3 at load
+  io::LoadQuantization quantize = {};   // the transformer's block linears quantised at load
   std::vector<models::LoraFile> loras;  // merged into the transformer at load (models/lora.h)
   std::filesystem::path controlnet;     // a Z-Image ControlNet file or folder, when wanted
   std::filesystem::path siglip;         // Omni: its SigLIP 2 tower, when not model_dir's siglip/

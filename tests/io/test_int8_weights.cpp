@@ -12,6 +12,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/ops.h"
 #include "io/fp8_weights.h"
+#include "io/load_quantization.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 
@@ -180,6 +181,27 @@ TEST(Int8Weights, StoreQuantisationFollowsTheFp8Rule) {
     }
   }
   EXPECT_EQ(quantised, 20);
+}
+
+// --fp8 and --int8 at load (io/load_quantization.h): each form for the picked matrices, the
+// store untouched without either, and int8 refused for a GPU, where it would save nothing.
+TEST(Int8Weights, LoadQuantizationPicksTheForm) {
+  const io::WeightStore bf16 =
+      io::WeightStore::open(test::fixture("zimage_dit/zimage_dit_tiny_original_bf16.safetensors"));
+  const io::WeightStore none = io::quantize_at_load(bf16, io::LoadQuantization::None, Device::CPU);
+  const io::WeightStore fp8 = io::quantize_at_load(bf16, io::LoadQuantization::Fp8, Device::CUDA);
+  const io::WeightStore int8 = io::quantize_at_load(bf16, io::LoadQuantization::Int8, Device::CPU);
+  for (const std::string& name : bf16.names()) {
+    const Tensor before = bf16.get(name);
+    EXPECT_EQ(none.get(name).raw(), before.raw()) << name;
+    const bool picked = io::fp8_quantizes(name, before);
+    EXPECT_EQ(fp8.get(name).dtype(), picked ? DType::F8_E4M3 : before.dtype()) << name;
+    EXPECT_EQ(int8.get(name).dtype(), picked ? DType::I8 : before.dtype()) << name;
+  }
+  const std::string gpu =
+      test::error_of([&] { io::quantize_at_load(bf16, io::LoadQuantization::Int8, Device::CUDA); });
+  EXPECT_NE(gpu.find("--int8"), std::string::npos) << gpu;
+  EXPECT_NE(gpu.find("--fp8"), std::string::npos) << gpu;
 }
 
 TEST(Int8Weights, BadLayersAreNamed) {

@@ -295,8 +295,7 @@ TEST(CudaModels, FluxDiTMatchesDiffusers) {
   ZF_REQUIRE_GPU();
   const io::SafetensorsFile io = io::SafetensorsFile::open(kFluxIo);
   for (DType act : {DType::F32, DType::BF16}) {
-    const FluxTransformer model =
-        load_flux_transformer(kFluxFolder, {}, false, Placement::cuda(act));
+    const FluxTransformer model = load_flux_transformer(kFluxFolder, {}, {}, Placement::cuda(act));
     for (const char* name : {"h4w4_txt7", "h3w5_txt5_t1", "h5w2_txt9", "batch_h2w3_txt6"}) {
       const FluxCase c = flux_case(io, name);
       expect_close(model.forward(c.x, c.ids, c.txt, c.pooled, c.t, c.guidance),
@@ -314,8 +313,7 @@ TEST(CudaModels, FluxSchnellComfyFileOnDeviceInputs) {
   // The tiny head dim (16) is not the release's, so the config comes from the fixture's folder.
   FluxDiTConfig schnell = FluxDiTConfig::from_json_file(kFluxFolder / "config.json");
   schnell.guidance_embeds = false;
-  const FluxTransformer model =
-      load_flux_transformer(kFluxComfy, schnell, false, Placement::cuda());
+  const FluxTransformer model = load_flux_transformer(kFluxComfy, schnell, {}, Placement::cuda());
   EXPECT_FALSE(model.config().guidance_embeds);
   const FluxCase c = flux_case(io, "batch_h2w3_txt6");
   auto on_gpu = [](const Tensor& t) { return t.to(DType::BF16).to(Device::CUDA); };
@@ -338,7 +336,7 @@ TEST(CudaModels, FluxControlNetMatchesDiffusers) {
     const Placement at = Placement::cuda(act);
     const FluxTransformer model = load_flux_transformer(
         dir / "main_transformer.safetensors",
-        FluxDiTConfig::from_json(io.metadata().at("main"), "main config"), false, at);
+        FluxDiTConfig::from_json(io.metadata().at("main"), "main config"), {}, at);
     for (const auto& [name, spec] : cases.items()) {
       const models::FluxControlNet net =
           models::load_flux_controlnet(dir / spec[0].get<std::string>(), at);
@@ -386,7 +384,7 @@ TEST(CudaModels, Flux2DiTMatchesDiffusers) {
   const io::SafetensorsFile io = io::SafetensorsFile::open(kFlux2Io);
   for (DType act : {DType::F32, DType::BF16}) {
     const Flux2Transformer model =
-        load_flux2_transformer(kFlux2Folder, {}, false, Placement::cuda(act));
+        load_flux2_transformer(kFlux2Folder, {}, {}, Placement::cuda(act));
     for (const char* name :
          {"h4w4_txt7", "h3w5_txt5_t1", "batch_h2w3_txt6", "ref_h2w3_r3x2_txt4"}) {
       const Flux2Case c = flux2_case(io, name);
@@ -403,8 +401,7 @@ TEST(CudaModels, Flux2KleinComfyFileOnDeviceInputs) {
   const io::SafetensorsFile io = io::SafetensorsFile::open(kFlux2Io);
   Flux2DiTConfig klein = Flux2DiTConfig::from_json_file(kFlux2Folder / "config.json");
   klein.guidance_embeds = false;
-  const Flux2Transformer model =
-      load_flux2_transformer(kFlux2Comfy, klein, false, Placement::cuda());
+  const Flux2Transformer model = load_flux2_transformer(kFlux2Comfy, klein, {}, Placement::cuda());
   const Flux2Case c = flux2_case(io, "batch_h2w3_txt6");
   auto on_gpu = [](const Tensor& t) { return t.to(DType::BF16).to(Device::CUDA); };
   const Tensor out = model.forward(on_gpu(c.x), c.ids, on_gpu(c.txt), c.t);
@@ -423,8 +420,8 @@ TEST(CudaModels, Flux2KleinKvCacheMatchesDiffusers) {
   const std::vector<Flux2Position> ref_ids = flux2_image_ids(4, 5, 10.0f);
   const std::vector<Flux2Position> img_ids = flux2_image_ids(3, 4);
   for (DType act : {DType::F32, DType::BF16}) {
-    const Flux2Transformer model = load_flux2_transformer(
-        dir / "tiny_klein" / "transformer", std::nullopt, false, Placement::cuda(act));
+    const Flux2Transformer model = load_flux2_transformer(dir / "tiny_klein" / "transformer",
+                                                          std::nullopt, {}, Placement::cuda(act));
     const Flux2ReferenceCache cache = model.reference_cache(io.tensor("refs"), ref_ids, 0.0f);
     expect_close(model.forward(io.tensor("img"), img_ids, io.tensor("txt"),
                                std::vector<float>{0.8f, 0.8f}, {}, &cache),
@@ -590,9 +587,9 @@ TEST(CudaModels, OffloadedBlocksComputeWhatResidentOnesDo) {
     expect_identical(qwen.encode(qwen_ids), qwen_want, fmt::format("qwen3 run {}", run));
 
   const FluxCase fc = flux_case(io::SafetensorsFile::open(kFluxIo), "batch_h2w3_txt6");
-  const Tensor flux_want = load_flux_transformer(kFluxFolder, {}, false, Placement::cuda())
+  const Tensor flux_want = load_flux_transformer(kFluxFolder, {}, {}, Placement::cuda())
                                .forward(fc.x, fc.ids, fc.txt, fc.pooled, fc.t, fc.guidance);
-  const FluxTransformer flux = load_flux_transformer(kFluxFolder, {}, false, offloaded());
+  const FluxTransformer flux = load_flux_transformer(kFluxFolder, {}, {}, offloaded());
   for (int run = 0; run < 2; ++run)
     expect_identical(flux.forward(fc.x, fc.ids, fc.txt, fc.pooled, fc.t, fc.guidance), flux_want,
                      fmt::format("flux run {}", run));

@@ -58,7 +58,7 @@ TEST(Lora, ZImageEveryLayoutMatchesPeft) {
     for (float scale : {1.0f, 0.75f}) {
       const LoraFile lora{kLoraDir / (std::string(file) + ".safetensors"), scale};
       const ZImageTransformer model =
-          load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), false, {&lora, 1});
+          load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), {}, {&lora, 1});
       for (const char* name : {"h6w10_cap31_t03", "batch_h6w10_cap5_cap20"}) {
         const double err = test::relative_error(
             run_zimage(model, name), golden(fmt::format("zimage.{}.{}", name, scale_key(scale))));
@@ -72,7 +72,7 @@ TEST(Lora, ZImageLorasAddUp) {
   const std::vector<LoraFile> halves = {{kLoraDir / "zimage_lora_peft.safetensors", 0.5f},
                                         {kLoraDir / "zimage_lora_comfy.safetensors", 0.5f}};
   const ZImageTransformer model =
-      load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), false, halves);
+      load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), {}, halves);
   EXPECT_LE(test::relative_error(run_zimage(model, "h6w10_cap31_t03"),
                                  golden("zimage.h6w10_cap31_t03.scale1.0")),
             kTolerance);
@@ -100,7 +100,7 @@ TEST(Lora, FluxPeftAndBflLayoutsMatchPeft) {
     for (float scale : {1.0f, 0.75f}) {
       const LoraFile lora{kLoraDir / (std::string(file) + ".safetensors"), scale};
       const FluxTransformer model =
-          load_flux_transformer(kFluxFolder, {}, false, Placement::cpu(), {&lora, 1});
+          load_flux_transformer(kFluxFolder, {}, {}, Placement::cpu(), {&lora, 1});
       for (const char* name : {"h3w5_txt5_t1", "batch_h2w3_txt6"}) {
         const double err = test::relative_error(
             run_flux(model, name), golden(fmt::format("flux.{}.{}", name, scale_key(scale))));
@@ -132,8 +132,8 @@ TEST(Lora, Flux2PeftAndBflLayoutsMatchPeft) {
     for (float scale : {1.0f, 0.75f}) {
       const LoraFile lora{kLoraDir / (std::string(file) + ".safetensors"), scale};
       const Flux2Transformer model =
-          load_flux2_transformer(test::fixture("flux2_dit/tiny_dev_diffusers/transformer"), {},
-                                 false, Placement::cpu(), {&lora, 1});
+          load_flux2_transformer(test::fixture("flux2_dit/tiny_dev_diffusers/transformer"), {}, {},
+                                 Placement::cpu(), {&lora, 1});
       for (const char* name : {"h3w5_txt5_t1", "ref_h2w3_r3x2_txt4"}) {
         const double err = test::relative_error(
             run_flux2(model, name),
@@ -147,7 +147,7 @@ TEST(Lora, Flux2PeftAndBflLayoutsMatchPeft) {
 TEST(Lora, FluxKohyaLayoutMatchesDiffusers) {
   const LoraFile lora{kLoraDir / "flux_lora_kohya.safetensors", 1.0f};
   const FluxTransformer model =
-      load_flux_transformer(kFluxFolder, {}, false, Placement::cpu(), {&lora, 1});
+      load_flux_transformer(kFluxFolder, {}, {}, Placement::cpu(), {&lora, 1});
   for (const char* name : {"h3w5_txt5_t1", "batch_h2w3_txt6"})
     EXPECT_LE(
         test::relative_error(run_flux(model, name), golden(fmt::format("flux.kohya.{}", name))),
@@ -283,7 +283,7 @@ TEST(Lora, UpdatesFromSeveralFilesAddUp) {
 std::string zimage_error(const fs::path& file) {
   const LoraFile lora{file, 1.0f};
   return test::error_of([&] {
-    load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), false, {&lora, 1});
+    load_zimage_transformer(kZImageFolder, std::nullopt, Placement::cpu(), {}, {&lora, 1});
   });
 }
 
