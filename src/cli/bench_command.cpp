@@ -123,15 +123,12 @@ models::Placement prepare(const Common& o, const std::string& file_flag) {
   return at;
 }
 
-// The CPU kernel the transformer's matmuls run on, for the report.
-std::string cpu_matmuls(const Common& o) {
-  if (o.int8)  // W8A8: gemm_s8 where the processor has VNNI, else gemm in floats
-    return fmt::format("int8-weight matmuls on {}",
-                       cpu::gemm_s8_available()
-                           ? std::string("avx512vnni")
-                           : std::string(cpu::gemm_isa_name(cpu::gemm_default_isa(DType::I8))));
-  return fmt::format("bf16-weight matmuls on {}",
-                     cpu::gemm_isa_name(cpu::gemm_default_isa(DType::BF16)));
+// The CPU kernels the matmuls run on, for the report: bf16 (and fp8, GGUF) weights', and int8
+// weights' where they have their own.
+std::string cpu_matmuls() {
+  const std::string isa(cpu::gemm_isa_name(cpu::gemm_default_isa(DType::BF16)));
+  return cpu::gemm_s8_available() ? fmt::format("matmuls on {}, int8 ones on avx512vnni", isa)
+                                  : fmt::format("matmuls on {}", isa);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -158,7 +155,7 @@ void timed(const Common& o, const std::string& bench, const std::string& what,
     const std::string where =
         gpu ? fmt::format("cuda ({}, {} attention)", cuda_devices().at(0).name,
                           cuda_attention_kernel())
-            : fmt::format("{} threads, {}", ThreadPool::compute().threads(), cpu_matmuls(o));
+            : fmt::format("{} threads, {}", ThreadPool::compute().threads(), cpu_matmuls());
     const std::string memory =
         gpu ? fmt::format("peak VRAM {:.2f} GB (pool {:.2f} GB)",
                           static_cast<double>(vram.peak_in_use_bytes) / 1e9,

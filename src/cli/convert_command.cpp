@@ -1,12 +1,15 @@
 // `zflow convert`: a model component (safetensors file or diffusers folder) to a GGUF file with
-// quantised matrices, by the per-tensor rules of io/gguf_convert.h. A ComfyUI single file's
-// `model.diffusion_model.` prefix is dropped, so the result has the layout ComfyUI-GGUF publishes.
+// quantised matrices, by the per-tensor rules of io/gguf_convert.h, or to a ComfyUI fp8 or int8
+// safetensors file (io/comfy_quant_writer.h). A ComfyUI single file's `model.diffusion_model.`
+// prefix is dropped, so a GGUF has the layout ComfyUI-GGUF publishes.
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/comfy_quant_writer.h"
 #include "io/gguf_convert.h"
 #include "io/weight_store.h"
 #include "models/detect.h"
@@ -19,13 +22,15 @@ struct ConvertOptions {
   std::string input, output, type = "q8_0";
 };
 
-DType target_type(const std::string& name) {
+// A GGUF block type, or nullopt for the safetensors forms (fp8, int8).
+std::optional<DType> gguf_type(const std::string& name) {
   if (name == "q8_0") return DType::Q8_0;
   if (name == "q4_0") return DType::Q4_0;
   if (name == "q4_k") return DType::Q4_K;
   if (name == "q5_k") return DType::Q5_K;
   if (name == "q6_k") return DType::Q6_K;
-  fail("[convert] --type {}: expected q8_0, q4_0, q4_k, q5_k or q6_k", name);
+  if (name == "fp8" || name == "int8") return std::nullopt;
+  fail("[convert] --type {}: expected q8_0, q4_0, q4_k, q5_k, q6_k, fp8 or int8", name);
 }
 
 // general.architecture as the published GGUFs name it (ComfyUI-GGUF calls Z-Image "lumina2",
@@ -39,9 +44,10 @@ std::string gguf_architecture(const std::string& detected) {
 }
 
 int run_convert(const ConvertOptions& o) {
-  const DType target = target_type(o.type);
-  if (std::filesystem::path(o.output).extension() != ".gguf")
-    fail("[convert] -o {}: the output must be a .gguf file", o.output);
+  const std::optional<DType> target = gguf_type(o.type);
+  const std::string extension = target ? ".gguf" : ".safetensors";
+  if (std::filesystem::path(o.output).extension() != extension)
+    fail("[convert] -o {}: --type {} writes a {} file", o.output, o.type, extension);
   io::WeightStore weights = io::WeightStore::open(o.input);
   for (const std::string& name : weights.names())
     if (name.starts_with("model.diffusion_model.")) {
@@ -57,7 +63,12 @@ int run_convert(const ConvertOptions& o) {
         o.input, found ? found->architecture : "no model zflow knows");
   fmt::print("converting {} ({}) to {} as {}\n", o.input, found->architecture, o.output, o.type);
   std::fflush(stdout);
-  io::convert_to_gguf(weights, o.output, {.target = target, .architecture = arch});
+  if (target)
+    io::convert_to_gguf(weights, o.output, {.target = *target, .architecture = arch});
+  else
+    io::write_comfy_quantized(
+        weights, o.output,
+        o.type == "fp8" ? io::LoadQuantization::Fp8 : io::LoadQuantization::Int8);
   fmt::print("wrote {} ({:.2f} GB)\n", o.output,
              std::filesystem::file_size(o.output) / double(1ull << 30));
   return 0;
@@ -66,14 +77,18 @@ int run_convert(const ConvertOptions& o) {
 }  // namespace
 
 Run add_convert_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("convert", "quantise a model component to a GGUF file");
+  auto* cmd = app.add_subcommand(
+      "convert", "quantise a model component to a GGUF file or a ComfyUI fp8 / int8 file");
   auto o = std::make_shared<ConvertOptions>();
   cmd->add_option("input", o->input, "a .safetensors file or diffusers component folder")
       ->required();
-  cmd->add_option("-o,--output", o->output, "the .gguf file to write")->required();
+  cmd->add_option("-o,--output", o->output,
+                  "the file to write: .gguf, or .safetensors for fp8 and int8")
+      ->required();
   cmd->add_option("--type", o->type,
-                  "matrix type: q8_0, q4_0, q4_k, q5_k or q6_k (norms, embedders and modulation "
-                  "keep their float type)")
+                  "matrix type: q8_0, q4_0, q4_k, q5_k or q6_k (GGUF), or fp8 (scaled e4m3) or "
+                  "int8 (rows ConvRot-rotated, W8A8 on the CPU) as ComfyUI stores them; norms, "
+                  "embedders and modulation keep their float type")
       ->capture_default_str();
   return [o] { return run_convert(*o); };
 }

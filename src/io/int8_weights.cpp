@@ -116,12 +116,15 @@ Tensor quantize_int8_rows(const Tensor& w, int64_t hadamard_group) {
   return q.with_row_scales(std::move(scales), hadamard_group);
 }
 
-WeightStore quantize_weights_int8(const WeightStore& store) {
+int64_t int8_convrot_group(const Tensor& w) {
   constexpr int64_t kGroup = 256;  // the published files' convrot_groupsize
+  return w.size(1) % kGroup == 0 ? kGroup : 0;
+}
+
+WeightStore quantize_weights_int8(const WeightStore& store) {
   return quantize_picked_matrices(
-      store,
-      [](const Tensor& t) { return quantize_int8_rows(t, t.size(1) % kGroup == 0 ? kGroup : 0); },
-      "int8", "int8 with row scales");
+      store, [](const Tensor& t) { return quantize_int8_rows(t, int8_convrot_group(t)); }, "int8",
+      "int8 with row scales");
 }
 
 }  // namespace zflow::io

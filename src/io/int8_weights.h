@@ -35,9 +35,13 @@ void resolve_int8_weights(WeightStore& store,
 // an I8 tensor with row scales. LoRA merging requantises int8 weights this way.
 Tensor quantize_int8_rows(const Tensor& w, int64_t hadamard_group);
 
-// The store with every tensor io::fp8_quantizes() picks quantised by quantize_int8_rows, as
-// ComfyUI's int8 convrot files are: ConvRot groups of 256 where they divide the rows, else
-// row-wise (the rest shared, not copied). `zflow bench --int8` measures with it.
+// The ConvRot group the published int8 convrot files use for matrix w [out, in]: 256 where it
+// divides `in`, else 0 (row-wise scales without a rotation).
+int64_t int8_convrot_group(const Tensor& w);
+
+// The store with every tensor io::fp8_quantizes() picks quantised by quantize_int8_rows in its
+// int8_convrot_group, as ComfyUI's int8 convrot files are (the rest shared, not copied).
+// --int8 loads with it.
 WeightStore quantize_weights_int8(const WeightStore& store);
 
 }  // namespace zflow::io

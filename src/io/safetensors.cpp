@@ -348,29 +348,35 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
 void write_safetensors(const std::filesystem::path& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsSource> sources;
+  sources.reserve(tensors.size());
+  for (const auto& [name, tensor] : tensors) {
+    // (An undefined tensor is refused when its turn comes.)
+    sources.push_back({name, tensor.shape(), tensor.dtype(), [&t = tensor] { return t; }});
+  }
+  write_safetensors_streamed(path, sources, metadata);
+}
+
+void write_safetensors_streamed(const std::filesystem::path& path,
+                                const std::vector<SafetensorsSource>& tensors,
+                                const std::map<std::string, std::string>& metadata) {
   const std::string where = path.string();
   // ordered_json keeps keys in insertion order: __metadata__ first, then the tensors
   // in the order given, matching the order of their bytes.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<Tensor> data;
-  data.reserve(tensors.size());
   uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    ZF_CHECK(tensor.defined(), "[safetensors] {}: tensor '{}' is undefined", where, name);
-    ZF_CHECK(tensor.device() == Device::CPU, "[safetensors] {}: tensor '{}' is on {}, not the CPU",
-             where, name, device_name(tensor.device()));
-    ZF_CHECK(name != "__metadata__", "[safetensors] {}: '__metadata__' is reserved", where);
-    ZF_CHECK(!dtype_is_quantized(tensor.dtype()),
+  for (const SafetensorsSource& t : tensors) {
+    ZF_CHECK(t.name != "__metadata__", "[safetensors] {}: '__metadata__' is reserved", where);
+    ZF_CHECK(!dtype_is_quantized(t.dtype),
              "[safetensors] {}: tensor '{}' is {}, a GGML block type safetensors cannot hold "
              "(write a GGUF file, or dequantise it)",
-             where, name, dtype_name(tensor.dtype()));
-    ZF_CHECK(!header.contains(name), "[safetensors] {}: tensor '{}' is given twice", where, name);
-    data.push_back(tensor.contiguous());
-    const uint64_t end = offset + data.back().nbytes();
-    header[name] = {{"dtype", dtype_name(tensor.dtype())},
-                    {"shape", tensor.shape()},
-                    {"data_offsets", {offset, end}}};
+             where, t.name, dtype_name(t.dtype));
+    ZF_CHECK(!header.contains(t.name), "[safetensors] {}: tensor '{}' is given twice", where,
+             t.name);
+    const uint64_t end = offset + dtype_nbytes(t.dtype, shape_numel(t.shape));
+    header[t.name] = {
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
     offset = end;
   }
   std::string text;
@@ -386,14 +392,40 @@ void write_safetensors(const std::filesystem::path& path,
   tmp += ".tmp";
   std::FILE* out = std::fopen(tmp.c_str(), "wb");
   if (out == nullptr) fail("[safetensors] {}: cannot create: {}", where, std::strerror(errno));
+  // Whatever stops the writing (a failed write, a tensor that cannot be made) removes the
+  // temporary file.
+  auto abandon = [&] {
+    std::fclose(out);
+    std::filesystem::remove(tmp);
+  };
   uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(uint64_t{text.size()} >> (8 * i));
   bool ok = std::fwrite(length, 1, 8, out) == 8 &&
             std::fwrite(text.data(), 1, text.size(), out) == text.size();
-  for (const Tensor& t : data)
-    ok = ok && (t.nbytes() == 0 || std::fwrite(t.raw(), 1, t.nbytes(), out) == t.nbytes());
-  ok = (std::fclose(out) == 0) && ok;
+  for (size_t i = 0; ok && i < tensors.size(); ++i) {
+    const SafetensorsSource& source = tensors[i];
+    Tensor t;
+    try {
+      t = source.make();
+      ZF_CHECK(t.defined(), "[safetensors] {}: tensor '{}' is undefined", where, source.name);
+      ZF_CHECK(t.device() == Device::CPU, "[safetensors] {}: tensor '{}' is on {}, not the CPU",
+               where, source.name, device_name(t.device()));
+      ZF_CHECK(t.shape() == source.shape && t.dtype() == source.dtype,
+               "[safetensors] {}: tensor '{}' was made as {} {}, not the {} {} announced", where,
+               source.name, dtype_name(t.dtype()), shape_str(t.shape()), dtype_name(source.dtype),
+               shape_str(source.shape));
+      t = t.contiguous();
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    ok = t.nbytes() == 0 || std::fwrite(t.raw(), 1, t.nbytes(), out) == t.nbytes();
+  }
   if (!ok) {
+    abandon();
+    fail("[safetensors] {}: write failed: {}", where, std::strerror(errno));
+  }
+  if (std::fclose(out) != 0) {
     std::filesystem::remove(tmp);
     fail("[safetensors] {}: write failed: {}", where, std::strerror(errno));
   }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -75,5 +76,20 @@ class SafetensorsFile {
 void write_safetensors(const std::filesystem::path& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// A tensor that write_safetensors_streamed makes only when it reaches it, so that a file larger
+// than memory (a converted model) is written one tensor at a time. `make` must return a host
+// tensor of exactly this shape and dtype.
+struct SafetensorsSource {
+  std::string name;
+  Shape shape;
+  DType dtype;
+  std::function<Tensor()> make;
+};
+
+// write_safetensors for tensors made in the order given, each released once written.
+void write_safetensors_streamed(const std::filesystem::path& path,
+                                const std::vector<SafetensorsSource>& tensors,
+                                const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace zflow::io

@@ -11,6 +11,7 @@
 
 #include "backend/device.h"
 #include "core/dtype.h"
+#include "io/load_quantization.h"
 #include "io/weight_store.h"
 #include "test_util.h"
 
@@ -213,6 +214,33 @@ TEST(Cli, ConvertWritesAGgufThatLoadsBack) {
   const CommandResult type =
       run_zflow("convert " + source.string() + " -o /tmp/never.gguf --type q3_k");
   EXPECT_THAT(type.output, testing::HasSubstr("--type q3_k: expected q8_0"));
+}
+
+// `zflow convert --type int8` writes the ComfyUI int8 file that --int8 would make at load (the
+// writer's own test holds every tensor to the bit); the output's extension follows the type.
+TEST(Cli, ConvertWritesAComfyInt8File) {
+  namespace fs = std::filesystem;
+  const fs::path source = test::fixture("zimage_pipeline/tiny/transformer");
+  const fs::path out =
+      fs::temp_directory_path() / ("zflow_convert_" + std::to_string(getpid()) + ".safetensors");
+  const CommandResult r =
+      run_zflow("convert " + source.string() + " -o " + out.string() + " --type int8");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const io::WeightStore converted = io::WeightStore::open(out);
+  const io::WeightStore want = io::quantize_at_load(io::WeightStore::open(source),
+                                                    io::LoadQuantization::Int8, Device::CPU);
+  ASSERT_EQ(converted.names(), want.names());
+  int int8 = 0;
+  for (const std::string& name : want.names()) {
+    EXPECT_EQ(converted.get(name).dtype(), want.get(name).dtype()) << name;
+    int8 += want.get(name).dtype() == DType::I8;
+  }
+  EXPECT_GT(int8, 0);
+  fs::remove(out);
+  const CommandResult gguf =
+      run_zflow("convert " + source.string() + " -o /tmp/never.gguf --type int8");
+  EXPECT_EQ(gguf.status, 1);
+  EXPECT_THAT(gguf.output, testing::HasSubstr("--type int8 writes a .safetensors file"));
 }
 
 }  // namespace
