@@ -64,6 +64,24 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   return cpu::linear(x.contiguous(), wc, bc);
 }
 
+std::vector<Tensor> linears(const Tensor& x, const std::vector<Tensor>& ws) {
+  bool shared = !ws.empty() && x.device() == Device::CPU && x.ndim() >= 1;
+  for (const Tensor& w : ws)
+    shared = shared && w.device() == Device::CPU && w.ndim() == 2 && !w.row_scales().empty() &&
+             w.size(1) == x.size(-1) && w.hadamard_group() == ws.front().hadamard_group();
+  std::vector<Tensor> ys;
+  if (!shared) {
+    for (const Tensor& w : ws) ys.push_back(linear(x, w));
+    return ys;
+  }
+  require_activation("linear", "x", x);
+  std::vector<Tensor> weights;
+  for (const Tensor& w : ws)
+    weights.push_back(matrix_weight("linear", "w", w, {w.size(0), w.size(1)}));
+  const std::vector<Tensor> no_biases(ws.size());
+  return cpu::linear_int8_rows(x.contiguous(), weights, no_biases);
+}
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   const Device dev = common_device("matmul", {&a, &b});
   require_activation("matmul", "a", a);

@@ -440,20 +440,20 @@ Tensor ZImageTransformer::timestep_embedding(std::span<const float> t) const {
 // scale 1/sqrt(head_dim), output projection. x[B, L, dim].
 Tensor ZImageTransformer::attention(const Block& blk, const Tensor& x, const Sequence& seq) const {
   const int64_t b = x.size(0), l = x.size(1), h = config_.n_heads, hd = config_.head_dim();
-  auto heads = [&](const Linear& proj) {
-    return ops::linear(x, proj.weight).view({b, l, h, hd});  // [B, L, H, hd]
-  };
-  auto rotated = [&](const Linear& proj, const Tensor& norm) {
+  // One call for the three projections of x: int8 weights quantise x once for all of them.
+  const std::vector<Tensor> qkv =
+      ops::linears(x, {blk.to_q.weight, blk.to_k.weight, blk.to_v.weight});
+  auto heads = [&](const Tensor& y) { return y.view({b, l, h, hd}); };  // [B, L, H, hd]
+  auto rotated = [&](const Tensor& y, const Tensor& norm) {
     const auto layout = ops::RopeLayout::kInterleaved;
-    const Tensor y = heads(proj);
     return norm.defined()
-               ? ops::rms_norm_rope(y, norm, kQkNormEps, seq.rope.cos, seq.rope.sin, layout)
-               : ops::rope(y, seq.rope.cos, seq.rope.sin, layout);
+               ? ops::rms_norm_rope(heads(y), norm, kQkNormEps, seq.rope.cos, seq.rope.sin, layout)
+               : ops::rope(heads(y), seq.rope.cos, seq.rope.sin, layout);
   };
   auto heads_first = [](const Tensor& y) { return y.permute({0, 2, 1, 3}); };  // [B, H, L, hd]
   const Tensor o = ops::attention(
-      heads_first(rotated(blk.to_q, blk.norm_q)), heads_first(rotated(blk.to_k, blk.norm_k)),
-      heads_first(heads(blk.to_v)), 1.0f / std::sqrt(static_cast<float>(hd)), seq.mask);
+      heads_first(rotated(qkv[0], blk.norm_q)), heads_first(rotated(qkv[1], blk.norm_k)),
+      heads_first(heads(qkv[2])), 1.0f / std::sqrt(static_cast<float>(hd)), seq.mask);
   return ops::linear(o.permute({0, 2, 1, 3}).contiguous().view({b, l, config_.dim}),
                      blk.to_out.weight);
 }
@@ -585,10 +585,8 @@ Tensor ZImageTransformer::block(const Block& blk, const Tensor& x, const Sequenc
       residual(x, kGateMsa, attention(blk, pre_norm(x, blk.attention_norm1, kScaleMsa), seq),
                blk.attention_norm2);
   const Tensor h = pre_norm(y, blk.ffn_norm1, kScaleMlp);
-  return residual(
-      y, kGateMlp,
-      ops::linear(ops::silu_mul(ops::linear(h, blk.w1), ops::linear(h, blk.w3)), blk.w2),
-      blk.ffn_norm2);
+  const std::vector<Tensor> up = ops::linears(h, {blk.w1, blk.w3});
+  return residual(y, kGateMlp, ops::linear(ops::silu_mul(up[0], up[1]), blk.w2), blk.ffn_norm2);
 }
 
 // FinalLayer: LayerNorm (no affine, eps 1e-6) * (1 + Linear(SiLU(adaln))), then Linear to

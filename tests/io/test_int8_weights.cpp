@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <random>
 
 #include "backend/cpu/gemm_s8.h"
 #include "backend/cpu/kernels.h"
@@ -131,6 +132,39 @@ TEST(Int8Weights, IntegerAndFloatProductsAreEqual) {
     ASSERT_EQ(integer.numel(), floats.numel());
     EXPECT_EQ(0, std::memcmp(integer.raw(), floats.raw(), integer.nbytes())) << c.name;
   }
+}
+
+// ops::linears quantises an input once for the int8 weights that read it (Z-Image's q, k, v and
+// w1, w3); every output must equal its own linear to the bit, for both ways of multiplying, and
+// a weight in another ConvRot group is computed on its own.
+TEST(Int8Weights, LinearsThatShareAnInputEqualSeparateOnes) {
+  const auto f = io::SafetensorsFile::open(kCases);
+  const Case& c = kAll[1];  // ConvRot groups of 64
+  const Tensor w = resolved_weight(f, c), x = f.tensor(c.name + ".x");
+  std::mt19937 rng(17);
+  std::normal_distribution<float> dist;
+  auto random_int8 = [&](int64_t rows, int64_t group) {
+    std::vector<float> v(static_cast<size_t>(rows * w.size(1)));
+    for (float& e : v) e = dist(rng);
+    return io::quantize_int8_rows(Tensor::from_f32({rows, w.size(1)}, v), group);
+  };
+  const Tensor same_group = random_int8(17, w.hadamard_group()), other_group = random_int8(9, 0);
+  auto same_bits = [](const Tensor& a, const Tensor& b) {
+    return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+  };
+  std::vector<cpu::Int8Products> ways = {cpu::Int8Products::Float};
+  if (cpu::gemm_s8_available()) ways.push_back(cpu::Int8Products::Integer);
+  for (const auto how : ways) {
+    const Tensor ws[] = {w, same_group}, bs[] = {Tensor(), Tensor()};
+    const std::vector<Tensor> shared = cpu::linear_int8_rows(x, ws, bs, how);
+    EXPECT_TRUE(same_bits(shared[0], cpu::linear_int8_rows(x, w, Tensor(), how)));
+    EXPECT_TRUE(same_bits(shared[1], cpu::linear_int8_rows(x, same_group, Tensor(), how)));
+  }
+  const std::vector<Tensor> ys = ops::linears(x, {w, same_group, other_group});
+  ASSERT_EQ(ys.size(), 3u);
+  EXPECT_TRUE(same_bits(ys[0], ops::linear(x, w)));
+  EXPECT_TRUE(same_bits(ys[1], ops::linear(x, same_group)));
+  EXPECT_TRUE(same_bits(ys[2], ops::linear(x, other_group)));
 }
 
 // The requantisation LoRA merging uses: comfy-kitchen's quantiser on a float32 matrix. Without

@@ -3,6 +3,7 @@
 // float32; weights (w, gamma, beta, biases) arrive contiguous in their stored dtype.
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "backend/ops.h"
@@ -16,6 +17,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 enum class Int8Products { Fastest, Integer, Float };
 Tensor linear_int8_rows(const Tensor& x, const Tensor& w, const Tensor& b,
                         Int8Products products = Int8Products::Fastest);  // linear_int8.cpp
+// The same for weights that share x (one ConvRot group): x is rotated and quantised once.
+std::vector<Tensor> linear_int8_rows(const Tensor& x, std::span<const Tensor> ws,
+                                     std::span<const Tensor> bs,
+                                     Int8Products products = Int8Products::Fastest);
 // out[m, N] = x[m, K] @ w[N, K]^T (contiguous rows), w in its stored dtype times its scale().
 void linear_product(const float* x, int64_t m, const Tensor& w, float* out);
 Tensor matmul(const Tensor& a, const Tensor& b);
