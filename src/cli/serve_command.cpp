@@ -49,8 +49,13 @@ std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
   if (entries.empty())
     fail("[serve] no models: give -m DIR, --models-dir DIR or --diffusion-model FILE");
   const Device device = resolve_device(o.device);
+  const io::LoadQuantization quantize = o.components.files().quantize;
+  // Refused now rather than at the first job (io::quantize_at_load says the same).
+  ZF_CHECK(quantize != io::LoadQuantization::Int8 || device == Device::CPU,
+           "[serve] --int8 makes weights for the CPU's int8 matmuls; on a GPU use --fp8");
   for (auto& e : entries) {
     e.files.device = device;
+    e.files.quantize = quantize;  // --fp8 / --int8 hold for every model served
     e.files.offload = o.components.offload;
   }
   return entries;
