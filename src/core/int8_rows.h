@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 namespace zflow {
@@ -15,7 +16,7 @@ namespace zflow {
 inline float int8_row_scale(const float* x, int64_t n) {
   float amax = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
-    if (std::isnan(x[i])) return x[i];
+    if (std::isnan(x[i])) return std::numeric_limits<float>::quiet_NaN();
     amax = std::max(amax, std::fabs(x[i]));
   }
   return std::max(amax / 127.0f, 1e-30f);

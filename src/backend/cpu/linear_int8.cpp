@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "backend/cpu/gemm_s8.h"
+#include "backend/cpu/int8_rows_avx512.h"
 #include "backend/cpu/kernels.h"
 #include "core/error.h"
 #include "core/hadamard.h"
@@ -35,6 +36,7 @@ template <typename Q>
 QuantizedRows<Q> quantize_rows(const float* x, int64_t m, int64_t k, int64_t group) {
   QuantizedRows<Q> q{std::vector<Q>(static_cast<size_t>(m * k)),
                      std::vector<float>(static_cast<size_t>(m))};
+  static const bool avx512 = int8_rows_avx512_available();
   parallel_for(
       m,
       [&](int64_t begin, int64_t end) {
@@ -42,6 +44,13 @@ QuantizedRows<Q> quantize_rows(const float* x, int64_t m, int64_t k, int64_t gro
         for (int64_t r = begin; r < end; ++r) {
           std::copy_n(x + r * k, k, row.data());
           if (group > 0) rotate_hadamard_groups(row.data(), k, group);
+          if constexpr (std::is_same_v<Q, int8_t>) {
+            if (avx512) {
+              q.scales[r] = int8_row_scale_avx512(row.data(), k);
+              quantize_int8_row_avx512(row.data(), k, q.scales[r], q.codes.data() + r * k);
+              continue;
+            }
+          }
           q.scales[r] = int8_row_scale(row.data(), k);
           quantize_int8_row(row.data(), k, q.scales[r], q.codes.data() + r * k);
         }
