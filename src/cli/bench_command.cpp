@@ -107,7 +107,7 @@ io::LoadQuantization quantization(const Common& o) {
 
 // Random transformer weights as --fp8 or --int8 would load them.
 io::WeightStore quantize_if(const Common& o, io::WeightStore weights, Device device) {
-  return io::quantize_at_load(weights, quantization(o), device);
+  return io::quantize_at_load(std::move(weights), quantization(o), device);
 }
 
 // Where the bench runs, checked before anything is built.

@@ -144,28 +144,28 @@ bool fp8_quantizes(const std::string& name, const Tensor& t) {
          !keeps_float_type(name, t);
 }
 
-WeightStore quantize_picked_matrices(const WeightStore& store,
+WeightStore quantize_picked_matrices(WeightStore store,
                                      const std::function<Tensor(const Tensor&)>& quantise,
                                      std::string_view tag, std::string_view what) {
-  WeightStore out = store;
   int count = 0;
   size_t before = 0, after = 0;
   for (const std::string& name : store.names()) {
-    const Tensor t = store.get(name);
+    Tensor t = store.get(name);
     if (!fp8_quantizes(name, t)) continue;
-    const Tensor q = quantise(t);
+    Tensor q = quantise(t);
     before += t.nbytes();
     after += q.nbytes();
-    out.replace(name, q);
+    t = Tensor();  // with the store's reference replaced next, the original is released
+    store.replace(name, std::move(q));
     ++count;
   }
   log::info("[{}] {}: {} matrices quantised to {}, {:.1f} MB -> {:.1f} MB", tag,
             store.description(), count, what, before / 1e6, after / 1e6);
-  return out;
+  return store;
 }
 
-WeightStore quantize_weights_fp8(const WeightStore& store) {
-  return quantize_picked_matrices(store, quantize_fp8_e4m3, "fp8", "scaled e4m3");
+WeightStore quantize_weights_fp8(WeightStore store) {
+  return quantize_picked_matrices(std::move(store), quantize_fp8_e4m3, "fp8", "scaled e4m3");
 }
 
 }  // namespace zflow::io

@@ -49,13 +49,15 @@ Tensor quantize_fp8_e4m3(const Tensor& t);
 bool fp8_quantizes(const std::string& name, const Tensor& t);
 
 // The store with every tensor fp8_quantizes() picks replaced by quantise(tensor) (the rest
-// shared, not copied). Logs "[tag] ...: N matrices quantised to `what`" with the bytes before
-// and after. `--fp8` and `bench --int8` (io/int8_weights.h) quantise through it.
-WeightStore quantize_picked_matrices(const WeightStore& store,
+// shared, not copied). Given the only reference to a store, each original is released as soon as
+// it is replaced, so quantising holds one of them at a time beside the quantised ones. Logs "[tag]
+// ...: N matrices quantised to `what`" with the bytes before and after. `--fp8` and `bench --int8`
+// (io/int8_weights.h) quantise through it.
+WeightStore quantize_picked_matrices(WeightStore store,
                                      const std::function<Tensor(const Tensor&)>& quantise,
                                      std::string_view tag, std::string_view what);
 
 // quantize_picked_matrices with quantize_fp8_e4m3.
-WeightStore quantize_weights_fp8(const WeightStore& store);
+WeightStore quantize_weights_fp8(WeightStore store);
 
 }  // namespace zflow::io

@@ -121,9 +121,10 @@ int64_t int8_convrot_group(const Tensor& w) {
   return w.size(1) % kGroup == 0 ? kGroup : 0;
 }
 
-WeightStore quantize_weights_int8(const WeightStore& store) {
+WeightStore quantize_weights_int8(WeightStore store) {
   return quantize_picked_matrices(
-      store, [](const Tensor& t) { return quantize_int8_rows(t, int8_convrot_group(t)); }, "int8",
+      std::move(store),
+      [](const Tensor& t) { return quantize_int8_rows(t, int8_convrot_group(t)); }, "int8",
       "int8 with row scales");
 }
 

@@ -42,6 +42,6 @@ int64_t int8_convrot_group(const Tensor& w);
 // The store with every tensor io::fp8_quantizes() picks quantised by quantize_int8_rows in its
 // int8_convrot_group, as ComfyUI's int8 convrot files are (the rest shared, not copied).
 // --int8 loads with it.
-WeightStore quantize_weights_int8(const WeightStore& store);
+WeightStore quantize_weights_int8(WeightStore store);
 
 }  // namespace zflow::io

@@ -13,6 +13,8 @@ enum class LoadQuantization { None, Fp8, Int8 };
 // The store with its block linears quantised. Int8 is refused for a GPU placement (`device`):
 // int8 layers compute as W8A8 on the CPU, while a GPU widens them back at upload, so nothing
 // would be saved there (--fp8 is the GPU's form).
-WeightStore quantize_at_load(const WeightStore& store, LoadQuantization quantize, Device device);
+// Given the only reference to the store (a temporary), each original is released as it is
+// replaced.
+WeightStore quantize_at_load(WeightStore store, LoadQuantization quantize, Device device);
 
 }  // namespace zflow::io

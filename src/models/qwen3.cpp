@@ -326,8 +326,10 @@ Tensor Qwen3TextEncoder::attention(const Layer& layer, const Tensor& x, const Ro
   const Attention& a = layer.self_attn;
   const int64_t b = x.size(0), l = x.size(1), d = config_.head_dim;
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
-  auto heads_of = [&](const Tensor& proj, int64_t n) {
-    return ops::linear(x, proj).view({b, l, n, d});  // [B, L, n, D]
+  // One call for the three projections of x: int8 weights quantise x once for all of them.
+  const std::vector<Tensor> qkv = ops::linears(x, {a.q_proj, a.k_proj, a.v_proj});
+  auto heads_of = [&](const Tensor& y, int64_t n) {
+    return y.view({b, l, n, d});  // [B, L, n, D]
   };
   auto rotated = [&](const Tensor& h, const Tensor& norm) {
     const Tensor out = config_.qk_norm
@@ -341,9 +343,9 @@ Tensor Qwen3TextEncoder::attention(const Layer& layer, const Tensor& x, const Ro
   ops::AttentionMask mask;
   mask.causal = true;
   mask.key_lengths = key_lengths;
-  const Tensor out = ops::attention(rotated(heads_of(a.q_proj, heads), a.q_norm),
-                                    rotated(heads_of(a.k_proj, kv_heads), a.k_norm),
-                                    heads_of(a.v_proj, kv_heads).permute({0, 2, 1, 3}),
+  const Tensor out = ops::attention(rotated(heads_of(qkv[0], heads), a.q_norm),
+                                    rotated(heads_of(qkv[1], kv_heads), a.k_norm),
+                                    heads_of(qkv[2], kv_heads).permute({0, 2, 1, 3}),
                                     1.0f / std::sqrt(static_cast<float>(d)), mask);
   return ops::linear(out.permute({0, 2, 1, 3}).contiguous().view({b, l, heads * d}), a.o_proj);
 }
@@ -365,9 +367,8 @@ Tensor Qwen3TextEncoder::forward(Tensor x, const std::vector<int64_t>& key_lengt
           x, attention(layer, ops::rms_norm(x, layer.input_layernorm, eps), rope, key_lengths));
     const Tensor h = ops::rms_norm(x, layer.post_attention_layernorm, eps);
     const Mlp& m = layer.mlp;
-    x = ops::add(x,
-                 ops::linear(ops::silu_mul(ops::linear(h, m.gate_proj), ops::linear(h, m.up_proj)),
-                             m.down_proj));
+    const std::vector<Tensor> up = ops::linears(h, {m.gate_proj, m.up_proj});
+    x = ops::add(x, ops::linear(ops::silu_mul(up[0], up[1]), m.down_proj));
     // x is now hidden_states[i + 1].
     for (size_t t = 0; t < taps_.size(); ++t)
       if (taps_[t] == static_cast<int>(i) + 1) tapped[t] = x;
