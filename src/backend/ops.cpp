@@ -64,22 +64,30 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   return cpu::linear(x.contiguous(), wc, bc);
 }
 
-std::vector<Tensor> linears(const Tensor& x, const std::vector<Tensor>& ws) {
+std::vector<Tensor> linears(const Tensor& x, const std::vector<Tensor>& ws,
+                            const std::vector<Tensor>& bs) {
+  ZF_CHECK(bs.empty() || bs.size() == ws.size(), "[linear] {} weights with {} biases", ws.size(),
+           bs.size());
+  const std::vector<Tensor> biases = bs.empty() ? std::vector<Tensor>(ws.size()) : bs;
   bool shared = !ws.empty() && x.device() == Device::CPU && x.ndim() >= 1;
   for (const Tensor& w : ws)
     shared = shared && w.device() == Device::CPU && w.ndim() == 2 && !w.row_scales().empty() &&
              w.size(1) == x.size(-1) && w.hadamard_group() == ws.front().hadamard_group();
   std::vector<Tensor> ys;
   if (!shared) {
-    for (const Tensor& w : ws) ys.push_back(linear(x, w));
+    for (size_t i = 0; i < ws.size(); ++i) ys.push_back(linear(x, ws[i], biases[i]));
     return ys;
   }
   require_activation("linear", "x", x);
-  std::vector<Tensor> weights;
-  for (const Tensor& w : ws)
-    weights.push_back(matrix_weight("linear", "w", w, {w.size(0), w.size(1)}));
-  const std::vector<Tensor> no_biases(ws.size());
-  return cpu::linear_int8_rows(x.contiguous(), weights, no_biases);
+  std::vector<Tensor> weights, checked_biases;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    weights.push_back(matrix_weight("linear", "w", ws[i], {ws[i].size(0), ws[i].size(1)}));
+    checked_biases.push_back(optional_vector("linear", "b", biases[i], ws[i].size(0)));
+    ZF_CHECK(!checked_biases.back().defined() || checked_biases.back().device() == Device::CPU,
+             "[linear] the bias of a CPU int8 weight is on {}",
+             device_name(checked_biases.back().device()));
+  }
+  return cpu::linear_int8_rows(x.contiguous(), weights, checked_biases);
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {

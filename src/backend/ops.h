@@ -41,10 +41,12 @@ namespace zflow::ops {
 // ComfyUI runs it, activations quantised per row to int8 (backend/cpu/linear_int8.cpp).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
 
-// linear(x, w) for every w, without biases, for weights that read the same input (q, k and v;
-// w1 and w3): where they are int8 with row scales in one ConvRot group, on the CPU, x is rotated
-// and quantised once for all of them. The results equal separate linears to the bit.
-std::vector<Tensor> linears(const Tensor& x, const std::vector<Tensor>& ws);
+// linear(x, ws[i], bs[i]) for every weight (bs empty: no biases), for weights that read the same
+// input (q, k and v; w1 and w3): where they are int8 with row scales in one ConvRot group, on the
+// CPU, x is rotated and quantised once for all of them. The results equal separate linears to
+// the bit.
+std::vector<Tensor> linears(const Tensor& x, const std::vector<Tensor>& ws,
+                            const std::vector<Tensor>& bs = {});
 
 // Batched matmul: a[..., M, K] @ b[..., K, N] (same leading dims).
 Tensor matmul(const Tensor& a, const Tensor& b);

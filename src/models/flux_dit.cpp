@@ -140,6 +140,16 @@ Tensor apply(const Model::Linear& l, const Tensor& x) {
   return ops::linear(x, l.weight, l.bias);
 }
 
+// The linears that read one x, in one call: int8 weights quantise x once for all of them.
+std::vector<Tensor> apply_all(const std::vector<Model::Linear>& ls, const Tensor& x) {
+  std::vector<Tensor> ws, bs;
+  for (const Model::Linear& l : ls) {
+    ws.push_back(l.weight);
+    bs.push_back(l.bias);
+  }
+  return ops::linears(x, ws, bs);
+}
+
 // The embedders' MLPs (TimestepEmbedding, PixArtAlphaTextProjection): Linear -> SiLU -> Linear.
 Tensor silu_mlp(const Model::Mlp& m, const Tensor& x) {
   return apply(m.second, ops::silu(apply(m.first, x)));
@@ -357,10 +367,11 @@ Tensor FluxTransformer::conditioning(const Tensor& pooled, std::span<const float
   return ops::add(vec, silu_mlp(text_embedder_, pooled));
 }
 
-// Projection to heads [B, L, H, hd] with the per-head QK RMSNorm when `norm` is given.
-Tensor FluxTransformer::heads(const Linear& proj, const Tensor& x, const Tensor& norm) const {
-  const Tensor y = apply(proj, x).view(
-      {x.size(0), x.size(1), config_.num_attention_heads, config_.attention_head_dim});
+// A projection [B, L, inner] as heads [B, L, H, hd], with the per-head QK RMSNorm when `norm` is
+// given.
+Tensor FluxTransformer::heads(const Tensor& projected, const Tensor& norm) const {
+  const Tensor y = projected.view({projected.size(0), projected.size(1),
+                                   config_.num_attention_heads, config_.attention_head_dim});
   return norm.defined() ? ops::rms_norm(y, norm, kNormEps) : y;
 }
 
@@ -388,10 +399,12 @@ void FluxTransformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& 
       ops::layer_norm_modulate(img, kNormEps, chunk(mod_img, 0, d), chunk(mod_img, 1, d));
   const Tensor nt =
       ops::layer_norm_modulate(txt, kNormEps, chunk(mod_txt, 0, d), chunk(mod_txt, 1, d));
-  const Tensor o = attend(
-      ops::concat({heads(blk.txt.q, nt, blk.txt.norm_q), heads(blk.img.q, ni, blk.img.norm_q)}, 1),
-      ops::concat({heads(blk.txt.k, nt, blk.txt.norm_k), heads(blk.img.k, ni, blk.img.norm_k)}, 1),
-      ops::concat({heads(blk.txt.v, nt, {}), heads(blk.img.v, ni, {})}, 1), rope);
+  const std::vector<Tensor> t = apply_all({blk.txt.q, blk.txt.k, blk.txt.v}, nt);
+  const std::vector<Tensor> i = apply_all({blk.img.q, blk.img.k, blk.img.v}, ni);
+  const Tensor o =
+      attend(ops::concat({heads(t[0], blk.txt.norm_q), heads(i[0], blk.img.norm_q)}, 1),
+             ops::concat({heads(t[1], blk.txt.norm_k), heads(i[1], blk.img.norm_k)}, 1),
+             ops::concat({heads(t[2], {}), heads(i[2], {})}, 1), rope);
   auto update = [&](const Stream& s, Tensor& x, const Tensor& mod, const Tensor& attn) {
     x = ops::add_gated(x, chunk(mod, 2, d), apply(s.out, attn));
     const Tensor n = ops::layer_norm_modulate(x, kNormEps, chunk(mod, 3, d), chunk(mod, 4, d));
@@ -409,9 +422,10 @@ void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tens
   const int64_t d = config_.inner_dim();
   const Tensor mod = apply(blk.modulation, vec);
   const Tensor n = ops::layer_norm_modulate(x, kNormEps, chunk(mod, 0, d), chunk(mod, 1, d));
-  const Tensor mlp = ops::gelu(apply(blk.proj_mlp, n), ops::GeluKind::kTanh);
+  const std::vector<Tensor> p = apply_all({blk.q, blk.k, blk.v, blk.proj_mlp}, n);
+  const Tensor mlp = ops::gelu(p[3], ops::GeluKind::kTanh);
   const Tensor attn =
-      attend(heads(blk.q, n, blk.norm_q), heads(blk.k, n, blk.norm_k), heads(blk.v, n, {}), rope);
+      attend(heads(p[0], blk.norm_q), heads(p[1], blk.norm_k), heads(p[2], {}), rope);
   x = ops::add_gated(x, chunk(mod, 2, d), apply(blk.proj_out, ops::concat({attn, mlp}, 2)));
 }
 

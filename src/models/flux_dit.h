@@ -199,7 +199,7 @@ class FluxTransformer {
             FirstBlockCache* cache = nullptr) const;
   Tensor conditioning(const Tensor& pooled, std::span<const float> t,
                       std::span<const float> guidance) const;
-  Tensor heads(const Linear& proj, const Tensor& x, const Tensor& norm) const;
+  Tensor heads(const Tensor& projected, const Tensor& norm) const;
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const RopeTables& rope) const;
   void double_block(const DoubleBlock& b, Tensor& img, Tensor& txt, const Tensor& vec,
                     const RopeTables& rope) const;

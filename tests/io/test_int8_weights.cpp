@@ -165,6 +165,11 @@ TEST(Int8Weights, LinearsThatShareAnInputEqualSeparateOnes) {
   EXPECT_TRUE(same_bits(ys[0], ops::linear(x, w)));
   EXPECT_TRUE(same_bits(ys[1], ops::linear(x, same_group)));
   EXPECT_TRUE(same_bits(ys[2], ops::linear(x, other_group)));
+  // With biases (FLUX.1's projections have them), one of them absent.
+  const Tensor b = f.tensor(c.name + ".b");
+  const std::vector<Tensor> biased = ops::linears(x, {w, same_group}, {b, Tensor()});
+  EXPECT_TRUE(same_bits(biased[0], ops::linear(x, w, b)));
+  EXPECT_TRUE(same_bits(biased[1], ops::linear(x, same_group)));
 }
 
 // The requantisation LoRA merging uses: comfy-kitchen's quantiser on a float32 matrix. Without
