@@ -335,23 +335,27 @@ void Flux2Transformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor*
   const Tensor nt =
       txt ? ops::layer_norm_modulate(*txt, eps, chunk(mod.txt, 0, d), chunk(mod.txt, 1, d))
           : Tensor{};
-  // Each stream's QK-norm, then RoPE at its own rows of the joint tables.
-  auto project = [&](const Tensor& w, const Tensor& x) {
-    return ops::linear(x, w).view({x.size(0), x.size(1), heads, hd});
+  // Each stream's q, k and v in one call (int8 weights quantise its input once), as heads; then
+  // each stream's QK-norm and RoPE at its own rows of the joint tables.
+  auto project = [&](const Stream& st, const Tensor& x) {
+    std::vector<Tensor> qkv = ops::linears(x, {st.q, st.k, st.v});
+    for (Tensor& y : qkv) y = y.view({x.size(0), x.size(1), heads, hd});
+    return qkv;
   };
-  auto rotated = [&](const Tensor& w, const Tensor& x, const Tensor& norm, int64_t from,
-                     int64_t to) {
-    return ops::rms_norm_rope(project(w, x), norm, eps, rope.cos.slice(1, from, to),
+  const std::vector<Tensor> pi = project(blk.img, ni);
+  const std::vector<Tensor> pt = txt ? project(blk.txt, nt) : std::vector<Tensor>(3);
+  auto rotated = [&](const Tensor& y, const Tensor& norm, int64_t from, int64_t to) {
+    return ops::rms_norm_rope(y, norm, eps, rope.cos.slice(1, from, to),
                               rope.sin.slice(1, from, to), ops::RopeLayout::kInterleaved);
   };
   auto joint = [&](Tensor text, Tensor image) {
     return txt ? ops::concat({std::move(text), std::move(image)}, 1) : image;
   };
-  const Tensor q = joint(txt ? rotated(blk.txt.q, nt, blk.txt.norm_q, 0, l) : Tensor{},
-                         rotated(blk.img.q, ni, blk.img.norm_q, l, s));
-  const Tensor k = joint(txt ? rotated(blk.txt.k, nt, blk.txt.norm_k, 0, l) : Tensor{},
-                         rotated(blk.img.k, ni, blk.img.norm_k, l, s));
-  const Tensor v = joint(txt ? project(blk.txt.v, nt) : Tensor{}, project(blk.img.v, ni));
+  const Tensor q = joint(txt ? rotated(pt[0], blk.txt.norm_q, 0, l) : Tensor{},
+                         rotated(pi[0], blk.img.norm_q, l, s));
+  const Tensor k = joint(txt ? rotated(pt[1], blk.txt.norm_k, 0, l) : Tensor{},
+                         rotated(pi[1], blk.img.norm_k, l, s));
+  const Tensor v = joint(pt[2], pi[2]);
   const Tensor o = attend(q, k, v, kv);
   auto update = [&](const Stream& st, Tensor& x, const Tensor& m, const Tensor& attn) {
     x = ops::add_gated(x, chunk(m, 2, d), ops::linear(attn, st.out));
