@@ -44,8 +44,7 @@ void check_args(const GemmS8Args& g) {
 
 // The epilogue of gemm_s8.h for one element (edge tiles, and K = 0).
 float finish(int32_t sum, int32_t offset, float row_scale, float col_scale, const float* bias) {
-  const float y = static_cast<float>(sum - offset) * (row_scale * col_scale);
-  return bias != nullptr ? y + *bias : y;
+  return int8_product_output(static_cast<float>(sum - offset), row_scale, col_scale, bias);
 }
 
 // One thread's share: rows [m0, m1) x columns [n0, n1) of C, the whole depth.

@@ -33,6 +33,14 @@ struct GemmS8Args {
 // inside int32.
 inline constexpr int64_t kGemmS8MaxDepth = 65536;
 
+// One output of the formula above from its integer sum (as a float: exact below 2^24), in
+// comfy-kitchen's order; the scalar form both int8 product paths share (the kernel's vector
+// epilogue rounds the same steps).
+inline float int8_product_output(float sum, float row_scale, float col_scale, const float* bias) {
+  const float y = sum * (row_scale * col_scale);
+  return bias != nullptr ? y + *bias : y;
+}
+
 // Whether this processor runs gemm_s8 (AVX-512 VNNI with BW).
 bool gemm_s8_available();
 

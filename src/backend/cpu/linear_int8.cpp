@@ -87,10 +87,9 @@ void float_product(const QuantizedRows<float>& q, int64_t m, const Tensor& w, co
       m,
       [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r)
-          for (int64_t o = 0; o < n; ++o) {
-            const float y = out[r * n + o] * (q.scales[r] * w_scale[o]);
-            out[r * n + o] = bias != nullptr ? y + bias[o] : y;
-          }
+          for (int64_t o = 0; o < n; ++o)
+            out[r * n + o] = int8_product_output(out[r * n + o], q.scales[r], w_scale[o],
+                                                 bias != nullptr ? bias + o : nullptr);
       },
       64);
 }
