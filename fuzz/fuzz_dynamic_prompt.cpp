@@ -1,6 +1,6 @@
 // Fuzzes the Dynamic Prompts template expander in both modes: any text, with wildcards whose
 // lines are templates themselves (one refers to itself, another to a wildcard that does not
-// exist). Any zflow::Error is a correct rejection; any other exception, crash, sanitizer report
+// exist, others read variables). Any zflow::Error is a correct rejection; any other exception, crash, sanitizer report
 // or timeout is a bug, in particular expansion work that grows past the cap on prompts or their
 // length.
 #include <cstddef>
@@ -18,6 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (name == "a") return std::vector<std::string>{"x", "{y|__b__}", "# comment", ""};
     if (name == "b") return std::vector<std::string>{"{2$$p|q|r}", "__a__"};
     if (name == "c") return std::vector<std::string>{"__missing__"};
+    if (name == "v") return std::vector<std::string>{"${k} ${j:d}", "${k?=w}%{(...)$$__a__}"};
     zflow::fail("[fuzz] no wildcard {}", name);
   };
   const std::string_view text(reinterpret_cast<const char*>(data), size);

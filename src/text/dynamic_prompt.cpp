@@ -4,41 +4,30 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <cctype>
-#include <fstream>
-#include <limits>
+#include <deque>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/python_random.h"
+#include "text/dynamic_prompt_syntax.h"
 
 namespace zflow::text {
 
 namespace {
 
-enum class Mode { Combinatorial, Random };
-
-struct Part;
-using Template = std::vector<Part>;  // its parts' prompts, one after the other
-
-// A piece of a template: literal text, a choice among options, or a wildcard's lines.
-struct Part {
-  enum class Kind { Text, Variant, Wildcard } kind = Kind::Text;
-  std::string text;               // the literal, or the wildcard's name
-  std::vector<Template> options;  // a variant's
-  std::vector<double> weights;    // its options' ("0.5::"; 1 without one)
-  // A variant that takes several different options ({lo-hi$$sep$$...}); one otherwise.
-  bool several = false;
-  size_t lo = 1, hi = 1;
-  std::string separator = ",";
-
-  // Equal in structure, as dynamicprompts compares its commands.
-  bool operator==(const Part&) const = default;
-};
+using dynamic_prompt::Mode;
+using dynamic_prompt::Node;
+using Kind = Node::Kind;
 
 // Nesting doubles a prompt per level ({2$${2$$...}}): past this it is an error, not a hang.
 constexpr size_t kMaxPromptChars = size_t{1} << 16;
+// Combinatorial variants drop the combinations whose options come out alike; past this many
+// dropped, a template whose options repeat one another that much is an error, not a hang.
+constexpr size_t kMaxWasted = size_t{1} << 18;
 
 std::string joined_prompt(std::string head, std::string_view rest) {
   ZF_CHECK(head.size() + rest.size() <= kMaxPromptChars,
@@ -46,174 +35,53 @@ std::string joined_prompt(std::string head, std::string_view rest) {
   return head += rest;
 }
 
-bool is_digit(char c) {
-  return std::isdigit(static_cast<unsigned char>(c)) != 0;
+// The library's SamplingResult.joined: one part as it is; several joined by the separator, then
+// a separator taken off each end where one is (so that empty options leave none dangling).
+std::string joined(const std::vector<std::string>& parts, std::string_view separator) {
+  if (parts.size() == 1) return parts.front();
+  std::string out;
+  for (size_t k = 0; k < parts.size(); ++k)
+    out =
+        joined_prompt(k > 0 ? joined_prompt(std::move(out), separator) : std::move(out), parts[k]);
+  if (!separator.empty() && out.starts_with(separator)) out.erase(0, separator.size());
+  if (!separator.empty() && out.ends_with(separator)) out.erase(out.size() - separator.size());
+  return out;
 }
 
-class Parser {
- public:
-  Parser(std::string_view text, std::string where, Mode mode)
-      : s_(text), where_(std::move(where)), mode_(mode) {}
+// The byte length of a Unicode ellipsis character at `at` (U+2026 and the library's six
+// others), 0 if none is there.
+size_t ellipsis_at(std::string_view s, size_t at) {
+  static constexpr std::string_view kEllipses[] = {"\u1801", "\u2026", "\u22ee", "\u22ef",
+                                                   "\u22f0", "\u22f1", "\ufe19"};
+  for (std::string_view e : kEllipses)
+    if (s.substr(at, e.size()) == e) return e.size();
+  return 0;
+}
 
-  Template parse() { return parse_template(false); }
-
- private:
-  // Text, variants and wildcards up to the end, or inside a variant up to its next '|' or '}'.
-  Template parse_template(bool in_variant) {
-    Template t;
-    std::string text;
-    const auto flush = [&] {
-      if (!text.empty()) t.push_back({Part::Kind::Text, std::move(text)});
-      text.clear();
-    };
-    while (i_ < s_.size()) {
-      const char c = s_[i_];
-      if (in_variant && (c == '|' || c == '}')) break;
-      if (c == '{') {
-        flush();
-        t.push_back(parse_variant());
-      } else if (const auto name = wildcard_at(i_)) {
-        flush();
-        t.push_back({Part::Kind::Wildcard, *name});
-        i_ += name->size() + 4;
-      } else {
-        text += c;
-        ++i_;
-      }
+// %{wrapper$$inner}: inner in place of the wrapper's first run of ellipsis characters or of
+// three or more dots; after the wrapper if it has none.
+std::string wrapped(std::string_view wrapper, std::string_view inner) {
+  for (size_t i = 0; i < wrapper.size(); ++i) {
+    size_t end = i;
+    while (const size_t n = ellipsis_at(wrapper, end)) end += n;
+    if (end == i) {
+      while (end < wrapper.size() && wrapper[end] == '.') ++end;
+      if (end - i < 3) end = i;
     }
-    flush();
-    return t;
+    if (end > i)
+      return joined_prompt(joined_prompt(std::string(wrapper.substr(0, i)), inner),
+                           wrapper.substr(end));
   }
+  return joined_prompt(std::string(wrapper), inner);
+}
 
-  // "__name__" at `at`: a name without spaces, braces or bars between two "__".
-  std::optional<std::string> wildcard_at(size_t at) const {
-    if (s_.substr(at, 2) != "__") return std::nullopt;
-    const size_t end = s_.find("__", at + 2);
-    if (end == std::string_view::npos || end == at + 2) return std::nullopt;
-    const std::string_view name = s_.substr(at + 2, end - at - 2);
-    for (char c : name)
-      if (std::isspace(static_cast<unsigned char>(c)) || c == '{' || c == '}' || c == '|')
-        return std::nullopt;
-    return std::string(name);
-  }
-
-  Part parse_variant() {
-    const size_t open = i_++;
-    ZF_CHECK(++depth_ <= kMaxDepth, "[prompt] {}: braces nest more than {} deep at character {}",
-             where_, kMaxDepth, open + 1);
-    Part v{Part::Kind::Variant};
-    parse_sampling_method();
-    parse_count(v);
-    while (true) {
-      auto [option, weight] = weighed(parse_template(true));
-      v.options.push_back(std::move(option));
-      v.weights.push_back(weight);
-      ZF_CHECK(i_ < s_.size(), "[prompt] {}: the '{{' at character {} is never closed", where_,
-               open + 1);
-      if (s_[i_++] == '}') {
-        --depth_;
-        return v;
-      }
-    }
-  }
-
-  // A variant's count and separator, "N$$", "N-M$$", "-M$$", "N-$$", then "sep$$" before any
-  // brace.
-  void parse_count(Part& v) {
-    size_t j = i_;
-    const auto digits = [&] {
-      const size_t from = j;
-      while (j < s_.size() && is_digit(s_[j])) ++j;
-      return s_.substr(from, j - from);
-    };
-    const std::string_view low = digits();
-    const bool range = j < s_.size() && s_[j] == '-';
-    if (range) ++j;
-    const std::string_view high = range ? digits() : std::string_view{};
-    if (s_.substr(j, 2) != "$$" || (low.empty() && high.empty())) {
-      ZF_CHECK(s_.substr(i_, 2) != "$$" && (low.empty() || s_.substr(j, 1) != "$"),
-               "[prompt] {}: the count at character {} is not N$$, N-M$$, -M$$ or N-$$", where_,
-               i_ + 1);
-      return;
-    }
-    const auto number = [&](std::string_view d) {
-      ZF_CHECK(d.size() <= 6, "[prompt] {}: the count at character {} is too large", where_,
-               i_ + 1);
-      return static_cast<size_t>(std::stoul(std::string(d)));
-    };
-    v.several = true;
-    v.lo = low.empty() ? 1 : number(low);
-    v.hi = !range ? v.lo : high.empty() ? std::numeric_limits<size_t>::max() : number(high);
-    ZF_CHECK(v.lo <= v.hi, "[prompt] {}: the count at character {} runs from {} down to {}", where_,
-             i_ + 1, v.lo, v.hi);
-    i_ = j + 2;
-    const size_t sep_end = s_.find("$$", i_);
-    const size_t brace = s_.find_first_of("{}", i_);
-    if (sep_end != std::string_view::npos && sep_end < brace) {
-      v.separator = std::string(s_.substr(i_, sep_end - i_));
-      i_ = sep_end + 2;
-    }
-  }
-
-  // An option as dynamicprompts reads it: its leading spaces dropped, then a weight "N::".
-  static std::pair<Template, double> weighed(Template t) {
-    double weight = 1.0;
-    if (t.empty() || t.front().kind != Part::Kind::Text) return {std::move(t), weight};
-    std::string& text = t.front().text;
-    text.erase(0, text.find_first_not_of(" \t\n\r"));
-    size_t j = 0;
-    while (j < text.size() && (is_digit(text[j]) || text[j] == '.')) ++j;
-    if (j > 0 && text.compare(j, 2, "::") == 0 &&
-        text.find_first_of("0123456789") < j) {  // a number, not dots alone
-      weight = std::strtod(text.substr(0, j).c_str(), nullptr);
-      text.erase(0, j + 2);
-    }
-    if (text.empty()) t.erase(t.begin());
-    return {std::move(t), weight};
-  }
-
-  // A variant's prefix naming how to sample it: '!' combinatorially, '~' at random, '@' in turn.
-  // Only the mode's own is taken (in random mode '!' too, which dynamicprompts samples at random
-  // there), so a prefix never changes what it stands for.
-  void parse_sampling_method() {
-    if (i_ == s_.size() || (s_[i_] != '!' && s_[i_] != '~' && s_[i_] != '@')) return;
-    const char method = s_[i_];
-    ZF_CHECK(method == '!' || (method == '~' && mode_ == Mode::Random),
-             "[prompt] {}: the sampling method '{}' at character {} is not supported in {} mode",
-             where_, method, i_ + 1, mode_ == Mode::Random ? "random" : "combinatorial");
-    ++i_;
-  }
-
-  static constexpr int kMaxDepth = 64;
-  std::string_view s_;
-  std::string where_;
-  Mode mode_;
-  size_t i_ = 0;
-  int depth_ = 0;
-};
-
-// The wildcard files' lines as templates, each file read and parsed once, and the wildcards
-// being expanded, so that one which refers back to itself stops with an error.
+// The wildcard files' lines as templates, each file read and parsed once.
 class WildcardBook {
  public:
   WildcardBook(const WildcardLines& wildcards, Mode mode) : wildcards_(wildcards), mode_(mode) {}
 
-  // `expand(lines)` over the lines of wildcard `name` (blank ones and # comments left out, each
-  // once, sorted), with `name` open meanwhile.
-  template <class Expand>
-  auto expanding(const std::string& name, Expand&& expand) {
-    ZF_CHECK(std::find(open_.begin(), open_.end(), name) == open_.end(),
-             "[prompt] wildcard __{}__ refers to itself (through {})", name,
-             fmt::join(open_, ", "));
-    const std::vector<Template>& lines = this->lines(name);
-    open_.push_back(name);
-    auto out = expand(lines);
-    open_.pop_back();
-    return out;
-  }
-
- private:
-  const std::vector<Template>& lines(const std::string& name) {
+  // The lines of wildcard `name`: blank ones and # comments left out, each once, sorted.
+  const std::vector<Node>& lines(const std::string& name) {
     if (const auto it = parsed_.find(name); it != parsed_.end()) return it->second;
     ZF_CHECK(wildcards_, "[prompt] __{}__: no wildcard folder was given", name);
     std::vector<std::string> lines;
@@ -225,221 +93,543 @@ class WildcardBook {
     ZF_CHECK(!lines.empty(), "[prompt] wildcard __{}__ has no lines", name);
     std::sort(lines.begin(), lines.end());
     lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
-    std::vector<Template> options;
+    std::vector<Node> templates;
     for (const std::string& line : lines)
-      options.push_back(
-          Parser(line, fmt::format("wildcard __{}__, line '{}'", name, line), mode_).parse());
-    return parsed_[name] = std::move(options);
+      templates.push_back(dynamic_prompt::parse(
+          line, fmt::format("wildcard __{}__, line '{}'", name, line), mode_));
+    return parsed_[name] = std::move(templates);
   }
 
+ private:
   const WildcardLines& wildcards_;
   const Mode mode_;
-  std::map<std::string, std::vector<Template>> parsed_;
-  std::vector<std::string> open_;  // the wildcards being expanded, outermost first
+  std::map<std::string, std::vector<Node>> parsed_;
 };
 
-// {2$$__colors__}, {__colors__}: a variant whose one option is a wildcard alone takes its lines
-// as options.
-const std::string* lone_wildcard(const Part& variant) {
-  if (variant.options.size() != 1 || variant.options[0].size() != 1) return nullptr;
-  const Part& only = variant.options[0][0];
-  return only.kind == Part::Kind::Wildcard ? &only.text : nullptr;
+// What the generators of one template share.
+struct Expansion {
+  WildcardBook book;
+  PythonRandom* random;           // random mode's draws; null in combinatorial mode
+  std::deque<Node> drawn_values;  // immediate variables'
+  // Variants made of a wildcard's lines, by name, count and separator: made once, as a big
+  // wildcard inside a variant is made again for every prompt of the parts before it.
+  std::map<std::tuple<std::string, size_t, size_t, std::string>, Node> wildcard_variants;
+  size_t wasted = 0;  // combinations dropped by variants
+};
+
+// Where a part of a template is drawn: the variables set there, and what is being drawn around
+// it (a variable or wildcard met again inside itself is an error, not endless recursion).
+struct Scope {
+  Expansion* expansion;
+  std::map<std::string, const Node*> variables;
+  std::vector<std::string> drawing_variables;
+  std::vector<std::string> open_wildcards;  // outermost first
+};
+
+// A part's prompts one at a time, as the library's generators make them: in combinatorial mode
+// each prompt once and then none; in random mode a new draw each time, forever. A generator keeps
+// what it drew when it began (an immediate variable, a wildcard's name) for all its prompts.
+class Generator {
+ public:
+  virtual ~Generator() = default;
+  virtual std::optional<std::string> next() = 0;
+};
+using GeneratorPtr = std::unique_ptr<Generator>;
+
+GeneratorPtr generator(const Node& node, const Scope& scope);
+
+std::string first_prompt(const Node& node, const Scope& scope) {
+  std::optional<std::string> prompt = generator(node, scope)->next();
+  ZF_CHECK(prompt, "[prompt] a variable's value or a wildcard's name stands for no prompt");
+  return std::move(*prompt);
 }
 
-// Every prompt, in the order of dynamicprompts' CombinatorialPromptGenerator.
-class Expander {
- public:
-  Expander(WildcardBook& book, size_t cap) : book_(book), cap_(cap) {}
+// The library's process_variable_assignments: a sequence's ${n=v} bind n for the whole sequence
+// (the parts before them too); an immediate value is drawn there, in the scope around the
+// sequence, and ${n?=v} keeps a value set around it. `parts` gets the other members.
+Scope with_assignments(const Node& sequence, const Scope& outer, std::vector<const Node*>& parts) {
+  std::map<std::string, const Node*> set;
+  for (const Node& token : sequence.children) {
+    if (token.kind != Kind::SetVariable) {
+      parts.push_back(&token);
+      continue;
+    }
+    const Node& value = token.children.front();
+    if (const auto kept = outer.variables.find(token.text);
+        !token.overwrite && kept != outer.variables.end())
+      set[token.text] = kept->second;
+    else if (token.immediate && value.kind != Kind::Text)
+      set[token.text] = &outer.expansion->drawn_values.emplace_back(
+          Node{.kind = Kind::Text, .text = first_prompt(value, outer)});
+    else
+      set[token.text] = &value;
+  }
+  Scope scope = outer;
+  for (const auto& [name, value] : set) scope.variables[name] = value;
+  return scope;
+}
 
-  // The prompts of parts [begin, end) of t: each of the first part's with each of the rest's,
-  // the first part varying slowest (itertools.product), at most cap_.
-  std::vector<std::string> expand(const Template& t, size_t begin = 0) {
-    if (begin == t.size()) return {""};
-    const std::vector<std::string> head = expand(t[begin]);
-    if (head.empty()) return {};
-    const std::vector<std::string> tail = expand(t, begin + 1);
-    std::vector<std::string> out;
-    for (const std::string& h : head)
-      for (const std::string& rest : tail) {
-        if (out.size() == cap_) return out;
-        out.push_back(joined_prompt(h, rest));
-      }
-    return out;
+Scope entering_wildcard(const std::string& name, const Scope& outer) {
+  ZF_CHECK(std::find(outer.open_wildcards.begin(), outer.open_wildcards.end(), name) ==
+               outer.open_wildcards.end(),
+           "[prompt] wildcard __{}__ refers to itself (through {})", name,
+           fmt::join(outer.open_wildcards, ", "));
+  Scope scope = outer;
+  scope.open_wildcards.push_back(name);
+  return scope;
+}
+
+// The library's wildcard_to_variant: {__name__} and {2$$__name__} choose among the wildcard's
+// lines as among written options, the count cut to the lines (the wildcard's own variables are
+// not bound there). The made variant, and the scope to draw it in.
+std::pair<const Node*, Scope> wildcard_variant(const Node& variant, const Scope& outer) {
+  const std::string name = first_prompt(variant.children.front().children.front(), outer);
+  Scope scope = entering_wildcard(name, outer);
+  Node& made =
+      outer.expansion->wildcard_variants[{name, variant.lo, variant.hi, variant.separator}];
+  if (made.children.empty()) {
+    const std::vector<Node>& lines = outer.expansion->book.lines(name);
+    made = Node{
+        .kind = Kind::Variant,
+        .children = lines,
+        .weights = std::vector<double>(lines.size(), 1.0),
+        .lo = std::min(variant.lo, lines.size()),
+        .hi = std::min(variant.hi, lines.size()),
+        .separator = variant.separator,
+    };
+  }
+  return {&made, std::move(scope)};
+}
+
+bool is_wildcard_variant(const Node& variant) {
+  return variant.children.size() == 1 && variant.children.front().kind == Kind::Wildcard;
+}
+
+GeneratorPtr variable_generator(const Node& variable, const Scope& scope) {
+  const std::string& name = variable.text;
+  const auto set = scope.variables.find(name);
+  const Node* value = set != scope.variables.end() ? set->second
+                      : variable.children.empty()  ? nullptr
+                                                   : &variable.children.front();
+  ZF_CHECK(value,
+           "[prompt] variable ${{{}}} is not set: set it first (${{{}=...}}) or give it a default "
+           "(${{{}:...}})",
+           name, name, name);
+  ZF_CHECK(std::find(scope.drawing_variables.begin(), scope.drawing_variables.end(), name) ==
+               scope.drawing_variables.end(),
+           "[prompt] variable ${{{}}} refers to itself", name);
+  Scope inner = scope;
+  inner.drawing_variables.push_back(name);
+  return generator(*value, inner);
+}
+
+class Constant final : public Generator {
+ public:
+  Constant(std::string text, bool forever) : text_(std::move(text)), forever_(forever) {}
+  std::optional<std::string> next() override {
+    if (done_) return std::nullopt;
+    done_ = !forever_;
+    return text_;
   }
 
  private:
-  std::vector<std::string> expand(const Part& p) {
-    switch (p.kind) {
-      case Part::Kind::Text:
-        return {p.text};
-      case Part::Kind::Wildcard:
-        return expand_wildcard(p.text, p);
-      case Part::Kind::Variant:
-        if (const std::string* name = lone_wildcard(p); name && p.several)
-          return expand_wildcard(*name, p);
-        return expand_options(p.options, p);
-    }
-    return {};
-  }
-
-  // The wildcard's lines as `p`'s options.
-  std::vector<std::string> expand_wildcard(const std::string& name, const Part& p) {
-    return book_.expanding(
-        name, [&](const std::vector<Template>& lines) { return expand_options(lines, p); });
-  }
-
-  // One option's prompts after another's; or for `several`, every ordered choice of k different
-  // options (itertools.permutations), k from lo to hi cut to the options, each choice's prompts
-  // joined by the separator.
-  std::vector<std::string> expand_options(const std::vector<Template>& options, const Part& p) {
-    std::vector<std::string> out;
-    if (!p.several) {
-      for (const Template& option : options)
-        for (std::string& prompt : expand(option)) {
-          if (out.size() == cap_) return out;
-          out.push_back(std::move(prompt));
-        }
-      return out;
-    }
-    const size_t hi = std::min(p.hi, options.size());
-    for (size_t k = std::min(p.lo, hi); k <= hi && out.size() < cap_; ++k) {
-      std::vector<size_t> chosen;
-      std::vector<bool> used(options.size(), false);
-      permutations(options, p.separator, k, chosen, used, out);
-    }
-    return out;
-  }
-
-  void permutations(const std::vector<Template>& options, const std::string& separator, size_t k,
-                    std::vector<size_t>& chosen, std::vector<bool>& used,
-                    std::vector<std::string>& out) {
-    if (out.size() == cap_) return;
-    if (chosen.size() == k) {
-      Template joined;
-      for (size_t n = 0; n < chosen.size(); ++n) {
-        if (n > 0) joined.push_back({Part::Kind::Text, separator});
-        Part group{Part::Kind::Variant};
-        group.options = {options[chosen[n]]};
-        joined.push_back(std::move(group));
-      }
-      for (std::string& prompt : expand(joined)) {
-        if (out.size() == cap_) return;
-        out.push_back(std::move(prompt));
-      }
-      return;
-    }
-    for (size_t n = 0; n < options.size(); ++n) {
-      if (used[n]) continue;
-      used[n] = true;
-      chosen.push_back(n);
-      permutations(options, separator, k, chosen, used, out);
-      chosen.pop_back();
-      used[n] = false;
-    }
-  }
-
-  WildcardBook& book_;
-  const size_t cap_;
+  std::string text_;
+  bool forever_, done_ = false;
 };
 
-// One prompt drawn as dynamicprompts' RandomSampler draws it, draw for draw from the same
-// Python Random: parts left to right; a wildcard takes one of its lines (random.choice); a
-// variant of several options first draws how many (randint over its count cut to the options),
-// then which, one at a time without replacement (random.choices by weight), and only then
-// samples the chosen ones, joined by its separator.
-class RandomSampler {
+// Every combination of the nodes' prompts, the first node's varying slowest (itertools.product),
+// each later node's generator made again for each earlier prompt, as the library makes them.
+class Product {
  public:
-  RandomSampler(WildcardBook& book, PythonRandom& random) : book_(book), random_(random) {}
+  Product(std::vector<const Node*> nodes, Scope scope)
+      : nodes_(std::move(nodes)), scope_(std::move(scope)) {}
 
-  std::string sample(const Template& t) {
+  std::optional<std::vector<std::string>> next() {
+    if (done_) return std::nullopt;
+    size_t restart = 0;
+    if (!generators_.empty()) {
+      restart = nodes_.size();
+      while (restart > 0) {
+        if (auto prompt = generators_[restart - 1]->next()) {
+          values_[restart - 1] = std::move(*prompt);
+          break;
+        }
+        --restart;
+      }
+      if (restart == 0) return done_ = true, std::nullopt;
+    }
+    generators_.resize(restart);
+    values_.resize(nodes_.size());
+    for (size_t k = restart; k < nodes_.size(); ++k) {
+      generators_.push_back(generator(*nodes_[k], scope_));
+      std::optional<std::string> prompt = generators_.back()->next();
+      if (!prompt) return done_ = true, std::nullopt;
+      values_[k] = std::move(*prompt);
+    }
+    if (nodes_.empty()) done_ = true;
+    return values_;
+  }
+
+ private:
+  std::vector<const Node*> nodes_;
+  Scope scope_;
+  std::vector<GeneratorPtr> generators_;
+  std::vector<std::string> values_;
+  bool done_ = false;
+};
+
+// Its members' prompts one after the other, its variables set first.
+class SequenceGenerator final : public Generator {
+ public:
+  SequenceGenerator(const Node& sequence, Scope scope)
+      : sequence_(sequence), outer_(std::move(scope)) {}
+
+  std::optional<std::string> next() override {
+    if (!started_) start();
+    std::vector<std::string> parts;
+    if (product_) {
+      std::optional<std::vector<std::string>> combination = product_->next();
+      if (!combination) return std::nullopt;
+      parts = std::move(*combination);
+    } else {
+      for (const GeneratorPtr& g : generators_) parts.push_back(*g->next());
+    }
     std::string out;
-    for (const Part& p : t) out = joined_prompt(std::move(out), sample(p));
+    for (const std::string& part : parts) out = joined_prompt(std::move(out), part);
     return out;
   }
 
  private:
-  std::string sample(const Part& p) {
-    switch (p.kind) {
-      case Part::Kind::Text:
-        return p.text;
-      case Part::Kind::Wildcard:
-        return book_.expanding(p.text, [&](const std::vector<Template>& lines) {
-          return sample(lines[random_.choice(lines.size())]);
-        });
-      case Part::Kind::Variant:
-        if (const std::string* name = lone_wildcard(p))
-          return book_.expanding(*name, [&](const std::vector<Template>& lines) {
-            return sample_options(lines, std::vector<double>(lines.size(), 1.0), p);
-          });
-        return sample_options(p.options, p.weights, p);
+  void start() {
+    started_ = true;
+    std::vector<const Node*> parts;
+    Scope scope = with_assignments(sequence_, outer_, parts);
+    if (scope.expansion->random) {
+      for (const Node* part : parts) generators_.push_back(generator(*part, scope));
+    } else {
+      product_.emplace(std::move(parts), std::move(scope));
     }
-    return {};
   }
 
-  std::string sample_options(const std::vector<Template>& options, std::vector<double> weights,
-                             const Part& p) {
-    if (options.size() == 1) {
-      // A wildcard's one line that is itself a lone wildcard is taken as a variant again, its
-      // count cut to the one line.
-      if (options[0].size() == 1 && options[0][0].kind == Part::Kind::Wildcard) {
-        Part again = p;
-        again.options = options;
-        again.weights = weights;
-        again.lo = std::min<size_t>(p.lo, 1);
-        again.hi = std::min<size_t>(p.hi, 1);
-        return sample(again);
-      }
-      return sample(options[0]);
+  const Node& sequence_;
+  Scope outer_;
+  bool started_ = false;
+  std::optional<Product> product_;        // combinatorial mode
+  std::vector<GeneratorPtr> generators_;  // random mode
+};
+
+// The k-long arrangements of the options, no two equal (as the library compares them), in the
+// order of its get_value_combinations.
+class Arrangements {
+ public:
+  Arrangements(const std::vector<Node>& options, size_t k) : k_(k) {
+    Level all;
+    for (const Node& option : options) all.left.push_back(&option);
+    // Each level leaves one distinct option fewer: with too few, none is k long, and looking
+    // through the shorter ones would take factorial time for nothing. (Counting them takes
+    // quadratic time, which a wildcard of many lines in {__name__} need not pay.)
+    if (k <= 1 ? options.size() >= k : distinct(all.left) >= k) levels_.push_back(std::move(all));
+  }
+
+  std::optional<std::vector<const Node*>> next() {
+    if (k_ == 0) {
+      if (levels_.empty()) return std::nullopt;
+      levels_.clear();
+      return std::vector<const Node*>{};
     }
-    const size_t lo = std::min(p.lo, options.size()), hi = std::min(p.hi, options.size());
+    while (!levels_.empty()) {
+      Level& level = levels_.back();
+      if (level.at == level.left.size()) {
+        levels_.pop_back();
+        if (!chosen_.empty()) chosen_.pop_back();
+        continue;
+      }
+      const Node* pick = level.left[level.at++];
+      if (levels_.size() == k_) {
+        std::vector<const Node*> out = chosen_;
+        out.push_back(pick);
+        return out;
+      }
+      Level others;
+      for (const Node* option : level.left)
+        if (!(*option == *pick)) others.left.push_back(option);
+      chosen_.push_back(pick);
+      levels_.push_back(std::move(others));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct Level {
+    std::vector<const Node*> left;
+    size_t at = 0;
+  };
+
+  static size_t distinct(const std::vector<const Node*>& options) {
+    size_t n = 0;
+    for (auto o = options.begin(); o != options.end(); ++o)
+      n += std::none_of(options.begin(), o, [&](const Node* before) { return *before == **o; });
+    return n;
+  }
+  size_t k_;
+  std::vector<Level> levels_;
+  std::vector<const Node*> chosen_;
+};
+
+// Every choice of lo to hi different options in every order, in the library's order: counts
+// rising, then arrangements, then their prompts; a combination whose prompts repeat one another
+// is dropped, as is one already made.
+class CombinatorialVariant final : public Generator {
+ public:
+  CombinatorialVariant(const Node& variant, Scope scope)
+      : variant_(variant), scope_(std::move(scope)) {}
+
+  std::optional<std::string> next() override {
+    if (!started_) start();
+    if (lines_) return lines_->next();
+    while (true) {
+      if (!product_) {
+        std::optional<std::vector<const Node*>> arrangement;
+        if (arrangements_) arrangement = arrangements_->next();
+        if (!arrangement) {
+          if (next_count_ > hi_) return std::nullopt;
+          count_ = next_count_++;
+          arrangements_.emplace(variant_.children, count_);
+          continue;
+        }
+        product_.emplace(std::move(*arrangement), scope_);
+      }
+      std::optional<std::vector<std::string>> prompts = product_->next();
+      if (!prompts) {
+        product_.reset();
+        waste();
+        continue;
+      }
+      std::vector<std::string> distinct;
+      for (std::string& p : *prompts)
+        if (std::find(distinct.begin(), distinct.end(), p) == distinct.end())
+          distinct.push_back(std::move(p));
+      if (distinct.size() != count_ || !seen_.insert(distinct).second) {
+        waste();
+        continue;
+      }
+      return joined(distinct, variant_.separator);
+    }
+  }
+
+ private:
+  // A combination dropped, or an arrangement of options used up: work that makes no prompt.
+  void waste() {
+    ZF_CHECK(++scope_.expansion->wasted <= kMaxWasted,
+             "[prompt] the template's variants dropped over {} combinations of options that "
+             "repeat one another",
+             kMaxWasted);
+  }
+
+  void start() {
+    started_ = true;
+    if (is_wildcard_variant(variant_)) {
+      auto [made, scope] = wildcard_variant(variant_, scope_);
+      lines_ = std::make_unique<CombinatorialVariant>(*made, std::move(scope));
+      return;
+    }
+    next_count_ = std::min(variant_.lo, variant_.children.size());
+    hi_ = std::min(variant_.hi, variant_.children.size());
+  }
+
+  const Node& variant_;
+  Scope scope_;
+  bool started_ = false;
+  std::unique_ptr<CombinatorialVariant> lines_;  // a lone wildcard's lines as the options
+  size_t next_count_ = 0, hi_ = 0, count_ = 0;
+  std::optional<Arrangements> arrangements_;
+  std::optional<Product> product_;
+  std::set<std::vector<std::string>> seen_;
+};
+
+// One prompt drawn as the library's RandomSampler draws it, draw for draw from the same Python
+// Random: a variant of several options first draws how many (randint over its count cut to the
+// options), then which, one at a time without replacement (random.choices by weight), and only
+// then draws the chosen ones, joined by its separator. A variant of one option is that option.
+class RandomVariant final : public Generator {
+ public:
+  RandomVariant(const Node& variant, Scope scope) : variant_(variant), scope_(std::move(scope)) {}
+
+  std::optional<std::string> next() override {
+    const std::vector<Node>& options = variant_.children;
+    if (options.size() == 1) {
+      if (!only_) {
+        if (is_wildcard_variant(variant_)) {
+          auto [made, scope] = wildcard_variant(variant_, scope_);
+          only_ = std::make_unique<RandomVariant>(*made, std::move(scope));
+        } else {
+          only_ = generator(options.front(), scope_);
+        }
+      }
+      return only_->next();
+    }
+    PythonRandom& random = *scope_.expansion->random;
+    const size_t lo = std::min(variant_.lo, options.size());
+    const size_t hi = std::min(variant_.hi, options.size());
     const auto count =
-        static_cast<size_t>(random_.randint(static_cast<int64_t>(lo), static_cast<int64_t>(hi)));
-    std::vector<const Template*> left;
-    for (const Template& option : options) left.push_back(&option);
-    std::vector<const Template*> chosen;
+        static_cast<size_t>(random.randint(static_cast<int64_t>(lo), static_cast<int64_t>(hi)));
+    std::vector<const Node*> left;
+    for (const Node& option : options) left.push_back(&option);
+    std::vector<double> weights = variant_.weights;
+    std::vector<const Node*> chosen;
     for (size_t k = 0; k < count; ++k) {
-      const Template* pick = left[random_.choices(weights)];
+      const Node* pick = left[random.choices(weights)];
       chosen.push_back(pick);
-      // As dynamicprompts removes it: the first option equal to the pick, and the first weight
+      // As the library removes it: the first option equal to the pick, and the first weight
       // equal to that option's (not always its own when weights repeat).
       const auto first = static_cast<size_t>(
-          std::find_if(left.begin(), left.end(), [&](const Template* o) { return *o == *pick; }) -
+          std::find_if(left.begin(), left.end(), [&](const Node* o) { return *o == *pick; }) -
           left.begin());
       weights.erase(std::find(weights.begin(), weights.end(), weights[first]));
       left.erase(left.begin() + static_cast<std::ptrdiff_t>(first));
     }
-    std::string out;
-    for (size_t k = 0; k < chosen.size(); ++k) {
-      if (k > 0) out = joined_prompt(std::move(out), p.separator);
-      out = joined_prompt(std::move(out), sample(*chosen[k]));
-    }
-    return out;
+    std::vector<GeneratorPtr> generators;
+    for (const Node* option : chosen) generators.push_back(generator(*option, scope_));
+    std::vector<std::string> parts;
+    for (const GeneratorPtr& g : generators) parts.push_back(*g->next());
+    return parts.empty() ? std::string() : joined(parts, variant_.separator);
   }
 
-  WildcardBook& book_;
-  PythonRandom& random_;
+ private:
+  const Node& variant_;
+  Scope scope_;
+  GeneratorPtr only_;
 };
+
+// A wildcard's lines (its name drawn first, its variables bound for them): in combinatorial
+// mode each line's prompts in turn, in random mode one line drawn (random.choice) per prompt.
+class WildcardGenerator final : public Generator {
+ public:
+  WildcardGenerator(const Node& wildcard, Scope scope)
+      : wildcard_(wildcard), scope_(std::move(scope)) {}
+
+  std::optional<std::string> next() override {
+    if (!lines_) start();
+    if (scope_.expansion->random) {
+      const size_t pick = scope_.expansion->random->choice(lines_->size());
+      return generator((*lines_)[pick], scope_)->next();
+    }
+    while (line_ < lines_->size()) {
+      if (!current_) current_ = generator((*lines_)[line_], scope_);
+      if (std::optional<std::string> prompt = current_->next()) return prompt;
+      current_.reset();
+      ++line_;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  void start() {
+    const std::string name = first_prompt(wildcard_.children.front(), scope_);
+    scope_ = entering_wildcard(name, scope_);
+    for (const auto& [variable, value] : wildcard_.bindings) scope_.variables[variable] = &value;
+    lines_ = &scope_.expansion->book.lines(name);
+  }
+
+  const Node& wildcard_;
+  Scope scope_;
+  const std::vector<Node>* lines_ = nullptr;
+  size_t line_ = 0;
+  GeneratorPtr current_;
+};
+
+// %{wrapper$$inner}: in combinatorial mode each wrapper prompt with each inner one, the wrapper's
+// varying slowest; in random mode one of each, the wrapper drawn first.
+class WrapGenerator final : public Generator {
+ public:
+  WrapGenerator(const Node& wrap, Scope scope) : wrap_(wrap), scope_(std::move(scope)) {}
+
+  std::optional<std::string> next() override {
+    std::vector<std::string> pair;
+    if (scope_.expansion->random) {
+      if (!wrapper_) {
+        wrapper_ = generator(wrap_.children[0], scope_);
+        inner_ = generator(wrap_.children[1], scope_);
+      }
+      pair = {*wrapper_->next(), *inner_->next()};
+    } else {
+      // The library takes an empty wrapper or inner part (an empty sequence is false in Python)
+      // for no prompts at all here.
+      const auto empty = [](const Node& n) {
+        return n.kind == Kind::Sequence && n.children.empty();
+      };
+      if (empty(wrap_.children[0]) || empty(wrap_.children[1])) return std::nullopt;
+      if (!product_) product_.emplace(std::vector{&wrap_.children[0], &wrap_.children[1]}, scope_);
+      std::optional<std::vector<std::string>> prompts = product_->next();
+      if (!prompts) return std::nullopt;
+      pair = std::move(*prompts);
+    }
+    return wrapped(pair[0], pair[1]);
+  }
+
+ private:
+  const Node& wrap_;
+  Scope scope_;
+  GeneratorPtr wrapper_, inner_;    // random mode
+  std::optional<Product> product_;  // combinatorial mode
+};
+
+GeneratorPtr generator(const Node& node, const Scope& scope) {
+  const bool random = scope.expansion->random != nullptr;
+  switch (node.kind) {
+    case Kind::Text:
+      return std::make_unique<Constant>(node.text, random);
+    case Kind::SetVariable:  // a template that only sets a variable stands for nothing
+      return std::make_unique<Constant>(std::string(), random);
+    case Kind::Sequence:
+      return std::make_unique<SequenceGenerator>(node, scope);
+    case Kind::Variant:
+      if (random) return std::make_unique<RandomVariant>(node, scope);
+      return std::make_unique<CombinatorialVariant>(node, scope);
+    case Kind::Wildcard:
+      return std::make_unique<WildcardGenerator>(node, scope);
+    case Kind::Variable:
+      return variable_generator(node, scope);
+    case Kind::Wrap:
+      return std::make_unique<WrapGenerator>(node, scope);
+  }
+  fail("[prompt] unknown template part");
+}
 
 }  // namespace
 
 std::vector<std::string> expand_dynamic_prompt(std::string_view text,
                                                const WildcardLines& wildcards, size_t max_prompts) {
-  const Template t = Parser(text, "prompt", Mode::Combinatorial).parse();
-  WildcardBook book(wildcards, Mode::Combinatorial);
-  return Expander(book, max_prompts).expand(t);
+  const Node t = dynamic_prompt::parse(text, "prompt", Mode::Combinatorial);
+  Expansion expansion{WildcardBook(wildcards, Mode::Combinatorial), nullptr};
+  const GeneratorPtr prompts = generator(t, Scope{&expansion});
+  std::vector<std::string> out;
+  while (out.size() < max_prompts) {
+    std::optional<std::string> prompt = prompts->next();
+    if (!prompt) break;
+    out.push_back(std::move(*prompt));
+  }
+  // The library returns nothing here; making no image without a word would be worse.
+  ZF_CHECK(!out.empty() || max_prompts == 0,
+           "[prompt] the template stands for no prompt: each of its combinations repeats an "
+           "option, or it wraps nothing");
+  return out;
 }
 
 std::vector<std::string> sample_dynamic_prompts(std::string_view text,
                                                 const WildcardLines& wildcards, uint64_t seed,
                                                 size_t count) {
-  const Template t = Parser(text, "prompt", Mode::Random).parse();
-  WildcardBook book(wildcards, Mode::Random);
-  std::vector<std::string> prompts;
+  const Node t = dynamic_prompt::parse(text, "prompt", Mode::Random);
+  PythonRandom random(seed);
+  Expansion expansion{WildcardBook(wildcards, Mode::Random), &random};
+  // One generator for all the prompts, reseeded for each, as the extension draws a batch.
+  const GeneratorPtr prompts = generator(t, Scope{&expansion});
+  std::vector<std::string> out;
   for (size_t i = 0; i < count; ++i) {
-    PythonRandom random(seed + i);
-    prompts.push_back(RandomSampler(book, random).sample(t));
+    random.seed(seed + i);
+    out.push_back(*prompts->next());
   }
-  return prompts;
+  return out;
 }
 
 }  // namespace zflow::text

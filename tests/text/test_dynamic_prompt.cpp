@@ -63,6 +63,30 @@ TEST(DynamicPrompt, DrawsAsDynamicPromptsRandomGenerator) {
             std::vector<std::string>(expected.begin(), expected.begin() + 8));
 }
 
+// Variables, wraps, comments and options that repeat one another (syntax_cases.json): written
+// cases and 100-odd made at random from the syntax, each in both modes; in random mode six prompts
+// from one call, as the extension draws a batch (an immediate variable is drawn once for all).
+TEST(DynamicPrompt, VariablesWrapsAndCommentsAsTheLibrary) {
+  std::ifstream in(kDir / "syntax_cases.json");
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  const WildcardLines wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
+  const auto max_prompts = golden["max_prompts"].get<size_t>();
+  size_t generated = 0;
+  for (const nlohmann::json& c : golden["cases"]) {
+    const std::string templ = c["template"];
+    SCOPED_TRACE(templ);
+    EXPECT_EQ(expand_dynamic_prompt(templ, wildcards, max_prompts),
+              c["combinatorial"].get<std::vector<std::string>>());
+    const auto drawn = c["random"].get<std::vector<std::string>>();
+    EXPECT_EQ(sample_dynamic_prompts(templ, wildcards, std::stoull(c["seed"].get<std::string>()),
+                                     drawn.size()),
+              drawn);
+    generated += c["source"] == "generated";
+  }
+  EXPECT_GE(golden["cases"].size(), 140u);
+  EXPECT_GE(generated, 100u);
+}
+
 TEST(DynamicPrompt, ErrorsNameThePlace) {
   const WildcardLines wildcards = wildcard_folder(kDir / "wildcards");
   const auto error = [&](std::string_view templ) {
@@ -111,6 +135,38 @@ TEST(DynamicPrompt, ErrorsNameThePlace) {
     EXPECT_NE(test::error_of(make).find("a prompt longer than 65536 characters"),
               std::string::npos);
   EXPECT_EQ(expand_dynamic_prompt("__w15__", doubling, 2).front().size(), 65536u);
+  // Variables: unset, read inside their own value, set inside braces, malformed.
+  EXPECT_NE(error("a ${tone} cup").find("variable ${tone} is not set"), std::string::npos);
+  EXPECT_NE(error("${a={x|${a}}}${a}").find("variable ${a} refers to itself"), std::string::npos);
+  EXPECT_NE(error("{${a=b}|c}").find("variable ${a} is set inside braces at character 2"),
+            std::string::npos);
+  EXPECT_NE(error("x ${=b}").find("the '${' at character 3 is not followed by a variable name"),
+            std::string::npos);
+  EXPECT_NE(error("${a=b").find("the '${' at character 1 is never closed"), std::string::npos);
+  EXPECT_NE(error("${a=b|c}").find("the '${' at character 1 needs a '}' at character 6"),
+            std::string::npos);
+  EXPECT_NE(error("%{a...b}").find("the '%{' at character 1 has no '$$'"), std::string::npos);
+  EXPECT_NE(test::error_of([&] {
+              sample_dynamic_prompts("x ${tone}", wildcards, 1, 1);
+            }).find("variable ${tone} is not set"),
+            std::string::npos);
+  EXPECT_NE(error("{2$$a|{a}}").find("the template stands for no prompt"), std::string::npos);
+  // Lone '$' and '%' are text (the library refuses them), as are wildcards' underscores that
+  // enclose no name.
+  EXPECT_EQ(expand_dynamic_prompt("100% cotton, $5 {a|b}", wildcards, 10),
+            (std::vector<std::string>{"100% cotton, $5 a", "100% cotton, $5 b"}));
+  // Options that always come out alike: every combination is dropped, and past 2^18 the
+  // template is an error, not a hang (the library grinds on). Each __w__ is one of four lines
+  // that all read "a", so the first option stands for 4^11 prompts "aaaaaaaaaaa".
+  const WildcardLines alike = [](const std::string&) {
+    return std::vector<std::string>{"a", "{a}", "{a|a}", "a{}"};
+  };
+  std::string eleven;
+  for (int k = 0; k < 11; ++k) eleven += "__w__";
+  EXPECT_NE(test::error_of([&] {
+              expand_dynamic_prompt("{2$$" + eleven + "|{" + eleven + "}}", alike, 10);
+            }).find("dropped over 262144 combinations of options"),
+            std::string::npos);
   // Underscores that do not enclose a name, and an empty template, are text.
   EXPECT_EQ(expand_dynamic_prompt("snake__ case __x", wildcards, 10),
             (std::vector<std::string>{"snake__ case __x"}));

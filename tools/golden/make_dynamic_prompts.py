@@ -4,7 +4,8 @@ order) and RandomPromptGenerator (one prompt per seed, as the extension draws im
 And the draws of CPython's random.Random they rest on.
 
 Writes tests/fixtures/dynamic_prompts/: the wildcard folder (wildcards/), dynamic_prompts_cases.json,
-random_prompts_cases.json and python_random.json.
+random_prompts_cases.json, syntax_cases.json (variables, wraps, comments and repeated options, written and made at
+random, each in both modes) and python_random.json.
 
 Run: ~/.venvs/zflow-golden/bin/python tools/golden/make_dynamic_prompts.py
 """
@@ -12,8 +13,10 @@ Run: ~/.venvs/zflow-golden/bin/python tools/golden/make_dynamic_prompts.py
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
+import signal
 from pathlib import Path
 
 from dynamicprompts.generators import CombinatorialPromptGenerator, RandomPromptGenerator
@@ -37,6 +40,11 @@ WILDCARDS = {
     "pack/deep/animals": ["owl", "lynx"],
     "pack/glazes": ["celadon", "tenmoku"],
     ".hidden/animals": ["never read"],
+    # Lines that read variables: set around the wildcard, bound by __name(var=value)__, or kept with ?=.
+    "season_clothes": ["a ${season} coat", "${season?=spring} hat", "${season:winter} scarf"],
+    "tone": ["${shade:pale} ${hue}", "${hue} and {grey|black}"],
+    "kind/warm": ["amber", "rust {red|orange}"],
+    "kind/cool": ["teal"],
 }
 
 TEMPLATES = [
@@ -112,6 +120,153 @@ RANDOM_TEMPLATES = [
 ]
 
 
+# Variables (set, immediate, kept, read, defaulted, bound by a wildcard, in a wildcard's name), wraps, comments, and
+# options that repeat one another (which combinatorial variants drop).
+SYNTAX_TEMPLATES = [
+    "a ${x=foo} ${x}!",
+    "${x} ${x=foo}",
+    "${s={a|b}} ${s} ${s}",
+    "${s=!{a|b|c|d}} ${s} ${s} {x|y}",
+    "${s = { a|b} } [${s}]",
+    "${s:def {x|y}}",
+    "${s=x}${s:y}",
+    "${s?=x}${s}",
+    "${a=x}${b=${a}y}${b}",
+    "${a=!{x|y}}${b=${a}z}${b} ${b}",
+    "${c=a}{${c}|${c:z}}",
+    "${c={r|g}}{2$$${c}|b}",
+    "${season=summer}__season_clothes__",
+    "${season=!{summer|autumn}} __season_clothes__, __season_clothes__",
+    "__season_clothes(season=winter)__",
+    "__season_clothes( season = {wet|dry} )__",
+    "__tone(hue=red, shade={light|dark})__",
+    "${hue=blue}__tone__ / __tone(hue=green)__",
+    "${k=cool}__kind/${k}__ or __kind/${k}__",
+    "__kind/${k:warm}__",
+    "{__tone(hue=red)__|plain}",
+    "%{ a ... b $$ {x|y} }",
+    "%{{a...b|c\u2026d}$$x}",
+    "%{a$$x}",
+    "%{({-|+}....)$$__kind/cool__}",
+    "red #1 car",
+    "a # note\nb {c|d}",
+    "a #x\n#y\nb",
+    "{a|b}/* c */ d",
+    "{a|b}// x\nd",
+    "{a|b} # end",
+    "{a|a}",
+    "{a|b}{a|a}",
+    "{2$$a|{a|b}}",
+    "{x|{x|y}}",
+    "{2$$a|a|b}",
+    "{2$$a|}",
+    "{2$$,|a}",
+    "{ !a|b}",
+    "{ 2$$a|b|c}",
+    "{2-$$__kind/warm__}",
+    "{3-$$a|b}",
+    "1..5::x {1..5::a|b}",
+]
+
+SYNTAX_MAX_PROMPTS = 60
+SYNTAX_PROMPTS = 6  # random mode: seeds s to s + 5 in one call, as the extension draws a batch
+
+
+def generated_template(r: random.Random) -> str:
+    """A template made at random from the syntax, to find where zflow and the library part ways."""
+    words = ["red", "mug", "a cat", "blue glaze", " on a shelf", "茶杯", " soft light ", "x", "x"]
+    wildcards = ["__colors__", "__single__", "__season_clothes__", "__season_clothes(season={a|b})__",
+                 "__kind/${k:warm}__", "__tone(hue=red)__", "__kind/${k}__"]
+
+    def option(depth: int) -> str:
+        return "".join(piece(depth) for _ in range(r.randint(0, 2)))
+
+    def variant(depth: int) -> str:
+        options = []
+        for _ in range(r.randint(1, 4)):
+            weight = r.choice(["", "", "", "2::", "0.5::", " 3::"])
+            options.append(weight + option(depth + 1))
+        count = r.choice(["", "", "", "2$$", "1-2$$", "-2$$", "2-$$", "0$$", "2$$ and $$", "3$$|$$", "!", "1-3$$;$$"])
+        return "{" + count + "|".join(options) + "}"
+
+    def piece(depth: int) -> str:
+        kinds = ["word", "word", "wildcard", "variable"] + (["variant", "variant", "wrap"] if depth < 3 else [])
+        kind = r.choice(kinds)
+        if kind == "word":
+            return r.choice(words)
+        if kind == "wildcard":
+            return r.choice(wildcards)
+        if kind == "variable":
+            return r.choice(["${s}", "${t}", "${s:dflt}", "${u:{p|q}}", "${season}"])
+        if kind == "wrap":
+            return "%{" + r.choice(["(...)", "[\u2026]", "no marker ", "{a...b|c...d}"]) + "$$" + option(depth + 1) + "}"
+        return variant(depth)
+
+    sets = []
+    for name in ("s", "t", "season", "k"):
+        if r.random() < 0.6:
+            how = r.choice(["=", "=!", "?=", " = "])
+            sets.append("${" + name + how + r.choice(["cool", "warm", "{a|b}", "{2$$c|d|e}", "__single__", "x ${s:y}"]) + "}")
+    body = "".join(piece(0) for _ in range(r.randint(1, 4)))
+    comment = r.choice(["", "", "", " # a note", "\n# a line\nend"])
+    return "".join(sets) + body + comment
+
+
+class TookTooLong(Exception):
+    pass
+
+
+class MissingWildcard(Exception):
+    pass
+
+
+class RaiseOnMissingWildcard(logging.Handler):
+    """The library writes a missing wildcard's name as text with a warning; zflow refuses it, so such cases are out."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("No values found for wildcard"):
+            raise MissingWildcard(record.getMessage())
+
+
+def took_too_long(signum, frame):
+    raise TookTooLong()
+
+
+def syntax_cases(folder: Path) -> list[dict]:
+    """Each template in both modes; made-up templates the library refuses (unset variables, its grammar's limits)
+    are left out, as are ones that stand for no prompt."""
+    signal.signal(signal.SIGALRM, took_too_long)
+    logging.getLogger("dynamicprompts").addHandler(RaiseOnMissingWildcard())
+    logging.raiseExceptions = True
+    r = random.Random(20261208)
+    templates = [(t, "written") for t in SYNTAX_TEMPLATES]
+    while len(templates) < len(SYNTAX_TEMPLATES) + 200:
+        templates.append((generated_template(r), "generated"))
+    cases = []
+    for template, source in templates:
+        template = template.encode().decode("unicode_escape").encode("latin-1").decode()
+        seed = r.randrange(2**32)
+        signal.alarm(5)  # the library's combinatorial variants can grind for ever through repeated options
+        try:
+            combinatorial = CombinatorialPromptGenerator(wildcard_manager=WildcardManager(folder)).generate(
+                template, max_prompts=SYNTAX_MAX_PROMPTS)
+            seeds = [seed + i for i in range(SYNTAX_PROMPTS)]
+            drawn = RandomPromptGenerator(wildcard_manager=WildcardManager(folder)).generate(
+                template, SYNTAX_PROMPTS, seeds=seeds)
+        except Exception as e:  # noqa: BLE001 - the library's refusals of any kind
+            if source == "written":
+                raise
+            print(f"left out {template!r}: {type(e).__name__}", flush=True)
+            continue
+        finally:
+            signal.alarm(0)
+        if not combinatorial:
+            continue
+        cases.append(dict(template=template, source=source, combinatorial=combinatorial, seed=str(seed),
+                          random=drawn))
+    return cases
+
+
 def python_random_cases() -> list[dict]:
     """What the C++ PythonRandom is checked against: each seed's raw words and the draws dynamicprompts makes."""
     cases = []
@@ -160,6 +315,11 @@ def main() -> None:
     payload = {"_meta": fixture_metadata(__file__, None), "wildcards": "wildcards", "seeds": [str(s) for s in SEEDS],
                "cases": random_cases}
     (OUT / "random_prompts_cases.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+
+    payload = {"_meta": fixture_metadata(__file__, None), "wildcards": "wildcards", "max_prompts": SYNTAX_MAX_PROMPTS,
+               "cases": syntax_cases(folder)}
+    (OUT / "syntax_cases.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+    print(f"syntax cases: {len(payload['cases'])}")
 
     payload = {"_meta": fixture_metadata(__file__, None), "cases": python_random_cases()}
     (OUT / "python_random.json").write_text(json.dumps(payload, indent=1) + "\n")
