@@ -1,8 +1,8 @@
 // Fuzzes the Dynamic Prompts template expander in both modes: any text, with wildcards whose
 // lines are templates themselves (one refers to itself, another to a wildcard that does not
-// exist, others read variables). Any zflow::Error is a correct rejection; any other exception, crash, sanitizer report
-// or timeout is a bug, in particular expansion work that grows past the cap on prompts or their
-// length.
+// exist, others read variables or carry weights). Any zflow::Error is a correct rejection; any
+// other exception, crash, sanitizer report or timeout is a bug, in particular expansion work that
+// grows past the cap on prompts or their length.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,11 +14,14 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr size_t kMaxPrompts = 256;
-  const zflow::text::WildcardLines wildcards = [](const std::string& name) {
-    if (name == "a") return std::vector<std::string>{"x", "{y|__b__}", "# comment", ""};
-    if (name == "b") return std::vector<std::string>{"{2$$p|q|r}", "__a__"};
-    if (name == "c") return std::vector<std::string>{"__missing__"};
-    if (name == "v") return std::vector<std::string>{"${k} ${j:d}", "${k?=w}%{(...)$$__a__}"};
+  const zflow::text::Wildcards wildcards = [](const std::string& name) {
+    using V = zflow::text::WildcardValue;
+    if (name == "a") return std::vector<V>{{"x"}, {"{y|__b__}"}, {"# comment"}, {""}};
+    if (name == "b") return std::vector<V>{{"{2$$p|q|r}"}, {"__a__"}};
+    if (name == "c") return std::vector<V>{{"__missing__"}};
+    if (name == "v") return std::vector<V>{{"${k} ${j:d}"}, {"${k?=w}%{(...)$$__a__}"}};
+    if (name == "w")
+      return std::vector<V>{{"p", 2.5, true}, {"q", 0.5, true}, {"p"}, {"{r|s}", 1, true}};
     zflow::fail("[fuzz] no wildcard {}", name);
   };
   const std::string_view text(reinterpret_cast<const char*>(data), size);

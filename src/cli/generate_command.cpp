@@ -260,8 +260,8 @@ struct PromptPair {
 // list short).
 std::vector<PromptPair> expanded_prompts(const std::vector<std::string>& templates,
                                          const GenerateOptions& o, uint64_t seed) {
-  const text::WildcardLines wildcards =
-      o.wildcards.empty() ? text::WildcardLines{} : text::wildcard_folder(o.wildcards);
+  const text::Wildcards wildcards =
+      o.wildcards.empty() ? text::Wildcards{} : text::wildcard_folder(o.wildcards);
   std::vector<PromptPair> pairs;
   if (o.random_prompts > 0) {
     for (const std::string& t : templates) {

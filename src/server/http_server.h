@@ -28,7 +28,7 @@ struct ServerOptions {
   // Prompts read as Dynamic Prompts templates where a request does not say (the A1111 extension
   // installed), and the folder of their __name__ wildcard files.
   std::optional<PromptTemplates> prompt_templates;
-  text::WildcardLines wildcards;          // empty: none
+  text::Wildcards wildcards;          // empty: none
   std::vector<text::PromptStyle> styles;  // A1111's prompt styles requests may name
 };
 

@@ -52,7 +52,7 @@ void apply_prompt_styles(const nlohmann::json& body, JobSpec& spec,
 }
 
 void expand_prompt_templates(JobSpec& spec, const std::optional<PromptTemplates>& server_default,
-                             const text::WildcardLines& wildcards, const RequestLimits& limits) {
+                             const text::Wildcards& wildcards, const RequestLimits& limits) {
   const std::optional<PromptTemplates> t = spec.templates ? spec.templates : server_default;
   spec.templates = PromptTemplates{.mode = PromptTemplates::Mode::Off};  // expanded once only
   if (!t || t->mode == PromptTemplates::Mode::Off || spec.upscale) return;

@@ -23,6 +23,6 @@ void apply_prompt_styles(const nlohmann::json& body, JobSpec& spec,
 // second call changes nothing; the prompt stays the template, as A1111 keeps it. An ApiError 400
 // names the prompt field that goes wrong, or the batch limit a combinatorial template goes past.
 void expand_prompt_templates(JobSpec& spec, const std::optional<PromptTemplates>& server_default,
-                             const text::WildcardLines& wildcards, const RequestLimits& limits);
+                             const text::Wildcards& wildcards, const RequestLimits& limits);
 
 }  // namespace zflow::server

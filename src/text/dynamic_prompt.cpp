@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <map>
 #include <memory>
@@ -75,35 +76,54 @@ std::string wrapped(std::string_view wrapper, std::string_view inner) {
   return joined_prompt(std::string(wrapper), inner);
 }
 
-// The wildcard files' lines as templates, each file read and parsed once.
+// A wildcard's values as templates, as the library's WildcardManager hands them out: each once
+// (a weighted value apart from the same text without a weight), sorted by text.
+struct WildcardEntries {
+  std::vector<Node> values;
+  std::vector<double> weights;
+  bool varied_weights = false;  // some value weighs other than the first
+  // Each value int(weight) times, as the library iterates a wildcard in combinatorial mode and
+  // makes one into a variant's options.
+  std::vector<Node> repeated;
+};
+
+// The wildcards' values, each wildcard read and parsed once.
 class WildcardBook {
  public:
-  WildcardBook(const WildcardLines& wildcards, Mode mode) : wildcards_(wildcards), mode_(mode) {}
+  static constexpr double kMaxWeight = 10000;
 
-  // The lines of wildcard `name`: blank ones and # comments left out, each once, sorted.
-  const std::vector<Node>& lines(const std::string& name) {
+  WildcardBook(const Wildcards& wildcards, Mode mode) : wildcards_(wildcards), mode_(mode) {}
+
+  const WildcardEntries& entries(const std::string& name) {
     if (const auto it = parsed_.find(name); it != parsed_.end()) return it->second;
     ZF_CHECK(wildcards_, "[prompt] __{}__: no wildcard folder was given", name);
-    std::vector<std::string> lines;
-    for (std::string line : wildcards_(name)) {
-      line.erase(0, line.find_first_not_of(" \t\r"));
-      line.erase(line.find_last_not_of(" \t\r") + 1);
-      if (!line.empty() && line[0] != '#') lines.push_back(std::move(line));
+    std::vector<WildcardValue> values;
+    for (WildcardValue& value : wildcards_(name))
+      if (std::find(values.begin(), values.end(), value) == values.end())
+        values.push_back(std::move(value));
+    ZF_CHECK(!values.empty(), "[prompt] wildcard __{}__ has no values", name);
+    std::stable_sort(
+        values.begin(), values.end(),
+        [](const WildcardValue& a, const WildcardValue& b) { return a.text < b.text; });
+    WildcardEntries entries;
+    for (const WildcardValue& value : values) {
+      entries.values.push_back(dynamic_prompt::parse(
+          value.text, fmt::format("wildcard __{}__, value '{}'", name, value.text), mode_));
+      // Combinatorial mode makes a value int(weight) times; Python would hang on a huge one.
+      ZF_CHECK(std::isfinite(value.weight) && value.weight <= kMaxWeight,
+               "[prompt] wildcard __{}__: value '{}' weighs {}; a weight up to {} is expected",
+               name, value.text, value.weight, kMaxWeight);
+      entries.weights.push_back(value.weight);
+      entries.varied_weights |= value.weight != values.front().weight;
+      for (double k = 1; k <= value.weight; ++k) entries.repeated.push_back(entries.values.back());
     }
-    ZF_CHECK(!lines.empty(), "[prompt] wildcard __{}__ has no lines", name);
-    std::sort(lines.begin(), lines.end());
-    lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
-    std::vector<Node> templates;
-    for (const std::string& line : lines)
-      templates.push_back(dynamic_prompt::parse(
-          line, fmt::format("wildcard __{}__, line '{}'", name, line), mode_));
-    return parsed_[name] = std::move(templates);
+    return parsed_[name] = std::move(entries);
   }
 
  private:
-  const WildcardLines& wildcards_;
+  const Wildcards& wildcards_;
   const Mode mode_;
-  std::map<std::string, std::vector<Node>> parsed_;
+  std::map<std::string, WildcardEntries> parsed_;
 };
 
 // What the generators of one template share.
@@ -188,7 +208,7 @@ std::pair<const Node*, Scope> wildcard_variant(const Node& variant, const Scope&
   Node& made =
       outer.expansion->wildcard_variants[{name, variant.lo, variant.hi, variant.separator}];
   if (made.children.empty()) {
-    const std::vector<Node>& lines = outer.expansion->book.lines(name);
+    const std::vector<Node>& lines = outer.expansion->book.entries(name).repeated;
     made = Node{
         .kind = Kind::Variant,
         .children = lines,
@@ -433,7 +453,8 @@ class CombinatorialVariant final : public Generator {
       lines_ = std::make_unique<CombinatorialVariant>(*made, std::move(scope));
       return;
     }
-    next_count_ = std::min(variant_.lo, variant_.children.size());
+    // A wildcard whose values all weigh under 1 makes a variant of no options: no prompts.
+    next_count_ = variant_.children.empty() ? 1 : std::min(variant_.lo, variant_.children.size());
     hi_ = std::min(variant_.hi, variant_.children.size());
   }
 
@@ -457,6 +478,8 @@ class RandomVariant final : public Generator {
 
   std::optional<std::string> next() override {
     const std::vector<Node>& options = variant_.children;
+    ZF_CHECK(!options.empty(),
+             "[prompt] a wildcard in braces has no value of weight 1 or more to choose from");
     if (options.size() == 1) {
       if (!only_) {
         if (is_wildcard_variant(variant_)) {
@@ -501,41 +524,54 @@ class RandomVariant final : public Generator {
   GeneratorPtr only_;
 };
 
-// A wildcard's lines (its name drawn first, its variables bound for them): in combinatorial
-// mode each line's prompts in turn, in random mode one line drawn (random.choice) per prompt.
+// A wildcard's values (its name drawn first, its variables bound for them): in combinatorial
+// mode each value's prompts in turn (int(weight) times); in random mode one value drawn per
+// prompt, by random.choice, or where the weights differ by random.choices, ten at a time as the
+// library draws them (so the later prompts of a batch take the rest of the ten).
 class WildcardGenerator final : public Generator {
  public:
   WildcardGenerator(const Node& wildcard, Scope scope)
       : wildcard_(wildcard), scope_(std::move(scope)) {}
 
   std::optional<std::string> next() override {
-    if (!lines_) start();
-    if (scope_.expansion->random) {
-      const size_t pick = scope_.expansion->random->choice(lines_->size());
-      return generator((*lines_)[pick], scope_)->next();
+    if (!entries_) start();
+    if (PythonRandom* random = scope_.expansion->random) {
+      const std::vector<Node>& values = entries_->values;
+      if (!entries_->varied_weights)
+        return generator(values[random->choice(values.size())], scope_)->next();
+      if (drawn_.empty())
+        for (int k = 0; k < kDrawnTogether; ++k)
+          drawn_.push_back(&values[random->choices(entries_->weights)]);
+      const Node* pick = drawn_.front();
+      drawn_.pop_front();
+      return generator(*pick, scope_)->next();
     }
-    while (line_ < lines_->size()) {
-      if (!current_) current_ = generator((*lines_)[line_], scope_);
+    const std::vector<Node>& repeated = entries_->repeated;
+    while (at_ < repeated.size()) {
+      if (!current_) current_ = generator(repeated[at_], scope_);
       if (std::optional<std::string> prompt = current_->next()) return prompt;
       current_.reset();
-      ++line_;
+      ++at_;
     }
     return std::nullopt;
   }
 
  private:
+  static constexpr int kDrawnTogether = 10;
+
   void start() {
     const std::string name = first_prompt(wildcard_.children.front(), scope_);
     scope_ = entering_wildcard(name, scope_);
     for (const auto& [variable, value] : wildcard_.bindings) scope_.variables[variable] = &value;
-    lines_ = &scope_.expansion->book.lines(name);
+    entries_ = &scope_.expansion->book.entries(name);
   }
 
   const Node& wildcard_;
   Scope scope_;
-  const std::vector<Node>* lines_ = nullptr;
-  size_t line_ = 0;
+  const WildcardEntries* entries_ = nullptr;
+  size_t at_ = 0;
   GeneratorPtr current_;
+  std::deque<const Node*> drawn_;  // random mode, weighted values
 };
 
 // %{wrapper$$inner}: in combinatorial mode each wrapper prompt with each inner one, the wrapper's
@@ -598,8 +634,8 @@ GeneratorPtr generator(const Node& node, const Scope& scope) {
 
 }  // namespace
 
-std::vector<std::string> expand_dynamic_prompt(std::string_view text,
-                                               const WildcardLines& wildcards, size_t max_prompts) {
+std::vector<std::string> expand_dynamic_prompt(std::string_view text, const Wildcards& wildcards,
+                                               size_t max_prompts) {
   const Node t = dynamic_prompt::parse(text, "prompt", Mode::Combinatorial);
   Expansion expansion{WildcardBook(wildcards, Mode::Combinatorial), nullptr};
   const GeneratorPtr prompts = generator(t, Scope{&expansion});
@@ -616,9 +652,8 @@ std::vector<std::string> expand_dynamic_prompt(std::string_view text,
   return out;
 }
 
-std::vector<std::string> sample_dynamic_prompts(std::string_view text,
-                                                const WildcardLines& wildcards, uint64_t seed,
-                                                size_t count) {
+std::vector<std::string> sample_dynamic_prompts(std::string_view text, const Wildcards& wildcards,
+                                                uint64_t seed, size_t count) {
   const Node t = dynamic_prompt::parse(text, "prompt", Mode::Random);
   PythonRandom random(seed);
   Expansion expansion{WildcardBook(wildcards, Mode::Random), &random};

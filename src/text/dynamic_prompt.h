@@ -43,21 +43,33 @@
 
 namespace zflow::text {
 
-// A wildcard's raw lines, by name ("colors", "sub/wood"); an Error for an unknown one.
-using WildcardLines = std::function<std::vector<std::string>(const std::string& name)>;
+// One value of a wildcard: a line of a text file, or an entry of a structured one (see
+// text/structured_wildcards.h), which may carry a weight: in random mode the value is drawn by it,
+// in combinatorial mode made int(weight) times, as the library does.
+struct WildcardValue {
+  std::string text;
+  double weight = 1;
+  // Given a weight, even 1 ("1::text"): the library then keeps it apart from the same text
+  // without one.
+  bool weighted = false;
+
+  bool operator==(const WildcardValue&) const = default;
+};
+
+// A wildcard's values, by name ("colors", "sub/wood"); an Error for an unknown one.
+using Wildcards = std::function<std::vector<WildcardValue>(const std::string& name)>;
 
 // The first `max_prompts` prompts `text` stands for (a text without braces or wildcards stands
 // for itself). Errors name the character where the template goes wrong.
-std::vector<std::string> expand_dynamic_prompt(std::string_view text,
-                                               const WildcardLines& wildcards, size_t max_prompts);
+std::vector<std::string> expand_dynamic_prompt(std::string_view text, const Wildcards& wildcards,
+                                               size_t max_prompts);
 
 // `count` prompts drawn from `text` in the extension's random mode (its default): prompt i as
 // dynamicprompts' RandomPromptGenerator draws it with Python's Random seeded with seed + i, which
 // is how the extension gives each image of a batch its own prompt from that image's seed. As
 // there, one generator draws them all: what it draws once (an immediate variable, a wildcard's
 // name) is drawn with the first seed and kept.
-std::vector<std::string> sample_dynamic_prompts(std::string_view text,
-                                                const WildcardLines& wildcards, uint64_t seed,
-                                                size_t count);
+std::vector<std::string> sample_dynamic_prompts(std::string_view text, const Wildcards& wildcards,
+                                                uint64_t seed, size_t count);
 
 }  // namespace zflow::text

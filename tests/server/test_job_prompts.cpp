@@ -18,7 +18,7 @@ namespace {
 using nlohmann::json;
 using Mode = PromptTemplates::Mode;
 
-const text::WildcardLines kWildcards =
+const text::Wildcards kWildcards =
     text::wildcard_folder(test::fixture("dynamic_prompts/wildcards"));
 
 json random_golden() {

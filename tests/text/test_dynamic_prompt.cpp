@@ -17,6 +17,8 @@
 #include <fstream>
 #include <functional>
 
+#include <unistd.h>
+
 #include "test_util.h"
 #include "text/dynamic_prompt.h"
 #include "text/wildcard_folder.h"
@@ -29,7 +31,7 @@ const std::filesystem::path kDir = test::fixture("dynamic_prompts");
 TEST(DynamicPrompt, ExpandsAsDynamicPromptsCombinatorialGenerator) {
   std::ifstream in(kDir / "dynamic_prompts_cases.json");
   const nlohmann::json golden = nlohmann::json::parse(in);
-  const WildcardLines wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
+  const Wildcards wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
   ASSERT_GE(golden["cases"].size(), 20u);
   for (const nlohmann::json& c : golden["cases"]) {
     const std::string templ = c["template"];
@@ -42,7 +44,7 @@ TEST(DynamicPrompt, ExpandsAsDynamicPromptsCombinatorialGenerator) {
 TEST(DynamicPrompt, DrawsAsDynamicPromptsRandomGenerator) {
   std::ifstream in(kDir / "random_prompts_cases.json");
   const nlohmann::json golden = nlohmann::json::parse(in);
-  const WildcardLines wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
+  const Wildcards wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
   ASSERT_GE(golden["cases"].size(), 25u);
   ASSERT_GE(golden["seeds"].size(), 10u);
   for (const nlohmann::json& c : golden["cases"]) {
@@ -69,7 +71,7 @@ TEST(DynamicPrompt, DrawsAsDynamicPromptsRandomGenerator) {
 TEST(DynamicPrompt, VariablesWrapsAndCommentsAsTheLibrary) {
   std::ifstream in(kDir / "syntax_cases.json");
   const nlohmann::json golden = nlohmann::json::parse(in);
-  const WildcardLines wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
+  const Wildcards wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
   const auto max_prompts = golden["max_prompts"].get<size_t>();
   size_t generated = 0;
   for (const nlohmann::json& c : golden["cases"]) {
@@ -87,8 +89,68 @@ TEST(DynamicPrompt, VariablesWrapsAndCommentsAsTheLibrary) {
   EXPECT_GE(generated, 100u);
 }
 
+// Structured wildcard files (structured_cases.json): .yaml and .json entries named by their keys
+// beside a text file, YAML 1.1's typed scalars passed over as the library passes them, weights
+// ("2::x", {text, weight}) repeating values in combinatorial mode and drawing them (ten at a time)
+// in random mode, twelve prompts from one call.
+TEST(DynamicPrompt, StructuredWildcardFilesAsTheLibrary) {
+  std::ifstream in(kDir / "structured_cases.json");
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  const Wildcards wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
+  ASSERT_GE(golden["cases"].size(), 15u);
+  for (const nlohmann::json& c : golden["cases"]) {
+    const std::string templ = c["template"];
+    SCOPED_TRACE(templ);
+    EXPECT_EQ(expand_dynamic_prompt(templ, wildcards, golden["max_prompts"].get<size_t>()),
+              c["combinatorial"].get<std::vector<std::string>>());
+    const auto drawn = c["random"].get<std::vector<std::string>>();
+    EXPECT_EQ(sample_dynamic_prompts(templ, wildcards, std::stoull(c["seed"].get<std::string>()),
+                                     drawn.size()),
+              drawn);
+  }
+}
+
+TEST(DynamicPrompt, MalformedStructuredFilesAreNamed) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("zflow_test_structured_wildcards_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "broken.yaml") << "colors: [red, blue\n";
+  EXPECT_NE(
+      test::error_of([&] { wildcard_folder(dir); }).find("broken.yaml: not valid YAML at line"),
+      std::string::npos);
+  std::filesystem::remove(dir / "broken.yaml");
+  std::ofstream(dir / "broken.json") << "{\"colors\": [\"red\",}";
+  EXPECT_NE(test::error_of([&] { wildcard_folder(dir); }).find("broken.json: not valid JSON"),
+            std::string::npos);
+  std::filesystem::remove(dir / "broken.json");
+  // Nesting past 256 levels, and YAML aliases that repeat a list 10^8 times, are refused.
+  std::ofstream(dir / "deep.json") << std::string(100000, '[') << std::string(100000, ']');
+  EXPECT_NE(test::error_of([&] { wildcard_folder(dir); }).find("deep.json: nests over 256 levels"),
+            std::string::npos);
+  std::filesystem::remove(dir / "deep.json");
+  std::ofstream bomb(dir / "bomb.yaml");
+  bomb << "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char level = 'b'; level <= 'h'; ++level) {
+    const char below = static_cast<char>(level - 1);
+    bomb << level << ": &" << level << " [";
+    for (int k = 0; k < 10; ++k) bomb << (k ? ", *" : "*") << below;
+    bomb << "]\n";
+  }
+  bomb.close();
+  EXPECT_NE(test::error_of([&] { wildcard_folder(dir); })
+                .find("bomb.yaml: holds over 1048576 values (with its aliases followed)"),
+            std::string::npos);
+  std::filesystem::remove(dir / "bomb.yaml");
+  std::ofstream(dir / "heavy.yaml") << "w: [1e9::x]\n";
+  EXPECT_NE(test::error_of([&] {
+              expand_dynamic_prompt("__w__", wildcard_folder(dir), 10);
+            }).find("wildcard __w__: value 'x' weighs 1000000000; a weight up to 10000 is expected"),
+            std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(DynamicPrompt, ErrorsNameThePlace) {
-  const WildcardLines wildcards = wildcard_folder(kDir / "wildcards");
+  const Wildcards wildcards = wildcard_folder(kDir / "wildcards");
   const auto error = [&](std::string_view templ) {
     return test::error_of([&] { expand_dynamic_prompt(templ, wildcards, 100); });
   };
@@ -116,18 +178,18 @@ TEST(DynamicPrompt, ErrorsNameThePlace) {
             }).find("__a__: no wildcard folder was given"),
             std::string::npos);
   // Wildcards that refer back to themselves stop instead of recursing.
-  const WildcardLines loop = [](const std::string& name) {
-    return std::vector<std::string>{name == "a" ? "x __b__" : "y __a__"};
+  const Wildcards loop = [](const std::string& name) {
+    return std::vector<WildcardValue>{{name == "a" ? "x __b__" : "y __a__"}};
   };
   EXPECT_NE(test::error_of([&] {
               expand_dynamic_prompt("__a__", loop, 10);
             }).find("wildcard __a__ refers to itself (through a, b)"),
             std::string::npos);
   // Wildcards that double the prompt at each level stop at 64 Ki characters in both modes.
-  const WildcardLines doubling = [](const std::string& name) {
+  const Wildcards doubling = [](const std::string& name) {
     const int level = std::stoi(name.substr(1));
     const std::string below = fmt::format("__w{}__", level - 1);
-    return std::vector<std::string>{level == 0 ? "ab" : below + below};
+    return std::vector<WildcardValue>{{level == 0 ? "ab" : below + below}};
   };
   for (const auto& make :
        {std::function([&] { expand_dynamic_prompt("__w16__", doubling, 2); }),
@@ -158,8 +220,8 @@ TEST(DynamicPrompt, ErrorsNameThePlace) {
   // Options that always come out alike: every combination is dropped, and past 2^18 the
   // template is an error, not a hang (the library grinds on). Each __w__ is one of four lines
   // that all read "a", so the first option stands for 4^11 prompts "aaaaaaaaaaa".
-  const WildcardLines alike = [](const std::string&) {
-    return std::vector<std::string>{"a", "{a}", "{a|a}", "a{}"};
+  const Wildcards alike = [](const std::string&) {
+    return std::vector<WildcardValue>{{"a"}, {"{a}"}, {"{a|a}"}, {"a{}"}};
   };
   std::string eleven;
   for (int k = 0; k < 11; ++k) eleven += "__w__";

@@ -5,7 +5,8 @@ And the draws of CPython's random.Random they rest on.
 
 Writes tests/fixtures/dynamic_prompts/: the wildcard folder (wildcards/), dynamic_prompts_cases.json,
 random_prompts_cases.json, syntax_cases.json (variables, wraps, comments and repeated options, written and made at
-random, each in both modes) and python_random.json.
+random, each in both modes), structured_cases.json with its folder structured_wildcards/ (.json and .yaml wildcard
+files beside text ones, weighted values) and python_random.json.
 
 Run: ~/.venvs/zflow-golden/bin/python tools/golden/make_dynamic_prompts.py
 """
@@ -267,6 +268,92 @@ def syntax_cases(folder: Path) -> list[dict]:
     return cases
 
 
+# Structured wildcard files (the library's "pantries"), written as text so that YAML's plain scalars are read by its
+# own rules: keys and entries that YAML 1.1 types as bools, numbers, nulls or dates are passed over, quoted ones kept.
+STRUCTURED_FILES = {
+    "pantry.yaml": """\
+glaze:
+  warm: [amber, rust, "2::copper", 3::ochre, 0.5::sand]
+  cool:
+    - teal
+    - "slate {grey|blue}"
+    - {text: ice, weight: 2}
+    - {content: frost}
+    - {text: mist, weight: "1.5"}
+    - 12
+    - "12"
+    - yes
+    - "yes"
+    - ~
+    - 2024-05-01
+    - 1_000
+    - ""
+  empty: []
+  zero: 0
+single: one value
+yes: never read
+on: never read either
+"on": read
+12: not read
+bad weight:
+  - {text: x, weight: heavy}
+  - y
+nested:
+  deeper:
+    deepest: [down, "${depth:low}"]
+""",
+    "sub/more.json": """{"finish": ["matte", "glossy", {"text": "satin", "weight": 3}, 7, null, true, "",
+    "1::matte", "2::a::b", "01::lead"], "size": {"big": ["large", "huge"], "small": "tiny"}, "none": []}
+""",
+    "sub/flat.json": """["one", "two", 3, "2::three"]
+""",
+    "sub/plain.txt": "# a comment\n  spaced out  \nsecond\n\n",
+    "weights.yaml": """\
+draw:
+  - {text: common, weight: 10}
+  - {text: rare, weight: 1}
+  - {text: never, weight: 0}
+  - 0.5::half
+even: [3::a, 3::b]
+""",
+}
+
+STRUCTURED_TEMPLATES = [
+    "__glaze/warm__",
+    "__glaze/cool__",
+    "{__glaze/warm__}",
+    "{2$$__glaze/warm__}",
+    "__glaze/*__",
+    "__single__ and __on__",
+    "__nested/deeper/deepest__",
+    "__nested/deeper/deepest(depth=high)__",
+    "__sub/finish__ __sub/size/*__",
+    "__finish__, __size/small__",
+    "__sub/flat__",
+    "__flat__ / __plain__",
+    "__draw__",
+    "__draw__ and __draw__",
+    "{__draw__|__even__}",
+    "__even__",
+    "{2$$__draw__}",
+    "{2$$ and $$__glaze/cool__}",
+]
+
+
+def structured_cases(folder: Path) -> list[dict]:
+    r = random.Random(8)
+    cases = []
+    for template in STRUCTURED_TEMPLATES:
+        seed = r.randrange(2**32)
+        combinatorial = CombinatorialPromptGenerator(wildcard_manager=WildcardManager(folder)).generate(
+            template, max_prompts=SYNTAX_MAX_PROMPTS)
+        drawn = RandomPromptGenerator(wildcard_manager=WildcardManager(folder)).generate(
+            template, 12, seeds=[seed + i for i in range(12)])
+        cases.append(dict(template=template, combinatorial=combinatorial, seed=str(seed), random=drawn))
+        print(f"{template!r}: {combinatorial[:6]} ... {drawn[:4]}")
+    return cases
+
+
 def python_random_cases() -> list[dict]:
     """What the C++ PythonRandom is checked against: each seed's raw words and the draws dynamicprompts makes."""
     cases = []
@@ -320,6 +407,15 @@ def main() -> None:
                "cases": syntax_cases(folder)}
     (OUT / "syntax_cases.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
     print(f"syntax cases: {len(payload['cases'])}")
+
+    structured = OUT / "structured_wildcards"
+    for name, text in STRUCTURED_FILES.items():
+        path = structured / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    payload = {"_meta": fixture_metadata(__file__, None), "wildcards": "structured_wildcards",
+               "max_prompts": SYNTAX_MAX_PROMPTS, "cases": structured_cases(structured)}
+    (OUT / "structured_cases.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
 
     payload = {"_meta": fixture_metadata(__file__, None), "cases": python_random_cases()}
     (OUT / "python_random.json").write_text(json.dumps(payload, indent=1) + "\n")
