@@ -1,5 +1,6 @@
 #include "cli/component_flags.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "backend/cpu/gemm.h"
@@ -24,6 +25,28 @@ pipeline::ModelFiles ComponentFlags::files(const std::string& model_dir) const {
                       : int8 ? io::LoadQuantization::Int8
                              : io::LoadQuantization::None,
           .offload = offload};
+}
+
+std::vector<std::pair<std::string, std::string>> ComponentFlags::named_files() const {
+  std::vector<std::pair<std::string, std::string>> named;
+  for (const auto& [flag, file] : {std::pair{"--diffusion-model", &diffusion_model},
+                                   {"--text-encoder", &text_encoder},
+                                   {"--tokenizer", &tokenizer},
+                                   {"--clip-l", &clip_l},
+                                   {"--t5xxl", &t5xxl},
+                                   {"--clip-tokenizer", &clip_tokenizer},
+                                   {"--t5-tokenizer", &t5_tokenizer},
+                                   {"--vae", &vae},
+                                   {"--redux", &redux},
+                                   {"--siglip", &siglip}})
+    if (!file->empty()) named.emplace_back(flag, *file);
+  return named;
+}
+
+bool ComponentFlags::names_other_components() const {
+  const auto named = named_files();
+  return std::any_of(named.begin(), named.end(),
+                     [](const auto& n) { return n.first != "--diffusion-model"; });
 }
 
 void add_component_flags(CLI::App* cmd, ComponentFlags& f, const std::string& note) {

@@ -6,6 +6,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "models/upscaler.h"
 #include "pipeline/generator.h"
@@ -20,6 +22,10 @@ struct ComponentFlags {
 
   // The files, with `model_dir` as the folder the unnamed components come from (may be empty).
   pipeline::ModelFiles files(const std::string& model_dir = {}) const;
+  // Whether a flag names a component file other than the transformer (--vae, --tokenizer, ...).
+  bool names_other_components() const;
+  // The files the flags name, each with its flag ("--vae").
+  std::vector<std::pair<std::string, std::string>> named_files() const;
 };
 
 // Adds --diffusion-model, --text-encoder, --tokenizer, --clip-l, --t5xxl, --clip-tokenizer,

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <thread>
 
@@ -41,7 +42,20 @@ struct ServeOptions {
 
 std::vector<server::ModelEntry> model_entries(const ServeOptions& o) {
   std::vector<server::ModelEntry> entries;
-  for (const auto& dir : o.model_dirs) entries.push_back(server::model_entry({.model_dir = dir}));
+  // --vae, --tokenizer and the like complete --diffusion-model's model, or else override the
+  // files of the one -m folder, as in `zflow generate`; with several folders they would be a guess.
+  const bool override_folder =
+      o.components.diffusion_model.empty() && o.components.names_other_components();
+  ZF_CHECK(!override_folder || (o.model_dirs.size() == 1 && o.models_folder.empty()),
+           "[serve] --text-encoder, --tokenizer, --vae and the other component flags name the "
+           "files of one model: give them with --diffusion-model, or with exactly one -m DIR (and "
+           "no --models-dir)");
+  // Models load at their first job; a mistyped path is said now instead.
+  for (const auto& [flag, path] : o.components.named_files())
+    ZF_CHECK(std::filesystem::exists(path), "[serve] {} {}: no such file or folder", flag, path);
+  for (const auto& dir : o.model_dirs)
+    entries.push_back(server::model_entry(
+        override_folder ? o.components.files(dir) : pipeline::ModelFiles{.model_dir = dir}));
   if (!o.components.diffusion_model.empty())
     entries.push_back(server::model_entry(o.components.files()));
   if (!o.models_folder.empty())

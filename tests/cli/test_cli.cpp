@@ -62,6 +62,22 @@ TEST(Cli, MissingFileIsOneClearLine) {
   EXPECT_EQ(r.output, "error: [info] /nonexistent/model.safetensors: no such file or folder\n");
 }
 
+// serve's component flags override the files of its one -m folder, as generate's do; with two
+// folders they would be a guess, and are refused before anything is loaded.
+TEST(Cli, ServeComponentFlagsNeedOneModel) {
+  const std::string dev = test::fixture("flux_pipeline/tiny_dev").string();
+  const CommandResult r =
+      run_zflow("serve -m " + dev + " -m " + dev + " --vae /nonexistent/ae.safetensors --port 0");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.output, testing::HasSubstr("give them with --diffusion-model, or with exactly one "
+                                           "-m DIR (and no --models-dir)"));
+  // The one folder's override is taken, and a path that is not there is said at startup (models
+  // load at their first job).
+  const CommandResult one = run_zflow("serve -m " + dev + " --vae /nonexistent/ae.safetensors");
+  EXPECT_EQ(one.status, 1);
+  EXPECT_EQ(one.output, "error: [serve] --vae /nonexistent/ae.safetensors: no such file or folder\n");
+}
+
 TEST(Cli, BenchVaeRunsWithRandomWeights) {
   const CommandResult r =
       run_zflow("bench vae --random-weights -W 32 -H 16 --encode --threads 1 --device cpu");
