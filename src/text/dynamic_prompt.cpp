@@ -82,9 +82,9 @@ struct WildcardEntries {
   std::vector<Node> values;
   std::vector<double> weights;
   bool varied_weights = false;  // some value weighs other than the first
-  // Each value int(weight) times, as the library iterates a wildcard in combinatorial mode and
-  // makes one into a variant's options.
-  std::vector<Node> repeated;
+  // Each value int(weight) times (indices into `values`), as the library iterates a wildcard in
+  // combinatorial mode and makes one into a variant's options.
+  std::vector<size_t> repeated;
 };
 
 // The wildcards' values, each wildcard read and parsed once.
@@ -97,14 +97,21 @@ class WildcardBook {
   const WildcardEntries& entries(const std::string& name) {
     if (const auto it = parsed_.find(name); it != parsed_.end()) return it->second;
     ZF_CHECK(wildcards_, "[prompt] __{}__: no wildcard folder was given", name);
+    std::vector<WildcardValue> all = wildcards_(name);
+    std::stable_sort(all.begin(), all.end(), [](const WildcardValue& a, const WildcardValue& b) {
+      return a.text < b.text;
+    });
+    // Each value once, the first of equal ones as dict.fromkeys keeps it: equal values share
+    // their text, so only the run of that text (in the original order, the sort being stable)
+    // is looked through.
     std::vector<WildcardValue> values;
-    for (WildcardValue& value : wildcards_(name))
-      if (std::find(values.begin(), values.end(), value) == values.end())
-        values.push_back(std::move(value));
+    for (WildcardValue& value : all) {
+      bool seen = false;
+      for (size_t j = values.size(); j-- > 0 && values[j].text == value.text && !seen;)
+        seen = values[j] == value;
+      if (!seen) values.push_back(std::move(value));
+    }
     ZF_CHECK(!values.empty(), "[prompt] wildcard __{}__ has no values", name);
-    std::stable_sort(
-        values.begin(), values.end(),
-        [](const WildcardValue& a, const WildcardValue& b) { return a.text < b.text; });
     WildcardEntries entries;
     for (const WildcardValue& value : values) {
       entries.values.push_back(dynamic_prompt::parse(
@@ -115,7 +122,8 @@ class WildcardBook {
                name, value.text, value.weight, kMaxWeight);
       entries.weights.push_back(value.weight);
       entries.varied_weights |= value.weight != values.front().weight;
-      for (double k = 1; k <= value.weight; ++k) entries.repeated.push_back(entries.values.back());
+      for (double k = 1; k <= value.weight; ++k)
+        entries.repeated.push_back(entries.values.size() - 1);
     }
     return parsed_[name] = std::move(entries);
   }
@@ -208,13 +216,16 @@ std::pair<const Node*, Scope> wildcard_variant(const Node& variant, const Scope&
   Node& made =
       outer.expansion->wildcard_variants[{name, variant.lo, variant.hi, variant.separator}];
   if (made.children.empty()) {
-    const std::vector<Node>& lines = outer.expansion->book.entries(name).repeated;
+    const WildcardEntries& entries = outer.expansion->book.entries(name);
+    std::vector<Node> lines;
+    for (size_t k : entries.repeated) lines.push_back(entries.values[k]);
+    const size_t n = lines.size();
     made = Node{
         .kind = Kind::Variant,
-        .children = lines,
-        .weights = std::vector<double>(lines.size(), 1.0),
-        .lo = std::min(variant.lo, lines.size()),
-        .hi = std::min(variant.hi, lines.size()),
+        .children = std::move(lines),
+        .weights = std::vector<double>(n, 1.0),
+        .lo = std::min(variant.lo, n),
+        .hi = std::min(variant.hi, n),
         .separator = variant.separator,
     };
   }
@@ -546,9 +557,9 @@ class WildcardGenerator final : public Generator {
       drawn_.pop_front();
       return generator(*pick, scope_)->next();
     }
-    const std::vector<Node>& repeated = entries_->repeated;
+    const std::vector<size_t>& repeated = entries_->repeated;
     while (at_ < repeated.size()) {
-      if (!current_) current_ = generator(repeated[at_], scope_);
+      if (!current_) current_ = generator(entries_->values[repeated[at_]], scope_);
       if (std::optional<std::string> prompt = current_->next()) return prompt;
       current_.reset();
       ++at_;

@@ -28,6 +28,20 @@ namespace {
 
 const std::filesystem::path kDir = test::fixture("dynamic_prompts");
 
+// A case of syntax_cases.json or structured_cases.json: its prompts in combinatorial mode, and in
+// random mode from one call, as the library made them.
+void expect_both_modes_as_library(const nlohmann::json& c, const Wildcards& wildcards,
+                                  size_t max_prompts) {
+  const std::string templ = c["template"];
+  SCOPED_TRACE(templ);
+  EXPECT_EQ(expand_dynamic_prompt(templ, wildcards, max_prompts),
+            c["combinatorial"].get<std::vector<std::string>>());
+  const auto drawn = c["random"].get<std::vector<std::string>>();
+  EXPECT_EQ(sample_dynamic_prompts(templ, wildcards, std::stoull(c["seed"].get<std::string>()),
+                                   drawn.size()),
+            drawn);
+}
+
 TEST(DynamicPrompt, ExpandsAsDynamicPromptsCombinatorialGenerator) {
   std::ifstream in(kDir / "dynamic_prompts_cases.json");
   const nlohmann::json golden = nlohmann::json::parse(in);
@@ -75,14 +89,7 @@ TEST(DynamicPrompt, VariablesWrapsAndCommentsAsTheLibrary) {
   const auto max_prompts = golden["max_prompts"].get<size_t>();
   size_t generated = 0;
   for (const nlohmann::json& c : golden["cases"]) {
-    const std::string templ = c["template"];
-    SCOPED_TRACE(templ);
-    EXPECT_EQ(expand_dynamic_prompt(templ, wildcards, max_prompts),
-              c["combinatorial"].get<std::vector<std::string>>());
-    const auto drawn = c["random"].get<std::vector<std::string>>();
-    EXPECT_EQ(sample_dynamic_prompts(templ, wildcards, std::stoull(c["seed"].get<std::string>()),
-                                     drawn.size()),
-              drawn);
+    expect_both_modes_as_library(c, wildcards, max_prompts);
     generated += c["source"] == "generated";
   }
   EXPECT_GE(golden["cases"].size(), 140u);
@@ -98,16 +105,8 @@ TEST(DynamicPrompt, StructuredWildcardFilesAsTheLibrary) {
   const nlohmann::json golden = nlohmann::json::parse(in);
   const Wildcards wildcards = wildcard_folder(kDir / golden["wildcards"].get<std::string>());
   ASSERT_GE(golden["cases"].size(), 15u);
-  for (const nlohmann::json& c : golden["cases"]) {
-    const std::string templ = c["template"];
-    SCOPED_TRACE(templ);
-    EXPECT_EQ(expand_dynamic_prompt(templ, wildcards, golden["max_prompts"].get<size_t>()),
-              c["combinatorial"].get<std::vector<std::string>>());
-    const auto drawn = c["random"].get<std::vector<std::string>>();
-    EXPECT_EQ(sample_dynamic_prompts(templ, wildcards, std::stoull(c["seed"].get<std::string>()),
-                                     drawn.size()),
-              drawn);
-  }
+  for (const nlohmann::json& c : golden["cases"])
+    expect_both_modes_as_library(c, wildcards, golden["max_prompts"].get<size_t>());
 }
 
 TEST(DynamicPrompt, MalformedStructuredFilesAreNamed) {
@@ -137,15 +136,17 @@ TEST(DynamicPrompt, MalformedStructuredFilesAreNamed) {
     bomb << "]\n";
   }
   bomb.close();
-  EXPECT_NE(test::error_of([&] { wildcard_folder(dir); })
-                .find("bomb.yaml: holds over 1048576 values (with its aliases followed)"),
+  EXPECT_NE(test::error_of([&] {
+              wildcard_folder(dir);
+            }).find("bomb.yaml: holds over 1048576 values (with its aliases followed)"),
             std::string::npos);
   std::filesystem::remove(dir / "bomb.yaml");
   std::ofstream(dir / "heavy.yaml") << "w: [1e9::x]\n";
-  EXPECT_NE(test::error_of([&] {
-              expand_dynamic_prompt("__w__", wildcard_folder(dir), 10);
-            }).find("wildcard __w__: value 'x' weighs 1000000000; a weight up to 10000 is expected"),
-            std::string::npos);
+  EXPECT_NE(
+      test::error_of([&] {
+        expand_dynamic_prompt("__w__", wildcard_folder(dir), 10);
+      }).find("wildcard __w__: value 'x' weighs 1000000000; a weight up to 10000 is expected"),
+      std::string::npos);
   std::filesystem::remove_all(dir);
 }
 
